@@ -1,0 +1,2 @@
+//! TODO(kernels owner): the inference plan.
+pub struct Plan;
