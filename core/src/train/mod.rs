@@ -344,6 +344,16 @@ impl Trainer {
             });
         }
         self.order = order;
+        // A loss can stay finite a while after the weights blew up; never hand back such a model.
+        for (i, layer) in self.model.layers.iter().enumerate() {
+            if let Layer::Dense { weight, .. } | Layer::Conv2d { weight, .. } = layer {
+                if weight.as_f32().is_some_and(|w| w.iter().any(|v| !v.is_finite())) {
+                    return Err(Error::bad_input(format!(
+                        "layer {i} weights became NaN or infinite (training diverged): lower the learning rate (--lr)"
+                    )));
+                }
+            }
+        }
         let stats = EpochStats {
             epoch: self.epoch,
             loss: (loss_sum / seen as f64) as f32,
