@@ -50,17 +50,27 @@ pub fn load_split(dir: &Path) -> Result<Split, String> {
     let mut per_digit = Vec::with_capacity(10);
     for d in 0..10 {
         let path = dir.join(format!("{d}.json"));
-        let bytes = std::fs::read(&path).map_err(|e| format!("{}: cannot read: {e} (run `npm install`?)", path.display()))?;
-        let mut obj: HashMap<String, Vec<f32>> = serde_json::from_slice(&bytes)
-            .map_err(|e| format!("{}: not a {{\"data\": [numbers]}} digit file: {e}", path.display()))?;
-        per_digit.push(obj.remove("data").ok_or_else(|| format!("{}: no \"data\" array", path.display()))?);
+        let bytes = std::fs::read(&path)
+            .map_err(|e| format!("{}: cannot read: {e} (run `npm install`?)", path.display()))?;
+        let mut obj: HashMap<String, Vec<f32>> = serde_json::from_slice(&bytes).map_err(|e| {
+            format!(
+                "{}: not a {{\"data\": [numbers]}} digit file: {e}",
+                path.display()
+            )
+        })?;
+        per_digit.push(
+            obj.remove("data")
+                .ok_or_else(|| format!("{}: no \"data\" array", path.display()))?,
+        );
     }
     mnist_split(&per_digit).map_err(|e| format!("{}: {e}", dir.display()))
 }
 
 /// Reads a plain (not gzipped) IDX image file and label file.
 pub fn load_idx(images: &Path, labels: &Path) -> Result<Dataset, String> {
-    let read = |p: &Path| std::fs::read(p).map_err(|e| format!("{}: cannot read: {e}", p.display()));
+    let read =
+        |p: &Path| std::fs::read(p).map_err(|e| format!("{}: cannot read: {e}", p.display()));
     let (img, lab) = (read(images)?, read(labels)?);
-    Dataset::from_idx(&img, &lab).map_err(|e| format!("{} + {}: {e}", images.display(), labels.display()))
+    Dataset::from_idx(&img, &lab)
+        .map_err(|e| format!("{} + {}: {e}", images.display(), labels.display()))
 }

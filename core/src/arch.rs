@@ -43,8 +43,15 @@ fn glorot_uniform(rng: &mut Rng, n: usize, fan_in: usize, fan_out: usize) -> Vec
 }
 
 fn dense(rng: &mut Rng, fin: usize, fout: usize, relu_follows: bool) -> Layer {
-    let w = if relu_follows { he_normal(rng, fin * fout, fin) } else { glorot_uniform(rng, fin * fout, fin, fout) };
-    Layer::Dense { weight: Tensor::f32(vec![fin, fout], w), bias: Tensor::f32(vec![fout], vec![0.0; fout]) }
+    let w = if relu_follows {
+        he_normal(rng, fin * fout, fin)
+    } else {
+        glorot_uniform(rng, fin * fout, fin, fout)
+    };
+    Layer::Dense {
+        weight: Tensor::f32(vec![fin, fout], w),
+        bias: Tensor::f32(vec![fout], vec![0.0; fout]),
+    }
 }
 
 fn conv(rng: &mut Rng, ic: usize, oc: usize, k: usize) -> Layer {
@@ -64,8 +71,16 @@ fn mnist_meta(name: &str, arch: &str, seed: u64) -> Metadata {
         version: "1.0.0".into(),
         input_shape: vec![1, 28, 28],
         labels: (0..10).map(|d| d.to_string()).collect(),
-        preprocessing: Preprocessing { recipe: "mnist-digit".into(), range: [0.0, 1.0], ink_high: true },
-        provenance: Provenance { arch: arch.into(), seed, ..Default::default() },
+        preprocessing: Preprocessing {
+            recipe: "mnist-digit".into(),
+            range: [0.0, 1.0],
+            ink_high: true,
+        },
+        provenance: Provenance {
+            arch: arch.into(),
+            seed,
+            ..Default::default()
+        },
     }
 }
 

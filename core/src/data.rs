@@ -36,7 +36,10 @@ pub struct Dataset {
 impl Dataset {
     /// Checks that the sizes agree and the pixels are finite.
     pub fn new(images: Vec<f32>, labels: Vec<u8>, sample_shape: [usize; 3]) -> Result<Dataset> {
-        let per = sample_shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).unwrap_or(0);
+        let per = sample_shape
+            .iter()
+            .try_fold(1usize, |a, &d| a.checked_mul(d))
+            .unwrap_or(0);
         if per == 0 {
             return Err(Error::bad_input(format!(
                 "sample shape {sample_shape:?} must have non-zero dimensions"
@@ -55,7 +58,12 @@ impl Dataset {
                 i / per
             )));
         }
-        Ok(Dataset { images, labels, n, sample_shape })
+        Ok(Dataset {
+            images,
+            labels,
+            n,
+            sample_shape,
+        })
     }
 
     /// Values per sample (`C×H×W`).
@@ -137,9 +145,9 @@ pub fn mnist_split(per_digit: &[Vec<f32>]) -> Result<Split> {
         }
         let cut = (count - TEST_PER_DIGIT) * MNIST_PIXELS;
         tr_img.extend_from_slice(&values[..cut]);
-        tr_lab.extend(std::iter::repeat(d as u8).take(count - TEST_PER_DIGIT));
+        tr_lab.extend(std::iter::repeat_n(d as u8, count - TEST_PER_DIGIT));
         te_img.extend_from_slice(&values[cut..]);
-        te_lab.extend(std::iter::repeat(d as u8).take(TEST_PER_DIGIT));
+        te_lab.extend(std::iter::repeat_n(d as u8, TEST_PER_DIGIT));
     }
     Ok(Split {
         train: Dataset::new(tr_img, tr_lab, [1, 28, 28])?,
@@ -237,7 +245,12 @@ pub fn parse_idx_images(bytes: &[u8]) -> Result<IdxImages> {
     // The payload length was checked against n×rows×cols above, so this allocation is bounded
     // by the input size.
     let pixels = payload.iter().map(|&b| b as f32 / 255.0).collect();
-    Ok(IdxImages { n, rows, cols, pixels })
+    Ok(IdxImages {
+        n,
+        rows,
+        cols,
+        pixels,
+    })
 }
 
 /// Parses an `*-labels-idx1-ubyte` file (plain, not gzipped).
@@ -253,7 +266,11 @@ pub fn write_idx_images(images: &[f32], n: usize, rows: usize, cols: usize) -> V
     for d in [n, rows, cols] {
         out.extend_from_slice(&(d as u32).to_be_bytes());
     }
-    out.extend(images.iter().map(|&v| (v.clamp(0.0, 1.0) * 255.0).round() as u8));
+    out.extend(
+        images
+            .iter()
+            .map(|&v| (v.clamp(0.0, 1.0) * 255.0).round() as u8),
+    );
     out
 }
 

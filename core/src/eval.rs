@@ -44,7 +44,9 @@ impl Evaluation {
         let classes = self.confusion.len();
         for (row, &l) in outputs.chunks_exact(classes).zip(labels) {
             let actual = self.confusion.get_mut(l as usize).ok_or_else(|| {
-                Error::bad_input(format!("label {l} is out of range for a model with {classes} outputs"))
+                Error::bad_input(format!(
+                    "label {l} is out of range for a model with {classes} outputs"
+                ))
             })?;
             actual[argmax(row)] += 1;
             self.n += 1;
@@ -110,17 +112,31 @@ pub fn evaluate(
 }
 
 fn pct(v: Option<f32>) -> String {
-    v.map(|v| format!("{:6.2}%", v * 100.0)).unwrap_or_else(|| "     -".into())
+    v.map(|v| format!("{:6.2}%", v * 100.0))
+        .unwrap_or_else(|| "     -".into())
 }
 
 impl fmt::Display for Evaluation {
     /// A per-class table (precision, recall, support) followed by the confusion matrix.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "accuracy: {:.2}% ({} / {})", self.accuracy() * 100.0, self.correct(), self.n)?;
+        writeln!(
+            f,
+            "accuracy: {:.2}% ({} / {})",
+            self.accuracy() * 100.0,
+            self.correct(),
+            self.n
+        )?;
         writeln!(f)?;
         writeln!(f, "class  precision   recall  support")?;
         for c in 0..self.classes() {
-            writeln!(f, "{:>5}  {:>9}  {:>7}  {:>7}", self.class_names[c], pct(self.precision(c)), pct(self.recall(c)), self.support(c))?;
+            writeln!(
+                f,
+                "{:>5}  {:>9}  {:>7}  {:>7}",
+                self.class_names[c],
+                pct(self.precision(c)),
+                pct(self.recall(c)),
+                self.support(c)
+            )?;
         }
         writeln!(f)?;
         writeln!(f, "confusion matrix (rows: actual, columns: predicted)")?;

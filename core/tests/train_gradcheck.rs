@@ -3,13 +3,20 @@
 //! The scalar checked is `L = Σ r ⊙ y` for a fixed random probe `r`, so `∂L/∂y = r` and the
 //! analytic gradients come from `Network::backward(r)`. Shapes are small and odd on purpose
 //! (non-square kernels, stride ≠ padding) so that index mix-ups cannot cancel out.
+#![allow(clippy::needless_range_loop)]
 
 use mdeploy_core::model::{Layer, Metadata, Model, Tensor};
 use mdeploy_core::rng::Rng;
 use mdeploy_core::train::{soft_cross_entropy, Mode, Network, Output};
 
 fn model(input_shape: Vec<usize>, layers: Vec<Layer>) -> Model {
-    Model { meta: Metadata { input_shape, ..Default::default() }, layers }
+    Model {
+        meta: Metadata {
+            input_shape,
+            ..Default::default()
+        },
+        layers,
+    }
 }
 
 fn randn(rng: &mut Rng, n: usize) -> Vec<f32> {
@@ -17,10 +24,20 @@ fn randn(rng: &mut Rng, n: usize) -> Vec<f32> {
 }
 
 fn dense(rng: &mut Rng, fin: usize, fout: usize) -> Layer {
-    Layer::Dense { weight: Tensor::f32(vec![fin, fout], randn(rng, fin * fout)), bias: Tensor::f32(vec![fout], randn(rng, fout)) }
+    Layer::Dense {
+        weight: Tensor::f32(vec![fin, fout], randn(rng, fin * fout)),
+        bias: Tensor::f32(vec![fout], randn(rng, fout)),
+    }
 }
 
-fn conv(rng: &mut Rng, ic: usize, oc: usize, k: [usize; 2], stride: [usize; 2], padding: [usize; 2]) -> Layer {
+fn conv(
+    rng: &mut Rng,
+    ic: usize,
+    oc: usize,
+    k: [usize; 2],
+    stride: [usize; 2],
+    padding: [usize; 2],
+) -> Layer {
     let n = oc * ic * k[0] * k[1];
     Layer::Conv2d {
         weight: Tensor::f32(vec![oc, ic, k[0], k[1]], randn(rng, n)),
@@ -41,7 +58,10 @@ fn loss(model: &Model, x: &[f32], n: usize, r: &[f32], mode: Mode) -> f64 {
 fn close(analytic: f32, numeric: f64, what: &str) {
     let a = analytic as f64;
     let tol = 2e-3 + 2e-2 * a.abs().max(numeric.abs());
-    assert!((a - numeric).abs() <= tol, "{what}: analytic {a} vs numeric {numeric}");
+    assert!(
+        (a - numeric).abs() <= tol,
+        "{what}: analytic {a} vs numeric {numeric}"
+    );
 }
 
 /// Checks d/dinput and d/dparams of the whole `model` on `n` random samples.
@@ -61,7 +81,8 @@ fn check(model: Model, n: usize, mode: Mode, seed: u64) {
         let (mut xp, mut xm) = (x.clone(), x.clone());
         xp[i] += eps;
         xm[i] -= eps;
-        let num = (loss(&model, &xp, n, &r, mode) - loss(&model, &xm, n, &r, mode)) / (2.0 * eps as f64);
+        let num =
+            (loss(&model, &xp, n, &r, mode) - loss(&model, &xm, n, &r, mode)) / (2.0 * eps as f64);
         close(dx[i], num, &format!("d/dx[{i}]"));
     }
 
@@ -71,7 +92,9 @@ fn check(model: Model, n: usize, mode: Mode, seed: u64) {
             for j in 0..grad.len() {
                 let perturbed = |delta: f32| {
                     let mut m = model.clone();
-                    if let Layer::Dense { weight, bias } | Layer::Conv2d { weight, bias, .. } = &mut m.layers[li] {
+                    if let Layer::Dense { weight, bias } | Layer::Conv2d { weight, bias, .. } =
+                        &mut m.layers[li]
+                    {
                         let t = if which == "weight" { weight } else { bias };
                         t.as_f32_mut().unwrap()[j] += delta;
                     }
@@ -87,42 +110,107 @@ fn check(model: Model, n: usize, mode: Mode, seed: u64) {
 #[test]
 fn dense_backward_matches_finite_differences() {
     let mut rng = Rng::new(1);
-    check(model(vec![5], vec![dense(&mut rng, 5, 3)]), 3, Mode::Eval, 10);
+    check(
+        model(vec![5], vec![dense(&mut rng, 5, 3)]),
+        3,
+        Mode::Eval,
+        10,
+    );
 }
 
 #[test]
 fn conv2d_with_stride_and_padding_backward_matches_finite_differences() {
     let mut rng = Rng::new(2);
     // 2 input channels, 3×2 kernel, stride (2, 1), padding (1, 2) on a 5×6 input.
-    check(model(vec![2, 5, 6], vec![conv(&mut rng, 2, 3, [3, 2], [2, 1], [1, 2])]), 2, Mode::Eval, 11);
+    check(
+        model(
+            vec![2, 5, 6],
+            vec![conv(&mut rng, 2, 3, [3, 2], [2, 1], [1, 2])],
+        ),
+        2,
+        Mode::Eval,
+        11,
+    );
     // The plain case the CNN uses.
-    check(model(vec![1, 6, 6], vec![conv(&mut rng, 1, 2, [3, 3], [1, 1], [0, 0])]), 2, Mode::Eval, 12);
+    check(
+        model(
+            vec![1, 6, 6],
+            vec![conv(&mut rng, 1, 2, [3, 3], [1, 1], [0, 0])],
+        ),
+        2,
+        Mode::Eval,
+        12,
+    );
 }
 
 #[test]
 fn maxpool_backward_matches_finite_differences() {
     // Non-overlapping 2×2 and overlapping 3×2 / stride (2, 1) windows.
-    check(model(vec![2, 4, 6], vec![Layer::MaxPool2d { kernel: [2, 2], stride: [2, 2] }]), 2, Mode::Eval, 13);
-    check(model(vec![1, 5, 5], vec![Layer::MaxPool2d { kernel: [3, 2], stride: [2, 1] }]), 2, Mode::Eval, 14);
+    check(
+        model(
+            vec![2, 4, 6],
+            vec![Layer::MaxPool2d {
+                kernel: [2, 2],
+                stride: [2, 2],
+            }],
+        ),
+        2,
+        Mode::Eval,
+        13,
+    );
+    check(
+        model(
+            vec![1, 5, 5],
+            vec![Layer::MaxPool2d {
+                kernel: [3, 2],
+                stride: [2, 1],
+            }],
+        ),
+        2,
+        Mode::Eval,
+        14,
+    );
 }
 
 #[test]
 fn relu_softmax_flatten_backward_match_finite_differences() {
     check(model(vec![7], vec![Layer::Relu]), 3, Mode::Eval, 15);
     check(model(vec![6], vec![Layer::Softmax]), 3, Mode::Eval, 16);
-    check(model(vec![2, 3, 2], vec![Layer::Flatten]), 2, Mode::Eval, 17);
+    check(
+        model(vec![2, 3, 2], vec![Layer::Flatten]),
+        2,
+        Mode::Eval,
+        17,
+    );
 }
 
 #[test]
 fn dropout_backward_matches_finite_differences_in_training_mode() {
-    check(model(vec![20], vec![Layer::Dropout { rate: 0.4 }]), 3, Mode::Train, 18);
+    check(
+        model(vec![20], vec![Layer::Dropout { rate: 0.4 }]),
+        3,
+        Mode::Train,
+        18,
+    );
     // And it really drops something in training mode, nothing in eval mode.
     let m = model(vec![1000], vec![Layer::Dropout { rate: 0.4 }]);
     let mut net = Network::new(&m, Output::Full).unwrap();
     let x = vec![1.0f32; 1000];
-    let zeros = net.forward(&m, &x, 1, Mode::Train, &mut Rng::new(1)).unwrap().iter().filter(|&&v| v == 0.0).count();
-    assert!((300..500).contains(&zeros), "{zeros} of 1000 dropped at rate 0.4");
-    assert_eq!(net.forward(&m, &x, 1, Mode::Eval, &mut Rng::new(1)).unwrap(), &x[..]);
+    let zeros = net
+        .forward(&m, &x, 1, Mode::Train, &mut Rng::new(1))
+        .unwrap()
+        .iter()
+        .filter(|&&v| v == 0.0)
+        .count();
+    assert!(
+        (300..500).contains(&zeros),
+        "{zeros} of 1000 dropped at rate 0.4"
+    );
+    assert_eq!(
+        net.forward(&m, &x, 1, Mode::Eval, &mut Rng::new(1))
+            .unwrap(),
+        &x[..]
+    );
 }
 
 #[test]
@@ -131,7 +219,10 @@ fn a_whole_small_cnn_backward_matches_finite_differences() {
     let layers = vec![
         conv(&mut rng, 1, 2, [3, 3], [1, 1], [1, 1]),
         Layer::Relu,
-        Layer::MaxPool2d { kernel: [2, 2], stride: [2, 2] },
+        Layer::MaxPool2d {
+            kernel: [2, 2],
+            stride: [2, 2],
+        },
         Layer::Flatten,
         dense(&mut rng, 2 * 3 * 3, 4),
         Layer::Softmax,
@@ -159,7 +250,11 @@ fn soft_cross_entropy_gradient_matches_finite_differences() {
             zm[i] -= 1e-3;
             let lp = soft_cross_entropy(&zp, &t, k, temperature, &mut scratch).unwrap() as f64;
             let lm = soft_cross_entropy(&zm, &t, k, temperature, &mut scratch).unwrap() as f64;
-            close(g[i], (lp - lm) / 2e-3, &format!("T={temperature} d/dz[{i}]"));
+            close(
+                g[i],
+                (lp - lm) / 2e-3,
+                &format!("T={temperature} d/dz[{i}]"),
+            );
         }
     }
 }

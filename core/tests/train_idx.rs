@@ -1,11 +1,16 @@
 //! IDX parsing: round trip, and untrusted input gives errors (never panics, never over-allocates).
 
-use mdeploy_core::data::{parse_idx_images, parse_idx_labels, write_idx_images, write_idx_labels, Dataset};
+use mdeploy_core::data::{
+    parse_idx_images, parse_idx_labels, write_idx_images, write_idx_labels, Dataset,
+};
 use mdeploy_core::ErrorKind;
 
 fn sample() -> (Vec<u8>, Vec<u8>) {
     let pixels: Vec<f32> = (0..3 * 4 * 5).map(|i| (i % 256) as f32 / 255.0).collect();
-    (write_idx_images(&pixels, 3, 4, 5), write_idx_labels(&[7, 0, 9]))
+    (
+        write_idx_images(&pixels, 3, 4, 5),
+        write_idx_labels(&[7, 0, 9]),
+    )
 }
 
 #[test]
@@ -21,7 +26,11 @@ fn round_trip_gives_back_the_pixels_and_labels() {
 
 fn message(r: Result<impl std::fmt::Debug, mdeploy_core::Error>) -> String {
     let e = r.expect_err("must be rejected");
-    assert_ne!(e.kind, ErrorKind::BadModel, "input errors are BAD_INPUT/UNSUPPORTED");
+    assert_ne!(
+        e.kind,
+        ErrorKind::BadModel,
+        "input errors are BAD_INPUT/UNSUPPORTED"
+    );
     e.message
 }
 
@@ -30,7 +39,10 @@ fn truncated_files_are_rejected() {
     let (img, lab) = sample();
     for cut in [0, 3, 4, 10, 15, img.len() - 1] {
         let m = message(parse_idx_images(&img[..cut]));
-        assert!(m.contains("short") || m.contains("truncated"), "cut {cut}: {m}");
+        assert!(
+            m.contains("short") || m.contains("truncated"),
+            "cut {cut}: {m}"
+        );
     }
     assert!(message(parse_idx_labels(&lab[..lab.len() - 1])).contains("truncated"));
 }
@@ -49,7 +61,10 @@ fn wrong_magic_gzip_and_swapped_files_are_rejected() {
     assert!(message(parse_idx_labels(&img)).contains("swapped"));
     let mut float = img.clone();
     float[2] = 0x0d;
-    assert_eq!(parse_idx_images(&float).unwrap_err().kind, ErrorKind::Unsupported);
+    assert_eq!(
+        parse_idx_images(&float).unwrap_err().kind,
+        ErrorKind::Unsupported
+    );
 }
 
 #[test]

@@ -18,20 +18,29 @@ pub struct Augment {
 impl Default for Augment {
     /// ±2 px, ±12°, ±10 %: a digit stays well inside the 28×28 frame and readable.
     fn default() -> Self {
-        Augment { max_shift: 2.0, max_rotate_deg: 12.0, max_scale: 0.1 }
+        Augment {
+            max_shift: 2.0,
+            max_rotate_deg: 12.0,
+            max_scale: 0.1,
+        }
     }
 }
 
 impl Augment {
     pub fn describe(&self) -> String {
-        format!("shift ±{} px, rotate ±{}°, scale ±{} (bilinear)", self.max_shift, self.max_rotate_deg, self.max_scale)
+        format!(
+            "shift ±{} px, rotate ±{}°, scale ±{} (bilinear)",
+            self.max_shift, self.max_rotate_deg, self.max_scale
+        )
     }
 
     /// Warps one `[c, h, w]` sample from `src` into `dst` with a random transform drawn from `rng`.
     /// Pixels mapped from outside the image are 0 (background).
     pub fn apply(&self, src: &[f32], dst: &mut [f32], shape: [usize; 3], rng: &mut Rng) {
         let [c, h, w] = shape;
-        let angle = rng.uniform(-self.max_rotate_deg, self.max_rotate_deg).to_radians();
+        let angle = rng
+            .uniform(-self.max_rotate_deg, self.max_rotate_deg)
+            .to_radians();
         let scale = 1.0 + rng.uniform(-self.max_scale, self.max_scale);
         let tx = rng.uniform(-self.max_shift, self.max_shift);
         let ty = rng.uniform(-self.max_shift, self.max_shift);
@@ -81,7 +90,11 @@ mod tests {
         let mut img = vec![0.0f32; 28 * 28];
         img[10 * 28 + 12] = 1.0;
         let mut out = vec![0.0; 28 * 28];
-        let none = Augment { max_shift: 0.0, max_rotate_deg: 0.0, max_scale: 0.0 };
+        let none = Augment {
+            max_shift: 0.0,
+            max_rotate_deg: 0.0,
+            max_scale: 0.0,
+        };
         none.apply(&img, &mut out, [1, 28, 28], &mut Rng::new(1));
         assert_eq!(out, img);
         // Random transforms keep pixel mass roughly (a single dot spreads over neighbours).

@@ -18,7 +18,13 @@ pub struct Batch<'a> {
 pub trait Loss {
     /// Returns the mean loss over the batch and writes `∂loss/∂logits` into `grad`
     /// (`n × classes`, already divided by `n`). `logits` is `n × classes`.
-    fn loss_and_grad(&mut self, logits: &[f32], classes: usize, batch: &Batch, grad: &mut [f32]) -> Result<f32>;
+    fn loss_and_grad(
+        &mut self,
+        logits: &[f32],
+        classes: usize,
+        batch: &Batch,
+        grad: &mut [f32],
+    ) -> Result<f32>;
     /// Short description stored in model provenance, e.g. `"cross-entropy"`.
     fn describe(&self) -> String;
 }
@@ -29,8 +35,19 @@ pub trait Loss {
 ///
 /// Distillation (Hinton et al.) multiplies this term by `T²` so its gradient scale does not
 /// shrink with the temperature; that factor is the caller's choice.
-pub fn soft_cross_entropy(logits: &[f32], targets: &[f32], classes: usize, temperature: f32, grad: &mut [f32]) -> Result<f32> {
-    if classes == 0 || logits.len() % classes != 0 || targets.len() != logits.len() || grad.len() != logits.len() {
+#[allow(clippy::manual_is_multiple_of)] // `is_multiple_of` needs Rust 1.87; the MSRV is 1.85
+pub fn soft_cross_entropy(
+    logits: &[f32],
+    targets: &[f32],
+    classes: usize,
+    temperature: f32,
+    grad: &mut [f32],
+) -> Result<f32> {
+    if classes == 0
+        || logits.len() % classes != 0
+        || targets.len() != logits.len()
+        || grad.len() != logits.len()
+    {
         return Err(Error::bad_input(format!(
             "cross-entropy: {} logits, {} targets, {} gradient slots for {classes} classes do not match",
             logits.len(),
@@ -38,18 +55,34 @@ pub fn soft_cross_entropy(logits: &[f32], targets: &[f32], classes: usize, tempe
             grad.len()
         )));
     }
-    if !(temperature > 0.0) {
-        return Err(Error::bad_input(format!("cross-entropy: temperature {temperature} must be > 0")));
+    if temperature.is_nan() || temperature <= 0.0 {
+        return Err(Error::bad_input(format!(
+            "cross-entropy: temperature {temperature} must be > 0"
+        )));
     }
     let rows = logits.len() / classes;
     let scale = 1.0 / (rows as f32 * temperature);
     let mut total = 0.0f64;
-    for ((z, t), g) in logits.chunks_exact(classes).zip(targets.chunks_exact(classes)).zip(grad.chunks_exact_mut(classes)) {
+    for ((z, t), g) in logits
+        .chunks_exact(classes)
+        .zip(targets.chunks_exact(classes))
+        .zip(grad.chunks_exact_mut(classes))
+    {
         g.iter_mut().zip(z).for_each(|(g, z)| *g = z / temperature);
         // log p_j = z_j − max − log Σ exp(z − max): computed before `g` becomes `p`.
         let max = g.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let lse = max + g.iter().map(|v| (v - max).exp()).sum::<f32>().ln();
-        total += t.iter().zip(g.iter()).map(|(&t, &v)| if t > 0.0 { -(t as f64) * (v - lse) as f64 } else { 0.0 }).sum::<f64>();
+        total += t
+            .iter()
+            .zip(g.iter())
+            .map(|(&t, &v)| {
+                if t > 0.0 {
+                    -(t as f64) * (v - lse) as f64
+                } else {
+                    0.0
+                }
+            })
+            .sum::<f64>();
         softmax_in_place(g);
         g.iter_mut().zip(t).for_each(|(g, t)| *g = (*g - t) * scale);
     }
@@ -66,12 +99,21 @@ pub struct CrossEntropy {
 
 impl CrossEntropy {
     pub fn new(label_smoothing: f32) -> CrossEntropy {
-        CrossEntropy { label_smoothing, targets: Vec::new() }
+        CrossEntropy {
+            label_smoothing,
+            targets: Vec::new(),
+        }
     }
 }
 
 impl Loss for CrossEntropy {
-    fn loss_and_grad(&mut self, logits: &[f32], classes: usize, batch: &Batch, grad: &mut [f32]) -> Result<f32> {
+    fn loss_and_grad(
+        &mut self,
+        logits: &[f32],
+        classes: usize,
+        batch: &Batch,
+        grad: &mut [f32],
+    ) -> Result<f32> {
         if batch.labels.len() != batch.n || logits.len() != batch.n * classes {
             return Err(Error::bad_input(format!(
                 "cross-entropy: {} labels and {} logits for a batch of {} with {classes} classes",
@@ -86,7 +128,9 @@ impl Loss for CrossEntropy {
         self.targets.resize(logits.len(), off);
         for (row, &label) in self.targets.chunks_exact_mut(classes).zip(batch.labels) {
             let slot = row.get_mut(label as usize).ok_or_else(|| {
-                Error::bad_input(format!("label {label} is out of range for a model with {classes} outputs"))
+                Error::bad_input(format!(
+                    "label {label} is out of range for a model with {classes} outputs"
+                ))
             })?;
             *slot += 1.0 - eps;
         }

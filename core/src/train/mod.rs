@@ -35,7 +35,9 @@ use crate::rng::Rng;
 pub enum OptimizerKind {
     Adam,
     /// SGD with this momentum (0.9 is the usual choice).
-    Sgd { momentum: f32 },
+    Sgd {
+        momentum: f32,
+    },
 }
 
 /// Hyper-parameters of a training run.
@@ -103,7 +105,9 @@ impl StepHook for MaskHook {
         for (i, (layer, m)) in model.layers.iter_mut().zip(&self.masks).enumerate() {
             let Some(m) = m else { continue };
             if let Layer::Dense { weight, .. } | Layer::Conv2d { weight, .. } = layer {
-                let w = weight.as_f32_mut().ok_or_else(|| Error::unsupported("masks need f32 weights"))?;
+                let w = weight
+                    .as_f32_mut()
+                    .ok_or_else(|| Error::unsupported("masks need f32 weights"))?;
                 if w.len() != m.len() {
                     return Err(Error::bad_input(format!(
                         "mask for layer {i} has {} entries, the weight {}",
@@ -182,7 +186,10 @@ impl Trainer {
             return Err(Error::bad_input("batch size must be at least 1"));
         }
         if !(config.lr > 0.0 && config.lr.is_finite()) {
-            return Err(Error::bad_input(format!("learning rate {} must be a positive number", config.lr)));
+            return Err(Error::bad_input(format!(
+                "learning rate {} must be a positive number",
+                config.lr
+            )));
         }
         let net = Network::new(&model, Output::Logits)?;
         let optimizer: Box<dyn Optimizer> = match config.optimizer {
@@ -241,15 +248,25 @@ impl Trainer {
 
     /// Scheduled learning rate at `progress` epochs.
     pub fn lr_at(&self, progress: f32) -> f32 {
-        self.config.schedule.lr(self.config.lr, progress, self.config.epochs)
+        self.config
+            .schedule
+            .lr(self.config.lr, progress, self.config.epochs)
     }
 
     /// One optimisation step on a batch (inputs already augmented, if wanted) at learning rate `lr`.
     pub fn step(&mut self, batch: &Batch, lr: f32) -> Result<StepStats> {
         let classes = self.net.output_len();
-        let logits = self.net.forward(&self.model, batch.inputs, batch.n, Mode::Train, &mut self.dropout_rng)?;
+        let logits = self.net.forward(
+            &self.model,
+            batch.inputs,
+            batch.n,
+            Mode::Train,
+            &mut self.dropout_rng,
+        )?;
         self.dlogits.resize(logits.len(), 0.0);
-        let loss = self.loss.loss_and_grad(logits, classes, batch, &mut self.dlogits)?;
+        let loss = self
+            .loss
+            .loss_and_grad(logits, classes, batch, &mut self.dlogits)?;
         if !loss.is_finite() {
             return Err(Error::bad_input(format!(
                 "the loss became {loss} (diverged): lower the learning rate (--lr)"
@@ -267,14 +284,24 @@ impl Trainer {
         {
             let mut params: Vec<Param<'_>> = Vec::new();
             for (layer, g) in self.model.layers.iter_mut().zip(self.net.grads()) {
-                let (Some(g), Layer::Dense { weight, bias } | Layer::Conv2d { weight, bias, .. }) = (g, layer) else {
+                let (Some(g), Layer::Dense { weight, bias } | Layer::Conv2d { weight, bias, .. }) =
+                    (g, layer)
+                else {
                     continue;
                 };
                 let (Some(w), Some(b)) = (weight.as_f32_mut(), bias.as_f32_mut()) else {
                     return Err(Error::unsupported("training needs f32 weights"));
                 };
-                params.push(Param { value: w, grad: &g.weight, is_bias: false });
-                params.push(Param { value: b, grad: &g.bias, is_bias: true });
+                params.push(Param {
+                    value: w,
+                    grad: &g.weight,
+                    is_bias: false,
+                });
+                params.push(Param {
+                    value: b,
+                    grad: &g.bias,
+                    is_bias: true,
+                });
             }
             self.optimizer.step(&mut params, lr);
         }
@@ -285,7 +312,11 @@ impl Trainer {
     }
 
     /// One pass over `data` in a seeded random order, calling `progress` after every batch.
-    pub fn train_epoch(&mut self, data: &Dataset, progress: &mut dyn FnMut(&Progress)) -> Result<EpochStats> {
+    pub fn train_epoch(
+        &mut self,
+        data: &Dataset,
+        progress: &mut dyn FnMut(&Progress),
+    ) -> Result<EpochStats> {
         let per = data.sample_len();
         if per != self.net.input_len() {
             return Err(Error::bad_input(format!(
@@ -311,7 +342,9 @@ impl Trainer {
             for (slot, &i) in idx.iter().enumerate() {
                 let dst = &mut self.batch_inputs[slot * per..(slot + 1) * per];
                 match &self.config.augment {
-                    Some(aug) => aug.apply(data.image(i), dst, data.sample_shape, &mut self.augment_rng),
+                    Some(aug) => {
+                        aug.apply(data.image(i), dst, data.sample_shape, &mut self.augment_rng)
+                    }
                     None => dst.copy_from_slice(data.image(i)),
                 }
                 self.batch_labels.push(data.labels[i]);
@@ -319,7 +352,14 @@ impl Trainer {
             let lr = self.lr_at(self.epoch as f32 + b as f32 / batches as f32);
             let inputs = std::mem::take(&mut self.batch_inputs);
             let labels = std::mem::take(&mut self.batch_labels);
-            let result = self.step(&Batch { inputs: &inputs, labels: &labels, n }, lr);
+            let result = self.step(
+                &Batch {
+                    inputs: &inputs,
+                    labels: &labels,
+                    n,
+                },
+                lr,
+            );
             self.batch_inputs = inputs;
             self.batch_labels = labels;
             let stats = match result {
@@ -347,7 +387,10 @@ impl Trainer {
         // A loss can stay finite a while after the weights blew up; never hand back such a model.
         for (i, layer) in self.model.layers.iter().enumerate() {
             if let Layer::Dense { weight, .. } | Layer::Conv2d { weight, .. } = layer {
-                if weight.as_f32().is_some_and(|w| w.iter().any(|v| !v.is_finite())) {
+                if weight
+                    .as_f32()
+                    .is_some_and(|w| w.iter().any(|v| !v.is_finite()))
+                {
                     return Err(Error::bad_input(format!(
                         "layer {i} weights became NaN or infinite (training diverged): lower the learning rate (--lr)"
                     )));
@@ -365,7 +408,11 @@ impl Trainer {
     }
 
     /// Runs the remaining epochs of the configuration.
-    pub fn fit(&mut self, data: &Dataset, progress: &mut dyn FnMut(&Progress)) -> Result<Vec<EpochStats>> {
+    pub fn fit(
+        &mut self,
+        data: &Dataset,
+        progress: &mut dyn FnMut(&Progress),
+    ) -> Result<Vec<EpochStats>> {
         let mut all = Vec::new();
         while self.epoch < self.config.epochs {
             all.push(self.train_epoch(data, progress)?);
@@ -390,8 +437,16 @@ impl Trainer {
             ("schedule".into(), c.schedule.describe()),
             ("batch_size".into(), c.batch_size.to_string()),
             ("loss".into(), loss),
-            ("augmentation".into(), c.augment.map(|a| a.describe()).unwrap_or_else(|| "none".into())),
-            ("trainer".into(), format!("mdeploy-core {}", env!("CARGO_PKG_VERSION"))),
+            (
+                "augmentation".into(),
+                c.augment
+                    .map(|a| a.describe())
+                    .unwrap_or_else(|| "none".into()),
+            ),
+            (
+                "trainer".into(),
+                format!("mdeploy-core {}", env!("CARGO_PKG_VERSION")),
+            ),
         ];
     }
 }
@@ -417,7 +472,10 @@ pub struct Predictor {
 
 impl Predictor {
     pub fn new(model: &Model) -> Result<Predictor> {
-        Ok(Predictor { net: Network::new(model, Output::Full)?, model: model.clone() })
+        Ok(Predictor {
+            net: Network::new(model, Output::Full)?,
+            model: model.clone(),
+        })
     }
     pub fn output_len(&self) -> usize {
         self.net.output_len()
@@ -426,9 +484,15 @@ impl Predictor {
     pub fn run(&mut self, input: &[f32], n: usize, out: &mut [f32]) -> Result<()> {
         let k = self.net.output_len();
         if out.len() != n * k {
-            return Err(Error::bad_input(format!("output buffer holds {} values, need {}", out.len(), n * k)));
+            return Err(Error::bad_input(format!(
+                "output buffer holds {} values, need {}",
+                out.len(),
+                n * k
+            )));
         }
-        let y = self.net.forward(&self.model, input, n, Mode::Eval, &mut Rng::new(0))?;
+        let y = self
+            .net
+            .forward(&self.model, input, n, Mode::Eval, &mut Rng::new(0))?;
         out.copy_from_slice(y);
         Ok(())
     }

@@ -75,7 +75,7 @@ pub struct Network {
     mode: Mode,
 }
 
-fn f32_weights<'a>(layer: &'a Layer, i: usize) -> Result<(&'a [f32], &'a [f32])> {
+fn f32_weights(layer: &Layer, i: usize) -> Result<(&[f32], &[f32])> {
     let (w, b) = match layer {
         Layer::Dense { weight, bias } | Layer::Conv2d { weight, bias, .. } => (weight, bias),
         _ => return Err(Error::bad_model(format!("layer {i} has no weights"))),
@@ -108,10 +108,12 @@ impl Network {
         let grads = model.layers[..end]
             .iter()
             .map(|l| match l {
-                Layer::Dense { weight, bias } | Layer::Conv2d { weight, bias, .. } => Some(ParamGrads {
-                    weight: vec![0.0; weight.numel()],
-                    bias: vec![0.0; bias.numel()],
-                }),
+                Layer::Dense { weight, bias } | Layer::Conv2d { weight, bias, .. } => {
+                    Some(ParamGrads {
+                        weight: vec![0.0; weight.numel()],
+                        bias: vec![0.0; bias.numel()],
+                    })
+                }
                 _ => None,
             })
             .collect();
@@ -158,7 +160,14 @@ impl Network {
     /// Runs the layers on `n` samples and returns the output (`n × output_len()`).
     /// `rng` draws the dropout masks in [`Mode::Train`] (unused in eval mode).
     /// `model` must be the one the network was built for (same layers, same shapes).
-    pub fn forward(&mut self, model: &Model, input: &[f32], n: usize, mode: Mode, rng: &mut Rng) -> Result<&[f32]> {
+    pub fn forward(
+        &mut self,
+        model: &Model,
+        input: &[f32],
+        n: usize,
+        mode: Mode,
+        rng: &mut Rng,
+    ) -> Result<&[f32]> {
         if n == 0 || Some(input.len()) != n.checked_mul(self.lens[0]) {
             return Err(Error::bad_input(format!(
                 "forward got {} values for {n} samples of {} values each",
@@ -167,7 +176,9 @@ impl Network {
             )));
         }
         if model.layers.len() < self.end {
-            return Err(Error::bad_model("the model has fewer layers than the network was built for"));
+            return Err(Error::bad_model(
+                "the model has fewer layers than the network was built for",
+            ));
         }
         self.n = n;
         self.mode = mode;
@@ -184,7 +195,14 @@ impl Network {
         Ok(&self.acts[self.end])
     }
 
-    fn forward_layer(&mut self, model: &Model, i: usize, y: &mut [f32], mode: Mode, rng: &mut Rng) -> Result<()> {
+    fn forward_layer(
+        &mut self,
+        model: &Model,
+        i: usize,
+        y: &mut [f32],
+        mode: Mode,
+        rng: &mut Rng,
+    ) -> Result<()> {
         let n = self.n;
         let x = &self.acts[i];
         let (ins, outs) = (&self.shapes[i], &self.shapes[i + 1]);
@@ -193,12 +211,26 @@ impl Network {
         match &model.layers[i] {
             layer @ Layer::Dense { .. } => {
                 let (w, b) = f32_weights(layer, i)?;
-                gemm(n, out_len, in_len, MatRef::row_major(x, in_len), MatRef::row_major(w, out_len), y, out_len, false);
+                gemm(
+                    n,
+                    out_len,
+                    in_len,
+                    MatRef::row_major(x, in_len),
+                    MatRef::row_major(w, out_len),
+                    y,
+                    out_len,
+                    false,
+                );
                 for row in y.chunks_exact_mut(out_len) {
                     row.iter_mut().zip(b).for_each(|(v, b)| *v += b);
                 }
             }
-            layer @ Layer::Conv2d { stride, padding, weight, .. } => {
+            layer @ Layer::Conv2d {
+                stride,
+                padding,
+                weight,
+                ..
+            } => {
                 let (w, b) = f32_weights(layer, i)?;
                 let g = ConvGeom::new(ins, outs, &weight.shape, *stride, *padding);
                 let (k, p) = (g.k(), g.p());
@@ -207,7 +239,16 @@ impl Network {
                     let col = &mut cache.col[s * k * p..(s + 1) * k * p];
                     g.im2col(&x[s * in_len..(s + 1) * in_len], col);
                     let ys = &mut y[s * out_len..(s + 1) * out_len];
-                    gemm(g.oc, p, k, MatRef::row_major(w, k), MatRef::row_major(col, p), ys, p, false);
+                    gemm(
+                        g.oc,
+                        p,
+                        k,
+                        MatRef::row_major(w, k),
+                        MatRef::row_major(col, p),
+                        ys,
+                        p,
+                        false,
+                    );
                     for (c, plane) in ys.chunks_exact_mut(p).enumerate() {
                         plane.iter_mut().for_each(|v| *v += b[c]);
                     }
@@ -243,7 +284,10 @@ impl Network {
                     }
                 }
             }
-            Layer::Relu => y.iter_mut().zip(x.iter()).for_each(|(y, &x)| *y = x.max(0.0)),
+            Layer::Relu => y
+                .iter_mut()
+                .zip(x.iter())
+                .for_each(|(y, &x)| *y = x.max(0.0)),
             Layer::Softmax => {
                 y.copy_from_slice(x);
                 for row in y.chunks_exact_mut(out_len) {
@@ -255,8 +299,16 @@ impl Network {
                 if mode == Mode::Train && *rate > 0.0 {
                     let keep = 1.0 / (1.0 - rate);
                     cache.mask.clear();
-                    cache.mask.extend((0..x.len()).map(|_| if rng.next_f32() < *rate { 0.0 } else { keep }));
-                    y.iter_mut().zip(x.iter().zip(&cache.mask)).for_each(|(y, (x, m))| *y = x * m);
+                    cache.mask.extend((0..x.len()).map(|_| {
+                        if rng.next_f32() < *rate {
+                            0.0
+                        } else {
+                            keep
+                        }
+                    }));
+                    y.iter_mut()
+                        .zip(x.iter().zip(&cache.mask))
+                        .for_each(|(y, (x, m))| *y = x * m);
                 } else {
                     cache.mask.clear();
                     y.copy_from_slice(x);
@@ -300,7 +352,14 @@ impl Network {
         Ok(())
     }
 
-    fn backward_layer(&mut self, model: &Model, i: usize, dy: &[f32], dx: &mut [f32], need_dx: bool) -> Result<()> {
+    fn backward_layer(
+        &mut self,
+        model: &Model,
+        i: usize,
+        dy: &[f32],
+        dx: &mut [f32],
+        need_dx: bool,
+    ) -> Result<()> {
         let n = self.n;
         let x = &self.acts[i];
         let (ins, outs) = (&self.shapes[i], &self.shapes[i + 1]);
@@ -309,32 +368,77 @@ impl Network {
         match &model.layers[i] {
             layer @ Layer::Dense { .. } => {
                 let (w, _) = f32_weights(layer, i)?;
-                let g = self.grads[i].as_mut().ok_or_else(|| Error::bad_model("gradient slot missing"))?;
-                gemm(in_len, out_len, n, MatRef::transposed(x, in_len), MatRef::row_major(dy, out_len), &mut g.weight, out_len, false);
+                let g = self.grads[i]
+                    .as_mut()
+                    .ok_or_else(|| Error::bad_model("gradient slot missing"))?;
+                gemm(
+                    in_len,
+                    out_len,
+                    n,
+                    MatRef::transposed(x, in_len),
+                    MatRef::row_major(dy, out_len),
+                    &mut g.weight,
+                    out_len,
+                    false,
+                );
                 g.bias.iter_mut().for_each(|v| *v = 0.0);
                 for row in dy.chunks_exact(out_len) {
                     g.bias.iter_mut().zip(row).for_each(|(b, d)| *b += d);
                 }
                 if need_dx {
-                    gemm(n, in_len, out_len, MatRef::row_major(dy, out_len), MatRef::transposed(w, out_len), dx, in_len, false);
+                    gemm(
+                        n,
+                        in_len,
+                        out_len,
+                        MatRef::row_major(dy, out_len),
+                        MatRef::transposed(w, out_len),
+                        dx,
+                        in_len,
+                        false,
+                    );
                 }
             }
-            layer @ Layer::Conv2d { stride, padding, weight, .. } => {
+            layer @ Layer::Conv2d {
+                stride,
+                padding,
+                weight,
+                ..
+            } => {
                 let (w, _) = f32_weights(layer, i)?;
                 let geom = ConvGeom::new(ins, outs, &weight.shape, *stride, *padding);
                 let (k, p) = (geom.k(), geom.p());
-                let g = self.grads[i].as_mut().ok_or_else(|| Error::bad_model("gradient slot missing"))?;
+                let g = self.grads[i]
+                    .as_mut()
+                    .ok_or_else(|| Error::bad_model("gradient slot missing"))?;
                 g.bias.iter_mut().for_each(|v| *v = 0.0);
                 self.dcol.resize(k * p, 0.0);
                 for s in 0..n {
                     let dys = &dy[s * out_len..(s + 1) * out_len];
                     let col = &cache.col[s * k * p..(s + 1) * k * p];
-                    gemm(geom.oc, k, p, MatRef::row_major(dys, p), MatRef::transposed(col, p), &mut g.weight, k, s > 0);
+                    gemm(
+                        geom.oc,
+                        k,
+                        p,
+                        MatRef::row_major(dys, p),
+                        MatRef::transposed(col, p),
+                        &mut g.weight,
+                        k,
+                        s > 0,
+                    );
                     for (c, plane) in dys.chunks_exact(p).enumerate() {
                         g.bias[c] += plane.iter().sum::<f32>();
                     }
                     if need_dx {
-                        gemm(k, p, geom.oc, MatRef::transposed(w, k), MatRef::row_major(dys, p), &mut self.dcol, p, false);
+                        gemm(
+                            k,
+                            p,
+                            geom.oc,
+                            MatRef::transposed(w, k),
+                            MatRef::row_major(dys, p),
+                            &mut self.dcol,
+                            p,
+                            false,
+                        );
                         geom.col2im(&self.dcol, &mut dx[s * in_len..(s + 1) * in_len]);
                     }
                 }
@@ -352,13 +456,19 @@ impl Network {
             }
             Layer::Relu => {
                 if need_dx {
-                    dx.iter_mut().zip(dy.iter().zip(x)).for_each(|(dx, (&dy, &x))| *dx = if x > 0.0 { dy } else { 0.0 });
+                    dx.iter_mut()
+                        .zip(dy.iter().zip(x))
+                        .for_each(|(dx, (&dy, &x))| *dx = if x > 0.0 { dy } else { 0.0 });
                 }
             }
             Layer::Softmax => {
                 if need_dx {
                     let y = &self.acts[i + 1];
-                    for ((dxr, dyr), yr) in dx.chunks_exact_mut(out_len).zip(dy.chunks_exact(out_len)).zip(y.chunks_exact(out_len)) {
+                    for ((dxr, dyr), yr) in dx
+                        .chunks_exact_mut(out_len)
+                        .zip(dy.chunks_exact(out_len))
+                        .zip(y.chunks_exact(out_len))
+                    {
                         let dot: f32 = dyr.iter().zip(yr).map(|(a, b)| a * b).sum();
                         for ((d, &g), &y) in dxr.iter_mut().zip(dyr).zip(yr) {
                             *d = y * (g - dot);
@@ -374,7 +484,9 @@ impl Network {
             Layer::Dropout { .. } => {
                 if need_dx {
                     if cache.mask.len() == dy.len() {
-                        dx.iter_mut().zip(dy.iter().zip(&cache.mask)).for_each(|(dx, (dy, m))| *dx = dy * m);
+                        dx.iter_mut()
+                            .zip(dy.iter().zip(&cache.mask))
+                            .for_each(|(dx, (dy, m))| *dx = dy * m);
                     } else {
                         dx.copy_from_slice(dy);
                     }
@@ -412,7 +524,13 @@ struct ConvGeom {
 }
 
 impl ConvGeom {
-    fn new(ins: &[usize], outs: &[usize], wshape: &[usize], stride: [usize; 2], pad: [usize; 2]) -> ConvGeom {
+    fn new(
+        ins: &[usize],
+        outs: &[usize],
+        wshape: &[usize],
+        stride: [usize; 2],
+        pad: [usize; 2],
+    ) -> ConvGeom {
         ConvGeom {
             ic: ins[0],
             h: ins[1],

@@ -38,7 +38,15 @@ pub struct Adam {
 
 impl Adam {
     pub fn new(weight_decay: f32) -> Adam {
-        Adam { beta1: 0.9, beta2: 0.999, eps: 1e-7, weight_decay, t: 0, m: vec![], v: vec![] }
+        Adam {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-7,
+            weight_decay,
+            t: 0,
+            m: vec![],
+            v: vec![],
+        }
     }
 }
 
@@ -53,8 +61,18 @@ impl Optimizer for Adam {
         let step = lr * c2.sqrt() / c1;
         let eps_hat = self.eps * c2.sqrt();
         for ((p, m), v) in params.iter_mut().zip(&mut self.m).zip(&mut self.v) {
-            let decay = if p.is_bias { 0.0 } else { lr * self.weight_decay };
-            for (((w, &g), m), v) in p.value.iter_mut().zip(p.grad).zip(m.iter_mut()).zip(v.iter_mut()) {
+            let decay = if p.is_bias {
+                0.0
+            } else {
+                lr * self.weight_decay
+            };
+            for (((w, &g), m), v) in p
+                .value
+                .iter_mut()
+                .zip(p.grad)
+                .zip(m.iter_mut())
+                .zip(v.iter_mut())
+            {
                 *m = b1 * *m + (1.0 - b1) * g;
                 *v = b2 * *v + (1.0 - b2) * g * g;
                 *w -= step * *m / (v.sqrt() + eps_hat) + decay * *w;
@@ -62,7 +80,10 @@ impl Optimizer for Adam {
         }
     }
     fn describe(&self) -> String {
-        format!("adam(beta1={}, beta2={}, eps={}, weight_decay={})", self.beta1, self.beta2, self.eps, self.weight_decay)
+        format!(
+            "adam(beta1={}, beta2={}, eps={}, weight_decay={})",
+            self.beta1, self.beta2, self.eps, self.weight_decay
+        )
     }
 }
 
@@ -76,7 +97,11 @@ pub struct Sgd {
 
 impl Sgd {
     pub fn new(momentum: f32, weight_decay: f32) -> Sgd {
-        Sgd { momentum, weight_decay, velocity: vec![] }
+        Sgd {
+            momentum,
+            weight_decay,
+            velocity: vec![],
+        }
     }
 }
 
@@ -92,7 +117,10 @@ impl Optimizer for Sgd {
         }
     }
     fn describe(&self) -> String {
-        format!("sgd(momentum={}, weight_decay={})", self.momentum, self.weight_decay)
+        format!(
+            "sgd(momentum={}, weight_decay={})",
+            self.momentum, self.weight_decay
+        )
     }
 }
 
@@ -101,9 +129,15 @@ impl Optimizer for Sgd {
 pub enum Schedule {
     Constant,
     /// Linear warm-up over `warmup_epochs`, then cosine decay to `min_factor × lr` at the end.
-    Cosine { warmup_epochs: f32, min_factor: f32 },
+    Cosine {
+        warmup_epochs: f32,
+        min_factor: f32,
+    },
     /// Multiply by `gamma` every `every_epochs` epochs.
-    Step { every_epochs: u32, gamma: f32 },
+    Step {
+        every_epochs: u32,
+        gamma: f32,
+    },
 }
 
 impl Schedule {
@@ -112,15 +146,23 @@ impl Schedule {
         let total = total_epochs.max(1) as f32;
         match *self {
             Schedule::Constant => base,
-            Schedule::Cosine { warmup_epochs, min_factor } => {
+            Schedule::Cosine {
+                warmup_epochs,
+                min_factor,
+            } => {
                 if progress < warmup_epochs {
                     return base * (progress + 1e-3).min(warmup_epochs) / warmup_epochs;
                 }
-                let t = ((progress - warmup_epochs) / (total - warmup_epochs).max(1e-6)).clamp(0.0, 1.0);
-                let f = min_factor + (1.0 - min_factor) * 0.5 * (1.0 + (std::f32::consts::PI * t).cos());
+                let t = ((progress - warmup_epochs) / (total - warmup_epochs).max(1e-6))
+                    .clamp(0.0, 1.0);
+                let f = min_factor
+                    + (1.0 - min_factor) * 0.5 * (1.0 + (std::f32::consts::PI * t).cos());
                 base * f
             }
-            Schedule::Step { every_epochs, gamma } => {
+            Schedule::Step {
+                every_epochs,
+                gamma,
+            } => {
                 let k = (progress as u32) / every_epochs.max(1);
                 base * gamma.powi(k as i32)
             }
@@ -130,10 +172,16 @@ impl Schedule {
     pub fn describe(&self) -> String {
         match self {
             Schedule::Constant => "constant".into(),
-            Schedule::Cosine { warmup_epochs, min_factor } => {
+            Schedule::Cosine {
+                warmup_epochs,
+                min_factor,
+            } => {
                 format!("cosine(warmup_epochs={warmup_epochs}, min_factor={min_factor})")
             }
-            Schedule::Step { every_epochs, gamma } => format!("step(every_epochs={every_epochs}, gamma={gamma})"),
+            Schedule::Step {
+                every_epochs,
+                gamma,
+            } => format!("step(every_epochs={every_epochs}, gamma={gamma})"),
         }
     }
 }

