@@ -779,15 +779,22 @@ fn mutation() -> impl Strategy<Value = Mutation> {
 fn apply(f: &Fixture, m: &Mutation) -> Vec<u8> {
     let mut b = f.bytes.clone();
     let put = |b: &mut Vec<u8>, at: usize, v: &[u8]| {
-        let at = at.min(b.len().saturating_sub(v.len()));
+        // A stacked truncation may leave fewer bytes than the value: then there is nothing to put.
+        if b.len() < v.len() {
+            return;
+        }
+        let at = at.min(b.len() - v.len());
         b[at..at + v.len()].copy_from_slice(v);
     };
     match m {
         Mutation::Truncate(i) => b.truncate(i.index(b.len())),
         Mutation::FlipBits(flips) => {
             for (s, i, bit) in flips {
+                // Offsets come from the fixture; a stacked truncation may have made `b` shorter.
                 let at = offset_in(f, *s, *i);
-                b[at] ^= 1 << bit;
+                if let Some(byte) = b.get_mut(at) {
+                    *byte ^= 1 << bit;
+                }
             }
         }
         Mutation::PutU32(s, i, v) => put(&mut b, offset_in(f, *s, *i), &(*v as u32).to_le_bytes()),
