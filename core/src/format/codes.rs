@@ -1,0 +1,130 @@
+//! The numbers of the `.mdm` format: fixed offsets, codes and limits (see `MDM_FORMAT.md`).
+//!
+//! Every code here is written into files: never renumber one. New codes are added with a minor
+//! version bump; a reader that meets a code it does not know rejects the file as `Unsupported`
+//! and names the code.
+
+/// File signature. PNG-style: the high byte catches 7-bit transfers, `\r\n` and `\n` catch
+/// line-ending conversion, `\x1a` stops `type` on Windows.
+pub const MAGIC: [u8; 8] = *b"\x89MDM\r\n\x1a\n";
+
+/// Header size; the section table starts right after it.
+pub const HEADER_LEN: usize = 64;
+/// The SHA-256 digest lives in header bytes `32..64`; it covers bytes `0..32` and `64..`.
+pub const DIGEST_OFFSET: usize = 32;
+pub const DIGEST_LEN: usize = 32;
+/// One section table entry: kind u32, flags u32, offset u64, length u64.
+pub const SECTION_ENTRY_LEN: usize = 24;
+/// Every tensor buffer starts at a multiple of this from the file start (cache line; enough
+/// for any SIMD load), so a reader may use the bytes in place.
+pub const DATA_ALIGN: usize = 64;
+/// Every section starts at a multiple of this.
+pub const SECTION_ALIGN: usize = 8;
+
+/// Header flags.
+pub mod flag {
+    /// Reserved: the file carries a `SIGNATURE` section. Not implemented yet: rejected.
+    pub const SIGNED: u32 = 1 << 0;
+    /// Reserved: GRAPH/TENSORS/DATA are encrypted, `ENCRYPTION` describes how. Rejected for now.
+    pub const ENCRYPTED: u32 = 1 << 1;
+}
+
+/// Section kinds.
+pub mod section {
+    pub const META: u32 = 1;
+    pub const GRAPH: u32 = 2;
+    pub const TENSORS: u32 = 3;
+    pub const DATA: u32 = 4;
+    /// Reserved for signatures (see `flag::SIGNED`).
+    pub const SIGNATURE: u32 = 5;
+    /// Reserved for encryption parameters (see `flag::ENCRYPTED`).
+    pub const ENCRYPTION: u32 = 6;
+
+    /// Section flag: a reader that does not know this kind must reject the file. Without it an
+    /// unknown section is skipped (it is still covered by the digest).
+    pub const FLAG_REQUIRED: u32 = 1 << 0;
+
+    pub fn name(kind: u32) -> &'static str {
+        match kind {
+            META => "META",
+            GRAPH => "GRAPH",
+            TENSORS => "TENSORS",
+            DATA => "DATA",
+            SIGNATURE => "SIGNATURE",
+            ENCRYPTION => "ENCRYPTION",
+            _ => "unknown",
+        }
+    }
+}
+
+/// Layer codes in the GRAPH section (u16).
+pub mod layer {
+    pub const DENSE: u16 = 1;
+    pub const CONV2D: u16 = 2;
+    pub const MAXPOOL2D: u16 = 3;
+    pub const RELU: u16 = 4;
+    pub const SOFTMAX: u16 = 5;
+    pub const FLATTEN: u16 = 6;
+    pub const DROPOUT: u16 = 7;
+}
+
+/// Element types in a tensor record (u8).
+pub mod dtype {
+    pub const F32: u8 = 1;
+    pub const I8: u8 = 2;
+    pub const U8: u8 = 3;
+    /// Unsigned `bits`-bit integers (1..=7), packed LSB first.
+    pub const UPACKED: u8 = 4;
+    /// Signed (two's complement) `bits`-bit integers, packed LSB first; `bits == 1` is the
+    /// binary case (0 → -1, 1 → +1).
+    pub const SPACKED: u8 = 5;
+}
+
+/// Storage encodings in a tensor record (u8).
+pub mod encoding {
+    pub const DENSE: u8 = 1;
+    /// Buffers: row_ptr u32[rows + 1], col_idx u32[nnz], values f32[nnz].
+    pub const SPARSE_CSR: u8 = 2;
+    /// Buffers: mask u8[ceil(numel / 8)], values f32[popcount].
+    pub const SPARSE_BITMASK: u8 = 3;
+
+    pub fn name(code: u8) -> &'static str {
+        match code {
+            DENSE => "dense",
+            SPARSE_CSR => "sparse-csr",
+            SPARSE_BITMASK => "sparse-bitmask",
+            _ => "unknown",
+        }
+    }
+}
+
+/// Quantization parameter kinds in a tensor record (u8).
+pub mod quant {
+    pub const NONE: u8 = 0;
+    pub const PER_TENSOR: u8 = 1;
+    pub const PER_CHANNEL: u8 = 2;
+}
+
+// Limits. They bound what a file may declare so a hostile file cannot make the reader (or a
+// runtime densifying its tensors) allocate more than the file's size justifies. Each is far
+// above what a real model needs.
+
+/// Sections in one file (4 are used today).
+pub const MAX_SECTIONS: usize = 32;
+/// Bytes in one string (name, label, key, value, ...).
+pub const MAX_STRING_BYTES: usize = 64 * 1024;
+/// Class labels.
+pub const MAX_LABELS: usize = 65_536;
+/// Extra provenance key/value pairs.
+pub const MAX_EXTRA: usize = 1024;
+/// Rank of a tensor or of the input shape.
+pub const MAX_RANK: usize = 8;
+/// Tensors in the table (each layer has at most two).
+pub const MAX_TENSORS: usize = 2 * crate::model::MAX_LAYERS;
+/// Elements in one tensor: 2^28 (1 GiB as dense f32).
+pub const MAX_TENSOR_ELEMS: usize = 1 << 28;
+/// A sparse tensor may describe at most `SPARSE_FREE_ELEMS + SPARSE_MAX_RATIO × stored bytes`
+/// elements, so densifying a tiny hostile file cannot allocate gigabytes. 99.9 % sparse weights
+/// (the sparsest that pay off in practice) need a ratio of about 125.
+pub const SPARSE_FREE_ELEMS: usize = 65_536;
+pub const SPARSE_MAX_RATIO: usize = 1024;

@@ -1,0 +1,34 @@
+//! The content digest: SHA-256 over every byte of the file except the digest field itself
+//! (header bytes `32..64`), i.e. over `bytes[0..32] ++ bytes[64..]`.
+
+use sha2::{Digest, Sha256};
+
+use crate::format::codes::{DIGEST_LEN, DIGEST_OFFSET, HEADER_LEN};
+
+/// The digest of a file of at least [`HEADER_LEN`] bytes (callers check).
+pub(crate) fn content_digest(bytes: &[u8]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(&bytes[..DIGEST_OFFSET]);
+    h.update(&bytes[DIGEST_OFFSET + DIGEST_LEN..]);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(&h.finalize());
+    out
+}
+
+/// Writes the digest of `bytes` into its header (the writer's last step).
+pub(crate) fn seal(bytes: &mut [u8]) {
+    if bytes.len() >= HEADER_LEN {
+        let d = content_digest(bytes);
+        bytes[DIGEST_OFFSET..DIGEST_OFFSET + DIGEST_LEN].copy_from_slice(&d);
+    }
+}
+
+pub(crate) fn hex(d: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(d.len() * 2);
+    for &b in d {
+        s.push(HEX[usize::from(b >> 4)] as char);
+        s.push(HEX[usize::from(b & 15)] as char);
+    }
+    s
+}

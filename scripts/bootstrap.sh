@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# One idempotent set-up for `npm start` and `npm test`: installs only what is missing.
+# Safe to run again and again; each step checks first and says what it does.
+#
+# Source it (`. scripts/bootstrap.sh`) to also get CARGO_TARGET_DIR and PATH in your shell.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# A target folder outside the clone, so CI's fresh clones reuse earlier builds.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/mdeploy/target}"
+export PATH="$HOME/.cargo/bin:$PATH"
+mkdir -p "$CARGO_TARGET_DIR"
+
+say() { printf '\033[1mbootstrap:\033[0m %s\n' "$*" >&2; }
+
+need_rust_targets() {
+  local have; have="$(rustup target list --installed)"
+  local t
+  for t in wasm32-unknown-unknown wasm32-wasip2; do
+    if ! grep -qx "$t" <<<"$have"; then
+      say "adding Rust target $t"
+      rustup target add "$t"
+    fi
+  done
+}
+
+need_npm_deps() {
+  # Reinstall when node_modules is missing or older than the lockfile.
+  local stamp="$ROOT/node_modules/.mdeploy-installed"
+  if [ ! -f "$stamp" ] || [ "$ROOT/package-lock.json" -nt "$stamp" ]; then
+    say "installing npm dependencies (npm ci)"
+    (cd "$ROOT" && npm ci --no-audit --no-fund --loglevel=error)
+    touch "$stamp"
+  fi
+}
+
+command -v cargo >/dev/null || { echo "bootstrap: cargo not found; install Rust with rustup (https://rustup.rs)" >&2; exit 1; }
+command -v npm >/dev/null || { echo "bootstrap: npm not found; install Node.js 20 or newer" >&2; exit 1; }
+need_rust_targets
+need_npm_deps

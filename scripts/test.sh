@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# `npm test`: every test, from a clean machine. Set-up is in bootstrap.sh.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+. scripts/bootstrap.sh
+
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+step "the core builds for every target it promises (native, wasm32 with simd128, wasm32-wasip2)"
+RUSTFLAGS='-C target-feature=+simd128' cargo build -p mdeploy-core --release --target wasm32-unknown-unknown \
+  --target-dir "$CARGO_TARGET_DIR/wasm-simd"
+cargo build -p mdeploy-core --release --target wasm32-unknown-unknown
+cargo build -p mdeploy-core --release --target wasm32-wasip2
+
+step "Rust tests (core, format fuzzing, training, CLI end to end)"
+cargo test --workspace --release
