@@ -5,11 +5,9 @@ use std::path::PathBuf;
 use mdeploy_core::data::Dataset;
 use mdeploy_core::eval::{evaluate, Evaluation};
 use mdeploy_core::train::Predictor;
-use mdeploy_core::Model;
+use mdeploy_core::{format, Model};
 
 use crate::data;
-// TEMP(train helper): switch to `mdeploy_core::format` (or the integrator's model_file::load) after the merge.
-use crate::train::format;
 
 #[derive(clap::Args, Debug)]
 #[command(

@@ -8,25 +8,9 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mdeploy_core::data::MNIST_SPLIT;
 use mdeploy_core::eval::evaluate;
 use mdeploy_core::train::{Augment, OptimizerKind, Predictor, Schedule, TrainConfig, Trainer};
-use mdeploy_core::{arch, Model};
+use mdeploy_core::{arch, format, Model};
 
 use crate::data;
-
-// TEMP(train helper): stand-in for `mdeploy_core::format::{write, read}` until the format branch is
-// merged. Delete this module and use `mdeploy_core::format` (here and in eval.rs) after the merge.
-pub(crate) mod format {
-    use mdeploy_core::{Error, Model, Result};
-    pub fn write(_model: &Model) -> Result<Vec<u8>> {
-        Err(Error::unsupported(
-            "this build has no .mdm writer yet (format module not merged)",
-        ))
-    }
-    pub fn read(_bytes: &[u8]) -> Result<Model> {
-        Err(Error::unsupported(
-            "this build has no .mdm reader yet (format module not merged)",
-        ))
-    }
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Arch {

@@ -6,7 +6,7 @@ use mdeploy_core::data::{Dataset, MNIST_SPLIT};
 use mdeploy_core::eval::evaluate;
 use mdeploy_core::model::{Layer, Model};
 use mdeploy_core::train::{Augment, OptimizerKind, Predictor, Schedule, TrainConfig, Trainer};
-use mdeploy_core::{arch, ErrorKind};
+use mdeploy_core::{arch, format, ErrorKind};
 
 fn subset(d: &Dataset, step: usize) -> Dataset {
     let idx: Vec<usize> = (0..d.n).step_by(step).collect();
@@ -117,6 +117,12 @@ fn one_epoch_of_the_mlp_clearly_learns_the_digits() {
     assert_eq!(m.meta.provenance.epochs, 1);
     assert_eq!(m.meta.provenance.test_accuracy, Some(e.accuracy()));
     m.validate().unwrap();
+    // The trained model survives the file format with its provenance and its predictions.
+    let back = format::read(&format::write(&m).unwrap()).unwrap();
+    assert_eq!(back.meta, m.meta);
+    let mut p = Predictor::new(&back).unwrap();
+    let again = evaluate(&s.test, 10, 256, |x, n, out| p.run(x, n, out)).unwrap();
+    assert_eq!(again.confusion, e.confusion);
 }
 
 #[test]
