@@ -29,7 +29,7 @@
 
 use crate::error::{Error, Result};
 use crate::kernels::generic::softmax_f32::{relu, softmax_rows};
-use crate::kernels::{pack_a_panel, AlignedBuf, KernelSet, MatRef, PackedB, PoolGeom};
+use crate::kernels::{a_panel, APanel, AlignedBuf, MAX_MR, KernelSet, MatRef, PackedB, PoolGeom};
 use crate::model::{Layer, Model, Tensor, TensorData};
 
 /// Largest arena (floats per batch buffer) a plan will size: 1 Gi floats would be 4 GiB.
@@ -52,6 +52,9 @@ struct ConvOp {
     w: PackedB,
     bias: Vec<f32>,
     relu: bool,
+    /// Offset of tap (ky, kx, c) from a pixel's top-left input element, in im2col column order:
+    /// the indirect kernel reads the input in place through these.
+    offs: Vec<u32>,
 }
 
 impl ConvOp {
@@ -237,6 +240,15 @@ impl Plan {
                         }
                     }
                     let packed = ks.pack_b(k, oc, MatRef::row_major(&re, oc));
+                    let mut offs = Vec::with_capacity(k);
+                    for ky in 0..kh {
+                        for kx in 0..kw {
+                            for c in 0..ic {
+                                // < ih·iw·ic <= MAX_ACTIVATION_ELEMS (2^24): fits u32.
+                                offs.push(((ky * iw + kx) * ic + c) as u32);
+                            }
+                        }
+                    }
                     let bias = padded_bias(b, packed.n_padded());
                     k_max = k_max.max(k);
                     sp_max = sp_max.max(oc * oh * ow);
@@ -257,6 +269,7 @@ impl Plan {
                         w: packed,
                         bias,
                         relu: fuse_relu,
+                        offs,
                     }));
                     st = St::Hwc(oc, oh, ow);
                     i = if fuse_relu { next + 1 } else { i + 1 };
@@ -461,7 +474,7 @@ impl Plan {
                             n,
                             k,
                             apanel.as_mut_slice(),
-                            |row0, panel| pack_a_panel(nb, k, mr, row0, &a, panel),
+                            |row0, panel| a_panel(nb, k, mr, row0, &a, panel),
                             w.data(),
                             Some(bias),
                             *relu,
@@ -549,7 +562,7 @@ fn run_spatial(ks: KernelSet, ops: &[SpatialOp], x: &[f32], sp: &mut [AlignedBuf
                     g.oc,
                     k,
                     apanel,
-                    |row0, panel| im2col_panel(g, src, row0, mr, panel),
+                    |row0, panel| conv_panel(g, src, row0, mr, panel),
                     g.w.data(),
                     Some(&g.bias),
                     g.relu,
@@ -569,43 +582,90 @@ fn run_spatial(ks: KernelSet, ops: &[SpatialOp], x: &[f32], sp: &mut [AlignedBuf
     cur
 }
 
-/// Fill one packed A panel (`k × MR`, k-major) of the im2col matrix of an HWC sample: row r is
-/// output pixel `row0 + r`, column `(ky·kw + kx)·C + c` the input value under kernel tap
-/// (ky, kx), channel c; zero for padding and for rows past the last pixel. Each tap copies a
-/// contiguous run of C channels.
-fn im2col_panel(g: &ConvOp, src: &[f32], row0: usize, mr: usize, dst: &mut [f32]) {
+/// The A panel for output pixels `row0..row0+MR`: indirect (read in place through per-pixel
+/// pointers and the tap offsets) when no pixel's window touches the padding, else im2col.
+fn conv_panel<'a>(g: &'a ConvOp, src: &[f32], row0: usize, mr: usize, dst: &mut [f32]) -> APanel<'a> {
     let m = g.oh * g.ow;
-    let ic = g.ic;
-    for r in 0..mr {
+    let last_off = g.offs.last().map_or(0, |&o| o as usize);
+    let mut rows = [std::ptr::null(); MAX_MR];
+    for (r, row) in rows.iter_mut().enumerate().take(mr) {
+        // Rows past the last pixel repeat the last one: computed, then discarded by the tile.
+        let pix = (row0 + r).min(m - 1);
+        let (oy, ox) = (pix / g.ow, pix % g.ow);
+        let (y0, x0) = (oy * g.sh, ox * g.sw);
+        if y0 < g.ph || x0 < g.pw || y0 - g.ph + g.kh > g.ih || x0 - g.pw + g.kw > g.iw {
+            return im2col_panel(g, src, row0, mr, dst);
+        }
+        let at = ((y0 - g.ph) * g.iw + (x0 - g.pw)) * g.ic;
+        // Every offset is <= last_off, so this check covers the whole window.
+        assert!(at + last_off < src.len(), "conv window outside the input");
+        // SAFETY: in bounds by the assertion above.
+        *row = unsafe { src.as_ptr().add(at) };
+    }
+    APanel::Indirect { rows, offs: &g.offs }
+}
+
+/// Fill one A panel (`MR` rows of `K` values, row-major) of the im2col matrix of an HWC
+/// sample: row r is output pixel `row0 + r`, column `(ky·kw + kx)·C + c` the input under kernel
+/// tap (ky, kx), channel c. In HWC the taps kx = 0..kw of one kernel row are `kw·C` contiguous
+/// floats, so a row is `kh` slice copies (fewer where padding cuts in, zero-filled).
+fn im2col_panel<'a>(g: &ConvOp, src: &[f32], row0: usize, mr: usize, dst: &mut [f32]) -> APanel<'a> {
+    let m = g.oh * g.ow;
+    let (ic, k) = (g.ic, g.k());
+    let run = g.kw * ic;
+    for (r, row) in dst[..mr * k].chunks_exact_mut(k).enumerate() {
         let pix = row0 + r;
         if pix >= m {
-            for kk in 0..g.k() {
-                dst[kk * mr + r] = 0.0;
-            }
+            row.fill(0.0);
             continue;
         }
         let (oy, ox) = (pix / g.ow, pix % g.ow);
-        let mut kk = 0;
-        for ky in 0..g.kh {
-            // Input row of this tap, or None inside the zero padding.
-            let iy = (oy * g.sh + ky).checked_sub(g.ph).filter(|&y| y < g.ih);
-            for kx in 0..g.kw {
-                let ix = (ox * g.sw + kx).checked_sub(g.pw).filter(|&x| x < g.iw);
-                match (iy, ix) {
-                    (Some(y), Some(x)) => {
-                        let run = &src[(y * g.iw + x) * ic..(y * g.iw + x + 1) * ic];
-                        for (c, &v) in run.iter().enumerate() {
-                            dst[(kk + c) * mr + r] = v;
-                        }
-                    }
-                    _ => {
-                        for c in 0..ic {
-                            dst[(kk + c) * mr + r] = 0.0;
-                        }
-                    }
+        // Valid kx range: 0 <= ox*sw + kx - pw < iw.
+        let x0 = ox * g.sw; // input column of kx = 0, plus pw
+        let kx_lo = g.pw.saturating_sub(x0).min(g.kw);
+        let kx_hi = (g.iw + g.pw).saturating_sub(x0).min(g.kw).max(kx_lo);
+        for (ky, seg) in row.chunks_exact_mut(run).enumerate() {
+            match (oy * g.sh + ky).checked_sub(g.ph).filter(|&y| y < g.ih) {
+                Some(iy) if kx_hi > kx_lo => {
+                    zero_short(&mut seg[..kx_lo * ic]);
+                    let ix = x0 + kx_lo - g.pw;
+                    let from = (iy * g.iw + ix) * ic;
+                    copy_short(&mut seg[kx_lo * ic..kx_hi * ic], &src[from..from + (kx_hi - kx_lo) * ic]);
+                    zero_short(&mut seg[kx_hi * ic..]);
                 }
-                kk += ic;
+                _ => zero_short(seg),
             }
         }
+    }
+    APanel::Packed
+}
+
+/// `dst.copy_from_slice(src)` without a `memmove` call for short runs: a 1-channel 5×5 conv
+/// copies runs of 5 floats, where the call costs more than the copy.
+#[inline(always)]
+fn copy_short(dst: &mut [f32], src: &[f32]) {
+    if dst.len() > 32 {
+        return dst.copy_from_slice(src);
+    }
+    let mut d = dst.chunks_exact_mut(4);
+    let mut s = src.chunks_exact(4);
+    for (d4, s4) in (&mut d).zip(&mut s) {
+        if let (Ok(d4), Ok(s4)) = (<&mut [f32; 4]>::try_from(d4), <&[f32; 4]>::try_from(s4)) {
+            *d4 = *s4;
+        }
+    }
+    for (dv, &sv) in d.into_remainder().iter_mut().zip(s.remainder()) {
+        *dv = sv;
+    }
+}
+
+/// `dst.fill(0.0)` without a `memset` call for short (often empty) runs.
+#[inline(always)]
+fn zero_short(dst: &mut [f32]) {
+    if dst.len() > 32 {
+        return dst.fill(0.0);
+    }
+    for v in dst {
+        *v = 0.0;
     }
 }

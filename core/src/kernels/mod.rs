@@ -95,9 +95,13 @@ pub(crate) struct Tile {
     pub relu: bool,
 }
 
-/// `C_tile (op)= A_panel[MR × k] · B_panel[k × NR]`: A packed k-major with MR values per step,
-/// B packed k-major with NR values per step. Safety: pointers valid for `k*MR`, `k*NR`, the tile.
-pub(crate) type MmmFn = unsafe fn(k: usize, a: *const f32, b: *const f32, tile: &Tile);
+/// `C_tile (op)= A[MR × k] · B_panel[k × NR]`: A as MR rows, element `(r, p)` at `a[r*rsa + p]`
+/// (rows of the caller's row-major matrix, or of a scratch panel), B packed k-major with NR
+/// values per step. Safety: all MR rows valid for `k` values, `b` for `k*NR`, the tile as documented.
+pub(crate) type MmmFn = unsafe fn(k: usize, a: *const f32, rsa: usize, b: *const f32, tile: &Tile);
+/// Indirect variant for convolutions: A element `(r, p)` is `rows[r][offs[p]]`.
+/// Safety: `rows` holds MR pointers, each valid at every `offs[..k]`; `b` for `k*NR`; the tile.
+pub(crate) type ConvFn = unsafe fn(k: usize, rows: *const *const f32, offs: *const u32, b: *const f32, tile: &Tile);
 /// `y[..cols] = x[..k] · B_panel[k × NR] (+ bias) (ReLU)` for one packed NR-column panel.
 /// Safety: `x` valid for `k`, `b` for `k*NR`, `bias` null or valid for `cols`, `y` for `cols`.
 pub(crate) type GemvFn =
@@ -151,6 +155,7 @@ pub struct KernelSet {
     mr: usize,
     nr: usize,
     mmm: MmmFn,
+    conv: ConvFn,
     gemv: GemvFn,
     maxpool: PoolFn,
 }
@@ -234,31 +239,42 @@ fn pack_b_into(k: usize, n: usize, nr: usize, b: &MatRef, dst: &mut [f32]) {
     }
 }
 
-/// Pack rows `row0..row0+MR` of `A[m × k]` (any strides) into `dst[k × MR]`, zero rows past `m`.
-pub(crate) fn pack_a_panel(m: usize, k: usize, mr: usize, row0: usize, a: &MatRef, dst: &mut [f32]) {
+/// Where the micro-kernel reads one MR-row panel of A from.
+pub(crate) enum APanel<'a> {
+    /// MR full rows straight from the caller's matrix: row r at `data[r * rs..]`, `k` values
+    /// each (no copy: the common case for row-major activations).
+    Direct { data: &'a [f32], rs: usize },
+    /// The panel was written into the driver's scratch, MR rows of `k` values, row-major.
+    Packed,
+    /// Indirect (convolution without im2col): element `(r, p)` at `rows[r] + offs[p]`. The
+    /// producer guarantees every `rows[r]` (r < MR) is valid at every offset in `offs[..k]`.
+    Indirect { rows: [*const f32; MAX_MR], offs: &'a [u32] },
+}
+
+/// Largest MR of any kernel set (the indirect panel's pointer array).
+pub(crate) const MAX_MR: usize = 8;
+
+/// The A panel for rows `row0..row0+MR` of `A[m × k]` (any strides): direct when the rows are
+/// contiguous and all MR exist, else copied into `dst` (`MR × k`, zero rows past `m`).
+pub(crate) fn a_panel<'a>(m: usize, k: usize, mr: usize, row0: usize, a: &MatRef<'a>, dst: &mut [f32]) -> APanel<'a> {
     let rows = mr.min(m - row0);
-    if a.cs == 1 {
-        // Row-major A (activations, the common case): read each row sequentially.
-        for r in 0..mr {
-            if r < rows {
-                let base = (row0 + r) * a.rs;
-                let src = &a.data[base..base + k];
-                for (kk, &v) in src.iter().enumerate() {
-                    dst[kk * mr + r] = v;
-                }
-            } else {
-                for kk in 0..k {
-                    dst[kk * mr + r] = 0.0;
-                }
-            }
-        }
-    } else {
-        for (kk, step) in dst[..k * mr].chunks_exact_mut(mr).enumerate() {
-            for (r, v) in step.iter_mut().enumerate() {
-                *v = if r < rows { a.at(row0 + r, kk) } else { 0.0 };
+    if a.cs == 1 && rows == mr {
+        return APanel::Direct { data: &a.data[row0 * a.rs..], rs: a.rs };
+    }
+    for r in 0..mr {
+        let row = &mut dst[r * k..(r + 1) * k];
+        if r >= rows {
+            row.fill(0.0);
+        } else if a.cs == 1 {
+            let base = (row0 + r) * a.rs;
+            row.copy_from_slice(&a.data[base..base + k]);
+        } else {
+            for (p, v) in row.iter_mut().enumerate() {
+                *v = a.at(row0 + r, p);
             }
         }
     }
+    APanel::Packed
 }
 
 thread_local! {
@@ -275,6 +291,7 @@ impl KernelSet {
             mr: generic::mmm_f32::MR,
             nr: generic::mmm_f32::NR,
             mmm: generic::mmm_f32::generic_mmm_f32_4x8,
+            conv: generic::mmm_f32::generic_conv_f32_4x8,
             gemv: generic::gemv_f32::generic_gemv_f32_8,
             maxpool: generic::maxpool_f32::generic_maxpool_f32,
         }
@@ -290,6 +307,7 @@ impl KernelSet {
                 mr: x86_64::mmm_f32::MR,
                 nr: x86_64::mmm_f32::NR,
                 mmm: x86_64::mmm_f32::avx2_mmm_f32_6x16,
+                conv: x86_64::mmm_f32::avx2_conv_f32_6x16,
                 gemv: x86_64::gemv_f32::avx2_gemv_f32_16,
                 maxpool: x86_64::maxpool_f32::avx2_maxpool_f32,
             })
@@ -308,6 +326,7 @@ impl KernelSet {
             mr: wasm::mmm_f32::MR,
             nr: wasm::mmm_f32::NR,
             mmm: wasm::mmm_f32::wasm_mmm_f32_4x8,
+            conv: wasm::mmm_f32::wasm_conv_f32_4x8,
             gemv: wasm::gemv_f32::wasm_gemv_f32_8,
             maxpool: wasm::maxpool_f32::wasm_maxpool_f32,
         }
@@ -438,7 +457,7 @@ impl KernelSet {
             pack_b_into(k, n, nr, &b, bp);
             let ap_off = ((64 - rest.as_ptr() as usize % 64) % 64) / 4;
             let ap = &mut rest[ap_off..ap_off + mr * k];
-            self.drive(m, n, k, ap, |row0, dst| pack_a_panel(m, k, mr, row0, &a, dst), bp, None, false, c, ldc, accumulate);
+            self.drive(m, n, k, ap, |row0, dst| a_panel(m, k, mr, row0, &a, dst), bp, None, false, c, ldc, accumulate);
         };
         GEMM_SCRATCH.with(|cell| match cell.try_borrow_mut() {
             Ok(mut s) => run(&mut s),
@@ -447,18 +466,19 @@ impl KernelSet {
         });
     }
 
-    /// The blocked driver shared by `gemm`, Dense and Conv2d: for each MR-row panel of A
-    /// (packed on demand by `pack_a(row0, dst)` into `apanel`, `k × MR`), for each KC block,
-    /// for each NR panel of the pre-packed `bp`, run the micro-kernel. Bias/ReLU are applied
-    /// by the micro-kernel's epilogue on the last KC block only. Allocates nothing.
+    /// The blocked driver shared by `gemm`, Dense and Conv2d: for each MR-row panel of A (given
+    /// by `panel(row0, scratch)`, either rows of the source or rows written into `apanel`,
+    /// `MR × k`), for each KC block, for each NR panel of the pre-packed `bp`, run the
+    /// micro-kernel. Bias/ReLU are applied by the micro-kernel's epilogue on the last KC block
+    /// only. Allocates nothing.
     #[allow(clippy::too_many_arguments)]
-    pub(crate) fn drive(
+    pub(crate) fn drive<'a>(
         &self,
         m: usize,
         n: usize,
         k: usize,
         apanel: &mut [f32],
-        mut pack_a: impl FnMut(usize, &mut [f32]),
+        mut panel: impl FnMut(usize, &mut [f32]) -> APanel<'a>,
         bp: &[f32],
         bias: Option<&[f32]>,
         relu: bool,
@@ -490,13 +510,27 @@ impl KernelSet {
             }
             return;
         }
+        // Equal KC blocks (784 → 4 × 196, not 3 × 256 + 16): no tiny tail block whose C
+        // load/store would cost as much as its arithmetic.
+        let kblocks = k.div_ceil(KC);
+        let kc_len = k.div_ceil(kblocks);
         let cptr = c.as_mut_ptr();
         for row0 in (0..m).step_by(mr) {
             let rows = mr.min(m - row0);
-            pack_a(row0, &mut apanel[..mr * k]);
+            let a = match panel(row0, &mut apanel[..mr * k]) {
+                APanel::Direct { data, rs } => {
+                    assert!(rows == mr && rs >= k && data.len() >= (mr - 1) * rs + k, "drive: direct A panel too short");
+                    (data.as_ptr(), rs, None)
+                }
+                APanel::Packed => (apanel.as_ptr(), k, None),
+                APanel::Indirect { rows, offs } => {
+                    assert!(offs.len() >= k, "drive: offset table shorter than k");
+                    (std::ptr::null(), 0, Some((rows, offs)))
+                }
+            };
             let mut k0 = 0;
             while k0 < k {
-                let kc = KC.min(k - k0);
+                let kc = kc_len.min(k - k0);
                 let last = k0 + kc == k;
                 for p in 0..panels_n {
                     let col0 = p * nr;
@@ -514,12 +548,17 @@ impl KernelSet {
                         },
                         relu: relu && last,
                     };
-                    // SAFETY: A panel holds k*MR values, B panel p holds k*NR from p*k*NR; the
-                    // tile lies inside C (asserted above); full tiles read NR bias values only
-                    // when cols == NR, which the bias length assertion covers.
-                    unsafe {
-                        (self.mmm)(kc, apanel.as_ptr().add(k0 * mr), bp.as_ptr().add(p * k * nr + k0 * nr), &tile)
-                    };
+                    // SAFETY: the A rows hold k values at stride rsa (asserted above), B panel p
+                    // holds k*NR values from p*k*NR; the tile lies inside C (asserted above);
+                    // full tiles read NR bias values only when cols == NR, covered by bias >= n.
+                    let bpanel = unsafe { bp.as_ptr().add(p * k * nr + k0 * nr) };
+                    match a {
+                        (aptr, rsa, None) => unsafe { (self.mmm)(kc, aptr.add(k0), rsa, bpanel, &tile) },
+                        // SAFETY (indirect): the producer vouched for rows × offs (see APanel).
+                        (_, _, Some((rows, offs))) => unsafe {
+                            (self.conv)(kc, rows.as_ptr(), offs.as_ptr().add(k0), bpanel, &tile)
+                        },
+                    }
                 }
                 k0 += kc;
             }

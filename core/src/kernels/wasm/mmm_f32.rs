@@ -12,29 +12,43 @@ pub(crate) const MR: usize = 4;
 pub(crate) const NR: usize = 8;
 
 /// # Safety
-/// `a` valid for `k*MR`, `b` for `k*NR` values; `tile` as documented on [`Tile`].
-pub(crate) unsafe fn wasm_mmm_f32_4x8(k: usize, a: *const f32, b: *const f32, tile: &Tile) {
+/// MR rows of `k` values at `a + r*rsa`, `b` valid for `k*NR` values; `tile` as documented on
+/// [`Tile`].
+pub(crate) unsafe fn wasm_mmm_f32_4x8(k: usize, a: *const f32, rsa: usize, b: *const f32, tile: &Tile) {
+    tile_4x8(k, [a, a.add(rsa), a.add(2 * rsa), a.add(3 * rsa)], |p| p, b, tile)
+}
+
+/// Indirect convolution: A element `(r, p)` is `rows[r][offs[p]]`.
+///
+/// # Safety
+/// `rows` holds MR pointers each valid at every `offs[..k]`; `b` valid for `k*NR` values.
+pub(crate) unsafe fn wasm_conv_f32_4x8(k: usize, rows: *const *const f32, offs: *const u32, b: *const f32, tile: &Tile) {
+    tile_4x8(k, [*rows, *rows.add(1), *rows.add(2), *rows.add(3)], |p| *offs.add(p) as usize, b, tile)
+}
+
+#[inline(always)]
+unsafe fn tile_4x8(k: usize, rows: [*const f32; MR], off: impl Fn(usize) -> usize, b: *const f32, tile: &Tile) {
     let z = f32x4_splat(0.0);
     let (mut c00, mut c01, mut c10, mut c11) = (z, z, z, z);
     let (mut c20, mut c21, mut c30, mut c31) = (z, z, z, z);
-    let mut ap = a;
+    let [a0, a1, a2, a3] = rows;
     let mut bp = b;
-    for _ in 0..k {
+    for p in 0..k {
+        let p = off(p);
         let b0 = v128_load(bp as *const v128);
         let b1 = v128_load(bp.add(4) as *const v128);
-        let a0 = f32x4_splat(*ap);
-        c00 = f32x4_add(c00, f32x4_mul(a0, b0));
-        c01 = f32x4_add(c01, f32x4_mul(a0, b1));
-        let a1 = f32x4_splat(*ap.add(1));
-        c10 = f32x4_add(c10, f32x4_mul(a1, b0));
-        c11 = f32x4_add(c11, f32x4_mul(a1, b1));
-        let a2 = f32x4_splat(*ap.add(2));
-        c20 = f32x4_add(c20, f32x4_mul(a2, b0));
-        c21 = f32x4_add(c21, f32x4_mul(a2, b1));
-        let a3 = f32x4_splat(*ap.add(3));
-        c30 = f32x4_add(c30, f32x4_mul(a3, b0));
-        c31 = f32x4_add(c31, f32x4_mul(a3, b1));
-        ap = ap.add(MR);
+        let x = f32x4_splat(*a0.add(p));
+        c00 = f32x4_add(c00, f32x4_mul(x, b0));
+        c01 = f32x4_add(c01, f32x4_mul(x, b1));
+        let x = f32x4_splat(*a1.add(p));
+        c10 = f32x4_add(c10, f32x4_mul(x, b0));
+        c11 = f32x4_add(c11, f32x4_mul(x, b1));
+        let x = f32x4_splat(*a2.add(p));
+        c20 = f32x4_add(c20, f32x4_mul(x, b0));
+        c21 = f32x4_add(c21, f32x4_mul(x, b1));
+        let x = f32x4_splat(*a3.add(p));
+        c30 = f32x4_add(c30, f32x4_mul(x, b0));
+        c31 = f32x4_add(c31, f32x4_mul(x, b1));
         bp = bp.add(NR);
     }
     let acc = [[c00, c01], [c10, c11], [c20, c21], [c30, c31]];

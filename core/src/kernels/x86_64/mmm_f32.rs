@@ -13,10 +13,30 @@ pub(crate) const MR: usize = 6;
 pub(crate) const NR: usize = 16;
 
 /// # Safety
-/// The CPU must support AVX2 and FMA; `a` valid for `k*MR`, `b` for `k*NR` values; `tile` as
-/// documented on [`Tile`].
+/// The CPU must support AVX2 and FMA; MR rows of `k` values at `a + r*rsa`, `b` valid for
+/// `k*NR` values; `tile` as documented on [`Tile`].
 #[target_feature(enable = "avx2,fma")]
-pub(crate) unsafe fn avx2_mmm_f32_6x16(k: usize, a: *const f32, b: *const f32, tile: &Tile) {
+pub(crate) unsafe fn avx2_mmm_f32_6x16(k: usize, a: *const f32, rsa: usize, b: *const f32, tile: &Tile) {
+    let rows = [a, a.add(rsa), a.add(2 * rsa), a.add(3 * rsa), a.add(4 * rsa), a.add(5 * rsa)];
+    tile_6x16(k, rows, |p| p, b, tile)
+}
+
+/// Indirect convolution: A element `(r, p)` is `rows[r][offs[p]]` (one base pointer per output
+/// pixel, one offset per (ky, kx, c) tap), so no im2col copy is made.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA; `rows` holds MR pointers each valid at every `offs[..k]`;
+/// `b` valid for `k*NR` values; `tile` as documented on [`Tile`].
+#[target_feature(enable = "avx2,fma")]
+pub(crate) unsafe fn avx2_conv_f32_6x16(k: usize, rows: *const *const f32, offs: *const u32, b: *const f32, tile: &Tile) {
+    let rows = [*rows, *rows.add(1), *rows.add(2), *rows.add(3), *rows.add(4), *rows.add(5)];
+    tile_6x16(k, rows, |p| *offs.add(p) as usize, b, tile)
+}
+
+/// The shared tile body: A element `(r, p)` at `rows[r] + off(p)`.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn tile_6x16(k: usize, rows: [*const f32; MR], off: impl Fn(usize) -> usize, b: *const f32, tile: &Tile) {
     let mut c00 = _mm256_setzero_ps();
     let mut c01 = _mm256_setzero_ps();
     let mut c10 = _mm256_setzero_ps();
@@ -29,30 +49,32 @@ pub(crate) unsafe fn avx2_mmm_f32_6x16(k: usize, a: *const f32, b: *const f32, t
     let mut c41 = _mm256_setzero_ps();
     let mut c50 = _mm256_setzero_ps();
     let mut c51 = _mm256_setzero_ps();
-    let mut ap = a;
+    // Six row pointers: A is read where it lies (activation rows, input pixels), one
+    // broadcast per row per k step.
+    let [a0, a1, a2, a3, a4, a5] = rows;
     let mut bp = b;
-    for _ in 0..k {
+    for p in 0..k {
+        let p = off(p);
         let b0 = _mm256_loadu_ps(bp);
         let b1 = _mm256_loadu_ps(bp.add(8));
-        let a0 = _mm256_broadcast_ss(&*ap);
-        c00 = _mm256_fmadd_ps(a0, b0, c00);
-        c01 = _mm256_fmadd_ps(a0, b1, c01);
-        let a1 = _mm256_broadcast_ss(&*ap.add(1));
-        c10 = _mm256_fmadd_ps(a1, b0, c10);
-        c11 = _mm256_fmadd_ps(a1, b1, c11);
-        let a2 = _mm256_broadcast_ss(&*ap.add(2));
-        c20 = _mm256_fmadd_ps(a2, b0, c20);
-        c21 = _mm256_fmadd_ps(a2, b1, c21);
-        let a3 = _mm256_broadcast_ss(&*ap.add(3));
-        c30 = _mm256_fmadd_ps(a3, b0, c30);
-        c31 = _mm256_fmadd_ps(a3, b1, c31);
-        let a4 = _mm256_broadcast_ss(&*ap.add(4));
-        c40 = _mm256_fmadd_ps(a4, b0, c40);
-        c41 = _mm256_fmadd_ps(a4, b1, c41);
-        let a5 = _mm256_broadcast_ss(&*ap.add(5));
-        c50 = _mm256_fmadd_ps(a5, b0, c50);
-        c51 = _mm256_fmadd_ps(a5, b1, c51);
-        ap = ap.add(MR);
+        let x = _mm256_broadcast_ss(&*a0.add(p));
+        c00 = _mm256_fmadd_ps(x, b0, c00);
+        c01 = _mm256_fmadd_ps(x, b1, c01);
+        let x = _mm256_broadcast_ss(&*a1.add(p));
+        c10 = _mm256_fmadd_ps(x, b0, c10);
+        c11 = _mm256_fmadd_ps(x, b1, c11);
+        let x = _mm256_broadcast_ss(&*a2.add(p));
+        c20 = _mm256_fmadd_ps(x, b0, c20);
+        c21 = _mm256_fmadd_ps(x, b1, c21);
+        let x = _mm256_broadcast_ss(&*a3.add(p));
+        c30 = _mm256_fmadd_ps(x, b0, c30);
+        c31 = _mm256_fmadd_ps(x, b1, c31);
+        let x = _mm256_broadcast_ss(&*a4.add(p));
+        c40 = _mm256_fmadd_ps(x, b0, c40);
+        c41 = _mm256_fmadd_ps(x, b1, c41);
+        let x = _mm256_broadcast_ss(&*a5.add(p));
+        c50 = _mm256_fmadd_ps(x, b0, c50);
+        c51 = _mm256_fmadd_ps(x, b1, c51);
         bp = bp.add(NR);
     }
     let acc = [[c00, c01], [c10, c11], [c20, c21], [c30, c31], [c40, c41], [c50, c51]];
