@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use mdeploy_core::data::Dataset;
 use mdeploy_core::eval::{evaluate, Evaluation};
-use mdeploy_core::train::Predictor;
-use mdeploy_core::{format, Model};
+use mdeploy_core::Plan;
+use mdeploy_core::Model;
 
 use crate::data;
 
@@ -42,10 +42,8 @@ pub struct EvalArgs {
     pub json: bool,
 }
 
-/// Scores `model` on `data`. Inference goes through a closure with the `Plan::run(input, n, out)`
-/// calling convention.
-// TODO(after plan merge): build `mdeploy_core::Plan::new(model, batch)` and pass
-// `|x, n, out| plan.run(x, n, out)`; the training predictor below is the eval-mode stand-in.
+/// Scores `model` on `data` through the inference [`Plan`] (the SIMD kernels every host runs),
+/// so the accuracy published for a model is the one users get.
 pub fn score(model: &Model, data: &Dataset, batch: usize) -> Result<Evaluation, String> {
     if model.input_len() != data.sample_len() {
         return Err(format!(
@@ -54,8 +52,8 @@ pub fn score(model: &Model, data: &Dataset, batch: usize) -> Result<Evaluation, 
         ));
     }
     let classes = model.output_len();
-    let mut predictor = Predictor::new(model).map_err(|e| e.to_string())?;
-    let mut e = evaluate(data, classes, batch, |x, n, out| predictor.run(x, n, out))
+    let mut plan = Plan::new(model, batch.max(1)).map_err(|e| e.to_string())?;
+    let mut e = evaluate(data, classes, batch, |x, n, out| plan.run(x, n, out))
         .map_err(|e| e.to_string())?;
     if model.meta.labels.len() == classes {
         e.class_names = model.meta.labels.clone();
@@ -65,8 +63,7 @@ pub fn score(model: &Model, data: &Dataset, batch: usize) -> Result<Evaluation, 
 
 pub fn run(args: &EvalArgs) -> Result<(), String> {
     let path = args.model.display().to_string();
-    let bytes = std::fs::read(&args.model).map_err(|e| format!("{path}: cannot read: {e}"))?;
-    let model = format::read(&bytes).map_err(|e| format!("{path}: {e}"))?;
+    let model = crate::model_file::load(&path)?;
     let (data, source) = match (&args.images, &args.labels) {
         (Some(i), Some(l)) => (
             data::load_idx(i, l)?,

@@ -6,6 +6,10 @@ use clap::{Parser, Subcommand};
 
 mod data;
 mod eval;
+mod image;
+mod info;
+mod model_file;
+mod predict;
 mod train;
 
 #[derive(Parser, Debug)]
@@ -25,6 +29,10 @@ enum Command {
     Train(train::TrainArgs),
     /// Score a model: accuracy, per-class precision/recall, confusion matrix.
     Eval(eval::EvalArgs),
+    /// Classify a picture of one digit (PNG or PGM, any size).
+    Predict(predict::PredictArgs),
+    /// Describe a model file: metadata, provenance, layers, size, digest.
+    Info(info::InfoArgs),
 }
 
 fn main() -> ExitCode {
@@ -32,6 +40,8 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Train(a) => train::run(a),
         Command::Eval(a) => eval::run(a),
+        Command::Predict(a) => predict::run(a),
+        Command::Info(a) => info::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

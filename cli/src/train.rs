@@ -6,8 +6,7 @@ use std::time::Instant;
 use clap::ValueEnum;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mdeploy_core::data::MNIST_SPLIT;
-use mdeploy_core::eval::evaluate;
-use mdeploy_core::train::{Augment, OptimizerKind, Predictor, Schedule, TrainConfig, Trainer};
+use mdeploy_core::train::{Augment, OptimizerKind, Schedule, TrainConfig, Trainer};
 use mdeploy_core::{arch, format, Model};
 
 use crate::data;
@@ -218,11 +217,8 @@ pub fn run(args: &TrainArgs) -> Result<(), String> {
     }
     let train_secs = started.elapsed().as_secs_f64();
 
-    // Score the test split once, in eval mode (dropout off).
-    // TODO(after plan merge): run through mdeploy_core::Plan like `mdeploy eval` will.
-    let mut predictor = Predictor::new(trainer.model()).map_err(|e| e.to_string())?;
-    let evaluation = evaluate(&split.test, 10, 256, |x, n, out| predictor.run(x, n, out))
-        .map_err(|e| e.to_string())?;
+    // Score the test split once through the inference plan, exactly as `mdeploy eval` does.
+    let evaluation = crate::eval::score(trainer.model(), &split.test, 256)?;
     let acc = evaluation.accuracy();
     trainer.stamp_provenance(Some(acc));
     let images_per_second = (split.train.n as f64 * args.epochs as f64) / train_secs;
