@@ -30,11 +30,13 @@ fn run() -> Result<(), String> {
     // same per-sample math (the kernels do not mix samples), and is what `mdeploy eval` uses.
     let mut plan = Plan::new(&model, 256).map_err(|e| format!("{model_path}: {e}"))?;
     let mut out = vec![0.0f32; n * plan.output_len()];
-    plan.run(&images, n, &mut out).map_err(|e| format!("{model_path}: {e}"))?;
+    plan.run(&images, n, &mut out)
+        .map_err(|e| format!("{model_path}: {e}"))?;
     let raw: Vec<u8> = out.iter().flat_map(|v| v.to_le_bytes()).collect();
     std::fs::write(out_path, raw).map_err(|e| format!("{out_path}: {e}"))?;
     // Scored by the same code as `mdeploy eval`, so this line matches its accuracy.
-    let e = Evaluation::from_outputs(&out, &labels, plan.output_len()).map_err(|e| e.to_string())?;
+    let e =
+        Evaluation::from_outputs(&out, &labels, plan.output_len()).map_err(|e| e.to_string())?;
     eprintln!(
         "{model_path}: {n} test digits, kernels {}, {} correct (accuracy {}), wrote {out_path}",
         plan.kernel_name(),

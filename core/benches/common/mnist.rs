@@ -30,9 +30,16 @@ pub fn test_digits() -> Result<(Vec<f32>, Vec<u8>), String> {
                 path.display()
             )
         })?;
-        let mut obj: HashMap<String, Vec<f32>> = serde_json::from_slice(&bytes)
-            .map_err(|e| format!("{}: not a {{\"data\": [numbers]}} digit file: {e}", path.display()))?;
-        per_digit.push(obj.remove("data").ok_or_else(|| format!("{}: no \"data\" array", path.display()))?);
+        let mut obj: HashMap<String, Vec<f32>> = serde_json::from_slice(&bytes).map_err(|e| {
+            format!(
+                "{}: not a {{\"data\": [numbers]}} digit file: {e}",
+                path.display()
+            )
+        })?;
+        per_digit.push(
+            obj.remove("data")
+                .ok_or_else(|| format!("{}: no \"data\" array", path.display()))?,
+        );
     }
     let split = mnist_split(&per_digit).map_err(|e| format!("{}: {e}", dir.display()))?;
     Ok((split.test.images, split.test.labels))
