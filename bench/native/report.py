@@ -60,7 +60,8 @@ def main() -> None:
         notes.append(
             f"{label}: mdeploy kernels {lat[name]['kernels']}, {lat[name]['calls']:,} calls timed; onnxruntime batch 1 via `{o['batch1']['api']}` "
             f"(plain `run`: median {o['batch1']['run']['median_ns'] / 1e3:.1f} µs, p99 {o['batch1']['run']['p99_ns'] / 1e3:.1f} µs), "
-            f"{o['batch1']['calls']:,} calls"
+            f"{o['batch1']['calls']:,} calls; onnxruntime batch 1024 CPU time / wall time "
+            f"{o['batch1024'].get('cpu_per_wall', float('nan')):.2f} (≈ 1: one thread)"
         )
 
     def fmt(v: float) -> str:
@@ -73,6 +74,11 @@ def main() -> None:
     print()
     for n in notes:
         print(f"- {n}")
+    fl = ort.get("call_floor", {})
+    if fl:
+        print("- onnxruntime's per-call floor from Python (a graph holding one Identity, same protocol): "
+              + ", ".join(f"`{api}` median {r['median_ns'] / 1e3:.1f} µs" for api, r in fl.items())
+              + "; its batch-1 latencies include this")
 
 
 if __name__ == "__main__":
