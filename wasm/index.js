@@ -1,6 +1,6 @@
 // mdeploy-wasm: the public JS API. Types: index.d.ts. Usage: README.md. Design: DESIGN.md.
 //
-// This ESM wrapper sits on the wasm-bindgen output (dist/<variant>/mdeploy_wasm.js, built with
+// This ESM wrapper sits on the wasm-bindgen output (dist/mdeploy_wasm.js, built with
 // --target web). It adds what is awkward to express in Rust: async loading from any source,
 // picking the SIMD variant with WebAssembly.validate, initialising from bytes in Node (where
 // fetch() cannot read file: URLs), turning inputs into floats, and one error class.
@@ -76,15 +76,10 @@ async function readFileNode(pathOrUrl) {
 }
 
 // Each literal `new URL('./…', import.meta.url)` is what bundlers look for to emit the file.
+// Both variants export the same functions and share one glue module (scripts/build.sh checks).
 const VARIANTS = {
-  simd: {
-    glue: () => import('./dist/simd/mdeploy_wasm.js'),
-    wasm: () => new URL('./dist/simd/mdeploy_wasm_bg.wasm', import.meta.url),
-  },
-  relaxed: {
-    glue: () => import('./dist/relaxed/mdeploy_wasm.js'),
-    wasm: () => new URL('./dist/relaxed/mdeploy_wasm_bg.wasm', import.meta.url),
-  },
+  simd: () => new URL('./dist/mdeploy_wasm_bg.wasm', import.meta.url),
+  relaxed: () => new URL('./dist/mdeploy_wasm_relaxed.wasm', import.meta.url),
 };
 
 let runtime = null; // Promise<{ glue, info }>
@@ -102,9 +97,8 @@ async function startRuntime(options) {
     fail(ErrorCode.UNSUPPORTED, "variant 'relaxed' was asked for but this engine rejects relaxed-SIMD modules (Node 20 needs --experimental-wasm-relaxed-simd); use variant 'auto' or 'simd'");
   }
   const variant = want === 'auto' ? (feats.relaxedSimd ? 'relaxed' : 'simd') : want;
-  const v = VARIANTS[variant];
-  const glue = await v.glue();
-  let wasm = options.wasm ?? v.wasm();
+  const glue = await import('./dist/mdeploy_wasm.js');
+  let wasm = options.wasm ?? VARIANTS[variant]();
   if (isNode && (wasm instanceof URL || typeof wasm === 'string')) wasm = await loadBytes(wasm, 'the .wasm');
   try {
     await glue.default({ module_or_path: wasm });

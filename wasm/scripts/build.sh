@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds the npm package `mdeploy-wasm` in place (wasm/ is the package root):
-#   dist/simd/     simd128 build             (runs everywhere: Node ≥ 20, every current browser)
-#   dist/relaxed/  simd128 + relaxed-simd    (chosen at run time where WebAssembly.validate accepts it)
+#   dist/mdeploy_wasm.js            the wasm-bindgen glue (identical for both variants: checked below)
+#   dist/mdeploy_wasm_bg.wasm       simd128                 (runs everywhere: Node ≥ 20, current browsers)
+#   dist/mdeploy_wasm_relaxed.wasm  simd128 + relaxed-simd  (chosen at run time where WebAssembly.validate
+#                                                            accepts a relaxed-SIMD probe)
 #   models/        the default models, copied from <repo>/models (separate assets, see DESIGN.md)
 # Each variant: wasm-pack (--target web: one ESM build for browsers, workers, bundlers and, via
 # the wrapper's initialisation from bytes, Node), then binaryen 132's wasm-opt from npm.
@@ -16,7 +18,7 @@ WASM_OPT="$HERE/node_modules/.bin/wasm-opt"
 
 build_variant() {
   local name="$1" features="$2"
-  local out="$HERE/dist/$name"
+  local out="$HERE/dist/.build-$name"
   echo "build.sh: $name ($features)" >&2
   # A target dir per variant: the two RUSTFLAGS would otherwise rebuild each other's artifacts.
   RUSTFLAGS="-C target-feature=$features" CARGO_TARGET_DIR="$TARGET/wasm-pkg-$name" \
@@ -29,6 +31,7 @@ build_variant() {
   rm -f "$out/.gitignore"
 }
 
+rm -rf "$HERE/dist"
 build_variant simd "+simd128"
 build_variant relaxed "+simd128,+relaxed-simd"
 
@@ -38,6 +41,16 @@ for m in mnist-mlp mnist-cnn; do
   [ -f "$src" ] || { echo "build.sh: $src missing: train the default models first (see the root README)" >&2; exit 1; }
   cp "$src" "$HERE/models/$m.mdm"
 done
-for f in "$HERE"/dist/*/mdeploy_wasm_bg.wasm; do
+# Both builds export the same functions, so wasm-bindgen writes the same glue; ship it once.
+# The simd build keeps the glue's default file name, so bundlers that follow the glue's own
+# `new URL('mdeploy_wasm_bg.wasm', import.meta.url)` find a file.
+cmp -s "$HERE/dist/.build-simd/mdeploy_wasm.js" "$HERE/dist/.build-relaxed/mdeploy_wasm.js" || {
+  echo "build.sh: the two variants' wasm-bindgen glue differs; ship both folders instead (see DESIGN.md)" >&2; exit 1; }
+mv "$HERE/dist/.build-simd/mdeploy_wasm.js" "$HERE/dist/mdeploy_wasm.js"
+mv "$HERE/dist/.build-simd/mdeploy_wasm_bg.wasm" "$HERE/dist/mdeploy_wasm_bg.wasm"
+mv "$HERE/dist/.build-relaxed/mdeploy_wasm_bg.wasm" "$HERE/dist/mdeploy_wasm_relaxed.wasm"
+rm -rf "$HERE/dist/.build-simd" "$HERE/dist/.build-relaxed"
+
+for f in "$HERE"/dist/*.wasm; do
   printf 'build.sh: %s %d bytes, %d gzipped\n' "${f#"$HERE"/}" "$(wc -c <"$f")" "$(gzip -9c "$f" | wc -c)" >&2
 done
