@@ -76,7 +76,7 @@ fn load_png(bytes: &[u8]) -> Result<Picture, String> {
 fn load_pgm(bytes: &[u8]) -> Result<Picture, String> {
     let binary = bytes.starts_with(b"P5");
     let mut pos = 2;
-    let mut next_number = |pos: &mut usize| -> Result<usize, String> {
+    let next_number = |pos: &mut usize| -> Result<usize, String> {
         loop {
             while *pos < bytes.len() && bytes[*pos].is_ascii_whitespace() {
                 *pos += 1;

@@ -58,7 +58,10 @@ pub fn run(args: &InfoArgs) -> Result<(), String> {
     println!("{} {} ({} bytes, format {:?}, sha256 {})", m.name, m.version, bytes.len(), format::FORMAT_VERSION, digest);
     println!("  input     {:?}, preprocessing {:?} range {:?}", m.input_shape, m.preprocessing.recipe, m.preprocessing.range);
     println!("  labels    {}", m.labels.join(" "));
-    println!("  trained   {} on {} ({}), {} epochs, seed {}", p.arch, p.data, p.split, p.epochs, p.seed);
+    println!("  arch      {}", p.arch);
+    println!("  data      {}", p.data);
+    println!("  split     {}", p.split);
+    println!("  trained   {} epochs, seed {}", p.epochs, p.seed);
     match p.test_accuracy {
         Some(a) => println!("  accuracy  {:.2} % on the test split", a * 100.0),
         None => println!("  accuracy  not recorded"),

@@ -1,1 +1,53 @@
-fn main() {}
+//! `mdeploy`: train, evaluate, inspect and run `.mdm` models.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod data;
+mod eval;
+mod image;
+mod info;
+mod model_file;
+mod predict;
+mod train;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "mdeploy",
+    version,
+    about = "Train, evaluate and run small MNIST models (.mdm files)."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Train an MNIST model on the fixed split and save it as .mdm.
+    Train(train::TrainArgs),
+    /// Score a model: accuracy, per-class precision/recall, confusion matrix.
+    Eval(eval::EvalArgs),
+    /// Classify a picture of one digit (PNG or PGM, any size).
+    Predict(predict::PredictArgs),
+    /// Describe a model file: metadata, provenance, layers, size, digest.
+    Info(info::InfoArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Train(a) => train::run(a),
+        Command::Eval(a) => eval::run(a),
+        Command::Predict(a) => predict::run(a),
+        Command::Info(a) => info::run(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -27,6 +27,8 @@
 //! permuted at load time, and a spatial output is transposed back on exit.
 //! Dropout is the identity at inference; Flatten only changes bookkeeping.
 
+use std::borrow::Cow;
+
 use crate::error::{Error, Result};
 use crate::kernels::generic::softmax_f32::{relu, softmax_rows};
 use crate::kernels::{a_panel, APanel, AlignedBuf, MAX_MR, KernelSet, MatRef, PackedB, PoolGeom};
@@ -126,13 +128,16 @@ enum St {
     Flat { len: usize, perm: Option<(usize, usize, usize)> },
 }
 
-fn f32_data<'a>(t: &'a Tensor, layer: usize, what: &str, kind: &str) -> Result<&'a [f32]> {
+/// The weights as dense f32. Quantized and sparse tensors are expanded once at load
+/// (`Tensor::to_f32_dense`): every stored variant runs today, and dedicated int8/n-bit/sparse
+/// kernels can replace the expansion per layer later without changing the file.
+fn f32_data<'a>(t: &'a Tensor, layer: usize, what: &str, kind: &str) -> Result<Cow<'a, [f32]>> {
     match &t.data {
-        TensorData::F32(v) => Ok(v),
-        _ => Err(Error::unsupported(format!(
-            "layer {layer} ({kind}): the {what} is stored quantized or sparse; this build's inference plan \
-             runs dense f32 weights only (re-export the model with f32 weights)"
-        ))),
+        TensorData::F32(v) => Ok(Cow::Borrowed(v)),
+        _ => t
+            .to_f32_dense()
+            .map(Cow::Owned)
+            .map_err(|e| Error { kind: e.kind, message: format!("layer {layer} ({kind}) {what}: {}", e.message) }),
     }
 }
 
@@ -185,8 +190,8 @@ impl Plan {
             match layer {
                 Layer::Dense { weight, bias } => {
                     let St::Flat { len, perm } = st else { return Err(wrong_rank("flat")) };
-                    let w = f32_data(weight, i, "weight", "Dense")?;
-                    let b = f32_data(bias, i, "bias", "Dense")?;
+                    let w = &*f32_data(weight, i, "weight", "Dense")?;
+                    let b = &*f32_data(bias, i, "bias", "Dense")?;
                     let (fin, fout) = (weight.shape[0], weight.shape[1]);
                     debug_assert_eq!(fin, len);
                     let wmat = match perm {
@@ -223,8 +228,8 @@ impl Plan {
                         St::Hwc(c, h, w) => (c, h, w),
                         St::Flat { .. } => return Err(wrong_rank("[C, H, W]")),
                     };
-                    let w = f32_data(weight, i, "weight", "Conv2d")?;
-                    let b = f32_data(bias, i, "bias", "Conv2d")?;
+                    let w = &*f32_data(weight, i, "weight", "Conv2d")?;
+                    let b = &*f32_data(bias, i, "bias", "Conv2d")?;
                     let (oc, kh, kw) = (weight.shape[0], weight.shape[2], weight.shape[3]);
                     let (oh, ow) = (shapes[i + 1][1], shapes[i + 1][2]);
                     // OIHW → [(ky, kx, c) × oc], the row order of the HWC im2col panel.

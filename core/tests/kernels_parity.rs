@@ -132,6 +132,12 @@ fn best_kernel_set_is_the_simd_one_when_the_cpu_has_it() {
         // Otherwise the parity tests below would compare generic with itself.
         assert!(KernelSet::available().len() >= 2);
     }
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    {
+        assert_eq!(best.name(), "wasm-simd128");
+        assert_eq!(best.mmm_name(), "wasm_mmm_f32_4x8");
+    }
+    let _ = best;
     let generic = KernelSet::generic();
     assert_eq!(generic.name(), "generic");
     assert_eq!(KernelSet::available().last().map(|k| k.name()), Some("generic"));

@@ -377,20 +377,39 @@ fn bad_inputs_are_rejected_and_the_plan_keeps_working() {
 }
 
 #[test]
-fn unsupported_and_invalid_plans_are_refused() {
-    let mut m = mlp(3);
-    if let Layer::Dense { weight, .. } = &mut m.layers[1] {
-        *weight = Tensor {
-            shape: vec![784, 128],
-            data: TensorData::Quantized {
-                qtype: QuantType::I8,
-                quant: Quant::PerTensor { scale: 0.01, zero_point: 0 },
-                raw: vec![0; 784 * 128],
-            },
+fn quantized_weights_run_and_invalid_plans_are_refused() {
+    // int8 weights are expanded at load: the plan must equal the one built from the f32 values.
+    let mut q = mlp(3);
+    let raw: Vec<u8> = (0..784 * 128).map(|i| ((i * 37 + 11) % 251) as u8).collect();
+    let qw = Tensor {
+        shape: vec![784, 128],
+        data: TensorData::Quantized {
+            qtype: QuantType::I8,
+            quant: Quant::PerTensor { scale: 0.004, zero_point: 3 },
+            raw: raw.clone(),
+        },
+    };
+    let dense = qw.to_f32_dense().expect("valid int8 tensor");
+    let mut f = q.clone();
+    if let (Layer::Dense { weight, .. }, Layer::Dense { weight: fw, .. }) = (&mut q.layers[1], &mut f.layers[1]) {
+        *weight = qw;
+        *fw = Tensor::f32(vec![784, 128], dense);
+    }
+    let digits = &mnist_test_digits(1)[..4 * 784];
+    let (mut a, mut b) = (vec![0.0; 40], vec![0.0; 40]);
+    Plan::new(&q, 4).expect("int8 plan").run(&digits, 4, &mut a).expect("run");
+    Plan::new(&f, 4).expect("f32 plan").run(&digits, 4, &mut b).expect("run");
+    assert_eq!(a, b);
+
+    // A quantized payload of the wrong size is a bad model, named by its layer.
+    if let Layer::Dense { weight, .. } = &mut q.layers[1] {
+        weight.data = TensorData::Quantized {
+            qtype: QuantType::I8,
+            quant: Quant::PerTensor { scale: 0.01, zero_point: 0 },
+            raw: raw[..100].to_vec(),
         };
     }
-    let e = Plan::new(&m, 8).err().expect("quantized weights refused");
-    assert_eq!(e.kind, ErrorKind::Unsupported);
+    let e = Plan::new(&q, 8).err().expect("truncated int8 payload refused");
     assert!(e.message.contains("layer 1"), "{}", e.message);
 
     let e = Plan::new(&mlp(3), 0).err().expect("max_batch 0 refused");
