@@ -3,7 +3,7 @@
 
 use crate::backend::{self, Backend, Request};
 use crate::error::WasmError;
-use mdeploy_core::model::{Layer, Metadata, Tensor, TensorData};
+use mdeploy_core::model::{Layer, Metadata};
 use mdeploy_core::{format, Model};
 
 pub struct EngineCore {
@@ -18,16 +18,6 @@ pub struct EngineCore {
     backend: Box<dyn Backend>,
 }
 
-/// Weights stored quantized or sparse (a smaller download) are expanded to dense f32 once at
-/// load: the CPU plan's kernels run f32, and expanding costs one pass over the weights.
-fn densify(t: &mut Tensor) -> Result<(), WasmError> {
-    if !matches!(t.data, TensorData::F32(_)) {
-        let values = t.to_f32_dense()?;
-        *t = Tensor::f32(t.shape.clone(), values);
-    }
-    Ok(())
-}
-
 impl EngineCore {
     pub fn new(bytes: &[u8], backend: &str, max_batch: usize) -> Result<EngineCore, WasmError> {
         let request = Request::parse(backend)?;
@@ -37,16 +27,8 @@ impl EngineCore {
                 "the model is 0 bytes: check the URL or path (a failed download often yields an empty body)",
             ));
         }
-        let mut model: Model = format::read(bytes)?;
-        for layer in &mut model.layers {
-            match layer {
-                Layer::Dense { weight, bias } | Layer::Conv2d { weight, bias, .. } => {
-                    densify(weight)?;
-                    densify(bias)?;
-                }
-                _ => {}
-            }
-        }
+        // Quantized or sparse weights are expanded to f32 by the plan, once, at load.
+        let model: Model = format::read(bytes)?;
         let backend = backend::select(&model, request, max_batch)?;
         Ok(EngineCore {
             layer_names: model.layers.iter().map(Layer::name).collect(),
