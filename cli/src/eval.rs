@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use mdeploy_core::data::Dataset;
 use mdeploy_core::eval::{evaluate, Evaluation};
-use mdeploy_core::Plan;
 use mdeploy_core::Model;
+use mdeploy_core::Plan;
 
 use crate::data;
 
@@ -82,14 +82,14 @@ pub fn run(args: &EvalArgs) -> Result<(), String> {
         let classes: Vec<_> = (0..e.classes())
             .map(|c| {
                 serde_json::json!({
-                    "class": e.class_names[c], "precision": e.precision(c), "recall": e.recall(c), "support": e.support(c),
+                    "class": e.class_names[c], "precision": e.precision(c).map(round6), "recall": e.recall(c).map(round6), "support": e.support(c),
                 })
             })
             .collect();
         let out = serde_json::json!({
-            "model": path, "data": source, "n": e.n, "correct": e.correct(), "accuracy": e.accuracy(),
+            "model": path, "data": source, "n": e.n, "correct": e.correct(), "accuracy": round6(e.accuracy()),
             "classes": classes, "confusion": e.confusion,
-            "stored_test_accuracy": model.meta.provenance.test_accuracy,
+            "stored_test_accuracy": model.meta.provenance.test_accuracy.map(round6),
         });
         println!("{out}");
     } else {
@@ -97,4 +97,9 @@ pub fn run(args: &EvalArgs) -> Result<(), String> {
         print!("{e}");
     }
     Ok(())
+}
+
+/// An f32 metric as the short decimal people expect in JSON (`0.9815`, not `0.9815000295639038`).
+pub fn round6(v: f32) -> f64 {
+    (v as f64 * 1e6).round() / 1e6
 }

@@ -211,7 +211,7 @@ pub fn run(args: &TrainArgs) -> Result<(), String> {
             );
         }
         epochs_json.push(serde_json::json!({
-            "epoch": epoch + 1, "loss": stats.loss, "train_accuracy": stats.accuracy,
+            "epoch": epoch + 1, "loss": crate::eval::round6(stats.loss), "train_accuracy": crate::eval::round6(stats.accuracy),
             "seconds": secs, "images_per_second": stats.samples as f64 / secs,
         }));
     }
@@ -241,7 +241,7 @@ pub fn run(args: &TrainArgs) -> Result<(), String> {
             "arch": arch_name, "out": args.out.display().to_string(), "bytes": bytes.len(),
             "params": model.param_count(), "epochs": args.epochs, "seed": args.seed,
             "config": model.meta.provenance.extra.iter().map(|(k, v)| (k.clone(), serde_json::Value::from(v.clone()))).collect::<serde_json::Map<_, _>>(),
-            "split": MNIST_SPLIT, "test_accuracy": acc, "train_seconds": train_secs,
+            "split": MNIST_SPLIT, "test_accuracy": crate::eval::round6(acc), "train_seconds": train_secs,
             "images_per_second": images_per_second, "per_epoch": epochs_json,
         });
         println!("{summary}");

@@ -8,8 +8,8 @@
 //! The MLP is the Keras beginner-tutorial network. The CNN is LeNet-shaped: two 5×5 valid
 //! convolutions each halve the resolution through a 2×2 max-pool (28 → 24 → 12 → 8 → 4), so
 //! the classifier sees 32 maps of 4×4 = 512 features. It has half the MLP's parameters
-//! (a smaller file) and ~10× its compute, which on one core still trains at hundreds of
-//! digits per second.
+//! (a smaller file) and ~10× its compute: on one core with the AVX2 kernels it trains at
+//! about 2,200 digits per second (the MLP at about 30,000).
 //!
 //! Initialisation: He-normal (`σ = √(2 / fan_in)`) for layers followed by ReLU, Glorot-uniform
 //! for the classifier layer feeding the softmax, zero biases.
