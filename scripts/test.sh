@@ -15,3 +15,6 @@ cargo build -p mdeploy-core --release --target wasm32-wasip2
 
 step "Rust tests (core, format fuzzing, training, CLI end to end)"
 cargo test --workspace --release
+
+step "mdeploy-wasm: package build, wasm-pack test --node, Node parity/error/package suites"
+bash wasm/scripts/test.sh

@@ -137,7 +137,9 @@ const BUILTIN = {
 export const builtinModels = Object.freeze(Object.keys(BUILTIN));
 const DEFAULT_MODEL = 'mnist-cnn';
 
-const isResponse = (x) => typeof Response !== 'undefined' && x instanceof Response;
+// Duck-typed so Response objects from another realm or polyfill work too.
+const isResponse = (x) => (typeof Response !== 'undefined' && x instanceof Response) ||
+  (x !== null && typeof x === 'object' && typeof x.arrayBuffer === 'function' && typeof x.ok === 'boolean' && typeof x.status === 'number');
 
 async function fromResponse(res, what) {
   if (!res.ok) fail(ErrorCode.LOAD_FAILED, `${what}: HTTP ${res.status} ${res.statusText} from ${res.url || 'the response'}; check the URL`);
