@@ -2,7 +2,8 @@
 // dist/ is an implementation detail and is not typed here.
 //
 // No DOM-only types are named (ImageData, Response, BufferSource, WebAssembly.Module): the
-// structural types below accept them, and projects without `lib: ["dom"]` still compile.
+// structural types below accept them. `URL` needs `lib: ["dom"]` or @types/node, as any Node
+// or browser project has. test/package.test.mjs type-checks a strict consumer against this file.
 
 /** Stable, machine-readable error codes. New codes may be added; existing ones keep their meaning. */
 export type ErrorCodeName =

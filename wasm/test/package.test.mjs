@@ -45,6 +45,46 @@ for (const name of ['mnist-mlp', 'mnist-cnn']) {
 console.log(JSON.stringify(result));
 `;
 
+// Type-checks against the installed package's index.d.ts (strict, browser libs). The
+// @ts-expect-error lines fail the check if the types ever get too loose.
+const TYPES_CONSUMER = `
+import { Model, MdeployError, ErrorCode, preprocess, init, wasmFeatures, builtinModels } from 'mdeploy-wasm';
+import type { Prediction, BatchPrediction, ErrorCodeName, ModelInfo, RuntimeInfo } from 'mdeploy-wasm';
+
+export async function main(canvas: ImageData, res: Response): Promise<number> {
+  const rt: RuntimeInfo = await init({ variant: 'auto' });
+  const feats: { simd128: boolean; relaxedSimd: boolean } = wasmFeatures();
+  const m: Model = await Model.load('mnist-cnn', { backend: 'cpu', maxBatch: 32 });
+  const m2 = await Model.load(res);
+  const m3 = await Model.load(new URL('https://example.invalid/m.mdm'));
+  const r: Prediction = await m.predict(canvas);
+  const r2: Prediction = m.predictSync(new Float32Array(784));
+  const b: BatchPrediction = await m.predictBatch(new Float32Array(784 * 2), 2);
+  const labels: Int32Array = b.labels;
+  const x: Float32Array = await preprocess(canvas);
+  const info: ModelInfo = m.info();
+  const names: readonly string[] = builtinModels;
+  try {
+    await Model.load(new Uint8Array(3));
+  } catch (e) {
+    if (e instanceof MdeployError) {
+      const code: ErrorCodeName = e.code;
+      if (code === ErrorCode.NO_WEBGPU) return -1;
+    }
+  }
+  // @ts-expect-error: not a backend
+  await Model.load('mnist-cnn', { backend: 'gpu' });
+  // @ts-expect-error: not a source
+  await Model.load(42);
+  // @ts-expect-error: use Model.load
+  new Model();
+  // @ts-expect-error: not an input
+  await m.predict('seven');
+  m2.dispose(); m3.dispose();
+  return r.label + r2.probs[0] + labels[0] + x[0] + info.params + names.length + (rt.relaxedSimd ? 1 : 0) + (feats.simd128 ? 1 : 0);
+}
+`;
+
 test('npm pack → install the tarball in a fresh project → import by name → classify real digits', (t) => {
   const work = mkdtempSync(join(tmpdir(), 'mdeploy-wasm-pack-'));
   try {
@@ -63,6 +103,18 @@ test('npm pack → install the tarball in a fresh project → import by name →
     assert.ok(statSync(join(app, 'node_modules/mdeploy-wasm/dist/mdeploy_wasm_bg.wasm')).size > 0);
     writeFileSync(join(app, 'classify.mjs'), CONSUMER);
     const out = JSON.parse(execFileSync(process.execPath, ['classify.mjs', mnistDir(), '20'], { cwd: app, encoding: 'utf8' }));
+
+    // The hand-written types compile for a strict TypeScript consumer of the installed package.
+    writeFileSync(join(app, 'main.ts'), TYPES_CONSUMER);
+    writeFileSync(join(app, 'tsconfig.json'), JSON.stringify({
+      compilerOptions: { strict: true, noEmit: true, target: 'es2022', module: 'nodenext', moduleResolution: 'nodenext', lib: ['es2022', 'dom'], types: [] },
+      files: ['main.ts'],
+    }));
+    try {
+      execFileSync(join(WASM_DIR, 'node_modules/.bin/tsc'), ['-p', app], { cwd: app, encoding: 'utf8' });
+    } catch (e) {
+      assert.fail(`tsc rejected the package types:\n${e.stdout}${e.stderr}`);
+    }
 
     assert.equal(out.variant, 'simd');
     for (const [name, r] of Object.entries(out.models)) {
