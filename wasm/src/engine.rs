@@ -28,13 +28,15 @@ impl EngineCore {
             ));
         }
         // Quantized or sparse weights are expanded to f32 by the plan, once, at load.
-        let model: Model = format::read(bytes)?;
+        // read_with_info: the digest it verified comes back too (hashing twice costs a few ms of
+        // cold start in a fresh wasm instance).
+        let (model, file): (Model, format::FileInfo) = format::read_with_info(bytes)?;
         let backend = backend::select(&model, request, max_batch)?;
         Ok(EngineCore {
             layer_names: model.layers.iter().map(Layer::name).collect(),
             params: model.param_count(),
             macs: model.macs(),
-            digest: format::digest_hex(bytes)?,
+            digest: file.digest_hex,
             file_bytes: bytes.len(),
             input_len: model.input_len(),
             output_len: model.output_len(),
