@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { createServer } from 'node:http';
 import { Model, MdeployError, preprocess, builtinModels } from '../index.js';
 import { argmax, nativeRef, refDir, testSplit, WASM_DIR } from './support.mjs';
 
@@ -114,4 +115,29 @@ test('backends, options, sources and lifecycle', async () => {
   m.dispose(); // twice is fine
 
   await rejects(preprocess(new Float32Array(784)), 'BAD_INPUT', /ImageData/);
+});
+
+test('Response objects and http URLs load through fetch; HTTP errors give LOAD_FAILED', async () => {
+  const bytes = readFileSync(join(WASM_DIR, 'models/mnist-mlp.mdm'));
+  const fromResponse = await Model.load(new Response(bytes));
+  assert.equal((await fromResponse.predict(digit(42))).label, native('mnist-mlp', 42));
+  await rejects(Model.load(new Response('gone', { status: 404, statusText: 'Not Found' })), 'LOAD_FAILED', /HTTP 404/);
+
+  const server = createServer((req, res) => {
+    if (req.url === '/mnist-mlp.mdm') res.end(bytes);
+    else if (req.url === '/empty.mdm') res.end();
+    else { res.statusCode = 404; res.end('not found'); }
+  });
+  await new Promise((ok) => server.listen(0, '127.0.0.1', ok));
+  const base = `http://127.0.0.1:${server.address().port}`;
+  try {
+    const m = await Model.load(`${base}/mnist-mlp.mdm`);
+    assert.equal((await m.predict(digit(43))).label, native('mnist-mlp', 43));
+    await rejects(Model.load(new URL(`${base}/missing.mdm`)), 'LOAD_FAILED', /HTTP 404 .*missing\.mdm/);
+    await rejects(Model.load(`${base}/empty.mdm`), 'BAD_MODEL', /0 bytes/);
+  } finally {
+    server.close();
+    server.closeAllConnections(); // no kept-alive socket may serve the request below
+  }
+  await rejects(Model.load(`${base}/mnist-mlp.mdm`), 'LOAD_FAILED', /could not fetch/);
 });
