@@ -146,7 +146,7 @@ export declare class Model {
   dispose(): void;
 }
 
-/** Loads the runtime (done by `Model.load` on first use). Options count on the first call only. */
+/** Loads the runtime (done by `Model.load` on first use). Options apply to the first call; a later call asking for another variant or .wasm rejects with UNSUPPORTED. */
 export declare function init(options?: InitOptions): Promise<RuntimeInfo>;
 
 /** What this JS engine supports: `{ simd128, relaxedSimd }`. */

@@ -113,16 +113,24 @@ async function startRuntime(options) {
 }
 
 /**
- * Loads the WebAssembly runtime once (Model.load calls it for you). Options apply to the first
- * call only: `variant` ('auto' | 'simd' | 'relaxed') and `wasm` (URL, path, bytes, Response or
- * WebAssembly.Module of the matching .wasm, when you host it yourself).
+ * Loads the WebAssembly runtime once (Model.load calls it for you). Options, for the first call:
+ * `variant` ('auto' | 'simd' | 'relaxed') and `wasm` (URL, path, bytes, Response or
+ * WebAssembly.Module of the matching .wasm, when you host it yourself). A later call asking for
+ * another variant or .wasm rejects with UNSUPPORTED.
  */
 export async function init(options = {}) {
   if (runtime === null) {
     runtime = startRuntime(options);
     runtime.catch(() => { runtime = null; }); // a failed start may be retried
+    return (await runtime).info;
   }
-  return (await runtime).info;
+  const { info } = await runtime;
+  // One wasm instance per page/process: a later, different request cannot be honoured, and
+  // silently ignoring it would hide that.
+  if ((options.variant && options.variant !== 'auto' && options.variant !== info.variant) || options.wasm !== undefined) {
+    fail(ErrorCode.UNSUPPORTED, `the runtime is already initialised (variant '${info.variant}'); call init({ variant, wasm }) once, before the first Model.load`);
+  }
+  return info;
 }
 
 async function glue() {

@@ -64,4 +64,8 @@ test("'auto' picks the simd128 build where relaxed SIMD is rejected (plain Node 
   assert.equal(rt.variant, feats.relaxedSimd ? 'relaxed' : 'simd');
   assert.equal(rt.simd128, true);
   assert.equal(rt.relaxedSimd, rt.variant === 'relaxed', 'the loaded .wasm was compiled for the variant it claims');
+  // A second init asking for something else cannot be honoured, and says so.
+  const other = rt.variant === 'simd' ? 'relaxed' : 'simd';
+  await assert.rejects(init({ variant: other }), (e) => e.code === 'UNSUPPORTED' && /already initialised/.test(e.message));
+  assert.deepEqual(await init({ variant: rt.variant }), rt);
 });
