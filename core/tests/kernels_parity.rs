@@ -39,10 +39,18 @@ impl Strided {
             let ld = cols + pad;
             (ld, 1, ld * rows.max(1))
         };
-        Strided { data: rng.vec(len), rs, cs }
+        Strided {
+            data: rng.vec(len),
+            rs,
+            cs,
+        }
     }
     fn view(&self) -> MatRef<'_> {
-        MatRef { data: &self.data, rs: self.rs, cs: self.cs }
+        MatRef {
+            data: &self.data,
+            rs: self.rs,
+            cs: self.cs,
+        }
     }
     fn at(&self, i: usize, j: usize) -> f32 {
         self.data[i * self.rs + j * self.cs]
@@ -64,13 +72,26 @@ struct Case {
 /// bound relative to Σ|a·b| (+|c|), that padding columns of C are untouched, and that C is not
 /// read when `accumulate` is false (it starts as NaN then).
 fn check(case: &Case) {
-    let Case { m, n, k, ta, tb, pad, accumulate, seed } = *case;
+    let Case {
+        m,
+        n,
+        k,
+        ta,
+        tb,
+        pad,
+        accumulate,
+        seed,
+    } = *case;
     let mut rng = Rng(seed);
     let a = Strided::new(&mut rng, m, k, ta, pad);
     let b = Strided::new(&mut rng, k, n, tb, pad);
     let ldc = n + pad;
     let c_len = if m == 0 { 0 } else { (m - 1) * ldc + n + pad };
-    let c0: Vec<f32> = if accumulate { rng.vec(c_len) } else { vec![f32::NAN; c_len] };
+    let c0: Vec<f32> = if accumulate {
+        rng.vec(c_len)
+    } else {
+        vec![f32::NAN; c_len]
+    };
     let mut outs = Vec::new();
     for ks in KernelSet::available() {
         let mut c = c0.clone();
@@ -140,7 +161,10 @@ fn best_kernel_set_is_the_simd_one_when_the_cpu_has_it() {
     let _ = best;
     let generic = KernelSet::generic();
     assert_eq!(generic.name(), "generic");
-    assert_eq!(KernelSet::available().last().map(|k| k.name()), Some("generic"));
+    assert_eq!(
+        KernelSet::available().last().map(|k| k.name()),
+        Some("generic")
+    );
 }
 
 #[test]
@@ -179,9 +203,27 @@ fn public_gemm_matches_generic_for_training_shapes() {
     let dy = rng.vec(batch * fout);
     let generic = KernelSet::generic();
     let cases: [(usize, usize, usize, MatRef, MatRef); 3] = [
-        (batch, fout, fin, MatRef::row_major(&x, fin), MatRef::row_major(&w, fout)),
-        (batch, fin, fout, MatRef::row_major(&dy, fout), MatRef::transposed(&w, fout)),
-        (fin, fout, batch, MatRef::transposed(&x, fin), MatRef::row_major(&dy, fout)),
+        (
+            batch,
+            fout,
+            fin,
+            MatRef::row_major(&x, fin),
+            MatRef::row_major(&w, fout),
+        ),
+        (
+            batch,
+            fin,
+            fout,
+            MatRef::row_major(&dy, fout),
+            MatRef::transposed(&w, fout),
+        ),
+        (
+            fin,
+            fout,
+            batch,
+            MatRef::transposed(&x, fin),
+            MatRef::row_major(&dy, fout),
+        ),
     ];
     for (m, n, k, a, b) in cases {
         let mut c1 = vec![0.5f32; m * n];
@@ -189,7 +231,10 @@ fn public_gemm_matches_generic_for_training_shapes() {
         gemm(m, n, k, a, b, &mut c1, n, true);
         generic.gemm(m, n, k, a, b, &mut c2, n, true);
         for (x, y) in c1.iter().zip(&c2) {
-            assert!((x - y).abs() <= 1e-5 * (k as f32).sqrt() * (1.0 + y.abs()), "{x} vs {y} for {m}x{n}x{k}");
+            assert!(
+                (x - y).abs() <= 1e-5 * (k as f32).sqrt() * (1.0 + y.abs()),
+                "{x} vs {y} for {m}x{n}x{k}"
+            );
         }
     }
 }
@@ -197,11 +242,33 @@ fn public_gemm_matches_generic_for_training_shapes() {
 #[test]
 fn gemv_matches_reference_all_kernel_sets() {
     let mut rng = Rng(7);
-    for &(k, n) in &[(1, 1), (3, 5), (784, 128), (128, 10), (17, 33), (5, 16), (512, 64)] {
+    for &(k, n) in &[
+        (1, 1),
+        (3, 5),
+        (784, 128),
+        (128, 10),
+        (17, 33),
+        (5, 16),
+        (512, 64),
+    ] {
         let w = rng.vec(k * n);
-        let x = rng.vec(k);
+        let dense_x = rng.vec(k);
+        // Also a mostly-zero input (like a digit's background) to take the sparse-input path,
+        // and an all-zero one (nothing to read at all).
+        let sparse_x: Vec<f32> = dense_x
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| if i % 5 == 2 { v } else { 0.0 })
+            .collect();
+        let zero_x = vec![0.0f32; k];
         let bias = rng.vec(n);
-        for relu in [false, true] {
+        for (x, relu) in [
+            (&dense_x, false),
+            (&dense_x, true),
+            (&sparse_x, false),
+            (&sparse_x, true),
+            (&zero_x, false),
+        ] {
             for ks in KernelSet::available() {
                 let packed = ks.pack_b(k, n, MatRef::row_major(&w, n));
                 let mut y = vec![f32::NAN; n + 3];
@@ -223,7 +290,11 @@ fn gemv_matches_reference_all_kernel_sets() {
                         y[j]
                     );
                 }
-                assert!(y[n..].iter().all(|v| v.is_nan()), "{}: gemv wrote past n", ks.name());
+                assert!(
+                    y[n..].iter().all(|v| v.is_nan()),
+                    "{}: gemv wrote past n",
+                    ks.name()
+                );
             }
         }
     }
@@ -252,10 +323,17 @@ fn maxpool_matches_reference_all_kernel_sets() {
                         let mut want = f32::NEG_INFINITY;
                         for ky in 0..kernel[0] {
                             for kx in 0..kernel[1] {
-                                want = want.max(src[((oy * stride[0] + ky) * w + ox * stride[1] + kx) * c + ch]);
+                                want = want.max(
+                                    src[((oy * stride[0] + ky) * w + ox * stride[1] + kx) * c + ch],
+                                );
                             }
                         }
-                        assert_eq!(dst[(oy * g.ow + ox) * c + ch], want, "{} pool {c}x{h}x{w} {kernel:?}", ks.name());
+                        assert_eq!(
+                            dst[(oy * g.ow + ox) * c + ch],
+                            want,
+                            "{} pool {c}x{h}x{w} {kernel:?}",
+                            ks.name()
+                        );
                     }
                 }
             }

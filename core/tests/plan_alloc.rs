@@ -52,14 +52,19 @@ fn seeded(n: usize, seed: u64) -> Vec<f32> {
     let mut s = seed;
     (0..n)
         .map(|_| {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             ((s >> 40) as f32 / (1u64 << 24) as f32) * 0.2 - 0.1
         })
         .collect()
 }
 
 fn dense(fin: usize, fout: usize, seed: u64) -> Layer {
-    Layer::Dense { weight: Tensor::f32(vec![fin, fout], seeded(fin * fout, seed)), bias: Tensor::f32(vec![fout], seeded(fout, seed + 1)) }
+    Layer::Dense {
+        weight: Tensor::f32(vec![fin, fout], seeded(fin * fout, seed)),
+        bias: Tensor::f32(vec![fout], seeded(fout, seed + 1)),
+    }
 }
 
 fn conv(ic: usize, oc: usize, k: usize, seed: u64) -> Layer {
@@ -72,12 +77,25 @@ fn conv(ic: usize, oc: usize, k: usize, seed: u64) -> Layer {
 }
 
 fn models() -> Vec<Model> {
-    let meta = Metadata { input_shape: vec![1, 28, 28], ..Default::default() };
-    let pool = Layer::MaxPool2d { kernel: [2, 2], stride: [2, 2] };
+    let meta = Metadata {
+        input_shape: vec![1, 28, 28],
+        ..Default::default()
+    };
+    let pool = Layer::MaxPool2d {
+        kernel: [2, 2],
+        stride: [2, 2],
+    };
     vec![
         Model {
             meta: meta.clone(),
-            layers: vec![Layer::Flatten, dense(784, 128, 1), Layer::Relu, Layer::Dropout { rate: 0.2 }, dense(128, 10, 3), Layer::Softmax],
+            layers: vec![
+                Layer::Flatten,
+                dense(784, 128, 1),
+                Layer::Relu,
+                Layer::Dropout { rate: 0.2 },
+                dense(128, 10, 3),
+                Layer::Softmax,
+            ],
         },
         Model {
             meta,
@@ -104,24 +122,51 @@ fn run_and_predict_do_not_allocate() {
         let max_batch = 16;
         let mut plan = Plan::new(&m, max_batch).expect("plan");
         let (il, ol) = (plan.input_len(), plan.output_len());
-        let input = seeded(40 * il, 99).iter().map(|v| v + 0.1).collect::<Vec<_>>();
-        let mut out = vec![0.0f32; 40 * ol];
-        // Warm-up: anything lazily initialised (CPU feature detection) happens here.
-        plan.run(&input[..il], 1, &mut out[..ol]).expect("warm-up");
-        let allocs = count_allocs(|| {
-            // batch 1 (GEMV), 7, exactly max_batch, and 40 = 2.5 chunks.
-            for n in [1usize, 7, max_batch, 40] {
-                plan.run(&input[..n * il], n, &mut out[..n * ol]).expect("run");
-            }
-            for s in 0..3 {
-                let p = plan.predict(&input[s * il..(s + 1) * il]).expect("predict");
-                assert_eq!(p.len(), ol);
-            }
-        });
-        assert_eq!(allocs, 0, "Plan::run/predict allocated {allocs} times ({} layers)", m.layers.len());
-        // The counter does see allocations (guards against a test that cannot fail).
-        assert!(count_allocs(|| drop(std::hint::black_box(vec![1u8; 64]))) >= 1);
-        assert!(out[..40 * ol].iter().all(|v| v.is_finite() && *v > 0.0), "softmax outputs are probabilities");
+        let dense = seeded(40 * il, 99)
+            .iter()
+            .map(|v| v + 0.1)
+            .collect::<Vec<_>>();
+        // Digit-like inputs: mostly exact zeros, with a non-zero count that grows from sample to
+        // sample, so the sparse-input GEMV's index scratch is asked for more every time.
+        let sparse: Vec<f32> = dense
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| {
+                if (i % il) < (i / il + 1) * il / 50 {
+                    v
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        for input in [dense, sparse] {
+            let mut out = vec![0.0f32; 40 * ol];
+            // Warm-up: anything lazily initialised (CPU feature detection) happens here.
+            plan.run(&input[..il], 1, &mut out[..ol]).expect("warm-up");
+            let allocs = count_allocs(|| {
+                // batch 1 (GEMV), 7, exactly max_batch, and 40 = 2.5 chunks.
+                for n in [1usize, 7, max_batch, 40] {
+                    plan.run(&input[..n * il], n, &mut out[..n * ol])
+                        .expect("run");
+                }
+                for s in 0..3 {
+                    let p = plan.predict(&input[s * il..(s + 1) * il]).expect("predict");
+                    assert_eq!(p.len(), ol);
+                }
+            });
+            assert_eq!(
+                allocs,
+                0,
+                "Plan::run/predict allocated {allocs} times ({} layers)",
+                m.layers.len()
+            );
+            // The counter does see allocations (guards against a test that cannot fail).
+            assert!(count_allocs(|| drop(std::hint::black_box(vec![1u8; 64]))) >= 1);
+            assert!(
+                out[..40 * ol].iter().all(|v| v.is_finite() && *v > 0.0),
+                "softmax outputs are probabilities"
+            );
+        }
     }
 }
 
@@ -131,10 +176,37 @@ fn gemm_reuses_its_scratch() {
     let a = seeded(m * k, 1);
     let b = seeded(k * n, 2);
     let mut c = vec![0.0f32; m * n];
-    gemm(m, n, k, MatRef::row_major(&a, k), MatRef::row_major(&b, n), &mut c, n, false);
+    gemm(
+        m,
+        n,
+        k,
+        MatRef::row_major(&a, k),
+        MatRef::row_major(&b, n),
+        &mut c,
+        n,
+        false,
+    );
     let allocs = count_allocs(|| {
-        gemm(m, n, k, MatRef::row_major(&a, k), MatRef::transposed(&b, k), &mut c, n, true);
-        gemm(m, n / 2, k / 3, MatRef::row_major(&a, k), MatRef::row_major(&b, n), &mut c, n, false);
+        gemm(
+            m,
+            n,
+            k,
+            MatRef::row_major(&a, k),
+            MatRef::transposed(&b, k),
+            &mut c,
+            n,
+            true,
+        );
+        gemm(
+            m,
+            n / 2,
+            k / 3,
+            MatRef::row_major(&a, k),
+            MatRef::row_major(&b, n),
+            &mut c,
+            n,
+            false,
+        );
     });
     assert_eq!(allocs, 0, "gemm allocated {allocs} times after warm-up");
 }

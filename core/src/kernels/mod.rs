@@ -40,11 +40,19 @@ pub struct MatRef<'a> {
 impl<'a> MatRef<'a> {
     /// Row-major `rows × cols` matrix with `ld` elements between rows.
     pub fn row_major(data: &'a [f32], ld: usize) -> Self {
-        MatRef { data, rs: ld, cs: 1 }
+        MatRef {
+            data,
+            rs: ld,
+            cs: 1,
+        }
     }
     /// The transpose of a row-major matrix with leading dimension `ld`.
     pub fn transposed(data: &'a [f32], ld: usize) -> Self {
-        MatRef { data, rs: 1, cs: ld }
+        MatRef {
+            data,
+            rs: 1,
+            cs: ld,
+        }
     }
     #[inline(always)]
     fn at(&self, i: usize, j: usize) -> f32 {
@@ -55,9 +63,11 @@ impl<'a> MatRef<'a> {
         if rows == 0 || cols == 0 {
             return;
         }
-        let last = (rows - 1)
-            .checked_mul(self.rs)
-            .and_then(|r| (cols - 1).checked_mul(self.cs).and_then(|c| r.checked_add(c)));
+        let last = (rows - 1).checked_mul(self.rs).and_then(|r| {
+            (cols - 1)
+                .checked_mul(self.cs)
+                .and_then(|c| r.checked_add(c))
+        });
         match last {
             Some(l) if l < self.data.len() => {}
             _ => panic!(
@@ -75,7 +85,16 @@ impl<'a> MatRef<'a> {
 ///
 /// Uses [`KernelSet::best`]; packs both operands into thread-local scratch (it allocates only
 /// when a call needs more scratch than any earlier call on the same thread).
-pub fn gemm(m: usize, n: usize, k: usize, a: MatRef, b: MatRef, c: &mut [f32], ldc: usize, accumulate: bool) {
+pub fn gemm(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: MatRef,
+    b: MatRef,
+    c: &mut [f32],
+    ldc: usize,
+    accumulate: bool,
+) {
     KernelSet::best().gemm(m, n, k, a, b, c, ldc, accumulate)
 }
 
@@ -101,11 +120,21 @@ pub(crate) struct Tile {
 pub(crate) type MmmFn = unsafe fn(k: usize, a: *const f32, rsa: usize, b: *const f32, tile: &Tile);
 /// Indirect variant for convolutions: A element `(r, p)` is `rows[r][offs[p]]`.
 /// Safety: `rows` holds MR pointers, each valid at every `offs[..k]`; `b` for `k*NR`; the tile.
-pub(crate) type ConvFn = unsafe fn(k: usize, rows: *const *const f32, offs: *const u32, b: *const f32, tile: &Tile);
+pub(crate) type ConvFn =
+    unsafe fn(k: usize, rows: *const *const f32, offs: *const u32, b: *const f32, tile: &Tile);
 /// `y[..cols] = x[..k] · B_panel[k × NR] (+ bias) (ReLU)` for one packed NR-column panel.
 /// Safety: `x` valid for `k`, `b` for `k*NR`, `bias` null or valid for `cols`, `y` for `cols`.
-pub(crate) type GemvFn =
-    unsafe fn(k: usize, x: *const f32, b: *const f32, bias: *const f32, y: *mut f32, cols: usize, relu: bool);
+/// `rows` null: rows `0..k`; otherwise the `k` row indices it points to (the non-zero inputs).
+pub(crate) type GemvFn = unsafe fn(
+    k: usize,
+    rows: *const u32,
+    x: *const f32,
+    b: *const f32,
+    bias: *const f32,
+    y: *mut f32,
+    cols: usize,
+    relu: bool,
+);
 /// Max pooling on one HWC sample. Safety: slices sized per `PoolGeom` (checked by the caller).
 pub(crate) type PoolFn = unsafe fn(src: &[f32], dst: &mut [f32], g: &PoolGeom);
 
@@ -127,13 +156,29 @@ pub struct PoolGeom {
 impl PoolGeom {
     /// Output size follows the model's rule (no padding, floor): `(h - kh) / sh + 1`.
     /// `None` when the window does not fit or a size is zero.
-    pub fn new(c: usize, h: usize, w: usize, kernel: [usize; 2], stride: [usize; 2]) -> Option<PoolGeom> {
+    pub fn new(
+        c: usize,
+        h: usize,
+        w: usize,
+        kernel: [usize; 2],
+        stride: [usize; 2],
+    ) -> Option<PoolGeom> {
         let [kh, kw] = kernel;
         let [sh, sw] = stride;
         if c == 0 || kh == 0 || kw == 0 || sh == 0 || sw == 0 || h < kh || w < kw {
             return None;
         }
-        Some(PoolGeom { c, h, w, kh, kw, sh, sw, oh: (h - kh) / sh + 1, ow: (w - kw) / sw + 1 })
+        Some(PoolGeom {
+            c,
+            h,
+            w,
+            kh,
+            kw,
+            sh,
+            sw,
+            oh: (h - kh) / sh + 1,
+            ow: (w - kw) / sw + 1,
+        })
     }
     pub fn in_len(&self) -> usize {
         self.c * self.h * self.w
@@ -248,7 +293,10 @@ pub(crate) enum APanel<'a> {
     Packed,
     /// Indirect (convolution without im2col): element `(r, p)` at `rows[r] + offs[p]`. The
     /// producer guarantees every `rows[r]` (r < MR) is valid at every offset in `offs[..k]`.
-    Indirect { rows: [*const f32; MAX_MR], offs: &'a [u32] },
+    Indirect {
+        rows: [*const f32; MAX_MR],
+        offs: &'a [u32],
+    },
 }
 
 /// Largest MR of any kernel set (the indirect panel's pointer array).
@@ -256,10 +304,20 @@ pub(crate) const MAX_MR: usize = 8;
 
 /// The A panel for rows `row0..row0+MR` of `A[m × k]` (any strides): direct when the rows are
 /// contiguous and all MR exist, else copied into `dst` (`MR × k`, zero rows past `m`).
-pub(crate) fn a_panel<'a>(m: usize, k: usize, mr: usize, row0: usize, a: &MatRef<'a>, dst: &mut [f32]) -> APanel<'a> {
+pub(crate) fn a_panel<'a>(
+    m: usize,
+    k: usize,
+    mr: usize,
+    row0: usize,
+    a: &MatRef<'a>,
+    dst: &mut [f32],
+) -> APanel<'a> {
     let rows = mr.min(m - row0);
     if a.cs == 1 && rows == mr {
-        return APanel::Direct { data: &a.data[row0 * a.rs..], rs: a.rs };
+        return APanel::Direct {
+            data: &a.data[row0 * a.rs..],
+            rs: a.rs,
+        };
     }
     for r in 0..mr {
         let row = &mut dst[r * k..(r + 1) * k];
@@ -280,6 +338,8 @@ pub(crate) fn a_panel<'a>(m: usize, k: usize, mr: usize, row0: usize, a: &MatRef
 thread_local! {
     /// Scratch for the public `gemm` (training path): packed B then one packed A panel.
     static GEMM_SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    /// Indices of the non-zero inputs for the sparse-input GEMV.
+    static NONZERO_ROWS: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
 }
 
 impl KernelSet {
@@ -373,14 +433,22 @@ impl KernelSet {
         b.check("B", k, n);
         let mut buf = AlignedBuf::zeros(k * n.div_ceil(self.nr) * self.nr);
         pack_b_into(k, n, self.nr, &b, buf.as_mut_slice());
-        PackedB { buf, k, n, nr: self.nr }
+        PackedB {
+            buf,
+            k,
+            n,
+            nr: self.nr,
+        }
     }
 
     /// `y[n] = x[k] · B (+ bias) (ReLU)`: one row against pre-packed weights, streaming each
     /// panel once. Panics (caller bug) if `b` was packed by another set or lengths disagree.
     pub fn gemv(&self, x: &[f32], b: &PackedB, bias: Option<&[f32]>, relu: bool, y: &mut [f32]) {
         assert_eq!(b.nr, self.nr, "gemv: B was packed for another kernel set");
-        assert!(x.len() >= b.k && y.len() >= b.n, "gemv: x or y shorter than B's k or n");
+        assert!(
+            x.len() >= b.k && y.len() >= b.n,
+            "gemv: x or y shorter than B's k or n"
+        );
         if let Some(bias) = bias {
             assert!(bias.len() >= b.n, "gemv: bias shorter than n");
         }
@@ -401,30 +469,92 @@ impl KernelSet {
         let nr = self.nr;
         let panels = n.div_ceil(nr);
         assert!(x.len() >= k && y.len() >= n && b.len() >= panels * k * nr);
-        for p in 0..panels {
+        let x = &x[..k];
+        // Inputs that are mostly exact zeros (a digit is ~80 % background, a ReLU output about
+        // half) only need the weight rows of their non-zero entries. Skipping 0·w terms changes
+        // nothing but the summation order: weights are finite (Model::validate).
+        let nnz = x.iter().filter(|&&v| v != 0.0).count();
+        if nnz * 3 <= k * 2 {
+            NONZERO_ROWS.with(|cell| {
+                let mut rows = cell.borrow_mut();
+                rows.clear();
+                // Reserve the whole k once, so no later input can make it grow (no allocation
+                // in steady state, see tests/plan_alloc.rs).
+                rows.reserve(k);
+                rows.extend((0..k as u32).filter(|&i| x[i as usize] != 0.0));
+                self.gemv_panels(nnz, rows.as_ptr(), x, b, k, n, bias, relu, y);
+            });
+        } else {
+            self.gemv_panels(k, std::ptr::null(), x, b, k, n, bias, relu, y);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn gemv_panels(
+        &self,
+        count: usize,
+        rows: *const u32,
+        x: &[f32],
+        b: &[f32],
+        k: usize,
+        n: usize,
+        bias: Option<&[f32]>,
+        relu: bool,
+        y: &mut [f32],
+    ) {
+        let nr = self.nr;
+        for p in 0..n.div_ceil(nr) {
             let cols = nr.min(n - p * nr);
             let bias_ptr = match bias {
                 Some(bv) => bv[p * nr..p * nr + cols].as_ptr(),
                 None => std::ptr::null(),
             };
-            // SAFETY: lengths asserted above; the set's constructor checked the CPU.
+            // SAFETY: the caller asserted x, y and b lengths for k rows and n columns; `rows`
+            // is null or holds `count` indices < k; the set's constructor checked the CPU.
             unsafe {
-                (self.gemv)(k, x.as_ptr(), b.as_ptr().add(p * k * nr), bias_ptr, y.as_mut_ptr().add(p * nr), cols, relu)
+                (self.gemv)(
+                    count,
+                    rows,
+                    x.as_ptr(),
+                    b.as_ptr().add(p * k * nr),
+                    bias_ptr,
+                    y.as_mut_ptr().add(p * nr),
+                    cols,
+                    relu,
+                )
             };
         }
     }
 
     /// Max pooling of one HWC sample. Panics (caller bug) if the slices do not fit `g`.
     pub fn maxpool_hwc(&self, src: &[f32], g: &PoolGeom, dst: &mut [f32]) {
-        assert!(src.len() >= g.in_len() && dst.len() >= g.out_len(), "maxpool: slices too short");
-        assert!(g.kh >= 1 && g.kw >= 1 && (g.oh - 1) * g.sh + g.kh <= g.h && (g.ow - 1) * g.sw + g.kw <= g.w);
+        assert!(
+            src.len() >= g.in_len() && dst.len() >= g.out_len(),
+            "maxpool: slices too short"
+        );
+        assert!(
+            g.kh >= 1
+                && g.kw >= 1
+                && (g.oh - 1) * g.sh + g.kh <= g.h
+                && (g.ow - 1) * g.sw + g.kw <= g.w
+        );
         // SAFETY: geometry and lengths checked above; the set's constructor checked the CPU.
         unsafe { (self.maxpool)(src, dst, g) }
     }
 
     /// `C[m×n] (+)= A[m×k] · B[k×n]` with any strides, through this set's micro-kernel.
     /// See [`gemm`].
-    pub fn gemm(&self, m: usize, n: usize, k: usize, a: MatRef, b: MatRef, c: &mut [f32], ldc: usize, accumulate: bool) {
+    pub fn gemm(
+        &self,
+        m: usize,
+        n: usize,
+        k: usize,
+        a: MatRef,
+        b: MatRef,
+        c: &mut [f32],
+        ldc: usize,
+        accumulate: bool,
+    ) {
         if m == 0 || n == 0 {
             return;
         }
@@ -457,7 +587,19 @@ impl KernelSet {
             pack_b_into(k, n, nr, &b, bp);
             let ap_off = ((64 - rest.as_ptr() as usize % 64) % 64) / 4;
             let ap = &mut rest[ap_off..ap_off + mr * k];
-            self.drive(m, n, k, ap, |row0, dst| a_panel(m, k, mr, row0, &a, dst), bp, None, false, c, ldc, accumulate);
+            self.drive(
+                m,
+                n,
+                k,
+                ap,
+                |row0, dst| a_panel(m, k, mr, row0, &a, dst),
+                bp,
+                None,
+                false,
+                c,
+                ldc,
+                accumulate,
+            );
         };
         GEMM_SCRATCH.with(|cell| match cell.try_borrow_mut() {
             Ok(mut s) => run(&mut s),
@@ -492,8 +634,14 @@ impl KernelSet {
         }
         let panels_n = n.div_ceil(nr);
         // Every pointer below stays inside these bounds (checked once, not per tile).
-        assert!(ldc >= n && c.len() >= (m - 1) * ldc + n, "drive: C too short");
-        assert!(apanel.len() >= mr * k && bp.len() >= panels_n * nr * k, "drive: packed buffers too short");
+        assert!(
+            ldc >= n && c.len() >= (m - 1) * ldc + n,
+            "drive: C too short"
+        );
+        assert!(
+            apanel.len() >= mr * k && bp.len() >= panels_n * nr * k,
+            "drive: packed buffers too short"
+        );
         if let Some(bv) = bias {
             assert!(bv.len() >= n, "drive: bias too short");
         }
@@ -519,7 +667,10 @@ impl KernelSet {
             let rows = mr.min(m - row0);
             let a = match panel(row0, &mut apanel[..mr * k]) {
                 APanel::Direct { data, rs } => {
-                    assert!(rows == mr && rs >= k && data.len() >= (mr - 1) * rs + k, "drive: direct A panel too short");
+                    assert!(
+                        rows == mr && rs >= k && data.len() >= (mr - 1) * rs + k,
+                        "drive: direct A panel too short"
+                    );
                     (data.as_ptr(), rs, None)
                 }
                 APanel::Packed => (apanel.as_ptr(), k, None),
@@ -553,7 +704,9 @@ impl KernelSet {
                     // full tiles read NR bias values only when cols == NR, covered by bias >= n.
                     let bpanel = unsafe { bp.as_ptr().add(p * k * nr + k0 * nr) };
                     match a {
-                        (aptr, rsa, None) => unsafe { (self.mmm)(kc, aptr.add(k0), rsa, bpanel, &tile) },
+                        (aptr, rsa, None) => unsafe {
+                            (self.mmm)(kc, aptr.add(k0), rsa, bpanel, &tile)
+                        },
                         // SAFETY (indirect): the producer vouched for rows × offs (see APanel).
                         (_, _, Some((rows, offs))) => unsafe {
                             (self.conv)(kc, rows.as_ptr(), offs.as_ptr().add(k0), bpanel, &tile)

@@ -3,9 +3,11 @@
 use super::mmm_f32::NR;
 
 /// # Safety
-/// `x` valid for `k`, `b` for `k*NR`, `bias` null or valid for `cols`, `y` for `cols` values.
+/// `x` and `b` valid for every row read (`0..k`, or the `k` indices in `rows` when non-null),
+/// `bias` null or valid for `cols`, `y` for `cols` values.
 pub(crate) unsafe fn generic_gemv_f32_8(
     k: usize,
+    rows: *const u32,
     x: *const f32,
     b: *const f32,
     bias: *const f32,
@@ -13,12 +15,17 @@ pub(crate) unsafe fn generic_gemv_f32_8(
     cols: usize,
     relu: bool,
 ) {
-    let x = std::slice::from_raw_parts(x, k);
-    let b = std::slice::from_raw_parts(b, k * NR);
     let mut acc = [0.0f32; NR];
-    for (&xv, bv) in x.iter().zip(b.chunks_exact(NR)) {
-        for j in 0..NR {
-            acc[j] += xv * bv[j];
+    for j in 0..k {
+        let i = if rows.is_null() {
+            j
+        } else {
+            *rows.add(j) as usize
+        };
+        let xv = *x.add(i);
+        let bv = std::slice::from_raw_parts(b.add(i * NR), NR);
+        for c in 0..NR {
+            acc[c] += xv * bv[c];
         }
     }
     for (j, &a) in acc.iter().enumerate().take(cols) {

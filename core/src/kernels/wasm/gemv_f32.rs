@@ -4,9 +4,11 @@ use crate::kernels::wasm::mmm_f32::NR;
 use core::arch::wasm32::*;
 
 /// # Safety
-/// `x` valid for `k`, `b` for `k*NR`, `bias` null or valid for `cols`, `y` for `cols` values.
+/// `x` and `b` valid for every row read (`0..k`, or the `k` indices in `rows` when non-null),
+/// `bias` null or valid for `cols`, `y` for `cols` values.
 pub(crate) unsafe fn wasm_gemv_f32_8(
     k: usize,
+    rows: *const u32,
     x: *const f32,
     b: *const f32,
     bias: *const f32,
@@ -14,25 +16,51 @@ pub(crate) unsafe fn wasm_gemv_f32_8(
     cols: usize,
     relu: bool,
 ) {
-    let z = f32x4_splat(0.0);
-    let mut s = [z; 8];
-    let mut i = 0;
-    while i + 4 <= k {
-        let bp = b.add(i * NR);
+    let s = if rows.is_null() {
+        sums::<false>(k, rows, x, b)
+    } else {
+        sums::<true>(k, rows, x, b)
+    };
+    epilogue(s, bias, y, cols, relu);
+}
+
+/// `SPARSE` picks the row source at compile time (see the x86_64 twin).
+#[inline]
+unsafe fn sums<const SPARSE: bool>(
+    k: usize,
+    rows: *const u32,
+    x: *const f32,
+    b: *const f32,
+) -> [v128; 8] {
+    let row = |j: usize| if SPARSE { *rows.add(j) as usize } else { j };
+    let mut s = [f32x4_splat(0.0); 8];
+    let mut j = 0;
+    while j + 4 <= k {
         for u in 0..4 {
-            let xv = f32x4_splat(*x.add(i + u));
-            s[2 * u] = f32x4_add(s[2 * u], f32x4_mul(xv, v128_load(bp.add(u * NR) as *const v128)));
-            s[2 * u + 1] = f32x4_add(s[2 * u + 1], f32x4_mul(xv, v128_load(bp.add(u * NR + 4) as *const v128)));
+            let i = row(j + u);
+            let bp = b.add(i * NR);
+            let xv = f32x4_splat(*x.add(i));
+            s[2 * u] = f32x4_add(s[2 * u], f32x4_mul(xv, v128_load(bp as *const v128)));
+            s[2 * u + 1] = f32x4_add(
+                s[2 * u + 1],
+                f32x4_mul(xv, v128_load(bp.add(4) as *const v128)),
+            );
         }
-        i += 4;
+        j += 4;
     }
-    while i < k {
+    while j < k {
+        let i = row(j);
         let bp = b.add(i * NR);
         let xv = f32x4_splat(*x.add(i));
         s[0] = f32x4_add(s[0], f32x4_mul(xv, v128_load(bp as *const v128)));
         s[1] = f32x4_add(s[1], f32x4_mul(xv, v128_load(bp.add(4) as *const v128)));
-        i += 1;
+        j += 1;
     }
+    s
+}
+
+#[inline]
+unsafe fn epilogue(s: [v128; 8], bias: *const f32, y: *mut f32, cols: usize, relu: bool) {
     let v0 = f32x4_add(f32x4_add(s[0], s[2]), f32x4_add(s[4], s[6]));
     let v1 = f32x4_add(f32x4_add(s[1], s[3]), f32x4_add(s[5], s[7]));
     let mut tmp = [0.0f32; NR];
