@@ -34,7 +34,32 @@ need_npm_deps() {
   fi
 }
 
+need_wasm_tools() {
+  # wasm-pack drives the mdeploy-wasm build; wasm-bindgen-cli must be exactly the wasm-bindgen
+  # version in Cargo.lock (else wasm-pack would try to download one). No --locked for
+  # wasm-bindgen-cli: its lockfile pins a webpki-roots the index no longer serves.
+  if ! command -v wasm-pack >/dev/null; then
+    say "installing wasm-pack (cargo install, about 3 min)"
+    cargo install wasm-pack --locked
+  fi
+  local want have
+  want="$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' "$ROOT/Cargo.lock")"
+  have="$(wasm-bindgen --version 2>/dev/null | awk '{ print $2 }' || true)"
+  if [ -n "$want" ] && [ "$have" != "$want" ]; then
+    say "installing wasm-bindgen-cli $want (have: ${have:-none}; cargo install, about 3 min)"
+    cargo install wasm-bindgen-cli --version "$want" --force
+  fi
+  # binaryen 132 (wasm-opt) for the package build: Debian's binaryen breaks wasm-bindgen output.
+  local stamp="$ROOT/wasm/node_modules/.mdeploy-installed"
+  if [ ! -f "$stamp" ] || [ "$ROOT/wasm/package-lock.json" -nt "$stamp" ]; then
+    say "installing wasm/ build tools (npm ci: binaryen)"
+    (cd "$ROOT/wasm" && npm ci --no-audit --no-fund --loglevel=error)
+    touch "$stamp"
+  fi
+}
+
 command -v cargo >/dev/null || { echo "bootstrap: cargo not found; install Rust with rustup (https://rustup.rs)" >&2; exit 1; }
 command -v npm >/dev/null || { echo "bootstrap: npm not found; install Node.js 20 or newer" >&2; exit 1; }
 need_rust_targets
 need_npm_deps
+need_wasm_tools

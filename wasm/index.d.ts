@@ -1,0 +1,163 @@
+// Hand-written types for the public API of mdeploy-wasm (index.js). The wasm-bindgen glue in
+// dist/ is an implementation detail and is not typed here.
+//
+// No DOM-only types are named (ImageData, Response, BufferSource, WebAssembly.Module): the
+// structural types below accept them. `URL` needs `lib: ["dom"]` or @types/node, as any Node
+// or browser project has. test/package.test.mjs type-checks a strict consumer against this file.
+
+/** Stable, machine-readable error codes. New codes may be added; existing ones keep their meaning. */
+export type ErrorCodeName =
+  /** The model bytes are not a valid `.mdm` file (truncated, corrupt, wrong digest, bad graph). */
+  | 'BAD_MODEL'
+  /** An argument is wrong: input length, NaN/Infinity, image size, option value, source type. */
+  | 'BAD_INPUT'
+  /** Valid, but not supported here: a newer format, a byte image for a non-image model, no WebAssembly SIMD. */
+  | 'UNSUPPORTED'
+  /** `backend: 'webgpu'` was asked for, and this build or environment has no WebGPU. */
+  | 'NO_WEBGPU'
+  /** The model or the .wasm could not be fetched or read (network, HTTP status, file system). */
+  | 'LOAD_FAILED'
+  /** The Model was disposed. */
+  | 'DISPOSED';
+
+export declare const ErrorCode: Readonly<{ [K in ErrorCodeName]: K }>;
+
+/** Every error the API throws. `message` says what was wrong and how to fix it. */
+export declare class MdeployError extends Error {
+  readonly name: 'MdeployError';
+  readonly code: ErrorCodeName;
+}
+
+export type Backend = 'auto' | 'cpu' | 'webgpu';
+export type BuiltinModel = 'mnist-mlp' | 'mnist-cnn';
+
+/** A fetch `Response` (or anything shaped like one). */
+export interface ResponseLike {
+  ok: boolean;
+  status: number;
+  statusText?: string;
+  url?: string;
+  arrayBuffer(): Promise<ArrayBuffer>;
+}
+
+/** Where model bytes come from. Strings: a built-in name, a URL, or (in Node) a file path. */
+export type ModelSource = Uint8Array | ArrayBuffer | ArrayBufferView | URL | string | ResponseLike | BuiltinModel;
+
+export interface LoadOptions {
+  /** Default `'auto'` (today: the CPU). `'webgpu'` rejects with `NO_WEBGPU` in this build. */
+  backend?: Backend;
+  /** Samples per internal chunk for `predictBatch` (memory ∝ maxBatch); default 64, 1..65536. */
+  maxBatch?: number;
+}
+
+export interface InitOptions {
+  /** `'auto'` (default) picks `'relaxed'` where `WebAssembly.validate` accepts relaxed SIMD, else `'simd'`. */
+  variant?: 'auto' | 'simd' | 'relaxed';
+  /** The matching .wasm when you host it yourself: URL, path (Node), bytes, a Response or a compiled `WebAssembly.Module`. */
+  wasm?: URL | string | ArrayBuffer | ArrayBufferView | ResponseLike | object;
+}
+
+export interface RuntimeInfo {
+  variant: 'simd' | 'relaxed';
+  simd128: boolean;
+  relaxedSimd: boolean;
+  /** CPU kernel set compiled in, e.g. `'wasm-simd128'`. */
+  kernel: string;
+  version: string;
+  /** The `.mdm` format version this build writes (it reads any 1.x). */
+  formatVersion: string;
+}
+
+/** Anything with `width`, `height` and pixel `data`: a canvas `ImageData` (RGBA bytes), grey bytes, or float luminance. */
+export interface ImageLike {
+  width: number;
+  height: number;
+  data: Uint8ClampedArray | Uint8Array | Float32Array;
+}
+
+/**
+ * One sample: `Float32Array(inputLen)` (for MNIST: 784 values in 0..1, light ink on dark),
+ * a 28×28 grey `Uint8ClampedArray`/`Uint8Array` (784 bytes, light ink on dark, used as is),
+ * or an image of any size, which goes through {@link preprocess} first.
+ */
+export type Input = Float32Array | number[] | Uint8ClampedArray | Uint8Array | ImageLike;
+
+export interface Prediction {
+  /** Index of the most probable class. */
+  label: number;
+  /** The model's name for that class (for the MNIST models `'0'`…`'9'`). */
+  name: string;
+  /** `outputLen` values (class probabilities for models ending in Softmax). */
+  probs: Float32Array;
+  backend: 'cpu' | 'webgpu';
+  /** Time spent in the engine, milliseconds (excludes input conversion). */
+  ms: number;
+}
+
+export interface BatchPrediction {
+  /** Argmax of each sample. */
+  labels: Int32Array;
+  /** `n × outputLen` values, sample after sample. */
+  probs: Float32Array;
+  n: number;
+  backend: 'cpu' | 'webgpu';
+  ms: number;
+}
+
+export interface ModelInfo {
+  name: string;
+  version: string;
+  inputShape: number[];
+  inputLen: number;
+  outputLen: number;
+  labels: string[];
+  backend: 'cpu' | 'webgpu';
+  kernel: string;
+  variant: 'simd' | 'relaxed';
+  maxBatch: number;
+  params: number;
+  /** Multiply-accumulates per sample. */
+  macs: number;
+  layers: string[];
+  /** SHA-256 of the file, hex. */
+  digest: string;
+  fileBytes: number;
+  preprocessing: { recipe: string; range: [number, number]; inkHigh: boolean };
+  provenance: { data: string; split: string; arch: string; epochs: number; testAccuracy: number | null };
+}
+
+export declare class Model {
+  private constructor();
+  /** Loads and validates a model. Default source: `'mnist-cnn'`. */
+  static load(source?: ModelSource, options?: LoadOptions): Promise<Model>;
+  readonly backend: 'cpu' | 'webgpu';
+  readonly inputLen: number;
+  readonly outputLen: number;
+  readonly labels: string[];
+  /** One sample. Async so that GPU backends fit the same call; on the CPU it resolves at once. */
+  predict(input: Input): Promise<Prediction>;
+  /** Same as `predict`, synchronously (CPU backend). */
+  predictSync(input: Input): Prediction;
+  /** `n` samples in one array of `n × inputLen` floats; `n` defaults to `input.length / inputLen`. */
+  predictBatch(input: Float32Array, n?: number): Promise<BatchPrediction>;
+  predictBatchSync(input: Float32Array, n?: number): BatchPrediction;
+  info(): ModelInfo;
+  /** Frees the model's wasm memory now (otherwise the garbage collector does, eventually). */
+  dispose(): void;
+}
+
+/** Loads the runtime (done by `Model.load` on first use). Options apply to the first call; a later call asking for another variant or .wasm rejects with UNSUPPORTED. */
+export declare function init(options?: InitOptions): Promise<RuntimeInfo>;
+
+/** What this JS engine supports: `{ simd128, relaxedSimd }`. */
+export declare function wasmFeatures(): { simd128: boolean; relaxedSimd: boolean };
+
+/**
+ * The MNIST recipe: crop to the ink, fit 20×20 keeping the aspect ratio, centre by mass in
+ * 28×28, fix the polarity (dark-on-light is inverted; transparent canvases use alpha).
+ * Returns 784 floats in 0..1, ink high.
+ */
+export declare function preprocess(image: ImageLike): Promise<Float32Array>;
+
+/** Names accepted by `Model.load` for the models shipped in the package. */
+export declare const builtinModels: readonly BuiltinModel[];

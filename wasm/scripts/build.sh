@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Builds the npm package `mdeploy-wasm` in place (wasm/ is the package root):
+#   dist/mdeploy_wasm.js            the wasm-bindgen glue (identical for both variants: checked below)
+#   dist/mdeploy_wasm_bg.wasm       simd128                 (runs everywhere: Node ≥ 20, current browsers)
+#   dist/mdeploy_wasm_relaxed.wasm  simd128 + relaxed-simd  (chosen at run time where WebAssembly.validate
+#                                                            accepts a relaxed-SIMD probe)
+#   models/        the default models, copied from <repo>/models (separate assets, see DESIGN.md)
+# Each variant: wasm-pack (--target web: one ESM build for browsers, workers, bundlers and, via
+# the wrapper's initialisation from bytes, Node), then binaryen 132's wasm-opt from npm.
+# Needs: wasm-pack and wasm-bindgen-cli (= Cargo.lock's wasm-bindgen) on PATH, `npm ci` in wasm/
+# (scripts/bootstrap.sh does both). Never downloads anything (--mode no-install).
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+ROOT="$(cd "$HERE/.." && pwd)"
+TARGET="${CARGO_TARGET_DIR:-$HOME/.cache/mdeploy/target}"
+WASM_OPT="$HERE/node_modules/.bin/wasm-opt"
+[ -x "$WASM_OPT" ] || { echo "build.sh: $WASM_OPT missing: run \`npm ci\` in wasm/ (binaryen@132.0.0)" >&2; exit 1; }
+
+build_variant() {
+  local name="$1" features="$2"
+  local out="$HERE/dist/.build-$name"
+  echo "build.sh: $name ($features)" >&2
+  # A target dir per variant: the two RUSTFLAGS would otherwise rebuild each other's artifacts.
+  RUSTFLAGS="-C target-feature=$features" CARGO_TARGET_DIR="$TARGET/wasm-pkg-$name" \
+    wasm-pack --quiet build "$HERE" --mode no-install --release --target web --no-typescript --no-pack \
+      --out-dir "$out" --out-name mdeploy_wasm
+  # -O3, not -Oz: the wasm is small either way and the kernels are the point (measured in DESIGN.md).
+  "$WASM_OPT" -O3 --enable-bulk-memory --enable-nontrapping-float-to-int \
+    "$out/mdeploy_wasm_bg.wasm" -o "$out/mdeploy_wasm_bg.wasm.opt"
+  mv "$out/mdeploy_wasm_bg.wasm.opt" "$out/mdeploy_wasm_bg.wasm"
+  rm -f "$out/.gitignore"
+}
+
+rm -rf "$HERE/dist"
+build_variant simd "+simd128"
+build_variant relaxed "+simd128,+relaxed-simd"
+
+mkdir -p "$HERE/models"
+for m in mnist-mlp mnist-cnn; do
+  src="${MDEPLOY_MODELS_DIR:-$ROOT/models}/$m.mdm"
+  [ -f "$src" ] || { echo "build.sh: $src missing: train the default models first (see the root README)" >&2; exit 1; }
+  cp "$src" "$HERE/models/$m.mdm"
+done
+# Both builds export the same functions, so wasm-bindgen writes the same glue; ship it once.
+# The simd build keeps the glue's default file name, so bundlers that follow the glue's own
+# `new URL('mdeploy_wasm_bg.wasm', import.meta.url)` find a file.
+cmp -s "$HERE/dist/.build-simd/mdeploy_wasm.js" "$HERE/dist/.build-relaxed/mdeploy_wasm.js" || {
+  echo "build.sh: the two variants' wasm-bindgen glue differs; ship both folders instead (see DESIGN.md)" >&2; exit 1; }
+mv "$HERE/dist/.build-simd/mdeploy_wasm.js" "$HERE/dist/mdeploy_wasm.js"
+mv "$HERE/dist/.build-simd/mdeploy_wasm_bg.wasm" "$HERE/dist/mdeploy_wasm_bg.wasm"
+mv "$HERE/dist/.build-relaxed/mdeploy_wasm_bg.wasm" "$HERE/dist/mdeploy_wasm_relaxed.wasm"
+rm -rf "$HERE/dist/.build-simd" "$HERE/dist/.build-relaxed"
+
+for f in "$HERE"/dist/*.wasm; do
+  printf 'build.sh: %s %d bytes, %d gzipped\n' "${f#"$HERE"/}" "$(wc -c <"$f")" "$(gzip -9c "$f" | wc -c)" >&2
+done

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Every test of the npm package mdeploy-wasm (called by the root scripts/test.sh, i.e. `npm test`):
+#   1. build the package in place (scripts/build.sh: both SIMD variants, wasm-opt, models)
+#   2. Rust-side tests inside a wasm engine: `wasm-pack test --node`
+#   3. the native reference: every test digit through the native core (examples/native_ref.rs)
+#   4. the Node suites (test/*.test.mjs): parity on all 2,000 test digits, error codes, and the
+#      packed tarball installed into a fresh project and imported by name
+# Needs what scripts/bootstrap.sh installs (wasm-pack, wasm-bindgen-cli, `npm ci` here and at the root).
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+ROOT="$(cd "$HERE/.." && pwd)"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/mdeploy/target}"
+export MDEPLOY_WASM_REF_DIR="${MDEPLOY_WASM_REF_DIR:-$CARGO_TARGET_DIR/wasm-ref}"
+MODELS="${MDEPLOY_MODELS_DIR:-$ROOT/models}"
+
+echo "wasm/test.sh: building the package" >&2
+bash "$HERE/scripts/build.sh"
+
+echo "wasm/test.sh: Rust tests in Node (wasm-pack test --node)" >&2
+# From wasm/ so wasm/.cargo/config.toml turns simd128 on: the shipped kernels are under test.
+(cd "$HERE" && CARGO_TARGET_DIR="$CARGO_TARGET_DIR/wasm-pack-test" wasm-pack test --node --release --mode no-install)
+
+echo "wasm/test.sh: native reference probabilities" >&2
+(cd "$ROOT" && cargo run --release -q -p mdeploy-wasm --example native_ref -- \
+  "$MDEPLOY_WASM_REF_DIR" "$MODELS/mnist-mlp.mdm" "$MODELS/mnist-cnn.mdm")
+
+echo "wasm/test.sh: Node suites" >&2
+(cd "$HERE" && node --test test/*.test.mjs)

@@ -1,0 +1,161 @@
+//! # mdeploy-wasm
+//!
+//! The wasm-bindgen layer of the npm package `mdeploy-wasm`. It exports a small, low-level
+//! surface (`Engine`, `preprocess*`, `buildInfo`); the public JS API (`Model.load`, `predict`,
+//! error codes, choosing the SIMD variant) is the hand-written ESM wrapper in `js/index.js`,
+//! typed by `js/index.d.ts`. Design notes: `DESIGN.md`.
+//!
+//! * [`engine`]: a loaded model plus its backend; plain Rust, testable natively.
+//! * [`backend`]: the device seam (`cpu` today, `gpu/` with WGSL kernels later).
+//! * [`error`]: `WasmError` and its conversion to a JS `Error` with a stable `code`.
+
+pub mod backend;
+pub mod engine;
+pub mod error;
+
+use engine::EngineCore;
+use error::WasmError;
+use js_sys::{Array, Object, Reflect};
+use mdeploy_core::preprocess::{self, Polarity};
+use wasm_bindgen::prelude::*;
+
+fn set(obj: &Object, key: &str, value: impl Into<JsValue>) {
+    // Setting a plain property on a fresh Object cannot fail.
+    let _ = Reflect::set(obj, &JsValue::from_str(key), &value.into());
+}
+
+fn str_array<S: AsRef<str>>(items: &[S]) -> Array {
+    items.iter().map(|s| JsValue::from_str(s.as_ref())).collect()
+}
+
+fn num_array(items: &[usize]) -> Array {
+    items.iter().map(|&d| JsValue::from_f64(d as f64)).collect()
+}
+
+/// A loaded model and its backend. Used by `js/index.js`; not part of the documented API.
+#[wasm_bindgen]
+pub struct Engine {
+    inner: EngineCore,
+}
+
+#[wasm_bindgen]
+impl Engine {
+    /// Parses and validates `.mdm` bytes (never trusted) and compiles them for `backend`
+    /// (`"auto"`, `"cpu"`, `"webgpu"`), sizing buffers for `max_batch` samples per chunk.
+    #[wasm_bindgen(constructor)]
+    pub fn new(bytes: &[u8], backend: &str, max_batch: u32) -> Result<Engine, JsValue> {
+        Ok(Engine { inner: EngineCore::new(bytes, backend, max_batch as usize)? })
+    }
+
+    /// Runs `n` samples (`n × inputLen` floats) and returns `n × outputLen` outputs.
+    pub fn run(&mut self, input: &[f32], n: u32) -> Result<Vec<f32>, JsValue> {
+        Ok(self.inner.run(input, n as usize)?)
+    }
+
+    #[wasm_bindgen(getter, js_name = inputLen)]
+    pub fn input_len(&self) -> u32 {
+        self.inner.input_len() as u32
+    }
+
+    #[wasm_bindgen(getter, js_name = outputLen)]
+    pub fn output_len(&self) -> u32 {
+        self.inner.output_len() as u32
+    }
+
+    #[wasm_bindgen(getter)]
+    pub fn backend(&self) -> String {
+        self.inner.backend_name().to_string()
+    }
+
+    /// `true` when the model takes one 28×28 grey image (`[1, 28, 28]` or `[784]`), i.e. when
+    /// images can be passed through the MNIST preprocessing.
+    #[wasm_bindgen(getter, js_name = takesDigitImage)]
+    pub fn takes_digit_image(&self) -> bool {
+        self.inner.takes_digit_image()
+    }
+
+    /// Labels (empty strings become the class index).
+    #[wasm_bindgen(getter)]
+    pub fn labels(&self) -> Array {
+        str_array(&self.inner.labels())
+    }
+
+    /// Everything `model.info()` shows, as a plain object.
+    pub fn info(&self) -> Object {
+        let i = &self.inner;
+        let m = i.meta();
+        let o = Object::new();
+        set(&o, "name", m.name.as_str());
+        set(&o, "version", m.version.as_str());
+        set(&o, "inputShape", num_array(&m.input_shape));
+        set(&o, "inputLen", i.input_len() as f64);
+        set(&o, "outputLen", i.output_len() as f64);
+        set(&o, "labels", str_array(&i.labels()));
+        set(&o, "backend", i.backend_name());
+        set(&o, "kernel", i.kernel());
+        set(&o, "maxBatch", i.max_batch() as f64);
+        set(&o, "params", i.params() as f64);
+        set(&o, "macs", i.macs() as f64);
+        set(&o, "layers", str_array(&i.layer_names()));
+        set(&o, "digest", i.digest());
+        set(&o, "fileBytes", i.file_bytes() as f64);
+        let pre = Object::new();
+        set(&pre, "recipe", m.preprocessing.recipe.as_str());
+        set(&pre, "range", num_f32_array(&m.preprocessing.range));
+        set(&pre, "inkHigh", m.preprocessing.ink_high);
+        set(&o, "preprocessing", pre);
+        let p = &m.provenance;
+        let prov = Object::new();
+        set(&prov, "data", p.data.as_str());
+        set(&prov, "split", p.split.as_str());
+        set(&prov, "arch", p.arch.as_str());
+        set(&prov, "epochs", p.epochs as f64);
+        match p.test_accuracy {
+            Some(a) => set(&prov, "testAccuracy", a as f64),
+            None => set(&prov, "testAccuracy", JsValue::NULL),
+        }
+        set(&o, "provenance", prov);
+        o
+    }
+}
+
+fn num_f32_array(items: &[f32]) -> Array {
+    items.iter().map(|&v| JsValue::from_f64(v as f64)).collect()
+}
+
+fn dims(width: u32, height: u32) -> (usize, usize) {
+    (width as usize, height as usize)
+}
+
+/// RGBA bytes (a canvas `ImageData`) of any size → 784 floats, the MNIST recipe.
+#[wasm_bindgen(js_name = preprocessRgba)]
+pub fn preprocess_rgba(width: u32, height: u32, rgba: &[u8]) -> Result<Vec<f32>, JsValue> {
+    let (w, h) = dims(width, height);
+    preprocess::from_rgba8(w, h, rgba).map_err(|e| WasmError::from(e).into())
+}
+
+/// 8-bit grey pixels of any size → 784 floats (polarity detected from the border).
+#[wasm_bindgen(js_name = preprocessGray)]
+pub fn preprocess_gray(width: u32, height: u32, gray: &[u8]) -> Result<Vec<f32>, JsValue> {
+    let (w, h) = dims(width, height);
+    preprocess::from_gray8(w, h, gray, Polarity::Auto).map_err(|e| WasmError::from(e).into())
+}
+
+/// Luminance in 0..1 of any size → 784 floats (polarity detected from the border).
+#[wasm_bindgen(js_name = preprocessLuma)]
+pub fn preprocess_luma(width: u32, height: u32, luma: &[f32]) -> Result<Vec<f32>, JsValue> {
+    let (w, h) = dims(width, height);
+    preprocess::from_luma(w, h, luma, Polarity::Auto).map_err(|e| WasmError::from(e).into())
+}
+
+/// What this `.wasm` was compiled with: lets the wrapper and tests check which variant loaded.
+#[wasm_bindgen(js_name = buildInfo)]
+pub fn build_info() -> Object {
+    let o = Object::new();
+    set(&o, "version", env!("CARGO_PKG_VERSION"));
+    set(&o, "simd128", cfg!(target_feature = "simd128"));
+    set(&o, "relaxedSimd", cfg!(target_feature = "relaxed-simd"));
+    set(&o, "kernel", mdeploy_core::kernels::KernelSet::best().name());
+    set(&o, "formatVersion", format!("{}.{}", mdeploy_core::format::FORMAT_MAJOR, mdeploy_core::format::FORMAT_MINOR));
+    o
+}
