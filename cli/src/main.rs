@@ -16,7 +16,13 @@ mod train;
 #[command(
     name = "mdeploy",
     version,
-    about = "Train, evaluate and run small MNIST models (.mdm files)."
+    about = "Train, evaluate and run small MNIST models (.mdm files).",
+    after_help = "Quick start (from the repository root, after `npm start` or `npm install`):\n  \
+        mdeploy predict models/mnist-cnn.mdm samples/digit-7.png --show  # a picture\n  \
+        mdeploy eval models/mnist-cnn.mdm         # the 2,000 test digits\n  \
+        mdeploy info models/mnist-mlp.mdm         # inside a model file\n  \
+        mdeploy train --arch mlp --epochs 40 --augment --out my.mdm\n\n\
+        Every command has --help with examples, and --json for scripts."
 )]
 struct Cli {
     #[command(subcommand)]
