@@ -10,62 +10,19 @@ import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { testSplit } from '../../wasm/test/support.mjs';
+import { IDS, MODELS, ROUNDS, TOL, checkParity, quantile, timeWarm } from './measure.mjs';
 import { OUT, RUNTIMES, pkgVersion } from './runtimes.mjs';
 
-const MODELS = ['mnist-mlp', 'mnist-cnn'];
-const IDS = ['mdeploy', 'ort', 'tfjs'];
-const TOL = 1e-4;
 const HERE = fileURLToPath(new URL('.', import.meta.url));
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const NM = `${HERE}node_modules/`;
 
-const maybeAwait = (r) => (r && typeof r.then === 'function' ? r : Promise.resolve(r));
-const quantile = (sorted, q) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
-const argmax = (v, off) => {
-  let b = 0;
-  for (let i = 1; i < 10; i++) if (v[off + i] > v[off + b]) b = i;
-  return b;
-};
-
-const { xs, ys, n } = testSplit();
+const log = (s) => console.error(s);
+const split = testSplit();
+const { n } = split;
 
 // ---- parity ----------------------------------------------------------------------------------
-const parity = {};
-let parityOk = true;
-const loaded = {};
-for (const name of MODELS) {
-  parity[name] = {};
-  const outs = {};
-  for (const id of IDS) {
-    const m = await RUNTIMES[id].load(name);
-    loaded[`${id}/${name}`] = m;
-    outs[id] = Float32Array.from(await maybeAwait(m.run(xs, n)));
-    if (outs[id].length !== n * 10) throw new Error(`${id} ${name}: ${outs[id].length} outputs for ${n} digits`);
-    // The batch-1 path too, on the first 200 digits: it is the one timed below.
-    for (let i = 0; i < 200; i++) {
-      const p = await maybeAwait(m.run(xs.subarray(i * 784, (i + 1) * 784), 1));
-      for (let k = 0; k < 10; k++) {
-        if (Math.abs(p[k] - outs[id][i * 10 + k]) > TOL) throw new Error(`${id} ${name}: digit ${i}: batch-1 and batch-${n} results differ (class ${k}: ${p[k]} vs ${outs[id][i * 10 + k]})`);
-      }
-    }
-  }
-  const ref = outs.mdeploy;
-  for (const id of IDS) {
-    let maxDiff = 0, agree = 0, correct = 0;
-    const disagree = [];
-    for (let i = 0; i < n; i++) {
-      for (let k = 0; k < 10; k++) maxDiff = Math.max(maxDiff, Math.abs(outs[id][i * 10 + k] - ref[i * 10 + k]));
-      const a = argmax(outs[id], i * 10), r = argmax(ref, i * 10);
-      if (a === r) agree++;
-      else disagree.push(i);
-      if (a === ys[i]) correct++;
-    }
-    const ok = agree === n && maxDiff <= TOL;
-    parityOk &&= ok;
-    parity[name][id] = { maxAbsDiff: maxDiff, argmaxAgree: agree, accuracy: correct / n, ok, disagree: disagree.slice(0, 10) };
-    console.error(`parity ${name} ${RUNTIMES[id].label}: max |Δp| vs mdeploy-wasm ${maxDiff.toExponential(1)}, argmax ${agree}/${n}, accuracy ${(100 * correct / n).toFixed(2)} % ${ok ? 'ok' : 'FAIL'}`);
-  }
-}
+const { ok: parityOk, parity, loaded } = await checkParity(RUNTIMES, split, log);
 if (!parityOk) {
   writeFileSync(`${OUT}parity.json`, JSON.stringify(parity, null, 2));
   console.error(`bench.mjs: parity FAILED (details in ${OUT}parity.json): a peer does not compute what mdeploy-wasm computes, so no speed is reported`);
@@ -73,58 +30,7 @@ if (!parityOk) {
 }
 
 // ---- warm timings ----------------------------------------------------------------------------
-async function timeBatch1(run) {
-  for (let i = 0; i < 500; i++) await maybeAwait(run(xs.subarray((i % n) * 784, (i % n + 1) * 784), 1));
-  const lat = [];
-  for (let i = 0; i < n; i++) {
-    const x = xs.subarray(i * 784, (i + 1) * 784);
-    const t0 = performance.now();
-    await maybeAwait(run(x, 1));
-    lat.push(performance.now() - t0);
-  }
-  lat.sort((a, b) => a - b);
-  return { medianUs: 1000 * quantile(lat, 0.5), p99Us: 1000 * quantile(lat, 0.99), calls: n };
-}
-
-// Whole calls of B digits (cycling through the test split), repeated for at least `minMs`.
-// cpuOverWall ≈ 1 shows the runtime stayed on one thread (more would mean helper threads).
-async function timeBatch(m, B, minMs) {
-  const starts = [];
-  for (let s = 0; s + B <= n; s += B) starts.push(s);
-  const call = (j) => maybeAwait(m.run(xs.subarray(starts[j % starts.length] * 784, (starts[j % starts.length] + B) * 784), B));
-  for (let j = 0; j < 3; j++) await call(j);
-  let calls = 0;
-  const cpu0 = process.cpuUsage();
-  const t0 = performance.now();
-  while (calls < 3 || performance.now() - t0 < minMs) await call(calls++);
-  const ms = performance.now() - t0;
-  const cpu = process.cpuUsage(cpu0);
-  return { imagesPerSecond: (calls * B * 1000) / ms, msPerCall: ms / calls, calls, cpuOverWall: (cpu.user + cpu.system) / 1000 / ms };
-}
-
-// Two rounds, runtimes interleaved within each, and the better round per metric: the machine is
-// shared, and a neighbour's burst should not decide a ratio.
-const ROUNDS = 2;
-const better = (a, b, key, lower) => (!a ? b : (lower ? b[key] < a[key] : b[key] > a[key]) ? b : a);
-const warm = {};
-let mdeployAsync = {};
-for (const name of MODELS) {
-  warm[name] = Object.fromEntries(IDS.map((id) => [id, {}]));
-  for (let round = 0; round < ROUNDS; round++) {
-    for (const id of IDS) {
-      const m = loaded[`${id}/${name}`];
-      const w = warm[name][id];
-      const b1 = await timeBatch1(m.run);
-      w.batch1 = better(w.batch1, b1, 'medianUs', true);
-      w.batch1p99 = better(w.batch1p99, b1, 'p99Us', true);
-      w.batch64 = better(w.batch64, await timeBatch(m, 64, 1000), 'imagesPerSecond', false);
-      w.batch1024 = better(w.batch1024, await timeBatch(m, 1024, 2000), 'imagesPerSecond', false);
-      if (m.runAsync) mdeployAsync[name] = better(mdeployAsync[name], await timeBatch1(m.runAsync), 'medianUs', true);
-      console.error(`timed ${name} ${RUNTIMES[id].label}, round ${round + 1}: batch 1 ${b1.medianUs.toFixed(1)} µs, batch 64 ${w.batch64.imagesPerSecond.toFixed(0)}/s, batch 1024 ${w.batch1024.imagesPerSecond.toFixed(0)}/s (best so far)`);
-    }
-  }
-}
-for (const name of MODELS) for (const id of IDS) loaded[`${id}/${name}`].dispose();
+const { warm, mdeployAsync } = await timeWarm(RUNTIMES, loaded, split, { log, cpuUsage: process.cpuUsage });
 
 // ---- cold start: fresh processes, runtimes interleaved so load spikes hit all of them --------
 const cold = {};
