@@ -12,6 +12,9 @@
 pub mod backend;
 pub mod engine;
 pub mod error;
+// WebGPU exists only in browsers: native builds (tests, examples) leave it out.
+#[cfg(target_arch = "wasm32")]
+pub mod gpu;
 
 use engine::EngineCore;
 use error::WasmError;
