@@ -53,6 +53,11 @@ export interface LoadOptions {
   backend?: Backend;
   /** Samples per internal chunk for `predictBatch` (memory ∝ maxBatch); default 64, 1..65536. */
   maxBatch?: number;
+  /**
+   * Let `'auto'` use a fallback (software) adapter such as SwiftShader, with the same per-call
+   * rule as a real GPU. Default `false`: those are slower than the CPU backend. Mostly for tests.
+   */
+  allowFallbackAdapter?: boolean;
 }
 
 export interface InitOptions {

@@ -296,12 +296,16 @@ export class Model {
 
   /**
    * Loads a model: bytes, a URL or path, a fetch Response, or a built-in name ('mnist-cnn',
-   * the default, or 'mnist-mlp'). Options: `backend` ('auto' | 'cpu' | 'webgpu'), `maxBatch`.
+   * the default, or 'mnist-mlp'). Options: `backend` ('auto' | 'cpu' | 'webgpu'), `maxBatch`,
+   * `allowFallbackAdapter` (let 'auto' use a software adapter such as SwiftShader).
    */
   static async load(source, options = {}) {
     const backend = options.backend ?? 'auto';
     if (!BACKENDS.includes(backend)) fail(ErrorCode.BAD_INPUT, `unknown backend ${JSON.stringify(backend)}: use 'auto', 'cpu' or 'webgpu'`);
     const maxBatch = options.maxBatch ?? DEFAULT_MAX_BATCH;
+    if (options.allowFallbackAdapter !== undefined && typeof options.allowFallbackAdapter !== 'boolean') {
+      fail(ErrorCode.BAD_INPUT, `allowFallbackAdapter must be true or false, got ${describe(options.allowFallbackAdapter)}`);
+    }
     if (!Number.isInteger(maxBatch) || maxBatch < 1 || maxBatch > 65536) fail(ErrorCode.BAD_INPUT, `maxBatch must be an integer from 1 to 65536, got ${maxBatch}`);
     // Before any download: asking for WebGPU where there is none is the caller's to fix.
     if (backend === 'webgpu' && (typeof navigator === 'undefined' || !navigator.gpu)) {
@@ -320,10 +324,11 @@ export class Model {
     } catch (e) {
       rethrow(e);
     }
-    // 'auto' never uses a fallback adapter: SwiftShader and the like emulate the GPU on the CPU,
-    // slower than the SIMD kernels (DESIGN.md, "WebGPU").
+    // 'auto' never uses a fallback adapter unless told to: SwiftShader and the like emulate the
+    // GPU on the CPU, slower than the SIMD kernels (DESIGN.md, "WebGPU").
+    const fallbackOk = options.allowFallbackAdapter === true;
     let gpu = null;
-    if (backend === 'webgpu' || (backend === 'auto' && adapterInfo !== null && !adapterInfo.isFallbackAdapter)) {
+    if (backend === 'webgpu' || (backend === 'auto' && adapterInfo !== null && (fallbackOk || !adapterInfo.isFallbackAdapter))) {
       try {
         gpu = await g.GpuEngine.create(bytes, maxBatch);
       } catch (e) {

@@ -135,6 +135,52 @@ test("'auto' on a fallback adapter (SwiftShader) picks the CPU, and says so", as
   }
 });
 
+test("'auto' with a usable adapter: batches ≥ AUTO_GPU_MIN_BATCH on the GPU, smaller calls on the CPU; concurrent calls; dispose", async (t) => {
+  const { browser, page, errors } = await openPage(true);
+  try {
+    const r = await page.evaluate(async () => {
+      const { Model, AUTO_GPU_MIN_BATCH } = await import('/index.js');
+      const all = new Float32Array(await (await fetch('/split.bin')).arrayBuffer());
+      // SwiftShader counts as a real GPU here, so the per-call rule is what decides.
+      const m = await Model.load('mnist-cnn', { backend: 'auto', maxBatch: 128, allowFallbackAdapter: true });
+      const k = AUTO_GPU_MIN_BATCH;
+      const big = await m.predictBatch(all.subarray(0, k * 784), k);
+      const small = await m.predictBatch(all.subarray(k * 784, (2 * k - 1) * 784), k - 1);
+      const one = await m.predict(all.subarray(0, 784));
+      const sync = m.predictSync(all.subarray(0, 784)); // 'auto' keeps predictSync (on the CPU)
+      // Five batches at once share the model's GPU buffers: they must queue, not interleave.
+      const starts = [500, 700, 900, 1100, 1300];
+      const many = await Promise.all(starts.map((s) => m.predictBatch(all.subarray(s * 784, (s + 100) * 784), 100)));
+      const backend = m.backend;
+      m.dispose();
+      let disposed = null;
+      try {
+        await m.predictBatch(all.subarray(0, 784), 1);
+      } catch (e) {
+        disposed = e.code;
+      }
+      return {
+        k, backend, bigBackend: big.backend, smallBackend: small.backend, oneBackend: one.backend, syncBackend: sync.backend,
+        manyBackends: many.map((b) => b.backend), disposed,
+        big: Array.from(big.probs), small: Array.from(small.probs), many: many.map((b) => Array.from(b.probs)), starts,
+      };
+    });
+    assert.equal(r.backend, 'webgpu');
+    assert.equal(r.bigBackend, 'webgpu', `a batch of ${r.k} goes to the GPU`);
+    assert.equal(r.smallBackend, 'cpu', `a batch of ${r.k - 1} stays on the CPU`);
+    assert.equal(r.oneBackend, 'cpu');
+    assert.equal(r.syncBackend, 'cpu');
+    assert.deepEqual(r.manyBackends, ['webgpu', 'webgpu', 'webgpu', 'webgpu', 'webgpu']);
+    assert.equal(r.disposed, 'DISPOSED');
+    compare(t, 'mnist-cnn auto, GPU batch', r.big, 'mnist-cnn', 0, r.k);
+    compare(t, 'mnist-cnn auto, CPU batch', r.small, 'mnist-cnn', r.k, r.k - 1);
+    r.many.forEach((p, i) => compare(t, `mnist-cnn concurrent batch ${i}`, p, 'mnist-cnn', r.starts[i], 100));
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+  }
+});
+
 test('a lost GPU device switches the model to the CPU', async (t) => {
   const { browser, page } = await openPage(true);
   try {

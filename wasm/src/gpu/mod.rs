@@ -177,7 +177,7 @@ impl Inner {
         // Activation buffers: the largest per-sample shape × the chunk size.
         let max_elems = shapes.iter().map(|s| s.iter().product::<usize>()).max().unwrap_or(1) as u64;
         let limits = device.limits();
-        let cap = u64::from(limits.max_storage_buffer_binding_size).min(limits.max_buffer_size);
+        let cap = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size);
         let fit = (cap / (max_elems * 4)).max(1) as usize;
         let chunk = max_batch.clamp(1, fit);
         let act_size = max_elems * 4 * chunk as u64;
