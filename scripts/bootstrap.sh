@@ -58,8 +58,21 @@ need_wasm_tools() {
   fi
 }
 
+need_chromium() {
+  # Headless Chromium (real WebGPU through its SwiftShader adapter) for the mdeploy-wasm browser
+  # tests (wasm/test/browser/). Debian's packages; `apt-get update` only when the install needs it.
+  if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then return; fi
+  command -v apt-get >/dev/null || { echo "bootstrap: /usr/bin/chromium or /usr/bin/chromedriver missing and no apt-get: install Chromium and chromedriver" >&2; exit 1; }
+  say "installing chromium and chromium-driver (apt-get)"
+  local sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get install -y --no-install-recommends chromium chromium-driver ||
+    { $sudo apt-get update && $sudo apt-get install -y --no-install-recommends chromium chromium-driver; }
+}
+
 command -v cargo >/dev/null || { echo "bootstrap: cargo not found; install Rust with rustup (https://rustup.rs)" >&2; exit 1; }
 command -v npm >/dev/null || { echo "bootstrap: npm not found; install Node.js 20 or newer" >&2; exit 1; }
 need_rust_targets
 need_npm_deps
 need_wasm_tools
+need_chromium

@@ -11,9 +11,9 @@ export type ErrorCodeName =
   | 'BAD_MODEL'
   /** An argument is wrong: input length, NaN/Infinity, image size, option value, source type. */
   | 'BAD_INPUT'
-  /** Valid, but not supported here: a newer format, a byte image for a non-image model, no WebAssembly SIMD. */
+  /** Valid, but not supported here: a newer format, a byte image for a non-image model, no WebAssembly SIMD, `predictSync` on a WebGPU model, a layer the GPU kernels lack. */
   | 'UNSUPPORTED'
-  /** `backend: 'webgpu'` was asked for, and this build or environment has no WebGPU. */
+  /** `backend: 'webgpu'` was asked for, and this environment has no WebGPU adapter (or it refused a device). */
   | 'NO_WEBGPU'
   /** The model or the .wasm could not be fetched or read (network, HTTP status, file system). */
   | 'LOAD_FAILED'
@@ -44,10 +44,20 @@ export interface ResponseLike {
 export type ModelSource = Uint8Array | ArrayBuffer | ArrayBufferView | URL | string | ResponseLike | BuiltinModel;
 
 export interface LoadOptions {
-  /** Default `'auto'` (today: the CPU). `'webgpu'` rejects with `NO_WEBGPU` in this build. */
+  /**
+   * Default `'auto'`: WebGPU when `navigator.gpu.requestAdapter()` finds a real (non-fallback)
+   * adapter, and then only for calls of at least {@link AUTO_GPU_MIN_BATCH} samples; the CPU
+   * otherwise (always on SwiftShader and other fallback adapters, and in Node). `'webgpu'`: every
+   * call on the GPU; rejects with `NO_WEBGPU` where there is no adapter. `'cpu'`: never the GPU.
+   */
   backend?: Backend;
   /** Samples per internal chunk for `predictBatch` (memory ∝ maxBatch); default 64, 1..65536. */
   maxBatch?: number;
+  /**
+   * Let `'auto'` use a fallback (software) adapter such as SwiftShader, with the same per-call
+   * rule as a real GPU. Default `false`: those are slower than the CPU backend. Mostly for tests.
+   */
+  allowFallbackAdapter?: boolean;
 }
 
 export interface InitOptions {
@@ -104,6 +114,19 @@ export interface BatchPrediction {
   ms: number;
 }
 
+/** `GPUAdapter.info`, as `model.info().adapter`. */
+export interface AdapterInfo {
+  vendor: string;
+  architecture: string;
+  device: string;
+  description: string;
+  /** `true` for software adapters (SwiftShader): `'auto'` never uses those. */
+  isFallbackAdapter: boolean;
+}
+
+/** `backend: 'auto'` sends calls of at least this many samples to a (non-fallback) GPU; smaller ones to the CPU. */
+export declare const AUTO_GPU_MIN_BATCH: number;
+
 export interface ModelInfo {
   name: string;
   version: string;
@@ -115,6 +138,16 @@ export interface ModelInfo {
   kernel: string;
   variant: 'simd' | 'relaxed';
   maxBatch: number;
+  /** The `backend` option the model was loaded with. */
+  requestedBackend: Backend;
+  /** The CPU kernel set (also used after a lost device); `kernel` is `'webgpu-wgsl'` on the GPU. */
+  cpuKernel: string;
+  /** Samples per GPU submit (WebGPU only). */
+  gpuChunk?: number;
+  /** The WebGPU adapter seen at load (`null` with `backend: 'cpu'` or without WebGPU). */
+  adapter: AdapterInfo | null;
+  /** Why the GPU device was lost and the model moved to the CPU; `null` while it was not. */
+  deviceLost: string | null;
   params: number;
   /** Multiply-accumulates per sample. */
   macs: number;
@@ -130,19 +163,21 @@ export declare class Model {
   private constructor();
   /** Loads and validates a model. Default source: `'mnist-cnn'`. */
   static load(source?: ModelSource, options?: LoadOptions): Promise<Model>;
+  /** `'webgpu'` while the model holds a GPU device, else `'cpu'` (also after a lost device). Per call: `Prediction.backend`. */
   readonly backend: 'cpu' | 'webgpu';
   readonly inputLen: number;
   readonly outputLen: number;
   readonly labels: string[];
   /** One sample. Async so that GPU backends fit the same call; on the CPU it resolves at once. */
   predict(input: Input): Promise<Prediction>;
-  /** Same as `predict`, synchronously (CPU backend). */
+  /** Same as `predict`, synchronously, on the CPU. Throws `UNSUPPORTED` on a model loaded with `backend: 'webgpu'` (GPU readback is asynchronous). */
   predictSync(input: Input): Prediction;
   /** `n` samples in one array of `n × inputLen` floats; `n` defaults to `input.length / inputLen`. */
   predictBatch(input: Float32Array, n?: number): Promise<BatchPrediction>;
+  /** Synchronously, on the CPU; `UNSUPPORTED` on a `backend: 'webgpu'` model, like `predictSync`. */
   predictBatchSync(input: Float32Array, n?: number): BatchPrediction;
   info(): ModelInfo;
-  /** Frees the model's wasm memory now (otherwise the garbage collector does, eventually). */
+  /** Frees the model's wasm memory and destroys its GPU buffers and device now (otherwise the garbage collector does, eventually). */
   dispose(): void;
 }
 

@@ -236,16 +236,59 @@ const BACKENDS = ['auto', 'cpu', 'webgpu'];
 const DEFAULT_MAX_BATCH = 64;
 const now = () => performance.now();
 
+/**
+ * `backend: 'auto'` sends a call to the GPU only when it carries at least this many samples (and
+ * the adapter is a real GPU, see DESIGN.md "WebGPU"): below it, the fixed cost of a GPU round trip
+ * (submit + asynchronous readback, about a millisecond) exceeds the CPU's whole run for these
+ * small models.
+ */
+export const AUTO_GPU_MIN_BATCH = 64;
+
+const NO_ADAPTER = "WebGPU is not available: navigator.gpu.requestAdapter() found no adapter. Use { backend: 'auto' } " +
+  "(it falls back to the CPU) or { backend: 'cpu' }; or enable WebGPU: a browser that supports it, on https or " +
+  'localhost (Chromium without a GPU: start it with --enable-unsafe-webgpu)';
+
+async function requestAdapter() {
+  if (typeof navigator === 'undefined' || !navigator.gpu) return null;
+  try {
+    return await navigator.gpu.requestAdapter();
+  } catch {
+    return null; // some browsers throw instead of resolving null when WebGPU is blocked
+  }
+}
+
+function describeAdapter(adapter) {
+  const i = adapter.info ?? {};
+  const d = {
+    vendor: i.vendor ?? '',
+    architecture: i.architecture ?? '',
+    device: i.device ?? '',
+    description: i.description ?? '',
+    isFallbackAdapter: i.isFallbackAdapter ?? adapter.isFallbackAdapter ?? false,
+  };
+  // SwiftShader (Chromium's CPU emulation of a GPU) predates the isFallbackAdapter flag in some builds.
+  if (/swiftshader/i.test(`${d.architecture} ${d.description} ${d.device}`)) d.isFallbackAdapter = true;
+  return d;
+}
+
 export class Model {
-  #engine;
+  #engine; // the CPU engine: always there (metadata, predictSync, fallback after a lost device)
+  #gpu; // GpuEngine or null
+  #request; // what load() was asked for: 'auto' | 'cpu' | 'webgpu'
+  #adapter; // describeAdapter() of the adapter seen at load, or null
+  #deviceLost = null; // why the GPU was dropped, once it was
+  #queue = Promise.resolve(); // GPU batches run one at a time (they share GPU buffers)
   #glue;
   #variant;
   #labels;
 
   /** Use `await Model.load(...)`. */
-  constructor(token, engine, g, variant) {
+  constructor(token, engine, g, variant, gpu = null, request = 'cpu', adapter = null) {
     if (token !== TOKEN) fail(ErrorCode.BAD_INPUT, 'use `await Model.load(source, options)` to create a Model');
     this.#engine = engine;
+    this.#gpu = gpu;
+    this.#request = request;
+    this.#adapter = adapter;
     this.#glue = g;
     this.#variant = variant;
     this.#labels = engine.labels;
@@ -253,27 +296,50 @@ export class Model {
 
   /**
    * Loads a model: bytes, a URL or path, a fetch Response, or a built-in name ('mnist-cnn',
-   * the default, or 'mnist-mlp'). Options: `backend` ('auto' | 'cpu' | 'webgpu'), `maxBatch`.
+   * the default, or 'mnist-mlp'). Options: `backend` ('auto' | 'cpu' | 'webgpu'), `maxBatch`,
+   * `allowFallbackAdapter` (let 'auto' use a software adapter such as SwiftShader).
    */
   static async load(source, options = {}) {
     const backend = options.backend ?? 'auto';
     if (!BACKENDS.includes(backend)) fail(ErrorCode.BAD_INPUT, `unknown backend ${JSON.stringify(backend)}: use 'auto', 'cpu' or 'webgpu'`);
     const maxBatch = options.maxBatch ?? DEFAULT_MAX_BATCH;
+    if (options.allowFallbackAdapter !== undefined && typeof options.allowFallbackAdapter !== 'boolean') {
+      fail(ErrorCode.BAD_INPUT, `allowFallbackAdapter must be true or false, got ${describe(options.allowFallbackAdapter)}`);
+    }
     if (!Number.isInteger(maxBatch) || maxBatch < 1 || maxBatch > 65536) fail(ErrorCode.BAD_INPUT, `maxBatch must be an integer from 1 to 65536, got ${maxBatch}`);
     // Before any download: asking for WebGPU where there is none is the caller's to fix.
     if (backend === 'webgpu' && (typeof navigator === 'undefined' || !navigator.gpu)) {
       fail(ErrorCode.NO_WEBGPU, "WebGPU is not available in this environment (navigator.gpu is missing: Node has none, and browsers expose it only in secure contexts, https or localhost, when supported); use { backend: 'cpu' } or { backend: 'auto' }");
     }
+    const adapter = backend === 'cpu' ? null : await requestAdapter();
+    if (backend === 'webgpu' && adapter === null) fail(ErrorCode.NO_WEBGPU, NO_ADAPTER);
+    const adapterInfo = adapter === null ? null : describeAdapter(adapter);
     const g = await glue();
     const { variant } = await init();
     const bytes = await modelBytes(source);
     let engine;
     try {
-      engine = new g.Engine(bytes, backend, maxBatch);
+      // The CPU engine validates the model first, so a bad file fails the same way on every backend.
+      engine = new g.Engine(bytes, 'cpu', maxBatch);
     } catch (e) {
       rethrow(e);
     }
-    return new Model(TOKEN, engine, g, variant);
+    // 'auto' never uses a fallback adapter unless told to: SwiftShader and the like emulate the
+    // GPU on the CPU, slower than the SIMD kernels (DESIGN.md, "WebGPU").
+    const fallbackOk = options.allowFallbackAdapter === true;
+    let gpu = null;
+    if (backend === 'webgpu' || (backend === 'auto' && adapterInfo !== null && (fallbackOk || !adapterInfo.isFallbackAdapter))) {
+      try {
+        gpu = await g.GpuEngine.create(bytes, maxBatch);
+      } catch (e) {
+        if (backend === 'webgpu') {
+          engine.free();
+          rethrow(e);
+        }
+        // 'auto': a model the GPU kernels cannot run (or a device refused) stays on the CPU.
+      }
+    }
+    return new Model(TOKEN, engine, g, variant, gpu, backend, adapterInfo);
   }
 
   #live() {
@@ -281,8 +347,61 @@ export class Model {
     return this.#engine;
   }
 
-  /** 'cpu' (or 'webgpu' in builds that have it). */
-  get backend() { return this.#live().backend; }
+  // A lost device is noticed lazily (wgpu records it; nothing calls us): drop the GPU engine and
+  // carry on with the CPU one, which was built at load.
+  #checkGpu() {
+    if (this.#gpu !== null && this.#gpu.lost) this.#dropGpu(this.#gpu.lostReason || 'device lost');
+    return this.#gpu;
+  }
+
+  #dropGpu(reason) {
+    this.#deviceLost = reason;
+    const gpu = this.#gpu;
+    this.#gpu = null;
+    try {
+      gpu.dispose();
+      gpu.free();
+    } catch { /* already gone with the device */ }
+  }
+
+  // GPU for this call? 'webgpu': always (while the device lives); 'auto': large batches only.
+  #useGpu(n) {
+    const gpu = this.#checkGpu();
+    return gpu !== null && (this.#request === 'webgpu' || n >= AUTO_GPU_MIN_BATCH);
+  }
+
+  async #runGpu(x, n) {
+    const run = this.#queue.then(async () => {
+      const gpu = this.#checkGpu();
+      if (gpu !== null) {
+        const t0 = now();
+        try {
+          const probs = await gpu.run(x, n);
+          return { probs, backend: 'webgpu', ms: now() - t0 };
+        } catch (e) {
+          // NO_WEBGPU from a run means the device went away mid-batch (src/gpu/mod.rs).
+          if (!(e && (e.code === ErrorCode.NO_WEBGPU || gpu.lost))) rethrow(e);
+          this.#dropGpu(gpu.lostReason || e.message);
+        }
+      }
+      const t0 = now();
+      let probs;
+      try {
+        probs = this.#engine.run(x, n);
+      } catch (err) {
+        rethrow(err);
+      }
+      return { probs, backend: 'cpu', ms: now() - t0 };
+    });
+    this.#queue = run.catch(() => {});
+    return run;
+  }
+
+  /**
+   * The device this model computes on: 'webgpu' while it holds a GPU device ('auto' then sends
+   * batches of at least AUTO_GPU_MIN_BATCH samples to it), else 'cpu' (also after a lost device).
+   */
+  get backend() { this.#live(); return this.#checkGpu() === null ? 'cpu' : 'webgpu'; }
   get inputLen() { return this.#live().inputLen; }
   get outputLen() { return this.#live().outputLen; }
   get labels() { this.#live(); return this.#labels.slice(); }
@@ -313,7 +432,18 @@ export class Model {
 
   /** One sample → `{ label, name, probs, backend, ms }`, synchronously (CPU backend). */
   predictSync(input) {
-    const x = this.#toFloats(input);
+    this.#noSyncOnGpu('predictSync');
+    return this.#predictCpu(this.#toFloats(input));
+  }
+
+  #noSyncOnGpu(what) {
+    this.#live();
+    if (this.#request === 'webgpu' && this.#checkGpu() !== null) {
+      fail(ErrorCode.UNSUPPORTED, `${what} cannot run on WebGPU (reading results back from the GPU is asynchronous): use await ${what.replace('Sync', '')}(...), or load the model with { backend: 'cpu' } or 'auto'`);
+    }
+  }
+
+  #predictCpu(x) {
     const e = this.#engine;
     const t0 = now();
     let probs;
@@ -330,17 +460,19 @@ export class Model {
 
   /** One sample → `{ label, name, probs, backend, ms }`. Async so GPU backends fit the same call. */
   async predict(input) {
-    return this.predictSync(input);
+    const x = this.#toFloats(input);
+    if (!this.#useGpu(1)) return this.#predictCpu(x);
+    const { probs, backend, ms } = await this.#runGpu(x, 1);
+    let label = 0;
+    for (let i = 1; i < probs.length; i++) if (probs[i] > probs[label]) label = i;
+    return { label, name: this.#labels[label], probs, backend, ms };
   }
 
   /** `n` samples in one Float32Array (`n × inputLen`) → `{ labels, probs, n, backend, ms }`, synchronously. */
   predictBatchSync(input, n) {
-    const e = this.#live();
-    const il = e.inputLen;
-    const ol = e.outputLen;
-    if (!(input instanceof Float32Array)) fail(ErrorCode.BAD_INPUT, `predictBatch expects a Float32Array of n × ${il} values; got ${describe(input)}`);
-    n ??= input.length / il;
-    if (!Number.isInteger(n) || n < 1) fail(ErrorCode.BAD_INPUT, `n must be a whole number ≥ 1 of samples of ${il} values; got n = ${n} for ${input.length} values`);
+    this.#noSyncOnGpu('predictBatchSync');
+    n = this.#batchN(input, n);
+    const e = this.#engine;
     const t0 = now();
     let probs;
     try {
@@ -348,7 +480,19 @@ export class Model {
     } catch (err) {
       rethrow(err);
     }
-    const ms = now() - t0;
+    return this.#batchResult(probs, n, 'cpu', now() - t0);
+  }
+
+  #batchN(input, n) {
+    const il = this.#live().inputLen;
+    if (!(input instanceof Float32Array)) fail(ErrorCode.BAD_INPUT, `predictBatch expects a Float32Array of n × ${il} values; got ${describe(input)}`);
+    n ??= input.length / il;
+    if (!Number.isInteger(n) || n < 1) fail(ErrorCode.BAD_INPUT, `n must be a whole number ≥ 1 of samples of ${il} values; got n = ${n} for ${input.length} values`);
+    return n;
+  }
+
+  #batchResult(probs, n, backend, ms) {
+    const ol = this.#engine.outputLen;
     const labels = new Int32Array(n);
     for (let s = 0; s < n; s++) {
       let best = 0;
@@ -356,23 +500,57 @@ export class Model {
       for (let i = 1; i < ol; i++) if (probs[o + i] > probs[o + best]) best = i;
       labels[s] = best;
     }
-    return { labels, probs, n, backend: e.backend, ms };
+    return { labels, probs, n, backend, ms };
   }
 
   /** `n` samples → `{ labels, probs, n, backend, ms }`. */
   async predictBatch(input, n) {
-    return this.predictBatchSync(input, n);
+    n = this.#batchN(input, n);
+    if (!this.#useGpu(n)) {
+      const t0 = now();
+      let probs;
+      try {
+        probs = this.#engine.run(input, n);
+      } catch (err) {
+        rethrow(err);
+      }
+      return this.#batchResult(probs, n, 'cpu', now() - t0);
+    }
+    const { probs, backend, ms } = await this.#runGpu(input, n);
+    return this.#batchResult(probs, n, backend, ms);
+  }
+
+  /** Test hook (not API): destroys the GPU device the way a driver reset would. */
+  __loseDeviceForTesting() {
+    this.#gpu?.loseDeviceForTesting();
   }
 
   /** Name, shapes, labels, backend, kernel, sizes and provenance of the loaded model. */
   info() {
     const i = this.#live().info();
     i.variant = this.#variant;
+    const gpu = this.#checkGpu();
+    i.requestedBackend = this.#request;
+    i.backend = gpu === null ? 'cpu' : 'webgpu';
+    i.cpuKernel = i.kernel;
+    if (gpu !== null) {
+      i.kernel = 'webgpu-wgsl';
+      i.gpuChunk = gpu.chunk;
+    }
+    i.adapter = this.#adapter === null ? null : { ...this.#adapter };
+    i.deviceLost = this.#deviceLost;
     return i;
   }
 
   /** Frees the wasm memory the model holds. Later calls throw DISPOSED; dispose() again is a no-op. */
   dispose() {
+    if (this.#gpu !== null) {
+      try {
+        this.#gpu.dispose();
+        this.#gpu.free();
+      } catch { /* a batch still holds it: the GPU memory is freed when that batch ends */ }
+      this.#gpu = null;
+    }
     if (this.#engine !== null) {
       this.#engine.free();
       this.#engine = null;

@@ -4,8 +4,11 @@
 #   2. Rust-side tests inside a wasm engine: `wasm-pack test --node`
 #   3. the native reference: every test digit through the native core (examples/native_ref.rs)
 #   4. the Node suites (test/*.test.mjs): parity on all 2,000 test digits, error codes, and the
-#      packed tarball installed into a fresh project and imported by name
-# Needs what scripts/bootstrap.sh installs (wasm-pack, wasm-bindgen-cli, `npm ci` here and at the root).
+#      packed tarball installed into a fresh project and imported by name; test/browser.test.mjs
+#      drives headless Chromium (playwright-core, /usr/bin/chromium): WebGPU on SwiftShader and
+#      the CPU backend against the native reference, and the no-WebGPU fallbacks
+# Needs what scripts/bootstrap.sh installs (wasm-pack, wasm-bindgen-cli, `npm ci` here and at the
+# root, Debian's chromium).
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"

@@ -6,12 +6,16 @@
 //! typed by `js/index.d.ts`. Design notes: `DESIGN.md`.
 //!
 //! * [`engine`]: a loaded model plus its backend; plain Rust, testable natively.
-//! * [`backend`]: the device seam (`cpu` today, `gpu/` with WGSL kernels later).
+//! * [`backend`]: the synchronous device seam (the CPU backend).
+//! * `gpu` (wasm32 only): the WebGPU engine, `GpuEngine`, with its WGSL kernels (async: its own class).
 //! * [`error`]: `WasmError` and its conversion to a JS `Error` with a stable `code`.
 
 pub mod backend;
 pub mod engine;
 pub mod error;
+// WebGPU exists only in browsers: native builds (tests, examples) leave it out.
+#[cfg(target_arch = "wasm32")]
+pub mod gpu;
 
 use engine::EngineCore;
 use error::WasmError;

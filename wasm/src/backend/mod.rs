@@ -10,13 +10,13 @@
 //!        │
 //!        ▼
 //!  Engine::new ── format::read ── select(request) ──┬── cpu::CpuBackend  (Plan: simd128 kernels)
-//!                                                   └── gpu/ (later: WGSL kernels, see DESIGN.md)
+//!  GpuEngine::create (src/gpu/, async: WGSL kernels)    ◄── index.js, for 'webgpu' / 'auto'
 //! ```
 //!
 //! Why a synchronous `run`: the CPU backend finishes inside the call. WebGPU readback is
-//! asynchronous (`mapAsync`), so the GPU backend will not implement this trait's `run`
-//! directly; it gets an async entry point of its own (see `DESIGN.md`, "WebGPU step"). The JS API
-//! is already async (`predict` returns a Promise) so that addition changes no caller.
+//! asynchronous (`mapAsync`), so the GPU does not implement this trait: `crate::gpu::GpuEngine`
+//! is its own async class (see `DESIGN.md`, "The GPU engine"). The JS API is async (`predict`
+//! returns a Promise) on every backend.
 
 pub mod cpu;
 
@@ -58,15 +58,16 @@ pub trait Backend {
     fn run(&mut self, input: &[f32], n: usize, out: &mut [f32]) -> Result<(), WasmError>;
 }
 
-/// Builds the backend for `request`. WebGPU is not part of this build: asking for it fails with
-/// `NO_WEBGPU` (never a silent CPU fallback: the caller asked for a device and must know).
+/// Builds the synchronous backend for `request`. WebGPU is not a synchronous backend: asking this
+/// `Engine` for it fails with `NO_WEBGPU` (never a silent CPU fallback: the caller asked for a
+/// device and must know); `index.js` creates a `GpuEngine` for it instead.
 pub fn select(model: &Model, request: Request, max_batch: usize) -> Result<Box<dyn Backend>, WasmError> {
     match request {
         Request::Auto | Request::Cpu => Ok(Box::new(cpu::CpuBackend::new(model, max_batch)?)),
         Request::WebGpu => Err(WasmError::new(
             NO_WEBGPU,
-            "the WebGPU backend is not available in this build of mdeploy-wasm (it ships the CPU SIMD backend \
-             only); load the model with { backend: 'cpu' } or { backend: 'auto' }",
+            "the synchronous Engine runs on the CPU only; WebGPU goes through GpuEngine (Model.load with \
+             { backend: 'webgpu' } in index.js does that), or load the model with { backend: 'cpu' } or 'auto'",
         )),
     }
 }

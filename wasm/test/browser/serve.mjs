@@ -1,0 +1,35 @@
+// A tiny static server for the browser suite: serves the built package (wasm/ as the web root:
+// index.js, dist/, models/, test/browser/page.html) and the fixed MNIST test split as raw
+// little-endian f32 at /split.bin, on 127.0.0.1 and a random free port. 127.0.0.1 is a secure
+// context, so browsers expose navigator.gpu there.
+import { createServer } from 'node:http';
+import { readFile } from 'node:fs/promises';
+import { extname, join, normalize, sep } from 'node:path';
+
+const TYPES = {
+  '.js': 'text/javascript', '.mjs': 'text/javascript', '.html': 'text/html', '.wasm': 'application/wasm',
+  '.mdm': 'application/octet-stream', '.json': 'application/json',
+};
+
+export async function serve(root, splitXs) {
+  const split = Buffer.from(splitXs.buffer, splitXs.byteOffset, splitXs.byteLength);
+  const server = createServer(async (req, res) => {
+    const path = decodeURIComponent(new URL(req.url, 'http://x').pathname);
+    if (path === '/split.bin') {
+      res.writeHead(200, { 'content-type': 'application/octet-stream' });
+      res.end(split);
+      return;
+    }
+    const file = normalize(join(root, path === '/' ? 'test/browser/page.html' : path));
+    if (!file.startsWith(root + sep)) { res.writeHead(403).end(); return; }
+    try {
+      const body = await readFile(file);
+      res.writeHead(200, { 'content-type': TYPES[extname(file)] ?? 'application/octet-stream' });
+      res.end(body);
+    } catch {
+      res.writeHead(404).end(`not found: ${path}`);
+    }
+  });
+  await new Promise((ok) => server.listen(0, '127.0.0.1', ok));
+  return { url: `http://127.0.0.1:${server.address().port}/`, close: () => new Promise((ok) => server.close(ok)) };
+}
