@@ -378,7 +378,7 @@ impl Plan {
     pub fn max_batch(&self) -> usize {
         self.max_batch
     }
-    /// The kernel set in use: `"x86_64-avx2-fma"`, `"wasm-simd128"` or `"generic"`.
+    /// The kernel set in use: `"x86_64-avx512"`, `"x86_64-avx2-fma"`, `"wasm-simd128"` or `"generic"`.
     pub fn kernel_name(&self) -> &'static str {
         self.ks.name()
     }

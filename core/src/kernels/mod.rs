@@ -300,7 +300,9 @@ pub(crate) enum APanel<'a> {
 }
 
 /// Largest MR of any kernel set (the indirect panel's pointer array).
-pub(crate) const MAX_MR: usize = 8;
+pub(crate) const MAX_MR: usize = 12;
+#[cfg(target_arch = "x86_64")]
+const _: () = assert!(x86_64::avx512_mmm_f32::MR <= MAX_MR && x86_64::mmm_f32::MR <= MAX_MR);
 
 /// The A panel for rows `row0..row0+MR` of `A[m × k]` (any strides): direct when the rows are
 /// contiguous and all MR exist, else copied into `dst` (`MR × k`, zero rows past `m`).
@@ -376,6 +378,30 @@ impl KernelSet {
         }
     }
 
+    /// AVX-512F kernels (`avx512_mmm_f32_12x32`), or `None` when this CPU lacks AVX-512F (or
+    /// AVX2 + FMA, which the shared max pool uses: its 8-channel vectors already keep up with
+    /// the loads, so a 16-channel version would not pay for itself).
+    #[cfg(target_arch = "x86_64")]
+    pub fn avx512() -> Option<KernelSet> {
+        if is_x86_feature_detected!("avx512f")
+            && is_x86_feature_detected!("avx2")
+            && is_x86_feature_detected!("fma")
+        {
+            Some(KernelSet {
+                name: "x86_64-avx512",
+                mmm_name: "avx512_mmm_f32_12x32",
+                mr: x86_64::avx512_mmm_f32::MR,
+                nr: x86_64::avx512_mmm_f32::NR,
+                mmm: x86_64::avx512_mmm_f32::avx512_mmm_f32_12x32,
+                conv: x86_64::avx512_mmm_f32::avx512_conv_f32_12x32,
+                gemv: x86_64::avx512_gemv_f32::avx512_gemv_f32_32,
+                maxpool: x86_64::maxpool_f32::avx2_maxpool_f32,
+            })
+        } else {
+            None
+        }
+    }
+
     /// wasm `simd128` kernels (`wasm_mmm_f32_4x8`); only in builds with `+simd128`, where every
     /// engine that loaded the module supports them.
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
@@ -396,6 +422,10 @@ impl KernelSet {
     pub fn available() -> Vec<KernelSet> {
         let mut v = Vec::new();
         #[cfg(target_arch = "x86_64")]
+        if let Some(k) = KernelSet::avx512() {
+            v.push(k);
+        }
+        #[cfg(target_arch = "x86_64")]
         if let Some(k) = KernelSet::avx2_fma() {
             v.push(k);
         }
@@ -411,7 +441,7 @@ impl KernelSet {
         *BEST.get_or_init(|| KernelSet::available()[0])
     }
 
-    /// `"x86_64-avx2-fma"`, `"wasm-simd128"` or `"generic"`.
+    /// `"x86_64-avx512"`, `"x86_64-avx2-fma"`, `"wasm-simd128"` or `"generic"`.
     pub fn name(&self) -> &'static str {
         self.name
     }
