@@ -155,7 +155,11 @@ fn best_kernel_set_is_the_simd_one_when_the_cpu_has_it() {
         assert_eq!((best.mr(), best.nr()), (12, 32));
         // AVX2 is still offered (and tested) beside it, then generic.
         let names: Vec<_> = KernelSet::available().iter().map(|k| k.name()).collect();
-        assert_eq!(names, ["x86_64-avx512", "x86_64-avx2-fma", "generic"]);
+        assert_eq!(names, ["x86_64-avx512", "x86_64-avx512-narrow", "x86_64-avx2-fma", "generic"]);
+        // Ops with at most 16 columns go to the 24x16 sibling, wider ones stay on 12x32.
+        assert_eq!(best.for_width(16).mmm_name(), "avx512_mmm_f32_24x16");
+        assert_eq!(best.for_width(10).nr(), 16);
+        assert_eq!(best.for_width(17).mmm_name(), "avx512_mmm_f32_12x32");
     } else if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
         assert_eq!(best.name(), "x86_64-avx2-fma");
         assert_eq!(best.mmm_name(), "avx2_mmm_f32_6x16");
@@ -179,7 +183,7 @@ fn best_kernel_set_is_the_simd_one_when_the_cpu_has_it() {
 
 #[test]
 fn gemm_edge_sizes_all_kernel_sets() {
-    let ms = [0, 1, 2, 3, 4, 5, 6, 7, 11, 12, 13, 19, 25];
+    let ms = [0, 1, 2, 3, 4, 5, 6, 7, 11, 12, 13, 19, 23, 24, 25, 49];
     let ns = [0, 1, 7, 8, 9, 15, 16, 17, 31, 32, 33, 47];
     let ks = [0, 1, 2, 5, 255, 256, 257, 520];
     let mut seed = 1;

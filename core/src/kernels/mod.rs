@@ -300,9 +300,13 @@ pub(crate) enum APanel<'a> {
 }
 
 /// Largest MR of any kernel set (the indirect panel's pointer array).
-pub(crate) const MAX_MR: usize = 12;
+pub(crate) const MAX_MR: usize = 24;
 #[cfg(target_arch = "x86_64")]
-const _: () = assert!(x86_64::avx512_mmm_f32::MR <= MAX_MR && x86_64::mmm_f32::MR <= MAX_MR);
+const _: () = assert!(
+    x86_64::avx512_mmm_f32::MR <= MAX_MR
+        && x86_64::avx512_mmm_f32::MR_NARROW <= MAX_MR
+        && x86_64::mmm_f32::MR <= MAX_MR
+);
 
 /// The A panel for rows `row0..row0+MR` of `A[m × k]` (any strides): direct when the rows are
 /// contiguous and all MR exist, else copied into `dst` (`MR × k`, zero rows past `m`).
@@ -402,6 +406,38 @@ impl KernelSet {
         }
     }
 
+    /// The AVX-512F set's narrow sibling (`avx512_mmm_f32_24x16`, 16-column panels) for ops
+    /// with at most 16 output columns, where 32-wide tiles would do half their FMAs on padding.
+    /// Batch-1 GEMV on 16-wide panels is `avx2_gemv_f32_16` (it only depends on NR).
+    /// `None` when this CPU lacks AVX-512F, AVX2 or FMA.
+    #[cfg(target_arch = "x86_64")]
+    pub fn avx512_narrow() -> Option<KernelSet> {
+        KernelSet::avx512().map(|_| KernelSet {
+            name: "x86_64-avx512-narrow",
+            mmm_name: "avx512_mmm_f32_24x16",
+            mr: x86_64::avx512_mmm_f32::MR_NARROW,
+            nr: x86_64::avx512_mmm_f32::NR_NARROW,
+            mmm: x86_64::avx512_mmm_f32::avx512_mmm_f32_24x16,
+            conv: x86_64::avx512_mmm_f32::avx512_conv_f32_24x16,
+            gemv: x86_64::gemv_f32::avx2_gemv_f32_16,
+            maxpool: x86_64::maxpool_f32::avx2_maxpool_f32,
+        })
+    }
+
+    /// The set to pack and run one op with `n` output columns. Usually `self`; the AVX-512F set
+    /// hands ops with `n <= 16` to its 24×16 sibling (see `avx512_mmm_f32.rs`). Use the same
+    /// answer for packing and running: the packed panel width is the set's NR.
+    pub fn for_width(&self, n: usize) -> KernelSet {
+        #[cfg(target_arch = "x86_64")]
+        if self.name == "x86_64-avx512" && n <= x86_64::avx512_mmm_f32::NR_NARROW {
+            if let Some(narrow) = KernelSet::avx512_narrow() {
+                return narrow;
+            }
+        }
+        let _ = n;
+        *self
+    }
+
     /// wasm `simd128` kernels (`wasm_mmm_f32_4x8`); only in builds with `+simd128`, where every
     /// engine that loaded the module supports them.
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
@@ -423,6 +459,11 @@ impl KernelSet {
         let mut v = Vec::new();
         #[cfg(target_arch = "x86_64")]
         if let Some(k) = KernelSet::avx512() {
+            v.push(k);
+        }
+        // Listed on its own too, so the parity tests run its kernels on every shape.
+        #[cfg(target_arch = "x86_64")]
+        if let Some(k) = KernelSet::avx512_narrow() {
             v.push(k);
         }
         #[cfg(target_arch = "x86_64")]

@@ -1,4 +1,5 @@
-//! `avx512_mmm_f32_12x32`: the AVX-512F GEMM micro-kernel, and its indirect-conv twin.
+//! `avx512_mmm_f32_12x32` / `avx512_mmm_f32_24x16`: the AVX-512F GEMM micro-kernels, and
+//! their indirect-conv twins (one generic tile body, instantiated twice).
 //!
 //! Why 12×32: AVX-512 has 32 zmm registers of 16 floats. A 12×32 tile keeps 24 accumulators
 //! (12 rows × two 16-lane vectors), plus 2 registers for the B row and 1 for the broadcast A
@@ -9,6 +10,13 @@
 //! A 14×32 tile (31 registers) would leave none spare; 8×32 issues 16 FMAs per 10 loads, i.e.
 //! more A traffic per flop. 12 rows also divide the CNN's 24×24 = 576 conv pixels exactly.
 //!
+//! Why a 24×16 sibling: an op with at most 16 output columns (the CNN's first conv, 16
+//! channels; a 10-class head) would waste half of every 32-wide FMA. 24 rows × one vector = 24
+//! accumulators + 1 B + 1 broadcast = 26 registers; per k step 24 FMAs for 1 load + 24
+//! broadcasts, which is at the load ports' limit but still twice the useful FMAs of 12×32 on
+//! such an op. 24 also divides the 24×24 = 576 pixels of that conv. `KernelSet::for_width`
+//! picks it per op, at pack time.
+//!
 //! Edges use AVX-512 masks (`_mm512_mask_loadu_ps` / `_mm512_mask_storeu_ps`): one epilogue
 //! for full and partial tiles, and masked-off lanes are never touched in memory.
 
@@ -17,17 +25,16 @@ use std::arch::x86_64::*;
 
 pub(crate) const MR: usize = 12;
 pub(crate) const NR: usize = 32;
+/// The narrow sibling's tile.
+pub(crate) const MR_NARROW: usize = 24;
+pub(crate) const NR_NARROW: usize = 16;
 
 /// # Safety
 /// The CPU must support AVX-512F; MR rows of `k` values at `a + r*rsa`, `b` valid for
 /// `k*NR` values; `tile` as documented on [`Tile`].
 #[target_feature(enable = "avx512f")]
 pub(crate) unsafe fn avx512_mmm_f32_12x32(k: usize, a: *const f32, rsa: usize, b: *const f32, tile: &Tile) {
-    let mut rows = [a; MR];
-    for (r, row) in rows.iter_mut().enumerate() {
-        *row = a.add(r * rsa);
-    }
-    tile_12x32(k, rows, |p| p, b, tile)
+    tile_body::<MR, 2>(k, strided(a, rsa), |p| p, b, tile)
 }
 
 /// Indirect convolution: A element `(r, p)` is `rows[r][offs[p]]` (one base pointer per output
@@ -38,54 +45,95 @@ pub(crate) unsafe fn avx512_mmm_f32_12x32(k: usize, a: *const f32, rsa: usize, b
 /// `b` valid for `k*NR` values; `tile` as documented on [`Tile`].
 #[target_feature(enable = "avx512f")]
 pub(crate) unsafe fn avx512_conv_f32_12x32(k: usize, rows: *const *const f32, offs: *const u32, b: *const f32, tile: &Tile) {
-    let mut r = [*rows; MR];
+    tile_body::<MR, 2>(k, pointers(rows), |p| *offs.add(p) as usize, b, tile)
+}
+
+/// # Safety
+/// As [`avx512_mmm_f32_12x32`] with MR = 24, NR = 16.
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn avx512_mmm_f32_24x16(k: usize, a: *const f32, rsa: usize, b: *const f32, tile: &Tile) {
+    tile_body::<MR_NARROW, 1>(k, strided(a, rsa), |p| p, b, tile)
+}
+
+/// # Safety
+/// As [`avx512_conv_f32_12x32`] with MR = 24, NR = 16.
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn avx512_conv_f32_24x16(k: usize, rows: *const *const f32, offs: *const u32, b: *const f32, tile: &Tile) {
+    tile_body::<MR_NARROW, 1>(k, pointers(rows), |p| *offs.add(p) as usize, b, tile)
+}
+
+#[inline(always)]
+unsafe fn strided<const M: usize>(a: *const f32, rsa: usize) -> [*const f32; M] {
+    let mut rows = [a; M];
+    for (r, row) in rows.iter_mut().enumerate() {
+        *row = a.add(r * rsa);
+    }
+    rows
+}
+
+#[inline(always)]
+unsafe fn pointers<const M: usize>(rows: *const *const f32) -> [*const f32; M] {
+    let mut r = [*rows; M];
     for (i, row) in r.iter_mut().enumerate() {
         *row = *rows.add(i);
     }
-    tile_12x32(k, r, |p| *offs.add(p) as usize, b, tile)
+    r
 }
 
-/// The shared tile body: A element `(r, p)` at `rows[r] + off(p)`.
+/// The shared tile body, `M` rows × `V` 16-lane vectors: A element `(r, p)` at
+/// `rows[r] + off(p)`, B packed with `16 * V` values per k step.
 #[target_feature(enable = "avx512f")]
 #[inline]
-unsafe fn tile_12x32(k: usize, rows: [*const f32; MR], off: impl Fn(usize) -> usize, b: *const f32, tile: &Tile) {
-    // Fixed-size arrays indexed by constants after full unrolling: LLVM keeps all 24 in zmm
-    // registers (checked in the disassembly: no stack traffic in the k loop).
-    let mut acc = [[_mm512_setzero_ps(); 2]; MR];
+unsafe fn tile_body<const M: usize, const V: usize>(
+    k: usize,
+    rows: [*const f32; M],
+    off: impl Fn(usize) -> usize,
+    b: *const f32,
+    tile: &Tile,
+) {
+    // Fixed-size arrays indexed by constants after full unrolling: LLVM keeps every
+    // accumulator in a zmm register (checked in the disassembly: no stack traffic in the k loop).
+    let mut acc = [[_mm512_setzero_ps(); V]; M];
     let mut bp = b;
     for p in 0..k {
         let p = off(p);
-        let b0 = _mm512_loadu_ps(bp);
-        let b1 = _mm512_loadu_ps(bp.add(16));
-        for r in 0..MR {
-            let x = _mm512_set1_ps(*rows[r].add(p));
-            acc[r][0] = _mm512_fmadd_ps(x, b0, acc[r][0]);
-            acc[r][1] = _mm512_fmadd_ps(x, b1, acc[r][1]);
+        let mut bv = [_mm512_setzero_ps(); V];
+        for (v, b) in bv.iter_mut().enumerate() {
+            *b = _mm512_loadu_ps(bp.add(16 * v));
         }
-        bp = bp.add(NR);
+        for r in 0..M {
+            let x = _mm512_set1_ps(*rows[r].add(p));
+            for v in 0..V {
+                acc[r][v] = _mm512_fmadd_ps(x, bv[v], acc[r][v]);
+            }
+        }
+        bp = bp.add(16 * V);
     }
     // Column masks: all ones for a full tile, the first `cols` lanes otherwise.
-    let bits = if tile.cols >= NR { u32::MAX } else { (1u32 << tile.cols) - 1 };
-    let (m0, m1) = (bits as __mmask16, (bits >> 16) as __mmask16);
+    let bits = if tile.cols >= 32 { u32::MAX } else { (1u32 << tile.cols) - 1 };
+    let mut mask = [0 as __mmask16; V];
+    for (v, m) in mask.iter_mut().enumerate() {
+        *m = (bits >> (16 * v)) as __mmask16;
+    }
     let zero = _mm512_setzero_ps();
-    let (bias0, bias1) = if tile.bias.is_null() {
-        (zero, zero)
-    } else {
-        (_mm512_maskz_loadu_ps(m0, tile.bias), _mm512_maskz_loadu_ps(m1, tile.bias.add(16)))
-    };
-    for (r, [mut v0, mut v1]) in acc.into_iter().enumerate().take(tile.rows) {
+    let mut bias = [zero; V];
+    if !tile.bias.is_null() {
+        for v in 0..V {
+            bias[v] = _mm512_maskz_loadu_ps(mask[v], tile.bias.add(16 * v));
+        }
+    }
+    for (r, accr) in acc.into_iter().enumerate().take(tile.rows) {
         let crow = tile.c.add(r * tile.ldc);
-        if tile.accumulate {
-            v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, crow));
-            v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, crow.add(16)));
+        for v in 0..V {
+            let mut x = accr[v];
+            if tile.accumulate {
+                x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(mask[v], crow.add(16 * v)));
+            }
+            x = _mm512_add_ps(x, bias[v]);
+            if tile.relu {
+                x = _mm512_max_ps(x, zero);
+            }
+            _mm512_mask_storeu_ps(crow.add(16 * v), mask[v], x);
         }
-        v0 = _mm512_add_ps(v0, bias0);
-        v1 = _mm512_add_ps(v1, bias1);
-        if tile.relu {
-            v0 = _mm512_max_ps(v0, zero);
-            v1 = _mm512_max_ps(v1, zero);
-        }
-        _mm512_mask_storeu_ps(crow, m0, v0);
-        _mm512_mask_storeu_ps(crow.add(16), m1, v1);
     }
 }
