@@ -156,10 +156,15 @@ fn best_kernel_set_is_the_simd_one_when_the_cpu_has_it() {
         // AVX2 is still offered (and tested) beside it, then generic.
         let names: Vec<_> = KernelSet::available().iter().map(|k| k.name()).collect();
         assert_eq!(names, ["x86_64-avx512", "x86_64-avx512-narrow", "x86_64-avx2-fma", "generic"]);
-        // Ops with at most 16 columns go to the 24x16 sibling, wider ones stay on 12x32.
+        // Ops with at most 32 columns go to the 24x16 sibling, wider ones stay on 12x32.
         assert_eq!(best.for_width(16).mmm_name(), "avx512_mmm_f32_24x16");
         assert_eq!(best.for_width(10).nr(), 16);
-        assert_eq!(best.for_width(17).mmm_name(), "avx512_mmm_f32_12x32");
+        assert_eq!(best.for_width(32).mmm_name(), "avx512_mmm_f32_24x16");
+        assert_eq!(best.for_width(33).mmm_name(), "avx512_mmm_f32_12x32");
+        assert_eq!(best.for_width(128).nr(), 32);
+        // The other sets never hand ops elsewhere.
+        let avx2 = KernelSet::avx2_fma().expect("checked above");
+        assert_eq!(avx2.for_width(10).name(), "x86_64-avx2-fma");
     } else if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
         assert_eq!(best.name(), "x86_64-avx2-fma");
         assert_eq!(best.mmm_name(), "avx2_mmm_f32_6x16");

@@ -425,11 +425,17 @@ impl KernelSet {
     }
 
     /// The set to pack and run one op with `n` output columns. Usually `self`; the AVX-512F set
-    /// hands ops with `n <= 16` to its 24×16 sibling (see `avx512_mmm_f32.rs`). Use the same
+    /// hands ops with `n <= 32` to its 24×16 sibling (see `avx512_mmm_f32.rs`). Use the same
     /// answer for packing and running: the packed panel width is the set's NR.
+    ///
+    /// Why 32 and not 16: at `n <= 16` the 12×32 tile wastes half its FMAs on padding. At
+    /// `n = 32` both tiles do the same FMAs, yet 24×16 was measured ~13 % faster on the whole
+    /// CNN (its 32-channel conv: 24 rows per pass re-stream the B panel half as often as 12).
+    /// From 64 columns up (the MLP's 128) 12×32 wins: it needs half the A broadcasts per FMA,
+    /// 14 loads per 24 FMAs against 25 (see KERNELS.md for the numbers).
     pub fn for_width(&self, n: usize) -> KernelSet {
         #[cfg(target_arch = "x86_64")]
-        if self.name == "x86_64-avx512" && n <= x86_64::avx512_mmm_f32::NR_NARROW {
+        if self.name == "x86_64-avx512" && n <= 2 * x86_64::avx512_mmm_f32::NR_NARROW {
             if let Some(narrow) = KernelSet::avx512_narrow() {
                 return narrow;
             }

@@ -13,9 +13,11 @@
 //! Why a 24×16 sibling: an op with at most 16 output columns (the CNN's first conv, 16
 //! channels; a 10-class head) would waste half of every 32-wide FMA. 24 rows × one vector = 24
 //! accumulators + 1 B + 1 broadcast = 26 registers; per k step 24 FMAs for 1 load + 24
-//! broadcasts, which is at the load ports' limit but still twice the useful FMAs of 12×32 on
-//! such an op. 24 also divides the 24×24 = 576 pixels of that conv. `KernelSet::for_width`
-//! picks it per op, at pack time.
+//! broadcasts (folded into the FMAs as `{1to16}` operands). 24 also divides the 24×24 = 576
+//! pixels of that conv. `KernelSet::for_width` picks it per op at pack time, for `n <= 32`
+//! (measured: it also wins on the 32-channel conv, see there). The conv twin's 24 row
+//! pointers do not all fit in the 16 general registers, so 14 are reloaded from the stack each
+//! k step (L1 hits, on the load port the zmm loads leave free).
 //!
 //! Edges use AVX-512 masks (`_mm512_mask_loadu_ps` / `_mm512_mask_storeu_ps`): one epilogue
 //! for full and partial tiles, and masked-off lanes are never touched in memory.
