@@ -1,8 +1,9 @@
 //! CPU kernels, found by path: `kernels/<isa>/<op>_<dtype>.rs`.
 //!
 //! * `generic/`: portable Rust, the reference every SIMD kernel is tested against.
-//! * `x86_64/`: AVX2 + FMA, chosen at run time (`is_x86_feature_detected!`, which is a
-//!   compile-time `true` when the build already enables the features).
+//! * `x86_64/`: AVX-512F (`avx512_*`, preferred) and AVX2 + FMA (`avx2_*`), chosen at run time
+//!   (`is_x86_feature_detected!`, which is a compile-time `true` when the build already enables
+//!   the features). The AVX-512 set picks its tile per op ([`KernelSet::for_width`]).
 //! * `wasm/`: `simd128`, chosen at compile time (`-C target-feature=+simd128`).
 //!
 //! Everything goes through one dispatch point, [`KernelSet`]: a small `Copy` table of function
