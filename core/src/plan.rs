@@ -205,9 +205,9 @@ impl Plan {
                                     re[g * fout..(g + 1) * fout].copy_from_slice(&w[f * fout..(f + 1) * fout]);
                                 }
                             }
-                            ks.pack_b(fin, fout, MatRef::row_major(&re, fout))
+                            ks.for_width(fout).pack_b(fin, fout, MatRef::row_major(&re, fout))
                         }
-                        None => ks.pack_b(fin, fout, MatRef::row_major(w, fout)),
+                        None => ks.for_width(fout).pack_b(fin, fout, MatRef::row_major(w, fout)),
                     };
                     let bias = padded_bias(b, wmat.n_padded());
                     k_max = k_max.max(fin);
@@ -244,7 +244,7 @@ impl Plan {
                             }
                         }
                     }
-                    let packed = ks.pack_b(k, oc, MatRef::row_major(&re, oc));
+                    let packed = ks.for_width(oc).pack_b(k, oc, MatRef::row_major(&re, oc));
                     let mut offs = Vec::with_capacity(k);
                     for ky in 0..kh {
                         for kx in 0..kw {
@@ -361,7 +361,8 @@ impl Plan {
             out_perm,
             sp: [AlignedBuf::zeros(sp_max), AlignedBuf::zeros(sp_max)],
             fb: [AlignedBuf::zeros(fb_len), AlignedBuf::zeros(fb_len)],
-            apanel: AlignedBuf::zeros(ks.mr() * k_max),
+            // Room for the tallest tile of any set an op may be handed to (`for_width`).
+            apanel: AlignedBuf::zeros(MAX_MR.max(ks.mr()) * k_max),
             pred: vec![0.0; output_len],
         })
     }
@@ -378,7 +379,7 @@ impl Plan {
     pub fn max_batch(&self) -> usize {
         self.max_batch
     }
-    /// The kernel set in use: `"x86_64-avx2-fma"`, `"wasm-simd128"` or `"generic"`.
+    /// The kernel set in use: `"x86_64-avx512"`, `"x86_64-avx2-fma"`, `"wasm-simd128"` or `"generic"`.
     pub fn kernel_name(&self) -> &'static str {
         self.ks.name()
     }
@@ -469,6 +470,8 @@ impl Plan {
                     let (src, dst) = src_dst(input, fb, cur, dst_idx);
                     let src = &src[..nb * k];
                     let dst = &mut dst[..nb * n];
+                    // The set the weights were packed for (same choice as at load time).
+                    let ks = ks.for_width(n);
                     if nb == 1 {
                         ks.gemv_unchecked(src, w.data(), k, n, Some(bias), *relu, dst);
                     } else {
@@ -561,6 +564,8 @@ fn run_spatial(ks: KernelSet, ops: &[SpatialOp], x: &[f32], sp: &mut [AlignedBuf
                 }
             }
             SpatialOp::Conv(g) => {
+                // The set the weights were packed for (same choice as at load time).
+                let ks = ks.for_width(g.oc);
                 let (m, k, mr) = (g.oh * g.ow, g.k(), ks.mr());
                 ks.drive(
                     m,

@@ -146,7 +146,26 @@ fn check(case: &Case) {
 fn best_kernel_set_is_the_simd_one_when_the_cpu_has_it() {
     let best = KernelSet::best();
     #[cfg(target_arch = "x86_64")]
-    if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+    if is_x86_feature_detected!("avx512f")
+        && is_x86_feature_detected!("avx2")
+        && is_x86_feature_detected!("fma")
+    {
+        assert_eq!(best.name(), "x86_64-avx512");
+        assert_eq!(best.mmm_name(), "avx512_mmm_f32_12x32");
+        assert_eq!((best.mr(), best.nr()), (12, 32));
+        // AVX2 is still offered (and tested) beside it, then generic.
+        let names: Vec<_> = KernelSet::available().iter().map(|k| k.name()).collect();
+        assert_eq!(names, ["x86_64-avx512", "x86_64-avx512-narrow", "x86_64-avx2-fma", "generic"]);
+        // Ops with at most 32 columns go to the 24x16 sibling, wider ones stay on 12x32.
+        assert_eq!(best.for_width(16).mmm_name(), "avx512_mmm_f32_24x16");
+        assert_eq!(best.for_width(10).nr(), 16);
+        assert_eq!(best.for_width(32).mmm_name(), "avx512_mmm_f32_24x16");
+        assert_eq!(best.for_width(33).mmm_name(), "avx512_mmm_f32_12x32");
+        assert_eq!(best.for_width(128).nr(), 32);
+        // The other sets never hand ops elsewhere.
+        let avx2 = KernelSet::avx2_fma().expect("checked above");
+        assert_eq!(avx2.for_width(10).name(), "x86_64-avx2-fma");
+    } else if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
         assert_eq!(best.name(), "x86_64-avx2-fma");
         assert_eq!(best.mmm_name(), "avx2_mmm_f32_6x16");
         assert_eq!((best.mr(), best.nr()), (6, 16));
@@ -169,8 +188,8 @@ fn best_kernel_set_is_the_simd_one_when_the_cpu_has_it() {
 
 #[test]
 fn gemm_edge_sizes_all_kernel_sets() {
-    let ms = [0, 1, 2, 3, 4, 5, 6, 7, 12, 13, 19];
-    let ns = [0, 1, 7, 8, 9, 15, 16, 17, 33];
+    let ms = [0, 1, 2, 3, 4, 5, 6, 7, 11, 12, 13, 19, 23, 24, 25, 49];
+    let ns = [0, 1, 7, 8, 9, 15, 16, 17, 31, 32, 33, 47];
     let ks = [0, 1, 2, 5, 255, 256, 257, 520];
     let mut seed = 1;
     for &m in &ms {
@@ -250,6 +269,9 @@ fn gemv_matches_reference_all_kernel_sets() {
         (17, 33),
         (5, 16),
         (512, 64),
+        (9, 32),
+        (7, 31),
+        (20, 47),
     ] {
         let w = rng.vec(k * n);
         let dense_x = rng.vec(k);

@@ -1,8 +1,9 @@
 //! CPU kernels, found by path: `kernels/<isa>/<op>_<dtype>.rs`.
 //!
 //! * `generic/`: portable Rust, the reference every SIMD kernel is tested against.
-//! * `x86_64/`: AVX2 + FMA, chosen at run time (`is_x86_feature_detected!`, which is a
-//!   compile-time `true` when the build already enables the features).
+//! * `x86_64/`: AVX-512F (`avx512_*`, preferred) and AVX2 + FMA (`avx2_*`), chosen at run time
+//!   (`is_x86_feature_detected!`, which is a compile-time `true` when the build already enables
+//!   the features). The AVX-512 set picks its tile per op ([`KernelSet::for_width`]).
 //! * `wasm/`: `simd128`, chosen at compile time (`-C target-feature=+simd128`).
 //!
 //! Everything goes through one dispatch point, [`KernelSet`]: a small `Copy` table of function
@@ -300,7 +301,13 @@ pub(crate) enum APanel<'a> {
 }
 
 /// Largest MR of any kernel set (the indirect panel's pointer array).
-pub(crate) const MAX_MR: usize = 8;
+pub(crate) const MAX_MR: usize = 24;
+#[cfg(target_arch = "x86_64")]
+const _: () = assert!(
+    x86_64::avx512_mmm_f32::MR <= MAX_MR
+        && x86_64::avx512_mmm_f32::MR_NARROW <= MAX_MR
+        && x86_64::mmm_f32::MR <= MAX_MR
+);
 
 /// The A panel for rows `row0..row0+MR` of `A[m × k]` (any strides): direct when the rows are
 /// contiguous and all MR exist, else copied into `dst` (`MR × k`, zero rows past `m`).
@@ -376,6 +383,68 @@ impl KernelSet {
         }
     }
 
+    /// AVX-512F kernels (`avx512_mmm_f32_12x32`), or `None` when this CPU lacks AVX-512F (or
+    /// AVX2 + FMA, which the shared max pool uses: its 8-channel vectors already keep up with
+    /// the loads, so a 16-channel version would not pay for itself).
+    #[cfg(target_arch = "x86_64")]
+    pub fn avx512() -> Option<KernelSet> {
+        if is_x86_feature_detected!("avx512f")
+            && is_x86_feature_detected!("avx2")
+            && is_x86_feature_detected!("fma")
+        {
+            Some(KernelSet {
+                name: "x86_64-avx512",
+                mmm_name: "avx512_mmm_f32_12x32",
+                mr: x86_64::avx512_mmm_f32::MR,
+                nr: x86_64::avx512_mmm_f32::NR,
+                mmm: x86_64::avx512_mmm_f32::avx512_mmm_f32_12x32,
+                conv: x86_64::avx512_mmm_f32::avx512_conv_f32_12x32,
+                gemv: x86_64::avx512_gemv_f32::avx512_gemv_f32_32,
+                maxpool: x86_64::maxpool_f32::avx2_maxpool_f32,
+            })
+        } else {
+            None
+        }
+    }
+
+    /// The AVX-512F set's narrow sibling (`avx512_mmm_f32_24x16`, 16-column panels) for ops
+    /// with at most 16 output columns, where 32-wide tiles would do half their FMAs on padding.
+    /// Batch-1 GEMV on 16-wide panels is `avx2_gemv_f32_16` (it only depends on NR).
+    /// `None` when this CPU lacks AVX-512F, AVX2 or FMA.
+    #[cfg(target_arch = "x86_64")]
+    pub fn avx512_narrow() -> Option<KernelSet> {
+        KernelSet::avx512().map(|_| KernelSet {
+            name: "x86_64-avx512-narrow",
+            mmm_name: "avx512_mmm_f32_24x16",
+            mr: x86_64::avx512_mmm_f32::MR_NARROW,
+            nr: x86_64::avx512_mmm_f32::NR_NARROW,
+            mmm: x86_64::avx512_mmm_f32::avx512_mmm_f32_24x16,
+            conv: x86_64::avx512_mmm_f32::avx512_conv_f32_24x16,
+            gemv: x86_64::gemv_f32::avx2_gemv_f32_16,
+            maxpool: x86_64::maxpool_f32::avx2_maxpool_f32,
+        })
+    }
+
+    /// The set to pack and run one op with `n` output columns. Usually `self`; the AVX-512F set
+    /// hands ops with `n <= 32` to its 24×16 sibling (see `avx512_mmm_f32.rs`). Use the same
+    /// answer for packing and running: the packed panel width is the set's NR.
+    ///
+    /// Why 32 and not 16: at `n <= 16` the 12×32 tile wastes half its FMAs on padding. At
+    /// `n = 32` both tiles do the same FMAs, yet 24×16 was measured ~13 % faster on the whole
+    /// CNN (its 32-channel conv: 24 rows per pass re-stream the B panel half as often as 12).
+    /// From 64 columns up (the MLP's 128) 12×32 wins: it needs half the A broadcasts per FMA,
+    /// 14 loads per 24 FMAs against 25 (see KERNELS.md for the numbers).
+    pub fn for_width(&self, n: usize) -> KernelSet {
+        #[cfg(target_arch = "x86_64")]
+        if self.name == "x86_64-avx512" && n <= 2 * x86_64::avx512_mmm_f32::NR_NARROW {
+            if let Some(narrow) = KernelSet::avx512_narrow() {
+                return narrow;
+            }
+        }
+        let _ = n;
+        *self
+    }
+
     /// wasm `simd128` kernels (`wasm_mmm_f32_4x8`); only in builds with `+simd128`, where every
     /// engine that loaded the module supports them.
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
@@ -396,6 +465,15 @@ impl KernelSet {
     pub fn available() -> Vec<KernelSet> {
         let mut v = Vec::new();
         #[cfg(target_arch = "x86_64")]
+        if let Some(k) = KernelSet::avx512() {
+            v.push(k);
+        }
+        // Listed on its own too, so the parity tests run its kernels on every shape.
+        #[cfg(target_arch = "x86_64")]
+        if let Some(k) = KernelSet::avx512_narrow() {
+            v.push(k);
+        }
+        #[cfg(target_arch = "x86_64")]
         if let Some(k) = KernelSet::avx2_fma() {
             v.push(k);
         }
@@ -411,7 +489,7 @@ impl KernelSet {
         *BEST.get_or_init(|| KernelSet::available()[0])
     }
 
-    /// `"x86_64-avx2-fma"`, `"wasm-simd128"` or `"generic"`.
+    /// `"x86_64-avx512"`, `"x86_64-avx2-fma"`, `"wasm-simd128"` or `"generic"`.
     pub fn name(&self) -> &'static str {
         self.name
     }

@@ -1,6 +1,12 @@
-//! AVX2 + FMA kernels. Every function here is `#[target_feature(enable = "avx2,fma")]` and is
-//! reachable only through a `KernelSet` built by `KernelSet::avx2_fma`, which checks the CPU.
+//! x86_64 kernels, two sets:
+//!
+//! * AVX2 + FMA (`avx2_*`): `#[target_feature(enable = "avx2,fma")]`, reachable only through a
+//!   `KernelSet` built by `KernelSet::avx2_fma`, which checks the CPU.
+//! * AVX-512F (`avx512_*`): `#[target_feature(enable = "avx512f")]`, reachable only through
+//!   `KernelSet::avx512`, which checks AVX-512F (and AVX2 + FMA, for the shared max pool).
 
+pub(crate) mod avx512_gemv_f32;
+pub(crate) mod avx512_mmm_f32;
 pub(crate) mod gemv_f32;
 pub(crate) mod maxpool_f32;
 pub(crate) mod mmm_f32;
