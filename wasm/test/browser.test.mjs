@@ -244,3 +244,34 @@ test("Chromium without WebGPU: 'webgpu' rejects with NO_WEBGPU, 'auto' falls bac
     await browser.close();
   }
 });
+
+// Runs in the page: the same work inside a module Web Worker.
+async function runInWorker(msg) {
+  const w = new Worker('/test/browser/worker.mjs', { type: 'module' });
+  try {
+    return await new Promise((ok, fail) => {
+      w.onmessage = ({ data }) => ok({ ...data, probs: data.probs ? Array.from(data.probs) : null });
+      w.onerror = (e) => fail(new Error(`worker error: ${e.message}`));
+      w.postMessage(msg);
+    });
+  } finally {
+    w.terminate();
+  }
+}
+
+test('a module Web Worker imports the package and matches native (cpu and auto)', async (t) => {
+  const { browser, page, errors } = await openPage(true);
+  try {
+    for (const [model, backend] of [['mnist-cnn', 'cpu'], ['mnist-mlp', 'auto']]) {
+      const from = 1000;
+      const r = await page.evaluate(runInWorker, { model, backend, from, count: 200 });
+      assert.equal(r.error, undefined, `worker failed: ${JSON.stringify(r.error)}`);
+      assert.equal(r.backend, 'cpu', `${backend} in a worker on SwiftShader runs on the CPU`);
+      compare(t, `${model} ${backend} in a Web Worker`, r.probs, model, from, 200);
+      assert.equal(String(r.singleLabel), String(argmax(ref.models[model].probs, from * 10, 10)));
+    }
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+  }
+});
