@@ -10,15 +10,11 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { chromium } from 'playwright-core';
-import { argmax, nativeRef, testSplit, WASM_DIR } from './support.mjs';
+import { argmax, CHROMIUM, CHROMIUM_QUIET as QUIET, nativeRef, testSplit, WASM_DIR } from './support.mjs';
 import { serve } from './browser/serve.mjs';
 
 const TOL = 1e-5;
 const MODELS = ['mnist-mlp', 'mnist-cnn'];
-const CHROMIUM = process.env.MDEPLOY_CHROMIUM ?? '/usr/bin/chromium';
-// The network is closed on CI machines: without these Chromium keeps retrying connections.
-const QUIET = ['--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run',
-  '--disable-quic', '--no-pings', '--dns-prefetch-disable', '--no-sandbox', '--disable-dev-shm-usage'];
 
 const ref = nativeRef();
 const { xs, ys, n } = testSplit();

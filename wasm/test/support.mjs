@@ -50,3 +50,9 @@ export function argmax(v, off, len) {
   for (let i = 1; i < len; i++) if (v[off + i] > v[off + b]) b = i;
   return b;
 }
+
+/** Debian's Chromium for the browser suites (override with MDEPLOY_CHROMIUM). */
+export const CHROMIUM = process.env.MDEPLOY_CHROMIUM ?? '/usr/bin/chromium';
+/** The network is closed on CI machines: without these Chromium keeps retrying connections. */
+export const CHROMIUM_QUIET = ['--disable-background-networking', '--disable-component-update', '--disable-sync',
+  '--no-first-run', '--disable-quic', '--no-pings', '--dns-prefetch-disable', '--no-sandbox', '--disable-dev-shm-usage'];

@@ -8,12 +8,9 @@ import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
-import { argmax, nativeRef, testSplit, WASM_DIR } from './support.mjs';
+import { argmax, CHROMIUM, CHROMIUM_QUIET as QUIET, nativeRef, testSplit, WASM_DIR } from './support.mjs';
 import { serve } from './browser/serve.mjs';
 
-const CHROMIUM = process.env.MDEPLOY_CHROMIUM ?? '/usr/bin/chromium';
-const QUIET = ['--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run',
-  '--disable-quic', '--no-pings', '--dns-prefetch-disable', '--no-sandbox', '--disable-dev-shm-usage'];
 const out = mkdtempSync(join(tmpdir(), 'mdeploy-vite-'));
 const { xs, n } = testSplit();
 const ref = nativeRef();
