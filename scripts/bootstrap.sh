@@ -58,16 +58,45 @@ need_wasm_tools() {
   fi
 }
 
-need_chromium() {
-  # Headless Chromium (real WebGPU through its SwiftShader adapter) for the mdeploy-wasm browser
-  # tests (wasm/test/browser/). Debian's packages; `apt-get update` only when the install needs it.
-  if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then return; fi
-  command -v apt-get >/dev/null || { echo "bootstrap: /usr/bin/chromium or /usr/bin/chromedriver missing and no apt-get: install Chromium and chromedriver" >&2; exit 1; }
-  say "installing chromium and chromium-driver (apt-get)"
+need_debian_packages() {
+  # Debian packages: chromium + chromium-driver (headless browser tests, real WebGPU through
+  # SwiftShader), mesa-vulkan-drivers (lavapipe: a Vulkan adapter for native wgpu), wrk (the
+  # serverless load test in bench/serverless). `apt-get update` only when the install needs it.
+  local missing=() p
+  [ -x /usr/bin/chromium ] || missing+=(chromium)
+  [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
+  command -v wrk >/dev/null || missing+=(wrk)
+  dpkg -s mesa-vulkan-drivers >/dev/null 2>&1 || missing+=(mesa-vulkan-drivers)
+  [ ${#missing[@]} -eq 0 ] && return
+  command -v apt-get >/dev/null || { echo "bootstrap: missing ${missing[*]} and no apt-get: install them with your package manager" >&2; exit 1; }
+  say "installing ${missing[*]} (apt-get)"
   local sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
   export DEBIAN_FRONTEND=noninteractive
-  $sudo apt-get install -y --no-install-recommends chromium chromium-driver ||
-    { $sudo apt-get update && $sudo apt-get install -y --no-install-recommends chromium chromium-driver; }
+  $sudo apt-get install -y --no-install-recommends "${missing[@]}" ||
+    { $sudo apt-get update && $sudo apt-get install -y --no-install-recommends "${missing[@]}"; }
+}
+
+WASMTIME_VERSION=48.0.8
+need_wasmtime() {
+  # The stock `wasmtime serve` hosts the wasi:http component (worker/). Pinned: 49.x needs rustc
+  # 1.96 and 50.x 1.97; 48.0.8 builds on this toolchain. The largest install here (~10 min, once).
+  local have; have="$(wasmtime --version 2>/dev/null | awk '{ print $2 }' || true)"
+  if [ "$have" != "$WASMTIME_VERSION" ]; then
+    say "installing wasmtime-cli $WASMTIME_VERSION (have: ${have:-none}; cargo install, about 10 min, once)"
+    cargo install "wasmtime-cli@$WASMTIME_VERSION" --locked
+  fi
+}
+
+PY_VENV="${MDEPLOY_PY_VENV:-$HOME/.cache/mdeploy/py-venv}"
+need_python_clients() {
+  # Third-party KServe v2 clients the end-to-end tests talk through (nobody here wrote them).
+  local stamp="$PY_VENV/.mdeploy-clients-1"
+  [ -f "$stamp" ] && return
+  command -v python3 >/dev/null || { echo "bootstrap: python3 not found; install Python 3.9+ with venv" >&2; exit 1; }
+  say "installing the KServe v2 Python clients (tritonclient) into $PY_VENV"
+  python3 -m venv "$PY_VENV"
+  "$PY_VENV/bin/pip" install --quiet --disable-pip-version-check "tritonclient[http,grpc]==2.73.0"
+  touch "$stamp"
 }
 
 command -v cargo >/dev/null || { echo "bootstrap: cargo not found; install Rust with rustup (https://rustup.rs)" >&2; exit 1; }
@@ -75,4 +104,7 @@ command -v npm >/dev/null || { echo "bootstrap: npm not found; install Node.js 2
 need_rust_targets
 need_npm_deps
 need_wasm_tools
-need_chromium
+need_debian_packages
+need_wasmtime
+need_python_clients
+export MDEPLOY_PY_VENV="$PY_VENV"
