@@ -177,6 +177,10 @@ test('every error gets its status and a JSON error, and the next request succeed
   await assertError(await call('POST', '/v2/models/mnist-cnn/infer',
     `{"inputs":[{"name":"input","shape":[1,784],"datatype":"FP32","data":[1e39${',0'.repeat(783)}]}]}`), 400, 'finite');
   await assertError(await call('POST', '/v1/models/mnist-cnn:predict', { instances: [[1, 2, 3]] }), 400, '784');
+  // Deep nesting stays within the component's 128 KiB stack (serde_json stops at 128 levels).
+  await assertError(await call('POST', '/v2/models/mnist-cnn/infer',
+    `{"inputs":[{"name":"input","shape":[1],"datatype":"FP32","data":${'['.repeat(127)}1${']'.repeat(127)}}]}`), 400, 'recursion');
+  await assertError(await call('POST', '/v1/models/mnist-cnn:predict', '['.repeat(100000)), 400, 'not a valid');
   await assertError(await call('POST', '/predict', new Uint8Array(783), 'application/octet-stream'), 415, '784');
   await assertError(await call('POST', '/predict', new Uint8Array(784), 'application/octet-stream'), 400, 'no ink');
   await assertError(await call('POST', '/v2/models/mnist-gpt/infer', inferBody(img)), 404, 'unknown model');
