@@ -143,7 +143,7 @@ async function seenStats(page) {
 }
 
 test('the CNN reads digits 0–9 drawn with the mouse (≥ 9/10), live while drawing, with the 28×28 it saw', async (t) => {
-  const { browser, page, errors, sameOrigin } = await openPage({ webgpu: true });
+  const { browser, page, errors, requests, sameOrigin } = await openPage({ webgpu: true });
   try {
     await choose(page, 'mnist-cnn', 'cpu');
     const models = await page.locator('#model option').allTextContents();
@@ -190,6 +190,9 @@ test('the CNN reads digits 0–9 drawn with the mouse (≥ 9/10), live while dra
     assert.equal(g.label, 7);
     await shot(page, 'cnn-webgpu.png');
 
+    // The recorder sees the worker's requests too (the model file is fetched there), so the
+    // same-origin checks below are not vacuous.
+    assert.ok(requests.some((u) => u.endsWith('/pkg/models/mnist-cnn.mdm')), `requests seen: ${requests.join(' ')}`);
     assert.deepEqual(sameOrigin(), [], 'no request left the page’s origin');
     assert.deepEqual(errors, []);
   } finally {
@@ -198,7 +201,7 @@ test('the CNN reads digits 0–9 drawn with the mouse (≥ 9/10), live while dra
 });
 
 test('switching to the MLP loads it and it reads a drawing', async () => {
-  const { browser, page, errors } = await openPage({ webgpu: true });
+  const { browser, page, errors, sameOrigin } = await openPage({ webgpu: true });
   try {
     await choose(page, 'mnist-cnn', 'cpu');
     await drawAndRead(page, 3);
@@ -212,6 +215,7 @@ test('switching to the MLP loads it and it reads a drawing', async () => {
     for (const d of [2, 4, 8]) right.push((await drawAndRead(page, d)).label === d);
     assert.ok(right.filter(Boolean).length >= 2, `the MLP read ${right}`);
     await shot(page, 'mlp.png');
+    assert.deepEqual(sameOrigin(), []);
     assert.deepEqual(errors, []);
   } finally {
     await browser.close();
@@ -290,13 +294,15 @@ test('the endpoint toggle shows the served answer beside the browser one, and th
     await b.page.waitForFunction(() => document.querySelector('#served').dataset.state === 'error');
     assert.equal(await b.page.textContent('#served-conf'), 'endpoint unavailable');
     await shot(b.page, 'served-unavailable.png');
+    assert.deepEqual(b.sameOrigin(), []);
+    assert.deepEqual(b.errors.filter((e) => !/502/.test(e)), []);
   } finally {
     await b.browser.close();
   }
 });
 
 test('a phone-sized viewport (375×667): no sideways scroll, the whole pad usable, touch strokes draw', async () => {
-  const { browser, page, errors } = await openPage({ webgpu: false, viewport: { width: 375, height: 667 }, mobile: true });
+  const { browser, page, errors, sameOrigin } = await openPage({ webgpu: false, viewport: { width: 375, height: 667 }, mobile: true });
   try {
     const layout = await page.evaluate(() => {
       const r = document.querySelector('#pad').getBoundingClientRect();
@@ -326,6 +332,7 @@ test('a phone-sized viewport (375×667): no sideways scroll, the whole pad usabl
     await shot(page, 'phone.png', true);
     // The mouse still works at this size (the pad is scaled to its box).
     assert.equal((await drawAndRead(page, 0)).label, 0);
+    assert.deepEqual(sameOrigin(), []);
     assert.deepEqual(errors, []);
   } finally {
     await browser.close();
