@@ -20,7 +20,7 @@ import { testSplit } from '../../wasm/test/support.mjs';
 
 const SHOTS = join(WEB_DIR, 'test/screenshots');
 const TARGET = process.env.CARGO_TARGET_DIR ?? join(homedir(), '.cache/mdeploy/target');
-const COMPONENT = process.env.MDEPLOY_WORKER_WASM ?? join(TARGET, 'wasm32-wasip2/release/mdeploy_worker.wasm');
+const COMPONENT = process.env.MDEPLOY_WORKER_WASM ?? join(TARGET, 'wasm32-wasip2/release/mdeploy-worker.wasm');
 const WASMTIME = process.env.MDEPLOY_WASMTIME ?? [join(homedir(), '.cargo/bin/wasmtime'), '/usr/local/bin/wasmtime', '/usr/bin/wasmtime'].find(existsSync) ?? 'wasmtime';
 
 let web; // the page's server, with the endpoint proxied
