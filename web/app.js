@@ -38,8 +38,11 @@ function resetPad() {
 
 function toPad(e) {
   // The pad may be shown smaller than 280 px (narrow phones): map CSS pixels to canvas pixels.
+  // clientLeft/clientWidth: the drawing area inside the border.
   const r = pad.getBoundingClientRect();
-  return { x: (e.clientX - r.left) * (pad.width / r.width), y: (e.clientY - r.top) * (pad.height / r.height) };
+  const left = r.left + pad.clientLeft;
+  const top = r.top + pad.clientTop;
+  return { x: (e.clientX - left) * (pad.width / pad.clientWidth), y: (e.clientY - top) * (pad.height / pad.clientHeight) };
 }
 
 function dot(p) {

@@ -98,6 +98,14 @@ async function openPage({ webgpu = true, viewport = { width: 1000, height: 760 }
   };
 }
 
+/** The pad's drawing area (inside its border), in CSS pixels of the viewport. */
+function padBox(page) {
+  return page.locator('#pad').evaluate((c) => {
+    const r = c.getBoundingClientRect();
+    return { x: r.left + c.clientLeft, y: r.top + c.clientTop, width: c.clientWidth, height: c.clientHeight };
+  });
+}
+
 /** Screenshot once the probability bars have finished their short transition. */
 async function shot(page, name, fullPage = false) {
   await page.waitForTimeout(250);
@@ -120,7 +128,7 @@ async function drawAndRead(page, digit) {
   await page.keyboard.press('Escape');
   await page.waitForFunction(() => !document.querySelector('#local').dataset.label);
   const before = Number(await page.getAttribute('body', 'data-draw-seq'));
-  const box = await page.locator('#pad').boundingBox();
+  const box = await padBox(page);
   await drawDigit(page, box, digit);
   const seq = Number(await page.getAttribute('body', 'data-draw-seq'));
   await page.waitForFunction((s) => document.querySelector('#local').dataset.seq === String(s), seq, { timeout: 15_000 });
@@ -168,6 +176,28 @@ test('the CNN reads digits 0–9 drawn with the mouse (≥ 9/10), live while dra
     const right = got.filter((l, d) => l === d).length;
     t.diagnostic(`mnist-cnn read ${got.join(' ')} for 0 1 2 3 4 5 6 7 8 9: ${right}/10 right`);
     assert.ok(right >= 9, `only ${right}/10 digits right: ${got.join(' ')}`);
+
+    // Live: answers arrive while the pen is still down, not only on pen-up.
+    await page.keyboard.press('Escape');
+    const box = await padBox(page);
+    const [stroke] = strokePaths(0);
+    await page.mouse.move(box.x + stroke[0][0], box.y + stroke[0][1]);
+    await page.mouse.down();
+    const seqs = new Set();
+    for (const [i, [x, y]] of stroke.entries()) {
+      await page.mouse.move(box.x + x, box.y + y);
+      if (i % 10 === 0) seqs.add(await page.getAttribute('#local', 'data-seq'));
+    }
+    await page.waitForFunction(() => document.querySelector('#local').dataset.seq !== undefined);
+    seqs.add(await page.getAttribute('#local', 'data-seq'));
+    await page.mouse.up();
+    seqs.delete(null);
+    t.diagnostic(`${seqs.size} different answers shown during one ${stroke.length}-point stroke`);
+    assert.ok(seqs.size >= 3, `only ${seqs.size} answers while drawing`);
+
+    // Off the main thread: the page itself never fetched the .wasm or a model (the worker did).
+    const mainThread = await page.evaluate(() => performance.getEntriesByType('resource').map((e) => e.name));
+    assert.deepEqual(mainThread.filter((u) => /\.(wasm|mdm)$/.test(u)), [], 'the main thread loaded no wasm or model');
 
     const seen = await seenStats(page);
     assert.equal(seen.w, 28);
@@ -315,7 +345,7 @@ test('a phone-sized viewport (375×667): no sideways scroll, the whole pad usabl
     assert.equal(layout.touchAction, 'none', 'a finger on the pad draws instead of scrolling');
 
     // A finger: touch events through CDP become pointer events of type "touch" in the page.
-    const box = await page.locator('#pad').boundingBox();
+    const box = await padBox(page);
     const cdp = await page.context().newCDPSession(page);
     const k = box.width / 280;
     await page.keyboard.press('Escape');
