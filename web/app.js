@@ -22,6 +22,7 @@ const PAPER = '#fff';
 // ---------------------------------------------------------------- drawing
 
 let drawSeq = 0; // bumps on every change to the drawing
+let clearedAt = 0; // drawSeq of the last clear: answers for older drawings are stale
 let hasInk = false;
 let activePointer = null;
 let last = null;
@@ -103,6 +104,7 @@ function clearAll() {
   resetPad();
   hasInk = false;
   drawSeq++;
+  clearedAt = drawSeq;
   document.body.dataset.drawSeq = String(drawSeq);
   clearTimeout(liveTimer);
   liveTimer = null;
@@ -177,7 +179,7 @@ worker.onmessage = ({ data: m }) => {
   if (m.type === 'result') {
     inFlight = false;
     const roundTrip = performance.now() - sentAt;
-    if (hasInk && modelReady && m.model === loadedModel) showLocal(m, roundTrip);
+    if (hasInk && modelReady && m.model === loadedModel && m.seq > clearedAt) showLocal(m, roundTrip);
     if (pending || (hasInk && modelReady && (m.seq !== drawSeq || m.model !== loadedModel) && activePointer === null)) requestPredict();
     return;
   }

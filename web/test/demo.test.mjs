@@ -109,7 +109,10 @@ function padBox(page) {
 /** Screenshot once the probability bars have finished their short transition. */
 async function shot(page, name, fullPage = false) {
   await page.waitForTimeout(250);
-  await page.screenshot({ path: join(SHOTS, name), fullPage });
+  // Down to the end of the page's content, not the empty viewport below it.
+  const bottom = await page.evaluate(() => Math.ceil(document.querySelector('footer').getBoundingClientRect().bottom + 12));
+  const vp = page.viewportSize();
+  await page.screenshot({ path: join(SHOTS, name), fullPage, ...(fullPage ? {} : { clip: { x: 0, y: 0, width: vp.width, height: Math.min(vp.height, bottom) } }) });
 }
 
 async function waitReady(page, model, backend) {
