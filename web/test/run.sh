@@ -9,4 +9,4 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/mdeploy/target}"
 export PATH="$HOME/.cargo/bin:$PATH"
 component="$(bash web/scripts/prepare.sh | tail -n 1)"
 [ -n "$component" ] && export MDEPLOY_WORKER_WASM="$component"
-node --test --test-concurrency=1 web/test/demo.test.mjs
+node --test --test-concurrency=1 "$@" web/test/demo.test.mjs  # extra args, e.g. --test-name-pattern=served
