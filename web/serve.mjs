@@ -56,7 +56,8 @@ function fileFor(path) {
     if (!PKG_ALLOWED.some((re) => re.test(rel))) return null;
     return join(WASM_DIR, rel);
   }
-  if (path.startsWith('/test/')) return null; // the test suite and its screenshots are not the page
+  // The tests, their screenshots and the build scripts are not the page.
+  if (path.startsWith('/test/') || path.startsWith('/scripts/')) return null;
   const file = normalize(join(WEB_DIR, path === '/' ? 'index.html' : path));
   if (!file.startsWith(WEB_DIR + sep) || file === join(WEB_DIR, 'serve.mjs')) return null;
   return file;
@@ -104,10 +105,6 @@ export async function startServer({ port = 8080, host = '127.0.0.1', endpoint = 
       return;
     }
     if (PROXIED.some((re) => re.test(path))) { proxy(req, res, endpoint); return; }
-    if (path === '/config.json') {
-      sendJson(res, 200, { endpoint: endpoint ? 'proxied' : null });
-      return;
-    }
     if (req.method !== 'GET' && req.method !== 'HEAD') { send(res, 405, 'method not allowed'); return; }
     const file = fileFor(path);
     if (!file) { send(res, 404, `not found: ${path}`); return; }

@@ -383,7 +383,7 @@ test('the server: the package under /pkg/ with the right types, nothing else of 
   assert.match((await get('/pkg/index.js')).headers.get('content-type'), /^text\/javascript/);
   assert.equal((await get('/pkg/models/mnist-cnn.mdm')).status, 200);
   assert.match((await get('/')).headers.get('content-security-policy'), /default-src 'self'/);
-  for (const p of ['/pkg/Cargo.toml', '/pkg/src/lib.rs', '/pkg/../Cargo.toml', '/serve.mjs', '/test/demo.test.mjs', '/%2e%2e/Cargo.toml']) {
+  for (const p of ['/pkg/Cargo.toml', '/pkg/src/lib.rs', '/pkg/../Cargo.toml', '/serve.mjs', '/test/demo.test.mjs', '/scripts/prepare.sh', '/%2e%2e/Cargo.toml']) {
     assert.equal((await get(p)).status, 404, p);
   }
   const r = await fetch(new URL('/predict', bare.url), { method: 'POST', body: new Uint8Array(784) });
