@@ -27,7 +27,7 @@ impl FlatData {
         if !f.is_finite() && self.first_non_finite.is_none() {
             self.first_non_finite = Some(self.values.len());
         }
-        if !(v >= 0.0 && v <= 255.0 && v.fract() == 0.0) {
+        if !((0.0..=255.0).contains(&v) && v.fract() == 0.0) {
             self.all_u8 = false;
         }
         self.values.push(f);

@@ -7,16 +7,36 @@
 //! server lives in a thread-local: free to create, and kept when a host reuses the instance
 //! (`--max-instance-reuse-count`, Spin, wasmCloud), so loaded models then survive.
 
+//!
+//! Built for any other target (e.g. by `cargo test --workspace`) it is a stub that says how to
+//! build it, so the workspace stays buildable natively.
+
+#[cfg(not(target_os = "wasi"))]
+fn main() {
+    eprintln!(
+        "mdeploy-worker is a wasi:http component: build it with \
+         `cargo build -p mdeploy-worker --release --target wasm32-wasip2` and run it with \
+         `wasmtime serve -Scli --addr 127.0.0.1:8080 <target>/wasm32-wasip2/release/mdeploy-worker.wasm`"
+    );
+    std::process::exit(2);
+}
+
+#[cfg(target_os = "wasi")]
 use std::cell::RefCell;
 
+#[cfg(target_os = "wasi")]
 use mdeploy_serve::{ModelEntry, Request as ApiRequest, Response as ApiResponse, Server, MAX_BODY_BYTES};
+#[cfg(target_os = "wasi")]
 use wstd::http::body::util::BodyExt;
+#[cfg(target_os = "wasi")]
 use wstd::http::{Body, Error, HeaderValue, Request, Response, StatusCode};
 
+#[cfg(target_os = "wasi")]
 thread_local! {
     static SERVER: RefCell<Server> = RefCell::new(Server::new(ModelEntry::embedded()));
 }
 
+#[cfg(target_os = "wasi")]
 #[wstd::http_server]
 async fn main(request: Request<Body>) -> Result<Response<Body>, Error> {
     let (parts, body) = request.into_parts();
@@ -37,6 +57,7 @@ async fn main(request: Request<Body>) -> Result<Response<Body>, Error> {
     respond(answer)
 }
 
+#[cfg(target_os = "wasi")]
 /// The body, or `None` as soon as it grows past [`MAX_BODY_BYTES`] (the rest is never read).
 async fn read_bounded(body: Body) -> Result<Option<Vec<u8>>, Error> {
     if body.content_length().is_some_and(|n| n > MAX_BODY_BYTES as u64) {
@@ -55,6 +76,7 @@ async fn read_bounded(body: Body) -> Result<Option<Vec<u8>>, Error> {
     Ok(Some(buf))
 }
 
+#[cfg(target_os = "wasi")]
 fn respond(r: ApiResponse) -> Result<Response<Body>, Error> {
     let mut out = Response::new(Body::from(r.body));
     *out.status_mut() = StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);

@@ -873,3 +873,20 @@ fn non_mdm_bytes_say_so() {
     assert!(!looks_like_mdm(b"{\"json\": 1}"));
     assert!(looks_like_mdm(&write(&zoo()).unwrap()));
 }
+
+#[test]
+fn read_trusted_skips_only_the_digest() {
+    let bytes = write(&zoo()).unwrap();
+    assert_eq!(read_trusted(&bytes).unwrap(), read(&bytes).unwrap());
+    // A changed digest field: `read` refuses it, `read_trusted` (the caller vouches) does not.
+    let mut stale = bytes.clone();
+    stale[codes::DIGEST_OFFSET] ^= 0xff;
+    assert!(err_of(&stale).message.contains("digest"));
+    assert_eq!(read_trusted(&stale).unwrap(), read(&bytes).unwrap());
+    // Every structural check still runs: truncation and a bad magic are still errors.
+    assert!(read_trusted(&bytes[..bytes.len() - 1]).is_err());
+    assert!(read_trusted(&bytes[..10]).is_err());
+    let mut magic = bytes.clone();
+    magic[1] = b'X';
+    assert!(read_trusted(&magic).is_err());
+}
