@@ -25,5 +25,8 @@ bash wasm/scripts/test.sh 2>&1 | tee -a "$LOG"
 step "serverless: the wasi:http component under wasmtime serve (every route and error, 200 digits vs native, tritonclient)"
 bash tests/serverless/run.sh 2>&1 | tee -a "$LOG"
 
+step "demo page (web/): Chromium draws digits with the mouse, WebGPU fallback, the endpoint toggle, a phone viewport"
+bash web/test/run.sh 2>&1 | tee -a "$LOG"
+
 # One closing line over every runner above, so a reader sees the whole count at once.
 awk '/^test result:/ { p += $4; f += $6 } /^# pass [0-9]/ { p += $3 } /^# fail [0-9]/ { f += $3 } END { printf "\ntests: %d passed, %d failed\n", p, f; exit (f > 0 || p == 0) }' "$LOG"
