@@ -46,6 +46,12 @@ fn le_u64(b: &[u8], at: usize) -> u64 {
 /// Checks magic, version, length and digest; returns the header. Shared by [`read`] and
 /// [`crate::format::digest_hex`].
 pub(crate) fn parse_header(bytes: &[u8]) -> Result<Header> {
+    parse_header_opts(bytes, true)
+}
+
+/// [`parse_header`], with the SHA-256 check optional (`verify_digest = false` only for bytes
+/// whose digest was checked earlier, e.g. at build time: see [`crate::format::read_trusted`]).
+pub(crate) fn parse_header_opts(bytes: &[u8], verify_digest: bool) -> Result<Header> {
     let magic = &codes::MAGIC;
     if bytes.len() < magic.len() || bytes[..magic.len()] != magic[..] {
         if bytes.len() < magic.len() && magic.starts_with(bytes) {
@@ -90,7 +96,7 @@ pub(crate) fn parse_header(bytes: &[u8]) -> Result<Header> {
     }
     let mut stored = [0u8; 32];
     stored.copy_from_slice(&bytes[codes::DIGEST_OFFSET..codes::DIGEST_OFFSET + codes::DIGEST_LEN]);
-    let computed = digest::content_digest(bytes);
+    let computed = if verify_digest { digest::content_digest(bytes) } else { stored };
     if computed != stored {
         return Err(Error::bad_model(format!(
             "the file is corrupt or was modified after it was written: its SHA-256 digest does not match (stored {}, computed {}); re-export or re-download the model",
@@ -780,7 +786,12 @@ fn parse_graph(
 
 /// Parses and validates a whole file; see [`crate::format::read`].
 pub(crate) fn read_with_info(bytes: &[u8]) -> Result<(Model, FileInfo)> {
-    let h = parse_header(bytes)?;
+    read_with_info_opts(bytes, true)
+}
+
+/// [`read_with_info`] with the digest check optional; every structural check still runs.
+pub(crate) fn read_with_info_opts(bytes: &[u8], verify_digest: bool) -> Result<(Model, FileInfo)> {
+    let h = parse_header_opts(bytes, verify_digest)?;
     let s = parse_sections(bytes, &h)?;
     let newer_minor = h.minor > FORMAT_MINOR;
     let meta = parse_meta(&mut cursor(bytes, s.meta), newer_minor)?;

@@ -77,11 +77,9 @@ impl WasmServer {
             Server::new(
                 models
                     .iter()
-                    .map(|m| ModelEntry {
-                        name: m.name.clone(),
-                        version: m.version.clone(),
-                        bytes: Cow::Owned(m.bytes.clone()),
-                    })
+                    // Untrusted: the digest is checked too, once per model and instance (Server
+                    // loads each model on its first request and keeps it).
+                    .map(|m| ModelEntry::new(m.name.clone(), m.version.clone(), Cow::Owned(m.bytes.clone())))
                     .collect(),
             )
         });

@@ -1,0 +1,357 @@
+//! # mdeploy-serve
+//!
+//! The whole mdeploy HTTP API as one **pure function**: [`Server::handle`] takes a [`Request`]
+//! (method, path, content type, body bytes) and returns a [`Response`]. No IO, no async, no host
+//! types, so every host shares this one implementation and its tests:
+//!
+//! ```text
+//!  wasmtime serve / Spin / wasmCloud ──> worker/ (wstd, wasi:http)        ─┐
+//!  Cloudflare Workers                 ──> wasm-bindgen wrapper             ─┼─> Server::handle(&Request) -> Response
+//!  native server                      ──> hyper/axum shim (later)          ─┘        │
+//!                                                                                     ▼
+//!                         routes: KServe v2 (/v2/...), TF Serving REST (/v1/...), /predict
+//!                                                                                     │ lazily, per model
+//!                                                                                     ▼
+//!                              mdeploy_core::format::read → Plan::new → Plan::run / preprocess
+//! ```
+//!
+//! Routes and error mapping are described in `API.md` and, for clients, `openapi.yaml` (also
+//! served at `GET /openapi.yaml`). A host reads at most [`MAX_BODY_BYTES`] of a body; if there is
+//! more it answers [`Response::payload_too_large`] without calling `handle`.
+//!
+//! `wasmtime serve` instantiates the component afresh for every request, so [`Server::new`]
+//! parses nothing: a model is read and planned the first time a request needs it.
+
+use std::borrow::Cow;
+
+use mdeploy_core::{format, Error as CoreError, ErrorKind, Plan};
+
+mod data;
+#[cfg(feature = "embedded-models")]
+mod embedded;
+mod image;
+mod kserve;
+mod tfserving;
+
+/// Largest request body a host should hand to [`Server::handle`] (10 MiB).
+pub const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
+
+/// The OpenAPI 3.1 description of every route, served at `GET /openapi.yaml`.
+pub const OPENAPI_YAML: &str = include_str!("../openapi.yaml");
+
+/// One HTTP request, borrowed from the host.
+#[derive(Clone, Copy, Debug)]
+pub struct Request<'a> {
+    /// `"GET"`, `"POST"`, ... (compared case-sensitively, as HTTP methods are).
+    pub method: &'a str,
+    /// The path, possibly with a `?query` (e.g. `/predict?model=mnist-mlp`).
+    pub path: &'a str,
+    pub content_type: Option<&'a str>,
+    pub body: &'a [u8],
+}
+
+/// One HTTP response for the host to write out.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Response {
+    pub status: u16,
+    pub content_type: &'static str,
+    /// Extra headers (`allow`, CORS), names in lower case.
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// The 413 answer for a host that stopped reading a body past [`MAX_BODY_BYTES`].
+    pub fn payload_too_large() -> Response {
+        ApiError::new(
+            413,
+            "BODY_TOO_LARGE",
+            format!(
+                "the request body is larger than the limit of {MAX_BODY_BYTES} bytes (10 MiB); send one image or a \
+                 smaller batch per request"
+            ),
+        )
+        .into_response()
+    }
+
+    fn json(status: u16, body: Vec<u8>) -> Response {
+        Response { status, content_type: "application/json", headers: cors(), body }
+    }
+
+    /// The body as UTF-8 text (for tests and logs).
+    pub fn text(&self) -> Cow<'_, str> {
+        String::from_utf8_lossy(&self.body)
+    }
+}
+
+fn cors() -> Vec<(&'static str, String)> {
+    // Browsers (the web demo) call the API from other origins; nothing here uses cookies.
+    vec![("access-control-allow-origin", "*".to_string())]
+}
+
+/// A model the server offers: its public name and version, and its `.mdm` bytes.
+#[derive(Clone, Debug)]
+pub struct ModelEntry {
+    pub name: String,
+    pub version: String,
+    pub bytes: Cow<'static, [u8]>,
+    /// `true` only for bytes whose SHA-256 digest was verified before they reached us (the
+    /// models embedded at build time: `build.rs` checks them). Skips the digest at run time,
+    /// which matters when a fresh instance serves each request; all structural checks stay.
+    pub trusted: bool,
+}
+
+impl ModelEntry {
+    /// An entry whose bytes are checked in full (digest included) when first used.
+    pub fn new(name: impl Into<String>, version: impl Into<String>, bytes: impl Into<Cow<'static, [u8]>>) -> ModelEntry {
+        ModelEntry { name: name.into(), version: version.into(), bytes: bytes.into(), trusted: false }
+    }
+
+    /// The default models compiled into this crate (`models/mnist-cnn.mdm` first, then
+    /// `models/mnist-mlp.mdm`), version `"1"`, their digests verified by `build.rs`.
+    #[cfg(feature = "embedded-models")]
+    pub fn embedded() -> Vec<ModelEntry> {
+        embedded::entries()
+    }
+}
+
+/// A model after its first use: what the routes describe, and the plan that runs it.
+pub(crate) struct Loaded {
+    pub input_shape: Vec<usize>,
+    pub labels: Vec<String>,
+    pub plan: Plan,
+}
+
+impl Loaded {
+    fn load(entry: &ModelEntry) -> Result<Loaded, CoreError> {
+        let model = if entry.trusted { format::read_trusted(&entry.bytes)? } else { format::read(&entry.bytes)? };
+        // One sample per chunk: a small arena is cheap to set up per request, and `run` chunks
+        // larger batches itself.
+        let plan = Plan::new(&model, 1)?;
+        Ok(Loaded { input_shape: model.meta.input_shape, labels: model.meta.labels, plan })
+    }
+
+    pub fn input_len(&self) -> usize {
+        self.plan.input_len()
+    }
+    pub fn output_len(&self) -> usize {
+        self.plan.output_len()
+    }
+    pub fn label(&self, class: usize) -> String {
+        self.labels.get(class).cloned().unwrap_or_else(|| class.to_string())
+    }
+
+    /// Runs `n` samples; returns the `n × output_len` outputs.
+    pub fn run(&mut self, input: &[f32], n: usize) -> Result<Vec<f32>, ApiError> {
+        let mut out = vec![0.0; n.saturating_mul(self.output_len())];
+        self.plan.run(input, n, &mut out).map_err(ApiError::from_core)?;
+        Ok(out)
+    }
+}
+
+/// Index of the largest value (the first one on ties); NaN never wins.
+pub(crate) fn argmax(row: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, &v) in row.iter().enumerate() {
+        if v > row.get(best).copied().unwrap_or(f32::NEG_INFINITY) {
+            best = i;
+        }
+    }
+    best
+}
+
+struct Slot {
+    entry: ModelEntry,
+    state: Option<Result<Loaded, CoreError>>,
+}
+
+/// The API over a fixed set of models. Cheap to create; models load on first use and stay
+/// loaded for as long as the `Server` lives.
+pub struct Server {
+    slots: Vec<Slot>,
+}
+
+/// An error answer: status, stable code and a message saying what to fix.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ApiError {
+    pub status: u16,
+    pub code: &'static str,
+    pub message: String,
+    pub allow: Option<&'static str>,
+}
+
+impl ApiError {
+    pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError { status, code, message: message.into(), allow: None }
+    }
+    pub fn bad(message: impl Into<String>) -> ApiError {
+        ApiError::new(400, "BAD_INPUT", message)
+    }
+    pub fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError::new(404, "NOT_FOUND", message)
+    }
+    pub fn from_core(e: CoreError) -> ApiError {
+        match e.kind {
+            ErrorKind::BadInput => ApiError::new(400, "BAD_INPUT", e.message),
+            // A model that does not load is the server's fault, not the client's.
+            ErrorKind::BadModel => ApiError::new(500, "BAD_MODEL", e.message),
+            ErrorKind::Unsupported => ApiError::new(500, "UNSUPPORTED", e.message),
+        }
+    }
+    pub fn into_response(self) -> Response {
+        #[derive(serde::Serialize)]
+        struct Body<'a> {
+            error: &'a str,
+            code: &'a str,
+        }
+        let body = serde_json::to_vec(&Body { error: &self.message, code: self.code }).unwrap_or_default();
+        let mut r = Response::json(self.status, body);
+        if let Some(allow) = self.allow {
+            r.headers.push(("allow", allow.to_string()));
+        }
+        r
+    }
+}
+
+/// Serializes a response body; our own types always serialize, but never panic if not.
+pub(crate) fn to_json<T: serde::Serialize>(status: u16, v: &T) -> Response {
+    match serde_json::to_vec(v) {
+        Ok(body) => Response::json(status, body),
+        Err(e) => ApiError::new(500, "INTERNAL", format!("could not serialize the response: {e}")).into_response(),
+    }
+}
+
+/// A route: which methods it takes. `Method` mismatches become 405 with an `Allow` header.
+pub(crate) fn require(method: &str, allowed: &'static str) -> Result<(), ApiError> {
+    if allowed.split(", ").any(|m| m == method) {
+        Ok(())
+    } else {
+        Err(ApiError {
+            status: 405,
+            code: "METHOD_NOT_ALLOWED",
+            message: format!("{method} is not allowed here; use {allowed}"),
+            allow: Some(allowed),
+        })
+    }
+}
+
+impl Server {
+    /// A server for `models`. Parses nothing: each model is read on the first request for it.
+    pub fn new(models: Vec<ModelEntry>) -> Server {
+        Server { slots: models.into_iter().map(|entry| Slot { entry, state: None }).collect() }
+    }
+
+    /// The models offered, in order: `(name, version)`.
+    pub fn models(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.slots.iter().map(|s| (s.entry.name.as_str(), s.entry.version.as_str()))
+    }
+
+    /// Answers one request. Never panics on anything in `req`.
+    pub fn handle(&mut self, req: &Request) -> Response {
+        if req.body.len() > MAX_BODY_BYTES {
+            return Response::payload_too_large();
+        }
+        let (path, query) = match req.path.split_once('?') {
+            Some((p, q)) => (p, q),
+            None => (req.path, ""),
+        };
+        if req.method == "OPTIONS" {
+            // CORS preflight: any route, any of our methods.
+            let mut r = Response { status: 204, content_type: "text/plain", headers: cors(), body: Vec::new() };
+            r.headers.push(("access-control-allow-methods", "GET, POST, OPTIONS".to_string()));
+            r.headers.push(("access-control-allow-headers", "content-type".to_string()));
+            return r;
+        }
+        let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        let result = match segs.first().copied() {
+            Some("v2") => kserve::route(self, req, &segs[1..]),
+            Some("v1") => tfserving::route(self, req, &segs[1..]),
+            Some("predict") if segs.len() == 1 => {
+                require(req.method, "POST").and_then(|()| image::predict(self, req, query))
+            }
+            Some("openapi.yaml") if segs.len() == 1 => require(req.method, "GET").map(|()| Response {
+                status: 200,
+                content_type: "application/yaml",
+                headers: cors(),
+                body: OPENAPI_YAML.as_bytes().to_vec(),
+            }),
+            _ => Err(ApiError::not_found(format!(
+                "no route for {} {}; the API has /v2/... (KServe v2), /v1/models/... (TensorFlow Serving), \
+                 POST /predict, and its description at GET /openapi.yaml",
+                req.method,
+                truncate(path, 200)
+            ))),
+        };
+        result.unwrap_or_else(ApiError::into_response)
+    }
+
+    /// Finds a model by name and (optional) version: 404 naming what exists otherwise.
+    pub(crate) fn find(&self, name: &str, version: Option<&str>) -> Result<usize, ApiError> {
+        let Some(i) = self.slots.iter().position(|s| s.entry.name == name) else {
+            let names: Vec<&str> = self.slots.iter().map(|s| s.entry.name.as_str()).collect();
+            return Err(ApiError::not_found(format!(
+                "unknown model '{}'; this server has: {}",
+                truncate(name, 100),
+                names.join(", ")
+            )));
+        };
+        if let Some(v) = version {
+            let versions: Vec<&str> =
+                self.slots.iter().filter(|s| s.entry.name == name).map(|s| s.entry.version.as_str()).collect();
+            return self
+                .slots
+                .iter()
+                .position(|s| s.entry.name == name && s.entry.version == v)
+                .ok_or_else(|| {
+                    ApiError::not_found(format!(
+                        "model '{name}' has no version '{}'; available: {}",
+                        truncate(v, 100),
+                        versions.join(", ")
+                    ))
+                });
+        }
+        Ok(i)
+    }
+
+    pub(crate) fn entry(&self, i: usize) -> &ModelEntry {
+        &self.slots[i].entry
+    }
+
+    /// The loaded model at `i`, loading it on first use (a failure is remembered too).
+    pub(crate) fn load(&mut self, i: usize) -> Result<&mut Loaded, ApiError> {
+        let slot = &mut self.slots[i];
+        let state = slot.state.get_or_insert_with(|| Loaded::load(&slot.entry));
+        match state {
+            Ok(l) => Ok(l),
+            Err(e) => Err(ApiError::from_core(CoreError {
+                kind: e.kind,
+                message: format!("model '{}' version '{}' cannot be loaded: {}", slot.entry.name, slot.entry.version, e.message),
+            })),
+        }
+    }
+
+    /// Whether model `i` is ready: trusted entries were verified at build time, so they count
+    /// as ready without being parsed (a health probe must stay cheap); others are loaded.
+    pub(crate) fn ready(&mut self, i: usize) -> bool {
+        if self.slots[i].entry.trusted && self.slots[i].state.is_none() {
+            return true;
+        }
+        self.load(i).is_ok()
+    }
+
+    pub(crate) fn all_ready(&mut self) -> bool {
+        (0..self.slots.len()).all(|i| self.ready(i))
+    }
+}
+
+/// At most `max` bytes of `s` (on a char boundary), so echoing client input stays bounded.
+pub(crate) fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
