@@ -8,11 +8,13 @@
 // in memory.
 import { initSync, WasmServer } from './dist/server/mdeploy_wasm_server.js';
 
-const DEFAULT_WASM = new URL('./dist/server/mdeploy_wasm_server_bg.wasm', import.meta.url);
-const DEFAULT_MODELS = {
+// Functions, not constants: only evaluated when the defaults are used, so hosts whose modules have
+// no usable import.meta.url (bundled Workers) can still load this file and pass everything in.
+const defaultWasm = () => new URL('./dist/server/mdeploy_wasm_server_bg.wasm', import.meta.url);
+const defaultModels = () => ({
   'mnist-mlp': new URL('./models/mnist-mlp.mdm', import.meta.url),
   'mnist-cnn': new URL('./models/mnist-cnn.mdm', import.meta.url),
-};
+});
 /** The body limit of the shared implementation (mdeploy_serve::MAX_BODY_BYTES): 10 MiB. */
 export const MAX_BODY_BYTES = 10 * 1024 * 1024;
 const DEFAULT_VERSION = '1';
@@ -60,7 +62,7 @@ function describe(v) {
 let wasmExports = null;
 async function initWasm(source) {
   if (wasmExports !== null) return wasmExports;
-  if (source === undefined) source = DEFAULT_WASM;
+  if (source === undefined) source = defaultWasm();
   let module = source;
   if (!(source instanceof WebAssembly.Module)) {
     const bytes = asBytes(source);
@@ -77,7 +79,7 @@ async function initWasm(source) {
 }
 
 function modelList(models) {
-  if (models === undefined) models = DEFAULT_MODELS;
+  if (models === undefined) models = defaultModels();
   if (models === null || typeof models !== 'object' || Array.isArray(models)) {
     throw new TypeError(`mdeploy-wasm/server: options.models must be an object { name: bytes | URL | { bytes, version } }; got ${describe(models)}`);
   }
