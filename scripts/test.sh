@@ -22,5 +22,8 @@ cargo test --workspace --release --lib --bins --tests 2>&1 | tee -a "$LOG"
 step "mdeploy-wasm: package build, wasm-pack test --node, Node parity/error/package suites"
 bash wasm/scripts/test.sh 2>&1 | tee -a "$LOG"
 
+step "Cloudflare Worker: worker/cloudflare in workerd (npm), every route and error vs the native core"
+bash tests/serverless/run-workerd.sh 2>&1 | tee -a "$LOG"
+
 # One closing line over every runner above, so a reader sees the whole count at once.
 awk '/^test result:/ { p += $4; f += $6 } /^# pass [0-9]/ { p += $3 } /^# fail [0-9]/ { f += $3 } END { printf "\ntests: %d passed, %d failed\n", p, f; exit (f > 0 || p == 0) }' "$LOG"

@@ -141,12 +141,15 @@ function toResponse(r) {
   return new Response(NULL_BODY.has(r.status) ? null : r.body, { status: r.status, headers });
 }
 
-function internalError(message) {
-  return new Response(JSON.stringify({ error: `internal error: ${message}` }), {
-    status: 500,
-    headers: { 'content-type': 'application/json' },
+// The few answers that happen before the Rust side is reached, in its error shape
+// ({ error, code }, CORS header as on every mdeploy-serve answer).
+function jsonError(status, code, message) {
+  return new Response(JSON.stringify({ error: message, code }), {
+    status,
+    headers: { 'content-type': 'application/json', 'access-control-allow-origin': '*' },
   });
 }
+const internalError = (message) => jsonError(500, 'INTERNAL', `internal error: ${message}`);
 
 /**
  * A model server. `fetch(request)` answers every route; it never throws for a bad request (those
@@ -198,7 +201,13 @@ export function createServer(options = {}) {
         return internalError(`the server could not load: ${e && e.message ? e.message : e}`);
       }
     }
-    const body = await readLimited(request, limit);
+    let body;
+    try {
+      body = await readLimited(request, limit);
+    } catch (e) {
+      // The client went away or sent a broken (e.g. chunked) body: nothing to compute on.
+      return jsonError(400, 'BAD_BODY', `the request body could not be read: ${e && e.message ? e.message : e}`);
+    }
     if (body === null) return toResponse(WasmServer.payloadTooLarge());
     const url = new URL(request.url);
     let r;
