@@ -3,7 +3,9 @@
 // limit (by Content-Length and while streaming), and wasm memory under the largest bodies.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer, MAX_BODY_BYTES } from '../server.js';
 import { argmax, nativeRef, testSplit, WASM_DIR } from './support.mjs';
@@ -189,4 +191,35 @@ test('memory: the largest bodies keep wasm memory within Workers\' 128 MB', asyn
   t.diagnostic(`wasm memory after the largest bodies: ${mb.toFixed(1)} MiB`);
   // Leaves room in the isolate's 128 MB for V8 and the request's JS copies (≤ 2 × 10 MiB).
   assert.ok(mb <= 96, `wasm memory grew to ${mb.toFixed(1)} MiB`);
+});
+
+test('server.d.ts: a strict TypeScript consumer compiles, misuse does not', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'mdeploy-server-types-'));
+  try {
+    writeFileSync(join(dir, 'main.ts'), `
+import { createServer, MAX_BODY_BYTES, type Server, type ServerOptions } from ${JSON.stringify(join(WASM_DIR, 'server.js'))};
+declare const wasm: WebAssembly.Module;
+declare const mdm: ArrayBuffer;
+const options: ServerOptions = { wasm, models: { a: mdm, b: { bytes: new Uint8Array(mdm), version: 2 } }, maxBodyBytes: MAX_BODY_BYTES };
+const s: Server = createServer(options);
+export default { fetch: (req: Request): Promise<Response> => s.fetch(req) };
+export const n: number = s.wasmMemoryBytes() + s.maxBodyBytes;
+export const p: Promise<void> = s.ready();
+// @ts-expect-error: models are bytes or URLs
+createServer({ models: { a: 42 } });
+// @ts-expect-error: unknown option
+createServer({ model: {} });
+`);
+    writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify({
+      compilerOptions: { strict: true, noEmit: true, target: 'es2022', module: 'nodenext', moduleResolution: 'nodenext', lib: ['es2022', 'dom'], types: [], allowJs: false },
+      files: ['main.ts'],
+    }));
+    try {
+      execFileSync(join(WASM_DIR, 'node_modules/.bin/tsc'), ['-p', dir], { cwd: dir, encoding: 'utf8' });
+    } catch (e) {
+      assert.fail(`tsc rejected server.d.ts:\n${e.stdout}${e.stderr}`);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
