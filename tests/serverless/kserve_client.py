@@ -1,0 +1,57 @@
+"""A third-party KServe v2 client (tritonclient.http, as Triton users run it) against our server.
+
+Usage: python kserve_client.py HOST:PORT DIGITS_JSON
+DIGITS_JSON: [{"image": [784 floats], "cnn": [10 floats], "mlp": [...]}, ...] (native answers,
+from serve/examples/reference.rs). Exits non-zero, saying what differed, on any mismatch.
+"""
+import json
+import sys
+
+import numpy as np
+import tritonclient.http as httpclient
+
+
+def main():
+    url, ref_path = sys.argv[1], sys.argv[2]
+    refs = json.load(open(ref_path))
+    client = httpclient.InferenceServerClient(url=url)
+    assert client.is_server_live(), "is_server_live() is False"
+    assert client.is_server_ready(), "is_server_ready() is False"
+    server = client.get_server_metadata()
+    assert server["name"] == "mdeploy", server
+    checked = 0
+    for model in ("mnist-cnn", "mnist-mlp"):
+        assert client.is_model_ready(model), f"{model} not ready"
+        assert client.is_model_ready(model, "1"), f"{model} version 1 not ready"
+        meta = client.get_model_metadata(model)
+        assert meta["name"] == model and meta["inputs"][0]["shape"] == [-1, 1, 28, 28], meta
+        assert [o["name"] for o in meta["outputs"]] == ["probabilities", "label"], meta
+        for ref in refs[::20]:
+            image = np.array(ref["image"], dtype=np.float32).reshape(1, 1, 28, 28)
+            inp = httpclient.InferInput("input", [1, 1, 28, 28], "FP32")
+            # JSON tensors: the binary-tensor extension is Triton's, not part of KServe v2.
+            inp.set_data_from_numpy(image, binary_data=False)
+            outputs = [httpclient.InferRequestedOutput(n, binary_data=False) for n in ("probabilities", "label")]
+            result = client.infer(model, [inp], outputs=outputs, request_id=f"py-{checked}", model_version="1")
+            probs = result.as_numpy("probabilities")
+            want = np.array(ref["cnn" if model == "mnist-cnn" else "mlp"], dtype=np.float32)
+            assert probs.shape == (1, 10), probs.shape
+            assert np.abs(probs[0] - want).max() <= 1e-5, (model, probs[0], want)
+            label = result.as_numpy("label")[0]
+            label = label.decode() if isinstance(label, bytes) else str(label)
+            assert label == str(int(np.argmax(want))), (label, want)
+            assert result.get_response()["id"] == f"py-{checked}"
+            checked += 1
+        # All outputs, client defaults (it asks for binary outputs; JSON answers are accepted).
+        result = client.infer(model, [inp])
+        assert result.as_numpy("probabilities").shape == (1, 10)
+    try:
+        client.get_model_metadata("mnist-gpt")
+        raise AssertionError("an unknown model did not raise")
+    except httpclient.InferenceServerException as e:
+        assert "404" in str(e.status()), e.status()
+    print(f"tritonclient: live, ready, metadata and {checked} inferences OK")
+
+
+if __name__ == "__main__":
+    main()

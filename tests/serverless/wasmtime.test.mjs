@@ -1,0 +1,220 @@
+// End to end: the mdeploy-worker component under the stock `wasmtime serve`, real processes,
+// real MNIST test digits. Builds nothing: tests/serverless/run.sh builds the component and the
+// native references first and passes them in:
+//   MDEPLOY_WORKER_WASM  the component (…/wasm32-wasip2/release/mdeploy-worker.wasm)
+//   MDEPLOY_REFERENCE    JSON from serve/examples/reference.rs (200 digits, native answers)
+//   MDEPLOY_PY_VENV      venv with tritonclient (default ~/.cache/mdeploy/py-venv)
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+
+const WASM = process.env.MDEPLOY_WORKER_WASM;
+const REF = process.env.MDEPLOY_REFERENCE;
+if (!WASM || !REF) {
+  throw new Error('MDEPLOY_WORKER_WASM and MDEPLOY_REFERENCE are not set: run `bash tests/serverless/run.sh`, which builds them first');
+}
+const refs = JSON.parse(readFileSync(REF, 'utf8'));
+let server;
+let base;
+let serverLog = '';
+
+const freePort = () => new Promise((resolve, reject) => {
+  const s = createServer().listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
+  s.on('error', reject);
+});
+
+before(async () => {
+  const port = await freePort();
+  base = `http://127.0.0.1:${port}`;
+  server = spawn('wasmtime', ['serve', '-Scli', '--addr', `127.0.0.1:${port}`, WASM], { stdio: ['ignore', 'pipe', 'pipe'] });
+  server.stdout.on('data', (d) => { serverLog += d; });
+  server.stderr.on('data', (d) => { serverLog += d; });
+  const t0 = Date.now();
+  for (;;) {
+    if (server.exitCode !== null) throw new Error(`wasmtime serve exited (${server.exitCode}):\n${serverLog}`);
+    try {
+      const r = await fetch(`${base}/v2/health/live`);
+      if (r.status === 200) break;
+    } catch { /* not listening yet */ }
+    if (Date.now() - t0 > 60_000) throw new Error(`wasmtime serve not ready after 60 s:\n${serverLog}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+});
+
+after(async () => {
+  if (server && server.exitCode === null) {
+    const gone = new Promise((r) => server.once('exit', r));
+    server.kill('SIGTERM');
+    await gone;
+  }
+});
+
+async function call(method, path, body, contentType = 'application/json') {
+  const init = { method, headers: {} };
+  if (body !== undefined) {
+    init.body = typeof body === 'string' || body instanceof Uint8Array ? body : JSON.stringify(body);
+    init.headers['content-type'] = contentType;
+  }
+  const r = await fetch(base + path, init);
+  const text = await r.text();
+  let json = null;
+  try { json = JSON.parse(text); } catch { /* checked by callers */ }
+  return { status: r.status, headers: r.headers, text, json };
+}
+
+const inferBody = (image, extra = {}) => ({
+  ...extra, inputs: [{ name: 'input', shape: [1, 1, 28, 28], datatype: 'FP32', data: image }],
+});
+const argmax = (p) => p.reduce((b, v, i) => (v > p[b] ? i : b), 0);
+const close = (got, want, what) => {
+  assert.equal(got.length, want.length, what);
+  for (let i = 0; i < want.length; i++) {
+    assert.ok(Math.abs(got[i] - want[i]) <= 1e-5, `${what}: [${i}] ${got[i]} vs native ${want[i]}`);
+  }
+};
+
+async function assertError(res, status, needle) {
+  assert.equal(res.status, status, res.text);
+  assert.match(res.headers.get('content-type') ?? '', /application\/json/);
+  assert.equal(typeof res.json?.error, 'string', res.text);
+  assert.ok(res.json.error.toLowerCase().includes(needle.toLowerCase()), `${res.json.error} should mention ${needle}`);
+  // The next good request succeeds.
+  const ok = await call('POST', '/v2/models/mnist-cnn/infer', inferBody(refs[0].image));
+  assert.equal(ok.status, 200, ok.text);
+}
+
+test('health, server metadata and the OpenAPI file', async () => {
+  let r = await call('GET', '/v2/health/live');
+  assert.deepEqual([r.status, r.json], [200, { live: true }]);
+  r = await call('GET', '/v2/health/ready');
+  assert.deepEqual([r.status, r.json], [200, { ready: true }]);
+  r = await call('GET', '/v2');
+  assert.equal(r.json.name, 'mdeploy');
+  assert.equal(r.json.kernel, 'wasm-simd128', 'the component must run the simd128 kernels');
+  r = await call('GET', '/openapi.yaml');
+  assert.match(r.text, /^openapi: 3\.1/);
+});
+
+test('model metadata and readiness, with and without a version', async () => {
+  for (const name of ['mnist-cnn', 'mnist-mlp']) {
+    for (const p of [`/v2/models/${name}`, `/v2/models/${name}/versions/1`]) {
+      let r = await call('GET', p);
+      assert.equal(r.status, 200, r.text);
+      assert.deepEqual(r.json.inputs, [{ name: 'input', datatype: 'FP32', shape: [-1, 1, 28, 28] }]);
+      assert.deepEqual(r.json.versions, ['1']);
+      r = await call('GET', `${p}/ready`);
+      assert.deepEqual([r.status, r.json], [200, { name, ready: true }]);
+    }
+    const r = await call('GET', `/v1/models/${name}`);
+    assert.equal(r.json.model_version_status[0].state, 'AVAILABLE');
+    const m = await call('GET', `/v1/models/${name}/metadata`);
+    assert.equal(m.json.model_spec.name, name);
+  }
+});
+
+test('200 real test digits: KServe infer, TF Serving predict and /predict equal the native core', async () => {
+  let correct = 0;
+  for (const [k, ref] of refs.entries()) {
+    const model = k % 2 ? 'mnist-mlp' : 'mnist-cnn';
+    const want = k % 2 ? ref.mlp : ref.cnn;
+    const r = await call('POST', `/v2/models/${model}/infer`, inferBody(ref.image, { id: `d${k}` }));
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.json.id, `d${k}`);
+    assert.equal(r.json.model_name, model);
+    assert.equal(r.json.model_version, '1');
+    close(r.json.outputs[0].data, want, `digit ${k} ${model}`);
+    assert.equal(r.json.outputs[1].data[0], String(argmax(want)));
+    correct += argmax(want) === ref.digit;
+
+    const raw = Uint8Array.from(ref.image, (v) => Math.round(v * 255));
+    const p = await call('POST', '/predict', raw, 'application/octet-stream');
+    assert.equal(p.status, 200, p.text);
+    close(p.json.probs, ref.predict_cnn, `digit ${k} /predict`);
+    assert.equal(p.json.label, String(argmax(ref.predict_cnn)));
+    assert.equal(p.json.model, 'mnist-cnn');
+  }
+  assert.ok(correct >= 190, `only ${correct}/200 right`);
+  // TF Serving, row and columnar, a batch of 10 (one per class).
+  const ten = refs.filter((_, k) => k % 20 === 0);
+  let r = await call('POST', '/v1/models/mnist-cnn:predict', { instances: ten.map((x) => x.image) });
+  assert.equal(r.status, 200, r.text);
+  r.json.predictions.forEach((row, i) => close(row.probabilities, ten[i].cnn, `TF row ${i}`));
+  r = await call('POST', '/v1/models/mnist-mlp/versions/1:predict', { inputs: { input: ten.map((x) => x.image) } });
+  assert.equal(r.status, 200, r.text);
+  r.json.outputs.probabilities.forEach((row, i) => close(row, ten[i].mlp, `TF columnar ${i}`));
+  assert.deepEqual(r.json.outputs.label, ten.map((x) => String(argmax(x.mlp))));
+  // KServe: a nested batch with the outputs filter, and UINT8 data.
+  r = await call('POST', '/v2/models/mnist-cnn/infer', {
+    inputs: [{ name: 'input', shape: [10, 28, 28], datatype: 'FP32', data: ten.map((x) => Array.from({ length: 28 }, (_, y) => x.image.slice(y * 28, y * 28 + 28))) }],
+    outputs: [{ name: 'label' }],
+  });
+  assert.equal(r.status, 200, r.text);
+  assert.deepEqual(r.json.outputs.map((o) => o.name), ['label']);
+  assert.deepEqual(r.json.outputs[0].data, ten.map((x) => String(argmax(x.cnn))));
+  r = await call('POST', '/v2/models/mnist-cnn/infer', {
+    inputs: [{ name: 'input', shape: [1, 784], datatype: 'UINT8', data: Array.from(ten[3].image, (v) => Math.round(v * 255)) }],
+  });
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.json.outputs[1].data[0], String(argmax(ten[3].cnn)));
+});
+
+test('every error gets its status and a JSON error, and the next request succeeds', async () => {
+  const img = refs[0].image;
+  await assertError(await call('POST', '/v2/models/mnist-cnn/infer', '{"inputs": [', 'application/json'), 400, 'not a valid');
+  await assertError(await call('POST', '/v2/models/mnist-cnn/infer', ''), 400, 'empty');
+  await assertError(await call('POST', '/v2/models/mnist-cnn/infer', {
+    inputs: [{ name: 'input', shape: [1, 1, 28, 27], datatype: 'FP32', data: img.slice(0, 756) }] }), 400, 'shape');
+  await assertError(await call('POST', '/v2/models/mnist-cnn/infer', {
+    inputs: [{ name: 'input', shape: [1, 784], datatype: 'INT64', data: img }] }), 400, 'datatype');
+  await assertError(await call('POST', '/v2/models/mnist-cnn/infer', {
+    inputs: [{ name: 'input', shape: [1, 784], datatype: 'UINT8', data: img }] }), 400, 'UINT8');
+  await assertError(await call('POST', '/v2/models/mnist-cnn/infer',
+    `{"inputs":[{"name":"input","shape":[1,784],"datatype":"FP32","data":[NaN${',0'.repeat(783)}]}]}`), 400, 'not a valid');
+  await assertError(await call('POST', '/v2/models/mnist-cnn/infer',
+    `{"inputs":[{"name":"input","shape":[1,784],"datatype":"FP32","data":[1e39${',0'.repeat(783)}]}]}`), 400, 'finite');
+  await assertError(await call('POST', '/v1/models/mnist-cnn:predict', { instances: [[1, 2, 3]] }), 400, '784');
+  await assertError(await call('POST', '/predict', new Uint8Array(783), 'application/octet-stream'), 415, '784');
+  await assertError(await call('POST', '/predict', new Uint8Array(784), 'application/octet-stream'), 400, 'no ink');
+  await assertError(await call('POST', '/v2/models/mnist-gpt/infer', inferBody(img)), 404, 'unknown model');
+  await assertError(await call('GET', '/v2/models/mnist-cnn/versions/2'), 404, 'no version');
+  await assertError(await call('POST', '/v1/models/nope:predict', { instances: [img] }), 404, 'unknown model');
+  await assertError(await call('POST', '/predict?model=nope', new Uint8Array(784).fill(9)), 404, 'unknown model');
+  await assertError(await call('GET', '/nowhere'), 404, 'no route');
+  for (const [method, path, allow] of [['GET', '/v2/models/mnist-cnn/infer', 'POST'], ['PUT', '/v2/health/live', 'GET'],
+    ['GET', '/predict', 'POST'], ['DELETE', '/v1/models/mnist-cnn', 'GET']]) {
+    const r = await call(method, path);
+    assert.equal(r.headers.get('allow'), allow, `${method} ${path}`);
+    await assertError(r, 405, allow);
+  }
+});
+
+test('a 10 MB body gets 413, then a good request succeeds', async () => {
+  const big = new Uint8Array(10 * 1024 * 1024 + 1).fill(32);
+  let r;
+  try {
+    r = await call('POST', '/v2/models/mnist-cnn/infer', big);
+  } catch (e) {
+    // The server may answer and close before the client finished sending; the status still
+    // has to be 413, which fetch cannot report then: accept only that specific failure.
+    assert.match(String(e.cause?.code ?? e), /EPIPE|ECONNRESET|UND_ERR_SOCKET/, String(e));
+  }
+  if (r) await assertError(r, 413, 'limit');
+  const ok = await call('POST', '/predict', Uint8Array.from(refs[5].image, (v) => Math.round(v * 255)));
+  assert.equal(ok.status, 200, ok.text);
+});
+
+test('tritonclient.http (a third-party KServe v2 client) works against the server', async () => {
+  const py = join(process.env.MDEPLOY_PY_VENV ?? join(homedir(), '.cache/mdeploy/py-venv'), 'bin/python');
+  const script = new URL('./kserve_client.py', import.meta.url).pathname;
+  const { stdout } = await new Promise((resolve, reject) => {
+    execFile(py, [script, base.replace('http://', ''), REF], { timeout: 120_000 }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`${py} ${script} failed: ${err.message}\n${stdout}\n${stderr}`));
+      else resolve({ stdout });
+    });
+  });
+  assert.match(stdout, /tritonclient: live, ready, metadata and \d+ inferences OK/);
+});

@@ -1,0 +1,91 @@
+//! mdeploy as a `wasi:http/proxy` component: a thin shim from wasi:http to
+//! [`mdeploy_serve::Server::handle`], the pure function that holds the whole API.
+//!
+//! Per request: read the body up to [`MAX_BODY_BYTES`] (one byte more means 413, and we stop
+//! reading: memory stays bounded whatever a client sends), hand method/path/content type/body to
+//! the server, write its answer. `wasmtime serve` gives every request a fresh instance, so the
+//! server lives in a thread-local: free to create, and kept when a host reuses the instance
+//! (`--max-instance-reuse-count`, Spin, wasmCloud), so loaded models then survive.
+
+//!
+//! Built for any other target (e.g. by `cargo test --workspace`) it is a stub that says how to
+//! build it, so the workspace stays buildable natively.
+
+#[cfg(not(target_os = "wasi"))]
+fn main() {
+    eprintln!(
+        "mdeploy-worker is a wasi:http component: build it with \
+         `cargo build -p mdeploy-worker --release --target wasm32-wasip2` and run it with \
+         `wasmtime serve -Scli --addr 127.0.0.1:8080 <target>/wasm32-wasip2/release/mdeploy-worker.wasm`"
+    );
+    std::process::exit(2);
+}
+
+#[cfg(target_os = "wasi")]
+use std::cell::RefCell;
+
+#[cfg(target_os = "wasi")]
+use mdeploy_serve::{ModelEntry, Request as ApiRequest, Response as ApiResponse, Server, MAX_BODY_BYTES};
+#[cfg(target_os = "wasi")]
+use wstd::http::body::util::BodyExt;
+#[cfg(target_os = "wasi")]
+use wstd::http::{Body, Error, HeaderValue, Request, Response, StatusCode};
+
+#[cfg(target_os = "wasi")]
+thread_local! {
+    static SERVER: RefCell<Server> = RefCell::new(Server::new(ModelEntry::embedded()));
+}
+
+#[cfg(target_os = "wasi")]
+#[wstd::http_server]
+async fn main(request: Request<Body>) -> Result<Response<Body>, Error> {
+    let (parts, body) = request.into_parts();
+    let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let content_type = parts.headers.get("content-type").and_then(|v| v.to_str().ok());
+    let answer = match read_bounded(body).await {
+        Ok(Some(bytes)) => {
+            let req = ApiRequest { method: parts.method.as_str(), path, content_type, body: &bytes };
+            SERVER.with(|s| match s.try_borrow_mut() {
+                Ok(mut s) => s.handle(&req),
+                // Only reachable if a host ran two requests at once on one instance.
+                Err(_) => Server::new(ModelEntry::embedded()).handle(&req),
+            })
+        }
+        Ok(None) => ApiResponse::payload_too_large(),
+        Err(e) => return Err(e),
+    };
+    respond(answer)
+}
+
+#[cfg(target_os = "wasi")]
+/// The body, or `None` as soon as it grows past [`MAX_BODY_BYTES`] (the rest is never read).
+async fn read_bounded(body: Body) -> Result<Option<Vec<u8>>, Error> {
+    if body.content_length().is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        return Ok(None);
+    }
+    let mut body = body.into_boxed_body();
+    let mut buf = Vec::new();
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame?.into_data() {
+            if buf.len() + data.len() > MAX_BODY_BYTES {
+                return Ok(None);
+            }
+            buf.extend_from_slice(&data);
+        }
+    }
+    Ok(Some(buf))
+}
+
+#[cfg(target_os = "wasi")]
+fn respond(r: ApiResponse) -> Result<Response<Body>, Error> {
+    let mut out = Response::new(Body::from(r.body));
+    *out.status_mut() = StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let headers = out.headers_mut();
+    headers.insert("content-type", HeaderValue::from_static(r.content_type));
+    for (name, value) in r.headers {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            headers.insert(name, v);
+        }
+    }
+    Ok(out)
+}
