@@ -121,9 +121,19 @@ describe('Cloudflare Worker in workerd', () => {
     if (proc !== null && proc.exitCode === null) proc.kill('SIGTERM');
   });
 
-  test('listens on loopback only', () => {
+  test('listens on loopback only; wrangler.toml matches workerd.capnp and keeps metrics off', () => {
     assert.match(base, /^http:\/\/127\.0\.0\.1:\d+$/);
-    assert.match(readFileSync(CONFIG, 'utf8'), /address = "127\.0\.0\.1:8787"/);
+    const capnp = readFileSync(CONFIG, 'utf8');
+    assert.match(capnp, /address = "127\.0\.0\.1:8787"/);
+    // wrangler is not run here (it needs Node ≥ 22): check the deploy config by hand instead.
+    const toml = readFileSync(join(ROOT, 'worker/cloudflare/wrangler.toml'), 'utf8');
+    const date = /^compatibility_date = "(\d{4}-\d\d-\d\d)"$/m.exec(toml);
+    assert.ok(date, 'wrangler.toml has a compatibility_date');
+    assert.ok(capnp.includes(`compatibilityDate = "${date[1]}"`), 'workerd.capnp runs the compatibility date wrangler deploys');
+    assert.match(toml, /^send_metrics = false$/m);
+    assert.match(toml, /^main = "src\/index\.js"$/m);
+    assert.match(toml, /type = "CompiledWasm"\nglobs = \["\*\*\/\*\.wasm"\]/);
+    assert.match(toml, /type = "Data"\nglobs = \["\*\*\/\*\.mdm"\]/);
   });
 
   test('every route answers as the native core does', async () => {
