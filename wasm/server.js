@@ -103,14 +103,18 @@ function modelList(models) {
  * the limit, so an oversized upload never sits in memory (Workers have 128 MB in all).
  */
 async function readLimited(request, limit) {
-  const declared = request.headers.get('content-length');
-  if (declared !== null && /^\d+$/.test(declared.trim()) && Number(declared.trim()) > limit) {
+  const header = request.headers.get('content-length');
+  const declared = header !== null && /^\d+$/.test(header.trim()) ? Number(header.trim()) : null;
+  if (declared !== null && declared > limit) {
     if (request.body) await request.body.cancel().catch(() => {});
     return null;
   }
   if (!request.body) return new Uint8Array(0);
   const reader = request.body.getReader();
-  const chunks = [];
+  // With a Content-Length the chunks go straight into one buffer of that size (one copy of the
+  // body in JS memory, not two); without one they are collected and joined at the end.
+  let buf = declared !== null ? new Uint8Array(declared) : null;
+  let chunks = [];
   let total = 0;
   for (;;) {
     const { done, value } = await reader.read();
@@ -120,8 +124,17 @@ async function readLimited(request, limit) {
       await reader.cancel().catch(() => {});
       return null;
     }
-    chunks.push(value);
+    if (buf !== null && total <= buf.length) {
+      buf.set(value, total - value.byteLength);
+    } else {
+      if (buf !== null) { // more than declared (a runtime would normally refuse it): collect instead
+        chunks = [buf.subarray(0, total - value.byteLength)];
+        buf = null;
+      }
+      chunks.push(value);
+    }
   }
+  if (buf !== null) return total === buf.length ? buf : buf.subarray(0, total);
   if (chunks.length === 1) return chunks[0];
   const body = new Uint8Array(total);
   let off = 0;
