@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use std::process::ExitCode;
 
 fn hex(s: &str) -> Result<Vec<u8>, String> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return Err(format!("bodyHex has an odd length ({})", s.len()));
     }
     (0..s.len())
