@@ -40,7 +40,8 @@ start() {
   local wasm="$1"; shift
   PORT="$(free_port)"
   local t0; t0="$(now_ms)"
-  wasmtime serve -Scli --addr "127.0.0.1:$PORT" "$wasm" >"$TMP/serve.log" 2>&1 &
+  # shellcheck disable=SC2086 # SERVE_FLAGS is a list of flags
+  wasmtime serve -Scli ${SERVE_FLAGS:-} --addr "127.0.0.1:$PORT" "$wasm" >"$TMP/serve.log" 2>&1 &
   PID=$!
   local i=0
   until (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; do
@@ -51,7 +52,7 @@ start() {
   local first; first="$(curl -sS -o "$TMP/first.out" -w '%{http_code} %{time_total}' "$@" "http://127.0.0.1:$PORT$FIRST_PATH")"
   local t2; t2="$(now_ms)"
   [[ "${first%% *}" == 200 ]] || { echo "first request to $(basename "$wasm") answered ${first%% *}: $(cat "$TMP/first.out")" >&2; exit 1; }
-  printf '| %s | %d ms | %.1f ms | %d ms |\n' "$(basename "$wasm" .wasm)" $((t1 - t0)) \
+  printf '| %s%s | %d ms | %.1f ms | %d ms |\n' "$(basename "$wasm" .wasm)" "${COLD_LABEL:-${SERVE_FLAGS:+ ($SERVE_FLAGS)}}" $((t1 - t0)) \
     "$(awk -v t="${first#* }" 'BEGIN { print t * 1000 }')" $((t2 - t0)) >>"$TMP/cold.md"
 }
 stop() { kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; PID=""; }
@@ -97,6 +98,24 @@ load "CNN infer, JSON (POST /v2/models/mnist-cnn/infer)" /v2/models/mnist-cnn/in
 load "CNN /predict, 784 raw bytes" /predict "$TMP/digit.raw" application/octet-stream
 load "MLP infer, JSON (POST /v2/models/mnist-mlp/infer)" /v2/models/mnist-mlp/infer "$TMP/infer.json" application/json
 stop
+
+# For comparison only (not the stock one-instance-per-request mode): instances serve up to 1000
+# requests each, so the loaded model (cached in a thread-local) survives between requests.
+SERVE_FLAGS="--max-instance-reuse-count 1000" FIRST_PATH=/v2/models/mnist-cnn/infer start "$WASM/mdeploy-worker.wasm" \
+  -H 'Content-Type: application/json' --data-binary "@$TMP/infer.json"
+load "CNN infer, JSON, instances reused (--max-instance-reuse-count 1000)" /v2/models/mnist-cnn/infer "$TMP/infer.json" application/json
+stop
+
+# Cold starts on their own: without the compile cache (Cranelift compiles the component at start)
+# and with a warm cache (the second start of the same file; wasmtime caches compiled code in
+# ~/.cache/wasmtime by default). The load runs above started with whatever the cache held.
+echo "| **cold starts below** | | | |" >>"$TMP/cold.md"
+for w in mdeploy-bench-hello mdeploy-worker; do
+  if [[ "$w" == mdeploy-worker ]]; then args=(-H 'Content-Type: application/json' --data-binary "@$TMP/infer.json"); p=/v2/models/mnist-cnn/infer; else args=(); p=/; fi
+  SERVE_FLAGS="-C cache=n" COLD_LABEL=" (-C cache=n: compiled at start)" FIRST_PATH="$p" start "$WASM/$w.wasm" "${args[@]}"; stop
+  COLD_LABEL=" (fills the cache)" FIRST_PATH="$p" start "$WASM/$w.wasm" "${args[@]}"; stop
+  COLD_LABEL=" (compile cache warm)" FIRST_PATH="$p" start "$WASM/$w.wasm" "${args[@]}"; stop
+done
 
 echo
 echo "wasmtime $(wasmtime --version | awk '{print $2}'), wrk -t$THREADS -c$CONNS -d$DUR, $(nproc) cores, $(date -u +%FT%TZ)"

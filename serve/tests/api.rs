@@ -432,3 +432,16 @@ mod garbage {
         }
     }
 }
+
+#[test]
+fn predict_the_sample_pngs() {
+    // samples/digit-<d>.png are the pictures the README's curl example posts.
+    let mut s = server();
+    for d in 0..10 {
+        let path = format!("{}/../samples/digit-{d}.png", env!("CARGO_MANIFEST_DIR"));
+        let png_bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let (r, v) = call(&mut s, "POST", "/predict", &png_bytes);
+        assert_eq!(r.status, 200, "{path}: {v}");
+        assert_eq!(v["label"], d.to_string(), "{path}");
+    }
+}
