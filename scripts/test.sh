@@ -25,6 +25,9 @@ bash wasm/scripts/test.sh 2>&1 | tee -a "$LOG"
 step "serverless: the wasi:http component under wasmtime serve (every route and error, 200 digits vs native, tritonclient)"
 bash tests/serverless/run.sh 2>&1 | tee -a "$LOG"
 
+step "Cloudflare Worker: worker/cloudflare in workerd (npm), every route and error vs the native core"
+bash tests/serverless/run-workerd.sh 2>&1 | tee -a "$LOG"
+
 step "demo page (web/): Chromium draws digits with the mouse, WebGPU fallback, the endpoint toggle, a phone viewport"
 bash web/test/run.sh 2>&1 | tee -a "$LOG"
 

@@ -4,6 +4,8 @@
 #   dist/mdeploy_wasm_bg.wasm       simd128                 (runs everywhere: Node ≥ 20, current browsers)
 #   dist/mdeploy_wasm_relaxed.wasm  simd128 + relaxed-simd  (chosen at run time where WebAssembly.validate
 #                                                            accepts a relaxed-SIMD probe)
+#   dist/server/mdeploy_wasm_server.js, _bg.wasm   `mdeploy-wasm/server` (server/: the REST routes of
+#                                   mdeploy-serve for Fetch-API hosts), simd128 only (see DESIGN.md)
 #   models/        the default models, copied from <repo>/models (separate assets, see DESIGN.md)
 # Each variant: wasm-pack (--target web: one ESM build for browsers, workers, bundlers and, via
 # the wrapper's initialisation from bytes, Node), then binaryen 132's wasm-opt from npm.
@@ -31,16 +33,49 @@ build_variant() {
   rm -f "$out/.gitignore"
 }
 
+build_server() {
+  local out="$HERE/dist/server"
+  echo "build.sh: server (+simd128)" >&2
+  # simd128 only: Workers, Node ≥ 20, Deno and Bun all run it, and one build keeps the server
+  # entry a single static import (a Worker cannot choose a module at run time). Same target dir
+  # as the simd engine build: same RUSTFLAGS, so mdeploy-core is compiled once for both.
+  RUSTFLAGS="-C target-feature=+simd128" CARGO_TARGET_DIR="$TARGET/wasm-pkg-simd" \
+    wasm-pack --quiet build "$HERE/server" --mode no-install --release --target web --no-typescript --no-pack \
+      --out-dir "$out" --out-name mdeploy_wasm_server
+  "$WASM_OPT" -O3 --enable-bulk-memory --enable-nontrapping-float-to-int \
+    "$out/mdeploy_wasm_server_bg.wasm" -o "$out/mdeploy_wasm_server_bg.wasm.opt"
+  mv "$out/mdeploy_wasm_server_bg.wasm.opt" "$out/mdeploy_wasm_server_bg.wasm"
+  rm -f "$out/.gitignore"
+}
+
+copy_models() {
+  mkdir -p "$HERE/models"
+  local m src
+  for m in mnist-mlp mnist-cnn; do
+    src="${MDEPLOY_MODELS_DIR:-$ROOT/models}/$m.mdm"
+    [ -f "$src" ] || { echo "build.sh: $src missing: train the default models first (see the root README)" >&2; exit 1; }
+    cp "$src" "$HERE/models/$m.mdm"
+  done
+}
+
+# `build.sh server`: only dist/server/ and models/ (what the Cloudflare Worker and its tests need),
+# leaving the engine builds in dist/ as they are.
+if [ "${1:-}" = server ]; then
+  rm -rf "$HERE/dist/server"
+  build_server
+  copy_models
+  for f in "$HERE"/dist/server/*.wasm; do
+    printf 'build.sh: %s %d bytes, %d gzipped\n' "${f#"$HERE"/}" "$(wc -c <"$f")" "$(gzip -9c "$f" | wc -c)" >&2
+  done
+  exit 0
+fi
+
 rm -rf "$HERE/dist"
 build_variant simd "+simd128"
 build_variant relaxed "+simd128,+relaxed-simd"
+build_server
 
-mkdir -p "$HERE/models"
-for m in mnist-mlp mnist-cnn; do
-  src="${MDEPLOY_MODELS_DIR:-$ROOT/models}/$m.mdm"
-  [ -f "$src" ] || { echo "build.sh: $src missing: train the default models first (see the root README)" >&2; exit 1; }
-  cp "$src" "$HERE/models/$m.mdm"
-done
+copy_models
 # Both builds export the same functions, so wasm-bindgen writes the same glue; ship it once.
 # The simd build keeps the glue's default file name, so bundlers that follow the glue's own
 # `new URL('mdeploy_wasm_bg.wasm', import.meta.url)` find a file.
@@ -51,6 +86,6 @@ mv "$HERE/dist/.build-simd/mdeploy_wasm_bg.wasm" "$HERE/dist/mdeploy_wasm_bg.was
 mv "$HERE/dist/.build-relaxed/mdeploy_wasm_bg.wasm" "$HERE/dist/mdeploy_wasm_relaxed.wasm"
 rm -rf "$HERE/dist/.build-simd" "$HERE/dist/.build-relaxed"
 
-for f in "$HERE"/dist/*.wasm; do
+for f in "$HERE"/dist/*.wasm "$HERE"/dist/server/*.wasm; do
   printf 'build.sh: %s %d bytes, %d gzipped\n' "${f#"$HERE"/}" "$(wc -c <"$f")" "$(gzip -9c "$f" | wc -c)" >&2
 done

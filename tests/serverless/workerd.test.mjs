@@ -1,0 +1,212 @@
+// The Cloudflare Worker (worker/cloudflare) in a real workerd process (npm `workerd`, the runtime
+// of Cloudflare Workers and of wrangler's local mode), on a free loopback port, against the native
+// core: every route and error status, the body limit, and 200 real test digits through three
+// routes with the same answers as mdeploy_serve::Server compiled natively.
+// Run by tests/serverless/run-workerd.sh (it builds wasm/dist/server first).
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { ROOT, assertSameAnswer, json, nativeAnswers, pngGray, rawPost, req, send, testDigits, toBytes } from './support.mjs';
+
+const WORKERD = process.env.MDEPLOY_WORKERD ?? join(ROOT, 'node_modules/.bin/workerd');
+const CONFIG = join(ROOT, 'worker/cloudflare/workerd.capnp');
+const LIMIT = 10 * 1024 * 1024;
+
+let proc = null;
+let base = null;
+let stderr = '';
+
+/** Starts workerd on 127.0.0.1, port 0; its control fd reports the port once it listens. */
+function startWorkerd() {
+  for (const f of [WORKERD, join(ROOT, 'wasm/dist/server/mdeploy_wasm_server_bg.wasm'), join(ROOT, 'wasm/models/mnist-cnn.mdm')]) {
+    if (!existsSync(f)) throw new Error(`${f} missing: run tests/serverless/run-workerd.sh (it runs \`npm ci\` at the root for workerd and \`bash wasm/scripts/build.sh server\`)`);
+  }
+  return new Promise((resolve, reject) => {
+    const p = spawn(WORKERD, ['serve', CONFIG, '--socket-addr', 'http=127.0.0.1:0', '--control-fd', '3'], {
+      cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe', 'pipe'],
+    });
+    proc = p;
+    p.stderr.on('data', (d) => { stderr += d; });
+    const timer = setTimeout(() => reject(new Error(`workerd did not listen within 30 s: ${stderr}`)), 30_000);
+    p.on('exit', (code) => { clearTimeout(timer); reject(new Error(`workerd exited (${code}) before listening: ${stderr}`)); });
+    let ctl = '';
+    p.stdio[3].on('data', (d) => {
+      ctl += d;
+      for (const line of ctl.split('\n').slice(0, -1)) {
+        const ev = JSON.parse(line);
+        if (ev.event === 'listen' && ev.socket === 'http') {
+          clearTimeout(timer);
+          resolve(`http://127.0.0.1:${ev.port}`);
+        }
+      }
+    });
+  });
+}
+
+function rssKiB(pid) {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const get = (k) => Number((status.match(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm')) ?? [])[1]);
+  return { rss: get('VmRSS'), peak: get('VmHWM') };
+}
+
+const { xs, ys } = testDigits(20); // 200 digits, 20 of each class, from the test split
+const flat = (rows) => rows.flatMap((x) => Array.from(x));
+const goodInfer = json('POST', '/v2/models/mnist-mlp/infer', { inputs: [{ name: 'input', shape: [1, 784], datatype: 'FP32', data: Array.from(xs[7]) }] }, 200);
+
+// Every route once, then every error: each with the status it must have.
+const ROUTES = [
+  req('GET', '/v2/health/live', '', null, 200),
+  req('GET', '/v2/health/ready', '', null, 200),
+  req('GET', '/v2', '', null, 200),
+  req('GET', '/v2/models/mnist-cnn', '', null, 200),
+  req('GET', '/v2/models/mnist-cnn/versions/1', '', null, 200),
+  req('GET', '/v2/models/mnist-mlp/ready', '', null, 200),
+  req('GET', '/v2/models/mnist-mlp/versions/1/ready', '', null, 200),
+  req('GET', '/v1/models/mnist-cnn', '', null, 200),
+  req('GET', '/v1/models/mnist-mlp/metadata', '', null, 200),
+  req('GET', '/openapi.yaml', '', null, 200),
+  goodInfer,
+  json('POST', '/v2/models/mnist-cnn/versions/1/infer', { inputs: [{ name: 'input', shape: [1, 1, 28, 28], datatype: 'FP32', data: Array.from(xs[42]) }] }, 200),
+  json('POST', '/v1/models/mnist-cnn:predict', { inputs: [Array.from(xs[99])] }, 200),
+  json('POST', '/v1/models/mnist-mlp:predict', { instances: [Array.from(xs[150]), Array.from(xs[3])] }, 200),
+];
+const ERRORS = [
+  json('POST', '/v2/models/mnist-cnn/infer', '{"inputs": [', 400), // malformed JSON
+  json('POST', '/v2/models/mnist-cnn/infer', '', 400), // empty body
+  json('POST', '/v2/models/mnist-cnn/infer', { inputs: [{ name: 'input', shape: [1, 783], datatype: 'FP32', data: Array.from(xs[0]).slice(1) }] }, 400), // wrong shape
+  json('POST', '/v2/models/mnist-cnn/infer', { inputs: [{ name: 'input', shape: [1, 784], datatype: 'FP32', data: Array.from(xs[0]).slice(1) }] }, 400), // shape ≠ data
+  json('POST', '/v2/models/mnist-cnn/infer', { inputs: [{ name: 'input', shape: [1, 784], datatype: 'STRING', data: Array.from(xs[0]) }] }, 400), // wrong dtype
+  json('POST', '/v2/models/mnist-cnn/infer', `{"inputs":[{"name":"input","shape":[1,784],"datatype":"FP32","data":[NaN${',0'.repeat(783)}]}]}`, 400), // NaN literal
+  json('POST', '/v2/models/mnist-cnn/infer', `{"inputs":[{"name":"input","shape":[1,784],"datatype":"FP32","data":[1e999${',0'.repeat(783)}]}]}`, 400), // overflows to Infinity
+  json('POST', '/v2/models/mnist-cnn/infer', { inputs: [{ name: 'input', shape: [1, 784], datatype: 'FP32', data: ['NaN', ...new Array(783).fill(0)] }] }, 400), // "NaN" string
+  json('POST', '/v1/models/mnist-mlp:predict', { instances: [Array.from(xs[0]).slice(2)] }, 400), // TF: wrong row length
+  json('POST', '/v1/models/mnist-mlp:predict', { neither: [] }, 400), // TF: no instances/inputs
+  req('POST', '/predict', '', 'application/octet-stream', 400), // empty image
+  req('POST', '/predict', new Uint8Array(100), 'application/octet-stream', 415), // neither PNG nor 784 bytes
+  req('POST', '/predict?model=mnist-mlp&x=1', toBytes(xs[0]), 'application/octet-stream', 400), // unknown query parameter
+  req('GET', '/v2/models/nope', '', null, 404), // unknown model
+  json('POST', '/v2/models/nope/infer', { inputs: [] }, 404),
+  req('GET', '/v2/models/mnist-cnn/versions/7', '', null, 404), // unknown version
+  json('POST', '/v2/models/mnist-cnn/versions/7/infer', { inputs: [] }, 404),
+  json('POST', '/v1/models/nope:predict', { instances: [] }, 404),
+  req('POST', '/predict?model=nope', toBytes(xs[0]), 'application/octet-stream', 404),
+  req('GET', '/nowhere', '', null, 404), // unknown route
+  req('GET', '/v2/models/mnist-cnn/infer', '', null, 405), // wrong method
+  req('POST', '/v2/health/live', '', null, 405),
+  req('PUT', '/predict', toBytes(xs[0]), 'application/octet-stream', 405),
+  req('DELETE', '/v1/models/mnist-cnn', '', null, 405),
+];
+// 200 test digits: a batch through KServe (CNN), a batch through TF Serving (MLP), and each
+// digit alone through POST /predict as 784 raw bytes (both models), plus some as PNG files.
+const PARITY = [
+  json('POST', '/v2/models/mnist-cnn/infer', { inputs: [{ name: 'input', shape: [xs.length, 1, 28, 28], datatype: 'FP32', data: flat(xs) }] }, 200),
+  json('POST', '/v1/models/mnist-mlp:predict', { instances: xs.map((x) => Array.from(x)) }, 200),
+  ...xs.map((x, i) => req('POST', i % 2 ? '/predict?model=mnist-mlp' : '/predict', toBytes(x), 'application/octet-stream', 200)),
+  ...xs.filter((_, i) => i % 20 === 0).map((x) => req('POST', '/predict?model=mnist-cnn', pngGray(28, 28, toBytes(x)), 'image/png', 200)),
+];
+// Exactly the limit is read (and refused for its content); one byte more is 413.
+const AT_LIMIT = req('POST', '/predict', new Uint8Array(LIMIT), 'application/octet-stream', 415);
+const OVER_LIMIT = req('POST', '/predict', new Uint8Array(LIMIT + 1), 'application/octet-stream', 413);
+
+let native = null;
+
+describe('Cloudflare Worker in workerd', () => {
+  before(async () => {
+    native = nativeAnswers([...ROUTES, ...ERRORS, ...PARITY, AT_LIMIT, OVER_LIMIT]);
+    base = await startWorkerd();
+  });
+  after(() => {
+    if (proc !== null && proc.exitCode === null) proc.kill('SIGTERM');
+  });
+
+  test('listens on loopback only; wrangler.toml matches workerd.capnp and keeps metrics off', () => {
+    assert.match(base, /^http:\/\/127\.0\.0\.1:\d+$/);
+    const capnp = readFileSync(CONFIG, 'utf8');
+    assert.match(capnp, /address = "127\.0\.0\.1:8787"/);
+    // wrangler is not run here (it needs Node ≥ 22): check the deploy config by hand instead.
+    const toml = readFileSync(join(ROOT, 'worker/cloudflare/wrangler.toml'), 'utf8');
+    const date = /^compatibility_date = "(\d{4}-\d\d-\d\d)"$/m.exec(toml);
+    assert.ok(date, 'wrangler.toml has a compatibility_date');
+    assert.ok(capnp.includes(`compatibilityDate = "${date[1]}"`), 'workerd.capnp runs the compatibility date wrangler deploys');
+    assert.match(toml, /^send_metrics = false$/m);
+    assert.match(toml, /^main = "src\/index\.js"$/m);
+    assert.match(toml, /type = "CompiledWasm"\nglobs = \["\*\*\/\*\.wasm"\]/);
+    assert.match(toml, /type = "Data"\nglobs = \["\*\*\/\*\.mdm"\]/);
+  });
+
+  test('every route answers as the native core does', async () => {
+    for (const [i, r] of ROUTES.entries()) {
+      const got = await send(base, r);
+      assert.equal(got.status, r.expect, `${r.method} ${r.path}: ${got.body.slice(0, 300)}`);
+      assertSameAnswer(got, native[i], `${r.method} ${r.path}`);
+    }
+  });
+
+  test('every error has its status and JSON body, and the next good request succeeds', async () => {
+    const wantGood = native[ROUTES.indexOf(goodInfer)];
+    for (const [i, r] of ERRORS.entries()) {
+      const got = await send(base, r);
+      assert.equal(got.status, r.expect, `${r.method} ${r.path} ${new TextDecoder().decode(r.body).slice(0, 80)}: ${got.body.slice(0, 300)}`);
+      assert.equal(got.contentType, 'application/json');
+      const body = JSON.parse(got.body);
+      assert.equal(typeof body.error, 'string');
+      assert.ok(body.error.length > 10, `an error message that says what to fix: ${got.body}`);
+      if (r.expect === 405) assert.ok(got.headers.get('allow'), `405 for ${r.method} ${r.path} names the allowed methods`);
+      assertSameAnswer(got, native[ROUTES.length + i], `${r.method} ${r.path}`);
+      assertSameAnswer(await send(base, goodInfer), wantGood, `good request after ${r.method} ${r.path}`);
+    }
+  });
+
+  test('200 test digits: same labels and probabilities (1e-5) as the native core, through KServe, TF Serving and /predict', async () => {
+    const off = ROUTES.length + ERRORS.length;
+    for (const [i, r] of PARITY.entries()) {
+      const got = await send(base, r);
+      assert.equal(got.status, 200, `${r.method} ${r.path}: ${got.body.slice(0, 300)}`);
+      assertSameAnswer(got, native[off + i], `parity request ${i} (${r.path})`);
+    }
+    // And the answers are right, not only equal: the shipped models know their digits.
+    const kserve = JSON.parse((await send(base, PARITY[0])).body);
+    const labels = kserve.outputs.find((o) => o.name === 'label').data.map(Number);
+    const correct = labels.filter((l, i) => l === ys[i]).length;
+    assert.ok(correct >= 190, `CNN got ${correct}/200 test digits right`);
+  });
+
+  test('bodies over 10 MiB get 413 (Content-Length and streamed), exactly 10 MiB is read', async () => {
+    const off = ROUTES.length + ERRORS.length + PARITY.length;
+    const at = await send(base, AT_LIMIT);
+    assert.equal(at.status, 415, at.body);
+    assertSameAnswer(at, native[off], '10 MiB body');
+    // Raw sockets (support.mjs, rawPost): a Content-Length over the limit is refused from the
+    // header alone, before any body byte is sent...
+    const over = await rawPost(base, '/predict', { contentLength: LIMIT + 1, send: 0 });
+    assert.equal(over.status, 413, over.body);
+    assertSameAnswer(over, native[off + 1], '10 MiB + 1 body');
+    // ...and a chunked upload (no Content-Length) is cut off one byte past the limit, while the
+    // client has not even finished it.
+    const endless = await rawPost(base, '/predict', { chunked: true, send: LIMIT + 1 });
+    assert.equal(endless.status, 413, endless.body);
+    assertSameAnswer(endless, native[off + 1], 'chunked body over 10 MiB');
+    assertSameAnswer(await send(base, goodInfer), native[ROUTES.indexOf(goodInfer)], 'good request after 413');
+  });
+
+  test('memory: the largest bodies leave workerd serving, within Workers\' 128 MB', async (t) => {
+    const idle = rssKiB(proc.pid);
+    // The worst cases for memory: ~10 MB of JSON numbers (parsed into floats) and a batch of 6,600 digits.
+    const n = Math.floor((LIMIT - 200) / 2);
+    const zeros = `{"inputs":[{"name":"input","shape":[1,784],"datatype":"FP32","data":[${'0,'.repeat(n - 1)}0]}]}`;
+    const rows = Math.floor(LIMIT / (784 * 2 + 4));
+    const batch = `{"instances":[${Array.from({ length: rows }, () => `[${'0,'.repeat(783)}0]`).join(',')}]}`;
+    for (const [path, body, status] of [['/v2/models/mnist-cnn/infer', zeros, 400], ['/v1/models/mnist-cnn:predict', batch, 200]]) {
+      assert.ok(body.length <= LIMIT);
+      const got = await send(base, json('POST', path, body));
+      assert.equal(got.status, status, got.body.slice(0, 300));
+    }
+    assertSameAnswer(await send(base, goodInfer), native[ROUTES.indexOf(goodInfer)], 'good request after the largest bodies');
+    const busy = rssKiB(proc.pid);
+    t.diagnostic(`workerd RSS: idle ${(idle.rss / 1024).toFixed(0)} MB, after the largest bodies ${(busy.rss / 1024).toFixed(0)} MB, peak ${(busy.peak / 1024).toFixed(0)} MB`);
+    // The whole process (runtime, V8, the isolate) grew by less than the isolate limit.
+    assert.ok(busy.peak - idle.rss < 128 * 1024, `workerd grew by ${((busy.peak - idle.rss) / 1024).toFixed(0)} MB`);
+  });
+});

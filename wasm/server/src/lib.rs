@@ -1,0 +1,102 @@
+//! # mdeploy-wasm-server
+//!
+//! The wasm-bindgen layer of `mdeploy-wasm/server`: one class, [`WasmServer`], around
+//! `mdeploy_serve::Server`, the pure-Rust implementation of every REST route (KServe v2, TF
+//! Serving, `/predict`) that the `wasi:http` component (`worker/`) uses too. No route logic lives
+//! here or in JavaScript: this crate only moves bytes across the JS boundary, and `server.js`
+//! turns Fetch-API `Request`s into calls of [`WasmServer::handle`].
+
+use js_sys::{Array, Object, Reflect, Uint8Array};
+use mdeploy_serve::{ModelEntry, Request, Response, Server};
+use std::borrow::Cow;
+use wasm_bindgen::prelude::*;
+
+fn set(obj: &Object, key: &str, value: impl Into<JsValue>) {
+    // Setting a plain property on a fresh Object cannot fail.
+    let _ = Reflect::set(obj, &JsValue::from_str(key), &value.into());
+}
+
+/// `{ status, contentType, headers: [[name, value], ...], body: Uint8Array }` (body copied out
+/// of wasm memory, so it outlives the next call).
+fn to_js(r: &Response) -> Object {
+    let obj = Object::new();
+    set(&obj, "status", r.status);
+    set(&obj, "contentType", r.content_type);
+    let headers: Array = r
+        .headers
+        .iter()
+        .map(|(k, v)| -> JsValue { Array::of2(&JsValue::from_str(k), &JsValue::from_str(v)).into() })
+        .collect();
+    set(&obj, "headers", headers);
+    set(&obj, "body", Uint8Array::from(r.body.as_slice()));
+    obj
+}
+
+/// The models a server answers for, kept so the server can be rebuilt when one is added.
+struct Model {
+    name: String,
+    version: String,
+    bytes: Vec<u8>,
+}
+
+/// Every route of mdeploy-serve over a set of `.mdm` models. Used by `server.js`; not part of
+/// the documented API (that is `createServer`).
+#[wasm_bindgen]
+pub struct WasmServer {
+    models: Vec<Model>,
+    // Built on the first request after the last `addModel`: `Server::new` takes every model at
+    // once, and building it once per model set (not per request) keeps the packed weights warm.
+    server: Option<Server>,
+}
+
+impl Default for WasmServer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[wasm_bindgen]
+impl WasmServer {
+    #[wasm_bindgen(constructor)]
+    pub fn new() -> WasmServer {
+        WasmServer { models: Vec::new(), server: None }
+    }
+
+    /// Serves `bytes` (an `.mdm` file, never trusted: the serve crate validates it) as
+    /// `name`/`version`. Models added later than the first request rebuild the server.
+    #[wasm_bindgen(js_name = addModel)]
+    pub fn add_model(&mut self, name: String, version: String, bytes: Vec<u8>) {
+        self.models.push(Model { name, version, bytes });
+        self.server = None;
+    }
+
+    /// One request → one response object (see `to_js`). `path` may carry a `?query`.
+    pub fn handle(&mut self, method: &str, path: &str, content_type: Option<String>, body: &[u8]) -> Object {
+        let models = &self.models;
+        let server = self.server.get_or_insert_with(|| {
+            Server::new(
+                models
+                    .iter()
+                    // Untrusted: the digest is checked too, once per model and instance (Server
+                    // loads each model on its first request and keeps it).
+                    .map(|m| ModelEntry::new(m.name.clone(), m.version.clone(), Cow::Owned(m.bytes.clone())))
+                    .collect(),
+            )
+        });
+        let req = Request { method, path, content_type: content_type.as_deref(), body };
+        to_js(&server.handle(&req))
+    }
+
+    /// The 413 response, for bodies the host stops reading at `maxBodyBytes()` (so the
+    /// oversized bytes never reach wasm memory).
+    #[wasm_bindgen(js_name = payloadTooLarge)]
+    pub fn payload_too_large() -> Object {
+        to_js(&Response::payload_too_large())
+    }
+
+    /// The body limit of the shared implementation (10 MiB).
+    #[wasm_bindgen(js_name = maxBodyBytes)]
+    pub fn max_body_bytes() -> f64 {
+        mdeploy_serve::MAX_BODY_BYTES as f64
+    }
+}

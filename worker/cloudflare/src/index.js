@@ -1,0 +1,21 @@
+// The mdeploy model server as a Cloudflare Worker (module syntax). Every route is answered by
+// mdeploy-wasm/server, i.e. the Rust crate mdeploy-serve in wasm: the same code as the wasi:http
+// component, so both hosts give the same answers. README.md: running it locally with workerd,
+// deploying with wrangler, limits.
+//
+// The Workers way to get wasm and data in: as modules. The .wasm comes in as a compiled
+// WebAssembly.Module (Workers refuse to compile wasm bytes at run time), the models as
+// ArrayBuffers (Data modules); wrangler.toml's rules and workerd.capnp's module list say so.
+import { createServer } from 'mdeploy-wasm/server';
+import wasm from 'mdeploy-wasm/dist/server/mdeploy_wasm_server_bg.wasm';
+import mnistMlp from 'mdeploy-wasm/models/mnist-mlp.mdm';
+import mnistCnn from 'mdeploy-wasm/models/mnist-cnn.mdm';
+
+// Built once per isolate, at start-up: requests then only run the model (weights packed once).
+const server = createServer({ wasm, models: { 'mnist-mlp': mnistMlp, 'mnist-cnn': mnistCnn } });
+
+export default {
+  fetch(request) {
+    return server.fetch(request);
+  },
+};
