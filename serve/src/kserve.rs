@@ -273,7 +273,7 @@ fn decode_binary(input: &InputTensor, size: &Value, rest: &mut &[u8], want: usiz
     };
     // Checked before anything is allocated: `want` comes from the validated shape, and the
     // bytes must already be in the (bounded) body.
-    let expected = want.checked_mul(elem).unwrap_or(usize::MAX);
+    let expected = want.saturating_mul(elem);
     if size != expected {
         return Err(ApiError::bad(format!(
             "input '{name}' has binary_data_size {size}, but shape {:?} of {} needs {want} × {elem} = {expected} bytes",
