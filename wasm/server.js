@@ -4,8 +4,8 @@
 //
 // Every route is answered by the Rust crate mdeploy-serve compiled to wasm (dist/server/), the same
 // code the wasi:http component runs: this file only moves a Request's method, path, content type,
-// Inference-Header-Content-Length and body into wasm and the answer back out, and enforces the body limit *before* the body is
-// in memory.
+// Inference-Header-Content-Length and body into wasm and the answer back out, and enforces the
+// body limit *before* the body is in memory.
 import { initSync, WasmServer } from './dist/server/mdeploy_wasm_server.js';
 
 // Functions, not constants: only evaluated when the defaults are used, so hosts whose modules have

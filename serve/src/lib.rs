@@ -1,7 +1,7 @@
 //! # mdeploy-serve
 //!
 //! The whole mdeploy HTTP API as one **pure function**: [`Server::handle`] takes a [`Request`]
-//! (method, path, content type, body bytes) and returns a [`Response`]. No IO, no async, no host
+//! (method, path, content type, other headers, body bytes) and returns a [`Response`]. No IO, no async, no host
 //! types, so every host shares this one implementation and its tests:
 //!
 //! ```text
