@@ -3,9 +3,9 @@
 // Deno and Bun. Types: server.d.ts. Design: DESIGN.md ("mdeploy-wasm/server").
 //
 // Every route is answered by the Rust crate mdeploy-serve compiled to wasm (dist/server/), the same
-// code the wasi:http component runs: this file only moves a Request's method, path, content type
-// and body into wasm and the answer back out, and enforces the body limit *before* the body is
-// in memory.
+// code the wasi:http component runs: this file only moves a Request's method, path, content type,
+// Inference-Header-Content-Length and body into wasm and the answer back out, and enforces the
+// body limit *before* the body is in memory.
 import { initSync, WasmServer } from './dist/server/mdeploy_wasm_server.js';
 
 // Functions, not constants: only evaluated when the defaults are used, so hosts whose modules have
@@ -225,7 +225,9 @@ export function createServer(options = {}) {
     const url = new URL(request.url);
     let r;
     try {
-      r = s.handle(request.method, url.pathname + url.search, request.headers.get('content-type') ?? undefined, body);
+      r = s.handle(request.method, url.pathname + url.search, request.headers.get('content-type') ?? undefined, body,
+        // Triton's binary tensor extension: the length of the JSON part of the body.
+        request.headers.get('inference-header-content-length') ?? undefined);
     } catch (e) {
       // Only a bug can get here (a Rust panic traps the call): the old WasmServer may be left
       // half-borrowed, so later requests go to a fresh one built from the same model bytes.

@@ -27,7 +27,7 @@ fn median_us(mut f: impl FnMut(), rounds: usize) -> f64 {
 }
 
 fn req<'a>(method: &'a str, path: &'a str, body: &'a [u8]) -> Request<'a> {
-    Request { method, path, content_type: None, body }
+    Request { method, path, content_type: None, headers: &[], body }
 }
 
 fn main() {

@@ -4,8 +4,18 @@
 //! `{name, versions, platform, inputs, outputs}` (batch dimension `-1`), inference request
 //! `{id?, parameters?, inputs: [{name, shape, datatype, data}], outputs?: [{name}]}`, response
 //! `{model_name, model_version, id?, outputs: [{name, datatype, shape, data}]}`, errors
-//! `{"error": "..."}`. Tensors travel as JSON only (the Triton binary-tensor extension is not
-//! supported: it needs a header the pure [`Request`] does not carry).
+//! `{"error": "..."}`.
+//!
+//! Triton's binary tensor extension is supported too, because `tritonclient.http` uses it by
+//! default (`set_data_from_numpy` and `InferRequestedOutput` both default to `binary_data=True`):
+//! with an `Inference-Header-Content-Length: N` request header the first N body bytes are the
+//! JSON and the rest the raw little-endian tensors of the inputs that carry
+//! `parameters.binary_data_size`, in input order. Outputs asked for with
+//! `parameters.binary_data: true` (or all outputs, with the request parameter
+//! `binary_data_output: true`) are answered the same way: `application/octet-stream`, the JSON
+//! first (its length in the `inference-header-content-length` response header), each such
+//! output with `parameters.binary_data_size` and no `data`, then the bytes (FP32 as 4-byte LE
+//! floats, BYTES as a 4-byte LE length before each element).
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -26,7 +36,7 @@ pub(crate) fn route(srv: &mut Server, req: &Request, segs: &[&str]) -> Result<Re
                 &serde_json::json!({
                     "name": "mdeploy",
                     "version": env!("CARGO_PKG_VERSION"),
-                    "extensions": [],
+                    "extensions": ["binary_tensor_data"],
                     // Not in the spec (extra fields are allowed): which CPU kernels this build runs.
                     "kernel": mdeploy_core::kernels::KernelSet::best().name(),
                 }),
@@ -61,7 +71,7 @@ pub(crate) fn route(srv: &mut Server, req: &Request, segs: &[&str]) -> Result<Re
                     let name = srv.entry(i).name.clone();
                     Ok(to_json(if ready { 200 } else { 503 }, &serde_json::json!({ "name": name, "ready": ready })))
                 }
-                _ => infer(srv, i, req.body),
+                _ => infer(srv, i, req),
             }
         }
         _ => Err(no_route(req)),
@@ -130,6 +140,8 @@ struct InputTensor {
 #[derive(Deserialize)]
 struct RequestedOutput {
     name: String,
+    #[serde(default)]
+    parameters: Option<serde_json::Map<String, Value>>,
 }
 
 #[derive(Serialize)]
@@ -146,7 +158,16 @@ struct OutTensor {
     name: &'static str,
     datatype: &'static str,
     shape: Vec<usize>,
-    data: OutData,
+    /// `{"binary_data_size": n}` when the data follows the JSON instead of being in `data`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parameters: Option<BinaryParams>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<OutData>,
+}
+
+#[derive(Serialize)]
+struct BinaryParams {
+    binary_data_size: usize,
 }
 
 #[derive(Serialize)]
@@ -156,9 +177,13 @@ enum OutData {
     Text(Vec<String>),
 }
 
+fn empty_body() -> ApiError {
+    ApiError::bad("the request body is empty; send a JSON inference request (see GET /openapi.yaml)")
+}
+
 pub(crate) fn parse_json<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, ApiError> {
     if body.is_empty() {
-        return Err(ApiError::bad("the request body is empty; send a JSON inference request (see GET /openapi.yaml)"));
+        return Err(empty_body());
     }
     serde_json::from_slice(body).map_err(|e| ApiError::bad(format!("the request body is not a valid inference request: {e}")))
 }
@@ -194,11 +219,112 @@ pub(crate) fn batch_of(shape: &[i64], per_sample: usize, model_shape: &[usize]) 
     }
 }
 
-fn infer(srv: &mut Server, i: usize, body: &[u8]) -> Result<Response, ApiError> {
-    let req: InferRequest = parse_json(body)?;
-    // Parameters are optional hints. `binary_data_output` (Triton's binary extension, which
-    // tritonclient sets by default) is honoured by answering JSON, which clients accept.
-    let _ = &req.parameters;
+/// The request header that splits a body into its JSON and the binary tensors after it.
+const HEADER_LEN: &str = "inference-header-content-length";
+
+/// The JSON part of the body and the binary tensor bytes after it (empty without the header).
+fn split_body<'a>(req: &Request<'a>) -> Result<(&'a [u8], Option<&'a [u8]>), ApiError> {
+    let Some(v) = req.header(HEADER_LEN) else { return Ok((req.body, None)) };
+    let Ok(n) = v.trim().parse::<usize>() else {
+        return Err(ApiError::bad(format!(
+            "the Inference-Header-Content-Length header '{}' is not a byte count; it must give the length \
+             of the JSON part of the body as a decimal number",
+            truncate(v, 50)
+        )));
+    };
+    match (req.body.get(..n), req.body.get(n..)) {
+        (Some(json), Some(rest)) => Ok((json, Some(rest))),
+        _ => Err(ApiError::bad(format!(
+            "the Inference-Header-Content-Length header says the JSON part is {n} bytes, but the whole body \
+             has only {}; it must be at most the body length",
+            req.body.len()
+        ))),
+    }
+}
+
+/// `parameters[key]` as a bool: `None` if absent, 400 if it is not `true`/`false`.
+fn bool_param(params: Option<&serde_json::Map<String, Value>>, key: &str, whose: &str) -> Result<Option<bool>, ApiError> {
+    match params.and_then(|p| p.get(key)) {
+        None => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(_) => Err(ApiError::bad(format!("parameter '{key}' of {whose} must be true or false"))),
+    }
+}
+
+/// Input `input`'s values from its binary part: exactly `want` elements of `datatype`,
+/// consumed from the front of `rest`.
+fn decode_binary(input: &InputTensor, size: &Value, rest: &mut &[u8], want: usize) -> Result<Vec<f32>, ApiError> {
+    let name = truncate(&input.name, 100);
+    let elem = match input.datatype.as_str() {
+        "FP32" => 4,
+        "UINT8" => 1,
+        other => {
+            return Err(ApiError::bad(format!(
+                "datatype '{}' of input '{name}' is not supported; use FP32 (values 0..1, ink = 1) or UINT8 \
+                 (0..255, 0 = background)",
+                truncate(other, 50)
+            )))
+        }
+    };
+    let Some(size) = size.as_u64().and_then(|s| usize::try_from(s).ok()) else {
+        return Err(ApiError::bad(format!(
+            "parameters.binary_data_size of input '{name}' must be a non-negative integer (bytes)"
+        )));
+    };
+    // Checked before anything is allocated: `want` comes from the validated shape, and the
+    // bytes must already be in the (bounded) body.
+    let expected = want.saturating_mul(elem);
+    if size != expected {
+        return Err(ApiError::bad(format!(
+            "input '{name}' has binary_data_size {size}, but shape {:?} of {} needs {want} × {elem} = {expected} bytes",
+            input.shape, input.datatype
+        )));
+    }
+    if size > rest.len() {
+        return Err(ApiError::bad(format!(
+            "input '{name}' has binary_data_size {size}, but only {} bytes follow the JSON \
+             (Inference-Header-Content-Length) for it",
+            rest.len()
+        )));
+    }
+    let (bytes, tail) = rest.split_at(size);
+    *rest = tail;
+    if elem == 1 {
+        return Ok(bytes.iter().map(|&b| f32::from(b) / 255.0).collect());
+    }
+    let mut out = Vec::with_capacity(want);
+    for (k, c) in bytes.chunks_exact(4).enumerate() {
+        let v = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+        if !v.is_finite() {
+            return Err(ApiError::bad(format!("value {k} of input '{name}' (binary) is not a finite 32-bit float")));
+        }
+        out.push(v);
+    }
+    Ok(out)
+}
+
+fn infer(srv: &mut Server, i: usize, http: &Request) -> Result<Response, ApiError> {
+    let (json, binary) = split_body(http)?;
+    if json.is_empty() {
+        return Err(empty_body());
+    }
+    // Parsed as a prefix first: binary tensors sent without the header follow the JSON, and the
+    // useful answer then is "the header is missing", not "trailing characters".
+    let mut de = serde_json::Deserializer::from_slice(json);
+    let req = InferRequest::deserialize(&mut de)
+        .map_err(|e| ApiError::bad(format!("the request body is not a valid inference request: {e}")))?;
+    if binary.is_none() {
+        if let Some(inp) = req.inputs.iter().find(|i| i.parameters.as_ref().is_some_and(|p| p.contains_key("binary_data_size"))) {
+            return Err(ApiError::bad(format!(
+                "input '{}' has parameters.binary_data_size, but the Inference-Header-Content-Length header is \
+                 missing; binary tensors need it to give the length of the JSON part of the body",
+                truncate(&inp.name, 100)
+            )));
+        }
+    }
+    de.end().map_err(|e| ApiError::bad(format!("the request body is not a valid inference request: {e}")))?;
+    // Other parameters (sequence_id, priority, timeout, ...) are hints this server ignores.
+    let all_binary = bool_param(req.parameters.as_ref(), "binary_data_output", "the request")?.unwrap_or(false);
     let [input] = req.inputs.as_slice() else {
         return Err(ApiError::bad(format!(
             "this model takes exactly one input tensor named '{INPUT_NAME}', but the request has {}",
@@ -211,30 +337,24 @@ fn infer(srv: &mut Server, i: usize, body: &[u8]) -> Result<Response, ApiError> 
             truncate(&input.name, 100)
         )));
     }
-    if input.parameters.as_ref().is_some_and(|p| p.contains_key("binary_data_size")) {
-        return Err(ApiError::bad(
-            "binary tensor data (Triton's binary extension) is not supported; send the data as JSON \
-             (tritonclient: set_data_from_numpy(arr, binary_data=False))",
-        ));
-    }
-    let Some(data) = &input.data else {
-        return Err(ApiError::bad("input 'input' has no \"data\"; put the values there, flat or nested"));
-    };
-    let wanted: Vec<&'static str> = match &req.outputs {
-        None => vec![OUT_PROBS, OUT_LABEL],
+    let binary_size = input.parameters.as_ref().and_then(|p| p.get("binary_data_size"));
+    let wanted: Vec<(&'static str, bool)> = match &req.outputs {
+        None => vec![(OUT_PROBS, all_binary), (OUT_LABEL, all_binary)],
         Some(list) => {
             let mut v = Vec::new();
             for o in list {
-                match o.name.as_str() {
-                    OUT_PROBS => v.push(OUT_PROBS),
-                    OUT_LABEL => v.push(OUT_LABEL),
+                let name = match o.name.as_str() {
+                    OUT_PROBS => OUT_PROBS,
+                    OUT_LABEL => OUT_LABEL,
                     other => {
                         return Err(ApiError::bad(format!(
                             "unknown output '{}'; this model's outputs are '{OUT_PROBS}' and '{OUT_LABEL}'",
                             truncate(other, 100)
                         )))
                     }
-                }
+                };
+                let whose = format!("output '{name}'");
+                v.push((name, bool_param(o.parameters.as_ref(), "binary_data", &whose)?.unwrap_or(all_binary)));
             }
             v
         }
@@ -242,24 +362,85 @@ fn infer(srv: &mut Server, i: usize, body: &[u8]) -> Result<Response, ApiError> 
     let m = srv.load(i)?;
     let per = m.input_len();
     let n = batch_of(&input.shape, per, &m.input_shape)?;
-    let values = decode(&input.datatype, data, n.saturating_mul(per), &input.shape)?;
+    let want = n.saturating_mul(per);
+    let values = match (binary_size, &input.data, binary) {
+        (Some(_), Some(_), _) => {
+            return Err(ApiError::bad(
+                "input 'input' has both \"data\" and parameters.binary_data_size; send its values one way only",
+            ))
+        }
+        (Some(size), None, rest) => {
+            // `rest` is `Some` here: without the header, binary_data_size was refused above.
+            let mut rest = rest.unwrap_or_default();
+            let values = decode_binary(input, size, &mut rest, want)?;
+            if !rest.is_empty() {
+                return Err(ApiError::bad(format!(
+                    "{} bytes follow the binary data of the inputs; the binary_data_size of the inputs must add \
+                     up to the body length minus Inference-Header-Content-Length",
+                    rest.len()
+                )));
+            }
+            values
+        }
+        (None, Some(data), rest) => {
+            if let Some(rest) = rest.filter(|r| !r.is_empty()) {
+                return Err(ApiError::bad(format!(
+                    "{} bytes follow the JSON (Inference-Header-Content-Length), but no input has \
+                     parameters.binary_data_size to claim them",
+                    rest.len()
+                )));
+            }
+            decode(&input.datatype, data, want, &input.shape)?
+        }
+        (None, None, _) => {
+            return Err(ApiError::bad(
+                "input 'input' has no \"data\"; put the values there, flat or nested (or send them as binary \
+                 with parameters.binary_data_size and the Inference-Header-Content-Length header)",
+            ))
+        }
+    };
     let probs = m.run(&values, n)?;
     let ol = m.output_len();
     let labels: Vec<String> = probs.chunks(ol.max(1)).map(|row| m.label(argmax(row))).collect();
     let mut outputs = Vec::new();
-    let mut probs = Some(probs);
-    let mut labels = Some(labels);
-    for name in wanted {
-        if name == OUT_PROBS {
-            let data = probs.take().unwrap_or_default();
-            outputs.push(OutTensor { name, datatype: "FP32", shape: vec![n, ol], data: OutData::F32(data) });
+    // The binary outputs' bytes, in output order, to follow the JSON.
+    let mut tail = Vec::new();
+    let any_binary = wanted.iter().any(|&(_, b)| b);
+    for (name, as_binary) in wanted {
+        // A copy per output (n × 10 floats at most): an output listed twice gets its data twice.
+        let (datatype, shape, data) = if name == OUT_PROBS {
+            ("FP32", vec![n, ol], OutData::F32(probs.clone()))
         } else {
-            let data = labels.take().unwrap_or_default();
-            outputs.push(OutTensor { name, datatype: "BYTES", shape: vec![n], data: OutData::Text(data) });
+            ("BYTES", vec![n], OutData::Text(labels.clone()))
+        };
+        if as_binary {
+            let start = tail.len();
+            match &data {
+                OutData::F32(v) => v.iter().for_each(|x| tail.extend_from_slice(&x.to_le_bytes())),
+                OutData::Text(v) => {
+                    for s in v {
+                        // Labels are short strings from the model file; u32 always holds them.
+                        tail.extend_from_slice(&u32::try_from(s.len()).unwrap_or(u32::MAX).to_le_bytes());
+                        tail.extend_from_slice(s.as_bytes());
+                    }
+                }
+            }
+            let size = tail.len() - start;
+            outputs.push(OutTensor { name, datatype, shape, parameters: Some(BinaryParams { binary_data_size: size }), data: None });
+        } else {
+            outputs.push(OutTensor { name, datatype, shape, parameters: None, data: Some(data) });
         }
     }
     let e = srv.entry(i);
-    Ok(to_json(200, &InferResponse { model_name: &e.name, model_version: &e.version, id: req.id, outputs }))
+    let mut r = to_json(200, &InferResponse { model_name: &e.name, model_version: &e.version, id: req.id, outputs });
+    if r.status == 200 && any_binary {
+        r.headers.push((HEADER_LEN, r.body.len().to_string()));
+        // Browsers hide response headers from scripts unless they are listed.
+        r.headers.push(("access-control-expose-headers", HEADER_LEN.to_string()));
+        r.content_type = "application/octet-stream";
+        r.body.extend_from_slice(&tail);
+    }
+    Ok(r)
 }
 
 /// The model's f32 input from a tensor of `datatype`: `FP32` as is (finite), `UINT8` (0..=255,

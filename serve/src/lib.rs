@@ -1,7 +1,7 @@
 //! # mdeploy-serve
 //!
 //! The whole mdeploy HTTP API as one **pure function**: [`Server::handle`] takes a [`Request`]
-//! (method, path, content type, body bytes) and returns a [`Response`]. No IO, no async, no host
+//! (method, path, content type, other headers, body bytes) and returns a [`Response`]. No IO, no async, no host
 //! types, so every host shares this one implementation and its tests:
 //!
 //! ```text
@@ -47,7 +47,18 @@ pub struct Request<'a> {
     /// The path, possibly with a `?query` (e.g. `/predict?model=mnist-mlp`).
     pub path: &'a str,
     pub content_type: Option<&'a str>,
+    /// Other request headers the API reads, `(name, value)`; names are matched
+    /// case-insensitively. Today only `inference-header-content-length` (Triton's binary tensor
+    /// extension, see `kserve.rs`) is read, so a host may pass just that one, or `&[]`.
+    pub headers: &'a [(&'a str, &'a str)],
     pub body: &'a [u8],
+}
+
+impl<'a> Request<'a> {
+    /// The value of header `name` (case-insensitive), the first one if repeated.
+    pub fn header(&self, name: &str) -> Option<&'a str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|&(_, v)| v)
+    }
 }
 
 /// One HTTP response for the host to write out.
@@ -259,7 +270,8 @@ impl Server {
             // CORS preflight: any route, any of our methods.
             let mut r = Response { status: 204, content_type: "text/plain", headers: cors(), body: Vec::new() };
             r.headers.push(("access-control-allow-methods", "GET, POST, OPTIONS".to_string()));
-            r.headers.push(("access-control-allow-headers", "content-type".to_string()));
+            // Browsers may send Triton's binary-tensor header only if the preflight allows it.
+            r.headers.push(("access-control-allow-headers", "content-type, inference-header-content-length".to_string()));
             return r;
         }
         let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();

@@ -51,7 +51,7 @@ fn server() -> Server {
 }
 
 fn call(s: &mut Server, method: &str, path: &str, body: &[u8]) -> (Response, Value) {
-    let r = s.handle(&Request { method, path, content_type: Some("application/json"), body });
+    let r = s.handle(&Request { method, path, content_type: Some("application/json"), headers: &[], body });
     let v = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
     (r, v)
 }
@@ -161,7 +161,7 @@ fn kserve_batches_nested_data_and_output_filter() {
     let imgs: Vec<&Vec<f32>> = test_digits().iter().step_by(200).map(|(_, i)| i).collect(); // one per class
     let nested: Vec<Value> = imgs.iter().map(|i| json!([i.chunks(28).collect::<Vec<_>>()])).collect();
     let (r, v) = post(&mut s, "/v2/models/mnist-cnn/infer", &json!({
-        "parameters": { "binary_data_output": true },
+        "parameters": { "sequence_id": 0, "priority": 1 },
         "inputs": [{ "name": "input", "shape": [10, 1, 28, 28], "datatype": "FP32", "data": nested }],
         "outputs": [{ "name": "label" }],
     }));
@@ -379,7 +379,7 @@ fn a_corrupt_model_is_a_500_that_names_it_and_other_models_still_work() {
 #[test]
 fn options_preflight() {
     let mut s = server();
-    let r = s.handle(&Request { method: "OPTIONS", path: "/predict", content_type: None, body: b"" });
+    let r = s.handle(&Request { method: "OPTIONS", path: "/predict", content_type: None, headers: &[], body: b"" });
     assert_eq!(r.status, 204);
     assert!(r.headers.iter().any(|h| h.0 == "access-control-allow-methods" && h.1.contains("POST")));
 }
@@ -418,12 +418,32 @@ mod garbage {
         ]
     }
 
+    /// A binary-extension request (JSON + 784 floats) with bytes flipped or cut short.
+    fn binary_bodies() -> impl Strategy<Value = Vec<u8>> {
+        let (valid, _) = binary_body(&vec![0.5; 784], "FP32", &json!([{ "name": "label", "parameters": { "binary_data": true } }]));
+        (proptest::collection::vec((0..valid.len(), any::<u8>()), 0..8), 0..=valid.len()).prop_map(move |(flips, cut)| {
+            let mut b = valid.clone();
+            for (i, x) in flips {
+                b[i] = x;
+            }
+            b.truncate(cut);
+            b
+        })
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
         #[test]
-        fn never_panics(method in prop_oneof![Just("GET".to_string()), Just("POST".to_string()), Just("PUT".to_string()), "[A-Z]{0,6}"], path in paths(), body in bodies()) {
+        fn never_panics(
+            method in prop_oneof![Just("GET".to_string()), Just("POST".to_string()), Just("PUT".to_string()), "[A-Z]{0,6}"],
+            path in paths(),
+            body in prop_oneof![bodies(), binary_bodies()],
+            // Inference-Header-Content-Length: absent, any number (often inside the body), or junk.
+            header in prop_oneof![Just(None), (0usize..4000).prop_map(|n| Some(n.to_string())), "\\PC{0,12}".prop_map(Some)],
+        ) {
             let mut s = server();
-            let r = s.handle(&Request { method: &method, path: &path, content_type: None, body: &body });
+            let headers: Vec<(&str, &str)> = header.iter().map(|h| ("Inference-Header-Content-Length", h.as_str())).collect();
+            let r = s.handle(&Request { method: &method, path: &path, content_type: None, headers: &headers, body: &body });
             prop_assert!([200, 204, 400, 404, 405, 413, 415].contains(&r.status), "status {} for {method} {path}", r.status);
             if r.status >= 400 {
                 let v: Value = serde_json::from_slice(&r.body).unwrap();
@@ -443,5 +463,242 @@ fn predict_the_sample_pngs() {
         let (r, v) = call(&mut s, "POST", "/predict", &png_bytes);
         assert_eq!(r.status, 200, "{path}: {v}");
         assert_eq!(v["label"], d.to_string(), "{path}");
+    }
+}
+
+// ---- Triton's binary tensor extension (what tritonclient.http sends and asks for by default) ----
+
+const HDR: &str = "Inference-Header-Content-Length";
+
+/// A binary-extension request for one image: the JSON (input with `binary_data_size`, the given
+/// `outputs`) then the image as little-endian FP32 or UINT8. Returns the body and the JSON length.
+fn binary_body(img: &[f32], dtype: &str, outputs: &Value) -> (Vec<u8>, usize) {
+    let raw: Vec<u8> = if dtype == "UINT8" { gray8(img) } else { img.iter().flat_map(|v| v.to_le_bytes()).collect() };
+    let mut req = json!({ "inputs": [{ "name": "input", "shape": [1, 1, 28, 28], "datatype": dtype,
+        "parameters": { "binary_data_size": raw.len() } }] });
+    if !outputs.is_null() {
+        req["outputs"] = outputs.clone();
+    }
+    let mut body = serde_json::to_vec(&req).unwrap();
+    let n = body.len();
+    body.extend_from_slice(&raw);
+    (body, n)
+}
+
+fn call_h(s: &mut Server, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
+    s.handle(&Request { method: "POST", path, content_type: Some("application/octet-stream"), headers, body })
+}
+
+fn header<'a>(r: &'a Response, name: &str) -> Option<&'a str> {
+    r.headers.iter().find(|h| h.0 == name).map(|h| h.1.as_str())
+}
+
+/// A response's JSON and, per output name, its decoded binary data (FP32 floats or BYTES strings),
+/// checking the framing the way tritonclient's InferResult reads it.
+fn decode_binary_response(r: &Response) -> (Value, Vec<(String, Value)>) {
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.content_type, "application/octet-stream");
+    let n: usize = header(r, "inference-header-content-length").expect("inference-header-content-length").parse().unwrap();
+    assert!(header(r, "access-control-expose-headers").is_some_and(|h| h.contains("inference-header-content-length")));
+    let v: Value = serde_json::from_slice(&r.body[..n]).expect("JSON part");
+    let mut rest = &r.body[n..];
+    let mut out = Vec::new();
+    for o in v["outputs"].as_array().unwrap() {
+        let Some(size) = o["parameters"]["binary_data_size"].as_u64() else { continue };
+        assert!(o.get("data").is_none(), "a binary output has no data: {o}");
+        let (bytes, tail) = rest.split_at(size as usize);
+        rest = tail;
+        let data = match o["datatype"].as_str().unwrap() {
+            "FP32" => json!(bytes.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect::<Vec<_>>()),
+            "BYTES" => {
+                let mut items = Vec::new();
+                let mut b = bytes;
+                while !b.is_empty() {
+                    let len = u32::from_le_bytes(b[..4].try_into().unwrap()) as usize;
+                    items.push(String::from_utf8(b[4..4 + len].to_vec()).unwrap());
+                    b = &b[4 + len..];
+                }
+                json!(items)
+            }
+            other => panic!("unexpected datatype {other}"),
+        };
+        out.push((o["name"].as_str().unwrap().to_string(), data));
+    }
+    assert!(rest.is_empty(), "{} bytes after the last binary output", rest.len());
+    (v, out)
+}
+
+#[test]
+fn server_metadata_lists_the_binary_extension_and_preflight_allows_its_header() {
+    let mut s = server();
+    let (_, v) = get(&mut s, "/v2");
+    assert!(v["extensions"].as_array().unwrap().contains(&json!("binary_tensor_data")), "{v}");
+    let r = s.handle(&Request { method: "OPTIONS", path: "/v2/models/mnist-cnn/infer", content_type: None, headers: &[], body: b"" });
+    assert!(header(&r, "access-control-allow-headers").is_some_and(|h| h.contains("inference-header-content-length")));
+}
+
+#[test]
+fn binary_input_answers_exactly_like_json_input() {
+    let mut s = server();
+    let json_outputs = json!([{ "name": "probabilities", "parameters": { "binary_data": false } }, { "name": "label" }]);
+    for (k, (_, img)) in test_digits().iter().enumerate().step_by(100) {
+        for (model, dtype) in [("mnist-cnn", "FP32"), ("mnist-mlp", "UINT8"), ("mnist-cnn", "UINT8")] {
+            let path = format!("/v2/models/{model}/infer");
+            let (body, n) = binary_body(img, dtype, &json_outputs);
+            let len = n.to_string();
+            // The header name in any case, as HTTP allows.
+            let hname = if k % 200 == 0 { HDR } else { "inference-header-content-length" };
+            let bin = call_h(&mut s, &path, &[("content-type", "x"), (hname, &len)], &body);
+            let mut want = infer_body(img, dtype);
+            want["outputs"] = json_outputs.clone();
+            let (js, _) = post(&mut s, &path, &want);
+            assert_eq!(bin.status, 200, "digit {k} {model} {dtype}: {}", bin.text());
+            assert_eq!(bin.content_type, "application/json", "JSON outputs stay JSON");
+            assert_eq!(bin.body, js.body, "digit {k} {model} {dtype}: binary and JSON input differ");
+        }
+    }
+}
+
+#[test]
+fn binary_outputs_decode_to_the_core_answer_bit_for_bit() {
+    let mut s = server();
+    let mut cnn = plan(CNN);
+    // tritonclient's defaults: binary input, no `outputs` list, binary_data_output: true.
+    for (k, (_, img)) in test_digits().iter().enumerate().step_by(150) {
+        let (body, n) = binary_body(img, "FP32", &Value::Null);
+        let mut req: Value = serde_json::from_slice(&body[..n]).unwrap();
+        req["parameters"] = json!({ "binary_data_output": true });
+        req["id"] = json!(format!("bin-{k}"));
+        let mut full = serde_json::to_vec(&req).unwrap();
+        let len = full.len().to_string();
+        full.extend_from_slice(&body[n..]);
+        let r = call_h(&mut s, "/v2/models/mnist-cnn/infer", &[(HDR, &len)], &full);
+        let (v, data) = decode_binary_response(&r);
+        assert_eq!(v["id"], format!("bin-{k}"));
+        let want = cnn.predict(img).unwrap().to_vec();
+        assert_eq!(data[0].0, "probabilities");
+        assert_eq!(floats(&data[0].1), want, "digit {k}");
+        assert_eq!(v["outputs"][0]["parameters"]["binary_data_size"], 40);
+        assert_eq!(v["outputs"][0]["shape"], json!([1, 10]));
+        let class = (0..10).max_by(|&a, &b| want[a].total_cmp(&want[b]).then(b.cmp(&a))).unwrap();
+        assert_eq!(data[1], ("label".to_string(), json!([class.to_string()])));
+        assert_eq!(v["outputs"][1]["parameters"]["binary_data_size"], 5, "4-byte length + one digit");
+    }
+    // A batch of 10 with JSON input: per-output binary_data overrides binary_data_output.
+    let imgs: Vec<&Vec<f32>> = test_digits().iter().step_by(200).map(|(_, i)| i).collect();
+    let flat: Vec<f32> = imgs.iter().flat_map(|i| i.iter().copied()).collect();
+    let (r, v) = post(&mut s, "/v2/models/mnist-cnn/infer", &json!({
+        "parameters": { "binary_data_output": true },
+        "inputs": [{ "name": "input", "shape": [10, 784], "datatype": "FP32", "data": flat }],
+        "outputs": [{ "name": "label" }, { "name": "probabilities", "parameters": { "binary_data": false } }],
+    }));
+    assert_eq!(r.status, 200);
+    assert_eq!(v, Value::Null, "the body is not pure JSON");
+    let (v, data) = decode_binary_response(&r);
+    let want: Vec<f32> = imgs.iter().flat_map(|i| cnn.predict(i).unwrap().to_vec()).collect();
+    assert_eq!(floats(&v["outputs"][1]["data"]), want, "probabilities stay JSON");
+    assert!(v["outputs"][1].get("parameters").is_none());
+    let labels: Vec<String> = want
+        .chunks(10)
+        .map(|p| (0..10).max_by(|&a, &b| p[a].total_cmp(&p[b]).then(b.cmp(&a))).unwrap().to_string())
+        .collect();
+    assert_eq!(data, vec![("label".to_string(), json!(labels))]);
+}
+
+#[test]
+fn mixed_binary_and_json_tensors() {
+    let mut s = server();
+    let img = &test_digits()[1234].1;
+    let (_, js) = post(&mut s, "/v2/models/mnist-mlp/infer", &infer_body(img, "FP32"));
+    let want_probs = floats(&js["outputs"][0]["data"]);
+    let want_label = js["outputs"][1]["data"].clone();
+    // Binary input, probabilities binary, label JSON (listed first).
+    let outs = json!([{ "name": "label", "parameters": { "binary_data": false } }, { "name": "probabilities", "parameters": { "binary_data": true } }]);
+    let (body, n) = binary_body(img, "FP32", &outs);
+    let r = call_h(&mut s, "/v2/models/mnist-mlp/infer", &[(HDR, &n.to_string())], &body);
+    let (v, data) = decode_binary_response(&r);
+    assert_eq!(v["outputs"][0]["data"], want_label);
+    assert_eq!(data.len(), 1);
+    assert_eq!(floats(&data[0].1), want_probs);
+    // JSON input with the header (= the whole body): answered as plain JSON.
+    let body = serde_json::to_vec(&infer_body(img, "FP32")).unwrap();
+    let r = call_h(&mut s, "/v2/models/mnist-mlp/infer", &[(HDR, &body.len().to_string())], &body);
+    assert_eq!((r.status, r.content_type), (200, "application/json"), "{}", r.text());
+    assert_eq!(serde_json::from_slice::<Value>(&r.body).unwrap(), js);
+}
+
+#[test]
+fn malformed_binary_requests_are_400_and_the_next_request_works() {
+    let mut s = server();
+    let img = &test_digits()[7].1;
+    let (good, n) = binary_body(img, "FP32", &Value::Null);
+    let with_input = |params: Value, dtype: &str, extra: &[u8]| -> (Vec<u8>, usize) {
+        let mut b = serde_json::to_vec(&json!({ "inputs": [{ "name": "input", "shape": [1, 784], "datatype": dtype, "parameters": params }] })).unwrap();
+        let n = b.len();
+        b.extend_from_slice(extra);
+        (b, n)
+    };
+    let raw = &good[n..];
+    let mut nan = raw.to_vec();
+    nan[40..44].copy_from_slice(&f32::NAN.to_le_bytes());
+    let json_body = serde_json::to_vec(&infer_body(img, "FP32")).unwrap();
+    let mut cases: Vec<(Vec<u8>, Option<String>, &str)> = vec![
+        (good.clone(), Some((good.len() + 1).to_string()), "at most the body length"),
+        (good.clone(), Some("abc".into()), "not a byte count"),
+        (good.clone(), Some("-5".into()), "not a byte count"),
+        (good.clone(), Some("".into()), "not a byte count"),
+        (good.clone(), Some("99999999999999999999999".into()), "not a byte count"),
+        (good.clone(), None, "header is missing"),
+        (good.clone(), Some((n - 3).to_string()), "not a valid"),
+        (good[..good.len() - 1].to_vec(), Some(n.to_string()), "only 3135 bytes follow"),
+        ([good.as_slice(), &[0u8; 4]].concat(), Some(n.to_string()), "4 bytes follow the binary data"),
+        ([json_body.as_slice(), b"xyz"].concat(), Some(json_body.len().to_string()), "no input has"),
+        (nan, None, "finite"),
+    ];
+    // The NaN body needs its own JSON length.
+    cases[10].1 = Some(n.to_string());
+    cases[10].0 = [&good[..n], &cases[10].0[..]].concat();
+    for (params, dtype, extra, needle) in [
+        (json!({ "binary_data_size": 3135 }), "FP32", &raw[..3135], "needs 784 × 4 = 3136 bytes"),
+        (json!({ "binary_data_size": 784 }), "FP32", &raw[..784], "3136"),
+        (json!({ "binary_data_size": 3136 }), "UINT8", raw, "needs 784 × 1 = 784"),
+        (json!({ "binary_data_size": 1568 }), "FP16", &raw[..1568], "datatype 'FP16'"),
+        (json!({ "binary_data_size": -4 }), "FP32", raw, "non-negative integer"),
+        (json!({ "binary_data_size": "3136" }), "FP32", raw, "non-negative integer"),
+        (json!({ "binary_data_size": 3136.5 }), "FP32", raw, "non-negative integer"),
+    ] {
+        let (b, n) = with_input(params, dtype, extra);
+        cases.push((b, Some(n.to_string()), needle));
+    }
+    // Both data and binary_data_size; a huge batch (checked before any allocation).
+    let mut both = infer_body(img, "FP32");
+    both["inputs"][0]["parameters"] = json!({ "binary_data_size": 3136 });
+    let mut b = serde_json::to_vec(&both).unwrap();
+    let bn = b.len();
+    b.extend_from_slice(raw);
+    cases.push((b, Some(bn.to_string()), "one way only"));
+    let (huge, hn) = {
+        let mut b = serde_json::to_vec(&json!({ "inputs": [{ "name": "input", "shape": [1000000, 784], "datatype": "FP32",
+            "parameters": { "binary_data_size": 3136000000u64 } }] })).unwrap();
+        let n = b.len();
+        b.extend_from_slice(raw);
+        (b, n)
+    };
+    cases.push((huge, Some(hn.to_string()), "only 3136 bytes follow"));
+    // Output parameters that are not booleans.
+    for (req, needle) in [
+        (json!({ "parameters": { "binary_data_output": 1 }, "inputs": infer_body(img, "FP32")["inputs"] }), "binary_data_output"),
+        (json!({ "inputs": infer_body(img, "FP32")["inputs"], "outputs": [{ "name": "label", "parameters": { "binary_data": "yes" } }] }), "true or false"),
+    ] {
+        cases.push((serde_json::to_vec(&req).unwrap(), None, needle));
+    }
+    for (body, h, needle) in cases {
+        let headers: Vec<(&str, &str)> = h.iter().map(|h| (HDR, h.as_str())).collect();
+        let r = call_h(&mut s, "/v2/models/mnist-cnn/infer", &headers, &body);
+        let v: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
+        assert_error(&mut s, &r, &v, 400, needle);
+        // ...and a good binary request right after it.
+        let ok = call_h(&mut s, "/v2/models/mnist-cnn/infer", &[(HDR, &n.to_string())], &good);
+        assert_eq!(ok.status, 200, "after {needle:?}: {}", ok.text());
     }
 }

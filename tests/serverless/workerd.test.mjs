@@ -4,8 +4,9 @@
 // routes with the same answers as mdeploy_serve::Server compiled natively.
 // Run by tests/serverless/run-workerd.sh (it builds wasm/dist/server first).
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ROOT, assertSameAnswer, json, nativeAnswers, pngGray, rawPost, req, send, testDigits, toBytes } from './support.mjs';
@@ -208,5 +209,23 @@ describe('Cloudflare Worker in workerd', () => {
     t.diagnostic(`workerd RSS: idle ${(idle.rss / 1024).toFixed(0)} MB, after the largest bodies ${(busy.rss / 1024).toFixed(0)} MB, peak ${(busy.peak / 1024).toFixed(0)} MB`);
     // The whole process (runtime, V8, the isolate) grew by less than the isolate limit.
     assert.ok(busy.peak - idle.rss < 128 * 1024, `workerd grew by ${((busy.peak - idle.rss) / 1024).toFixed(0)} MB`);
+  });
+  // tritonclient.http, JSON tensors and its defaults (Triton's binary tensor extension), as in
+  // the wasmtime suite: the Inference-Header-Content-Length header must survive workerd and server.js.
+  test('tritonclient.http works against the Worker, JSON and binary defaults', async (t) => {
+    const ref = process.env.MDEPLOY_REFERENCE;
+    if (!ref) throw new Error('MDEPLOY_REFERENCE is not set: run `bash tests/serverless/run-workerd.sh`, which builds it first');
+    const py = join(process.env.MDEPLOY_PY_VENV ?? join(homedir(), '.cache/mdeploy/py-venv'), 'bin/python');
+    const script = join(ROOT, 'tests/serverless/kserve_client.py');
+    const stdout = await new Promise((resolve, reject) => {
+      execFile(py, [script, base.replace('http://', ''), ref], { timeout: 120_000 }, (err, out, errOut) => {
+        if (err) reject(new Error(`${py} ${script} failed: ${err.message}\n${out}\n${errOut}`));
+        else resolve(out);
+      });
+    });
+    const m = stdout.match(/tritonclient: live, ready, metadata and \d+ inferences OK \(\+(\d+) with the binary tensor defaults/);
+    assert.ok(m, stdout);
+    assert.ok(Number(m[1]) > 0, `no binary-extension inference ran: ${stdout}`);
+    t.diagnostic(stdout.trim());
   });
 });

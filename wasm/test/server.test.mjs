@@ -98,6 +98,44 @@ test('POST /predict takes 784 raw bytes and answers { label, probs }', async () 
   assert.ok(Math.abs(body.probs.reduce((a, b) => a + b, 0) - 1) < 1e-4);
 });
 
+test('Triton binary tensors (tritonclient\'s default): the Inference-Header-Content-Length header reaches wasm', async () => {
+  const i = 3 * 200 + 11;
+  const x = Float32Array.from(digit(i));
+  const raw = new Uint8Array(x.buffer); // little-endian on every JS host that runs wasm
+  const head = new TextEncoder().encode(JSON.stringify({
+    inputs: [{ name: 'input', shape: [1, 784], datatype: 'FP32', parameters: { binary_data_size: raw.length } }],
+    parameters: { binary_data_output: true },
+  }));
+  const body = new Uint8Array(head.length + raw.length);
+  body.set(head);
+  body.set(raw, head.length);
+  const send = (headers) => server.fetch(new Request('http://localhost/v2/models/mnist-cnn/infer', {
+    method: 'POST', body, headers: { 'content-type': 'application/octet-stream', ...headers },
+  }));
+  const r = await send({ 'Inference-Header-Content-Length': String(head.length) });
+  assert.equal(r.status, 200);
+  assert.equal(r.headers.get('content-type'), 'application/octet-stream');
+  const n = Number(r.headers.get('inference-header-content-length'));
+  const bytes = new Uint8Array(await r.arrayBuffer());
+  const json = JSON.parse(new TextDecoder().decode(bytes.subarray(0, n)));
+  const [probs, label] = json.outputs;
+  assert.deepEqual(probs.parameters, { binary_data_size: 40 });
+  assert.equal(probs.data, undefined);
+  const p = new Float32Array(bytes.slice(n, n + 40).buffer);
+  for (let c = 0; c < 10; c++) {
+    const d = Math.abs(p[c] - ref.models['mnist-cnn'].probs[i * 10 + c]);
+    assert.ok(d <= TOL, `digit ${i} class ${c}: |Δp| = ${d}`);
+  }
+  const lab = bytes.subarray(n + 40);
+  assert.equal(label.parameters.binary_data_size, lab.length);
+  assert.equal(new DataView(lab.buffer, lab.byteOffset).getUint32(0, true), lab.length - 4);
+  assert.equal(Number(new TextDecoder().decode(lab.subarray(4))), argmax(ref.models['mnist-cnn'].probs, i * 10, 10));
+  // Without the header the binary part is refused with a message that says so.
+  const bad = await send({});
+  assert.equal(bad.status, 400);
+  assert.match((await bad.json()).error, /Inference-Header-Content-Length header is missing/);
+});
+
 test('errors: JSON bodies with the right statuses, and the server keeps answering', async () => {
   const good = { inputs: [{ name: 'input', shape: [1, 784], datatype: 'FP32', data: digit(3) }] };
   const cases = [

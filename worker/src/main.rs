@@ -44,7 +44,10 @@ async fn main(request: Request<Body>) -> Result<Response<Body>, Error> {
     let content_type = parts.headers.get("content-type").and_then(|v| v.to_str().ok());
     let answer = match read_bounded(body).await {
         Ok(Some(bytes)) => {
-            let req = ApiRequest { method: parts.method.as_str(), path, content_type, body: &bytes };
+            // Every header with a UTF-8 value (a handful): the API looks up the few it reads.
+            let headers: Vec<(&str, &str)> =
+                parts.headers.iter().filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?))).collect();
+            let req = ApiRequest { method: parts.method.as_str(), path, content_type, headers: &headers, body: &bytes };
             SERVER.with(|s| match s.try_borrow_mut() {
                 Ok(mut s) => s.handle(&req),
                 // Only reachable if a host ran two requests at once on one instance.

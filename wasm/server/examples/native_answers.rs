@@ -6,7 +6,7 @@
 //! ```text
 //! cargo run --release -p mdeploy-wasm-server --example native_answers -- <requests.json> <answers.json> <name>=<model.mdm>...
 //! ```
-//! `requests.json`: `[{ "method", "path", "contentType": string|null, "bodyHex": string }]`.
+//! `requests.json`: `[{ "method", "path", "contentType": string|null, "headers"?: [[name, value]], "bodyHex": string }]`.
 //! `answers.json`: `[{ "status", "contentType", "headers": [[name, value]], "body": string (UTF-8, lossy) }]`.
 //! Every model is served as version `"1"`, as `mdeploy-wasm/server` does by default.
 
@@ -49,7 +49,13 @@ fn run() -> Result<(), String> {
         let method = field("method").ok_or_else(|| format!("request {i}: no \"method\""))?;
         let path = field("path").ok_or_else(|| format!("request {i}: no \"path\""))?;
         let body = hex(field("bodyHex").unwrap_or(""))?;
-        let resp = server.handle(&Request { method, path, content_type: field("contentType"), body: &body });
+        // Optional extra request headers, `[[name, value], ...]` (e.g. Inference-Header-Content-Length).
+        let headers: Vec<(&str, &str)> = r
+            .get("headers")
+            .and_then(Value::as_array)
+            .map(|hs| hs.iter().filter_map(|h| Some((h.get(0)?.as_str()?, h.get(1)?.as_str()?))).collect())
+            .unwrap_or_default();
+        let resp = server.handle(&Request { method, path, content_type: field("contentType"), headers: &headers, body: &body });
         answers.push(json!({
             "status": resp.status,
             "contentType": resp.content_type,

@@ -71,7 +71,16 @@ impl WasmServer {
     }
 
     /// One request → one response object (see `to_js`). `path` may carry a `?query`.
-    pub fn handle(&mut self, method: &str, path: &str, content_type: Option<String>, body: &[u8]) -> Object {
+    /// `inference_header_content_length` is that request header (Triton's binary tensor
+    /// extension), the only other header the API reads; omitted (`undefined`) means absent.
+    pub fn handle(
+        &mut self,
+        method: &str,
+        path: &str,
+        content_type: Option<String>,
+        body: &[u8],
+        inference_header_content_length: Option<String>,
+    ) -> Object {
         let models = &self.models;
         let server = self.server.get_or_insert_with(|| {
             Server::new(
@@ -83,7 +92,15 @@ impl WasmServer {
                     .collect(),
             )
         });
-        let req = Request { method, path, content_type: content_type.as_deref(), body };
+        let header;
+        let headers: &[(&str, &str)] = match &inference_header_content_length {
+            Some(v) => {
+                header = [("inference-header-content-length", v.as_str())];
+                &header
+            }
+            None => &[],
+        };
+        let req = Request { method, path, content_type: content_type.as_deref(), headers, body };
         to_js(&server.handle(&req))
     }
 
