@@ -47,6 +47,8 @@ thread_local! {
 /// `wasi:http/incoming-handler`), for `wasmtime wizer --init-func wizer-initialize`.
 #[cfg(target_os = "wasi")]
 mod init {
+    use std::sync::atomic::Ordering::Relaxed;
+
     wit_bindgen::generate!({
         inline: "package mdeploy:worker;\n\
                  world snapshot { export wizer-initialize: func(); }",
@@ -60,7 +62,9 @@ mod init {
         /// A model that fails to load aborts (a trap, which also needs no import), so a
         /// broken embedded model fails the build instead of shipping a snapshot that answers 500.
         fn wizer_initialize() {
+            super::ZERO_FREED.store(true, Relaxed);
             let ok = super::SERVER.with(|s| s.try_borrow_mut().map(|mut s| s.preload().is_ok()));
+            super::ZERO_FREED.store(false, Relaxed);
             if !matches!(ok, Ok(true)) {
                 std::process::abort();
             }
@@ -68,6 +72,55 @@ mod init {
     }
 
     export!(Init);
+}
+
+/// While set (only during `wizer-initialize`), freed heap blocks are zeroed. Wizer writes every
+/// non-zero byte of memory into the snapshot, and loading leaves garbage behind: the parsed
+/// model's weights, freed once they are packed into the plan. Zeroed, they cost nothing in the
+/// component (≈ 0.55 MB less, `worker/build.sh` prints the sizes).
+#[cfg(target_os = "wasi")]
+static ZERO_FREED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+#[cfg(target_os = "wasi")]
+struct ZeroFreedAlloc;
+
+#[cfg(target_os = "wasi")]
+#[global_allocator]
+static ALLOC: ZeroFreedAlloc = ZeroFreedAlloc;
+
+// SAFETY: every call forwards to `System` with the caller's pointer and layout; the only extra
+// is writing zeros into a block the caller owns and is giving back (its whole `layout.size()`).
+#[cfg(target_os = "wasi")]
+unsafe impl std::alloc::GlobalAlloc for ZeroFreedAlloc {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        unsafe { std::alloc::System.alloc(layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: std::alloc::Layout) -> *mut u8 {
+        unsafe { std::alloc::System.alloc_zeroed(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        if ZERO_FREED.load(std::sync::atomic::Ordering::Relaxed) {
+            unsafe { ptr.write_bytes(0, layout.size()) };
+        }
+        unsafe { std::alloc::System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new_size: usize) -> *mut u8 {
+        if !ZERO_FREED.load(std::sync::atomic::Ordering::Relaxed) {
+            return unsafe { std::alloc::System.realloc(ptr, layout, new_size) };
+        }
+        // A moving or shrinking realloc would leave the old bytes behind: allocate, copy, and
+        // free (zeroing) the old block instead.
+        // SAFETY: `new_size` with the old alignment is a valid layout (GlobalAlloc::realloc's contract).
+        let new_layout = unsafe { std::alloc::Layout::from_size_align_unchecked(new_size, layout.align()) };
+        let new = unsafe { self.alloc(new_layout) };
+        if !new.is_null() {
+            unsafe {
+                std::ptr::copy_nonoverlapping(ptr, new, layout.size().min(new_size));
+                self.dealloc(ptr, layout);
+            }
+        }
+        new
+    }
 }
 
 #[cfg(target_os = "wasi")]
