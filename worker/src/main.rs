@@ -10,8 +10,8 @@
 //! Start-up work done at build time: the component also exports `wizer-initialize`, which
 //! reads and plans both embedded models into that thread-local ([`Server::preload`]).
 //! `worker/build.sh` runs it once under `wasmtime wizer` and writes the resulting memory image
-//! as `mdeploy-worker.wizer.wasm` (the export is removed there), so every fresh instance starts
-//! with the plans ready instead of spending ≈ 0.4 ms (CNN) to 0.7 ms (MLP) per request on them.
+//! as `mdeploy-worker.wizer.wasm`, so every fresh instance starts with the plans ready instead
+//! of spending ≈ 0.45 ms (CNN) to 0.75 ms (MLP) per request on them.
 //! Without the snapshot (`mdeploy-worker.wasm`, hosts without wizer) the models load lazily.
 
 //!
@@ -47,8 +47,6 @@ thread_local! {
 /// `wasi:http/incoming-handler`), for `wasmtime wizer --init-func wizer-initialize`.
 #[cfg(target_os = "wasi")]
 mod init {
-    use std::sync::atomic::Ordering::Relaxed;
-
     wit_bindgen::generate!({
         inline: "package mdeploy:worker;\n\
                  world snapshot { export wizer-initialize: func(); }",
@@ -57,14 +55,14 @@ mod init {
     struct Init;
 
     impl Guest for Init {
-        /// Loads and plans every embedded model into [`super::SERVER`]. Wizer traps on any
-        /// import, and `Server::preload` calls none (no clock, no randomness, no printing).
-        /// A model that fails to load aborts (a trap, which also needs no import), so a
-        /// broken embedded model fails the build instead of shipping a snapshot that answers 500.
+        /// Loads and plans every embedded model into [`super::SERVER`]. `Server::preload` calls
+        /// no import (no clock, no randomness, no printing), so the snapshot does not depend on
+        /// the machine or moment it was built on (`wasmtime wizer` links the host's WASI, it
+        /// would not stop us). A model that fails to load aborts (a trap, no import needed),
+        /// so a broken embedded model fails the build instead of shipping a snapshot that
+        /// answers 500. Called again on a snapshot it finds everything loaded and does nothing.
         fn wizer_initialize() {
-            super::ZERO_FREED.store(true, Relaxed);
             let ok = super::SERVER.with(|s| s.try_borrow_mut().map(|mut s| s.preload().is_ok()));
-            super::ZERO_FREED.store(false, Relaxed);
             if !matches!(ok, Ok(true)) {
                 std::process::abort();
             }
@@ -72,55 +70,6 @@ mod init {
     }
 
     export!(Init);
-}
-
-/// While set (only during `wizer-initialize`), freed heap blocks are zeroed. Wizer writes every
-/// non-zero byte of memory into the snapshot, and loading leaves garbage behind: the parsed
-/// model's weights, freed once they are packed into the plan. Zeroed, they cost nothing in the
-/// component (≈ 0.55 MB less, `worker/build.sh` prints the sizes).
-#[cfg(target_os = "wasi")]
-static ZERO_FREED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-#[cfg(target_os = "wasi")]
-struct ZeroFreedAlloc;
-
-#[cfg(target_os = "wasi")]
-#[global_allocator]
-static ALLOC: ZeroFreedAlloc = ZeroFreedAlloc;
-
-// SAFETY: every call forwards to `System` with the caller's pointer and layout; the only extra
-// is writing zeros into a block the caller owns and is giving back (its whole `layout.size()`).
-#[cfg(target_os = "wasi")]
-unsafe impl std::alloc::GlobalAlloc for ZeroFreedAlloc {
-    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
-        unsafe { std::alloc::System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: std::alloc::Layout) -> *mut u8 {
-        unsafe { std::alloc::System.alloc_zeroed(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
-        if ZERO_FREED.load(std::sync::atomic::Ordering::Relaxed) {
-            unsafe { ptr.write_bytes(0, layout.size()) };
-        }
-        unsafe { std::alloc::System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new_size: usize) -> *mut u8 {
-        if !ZERO_FREED.load(std::sync::atomic::Ordering::Relaxed) {
-            return unsafe { std::alloc::System.realloc(ptr, layout, new_size) };
-        }
-        // A moving or shrinking realloc would leave the old bytes behind: allocate, copy, and
-        // free (zeroing) the old block instead.
-        // SAFETY: `new_size` with the old alignment is a valid layout (GlobalAlloc::realloc's contract).
-        let new_layout = unsafe { std::alloc::Layout::from_size_align_unchecked(new_size, layout.align()) };
-        let new = unsafe { self.alloc(new_layout) };
-        if !new.is_null() {
-            unsafe {
-                std::ptr::copy_nonoverlapping(ptr, new, layout.size().min(new_size));
-                self.dealloc(ptr, layout);
-            }
-        }
-        new
-    }
 }
 
 #[cfg(target_os = "wasi")]
