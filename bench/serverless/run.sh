@@ -7,8 +7,9 @@
 #   bash bench/serverless/run.sh            # 30 s per scenario (about 3 min in all)
 #   QUICK=1 bash bench/serverless/run.sh    # 5 s per scenario
 #
-# Reports, per scenario: requests/s, p50, p99, the ratio to hello, and a zero-error check (any
-# non-2xx answer or socket error fails the script); per component: the cold start (spawn →
+# Reports, per scenario: requests/s, p50, p99, the ratio to hello, the server process's CPU time
+# and minor page faults per request, and a zero-error check (any non-2xx answer or socket error
+# fails the script); per component: the cold start (spawn →
 # listening, the first request itself, spawn → first answer). Then the per-request breakdown
 # inside the component's own build flags (serve/examples/breakdown.rs under `wasmtime run`).
 # Needs wasmtime (48.x), wrk, node, curl. wrk runs on the same 2 cores as the server.
@@ -60,6 +61,8 @@ start() {
   printf '| %s%s | %d ms | %.1f ms | %d ms |\n' "$(basename "$wasm" .wasm)" "${COLD_LABEL:-${SERVE_FLAGS:+ ($SERVE_FLAGS)}}" $((t1 - t0)) \
     "$(awk -v t="${first#* }" 'BEGIN { print t * 1000 }')" $((t2 - t0)) >>"$TMP/cold.md"
 }
+# "CPU_TICKS MINOR_FAULTS" of the wasmtime serve process so far (utime + stime, minflt).
+proc_cost() { awk '{ print $14 + $15, $10 }' "/proc/$PID/stat"; }
 stop() { kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; PID=""; }
 
 # load NAME PATH [BODY_FILE CONTENT_TYPE]: one wrk run, one table row; fails on any error.
@@ -73,8 +76,12 @@ load() {
     [[ "$code" == 200 ]] && grep -q '"label' "$TMP/check.out" || { echo "$name: $code $(cat "$TMP/check.out")" >&2; exit 1; }
     args+=(-s bench/serverless/post.lua)
   fi
+  # The server process's own cost per request: CPU time (user + system, clock ticks) and minor
+  # page faults, read from /proc around the wrk run (wrk's own CPU is not in it).
+  local before; before="$(proc_cost)"
   BODY_FILE="$body" CONTENT_TYPE="$ctype" wrk "${args[@]}" "http://127.0.0.1:$PORT$path" >"$TMP/wrk.out"
-  local rps p50 p99 non2xx sock
+  local after; after="$(proc_cost)"
+  local rps p50 p99 non2xx sock n cost
   rps="$(awk '/^Requests\/sec:/ { print $2 }' "$TMP/wrk.out")"
   p50="$(awk '$1 == "50%" { print $2 }' "$TMP/wrk.out")"
   p99="$(awk '$1 == "99%" { print $2 }' "$TMP/wrk.out")"
@@ -84,14 +91,18 @@ load() {
     cat "$TMP/wrk.out" >&2; echo "$name: errors under load (${non2xx:-0} non-2xx; ${sock:-no socket errors})" >&2; exit 1
   fi
   [[ -z "$HELLO_RPS" ]] && HELLO_RPS="$rps"
-  printf '| %s | %.0f | %s | %s | %.0f %% | 0 |\n' "$name" "$rps" "$p50" "$p99" \
-    "$(awk -v a="$rps" -v b="$HELLO_RPS" 'BEGIN { print 100 * a / b }')" >>"$TMP/load.md"
+  n="$(awk '/requests in/ { print $1 }' "$TMP/wrk.out")"
+  cost="$(awk -v b="$before" -v a="$after" -v n="$n" -v hz="$(getconf CLK_TCK)" 'BEGIN {
+    split(b, x, " "); split(a, y, " ");
+    printf "%.0f µs | %.0f", (y[1] - x[1]) * 1e6 / hz / n, (y[2] - x[2]) / n }')"
+  printf '| %s | %.0f | %s | %s | %.0f %% | %s | 0 |\n' "$name" "$rps" "$p50" "$p99" \
+    "$(awk -v a="$rps" -v b="$HELLO_RPS" 'BEGIN { print 100 * a / b }')" "$cost" >>"$TMP/load.md"
 }
 
 echo "| component | spawn → listening | first request | spawn → first answer |" >"$TMP/cold.md"
 echo "|---|---|---|---|" >>"$TMP/cold.md"
-echo "| scenario | requests/s | p50 | p99 | vs hello | errors |" >"$TMP/load.md"
-echo "|---|---|---|---|---|---|" >>"$TMP/load.md"
+echo "| scenario | requests/s | p50 | p99 | vs hello | server CPU / request | page faults / request | errors |" >"$TMP/load.md"
+echo "|---|---|---|---|---|---|---|---|" >>"$TMP/load.md"
 
 FIRST_PATH=/ start "$WASM/mdeploy-bench-hello.wasm"
 load "hello (GET /)" /
