@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # The serverless load test: mdeploy-worker under the stock `wasmtime serve` (a fresh instance per
-# request) against a trivial hello component under the same `wasmtime serve`, in one run.
+# request) against a trivial hello component under the same `wasmtime serve`, in one run. The
+# worker twice: as served (the Wizer snapshot from worker/build.sh, models planned at build time)
+# and plain (mdeploy-worker.wasm, models read and planned in every request).
 #
 #   bash bench/serverless/run.sh            # 30 s per scenario (about 3 min in all)
 #   QUICK=1 bash bench/serverless/run.sh    # 5 s per scenario
 #
-# Reports, per scenario: requests/s, p50, p99, the ratio to hello, and a zero-error check (any
-# non-2xx answer or socket error fails the script); per component: the cold start (spawn →
+# Reports, per scenario: requests/s, p50, p99, the ratio to hello, the server process's CPU time
+# and minor page faults per request, and a zero-error check (any non-2xx answer or socket error
+# fails the script); per component: the cold start (spawn →
 # listening, the first request itself, spawn → first answer). Then the per-request breakdown
 # inside the component's own build flags (serve/examples/breakdown.rs under `wasmtime run`).
 # Needs wasmtime (48.x), wrk, node, curl. wrk runs on the same 2 cores as the server.
@@ -23,8 +26,11 @@ for tool in wasmtime wrk node curl; do
   command -v "$tool" >/dev/null || { echo "run.sh: '$tool' is not on PATH (scripts/bootstrap.sh installs it)" >&2; exit 1; }
 done
 
-cargo build -q -p mdeploy-worker -p mdeploy-bench-hello --release --target wasm32-wasip2
+cargo build -q -p mdeploy-bench-hello --release --target wasm32-wasip2
+SNAP="$(bash worker/build.sh | tail -n 1)"
 WASM="$CARGO_TARGET_DIR/wasm32-wasip2/release"
+PLAIN="$WASM/mdeploy-worker.wasm"
+LOAD0="$(cut -d' ' -f1 /proc/loadavg)"
 TMP="$(mktemp -d)"
 PID=""
 cleanup() { [[ -n "$PID" ]] && kill "$PID" 2>/dev/null; wait 2>/dev/null; rm -rf "$TMP"; }
@@ -55,6 +61,8 @@ start() {
   printf '| %s%s | %d ms | %.1f ms | %d ms |\n' "$(basename "$wasm" .wasm)" "${COLD_LABEL:-${SERVE_FLAGS:+ ($SERVE_FLAGS)}}" $((t1 - t0)) \
     "$(awk -v t="${first#* }" 'BEGIN { print t * 1000 }')" $((t2 - t0)) >>"$TMP/cold.md"
 }
+# "CPU_TICKS MINOR_FAULTS" of the wasmtime serve process so far (utime + stime, minflt).
+proc_cost() { awk '{ print $14 + $15, $10 }' "/proc/$PID/stat"; }
 stop() { kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; PID=""; }
 
 # load NAME PATH [BODY_FILE CONTENT_TYPE]: one wrk run, one table row; fails on any error.
@@ -68,8 +76,12 @@ load() {
     [[ "$code" == 200 ]] && grep -q '"label' "$TMP/check.out" || { echo "$name: $code $(cat "$TMP/check.out")" >&2; exit 1; }
     args+=(-s bench/serverless/post.lua)
   fi
+  # The server process's own cost per request: CPU time (user + system, clock ticks) and minor
+  # page faults, read from /proc around the wrk run (wrk's own CPU is not in it).
+  local before; before="$(proc_cost)"
   BODY_FILE="$body" CONTENT_TYPE="$ctype" wrk "${args[@]}" "http://127.0.0.1:$PORT$path" >"$TMP/wrk.out"
-  local rps p50 p99 non2xx sock
+  local after; after="$(proc_cost)"
+  local rps p50 p99 non2xx sock n cost
   rps="$(awk '/^Requests\/sec:/ { print $2 }' "$TMP/wrk.out")"
   p50="$(awk '$1 == "50%" { print $2 }' "$TMP/wrk.out")"
   p99="$(awk '$1 == "99%" { print $2 }' "$TMP/wrk.out")"
@@ -79,46 +91,60 @@ load() {
     cat "$TMP/wrk.out" >&2; echo "$name: errors under load (${non2xx:-0} non-2xx; ${sock:-no socket errors})" >&2; exit 1
   fi
   [[ -z "$HELLO_RPS" ]] && HELLO_RPS="$rps"
-  printf '| %s | %.0f | %s | %s | %.0f %% | 0 |\n' "$name" "$rps" "$p50" "$p99" \
-    "$(awk -v a="$rps" -v b="$HELLO_RPS" 'BEGIN { print 100 * a / b }')" >>"$TMP/load.md"
+  n="$(awk '/requests in/ { print $1 }' "$TMP/wrk.out")"
+  cost="$(awk -v b="$before" -v a="$after" -v n="$n" -v hz="$(getconf CLK_TCK)" 'BEGIN {
+    split(b, x, " "); split(a, y, " ");
+    printf "%.0f µs | %.0f", (y[1] - x[1]) * 1e6 / hz / n, (y[2] - x[2]) / n }')"
+  printf '| %s | %.0f | %s | %s | %.0f %% | %s | 0 |\n' "$name" "$rps" "$p50" "$p99" \
+    "$(awk -v a="$rps" -v b="$HELLO_RPS" 'BEGIN { print 100 * a / b }')" "$cost" >>"$TMP/load.md"
 }
 
 echo "| component | spawn → listening | first request | spawn → first answer |" >"$TMP/cold.md"
 echo "|---|---|---|---|" >>"$TMP/cold.md"
-echo "| scenario | requests/s | p50 | p99 | vs hello | errors |" >"$TMP/load.md"
-echo "|---|---|---|---|---|---|" >>"$TMP/load.md"
+echo "| scenario | requests/s | p50 | p99 | vs hello | server CPU / request | page faults / request | errors |" >"$TMP/load.md"
+echo "|---|---|---|---|---|---|---|---|" >>"$TMP/load.md"
 
 FIRST_PATH=/ start "$WASM/mdeploy-bench-hello.wasm"
 load "hello (GET /)" /
 stop
 
-FIRST_PATH=/v2/models/mnist-cnn/infer start "$WASM/mdeploy-worker.wasm" \
+FIRST_PATH=/v2/models/mnist-cnn/infer start "$SNAP" \
   -H 'Content-Type: application/json' --data-binary "@$TMP/infer.json"
-load "CNN infer, JSON (POST /v2/models/mnist-cnn/infer)" /v2/models/mnist-cnn/infer "$TMP/infer.json" application/json
-load "CNN /predict, 784 raw bytes" /predict "$TMP/digit.raw" application/octet-stream
-load "MLP infer, JSON (POST /v2/models/mnist-mlp/infer)" /v2/models/mnist-mlp/infer "$TMP/infer.json" application/json
+load "snapshot: GET /v2/health/live (no model used)" /v2/health/live
+load "snapshot: CNN infer, JSON (POST /v2/models/mnist-cnn/infer)" /v2/models/mnist-cnn/infer "$TMP/infer.json" application/json
+load "snapshot: CNN /predict, 784 raw bytes" /predict "$TMP/digit.raw" application/octet-stream
+load "snapshot: MLP infer, JSON (POST /v2/models/mnist-mlp/infer)" /v2/models/mnist-mlp/infer "$TMP/infer.json" application/json
+stop
+
+# Before the snapshot: the same code, each request reads and plans its model.
+FIRST_PATH=/v2/models/mnist-cnn/infer start "$PLAIN" \
+  -H 'Content-Type: application/json' --data-binary "@$TMP/infer.json"
+load "plain: CNN infer, JSON (model loaded per request)" /v2/models/mnist-cnn/infer "$TMP/infer.json" application/json
+load "plain: MLP infer, JSON (model loaded per request)" /v2/models/mnist-mlp/infer "$TMP/infer.json" application/json
 stop
 
 # For comparison only (not the stock one-instance-per-request mode): instances serve up to 1000
-# requests each, so the loaded model (cached in a thread-local) survives between requests.
-SERVE_FLAGS="--max-instance-reuse-count 1000" FIRST_PATH=/v2/models/mnist-cnn/infer start "$WASM/mdeploy-worker.wasm" \
+# requests each, so nothing is set up per request and memory stays mapped: the ceiling for the
+# snapshot, which still starts every request from a fresh copy of its memory.
+SERVE_FLAGS="--max-instance-reuse-count 1000" FIRST_PATH=/v2/models/mnist-cnn/infer start "$SNAP" \
   -H 'Content-Type: application/json' --data-binary "@$TMP/infer.json"
-load "CNN infer, JSON, instances reused (--max-instance-reuse-count 1000)" /v2/models/mnist-cnn/infer "$TMP/infer.json" application/json
+load "snapshot, instances reused (--max-instance-reuse-count 1000): CNN infer" /v2/models/mnist-cnn/infer "$TMP/infer.json" application/json
 stop
 
 # Cold starts on their own: without the compile cache (Cranelift compiles the component at start)
 # and with a warm cache (the second start of the same file; wasmtime caches compiled code in
 # ~/.cache/wasmtime by default). The load runs above started with whatever the cache held.
 echo "| **cold starts below** | | | |" >>"$TMP/cold.md"
-for w in mdeploy-bench-hello mdeploy-worker; do
-  if [[ "$w" == mdeploy-worker ]]; then args=(-H 'Content-Type: application/json' --data-binary "@$TMP/infer.json"); p=/v2/models/mnist-cnn/infer; else args=(); p=/; fi
-  SERVE_FLAGS="-C cache=n" COLD_LABEL=" (-C cache=n: compiled at start)" FIRST_PATH="$p" start "$WASM/$w.wasm" "${args[@]}"; stop
-  COLD_LABEL=" (fills the cache)" FIRST_PATH="$p" start "$WASM/$w.wasm" "${args[@]}"; stop
-  COLD_LABEL=" (compile cache warm)" FIRST_PATH="$p" start "$WASM/$w.wasm" "${args[@]}"; stop
+for w in "$WASM/mdeploy-bench-hello.wasm" "$PLAIN" "$SNAP"; do
+  if [[ "$w" != *hello* ]]; then args=(-H 'Content-Type: application/json' --data-binary "@$TMP/infer.json"); p=/v2/models/mnist-cnn/infer; else args=(); p=/; fi
+  size=" $(( $(stat -c %s "$w") / 1000 )) kB"
+  SERVE_FLAGS="-C cache=n" COLD_LABEL="$size (-C cache=n: compiled at start)" FIRST_PATH="$p" start "$w" "${args[@]}"; stop
+  COLD_LABEL="$size (fills the cache)" FIRST_PATH="$p" start "$w" "${args[@]}"; stop
+  COLD_LABEL="$size (compile cache warm)" FIRST_PATH="$p" start "$w" "${args[@]}"; stop
 done
 
 echo
-echo "wasmtime $(wasmtime --version | awk '{print $2}'), wrk -t$THREADS -c$CONNS -d$DUR, $(nproc) cores, $(date -u +%FT%TZ)"
+echo "wasmtime $(wasmtime --version | awk '{print $2}'), wrk -t$THREADS -c$CONNS -d$DUR, $(nproc) cores, $(date -u +%FT%TZ), load average at the start: $LOAD0"
 echo
 cat "$TMP/load.md"
 echo

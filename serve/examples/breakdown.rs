@@ -8,7 +8,8 @@
 //!
 //! Prints the median microseconds of: a fresh server answering /v2/health/live (the floor), a
 //! fresh server loading each model (metadata route), a fresh server answering infer and /predict,
-//! and a warm server answering the same (no load): fresh − warm = load, warm − floor = the rest.
+//! and a warm server answering the same (no load): fresh − warm = load, warm − floor = the rest;
+//! then the pieces: reading, planning and running each model alone, and the JSON parse.
 
 use std::time::Instant;
 
@@ -73,6 +74,12 @@ fn main() {
         let m = mdeploy_core::format::read_trusted(&e.bytes).expect("model");
         let t = median_us(|| drop(mdeploy_core::Plan::new(&m, 1).expect("plan")), rounds);
         println!("{:<44} {t:>10.1}", format!("Plan::new {} (max_batch 1)", e.name));
+        // Inference alone, the floor of a request once loading is done at build time (the
+        // worker's snapshot): warm infer − this = JSON in and out.
+        let mut plan = mdeploy_core::Plan::new(&m, 1).expect("plan");
+        let mut out = vec![0.0; plan.output_len()];
+        let t = median_us(|| plan.run(&img, 1, &mut out).expect("run"), rounds);
+        println!("{:<44} {t:>10.1}", format!("Plan::run {} (1 sample)", e.name));
     }
     let t = median_us(
         || {

@@ -20,7 +20,8 @@
 //! more it answers [`Response::payload_too_large`] without calling `handle`.
 //!
 //! `wasmtime serve` instantiates the component afresh for every request, so [`Server::new`]
-//! parses nothing: a model is read and planned the first time a request needs it.
+//! parses nothing: a model is read and planned the first time a request needs it, unless the
+//! host did that once ahead of time with [`Server::preload`] (the worker's Wizer snapshot).
 
 use std::borrow::Cow;
 
@@ -250,6 +251,28 @@ impl Server {
     /// A server for `models`. Parses nothing: each model is read on the first request for it.
     pub fn new(models: Vec<ModelEntry>) -> Server {
         Server { slots: models.into_iter().map(|entry| Slot { entry, state: None }).collect() }
+    }
+
+    /// Reads and plans every model now instead of on first use, so later requests find them
+    /// ready. For hosts that keep the `Server` (instance reuse) or snapshot it after start-up
+    /// (`worker/build.sh` runs this inside a Wizer pre-initialisation: the loaded plans then ship
+    /// in the component's memory image). Pure computation: no IO, no clock, no randomness, so
+    /// it may run where imports are forbidden.
+    ///
+    /// A model that does not load is remembered like a lazy failure (its requests answer 500),
+    /// and reported here: `Err` lists every such model with the reason.
+    pub fn preload(&mut self) -> Result<(), String> {
+        let mut failed = Vec::new();
+        for i in 0..self.slots.len() {
+            if let Err(e) = self.load(i) {
+                failed.push(e.message);
+            }
+        }
+        if failed.is_empty() {
+            Ok(())
+        } else {
+            Err(failed.join("; "))
+        }
     }
 
     /// The models offered, in order: `(name, version)`.

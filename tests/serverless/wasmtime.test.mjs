@@ -1,7 +1,7 @@
 // End to end: the mdeploy-worker component under the stock `wasmtime serve`, real processes,
 // real MNIST test digits. Builds nothing: tests/serverless/run.sh builds the component and the
 // native references first and passes them in:
-//   MDEPLOY_WORKER_WASM  the component (…/wasm32-wasip2/release/mdeploy-worker.wasm)
+//   MDEPLOY_WORKER_WASM  the component (…/wasm32-wasip2/release/mdeploy-worker{.wizer,}.wasm, worker/build.sh)
 //   MDEPLOY_REFERENCE    JSON from serve/examples/reference.rs (200 digits, native answers)
 //   MDEPLOY_PY_VENV      venv with tritonclient (default ~/.cache/mdeploy/py-venv)
 import { test, before, after } from 'node:test';

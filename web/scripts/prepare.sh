@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds what the demo page needs, only when it is missing or older than its sources:
 #   wasm/dist/ + wasm/models/  the npm package mdeploy-wasm (wasm/scripts/build.sh)
-#   $CARGO_TARGET_DIR/wasm32-wasip2/release/mdeploy-worker.wasm  the function endpoint (worker/),
+#   $CARGO_TARGET_DIR/wasm32-wasip2/release/mdeploy-worker.wizer.wasm  the function endpoint
+#                              (worker/build.sh: the component with its models pre-loaded),
 #                              when worker/ exists (cargo decides what is stale)
 # Prints nothing on stdout but, as its last line, the component's path (empty without worker/).
 # Used by scripts/start.sh (`npm start`) and web/test/run.sh.
@@ -22,9 +23,8 @@ fi
 
 component=""
 if [ -f worker/Cargo.toml ]; then
-  echo "web: building the function component (cargo build -p mdeploy-worker --release --target wasm32-wasip2)" >&2
-  cargo build -p mdeploy-worker --release --target wasm32-wasip2 >&2
-  component="$CARGO_TARGET_DIR/wasm32-wasip2/release/mdeploy-worker.wasm"
+  echo "web: building the function component (worker/build.sh)" >&2
+  component="$(bash worker/build.sh | tail -n 1)"
   [ -f "$component" ] || { echo "web: $component missing after the build" >&2; exit 1; }
 else
   echo "web: no worker/ crate in this checkout: the function endpoint cannot be built" >&2

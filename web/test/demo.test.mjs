@@ -20,7 +20,7 @@ import { testSplit } from '../../wasm/test/support.mjs';
 
 const SHOTS = join(WEB_DIR, 'test/screenshots');
 const TARGET = process.env.CARGO_TARGET_DIR ?? join(homedir(), '.cache/mdeploy/target');
-const COMPONENT = process.env.MDEPLOY_WORKER_WASM ?? join(TARGET, 'wasm32-wasip2/release/mdeploy-worker.wasm');
+const COMPONENT = process.env.MDEPLOY_WORKER_WASM ?? join(TARGET, 'wasm32-wasip2/release/mdeploy-worker.wizer.wasm');
 const WASMTIME = process.env.MDEPLOY_WASMTIME ?? [join(homedir(), '.cargo/bin/wasmtime'), '/usr/local/bin/wasmtime', '/usr/bin/wasmtime'].find(existsSync) ?? 'wasmtime';
 
 let web; // the page's server, with the endpoint proxied
@@ -38,7 +38,7 @@ async function freePort() {
 /** `wasmtime serve` on the real component, on a free port; resolves once it answers HTTP. */
 async function startEndpoint() {
   if (process.env.MDEPLOY_WEB_ENDPOINT) return { url: process.env.MDEPLOY_WEB_ENDPOINT, stop: async () => {} };
-  assert.ok(existsSync(COMPONENT), `the function component ${COMPONENT} is missing: build it with \`cargo build -p mdeploy-worker --release --target wasm32-wasip2\` (web/test/run.sh does), or set MDEPLOY_WEB_ENDPOINT`);
+  assert.ok(existsSync(COMPONENT), `the function component ${COMPONENT} is missing: build it with \`bash worker/build.sh\` (web/test/run.sh does), or set MDEPLOY_WEB_ENDPOINT`);
   const port = await freePort();
   const child = spawn(WASMTIME, ['serve', '-Scli', '--addr', `127.0.0.1:${port}`, COMPONENT], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Builds the wasi:http component and its pre-initialised snapshot, and prints the path of the one
+# to serve as the LAST line on stdout (everything else goes to stderr):
+#
+#   $CARGO_TARGET_DIR/wasm32-wasip2/release/mdeploy-worker.wasm        plain: models load lazily
+#   $CARGO_TARGET_DIR/wasm32-wasip2/release/mdeploy-worker.wizer.wasm  snapshot: models planned
+#
+# The snapshot: `wasmtime wizer` instantiates the component once, calls its `wizer-initialize`
+# export (reads and plans both embedded models, worker/src/main.rs) and writes the instance's
+# memory back out as the component's initial memory, so each fresh instance of `wasmtime serve`
+# starts with the plans ready. Same imports and exports as the plain component.
+#
+#   MDEPLOY_WORKER_SNAPSHOT=0 bash worker/build.sh   # build and print the plain component only
+#
+# Used by tests/serverless/run.sh, bench/serverless/run.sh and web/scripts/prepare.sh
+# (scripts/start.sh). Needs wasmtime-cli 48 (`wasmtime wizer`), like `wasmtime serve` itself.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/mdeploy/target}"
+export PATH="$HOME/.cargo/bin:$PATH"
+
+cargo build -q -p mdeploy-worker --release --target wasm32-wasip2 >&2
+plain="$CARGO_TARGET_DIR/wasm32-wasip2/release/mdeploy-worker.wasm"
+[[ -f "$plain" ]] || { echo "worker/build.sh: $plain missing after the build" >&2; exit 1; }
+if [[ "${MDEPLOY_WORKER_SNAPSHOT:-1}" == 0 ]]; then
+  echo "$plain"
+  exit 0
+fi
+
+snap="$CARGO_TARGET_DIR/wasm32-wasip2/release/mdeploy-worker.wizer.wasm"
+if [[ ! -f "$snap" || "$plain" -nt "$snap" || "${BASH_SOURCE[0]}" -nt "$snap" ]]; then
+  command -v wasmtime >/dev/null || { echo "worker/build.sh: wasmtime is not on PATH (scripts/bootstrap.sh installs wasmtime-cli 48.0.8)" >&2; exit 1; }
+  # -Scli -Shttp: wizer instantiates the component with the host's WASI, so every import must be
+  # linked, although the init calls none. --keep-init-func: wasmtime 48.0.8 removes the export
+  # but leaves wit-component's alias to it, and the result fails to load ("core instance … has
+  # no export named `wizer-initialize`"); kept, it is harmless (calling it again loads nothing).
+  # Wizer prints the init's result, `()`, on stdout: keep stdout for the path alone.
+  if ! wasmtime wizer -Scli -Shttp --keep-init-func=true --init-func wizer-initialize \
+      -o "$snap.tmp" "$plain" >&2; then
+    rm -f "$snap.tmp"
+    echo "worker/build.sh: the snapshot failed. The init traps if an embedded model does not load: serve the plain $plain and ask GET /v2/models/<name> for the reason" >&2
+    exit 1
+  fi
+  mv "$snap.tmp" "$snap"
+  echo "worker/build.sh: $(basename "$plain") $(stat -c %s "$plain") bytes -> $(basename "$snap") $(stat -c %s "$snap") bytes" >&2
+fi
+echo "$snap"
