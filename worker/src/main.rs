@@ -87,6 +87,7 @@ mod init {
                 method: "POST",
                 path: &path,
                 content_type: Some("application/json"),
+                headers: &[],
                 body: body.as_bytes(),
             };
             s.handle(&req).status == 200
