@@ -47,23 +47,7 @@ impl EngineCore {
 
     /// Runs `n` samples; returns `n × output_len` floats.
     pub fn run(&mut self, input: &[f32], n: usize) -> Result<Vec<f32>, WasmError> {
-        let il = self.input_len;
-        if n == 0 {
-            return Err(WasmError::new("BAD_INPUT", "batch size is 0: pass at least one sample"));
-        }
-        // Check the input before sizing the output so a bogus `n` cannot request a huge buffer.
-        if n.checked_mul(il) != Some(input.len()) {
-            return Err(WasmError::new(
-                "BAD_INPUT",
-                format!(
-                    "got {} input values for {n} sample(s), but this model takes {il} values per sample \
-                     (input shape {:?}), so {n} sample(s) need {}",
-                    input.len(),
-                    self.meta.input_shape,
-                    n.saturating_mul(il)
-                ),
-            ));
-        }
+        crate::error::check_batch(input.len(), n, self.input_len, &self.meta.input_shape)?;
         // n ≤ input.len() here, and output_len is bounded by the model's activation limit.
         let mut out = vec![0.0f32; n * self.output_len];
         self.backend.run(input, n, &mut out)?;

@@ -22,6 +22,25 @@ impl WasmError {
     }
 }
 
+/// The batch check every backend makes before sizing anything: `n ≥ 1` and exactly `n × il`
+/// values (checked multiplication, so a bogus `n` cannot request a huge output buffer).
+pub fn check_batch(got: usize, n: usize, il: usize, input_shape: &[usize]) -> Result<(), WasmError> {
+    if n == 0 {
+        return Err(WasmError::new("BAD_INPUT", "batch size is 0: pass at least one sample"));
+    }
+    if n.checked_mul(il) != Some(got) {
+        return Err(WasmError::new(
+            "BAD_INPUT",
+            format!(
+                "got {got} input values for {n} sample(s), but this model takes {il} values per sample \
+                 (input shape {input_shape:?}), so {n} sample(s) need {}",
+                n.saturating_mul(il)
+            ),
+        ));
+    }
+    Ok(())
+}
+
 impl From<mdeploy_core::Error> for WasmError {
     fn from(e: mdeploy_core::Error) -> Self {
         WasmError { code: e.code(), message: e.message }

@@ -59,6 +59,7 @@ struct Inner {
     readback: wgpu::Buffer,
     weights: Vec<wgpu::Buffer>,
     input_len: usize,
+    input_shape: Vec<usize>,
     output_len: usize,
     /// Samples per submit: `max_batch`, lowered if the activations would not fit the device's
     /// largest storage binding.
@@ -309,6 +310,7 @@ impl Inner {
             readback,
             weights,
             input_len: model.input_len(),
+            input_shape: model.meta.input_shape.clone(),
             output_len,
             chunk,
             lost,
@@ -331,15 +333,7 @@ impl Inner {
 
     async fn run(&self, input: &[f32], n: usize) -> Result<Vec<f32>, WasmError> {
         let il = self.input_len;
-        if n == 0 {
-            return Err(WasmError::new("BAD_INPUT", "batch size is 0: pass at least one sample"));
-        }
-        if n.checked_mul(il) != Some(input.len()) {
-            return Err(WasmError::new(
-                "BAD_INPUT",
-                format!("got {} input values for {n} sample(s), but this model takes {il} values per sample", input.len()),
-            ));
-        }
+        crate::error::check_batch(input.len(), n, il, &self.input_shape)?;
         if let Some(bad) = input.iter().position(|v| !v.is_finite()) {
             return Err(WasmError::new(
                 "BAD_INPUT",
