@@ -15,6 +15,7 @@ pub mod arch;
 pub mod data;
 pub mod error;
 pub mod eval;
+mod exec;
 pub mod format;
 pub mod graph;
 pub mod kernels;

@@ -138,6 +138,10 @@ pub(crate) type GemvFn = unsafe fn(
 );
 /// Max pooling on one HWC sample. Safety: slices sized per `PoolGeom` (checked by the caller).
 pub(crate) type PoolFn = unsafe fn(src: &[f32], dst: &mut [f32], g: &PoolGeom);
+/// Depthwise convolution of one HWC sample, `w` as `[kh·kw × C]`, output clamped to
+/// `[lo, hi]`. Safety: slices sized per the window (checked by `KernelSet::dwconv_hwc`).
+pub(crate) type DwConvFn =
+    unsafe fn(src: &[f32], w: &[f32], bias: &[f32], dst: &mut [f32], g: &crate::lower::Window, lo: f32, hi: f32);
 
 /// Geometry of a max pooling over one sample stored HWC (channels innermost, so every window
 /// element is a contiguous `c`-vector: SIMD runs across channels, whatever the window).
@@ -204,6 +208,7 @@ pub struct KernelSet {
     conv: ConvFn,
     gemv: GemvFn,
     maxpool: PoolFn,
+    dwconv: DwConvFn,
 }
 
 impl std::fmt::Debug for KernelSet {
@@ -361,6 +366,7 @@ impl KernelSet {
             conv: generic::mmm_f32::generic_conv_f32_4x8,
             gemv: generic::gemv_f32::generic_gemv_f32_8,
             maxpool: generic::maxpool_f32::generic_maxpool_f32,
+            dwconv: generic::dwconv_f32::generic_dwconv_f32,
         }
     }
 
@@ -377,6 +383,7 @@ impl KernelSet {
                 conv: x86_64::mmm_f32::avx2_conv_f32_6x16,
                 gemv: x86_64::gemv_f32::avx2_gemv_f32_16,
                 maxpool: x86_64::maxpool_f32::avx2_maxpool_f32,
+                dwconv: x86_64::dwconv_f32::avx2_dwconv_f32,
             })
         } else {
             None
@@ -401,6 +408,7 @@ impl KernelSet {
                 conv: x86_64::avx512_mmm_f32::avx512_conv_f32_12x32,
                 gemv: x86_64::avx512_gemv_f32::avx512_gemv_f32_32,
                 maxpool: x86_64::maxpool_f32::avx2_maxpool_f32,
+                dwconv: x86_64::dwconv_f32::avx2_dwconv_f32,
             })
         } else {
             None
@@ -422,6 +430,7 @@ impl KernelSet {
             conv: x86_64::avx512_mmm_f32::avx512_conv_f32_24x16,
             gemv: x86_64::gemv_f32::avx2_gemv_f32_16,
             maxpool: x86_64::maxpool_f32::avx2_maxpool_f32,
+            dwconv: x86_64::dwconv_f32::avx2_dwconv_f32,
         })
     }
 
@@ -458,6 +467,7 @@ impl KernelSet {
             conv: wasm::mmm_f32::wasm_conv_f32_4x8,
             gemv: wasm::gemv_f32::wasm_gemv_f32_8,
             maxpool: wasm::maxpool_f32::wasm_maxpool_f32,
+            dwconv: generic::dwconv_f32::generic_dwconv_f32,
         }
     }
 
@@ -618,6 +628,25 @@ impl KernelSet {
         );
         // SAFETY: geometry and lengths checked above; the set's constructor checked the CPU.
         unsafe { (self.maxpool)(src, dst, g) }
+    }
+
+    /// Depthwise convolution (`groups == C == out_c`) of one HWC sample: `w` is `[kh·kw × C]`
+    /// (tap-major, channels innermost), the output clamped to `[lo, hi]` (ReLU, ReLU6 or none).
+    /// Panics (caller bug) if the slices do not fit `g`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn dwconv_hwc(&self, src: &[f32], w: &[f32], bias: &[f32], dst: &mut [f32], g: &crate::lower::Window, lo: f32, hi: f32) {
+        let c = g.c;
+        assert!(
+            src.len() >= g.h * g.w * c
+                && w.len() >= g.kh * g.kw * c
+                && bias.len() >= c
+                && dst.len() >= g.oh * g.ow * c,
+            "dwconv: slices too short for the window"
+        );
+        // Every tap the kernels read passes `tap()`, i.e. lies inside the h × w input; the
+        // output pixels are the oh × ow checked above.
+        // SAFETY: lengths checked above; the set's constructor checked the CPU.
+        unsafe { (self.dwconv)(src, w, bias, dst, g, lo, hi) }
     }
 
     /// `C[m×n] (+)= A[m×k] · B[k×n]` with any strides, through this set's micro-kernel.
