@@ -164,9 +164,14 @@ fn check_step(j: usize, s: &crate::lower::Step, slots: &[usize]) -> Result<()> {
             _ => return Err(bad(j, node, format!("slot {slot} cannot hold {len} floats"))),
         }
     }
+    // Output sizes up to the larger of the floor and ceil rules (a floor-mode conv may place
+    // its last window in the trailing padding; ceil mode never does, see `graph::window_out`).
+    let fits = |len: usize, span: usize, s: usize, lo: usize, hi: usize, out: usize| {
+        [false, true].iter().any(|&c| crate::graph::window_out(len, span, s, lo, hi, 1, c).is_some_and(|m| out <= m))
+    };
     let win_ok = |w: &Window, kh_span: usize, kw_span: usize| {
-        crate::graph::window_out(w.h, kh_span, w.sh, w.pad[0], w.pad[2], 1, true).is_some_and(|m| w.oh <= m)
-            && crate::graph::window_out(w.w, kw_span, w.sw, w.pad[1], w.pad[3], 1, true).is_some_and(|m| w.ow <= m)
+        fits(w.h, kh_span, w.sh, w.pad[0], w.pad[2], w.oh)
+            && fits(w.w, kw_span, w.sw, w.pad[1], w.pad[3], w.ow)
             && w.c > 0
             && w.oh > 0
             && w.ow > 0

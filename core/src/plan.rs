@@ -56,7 +56,18 @@ impl Plan {
             ));
         }
         model.validate()?;
-        let program = lower(&layers_graph(&model.layers), &model.meta.input_shape)?;
+        Plan::from_graph(&layers_graph(&model.layers), &model.meta.input_shape, max_batch, ks)
+    }
+
+    /// A plan for a bare graph (tests and tools that have no [`Model`] metadata around it):
+    /// `lower(graph, input_shape)` run by this CPU executor.
+    pub fn from_graph(graph: &Graph, input_shape: &[usize], max_batch: usize, ks: KernelSet) -> Result<Plan> {
+        if max_batch == 0 {
+            return Err(Error::bad_input(
+                "max_batch is 0; a plan needs room for at least 1 sample (use 1 for single predictions)",
+            ));
+        }
+        let program = lower(graph, input_shape)?;
         let exec = Exec::new(&program, max_batch, ks)?;
         Ok(Plan { pred: vec![0.0; exec.output_len()], exec })
     }
