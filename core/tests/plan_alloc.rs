@@ -210,3 +210,47 @@ fn gemm_reuses_its_scratch() {
     });
     assert_eq!(allocs, 0, "gemm allocated {allocs} times after warm-up");
 }
+
+mod graph_support;
+
+/// Every kernel of the graph lowering (grouped, depthwise and dilated convs, padded pools,
+/// GAP, SE Mul, Concat, Add, unfolded BatchNorm, every activation, entry/exit transposes,
+/// Dense in the middle of the graph) runs without allocating too.
+#[test]
+fn graph_ops_do_not_allocate() {
+    use graph_support::{bn, conv, dense, Rng};
+    use mdeploy_core::graph::{GraphBuilder, Op};
+    use mdeploy_core::kernels::KernelSet;
+    let rng = &mut Rng(21);
+    let mut b = GraphBuilder::new();
+    let x = b.chain(0, [conv(rng, 3, 8, [3, 3], [1, 1], [1; 4], [1, 1], 1), bn(rng, 8), Op::Clip { min: 0.0, max: 6.0 }]);
+    let d = b.chain(x, [conv(rng, 8, 8, [3, 3], [2, 2], [1; 4], [1, 1], 8), Op::HardSwish]);
+    let gconv = b.chain(d, [conv(rng, 8, 8, [3, 3], [1, 1], [2; 4], [2, 2], 2), Op::LeakyRelu { alpha: 0.1 }]);
+    let s = b.push(Op::Add, &[d, gconv]);
+    let s = b.push(bn(rng, 8), &[s]);
+    let gate = b.chain(s, [Op::GlobalAvgPool, Op::Flatten, dense(rng, 8, 8), Op::Sigmoid]);
+    let m = b.push(Op::Mul, &[s, gate]);
+    let p1 = b.push(Op::AvgPool2d { kernel: [3, 3], stride: [2, 2], padding: [1; 4], ceil_mode: true, count_include_pad: false }, &[m]);
+    let p2 = b.push(Op::MaxPool2d { kernel: [3, 3], stride: [2, 2], padding: [1; 4], ceil_mode: true }, &[m]);
+    let c = b.push(Op::Concat, &[p1, p2]);
+    let t = b.push(Op::Tanh, &[c]);
+    b.chain(t, [Op::Flatten, dense(rng, 16 * 4 * 4, 10), Op::Softmax]);
+    let g = b.finish();
+    let shape = [3, 13, 13];
+    let il: usize = shape.iter().product();
+    let input = seeded(40 * il, 5);
+    for ks in KernelSet::available() {
+        let mut plan = Plan::from_graph(&g, &shape, 16, ks).expect("plan");
+        let ol = plan.output_len();
+        let mut out = vec![0.0f32; 40 * ol];
+        plan.run(&input[..il], 1, &mut out[..ol]).expect("warm-up");
+        let allocs = count_allocs(|| {
+            for n in [1usize, 7, 16, 40] {
+                plan.run(&input[..n * il], n, &mut out[..n * ol]).expect("run");
+            }
+            plan.predict(&input[..il]).expect("predict");
+        });
+        assert_eq!(allocs, 0, "graph plan ({}) allocated {allocs} times", ks.name());
+        assert!(out.iter().all(|v| v.is_finite() && *v > 0.0));
+    }
+}
