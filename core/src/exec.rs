@@ -46,8 +46,8 @@ struct ConvX {
     /// Per group: packed weights and bias (padded to whole panels).
     w: Vec<PackedB>,
     bias: Vec<Vec<f32>>,
-    /// ReLU in the tile; anything else after it.
-    tile_relu: bool,
+    /// ReLU or Clip in the tile's epilogue; any other activation after it.
+    clamp: Option<(f32, f32)>,
     post: Act,
     /// Per group: offset of tap (ky, kx, ci) from a pixel's top-left input element (im2col
     /// column order), for the indirect kernel.
@@ -465,9 +465,15 @@ fn compile(k: &Kernel, ks: KernelSet, k_max: &mut usize) -> XK {
                 offs.push(o);
             }
             *k_max = (*k_max).max(kk);
-            let (tile_relu, post) = split_act(*act);
+            let (clamp, post) = match *act {
+                Act::None => (None, Act::None),
+                a => match act_clamp(a) {
+                    Some(c) => (Some(c), Act::None),
+                    None => (None, a),
+                },
+            };
             let last_off = offs.iter().map(|o| o.iter().copied().max().map_or(0, |m| m as usize)).collect();
-            XK::Conv(Box::new(ConvX { win: *win, out_c: *out_c, icg, ocg, w: ws, bias: bs, tile_relu, post, offs, last_off }))
+            XK::Conv(Box::new(ConvX { win: *win, out_c: *out_c, icg, ocg, w: ws, bias: bs, clamp, post, offs, last_off }))
         }
         Kernel::Pool { kind, win } => {
             let fits = win.pad == [0; 4]
@@ -616,7 +622,7 @@ fn dense_step(
                 |row0, panel| a_panel(nb, k, mr, row0, &a, panel),
                 w.data(),
                 Some(bias),
-                tile_relu,
+                tile_relu.then_some((0.0, f32::INFINITY)),
                 &mut dst[..(nb - 1) * ldc + n],
                 ldc,
                 false,
@@ -646,7 +652,7 @@ fn conv(ks: KernelSet, g: &ConvX, src: &[f32], dst: &mut [f32], apanel: &mut [f3
             |row0, panel| conv_panel(g, gi, src, row0, mr, panel),
             g.w[gi].data(),
             Some(&g.bias[gi]),
-            g.tile_relu,
+            g.clamp,
             &mut dst[gi * g.ocg..m * g.out_c],
             g.out_c,
             false,

@@ -5,13 +5,27 @@
 //!
 //! ```text
 //!  Graph (NCHW semantics, BatchNorm, Dropout, Flatten, ...)
-//!    │ lower(): fold BatchNorm into the preceding Conv2d/Dense, drop identities,
-//!    │          fuse activations (and conv → pool where it pays) into epilogues,
+//!    │ lower(): drop nodes the output does not depend on, drop identities,
+//!    │          fold BatchNorm into the preceding Conv2d/Dense (else an Affine step),
+//!    │          fuse activations into the producer's epilogue,
 //!    │          choose layouts (3-D activations are HWC: channels innermost),
 //!    │          permute weights once, assign slots by liveness
 //!    ▼
 //!  Program { slots: [floats per sample], steps: [Step { kernel, inputs, output }] }
 //! ```
+//!
+//! **Folding and fusion** need the producer's value to have exactly one reader (looking through
+//! Dropout/Identity) and not to be the graph output: a BatchNorm folds into a Conv2d or Dense
+//! without an activation yet (`W·s`, `(b − mean)·s + beta`, `s = gamma / sqrt(var + eps)` in
+//! f64); an activation (ReLU, Clip, LeakyReLU, Sigmoid, Tanh, HardSwish) fuses into a Dense,
+//! Conv2d, Affine or Binary step. Otherwise each becomes a step of its own.
+//!
+//! **Slots.** Every step output is a new buffer; Flatten, Reshape (when the order allows),
+//! Dropout and Identity reuse their input's buffer. Buffers get slots by liveness: a slot
+//! returns to the free list once the last reader of every value in it has run, a new buffer
+//! takes the smallest free slot that fits (else grows the largest free one, else a new slot),
+//! and the elementwise kernels (`Act`, `Affine`, `Binary` over input 0, `Softmax`) write over
+//! their dying input. The input slot is never written or reused.
 //!
 //! **Layouts.** Inside a program every 3-D activation is stored HWC (channels innermost): a
 //! convolution is then `[pixels × (kh·kw·C)] · [(kh·kw·C) × out_c]` and a pooling window is a
@@ -20,8 +34,9 @@
 //! HWC value gets its weight rows permuted here, once.
 //!
 //! **Batches.** Slot sizes are per sample; a backend allocates `slots[i] × batch` floats (or
-//! runs per-sample steps one sample at a time). Every kernel works on `n` samples laid out one
-//! after another.
+//! runs per-sample steps one sample at a time: the CPU executor, `exec.rs`, re-derives the
+//! values from the steps and keeps most of them per sample). Every kernel works on `n` samples
+//! laid out one after another.
 
 use crate::error::Result;
 use crate::graph::{Graph, Op};

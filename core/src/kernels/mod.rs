@@ -112,7 +112,10 @@ pub(crate) struct Tile {
     pub accumulate: bool,
     /// Null, or `cols` (and, for a full tile, `NR`) per-column values added after the product.
     pub bias: *const f32,
-    pub relu: bool,
+    /// Clamp every value to `[lo, hi]` last (ReLU is `[0, inf]`, ReLU6 `[0, 6]`).
+    pub clamp: bool,
+    pub lo: f32,
+    pub hi: f32,
 }
 
 /// `C_tile (op)= A[MR × k] · B_panel[k × NR]`: A as MR rows, element `(r, p)` at `a[r*rsa + p]`
@@ -702,7 +705,7 @@ impl KernelSet {
                 |row0, dst| a_panel(m, k, mr, row0, &a, dst),
                 bp,
                 None,
-                false,
+                None,
                 c,
                 ldc,
                 accumulate,
@@ -718,8 +721,8 @@ impl KernelSet {
     /// The blocked driver shared by `gemm`, Dense and Conv2d: for each MR-row panel of A (given
     /// by `panel(row0, scratch)`, either rows of the source or rows written into `apanel`,
     /// `MR × k`), for each KC block, for each NR panel of the pre-packed `bp`, run the
-    /// micro-kernel. Bias/ReLU are applied by the micro-kernel's epilogue on the last KC block
-    /// only. Allocates nothing.
+    /// micro-kernel. Bias and the clamp `[lo, hi]` (ReLU, ReLU6) are applied by the
+    /// micro-kernel's epilogue on the last KC block only. Allocates nothing.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn drive<'a>(
         &self,
@@ -730,7 +733,7 @@ impl KernelSet {
         mut panel: impl FnMut(usize, &mut [f32]) -> APanel<'a>,
         bp: &[f32],
         bias: Option<&[f32]>,
-        relu: bool,
+        clamp: Option<(f32, f32)>,
         c: &mut [f32],
         ldc: usize,
         accumulate: bool,
@@ -753,14 +756,17 @@ impl KernelSet {
             assert!(bv.len() >= n, "drive: bias too short");
         }
         if k == 0 {
-            // No product: C = (accumulate ? C : 0) + bias, then ReLU.
+            // No product: C = (accumulate ? C : 0) + bias, then the clamp.
             for i in 0..m {
                 for j in 0..n {
                     let mut v = if accumulate { c[i * ldc + j] } else { 0.0 };
                     if let Some(bv) = bias {
                         v += bv[j];
                     }
-                    c[i * ldc + j] = if relu { v.max(0.0) } else { v };
+                    c[i * ldc + j] = match clamp {
+                        Some((lo, hi)) => v.max(lo).min(hi),
+                        None => v,
+                    };
                 }
             }
             return;
@@ -804,7 +810,9 @@ impl KernelSet {
                             (Some(bv), true) => bv[col0..].as_ptr(),
                             _ => std::ptr::null(),
                         },
-                        relu: relu && last,
+                        clamp: clamp.is_some() && last,
+                        lo: clamp.map_or(0.0, |c| c.0),
+                        hi: clamp.map_or(0.0, |c| c.1),
                     };
                     // SAFETY: the A rows hold k values at stride rsa (asserted above), B panel p
                     // holds k*NR values from p*k*NR; the tile lies inside C (asserted above);
@@ -844,8 +852,8 @@ pub(crate) unsafe fn store_tile_scalar(acc: &[f32], nr: usize, t: &Tile) {
             if !t.bias.is_null() {
                 v += *t.bias.add(j);
             }
-            if t.relu {
-                v = v.max(0.0);
+            if t.clamp {
+                v = v.max(t.lo).min(t.hi);
             }
             *crow.add(j) = v;
         }
