@@ -397,6 +397,21 @@ impl Exec {
         for st in &steps[split..] {
             if let XK::Dense { w, bias, tile_relu, post } = &st.k {
                 dense_step(*ks, st, w, bias, *tile_relu, *post, nb, input, il, bufs, stride, apanel);
+            } else if let (true, Loc::Buf { buf, .. }, XK::Act { act: a }) = (st.in_place, st.out, &st.k) {
+                // In place over rows that may have gaps: one pass per row, no per-sample setup.
+                let st_len = stride[buf];
+                for row in bufs[buf].as_mut_slice()[..nb * st_len].chunks_exact_mut(st_len) {
+                    generic_act_f32(*a, &mut row[..st.out_len]);
+                }
+            } else if let (true, Loc::Buf { buf, .. }, XK::Softmax { len }) = (st.in_place, st.out, &st.k) {
+                let st_len = stride[buf];
+                if st_len == *len {
+                    softmax_rows(&mut bufs[buf].as_mut_slice()[..nb * st_len], *len);
+                } else {
+                    for row in bufs[buf].as_mut_slice()[..nb * st_len].chunks_exact_mut(st_len) {
+                        softmax_rows(&mut row[..*len], *len);
+                    }
+                }
             } else {
                 for s in 0..nb {
                     sample_step(*ks, st, s, input, il, bufs, stride, apanel);
@@ -406,8 +421,12 @@ impl Exec {
         let ol = *output_len;
         let Loc::Buf { buf, .. } = *out_loc else { unreachable!("the output is never the input") };
         let (src, st) = (bufs[buf].as_slice(), stride[buf]);
-        for (s, o) in out.chunks_exact_mut(ol).enumerate().take(nb) {
-            o.copy_from_slice(&src[s * st..s * st + ol]);
+        if st == ol {
+            out[..nb * ol].copy_from_slice(&src[..nb * ol]);
+        } else {
+            for (s, o) in out.chunks_exact_mut(ol).enumerate().take(nb) {
+                o.copy_from_slice(&src[s * st..s * st + ol]);
+            }
         }
     }
 }
