@@ -120,30 +120,12 @@ fn padded_bias(b: &[f32], n_padded: usize) -> Vec<f32> {
     v
 }
 
-/// Floats per sample a kernel writes.
 fn out_len(k: &Kernel) -> usize {
-    match k {
-        Kernel::Transpose { c, hw, .. } => c * hw,
-        Kernel::Dense { out, .. } => *out,
-        Kernel::Conv2d { win, out_c, .. } => win.oh * win.ow * out_c,
-        Kernel::Pool { win, .. } => win.c * win.oh * win.ow,
-        Kernel::GlobalAvgPool { c, .. } => *c,
-        Kernel::Binary { len, .. } | Kernel::Act { len, .. } | Kernel::Softmax { len } | Kernel::Copy { len } => *len,
-        Kernel::Concat { channels, hw } => channels.iter().sum::<usize>() * hw,
-        Kernel::Affine { c, hw, .. } => c * hw,
-    }
+    k.out_len()
 }
 
-/// Floats per sample a kernel reads from each input.
 fn in_lens(k: &Kernel) -> Vec<usize> {
-    match k {
-        Kernel::Dense { k, .. } => vec![*k],
-        Kernel::Conv2d { win, .. } | Kernel::Pool { win, .. } => vec![win.c * win.h * win.w],
-        Kernel::GlobalAvgPool { c, hw } => vec![c * hw],
-        Kernel::Binary { len, b_per_channel, .. } => vec![*len, b_per_channel.unwrap_or(*len)],
-        Kernel::Concat { channels, hw } => channels.iter().map(|c| c * hw).collect(),
-        other => vec![out_len(other)],
-    }
+    k.in_lens()
 }
 
 fn bad(step: usize, node: usize, what: String) -> Error {
@@ -783,5 +765,62 @@ fn zero_short(dst: &mut [f32]) {
     }
     for v in dst {
         *v = 0.0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lower::Step;
+
+    fn program(steps: Vec<Step>, slots: Vec<usize>) -> Program {
+        Program { input_shape: vec![4], input_len: 4, output_len: 4, slots, input_slot: 0, output_slot: 1, steps }
+    }
+
+    fn act(inputs: Vec<usize>, output: usize) -> Step {
+        Step { kernel: Kernel::Act { act: Act::Relu, len: 4 }, inputs, output, node: 0 }
+    }
+
+    #[test]
+    fn hand_built_programs_are_checked() {
+        let ks = KernelSet::generic();
+        // A good one runs.
+        let p = program(vec![act(vec![0], 1)], vec![4, 4]);
+        let mut e = Exec::new(&p, 2, ks).expect("valid program");
+        let mut out = [0.0f32; 8];
+        e.run_chunk(&[-1.0, 2.0, -3.0, 4.0, 5.0, -6.0, 7.0, -8.0], 2, &mut out);
+        assert_eq!(out, [0.0, 2.0, 0.0, 4.0, 5.0, 0.0, 7.0, 0.0]);
+        // Writing the input slot, reading an unwritten slot, a slot too small, a short weight.
+        let bad = [
+            program(vec![act(vec![0], 0)], vec![4, 4]),
+            program(vec![act(vec![2], 1)], vec![4, 4, 4]),
+            program(vec![act(vec![0], 1)], vec![4, 3]),
+            program(
+                vec![Step {
+                    kernel: Kernel::Dense { k: 4, out: 4, weight: vec![0.0; 15], bias: vec![0.0; 4], act: Act::None },
+                    inputs: vec![0],
+                    output: 1,
+                    node: 0,
+                }],
+                vec![4, 4],
+            ),
+            // A convolution cannot run in place.
+            program(
+                vec![
+                    act(vec![0], 1),
+                    Step {
+                        kernel: Kernel::Transpose { c: 2, hw: 2, to_hwc: true },
+                        inputs: vec![1],
+                        output: 1,
+                        node: 1,
+                    },
+                ],
+                vec![4, 4],
+            ),
+        ];
+        for (i, p) in bad.iter().enumerate() {
+            let e = Exec::new(p, 2, ks).err().unwrap_or_else(|| panic!("bad program {i} accepted"));
+            assert_eq!(e.kind, crate::error::ErrorKind::BadModel, "{e}");
+        }
     }
 }

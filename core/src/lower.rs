@@ -144,6 +144,34 @@ impl Kernel {
     }
 }
 
+impl Kernel {
+    /// Floats per sample the kernel writes.
+    pub fn out_len(&self) -> usize {
+        match self {
+            Kernel::Transpose { c, hw, .. } => c * hw,
+            Kernel::Dense { out, .. } => *out,
+            Kernel::Conv2d { win, out_c, .. } => win.oh * win.ow * out_c,
+            Kernel::Pool { win, .. } => win.c * win.oh * win.ow,
+            Kernel::GlobalAvgPool { c, .. } => *c,
+            Kernel::Binary { len, .. } | Kernel::Act { len, .. } | Kernel::Softmax { len } | Kernel::Copy { len } => *len,
+            Kernel::Concat { channels, hw } => channels.iter().sum::<usize>() * hw,
+            Kernel::Affine { c, hw, .. } => c * hw,
+        }
+    }
+
+    /// Floats per sample the kernel reads from each of its inputs, in order.
+    pub fn in_lens(&self) -> Vec<usize> {
+        match self {
+            Kernel::Dense { k, .. } => vec![*k],
+            Kernel::Conv2d { win, .. } | Kernel::Pool { win, .. } => vec![win.c * win.h * win.w],
+            Kernel::GlobalAvgPool { c, hw } => vec![c * hw],
+            Kernel::Binary { len, b_per_channel, .. } => vec![*len, b_per_channel.unwrap_or(*len)],
+            Kernel::Concat { channels, hw } => channels.iter().map(|c| c * hw).collect(),
+            other => vec![other.out_len()],
+        }
+    }
+}
+
 /// One step: a kernel reading `inputs` and writing `output` (slots). `node` is the graph node
 /// the step comes from (for error messages and profiles).
 #[derive(Clone, Debug, PartialEq)]

@@ -363,3 +363,57 @@ fn random_graphs() {
         check(&format!("random graph {seed}"), &g, &shape, &x);
     }
 }
+
+/// Every op on its own between a 4-channel stem conv (so its input is an HWC value) and a
+/// Dense head, on MNIST digits.
+#[test]
+fn every_op_alone() {
+    let rng = &mut Rng(10);
+    let pool = |kind: usize, k: usize, s: usize, pad: [usize; 4], ceil: bool| match kind {
+        0 => Op::MaxPool2d { kernel: [k, k], stride: [s, s], padding: pad, ceil_mode: ceil },
+        i => Op::AvgPool2d { kernel: [k, k], stride: [s, s], padding: pad, ceil_mode: ceil, count_include_pad: i == 2 },
+    };
+    let mut unary: Vec<(&str, Op)> = vec![
+        ("batchnorm", bn(rng, 4)),
+        ("relu", Op::Relu),
+        ("clip", Op::Clip { min: -0.25, max: 0.5 }),
+        ("leaky", Op::LeakyRelu { alpha: 0.3 }),
+        ("sigmoid", Op::Sigmoid),
+        ("tanh", Op::Tanh),
+        ("hardswish", Op::HardSwish),
+        ("dropout", Op::Dropout { rate: 0.5 }),
+        ("identity", Op::Identity),
+        ("gap", Op::GlobalAvgPool),
+        ("reshape", Op::Reshape { shape: vec![8, 28, 14] }),
+        ("conv 5x5 s2 asym", conv(rng, 4, 6, [5, 5], [2, 2], [2, 1, 0, 2], [1, 1], 1)),
+        ("conv dilated", conv(rng, 4, 5, [3, 3], [1, 1], [2; 4], [2, 2], 1)),
+        ("conv grouped", conv(rng, 4, 6, [3, 1], [1, 2], [1, 0, 1, 0], [1, 1], 2)),
+        ("depthwise", conv(rng, 4, 4, [3, 3], [2, 2], [1; 4], [1, 1], 4)),
+    ];
+    for kind in 0..3 {
+        unary.push(("pool 2x2", pool(kind, 2, 2, [0; 4], false)));
+        unary.push(("pool 3x3 s2 pad ceil", pool(kind, 3, 2, [1; 4], true)));
+        unary.push(("pool 3x3 s3 asym ceil", pool(kind, 3, 3, [0, 2, 1, 0], true)));
+    }
+    for (name, op) in unary {
+        let mut b = GraphBuilder::new();
+        let x = b.push(conv(rng, 1, 4, [3, 3], [1, 1], [1; 4], [1, 1], 1), &[0]);
+        let y = b.push(op, &[x]);
+        let mut g = b.finish_at(y);
+        let n: usize = g.shapes(&MNIST).expect("shapes")[y as usize].iter().product();
+        g.nodes.push(Node::new(Op::Flatten, vec![y]));
+        g.nodes.push(Node::new(dense(rng, n, 10), vec![y + 1]));
+        g.nodes.push(Node::new(Op::Softmax, vec![y + 2]));
+        g.output = y + 3;
+        check(name, &g, &MNIST, &digits(4));
+    }
+    for (name, op) in [("add", Op::Add), ("mul", Op::Mul), ("concat", Op::Concat)] {
+        let mut b = GraphBuilder::new();
+        let x = b.push(conv(rng, 1, 4, [3, 3], [1, 1], [1; 4], [1, 1], 1), &[0]);
+        let y = b.push(conv(rng, 1, 4, [5, 5], [1, 1], [2; 4], [1, 1], 1), &[0]);
+        let z = b.push(op, &[x, y]);
+        let n = if name == "concat" { 8 * 784 } else { 4 * 784 };
+        b.chain(z, [Op::Flatten, dense(rng, n, 10)]);
+        check(name, &b.finish(), &MNIST, &digits(4));
+    }
+}
