@@ -37,9 +37,17 @@ use crate::lower::{Act, BinOp, Kernel, PoolKind, Program, Window};
 /// Largest arena (floats over all buffers) an executor will size: 2^28 floats = 1 GiB.
 const MAX_ARENA_FLOATS: usize = 1 << 28;
 
+/// Largest zero-padded copy of a conv input (floats) the executor keeps; bigger ones (huge
+/// padding) use the im2col panels instead.
+const MAX_PADDED_FLOATS: usize = 1 << 22;
+
 /// A convolution through the GEMM tiles: per group, `[(ky, kx, ci) × oc_g]` packed.
 struct ConvX {
+    /// The geometry the panels see: the program's window, or, when `padded`, the window over
+    /// the zero-padded copy of the input (padding 0, every window inside: all indirect).
     win: Window,
+    /// `Some(original window)` when the input is first copied into a zero-padded buffer.
+    padded: Option<Window>,
     out_c: usize,
     icg: usize,
     ocg: usize,
@@ -110,8 +118,15 @@ pub(crate) struct Exec {
     /// Row length (floats per sample) of each buffer.
     stride: Vec<usize>,
     out: Loc,
+    scratch: Scratch,
+}
+
+/// Per-call scratch shared by all steps.
+struct Scratch {
     /// One packed A panel (`MR × largest K`).
     apanel: AlignedBuf,
+    /// The zero-padded copy of a padded convolution's input (largest of them).
+    padded: AlignedBuf,
 }
 
 fn padded_bias(b: &[f32], n_padded: usize) -> Vec<f32> {
@@ -327,9 +342,15 @@ impl Exec {
         let loc = |v: usize| if v == 0 { Loc::Input } else { Loc::Buf { buf: v_buf[v], batched: buf_batched[v_buf[v]] } };
 
         let mut k_max = 0usize;
+        let mut pad_max = 0usize;
         let mut steps = Vec::with_capacity(p.steps.len());
         for (s, (ins, out)) in p.steps.iter().zip(&step_vals) {
             let k = compile(&s.kernel, ks, &mut k_max);
+            if let XK::Conv(g) = &k {
+                if g.padded.is_some() {
+                    pad_max = pad_max.max(g.win.h * g.win.w * g.win.c);
+                }
+            }
             steps.push(XStep {
                 k,
                 ins: ins.iter().map(|&v| loc(v)).collect(),
@@ -349,7 +370,10 @@ impl Exec {
             bufs,
             stride,
             out: loc(out_v),
-            apanel: AlignedBuf::zeros(MAX_MR.max(ks.mr()) * k_max),
+            scratch: Scratch {
+                apanel: AlignedBuf::zeros(MAX_MR.max(ks.mr()) * k_max),
+                padded: AlignedBuf::zeros(pad_max),
+            },
         })
     }
 
@@ -369,16 +393,16 @@ impl Exec {
     /// Runs `nb <= max_batch` validated samples (`input`: `nb × input_len`, `out`: `nb × output_len`).
     pub(crate) fn run_chunk(&mut self, input: &[f32], nb: usize, out: &mut [f32]) {
         debug_assert!(nb >= 1 && nb <= self.max_batch);
-        let Exec { ks, input_len, output_len, steps, split, bufs, stride, out: out_loc, apanel, .. } = self;
+        let Exec { ks, input_len, output_len, steps, split, bufs, stride, out: out_loc, scratch, .. } = self;
         let (split, il) = (*split, *input_len);
         for s in 0..nb {
             for st in &steps[..split] {
-                sample_step(*ks, st, s, input, il, bufs, stride, apanel);
+                sample_step(*ks, st, s, input, il, bufs, stride, scratch);
             }
         }
         for st in &steps[split..] {
             if let XK::Dense { w, bias, tile_relu, post } = &st.k {
-                dense_step(*ks, st, w, bias, *tile_relu, *post, nb, input, il, bufs, stride, apanel);
+                dense_step(*ks, st, w, bias, *tile_relu, *post, nb, input, il, bufs, stride, &mut scratch.apanel);
             } else if let (true, Loc::Buf { buf, .. }, XK::Act { act: a }) = (st.in_place, st.out, &st.k) {
                 // In place over rows that may have gaps: one pass per row, no per-sample setup.
                 let st_len = stride[buf];
@@ -396,7 +420,7 @@ impl Exec {
                 }
             } else {
                 for s in 0..nb {
-                    sample_step(*ks, st, s, input, il, bufs, stride, apanel);
+                    sample_step(*ks, st, s, input, il, bufs, stride, scratch);
                 }
             }
         }
@@ -446,6 +470,16 @@ fn compile(k: &Kernel, ks: KernelSet, k_max: &mut usize) -> XK {
             }
             let kk = win.kh * win.kw * icg;
             let kset = ks.for_width(ocg);
+            // A padded convolution runs on a zero-padded copy of its input, so that every
+            // window lies inside it and every panel is indirect (no im2col at the borders).
+            let [pt, pl, pb, pr] = win.pad;
+            let (hp, wp) = (win.h + pt + pb, win.w + pl + pr);
+            let padded = (win.pad != [0; 4] && hp.checked_mul(wp).and_then(|n| n.checked_mul(win.c)).is_some_and(|n| n <= MAX_PADDED_FLOATS))
+                .then_some(*win);
+            let geo = match padded {
+                Some(_) => Window { h: hp, w: wp, pad: [0; 4], ..*win },
+                None => *win,
+            };
             let mut ws = Vec::with_capacity(g);
             let mut bs = Vec::with_capacity(g);
             let mut offs = Vec::with_capacity(g);
@@ -458,8 +492,9 @@ fn compile(k: &Kernel, ks: KernelSet, k_max: &mut usize) -> XK {
                 for ky in 0..win.kh {
                     for kx in 0..win.kw {
                         for ci in 0..icg {
-                            // < h·w·c <= MAX_ACTIVATION_ELEMS (2^24): fits u32.
-                            o.push(((ky * win.dh * win.w + kx * win.dw) * win.c + gi * icg + ci) as u32);
+                            // Truncation cannot matter: an offset is only used when the window
+                            // fits in the input, i.e. when it is < h·w·c <= 2^24.
+                            o.push(((ky * win.dh * geo.w + kx * win.dw) * win.c + gi * icg + ci) as u32);
                         }
                     }
                 }
@@ -474,7 +509,7 @@ fn compile(k: &Kernel, ks: KernelSet, k_max: &mut usize) -> XK {
                 },
             };
             let last_off = offs.iter().map(|o| o.iter().copied().max().map_or(0, |m| m as usize)).collect();
-            XK::Conv(Box::new(ConvX { win: *win, out_c: *out_c, icg, ocg, w: ws, bias: bs, clamp, post, offs, last_off }))
+            XK::Conv(Box::new(ConvX { win: geo, padded, out_c: *out_c, icg, ocg, w: ws, bias: bs, clamp, post, offs, last_off }))
         }
         Kernel::Pool { kind, win } => {
             let fits = win.pad == [0; 4]
@@ -515,7 +550,7 @@ fn sample_step(
     il: usize,
     bufs: &mut [AlignedBuf],
     stride: &[usize],
-    apanel: &mut AlignedBuf,
+    scratch: &mut Scratch,
 ) {
     let Loc::Buf { buf: ob, batched } = st.out else { unreachable!("no step writes the input") };
     // Take the output buffer out so the inputs can be borrowed from the rest (`take` leaves an
@@ -534,7 +569,7 @@ fn sample_step(
         };
         match &st.k {
             XK::Transpose { c, hw, to_hwc } => generic_transpose_f32(x(0), *c, *hw, *to_hwc, y),
-            XK::Conv(g) => conv(ks, g, x(0), y, apanel.as_mut_slice()),
+            XK::Conv(g) => conv(ks, g, x(0), y, scratch),
             XK::DwConv { win, w, bias, lo, hi, post } => {
                 ks.dwconv_hwc(x(0), w, bias, y, win, *lo, *hi);
                 generic_act_f32(*post, y);
@@ -573,7 +608,8 @@ fn sample_step(
             }
             XK::Copy => y.copy_from_slice(x(0)),
             XK::Dense { w, bias, tile_relu, post } => {
-                // Only reached for a Dense inside the per-sample stage (never, by the split).
+                // Never reached: the first Dense starts the batched stage, where Dense steps go
+                // through `dense_step`. Kept correct anyway (batch-1 GEMV).
                 ks.for_width(w.n()).gemv_unchecked(x(0), w.data(), w.k(), w.n(), Some(bias), *tile_relu, y);
                 generic_act_f32(*post, y);
             }
@@ -639,10 +675,20 @@ fn dense_step(
 }
 
 /// A convolution of one HWC sample through the GEMM tiles, one GEMM per group.
-fn conv(ks: KernelSet, g: &ConvX, src: &[f32], dst: &mut [f32], apanel: &mut [f32]) {
+fn conv(ks: KernelSet, g: &ConvX, src: &[f32], dst: &mut [f32], scratch: &mut Scratch) {
     // The set the weights were packed for (same choice as at load time).
     let kset = ks.for_width(g.ocg);
     let win = &g.win;
+    let Scratch { apanel, padded } = scratch;
+    let apanel = apanel.as_mut_slice();
+    let src: &[f32] = match &g.padded {
+        Some(orig) => {
+            let buf = &mut padded.as_mut_slice()[..win.h * win.w * win.c];
+            pad_copy(orig, src, win.w, buf);
+            buf
+        }
+        None => src,
+    };
     let (m, k, mr) = (win.oh * win.ow, g.k(), kset.mr());
     for gi in 0..g.w.len() {
         kset.drive(
@@ -660,6 +706,22 @@ fn conv(ks: KernelSet, g: &ConvX, src: &[f32], dst: &mut [f32], apanel: &mut [f3
         );
     }
     generic_act_f32(g.post, &mut dst[..m * g.out_c]);
+}
+
+/// Copies an HWC sample of window `o` into `buf`, an HWC image `wp` pixels wide with `o.pad`
+/// zero rows/columns around it.
+fn pad_copy(o: &Window, src: &[f32], wp: usize, buf: &mut [f32]) {
+    let c = o.c;
+    let [pt, pl, _, _] = o.pad;
+    let row = wp * c;
+    buf[..pt * row].fill(0.0);
+    for y in 0..o.h {
+        let d = &mut buf[(pt + y) * row..(pt + y + 1) * row];
+        d[..pl * c].fill(0.0);
+        d[pl * c..(pl + o.w) * c].copy_from_slice(&src[y * o.w * c..(y + 1) * o.w * c]);
+        d[(pl + o.w) * c..].fill(0.0);
+    }
+    buf[(pt + o.h) * row..].fill(0.0);
 }
 
 /// The A panel for output pixels `row0..row0+MR` of group `gi`: indirect (read in place
