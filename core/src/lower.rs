@@ -212,7 +212,7 @@ pub struct Program {
 /// * `Dense` steps read flat values; every other kernel reads and writes HWC (or flat) values.
 pub fn lower(graph: &Graph, input_shape: &[usize]) -> Result<Program> {
     let shapes = graph.validate(input_shape)?;
-    let simplified = simplify(graph, &shapes)?;
+    let simplified = simplify(graph)?;
     let mut em = Emitter::new(graph, &shapes, input_shape);
     for (i, ln) in simplified.nodes.iter().enumerate() {
         if let Some(ln) = ln {
@@ -307,7 +307,7 @@ fn bn_affine(graph: &Graph, i: usize, op: &Op) -> Result<(Vec<f32>, Vec<f32>)> {
     Ok((scale, shift))
 }
 
-fn simplify(graph: &Graph, shapes: &[Vec<usize>]) -> Result<Simplified> {
+fn simplify(graph: &Graph) -> Result<Simplified> {
     let n = graph.nodes.len();
     // Dead-code elimination: only nodes the output depends on are lowered.
     let mut live_val = vec![false; n + 1];
@@ -450,7 +450,6 @@ fn simplify(graph: &Graph, shapes: &[Vec<usize>]) -> Result<Simplified> {
         };
         nodes.push(ln);
     }
-    let _ = shapes;
     Ok(Simplified { nodes, repr })
 }
 
@@ -712,8 +711,9 @@ impl<'g> Emitter<'g> {
                 }
                 let (sa, sb) = (self.shapes[a].clone(), self.shapes[b].clone());
                 let (av, bv, per_channel) = if numel(&sa) != numel(&sb) {
-                    // b is [C] or [C, 1, 1] against a [C, H, W]: channels innermost in a.
-                    (self.hwc(a, i), self.val(b), Some(sa[0]))
+                    // b is [C] or [C, 1, 1] against a [C, H, W]: channels innermost in a, b in
+                    // channel order (a flat b may be a Flatten of an HWC value: put it back).
+                    (self.hwc(a, i), self.plain(b, i), Some(sa[0]))
                 } else if sa.len() == 3 {
                     (self.hwc(a, i), self.hwc(b, i), None)
                 } else {

@@ -418,4 +418,22 @@ fn every_op_alone() {
         b.chain(z, [Op::Flatten, dense(rng, n, 10)]);
         check(name, &b.finish(), &MNIST, &digits(4));
     }
+    // A per-channel operand that is a Flatten of an HWC value: [2, 2, 2] flattened is [8],
+    // broadcast over an [8, H, W] value.
+    let mut b = GraphBuilder::new();
+    let x = b.push(conv(rng, 1, 8, [3, 3], [1, 1], [1; 4], [1, 1], 1), &[0]);
+    let small = b.chain(0, [Op::AvgPool2d { kernel: [14, 14], stride: [14, 14], padding: [0; 4], ceil_mode: false, count_include_pad: false }]);
+    let small = b.chain(small, [conv(rng, 1, 2, [1, 1], [1, 1], [0; 4], [1, 1], 1), Op::Flatten]);
+    let z = b.push(Op::Mul, &[x, small]);
+    b.chain(z, [Op::Flatten, dense(rng, 8 * 784, 10)]);
+    check("flattened HWC gate", &b.finish(), &MNIST, &digits(3));
+
+    // Both operands the same value (never run in place over itself).
+    for op in [Op::Add, Op::Mul] {
+        let mut b = GraphBuilder::new();
+        let x = b.push(conv(rng, 1, 4, [3, 3], [1, 1], [1; 4], [1, 1], 1), &[0]);
+        let z = b.push(op, &[x, x]);
+        b.chain(z, [Op::Flatten, dense(rng, 4 * 784, 10)]);
+        check("x op x", &b.finish(), &MNIST, &digits(3));
+    }
 }
