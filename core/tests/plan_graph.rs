@@ -258,7 +258,7 @@ fn depthwise_simd_matches_generic_on_edge_sizes() {
 #[test]
 fn random_graphs() {
     let d = digits(40);
-    for seed in 0..40u64 {
+    for seed in 0..60u64 {
         let rng = &mut Rng(1000 + seed);
         let (c0, h0, w0) = (1 + rng.below(3), 9 + rng.below(8), 9 + rng.below(8));
         let shape = [c0, h0, w0];
@@ -283,10 +283,11 @@ fn random_graphs() {
         let mut vals: Vec<u32> = vec![0];
         let ops = 3 + rng.below(7);
         for _ in 0..ops {
-            let v = vals[rng.below(vals.len())];
+            let spatial: Vec<u32> = vals.iter().copied().filter(|&u| shapes[u as usize].len() == 3).collect();
+            let v = spatial[rng.below(spatial.len())];
             let s = shapes[v as usize].clone();
             let c = s[0];
-            let op = match rng.below(9) {
+            let op = match rng.below(11) {
                 0 | 1 => {
                     let groups = [1, c][rng.below(2)];
                     let oc = if groups == 1 { 1 + rng.below(9) } else { c * (1 + rng.below(2)) };
@@ -336,6 +337,18 @@ fn random_graphs() {
                     vals.push(id);
                     continue;
                 }
+                8 | 9 => {
+                    // Flatten (an HWC value's order travels with it), then back to some 3-D shape.
+                    let (h, w) = (s[1], s[2]);
+                    let f = push(&mut nodes, Op::Flatten, &[v]);
+                    shapes.push(vec![c * h * w]);
+                    vals.push(f);
+                    let target = [vec![c, h, w], vec![h, c, w], vec![c * h, w, 1], vec![1, c * h, w]][rng.below(4)].clone();
+                    let id = push(&mut nodes, Op::Reshape { shape: target.clone() }, &[f]);
+                    shapes.push(target);
+                    vals.push(id);
+                    continue;
+                }
                 _ => Op::Identity,
             };
             let id = push(&mut nodes, op, &[v]);
@@ -350,7 +363,7 @@ fn random_graphs() {
                 }
             }
         }
-        let last = *vals.last().expect("input at least");
+        let last = *vals.iter().rev().find(|&&u| shapes[u as usize].len() == 3).expect("input at least");
         let s = shapes[last as usize].clone();
         let n: usize = s.iter().product();
         if rng.below(3) > 0 {
