@@ -16,29 +16,16 @@
 
 use crate::error::{Error, Result};
 use crate::exec::Exec;
-use crate::graph::{Graph, Op};
+use crate::graph::Graph;
 use crate::kernels::KernelSet;
 use crate::lower::lower;
-use crate::model::{Layer, Model};
+use crate::model::Model;
 
 /// A compiled model: packed weights, fused epilogues and a preallocated arena.
 pub struct Plan {
     exec: Exec,
     /// Output of [`Plan::predict`].
     pred: Vec<f32>,
-}
-
-/// The sequential layers as a graph (until `Model` carries a graph itself).
-fn layers_graph(layers: &[Layer]) -> Graph {
-    Graph::sequential(layers.iter().map(|l| match l {
-        Layer::Dense { weight, bias } => Op::Dense { weight: weight.clone(), bias: bias.clone() },
-        Layer::Conv2d { weight, bias, stride, padding } => Op::conv2d(weight.clone(), bias.clone(), *stride, *padding),
-        Layer::MaxPool2d { kernel, stride } => Op::maxpool2d(*kernel, *stride),
-        Layer::Relu => Op::Relu,
-        Layer::Softmax => Op::Softmax,
-        Layer::Flatten => Op::Flatten,
-        Layer::Dropout { rate } => Op::Dropout { rate: *rate },
-    }))
 }
 
 impl Plan {
@@ -56,7 +43,7 @@ impl Plan {
             ));
         }
         model.validate()?;
-        Plan::from_graph(&layers_graph(&model.layers), &model.meta.input_shape, max_batch, ks)
+        Plan::from_graph(&model.graph, &model.meta.input_shape, max_batch, ks)
     }
 
     /// A plan for a bare graph (tests and tools that have no [`Model`] metadata around it):
