@@ -289,8 +289,8 @@ impl Exec {
 
         // Buffers by liveness, one pool per kind.
         let mut ends_at = vec![Vec::new(); p.steps.len()];
-        for v in 1..v_len.len() {
-            if let Some(list) = ends_at.get_mut(v_last[v]) {
+        for (v, &last) in v_last.iter().enumerate().skip(1) {
+            if let Some(list) = ends_at.get_mut(last) {
                 list.push(v);
             }
         }
@@ -516,7 +516,7 @@ fn compile(k: &Kernel, ks: KernelSet, k_max: &mut usize) -> XK {
                 && (win.oh - 1) * win.sh + win.kh <= win.h
                 && (win.ow - 1) * win.sw + win.kw <= win.w;
             let fast = (*kind == PoolKind::Max && fits)
-                .then(|| PoolGeom { c: win.c, h: win.h, w: win.w, kh: win.kh, kw: win.kw, sh: win.sh, sw: win.sw, oh: win.oh, ow: win.ow });
+                .then_some(PoolGeom { c: win.c, h: win.h, w: win.w, kh: win.kh, kw: win.kw, sh: win.sh, sw: win.sw, oh: win.oh, ow: win.ow });
             XK::Pool { kind: *kind, win: *win, fast }
         }
         Kernel::GlobalAvgPool { c, hw } => XK::Gap { c: *c, hw: *hw },

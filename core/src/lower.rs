@@ -288,7 +288,7 @@ fn bn_affine(graph: &Graph, i: usize, op: &Op) -> Result<(Vec<f32>, Vec<f32>)> {
     let mut shift = Vec::with_capacity(g.len());
     for c in 0..g.len() {
         let denom = (f64::from(v[c]) + f64::from(*eps)).sqrt();
-        if !(denom > 0.0) {
+        if denom.is_nan() || denom <= 0.0 {
             return Err(crate::error::Error::bad_model(format!(
                 "{}: variance + eps of channel {c} must be positive",
                 graph.describe_node(i)
