@@ -208,7 +208,15 @@ fn check_step(j: usize, s: &crate::lower::Step, slots: &[usize]) -> Result<()> {
 }
 
 impl Exec {
-    pub(crate) fn new(p: &Program, max_batch: usize, ks: KernelSet) -> Result<Exec> {
+    /// `budget(per_sample_floats, max_batch)` returns how many samples of that size a chunk may
+    /// hold (at most `max_batch`) or refuses; it is asked once for the per-sample buffers (with
+    /// `max_batch = 1`) and once for the batch buffers, whose answer becomes the chunk size.
+    pub(crate) fn new(
+        p: Program,
+        max_batch: usize,
+        ks: KernelSet,
+        budget: &dyn Fn(usize, usize) -> Result<usize>,
+    ) -> Result<Exec> {
         if max_batch == 0 {
             return Err(Error::bad_input(
                 "max_batch is 0; a plan needs room for at least 1 sample (use 1 for single predictions)",
@@ -327,24 +335,15 @@ impl Exec {
             }
         }
 
-        let mut total = 0usize;
-        let mut bufs = Vec::with_capacity(stride.len());
-        for (b, &st) in stride.iter().enumerate() {
-            let n = if buf_batched[b] { st.checked_mul(max_batch) } else { Some(st) };
-            total = n.and_then(|n| total.checked_add(n)).filter(|&t| t <= MAX_ARENA_FLOATS).ok_or_else(|| {
-                Error::bad_input(format!(
-                    "max_batch {max_batch} needs more than the arena limit of {MAX_ARENA_FLOATS} floats for this model; \
-                     use a smaller max_batch (run() still accepts any batch, in chunks)"
-                ))
-            })?;
-            bufs.push(AlignedBuf::zeros(n.unwrap_or(0)));
-        }
         let loc = |v: usize| if v == 0 { Loc::Input } else { Loc::Buf { buf: v_buf[v], batched: buf_batched[v_buf[v]] } };
 
         let mut k_max = 0usize;
         let mut pad_max = 0usize;
         let mut steps = Vec::with_capacity(p.steps.len());
-        for (s, (ins, out)) in p.steps.iter().zip(&step_vals) {
+        let (input_len, output_len) = (p.input_len, p.output_len);
+        // The program is consumed step by step: each step's weights are dropped once packed, so
+        // a model's weights are held about once (program or packed), not twice.
+        for (s, (ins, out)) in p.steps.into_iter().zip(&step_vals) {
             let k = compile(&s.kernel, ks, &mut k_max);
             if let XK::Conv(g) = &k {
                 if g.padded.is_some() {
@@ -360,11 +359,34 @@ impl Exec {
                 out_len: out_len(&s.kernel),
             });
         }
+        // Memory budget (the host's rule, e.g. `budget::chunk` for untrusted models): the
+        // per-sample buffers must fit for one sample; the batch buffers decide the chunk size.
+        let sample_floats = stride
+            .iter()
+            .zip(&buf_batched)
+            .filter(|(_, &b)| !b)
+            .map(|(&s, _)| s)
+            .fold(pad_max, usize::saturating_add);
+        let batch_floats = stride.iter().zip(&buf_batched).filter(|(_, &b)| b).map(|(&s, _)| s).fold(0, usize::saturating_add);
+        budget(sample_floats, 1)?;
+        let max_batch = budget(batch_floats, max_batch)?.clamp(1, max_batch);
+        let mut total = 0usize;
+        let mut bufs = Vec::with_capacity(stride.len());
+        for (b, &st) in stride.iter().enumerate() {
+            let n = if buf_batched[b] { st.checked_mul(max_batch) } else { Some(st) };
+            total = n.and_then(|n| total.checked_add(n)).filter(|&t| t <= MAX_ARENA_FLOATS).ok_or_else(|| {
+                Error::bad_input(format!(
+                    "max_batch {max_batch} needs more than the arena limit of {MAX_ARENA_FLOATS} floats for this model; \
+                     use a smaller max_batch (run() still accepts any batch, in chunks)"
+                ))
+            })?;
+            bufs.push(AlignedBuf::zeros(n.unwrap_or(0)));
+        }
         Ok(Exec {
             ks,
             max_batch,
-            input_len: p.input_len,
-            output_len: p.output_len,
+            input_len,
+            output_len,
             steps,
             split,
             bufs,
@@ -848,7 +870,7 @@ mod tests {
         let ks = KernelSet::generic();
         // A good one runs.
         let p = program(vec![act(vec![0], 1)], vec![4, 4]);
-        let mut e = Exec::new(&p, 2, ks).expect("valid program");
+        let mut e = Exec::new(p, 2, ks, &|_, b| Ok(b)).expect("valid program");
         let mut out = [0.0f32; 8];
         e.run_chunk(&[-1.0, 2.0, -3.0, 4.0, 5.0, -6.0, 7.0, -8.0], 2, &mut out);
         assert_eq!(out, [0.0, 2.0, 0.0, 4.0, 5.0, 0.0, 7.0, 0.0]);
@@ -881,7 +903,7 @@ mod tests {
             ),
         ];
         for (i, p) in bad.iter().enumerate() {
-            let e = Exec::new(p, 2, ks).err().unwrap_or_else(|| panic!("bad program {i} accepted"));
+            let e = Exec::new(p.clone(), 2, ks, &|_, b| Ok(b)).err().unwrap_or_else(|| panic!("bad program {i} accepted"));
             assert_eq!(e.kind, crate::error::ErrorKind::BadModel, "{e}");
         }
     }

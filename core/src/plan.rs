@@ -43,11 +43,16 @@ impl Plan {
             ));
         }
         model.validate()?;
-        Plan::from_graph(&model.graph, &model.meta.input_shape, max_batch, ks)
+        let program = lower(&model.graph, &model.meta.input_shape)?;
+        // Memory bounded by what the model stores (budget.rs): the per-sample buffers must fit,
+        // and the batch buffers get at most as many samples as the budget allows.
+        let exec = Exec::new(program, max_batch, ks, &|floats, n| crate::budget::chunk(model, floats, n))?;
+        Ok(Plan { pred: vec![0.0; exec.output_len()], exec })
     }
 
     /// A plan for a bare graph (tests and tools that have no [`Model`] metadata around it):
-    /// `lower(graph, input_shape)` run by this CPU executor.
+    /// `lower(graph, input_shape)` run by this CPU executor. The graph is trusted: only the
+    /// fixed arena limit applies, not the untrusted-model budget of [`Plan::new`].
     pub fn from_graph(graph: &Graph, input_shape: &[usize], max_batch: usize, ks: KernelSet) -> Result<Plan> {
         if max_batch == 0 {
             return Err(Error::bad_input(
@@ -55,7 +60,7 @@ impl Plan {
             ));
         }
         let program = lower(graph, input_shape)?;
-        let exec = Exec::new(&program, max_batch, ks)?;
+        let exec = Exec::new(program, max_batch, ks, &|_, n| Ok(n))?;
         Ok(Plan { pred: vec![0.0; exec.output_len()], exec })
     }
 
