@@ -208,15 +208,9 @@ fn check_step(j: usize, s: &crate::lower::Step, slots: &[usize]) -> Result<()> {
 }
 
 impl Exec {
-    /// `budget(per_sample_floats, max_batch)` returns how many samples of that size a chunk may
-    /// hold (at most `max_batch`) or refuses; it is asked once for the per-sample buffers (with
-    /// `max_batch = 1`) and once for the batch buffers, whose answer becomes the chunk size.
-    pub(crate) fn new(
-        p: Program,
-        max_batch: usize,
-        ks: KernelSet,
-        budget: &dyn Fn(usize, usize) -> Result<usize>,
-    ) -> Result<Exec> {
+    /// `budget`: bytes the activation buffers may take (`budget.rs`); `max_batch` shrinks to
+    /// fit. The program is consumed (its weights are dropped as they are packed).
+    pub(crate) fn new(p: Program, max_batch: usize, ks: KernelSet, budget: usize) -> Result<Exec> {
         if max_batch == 0 {
             return Err(Error::bad_input(
                 "max_batch is 0; a plan needs room for at least 1 sample (use 1 for single predictions)",
@@ -359,17 +353,16 @@ impl Exec {
                 out_len: out_len(&s.kernel),
             });
         }
-        // Memory budget (the host's rule, e.g. `budget::chunk` for untrusted models): the
-        // per-sample buffers must fit for one sample; the batch buffers decide the chunk size.
-        let sample_floats = stride
+        // Memory budget (`budget.rs`): the per-sample buffers and the padded-conv scratch are
+        // fixed; the batch buffers grow with the chunk, which shrinks to fit.
+        let fixed: usize = stride
             .iter()
             .zip(&buf_batched)
             .filter(|(_, &b)| !b)
             .map(|(&s, _)| s)
             .fold(pad_max, usize::saturating_add);
-        let batch_floats = stride.iter().zip(&buf_batched).filter(|(_, &b)| b).map(|(&s, _)| s).fold(0, usize::saturating_add);
-        budget(sample_floats, 1)?;
-        let max_batch = budget(batch_floats, max_batch)?.clamp(1, max_batch);
+        let per_sample: usize = stride.iter().zip(&buf_batched).filter(|(_, &b)| b).map(|(&s, _)| s).fold(0, usize::saturating_add);
+        let max_batch = crate::budget::chunk(budget, fixed, per_sample, max_batch)?;
         let mut total = 0usize;
         let mut bufs = Vec::with_capacity(stride.len());
         for (b, &st) in stride.iter().enumerate() {
@@ -870,7 +863,7 @@ mod tests {
         let ks = KernelSet::generic();
         // A good one runs.
         let p = program(vec![act(vec![0], 1)], vec![4, 4]);
-        let mut e = Exec::new(p, 2, ks, &|_, b| Ok(b)).expect("valid program");
+        let mut e = Exec::new(p, 2, ks, usize::MAX).expect("valid program");
         let mut out = [0.0f32; 8];
         e.run_chunk(&[-1.0, 2.0, -3.0, 4.0, 5.0, -6.0, 7.0, -8.0], 2, &mut out);
         assert_eq!(out, [0.0, 2.0, 0.0, 4.0, 5.0, 0.0, 7.0, 0.0]);
@@ -903,7 +896,7 @@ mod tests {
             ),
         ];
         for (i, p) in bad.iter().enumerate() {
-            let e = Exec::new(p.clone(), 2, ks, &|_, b| Ok(b)).err().unwrap_or_else(|| panic!("bad program {i} accepted"));
+            let e = Exec::new(p.clone(), 2, ks, usize::MAX).err().unwrap_or_else(|| panic!("bad program {i} accepted"));
             assert_eq!(e.kind, crate::error::ErrorKind::BadModel, "{e}");
         }
     }

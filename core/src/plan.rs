@@ -43,16 +43,11 @@ impl Plan {
             ));
         }
         model.validate()?;
-        let program = lower(&model.graph, &model.meta.input_shape)?;
-        // Memory bounded by what the model stores (budget.rs): the per-sample buffers must fit,
-        // and the batch buffers get at most as many samples as the budget allows.
-        let exec = Exec::new(program, max_batch, ks, &|floats, n| crate::budget::chunk(model, floats, n))?;
-        Ok(Plan { pred: vec![0.0; exec.output_len()], exec })
+        Plan::from_graph(&model.graph, &model.meta.input_shape, max_batch, ks)
     }
 
     /// A plan for a bare graph (tests and tools that have no [`Model`] metadata around it):
-    /// `lower(graph, input_shape)` run by this CPU executor. The graph is trusted: only the
-    /// fixed arena limit applies, not the untrusted-model budget of [`Plan::new`].
+    /// `lower(graph, input_shape)` run by this CPU executor.
     pub fn from_graph(graph: &Graph, input_shape: &[usize], max_batch: usize, ks: KernelSet) -> Result<Plan> {
         if max_batch == 0 {
             return Err(Error::bad_input(
@@ -60,7 +55,9 @@ impl Plan {
             ));
         }
         let program = lower(graph, input_shape)?;
-        let exec = Exec::new(program, max_batch, ks, &|_, n| Ok(n))?;
+        // Memory bounded by what the graph stores (budget.rs): a chunk gets at most as many
+        // samples as the budget allows, and a sample that alone exceeds it is refused.
+        let exec = Exec::new(program, max_batch, ks, crate::budget::arena_budget(graph))?;
         Ok(Plan { pred: vec![0.0; exec.output_len()], exec })
     }
 
