@@ -23,8 +23,7 @@ use mdeploy_core::model::{Layer, Metadata, Model, Tensor};
 use mdeploy_core::Plan;
 use std::time::{Duration, Instant};
 
-#[path = "common/mnist.rs"]
-mod mnist;
+use mdeploy_testkit::mnist;
 
 fn seeded(n: usize, seed: u64, scale: f32) -> Vec<f32> {
     let mut s = seed;

