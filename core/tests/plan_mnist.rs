@@ -8,6 +8,8 @@
 use mdeploy_core::kernels::KernelSet;
 use mdeploy_core::model::{Layer, Metadata, Model, Quant, QuantType, Tensor, TensorData};
 use mdeploy_core::{ErrorKind, Plan};
+use mdeploy_testkit::builders::he_uniform;
+use mdeploy_testkit::Rng;
 
 // ---------------------------------------------------------------- data
 
@@ -19,37 +21,23 @@ fn mnist_test_digits(per_digit: usize) -> Vec<f32> {
 
 // ---------------------------------------------------------------- models
 
-struct Rng(u64);
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn f32(&mut self) -> f32 {
-        ((self.next_u64() >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-    }
-    /// He-uniform values for `fan_in`, so ReLU activations neither vanish nor explode.
-    fn weights(&mut self, n: usize, fan_in: usize) -> Vec<f32> {
-        let s = (6.0 / fan_in as f32).sqrt();
-        (0..n).map(|_| self.f32() * s).collect()
-    }
+/// He-uniform values for `fan_in`, so ReLU activations neither vanish nor explode.
+fn weights(rng: &mut Rng, n: usize, fan_in: usize) -> Vec<f32> {
+    he_uniform(rng, n, fan_in)
 }
 
 fn dense(rng: &mut Rng, fin: usize, fout: usize) -> Layer {
     Layer::Dense {
-        weight: Tensor::f32(vec![fin, fout], rng.weights(fin * fout, fin)),
-        bias: Tensor::f32(vec![fout], rng.weights(fout, fin)),
+        weight: Tensor::f32(vec![fin, fout], weights(rng, fin * fout, fin)),
+        bias: Tensor::f32(vec![fout], weights(rng, fout, fin)),
     }
 }
 
 fn conv(rng: &mut Rng, ic: usize, oc: usize, k: usize, stride: usize, pad: usize) -> Layer {
     let fan_in = ic * k * k;
     Layer::Conv2d {
-        weight: Tensor::f32(vec![oc, ic, k, k], rng.weights(oc * fan_in, fan_in)),
-        bias: Tensor::f32(vec![oc], rng.weights(oc, fan_in)),
+        weight: Tensor::f32(vec![oc, ic, k, k], weights(rng, oc * fan_in, fan_in)),
+        bias: Tensor::f32(vec![oc], weights(rng, oc, fan_in)),
         stride: [stride, stride],
         padding: [pad, pad],
     }
@@ -64,7 +52,7 @@ fn model(input_shape: Vec<usize>, layers: Vec<Layer>) -> Model {
 }
 
 fn mlp(seed: u64) -> Model {
-    let mut r = Rng(seed);
+    let mut r = Rng::new(seed);
     model(
         vec![1, 28, 28],
         vec![
@@ -79,7 +67,7 @@ fn mlp(seed: u64) -> Model {
 }
 
 fn cnn(seed: u64) -> Model {
-    let mut r = Rng(seed);
+    let mut r = Rng::new(seed);
     model(
         vec![1, 28, 28],
         vec![
@@ -101,7 +89,7 @@ fn cnn(seed: u64) -> Model {
 /// Padding, stride 2, a 3×3/2 pool, Dropout between conv and ReLU, channel counts that are not
 /// multiples of any tile width.
 fn cnn_padded_strided(seed: u64) -> Model {
-    let mut r = Rng(seed);
+    let mut r = Rng::new(seed);
     model(
         vec![1, 28, 28],
         vec![
@@ -120,13 +108,13 @@ fn cnn_padded_strided(seed: u64) -> Model {
 
 /// Ends on a spatial activation (the output must come back in NCHW order) with no ReLU fused.
 fn conv_features(seed: u64) -> Model {
-    let mut r = Rng(seed);
+    let mut r = Rng::new(seed);
     model(vec![1, 28, 28], vec![conv(&mut r, 1, 5, 4, 3, 2), pool(2, 2), Layer::Relu, Layer::Flatten])
 }
 
 /// A multi-channel input (the 784 pixels read as 4×14×14): the plan must transpose it to HWC.
 fn multichannel(seed: u64) -> Model {
-    let mut r = Rng(seed);
+    let mut r = Rng::new(seed);
     model(
         vec![4, 14, 14],
         vec![

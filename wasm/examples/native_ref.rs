@@ -82,11 +82,5 @@ fn run() -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("native_ref: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    mdeploy_testkit::tool_main("native_ref", run)
 }

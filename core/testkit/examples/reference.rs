@@ -85,11 +85,5 @@ fn stem(path: &Path) -> String {
 }
 
 fn main() -> ExitCode {
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("reference: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    mdeploy_testkit::tool_main("reference", run)
 }

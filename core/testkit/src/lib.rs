@@ -22,6 +22,38 @@ pub mod reference;
 pub use mdeploy_core::arch::{cnn, mlp};
 pub use mdeploy_core::rng::Rng;
 
+use mdeploy_core::model::Tensor;
+
+/// Test conveniences on the one [`Rng`].
+pub trait RngExt {
+    /// `n` values uniform in `[-scale, scale)`.
+    fn signed(&mut self, n: usize, scale: f32) -> Vec<f32>;
+    /// A dense f32 tensor of `shape`, values uniform in `[-scale, scale)`.
+    fn tensor(&mut self, shape: Vec<usize>, scale: f32) -> Tensor;
+}
+
+impl RngExt for Rng {
+    fn signed(&mut self, n: usize, scale: f32) -> Vec<f32> {
+        (0..n).map(|_| self.uniform(-scale, scale)).collect()
+    }
+    fn tensor(&mut self, shape: Vec<usize>, scale: f32) -> Tensor {
+        let n = shape.iter().product();
+        Tensor::f32(shape, self.signed(n, scale))
+    }
+}
+
+/// `main` of a test tool (an example): runs `run`, prints its error as `<name>: <error>` and
+/// exits with failure, so every tool reports the same way.
+pub fn tool_main(name: &str, run: impl FnOnce() -> Result<(), String>) -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 use mdeploy_core::graph::{Graph, Op};
 use mdeploy_core::model::{Layer, Model};
 
