@@ -4,7 +4,8 @@
 //! so the test harness's threads cannot disturb the result.
 
 use mdeploy_core::kernels::{gemm, MatRef};
-use mdeploy_core::model::{Layer, Metadata, Model, Tensor};
+use mdeploy_core::model::Model;
+use mdeploy_testkit::{Rng, RngExt};
 use mdeploy_core::Plan;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -48,72 +49,14 @@ fn count_allocs(f: impl FnOnce()) -> usize {
     ALLOCS.load(Ordering::Relaxed) - before
 }
 
+/// `n` values uniform in [-0.1, 0.1).
 fn seeded(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed;
-    (0..n)
-        .map(|_| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((s >> 40) as f32 / (1u64 << 24) as f32) * 0.2 - 0.1
-        })
-        .collect()
+    Rng::new(seed).signed(n, 0.1)
 }
 
-fn dense(fin: usize, fout: usize, seed: u64) -> Layer {
-    Layer::Dense {
-        weight: Tensor::f32(vec![fin, fout], seeded(fin * fout, seed)),
-        bias: Tensor::f32(vec![fout], seeded(fout, seed + 1)),
-    }
-}
-
-fn conv(ic: usize, oc: usize, k: usize, seed: u64) -> Layer {
-    Layer::Conv2d {
-        weight: Tensor::f32(vec![oc, ic, k, k], seeded(oc * ic * k * k, seed)),
-        bias: Tensor::f32(vec![oc], seeded(oc, seed + 1)),
-        stride: [1, 1],
-        padding: [0, 0],
-    }
-}
-
+/// The two trained architectures, freshly initialised (MLP and LeNet-style CNN).
 fn models() -> Vec<Model> {
-    let meta = Metadata {
-        input_shape: vec![1, 28, 28],
-        ..Default::default()
-    };
-    let pool = Layer::MaxPool2d {
-        kernel: [2, 2],
-        stride: [2, 2],
-    };
-    vec![
-        Model {
-            meta: meta.clone(),
-            layers: vec![
-                Layer::Flatten,
-                dense(784, 128, 1),
-                Layer::Relu,
-                Layer::Dropout { rate: 0.2 },
-                dense(128, 10, 3),
-                Layer::Softmax,
-            ],
-        },
-        Model {
-            meta,
-            layers: vec![
-                conv(1, 16, 5, 5),
-                Layer::Relu,
-                pool.clone(),
-                conv(16, 32, 5, 7),
-                Layer::Relu,
-                pool,
-                Layer::Flatten,
-                dense(512, 64, 9),
-                Layer::Relu,
-                dense(64, 10, 11),
-                Layer::Softmax,
-            ],
-        },
-    ]
+    vec![mdeploy_testkit::mlp(1), mdeploy_testkit::cnn(2)]
 }
 
 #[test]
