@@ -35,9 +35,33 @@ pub fn forward_batch(graph: &Graph, input_shape: &[usize], xs: &[f32], n: usize)
     if il == 0 || xs.len() != n * il {
         return Err(format!("{} input values are not {n} samples of shape {input_shape:?}", xs.len()));
     }
+    // Samples are independent: split them over the cores (the result does not depend on how).
+    let threads = std::thread::available_parallelism().map_or(1, |t| t.get()).clamp(1, 8).min(n.max(1));
+    let run = |start: usize, end: usize| -> Result<Vec<f64>, String> {
+        let mut out = Vec::new();
+        for s in start..end {
+            out.extend(forward(graph, input_shape, &xs[s * il..(s + 1) * il])?);
+        }
+        Ok(out)
+    };
+    if threads <= 1 {
+        return run(0, n); // also where threads cannot be spawned (wasm32)
+    }
+    let per = n.div_ceil(threads);
+    let parts: Vec<Result<Vec<f64>, String>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..n)
+            .step_by(per)
+            .map(|start| {
+                let end = (start + per).min(n);
+                let run = &run;
+                scope.spawn(move || run(start, end))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err("a reference thread panicked".into()))).collect()
+    });
     let mut out = Vec::new();
-    for s in 0..n {
-        out.extend(forward(graph, input_shape, &xs[s * il..(s + 1) * il])?);
+    for p in parts {
+        out.extend(p?);
     }
     Ok(out)
 }

@@ -221,3 +221,13 @@ fn every_builder_graph_runs_and_sums_to_one() {
         assert!(y.iter().all(|&p| p > 0.0 && p < 1.0), "not degenerate: {y:?}");
     }
 }
+
+#[test]
+fn a_batch_is_its_samples_one_after_another() {
+    let g = crate::builders::resnet_tiny(2);
+    let xs: Vec<f32> = (0..5 * 784).map(|i| ((i * 13) % 97) as f32 / 96.0).collect();
+    let batch = forward_batch(&g, &[1, 28, 28], &xs, 5).unwrap();
+    let one: Vec<f64> = (0..5).flat_map(|s| forward(&g, &[1, 28, 28], &xs[s * 784..(s + 1) * 784]).unwrap()).collect();
+    assert_eq!(batch, one);
+    assert!(forward_batch(&g, &[1, 28, 28], &xs[1..], 5).is_err());
+}
