@@ -101,7 +101,7 @@ fn run_and_predict_do_not_allocate() {
                 allocs,
                 0,
                 "Plan::run/predict allocated {allocs} times ({} layers)",
-                m.layers.len()
+                m.graph.nodes.len()
             );
             // The counter does see allocations (guards against a test that cannot fail).
             assert!(count_allocs(|| drop(std::hint::black_box(vec![1u8; 64]))) >= 1);

