@@ -9,7 +9,7 @@ use mdeploy_core::kernels::KernelSet;
 use mdeploy_core::model::{Metadata, Model, Quant, QuantType, Tensor, TensorData};
 use mdeploy_core::{Graph, Op};
 use mdeploy_core::{ErrorKind, Plan};
-use mdeploy_testkit::builders::he_uniform;
+use mdeploy_testkit::builders::{self, dense};
 use mdeploy_testkit::Rng;
 
 // ---------------------------------------------------------------- data
@@ -22,21 +22,9 @@ fn mnist_test_digits(per_digit: usize) -> Vec<f32> {
 
 // ---------------------------------------------------------------- models
 
-/// He-uniform values for `fan_in`, so ReLU activations neither vanish nor explode.
-fn weights(rng: &mut Rng, n: usize, fan_in: usize) -> Vec<f32> {
-    he_uniform(rng, n, fan_in)
-}
-
-fn dense(rng: &mut Rng, fin: usize, fout: usize) -> Op {
-    Op::Dense {
-        weight: Tensor::f32(vec![fin, fout], weights(rng, fin * fout, fin)),
-        bias: Tensor::f32(vec![fout], weights(rng, fout, fin)),
-    }
-}
-
+/// A random convolution with one group (the testkit's seeded builder).
 fn conv(rng: &mut Rng, ic: usize, oc: usize, k: usize, stride: usize, pad: usize) -> Op {
-    let fan_in = ic * k * k;
-    Op::conv2d(Tensor::f32(vec![oc, ic, k, k], weights(rng, oc * fan_in, fan_in)), Tensor::f32(vec![oc], weights(rng, oc, fan_in)), [stride, stride], [pad, pad])
+    builders::conv(rng, ic, oc, k, stride, pad, 1)
 }
 
 fn pool(k: usize, s: usize) -> Op {
