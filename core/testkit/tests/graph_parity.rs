@@ -11,7 +11,7 @@ use mdeploy_core::{ErrorKind, Plan};
 use mdeploy_testkit::{builders, mnist, parity, reference_outputs};
 
 /// `true` once `Plan` executes any `Graph` (lower() + the graph runtime).
-const PLAN_RUNS_GRAPHS: bool = false;
+const PLAN_RUNS_GRAPHS: bool = true;
 
 #[test]
 fn branching_graphs_match_the_reference_or_are_refused_as_unsupported() {
