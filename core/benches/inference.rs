@@ -19,64 +19,25 @@
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use mdeploy_core::kernels::KernelSet;
-use mdeploy_core::model::{Metadata, Model, Tensor};
-use mdeploy_core::{Graph, Op};
+use mdeploy_core::model::Model;
 use mdeploy_core::Plan;
 use std::time::{Duration, Instant};
 
-#[path = "common/mnist.rs"]
-mod mnist;
+use mdeploy_testkit::{mnist, Rng, RngExt};
 
-fn seeded(n: usize, seed: u64, scale: f32) -> Vec<f32> {
-    let mut s = seed;
-    (0..n)
-        .map(|_| {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            (((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0) * scale
-        })
-        .collect()
-}
-
-fn dense(fin: usize, fout: usize, seed: u64) -> Op {
-    let s = (6.0 / fin as f32).sqrt();
-    Op::Dense { weight: Tensor::f32(vec![fin, fout], seeded(fin * fout, seed, s)), bias: Tensor::f32(vec![fout], seeded(fout, seed + 1, 0.1)) }
-}
-
-fn conv(ic: usize, oc: usize, k: usize, seed: u64) -> Op {
-    let s = (6.0 / (ic * k * k) as f32).sqrt();
-    Op::conv2d(Tensor::f32(vec![oc, ic, k, k], seeded(oc * ic * k * k, seed, s)), Tensor::f32(vec![oc], seeded(oc, seed + 1, 0.1)), [1, 1], [0, 0])
-}
-
+/// The two trained architectures, freshly initialised (the same shapes and costs as the
+/// shipped models; random weights are fine for timing).
 fn mlp() -> Model {
-    Model {
-        meta: Metadata { input_shape: vec![1, 28, 28], ..Default::default() },
-        graph: Graph::sequential(vec![Op::Flatten, dense(784, 128, 1), Op::Relu, Op::Dropout { rate: 0.2 }, dense(128, 10, 3), Op::Softmax]),
-    }
+    mdeploy_testkit::mlp(1)
 }
 
 fn cnn() -> Model {
-    let pool = Op::maxpool2d([2, 2], [2, 2]);
-    Model {
-        meta: Metadata { input_shape: vec![1, 28, 28], ..Default::default() },
-        graph: Graph::sequential(vec![
-            conv(1, 16, 5, 5),
-            Op::Relu,
-            pool.clone(),
-            conv(16, 32, 5, 7),
-            Op::Relu,
-            pool,
-            Op::Flatten,
-            dense(512, 64, 9),
-            Op::Relu,
-            dense(64, 10, 11),
-            Op::Softmax,
-        ]),
-    }
+    mdeploy_testkit::cnn(2)
 }
 
 /// `n` digit-like images: a blob of ink in the middle, zeros around.
 fn images(n: usize) -> Vec<f32> {
-    let noise = seeded(n * 784, 77, 0.5);
+    let noise = Rng::new(77).signed(n * 784, 0.5);
     let mut v = vec![0.0f32; n * 784];
     for s in 0..n {
         for y in 4..24 {

@@ -4,11 +4,9 @@
 //!
 //! `cargo run --release -p mdeploy-core --example dump_test_outputs -- models/mnist-cnn.mdm out.f32`
 
-#[path = "../benches/common/mnist.rs"]
-mod mnist;
-
 use mdeploy_core::eval::Evaluation;
 use mdeploy_core::Plan;
+use mdeploy_testkit::mnist;
 
 fn main() {
     if let Err(e) = run() {

@@ -12,8 +12,7 @@ use mdeploy_core::model::Tensor;
 use mdeploy_core::Plan;
 use std::time::Instant;
 
-#[path = "../benches/common/mnist.rs"]
-mod mnist;
+use mdeploy_testkit::mnist;
 
 struct Seeded(u64);
 impl Seeded {

@@ -9,8 +9,7 @@ use mdeploy_core::kernels::KernelSet;
 use mdeploy_core::Plan;
 use std::time::Instant;
 
-#[path = "../benches/common/mnist.rs"]
-mod mnist;
+use mdeploy_testkit::mnist;
 
 fn main() {
     let rounds: usize = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(30);

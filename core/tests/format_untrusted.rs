@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use mdeploy_core::format::{self, codes};
 use mdeploy_core::model::{Metadata, Model, Provenance, Quant, QuantType, Tensor, TensorData};
 use mdeploy_core::{Graph, Op};
+use mdeploy_testkit::{Rng, RngExt};
 use proptest::prelude::*;
 use sha2::{Digest, Sha256};
 
@@ -146,25 +147,6 @@ fn check(bytes: Vec<u8>) -> Result<Option<mdeploy_core::Error>, TestCaseError> {
 // ---------------------------------------------------------------------------------------------
 // Real models.
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        // splitmix64
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn f32(&mut self, scale: f32) -> f32 {
-        ((self.next() >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * scale
-    }
-    fn tensor(&mut self, shape: Vec<usize>, scale: f32) -> Tensor {
-        let n = shape.iter().product();
-        Tensor::f32(shape, (0..n).map(|_| self.f32(scale)).collect())
-    }
-}
-
 fn meta(arch: &str, input_shape: Vec<usize>) -> Metadata {
     Metadata {
         name: format!("mnist-{arch}"),
@@ -189,7 +171,7 @@ fn meta(arch: &str, input_shape: Vec<usize>) -> Metadata {
 }
 
 fn mlp() -> Model {
-    let mut r = Rng(1);
+    let mut r = Rng::new(1);
     Model {
         meta: meta("mlp", vec![784]),
         graph: Graph::sequential(vec![
@@ -209,7 +191,7 @@ fn mlp() -> Model {
 }
 
 fn cnn() -> Model {
-    let mut r = Rng(2);
+    let mut r = Rng::new(2);
     Model {
         meta: meta("cnn", vec![1, 28, 28]),
         graph: Graph::sequential(vec![
@@ -230,16 +212,16 @@ fn cnn() -> Model {
 
 /// The CNN with its weights stored in every non-f32 encoding, so their parsers are fuzzed too.
 fn cnn_compressed() -> Model {
-    let mut r = Rng(3);
+    let mut r = Rng::new(3);
     let mut m = cnn();
     let quantize = |t: &Tensor, qtype: QuantType, quant: Quant, r: &mut Rng| {
         let n = t.numel();
         let raw = match qtype {
             QuantType::Packed { bits, .. } => {
-                let codes: Vec<u8> = (0..n).map(|_| (r.next() % (1 << bits)) as u8).collect();
+                let codes: Vec<u8> = (0..n).map(|_| (r.next_u64() % (1 << bits)) as u8).collect();
                 format::pack_bits(&codes, bits).unwrap()
             }
-            _ => (0..n).map(|_| r.next() as u8).collect(),
+            _ => (0..n).map(|_| r.next_u64() as u8).collect(),
         };
         Tensor {
             shape: t.shape.clone(),
@@ -286,9 +268,9 @@ fn cnn_compressed() -> Model {
         let (mut row_ptr, mut col_idx, mut values) = (vec![0u32], vec![], vec![]);
         for _ in 0..rows {
             for c in 0..cols {
-                if r.next() % 8 == 0 {
+                if r.next_u64() % 8 == 0 {
                     col_idx.push(c as u32);
-                    values.push(r.f32(0.2));
+                    values.push(r.uniform(-0.2, 0.2));
                 }
             }
             row_ptr.push(col_idx.len() as u32);

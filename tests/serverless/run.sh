@@ -17,8 +17,11 @@ SNAP="$(bash worker/build.sh | tail -n 1)"
 PLAIN="$CARGO_TARGET_DIR/wasm32-wasip2/release/mdeploy-worker.wasm"
 cargo build -q -p mdeploy-serve --release --example reference
 REF="$(mktemp)"
-trap 'rm -f "$REF"' EXIT
+trap 'rm -f "$REF" "$REF.f64.json"' EXIT
 "$CARGO_TARGET_DIR/release/examples/reference" "$DIGITS" >"$REF"
+# The independent f64 reference (core/testkit) for the same 200 digits, every model of models/parity.json.
+export MDEPLOY_F64_REF="$REF.f64.json"
+MDEPLOY_MNIST_DIR="$DIGITS" cargo run --release -q -p mdeploy-testkit --example reference -- --spread 20 --out "$MDEPLOY_F64_REF"
 
 for wasm in "$SNAP" "$PLAIN"; do
   echo "tests/serverless: $(basename "$wasm")" >&2

@@ -14,29 +14,45 @@ export const MODELS_DIR = process.env.MDEPLOY_MODELS_DIR ?? join(ROOT, 'models')
 /** Probabilities may differ in the last bits between kernels (AVX2 natively, simd128 in wasm). */
 export const TOLERANCE = 1e-5;
 
-// The digits' location and its missing-data message are the npm package suites' (one place).
-import { mnistDir, TEST_PER_DIGIT } from '../../wasm/test/support.mjs';
-export { mnistDir, TEST_PER_DIGIT };
+// The digits, the parity models and the f64 reference are the npm package suites' (one place).
+import { checkF64, f64Ref, parityModels, testSplit, TEST_PER_DIGIT } from '../../wasm/test/support.mjs';
+export { mnistDir, TEST_PER_DIGIT } from '../../wasm/test/support.mjs';
 
 /**
  * `perDigit` digits of each class from the fixed test split (the last 200 of each `<d>.json`),
- * spread evenly over it: `{ xs: Float32Array[] (784 each), ys: number[] }`.
+ * spread evenly over it (test index `d·200 + ⌊k·200/perDigit⌋`, what
+ * `core/testkit/examples/reference.rs --spread` covers): `{ xs: Float32Array[] (784 each), ys:
+ * number[], indices: number[] }`.
  */
 export function testDigits(perDigit = 20) {
-  const dir = mnistDir();
-  const xs = [];
-  const ys = [];
+  const split = testSplit();
+  const indices = [];
   for (let d = 0; d < 10; d++) {
-    const { data } = JSON.parse(readFileSync(join(dir, `${d}.json`), 'utf8'));
-    if (data.length % 784 !== 0 || data.length / 784 < TEST_PER_DIGIT) throw new Error(`${d}.json: ${data.length} values is not ≥ 200 whole digits`);
-    const start = data.length / 784 - TEST_PER_DIGIT;
-    for (let k = 0; k < perDigit; k++) {
-      const i = start + Math.floor((k * TEST_PER_DIGIT) / perDigit);
-      xs.push(Float32Array.from(data.slice(i * 784, (i + 1) * 784)));
-      ys.push(d);
-    }
+    for (let k = 0; k < perDigit; k++) indices.push(d * TEST_PER_DIGIT + Math.floor((k * TEST_PER_DIGIT) / perDigit));
   }
-  return { xs, ys };
+  return {
+    xs: indices.map((i) => split.xs.slice(i * 784, (i + 1) * 784)),
+    ys: indices.map((i) => split.ys[i]),
+    indices,
+  };
+}
+
+/**
+ * Every model of models/parity.json through the host at `base`: the 200 digits of
+ * `testDigits(20)` as one KServe v2 batch, checked against the independent f64 reference
+ * (`MDEPLOY_F64_REF`, written by run.sh / run-workerd.sh with core/testkit's `reference --spread 20`).
+ */
+export async function kserveMatchesF64(t, base) {
+  const ref = f64Ref();
+  const { xs, indices } = testDigits(20);
+  const data = xs.flatMap((x) => Array.from(x));
+  for (const model of parityModels()) {
+    const r = await send(base, json('POST', `/v2/models/${model}/infer`, { inputs: [{ name: 'input', shape: [xs.length, 1, 28, 28], datatype: 'FP32', data }] }));
+    if (r.status !== 200) throw new Error(`${model}: KServe v2 infer answered ${r.status}: ${r.body}`);
+    const probs = JSON.parse(r.body).outputs.find((o) => o.name === 'probabilities').data;
+    const { worst, checked } = checkF64(`${model} KServe v2`, ref, model, probs, indices);
+    t.diagnostic(`${model}: ${indices.length} digits, max |Δp| vs the f64 reference ${worst.toExponential(2)}, argmax checked on ${checked}`);
+  }
 }
 
 /** 784 floats in 0..1 → 784 grey bytes (ink high), the raw-bytes body of POST /predict. */

@@ -3,6 +3,7 @@
 // native references first and passes them in:
 //   MDEPLOY_WORKER_WASM  the component (…/wasm32-wasip2/release/mdeploy-worker{.wizer,}.wasm, worker/build.sh)
 //   MDEPLOY_REFERENCE    JSON from serve/examples/reference.rs (200 digits, native answers)
+//   MDEPLOY_F64_REF      JSON from core/testkit/examples/reference.rs --spread 20 (the f64 reference)
 //   MDEPLOY_PY_VENV      venv with tritonclient (default ~/.cache/mdeploy/py-venv)
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,6 +12,7 @@ import { readFileSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { kserveMatchesF64 } from './support.mjs';
 
 const WASM = process.env.MDEPLOY_WORKER_WASM;
 const REF = process.env.MDEPLOY_REFERENCE;
@@ -114,6 +116,10 @@ test('model metadata and readiness, with and without a version', async () => {
     const m = await call('GET', `/v1/models/${name}/metadata`);
     assert.equal(m.json.model_spec.name, name);
   }
+});
+
+test('200 real test digits, every model of models/parity.json: within the independent f64 reference', async (t) => {
+  await kserveMatchesF64(t, base);
 });
 
 test('200 real test digits: KServe infer, TF Serving predict and /predict equal the native core', async () => {

@@ -1,7 +1,8 @@
 // The Cloudflare Worker (worker/cloudflare) in a real workerd process (npm `workerd`, the runtime
 // of Cloudflare Workers and of wrangler's local mode), on a free loopback port, against the native
 // core: every route and error status, the body limit, and 200 real test digits through three
-// routes with the same answers as mdeploy_serve::Server compiled natively.
+// routes with the same answers as mdeploy_serve::Server compiled natively, and every parity model
+// (models/parity.json) within the independent f64 reference (core/testkit).
 // Run by tests/serverless/run-workerd.sh (it builds wasm/dist/server first).
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
@@ -9,7 +10,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { ROOT, assertSameAnswer, json, nativeAnswers, pngGray, rawPost, req, send, testDigits, toBytes } from './support.mjs';
+import { ROOT, assertSameAnswer, json, kserveMatchesF64, nativeAnswers, pngGray, rawPost, req, send, testDigits, toBytes } from './support.mjs';
 
 const WORKERD = process.env.MDEPLOY_WORKERD ?? join(ROOT, 'node_modules/.bin/workerd');
 const CONFIG = join(ROOT, 'worker/cloudflare/workerd.capnp');
@@ -172,6 +173,10 @@ describe('Cloudflare Worker in workerd', () => {
     const labels = kserve.outputs.find((o) => o.name === 'label').data.map(Number);
     const correct = labels.filter((l, i) => l === ys[i]).length;
     assert.ok(correct >= 190, `CNN got ${correct}/200 test digits right`);
+  });
+
+  test('200 test digits, every model of models/parity.json: within the independent f64 reference', async (t) => {
+    await kserveMatchesF64(t, base);
   });
 
   test('bodies over 10 MiB get 413 (Content-Length and streamed), exactly 10 MiB is read', async () => {

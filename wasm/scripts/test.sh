@@ -2,7 +2,8 @@
 # Every test of the npm package mdeploy-wasm (called by the root scripts/test.sh, i.e. `npm test`):
 #   1. build the package in place (scripts/build.sh: both SIMD variants, wasm-opt, models)
 #   2. Rust-side tests inside a wasm engine: `wasm-pack test --node`
-#   3. the native reference: every test digit through the native core (examples/native_ref.rs)
+#   3. the native reference: every test digit through the native core (examples/native_ref.rs),
+#      and the f64 reference (core/testkit/examples/reference.rs), for models/parity.json
 #   4. the Node suites (test/*.test.mjs): parity on all 2,000 test digits, error codes, and the
 #      packed tarball installed into a fresh project and imported by name; test/browser.test.mjs
 #      drives headless Chromium (playwright-core, /usr/bin/chromium): WebGPU on SwiftShader and
@@ -25,9 +26,18 @@ echo "wasm/test.sh: Rust tests in Node (wasm-pack test --node)" >&2
 # From wasm/ so wasm/.cargo/config.toml turns simd128 on: the shipped kernels are under test.
 (cd "$HERE" && CARGO_TARGET_DIR="$CARGO_TARGET_DIR/wasm-pack-test" wasm-pack test --node --release --mode no-install)
 
+# The models every parity suite checks: models/parity.json (one place; the suites read it too).
+mapfile -t PARITY < <(node -e 'for (const f of JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"))) console.log(f)' "$ROOT/models/parity.json")
+PARITY_PATHS=()
+for f in "${PARITY[@]}"; do PARITY_PATHS+=("$MODELS/$f"); done
+
 echo "wasm/test.sh: native reference probabilities" >&2
 (cd "$ROOT" && cargo run --release -q -p mdeploy-wasm --example native_ref -- \
-  "$MDEPLOY_WASM_REF_DIR" "$MODELS/mnist-mlp.mdm" "$MODELS/mnist-cnn.mdm")
+  "$MDEPLOY_WASM_REF_DIR" "${PARITY_PATHS[@]}")
+
+echo "wasm/test.sh: f64 reference probabilities (core/testkit, independent of the Plan)" >&2
+(cd "$ROOT" && cargo run --release -q -p mdeploy-testkit --example reference -- \
+  --out "$MDEPLOY_WASM_REF_DIR/f64-ref.json" "${PARITY_PATHS[@]}")
 
 echo "wasm/test.sh: Node suites" >&2
 (cd "$HERE" && node --test test/*.test.mjs)

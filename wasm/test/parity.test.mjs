@@ -1,18 +1,23 @@
 // Parity: every digit of the fixed test split (2,000) through both default models in wasm, in
 // both SIMD variants, one at a time and as one batch, against the native core's probabilities
 // (examples/native_ref.rs). Argmax must be identical on every digit, probabilities within 1e-5.
+// Also against the independent f64 reference (core/testkit): probabilities within 1e-4, argmax
+// equal wherever the reference's top-2 margin exceeds 1e-4. Models: models/parity.json.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { argmax, nativeRef, testSplit } from './support.mjs';
+import { argmax, checkF64, f64Ref, nativeRef, parityModels, range, testSplit } from './support.mjs';
 
 const TOL = 1e-5;
-const MODELS = ['mnist-mlp', 'mnist-cnn'];
+const MODELS = parityModels();
 const ref = nativeRef();
+const f64 = f64Ref();
 const { ys, n } = testSplit();
 
-function compare(t, what, probs, native, ol) {
+function compare(t, what, probs, native, ol, model) {
+  const { worst: w64, checked } = checkF64(what, f64, model, probs, range(0, n));
+  t.diagnostic(`${what}: max |Δp| vs f64 reference = ${w64.toExponential(2)}, argmax checked on ${checked}`);
   assert.equal(probs.length, native.length, `${what}: output length`);
   let worst = 0;
   let worstAt = -1;
@@ -45,15 +50,15 @@ for (const name of MODELS) {
 
     const simd = runChild(name, 'simd', []);
     assert.equal(simd.variant, 'simd');
-    compare(t, `${name} simd128 batch`, simd.batch, r.probs, r.outputLen);
-    compare(t, `${name} simd128 one by one`, simd.single, r.probs, r.outputLen);
+    compare(t, `${name} simd128 batch`, simd.batch, r.probs, r.outputLen, name);
+    compare(t, `${name} simd128 one by one`, simd.single, r.probs, r.outputLen, name);
 
     // Node 20 rejects relaxed-SIMD modules unless the flag is on: with it, the runtime's
     // WebAssembly.validate probe picks the relaxed build.
     const relaxed = runChild(name, 'auto', ['--experimental-wasm-relaxed-simd']);
     assert.equal(relaxed.variant, 'relaxed', "'auto' picks the relaxed build where the engine accepts it");
-    compare(t, `${name} relaxed-simd batch`, relaxed.batch, r.probs, r.outputLen);
-    compare(t, `${name} relaxed-simd one by one`, relaxed.single, r.probs, r.outputLen);
+    compare(t, `${name} relaxed-simd batch`, relaxed.batch, r.probs, r.outputLen, name);
+    compare(t, `${name} relaxed-simd one by one`, relaxed.single, r.probs, r.outputLen, name);
   });
 }
 

@@ -1,5 +1,6 @@
 // mdeploy-wasm/server in Node: createServer's options, the Fetch-API handler on every kind of
-// route, all 2,000 test digits through KServe v2 and TF Serving against the native core, the body
+// route, all 2,000 test digits through KServe v2 and TF Serving against the native core and the
+// independent f64 reference (core/testkit; every model of models/parity.json), the body
 // limit (by Content-Length and while streaming), and wasm memory under the largest bodies.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -8,10 +9,12 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer, MAX_BODY_BYTES } from '../server.js';
-import { argmax, nativeRef, testSplit, WASM_DIR } from './support.mjs';
+import { argmax, checkF64, f64Ref, nativeRef, parityModels, range, testSplit, WASM_DIR } from './support.mjs';
 
 const { xs, n } = testSplit();
 const ref = nativeRef();
+const f64 = f64Ref();
+const MODELS = parityModels();
 const TOL = 1e-5;
 const digit = (i) => Array.from(xs.subarray(i * 784, (i + 1) * 784));
 const wasmPath = join(WASM_DIR, 'dist/server/mdeploy_wasm_server_bg.wasm');
@@ -53,35 +56,41 @@ test('createServer: a WebAssembly.Module and the default models; routes answer J
   assert.equal(await r.text(), '');
 });
 
-test('all 2,000 test digits through KServe v2 (CNN) and TF Serving (MLP): the native core\'s answers', async () => {
+test('all 2,000 test digits through KServe v2 and TF Serving, every parity model: the native core\'s answers and the f64 reference', async (t) => {
   const batch = 500; // 500 × 784 floats as JSON is ~4 MB, under the 10 MiB limit
-  for (let s = 0; s < n; s += batch) {
-    const rows = Array.from({ length: Math.min(batch, n - s) }, (_, k) => digit(s + k));
-    const kr = await post(server, '/v2/models/mnist-cnn/infer', {
-      inputs: [{ name: 'input', shape: [rows.length, 1, 28, 28], datatype: 'FP32', data: rows.flat() }],
-    });
-    assert.equal(kr.status, 200);
-    const k = await kr.json();
-    const probs = k.outputs.find((o) => o.name === 'probabilities');
-    const labels = k.outputs.find((o) => o.name === 'label');
-    assert.deepEqual(probs.shape, [rows.length, 10]);
-    const tr = await post(server, '/v1/models/mnist-mlp:predict', { instances: rows });
-    assert.equal(tr.status, 200);
-    const { predictions } = await tr.json();
-    assert.equal(predictions.length, rows.length);
-    for (let r = 0; r < rows.length; r++) {
-      const i = s + r;
-      assert.equal(Number(labels.data[r]), argmax(ref.models['mnist-cnn'].probs, i * 10, 10), `CNN label of digit ${i}`);
-      for (let c = 0; c < 10; c++) {
-        const d = Math.abs(probs.data[r * 10 + c] - ref.models['mnist-cnn'].probs[i * 10 + c]);
-        assert.ok(d <= TOL, `CNN digit ${i} class ${c}: |Δp| = ${d}`);
+  for (const model of MODELS) {
+    const native = ref.models[model];
+    assert.ok(native, `the native reference has no ${model}`);
+    const byRoute = { 'KServe v2': [], 'TF Serving': [] };
+    for (let s = 0; s < n; s += batch) {
+      const rows = Array.from({ length: Math.min(batch, n - s) }, (_, k) => digit(s + k));
+      const kr = await post(server, `/v2/models/${model}/infer`, {
+        inputs: [{ name: 'input', shape: [rows.length, 1, 28, 28], datatype: 'FP32', data: rows.flat() }],
+      });
+      assert.equal(kr.status, 200, `${model} KServe v2`);
+      const k = await kr.json();
+      const probs = k.outputs.find((o) => o.name === 'probabilities');
+      const labels = k.outputs.find((o) => o.name === 'label');
+      assert.deepEqual(probs.shape, [rows.length, native.outputLen]);
+      byRoute['KServe v2'].push(...probs.data);
+      const tr = await post(server, `/v1/models/${model}:predict`, { instances: rows });
+      assert.equal(tr.status, 200, `${model} TF Serving`);
+      const { predictions } = await tr.json();
+      assert.equal(predictions.length, rows.length);
+      byRoute['TF Serving'].push(...predictions.flatMap((p) => p.probabilities));
+      for (let r = 0; r < rows.length; r++) {
+        const want = String(argmax(native.probs, (s + r) * native.outputLen, native.outputLen));
+        assert.equal(String(labels.data[r]), want, `${model} KServe label of digit ${s + r}`);
+        assert.equal(String(predictions[r].label), want, `${model} TF Serving label of digit ${s + r}`);
       }
-      const p = predictions[r];
-      assert.equal(Number(p.label), argmax(ref.models['mnist-mlp'].probs, i * 10, 10), `MLP label of digit ${i}`);
-      for (let c = 0; c < 10; c++) {
-        const d = Math.abs(p.probabilities[c] - ref.models['mnist-mlp'].probs[i * 10 + c]);
-        assert.ok(d <= TOL, `MLP digit ${i} class ${c}: |Δp| = ${d}`);
+    }
+    for (const [route, probs] of Object.entries(byRoute)) {
+      for (let i = 0; i < probs.length; i++) {
+        const d = Math.abs(probs[i] - native.probs[i]);
+        assert.ok(d <= TOL, `${model} ${route} digit ${Math.floor(i / native.outputLen)} class ${i % native.outputLen}: |Δp| = ${d}`);
       }
+      const { worst, checked } = checkF64(`${model} ${route}`, f64, model, probs, range(0, n));
+      t.diagnostic(`${model} ${route}: max |Δp| vs f64 reference ${worst.toExponential(2)}, argmax checked on ${checked}`);
     }
   }
 });

