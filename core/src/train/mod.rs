@@ -16,6 +16,7 @@
 //! seed, data and configuration give a bit-identical model.
 
 pub mod augment;
+pub mod graph_net;
 pub mod loss;
 pub mod network;
 pub mod optim;
