@@ -4,7 +4,7 @@
 //! value for the current batch, per-node caches (im2col buffers, max-pool winners, dropout
 //! masks, BatchNorm batch statistics), the gradient of every value, and the parameter
 //! gradients. The weights stay in the [`Graph`], so the optimizer updates the very tensors
-//! that get saved. Design notes: `GRAPH_TRAINING.md` beside this file.
+//! that get saved. Design notes: `TRAINING.md` beside this file.
 //!
 //! ```text
 //!  forward  (node order)          value 0 ─► node 0 ─► value 1 ─► ... ─► value `out`
