@@ -429,3 +429,17 @@ fn logits_output_stops_before_a_final_softmax_and_dead_nodes_do_not_run() {
     assert!(logits.input_grad().is_empty());
     assert!(logits.grads()[0].as_ref().unwrap().bias.iter().all(|&v| v == 2.0));
 }
+
+#[test]
+fn mobilenet_inverted_residual_blocks() {
+    use mdeploy_core::arch::{mobilenet_block, randomize_for_parity};
+    let mut rng = Rng::new(32);
+    let mut b = GraphBuilder::new();
+    // Stride 1 with a residual Add (4 → 4, expand 2), then stride 2 with SAME padding (4 → 6).
+    let x = mobilenet_block(&mut b, &mut rng, 0, 4, 4, 2, 1);
+    mobilenet_block(&mut b, &mut rng, x, 4, 6, 2, 2);
+    let mut g = b.finish();
+    randomize_for_parity(&mut g, 7);
+    assert!(g.nodes.iter().any(|n| matches!(n.op, Op::Add)));
+    check_both(&g, &[4, 4, 4], 2, 33);
+}
