@@ -4,7 +4,7 @@
 //! |------|--------|--------|------------|
 //! | [`mlp`] | Flatten → Dense 784→128 → ReLU → Dropout 0.2 → Dense 128→10 → Softmax | 101,770 | 101,632 |
 //! | [`cnn`] | Conv 1→16 5×5 → ReLU → MaxPool 2 → Conv 16→32 5×5 → ReLU → MaxPool 2 → Flatten → Dense 512→64 → ReLU → Dropout 0.3 → Dense 64→10 → Softmax | 46,730 | 1,083,008 |
-//! | [`resnet_graph`] | Conv 1→16 3×3 → BN → ReLU → MaxPool 2 → residual block 16 → residual block 16→32 (stride 2, 1×1 projection) → residual block 32 → GlobalAvgPool → Dense 32→10 → Softmax | 38,890 | 2,622,016 |
+//! | [`resnet`] | Conv 1→16 3×3 → BN → ReLU → MaxPool 2 → residual block 16 → residual block 16→32 (stride 2, 1×1 projection) → residual block 32 → GlobalAvgPool → Dense 32→10 → Softmax | 38,890 | 2,622,016 |
 //!
 //! The MLP is the Keras beginner-tutorial network. The CNN is LeNet-shaped: two 5×5 valid
 //! convolutions each halve the resolution through a 2×2 max-pool (28 → 24 → 12 → 8 → 4), so
@@ -22,20 +22,21 @@
 //! for the classifier layer feeding the softmax, zero biases.
 
 use crate::graph::{Graph, GraphBuilder, Op, ValueId};
-use crate::model::{Layer, Metadata, Model, Preprocessing, Provenance, Tensor};
+use crate::model::{Metadata, Model, Preprocessing, Provenance, Tensor};
 use crate::rng::Rng;
 
 /// `Rng::derive` stream for weight initialisation (training uses others).
 const STREAM_INIT: u64 = 0;
 
 /// Architectures [`by_name`] knows.
-pub const NAMES: [&str; 2] = ["mlp", "cnn"];
+pub const NAMES: [&str; 3] = ["mlp", "cnn", "resnet"];
 
-/// Builds the architecture called `name` (`"mlp"` or `"cnn"`).
+/// Builds the architecture called `name` (one of [`NAMES`]).
 pub fn by_name(name: &str, seed: u64) -> Option<Model> {
     match name {
         "mlp" => Some(mlp(seed)),
         "cnn" => Some(cnn(seed)),
+        "resnet" => Some(resnet(seed)),
         _ => None,
     }
 }
@@ -50,26 +51,26 @@ fn glorot_uniform(rng: &mut Rng, n: usize, fan_in: usize, fan_out: usize) -> Vec
     (0..n).map(|_| rng.uniform(-limit, limit)).collect()
 }
 
-fn dense(rng: &mut Rng, fin: usize, fout: usize, relu_follows: bool) -> Layer {
+fn dense(rng: &mut Rng, fin: usize, fout: usize, relu_follows: bool) -> Op {
     let w = if relu_follows {
         he_normal(rng, fin * fout, fin)
     } else {
         glorot_uniform(rng, fin * fout, fin, fout)
     };
-    Layer::Dense {
+    Op::Dense {
         weight: Tensor::f32(vec![fin, fout], w),
         bias: Tensor::f32(vec![fout], vec![0.0; fout]),
     }
 }
 
-fn conv(rng: &mut Rng, ic: usize, oc: usize, k: usize) -> Layer {
+fn conv(rng: &mut Rng, ic: usize, oc: usize, k: usize) -> Op {
     let fan_in = ic * k * k;
-    Layer::Conv2d {
-        weight: Tensor::f32(vec![oc, ic, k, k], he_normal(rng, oc * fan_in, fan_in)),
-        bias: Tensor::f32(vec![oc], vec![0.0; oc]),
-        stride: [1, 1],
-        padding: [0, 0],
-    }
+    Op::conv2d(
+        Tensor::f32(vec![oc, ic, k, k], he_normal(rng, oc * fan_in, fan_in)),
+        Tensor::f32(vec![oc], vec![0.0; oc]),
+        [1, 1],
+        [0, 0],
+    )
 }
 
 /// Metadata every MNIST model carries (training fills in the rest of the provenance).
@@ -101,14 +102,14 @@ pub fn mlp(seed: u64) -> Model {
             "mlp: Flatten > Dense 784-128 > ReLU > Dropout 0.2 > Dense 128-10 > Softmax",
             seed,
         ),
-        layers: vec![
-            Layer::Flatten,
+        graph: Graph::sequential([
+            Op::Flatten,
             dense(&mut rng, 784, 128, true),
-            Layer::Relu,
-            Layer::Dropout { rate: 0.2 },
+            Op::Relu,
+            Op::Dropout { rate: 0.2 },
             dense(&mut rng, 128, 10, false),
-            Layer::Softmax,
-        ],
+            Op::Softmax,
+        ]),
     }
 }
 
@@ -122,20 +123,20 @@ pub fn cnn(seed: u64) -> Model {
              Dense 512-64 > ReLU > Dropout 0.3 > Dense 64-10 > Softmax",
             seed,
         ),
-        layers: vec![
+        graph: Graph::sequential([
             conv(&mut rng, 1, 16, 5),
-            Layer::Relu,
-            Layer::MaxPool2d { kernel: [2, 2], stride: [2, 2] },
+            Op::Relu,
+            Op::maxpool2d([2, 2], [2, 2]),
             conv(&mut rng, 16, 32, 5),
-            Layer::Relu,
-            Layer::MaxPool2d { kernel: [2, 2], stride: [2, 2] },
-            Layer::Flatten,
+            Op::Relu,
+            Op::maxpool2d([2, 2], [2, 2]),
+            Op::Flatten,
             dense(&mut rng, 512, 64, true),
-            Layer::Relu,
-            Layer::Dropout { rate: 0.3 },
+            Op::Relu,
+            Op::Dropout { rate: 0.3 },
             dense(&mut rng, 64, 10, false),
-            Layer::Softmax,
-        ],
+            Op::Softmax,
+        ]),
     }
 }
 
@@ -259,6 +260,19 @@ pub fn randomize_for_parity(graph: &mut Graph, seed: u64) {
 /// `Rng::derive` stream of [`randomize_for_parity`].
 const STREAM_PARITY: u64 = 100;
 
+/// The small ResNet (see the module table) with MNIST metadata.
+pub fn resnet(seed: u64) -> Model {
+    Model {
+        meta: mnist_meta(
+            "mnist-resnet",
+            "resnet: Conv 1-16 3x3 > BN > ReLU > MaxPool 2 > ResBlock 16 > ResBlock 16-32 stride 2 (1x1 projection) > \
+             ResBlock 32 > GlobalAvgPool > Dense 32-10 > Softmax (ResBlock: Conv 3x3 > BN > ReLU > Conv 3x3 > BN, + skip, ReLU)",
+            seed,
+        ),
+        graph: resnet_graph(seed),
+    }
+}
+
 /// The graph of [`resnet`]: see the module table.
 pub fn resnet_graph(seed: u64) -> Graph {
     let mut rng = Rng::derive(seed, STREAM_INIT);
@@ -329,6 +343,10 @@ mod tests {
 
     #[test]
     fn resnet_and_mobilenet_graphs_validate() {
+        let r = resnet(1);
+        r.validate().unwrap();
+        assert_eq!(r.output_len(), 10);
+        assert_eq!(by_name("resnet", 1), Some(r));
         let g = resnet_graph(1);
         let shapes = g.validate(&[1, 28, 28]).unwrap();
         assert_eq!(shapes.last().unwrap(), &vec![10]);

@@ -14,7 +14,8 @@
 //! `predictSync`, and to switch to when the device is lost.
 
 use crate::error::{WasmError, NO_WEBGPU};
-use mdeploy_core::model::{Layer, Tensor, TensorData};
+use mdeploy_core::graph::Op as GraphOp;
+use mdeploy_core::model::{Tensor, TensorData};
 use mdeploy_core::{format, Model};
 use std::borrow::Cow;
 use std::cell::RefCell;
@@ -209,12 +210,17 @@ impl Inner {
         };
         // Whether the last op may take a ReLU (Flatten/Dropout in between change nothing on NCHW).
         let mut fusable = false;
-        for (i, layer) in model.layers.iter().enumerate() {
+        // Until this engine executes the shared lowering (issue 9): chains of the 1.0 layers.
+        let layers: Vec<&GraphOp> = model
+            .graph
+            .as_sequential()
+            .ok_or_else(|| unsupported("branching graphs are not implemented on WebGPU yet".into()))?;
+        for (i, &layer) in layers.iter().enumerate() {
             let input = &shapes[i];
             let output = &shapes[i + 1];
             let (kind, words, extra): (Kind, Vec<u32>, Option<(wgpu::Buffer, wgpu::Buffer)>) = match layer {
-                Layer::Flatten | Layer::Dropout { .. } => continue,
-                Layer::Relu => {
+                GraphOp::Flatten | GraphOp::Dropout { .. } | GraphOp::Identity => continue,
+                GraphOp::Relu => {
                     match ops.last_mut() {
                         Some(op) if fusable => {
                             let relu_at = match op.kind {
@@ -229,13 +235,16 @@ impl Inner {
                     }
                     continue;
                 }
-                Layer::Dense { weight, bias } => {
+                GraphOp::Dense { weight, bias } => {
                     let (fin, fout) = (input[0], output[0]);
                     let w = storage("dense.w", &f32s(weight, i, "Dense weight")?);
                     let b = storage("dense.b", &f32s(bias, i, "Dense bias")?);
                     (Kind::Dense, vec![0, u32_of(fin, "Dense inputs")?, u32_of(fout, "Dense outputs")?, 0], Some((w, b)))
                 }
-                Layer::Conv2d { weight, bias, stride, padding } => {
+                GraphOp::Conv2d { weight, bias, stride, padding, dilation, groups } => {
+                    if *dilation != [1, 1] || *groups != 1 || padding[0] != padding[2] || padding[1] != padding[3] {
+                        return Err(unsupported(format!("layer {i}: Conv2d with dilation, groups or asymmetric padding is not implemented on WebGPU yet")));
+                    }
                     let (kh, kw) = (weight.shape[2], weight.shape[3]);
                     let w = storage("conv.w", &f32s(weight, i, "Conv2d weight")?);
                     let b = storage("conv.b", &f32s(bias, i, "Conv2d bias")?);
@@ -247,7 +256,10 @@ impl Inner {
                     words.extend([0, 0, 0]);
                     (Kind::Conv, words, Some((w, b)))
                 }
-                Layer::MaxPool2d { kernel, stride } => {
+                GraphOp::MaxPool2d { kernel, stride, padding, ceil_mode } => {
+                    if *padding != [0; 4] || *ceil_mode {
+                        return Err(unsupported(format!("layer {i}: MaxPool2d with padding or ceil mode is not implemented on WebGPU yet")));
+                    }
                     let v = [input[0], input[1], input[2], output[1], output[2], kernel[0], kernel[1], stride[0], stride[1]];
                     let mut words = vec![0];
                     for x in v {
@@ -256,7 +268,8 @@ impl Inner {
                     words.extend([0, 0]);
                     (Kind::Pool, words, None)
                 }
-                Layer::Softmax => (Kind::Softmax, vec![0, u32_of(input[0], "Softmax length")?, 0, 0], None),
+                GraphOp::Softmax => (Kind::Softmax, vec![0, u32_of(input[0], "Softmax length")?, 0, 0], None),
+                other => return Err(unsupported(format!("layer {i}: {} is not implemented on WebGPU yet", other.name()))),
             };
             fusable = kind != Kind::Softmax;
             let per_sample = match kind {
@@ -292,7 +305,7 @@ impl Inner {
             }
             ops.push(Op { kind, bind, params, per_sample, words });
         }
-        if model.layers.first().is_some_and(|l| matches!(l, Layer::Relu)) {
+        if layers.first().is_some_and(|l| matches!(l, GraphOp::Relu)) {
             return Err(unsupported("a model that starts with ReLU is not implemented on WebGPU".into()));
         }
         if ops.is_empty() {
