@@ -161,7 +161,8 @@ pub fn run(args: &TrainArgs) -> Result<(), String> {
         Arch::Resnet => ("resnet", arch::resnet(args.seed)),
     };
     // Fail before a long run, not after it, when this build cannot save the model.
-    format::write(&model).map_err(|e| format!("cannot save a {arch_name} model with this build: {e}"))?;
+    format::write(&model)
+        .map_err(|e| format!("cannot save a {arch_name} model with this build: {e}"))?;
     let config = args.config();
     let mut trainer = Trainer::new(model, config.clone()).map_err(|e| e.to_string())?;
     let (loss_desc, opt_desc) = trainer.describe();
@@ -233,8 +234,13 @@ pub fn run(args: &TrainArgs) -> Result<(), String> {
             // training code's eval-mode forward pass (same math, f32, no fused kernels).
             eprintln!("note: {e}; scoring with the training code's eval-mode forward pass instead");
             let mut p = Predictor::new(trainer.model()).map_err(|e| e.to_string())?;
-            evaluate(&split.test, trainer.model().output_len(), 256, |x, n, out| p.run(x, n, out))
-                .map_err(|e| e.to_string())?
+            evaluate(
+                &split.test,
+                trainer.model().output_len(),
+                256,
+                |x, n, out| p.run(x, n, out),
+            )
+            .map_err(|e| e.to_string())?
         }
         _ => crate::eval::score(trainer.model(), &split.test, 256)?,
     };

@@ -144,10 +144,21 @@ pub fn cnn(seed: u64) -> Model {
 
 /// A He-initialised convolution (`groups` divides both channel counts) with zero bias and
 /// symmetric padding `pad` on all four sides.
-fn conv_op(rng: &mut Rng, ic: usize, oc: usize, k: usize, stride: usize, pad: usize, groups: usize) -> Op {
+fn conv_op(
+    rng: &mut Rng,
+    ic: usize,
+    oc: usize,
+    k: usize,
+    stride: usize,
+    pad: usize,
+    groups: usize,
+) -> Op {
     let fan_in = ic / groups * k * k;
     Op::Conv2d {
-        weight: Tensor::f32(vec![oc, ic / groups, k, k], he_normal(rng, oc * fan_in, fan_in)),
+        weight: Tensor::f32(
+            vec![oc, ic / groups, k, k],
+            he_normal(rng, oc * fan_in, fan_in),
+        ),
         bias: Tensor::f32(vec![oc], vec![0.0; oc]),
         stride: [stride, stride],
         padding: [pad; 4],
@@ -171,7 +182,14 @@ fn batchnorm_op(c: usize) -> Op {
 /// A ResNet basic block: `relu(bn(conv3x3(relu(bn(conv3x3_s(x))))) + skip(x))` where the
 /// skip is `x`, or a strided 1×1 convolution + BatchNorm when the shape changes. `x` is read
 /// twice (the main branch and the skip), which is what exercises gradient accumulation.
-pub fn residual_block(b: &mut GraphBuilder, rng: &mut Rng, x: ValueId, ic: usize, oc: usize, stride: usize) -> ValueId {
+pub fn residual_block(
+    b: &mut GraphBuilder,
+    rng: &mut Rng,
+    x: ValueId,
+    ic: usize,
+    oc: usize,
+    stride: usize,
+) -> ValueId {
     let y = b.push(conv_op(rng, ic, oc, 3, stride, 1, 1), &[x]);
     let y = b.push(batchnorm_op(oc), &[y]);
     let y = b.push(Op::Relu, &[y]);
@@ -245,7 +263,13 @@ pub fn randomize_for_parity(graph: &mut Graph, seed: u64) {
     };
     for node in &mut graph.nodes {
         match &mut node.op {
-            Op::BatchNorm { gamma, beta, mean, var, .. } => {
+            Op::BatchNorm {
+                gamma,
+                beta,
+                mean,
+                var,
+                ..
+            } => {
                 fill(gamma, 0.5, 1.5);
                 fill(beta, -0.5, 0.5);
                 fill(mean, -0.5, 0.5);
@@ -288,7 +312,10 @@ pub fn resnet_graph(seed: u64) -> Graph {
     let x = b.push(Op::Flatten, &[x]);
     let w = glorot_uniform(&mut rng, 32 * 10, 32, 10);
     let x = b.push(
-        Op::Dense { weight: Tensor::f32(vec![32, 10], w), bias: Tensor::f32(vec![10], vec![0.0; 10]) },
+        Op::Dense {
+            weight: Tensor::f32(vec![32, 10], w),
+            bias: Tensor::f32(vec![10], vec![0.0; 10]),
+        },
         &[x],
     );
     b.push(Op::Softmax, &[x]);
@@ -312,7 +339,10 @@ pub fn mobilenet_graph(seed: u64) -> Graph {
     let x = b.push(Op::Flatten, &[x]);
     let w = glorot_uniform(&mut rng, 16 * 10, 16, 10);
     let x = b.push(
-        Op::Dense { weight: Tensor::f32(vec![16, 10], w), bias: Tensor::f32(vec![10], vec![0.0; 10]) },
+        Op::Dense {
+            weight: Tensor::f32(vec![16, 10], w),
+            bias: Tensor::f32(vec![10], vec![0.0; 10]),
+        },
         &[x],
     );
     b.push(Op::Softmax, &[x]);
@@ -362,6 +392,9 @@ mod tests {
         // The stride-2 block halves 28 to 14 with the asymmetric "SAME" padding.
         assert!(shapes.iter().any(|s| s == &vec![32, 14, 14]));
         let adds = m.nodes.iter().filter(|n| matches!(n.op, Op::Add)).count();
-        assert_eq!(adds, 2, "the stride-1 blocks with equal channels are residual, the stride-2 one is not");
+        assert_eq!(
+            adds, 2,
+            "the stride-1 blocks with equal channels are residual, the stride-2 one is not"
+        );
     }
 }

@@ -19,11 +19,17 @@ fn randn(rng: &mut Rng, n: usize) -> Vec<f32> {
 
 fn t(rng: &mut Rng, shape: &[usize], scale: f32) -> Tensor {
     let n = shape.iter().product();
-    Tensor::f32(shape.to_vec(), randn(rng, n).into_iter().map(|v| v * scale).collect())
+    Tensor::f32(
+        shape.to_vec(),
+        randn(rng, n).into_iter().map(|v| v * scale).collect(),
+    )
 }
 
 fn dense(rng: &mut Rng, fin: usize, fout: usize) -> Op {
-    Op::Dense { weight: t(rng, &[fin, fout], 0.5), bias: t(rng, &[fout], 0.5) }
+    Op::Dense {
+        weight: t(rng, &[fin, fout], 0.5),
+        bias: t(rng, &[fout], 0.5),
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -68,7 +74,6 @@ fn loss(graph: &Graph, shape: &[usize], x: &[f32], n: usize, r: &[f32], mode: Mo
     let y = net.forward(graph, x, n, mode, &mut Rng::new(99)).unwrap();
     y.iter().zip(r).map(|(&a, &b)| a as f64 * b as f64).sum()
 }
-
 
 /// Central differences of `f` at steps 1e-3, 3e-4, 1e-4: `analytic` must match one of them.
 /// A wide step may straddle a kink (ReLU, Clip, a max-pool winner changing) and a narrow one
@@ -118,7 +123,11 @@ fn check(graph: &Graph, shape: &[usize], n: usize, mode: Mode, seed: u64) -> usi
                     m.nodes[node].op.tensors_mut()[slot].as_f32_mut().unwrap()[j] += delta;
                     loss(&m, shape, &x, n, &r, mode)
                 };
-                check_one(grad[j], f, &format!("{mode:?} {} slot {slot} [{j}]", graph.describe_node(node)));
+                check_one(
+                    grad[j],
+                    f,
+                    &format!("{mode:?} {} slot {slot} [{j}]", graph.describe_node(node)),
+                );
                 checked += 1;
             }
         }
@@ -154,11 +163,16 @@ fn relu_clip_hardswish_identity_reshape() {
     // Scale the input up so that the clip bounds and HardSwish's ±3 knees are crossed.
     let g = Graph::sequential([
         dense(&mut rng, 6, 12),
-        Op::Clip { min: -0.5, max: 1.0 },
+        Op::Clip {
+            min: -0.5,
+            max: 1.0,
+        },
         Op::Identity,
         dense(&mut rng, 12, 12),
         Op::HardSwish,
-        Op::Reshape { shape: vec![3, 2, 2] },
+        Op::Reshape {
+            shape: vec![3, 2, 2],
+        },
         Op::Relu,
         Op::Flatten,
         dense(&mut rng, 12, 3),
@@ -170,7 +184,16 @@ fn relu_clip_hardswish_identity_reshape() {
 fn conv_with_stride_asymmetric_padding_dilation_and_groups() {
     let mut rng = Rng::new(3);
     // 4 input channels in 2 groups, 3×2 kernel, stride (2, 1), padding t1 l2 b0 r1, dilation (1, 2).
-    let g = Graph::sequential([conv(&mut rng, 4, 6, [3, 2], [2, 1], [1, 2, 0, 1], [1, 2], 2)]);
+    let g = Graph::sequential([conv(
+        &mut rng,
+        4,
+        6,
+        [3, 2],
+        [2, 1],
+        [1, 2, 0, 1],
+        [1, 2],
+        2,
+    )]);
     check(&g, &[4, 5, 6], 2, Mode::Eval, 12);
     // The plain case the CNN uses.
     let g = Graph::sequential([conv(&mut rng, 1, 2, [3, 3], [1, 1], [0; 4], [1, 1], 1)]);
@@ -187,7 +210,16 @@ fn depthwise_conv_stride_2_asymmetric_padding() {
     ]);
     check(&g, &[3, 6, 6], 2, Mode::Eval, 14);
     // Depth multiplier 2 (6 outputs from 3 groups), asymmetric the other way.
-    let g = Graph::sequential([conv(&mut rng, 3, 6, [3, 3], [2, 2], [1, 1, 0, 0], [1, 1], 3)]);
+    let g = Graph::sequential([conv(
+        &mut rng,
+        3,
+        6,
+        [3, 3],
+        [2, 2],
+        [1, 1, 0, 0],
+        [1, 1],
+        3,
+    )]);
     check(&g, &[3, 5, 5], 2, Mode::Eval, 15);
 }
 
@@ -203,7 +235,14 @@ fn batchnorm_backward_in_train_and_eval_mode() {
 
 /// conv → BN → ReLU → conv → BN, plus the skip connection (identity or a strided 1×1
 /// projection with its own BN), Add, ReLU: `x` has two consumers.
-fn residual(b: &mut GraphBuilder, rng: &mut Rng, x: ValueId, ic: usize, oc: usize, stride: usize) -> ValueId {
+fn residual(
+    b: &mut GraphBuilder,
+    rng: &mut Rng,
+    x: ValueId,
+    ic: usize,
+    oc: usize,
+    stride: usize,
+) -> ValueId {
     let s = [stride, stride];
     let y = b.push(conv(rng, ic, oc, [3, 3], s, [1, 1, 1, 1], [1, 1], 1), &[x]);
     let y = b.push(bn(rng, oc), &[y]);
@@ -244,7 +283,12 @@ fn mul_and_add_broadcast_per_channel() {
     let s = b.push(Op::Flatten, &[s]);
     let s = b.push(dense(&mut rng, 3, 3), &[s]);
     let s = b.push(Op::Sigmoid, &[s]);
-    let s3 = b.push(Op::Reshape { shape: vec![3, 1, 1] }, &[s]);
+    let s3 = b.push(
+        Op::Reshape {
+            shape: vec![3, 1, 1],
+        },
+        &[s],
+    );
     let m = b.push(Op::Mul, &[x, s3]);
     // A flat [C] operand on the left of an Add, and of a Mul.
     let a = b.push(Op::Add, &[s, m]);
@@ -262,7 +306,10 @@ fn concat_of_branches_and_of_a_value_with_itself() {
     let mut rng = Rng::new(8);
     let mut b = GraphBuilder::new();
     let l = b.push(conv3(&mut rng, 1, 2), &[0]);
-    let r = b.push(conv(&mut rng, 1, 3, [1, 1], [1, 1], [0; 4], [1, 1], 1), &[0]);
+    let r = b.push(
+        conv(&mut rng, 1, 3, [1, 1], [1, 1], [0; 4], [1, 1], 1),
+        &[0],
+    );
     let c = b.push(Op::Concat, &[l, r, l]);
     let c = b.push(Op::Tanh, &[c]);
     let c2 = b.push(Op::Concat, &[c, 0]);
@@ -297,7 +344,12 @@ fn pooling_with_padding_and_ceil_mode() {
     // Plain LeNet pooling, then GlobalAvgPool.
     let g = Graph::sequential([
         conv3(&mut rng, 1, 2),
-        Op::MaxPool2d { kernel: [2, 2], stride: [2, 2], padding: [0; 4], ceil_mode: false },
+        Op::MaxPool2d {
+            kernel: [2, 2],
+            stride: [2, 2],
+            padding: [0; 4],
+            ceil_mode: false,
+        },
         Op::GlobalAvgPool,
     ]);
     check(&g, &[1, 4, 6], 2, Mode::Eval, 23);
@@ -310,10 +362,21 @@ fn dropout_in_training_mode() {
     let g = Graph::sequential([Op::Dropout { rate: 0.4 }]);
     let mut net = GraphNet::new(&g, &[1000], Output::Full).unwrap();
     let x = vec![1.0f32; 1000];
-    let zeros =
-        net.forward(&g, &x, 1, Mode::Train, &mut Rng::new(1)).unwrap().iter().filter(|&&v| v == 0.0).count();
-    assert!((300..500).contains(&zeros), "{zeros} of 1000 dropped at rate 0.4");
-    assert_eq!(net.forward(&g, &x, 1, Mode::Eval, &mut Rng::new(1)).unwrap(), &x[..]);
+    let zeros = net
+        .forward(&g, &x, 1, Mode::Train, &mut Rng::new(1))
+        .unwrap()
+        .iter()
+        .filter(|&&v| v == 0.0)
+        .count();
+    assert!(
+        (300..500).contains(&zeros),
+        "{zeros} of 1000 dropped at rate 0.4"
+    );
+    assert_eq!(
+        net.forward(&g, &x, 1, Mode::Eval, &mut Rng::new(1))
+            .unwrap(),
+        &x[..]
+    );
 }
 
 #[test]
@@ -324,12 +387,25 @@ fn pooling_values_follow_pytorch() {
     let run = |op: Op| {
         let g = Graph::sequential([op]);
         let mut net = GraphNet::new(&g, &[1, 3, 3], Output::Full).unwrap();
-        net.forward(&g, &x, 1, Mode::Eval, &mut Rng::new(0)).unwrap().to_vec()
+        net.forward(&g, &x, 1, Mode::Eval, &mut Rng::new(0))
+            .unwrap()
+            .to_vec()
     };
-    let max = run(Op::MaxPool2d { kernel: [2, 2], stride: [2, 2], padding: [1, 1, 0, 0], ceil_mode: false });
+    let max = run(Op::MaxPool2d {
+        kernel: [2, 2],
+        stride: [2, 2],
+        padding: [1, 1, 0, 0],
+        ceil_mode: false,
+    });
     assert_eq!(max, vec![1.0, 3.0, 7.0, 9.0]);
     let avg = |count_include_pad| {
-        run(Op::AvgPool2d { kernel: [2, 2], stride: [2, 2], padding: [1, 1, 1, 1], ceil_mode: true, count_include_pad })
+        run(Op::AvgPool2d {
+            kernel: [2, 2],
+            stride: [2, 2],
+            padding: [1, 1, 1, 1],
+            ceil_mode: true,
+            count_include_pad,
+        })
     };
     assert_eq!(avg(false), vec![1.0, 2.5, 5.5, 7.0]);
     assert_eq!(avg(true), vec![0.25, 1.25, 2.75, 7.0]);
@@ -348,16 +424,36 @@ fn batchnorm_train_uses_batch_statistics_and_eval_the_running_ones() {
         eps: 1e-5,
     }]);
     let shape = [c, h, w];
-    let x: Vec<f32> = (0..n * c * h * w).map(|_| 3.0 + 2.0 * rng.normal()).collect();
+    let x: Vec<f32> = (0..n * c * h * w)
+        .map(|_| 3.0 + 2.0 * rng.normal())
+        .collect();
     let sp = h * w;
     let per_channel = |ch: usize| -> Vec<f64> {
-        (0..n).flat_map(|s| x[(s * c + ch) * sp..(s * c + ch + 1) * sp].iter().map(|&v| v as f64)).collect()
+        (0..n)
+            .flat_map(|s| {
+                x[(s * c + ch) * sp..(s * c + ch + 1) * sp]
+                    .iter()
+                    .map(|&v| v as f64)
+            })
+            .collect()
     };
     let mut g = g0.clone();
     let mut net = GraphNet::new(&g, &shape, Output::Full).unwrap();
-    let y = net.forward(&g, &x, n, Mode::Train, &mut Rng::new(0)).unwrap().to_vec();
+    let y = net
+        .forward(&g, &x, n, Mode::Train, &mut Rng::new(0))
+        .unwrap()
+        .to_vec();
     net.update_running_stats(&mut g).unwrap();
-    let Op::BatchNorm { gamma, beta, mean, var, .. } = &g.nodes[0].op else { unreachable!() };
+    let Op::BatchNorm {
+        gamma,
+        beta,
+        mean,
+        var,
+        ..
+    } = &g.nodes[0].op
+    else {
+        unreachable!()
+    };
     let (gm, bt) = (gamma.as_f32().unwrap(), beta.as_f32().unwrap());
     let (rm, rv) = (mean.as_f32().unwrap(), var.as_f32().unwrap());
     for ch in 0..c {
@@ -367,23 +463,54 @@ fn batchnorm_train_uses_batch_statistics_and_eval_the_running_ones() {
         let var_b = v.iter().map(|a| (a - mu) * (a - mu)).sum::<f64>() / m;
         let var_u = var_b * m / (m - 1.0);
         // Train mode: normalised with the batch's biased variance over N·H·W.
-        let ys: Vec<f64> =
-            (0..n).flat_map(|s| y[(s * c + ch) * sp..(s * c + ch + 1) * sp].iter().map(|&v| v as f64)).collect();
+        let ys: Vec<f64> = (0..n)
+            .flat_map(|s| {
+                y[(s * c + ch) * sp..(s * c + ch + 1) * sp]
+                    .iter()
+                    .map(|&v| v as f64)
+            })
+            .collect();
         for (yv, xv) in ys.iter().zip(&v) {
             let want = (xv - mu) / (var_b + 1e-5).sqrt() * gm[ch] as f64 + bt[ch] as f64;
             assert!((yv - want).abs() < 1e-4, "train y {yv} vs {want}");
         }
         // Running statistics: momentum 0.1, unbiased variance (PyTorch).
-        let Op::BatchNorm { mean: m0, var: v0, .. } = &g0.nodes[0].op else { unreachable!() };
-        let (m0, v0) = (m0.as_f32().unwrap()[ch] as f64, v0.as_f32().unwrap()[ch] as f64);
-        assert!((rm[ch] as f64 - (0.9 * m0 + 0.1 * mu)).abs() < 1e-5, "running mean");
-        assert!((rv[ch] as f64 - (0.9 * v0 + 0.1 * var_u)).abs() < 1e-4, "running var {} vs {}", rv[ch], 0.9 * v0 + 0.1 * var_u);
+        let Op::BatchNorm {
+            mean: m0, var: v0, ..
+        } = &g0.nodes[0].op
+        else {
+            unreachable!()
+        };
+        let (m0, v0) = (
+            m0.as_f32().unwrap()[ch] as f64,
+            v0.as_f32().unwrap()[ch] as f64,
+        );
+        assert!(
+            (rm[ch] as f64 - (0.9 * m0 + 0.1 * mu)).abs() < 1e-5,
+            "running mean"
+        );
+        assert!(
+            (rv[ch] as f64 - (0.9 * v0 + 0.1 * var_u)).abs() < 1e-4,
+            "running var {} vs {}",
+            rv[ch],
+            0.9 * v0 + 0.1 * var_u
+        );
     }
     // Eval mode: the (updated) running statistics, per sample, independent of the batch.
     let mut net = GraphNet::new(&g, &shape, Output::Full).unwrap();
-    let ye = net.forward(&g, &x, n, Mode::Eval, &mut Rng::new(0)).unwrap().to_vec();
-    let y1 = net.forward(&g, &x[..c * sp], 1, Mode::Eval, &mut Rng::new(0)).unwrap().to_vec();
-    assert_eq!(&ye[..c * sp], &y1[..], "eval mode must not depend on the rest of the batch");
+    let ye = net
+        .forward(&g, &x, n, Mode::Eval, &mut Rng::new(0))
+        .unwrap()
+        .to_vec();
+    let y1 = net
+        .forward(&g, &x[..c * sp], 1, Mode::Eval, &mut Rng::new(0))
+        .unwrap()
+        .to_vec();
+    assert_eq!(
+        &ye[..c * sp],
+        &y1[..],
+        "eval mode must not depend on the rest of the batch"
+    );
     for s in 0..n {
         for ch in 0..c {
             for j in 0..sp {
@@ -402,7 +529,8 @@ fn batchnorm_train_uses_batch_statistics_and_eval_the_running_ones() {
     let mut net = GraphNet::new(&g2, &shape, Output::Full).unwrap();
     net.set_bn_momentum(0.0).unwrap();
     assert!(net.set_bn_momentum(1.5).is_err());
-    net.forward(&g2, &x, n, Mode::Train, &mut Rng::new(0)).unwrap();
+    net.forward(&g2, &x, n, Mode::Train, &mut Rng::new(0))
+        .unwrap();
     net.update_running_stats(&mut g2).unwrap();
     assert_eq!(g2, g0);
 }
@@ -419,15 +547,32 @@ fn logits_output_stops_before_a_final_softmax_and_dead_nodes_do_not_run() {
     let mut logits = GraphNet::new(&g, &[4], Output::Logits).unwrap();
     let mut full = GraphNet::new(&g, &[4], Output::Full).unwrap();
     let x = randn(&mut rng, 8);
-    let z = logits.forward(&g, &x, 2, Mode::Eval, &mut Rng::new(0)).unwrap().to_vec();
-    let p = full.forward(&g, &x, 2, Mode::Eval, &mut Rng::new(0)).unwrap().to_vec();
-    assert!(p.chunks(3).all(|r| (r.iter().sum::<f32>() - 1.0).abs() < 1e-5));
-    assert!(z.chunks(3).any(|r| (r.iter().sum::<f32>() - 1.0).abs() > 1e-3), "logits are not probabilities");
+    let z = logits
+        .forward(&g, &x, 2, Mode::Eval, &mut Rng::new(0))
+        .unwrap()
+        .to_vec();
+    let p = full
+        .forward(&g, &x, 2, Mode::Eval, &mut Rng::new(0))
+        .unwrap()
+        .to_vec();
+    assert!(p
+        .chunks(3)
+        .all(|r| (r.iter().sum::<f32>() - 1.0).abs() < 1e-5));
+    assert!(
+        z.chunks(3)
+            .any(|r| (r.iter().sum::<f32>() - 1.0).abs() > 1e-3),
+        "logits are not probabilities"
+    );
     assert!(logits.grads()[1].is_none());
     assert!(logits.value(2).is_none());
     logits.backward(&g, &[1.0; 6], false).unwrap();
     assert!(logits.input_grad().is_empty());
-    assert!(logits.grads()[0].as_ref().unwrap().bias.iter().all(|&v| v == 2.0));
+    assert!(logits.grads()[0]
+        .as_ref()
+        .unwrap()
+        .bias
+        .iter()
+        .all(|&v| v == 2.0));
 }
 
 #[test]

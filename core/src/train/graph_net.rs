@@ -28,6 +28,9 @@
 //!         dW_g += dy_s,g · colᵀ     dcol = W_gᵀ · dy_s,g    dx_s,g = col2im(dcol)
 //! ```
 
+// Per-channel loops index several tensors at once.
+#![allow(clippy::needless_range_loop)]
+
 use crate::error::{Error, Result};
 use crate::graph::{Graph, Op, ValueId};
 use crate::kernels::{gemm, MatRef};
@@ -118,19 +121,27 @@ fn f32_of<'a>(graph: &Graph, i: usize, t: &'a crate::model::Tensor) -> Result<&'
 }
 
 /// `(weight, bias)` of a Dense or Conv2d node, `(gamma, beta)` of a BatchNorm.
-fn param_pair<'a>(graph: &'a Graph, i: usize) -> Result<(&'a [f32], &'a [f32])> {
+fn param_pair(graph: &Graph, i: usize) -> Result<(&[f32], &[f32])> {
     match &graph.nodes[i].op {
         Op::Dense { weight, bias } | Op::Conv2d { weight, bias, .. } => {
             Ok((f32_of(graph, i, weight)?, f32_of(graph, i, bias)?))
         }
-        Op::BatchNorm { gamma, beta, .. } => Ok((f32_of(graph, i, gamma)?, f32_of(graph, i, beta)?)),
-        _ => Err(Error::bad_model(format!("{} has no parameters", graph.describe_node(i)))),
+        Op::BatchNorm { gamma, beta, .. } => {
+            Ok((f32_of(graph, i, gamma)?, f32_of(graph, i, beta)?))
+        }
+        _ => Err(Error::bad_model(format!(
+            "{} has no parameters",
+            graph.describe_node(i)
+        ))),
     }
 }
 
 /// `true` for the ops whose tensors slots 0 and 1 are trained.
 pub fn has_params(op: &Op) -> bool {
-    matches!(op, Op::Dense { .. } | Op::Conv2d { .. } | Op::BatchNorm { .. })
+    matches!(
+        op,
+        Op::Dense { .. } | Op::Conv2d { .. } | Op::BatchNorm { .. }
+    )
 }
 
 impl GraphNet {
@@ -154,7 +165,11 @@ impl GraphNet {
                 }
             }
         }
-        let has = graph.nodes.iter().map(|n| has_params(&n.op)).collect::<Vec<_>>();
+        let has = graph
+            .nodes
+            .iter()
+            .map(|n| has_params(&n.op))
+            .collect::<Vec<_>>();
         let mut grads = Vec::with_capacity(graph.nodes.len());
         for (i, node) in graph.nodes.iter().enumerate() {
             // Every tensor an op reads must be f32 (BatchNorm's running statistics included).
@@ -165,7 +180,10 @@ impl GraphNet {
             }
             grads.push(if live[i] && has[i] {
                 let (w, b) = param_pair(graph, i)?;
-                Some(ParamGrads { weight: vec![0.0; w.len()], bias: vec![0.0; b.len()] })
+                Some(ParamGrads {
+                    weight: vec![0.0; w.len()],
+                    bias: vec![0.0; b.len()],
+                })
             } else {
                 None
             });
@@ -194,7 +212,9 @@ impl GraphNet {
     /// Sets the BatchNorm momentum used by [`GraphNet::update_running_stats`] (0..=1).
     pub fn set_bn_momentum(&mut self, momentum: f32) -> Result<()> {
         if !(0.0..=1.0).contains(&momentum) {
-            return Err(Error::bad_input(format!("BatchNorm momentum {momentum} must be in [0, 1]")));
+            return Err(Error::bad_input(format!(
+                "BatchNorm momentum {momentum} must be in [0, 1]"
+            )));
         }
         self.bn_momentum = momentum;
         Ok(())
@@ -249,7 +269,14 @@ impl GraphNet {
     /// Runs the graph on `n` samples and returns the output (`n × output_len()`).
     /// `rng` draws the dropout masks in [`Mode::Train`] (unused in eval mode).
     /// `graph` must be the one the network was built for (same nodes, same shapes).
-    pub fn forward(&mut self, graph: &Graph, input: &[f32], n: usize, mode: Mode, rng: &mut Rng) -> Result<&[f32]> {
+    pub fn forward(
+        &mut self,
+        graph: &Graph,
+        input: &[f32],
+        n: usize,
+        mode: Mode,
+        rng: &mut Rng,
+    ) -> Result<&[f32]> {
         if n == 0 || Some(input.len()) != n.checked_mul(self.lens[0]) {
             return Err(Error::bad_input(format!(
                 "forward got {} values for {n} samples of {} values each",
@@ -276,9 +303,22 @@ impl GraphNet {
             let y = &mut after[0];
             y.resize(n * self.lens[i + 1], 0.0);
             let node = &graph.nodes[i];
-            let ins: Vec<(&[f32], &[usize])> =
-                node.inputs.iter().map(|&v| (&before[v as usize][..], &self.shapes[v as usize][..])).collect();
-            forward_node(graph, i, &ins, &self.shapes[i + 1], y, n, mode, &mut self.caches[i], rng)?;
+            let ins: Vec<(&[f32], &[usize])> = node
+                .inputs
+                .iter()
+                .map(|&v| (&before[v as usize][..], &self.shapes[v as usize][..]))
+                .collect();
+            forward_node(
+                graph,
+                i,
+                &ins,
+                &self.shapes[i + 1],
+                y,
+                n,
+                mode,
+                &mut self.caches[i],
+                rng,
+            )?;
         }
         Ok(&self.acts[self.out])
     }
@@ -292,13 +332,17 @@ impl GraphNet {
         }
         let m = self.bn_momentum;
         for (i, node) in graph.nodes.iter_mut().enumerate() {
-            let Op::BatchNorm { mean, var, .. } = &mut node.op else { continue };
+            let Op::BatchNorm { mean, var, .. } = &mut node.op else {
+                continue;
+            };
             let cache = &self.caches[i];
             if !self.live[i] || cache.bn_var_unbiased.is_empty() {
                 continue;
             }
             let (Some(mean), Some(var)) = (mean.as_f32_mut(), var.as_f32_mut()) else {
-                return Err(Error::unsupported("BatchNorm running statistics must be f32"));
+                return Err(Error::unsupported(
+                    "BatchNorm running statistics must be f32",
+                ));
             };
             for (r, &b) in mean.iter_mut().zip(&cache.bn_mean) {
                 *r = (1.0 - m) * *r + m * b;
@@ -326,7 +370,8 @@ impl GraphNet {
         let mut needs = vec![false; self.shapes.len()];
         needs[0] = input_grad;
         for (i, node) in graph.nodes.iter().enumerate() {
-            needs[i + 1] = self.live[i] && (self.has_params[i] || node.inputs.iter().any(|&v| needs[v as usize]));
+            needs[i + 1] = self.live[i]
+                && (self.has_params[i] || node.inputs.iter().any(|&v| needs[v as usize]));
         }
         self.vgrad_set.iter_mut().for_each(|s| *s = false);
         let o = self.out;
@@ -384,7 +429,9 @@ impl GraphNet {
         let (ins, outs) = (&self.shapes[node.inputs[0] as usize], &self.shapes[i + 1]);
         let (in_len, out_len) = (self.lens[node.inputs[0] as usize], self.lens[i + 1]);
         let cache = &self.caches[i];
-        let g = self.grads[i].as_mut().ok_or_else(|| Error::bad_model("gradient slot missing"))?;
+        let g = self.grads[i]
+            .as_mut()
+            .ok_or_else(|| Error::bad_model("gradient slot missing"))?;
         match &node.op {
             Op::Dense { .. } => {
                 gemm(
@@ -402,8 +449,23 @@ impl GraphNet {
                     g.bias.iter_mut().zip(row).for_each(|(b, d)| *b += d);
                 }
             }
-            Op::Conv2d { weight, stride, padding, dilation, groups, .. } => {
-                let geom = ConvGeom::new(ins, outs, &weight.shape, *stride, *padding, *dilation, *groups);
+            Op::Conv2d {
+                weight,
+                stride,
+                padding,
+                dilation,
+                groups,
+                ..
+            } => {
+                let geom = ConvGeom::new(
+                    ins,
+                    outs,
+                    &weight.shape,
+                    *stride,
+                    *padding,
+                    *dilation,
+                    *groups,
+                );
                 let (k, p, ocg) = (geom.k(), geom.p(), geom.ocg());
                 g.bias.iter_mut().for_each(|v| *v = 0.0);
                 for s in 0..n {
@@ -445,8 +507,14 @@ impl GraphNet {
                         dbeta[ch] += db;
                     }
                 }
-                g.weight.iter_mut().zip(&dgamma).for_each(|(g, v)| *g = *v as f32);
-                g.bias.iter_mut().zip(&dbeta).for_each(|(g, v)| *g = *v as f32);
+                g.weight
+                    .iter_mut()
+                    .zip(&dgamma)
+                    .for_each(|(g, v)| *g = *v as f32);
+                g.bias
+                    .iter_mut()
+                    .zip(&dbeta)
+                    .for_each(|(g, v)| *g = *v as f32);
             }
             _ => {}
         }
@@ -454,7 +522,14 @@ impl GraphNet {
     }
 
     /// Gradient w.r.t. input `slot` of node `i`, written (not added) into `dx`.
-    fn input_grad_of(&mut self, graph: &Graph, i: usize, slot: usize, dy: &[f32], dx: &mut [f32]) -> Result<()> {
+    fn input_grad_of(
+        &mut self,
+        graph: &Graph,
+        i: usize,
+        slot: usize,
+        dy: &[f32],
+        dx: &mut [f32],
+    ) -> Result<()> {
         let n = self.n;
         let node = &graph.nodes[i];
         let xv = node.inputs[slot] as usize;
@@ -465,11 +540,35 @@ impl GraphNet {
         match &node.op {
             Op::Dense { weight, .. } => {
                 let w = f32_of(graph, i, weight)?;
-                gemm(n, in_len, out_len, MatRef::row_major(dy, out_len), MatRef::transposed(w, out_len), dx, in_len, false);
+                gemm(
+                    n,
+                    in_len,
+                    out_len,
+                    MatRef::row_major(dy, out_len),
+                    MatRef::transposed(w, out_len),
+                    dx,
+                    in_len,
+                    false,
+                );
             }
-            Op::Conv2d { weight, stride, padding, dilation, groups, .. } => {
+            Op::Conv2d {
+                weight,
+                stride,
+                padding,
+                dilation,
+                groups,
+                ..
+            } => {
                 let w = f32_of(graph, i, weight)?;
-                let geom = ConvGeom::new(ins, outs, &weight.shape, *stride, *padding, *dilation, *groups);
+                let geom = ConvGeom::new(
+                    ins,
+                    outs,
+                    &weight.shape,
+                    *stride,
+                    *padding,
+                    *dilation,
+                    *groups,
+                );
                 let (k, p, ocg) = (geom.k(), geom.p(), geom.ocg());
                 self.dcol.resize(k * p, 0.0);
                 for s in 0..n {
@@ -567,7 +666,10 @@ impl GraphNet {
             }
             Op::Concat => {
                 // Channel offset of this input: the lengths of the inputs before it.
-                let offset: usize = node.inputs[..slot].iter().map(|&v| self.lens[v as usize]).sum();
+                let offset: usize = node.inputs[..slot]
+                    .iter()
+                    .map(|&v| self.lens[v as usize])
+                    .sum();
                 for s in 0..n {
                     dx[s * in_len..(s + 1) * in_len]
                         .copy_from_slice(&dy[s * out_len + offset..s * out_len + offset + in_len]);
@@ -582,7 +684,13 @@ impl GraphNet {
                     }
                 }
             }
-            Op::AvgPool2d { kernel, stride, padding, count_include_pad, .. } => {
+            Op::AvgPool2d {
+                kernel,
+                stride,
+                padding,
+                count_include_pad,
+                ..
+            } => {
                 dx.iter_mut().for_each(|v| *v = 0.0);
                 let pool = PoolGeom::new(ins, outs, *kernel, *stride, *padding);
                 for s in 0..n {
@@ -610,26 +718,34 @@ impl GraphNet {
                 for s in 0..n {
                     for ch in 0..c {
                         let g = dy[s * c + ch] * inv;
-                        dx[s * in_len + ch * sp..s * in_len + (ch + 1) * sp].iter_mut().for_each(|v| *v = g);
+                        dx[s * in_len + ch * sp..s * in_len + (ch + 1) * sp]
+                            .iter_mut()
+                            .for_each(|v| *v = g);
                     }
                 }
             }
             Op::Flatten | Op::Reshape { .. } | Op::Identity => dx.copy_from_slice(dy),
             Op::Dropout { .. } => {
                 if cache.mask.len() == dy.len() {
-                    dx.iter_mut().zip(dy.iter().zip(&cache.mask)).for_each(|(dx, (dy, m))| *dx = dy * m);
+                    dx.iter_mut()
+                        .zip(dy.iter().zip(&cache.mask))
+                        .for_each(|(dx, (dy, m))| *dx = dy * m);
                 } else {
                     dx.copy_from_slice(dy);
                 }
             }
             Op::Relu => {
-                dx.iter_mut().zip(dy.iter().zip(x)).for_each(|(dx, (&dy, &x))| *dx = if x > 0.0 { dy } else { 0.0 });
+                dx.iter_mut()
+                    .zip(dy.iter().zip(x))
+                    .for_each(|(dx, (&dy, &x))| *dx = if x > 0.0 { dy } else { 0.0 });
             }
             Op::Clip { min, max } => {
                 // As PyTorch's clamp: the gradient passes where min <= x <= max.
                 dx.iter_mut()
                     .zip(dy.iter().zip(x))
-                    .for_each(|(dx, (&dy, &x))| *dx = if x >= *min && x <= *max { dy } else { 0.0 });
+                    .for_each(|(dx, (&dy, &x))| {
+                        *dx = if x >= *min && x <= *max { dy } else { 0.0 }
+                    });
             }
             Op::LeakyRelu { alpha } => {
                 dx.iter_mut()
@@ -638,27 +754,35 @@ impl GraphNet {
             }
             Op::Sigmoid => {
                 let y = &self.acts[i + 1];
-                dx.iter_mut().zip(dy.iter().zip(y)).for_each(|(dx, (&dy, &y))| *dx = dy * y * (1.0 - y));
+                dx.iter_mut()
+                    .zip(dy.iter().zip(y))
+                    .for_each(|(dx, (&dy, &y))| *dx = dy * y * (1.0 - y));
             }
             Op::Tanh => {
                 let y = &self.acts[i + 1];
-                dx.iter_mut().zip(dy.iter().zip(y)).for_each(|(dx, (&dy, &y))| *dx = dy * (1.0 - y * y));
+                dx.iter_mut()
+                    .zip(dy.iter().zip(y))
+                    .for_each(|(dx, (&dy, &y))| *dx = dy * (1.0 - y * y));
             }
             Op::HardSwish => {
-                dx.iter_mut().zip(dy.iter().zip(x)).for_each(|(dx, (&dy, &x))| {
-                    *dx = if x <= -3.0 {
-                        0.0
-                    } else if x >= 3.0 {
-                        dy
-                    } else {
-                        dy * (2.0 * x + 3.0) / 6.0
-                    }
-                });
+                dx.iter_mut()
+                    .zip(dy.iter().zip(x))
+                    .for_each(|(dx, (&dy, &x))| {
+                        *dx = if x <= -3.0 {
+                            0.0
+                        } else if x >= 3.0 {
+                            dy
+                        } else {
+                            dy * (2.0 * x + 3.0) / 6.0
+                        }
+                    });
             }
             Op::Softmax => {
                 let y = &self.acts[i + 1];
-                for ((dxr, dyr), yr) in
-                    dx.chunks_exact_mut(out_len).zip(dy.chunks_exact(out_len)).zip(y.chunks_exact(out_len))
+                for ((dxr, dyr), yr) in dx
+                    .chunks_exact_mut(out_len)
+                    .zip(dy.chunks_exact(out_len))
+                    .zip(y.chunks_exact(out_len))
                 {
                     let dot: f32 = dyr.iter().zip(yr).map(|(a, b)| a * b).sum();
                     for ((d, &g), &y) in dxr.iter_mut().zip(dyr).zip(yr) {
@@ -690,14 +814,38 @@ fn forward_node(
     match &graph.nodes[i].op {
         Op::Dense { weight, bias } => {
             let (w, b) = (f32_of(graph, i, weight)?, f32_of(graph, i, bias)?);
-            gemm(n, out_len, in_len, MatRef::row_major(x, in_len), MatRef::row_major(w, out_len), y, out_len, false);
+            gemm(
+                n,
+                out_len,
+                in_len,
+                MatRef::row_major(x, in_len),
+                MatRef::row_major(w, out_len),
+                y,
+                out_len,
+                false,
+            );
             for row in y.chunks_exact_mut(out_len) {
                 row.iter_mut().zip(b).for_each(|(v, b)| *v += b);
             }
         }
-        Op::Conv2d { weight, bias, stride, padding, dilation, groups } => {
+        Op::Conv2d {
+            weight,
+            bias,
+            stride,
+            padding,
+            dilation,
+            groups,
+        } => {
             let (w, b) = (f32_of(graph, i, weight)?, f32_of(graph, i, bias)?);
-            let g = ConvGeom::new(xshape, outs, &weight.shape, *stride, *padding, *dilation, *groups);
+            let g = ConvGeom::new(
+                xshape,
+                outs,
+                &weight.shape,
+                *stride,
+                *padding,
+                *dilation,
+                *groups,
+            );
             let (k, p, ocg) = (g.k(), g.p(), g.ocg());
             cache.col.resize(n * g.groups * k * p, 0.0);
             for s in 0..n {
@@ -722,7 +870,13 @@ fn forward_node(
                 }
             }
         }
-        Op::BatchNorm { gamma, beta, mean, var, eps } => {
+        Op::BatchNorm {
+            gamma,
+            beta,
+            mean,
+            var,
+            eps,
+        } => {
             let (gm, bt) = (f32_of(graph, i, gamma)?, f32_of(graph, i, beta)?);
             let (rm, rv) = (f32_of(graph, i, mean)?, f32_of(graph, i, var)?);
             let c = xshape[0];
@@ -744,15 +898,21 @@ fn forward_node(
                     let mut sq = 0.0f64;
                     for s in 0..n {
                         let base = s * in_len + ch * sp;
-                        sq += x[base..base + sp].iter().map(|&v| (v as f64 - mu) * (v as f64 - mu)).sum::<f64>();
+                        sq += x[base..base + sp]
+                            .iter()
+                            .map(|&v| (v as f64 - mu) * (v as f64 - mu))
+                            .sum::<f64>();
                     }
                     let var_b = sq / count as f64;
                     cache.bn_mean[ch] = mu as f32;
                     cache.bn_inv_std[ch] = (1.0 / (var_b + *eps as f64).sqrt()) as f32;
                     // A batch of one element per channel has no unbiased variance; keep the
                     // biased one (PyTorch refuses such a batch in training mode).
-                    cache.bn_var_unbiased[ch] =
-                        if count > 1 { (sq / (count - 1) as f64) as f32 } else { var_b as f32 };
+                    cache.bn_var_unbiased[ch] = if count > 1 {
+                        (sq / (count - 1) as f64) as f32
+                    } else {
+                        var_b as f32
+                    };
                 }
             } else {
                 cache.bn_var_unbiased.clear();
@@ -779,8 +939,16 @@ fn forward_node(
             for s in 0..n {
                 for j in 0..out_len {
                     // A per-channel operand is indexed by the channel of output element j.
-                    let aj = if alen == out_len { j } else { j / (out_len / alen) };
-                    let bj = if blen == out_len { j } else { j / (out_len / blen) };
+                    let aj = if alen == out_len {
+                        j
+                    } else {
+                        j / (out_len / alen)
+                    };
+                    let bj = if blen == out_len {
+                        j
+                    } else {
+                        j / (out_len / blen)
+                    };
                     y[s * out_len + j] = f(x[s * alen + aj], b[s * blen + bj]);
                 }
             }
@@ -790,12 +958,18 @@ fn forward_node(
             for (xi, _) in ins {
                 let len = xi.len() / n;
                 for s in 0..n {
-                    y[s * out_len + offset..s * out_len + offset + len].copy_from_slice(&xi[s * len..(s + 1) * len]);
+                    y[s * out_len + offset..s * out_len + offset + len]
+                        .copy_from_slice(&xi[s * len..(s + 1) * len]);
                 }
                 offset += len;
             }
         }
-        Op::MaxPool2d { kernel, stride, padding, .. } => {
+        Op::MaxPool2d {
+            kernel,
+            stride,
+            padding,
+            ..
+        } => {
             let pool = PoolGeom::new(xshape, outs, *kernel, *stride, *padding);
             cache.argmax.resize(n * out_len, 0);
             for s in 0..n {
@@ -825,7 +999,13 @@ fn forward_node(
                 }
             }
         }
-        Op::AvgPool2d { kernel, stride, padding, count_include_pad, .. } => {
+        Op::AvgPool2d {
+            kernel,
+            stride,
+            padding,
+            count_include_pad,
+            ..
+        } => {
             let pool = PoolGeom::new(xshape, outs, *kernel, *stride, *padding);
             for s in 0..n {
                 let xs = &x[s * in_len..(s + 1) * in_len];
@@ -860,19 +1040,39 @@ fn forward_node(
             if mode == Mode::Train && *rate > 0.0 {
                 let keep = 1.0 / (1.0 - rate);
                 cache.mask.clear();
-                cache.mask.extend((0..x.len()).map(|_| if rng.next_f32() < *rate { 0.0 } else { keep }));
-                y.iter_mut().zip(x.iter().zip(&cache.mask)).for_each(|(y, (x, m))| *y = x * m);
+                cache.mask.extend((0..x.len()).map(|_| {
+                    if rng.next_f32() < *rate {
+                        0.0
+                    } else {
+                        keep
+                    }
+                }));
+                y.iter_mut()
+                    .zip(x.iter().zip(&cache.mask))
+                    .for_each(|(y, (x, m))| *y = x * m);
             } else {
                 cache.mask.clear();
                 y.copy_from_slice(x);
             }
         }
         Op::Relu => y.iter_mut().zip(x).for_each(|(y, &x)| *y = x.max(0.0)),
-        Op::Clip { min, max } => y.iter_mut().zip(x).for_each(|(y, &x)| *y = x.max(*min).min(*max)),
-        Op::LeakyRelu { alpha } => y.iter_mut().zip(x).for_each(|(y, &x)| *y = if x > 0.0 { x } else { alpha * x }),
-        Op::Sigmoid => y.iter_mut().zip(x).for_each(|(y, &x)| *y = 1.0 / (1.0 + (-x).exp())),
+        Op::Clip { min, max } => y
+            .iter_mut()
+            .zip(x)
+            .for_each(|(y, &x)| *y = x.max(*min).min(*max)),
+        Op::LeakyRelu { alpha } => y
+            .iter_mut()
+            .zip(x)
+            .for_each(|(y, &x)| *y = if x > 0.0 { x } else { alpha * x }),
+        Op::Sigmoid => y
+            .iter_mut()
+            .zip(x)
+            .for_each(|(y, &x)| *y = 1.0 / (1.0 + (-x).exp())),
         Op::Tanh => y.iter_mut().zip(x).for_each(|(y, &x)| *y = x.tanh()),
-        Op::HardSwish => y.iter_mut().zip(x).for_each(|(y, &x)| *y = x * (x + 3.0).clamp(0.0, 6.0) / 6.0),
+        Op::HardSwish => y
+            .iter_mut()
+            .zip(x)
+            .for_each(|(y, &x)| *y = x * (x + 3.0).clamp(0.0, 6.0) / 6.0),
         Op::Softmax => {
             y.copy_from_slice(x);
             for row in y.chunks_exact_mut(out_len) {
@@ -909,8 +1109,23 @@ struct PoolGeom {
 }
 
 impl PoolGeom {
-    fn new(ins: &[usize], outs: &[usize], kernel: [usize; 2], stride: [usize; 2], pad: [usize; 4]) -> PoolGeom {
-        PoolGeom { c: ins[0], h: ins[1], w: ins[2], oh: outs[1], ow: outs[2], kernel, stride, pad }
+    fn new(
+        ins: &[usize],
+        outs: &[usize],
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        pad: [usize; 4],
+    ) -> PoolGeom {
+        PoolGeom {
+            c: ins[0],
+            h: ins[1],
+            w: ins[2],
+            oh: outs[1],
+            ow: outs[2],
+            kernel,
+            stride,
+            pad,
+        }
     }
 
     /// The window of output `(oy, ox)` in padded coordinates (may extend past the padding in
@@ -918,7 +1133,10 @@ impl PoolGeom {
     fn padded(&self, oy: usize, ox: usize) -> ([isize; 2], [isize; 2]) {
         let y0 = (oy * self.stride[0]) as isize - self.pad[0] as isize;
         let x0 = (ox * self.stride[1]) as isize - self.pad[1] as isize;
-        ([y0, y0 + self.kernel[0] as isize], [x0, x0 + self.kernel[1] as isize])
+        (
+            [y0, y0 + self.kernel[0] as isize],
+            [x0, x0 + self.kernel[1] as isize],
+        )
     }
 
     /// The in-input rows and columns of output `(oy, ox)`'s window (never empty, see
@@ -1021,14 +1239,16 @@ impl ConvGeom {
                 for kx in 0..self.kw {
                     let row = (c * self.kh + ky) * self.kw + kx;
                     for oy in 0..self.oh {
-                        let iy = (oy * self.stride[0] + ky * self.dilation[0]) as isize - self.pad[0] as isize;
+                        let iy = (oy * self.stride[0] + ky * self.dilation[0]) as isize
+                            - self.pad[0] as isize;
                         if iy < 0 || iy >= self.h as isize {
                             continue;
                         }
                         let base_in = ((c0 + c) * self.h + iy as usize) * self.w;
                         let base_col = row * p + oy * self.ow;
                         for ox in 0..self.ow {
-                            let ix = (ox * self.stride[1] + kx * self.dilation[1]) as isize - self.pad[1] as isize;
+                            let ix = (ox * self.stride[1] + kx * self.dilation[1]) as isize
+                                - self.pad[1] as isize;
                             if ix >= 0 && ix < self.w as isize {
                                 f(base_col + ox, base_in + ix as usize);
                             }
@@ -1052,7 +1272,9 @@ impl ConvGeom {
     /// column entry back into the input it came from.
     fn col2im(&self, col: &[f32], dx: &mut [f32], g: usize) {
         let plane = self.h * self.w;
-        dx[g * self.icg() * plane..(g + 1) * self.icg() * plane].iter_mut().for_each(|v| *v = 0.0);
+        dx[g * self.icg() * plane..(g + 1) * self.icg() * plane]
+            .iter_mut()
+            .for_each(|v| *v = 0.0);
         self.for_each_tap(g, |ci, xi| dx[xi] += col[ci]);
     }
 }

@@ -23,8 +23,8 @@ pub mod network;
 pub mod optim;
 
 pub use augment::Augment;
-pub use loss::{soft_cross_entropy, Batch, CrossEntropy, Loss};
 pub use graph_net::GraphNet;
+pub use loss::{soft_cross_entropy, Batch, CrossEntropy, Loss};
 pub use network::{Mode, Network, Output, ParamGrads, DEFAULT_BN_MOMENTUM};
 pub use optim::{Adam, Optimizer, Param, Schedule, Sgd};
 
@@ -109,7 +109,9 @@ impl StepHook for MaskHook {
         for (i, (g, m)) in grads.iter_mut().zip(&self.masks).enumerate() {
             let Some(m) = m else { continue };
             let Some(g) = g else {
-                return Err(Error::bad_input(format!("mask for node {i}, which has no trainable weights")));
+                return Err(Error::bad_input(format!(
+                    "mask for node {i}, which has no trainable weights"
+                )));
             };
             if g.weight.len() != m.len() {
                 return Err(Error::bad_input(format!(
@@ -132,7 +134,9 @@ impl StepHook for MaskHook {
                 )));
             }
             let w = node.op.tensors_mut().swap_remove(0);
-            let w = w.as_f32_mut().ok_or_else(|| Error::unsupported("masks need f32 weights"))?;
+            let w = w
+                .as_f32_mut()
+                .ok_or_else(|| Error::unsupported("masks need f32 weights"))?;
             if w.len() != m.len() {
                 return Err(Error::bad_input(format!(
                     "mask for node {i} has {} entries, the weight {}",
@@ -314,7 +318,9 @@ impl Trainer {
             for (node, g) in self.model.graph.nodes.iter_mut().zip(self.net.grads()) {
                 let Some(g) = g else { continue };
                 let (w, b, w_is_bias) = match &mut node.op {
-                    Op::Dense { weight, bias } | Op::Conv2d { weight, bias, .. } => (weight, bias, false),
+                    Op::Dense { weight, bias } | Op::Conv2d { weight, bias, .. } => {
+                        (weight, bias, false)
+                    }
                     // BatchNorm's gamma and beta are not weight-decayed (as biases).
                     Op::BatchNorm { gamma, beta, .. } => (gamma, beta, true),
                     _ => continue,
@@ -322,8 +328,16 @@ impl Trainer {
                 let (Some(w), Some(b)) = (w.as_f32_mut(), b.as_f32_mut()) else {
                     return Err(Error::unsupported("training needs f32 weights"));
                 };
-                params.push(Param { value: w, grad: &g.weight, is_bias: w_is_bias });
-                params.push(Param { value: b, grad: &g.bias, is_bias: true });
+                params.push(Param {
+                    value: w,
+                    grad: &g.weight,
+                    is_bias: w_is_bias,
+                });
+                params.push(Param {
+                    value: b,
+                    grad: &g.bias,
+                    is_bias: true,
+                });
             }
             self.optimizer.step(&mut params, lr);
         }
@@ -408,7 +422,12 @@ impl Trainer {
         self.order = order;
         // A loss can stay finite a while after the weights blew up; never hand back such a model.
         for (i, node) in self.model.graph.nodes.iter().enumerate() {
-            if node.op.tensors().iter().any(|t| t.as_f32().is_some_and(|w| w.iter().any(|v| !v.is_finite()))) {
+            if node
+                .op
+                .tensors()
+                .iter()
+                .any(|t| t.as_f32().is_some_and(|w| w.iter().any(|v| !v.is_finite())))
+            {
                 return Err(Error::bad_input(format!(
                     "{} weights became NaN or infinite (training diverged): lower the learning rate (--lr)",
                     self.model.graph.describe_node(i)
@@ -466,8 +485,17 @@ impl Trainer {
                 format!("mdeploy-core {}", env!("CARGO_PKG_VERSION")),
             ),
         ];
-        if self.model.graph.nodes.iter().any(|n| matches!(n.op, Op::BatchNorm { .. })) {
-            p.extra.push(("batchnorm_momentum".into(), c.batchnorm_momentum.to_string()));
+        if self
+            .model
+            .graph
+            .nodes
+            .iter()
+            .any(|n| matches!(n.op, Op::BatchNorm { .. }))
+        {
+            p.extra.push((
+                "batchnorm_momentum".into(),
+                c.batchnorm_momentum.to_string(),
+            ));
         }
     }
 }

@@ -22,7 +22,9 @@ impl Network {
     /// Validates the model and sizes the per-node state (activations are sized per batch).
     pub fn new(model: &Model, output: Output) -> Result<Network> {
         model.validate()?;
-        Ok(Network { net: GraphNet::new(&model.graph, &model.meta.input_shape, output)? })
+        Ok(Network {
+            net: GraphNet::new(&model.graph, &model.meta.input_shape, output)?,
+        })
     }
 
     /// Values per sample of the network output.
@@ -63,7 +65,14 @@ impl Network {
     /// Runs the model on `n` samples and returns the output (`n × output_len()`).
     /// `rng` draws the dropout masks in [`Mode::Train`] (unused in eval mode).
     /// `model` must be the one the network was built for (same graph, same shapes).
-    pub fn forward(&mut self, model: &Model, input: &[f32], n: usize, mode: Mode, rng: &mut Rng) -> Result<&[f32]> {
+    pub fn forward(
+        &mut self,
+        model: &Model,
+        input: &[f32],
+        n: usize,
+        mode: Mode,
+        rng: &mut Rng,
+    ) -> Result<&[f32]> {
         self.net.forward(&model.graph, input, n, mode, rng)
     }
 
