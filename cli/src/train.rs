@@ -6,8 +6,9 @@ use std::time::Instant;
 use clap::ValueEnum;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mdeploy_core::data::MNIST_SPLIT;
-use mdeploy_core::train::{Augment, OptimizerKind, Schedule, TrainConfig, Trainer};
-use mdeploy_core::{arch, format, Model};
+use mdeploy_core::eval::evaluate;
+use mdeploy_core::train::{Augment, OptimizerKind, Predictor, Schedule, TrainConfig, Trainer};
+use mdeploy_core::{arch, format, ErrorKind, Model, Plan};
 
 use crate::data;
 
@@ -17,6 +18,9 @@ pub enum Arch {
     Mlp,
     /// Two 5x5 conv + 2x2 max-pool stages (16 and 32 maps) > Dense 512-64 > Dense 64-10 (46,730 parameters).
     Cnn,
+    /// Conv 1-16 3x3 + BatchNorm + ReLU > MaxPool 2 > three residual blocks with BatchNorm (16, 16-32 stride 2
+    /// with a 1x1 projection, 32) > GlobalAvgPool > Dense 32-10 (38,890 parameters, BatchNorm statistics included).
+    Resnet,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -46,6 +50,7 @@ the end and the accuracy is stored in the model's provenance.
 Examples:
   mdeploy train --arch mlp --epochs 10 --out my-mlp.mdm
   mdeploy train --arch cnn --epochs 30 --augment --out models/mnist-cnn.mdm
+  mdeploy train --arch resnet --epochs 15 --augment --out models/mnist-resnet.mdm
   mdeploy train --arch mlp --optimizer sgd --lr 0.05 --epochs 20 --out sgd.mdm --json"
 )]
 pub struct TrainArgs {
@@ -123,6 +128,7 @@ impl TrainArgs {
             augment: self.augment.then(Augment::default),
             label_smoothing: self.label_smoothing,
             seed: self.seed,
+            ..TrainConfig::default()
         }
     }
 }
@@ -152,7 +158,11 @@ pub fn run(args: &TrainArgs) -> Result<(), String> {
     let (arch_name, model): (&str, Model) = match args.arch {
         Arch::Mlp => ("mlp", arch::mlp(args.seed)),
         Arch::Cnn => ("cnn", arch::cnn(args.seed)),
+        Arch::Resnet => ("resnet", arch::resnet(args.seed)),
     };
+    // Fail before a long run, not after it, when this build cannot save the model.
+    format::write(&model)
+        .map_err(|e| format!("cannot save a {arch_name} model with this build: {e}"))?;
     let config = args.config();
     let mut trainer = Trainer::new(model, config.clone()).map_err(|e| e.to_string())?;
     let (loss_desc, opt_desc) = trainer.describe();
@@ -218,7 +228,22 @@ pub fn run(args: &TrainArgs) -> Result<(), String> {
     let train_secs = started.elapsed().as_secs_f64();
 
     // Score the test split once through the inference plan, exactly as `mdeploy eval` does.
-    let evaluation = crate::eval::score(trainer.model(), &split.test, 256)?;
+    let evaluation = match Plan::new(trainer.model(), 1) {
+        Err(e) if e.kind == ErrorKind::Unsupported => {
+            // A graph the inference plan of this build cannot run yet: score it with the
+            // training code's eval-mode forward pass (same math, f32, no fused kernels).
+            eprintln!("note: {e}; scoring with the training code's eval-mode forward pass instead");
+            let mut p = Predictor::new(trainer.model()).map_err(|e| e.to_string())?;
+            evaluate(
+                &split.test,
+                trainer.model().output_len(),
+                256,
+                |x, n, out| p.run(x, n, out),
+            )
+            .map_err(|e| e.to_string())?
+        }
+        _ => crate::eval::score(trainer.model(), &split.test, 256)?,
+    };
     let acc = evaluation.accuracy();
     trainer.stamp_provenance(Some(acc));
     let images_per_second = (split.train.n as f64 * args.epochs as f64) / train_secs;

@@ -1,4 +1,4 @@
-//! Training: batched forward/backward over the [`Model`] layers, pluggable losses and
+//! Training: batched forward/backward over the [`Model`]'s graph, pluggable losses and
 //! optimizers, learning-rate schedules, seeded augmentation. Design notes and the extension
 //! points for distillation and pruning are in `TRAINING.md` next to this file.
 //!
@@ -7,8 +7,9 @@
 //!                                              │
 //!                           Loss::loss_and_grad ◀┘  (fused softmax + CE, soft targets)
 //!                                              │
-//!                      Network::backward ◀─────┘ ──▶ grads
+//!                      Network::backward ◀─────┘ ──▶ grads (per node)
 //!   StepHook::before_step(grads) ──▶ Optimizer::step(params, lr = schedule(epoch)) ──▶ StepHook::after_step(model)
+//!   Network::update_running_stats(model)   (BatchNorm running mean/var, momentum)
 //! ```
 //!
 //! Everything random (shuffling, dropout, augmentation) draws from its own [`Rng`] stream
@@ -16,13 +17,15 @@
 //! seed, data and configuration give a bit-identical model.
 
 pub mod augment;
+pub mod graph_net;
 pub mod loss;
 pub mod network;
 pub mod optim;
 
 pub use augment::Augment;
+pub use graph_net::GraphNet;
 pub use loss::{soft_cross_entropy, Batch, CrossEntropy, Loss};
-pub use network::{Mode, Network, Output, ParamGrads};
+pub use network::{Mode, Network, Output, ParamGrads, DEFAULT_BN_MOMENTUM};
 pub use optim::{Adam, Optimizer, Param, Schedule, Sgd};
 
 use crate::data::{Dataset, MNIST_SOURCE, MNIST_SPLIT};
@@ -55,6 +58,9 @@ pub struct TrainConfig {
     pub augment: Option<Augment>,
     pub label_smoothing: f32,
     pub seed: u64,
+    /// BatchNorm running statistics: `running = (1 − m)·running + m·batch` after every step
+    /// (PyTorch's convention and default, 0.1). Unused by models without BatchNorm.
+    pub batchnorm_momentum: f32,
 }
 
 impl Default for TrainConfig {
@@ -69,6 +75,7 @@ impl Default for TrainConfig {
             augment: None,
             label_smoothing: 0.0,
             seed: 1,
+            batchnorm_momentum: DEFAULT_BN_MOMENTUM,
         }
     }
 }
@@ -87,37 +94,57 @@ pub trait StepHook {
     }
 }
 
-/// Keeps pruned weights at zero: `masks[i]` (same length as layer `i`'s weight, 0 or 1) zeroes
-/// the gradient before and the weight after each step. `None` leaves a layer alone.
+/// Keeps pruned weights at zero. `masks[i]` belongs to graph **node** `i` and masks its
+/// tensor slot 0 ([`crate::graph::Op::tensors`]): the weight of a `Dense` or `Conv2d` node
+/// (same length and layout, 0 or 1 per entry), or the gamma of a `BatchNorm` (one entry per
+/// channel: zeroing a channel's gamma prunes the channel). The hook zeroes the gradient
+/// before and the tensor after each step. `None` (or an index past the end) leaves a node
+/// alone; a mask on a node without trainable tensors is an error.
 pub struct MaskHook {
     pub masks: Vec<Option<Vec<f32>>>,
 }
 
 impl StepHook for MaskHook {
     fn before_step(&mut self, grads: &mut [Option<ParamGrads>]) -> Result<()> {
-        for (g, m) in grads.iter_mut().zip(&self.masks) {
-            if let (Some(g), Some(m)) = (g, m) {
-                g.weight.iter_mut().zip(m).for_each(|(g, m)| *g *= m);
+        for (i, (g, m)) in grads.iter_mut().zip(&self.masks).enumerate() {
+            let Some(m) = m else { continue };
+            let Some(g) = g else {
+                return Err(Error::bad_input(format!(
+                    "mask for node {i}, which has no trainable weights"
+                )));
+            };
+            if g.weight.len() != m.len() {
+                return Err(Error::bad_input(format!(
+                    "mask for node {i} has {} entries, its weight {}",
+                    m.len(),
+                    g.weight.len()
+                )));
             }
+            g.weight.iter_mut().zip(m).for_each(|(g, m)| *g *= m);
         }
         Ok(())
     }
     fn after_step(&mut self, model: &mut Model) -> Result<()> {
-        for (i, (layer, m)) in model.graph.nodes.iter_mut().map(|n| &mut n.op).zip(&self.masks).enumerate() {
+        for (i, (node, m)) in model.graph.nodes.iter_mut().zip(&self.masks).enumerate() {
             let Some(m) = m else { continue };
-            if let Op::Dense { weight, .. } | Op::Conv2d { weight, .. } = layer {
-                let w = weight
-                    .as_f32_mut()
-                    .ok_or_else(|| Error::unsupported("masks need f32 weights"))?;
-                if w.len() != m.len() {
-                    return Err(Error::bad_input(format!(
-                        "mask for layer {i} has {} entries, the weight {}",
-                        m.len(),
-                        w.len()
-                    )));
-                }
-                w.iter_mut().zip(m).for_each(|(w, m)| *w *= m);
+            if !graph_net::has_params(&node.op) {
+                return Err(Error::bad_input(format!(
+                    "mask for node {i} ({}), which has no trainable weights",
+                    node.op.name()
+                )));
             }
+            let w = node.op.tensors_mut().swap_remove(0);
+            let w = w
+                .as_f32_mut()
+                .ok_or_else(|| Error::unsupported("masks need f32 weights"))?;
+            if w.len() != m.len() {
+                return Err(Error::bad_input(format!(
+                    "mask for node {i} has {} entries, the weight {}",
+                    m.len(),
+                    w.len()
+                )));
+            }
+            w.iter_mut().zip(m).for_each(|(w, m)| *w *= m);
         }
         Ok(())
     }
@@ -192,7 +219,8 @@ impl Trainer {
                 config.lr
             )));
         }
-        let net = Network::new(&model, Output::Logits)?;
+        let mut net = Network::new(&model, Output::Logits)?;
+        net.set_bn_momentum(config.batchnorm_momentum)?;
         let optimizer: Box<dyn Optimizer> = match config.optimizer {
             OptimizerKind::Adam => Box::new(Adam::new(config.weight_decay)),
             OptimizerKind::Sgd { momentum } => Box::new(Sgd::new(momentum, config.weight_decay)),
@@ -279,24 +307,31 @@ impl Trainer {
             .filter(|(row, &l)| argmax(row) == l as usize)
             .count();
         self.net.backward(&self.model, &self.dlogits, false)?;
+        // The batch statistics do not depend on the weights being updated: fold them in now.
+        self.net.update_running_stats(&mut self.model)?;
         for h in &mut self.hooks {
             h.before_step(self.net.grads_mut())?;
         }
         {
+            // Node order, slot 0 then slot 1: the fixed order optimizers key their state by.
             let mut params: Vec<Param<'_>> = Vec::new();
-            for (layer, g) in self.model.graph.nodes.iter_mut().map(|n| &mut n.op).zip(self.net.grads()) {
-                let (Some(g), Op::Dense { weight, bias } | Op::Conv2d { weight, bias, .. }) =
-                    (g, layer)
-                else {
-                    continue;
+            for (node, g) in self.model.graph.nodes.iter_mut().zip(self.net.grads()) {
+                let Some(g) = g else { continue };
+                let (w, b, w_is_bias) = match &mut node.op {
+                    Op::Dense { weight, bias } | Op::Conv2d { weight, bias, .. } => {
+                        (weight, bias, false)
+                    }
+                    // BatchNorm's gamma and beta are not weight-decayed (as biases).
+                    Op::BatchNorm { gamma, beta, .. } => (gamma, beta, true),
+                    _ => continue,
                 };
-                let (Some(w), Some(b)) = (weight.as_f32_mut(), bias.as_f32_mut()) else {
+                let (Some(w), Some(b)) = (w.as_f32_mut(), b.as_f32_mut()) else {
                     return Err(Error::unsupported("training needs f32 weights"));
                 };
                 params.push(Param {
                     value: w,
                     grad: &g.weight,
-                    is_bias: false,
+                    is_bias: w_is_bias,
                 });
                 params.push(Param {
                     value: b,
@@ -386,16 +421,17 @@ impl Trainer {
         }
         self.order = order;
         // A loss can stay finite a while after the weights blew up; never hand back such a model.
-        for (i, layer) in self.model.graph.nodes.iter().map(|n| &n.op).enumerate() {
-            if let Op::Dense { weight, .. } | Op::Conv2d { weight, .. } = layer {
-                if weight
-                    .as_f32()
-                    .is_some_and(|w| w.iter().any(|v| !v.is_finite()))
-                {
-                    return Err(Error::bad_input(format!(
-                        "layer {i} weights became NaN or infinite (training diverged): lower the learning rate (--lr)"
-                    )));
-                }
+        for (i, node) in self.model.graph.nodes.iter().enumerate() {
+            if node
+                .op
+                .tensors()
+                .iter()
+                .any(|t| t.as_f32().is_some_and(|w| w.iter().any(|v| !v.is_finite())))
+            {
+                return Err(Error::bad_input(format!(
+                    "{} weights became NaN or infinite (training diverged): lower the learning rate (--lr)",
+                    self.model.graph.describe_node(i)
+                )));
             }
         }
         let stats = EpochStats {
@@ -449,6 +485,18 @@ impl Trainer {
                 format!("mdeploy-core {}", env!("CARGO_PKG_VERSION")),
             ),
         ];
+        if self
+            .model
+            .graph
+            .nodes
+            .iter()
+            .any(|n| matches!(n.op, Op::BatchNorm { .. }))
+        {
+            p.extra.push((
+                "batchnorm_momentum".into(),
+                c.batchnorm_momentum.to_string(),
+            ));
+        }
     }
 }
 
