@@ -10,7 +10,8 @@
 use std::fmt::Write as _;
 
 /// `(name, file under models/)`, the default model first.
-const MODELS: &[(&str, &str)] = &[("mnist-cnn", "mnist-cnn.mdm"), ("mnist-mlp", "mnist-mlp.mdm")];
+const MODELS: &[(&str, &str)] =
+    &[("mnist-cnn", "mnist-cnn.mdm"), ("mnist-mlp", "mnist-mlp.mdm"), ("mnist-resnet", "mnist-resnet.mdm")];
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");

@@ -29,7 +29,7 @@ export declare class MdeployError extends Error {
 }
 
 export type Backend = 'auto' | 'cpu' | 'webgpu';
-export type BuiltinModel = 'mnist-mlp' | 'mnist-cnn';
+export type BuiltinModel = 'mnist-mlp' | 'mnist-cnn' | 'mnist-resnet';
 
 /** A fetch `Response` (or anything shaped like one). */
 export interface ResponseLike {

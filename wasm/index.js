@@ -143,6 +143,7 @@ async function glue() {
 const BUILTIN = {
   'mnist-mlp': () => new URL('./models/mnist-mlp.mdm', import.meta.url),
   'mnist-cnn': () => new URL('./models/mnist-cnn.mdm', import.meta.url),
+  'mnist-resnet': () => new URL('./models/mnist-resnet.mdm', import.meta.url),
 };
 /** Names of the models shipped in the package: `Model.load('mnist-cnn')`. */
 export const builtinModels = Object.freeze(Object.keys(BUILTIN));

@@ -119,8 +119,8 @@ impl ModelEntry {
         ModelEntry { name: name.into(), version: version.into(), bytes: bytes.into(), trusted: false }
     }
 
-    /// The default models compiled into this crate (`models/mnist-cnn.mdm` first, then
-    /// `models/mnist-mlp.mdm`), version `"1"`, read and planned by `build.rs` (a broken file fails the build).
+    /// The default models compiled into this crate (named in `build.rs`: `mnist-cnn` first, then
+    /// `mnist-mlp` and `mnist-resnet`), version `"1"`, read and planned by `build.rs` (a broken file fails the build).
     #[cfg(feature = "embedded-models")]
     pub fn embedded() -> Vec<ModelEntry> {
         embedded::entries()

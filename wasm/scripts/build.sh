@@ -51,7 +51,7 @@ copy_models() {
   local m src
   # The package's built-in models, and every model the parity suites check (models/parity.json),
   # which the suites load from here when the package does not ship it by name.
-  for m in $(node -e 'const s = new Set(["mnist-mlp", "mnist-cnn"]);
+  for m in $(node -e 'const s = new Set(["mnist-mlp", "mnist-cnn", "mnist-resnet"]);
     for (const f of JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"))) s.add(f.replace(/\.mdm$/, ""));
     console.log([...s].join(" "))' "$ROOT/models/parity.json"); do
     src="${MDEPLOY_MODELS_DIR:-$ROOT/models}/$m.mdm"

@@ -158,7 +158,7 @@ test('the CNN reads digits 0–9 drawn with the mouse (≥ 9/10), live while dra
   try {
     await choose(page, 'mnist-cnn', 'cpu');
     const models = await page.locator('#model option').allTextContents();
-    assert.deepEqual(models.sort(), ['mnist-cnn', 'mnist-mlp'], 'the switcher lists the models the package ships');
+    assert.deepEqual(models.sort(), ['mnist-cnn', 'mnist-mlp', 'mnist-resnet'], 'the switcher lists the models the package ships');
     assert.match(await page.textContent('#local-backend'), /^CPU SIMD/);
 
     const got = [];

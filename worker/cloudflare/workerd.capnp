@@ -23,6 +23,7 @@ const mdeployWorker :Workerd.Worker = (
     (name = "mdeploy-wasm/dist/server/mdeploy_wasm_server_bg.wasm", wasm = embed "../../wasm/dist/server/mdeploy_wasm_server_bg.wasm"),
     (name = "mdeploy-wasm/models/mnist-mlp.mdm", data = embed "../../wasm/models/mnist-mlp.mdm"),
     (name = "mdeploy-wasm/models/mnist-cnn.mdm", data = embed "../../wasm/models/mnist-cnn.mdm"),
+    (name = "mdeploy-wasm/models/mnist-resnet.mdm", data = embed "../../wasm/models/mnist-resnet.mdm"),
   ],
   # Keep equal to wrangler.toml's compatibility_date.
   compatibilityDate = "2026-11-01",

@@ -10,9 +10,10 @@ import { createServer } from 'mdeploy-wasm/server';
 import wasm from 'mdeploy-wasm/dist/server/mdeploy_wasm_server_bg.wasm';
 import mnistMlp from 'mdeploy-wasm/models/mnist-mlp.mdm';
 import mnistCnn from 'mdeploy-wasm/models/mnist-cnn.mdm';
+import mnistResnet from 'mdeploy-wasm/models/mnist-resnet.mdm';
 
 // Built once per isolate, at start-up: requests then only run the model (weights packed once).
-const server = createServer({ wasm, models: { 'mnist-mlp': mnistMlp, 'mnist-cnn': mnistCnn } });
+const server = createServer({ wasm, models: { 'mnist-mlp': mnistMlp, 'mnist-cnn': mnistCnn, 'mnist-resnet': mnistResnet } });
 
 export default {
   fetch(request) {
