@@ -424,16 +424,18 @@ fn binary_add_and_mul_full_and_per_channel() {
     let b_chan: Vec<f64> = (0..N * c).map(|i| (0..hw).map(|px| x[(i / c) * len + px * c + i % c] as f64).sum::<f64>() / hw as f64).collect();
     for op in [BinOp::Add, BinOp::Mul] {
         for per_channel in [false, true] {
-            for act in [Act::None, Act::Relu, Act::Sigmoid] {
+            for (act, in_place) in [(Act::None, false), (Act::Relu, true), (Act::Sigmoid, false)] {
                 let (b_step, b_len) = if per_channel { (Kernel::GlobalAvgPool { c, hw }, c) } else { (aff.clone(), len) };
+                // In place: the sum overwrites a (slot 0), as the lowering does when a dies there.
+                let out = if in_place { 0 } else { 2 };
                 let p = program(
                     vec![c, 3, 5],
                     vec![len, b_len, len],
                     vec![
                         step(b_step, vec![0], 1),
-                        step(Kernel::Binary { op, len, b_per_channel: per_channel.then_some(c), act }, vec![0, 1], 2),
+                        step(Kernel::Binary { op, len, b_per_channel: per_channel.then_some(c), act }, vec![0, 1], out),
                     ],
-                    2,
+                    out,
                     len,
                 );
                 let got = run(&p, &x, N);
@@ -444,7 +446,7 @@ fn binary_add_and_mul_full_and_per_channel() {
                         act_ref(if op == BinOp::Add { a + b } else { a * b }, act)
                     })
                     .collect();
-                close(&got, &want, &format!("binary {op:?} per_channel={per_channel} {act:?}"));
+                close(&got, &want, &format!("binary {op:?} per_channel={per_channel} {act:?} in_place={in_place}"));
             }
         }
     }
@@ -497,20 +499,21 @@ fn act_in_place_and_not() {
 
 #[test]
 fn affine_hwc_and_flat() {
-    for (c, hw, act) in [(5, 11, Act::HardSwish), (13, 1, Act::LeakyRelu(0.3))] {
+    for (c, hw, act, in_place) in [(5, 11, Act::HardSwish, false), (13, 1, Act::LeakyRelu(0.3), true), (3, 7, Act::None, true)] {
         let mut rng = Rng(14 + c as u64);
         let x = rng.vec(N * c * hw);
         let (scale, shift) = (rng.vec(c), rng.vec(c));
+        let out = usize::from(!in_place);
         let p = program(
             vec![c * hw],
             vec![c * hw, c * hw],
-            vec![step(Kernel::Affine { c, hw, scale: scale.clone(), shift: shift.clone(), act }, vec![0], 1)],
-            1,
+            vec![step(Kernel::Affine { c, hw, scale: scale.clone(), shift: shift.clone(), act }, vec![0], out)],
+            out,
             c * hw,
         );
         let got = run(&p, &x, N);
         let want: Vec<f64> = x.iter().enumerate().map(|(i, &v)| act_ref(v as f64 * scale[i % c] as f64 + shift[i % c] as f64, act)).collect();
-        close(&got, &want, &format!("affine c={c} hw={hw}"));
+        close(&got, &want, &format!("affine c={c} hw={hw} in_place={in_place}"));
     }
 }
 

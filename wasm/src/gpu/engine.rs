@@ -37,7 +37,7 @@ struct Call<'a> {
     in_place: bool,
     words: Vec<u32>,
     output: usize,
-    /// Slots bound as read-only inputs (none in place: the kernel reads `y`).
+    /// Slots bound as read-only inputs (in place: without input 0, which the kernel reads as `y`).
     inputs: Vec<usize>,
     weights: Vec<&'a [f32]>,
     per_sample: usize,
@@ -93,7 +93,7 @@ fn calls<'a>(i: usize, step: &'a Step, slots: &[usize]) -> Result<Vec<Call<'a>>,
         Kernel::Concat { channels, .. } => channels.len(),
         _ => 1,
     };
-    if step.inputs.len() != arity {
+    if step.inputs.len() != arity || arity == 0 {
         return Err(bad(i, step, format!("takes {arity} input(s), got {}", step.inputs.len())));
     }
     let slot_len = |s: usize| slots.get(s).copied();
@@ -111,10 +111,18 @@ fn calls<'a>(i: usize, step: &'a Step, slots: &[usize]) -> Result<Vec<Call<'a>>,
             Err(bad(i, step, format!("{what} has {} values, expected {want}", w.len())))
         }
     };
-    let in_place = step.inputs.contains(&step.output);
-    let may_alias = matches!(step.kernel, Kernel::Act { .. } | Kernel::Softmax { .. } | Kernel::Copy { .. });
-    if in_place && !may_alias {
-        return Err(bad(i, step, "writes a slot it reads (only Activation, Softmax and Copy may run in place)".into()));
+    // In place: the output is input 0 (elementwise kernels only), and no other input.
+    let in_place = step.inputs.first() == Some(&step.output);
+    let may_alias = matches!(
+        step.kernel,
+        Kernel::Act { .. } | Kernel::Softmax { .. } | Kernel::Affine { .. } | Kernel::Binary { .. } | Kernel::Copy { .. }
+    );
+    if (in_place && !may_alias) || step.inputs.iter().skip(1).any(|&s| s == step.output) {
+        return Err(bad(
+            i,
+            step,
+            "writes a slot it reads (only Activation, Softmax, Affine, Binary and Copy may run in place, over their first input)".into(),
+        ));
     }
     let act = |p: Params, a| -> Result<Params, WasmError> {
         let (code, x, y) = kernels::act_words(a);
@@ -123,7 +131,7 @@ fn calls<'a>(i: usize, step: &'a Step, slots: &[usize]) -> Result<Vec<Call<'a>>,
     let x = step.inputs[0];
     let one = |def: &'static Def, params: Params, weights: Vec<&'a [f32]>, per_sample: usize| -> Result<Vec<Call<'a>>, WasmError> {
         let words = params.finish(&["n"])?;
-        let inputs = if in_place { vec![] } else { step.inputs.clone() };
+        let inputs = step.inputs[usize::from(in_place)..].to_vec();
         Ok(vec![Call { def, in_place, words, output: step.output, inputs, weights, per_sample }])
     };
     match &step.kernel {

@@ -24,8 +24,10 @@ pub struct Def {
     /// Read-only storage inputs uploaded once at load (weights), bound after the inputs.
     pub weights: &'static [&'static str],
     pub act: bool,
-    /// Reads its single input through `ld(i)`, so the same source can run in place (`x` is then
-    /// the output buffer itself: WebGPU forbids binding one buffer as read and read-write).
+    /// Reads its first input through `ld(i)`, so the same source can run in place (input 0 is
+    /// then the output buffer itself, read through `y`: WebGPU forbids binding one buffer both
+    /// read-only and read-write in a dispatch). Elementwise kernels only: each invocation reads
+    /// its own element before writing it.
     pub in_place: bool,
 }
 
@@ -65,10 +67,10 @@ pub const POOL: Def = def!("pool",
      "pt": U32, "pl": U32, "pb": U32, "pr": U32, "oh": U32, "ow": U32, "kind": U32],
     inputs ["x"], weights [], act false, in_place false);
 pub const GLOBAL_AVG_POOL: Def = def!("global_avg_pool", ["n": U32, "c": U32, "hw": U32], inputs ["x"], weights [], act false, in_place false);
-pub const BINARY: Def = def!("binary", ["n": U32, "len": U32, "bc": U32, "op": U32], inputs ["a", "b"], weights [], act true, in_place false);
+pub const BINARY: Def = def!("binary", ["n": U32, "len": U32, "bc": U32, "op": U32], inputs ["a", "b"], weights [], act true, in_place true);
 pub const CONCAT: Def = def!("concat", ["n": U32, "hw": U32, "cin": U32, "ctot": U32, "coff": U32], inputs ["x"], weights [], act false, in_place false);
 pub const ACT: Def = def!("act", ["n": U32, "len": U32], inputs ["x"], weights [], act true, in_place true);
-pub const AFFINE: Def = def!("affine", ["n": U32, "c": U32, "hw": U32], inputs ["x"], weights ["scale", "shift"], act true, in_place false);
+pub const AFFINE: Def = def!("affine", ["n": U32, "c": U32, "hw": U32], inputs ["x"], weights ["scale", "shift"], act true, in_place true);
 pub const SOFTMAX: Def = def!("softmax", ["n": U32, "len": U32], inputs ["x"], weights [], act false, in_place true);
 pub const COPY: Def = def!("copy", ["n": U32, "len": U32], inputs ["x"], weights [], act false, in_place false);
 
@@ -81,30 +83,26 @@ impl Def {
         self.params
     }
 
-    /// Binding numbers: 0 = `p`, 1 = `y`, then the inputs, then the weights (in place: no `x`).
-    pub fn bindings(&self, in_place: bool) -> usize {
-        2 + if in_place { 0 } else { self.inputs.len() } + self.weights.len()
-    }
-
     /// The full WGSL: generated declarations, then the kernel file.
     pub fn source(&self, in_place: bool) -> String {
         let mut s = String::new();
         s.push_str(&params::wgsl(self.spec()));
         s.push_str("@group(0) @binding(0) var<uniform> p: P;\n");
         s.push_str("@group(0) @binding(1) var<storage, read_write> y: array<f32>;\n");
+        // Binding numbers: 0 = `p`, 1 = `y`, then the inputs (in place: not input 0), then the
+        // weights; engine.rs binds in the same order.
         let mut b = 2;
-        if !in_place {
-            for name in self.inputs {
-                s.push_str(&format!("@group(0) @binding({b}) var<storage, read> {name}: array<f32>;\n"));
-                b += 1;
-            }
+        let skip = usize::from(in_place);
+        for name in &self.inputs[skip..] {
+            s.push_str(&format!("@group(0) @binding({b}) var<storage, read> {name}: array<f32>;\n"));
+            b += 1;
         }
         for name in self.weights {
             s.push_str(&format!("@group(0) @binding({b}) var<storage, read> {name}: array<f32>;\n"));
             b += 1;
         }
         if self.in_place {
-            let src = if in_place { "y" } else { "x" };
+            let src = if in_place { "y" } else { self.inputs[0] };
             s.push_str(&format!("fn ld(i: u32) -> f32 {{ return {src}[i]; }}\n"));
         }
         // A 2-D dispatch (≤ 65535 workgroups per dimension) flattened back to one index.
