@@ -355,9 +355,14 @@ impl GpuCore {
                 cap >> 20
             )));
         }
-        let busiest = plan.iter().map(|c| c.per_sample as u64).max().unwrap_or(1).max(1);
-        let fit_index = u64::from(u32::MAX) / busiest;
-        let chunk = (max_batch as u64).clamp(1, fit_mem.min(fit_index).max(1)) as usize;
+        // Kernels index slots with u32 (sample × len) and flatten a 2-D dispatch whose last row
+        // may overshoot by up to 65,535 workgroups: keep every index below u32::MAX with that margin.
+        let busiest = plan.iter().map(|c| c.per_sample as u64).max().unwrap_or(1).max(widest);
+        let fit_index = (u64::from(u32::MAX) - 65_535 * WG) / busiest;
+        if fit_index == 0 {
+            return Err(unsupported(format!("one sample needs {busiest} values in one kernel, beyond the WebGPU kernels' 32-bit indexing")));
+        }
+        let chunk = (max_batch as u64).clamp(1, fit_mem.min(fit_index)) as usize;
 
         // Validation and out-of-memory errors while building are caught here, at load, rather
         // than surfacing as a failed first batch.
