@@ -692,6 +692,13 @@ fn bad_programs_are_refused_at_load() {
     let mut p = dense_program(5, 3, 21);
     p.steps[0].inputs.push(0);
     assert_eq!(block_on(GpuCore::new(&p, 8)).err().unwrap().code, "BAD_MODEL");
+
+    // Sizes beyond the kernels' 32-bit words: UNSUPPORTED, naming the kernel and the field.
+    let c = 1usize << 33;
+    let p = program(vec![c], vec![c, c], vec![step(Kernel::Transpose { c, hw: 1, to_hwc: true }, vec![0], 1)], 1, c);
+    let e = block_on(GpuCore::new(&p, 8)).err().unwrap();
+    assert_eq!(e.code, "UNSUPPORTED");
+    assert!(e.message.starts_with("Transpose: c = 8589934592 is too large"), "{}", e.message);
 }
 
 #[test]
