@@ -1,7 +1,7 @@
 //! `mdeploy info MODEL`: what is in a model file, without running it.
 
 use crate::model_file;
-use mdeploy_core::{format, Layer};
+use mdeploy_core::{format, Node, Op};
 
 #[derive(clap::Args, Debug)]
 #[command(after_help = "Examples:\n  mdeploy info models/mnist-mlp.mdm\n  mdeploy info models/mnist-cnn.mdm --json")]
@@ -15,21 +15,22 @@ pub struct InfoArgs {
 
 pub fn run(args: &InfoArgs) -> Result<(), String> {
     let bytes = model_file::read_bytes(&args.model)?;
-    let model = format::read(&bytes).map_err(|e| format!("{}: {e}", args.model))?;
+    let (model, file) = format::read_with_info(&bytes).map_err(|e| format!("{}: {e}", args.model))?;
     let shapes = model.shapes().map_err(|e| e.to_string())?;
     let digest = format::digest_hex(&bytes).map_err(|e| e.to_string())?;
     let m = &model.meta;
     let p = &m.provenance;
-    let layers: Vec<serde_json::Value> = model
-        .layers
+    let nodes: Vec<serde_json::Value> = model
+        .graph
+        .nodes
         .iter()
         .enumerate()
-        .map(|(i, l)| {
-            let params = match l {
-                Layer::Dense { weight, bias } | Layer::Conv2d { weight, bias, .. } => weight.numel() + bias.numel(),
-                _ => 0,
-            };
-            serde_json::json!({ "op": l.name(), "output_shape": shapes[i + 1], "params": params, "detail": detail(l) })
+        .map(|(i, n)| {
+            let params: usize = n.op.tensors().iter().map(|t| t.numel()).sum();
+            serde_json::json!({
+                "op": n.op.name(), "name": n.name, "inputs": n.inputs, "output_shape": shapes[i + 1],
+                "params": params, "detail": detail(&n.op),
+            })
         })
         .collect();
     if args.json {
@@ -37,7 +38,7 @@ pub fn run(args: &InfoArgs) -> Result<(), String> {
             "file": args.model,
             "bytes": bytes.len(),
             "sha256": digest,
-            "format_version": format::FORMAT_VERSION,
+            "format_version": file.version,
             "name": m.name,
             "version": m.version,
             "input_shape": m.input_shape,
@@ -50,12 +51,13 @@ pub fn run(args: &InfoArgs) -> Result<(), String> {
             },
             "params": model.param_count(),
             "macs_per_sample": model.macs(),
-            "layers": layers,
+            "output": model.graph.output,
+            "nodes": nodes,
         });
         println!("{v}");
         return Ok(());
     }
-    println!("{} {} ({} bytes, format {:?}, sha256 {})", m.name, m.version, bytes.len(), format::FORMAT_VERSION, digest);
+    println!("{} {} ({} bytes, format {}.{}, sha256 {})", m.name, m.version, bytes.len(), file.version.0, file.version.1, digest);
     println!("  input     {:?}, preprocessing {:?} range {:?}", m.input_shape, m.preprocessing.recipe, m.preprocessing.range);
     println!("  labels    {}", m.labels.join(" "));
     println!("  arch      {}", p.arch);
@@ -70,20 +72,49 @@ pub fn run(args: &InfoArgs) -> Result<(), String> {
         println!("  {k:<9} {v}");
     }
     println!("  {} parameters, {} multiply-adds per sample", model.param_count(), model.macs());
-    for (i, l) in model.layers.iter().enumerate() {
-        println!("  {i:>2} {:<10} -> {:<14} {}", l.name(), format!("{:?}", shapes[i + 1]), detail(l));
+    let chain = model.graph.as_sequential().is_some();
+    for (i, n) in model.graph.nodes.iter().enumerate() {
+        // A chain reads like a layer list; a DAG also says which values each node reads.
+        let from = if chain { String::new() } else { inputs(n) };
+        println!("  {i:>2} {:<13}{from} -> {:<14} {}", n.op.name(), format!("{:?}", shapes[i + 1]), detail(&n.op));
     }
     Ok(())
 }
 
-fn detail(l: &Layer) -> String {
-    match l {
-        Layer::Dense { weight, .. } => format!("weight {:?}", weight.shape),
-        Layer::Conv2d { weight, stride, padding, .. } => {
-            format!("weight {:?} stride {:?} padding {:?}", weight.shape, stride, padding)
+/// ` (v3, v5)`: the values a node reads (value 0 is the input, value i + 1 node i's output).
+fn inputs(n: &Node) -> String {
+    let v: Vec<String> = n.inputs.iter().map(|v| format!("v{v}")).collect();
+    format!("({})", v.join(", "))
+}
+
+fn detail(op: &Op) -> String {
+    match op {
+        Op::Dense { weight, .. } => format!("weight {:?}", weight.shape),
+        Op::Conv2d { weight, stride, padding, dilation, groups, .. } => {
+            let mut s = format!("weight {:?} stride {stride:?} padding {padding:?}", weight.shape);
+            if *dilation != [1, 1] {
+                s += &format!(" dilation {dilation:?}");
+            }
+            if *groups != 1 {
+                s += &format!(" groups {groups}");
+            }
+            s
         }
-        Layer::MaxPool2d { kernel, stride } => format!("kernel {kernel:?} stride {stride:?}"),
-        Layer::Dropout { rate } => format!("rate {rate} (training only)"),
+        Op::MaxPool2d { kernel, stride, padding, ceil_mode } | Op::AvgPool2d { kernel, stride, padding, ceil_mode, .. } => {
+            let mut s = format!("kernel {kernel:?} stride {stride:?}");
+            if *padding != [0; 4] {
+                s += &format!(" padding {padding:?}");
+            }
+            if *ceil_mode {
+                s += " ceil";
+            }
+            s
+        }
+        Op::BatchNorm { gamma, eps, .. } => format!("{} channels eps {eps}", gamma.numel()),
+        Op::Reshape { shape } => format!("to {shape:?}"),
+        Op::Clip { min, max } => format!("[{min}, {max}]"),
+        Op::LeakyRelu { alpha } => format!("alpha {alpha}"),
+        Op::Dropout { rate } => format!("rate {rate} (training only)"),
         _ => String::new(),
     }
 }

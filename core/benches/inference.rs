@@ -19,7 +19,8 @@
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use mdeploy_core::kernels::KernelSet;
-use mdeploy_core::model::{Layer, Metadata, Model, Tensor};
+use mdeploy_core::model::{Metadata, Model, Tensor};
+use mdeploy_core::{Graph, Op};
 use mdeploy_core::Plan;
 use std::time::{Duration, Instant};
 
@@ -36,45 +37,40 @@ fn seeded(n: usize, seed: u64, scale: f32) -> Vec<f32> {
         .collect()
 }
 
-fn dense(fin: usize, fout: usize, seed: u64) -> Layer {
+fn dense(fin: usize, fout: usize, seed: u64) -> Op {
     let s = (6.0 / fin as f32).sqrt();
-    Layer::Dense { weight: Tensor::f32(vec![fin, fout], seeded(fin * fout, seed, s)), bias: Tensor::f32(vec![fout], seeded(fout, seed + 1, 0.1)) }
+    Op::Dense { weight: Tensor::f32(vec![fin, fout], seeded(fin * fout, seed, s)), bias: Tensor::f32(vec![fout], seeded(fout, seed + 1, 0.1)) }
 }
 
-fn conv(ic: usize, oc: usize, k: usize, seed: u64) -> Layer {
+fn conv(ic: usize, oc: usize, k: usize, seed: u64) -> Op {
     let s = (6.0 / (ic * k * k) as f32).sqrt();
-    Layer::Conv2d {
-        weight: Tensor::f32(vec![oc, ic, k, k], seeded(oc * ic * k * k, seed, s)),
-        bias: Tensor::f32(vec![oc], seeded(oc, seed + 1, 0.1)),
-        stride: [1, 1],
-        padding: [0, 0],
-    }
+    Op::conv2d(Tensor::f32(vec![oc, ic, k, k], seeded(oc * ic * k * k, seed, s)), Tensor::f32(vec![oc], seeded(oc, seed + 1, 0.1)), [1, 1], [0, 0])
 }
 
 fn mlp() -> Model {
     Model {
         meta: Metadata { input_shape: vec![1, 28, 28], ..Default::default() },
-        layers: vec![Layer::Flatten, dense(784, 128, 1), Layer::Relu, Layer::Dropout { rate: 0.2 }, dense(128, 10, 3), Layer::Softmax],
+        graph: Graph::sequential(vec![Op::Flatten, dense(784, 128, 1), Op::Relu, Op::Dropout { rate: 0.2 }, dense(128, 10, 3), Op::Softmax]),
     }
 }
 
 fn cnn() -> Model {
-    let pool = Layer::MaxPool2d { kernel: [2, 2], stride: [2, 2] };
+    let pool = Op::maxpool2d([2, 2], [2, 2]);
     Model {
         meta: Metadata { input_shape: vec![1, 28, 28], ..Default::default() },
-        layers: vec![
+        graph: Graph::sequential(vec![
             conv(1, 16, 5, 5),
-            Layer::Relu,
+            Op::Relu,
             pool.clone(),
             conv(16, 32, 5, 7),
-            Layer::Relu,
+            Op::Relu,
             pool,
-            Layer::Flatten,
+            Op::Flatten,
             dense(512, 64, 9),
-            Layer::Relu,
+            Op::Relu,
             dense(64, 10, 11),
-            Layer::Softmax,
-        ],
+            Op::Softmax,
+        ]),
     }
 }
 

@@ -14,7 +14,8 @@
 //! Initialisation: He-normal (`σ = √(2 / fan_in)`) for layers followed by ReLU, Glorot-uniform
 //! for the classifier layer feeding the softmax, zero biases.
 
-use crate::model::{Layer, Metadata, Model, Preprocessing, Provenance, Tensor};
+use crate::graph::{Graph, Op};
+use crate::model::{Metadata, Model, Preprocessing, Provenance, Tensor};
 use crate::rng::Rng;
 
 /// `Rng::derive` stream for weight initialisation (training uses others).
@@ -42,26 +43,26 @@ fn glorot_uniform(rng: &mut Rng, n: usize, fan_in: usize, fan_out: usize) -> Vec
     (0..n).map(|_| rng.uniform(-limit, limit)).collect()
 }
 
-fn dense(rng: &mut Rng, fin: usize, fout: usize, relu_follows: bool) -> Layer {
+fn dense(rng: &mut Rng, fin: usize, fout: usize, relu_follows: bool) -> Op {
     let w = if relu_follows {
         he_normal(rng, fin * fout, fin)
     } else {
         glorot_uniform(rng, fin * fout, fin, fout)
     };
-    Layer::Dense {
+    Op::Dense {
         weight: Tensor::f32(vec![fin, fout], w),
         bias: Tensor::f32(vec![fout], vec![0.0; fout]),
     }
 }
 
-fn conv(rng: &mut Rng, ic: usize, oc: usize, k: usize) -> Layer {
+fn conv(rng: &mut Rng, ic: usize, oc: usize, k: usize) -> Op {
     let fan_in = ic * k * k;
-    Layer::Conv2d {
-        weight: Tensor::f32(vec![oc, ic, k, k], he_normal(rng, oc * fan_in, fan_in)),
-        bias: Tensor::f32(vec![oc], vec![0.0; oc]),
-        stride: [1, 1],
-        padding: [0, 0],
-    }
+    Op::conv2d(
+        Tensor::f32(vec![oc, ic, k, k], he_normal(rng, oc * fan_in, fan_in)),
+        Tensor::f32(vec![oc], vec![0.0; oc]),
+        [1, 1],
+        [0, 0],
+    )
 }
 
 /// Metadata every MNIST model carries (training fills in the rest of the provenance).
@@ -93,14 +94,14 @@ pub fn mlp(seed: u64) -> Model {
             "mlp: Flatten > Dense 784-128 > ReLU > Dropout 0.2 > Dense 128-10 > Softmax",
             seed,
         ),
-        layers: vec![
-            Layer::Flatten,
+        graph: Graph::sequential([
+            Op::Flatten,
             dense(&mut rng, 784, 128, true),
-            Layer::Relu,
-            Layer::Dropout { rate: 0.2 },
+            Op::Relu,
+            Op::Dropout { rate: 0.2 },
             dense(&mut rng, 128, 10, false),
-            Layer::Softmax,
-        ],
+            Op::Softmax,
+        ]),
     }
 }
 
@@ -114,20 +115,20 @@ pub fn cnn(seed: u64) -> Model {
              Dense 512-64 > ReLU > Dropout 0.3 > Dense 64-10 > Softmax",
             seed,
         ),
-        layers: vec![
+        graph: Graph::sequential([
             conv(&mut rng, 1, 16, 5),
-            Layer::Relu,
-            Layer::MaxPool2d { kernel: [2, 2], stride: [2, 2] },
+            Op::Relu,
+            Op::maxpool2d([2, 2], [2, 2]),
             conv(&mut rng, 16, 32, 5),
-            Layer::Relu,
-            Layer::MaxPool2d { kernel: [2, 2], stride: [2, 2] },
-            Layer::Flatten,
+            Op::Relu,
+            Op::maxpool2d([2, 2], [2, 2]),
+            Op::Flatten,
             dense(&mut rng, 512, 64, true),
-            Layer::Relu,
-            Layer::Dropout { rate: 0.3 },
+            Op::Relu,
+            Op::Dropout { rate: 0.3 },
             dense(&mut rng, 64, 10, false),
-            Layer::Softmax,
-        ],
+            Op::Softmax,
+        ]),
     }
 }
 

@@ -3,7 +3,9 @@
 //! The portable core of mdeploy. It compiles for native targets, `wasm32-unknown-unknown` and
 //! `wasm32-wasip2`, and knows nothing of JS, HTTP, GPUs or filesystems: hosts hand it bytes.
 //!
-//! * [`model`]: the in-memory model (metadata + sequential layers) and its shape checks.
+//! * [`graph`]: the model graph (a DAG of ops over numbered values) and its shape checks.
+//! * [`model`]: the in-memory model: metadata + graph; tensors (f32, quantized, sparse).
+//! * [`lower`]: the one lowering of a graph into kernel calls, executed by every backend.
 //! * [`format`]: the `.mdm` file format (read untrusted bytes, write), spec in `format/MDM_FORMAT.md`.
 //! * [`plan`]: load once, pack weights, size an arena; `run` allocates nothing.
 //! * [`kernels`]: CPU kernels, one folder per instruction set (`generic`, `x86_64`, `wasm`).
@@ -26,5 +28,6 @@ pub mod rng;
 pub mod train;
 
 pub use error::{Error, ErrorKind, Result};
-pub use model::{Layer, Metadata, Model, Tensor};
+pub use graph::{Graph, GraphBuilder, Node, Op, ValueId};
+pub use model::{Metadata, Model, Tensor};
 pub use plan::Plan;

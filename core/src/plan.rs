@@ -32,7 +32,8 @@ use std::borrow::Cow;
 use crate::error::{Error, Result};
 use crate::kernels::generic::softmax_f32::{relu, softmax_rows};
 use crate::kernels::{a_panel, APanel, AlignedBuf, MAX_MR, KernelSet, MatRef, PackedB, PoolGeom};
-use crate::model::{Layer, Model, Tensor, TensorData};
+use crate::graph::Op;
+use crate::model::{Model, Tensor, TensorData};
 
 /// Largest arena (floats per batch buffer) a plan will size: 1 Gi floats would be 4 GiB.
 const MAX_ARENA_FLOATS: usize = 1 << 28;
@@ -174,21 +175,24 @@ impl Plan {
         let mut sp_max = 0usize;
         let mut k_max = 0usize;
         let mut spatial_out = 0usize;
-        let layers = &model.layers;
+        // Until the graph executor lands (issue 9), this plan runs chains of the 1.0 layers.
+        let layers: Vec<&Op> = model.graph.as_sequential().ok_or_else(|| {
+            Error::unsupported("this CPU plan runs sequential models only; branching graphs need the graph runtime")
+        })?;
         let mut i = 0;
         while i < layers.len() {
-            let layer = &layers[i];
+            let layer = layers[i];
             // A ReLU after this layer (Dropouts in between are identities) fuses into its epilogue.
             let mut next = i + 1;
-            while matches!(layers.get(next), Some(Layer::Dropout { .. })) {
+            while matches!(layers.get(next), Some(Op::Dropout { .. })) {
                 next += 1;
             }
-            let fuse_relu = matches!(layers.get(next), Some(Layer::Relu));
+            let fuse_relu = matches!(layers.get(next), Some(Op::Relu));
             let wrong_rank = |what: &str| {
                 Error::bad_model(format!("layer {i} ({}): needs a {what} input", layer.name()))
             };
             match layer {
-                Layer::Dense { weight, bias } => {
+                Op::Dense { weight, bias } => {
                     let St::Flat { len, perm } = st else { return Err(wrong_rank("flat")) };
                     let w = &*f32_data(weight, i, "weight", "Dense")?;
                     let b = &*f32_data(bias, i, "bias", "Dense")?;
@@ -216,7 +220,11 @@ impl Plan {
                     i = if fuse_relu { next + 1 } else { i + 1 };
                     continue;
                 }
-                Layer::Conv2d { weight, bias, stride, padding } => {
+                Op::Conv2d { weight, bias, stride, padding, dilation, groups } => {
+                    if *dilation != [1, 1] || *groups != 1 || padding[0] != padding[2] || padding[1] != padding[3] {
+                        return Err(Error::unsupported(format!("layer {i} (Conv2d): dilation, groups and asymmetric padding need the graph runtime")));
+                    }
+                    let padding = &[padding[0], padding[1]];
                     let (ic, ih, iw) = match st {
                         St::Chw(c, h, w) => {
                             if c > 1 {
@@ -280,7 +288,10 @@ impl Plan {
                     i = if fuse_relu { next + 1 } else { i + 1 };
                     continue;
                 }
-                Layer::MaxPool2d { kernel, stride } => {
+                Op::MaxPool2d { kernel, stride, padding, ceil_mode } => {
+                    if *padding != [0; 4] || *ceil_mode {
+                        return Err(Error::unsupported(format!("layer {i} (MaxPool2d): padding and ceil mode need the graph runtime")));
+                    }
                     let (c, h, w) = match st {
                         St::Chw(c, h, w) => {
                             if c > 1 {
@@ -300,7 +311,7 @@ impl Plan {
                     spatial.push(SpatialOp::Pool(g));
                     st = St::Hwc(c, g.oh, g.ow);
                 }
-                Layer::Relu => match st {
+                Op::Relu => match st {
                     St::Chw(c, h, w) | St::Hwc(c, h, w) => {
                         let len = c * h * w;
                         sp_max = sp_max.max(len);
@@ -309,11 +320,11 @@ impl Plan {
                     }
                     St::Flat { len, .. } => flat.push(FlatOp::Relu { len }),
                 },
-                Layer::Softmax => {
+                Op::Softmax => {
                     let St::Flat { len, .. } = st else { return Err(wrong_rank("flat")) };
                     flat.push(FlatOp::Softmax { len });
                 }
-                Layer::Flatten => {
+                Op::Flatten => {
                     st = match st {
                         St::Chw(c, h, w) => St::Flat { len: c * h * w, perm: None },
                         St::Hwc(c, h, w) => {
@@ -322,7 +333,13 @@ impl Plan {
                         flat_state => flat_state,
                     };
                 }
-                Layer::Dropout { .. } => {}
+                Op::Dropout { .. } | Op::Identity => {}
+                other => {
+                    return Err(Error::unsupported(format!(
+                        "layer {i} ({}): this op needs the graph runtime",
+                        other.name()
+                    )))
+                }
             }
             i += 1;
         }

@@ -17,9 +17,8 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use mdeploy_core::format::{self, codes};
-use mdeploy_core::model::{
-    Layer, Metadata, Model, Provenance, Quant, QuantType, Tensor, TensorData,
-};
+use mdeploy_core::model::{Metadata, Model, Provenance, Quant, QuantType, Tensor, TensorData};
+use mdeploy_core::{Graph, Op};
 use proptest::prelude::*;
 use sha2::{Digest, Sha256};
 
@@ -128,8 +127,8 @@ fn check(bytes: Vec<u8>) -> Result<Option<mdeploy_core::Error>, TestCaseError> {
                 m.validate().is_ok(),
                 "read returned a model that does not validate"
             );
-            for l in &m.layers {
-                if let Layer::Dense { weight, bias } | Layer::Conv2d { weight, bias, .. } = l {
+            for l in m.graph.nodes.iter().map(|n| &n.op) {
+                if let Op::Dense { weight, bias } | Op::Conv2d { weight, bias, .. } = l {
                     for t in [weight, bias] {
                         let d = t.to_f32_dense();
                         prop_assert!(
@@ -193,19 +192,19 @@ fn mlp() -> Model {
     let mut r = Rng(1);
     Model {
         meta: meta("mlp", vec![784]),
-        layers: vec![
-            Layer::Dense {
+        graph: Graph::sequential(vec![
+            Op::Dense {
                 weight: r.tensor(vec![784, 128], 0.05),
                 bias: r.tensor(vec![128], 0.01),
             },
-            Layer::Relu,
-            Layer::Dropout { rate: 0.2 },
-            Layer::Dense {
+            Op::Relu,
+            Op::Dropout { rate: 0.2 },
+            Op::Dense {
                 weight: r.tensor(vec![128, 10], 0.1),
                 bias: r.tensor(vec![10], 0.01),
             },
-            Layer::Softmax,
-        ],
+            Op::Softmax,
+        ]),
     }
 }
 
@@ -213,32 +212,19 @@ fn cnn() -> Model {
     let mut r = Rng(2);
     Model {
         meta: meta("cnn", vec![1, 28, 28]),
-        layers: vec![
-            Layer::Conv2d {
-                weight: r.tensor(vec![8, 1, 3, 3], 0.3),
-                bias: r.tensor(vec![8], 0.01),
-                stride: [1, 1],
-                padding: [1, 1],
-            },
-            Layer::Relu,
-            Layer::MaxPool2d {
-                kernel: [2, 2],
-                stride: [2, 2],
-            },
-            Layer::Conv2d {
-                weight: r.tensor(vec![8, 8, 3, 3], 0.1),
-                bias: r.tensor(vec![8], 0.01),
-                stride: [2, 2],
-                padding: [0, 0],
-            },
-            Layer::Relu,
-            Layer::Flatten,
-            Layer::Dense {
+        graph: Graph::sequential(vec![
+            Op::conv2d(r.tensor(vec![8, 1, 3, 3], 0.3), r.tensor(vec![8], 0.01), [1, 1], [1, 1]),
+            Op::Relu,
+            Op::maxpool2d([2, 2], [2, 2]),
+            Op::conv2d(r.tensor(vec![8, 8, 3, 3], 0.1), r.tensor(vec![8], 0.01), [2, 2], [0, 0]),
+            Op::Relu,
+            Op::Flatten,
+            Op::Dense {
                 weight: r.tensor(vec![8 * 6 * 6, 10], 0.05),
                 bias: r.tensor(vec![10], 0.01),
             },
-            Layer::Softmax,
-        ],
+            Op::Softmax,
+        ]),
     }
 }
 
@@ -260,7 +246,7 @@ fn cnn_compressed() -> Model {
             data: TensorData::Quantized { qtype, quant, raw },
         }
     };
-    if let Layer::Conv2d { weight, .. } = &mut m.layers[0] {
+    if let Op::Conv2d { weight, .. } = &mut m.graph.nodes[0].op {
         let q = Quant::PerChannel {
             axis: 0,
             scales: (0..8).map(|c| 0.01 * (c + 1) as f32).collect(),
@@ -268,7 +254,7 @@ fn cnn_compressed() -> Model {
         };
         *weight = quantize(weight, QuantType::I8, q, &mut r);
     }
-    if let Layer::Conv2d { weight, bias, .. } = &mut m.layers[3] {
+    if let Op::Conv2d { weight, bias, .. } = &mut m.graph.nodes[3].op {
         *weight = quantize(
             weight,
             QuantType::Packed {
@@ -294,7 +280,7 @@ fn cnn_compressed() -> Model {
             &mut r,
         );
     }
-    if let Layer::Dense { weight, bias } = &mut m.layers[6] {
+    if let Op::Dense { weight, bias } = &mut m.graph.nodes[6].op {
         // CSR weight: keep about one entry in eight.
         let (rows, cols) = (weight.shape[0], weight.shape[1]);
         let (mut row_ptr, mut col_idx, mut values) = (vec![0u32], vec![], vec![]);
@@ -585,7 +571,7 @@ fn a_hand_built_file_per_spec_loads() {
     };
     let b = assemble(&meta_bytes(2, 0), &one_dense(), tensors, &data);
     let m = format::read(&b).unwrap();
-    let Layer::Dense { weight, bias } = &m.layers[0] else {
+    let Op::Dense { weight, bias } = &m.graph.nodes[0].op else {
         panic!()
     };
     assert_eq!(weight.as_f32().unwrap(), &[1., 2., 3., 4., 5., 6.]);

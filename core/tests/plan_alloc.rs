@@ -4,7 +4,8 @@
 //! so the test harness's threads cannot disturb the result.
 
 use mdeploy_core::kernels::{gemm, MatRef};
-use mdeploy_core::model::{Layer, Metadata, Model, Tensor};
+use mdeploy_core::model::{Metadata, Model, Tensor};
+use mdeploy_core::{Graph, Op};
 use mdeploy_core::Plan;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -60,20 +61,15 @@ fn seeded(n: usize, seed: u64) -> Vec<f32> {
         .collect()
 }
 
-fn dense(fin: usize, fout: usize, seed: u64) -> Layer {
-    Layer::Dense {
+fn dense(fin: usize, fout: usize, seed: u64) -> Op {
+    Op::Dense {
         weight: Tensor::f32(vec![fin, fout], seeded(fin * fout, seed)),
         bias: Tensor::f32(vec![fout], seeded(fout, seed + 1)),
     }
 }
 
-fn conv(ic: usize, oc: usize, k: usize, seed: u64) -> Layer {
-    Layer::Conv2d {
-        weight: Tensor::f32(vec![oc, ic, k, k], seeded(oc * ic * k * k, seed)),
-        bias: Tensor::f32(vec![oc], seeded(oc, seed + 1)),
-        stride: [1, 1],
-        padding: [0, 0],
-    }
+fn conv(ic: usize, oc: usize, k: usize, seed: u64) -> Op {
+    Op::conv2d(Tensor::f32(vec![oc, ic, k, k], seeded(oc * ic * k * k, seed)), Tensor::f32(vec![oc], seeded(oc, seed + 1)), [1, 1], [0, 0])
 }
 
 fn models() -> Vec<Model> {
@@ -81,37 +77,34 @@ fn models() -> Vec<Model> {
         input_shape: vec![1, 28, 28],
         ..Default::default()
     };
-    let pool = Layer::MaxPool2d {
-        kernel: [2, 2],
-        stride: [2, 2],
-    };
+    let pool = Op::maxpool2d([2, 2], [2, 2]);
     vec![
         Model {
             meta: meta.clone(),
-            layers: vec![
-                Layer::Flatten,
+            graph: Graph::sequential(vec![
+                Op::Flatten,
                 dense(784, 128, 1),
-                Layer::Relu,
-                Layer::Dropout { rate: 0.2 },
+                Op::Relu,
+                Op::Dropout { rate: 0.2 },
                 dense(128, 10, 3),
-                Layer::Softmax,
-            ],
+                Op::Softmax,
+            ]),
         },
         Model {
             meta,
-            layers: vec![
+            graph: Graph::sequential(vec![
                 conv(1, 16, 5, 5),
-                Layer::Relu,
+                Op::Relu,
                 pool.clone(),
                 conv(16, 32, 5, 7),
-                Layer::Relu,
+                Op::Relu,
                 pool,
-                Layer::Flatten,
+                Op::Flatten,
                 dense(512, 64, 9),
-                Layer::Relu,
+                Op::Relu,
                 dense(64, 10, 11),
-                Layer::Softmax,
-            ],
+                Op::Softmax,
+            ]),
         },
     ]
 }
@@ -158,7 +151,7 @@ fn run_and_predict_do_not_allocate() {
                 allocs,
                 0,
                 "Plan::run/predict allocated {allocs} times ({} layers)",
-                m.layers.len()
+                m.graph.nodes.len()
             );
             // The counter does see allocations (guards against a test that cannot fail).
             assert!(count_allocs(|| drop(std::hint::black_box(vec![1u8; 64]))) >= 1);

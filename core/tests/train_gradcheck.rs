@@ -5,17 +5,18 @@
 //! (non-square kernels, stride ≠ padding) so that index mix-ups cannot cancel out.
 #![allow(clippy::needless_range_loop)]
 
-use mdeploy_core::model::{Layer, Metadata, Model, Tensor};
+use mdeploy_core::model::{Metadata, Model, Tensor};
+use mdeploy_core::{Graph, Op};
 use mdeploy_core::rng::Rng;
 use mdeploy_core::train::{soft_cross_entropy, Mode, Network, Output};
 
-fn model(input_shape: Vec<usize>, layers: Vec<Layer>) -> Model {
+fn model(input_shape: Vec<usize>, layers: Vec<Op>) -> Model {
     Model {
         meta: Metadata {
             input_shape,
             ..Default::default()
         },
-        layers,
+        graph: Graph::sequential(layers),
     }
 }
 
@@ -23,8 +24,8 @@ fn randn(rng: &mut Rng, n: usize) -> Vec<f32> {
     (0..n).map(|_| rng.normal()).collect()
 }
 
-fn dense(rng: &mut Rng, fin: usize, fout: usize) -> Layer {
-    Layer::Dense {
+fn dense(rng: &mut Rng, fin: usize, fout: usize) -> Op {
+    Op::Dense {
         weight: Tensor::f32(vec![fin, fout], randn(rng, fin * fout)),
         bias: Tensor::f32(vec![fout], randn(rng, fout)),
     }
@@ -37,14 +38,9 @@ fn conv(
     k: [usize; 2],
     stride: [usize; 2],
     padding: [usize; 2],
-) -> Layer {
+) -> Op {
     let n = oc * ic * k[0] * k[1];
-    Layer::Conv2d {
-        weight: Tensor::f32(vec![oc, ic, k[0], k[1]], randn(rng, n)),
-        bias: Tensor::f32(vec![oc], randn(rng, oc)),
-        stride,
-        padding,
-    }
+    Op::conv2d(Tensor::f32(vec![oc, ic, k[0], k[1]], randn(rng, n)), Tensor::f32(vec![oc], randn(rng, oc)), stride, padding)
 }
 
 /// `L(model, x)` with dropout masks drawn from a fresh, fixed RNG (so every evaluation uses
@@ -92,8 +88,8 @@ fn check(model: Model, n: usize, mode: Mode, seed: u64) {
             for j in 0..grad.len() {
                 let perturbed = |delta: f32| {
                     let mut m = model.clone();
-                    if let Layer::Dense { weight, bias } | Layer::Conv2d { weight, bias, .. } =
-                        &mut m.layers[li]
+                    if let Op::Dense { weight, bias } | Op::Conv2d { weight, bias, .. } =
+                        &mut m.graph.nodes[li].op
                     {
                         let t = if which == "weight" { weight } else { bias };
                         t.as_f32_mut().unwrap()[j] += delta;
@@ -149,10 +145,7 @@ fn maxpool_backward_matches_finite_differences() {
     check(
         model(
             vec![2, 4, 6],
-            vec![Layer::MaxPool2d {
-                kernel: [2, 2],
-                stride: [2, 2],
-            }],
+            vec![Op::maxpool2d([2, 2], [2, 2])],
         ),
         2,
         Mode::Eval,
@@ -161,10 +154,7 @@ fn maxpool_backward_matches_finite_differences() {
     check(
         model(
             vec![1, 5, 5],
-            vec![Layer::MaxPool2d {
-                kernel: [3, 2],
-                stride: [2, 1],
-            }],
+            vec![Op::maxpool2d([3, 2], [2, 1])],
         ),
         2,
         Mode::Eval,
@@ -174,10 +164,10 @@ fn maxpool_backward_matches_finite_differences() {
 
 #[test]
 fn relu_softmax_flatten_backward_match_finite_differences() {
-    check(model(vec![7], vec![Layer::Relu]), 3, Mode::Eval, 15);
-    check(model(vec![6], vec![Layer::Softmax]), 3, Mode::Eval, 16);
+    check(model(vec![7], vec![Op::Relu]), 3, Mode::Eval, 15);
+    check(model(vec![6], vec![Op::Softmax]), 3, Mode::Eval, 16);
     check(
-        model(vec![2, 3, 2], vec![Layer::Flatten]),
+        model(vec![2, 3, 2], vec![Op::Flatten]),
         2,
         Mode::Eval,
         17,
@@ -187,13 +177,13 @@ fn relu_softmax_flatten_backward_match_finite_differences() {
 #[test]
 fn dropout_backward_matches_finite_differences_in_training_mode() {
     check(
-        model(vec![20], vec![Layer::Dropout { rate: 0.4 }]),
+        model(vec![20], vec![Op::Dropout { rate: 0.4 }]),
         3,
         Mode::Train,
         18,
     );
     // And it really drops something in training mode, nothing in eval mode.
-    let m = model(vec![1000], vec![Layer::Dropout { rate: 0.4 }]);
+    let m = model(vec![1000], vec![Op::Dropout { rate: 0.4 }]);
     let mut net = Network::new(&m, Output::Full).unwrap();
     let x = vec![1.0f32; 1000];
     let zeros = net
@@ -218,14 +208,11 @@ fn a_whole_small_cnn_backward_matches_finite_differences() {
     let mut rng = Rng::new(3);
     let layers = vec![
         conv(&mut rng, 1, 2, [3, 3], [1, 1], [1, 1]),
-        Layer::Relu,
-        Layer::MaxPool2d {
-            kernel: [2, 2],
-            stride: [2, 2],
-        },
-        Layer::Flatten,
+        Op::Relu,
+        Op::maxpool2d([2, 2], [2, 2]),
+        Op::Flatten,
         dense(&mut rng, 2 * 3 * 3, 4),
-        Layer::Softmax,
+        Op::Softmax,
     ];
     check(model(vec![1, 6, 6], layers), 2, Mode::Eval, 19);
 }

@@ -4,7 +4,8 @@ mod train_support;
 
 use mdeploy_core::data::{Dataset, MNIST_SPLIT};
 use mdeploy_core::eval::evaluate;
-use mdeploy_core::model::{Layer, Model};
+use mdeploy_core::model::{Model};
+use mdeploy_core::Op;
 use mdeploy_core::train::{Augment, OptimizerKind, Predictor, Schedule, TrainConfig, Trainer};
 use mdeploy_core::{arch, format, ErrorKind};
 
@@ -23,10 +24,11 @@ fn subset(d: &Dataset, step: usize) -> Dataset {
 }
 
 fn weights(m: &Model) -> Vec<Vec<f32>> {
-    m.layers
+    m.graph
+        .nodes
         .iter()
-        .filter_map(|l| match l {
-            Layer::Dense { weight, .. } | Layer::Conv2d { weight, .. } => {
+        .filter_map(|n| match &n.op {
+            Op::Dense { weight, .. } | Op::Conv2d { weight, .. } => {
                 Some(weight.as_f32().unwrap().to_vec())
             }
             _ => None,

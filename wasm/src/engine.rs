@@ -3,7 +3,7 @@
 
 use crate::backend::{self, Backend, Request};
 use crate::error::WasmError;
-use mdeploy_core::model::{Layer, Metadata};
+use mdeploy_core::model::Metadata;
 use mdeploy_core::{format, Model};
 
 pub struct EngineCore {
@@ -33,7 +33,7 @@ impl EngineCore {
         let (model, file): (Model, format::FileInfo) = format::read_with_info(bytes)?;
         let backend = backend::select(&model, request, max_batch)?;
         Ok(EngineCore {
-            layer_names: model.layers.iter().map(Layer::name).collect(),
+            layer_names: model.graph.nodes.iter().map(|n| n.op.name()).collect(),
             params: model.param_count(),
             macs: model.macs(),
             digest: file.digest_hex,

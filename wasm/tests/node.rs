@@ -6,7 +6,8 @@
 
 use js_sys::Reflect;
 use mdeploy_core::kernels::KernelSet;
-use mdeploy_core::model::{Layer, Metadata, Model, Tensor};
+use mdeploy_core::model::{Metadata, Model, Tensor};
+use mdeploy_core::{Graph, Op};
 use mdeploy_core::{format, Plan};
 use mdeploy_wasm::{build_info, preprocess_rgba, Engine};
 use wasm_bindgen::{JsCast, JsValue};
@@ -32,21 +33,16 @@ fn small_cnn() -> Model {
             labels: (0..10).map(|d| format!("digit {d}")).collect(),
             ..Metadata::default()
         },
-        layers: vec![
-            Layer::Conv2d {
-                weight: Tensor::f32(vec![8, 1, 3, 3], values(72, 1, 0.5)),
-                bias: Tensor::f32(vec![8], values(8, 2, 0.1)),
-                stride: [1, 1],
-                padding: [1, 1],
-            },
-            Layer::Relu,
-            Layer::MaxPool2d { kernel: [2, 2], stride: [2, 2] },
-            Layer::Flatten,
-            Layer::Dense { weight: Tensor::f32(vec![8 * 14 * 14, 32], values(8 * 14 * 14 * 32, 3, 0.05)), bias: Tensor::f32(vec![32], values(32, 4, 0.1)) },
-            Layer::Relu,
-            Layer::Dense { weight: Tensor::f32(vec![32, 10], values(320, 5, 0.3)), bias: Tensor::f32(vec![10], values(10, 6, 0.1)) },
-            Layer::Softmax,
-        ],
+        graph: Graph::sequential(vec![
+            Op::conv2d(Tensor::f32(vec![8, 1, 3, 3], values(72, 1, 0.5)), Tensor::f32(vec![8], values(8, 2, 0.1)), [1, 1], [1, 1]),
+            Op::Relu,
+            Op::maxpool2d([2, 2], [2, 2]),
+            Op::Flatten,
+            Op::Dense { weight: Tensor::f32(vec![8 * 14 * 14, 32], values(8 * 14 * 14 * 32, 3, 0.05)), bias: Tensor::f32(vec![32], values(32, 4, 0.1)) },
+            Op::Relu,
+            Op::Dense { weight: Tensor::f32(vec![32, 10], values(320, 5, 0.3)), bias: Tensor::f32(vec![10], values(10, 6, 0.1)) },
+            Op::Softmax,
+        ]),
     }
 }
 

@@ -57,7 +57,8 @@ pub mod section {
     }
 }
 
-/// Layer codes in the GRAPH section (u16).
+/// Op codes in the GRAPH section (u16). Codes 1..=7 are the 1.0 layer codes; a 1.0 GRAPH
+/// section uses only those, with their 1.0 attributes (see `MDM_FORMAT.md`).
 pub mod layer {
     pub const DENSE: u16 = 1;
     pub const CONV2D: u16 = 2;
@@ -66,6 +67,20 @@ pub mod layer {
     pub const SOFTMAX: u16 = 5;
     pub const FLATTEN: u16 = 6;
     pub const DROPOUT: u16 = 7;
+    // Added in 1.1.
+    pub const BATCHNORM: u16 = 8;
+    pub const ADD: u16 = 9;
+    pub const MUL: u16 = 10;
+    pub const CONCAT: u16 = 11;
+    pub const AVGPOOL2D: u16 = 12;
+    pub const GLOBAL_AVGPOOL: u16 = 13;
+    pub const RESHAPE: u16 = 14;
+    pub const CLIP: u16 = 15;
+    pub const LEAKY_RELU: u16 = 16;
+    pub const SIGMOID: u16 = 17;
+    pub const TANH: u16 = 18;
+    pub const HARDSWISH: u16 = 19;
+    pub const IDENTITY: u16 = 20;
 }
 
 /// Element types in a tensor record (u8).
@@ -119,12 +134,15 @@ pub const MAX_LABELS: usize = 65_536;
 pub const MAX_EXTRA: usize = 1024;
 /// Rank of a tensor or of the input shape.
 pub const MAX_RANK: usize = 8;
-/// Tensors in the table (each layer has at most two).
-pub const MAX_TENSORS: usize = 2 * crate::model::MAX_LAYERS;
+/// Tensors in the table (a node has at most four: BatchNorm).
+pub const MAX_TENSORS: usize = 4 * crate::graph::MAX_NODES;
 /// Elements in one tensor: 2^28 (1 GiB as dense f32).
 pub const MAX_TENSOR_ELEMS: usize = 1 << 28;
 /// A sparse tensor may describe at most `SPARSE_FREE_ELEMS + SPARSE_MAX_RATIO × stored bytes`
-/// elements, so densifying a tiny hostile file cannot allocate gigabytes. 99.9 % sparse weights
-/// (the sparsest that pay off in practice) need a ratio of about 125.
-pub const SPARSE_FREE_ELEMS: usize = 65_536;
-pub const SPARSE_MAX_RATIO: usize = 1024;
+/// elements, so densifying a small hostile file cannot allocate more than the file justifies.
+/// The ratio is 8 because a bitmask (one bit per element) always meets it: any sparsity can be
+/// stored, CSR up to about 97 % sparse and a bitmask beyond. 1-bit packed weights expand by
+/// exactly this ratio too, so "8 elements per stored byte" is the one expansion bound of the
+/// format. The small free allowance covers tiny tensors (a 1-element bias).
+pub const SPARSE_FREE_ELEMS: usize = 64;
+pub const SPARSE_MAX_RATIO: usize = 8;

@@ -41,8 +41,10 @@ pub use tensor::pack_bits;
 
 /// Major format version: files with another major are rejected as `Unsupported`.
 pub const FORMAT_MAJOR: u16 = 1;
-/// Minor format version this build writes; it reads any `1.x` (see the versioning rules).
-pub const FORMAT_MINOR: u16 = 0;
+/// Newest minor format version this build writes; it reads any `1.x` (see the versioning rules).
+/// A model is written as `1.0` when its graph is a chain of the 1.0 layers (so older readers
+/// load it), as `1.1` (the node list: any DAG, every op) otherwise.
+pub const FORMAT_MINOR: u16 = 1;
 /// `(major, minor)` of the format this build writes.
 pub const FORMAT_VERSION: (u16, u16) = (FORMAT_MAJOR, FORMAT_MINOR);
 

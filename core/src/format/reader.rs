@@ -18,9 +18,9 @@ use crate::format::cursor::Cursor;
 use crate::format::digest;
 use crate::format::tensor::{packed_len, qtype_bits};
 use crate::format::{FileInfo, SectionInfo, TensorInfo, FORMAT_MAJOR, FORMAT_MINOR};
+use crate::graph::{Graph, Node, Op, ValueId, MAX_NODES, MAX_NODE_INPUTS};
 use crate::model::{
-    Layer, Metadata, Model, Preprocessing, Provenance, Quant, QuantType, Tensor, TensorData,
-    MAX_ACTIVATION_ELEMS, MAX_LAYERS,
+    Metadata, Model, Preprocessing, Provenance, Quant, QuantType, Tensor, TensorData, MAX_ACTIVATION_ELEMS,
 };
 
 pub(crate) struct Header {
@@ -636,7 +636,7 @@ fn decode(bytes: &[u8], r: Record, i: usize, owner: &str) -> Result<Tensor> {
                 .saturating_add(codes::SPARSE_MAX_RATIO.saturating_mul(stored));
             if numel > bound {
                 return Err(Error::bad_model(format!(
-                    "{ctx}: a sparse tensor of {numel} elements stored in {stored} bytes is sparser than the format allows (at most {} + {} elements per stored byte): refusing to expand it",
+                    "{ctx}: a sparse tensor of {numel} elements stored in {stored} bytes is sparser than the format allows (at most {} + {} elements per stored byte): refusing to expand it (store it as a bitmask, which always fits)",
                     codes::SPARSE_FREE_ELEMS,
                     codes::SPARSE_MAX_RATIO
                 )));
@@ -694,94 +694,155 @@ fn decode(bytes: &[u8], r: Record, i: usize, owner: &str) -> Result<Tensor> {
     Ok(t)
 }
 
-enum Spec {
-    Dense {
-        w: usize,
-        b: usize,
-    },
-    Conv {
-        w: usize,
-        b: usize,
-        stride: [usize; 2],
-        padding: [usize; 2],
-    },
-    Pool {
-        kernel: [usize; 2],
-        stride: [usize; 2],
-    },
-    Relu,
-    Softmax,
-    Flatten,
-    Dropout(f32),
+/// A node as parsed: its op with empty placeholder tensors, and the table indices that fill
+/// them (in `Op::tensors_mut` order) once the tensors are decoded.
+struct NodeSpec {
+    node: Node,
+    tensors: Vec<usize>,
 }
 
+fn placeholder() -> Tensor {
+    Tensor::f32(Vec::new(), Vec::new())
+}
+
+/// Parses the GRAPH section: the 1.0 layer list (`minor == 0`) or the 1.1 node list.
 fn parse_graph(
     c: &mut Cursor,
+    minor: u16,
     n_tensors: usize,
     owners: &mut [Option<(usize, &'static str)>],
-) -> Result<Vec<Spec>> {
-    let n = c.count("layer count", MAX_LAYERS, 2)?;
+) -> Result<(Vec<NodeSpec>, ValueId)> {
+    let v11 = minor >= 1;
+    let what = if v11 { "node" } else { "layer" };
+    // 1.0: a layer is at least its u16 code; 1.1: code + name length + input count.
+    let n = c.count(format_args!("{what} count"), MAX_NODES, if v11 { 7 } else { 2 })?;
+    let output = if v11 { c.u32("graph output value")? } else { n as ValueId };
     let mut specs = Vec::new();
     for i in 0..n {
         let at = c.offset();
-        let code = c.u16(format_args!("layer {i} code"))?;
-        let mut tensor = |c: &mut Cursor, role: &'static str| -> Result<usize> {
-            let t = c.u32(format_args!("layer {i} {role} tensor index"))? as usize;
+        let code = c.u16(format_args!("{what} {i} code"))?;
+        let (name, inputs) = if v11 {
+            let name = c.string(format_args!("node {i} name"))?;
+            let k = c.u8(format_args!("node {i} input count"))? as usize;
+            if k > MAX_NODE_INPUTS {
+                return Err(c.err(format_args!("node {i} has {k} inputs, more than the limit of {MAX_NODE_INPUTS}")));
+            }
+            let mut inputs = Vec::with_capacity(k);
+            for j in 0..k {
+                inputs.push(c.u32(format_args!("node {i} input {j}"))?);
+            }
+            (name, inputs)
+        } else {
+            (String::new(), vec![i as ValueId])
+        };
+        let mut idx = Vec::new();
+        let mut tensor = |c: &mut Cursor, role: &'static str| -> Result<Tensor> {
+            let t = c.u32(format_args!("{what} {i} {role} tensor index"))? as usize;
             match owners.get_mut(t) {
                 None => Err(c.err(format_args!(
-                    "layer {i} {role} refers to tensor {t}, but the table has {n_tensors} tensors"
+                    "{what} {i} {role} refers to tensor {t}, but the table has {n_tensors} tensors"
                 ))),
                 Some(Some((other, r))) => Err(c.err(format_args!(
-                    "layer {i} {role} refers to tensor {t}, already used as layer {other} {r}; each tensor belongs to exactly one layer"
+                    "{what} {i} {role} refers to tensor {t}, already used as {what} {other} {r}; each tensor belongs to exactly one {what}"
                 ))),
                 Some(slot) => {
                     *slot = Some((i, role));
-                    Ok(t)
+                    idx.push(t);
+                    Ok(placeholder())
                 }
             }
         };
-        let pair = |c: &mut Cursor, what: &str| -> Result<[usize; 2]> {
-            Ok([
-                c.usize32(format_args!("layer {i} {what}[0]"))?,
-                c.usize32(format_args!("layer {i} {what}[1]"))?,
-            ])
+        let pair = |c: &mut Cursor, f: &str| -> Result<[usize; 2]> {
+            Ok([c.usize32(format_args!("{what} {i} {f}[0]"))?, c.usize32(format_args!("{what} {i} {f}[1]"))?])
         };
-        specs.push(match code {
-            layer::DENSE => {
-                let w = tensor(c, "weight")?;
-                let b = tensor(c, "bias")?;
-                Spec::Dense { w, b }
+        let quad = |c: &mut Cursor, f: &str| -> Result<[usize; 4]> {
+            let mut q = [0; 4];
+            for (j, v) in q.iter_mut().enumerate() {
+                *v = c.usize32(format_args!("{what} {i} {f}[{j}]"))?;
             }
+            Ok(q)
+        };
+        let flag = |c: &mut Cursor, f: &str| -> Result<bool> { parse_bool(c, &format!("{what} {i} {f}")) };
+        let unknown = || {
+            Error::unsupported(format!(
+                "GRAPH section, file offset {at}: {what} {i} has unknown op code {code} for format 1.{minor}; upgrade mdeploy if this file was written by a newer version"
+            ))
+        };
+        let op = match code {
+            layer::DENSE => Op::Dense { weight: tensor(c, "weight")?, bias: tensor(c, "bias")? },
             layer::CONV2D => {
-                let w = tensor(c, "weight")?;
-                let b = tensor(c, "bias")?;
+                let (weight, bias) = (tensor(c, "weight")?, tensor(c, "bias")?);
                 let stride = pair(c, "stride")?;
-                let padding = pair(c, "padding")?;
-                Spec::Conv { w, b, stride, padding }
+                if v11 {
+                    let padding = quad(c, "padding")?;
+                    let dilation = pair(c, "dilation")?;
+                    let groups = c.usize32(format_args!("node {i} groups"))?;
+                    Op::Conv2d { weight, bias, stride, padding, dilation, groups }
+                } else {
+                    Op::conv2d(weight, bias, stride, pair(c, "padding")?)
+                }
             }
             layer::MAXPOOL2D => {
-                let kernel = pair(c, "kernel")?;
-                let stride = pair(c, "stride")?;
-                Spec::Pool { kernel, stride }
+                let (kernel, stride) = (pair(c, "kernel")?, pair(c, "stride")?);
+                if v11 {
+                    let padding = quad(c, "padding")?;
+                    Op::MaxPool2d { kernel, stride, padding, ceil_mode: flag(c, "ceil_mode")? }
+                } else {
+                    Op::maxpool2d(kernel, stride)
+                }
             }
-            layer::RELU => Spec::Relu,
-            layer::SOFTMAX => Spec::Softmax,
-            layer::FLATTEN => Spec::Flatten,
-            layer::DROPOUT => Spec::Dropout(c.finite_f32(format_args!("layer {i} dropout rate"))?),
-            _ => {
-                return Err(Error::unsupported(format!(
-                    "GRAPH section, file offset {at}: layer {i} has unknown layer code {code}; upgrade mdeploy if this file was written by a newer version"
-                )))
+            layer::RELU => Op::Relu,
+            layer::SOFTMAX => Op::Softmax,
+            layer::FLATTEN => Op::Flatten,
+            layer::DROPOUT => Op::Dropout { rate: c.finite_f32(format_args!("{what} {i} dropout rate"))? },
+            _ if !v11 => return Err(unknown()),
+            layer::BATCHNORM => Op::BatchNorm {
+                gamma: tensor(c, "gamma")?,
+                beta: tensor(c, "beta")?,
+                mean: tensor(c, "mean")?,
+                var: tensor(c, "var")?,
+                eps: c.finite_f32(format_args!("node {i} eps"))?,
+            },
+            layer::ADD => Op::Add,
+            layer::MUL => Op::Mul,
+            layer::CONCAT => Op::Concat,
+            layer::AVGPOOL2D => {
+                let (kernel, stride, padding) = (pair(c, "kernel")?, pair(c, "stride")?, quad(c, "padding")?);
+                let ceil_mode = flag(c, "ceil_mode")?;
+                Op::AvgPool2d { kernel, stride, padding, ceil_mode, count_include_pad: flag(c, "count_include_pad")? }
             }
-        });
+            layer::GLOBAL_AVGPOOL => Op::GlobalAvgPool,
+            layer::RESHAPE => {
+                let rank = c.u8(format_args!("node {i} reshape rank"))? as usize;
+                if !(1..=3).contains(&rank) {
+                    return Err(c.err(format_args!("node {i}: a Reshape target has 1 to 3 dimensions, not {rank}")));
+                }
+                let mut shape = Vec::with_capacity(rank);
+                for j in 0..rank {
+                    shape.push(c.usize32(format_args!("node {i} reshape dim {j}"))?);
+                }
+                Op::Reshape { shape }
+            }
+            layer::CLIP => Op::Clip {
+                min: c.f32(format_args!("node {i} clip min"))?,
+                max: c.f32(format_args!("node {i} clip max"))?,
+            },
+            layer::LEAKY_RELU => Op::LeakyRelu { alpha: c.finite_f32(format_args!("node {i} alpha"))? },
+            layer::SIGMOID => Op::Sigmoid,
+            layer::TANH => Op::Tanh,
+            layer::HARDSWISH => Op::HardSwish,
+            layer::IDENTITY => Op::Identity,
+            _ => return Err(unknown()),
+        };
+        specs.push(NodeSpec { node: Node { op, inputs, name }, tensors: idx });
     }
     c.finish(false)?;
     if let Some(t) = owners.iter().position(Option::is_none) {
         return Err(Error::bad_model(format!(
-            "TENSORS section: tensor {t} is not used by any layer (each tensor belongs to exactly one layer)"
+            "TENSORS section: tensor {t} is not used by any {what} (each tensor belongs to exactly one {what})"
         )));
     }
-    Ok(specs)
+    Ok((specs, output))
 }
 
 /// Parses and validates a whole file; see [`crate::format::read`].
@@ -807,7 +868,7 @@ pub(crate) fn read_with_info_opts(bytes: &[u8], verify_digest: bool) -> Result<(
     tc.finish(false)?;
 
     let mut owners = vec![None; n_tensors];
-    let specs = parse_graph(&mut cursor(bytes, s.graph), n_tensors, &mut owners)?;
+    let (specs, output) = parse_graph(&mut cursor(bytes, s.graph), h.minor, n_tensors, &mut owners)?;
 
     let mut infos = Vec::with_capacity(n_tensors);
     let mut tensors = Vec::with_capacity(n_tensors);
@@ -827,7 +888,7 @@ pub(crate) fn read_with_info_opts(bytes: &[u8], verify_digest: bool) -> Result<(
             offset: r.buffers.first().map_or(0, |b| b.0 as u64),
             stored_bytes: r.buffers.iter().map(|b| b.1 as u64).sum(),
         });
-        let owner = format!("layer {layer} {role}");
+        let owner = format!("{} {layer} {role}", if h.minor >= 1 { "node" } else { "layer" });
         tensors.push(Some(decode(bytes, r, i, &owner)?));
     }
     // Each index was checked in range and used exactly once by parse_graph.
@@ -836,32 +897,14 @@ pub(crate) fn read_with_info_opts(bytes: &[u8], verify_digest: bool) -> Result<(
             .take()
             .ok_or_else(|| Error::bad_model(format!("tensor {t} used twice")))
     };
-    let mut layers = Vec::with_capacity(specs.len());
-    for spec in specs {
-        layers.push(match spec {
-            Spec::Dense { w, b } => Layer::Dense {
-                weight: take(w)?,
-                bias: take(b)?,
-            },
-            Spec::Conv {
-                w,
-                b,
-                stride,
-                padding,
-            } => Layer::Conv2d {
-                weight: take(w)?,
-                bias: take(b)?,
-                stride,
-                padding,
-            },
-            Spec::Pool { kernel, stride } => Layer::MaxPool2d { kernel, stride },
-            Spec::Relu => Layer::Relu,
-            Spec::Softmax => Layer::Softmax,
-            Spec::Flatten => Layer::Flatten,
-            Spec::Dropout(rate) => Layer::Dropout { rate },
-        });
+    let mut nodes = Vec::with_capacity(specs.len());
+    for NodeSpec { mut node, tensors: idx } in specs {
+        for (slot, t) in node.op.tensors_mut().into_iter().zip(idx) {
+            *slot = take(t)?;
+        }
+        nodes.push(node);
     }
-    let model = Model { meta, layers };
+    let model = Model { meta, graph: Graph { nodes, output } };
     model.validate().map_err(|e| Error {
         kind: e.kind,
         message: format!(

@@ -5,9 +5,8 @@ use super::codes::{self, dtype, encoding, flag, layer, quant, section};
 use super::writer::{write_with, Options};
 use super::*;
 use crate::error::ErrorKind;
-use crate::model::{
-    Layer, Metadata, Model, Preprocessing, Provenance, Quant, QuantType, Tensor, TensorData,
-};
+use crate::model::{Metadata, Model, Preprocessing, Provenance, Quant, QuantType, Tensor, TensorData};
+use crate::graph::{Graph, Op};
 
 /// Small deterministic generator so tests need no dependency.
 struct Lcg(u64);
@@ -223,10 +222,10 @@ fn dense_model(weight: Tensor) -> Model {
     let (rows, cols) = (weight.shape[0], weight.shape[1]);
     Model {
         meta: full_meta(vec![rows], cols),
-        layers: vec![Layer::Dense {
+        graph: Graph::sequential(vec![Op::Dense {
             weight,
             bias: Tensor::f32(vec![cols], vec![0.25; cols]),
-        }],
+        }]),
     }
 }
 
@@ -288,30 +287,22 @@ fn zoo() -> Model {
         .1;
     Model {
         meta: full_meta(vec![1, 6, 6], 3),
-        layers: vec![
-            Layer::Conv2d {
-                weight: conv_w,
-                bias: Tensor::f32(vec![2], vec![0.1, -0.1]),
-                stride: [1, 1],
-                padding: [0, 0],
-            },
-            Layer::MaxPool2d {
-                kernel: [2, 2],
-                stride: [2, 2],
-            },
-            Layer::Relu,
-            Layer::Flatten,
-            Layer::Dense {
+        graph: Graph::sequential(vec![
+            Op::conv2d(conv_w, Tensor::f32(vec![2], vec![0.1, -0.1]), [1, 1], [0, 0]),
+            Op::maxpool2d([2, 2], [2, 2]),
+            Op::Relu,
+            Op::Flatten,
+            Op::Dense {
                 weight: pick("Packed { bits: 3, signed: false } per-channel axis 1"),
                 bias: csr_bias,
             },
-            Layer::Dropout { rate: 0.25 },
-            Layer::Dense {
+            Op::Dropout { rate: 0.25 },
+            Op::Dense {
                 weight: bitmask_w,
                 bias: bias_u8,
             },
-            Layer::Relu,
-            Layer::Dense {
+            Op::Relu,
+            Op::Dense {
                 weight: bin,
                 bias: quantized(
                     vec![3],
@@ -327,8 +318,8 @@ fn zoo() -> Model {
                 )
                 .0,
             },
-            Layer::Softmax,
-        ],
+            Op::Softmax,
+        ]),
     }
 }
 
@@ -373,7 +364,7 @@ fn every_tensor_variant_round_trips_and_dequantizes() {
             let bytes = write(&m).unwrap_or_else(|e| panic!("{name}: {e}"));
             let back = read(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
             assert_eq!(back, m, "{name} {rows}x{cols}");
-            let Layer::Dense { weight, .. } = &back.layers[0] else {
+            let Op::Dense { weight, .. } = &back.graph.nodes[0].op else {
                 unreachable!()
             };
             assert_eq!(
@@ -445,7 +436,8 @@ fn buffers_are_64_byte_aligned_and_info_describes_them() {
     let m = zoo();
     let bytes = write(&m).unwrap();
     let (_, info) = read_with_info(&bytes).unwrap();
-    assert_eq!(info.version, FORMAT_VERSION);
+    // A chain of 1.0 layers is written as 1.0, so older readers keep loading it.
+    assert_eq!(info.version, (1, 0));
     assert_eq!(info.file_len, bytes.len() as u64);
     assert_eq!(info.digest_hex, digest_hex(&bytes).unwrap());
     let names: Vec<_> = info.sections.iter().map(|s| s.name).collect();
@@ -631,7 +623,7 @@ fn unknown_codes_are_named() {
         (rec, 99, "unknown dtype code 99"),
         (rec + 2, 42, "unknown encoding code 42"),
         (rec + 3, 7, "unknown quantization kind code 7"),
-        (goff + 4, 200, "unknown layer code 200"),
+        (goff + 4, 200, "unknown op code 200"),
     ];
     for (at, v, want) in cases {
         let mut bad = bytes.clone();
@@ -742,7 +734,7 @@ fn writer_refuses_what_the_reader_would_refuse() {
     let base = dense_model(Tensor::f32(vec![2, 2], vec![1.0; 4]));
     let with_weight = |data: TensorData| {
         let mut m = base.clone();
-        if let Layer::Dense { weight, .. } = &mut m.layers[0] {
+        if let Op::Dense { weight, .. } = &mut m.graph.nodes[0].op {
             weight.data = data;
         }
         m
@@ -830,7 +822,7 @@ fn writer_refuses_what_the_reader_would_refuse() {
     for (want, m) in bad {
         let e = write(&m).expect_err(want);
         assert!(e.message.contains(want), "{want}: {e}");
-        let Layer::Dense { weight, .. } = &m.layers[0] else {
+        let Op::Dense { weight, .. } = &m.graph.nodes[0].op else {
             unreachable!()
         };
         assert!(weight.to_f32_dense().is_err(), "{want}");
@@ -856,10 +848,10 @@ fn writer_refuses_what_the_reader_would_refuse() {
     };
     let m = Model {
         meta: full_meta(vec![1], 0),
-        layers: vec![Layer::Dense {
+        graph: Graph::sequential(vec![Op::Dense {
             weight: sparse,
             bias: Tensor::f32(vec![cols], vec![0.0; cols]),
-        }],
+        }]),
     };
     assert!(write(&m).unwrap_err().message.contains("expansion"));
 }
@@ -889,4 +881,131 @@ fn read_trusted_skips_only_the_digest() {
     let mut magic = bytes.clone();
     magic[1] = b'X';
     assert!(read_trusted(&magic).is_err());
+}
+
+// ------------------------------------------------------------------ format 1.1: the node list
+
+fn ft(shape: &[usize], seed: u32) -> Tensor {
+    let n: usize = shape.iter().product();
+    // Positive values so a BatchNorm variance made of them is valid.
+    Tensor::f32(shape.to_vec(), (0..n).map(|i| 0.25 + ((i as u32 * 7 + seed) % 11) as f32 / 16.0).collect())
+}
+
+/// A DAG that uses every op and every 1.1 attribute: residual Add, SE-style Mul, Concat,
+/// grouped/dilated/asymmetric conv, padded ceil-mode pools, named nodes.
+pub(crate) fn dag() -> Model {
+    use crate::graph::GraphBuilder;
+    let mut b = GraphBuilder::new();
+    let c1 = b.push_named("stem", Op::conv2d(ft(&[4, 1, 3, 3], 1), ft(&[4], 2), [1, 1], [1, 1]), &[0]);
+    let bn = b.push(Op::BatchNorm { gamma: ft(&[4], 3), beta: ft(&[4], 4), mean: ft(&[4], 5), var: ft(&[4], 6), eps: 1e-5 }, &[c1]);
+    let r6 = b.push(Op::Clip { min: 0.0, max: 6.0 }, &[bn]);
+    let dw = b.push(
+        Op::Conv2d {
+            weight: ft(&[4, 1, 3, 3], 7),
+            bias: ft(&[4], 8),
+            stride: [1, 1],
+            padding: [2, 0, 2, 2],
+            dilation: [2, 1],
+            groups: 4,
+        },
+        &[r6],
+    );
+    let hs = b.push(Op::HardSwish, &[dw]);
+    let cut = b.push(Op::Conv2d { weight: ft(&[4, 4, 1, 1], 9), bias: ft(&[4], 10), stride: [1, 1], padding: [0; 4], dilation: [1, 1], groups: 1 }, &[hs]);
+    let add = b.push(Op::Add, &[r6, cut]);
+    let gap = b.push(Op::GlobalAvgPool, &[add]);
+    let sig = b.push(Op::Sigmoid, &[gap]);
+    let mul = b.push(Op::Mul, &[add, sig]);
+    let cat = b.push(Op::Concat, &[mul, add, r6]);
+    let mp = b.push(Op::MaxPool2d { kernel: [3, 3], stride: [2, 2], padding: [1, 1, 1, 1], ceil_mode: true }, &[cat]);
+    let ap = b.push(Op::AvgPool2d { kernel: [2, 2], stride: [2, 2], padding: [0, 0, 1, 1], ceil_mode: false, count_include_pad: true }, &[mp]);
+    let lr = b.push(Op::LeakyRelu { alpha: 0.1 }, &[ap]);
+    let th = b.push(Op::Tanh, &[lr]);
+    let rs = b.push(Op::Reshape { shape: vec![12 * 8 * 8] }, &[th]);
+    let id = b.push(Op::Identity, &[rs]);
+    let dr = b.push(Op::Dropout { rate: 0.1 }, &[id]);
+    let d = b.push_named("head", Op::Dense { weight: ft(&[768, 10], 11), bias: ft(&[10], 12) }, &[dr]);
+    let r = b.push(Op::Relu, &[d]);
+    let f = b.push(Op::Flatten, &[r]);
+    b.push(Op::Softmax, &[f]);
+    Model {
+        meta: Metadata { name: "dag".into(), input_shape: vec![1, 28, 28], ..Default::default() },
+        graph: b.finish(),
+    }
+}
+
+#[test]
+fn a_dag_of_every_op_round_trips_as_1_1() {
+    let m = dag();
+    let shapes = m.shapes().unwrap();
+    assert_eq!(shapes[11], vec![12, 28, 28], "concat of three 4-channel maps");
+    assert_eq!(shapes[12], vec![12, 15, 15], "3x3/2 max pool, pad 1, ceil mode");
+    assert_eq!(m.output_shape().unwrap(), vec![10]);
+    let bytes = write(&m).unwrap();
+    let (back, info) = read_with_info(&bytes).unwrap();
+    assert_eq!(info.version, (1, 1));
+    assert_eq!(back, m);
+    assert_eq!(write(&back).unwrap(), bytes, "canonical");
+    assert_eq!(info.tensors.len(), 12);
+    assert!(info.tensors.iter().any(|t| t.role == "gamma"));
+}
+
+#[test]
+fn every_truncation_of_a_1_1_file_is_an_error() {
+    let bytes = write(&dag()).unwrap();
+    for n in (0..bytes.len()).step_by(7) {
+        assert_eq!(err_of(&bytes[..n]).kind, ErrorKind::BadModel, "{n}");
+    }
+}
+
+/// Corrupts one little-endian u32 of the GRAPH section of a 1.1 file (at `off` bytes in) and
+/// returns the reader's error.
+fn graph_u32_error(off: usize, v: u32) -> crate::Error {
+    let mut bytes = write(&dag()).unwrap();
+    let (goff, _) = section_of(&bytes, section::GRAPH);
+    bytes[goff + off..goff + off + 4].copy_from_slice(&v.to_le_bytes());
+    err_of(&resealed(bytes))
+}
+
+#[test]
+fn hostile_1_1_graphs_are_errors_that_name_the_node() {
+    // GRAPH: u32 count, u32 output, then node 0: u16 code, str name ("stem": 4 + 4), u8 count,
+    // u32 input...
+    let e = graph_u32_error(0, u32::MAX);
+    assert!(e.message.contains("node count"), "{e}");
+    let e = graph_u32_error(4, 9999);
+    assert!(e.message.contains("output is value 9999"), "{e}");
+    let first_input = 4 + 4 + 2 + 4 + 4 + 1;
+    let e = graph_u32_error(first_input, 5);
+    assert!(e.message.contains("topological") && e.message.contains("\"stem\""), "{e}");
+    let e = graph_u32_error(first_input, u32::MAX);
+    assert_eq!(e.kind, ErrorKind::BadModel);
+    // The name's length field: a huge name is refused before anything is allocated for it.
+    let e = graph_u32_error(4 + 4 + 2, u32::MAX);
+    assert!(e.message.contains("node 0 name"), "{e}");
+    // Node 0's weight index pointing at a tensor another node owns.
+    let e = graph_u32_error(first_input + 4, 3);
+    assert!(e.message.contains("already used"), "{e}");
+}
+
+#[test]
+fn a_1_0_reader_rejects_1_1_op_codes_and_attributes_cleanly() {
+    // A 1.1 file relabelled 1.0 must not load as something else: the node list does not parse
+    // as a layer list.
+    let mut bytes = write(&dag()).unwrap();
+    bytes[10..12].copy_from_slice(&0u16.to_le_bytes());
+    assert!(read(&resealed(bytes)).is_err());
+}
+
+#[test]
+fn the_shipped_1_0_models_still_load() {
+    for (name, params) in [("mnist-mlp", 101_770), ("mnist-cnn", 46_730)] {
+        let path = format!("{}/tests/fixtures/mdm-1.0/{name}.mdm", env!("CARGO_MANIFEST_DIR"));
+        let bytes = std::fs::read(&path).unwrap();
+        let (m, info) = read_with_info(&bytes).unwrap();
+        assert_eq!(info.version, (1, 0), "{name}");
+        assert_eq!(m.param_count(), params, "{name}");
+        assert!(m.graph.as_sequential().is_some(), "{name}: a 1.0 file is a chain");
+        assert_eq!(write(&m).unwrap(), bytes, "{name}: written back byte for byte as 1.0");
+    }
 }

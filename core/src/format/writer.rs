@@ -16,9 +16,8 @@ use crate::error::{Error, Result};
 use crate::format::codes::{self, dtype, encoding, layer, quant, section};
 use crate::format::digest;
 use crate::format::{FORMAT_MAJOR, FORMAT_MINOR};
-use crate::model::{
-    Layer, Metadata, Model, Quant, QuantType, Tensor, TensorData, MAX_ACTIVATION_ELEMS,
-};
+use crate::graph::{Graph, Op};
+use crate::model::{Metadata, Model, Quant, QuantType, Tensor, TensorData, MAX_ACTIVATION_ELEMS};
 
 fn cannot(msg: impl std::fmt::Display) -> Error {
     Error::bad_model(format!("cannot write the model: {msg}"))
@@ -254,58 +253,10 @@ pub(crate) fn write_with(model: &Model, opts: &Options) -> Result<Vec<u8>> {
     model.validate()?;
     let meta = encode_meta(&model.meta)?;
 
-    // GRAPH, collecting tensors in layer order (the table order).
-    let mut tensors: Vec<(&Tensor, String)> = Vec::new();
-    let mut graph = Vec::new();
-    put_u32(&mut graph, model.layers.len() as u32); // <= MAX_LAYERS, checked by validate
-    for (i, l) in model.layers.iter().enumerate() {
-        fn add<'a>(
-            graph: &mut Vec<u8>,
-            tensors: &mut Vec<(&'a Tensor, String)>,
-            t: &'a Tensor,
-            ctx: String,
-        ) {
-            put_u32(graph, tensors.len() as u32); // <= 2 * MAX_LAYERS
-            tensors.push((t, ctx));
-        }
-        let ctx = |role: &str| format!("layer {i} ({}) {role}", l.name());
-        let pair = |graph: &mut Vec<u8>, v: [usize; 2], what: &str| -> Result<()> {
-            put_u32(graph, u32_of(v[0], format_args!("layer {i} {what}"))?);
-            put_u32(graph, u32_of(v[1], format_args!("layer {i} {what}"))?);
-            Ok(())
-        };
-        match l {
-            Layer::Dense { weight, bias } => {
-                graph.extend_from_slice(&layer::DENSE.to_le_bytes());
-                add(&mut graph, &mut tensors, weight, ctx("weight"));
-                add(&mut graph, &mut tensors, bias, ctx("bias"));
-            }
-            Layer::Conv2d {
-                weight,
-                bias,
-                stride,
-                padding,
-            } => {
-                graph.extend_from_slice(&layer::CONV2D.to_le_bytes());
-                add(&mut graph, &mut tensors, weight, ctx("weight"));
-                add(&mut graph, &mut tensors, bias, ctx("bias"));
-                pair(&mut graph, *stride, "stride")?;
-                pair(&mut graph, *padding, "padding")?;
-            }
-            Layer::MaxPool2d { kernel, stride } => {
-                graph.extend_from_slice(&layer::MAXPOOL2D.to_le_bytes());
-                pair(&mut graph, *kernel, "kernel")?;
-                pair(&mut graph, *stride, "stride")?;
-            }
-            Layer::Relu => graph.extend_from_slice(&layer::RELU.to_le_bytes()),
-            Layer::Softmax => graph.extend_from_slice(&layer::SOFTMAX.to_le_bytes()),
-            Layer::Flatten => graph.extend_from_slice(&layer::FLATTEN.to_le_bytes()),
-            Layer::Dropout { rate } => {
-                graph.extend_from_slice(&layer::DROPOUT.to_le_bytes());
-                put_f32(&mut graph, *rate); // validate: in [0, 1)
-            }
-        }
-    }
+    // GRAPH, collecting tensors in node order (the table order). The oldest version that can
+    // express the graph is written, so files stay readable by older mdeploy builds.
+    let minor = if opts.minor == FORMAT_MINOR { minimal_minor(&model.graph) } else { opts.minor };
+    let (graph, tensors) = encode_graph(&model.graph, minor)?;
 
     // DATA, with offsets relative to its start (itself 64-aligned, so alignment carries over).
     let mut data = Vec::new();
@@ -383,7 +334,7 @@ pub(crate) fn write_with(model: &Model, opts: &Options) -> Result<Vec<u8>> {
     let mut out = Vec::with_capacity(file_len);
     out.extend_from_slice(&codes::MAGIC);
     out.extend_from_slice(&FORMAT_MAJOR.to_le_bytes());
-    out.extend_from_slice(&opts.minor.to_le_bytes());
+    out.extend_from_slice(&minor.to_le_bytes());
     put_u32(&mut out, opts.flags);
     put_u64(&mut out, file_len as u64);
     put_u32(&mut out, n_sections as u32);
@@ -402,4 +353,126 @@ pub(crate) fn write_with(model: &Model, opts: &Options) -> Result<Vec<u8>> {
     debug_assert_eq!(out.len(), file_len);
     digest::seal(&mut out);
     Ok(out)
+}
+
+/// `0` when the graph is a chain of the 1.0 layers with their 1.0 attributes, else `1`.
+fn minimal_minor(g: &Graph) -> u16 {
+    let v10 = g.as_sequential().is_some_and(|ops| {
+        ops.iter().all(|op| match op {
+            Op::Dense { .. } | Op::Relu | Op::Softmax | Op::Flatten | Op::Dropout { .. } => true,
+            Op::Conv2d { padding, dilation, groups, .. } => {
+                padding[0] == padding[2] && padding[1] == padding[3] && *dilation == [1, 1] && *groups == 1
+            }
+            Op::MaxPool2d { padding, ceil_mode, .. } => *padding == [0; 4] && !ceil_mode,
+            _ => false,
+        })
+    });
+    if v10 {
+        0
+    } else {
+        1
+    }
+}
+
+/// The GRAPH section of format `1.minor` (`minor` from [`minimal_minor`] or a test's choice)
+/// and the tensors in table order, each with a description for error messages.
+fn encode_graph(g: &Graph, minor: u16) -> Result<(Vec<u8>, Vec<(&Tensor, String)>)> {
+    let v11 = minor >= 1;
+    let mut out = Vec::new();
+    let mut tensors: Vec<(&Tensor, String)> = Vec::new();
+    put_u32(&mut out, g.nodes.len() as u32); // <= MAX_NODES, checked by validate
+    if v11 {
+        put_u32(&mut out, g.output);
+    }
+    for (i, node) in g.nodes.iter().enumerate() {
+        let op = &node.op;
+        let what = if v11 { "node" } else { "layer" };
+        let code = op_code(op);
+        out.extend_from_slice(&code.to_le_bytes());
+        if v11 {
+            put_str(&mut out, &node.name, &format!("node {i} name"))?;
+            out.push(node.inputs.len() as u8); // <= MAX_NODE_INPUTS (64), checked by validate
+            for &v in &node.inputs {
+                put_u32(&mut out, v);
+            }
+        }
+        let u = |out: &mut Vec<u8>, v: usize, f: &str| -> Result<()> {
+            put_u32(out, u32_of(v, format_args!("{what} {i} {f}"))?);
+            Ok(())
+        };
+        let all = |out: &mut Vec<u8>, v: &[usize], f: &str| -> Result<()> { v.iter().try_for_each(|&x| u(out, x, f)) };
+        let roles: &[&str] = match op {
+            Op::BatchNorm { .. } => &["gamma", "beta", "mean", "var"],
+            _ => &["weight", "bias"],
+        };
+        for (t, role) in op.tensors().into_iter().zip(roles) {
+            put_u32(&mut out, tensors.len() as u32); // <= 4 * MAX_NODES
+            tensors.push((t, format!("{what} {i} ({}) {role}", op.name())));
+        }
+        match op {
+            Op::Conv2d { stride, padding, dilation, groups, .. } => {
+                all(&mut out, stride, "stride")?;
+                if v11 {
+                    all(&mut out, padding, "padding")?;
+                    all(&mut out, dilation, "dilation")?;
+                    u(&mut out, *groups, "groups")?;
+                } else {
+                    all(&mut out, &padding[..2], "padding")?;
+                }
+            }
+            Op::MaxPool2d { kernel, stride, padding, ceil_mode } => {
+                all(&mut out, kernel, "kernel")?;
+                all(&mut out, stride, "stride")?;
+                if v11 {
+                    all(&mut out, padding, "padding")?;
+                    out.push(*ceil_mode as u8);
+                }
+            }
+            Op::AvgPool2d { kernel, stride, padding, ceil_mode, count_include_pad } => {
+                all(&mut out, kernel, "kernel")?;
+                all(&mut out, stride, "stride")?;
+                all(&mut out, padding, "padding")?;
+                out.push(*ceil_mode as u8);
+                out.push(*count_include_pad as u8);
+            }
+            Op::Dropout { rate } => put_f32(&mut out, *rate), // validate: in [0, 1)
+            Op::BatchNorm { eps, .. } => put_f32(&mut out, *eps),
+            Op::Reshape { shape } => {
+                out.push(shape.len() as u8); // 1..=3, checked by validate
+                all(&mut out, shape, "reshape dim")?;
+            }
+            Op::Clip { min, max } => {
+                put_f32(&mut out, *min);
+                put_f32(&mut out, *max);
+            }
+            Op::LeakyRelu { alpha } => put_f32(&mut out, *alpha),
+            _ => {}
+        }
+    }
+    Ok((out, tensors))
+}
+
+fn op_code(op: &Op) -> u16 {
+    match op {
+        Op::Dense { .. } => layer::DENSE,
+        Op::Conv2d { .. } => layer::CONV2D,
+        Op::MaxPool2d { .. } => layer::MAXPOOL2D,
+        Op::Relu => layer::RELU,
+        Op::Softmax => layer::SOFTMAX,
+        Op::Flatten => layer::FLATTEN,
+        Op::Dropout { .. } => layer::DROPOUT,
+        Op::BatchNorm { .. } => layer::BATCHNORM,
+        Op::Add => layer::ADD,
+        Op::Mul => layer::MUL,
+        Op::Concat => layer::CONCAT,
+        Op::AvgPool2d { .. } => layer::AVGPOOL2D,
+        Op::GlobalAvgPool => layer::GLOBAL_AVGPOOL,
+        Op::Reshape { .. } => layer::RESHAPE,
+        Op::Clip { .. } => layer::CLIP,
+        Op::LeakyRelu { .. } => layer::LEAKY_RELU,
+        Op::Sigmoid => layer::SIGMOID,
+        Op::Tanh => layer::TANH,
+        Op::HardSwish => layer::HARDSWISH,
+        Op::Identity => layer::IDENTITY,
+    }
 }

@@ -27,7 +27,8 @@ pub use optim::{Adam, Optimizer, Param, Schedule, Sgd};
 
 use crate::data::{Dataset, MNIST_SOURCE, MNIST_SPLIT};
 use crate::error::{Error, Result};
-use crate::model::{Layer, Model};
+use crate::graph::Op;
+use crate::model::Model;
 use crate::rng::Rng;
 
 /// Which built-in optimizer [`Trainer::new`] creates (replace it with [`Trainer::set_optimizer`]).
@@ -102,9 +103,9 @@ impl StepHook for MaskHook {
         Ok(())
     }
     fn after_step(&mut self, model: &mut Model) -> Result<()> {
-        for (i, (layer, m)) in model.layers.iter_mut().zip(&self.masks).enumerate() {
+        for (i, (layer, m)) in model.graph.nodes.iter_mut().map(|n| &mut n.op).zip(&self.masks).enumerate() {
             let Some(m) = m else { continue };
-            if let Layer::Dense { weight, .. } | Layer::Conv2d { weight, .. } = layer {
+            if let Op::Dense { weight, .. } | Op::Conv2d { weight, .. } = layer {
                 let w = weight
                     .as_f32_mut()
                     .ok_or_else(|| Error::unsupported("masks need f32 weights"))?;
@@ -283,8 +284,8 @@ impl Trainer {
         }
         {
             let mut params: Vec<Param<'_>> = Vec::new();
-            for (layer, g) in self.model.layers.iter_mut().zip(self.net.grads()) {
-                let (Some(g), Layer::Dense { weight, bias } | Layer::Conv2d { weight, bias, .. }) =
+            for (layer, g) in self.model.graph.nodes.iter_mut().map(|n| &mut n.op).zip(self.net.grads()) {
+                let (Some(g), Op::Dense { weight, bias } | Op::Conv2d { weight, bias, .. }) =
                     (g, layer)
                 else {
                     continue;
@@ -385,8 +386,8 @@ impl Trainer {
         }
         self.order = order;
         // A loss can stay finite a while after the weights blew up; never hand back such a model.
-        for (i, layer) in self.model.layers.iter().enumerate() {
-            if let Layer::Dense { weight, .. } | Layer::Conv2d { weight, .. } = layer {
+        for (i, layer) in self.model.graph.nodes.iter().map(|n| &n.op).enumerate() {
+            if let Op::Dense { weight, .. } | Op::Conv2d { weight, .. } = layer {
                 if weight
                     .as_f32()
                     .is_some_and(|w| w.iter().any(|v| !v.is_finite()))

@@ -18,7 +18,8 @@
 
 use crate::error::{Error, Result};
 use crate::kernels::{gemm, MatRef};
-use crate::model::{Layer, Model};
+use crate::graph::Op;
+use crate::model::Model;
 use crate::rng::Rng;
 
 /// Whether dropout is active.
@@ -75,9 +76,17 @@ pub struct Network {
     mode: Mode,
 }
 
-fn f32_weights(layer: &Layer, i: usize) -> Result<(&[f32], &[f32])> {
+/// The ops of a chain (node `i` reads value `i`): what this network trains until graph
+/// training lands (issue 9). Anything else is an error naming why.
+fn chain(model: &Model) -> Result<Vec<&Op>> {
+    model.graph.as_sequential().ok_or_else(|| {
+        Error::unsupported("training runs sequential models only until graph training lands")
+    })
+}
+
+fn f32_weights(layer: &Op, i: usize) -> Result<(&[f32], &[f32])> {
     let (w, b) = match layer {
-        Layer::Dense { weight, bias } | Layer::Conv2d { weight, bias, .. } => (weight, bias),
+        Op::Dense { weight, bias } | Op::Conv2d { weight, bias, .. } => (weight, bias),
         _ => return Err(Error::bad_model(format!("layer {i} has no weights"))),
     };
     match (w.as_f32(), b.as_f32()) {
@@ -95,20 +104,21 @@ impl Network {
     pub fn new(model: &Model, output: Output) -> Result<Network> {
         model.validate()?;
         let shapes = model.shapes()?;
-        let mut end = model.layers.len();
-        if output == Output::Logits && matches!(model.layers.last(), Some(Layer::Softmax)) {
+        let layers = chain(model)?;
+        let mut end = layers.len();
+        if output == Output::Logits && matches!(layers.last(), Some(Op::Softmax)) {
             end -= 1;
         }
-        for (i, layer) in model.layers.iter().enumerate().take(end) {
-            if matches!(layer, Layer::Dense { .. } | Layer::Conv2d { .. }) {
+        for (i, layer) in layers.iter().copied().enumerate().take(end) {
+            if matches!(layer, Op::Dense { .. } | Op::Conv2d { .. }) {
                 f32_weights(layer, i)?;
             }
         }
         let lens = shapes.iter().map(|s| s.iter().product()).collect();
-        let grads = model.layers[..end]
+        let grads = layers[..end]
             .iter()
             .map(|l| match l {
-                Layer::Dense { weight, bias } | Layer::Conv2d { weight, bias, .. } => {
+                Op::Dense { weight, bias } | Op::Conv2d { weight, bias, .. } => {
                     Some(ParamGrads {
                         weight: vec![0.0; weight.numel()],
                         bias: vec![0.0; bias.numel()],
@@ -175,7 +185,7 @@ impl Network {
                 self.lens[0]
             )));
         }
-        if model.layers.len() < self.end {
+        if chain(model)?.len() < self.end {
             return Err(Error::bad_model(
                 "the model has fewer layers than the network was built for",
             ));
@@ -208,8 +218,8 @@ impl Network {
         let (ins, outs) = (&self.shapes[i], &self.shapes[i + 1]);
         let (in_len, out_len) = (self.lens[i], self.lens[i + 1]);
         let cache = &mut self.caches[i];
-        match &model.layers[i] {
-            layer @ Layer::Dense { .. } => {
+        match chain(model)?[i] {
+            layer @ Op::Dense { .. } => {
                 let (w, b) = f32_weights(layer, i)?;
                 gemm(
                     n,
@@ -225,14 +235,14 @@ impl Network {
                     row.iter_mut().zip(b).for_each(|(v, b)| *v += b);
                 }
             }
-            layer @ Layer::Conv2d {
+            layer @ Op::Conv2d {
                 stride,
                 padding,
                 weight,
                 ..
             } => {
                 let (w, b) = f32_weights(layer, i)?;
-                let g = ConvGeom::new(ins, outs, &weight.shape, *stride, *padding);
+                let g = ConvGeom::new(ins, outs, &weight.shape, *stride, [padding[0], padding[1]]);
                 let (k, p) = (g.k(), g.p());
                 cache.col.resize(n * k * p, 0.0);
                 for s in 0..n {
@@ -254,7 +264,7 @@ impl Network {
                     }
                 }
             }
-            Layer::MaxPool2d { kernel, stride } => {
+            Op::MaxPool2d { kernel, stride, .. } => {
                 let (c, h, w) = (ins[0], ins[1], ins[2]);
                 let (oh, ow) = (outs[1], outs[2]);
                 cache.argmax.resize(n * out_len, 0);
@@ -284,18 +294,18 @@ impl Network {
                     }
                 }
             }
-            Layer::Relu => y
+            Op::Relu => y
                 .iter_mut()
                 .zip(x.iter())
                 .for_each(|(y, &x)| *y = x.max(0.0)),
-            Layer::Softmax => {
+            Op::Softmax => {
                 y.copy_from_slice(x);
                 for row in y.chunks_exact_mut(out_len) {
                     softmax_in_place(row);
                 }
             }
-            Layer::Flatten => y.copy_from_slice(x),
-            Layer::Dropout { rate } => {
+            Op::Flatten => y.copy_from_slice(x),
+            Op::Dropout { rate } => {
                 if mode == Mode::Train && *rate > 0.0 {
                     let keep = 1.0 / (1.0 - rate);
                     cache.mask.clear();
@@ -313,6 +323,9 @@ impl Network {
                     cache.mask.clear();
                     y.copy_from_slice(x);
                 }
+            }
+            other => {
+                return Err(Error::unsupported(format!("{} is not trainable until graph training lands", other.name())))
             }
         }
         Ok(())
@@ -365,8 +378,8 @@ impl Network {
         let (ins, outs) = (&self.shapes[i], &self.shapes[i + 1]);
         let (in_len, out_len) = (self.lens[i], self.lens[i + 1]);
         let cache = &self.caches[i];
-        match &model.layers[i] {
-            layer @ Layer::Dense { .. } => {
+        match chain(model)?[i] {
+            layer @ Op::Dense { .. } => {
                 let (w, _) = f32_weights(layer, i)?;
                 let g = self.grads[i]
                     .as_mut()
@@ -398,14 +411,14 @@ impl Network {
                     );
                 }
             }
-            layer @ Layer::Conv2d {
+            layer @ Op::Conv2d {
                 stride,
                 padding,
                 weight,
                 ..
             } => {
                 let (w, _) = f32_weights(layer, i)?;
-                let geom = ConvGeom::new(ins, outs, &weight.shape, *stride, *padding);
+                let geom = ConvGeom::new(ins, outs, &weight.shape, *stride, [padding[0], padding[1]]);
                 let (k, p) = (geom.k(), geom.p());
                 let g = self.grads[i]
                     .as_mut()
@@ -443,7 +456,7 @@ impl Network {
                     }
                 }
             }
-            Layer::MaxPool2d { .. } => {
+            Op::MaxPool2d { .. } => {
                 if need_dx {
                     dx.iter_mut().for_each(|v| *v = 0.0);
                     for s in 0..n {
@@ -454,14 +467,14 @@ impl Network {
                     }
                 }
             }
-            Layer::Relu => {
+            Op::Relu => {
                 if need_dx {
                     dx.iter_mut()
                         .zip(dy.iter().zip(x))
                         .for_each(|(dx, (&dy, &x))| *dx = if x > 0.0 { dy } else { 0.0 });
                 }
             }
-            Layer::Softmax => {
+            Op::Softmax => {
                 if need_dx {
                     let y = &self.acts[i + 1];
                     for ((dxr, dyr), yr) in dx
@@ -476,12 +489,12 @@ impl Network {
                     }
                 }
             }
-            Layer::Flatten => {
+            Op::Flatten => {
                 if need_dx {
                     dx.copy_from_slice(dy)
                 }
             }
-            Layer::Dropout { .. } => {
+            Op::Dropout { .. } => {
                 if need_dx {
                     if cache.mask.len() == dy.len() {
                         dx.iter_mut()
@@ -491,6 +504,9 @@ impl Network {
                         dx.copy_from_slice(dy);
                     }
                 }
+            }
+            other => {
+                return Err(Error::unsupported(format!("{} is not trainable until graph training lands", other.name())))
             }
         }
         Ok(())

@@ -1,15 +1,15 @@
 //! A model's [`Program`] for the GPU engine.
 //!
 //! TEMPORARY (issue 9): until the shared `mdeploy_core::lower::lower()` lands, this builds the
-//! program itself for the sequential models the format holds today (Dense, Conv2d, MaxPool2d,
-//! ReLU, Flatten, Dropout, Softmax), so the WebGPU backend keeps running the MNIST models while
-//! it already executes Programs. It is deliberately naive (a fresh slot per value, no liveness
-//! reuse) and is deleted once `lower()` exists: `program_for` then becomes
-//! `lower(&model.graph, &model.meta.input_shape)`.
+//! program itself for chains of the 1.0 layers (`Graph::as_sequential`: Dense, Conv2d without
+//! groups/dilation, unpadded MaxPool2d, ReLU, Flatten, Dropout, Identity, Softmax), so the
+//! WebGPU backend keeps running the MNIST models while it already executes Programs. It is
+//! deliberately naive (a fresh slot per value, no liveness reuse) and is deleted once `lower()`
+//! exists: `program_for` then becomes `lower(&model.graph, &model.meta.input_shape)`.
 
 use crate::error::WasmError;
 use mdeploy_core::lower::{Act, Kernel, PoolKind, Program, Step, Window};
-use mdeploy_core::model::Layer;
+use mdeploy_core::graph::Op;
 use mdeploy_core::Model;
 
 /// The program the GPU engine runs for `model`.
@@ -19,6 +19,13 @@ pub fn program_for(model: &Model) -> Result<Program, WasmError> {
 
 fn f32s(t: &mdeploy_core::model::Tensor, layer: usize, what: &str) -> Result<Vec<f32>, WasmError> {
     t.to_f32_dense().map_err(|e| WasmError::new("BAD_MODEL", format!("layer {layer} {what}: {}", e.message)))
+}
+
+fn unsupported(layer: usize, op: &Op) -> WasmError {
+    WasmError::new(
+        "UNSUPPORTED",
+        format!("layer {layer}: {} (with these parameters) is not implemented on WebGPU yet; load this model with {{ backend: 'cpu' }} (or 'auto')", op.name()),
+    )
 }
 
 struct Builder {
@@ -57,15 +64,15 @@ fn sequential(model: &Model) -> Result<Program, WasmError> {
     let mut b = Builder { slots: vec![input_len], steps: vec![], slot: 0, shape: model.meta.input_shape.clone(), hwc: false };
     // Index in `b.steps` of a Dense/Conv2d whose output is the current value and may take a ReLU.
     let mut fusable: Option<usize> = None;
-    for (i, layer) in model.layers.iter().enumerate() {
+    let layers: Vec<&Op> = model.graph.as_sequential().ok_or_else(|| {
+        WasmError::new("UNSUPPORTED", "branching graphs need the shared lowering on WebGPU (not here yet); load this model with { backend: 'cpu' } (or 'auto')")
+    })?;
+    for (i, &layer) in layers.iter().enumerate() {
         let (input, output) = (&shapes[i], &shapes[i + 1]);
         match layer {
-            Layer::Dropout { .. } => continue,
-            Layer::Flatten => {
-                b.layout(false, i);
-                fusable = None;
-            }
-            Layer::Relu => {
+            Op::Dropout { .. } | Op::Identity => continue,
+            Op::Flatten => b.layout(false, i),
+            Op::Relu => {
                 let fused = match fusable.and_then(|s| b.steps.get_mut(s)) {
                     Some(Step { kernel: Kernel::Dense { act, .. } | Kernel::Conv2d { act, .. }, .. }) if *act == Act::None => {
                         *act = Act::Relu;
@@ -78,17 +85,20 @@ fn sequential(model: &Model) -> Result<Program, WasmError> {
                     b.steps.push(Step { kernel: Kernel::Act { act: Act::Relu, len }, inputs: vec![b.slot], output: b.slot, node: i });
                 }
             }
-            Layer::Softmax => {
+            Op::Softmax => {
                 let len = input.iter().product();
                 b.steps.push(Step { kernel: Kernel::Softmax { len }, inputs: vec![b.slot], output: b.slot, node: i });
             }
-            Layer::Dense { weight, bias } => {
+            Op::Dense { weight, bias } => {
                 let (k, out) = (input.iter().product::<usize>(), output[0]);
                 b.layout(false, i);
                 let kernel = Kernel::Dense { k, out, weight: f32s(weight, i, "Dense weight")?, bias: f32s(bias, i, "Dense bias")?, act: Act::None };
                 b.push(kernel, i, out);
             }
-            Layer::Conv2d { weight, bias, stride, padding } => {
+            Op::Conv2d { weight, bias, stride, padding, dilation, groups } => {
+                if *dilation != [1, 1] || *groups != 1 {
+                    return Err(unsupported(i, layer));
+                }
                 b.layout(true, i);
                 let (oc, ic, kh, kw) = (weight.shape[0], weight.shape[1], weight.shape[2], weight.shape[3]);
                 let w = f32s(weight, i, "Conv2d weight")?;
@@ -111,7 +121,7 @@ fn sequential(model: &Model) -> Result<Program, WasmError> {
                     kw,
                     sh: stride[0],
                     sw: stride[1],
-                    pad: [padding[0], padding[1], padding[0], padding[1]],
+                    pad: *padding,
                     dh: 1,
                     dw: 1,
                     oh: output[1],
@@ -120,7 +130,10 @@ fn sequential(model: &Model) -> Result<Program, WasmError> {
                 let kernel = Kernel::Conv2d { win, out_c: oc, groups: 1, weight: wp, bias: f32s(bias, i, "Conv2d bias")?, act: Act::None };
                 b.push(kernel, i, output.iter().product());
             }
-            Layer::MaxPool2d { kernel, stride } => {
+            Op::MaxPool2d { kernel, stride, padding, ceil_mode } => {
+                if *padding != [0; 4] || *ceil_mode {
+                    return Err(unsupported(i, layer));
+                }
                 b.layout(true, i);
                 let win = Window {
                     c: input[0],
@@ -138,19 +151,19 @@ fn sequential(model: &Model) -> Result<Program, WasmError> {
                 };
                 b.push(Kernel::Pool { kind: PoolKind::Max, win }, i, output.iter().product());
             }
+            other => return Err(unsupported(i, other)),
         }
         fusable = match layer {
-            Layer::Dense { .. } | Layer::Conv2d { .. } => Some(b.steps.len() - 1),
-            Layer::Dropout { .. } => fusable,
+            Op::Dense { .. } | Op::Conv2d { .. } => Some(b.steps.len() - 1),
             _ => None,
         };
         b.shape = output.clone();
     }
-    b.layout(false, model.layers.len());
+    b.layout(false, layers.len());
     let output_len = model.output_len();
     if b.slot == 0 {
         // The model is the identity: give the output its own slot.
-        b.push(Kernel::Copy { len: input_len }, model.layers.len(), input_len);
+        b.push(Kernel::Copy { len: input_len }, layers.len(), input_len);
     }
     Ok(Program {
         input_shape: model.meta.input_shape.clone(),
