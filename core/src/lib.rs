@@ -7,6 +7,7 @@
 //! * [`model`]: the in-memory model: metadata + graph; tensors (f32, quantized, sparse).
 //! * [`lower`]: the one lowering of a graph into kernel calls, executed by every backend.
 //! * [`format`]: the `.mdm` file format (read untrusted bytes, write), spec in `format/MDM_FORMAT.md`.
+//! * [`loaded`]: a model as hosts see it after loading (metadata they report, computed once).
 //! * [`plan`]: load once, pack weights, size an arena; `run` allocates nothing.
 //! * [`kernels`]: CPU kernels, one folder per instruction set (`generic`, `x86_64`, `wasm`).
 //! * [`train`]: forward/backward, losses, optimizers, augmentation; [`arch`] builds the networks.
@@ -20,6 +21,7 @@ pub mod eval;
 pub mod format;
 pub mod graph;
 pub mod kernels;
+pub mod loaded;
 pub mod lower;
 pub mod model;
 pub mod plan;
@@ -29,5 +31,6 @@ pub mod train;
 
 pub use error::{Error, ErrorKind, Result};
 pub use graph::{Graph, GraphBuilder, Node, Op, ValueId};
+pub use loaded::{LoadedModel, ModelInfo, Trust};
 pub use model::{Metadata, Model, Tensor};
 pub use plan::Plan;

@@ -53,7 +53,7 @@ pub(crate) fn predict(srv: &mut Server, req: &Request, query: &str) -> Result<Re
     if m.input_len() != input.len() {
         return Err(ApiError::bad(format!(
             "model '{model}' takes inputs of shape {:?}, but images become 28×28 digits; use an MNIST model",
-            m.input_shape
+            m.input_shape()
         )));
     }
     let probs = m.run(&input, 1)?;

@@ -103,7 +103,7 @@ fn metadata(srv: &mut Server, i: usize) -> Result<Response, ApiError> {
         outputs: Vec<TensorMeta>,
     }
     let m = srv.load(i)?;
-    let input: Vec<i64> = std::iter::once(-1).chain(m.input_shape.iter().map(|&d| d as i64)).collect();
+    let input: Vec<i64> = std::iter::once(-1).chain(m.input_shape().iter().map(|&d| d as i64)).collect();
     let out_len = m.output_len() as i64;
     let inputs = vec![TensorMeta { name: INPUT_NAME, datatype: "FP32", shape: input }];
     let outputs = vec![
@@ -361,7 +361,7 @@ fn infer(srv: &mut Server, i: usize, http: &Request) -> Result<Response, ApiErro
     };
     let m = srv.load(i)?;
     let per = m.input_len();
-    let n = batch_of(&input.shape, per, &m.input_shape)?;
+    let n = batch_of(&input.shape, per, m.input_shape())?;
     let want = n.saturating_mul(per);
     let values = match (binary_size, &input.data, binary) {
         (Some(_), Some(_), _) => {

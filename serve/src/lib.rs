@@ -25,7 +25,7 @@
 
 use std::borrow::Cow;
 
-use mdeploy_core::{format, Error as CoreError, ErrorKind, Plan};
+use mdeploy_core::{Error as CoreError, ErrorKind, LoadedModel, ModelInfo, Plan, Trust};
 
 mod data;
 #[cfg(feature = "embedded-models")]
@@ -120,7 +120,7 @@ impl ModelEntry {
     }
 
     /// The default models compiled into this crate (`models/mnist-cnn.mdm` first, then
-    /// `models/mnist-mlp.mdm`), version `"1"`, their digests verified by `build.rs`.
+    /// `models/mnist-mlp.mdm`), version `"1"`, read and planned by `build.rs` (a broken file fails the build).
     #[cfg(feature = "embedded-models")]
     pub fn embedded() -> Vec<ModelEntry> {
         embedded::entries()
@@ -129,18 +129,18 @@ impl ModelEntry {
 
 /// A model after its first use: what the routes describe, and the plan that runs it.
 pub(crate) struct Loaded {
-    pub input_shape: Vec<usize>,
-    pub labels: Vec<String>,
+    pub info: ModelInfo,
     pub plan: Plan,
 }
 
 impl Loaded {
     fn load(entry: &ModelEntry) -> Result<Loaded, CoreError> {
-        let model = if entry.trusted { format::read_trusted(&entry.bytes)? } else { format::read(&entry.bytes)? };
+        let trust = if entry.trusted { Trust::DigestChecked } else { Trust::Verify };
+        let LoadedModel { info, model } = LoadedModel::read(&entry.bytes, trust)?;
         // One sample per chunk: a small arena is cheap to set up per request, and `run` chunks
         // larger batches itself.
         let plan = Plan::new(&model, 1)?;
-        Ok(Loaded { input_shape: model.meta.input_shape, labels: model.meta.labels, plan })
+        Ok(Loaded { info, plan })
     }
 
     pub fn input_len(&self) -> usize {
@@ -150,7 +150,10 @@ impl Loaded {
         self.plan.output_len()
     }
     pub fn label(&self, class: usize) -> String {
-        self.labels.get(class).cloned().unwrap_or_else(|| class.to_string())
+        self.info.label(class)
+    }
+    pub fn input_shape(&self) -> &[usize] {
+        &self.info.meta.input_shape
     }
 
     /// Runs `n` samples; returns the `n × output_len` outputs.
@@ -365,7 +368,7 @@ impl Server {
         }
     }
 
-    /// Whether model `i` is ready: trusted entries were verified at build time, so they count
+    /// Whether model `i` is ready: trusted entries were read and planned at build time, so they count
     /// as ready without being parsed (a health probe must stay cheap); others are loaded.
     pub(crate) fn ready(&mut self, i: usize) -> bool {
         if self.slots[i].entry.trusted && self.slots[i].state.is_none() {

@@ -82,7 +82,7 @@ fn metadata(srv: &mut Server, i: usize) -> Result<Response, ApiError> {
     let dims = |shape: &[i64]| -> Vec<serde_json::Value> {
         shape.iter().map(|d| serde_json::json!({ "size": d.to_string(), "name": "" })).collect()
     };
-    let input: Vec<i64> = std::iter::once(-1).chain(m.input_shape.iter().map(|&d| d as i64)).collect();
+    let input: Vec<i64> = std::iter::once(-1).chain(m.input_shape().iter().map(|&d| d as i64)).collect();
     let out = m.output_len() as i64;
     let e = srv.entry(i);
     Ok(to_json(
@@ -182,7 +182,7 @@ fn predict(srv: &mut Server, i: usize, body: &[u8]) -> Result<Response, ApiError
                     return Err(ApiError::bad(format!(
                         "{what} has {} values; each instance must hold {per} (shape {:?}, flat or nested)",
                         t.values.len(),
-                        m.input_shape
+                        m.input_shape()
                     )));
                 }
                 values.extend_from_slice(&t.values);
@@ -196,7 +196,7 @@ fn predict(srv: &mut Server, i: usize, body: &[u8]) -> Result<Response, ApiError
                 return Err(ApiError::bad(format!(
                     "\"inputs\" has {} values; it must hold n × {per} (a batch of shape [n, {}])",
                     t.values.len(),
-                    m.input_shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")
+                    m.input_shape().iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")
                 )));
             }
             let n = t.values.len() / per;

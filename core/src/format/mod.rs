@@ -63,6 +63,11 @@ pub fn read_trusted(bytes: &[u8]) -> Result<Model> {
     reader::read_with_info_opts(bytes, false).map(|(m, _)| m)
 }
 
+/// [`read_trusted`] that also describes the file (see [`read_with_info`]).
+pub fn read_with_info_trusted(bytes: &[u8]) -> Result<(Model, FileInfo)> {
+    reader::read_with_info_opts(bytes, false)
+}
+
 /// Like [`read`], also describing the file (version, digest, sections, how each tensor is
 /// stored) for `mdeploy info`.
 pub fn read_with_info(bytes: &[u8]) -> Result<(Model, FileInfo)> {
