@@ -12,9 +12,15 @@ use mdeploy_core::lower::{Act, Kernel, PoolKind, Program, Step, Window};
 use mdeploy_core::graph::Op;
 use mdeploy_core::Model;
 
-/// The program the GPU engine runs for `model`.
+/// The program the GPU engine runs for `model`: the shared lowering, the same the CPU runs.
 pub fn program_for(model: &Model) -> Result<Program, WasmError> {
-    sequential(model)
+    match mdeploy_core::lower::lower(&model.graph, &model.meta.input_shape) {
+        Ok(p) => Ok(p),
+        // TEMPORARY: while `lower()` is still the stub on this branch, chains of 1.0 layers go
+        // through the adapter below. Remove this arm and `sequential` once lower() is merged.
+        Err(e) if e.message.contains("lower() is being written") => sequential(model),
+        Err(e) => Err(e.into()),
+    }
 }
 
 fn f32s(t: &mdeploy_core::model::Tensor, layer: usize, what: &str) -> Result<Vec<f32>, WasmError> {
