@@ -15,6 +15,7 @@
 //! * [`preprocess`]: the MNIST recipe that turns any drawn digit into a 28×28 input.
 
 pub mod arch;
+pub mod budget;
 pub mod data;
 pub mod error;
 pub mod eval;

@@ -358,6 +358,10 @@ impl Plan {
         for op in &flat {
             fb_width = fb_width.max(op.out_len());
         }
+        // Memory bounded by what the model stores (budget.rs): the per-sample buffers must fit,
+        // and the batch buffers get at most as many samples as the budget allows.
+        crate::budget::chunk(model, 2 * sp_max, 1)?;
+        let max_batch = crate::budget::chunk(model, 2 * fb_width, max_batch)?;
         let fb_len = max_batch
             .checked_mul(fb_width)
             .filter(|&l| l <= MAX_ARENA_FLOATS)
