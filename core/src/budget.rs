@@ -10,23 +10,23 @@
 //!
 //! The rule for activations: one chunk's buffers may use at most
 //! [`ARENA_FREE_BYTES`] + [`ARENA_PER_STORED_BYTE`] × (bytes of the model's stored tensors).
-//! Real models sit far below it (the MNIST CNN needs ~60 KB per sample against a budget of
-//! 19 MB; ResNet-50 ~40 MB per sample against 1.6 GB). A plan whose `max_batch` would exceed
+//! Real models sit far below it per sample (the MNIST CNN needs tens of KB per sample against a
+//! budget of 11 MB; ResNet-50 ~40 MB per sample against 1.6 GB); large batches run in chunks. A plan whose `max_batch` would exceed
 //! the budget runs in smaller chunks instead ([`chunk`]); a model whose single sample exceeds it
 //! is refused with an error that says so.
 
 use crate::error::{Error, Result};
-use crate::model::{Model, TensorData};
+use crate::graph::Graph;
+use crate::model::TensorData;
 
 /// Activation bytes any model may use per chunk, whatever its weights.
-pub const ARENA_FREE_BYTES: usize = 16 << 20;
+pub const ARENA_FREE_BYTES: usize = 8 << 20;
 /// Further activation bytes per byte of stored tensors.
 pub const ARENA_PER_STORED_BYTE: usize = 16;
 
-/// Bytes the model's tensors occupy as stored (in a file, or in memory before expansion).
-pub fn stored_bytes(model: &Model) -> usize {
-    model
-        .graph
+/// Bytes the graph's tensors occupy as stored (in a file, or in memory before expansion).
+pub fn stored_bytes(graph: &Graph) -> usize {
+    graph
         .nodes
         .iter()
         .flat_map(|n| n.op.tensors())
@@ -39,25 +39,25 @@ pub fn stored_bytes(model: &Model) -> usize {
         .fold(0usize, usize::saturating_add)
 }
 
-/// Activation bytes a chunk of `model` may use.
-pub fn arena_budget(model: &Model) -> usize {
-    ARENA_FREE_BYTES.saturating_add(ARENA_PER_STORED_BYTE.saturating_mul(stored_bytes(model)))
+/// Activation bytes a chunk of `graph` may use.
+pub fn arena_budget(graph: &Graph) -> usize {
+    ARENA_FREE_BYTES.saturating_add(ARENA_PER_STORED_BYTE.saturating_mul(stored_bytes(graph)))
 }
 
-/// Samples per chunk for a plan that needs `per_sample_floats` of activation buffers per sample
-/// and was asked for `max_batch`: `max_batch`, or fewer so the chunk stays inside the budget.
-/// Errors when a single sample does not fit.
-pub fn chunk(model: &Model, per_sample_floats: usize, max_batch: usize) -> Result<usize> {
-    let budget = arena_budget(model);
+/// Samples per chunk for a plan that needs `fixed_floats` of buffers whatever the batch plus
+/// `per_sample_floats` per sample of the chunk, asked for `max_batch`: `max_batch`, or fewer so
+/// the buffers stay inside `budget` bytes. Errors when a single sample does not fit.
+pub fn chunk(budget: usize, fixed_floats: usize, per_sample_floats: usize, max_batch: usize) -> Result<usize> {
+    let fixed = fixed_floats.saturating_mul(4);
     let per_sample = per_sample_floats.saturating_mul(4).max(1);
-    let fit = budget / per_sample;
+    let fit = budget.saturating_sub(fixed) / per_sample;
     if fit == 0 {
         return Err(Error::bad_model(format!(
-            "the model declares {:.1} MB of activations per sample, more than its {:.1} MB of stored weights \
-             justify ({} MB + {}x the weights); refusing to allocate it (a hostile or broken file, or an input \
-             shape far larger than the model was made for)",
-            per_sample as f64 / 1e6,
-            stored_bytes(model) as f64 / 1e6,
+            "the model declares {:.1} MB of activations for one sample, more than its stored weights justify \
+             ({:.1} MB here: {} MB + {}x the weights' stored bytes); refusing to allocate it (a hostile or broken \
+             file, or an input shape far larger than the model was made for)",
+            (fixed + per_sample) as f64 / 1e6,
+            budget as f64 / 1e6,
             ARENA_FREE_BYTES >> 20,
             ARENA_PER_STORED_BYTE
         )));

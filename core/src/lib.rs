@@ -19,6 +19,7 @@ pub mod budget;
 pub mod data;
 pub mod error;
 pub mod eval;
+mod exec;
 pub mod format;
 pub mod graph;
 pub mod kernels;

@@ -9,20 +9,20 @@ use mdeploy_core::{Graph, Op};
 use mdeploy_core::Plan;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 struct Counting;
 
-static ALLOCS: AtomicUsize = AtomicUsize::new(0);
 thread_local! {
     // `const` initialisation: reading it never allocates (no lazy init, no destructor).
     static COUNTING: Cell<bool> = const { Cell::new(false) };
+    // Per thread: tests run in parallel, and one test's allocations must not count in another's.
+    static ALLOCS: Cell<usize> = const { Cell::new(0) };
 }
 
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         if COUNTING.with(|c| c.get()) {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
+            ALLOCS.with(|a| a.set(a.get() + 1));
         }
         System.alloc(layout)
     }
@@ -31,7 +31,7 @@ unsafe impl GlobalAlloc for Counting {
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         if COUNTING.with(|c| c.get()) {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
+            ALLOCS.with(|a| a.set(a.get() + 1));
         }
         System.realloc(ptr, layout, new_size)
     }
@@ -42,11 +42,11 @@ static GLOBAL: Counting = Counting;
 
 /// Allocations made by `f` on this thread.
 fn count_allocs(f: impl FnOnce()) -> usize {
-    let before = ALLOCS.load(Ordering::Relaxed);
+    let before = ALLOCS.with(|a| a.get());
     COUNTING.with(|c| c.set(true));
     f();
     COUNTING.with(|c| c.set(false));
-    ALLOCS.load(Ordering::Relaxed) - before
+    ALLOCS.with(|a| a.get()) - before
 }
 
 fn seeded(n: usize, seed: u64) -> Vec<f32> {
@@ -202,4 +202,48 @@ fn gemm_reuses_its_scratch() {
         );
     });
     assert_eq!(allocs, 0, "gemm allocated {allocs} times after warm-up");
+}
+
+mod graph_support;
+
+/// Every kernel of the graph lowering (grouped, depthwise and dilated convs, padded pools,
+/// GAP, SE Mul, Concat, Add, unfolded BatchNorm, every activation, entry/exit transposes,
+/// Dense in the middle of the graph) runs without allocating too.
+#[test]
+fn graph_ops_do_not_allocate() {
+    use graph_support::{bn, conv, dense, Rng};
+    use mdeploy_core::graph::{GraphBuilder, Op};
+    use mdeploy_core::kernels::KernelSet;
+    let rng = &mut Rng(21);
+    let mut b = GraphBuilder::new();
+    let x = b.chain(0, [conv(rng, 3, 8, [3, 3], [1, 1], [1; 4], [1, 1], 1), bn(rng, 8), Op::Clip { min: 0.0, max: 6.0 }]);
+    let d = b.chain(x, [conv(rng, 8, 8, [3, 3], [2, 2], [1; 4], [1, 1], 8), Op::HardSwish]);
+    let gconv = b.chain(d, [conv(rng, 8, 8, [3, 3], [1, 1], [2; 4], [2, 2], 2), Op::LeakyRelu { alpha: 0.1 }]);
+    let s = b.push(Op::Add, &[d, gconv]);
+    let s = b.push(bn(rng, 8), &[s]);
+    let gate = b.chain(s, [Op::GlobalAvgPool, Op::Flatten, dense(rng, 8, 8), Op::Sigmoid]);
+    let m = b.push(Op::Mul, &[s, gate]);
+    let p1 = b.push(Op::AvgPool2d { kernel: [3, 3], stride: [2, 2], padding: [1; 4], ceil_mode: true, count_include_pad: false }, &[m]);
+    let p2 = b.push(Op::MaxPool2d { kernel: [3, 3], stride: [2, 2], padding: [1; 4], ceil_mode: true }, &[m]);
+    let c = b.push(Op::Concat, &[p1, p2]);
+    let t = b.push(Op::Tanh, &[c]);
+    b.chain(t, [Op::Flatten, dense(rng, 16 * 4 * 4, 10), Op::Softmax]);
+    let g = b.finish();
+    let shape = [3, 13, 13];
+    let il: usize = shape.iter().product();
+    let input = seeded(40 * il, 5);
+    for ks in KernelSet::available() {
+        let mut plan = Plan::from_graph(&g, &shape, 16, ks).expect("plan");
+        let ol = plan.output_len();
+        let mut out = vec![0.0f32; 40 * ol];
+        plan.run(&input[..il], 1, &mut out[..ol]).expect("warm-up");
+        let allocs = count_allocs(|| {
+            for n in [1usize, 7, 16, 40] {
+                plan.run(&input[..n * il], n, &mut out[..n * ol]).expect("run");
+            }
+            plan.predict(&input[..il]).expect("predict");
+        });
+        assert_eq!(allocs, 0, "graph plan ({}) allocated {allocs} times", ks.name());
+        assert!(out.iter().all(|v| v.is_finite() && *v > 0.0));
+    }
 }

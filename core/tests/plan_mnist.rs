@@ -407,7 +407,7 @@ fn quantized_weights_run_and_invalid_plans_are_refused() {
         };
     }
     let e = Plan::new(&q, 8).err().expect("truncated int8 payload refused");
-    assert!(e.message.contains("layer 1"), "{}", e.message);
+    assert!(e.message.contains("node 1"), "{}", e.message);
 
     let e = Plan::new(&mlp(3), 0).err().expect("max_batch 0 refused");
     assert_eq!(e.kind, ErrorKind::BadInput);

@@ -112,7 +112,10 @@ pub(crate) struct Tile {
     pub accumulate: bool,
     /// Null, or `cols` (and, for a full tile, `NR`) per-column values added after the product.
     pub bias: *const f32,
-    pub relu: bool,
+    /// Clamp every value to `[lo, hi]` last (ReLU is `[0, inf]`, ReLU6 `[0, 6]`).
+    pub clamp: bool,
+    pub lo: f32,
+    pub hi: f32,
 }
 
 /// `C_tile (op)= A[MR × k] · B_panel[k × NR]`: A as MR rows, element `(r, p)` at `a[r*rsa + p]`
@@ -138,6 +141,10 @@ pub(crate) type GemvFn = unsafe fn(
 );
 /// Max pooling on one HWC sample. Safety: slices sized per `PoolGeom` (checked by the caller).
 pub(crate) type PoolFn = unsafe fn(src: &[f32], dst: &mut [f32], g: &PoolGeom);
+/// Depthwise convolution of one HWC sample, `w` as `[kh·kw × C]`, output clamped to
+/// `[lo, hi]`. Safety: slices sized per the window (checked by `KernelSet::dwconv_hwc`).
+pub(crate) type DwConvFn =
+    unsafe fn(src: &[f32], w: &[f32], bias: &[f32], dst: &mut [f32], g: &crate::lower::Window, lo: f32, hi: f32);
 
 /// Geometry of a max pooling over one sample stored HWC (channels innermost, so every window
 /// element is a contiguous `c`-vector: SIMD runs across channels, whatever the window).
@@ -204,6 +211,7 @@ pub struct KernelSet {
     conv: ConvFn,
     gemv: GemvFn,
     maxpool: PoolFn,
+    dwconv: DwConvFn,
 }
 
 impl std::fmt::Debug for KernelSet {
@@ -361,6 +369,7 @@ impl KernelSet {
             conv: generic::mmm_f32::generic_conv_f32_4x8,
             gemv: generic::gemv_f32::generic_gemv_f32_8,
             maxpool: generic::maxpool_f32::generic_maxpool_f32,
+            dwconv: generic::dwconv_f32::generic_dwconv_f32,
         }
     }
 
@@ -377,6 +386,7 @@ impl KernelSet {
                 conv: x86_64::mmm_f32::avx2_conv_f32_6x16,
                 gemv: x86_64::gemv_f32::avx2_gemv_f32_16,
                 maxpool: x86_64::maxpool_f32::avx2_maxpool_f32,
+                dwconv: x86_64::dwconv_f32::avx2_dwconv_f32,
             })
         } else {
             None
@@ -401,6 +411,7 @@ impl KernelSet {
                 conv: x86_64::avx512_mmm_f32::avx512_conv_f32_12x32,
                 gemv: x86_64::avx512_gemv_f32::avx512_gemv_f32_32,
                 maxpool: x86_64::maxpool_f32::avx2_maxpool_f32,
+                dwconv: x86_64::dwconv_f32::avx2_dwconv_f32,
             })
         } else {
             None
@@ -422,6 +433,7 @@ impl KernelSet {
             conv: x86_64::avx512_mmm_f32::avx512_conv_f32_24x16,
             gemv: x86_64::gemv_f32::avx2_gemv_f32_16,
             maxpool: x86_64::maxpool_f32::avx2_maxpool_f32,
+            dwconv: x86_64::dwconv_f32::avx2_dwconv_f32,
         })
     }
 
@@ -458,6 +470,7 @@ impl KernelSet {
             conv: wasm::mmm_f32::wasm_conv_f32_4x8,
             gemv: wasm::gemv_f32::wasm_gemv_f32_8,
             maxpool: wasm::maxpool_f32::wasm_maxpool_f32,
+            dwconv: generic::dwconv_f32::generic_dwconv_f32,
         }
     }
 
@@ -620,6 +633,25 @@ impl KernelSet {
         unsafe { (self.maxpool)(src, dst, g) }
     }
 
+    /// Depthwise convolution (`groups == C == out_c`) of one HWC sample: `w` is `[kh·kw × C]`
+    /// (tap-major, channels innermost), the output clamped to `[lo, hi]` (ReLU, ReLU6 or none).
+    /// Panics (caller bug) if the slices do not fit `g`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn dwconv_hwc(&self, src: &[f32], w: &[f32], bias: &[f32], dst: &mut [f32], g: &crate::lower::Window, lo: f32, hi: f32) {
+        let c = g.c;
+        assert!(
+            src.len() >= g.h * g.w * c
+                && w.len() >= g.kh * g.kw * c
+                && bias.len() >= c
+                && dst.len() >= g.oh * g.ow * c,
+            "dwconv: slices too short for the window"
+        );
+        // Every tap the kernels read passes `tap()`, i.e. lies inside the h × w input; the
+        // output pixels are the oh × ow checked above.
+        // SAFETY: lengths checked above; the set's constructor checked the CPU.
+        unsafe { (self.dwconv)(src, w, bias, dst, g, lo, hi) }
+    }
+
     /// `C[m×n] (+)= A[m×k] · B[k×n]` with any strides, through this set's micro-kernel.
     /// See [`gemm`].
     pub fn gemm(
@@ -673,7 +705,7 @@ impl KernelSet {
                 |row0, dst| a_panel(m, k, mr, row0, &a, dst),
                 bp,
                 None,
-                false,
+                None,
                 c,
                 ldc,
                 accumulate,
@@ -689,8 +721,8 @@ impl KernelSet {
     /// The blocked driver shared by `gemm`, Dense and Conv2d: for each MR-row panel of A (given
     /// by `panel(row0, scratch)`, either rows of the source or rows written into `apanel`,
     /// `MR × k`), for each KC block, for each NR panel of the pre-packed `bp`, run the
-    /// micro-kernel. Bias/ReLU are applied by the micro-kernel's epilogue on the last KC block
-    /// only. Allocates nothing.
+    /// micro-kernel. Bias and the clamp `[lo, hi]` (ReLU, ReLU6) are applied by the
+    /// micro-kernel's epilogue on the last KC block only. Allocates nothing.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn drive<'a>(
         &self,
@@ -701,7 +733,7 @@ impl KernelSet {
         mut panel: impl FnMut(usize, &mut [f32]) -> APanel<'a>,
         bp: &[f32],
         bias: Option<&[f32]>,
-        relu: bool,
+        clamp: Option<(f32, f32)>,
         c: &mut [f32],
         ldc: usize,
         accumulate: bool,
@@ -724,14 +756,17 @@ impl KernelSet {
             assert!(bv.len() >= n, "drive: bias too short");
         }
         if k == 0 {
-            // No product: C = (accumulate ? C : 0) + bias, then ReLU.
+            // No product: C = (accumulate ? C : 0) + bias, then the clamp.
             for i in 0..m {
                 for j in 0..n {
                     let mut v = if accumulate { c[i * ldc + j] } else { 0.0 };
                     if let Some(bv) = bias {
                         v += bv[j];
                     }
-                    c[i * ldc + j] = if relu { v.max(0.0) } else { v };
+                    c[i * ldc + j] = match clamp {
+                        Some((lo, hi)) => v.max(lo).min(hi),
+                        None => v,
+                    };
                 }
             }
             return;
@@ -775,7 +810,9 @@ impl KernelSet {
                             (Some(bv), true) => bv[col0..].as_ptr(),
                             _ => std::ptr::null(),
                         },
-                        relu: relu && last,
+                        clamp: clamp.is_some() && last,
+                        lo: clamp.map_or(0.0, |c| c.0),
+                        hi: clamp.map_or(0.0, |c| c.1),
                     };
                     // SAFETY: the A rows hold k values at stride rsa (asserted above), B panel p
                     // holds k*NR values from p*k*NR; the tile lies inside C (asserted above);
@@ -815,8 +852,8 @@ pub(crate) unsafe fn store_tile_scalar(acc: &[f32], nr: usize, t: &Tile) {
             if !t.bias.is_null() {
                 v += *t.bias.add(j);
             }
-            if t.relu {
-                v = v.max(0.0);
+            if t.clamp {
+                v = v.max(t.lo).min(t.hi);
             }
             *crow.add(j) = v;
         }

@@ -1,4 +1,4 @@
-//! Numerically stable softmax and ReLU over rows. Not ISA-specific: the output layers here are
+//! Numerically stable softmax over rows. Not ISA-specific: the output layers here are
 //! tiny (10 classes), so the `exp` calls, not the arithmetic, are the cost.
 
 /// Softmax of each `len`-long row of `x`, in place: `exp(x - max) / sum`. Subtracting the row
@@ -19,12 +19,5 @@ pub(crate) fn softmax_rows(x: &mut [f32], len: usize) {
         for v in row.iter_mut() {
             *v *= inv;
         }
-    }
-}
-
-/// `max(x, 0)` in place.
-pub(crate) fn relu(x: &mut [f32]) {
-    for v in x.iter_mut() {
-        *v = v.max(0.0);
     }
 }

@@ -66,9 +66,11 @@ unsafe fn tile_4x8(k: usize, rows: [*const f32; MR], off: impl Fn(usize) -> usiz
             }
             v0 = f32x4_add(v0, bias0);
             v1 = f32x4_add(v1, bias1);
-            if tile.relu {
-                v0 = f32x4_pmax(v0, z);
-                v1 = f32x4_pmax(v1, z);
+            if tile.clamp {
+                let (lo, hi) = (f32x4_splat(tile.lo), f32x4_splat(tile.hi));
+                // pmax/pmin (x < lo ? lo : x): the outputs are finite, so no NaN rule matters.
+                v0 = f32x4_pmin(f32x4_pmax(v0, lo), hi);
+                v1 = f32x4_pmin(f32x4_pmax(v1, lo), hi);
             }
             v128_store(crow as *mut v128, v0);
             v128_store(crow.add(4) as *mut v128, v1);

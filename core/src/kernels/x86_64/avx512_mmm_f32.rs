@@ -132,8 +132,8 @@ unsafe fn tile_body<const M: usize, const V: usize>(
                 x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(mask[v], crow.add(16 * v)));
             }
             x = _mm512_add_ps(x, bias[v]);
-            if tile.relu {
-                x = _mm512_max_ps(x, zero);
+            if tile.clamp {
+                x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(tile.lo)), _mm512_set1_ps(tile.hi));
             }
             _mm512_mask_storeu_ps(crow.add(16 * v), mask[v], x);
         }

@@ -93,9 +93,10 @@ unsafe fn tile_6x16(k: usize, rows: [*const f32; MR], off: impl Fn(usize) -> usi
             }
             v0 = _mm256_add_ps(v0, bias0);
             v1 = _mm256_add_ps(v1, bias1);
-            if tile.relu {
-                v0 = _mm256_max_ps(v0, zero);
-                v1 = _mm256_max_ps(v1, zero);
+            if tile.clamp {
+                let (lo, hi) = (_mm256_set1_ps(tile.lo), _mm256_set1_ps(tile.hi));
+                v0 = _mm256_min_ps(_mm256_max_ps(v0, lo), hi);
+                v1 = _mm256_min_ps(_mm256_max_ps(v1, lo), hi);
             }
             _mm256_storeu_ps(crow, v0);
             _mm256_storeu_ps(crow.add(8), v1);

@@ -1,0 +1,892 @@
+//! The CPU executor of a [`Program`]: packs weights for one [`KernelSet`], gives every value a
+//! buffer, and runs the steps on chunks of up to `max_batch` samples without allocating.
+//! [`Plan`](crate::plan::Plan) is the public face (input checks, chunking, `predict`).
+//!
+//! ```text
+//!  chunk of nb samples
+//!    │
+//!  ┌─ steps before the first Dense: one sample at a time ───────────────────────────────┐
+//!  │ values live in per-sample buffers (L1/L2-sized), except those a later step reads:    │
+//!  │ these are written into row s of a batch buffer                                       │
+//!  └──────────────────────────────────────────────────────────────────────────────────────┘
+//!  ┌─ from the first Dense on: step by step over the whole chunk ────────────────────────┐
+//!  │ Dense: GEMV when nb = 1, else the packed GEMM (weights reused across the batch);     │
+//!  │ any other step loops over the samples                                                │
+//!  └──────────────────────────────────────────────────────────────────────────────────────┘
+//!    ▼ rows of the output buffer → caller's `out`
+//! ```
+//!
+//! **Buffers.** The program's slots are sized per sample for a backend that batches every
+//! step; this executor keeps most values per sample instead. So it re-derives the values from
+//! the steps (every step output starts a new value, except an in-place step, whose output
+//! slot is its input 0: it continues that value) and assigns buffers by liveness in two pools:
+//! per-sample buffers for values only the per-sample stage touches, batch buffers
+//! (`max_batch` rows) for values the batched stage reads or writes (and the output). A batch
+//! value written in the per-sample stage stays live until that stage ends for every sample.
+//! The model input is never copied: its slot is bound to the caller's slice.
+
+use crate::error::{Error, Result};
+use crate::kernels::generic::eltwise_f32::{
+    act_clamp, generic_act_f32, generic_affine_f32, generic_binary_f32, generic_gap_f32, generic_transpose_f32,
+};
+use crate::kernels::generic::pool_f32::generic_pool_f32;
+use crate::kernels::generic::softmax_f32::softmax_rows;
+use crate::kernels::{a_panel, APanel, AlignedBuf, KernelSet, MatRef, PackedB, PoolGeom, MAX_MR};
+use crate::lower::{Act, BinOp, Kernel, PoolKind, Program, Window};
+
+/// Largest arena (floats over all buffers) an executor will size: 2^28 floats = 1 GiB.
+const MAX_ARENA_FLOATS: usize = 1 << 28;
+
+/// Largest zero-padded copy of a conv input (floats) the executor keeps; bigger ones (huge
+/// padding) use the im2col panels instead.
+const MAX_PADDED_FLOATS: usize = 1 << 22;
+
+/// A convolution through the GEMM tiles: per group, `[(ky, kx, ci) × oc_g]` packed.
+struct ConvX {
+    /// The geometry the panels see: the program's window, or, when `padded`, the window over
+    /// the zero-padded copy of the input (padding 0, every window inside: all indirect).
+    win: Window,
+    /// `Some(original window)` when the input is first copied into a zero-padded buffer.
+    padded: Option<Window>,
+    out_c: usize,
+    icg: usize,
+    ocg: usize,
+    /// Per group: packed weights and bias (padded to whole panels).
+    w: Vec<PackedB>,
+    bias: Vec<Vec<f32>>,
+    /// ReLU or Clip in the tile's epilogue; any other activation after it.
+    clamp: Option<(f32, f32)>,
+    post: Act,
+    /// Per group: offset of tap (ky, kx, ci) from a pixel's top-left input element (im2col
+    /// column order), for the indirect kernel.
+    offs: Vec<Vec<u32>>,
+    /// Per group: the largest offset (bounds check of an indirect panel).
+    last_off: Vec<usize>,
+}
+
+impl ConvX {
+    fn k(&self) -> usize {
+        self.win.kh * self.win.kw * self.icg
+    }
+}
+
+enum XK {
+    Transpose { c: usize, hw: usize, to_hwc: bool },
+    Dense { w: PackedB, bias: Vec<f32>, tile_relu: bool, post: Act },
+    Conv(Box<ConvX>),
+    /// Depthwise: `w` is `[kh·kw × C]`.
+    DwConv { win: Window, w: Vec<f32>, bias: Vec<f32>, lo: f32, hi: f32, post: Act },
+    /// `fast`: the padding-free floor-mode max pool of the SIMD kernels.
+    Pool { kind: PoolKind, win: Window, fast: Option<PoolGeom> },
+    Gap { c: usize, hw: usize },
+    Binary { op: BinOp, bc: usize, act: Act },
+    Concat { channels: Vec<usize>, hw: usize },
+    Act { act: Act },
+    Affine { scale: Vec<f32>, shift: Vec<f32>, act: Act },
+    Softmax { len: usize },
+    Copy,
+}
+
+/// Where a value lives: the caller's input, or buffer `buf` (`batched`: row `s` of sample `s`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Loc {
+    Input,
+    Buf { buf: usize, batched: bool },
+}
+
+struct XStep {
+    k: XK,
+    ins: Vec<Loc>,
+    out: Loc,
+    /// The output is input 0's buffer (elementwise in place).
+    in_place: bool,
+    /// Input and output lengths per sample.
+    in_lens: Vec<usize>,
+    out_len: usize,
+}
+
+/// A compiled program for one kernel set and batch size.
+pub(crate) struct Exec {
+    ks: KernelSet,
+    max_batch: usize,
+    input_len: usize,
+    output_len: usize,
+    steps: Vec<XStep>,
+    /// Steps `..split` run one sample at a time.
+    split: usize,
+    bufs: Vec<AlignedBuf>,
+    /// Row length (floats per sample) of each buffer.
+    stride: Vec<usize>,
+    out: Loc,
+    scratch: Scratch,
+}
+
+/// Per-call scratch shared by all steps.
+struct Scratch {
+    /// One packed A panel (`MR × largest K`).
+    apanel: AlignedBuf,
+    /// The zero-padded copy of a padded convolution's input (largest of them).
+    padded: AlignedBuf,
+}
+
+fn padded_bias(b: &[f32], n_padded: usize) -> Vec<f32> {
+    let mut v = vec![0.0; n_padded.max(b.len())];
+    v[..b.len()].copy_from_slice(b);
+    v
+}
+
+fn out_len(k: &Kernel) -> usize {
+    k.out_len()
+}
+
+fn in_lens(k: &Kernel) -> Vec<usize> {
+    k.in_lens()
+}
+
+fn bad(step: usize, node: usize, what: String) -> Error {
+    Error::bad_model(format!("program step {step} (graph node {node}): {what}"))
+}
+
+/// Checks one step's geometry so the kernels' slice arithmetic cannot go out of bounds on a
+/// hand-built (or buggy) program: the lowering produces consistent steps, this says so.
+fn check_step(j: usize, s: &crate::lower::Step, slots: &[usize]) -> Result<()> {
+    let node = s.node;
+    let lens = in_lens(&s.kernel);
+    if lens.len() != s.inputs.len() {
+        return Err(bad(j, node, format!("{} takes {} inputs, got {}", s.kernel.name(), lens.len(), s.inputs.len())));
+    }
+    for (&slot, &len) in s.inputs.iter().chain(std::iter::once(&s.output)).zip(lens.iter().chain(std::iter::once(&out_len(&s.kernel)))) {
+        match slots.get(slot) {
+            Some(&n) if n >= len && len > 0 => {}
+            _ => return Err(bad(j, node, format!("slot {slot} cannot hold {len} floats"))),
+        }
+    }
+    // Output sizes up to the larger of the floor and ceil rules (a floor-mode conv may place
+    // its last window in the trailing padding; ceil mode never does, see `graph::window_out`).
+    let fits = |len: usize, span: usize, s: usize, lo: usize, hi: usize, out: usize| {
+        [false, true].iter().any(|&c| crate::graph::window_out(len, span, s, lo, hi, 1, c).is_some_and(|m| out <= m))
+    };
+    let win_ok = |w: &Window, kh_span: usize, kw_span: usize| {
+        fits(w.h, kh_span, w.sh, w.pad[0], w.pad[2], w.oh)
+            && fits(w.w, kw_span, w.sw, w.pad[1], w.pad[3], w.ow)
+            && w.c > 0
+            && w.oh > 0
+            && w.ow > 0
+    };
+    let ok = match &s.kernel {
+        Kernel::Dense { k, out, weight, bias, .. } => weight.len() == k * out && bias.len() == *out,
+        Kernel::Conv2d { win, out_c, groups, weight, bias, .. } => {
+            let g = *groups;
+            g > 0
+                && win.c % g == 0
+                && out_c % g == 0
+                && win.dh > 0
+                && win.dw > 0
+                && weight.len() == win.kh * win.kw * (win.c / g) * out_c
+                && bias.len() == *out_c
+                && win_ok(win, (win.kh.max(1) - 1) * win.dh + 1, (win.kw.max(1) - 1) * win.dw + 1)
+                && win.kh > 0
+                && win.kw > 0
+        }
+        Kernel::Pool { win, .. } => {
+            win.kh > 0
+                && win.kw > 0
+                && win.pad[0] < win.kh
+                && win.pad[2] < win.kh
+                && win.pad[1] < win.kw
+                && win.pad[3] < win.kw
+                && win_ok(win, win.kh, win.kw)
+        }
+        Kernel::Binary { len, b_per_channel, .. } => b_per_channel.is_none_or(|c| c > 0 && len % c == 0),
+        Kernel::Affine { c, scale, shift, .. } => scale.len() == *c && shift.len() == *c && *c > 0,
+        _ => true,
+    };
+    if !ok {
+        return Err(bad(j, node, format!("inconsistent {} geometry or weights", s.kernel.name())));
+    }
+    Ok(())
+}
+
+impl Exec {
+    /// `budget`: bytes the activation buffers may take (`budget.rs`); `max_batch` shrinks to fit.
+    pub(crate) fn new(p: &Program, max_batch: usize, ks: KernelSet, budget: usize) -> Result<Exec> {
+        if max_batch == 0 {
+            return Err(Error::bad_input(
+                "max_batch is 0; a plan needs room for at least 1 sample (use 1 for single predictions)",
+            ));
+        }
+        let nslots = p.slots.len();
+        if p.input_slot >= nslots || p.output_slot >= nslots || p.input_slot == p.output_slot {
+            return Err(Error::bad_model("program: input/output slots out of range or equal"));
+        }
+        for (j, s) in p.steps.iter().enumerate() {
+            check_step(j, s, &p.slots)?;
+            if s.output == p.input_slot {
+                return Err(bad(j, s.node, "writes the input slot".into()));
+            }
+            let in_place = s.inputs.first() == Some(&s.output);
+            let may = matches!(
+                s.kernel,
+                Kernel::Act { .. } | Kernel::Affine { .. } | Kernel::Binary { .. } | Kernel::Softmax { .. }
+            );
+            if (s.inputs.contains(&s.output) && !(in_place && may)) || (in_place && s.inputs[1..].contains(&s.output)) {
+                return Err(bad(j, s.node, format!("{} cannot run in place", s.kernel.name())));
+            }
+        }
+        let split = p.steps.iter().position(|s| matches!(s.kernel, Kernel::Dense { .. })).unwrap_or(p.steps.len());
+
+        // Values: one per step output (in-place steps continue input 0's value).
+        // value 0 = the input.
+        let mut cur = vec![usize::MAX; nslots];
+        cur[p.input_slot] = 0;
+        let mut v_len = vec![p.input_len];
+        let mut v_first = vec![0usize];
+        let mut v_last = vec![0usize];
+        let mut v_batched = vec![false];
+        let mut step_vals: Vec<(Vec<usize>, usize)> = Vec::with_capacity(p.steps.len());
+        for (j, s) in p.steps.iter().enumerate() {
+            let mut ins = Vec::with_capacity(s.inputs.len());
+            for &sl in &s.inputs {
+                let v = cur[sl];
+                if v == usize::MAX {
+                    return Err(bad(j, s.node, format!("reads slot {sl} before any step wrote it")));
+                }
+                v_last[v] = j;
+                if j >= split {
+                    v_batched[v] = true;
+                }
+                ins.push(v);
+            }
+            let out = if s.inputs.first() == Some(&s.output) {
+                ins[0]
+            } else {
+                v_len.push(out_len(&s.kernel));
+                v_first.push(j);
+                v_last.push(j);
+                v_batched.push(false);
+                v_len.len() - 1
+            };
+            if j >= split {
+                v_batched[out] = true;
+            }
+            cur[s.output] = out;
+            step_vals.push((ins, out));
+        }
+        let out_v = cur[p.output_slot];
+        if out_v == usize::MAX || out_v == 0 {
+            return Err(Error::bad_model("program: no step writes the output slot"));
+        }
+        if v_len[out_v] < p.output_len {
+            return Err(Error::bad_model("program: the output value is shorter than output_len"));
+        }
+        v_batched[out_v] = true;
+        v_last[out_v] = usize::MAX;
+        for v in 1..v_len.len() {
+            // A batch value written per sample must survive the whole per-sample stage.
+            if v_batched[v] && v_first[v] < split {
+                v_last[v] = v_last[v].max(split);
+            }
+        }
+
+        // Buffers by liveness, one pool per kind.
+        let mut ends_at = vec![Vec::new(); p.steps.len()];
+        for v in 1..v_len.len() {
+            if let Some(list) = ends_at.get_mut(v_last[v]) {
+                list.push(v);
+            }
+        }
+        let mut v_buf = vec![usize::MAX; v_len.len()];
+        let mut stride: Vec<usize> = Vec::new();
+        let mut buf_batched: Vec<bool> = Vec::new();
+        let mut free: Vec<usize> = Vec::new();
+        for (j, (_, out)) in step_vals.iter().enumerate() {
+            let o = *out;
+            if v_buf[o] == usize::MAX && o != 0 {
+                let need = v_len[o];
+                let cands = free.iter().enumerate().filter(|(_, &b)| buf_batched[b] == v_batched[o]);
+                let fit = cands.clone().filter(|(_, &b)| stride[b] >= need).min_by_key(|(_, &b)| stride[b]);
+                let pick = fit.or_else(|| cands.max_by_key(|(_, &b)| stride[b])).map(|(i, _)| i);
+                v_buf[o] = match pick {
+                    Some(i) => {
+                        let b = free.swap_remove(i);
+                        stride[b] = stride[b].max(need);
+                        b
+                    }
+                    None => {
+                        stride.push(need);
+                        buf_batched.push(v_batched[o]);
+                        stride.len() - 1
+                    }
+                };
+            }
+            // Release the values that end here (after the output took its buffer, so a
+            // step never writes over its own inputs unless it runs in place).
+            for &v in &ends_at[j] {
+                if v != o {
+                    free.push(v_buf[v]);
+                }
+            }
+        }
+
+        let fixed: usize = stride.iter().zip(&buf_batched).filter(|(_, &b)| !b).map(|(&s, _)| s).fold(0, usize::saturating_add);
+        let per_sample: usize = stride.iter().zip(&buf_batched).filter(|(_, &b)| b).map(|(&s, _)| s).fold(0, usize::saturating_add);
+        let max_batch = crate::budget::chunk(budget, fixed, per_sample, max_batch)?;
+        let mut total = 0usize;
+        let mut bufs = Vec::with_capacity(stride.len());
+        for (b, &st) in stride.iter().enumerate() {
+            let n = if buf_batched[b] { st.checked_mul(max_batch) } else { Some(st) };
+            total = n.and_then(|n| total.checked_add(n)).filter(|&t| t <= MAX_ARENA_FLOATS).ok_or_else(|| {
+                Error::bad_input(format!(
+                    "max_batch {max_batch} needs more than the arena limit of {MAX_ARENA_FLOATS} floats for this model; \
+                     use a smaller max_batch (run() still accepts any batch, in chunks)"
+                ))
+            })?;
+            bufs.push(AlignedBuf::zeros(n.unwrap_or(0)));
+        }
+        let loc = |v: usize| if v == 0 { Loc::Input } else { Loc::Buf { buf: v_buf[v], batched: buf_batched[v_buf[v]] } };
+
+        let mut k_max = 0usize;
+        let mut pad_max = 0usize;
+        let mut steps = Vec::with_capacity(p.steps.len());
+        for (s, (ins, out)) in p.steps.iter().zip(&step_vals) {
+            let k = compile(&s.kernel, ks, &mut k_max);
+            if let XK::Conv(g) = &k {
+                if g.padded.is_some() {
+                    pad_max = pad_max.max(g.win.h * g.win.w * g.win.c);
+                }
+            }
+            steps.push(XStep {
+                k,
+                ins: ins.iter().map(|&v| loc(v)).collect(),
+                out: loc(*out),
+                in_place: s.inputs.first() == Some(&s.output),
+                in_lens: in_lens(&s.kernel),
+                out_len: out_len(&s.kernel),
+            });
+        }
+        Ok(Exec {
+            ks,
+            max_batch,
+            input_len: p.input_len,
+            output_len: p.output_len,
+            steps,
+            split,
+            bufs,
+            stride,
+            out: loc(out_v),
+            scratch: Scratch {
+                apanel: AlignedBuf::zeros(MAX_MR.max(ks.mr()) * k_max),
+                padded: AlignedBuf::zeros(pad_max),
+            },
+        })
+    }
+
+    pub(crate) fn kernel_set(&self) -> KernelSet {
+        self.ks
+    }
+    pub(crate) fn max_batch(&self) -> usize {
+        self.max_batch
+    }
+    pub(crate) fn input_len(&self) -> usize {
+        self.input_len
+    }
+    pub(crate) fn output_len(&self) -> usize {
+        self.output_len
+    }
+
+    /// Runs `nb <= max_batch` validated samples (`input`: `nb × input_len`, `out`: `nb × output_len`).
+    pub(crate) fn run_chunk(&mut self, input: &[f32], nb: usize, out: &mut [f32]) {
+        debug_assert!(nb >= 1 && nb <= self.max_batch);
+        let Exec { ks, input_len, output_len, steps, split, bufs, stride, out: out_loc, scratch, .. } = self;
+        let (split, il) = (*split, *input_len);
+        for s in 0..nb {
+            for st in &steps[..split] {
+                sample_step(*ks, st, s, input, il, bufs, stride, scratch);
+            }
+        }
+        for st in &steps[split..] {
+            if let XK::Dense { w, bias, tile_relu, post } = &st.k {
+                dense_step(*ks, st, w, bias, *tile_relu, *post, nb, input, il, bufs, stride, &mut scratch.apanel);
+            } else if let (true, Loc::Buf { buf, .. }, XK::Act { act: a }) = (st.in_place, st.out, &st.k) {
+                // In place over rows that may have gaps: one pass per row, no per-sample setup.
+                let st_len = stride[buf];
+                for row in bufs[buf].as_mut_slice()[..nb * st_len].chunks_exact_mut(st_len) {
+                    generic_act_f32(*a, &mut row[..st.out_len]);
+                }
+            } else if let (true, Loc::Buf { buf, .. }, XK::Softmax { len }) = (st.in_place, st.out, &st.k) {
+                let st_len = stride[buf];
+                if st_len == *len {
+                    softmax_rows(&mut bufs[buf].as_mut_slice()[..nb * st_len], *len);
+                } else {
+                    for row in bufs[buf].as_mut_slice()[..nb * st_len].chunks_exact_mut(st_len) {
+                        softmax_rows(&mut row[..*len], *len);
+                    }
+                }
+            } else {
+                for s in 0..nb {
+                    sample_step(*ks, st, s, input, il, bufs, stride, scratch);
+                }
+            }
+        }
+        let ol = *output_len;
+        let Loc::Buf { buf, .. } = *out_loc else { unreachable!("the output is never the input") };
+        let (src, st) = (bufs[buf].as_slice(), stride[buf]);
+        if st == ol {
+            out[..nb * ol].copy_from_slice(&src[..nb * ol]);
+        } else {
+            for (s, o) in out.chunks_exact_mut(ol).enumerate().take(nb) {
+                o.copy_from_slice(&src[s * st..s * st + ol]);
+            }
+        }
+    }
+}
+
+/// Packs one kernel's weights for `ks`.
+fn compile(k: &Kernel, ks: KernelSet, k_max: &mut usize) -> XK {
+    let split_act = |act: Act| if act == Act::Relu { (true, Act::None) } else { (false, act) };
+    match k {
+        Kernel::Transpose { c, hw, to_hwc } => XK::Transpose { c: *c, hw: *hw, to_hwc: *to_hwc },
+        Kernel::Dense { k, out, weight, bias, act } => {
+            let kset = ks.for_width(*out);
+            let w = kset.pack_b(*k, *out, MatRef::row_major(weight, *out));
+            let bias = padded_bias(bias, w.n_padded());
+            *k_max = (*k_max).max(*k);
+            let (tile_relu, post) = split_act(*act);
+            XK::Dense { w, bias, tile_relu, post }
+        }
+        Kernel::Conv2d { win, out_c, groups, weight, bias, act } => {
+            let g = *groups;
+            let (icg, ocg) = (win.c / g, out_c / g);
+            if g == win.c && g == *out_c {
+                // Depthwise: per group a [kh·kw × 1] column → [kh·kw × C].
+                let taps = win.kh * win.kw;
+                let mut w = vec![0.0f32; taps * win.c];
+                for ch in 0..win.c {
+                    for t in 0..taps {
+                        w[t * win.c + ch] = weight[ch * taps + t];
+                    }
+                }
+                let (lo, hi, post) = match act_clamp(*act) {
+                    Some((lo, hi)) => (lo, hi, Act::None),
+                    None => (f32::NEG_INFINITY, f32::INFINITY, *act),
+                };
+                return XK::DwConv { win: *win, w, bias: bias.clone(), lo, hi, post };
+            }
+            let kk = win.kh * win.kw * icg;
+            let kset = ks.for_width(ocg);
+            // A padded convolution runs on a zero-padded copy of its input, so that every
+            // window lies inside it and every panel is indirect (no im2col at the borders).
+            let [pt, pl, pb, pr] = win.pad;
+            let (hp, wp) = (win.h + pt + pb, win.w + pl + pr);
+            let padded = (win.pad != [0; 4] && hp.checked_mul(wp).and_then(|n| n.checked_mul(win.c)).is_some_and(|n| n <= MAX_PADDED_FLOATS))
+                .then_some(*win);
+            let geo = match padded {
+                Some(_) => Window { h: hp, w: wp, pad: [0; 4], ..*win },
+                None => *win,
+            };
+            let mut ws = Vec::with_capacity(g);
+            let mut bs = Vec::with_capacity(g);
+            let mut offs = Vec::with_capacity(g);
+            for gi in 0..g {
+                let wg = &weight[gi * kk * ocg..(gi + 1) * kk * ocg];
+                let packed = kset.pack_b(kk, ocg, MatRef::row_major(wg, ocg));
+                bs.push(padded_bias(&bias[gi * ocg..(gi + 1) * ocg], packed.n_padded()));
+                ws.push(packed);
+                let mut o = Vec::with_capacity(kk);
+                for ky in 0..win.kh {
+                    for kx in 0..win.kw {
+                        for ci in 0..icg {
+                            // Truncation cannot matter: an offset is only used when the window
+                            // fits in the input, i.e. when it is < h·w·c <= 2^24.
+                            o.push(((ky * win.dh * geo.w + kx * win.dw) * win.c + gi * icg + ci) as u32);
+                        }
+                    }
+                }
+                offs.push(o);
+            }
+            *k_max = (*k_max).max(kk);
+            let (clamp, post) = match *act {
+                Act::None => (None, Act::None),
+                a => match act_clamp(a) {
+                    Some(c) => (Some(c), Act::None),
+                    None => (None, a),
+                },
+            };
+            let last_off = offs.iter().map(|o| o.iter().copied().max().map_or(0, |m| m as usize)).collect();
+            XK::Conv(Box::new(ConvX { win: geo, padded, out_c: *out_c, icg, ocg, w: ws, bias: bs, clamp, post, offs, last_off }))
+        }
+        Kernel::Pool { kind, win } => {
+            let fits = win.pad == [0; 4]
+                && (win.oh - 1) * win.sh + win.kh <= win.h
+                && (win.ow - 1) * win.sw + win.kw <= win.w;
+            let fast = (*kind == PoolKind::Max && fits)
+                .then(|| PoolGeom { c: win.c, h: win.h, w: win.w, kh: win.kh, kw: win.kw, sh: win.sh, sw: win.sw, oh: win.oh, ow: win.ow });
+            XK::Pool { kind: *kind, win: *win, fast }
+        }
+        Kernel::GlobalAvgPool { c, hw } => XK::Gap { c: *c, hw: *hw },
+        Kernel::Binary { op, len, b_per_channel, act } => XK::Binary { op: *op, bc: b_per_channel.unwrap_or(*len), act: *act },
+        Kernel::Concat { channels, hw } => XK::Concat { channels: channels.clone(), hw: *hw },
+        Kernel::Act { act, .. } => XK::Act { act: *act },
+        Kernel::Affine { scale, shift, act, .. } => XK::Affine { scale: scale.clone(), shift: shift.clone(), act: *act },
+        Kernel::Softmax { len } => XK::Softmax { len: *len },
+        Kernel::Copy { .. } => XK::Copy,
+    }
+}
+
+/// Sample `s`'s `len` floats of a value.
+fn view<'a>(loc: Loc, s: usize, len: usize, input: &'a [f32], il: usize, bufs: &'a [AlignedBuf], stride: &[usize]) -> &'a [f32] {
+    match loc {
+        Loc::Input => &input[s * il..s * il + len],
+        Loc::Buf { buf, batched } => {
+            let at = if batched { s * stride[buf] } else { 0 };
+            &bufs[buf].as_slice()[at..at + len]
+        }
+    }
+}
+
+/// Runs one step on sample `s`.
+#[allow(clippy::too_many_arguments)]
+fn sample_step(
+    ks: KernelSet,
+    st: &XStep,
+    s: usize,
+    input: &[f32],
+    il: usize,
+    bufs: &mut [AlignedBuf],
+    stride: &[usize],
+    scratch: &mut Scratch,
+) {
+    let Loc::Buf { buf: ob, batched } = st.out else { unreachable!("no step writes the input") };
+    // Take the output buffer out so the inputs can be borrowed from the rest (`take` leaves an
+    // empty buffer: no allocation).
+    let mut obuf = std::mem::take(&mut bufs[ob]);
+    {
+        let at = if batched { s * stride[ob] } else { 0 };
+        let y = &mut obuf.as_mut_slice()[at..at + st.out_len];
+        let bufs: &[AlignedBuf] = bufs;
+        let x = |i: usize| view(st.ins[i], s, st.in_lens[i], input, il, bufs, stride);
+        // Elementwise kernels run on `y`; when not in place, input 0 is copied in first.
+        let load0 = |y: &mut [f32]| {
+            if !st.in_place {
+                y.copy_from_slice(x(0));
+            }
+        };
+        match &st.k {
+            XK::Transpose { c, hw, to_hwc } => generic_transpose_f32(x(0), *c, *hw, *to_hwc, y),
+            XK::Conv(g) => conv(ks, g, x(0), y, scratch),
+            XK::DwConv { win, w, bias, lo, hi, post } => {
+                ks.dwconv_hwc(x(0), w, bias, y, win, *lo, *hi);
+                generic_act_f32(*post, y);
+            }
+            XK::Pool { kind, win, fast } => match fast {
+                Some(g) => ks.maxpool_hwc(x(0), g, y),
+                None => generic_pool_f32(x(0), y, win, *kind),
+            },
+            XK::Gap { c, hw } => generic_gap_f32(x(0), *c, *hw, y),
+            XK::Binary { op, bc, act, .. } => {
+                load0(y);
+                generic_binary_f32(*op, y, &x(1)[..*bc], *act);
+            }
+            XK::Concat { channels, hw } => {
+                let total: usize = channels.iter().sum();
+                let mut off = 0;
+                for (i, &c) in channels.iter().enumerate() {
+                    let src = x(i);
+                    for p in 0..*hw {
+                        y[p * total + off..p * total + off + c].copy_from_slice(&src[p * c..(p + 1) * c]);
+                    }
+                    off += c;
+                }
+            }
+            XK::Act { act, .. } => {
+                load0(y);
+                generic_act_f32(*act, y);
+            }
+            XK::Affine { scale, shift, act, .. } => {
+                load0(y);
+                generic_affine_f32(y, scale, shift, *act);
+            }
+            XK::Softmax { len } => {
+                load0(y);
+                softmax_rows(y, *len);
+            }
+            XK::Copy => y.copy_from_slice(x(0)),
+            XK::Dense { w, bias, tile_relu, post } => {
+                // Never reached: the first Dense starts the batched stage, where Dense steps go
+                // through `dense_step`. Kept correct anyway (batch-1 GEMV).
+                ks.for_width(w.n()).gemv_unchecked(x(0), w.data(), w.k(), w.n(), Some(bias), *tile_relu, y);
+                generic_act_f32(*post, y);
+            }
+        }
+    }
+    bufs[ob] = obuf;
+}
+
+/// A Dense step over the whole chunk: GEMV at one sample, the packed GEMM otherwise.
+#[allow(clippy::too_many_arguments)]
+fn dense_step(
+    ks: KernelSet,
+    st: &XStep,
+    w: &PackedB,
+    bias: &[f32],
+    tile_relu: bool,
+    post: Act,
+    nb: usize,
+    input: &[f32],
+    il: usize,
+    bufs: &mut [AlignedBuf],
+    stride: &[usize],
+    apanel: &mut AlignedBuf,
+) {
+    let Loc::Buf { buf: ob, .. } = st.out else { unreachable!("no step writes the input") };
+    let (k, n) = (w.k(), w.n());
+    let mut obuf = std::mem::take(&mut bufs[ob]);
+    {
+        let ldc = stride[ob];
+        let (src, lda): (&[f32], usize) = match st.ins[0] {
+            Loc::Input => (input, il),
+            Loc::Buf { buf, .. } => (bufs[buf].as_slice(), stride[buf]),
+        };
+        let dst = obuf.as_mut_slice();
+        // The set the weights were packed for (same choice as at load time).
+        let ks = ks.for_width(n);
+        if nb == 1 {
+            ks.gemv_unchecked(&src[..k], w.data(), k, n, Some(bias), tile_relu, &mut dst[..n]);
+        } else {
+            let a = MatRef::row_major(&src[..(nb - 1) * lda + k], lda);
+            let mr = ks.mr();
+            ks.drive(
+                nb,
+                n,
+                k,
+                apanel.as_mut_slice(),
+                |row0, panel| a_panel(nb, k, mr, row0, &a, panel),
+                w.data(),
+                Some(bias),
+                tile_relu.then_some((0.0, f32::INFINITY)),
+                &mut dst[..(nb - 1) * ldc + n],
+                ldc,
+                false,
+            );
+        }
+        if post != Act::None {
+            for s in 0..nb {
+                generic_act_f32(post, &mut dst[s * ldc..s * ldc + n]);
+            }
+        }
+    }
+    bufs[ob] = obuf;
+}
+
+/// A convolution of one HWC sample through the GEMM tiles, one GEMM per group.
+fn conv(ks: KernelSet, g: &ConvX, src: &[f32], dst: &mut [f32], scratch: &mut Scratch) {
+    // The set the weights were packed for (same choice as at load time).
+    let kset = ks.for_width(g.ocg);
+    let win = &g.win;
+    let Scratch { apanel, padded } = scratch;
+    let apanel = apanel.as_mut_slice();
+    let src: &[f32] = match &g.padded {
+        Some(orig) => {
+            let buf = &mut padded.as_mut_slice()[..win.h * win.w * win.c];
+            pad_copy(orig, src, win.w, buf);
+            buf
+        }
+        None => src,
+    };
+    let (m, k, mr) = (win.oh * win.ow, g.k(), kset.mr());
+    for gi in 0..g.w.len() {
+        kset.drive(
+            m,
+            g.ocg,
+            k,
+            apanel,
+            |row0, panel| conv_panel(g, gi, src, row0, mr, panel),
+            g.w[gi].data(),
+            Some(&g.bias[gi]),
+            g.clamp,
+            &mut dst[gi * g.ocg..m * g.out_c],
+            g.out_c,
+            false,
+        );
+    }
+    generic_act_f32(g.post, &mut dst[..m * g.out_c]);
+}
+
+/// Copies an HWC sample of window `o` into `buf`, an HWC image `wp` pixels wide with `o.pad`
+/// zero rows/columns around it.
+fn pad_copy(o: &Window, src: &[f32], wp: usize, buf: &mut [f32]) {
+    let c = o.c;
+    let [pt, pl, _, _] = o.pad;
+    let row = wp * c;
+    buf[..pt * row].fill(0.0);
+    for y in 0..o.h {
+        let d = &mut buf[(pt + y) * row..(pt + y + 1) * row];
+        d[..pl * c].fill(0.0);
+        d[pl * c..(pl + o.w) * c].copy_from_slice(&src[y * o.w * c..(y + 1) * o.w * c]);
+        d[(pl + o.w) * c..].fill(0.0);
+    }
+    buf[(pt + o.h) * row..].fill(0.0);
+}
+
+/// The A panel for output pixels `row0..row0+MR` of group `gi`: indirect (read in place
+/// through per-pixel pointers and the tap offsets) when no pixel's window touches the padding,
+/// else im2col.
+fn conv_panel<'a>(g: &'a ConvX, gi: usize, src: &[f32], row0: usize, mr: usize, dst: &mut [f32]) -> APanel<'a> {
+    let w = &g.win;
+    let m = w.oh * w.ow;
+    let offs = &g.offs[gi];
+    let last_off = g.last_off[gi];
+    let (span_h, span_w) = ((w.kh - 1) * w.dh + 1, (w.kw - 1) * w.dw + 1);
+    let mut rows = [std::ptr::null(); MAX_MR];
+    for (r, row) in rows.iter_mut().enumerate().take(mr) {
+        // Rows past the last pixel repeat the last one: computed, then discarded by the tile.
+        let pix = (row0 + r).min(m - 1);
+        let (oy, ox) = (pix / w.ow, pix % w.ow);
+        let (y0, x0) = (oy * w.sh, ox * w.sw);
+        if y0 < w.pad[0] || x0 < w.pad[1] || y0 - w.pad[0] + span_h > w.h || x0 - w.pad[1] + span_w > w.w {
+            return im2col_panel(g, gi, src, row0, mr, dst);
+        }
+        let at = ((y0 - w.pad[0]) * w.w + (x0 - w.pad[1])) * w.c;
+        // Every offset is <= last_off, so this check covers the whole window.
+        assert!(at + last_off < src.len(), "conv window outside the input");
+        // SAFETY: in bounds by the assertion above.
+        *row = unsafe { src.as_ptr().add(at) };
+    }
+    APanel::Indirect { rows, offs }
+}
+
+/// Fill one A panel (`MR` rows of `K` values, row-major) of the im2col matrix of group `gi`:
+/// row r is output pixel `row0 + r`, column `(ky·kw + kx)·icg + ci` the input under tap
+/// (ky, kx), channel `gi·icg + ci`, zero in the padding. With one group and no horizontal
+/// dilation the taps of one kernel row are `kw·C` contiguous floats: one copy per kernel row.
+fn im2col_panel<'a>(g: &ConvX, gi: usize, src: &[f32], row0: usize, mr: usize, dst: &mut [f32]) -> APanel<'a> {
+    let w = &g.win;
+    let m = w.oh * w.ow;
+    let (ic, icg, k) = (w.c, g.icg, g.k());
+    let run = w.kw * icg;
+    let contiguous = icg == ic && w.dw == 1;
+    for (r, row) in dst[..mr * k].chunks_exact_mut(k).enumerate() {
+        let pix = row0 + r;
+        if pix >= m {
+            row.fill(0.0);
+            continue;
+        }
+        let (oy, ox) = (pix / w.ow, pix % w.ow);
+        let x0 = ox * w.sw; // padded column of kx = 0
+        for (ky, seg) in row.chunks_exact_mut(run).enumerate() {
+            let Some(iy) = (oy * w.sh + ky * w.dh).checked_sub(w.pad[0]).filter(|&y| y < w.h) else {
+                zero_short(seg);
+                continue;
+            };
+            if contiguous {
+                // Valid kx range: 0 <= x0 + kx - pl < w.
+                let kx_lo = w.pad[1].saturating_sub(x0).min(w.kw);
+                let kx_hi = (w.w + w.pad[1]).saturating_sub(x0).min(w.kw).max(kx_lo);
+                zero_short(&mut seg[..kx_lo * ic]);
+                if kx_hi > kx_lo {
+                    let from = (iy * w.w + x0 + kx_lo - w.pad[1]) * ic;
+                    copy_short(&mut seg[kx_lo * ic..kx_hi * ic], &src[from..from + (kx_hi - kx_lo) * ic]);
+                }
+                zero_short(&mut seg[kx_hi * ic..]);
+            } else {
+                for (kx, cell) in seg.chunks_exact_mut(icg).enumerate() {
+                    match (x0 + kx * w.dw).checked_sub(w.pad[1]).filter(|&x| x < w.w) {
+                        Some(ix) => {
+                            let from = (iy * w.w + ix) * ic + gi * icg;
+                            copy_short(cell, &src[from..from + icg]);
+                        }
+                        None => zero_short(cell),
+                    }
+                }
+            }
+        }
+    }
+    APanel::Packed
+}
+
+/// `dst.copy_from_slice(src)` without a `memmove` call for short runs: a 1-channel 5×5 conv
+/// copies runs of 5 floats, where the call costs more than the copy.
+#[inline(always)]
+fn copy_short(dst: &mut [f32], src: &[f32]) {
+    if dst.len() > 32 {
+        return dst.copy_from_slice(src);
+    }
+    let mut d = dst.chunks_exact_mut(4);
+    let mut s = src.chunks_exact(4);
+    for (d4, s4) in (&mut d).zip(&mut s) {
+        if let (Ok(d4), Ok(s4)) = (<&mut [f32; 4]>::try_from(d4), <&[f32; 4]>::try_from(s4)) {
+            *d4 = *s4;
+        }
+    }
+    for (dv, &sv) in d.into_remainder().iter_mut().zip(s.remainder()) {
+        *dv = sv;
+    }
+}
+
+/// `dst.fill(0.0)` without a `memset` call for short (often empty) runs.
+#[inline(always)]
+fn zero_short(dst: &mut [f32]) {
+    if dst.len() > 32 {
+        return dst.fill(0.0);
+    }
+    for v in dst {
+        *v = 0.0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lower::Step;
+
+    fn program(steps: Vec<Step>, slots: Vec<usize>) -> Program {
+        Program { input_shape: vec![4], input_len: 4, output_len: 4, slots, input_slot: 0, output_slot: 1, steps }
+    }
+
+    fn act(inputs: Vec<usize>, output: usize) -> Step {
+        Step { kernel: Kernel::Act { act: Act::Relu, len: 4 }, inputs, output, node: 0 }
+    }
+
+    #[test]
+    fn hand_built_programs_are_checked() {
+        let ks = KernelSet::generic();
+        // A good one runs.
+        let p = program(vec![act(vec![0], 1)], vec![4, 4]);
+        let mut e = Exec::new(&p, 2, ks, usize::MAX).expect("valid program");
+        let mut out = [0.0f32; 8];
+        e.run_chunk(&[-1.0, 2.0, -3.0, 4.0, 5.0, -6.0, 7.0, -8.0], 2, &mut out);
+        assert_eq!(out, [0.0, 2.0, 0.0, 4.0, 5.0, 0.0, 7.0, 0.0]);
+        // Writing the input slot, reading an unwritten slot, a slot too small, a short weight.
+        let bad = [
+            program(vec![act(vec![0], 0)], vec![4, 4]),
+            program(vec![act(vec![2], 1)], vec![4, 4, 4]),
+            program(vec![act(vec![0], 1)], vec![4, 3]),
+            program(
+                vec![Step {
+                    kernel: Kernel::Dense { k: 4, out: 4, weight: vec![0.0; 15], bias: vec![0.0; 4], act: Act::None },
+                    inputs: vec![0],
+                    output: 1,
+                    node: 0,
+                }],
+                vec![4, 4],
+            ),
+            // A convolution cannot run in place.
+            program(
+                vec![
+                    act(vec![0], 1),
+                    Step {
+                        kernel: Kernel::Transpose { c: 2, hw: 2, to_hwc: true },
+                        inputs: vec![1],
+                        output: 1,
+                        node: 1,
+                    },
+                ],
+                vec![4, 4],
+            ),
+        ];
+        for (i, p) in bad.iter().enumerate() {
+            let e = Exec::new(p, 2, ks, usize::MAX).err().unwrap_or_else(|| panic!("bad program {i} accepted"));
+            assert_eq!(e.kind, crate::error::ErrorKind::BadModel, "{e}");
+        }
+    }
+}
