@@ -5,9 +5,7 @@
 //! 4 (chunks) and n. The graphs and the reference are the runtime's (`graph_support`), included
 //! by path so both backends are held to one definition.
 //!
-//! Needs the runtime work (lower() and core/tests/graph_support) merged; until then it is gated
-//! behind the `gpu-graph-suite` feature:
-//! `cargo test -p mdeploy-wasm --release --features native-gpu,gpu-graph-suite --test gpu_graph`.
+//! `XDG_RUNTIME_DIR=<0700 dir> cargo test -p mdeploy-wasm --release --features native-gpu --test gpu_graph`.
 
 #[path = "../../core/tests/graph_support/mod.rs"]
 mod graph_support;

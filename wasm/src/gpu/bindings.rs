@@ -31,7 +31,8 @@ impl GpuEngine {
             // The core's memory budget for untrusted models bounds the GPU's slot buffers as it
             // bounds the CPU's arena (a hostile file cannot make the device allocate gigabytes).
             let per_sample: usize = program.slots.iter().sum();
-            let max_batch = mdeploy_core::budget::chunk(&model, per_sample, max_batch as usize).map_err(WasmError::from)?;
+            let budget = mdeploy_core::budget::arena_budget(&model.graph);
+            let max_batch = mdeploy_core::budget::chunk(budget, 0, per_sample, max_batch as usize).map_err(WasmError::from)?;
             let inner = GpuCore::new(&program, max_batch).await?;
             Ok(JsValue::from(GpuEngine { inner: Rc::new(inner), busy: Rc::new(RefCell::new(false)) }))
         })
