@@ -208,8 +208,9 @@ fn check_step(j: usize, s: &crate::lower::Step, slots: &[usize]) -> Result<()> {
 }
 
 impl Exec {
-    /// `budget`: bytes the activation buffers may take (`budget.rs`); `max_batch` shrinks to fit.
-    pub(crate) fn new(p: &Program, max_batch: usize, ks: KernelSet, budget: usize) -> Result<Exec> {
+    /// `budget`: bytes the activation buffers may take (`budget.rs`); `max_batch` shrinks to
+    /// fit. The program is consumed (its weights are dropped as they are packed).
+    pub(crate) fn new(p: Program, max_batch: usize, ks: KernelSet, budget: usize) -> Result<Exec> {
         if max_batch == 0 {
             return Err(Error::bad_input(
                 "max_batch is 0; a plan needs room for at least 1 sample (use 1 for single predictions)",
@@ -290,8 +291,8 @@ impl Exec {
 
         // Buffers by liveness, one pool per kind.
         let mut ends_at = vec![Vec::new(); p.steps.len()];
-        for v in 1..v_len.len() {
-            if let Some(list) = ends_at.get_mut(v_last[v]) {
+        for (v, &last) in v_last.iter().enumerate().skip(1) {
+            if let Some(list) = ends_at.get_mut(last) {
                 list.push(v);
             }
         }
@@ -328,27 +329,15 @@ impl Exec {
             }
         }
 
-        let fixed: usize = stride.iter().zip(&buf_batched).filter(|(_, &b)| !b).map(|(&s, _)| s).fold(0, usize::saturating_add);
-        let per_sample: usize = stride.iter().zip(&buf_batched).filter(|(_, &b)| b).map(|(&s, _)| s).fold(0, usize::saturating_add);
-        let max_batch = crate::budget::chunk(budget, fixed, per_sample, max_batch)?;
-        let mut total = 0usize;
-        let mut bufs = Vec::with_capacity(stride.len());
-        for (b, &st) in stride.iter().enumerate() {
-            let n = if buf_batched[b] { st.checked_mul(max_batch) } else { Some(st) };
-            total = n.and_then(|n| total.checked_add(n)).filter(|&t| t <= MAX_ARENA_FLOATS).ok_or_else(|| {
-                Error::bad_input(format!(
-                    "max_batch {max_batch} needs more than the arena limit of {MAX_ARENA_FLOATS} floats for this model; \
-                     use a smaller max_batch (run() still accepts any batch, in chunks)"
-                ))
-            })?;
-            bufs.push(AlignedBuf::zeros(n.unwrap_or(0)));
-        }
         let loc = |v: usize| if v == 0 { Loc::Input } else { Loc::Buf { buf: v_buf[v], batched: buf_batched[v_buf[v]] } };
 
         let mut k_max = 0usize;
         let mut pad_max = 0usize;
         let mut steps = Vec::with_capacity(p.steps.len());
-        for (s, (ins, out)) in p.steps.iter().zip(&step_vals) {
+        let (input_len, output_len) = (p.input_len, p.output_len);
+        // The program is consumed step by step: each step's weights are dropped once packed, so
+        // a model's weights are held about once (program or packed), not twice.
+        for (s, (ins, out)) in p.steps.into_iter().zip(&step_vals) {
             let k = compile(&s.kernel, ks, &mut k_max);
             if let XK::Conv(g) = &k {
                 if g.padded.is_some() {
@@ -364,11 +353,33 @@ impl Exec {
                 out_len: out_len(&s.kernel),
             });
         }
+        // Memory budget (`budget.rs`): the per-sample buffers and the padded-conv scratch are
+        // fixed; the batch buffers grow with the chunk, which shrinks to fit.
+        let fixed: usize = stride
+            .iter()
+            .zip(&buf_batched)
+            .filter(|(_, &b)| !b)
+            .map(|(&s, _)| s)
+            .fold(pad_max, usize::saturating_add);
+        let per_sample: usize = stride.iter().zip(&buf_batched).filter(|(_, &b)| b).map(|(&s, _)| s).fold(0, usize::saturating_add);
+        let max_batch = crate::budget::chunk(budget, fixed, per_sample, max_batch)?;
+        let mut total = 0usize;
+        let mut bufs = Vec::with_capacity(stride.len());
+        for (b, &st) in stride.iter().enumerate() {
+            let n = if buf_batched[b] { st.checked_mul(max_batch) } else { Some(st) };
+            total = n.and_then(|n| total.checked_add(n)).filter(|&t| t <= MAX_ARENA_FLOATS).ok_or_else(|| {
+                Error::bad_input(format!(
+                    "max_batch {max_batch} needs more than the arena limit of {MAX_ARENA_FLOATS} floats for this model; \
+                     use a smaller max_batch (run() still accepts any batch, in chunks)"
+                ))
+            })?;
+            bufs.push(AlignedBuf::zeros(n.unwrap_or(0)));
+        }
         Ok(Exec {
             ks,
             max_batch,
-            input_len: p.input_len,
-            output_len: p.output_len,
+            input_len,
+            output_len,
             steps,
             split,
             bufs,
@@ -520,7 +531,7 @@ fn compile(k: &Kernel, ks: KernelSet, k_max: &mut usize) -> XK {
                 && (win.oh - 1) * win.sh + win.kh <= win.h
                 && (win.ow - 1) * win.sw + win.kw <= win.w;
             let fast = (*kind == PoolKind::Max && fits)
-                .then(|| PoolGeom { c: win.c, h: win.h, w: win.w, kh: win.kh, kw: win.kw, sh: win.sh, sw: win.sw, oh: win.oh, ow: win.ow });
+                .then_some(PoolGeom { c: win.c, h: win.h, w: win.w, kh: win.kh, kw: win.kw, sh: win.sh, sw: win.sw, oh: win.oh, ow: win.ow });
             XK::Pool { kind: *kind, win: *win, fast }
         }
         Kernel::GlobalAvgPool { c, hw } => XK::Gap { c: *c, hw: *hw },
@@ -852,7 +863,7 @@ mod tests {
         let ks = KernelSet::generic();
         // A good one runs.
         let p = program(vec![act(vec![0], 1)], vec![4, 4]);
-        let mut e = Exec::new(&p, 2, ks, usize::MAX).expect("valid program");
+        let mut e = Exec::new(p, 2, ks, usize::MAX).expect("valid program");
         let mut out = [0.0f32; 8];
         e.run_chunk(&[-1.0, 2.0, -3.0, 4.0, 5.0, -6.0, 7.0, -8.0], 2, &mut out);
         assert_eq!(out, [0.0, 2.0, 0.0, 4.0, 5.0, 0.0, 7.0, 0.0]);
@@ -885,7 +896,7 @@ mod tests {
             ),
         ];
         for (i, p) in bad.iter().enumerate() {
-            let e = Exec::new(p, 2, ks, usize::MAX).err().unwrap_or_else(|| panic!("bad program {i} accepted"));
+            let e = Exec::new(p.clone(), 2, ks, usize::MAX).err().unwrap_or_else(|| panic!("bad program {i} accepted"));
             assert_eq!(e.kind, crate::error::ErrorKind::BadModel, "{e}");
         }
     }

@@ -212,14 +212,16 @@ pub struct Program {
 /// * `Dense` steps read flat values; every other kernel reads and writes HWC (or flat) values.
 pub fn lower(graph: &Graph, input_shape: &[usize]) -> Result<Program> {
     let shapes = graph.validate(input_shape)?;
-    let simplified = simplify(graph)?;
+    let Simplified { nodes, repr } = simplify(graph)?;
     let mut em = Emitter::new(graph, &shapes, input_shape);
-    for (i, ln) in simplified.nodes.iter().enumerate() {
+    // Nodes are consumed one by one: their (expanded) weights move into the program instead
+    // of being copied, so a big model is held about once here, not twice.
+    for (i, ln) in nodes.into_iter().enumerate() {
         if let Some(ln) = ln {
-            em.node(i, ln, &simplified.repr)?;
+            em.node(i, ln, &repr)?;
         }
     }
-    let out_v = simplified.repr[graph.output as usize] as usize;
+    let out_v = repr[graph.output as usize] as usize;
     em.finish(out_v, graph.nodes.len().saturating_sub(1))
 }
 
@@ -288,7 +290,7 @@ fn bn_affine(graph: &Graph, i: usize, op: &Op) -> Result<(Vec<f32>, Vec<f32>)> {
     let mut shift = Vec::with_capacity(g.len());
     for c in 0..g.len() {
         let denom = (f64::from(v[c]) + f64::from(*eps)).sqrt();
-        if !(denom > 0.0) {
+        if denom.is_nan() || denom <= 0.0 {
             return Err(crate::error::Error::bad_model(format!(
                 "{}: variance + eps of channel {c} must be positive",
                 graph.describe_node(i)
@@ -569,7 +571,7 @@ impl<'g> Emitter<'g> {
         t
     }
 
-    fn node(&mut self, i: usize, ln: &LNode, repr: &[u32]) -> Result<()> {
+    fn node(&mut self, i: usize, ln: LNode, repr: &[u32]) -> Result<()> {
         let ins: Vec<usize> = self.graph.nodes[i].inputs.iter().map(|&v| repr[v as usize] as usize).collect();
         let out_shape = self.shapes[i + 1].clone();
         let out_len = numel(&out_shape);
@@ -579,7 +581,7 @@ impl<'g> Emitter<'g> {
             LNode::Dense { w, b, k, out, act } => {
                 let xv = self.val(x);
                 let weight = match xv.order {
-                    Order::Plain => w.clone(),
+                    Order::Plain => w,
                     // Element g = p·c + ch of the stored activation is logical feature f = ch·hw + p:
                     // row g of the program's weight is row f of the model's.
                     Order::Hwc { c, hw } => {
@@ -593,8 +595,8 @@ impl<'g> Emitter<'g> {
                         re
                     }
                 };
-                let buf = self.new_buf(*out);
-                let kernel = Kernel::Dense { k: *k, out: *out, weight, bias: b.clone(), act: *act };
+                let buf = self.new_buf(out);
+                let kernel = Kernel::Dense { k, out, weight, bias: b, act };
                 self.push(kernel, vec![xv.buf], buf, i);
                 Val { buf, order: Order::Plain }
             }
@@ -602,7 +604,7 @@ impl<'g> Emitter<'g> {
                 let xv = self.hwc(x, i);
                 let (c, h, wd) = (xs[0], xs[1], xs[2]);
                 let (oc, oh, ow) = (out_shape[0], out_shape[1], out_shape[2]);
-                let g = *groups;
+                let g = groups;
                 let (icg, ocg) = (c / g, oc / g);
                 let Op::Conv2d { weight, .. } = &self.graph.nodes[i].op else { unreachable!("Conv node") };
                 let (kh, kw) = (weight.shape[2], weight.shape[3]);
@@ -630,14 +632,15 @@ impl<'g> Emitter<'g> {
                     kw,
                     sh: stride[0],
                     sw: stride[1],
-                    pad: *pad,
+                    pad,
                     dh: dil[0],
                     dw: dil[1],
                     oh,
                     ow,
                 };
                 let buf = self.new_buf(out_len);
-                let kernel = Kernel::Conv2d { win, out_c: oc, groups: g, weight: re, bias: b.clone(), act: *act };
+                drop(w);
+                let kernel = Kernel::Conv2d { win, out_c: oc, groups: g, weight: re, bias: b, act };
                 self.push(kernel, vec![xv.buf], buf, i);
                 Val { buf, order: hwc_order(oc, oh * ow) }
             }
@@ -651,14 +654,14 @@ impl<'g> Emitter<'g> {
                     kw: kernel[1],
                     sh: stride[0],
                     sw: stride[1],
-                    pad: *pad,
+                    pad,
                     dh: 1,
                     dw: 1,
                     oh: out_shape[1],
                     ow: out_shape[2],
                 };
                 let buf = self.new_buf(out_len);
-                self.push(Kernel::Pool { kind: *kind, win }, vec![xv.buf], buf, i);
+                self.push(Kernel::Pool { kind, win }, vec![xv.buf], buf, i);
                 Val { buf, order: hwc_order(xs[0], out_shape[1] * out_shape[2]) }
             }
             LNode::GlobalAvgPool => {
@@ -670,7 +673,7 @@ impl<'g> Emitter<'g> {
             LNode::Affine { scale, shift, act } => {
                 let xv = if xs.len() == 3 { self.hwc(x, i) } else { self.val(x) };
                 let (c, hw, scale, shift) = match (xs.len(), xv.order) {
-                    (3, _) => (xs[0], xs[1] * xs[2], scale.clone(), shift.clone()),
+                    (3, _) => (xs[0], xs[1] * xs[2], scale, shift),
                     // A flat value stored in HWC order: permute the per-feature parameters.
                     (_, Order::Hwc { c, hw }) => {
                         let mut sc = vec![0.0; c * hw];
@@ -683,16 +686,16 @@ impl<'g> Emitter<'g> {
                         }
                         (c * hw, 1, sc, sh)
                     }
-                    _ => (xs[0], 1, scale.clone(), shift.clone()),
+                    _ => (xs[0], 1, scale, shift),
                 };
                 let buf = self.new_buf(out_len);
-                self.push(Kernel::Affine { c, hw, scale, shift, act: *act }, vec![xv.buf], buf, i);
+                self.push(Kernel::Affine { c, hw, scale, shift, act }, vec![xv.buf], buf, i);
                 Val { buf, order: xv.order }
             }
             LNode::Act(act) => {
                 let xv = self.val(x);
                 let buf = self.new_buf(out_len);
-                self.push(Kernel::Act { act: *act, len: out_len }, vec![xv.buf], buf, i);
+                self.push(Kernel::Act { act, len: out_len }, vec![xv.buf], buf, i);
                 Val { buf, order: xv.order }
             }
             LNode::Softmax => {
@@ -725,7 +728,7 @@ impl<'g> Emitter<'g> {
                     }
                 };
                 let buf = self.new_buf(out_len);
-                let kernel = Kernel::Binary { op: *op, len: out_len, b_per_channel: per_channel, act: *act };
+                let kernel = Kernel::Binary { op, len: out_len, b_per_channel: per_channel, act };
                 self.push(kernel, vec![av.buf, bv.buf], buf, i);
                 Val { buf, order: av.order }
             }

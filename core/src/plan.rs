@@ -57,7 +57,7 @@ impl Plan {
         let program = lower(graph, input_shape)?;
         // Memory bounded by what the graph stores (budget.rs): a chunk gets at most as many
         // samples as the budget allows, and a sample that alone exceeds it is refused.
-        let exec = Exec::new(&program, max_batch, ks, crate::budget::arena_budget(graph))?;
+        let exec = Exec::new(program, max_batch, ks, crate::budget::arena_budget(graph))?;
         Ok(Plan { pred: vec![0.0; exec.output_len()], exec })
     }
 

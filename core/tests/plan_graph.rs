@@ -450,3 +450,26 @@ fn every_op_alone() {
         check("x op x", &b.finish(), &MNIST, &digits(3));
     }
 }
+
+/// A DAG model through the whole path a host takes: `.mdm` bytes (format 1.1) → `format::read`
+/// → `Plan::new`, against the reference of the graph it was written from.
+#[test]
+fn dag_models_from_mdm_bytes() {
+    use mdeploy_core::model::{Metadata, Model};
+    for (name, g) in [("residual", residual(&mut Rng(31))), ("mobilenet", mobilenet(&mut Rng(32)))] {
+        let model = Model {
+            meta: Metadata { name: name.into(), input_shape: MNIST.to_vec(), ..Default::default() },
+            graph: g.clone(),
+        };
+        let bytes = mdeploy_core::format::write(&model).expect("writes");
+        let back = mdeploy_core::format::read(&bytes).expect("reads");
+        let x = digits(3);
+        let mut plan = Plan::new(&back, 3).expect("plan");
+        let mut out = vec![0.0; 3 * plan.output_len()];
+        plan.run(&x, 3, &mut out).expect("run");
+        for (o, xi) in out.chunks_exact(plan.output_len()).zip(x.chunks_exact(784)) {
+            let e = rel_err(o, &reference(&g, &MNIST, xi));
+            assert!(e < TOL, "{name}: relative error {e:e}");
+        }
+    }
+}

@@ -67,6 +67,7 @@ impl Rng {
 }
 
 /// A convolution with He-scaled random weights.
+#[allow(clippy::too_many_arguments)]
 pub fn conv(rng: &mut Rng, ic: usize, oc: usize, k: [usize; 2], stride: [usize; 2], pad: [usize; 4], dil: [usize; 2], groups: usize) -> Op {
     let fan_in = (ic / groups) * k[0] * k[1];
     let s = (6.0 / fan_in as f32).sqrt();

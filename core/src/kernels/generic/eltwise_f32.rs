@@ -22,7 +22,7 @@ pub(crate) fn act1(act: Act, x: f32) -> f32 {
         Act::Sigmoid => 1.0 / (1.0 + (-x).exp()),
         Act::Tanh => x.tanh(),
         // ONNX HardSwish: x · relu6(x + 3) / 6.
-        Act::HardSwish => x * (x + 3.0).max(0.0).min(6.0) / 6.0,
+        Act::HardSwish => x * (x + 3.0).clamp(0.0, 6.0) / 6.0,
     }
 }
 
