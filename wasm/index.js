@@ -380,7 +380,7 @@ export class Model {
           const probs = await gpu.run(x, n);
           return { probs, backend: 'webgpu', ms: now() - t0 };
         } catch (e) {
-          // NO_WEBGPU from a run means the device went away mid-batch (src/gpu/mod.rs).
+          // NO_WEBGPU from a run means the device went away mid-batch (src/gpu/engine.rs).
           if (!(e && (e.code === ErrorCode.NO_WEBGPU || gpu.lost))) rethrow(e);
           this.#dropGpu(gpu.lostReason || e.message);
         }

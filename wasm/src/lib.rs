@@ -7,14 +7,16 @@
 //!
 //! * [`engine`]: a loaded model plus its backend; plain Rust, testable natively.
 //! * [`backend`]: the synchronous device seam (the CPU backend).
-//! * `gpu` (wasm32 only): the WebGPU engine, `GpuEngine`, with its WGSL kernels (async: its own class).
+//! * `gpu`: the WebGPU engine executing the lowered `Program`, its WGSL kernels, and (wasm32)
+//!   the async `GpuEngine` class. Natively only with the `native-gpu` feature (tests on Vulkan).
 //! * [`error`]: `WasmError` and its conversion to a JS `Error` with a stable `code`.
 
 pub mod backend;
 pub mod engine;
 pub mod error;
-// WebGPU exists only in browsers: native builds (tests, examples) leave it out.
-#[cfg(target_arch = "wasm32")]
+// WebGPU ships for browsers; natively the engine compiles only for its tests (`native-gpu`), so
+// ordinary native builds (examples, hosts) never compile wgpu.
+#[cfg(any(target_arch = "wasm32", feature = "native-gpu"))]
 pub mod gpu;
 
 use engine::EngineCore;

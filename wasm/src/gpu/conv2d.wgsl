@@ -1,46 +1,40 @@
-// 2-D convolution, NCHW activations, W: [out_c, in_c, kh, kw], symmetric zero padding, then
-// bias and an optional fused ReLU. One invocation per output value (s, oc, oy, ox): direct
-// convolution, no im2col buffer (the models are small; correctness first, see DESIGN.md).
-struct P {
-  n: u32, ic: u32, ih: u32, iw: u32,
-  oc: u32, oh: u32, ow: u32, kh: u32,
-  kw: u32, sh: u32, sw: u32, ph: u32,
-  pw: u32, relu: u32, _a: u32, _b: u32,
-}
-
-@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read_write> y: array<f32>;
-@group(0) @binding(2) var<storage, read> w: array<f32>;
-@group(0) @binding(3) var<storage, read> b: array<f32>;
-@group(0) @binding(4) var<uniform> p: P;
-
+// Kernel::Conv2d on HWC activations, grouped (depthwise: groups = c), strided, dilated, with
+// [top, left] zero padding (bottom/right padding only shows in oh/ow). Group g reads input
+// channels g*cg.. and writes output channels g*ocg..; its weights are the [(ky, kx, ci) x ocg]
+// matrix, row-major, groups one after another. One invocation per output value: direct
+// convolution (correctness first; the models are small, see DESIGN.md).
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) li: u32) {
-  let i = (wg.y * nwg.x + wg.x) * 64u + li;
-  let per = p.oc * p.oh * p.ow;
+  let i = flat(wg, nwg, li);
+  let per = p.oh * p.ow * p.oc;
   if (i >= p.n * per) { return; }
   let s = i / per;
   let r = i % per;
-  let c = r / (p.oh * p.ow);
-  let oy = (r / p.ow) % p.oh;
-  let ox = r % p.ow;
+  let o = r % p.oc;
+  let px = r / p.oc;
+  let oy = px / p.ow;
+  let ox = px % p.ow;
+  let cg = p.c / p.groups;
+  let ocg = p.oc / p.groups;
+  let g = o / ocg;
+  let og = o % ocg;
+  let xs = s * p.h * p.w * p.c + g * cg;
+  let wg0 = g * p.kh * p.kw * cg * ocg + og;
   var acc = 0.0;
-  for (var ci = 0u; ci < p.ic; ci++) {
-    let xbase = (s * p.ic + ci) * p.ih * p.iw;
-    let wbase = (c * p.ic + ci) * p.kh * p.kw;
-    for (var ky = 0u; ky < p.kh; ky++) {
-      // Signed: the padding puts the first rows/columns above/left of the image.
-      let yy = i32(oy * p.sh + ky) - i32(p.ph);
-      if (yy < 0 || yy >= i32(p.ih)) { continue; }
-      for (var kx = 0u; kx < p.kw; kx++) {
-        let xx = i32(ox * p.sw + kx) - i32(p.pw);
-        if (xx < 0 || xx >= i32(p.iw)) { continue; }
-        acc = fma(x[xbase + u32(yy) * p.iw + u32(xx)], w[wbase + ky * p.kw + kx], acc);
+  for (var ky = 0u; ky < p.kh; ky++) {
+    // Signed: the padding puts the first rows/columns above/left of the image.
+    let yy = i32(oy * p.sh + ky * p.dh) - i32(p.pt);
+    if (yy < 0 || yy >= i32(p.h)) { continue; }
+    for (var kx = 0u; kx < p.kw; kx++) {
+      let xx = i32(ox * p.sw + kx * p.dw) - i32(p.pl);
+      if (xx < 0 || xx >= i32(p.w)) { continue; }
+      let xb = xs + (u32(yy) * p.w + u32(xx)) * p.c;
+      let wb = wg0 + (ky * p.kw + kx) * cg * ocg;
+      for (var ci = 0u; ci < cg; ci++) {
+        acc = fma(x[xb + ci], wt[wb + ci * ocg], acc);
       }
     }
   }
-  acc += b[c];
-  if (p.relu != 0u) { acc = max(acc, 0.0); }
-  y[i] = acc;
+  y[i] = act(acc + b[o]);
 }
