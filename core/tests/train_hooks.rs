@@ -2,7 +2,7 @@
 //! `MaskHook` (pruned weights stay zero), and a custom `Loss` and `Optimizer` plugged into the
 //! `Trainer`. Runs on a few hundred real digits so that it stays fast.
 
-mod train_support;
+
 
 use mdeploy_core::data::Dataset;
 use mdeploy_core::graph::{Graph, Op};
@@ -30,7 +30,7 @@ fn subset(d: &Dataset, n: usize) -> Dataset {
 }
 
 fn digits(n: usize) -> Dataset {
-    subset(&train_support::mnist().train, n)
+    subset(&mdeploy_testkit::mnist::split().train, n)
 }
 
 /// A small MNIST model without dropout (so a step can be recomputed exactly), with a

@@ -2,7 +2,7 @@
 //! published `models/mnist-resnet.mdm` scores what its provenance says through the training
 //! code's eval-mode forward pass after a round trip through the file format.
 
-mod train_support;
+
 
 use mdeploy_core::data::Dataset;
 use mdeploy_core::eval::evaluate;
@@ -37,7 +37,7 @@ fn trained_tensors(m: &Model) -> Vec<Vec<f32>> {
 
 #[test]
 fn a_residual_graph_trains_and_predicts_in_eval_mode() {
-    let s = train_support::mnist();
+    let s = mdeploy_testkit::mnist::split();
     let data = subset(&s.train, 1000);
     let test = subset(&s.test, 500);
     let config = TrainConfig {
@@ -92,7 +92,7 @@ fn the_published_resnet_scores_its_recorded_accuracy() {
         .provenance
         .test_accuracy
         .expect("the provenance holds the test accuracy");
-    let s = train_support::mnist();
+    let s = mdeploy_testkit::mnist::split();
     let mut p = Predictor::new(&m).unwrap();
     let e = evaluate(&s.test, 10, 250, |x, n, out| p.run(x, n, out)).unwrap();
     assert_eq!(e.accuracy(), recorded, "{e}");
