@@ -26,11 +26,11 @@
 //! The model input is never copied: its slot is bound to the caller's slice.
 
 use crate::error::{Error, Result};
-use crate::kernels::generic::eltwise_f32::{
+use crate::kernels::generic::generic_eltwise_f32::{
     act_clamp, generic_act_f32, generic_affine_f32, generic_binary_f32, generic_gap_f32, generic_transpose_f32,
 };
-use crate::kernels::generic::pool_f32::generic_pool_f32;
-use crate::kernels::generic::softmax_f32::softmax_rows;
+use crate::kernels::generic::generic_pool_f32::generic_pool_f32;
+use crate::kernels::generic::generic_softmax_f32::softmax_rows;
 use crate::kernels::{a_panel, APanel, AlignedBuf, KernelSet, MatRef, PackedB, PoolGeom, MAX_MR};
 use crate::lower::{Act, BinOp, Kernel, PoolKind, Program, Window};
 

@@ -1,4 +1,4 @@
-//! CPU kernels, found by path: `kernels/<isa>/<op>_<dtype>.rs`.
+//! CPU kernels, found by path: `kernels/<isa dir>/<isa>_<op>_<dtype>.rs`, named like the functions in them.
 //!
 //! * `generic/`: portable Rust, the reference every SIMD kernel is tested against.
 //! * `x86_64/`: AVX-512F (`avx512_*`, preferred) and AVX2 + FMA (`avx2_*`), chosen at run time
@@ -314,7 +314,7 @@ pub(crate) const MAX_MR: usize = 24;
 const _: () = assert!(
     x86_64::avx512_mmm_f32::MR <= MAX_MR
         && x86_64::avx512_mmm_f32::MR_NARROW <= MAX_MR
-        && x86_64::mmm_f32::MR <= MAX_MR
+        && x86_64::avx2_mmm_f32::MR <= MAX_MR
 );
 
 /// The A panel for rows `row0..row0+MR` of `A[m × k]` (any strides): direct when the rows are
@@ -363,13 +363,13 @@ impl KernelSet {
         KernelSet {
             name: "generic",
             mmm_name: "generic_mmm_f32_4x8",
-            mr: generic::mmm_f32::MR,
-            nr: generic::mmm_f32::NR,
-            mmm: generic::mmm_f32::generic_mmm_f32_4x8,
-            conv: generic::mmm_f32::generic_conv_f32_4x8,
-            gemv: generic::gemv_f32::generic_gemv_f32_8,
-            maxpool: generic::maxpool_f32::generic_maxpool_f32,
-            dwconv: generic::dwconv_f32::generic_dwconv_f32,
+            mr: generic::generic_mmm_f32::MR,
+            nr: generic::generic_mmm_f32::NR,
+            mmm: generic::generic_mmm_f32::generic_mmm_f32_4x8,
+            conv: generic::generic_mmm_f32::generic_conv_f32_4x8,
+            gemv: generic::generic_gemv_f32::generic_gemv_f32_8,
+            maxpool: generic::generic_maxpool_f32::generic_maxpool_f32,
+            dwconv: generic::generic_dwconv_f32::generic_dwconv_f32,
         }
     }
 
@@ -380,13 +380,13 @@ impl KernelSet {
             Some(KernelSet {
                 name: "x86_64-avx2-fma",
                 mmm_name: "avx2_mmm_f32_6x16",
-                mr: x86_64::mmm_f32::MR,
-                nr: x86_64::mmm_f32::NR,
-                mmm: x86_64::mmm_f32::avx2_mmm_f32_6x16,
-                conv: x86_64::mmm_f32::avx2_conv_f32_6x16,
-                gemv: x86_64::gemv_f32::avx2_gemv_f32_16,
-                maxpool: x86_64::maxpool_f32::avx2_maxpool_f32,
-                dwconv: x86_64::dwconv_f32::avx2_dwconv_f32,
+                mr: x86_64::avx2_mmm_f32::MR,
+                nr: x86_64::avx2_mmm_f32::NR,
+                mmm: x86_64::avx2_mmm_f32::avx2_mmm_f32_6x16,
+                conv: x86_64::avx2_mmm_f32::avx2_conv_f32_6x16,
+                gemv: x86_64::avx2_gemv_f32::avx2_gemv_f32_16,
+                maxpool: x86_64::avx2_maxpool_f32::avx2_maxpool_f32,
+                dwconv: x86_64::avx2_dwconv_f32::avx2_dwconv_f32,
             })
         } else {
             None
@@ -410,8 +410,8 @@ impl KernelSet {
                 mmm: x86_64::avx512_mmm_f32::avx512_mmm_f32_12x32,
                 conv: x86_64::avx512_mmm_f32::avx512_conv_f32_12x32,
                 gemv: x86_64::avx512_gemv_f32::avx512_gemv_f32_32,
-                maxpool: x86_64::maxpool_f32::avx2_maxpool_f32,
-                dwconv: x86_64::dwconv_f32::avx2_dwconv_f32,
+                maxpool: x86_64::avx2_maxpool_f32::avx2_maxpool_f32,
+                dwconv: x86_64::avx2_dwconv_f32::avx2_dwconv_f32,
             })
         } else {
             None
@@ -431,9 +431,9 @@ impl KernelSet {
             nr: x86_64::avx512_mmm_f32::NR_NARROW,
             mmm: x86_64::avx512_mmm_f32::avx512_mmm_f32_24x16,
             conv: x86_64::avx512_mmm_f32::avx512_conv_f32_24x16,
-            gemv: x86_64::gemv_f32::avx2_gemv_f32_16,
-            maxpool: x86_64::maxpool_f32::avx2_maxpool_f32,
-            dwconv: x86_64::dwconv_f32::avx2_dwconv_f32,
+            gemv: x86_64::avx2_gemv_f32::avx2_gemv_f32_16,
+            maxpool: x86_64::avx2_maxpool_f32::avx2_maxpool_f32,
+            dwconv: x86_64::avx2_dwconv_f32::avx2_dwconv_f32,
         })
     }
 
@@ -464,13 +464,13 @@ impl KernelSet {
         KernelSet {
             name: "wasm-simd128",
             mmm_name: "wasm_mmm_f32_4x8",
-            mr: wasm::mmm_f32::MR,
-            nr: wasm::mmm_f32::NR,
-            mmm: wasm::mmm_f32::wasm_mmm_f32_4x8,
-            conv: wasm::mmm_f32::wasm_conv_f32_4x8,
-            gemv: wasm::gemv_f32::wasm_gemv_f32_8,
-            maxpool: wasm::maxpool_f32::wasm_maxpool_f32,
-            dwconv: generic::dwconv_f32::generic_dwconv_f32,
+            mr: wasm::wasm_mmm_f32::MR,
+            nr: wasm::wasm_mmm_f32::NR,
+            mmm: wasm::wasm_mmm_f32::wasm_mmm_f32_4x8,
+            conv: wasm::wasm_mmm_f32::wasm_conv_f32_4x8,
+            gemv: wasm::wasm_gemv_f32::wasm_gemv_f32_8,
+            maxpool: wasm::wasm_maxpool_f32::wasm_maxpool_f32,
+            dwconv: generic::generic_dwconv_f32::generic_dwconv_f32,
         }
     }
 

@@ -3,6 +3,6 @@
 //! at run time (hosts pick the SIMD or the scalar build with `WebAssembly.validate`).
 //! No FMA here: `f32x4_relaxed_madd` needs relaxed SIMD, which Node 20 rejects by default.
 
-pub(crate) mod gemv_f32;
-pub(crate) mod maxpool_f32;
-pub(crate) mod mmm_f32;
+pub(crate) mod wasm_gemv_f32;
+pub(crate) mod wasm_maxpool_f32;
+pub(crate) mod wasm_mmm_f32;

@@ -7,7 +7,7 @@
 
 pub(crate) mod avx512_gemv_f32;
 pub(crate) mod avx512_mmm_f32;
-pub(crate) mod dwconv_f32;
-pub(crate) mod gemv_f32;
-pub(crate) mod maxpool_f32;
-pub(crate) mod mmm_f32;
+pub(crate) mod avx2_dwconv_f32;
+pub(crate) mod avx2_gemv_f32;
+pub(crate) mod avx2_maxpool_f32;
+pub(crate) mod avx2_mmm_f32;

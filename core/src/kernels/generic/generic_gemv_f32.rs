@@ -1,6 +1,6 @@
 //! `generic_gemv_f32_8`: one input row against one packed 8-column weight panel.
 
-use super::mmm_f32::NR;
+use super::generic_mmm_f32::NR;
 
 /// # Safety
 /// `x` and `b` valid for every row read (`0..k`, or the `k` indices in `rows` when non-null),

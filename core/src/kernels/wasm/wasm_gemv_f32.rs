@@ -1,6 +1,6 @@
 //! `wasm_gemv_f32_8`: batch-1 Dense against one packed 8-column panel, four k steps in flight.
 
-use crate::kernels::wasm::mmm_f32::NR;
+use crate::kernels::wasm::wasm_mmm_f32::NR;
 use core::arch::wasm32::*;
 
 /// # Safety

@@ -2,7 +2,7 @@
 //! element is a contiguous channel vector: 8 channels per `vmaxps`, any window or stride.
 //! Fewer than 8 channels (e.g. pooling a 1-channel image) fall back to the generic kernel.
 
-use crate::kernels::generic::maxpool_f32::generic_maxpool_f32;
+use crate::kernels::generic::generic_maxpool_f32::generic_maxpool_f32;
 use crate::kernels::PoolGeom;
 use std::arch::x86_64::*;
 

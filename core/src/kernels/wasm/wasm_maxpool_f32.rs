@@ -1,6 +1,6 @@
 //! `wasm_maxpool_f32`: max pooling over one HWC sample, 4 channels per `f32x4_max`.
 
-use crate::kernels::generic::maxpool_f32::generic_maxpool_f32;
+use crate::kernels::generic::generic_maxpool_f32::generic_maxpool_f32;
 use crate::kernels::PoolGeom;
 use core::arch::wasm32::*;
 

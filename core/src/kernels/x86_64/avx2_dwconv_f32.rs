@@ -1,11 +1,11 @@
-//! `avx2_dwconv_f32`: depthwise convolution over one HWC sample (see `generic/dwconv_f32.rs`).
+//! `avx2_dwconv_f32`: depthwise convolution over one HWC sample (see `generic/generic_dwconv_f32.rs`).
 //!
 //! Per output pixel, channels go 16 at a time (two accumulators, so two independent FMA chains
 //! hide part of the FMA latency), then 8, then one by one; each accumulator stays in a register
 //! across all taps and gets the bias and the clamp (ReLU, ReLU6) on the way out. Fewer than 8
 //! channels take the generic kernel: a 1-channel depthwise conv is not worth vectors.
 
-use crate::kernels::generic::dwconv_f32::{generic_dwconv_f32, tap};
+use crate::kernels::generic::generic_dwconv_f32::{generic_dwconv_f32, tap};
 use crate::lower::Window;
 use std::arch::x86_64::*;
 

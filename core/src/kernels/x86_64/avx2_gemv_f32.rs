@@ -6,7 +6,7 @@
 //! With `rows` non-null only the listed rows of W are read (`k` = how many): the plan passes the
 //! non-zero inputs, which skips ~80 % of the weight traffic on a digit (mostly background).
 
-use crate::kernels::x86_64::mmm_f32::NR;
+use crate::kernels::x86_64::avx2_mmm_f32::NR;
 use std::arch::x86_64::*;
 
 /// # Safety
