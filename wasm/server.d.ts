@@ -13,8 +13,8 @@ export interface ServerOptions {
   wasm?: WebAssembly.Module | Uint8Array | ArrayBuffer | URL | string;
   /**
    * Models to serve, by name (the `{name}` of the routes). A value is the model's bytes or a URL, or
-   * `{ bytes, version }` (version default `"1"`). Default: the two packaged models, `mnist-mlp` and
-   * `mnist-cnn`.
+   * `{ bytes, version }` (version default `"1"`). Default: the three packaged models, `mnist-mlp`,
+   * `mnist-cnn` and `mnist-resnet`.
    */
   models?: Record<string, ModelSource | { bytes: ModelSource; version?: string | number }>;
   /**

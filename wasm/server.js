@@ -14,6 +14,7 @@ const defaultWasm = () => new URL('./dist/server/mdeploy_wasm_server_bg.wasm', i
 const defaultModels = () => ({
   'mnist-mlp': new URL('./models/mnist-mlp.mdm', import.meta.url),
   'mnist-cnn': new URL('./models/mnist-cnn.mdm', import.meta.url),
+  'mnist-resnet': new URL('./models/mnist-resnet.mdm', import.meta.url),
 });
 /** The body limit of the shared implementation (mdeploy_serve::MAX_BODY_BYTES): 10 MiB. */
 export const MAX_BODY_BYTES = 10 * 1024 * 1024;

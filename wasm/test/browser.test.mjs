@@ -101,7 +101,10 @@ test('Chromium with WebGPU (SwiftShader): WebGPU and CPU match native on all 2,0
       assert.equal(gpu.batchBackend, 'webgpu');
       assert.deepEqual(gpu.oneBackends, ['webgpu']);
       assert.equal(gpu.info.kernel, 'webgpu-wgsl');
-      assert.equal(gpu.info.gpuChunk, 256);
+      // 256 asked; the memory budget for untrusted models (core/src/budget.rs) may cut it for
+      // models with larger activations per sample (the ResNet).
+      assert.ok(gpu.info.gpuChunk >= 1 && gpu.info.gpuChunk <= 256, `gpuChunk ${gpu.info.gpuChunk}`);
+      t.diagnostic(`${model}: GPU chunk ${gpu.info.gpuChunk}`);
       assert.ok(gpu.info.adapter, 'info() describes the adapter');
       assert.equal(gpu.info.adapter.isFallbackAdapter, true, `SwiftShader is a fallback adapter: ${JSON.stringify(gpu.info.adapter)}`);
       t.diagnostic(`${model}: adapter ${JSON.stringify(gpu.info.adapter)}`);

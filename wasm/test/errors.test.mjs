@@ -105,7 +105,7 @@ test('backends, options, sources and lifecycle', async () => {
     assert.equal((await m.predict(digit(300))).label, native('mnist-mlp', 300));
     m.dispose();
   }
-  assert.deepEqual(builtinModels, ['mnist-mlp', 'mnist-cnn']);
+  assert.deepEqual(builtinModels, ['mnist-mlp', 'mnist-cnn', 'mnist-resnet']);
 
   const m = await Model.load();
   assert.equal(m.info().name, (await Model.load('mnist-cnn')).info().name, "the default model is 'mnist-cnn'");
