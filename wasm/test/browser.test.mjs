@@ -11,7 +11,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { chromium } from 'playwright-core';
-import { argmax, checkF64, CHROMIUM, CHROMIUM_QUIET as QUIET, f64Ref, nativeRef, parityModels, range, testSplit, WASM_DIR } from './support.mjs';
+import { argmax, checkF64, launchChromium, CHROMIUM, CHROMIUM_QUIET as QUIET, f64Ref, nativeRef, parityModels, range, testSplit, WASM_DIR } from './support.mjs';
 import { serve } from './browser/serve.mjs';
 
 const TOL = 1e-5;
@@ -29,7 +29,7 @@ before(async () => {
 after(async () => server?.close());
 
 async function openPage(webgpu) {
-  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: [...QUIET, ...(webgpu ? ['--enable-unsafe-webgpu'] : [])] });
+  const browser = await launchChromium(chromium, { executablePath: CHROMIUM, headless: true, args: [...QUIET, ...(webgpu ? ['--enable-unsafe-webgpu'] : [])] });
   const page = await browser.newPage();
   const errors = [];
   page.on('pageerror', (e) => errors.push(e.message));

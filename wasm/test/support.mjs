@@ -134,3 +134,19 @@ export const CHROMIUM = process.env.MDEPLOY_CHROMIUM ?? '/usr/bin/chromium';
 /** The network is closed on CI machines: without these Chromium keeps retrying connections. */
 export const CHROMIUM_QUIET = ['--disable-background-networking', '--disable-component-update', '--disable-sync',
   '--no-first-run', '--disable-quic', '--no-pings', '--dns-prefetch-disable', '--no-sandbox', '--disable-dev-shm-usage'];
+
+/**
+ * `chromium.launch(options)`, tried up to 3 times: Debian's Chromium on this machine kind
+ * occasionally dies with SIGSEGV while starting (before any page exists), which says nothing about
+ * the code under test. A failure after launch is never retried.
+ */
+export async function launchChromium(chromium, options) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await chromium.launch(options);
+    } catch (e) {
+      if (attempt >= 3) throw e;
+      console.log(`# chromium failed to start (attempt ${attempt}): ${String(e.message).split('\n')[0]}; retrying`);
+    }
+  }
+}

@@ -8,7 +8,7 @@ import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
-import { argmax, CHROMIUM, CHROMIUM_QUIET as QUIET, nativeRef, testSplit, WASM_DIR } from './support.mjs';
+import { argmax, launchChromium, CHROMIUM, CHROMIUM_QUIET as QUIET, nativeRef, testSplit, WASM_DIR } from './support.mjs';
 import { serve } from './browser/serve.mjs';
 
 const out = mkdtempSync(join(tmpdir(), 'mdeploy-vite-'));
@@ -33,7 +33,7 @@ test('a Vite build of an app that imports mdeploy-wasm emits its assets and clas
   t.diagnostic(`vite emitted: ${assets.join(', ')}`);
   assert.ok(assets.some((f) => f.endsWith('.wasm')), 'the .wasm was emitted');
   assert.ok(assets.some((f) => f.endsWith('.mdm')), 'the default models were emitted');
-  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: QUIET });
+  const browser = await launchChromium(chromium, { executablePath: CHROMIUM, headless: true, args: QUIET });
   try {
     const page = await browser.newPage();
     const errors = [];

@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { startServer } from '../serve.mjs';
 import { drawDigit, strokePaths } from './strokes.mjs';
 import { assertPackageBuilt, chromium, CHROMIUM, CHROMIUM_QUIET, WEB_DIR } from './support.mjs';
-import { testSplit } from '../../wasm/test/support.mjs';
+import { launchChromium, testSplit } from '../../wasm/test/support.mjs';
 
 const SHOTS = join(WEB_DIR, 'test/screenshots');
 const TARGET = process.env.CARGO_TARGET_DIR ?? join(homedir(), '.cache/mdeploy/target');
@@ -81,7 +81,7 @@ after(async () => {
 
 /** A fresh Chromium on the page; records page errors and every URL the page (or its worker) asks for. */
 async function openPage({ webgpu = true, viewport = { width: 1000, height: 760 }, server = web, mobile = false } = {}) {
-  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: [...CHROMIUM_QUIET, ...(webgpu ? ['--enable-unsafe-webgpu'] : [])] });
+  const browser = await launchChromium(chromium, { executablePath: CHROMIUM, headless: true, args: [...CHROMIUM_QUIET, ...(webgpu ? ['--enable-unsafe-webgpu'] : [])] });
   const context = await browser.newContext({ viewport, ...(mobile ? { isMobile: true, hasTouch: true, deviceScaleFactor: 2 } : {}) });
   const page = await context.newPage();
   const errors = [];
