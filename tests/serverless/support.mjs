@@ -115,7 +115,10 @@ export async function send(base, r) {
  * The same requests answered by mdeploy_serve::Server compiled natively
  * (wasm/server/examples/native_answers.rs), serving `models` ({ name: path }) as version "1".
  */
-export function nativeAnswers(requests, models = { 'mnist-mlp': join(MODELS_DIR, 'mnist-mlp.mdm'), 'mnist-cnn': join(MODELS_DIR, 'mnist-cnn.mdm') }) {
+// The Worker's models, in its order (worker/cloudflare/src/index.js).
+const WORKER_MODELS = Object.fromEntries(['mnist-mlp', 'mnist-cnn', 'mnist-resnet'].map((m) => [m, join(MODELS_DIR, `${m}.mdm`)]));
+
+export function nativeAnswers(requests, models = WORKER_MODELS) {
   const dir = mkdtempSync(join(tmpdir(), 'mdeploy-native-'));
   try {
     const inPath = join(dir, 'requests.json');
