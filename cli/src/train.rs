@@ -6,9 +6,8 @@ use std::time::Instant;
 use clap::ValueEnum;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mdeploy_core::data::MNIST_SPLIT;
-use mdeploy_core::eval::evaluate;
-use mdeploy_core::train::{Augment, OptimizerKind, Predictor, Schedule, TrainConfig, Trainer};
-use mdeploy_core::{arch, format, ErrorKind, Model, Plan};
+use mdeploy_core::train::{Augment, OptimizerKind, Schedule, TrainConfig, Trainer};
+use mdeploy_core::{arch, format, Model};
 
 use crate::data;
 
@@ -160,9 +159,6 @@ pub fn run(args: &TrainArgs) -> Result<(), String> {
         Arch::Cnn => ("cnn", arch::cnn(args.seed)),
         Arch::Resnet => ("resnet", arch::resnet(args.seed)),
     };
-    // Fail before a long run, not after it, when this build cannot save the model.
-    format::write(&model)
-        .map_err(|e| format!("cannot save a {arch_name} model with this build: {e}"))?;
     let config = args.config();
     let mut trainer = Trainer::new(model, config.clone()).map_err(|e| e.to_string())?;
     let (loss_desc, opt_desc) = trainer.describe();
@@ -228,22 +224,7 @@ pub fn run(args: &TrainArgs) -> Result<(), String> {
     let train_secs = started.elapsed().as_secs_f64();
 
     // Score the test split once through the inference plan, exactly as `mdeploy eval` does.
-    let evaluation = match Plan::new(trainer.model(), 1) {
-        Err(e) if e.kind == ErrorKind::Unsupported => {
-            // A graph the inference plan of this build cannot run yet: score it with the
-            // training code's eval-mode forward pass (same math, f32, no fused kernels).
-            eprintln!("note: {e}; scoring with the training code's eval-mode forward pass instead");
-            let mut p = Predictor::new(trainer.model()).map_err(|e| e.to_string())?;
-            evaluate(
-                &split.test,
-                trainer.model().output_len(),
-                256,
-                |x, n, out| p.run(x, n, out),
-            )
-            .map_err(|e| e.to_string())?
-        }
-        _ => crate::eval::score(trainer.model(), &split.test, 256)?,
-    };
+    let evaluation = crate::eval::score(trainer.model(), &split.test, 256)?;
     let acc = evaluation.accuracy();
     trainer.stamp_provenance(Some(acc));
     let images_per_second = (split.train.n as f64 * args.epochs as f64) / train_secs;

@@ -14,20 +14,7 @@ use mdeploy_core::train::{
 };
 use mdeploy_core::{arch, Result};
 
-fn subset(d: &Dataset, n: usize) -> Dataset {
-    let step = d.n / n;
-    let idx: Vec<usize> = (0..n).map(|i| i * step).collect();
-    let images = idx
-        .iter()
-        .flat_map(|&i| d.image(i).iter().copied())
-        .collect();
-    Dataset::new(
-        images,
-        idx.iter().map(|&i| d.labels[i]).collect(),
-        d.sample_shape,
-    )
-    .unwrap()
-}
+use mdeploy_testkit::mnist::spread_subset as subset;
 
 fn digits(n: usize) -> Dataset {
     subset(&mdeploy_testkit::mnist::split().train, n)

@@ -4,27 +4,13 @@
 
 
 
-use mdeploy_core::data::Dataset;
 use mdeploy_core::eval::evaluate;
 use mdeploy_core::graph::Op;
 use mdeploy_core::model::Model;
 use mdeploy_core::train::{Predictor, TrainConfig, Trainer};
 use mdeploy_core::{arch, format};
 
-fn subset(d: &Dataset, n: usize) -> Dataset {
-    let step = d.n / n;
-    let idx: Vec<usize> = (0..n).map(|i| i * step).collect();
-    let images = idx
-        .iter()
-        .flat_map(|&i| d.image(i).iter().copied())
-        .collect();
-    Dataset::new(
-        images,
-        idx.iter().map(|&i| d.labels[i]).collect(),
-        d.sample_shape,
-    )
-    .unwrap()
-}
+use mdeploy_testkit::mnist::spread_subset as subset;
 
 fn trained_tensors(m: &Model) -> Vec<Vec<f32>> {
     m.graph

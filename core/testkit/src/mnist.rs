@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use mdeploy_core::data::{mnist_split_from_files, Split, MNIST_PIXELS, TEST_PER_DIGIT};
+use mdeploy_core::data::{mnist_split_from_files, Dataset, Split, MNIST_PIXELS, TEST_PER_DIGIT};
 use mdeploy_core::Model;
 
 /// The workspace root (this crate lives in `<root>/core/testkit`).
@@ -108,4 +108,13 @@ pub fn trained_model(file: &str) -> Result<Model, String> {
 pub fn read_model(path: &Path) -> Result<Model, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
     mdeploy_core::format::read(&bytes).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// `n` samples of `d` spread evenly over it (every `d.n / n`-th), for short training runs.
+pub fn spread_subset(d: &Dataset, n: usize) -> Dataset {
+    let step = (d.n / n.max(1)).max(1);
+    let idx: Vec<usize> = (0..n.min(d.n)).map(|i| i * step).collect();
+    let images = idx.iter().flat_map(|&i| d.image(i).iter().copied()).collect();
+    Dataset::new(images, idx.iter().map(|&i| d.labels[i]).collect(), d.sample_shape)
+        .expect("a subset of a valid dataset is valid")
 }
