@@ -15,6 +15,7 @@
 //! examples. Design notes: `REFERENCE.md`.
 
 pub mod builders;
+pub mod fixtures;
 pub mod mnist;
 pub mod parity;
 pub mod reference;
