@@ -56,7 +56,16 @@ test('createServer: a WebAssembly.Module and the default models; routes answer J
   assert.equal(await r.text(), '');
 });
 
+// The parity models as a user would add them: the default models plus every other file of
+// models/parity.json (the random-weight MobileNet fixture), passed as bytes.
+const DEFAULTS = ['mnist-mlp', 'mnist-cnn', 'mnist-resnet'];
+const parityServer = createServer({
+  wasm: module,
+  models: Object.fromEntries([...new Set([...DEFAULTS, ...MODELS])].map((m) => [m, modelBytes(m)])),
+});
+
 test('all 2,000 test digits through KServe v2 and TF Serving, every parity model: the native core\'s answers and the f64 reference', async (t) => {
+  const server = parityServer;
   const batch = 500; // 500 × 784 floats as JSON is ~4 MB, under the 10 MiB limit
   for (const model of MODELS) {
     const native = ref.models[model];
