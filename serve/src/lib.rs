@@ -388,6 +388,10 @@ impl Server {
         Ok(i)
     }
 
+    pub(crate) fn model_count(&self) -> usize {
+        self.slots.len()
+    }
+
     pub(crate) fn entry(&self, i: usize) -> &ModelEntry {
         &self.slots[i].entry
     }

@@ -71,3 +71,33 @@ fn broken_added_models_name_their_source_and_leave_the_others_alone() {
     let e = s.preload().expect_err("two broken models");
     assert!(e.contains("flipped") && e.contains("huge.mdm"), "{e}");
 }
+
+#[test]
+fn the_repository_index_lists_every_model_with_its_state() {
+    let mut s = Server::new(ModelEntry::embedded());
+    s.add(ModelEntry::new("mobilenet-block", "1", MOBILENET).with_source("/models/mobilenet-block.mdm")).expect("free");
+    s.add_unavailable("huge", "1", "/models/huge.mdm", "/models/huge.mdm: too large").expect("free");
+    let index = |s: &mut Server, body: &[u8]| {
+        let r = s.handle(&Request { method: "POST", path: "/v2/repository/index", content_type: Some("application/json"), headers: &[], body });
+        (r.status, serde_json::from_slice::<Value>(&r.body).unwrap_or(Value::Null))
+    };
+    let (status, v) = index(&mut s, b"");
+    assert_eq!(status, 200, "{v}");
+    let rows: Vec<(String, String)> = v
+        .as_array()
+        .expect("an array")
+        .iter()
+        .map(|m| (m["name"].as_str().unwrap_or_default().to_string(), m["state"].as_str().unwrap_or_default().to_string()))
+        .collect();
+    let want = [("mnist-cnn", "READY"), ("mnist-mlp", "READY"), ("mnist-resnet", "READY"), ("mobilenet-block", "READY"), ("huge", "UNAVAILABLE")];
+    assert_eq!(rows, want.map(|(n, st)| (n.to_string(), st.to_string())));
+    assert!(v[4]["reason"].as_str().unwrap_or_default().contains("/models/huge.mdm: too large"), "{v}");
+    assert!(v[0].get("reason").is_none(), "{v}");
+    let (_, ready_only) = index(&mut s, br#"{"ready": true}"#);
+    assert_eq!(ready_only.as_array().map(Vec::len), Some(4));
+    let (status, v) = index(&mut s, br#"{"ready": 1}"#);
+    assert_eq!(status, 400, "{v}");
+    assert!(v["error"].as_str().unwrap_or_default().contains("repository index"), "{v}");
+    let r = s.handle(&Request { method: "GET", path: "/v2/repository/index", content_type: None, headers: &[], body: &[] });
+    assert_eq!(r.status, 405);
+}

@@ -150,6 +150,8 @@ test('MDEPLOY_MODEL_DIR: the mounted fixture is served beside the embedded model
   assert.equal(r.json.model_version_status[0].state, 'AVAILABLE', r.text);
   r = await call('GET', '/v2/health/ready');
   assert.deepEqual([r.status, r.json], [200, { ready: true }], 'every served model, the mounted one included, is ready');
+  r = await call('POST', '/v2/repository/index', '');
+  assert.deepEqual(r.json, ['mnist-cnn', 'mnist-mlp', 'mnist-resnet', 'mobilenet-block'].map((name) => ({ name, version: '1', state: 'READY' })));
   assert.doesNotMatch(serverLog, /mdeploy-worker:/, 'a clean folder logs nothing');
 });
 
@@ -187,6 +189,10 @@ test('MDEPLOY_MODEL_DIR with bad files: each names its file and problem, the emb
     assert.equal((await get('/v2/models/two words')).status, 404);
     // Strict readiness, as Triton's default: the server is not ready while a model is broken.
     assert.equal((await get('/v2/health/ready')).status, 503);
+    // The repository index shows which, and why.
+    const index = await (await fetch(`${s.url}/v2/repository/index`, { method: 'POST' })).json();
+    assert.deepEqual(index.map((m) => `${m.name} ${m.state}`), ['mnist-cnn READY', 'mnist-mlp READY', 'mnist-resnet READY', 'corrupt UNAVAILABLE', 'truncated UNAVAILABLE']);
+    assert.match(index[3].reason, /\/models\/corrupt\.mdm.*digest/i);
     assert.match(s.log(), /\/models\/mnist-cnn\.mdm: not served, a model called 'mnist-cnn' is already served/);
     assert.match(s.log(), /\/models\/two words\.mdm: not served: 'two words' is not a model name/);
   } finally {
@@ -371,7 +377,7 @@ test('tritonclient.http (a third-party KServe v2 client) works against the serve
       else resolve({ stdout });
     });
   });
-  const m = stdout.match(/tritonclient: live, ready, metadata and \d+ inferences OK \(\+(\d+) with the binary tensor defaults/);
+  const m = stdout.match(/tritonclient: live, ready, repository index \(\d+ models\), metadata and \d+ inferences OK \(\+(\d+) with the binary tensor defaults/);
   assert.ok(m, stdout);
   assert.ok(Number(m[1]) > 0, `no binary-extension inference ran: ${stdout}`);
 });

@@ -98,6 +98,8 @@ const ROUTES = [
   req('GET', '/v1/models/mnist-cnn', '', null, 200),
   req('GET', '/v1/models/mnist-mlp/metadata', '', null, 200),
   req('GET', '/openapi.yaml', '', null, 200),
+  req('POST', '/v2/repository/index', '', null, 200),
+  json('POST', '/v2/repository/index', { ready: true }, 200),
   goodInfer,
   json('POST', '/v2/models/mnist-cnn/versions/1/infer', { inputs: [{ name: 'input', shape: [1, 1, 28, 28], datatype: 'FP32', data: Array.from(xs[42]) }] }, 200),
   json('POST', '/v1/models/mnist-cnn:predict', { inputs: [Array.from(xs[99])] }, 200),
@@ -279,6 +281,9 @@ describe('Cloudflare Worker in workerd', () => {
       assert.match(err.error, /binding MDEPLOY_MODEL_corrupt/, 'the error names the binding');
       assert.match(err.error, /digest/i, 'and what is wrong');
       assert.equal((await send(url, req('GET', '/v2/models/words', '', null, 404))).status, 404);
+      const index = JSON.parse((await send(url, req('POST', '/v2/repository/index', '', null, 200))).body);
+      assert.deepEqual(index.map((m) => `${m.name} ${m.state}`), ['mnist-mlp READY', 'mnist-cnn READY', 'mnist-resnet READY', 'corrupt UNAVAILABLE']);
+      assert.match(index[3].reason, /binding MDEPLOY_MODEL_corrupt/);
       // The default CNN is still the default CNN, and answers as natively.
       const good = await send(url, PARITY[0]);
       assertSameAnswer(good, native[ROUTES.length + ERRORS.length], 'default mnist-cnn beside bad bindings');
@@ -318,7 +323,7 @@ describe('Cloudflare Worker in workerd', () => {
         else resolve(out);
       });
     });
-    const m = stdout.match(/tritonclient: live, ready, metadata and \d+ inferences OK \(\+(\d+) with the binary tensor defaults/);
+    const m = stdout.match(/tritonclient: live, ready, repository index \(\d+ models\), metadata and \d+ inferences OK \(\+(\d+) with the binary tensor defaults/);
     assert.ok(m, stdout);
     assert.ok(Number(m[1]) > 0, `no binary-extension inference ran: ${stdout}`);
     t.diagnostic(stdout.trim());
