@@ -101,7 +101,7 @@ test('Chromium with WebGPU (SwiftShader): WebGPU and CPU match native on all 2,0
       assert.equal(gpu.batchBackend, 'webgpu');
       assert.deepEqual(gpu.oneBackends, ['webgpu']);
       assert.equal(gpu.info.kernel, 'webgpu-wgsl');
-      // 256 asked; the memory budget for untrusted models (core/src/budget.rs) may cut it for
+      // 256 asked; the memory budget for untrusted models (core/runtime/src/budget.rs) may cut it for
       // models with larger activations per sample (the ResNet).
       assert.ok(gpu.info.gpuChunk >= 1 && gpu.info.gpuChunk <= 256, `gpuChunk ${gpu.info.gpuChunk}`);
       t.diagnostic(`${model}: GPU chunk ${gpu.info.gpuChunk}`);
