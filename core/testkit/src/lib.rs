@@ -8,6 +8,7 @@
 //!   op), plus the trained architectures [`mlp`] and [`cnn`] re-exported from `core::arch`;
 //! * [`Rng`]: the one seeded generator (`core::rng::Rng`, re-exported);
 //! * [`reference`]: the independent f64 forward pass every parity suite compares against;
+//! * [`hostile`]: ~300 KB hostile model files and the allocation bound every host is held to;
 //! * [`reseal`]: a forged header (length + digest) for hostile-file tests;
 //! * [`parity`]: the comparison rule (probabilities within 1e-4, argmax equal where the
 //!   reference's top-2 margin exceeds 1e-4).
@@ -16,6 +17,7 @@
 //! examples. Design notes: `REFERENCE.md`.
 
 pub mod builders;
+pub mod hostile;
 pub mod fixtures;
 pub mod mnist;
 pub mod parity;
