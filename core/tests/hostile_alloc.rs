@@ -6,34 +6,8 @@
 
 use mdeploy_core::{format, Plan};
 use mdeploy_testkit::hostile::{self, bound};
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use mdeploy_testkit::alloc::{peak_during, Peak};
 use std::sync::Mutex;
-
-struct Peak;
-static CUR: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Peak {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        let now = CUR.fetch_add(l.size(), Ordering::Relaxed) + l.size();
-        PEAK.fetch_max(now, Ordering::Relaxed);
-        System.alloc(l)
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        CUR.fetch_sub(l.size(), Ordering::Relaxed);
-        System.dealloc(p, l)
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
-        if new > l.size() {
-            let now = CUR.fetch_add(new - l.size(), Ordering::Relaxed) + (new - l.size());
-            PEAK.fetch_max(now, Ordering::Relaxed);
-        } else {
-            CUR.fetch_sub(l.size() - new, Ordering::Relaxed);
-        }
-        System.realloc(p, l, new)
-    }
-}
 
 #[global_allocator]
 static GLOBAL: Peak = Peak;
@@ -44,12 +18,7 @@ static SERIAL: Mutex<()> = Mutex::new(());
 /// Peak bytes allocated (above what was live before) while loading `bytes` as a host does:
 /// read, then plan for `max_batch`. Returns the peak and whether the load succeeded.
 fn load_peak(bytes: &[u8], max_batch: usize) -> (usize, Result<(), String>) {
-    let base = CUR.load(Ordering::Relaxed);
-    PEAK.store(base, Ordering::Relaxed);
-    let r = format::read(bytes)
-        .and_then(|m| Plan::new(&m, max_batch).map(|_| ()))
-        .map_err(|e| e.to_string());
-    (PEAK.load(Ordering::Relaxed) - base, r)
+    peak_during(|| format::read(bytes).and_then(|m| Plan::new(&m, max_batch).map(|_| ())).map_err(|e| e.to_string()))
 }
 
 #[test]

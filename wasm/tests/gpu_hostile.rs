@@ -10,60 +10,11 @@
 use mdeploy_core::format;
 use mdeploy_testkit::hostile::{self, bound};
 use mdeploy_wasm::gpu::GpuCore;
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::future::Future;
-use std::pin::pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::task::{Context, Poll, Wake, Waker};
-
-struct Peak;
-static CUR: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Peak {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        let now = CUR.fetch_add(l.size(), Ordering::Relaxed) + l.size();
-        PEAK.fetch_max(now, Ordering::Relaxed);
-        System.alloc(l)
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        CUR.fetch_sub(l.size(), Ordering::Relaxed);
-        System.dealloc(p, l)
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
-        if new > l.size() {
-            let now = CUR.fetch_add(new - l.size(), Ordering::Relaxed) + (new - l.size());
-            PEAK.fetch_max(now, Ordering::Relaxed);
-        } else {
-            CUR.fetch_sub(l.size() - new, Ordering::Relaxed);
-        }
-        System.realloc(p, l, new)
-    }
-}
+use mdeploy_testkit::alloc::{peak_during, Peak};
+use mdeploy_testkit::block_on;
 
 #[global_allocator]
 static GLOBAL: Peak = Peak;
-
-/// Native wgpu resolves its futures from `device.poll` inside the engine: a thread-parking
-/// waker is all the executor needs.
-fn block_on<F: Future>(f: F) -> F::Output {
-    struct Unpark(std::thread::Thread);
-    impl Wake for Unpark {
-        fn wake(self: Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
-    let mut cx = Context::from_waker(&waker);
-    let mut f = pin!(f);
-    loop {
-        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-            return v;
-        }
-        std::thread::park_timeout(std::time::Duration::from_millis(1));
-    }
-}
 
 #[test]
 fn every_hostile_file_loads_or_fails_within_the_bound_on_the_gpu() {
@@ -77,12 +28,11 @@ fn every_hostile_file_loads_or_fails_within_the_bound_on_the_gpu() {
     }
     for h in hostile::all() {
         for max_batch in [1, 64, 1 << 20] {
-            let base = CUR.load(Ordering::Relaxed);
-            PEAK.store(base, Ordering::Relaxed);
-            let r = format::read(&h.bytes).map_err(|e| e.to_string()).and_then(|m| {
-                block_on(GpuCore::load(&m, max_batch)).map_err(|e| format!("{}: {}", e.code, e.message))
+            let (host, r) = peak_during(|| {
+                format::read(&h.bytes).map_err(|e| e.to_string()).and_then(|m| {
+                    block_on(GpuCore::load(&m, max_batch)).map_err(|e| format!("{}: {}", e.code, e.message))
+                })
             });
-            let host = PEAK.load(Ordering::Relaxed) - base;
             let device = r.as_ref().map_or(0, |g| g.device_bytes() as usize);
             println!(
                 "{}: {} bytes, max_batch {max_batch}: host peak {host} ({:.1}x), device {device} ({:.1}x), {}",
