@@ -13,10 +13,11 @@ export interface ServerOptions {
   wasm?: WebAssembly.Module | Uint8Array | ArrayBuffer | URL | string;
   /**
    * Models to serve, by name (the `{name}` of the routes). A value is the model's bytes or a URL, or
-   * `{ bytes, version }` (version default `"1"`). Default: the three packaged models, `mnist-mlp`,
+   * `{ bytes, version, source }` (version default `"1"`; `source`, e.g. a file or a Worker binding,
+   * is named in the error when the bytes do not load). Default: the three packaged models, `mnist-mlp`,
    * `mnist-cnn` and `mnist-resnet`.
    */
-  models?: Record<string, ModelSource | { bytes: ModelSource; version?: string | number }>;
+  models?: Record<string, ModelSource | { bytes: ModelSource; version?: string | number; source?: string }>;
   /**
    * Larger request bodies get 413 without being read past this many bytes (Content-Length is
    * checked first, a streamed body is cancelled at the limit). Default and maximum: 10 MiB.

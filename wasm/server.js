@@ -82,19 +82,22 @@ async function initWasm(source) {
 function modelList(models) {
   if (models === undefined) models = defaultModels();
   if (models === null || typeof models !== 'object' || Array.isArray(models)) {
-    throw new TypeError(`mdeploy-wasm/server: options.models must be an object { name: bytes | URL | { bytes, version } }; got ${describe(models)}`);
+    throw new TypeError(`mdeploy-wasm/server: options.models must be an object { name: bytes | URL | { bytes, version, source } }; got ${describe(models)}`);
   }
   return Object.entries(models).map(([name, v]) => {
     let version = DEFAULT_VERSION;
     let src = v;
+    // Where the bytes came from (a file, a Worker binding), named in the error if they do not load.
+    let source;
     if (v !== null && typeof v === 'object' && !(v instanceof URL) && asBytes(v) === null && 'bytes' in v) {
       src = v.bytes;
       if (v.version !== undefined) version = String(v.version);
+      if (v.source !== undefined) source = String(v.source);
     }
     if (asBytes(src) === null && toUrl(src) === null) {
-      throw new TypeError(`mdeploy-wasm/server: model "${name}" must be bytes (Uint8Array/ArrayBuffer), a URL or { bytes, version }; got ${describe(src)}`);
+      throw new TypeError(`mdeploy-wasm/server: model "${name}" must be bytes (Uint8Array/ArrayBuffer), a URL or { bytes, version, source }; got ${describe(src)}`);
     }
-    return { name, version, src };
+    return { name, version, src, source };
   });
 }
 
@@ -189,7 +192,7 @@ export function createServer(options = {}) {
   let loadedModels = null;
   const newServer = () => {
     const s = new WasmServer();
-    for (const m of loadedModels) s.addModel(m.name, m.version, m.bytes);
+    for (const m of loadedModels) s.addModel(m.name, m.version, m.bytes, m.source);
     return s;
   };
   const load = async () => {
@@ -197,7 +200,7 @@ export function createServer(options = {}) {
     loadedModels = [];
     for (const m of models) {
       const bytes = asBytes(m.src) ?? await readUrl(toUrl(m.src), `model "${m.name}"`);
-      loadedModels.push({ name: m.name, version: m.version, bytes });
+      loadedModels.push({ name: m.name, version: m.version, bytes, source: m.source });
     }
     server = newServer();
     return server;

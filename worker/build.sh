@@ -6,7 +6,7 @@
 #   $CARGO_TARGET_DIR/wasm32-wasip2/release/mdeploy-worker.wizer.wasm  snapshot: models planned
 #
 # The snapshot: `wasmtime wizer` instantiates the component once, calls its `wizer-initialize`
-# export (reads and plans both embedded models, worker/src/main.rs) and writes the instance's
+# export (reads and plans every embedded model, worker/src/main.rs) and writes the instance's
 # memory back out as the component's initial memory, so each fresh instance of `wasmtime serve`
 # starts with the plans ready. Same imports and exports as the plain component.
 #

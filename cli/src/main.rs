@@ -6,7 +6,6 @@ use clap::{Parser, Subcommand};
 
 mod data;
 mod eval;
-mod image;
 mod info;
 mod model_file;
 mod predict;

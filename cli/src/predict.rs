@@ -1,6 +1,7 @@
 //! `mdeploy predict MODEL IMAGE`: classify one picture of a digit.
 
-use crate::{image, model_file};
+use crate::model_file;
+use mdeploy_core::{image, preprocess};
 use mdeploy_core::Plan;
 
 #[derive(clap::Args, Debug)]
@@ -28,8 +29,7 @@ pub struct PredictArgs {
 pub fn run(args: &PredictArgs) -> Result<(), String> {
     let model = model_file::load(&args.model)?;
     let bytes = std::fs::read(&args.image).map_err(|e| format!("{}: cannot read image: {e}", args.image))?;
-    let picture = image::load(&args.image, &bytes)?;
-    let input = picture.to_mnist().map_err(|e| format!("{}: {e}", args.image))?;
+    let input = image::decode_digit(&bytes, preprocess::MAX_PIXELS).map_err(|e| format!("{}: {}", args.image, e.message))?;
     if model.input_len() != input.len() {
         return Err(format!(
             "{}: this model takes inputs of shape {:?}, but images become 28×28 digits; use an MNIST model",

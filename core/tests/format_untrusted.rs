@@ -19,9 +19,8 @@ use std::time::{Duration, Instant};
 use mdeploy_core::format::{self, codes};
 use mdeploy_core::model::{Metadata, Model, Provenance, Quant, QuantType, Tensor, TensorData};
 use mdeploy_core::{Graph, Op};
-use mdeploy_testkit::{Rng, RngExt};
+use mdeploy_testkit::{reseal, Rng, RngExt};
 use proptest::prelude::*;
-use sha2::{Digest, Sha256};
 
 // ---------------------------------------------------------------------------------------------
 // Allocation accounting: only allocations made by a thread while it has `COUNTING` set.
@@ -358,20 +357,6 @@ fn sections(b: &[u8]) -> Vec<(u32, u32, usize, usize)> {
         .collect()
 }
 
-/// Makes the header consistent with the bytes again: file length and SHA-256 over
-/// `bytes[0..32] ++ bytes[64..]`. A no-op on files shorter than a header.
-fn reseal(mut b: Vec<u8>) -> Vec<u8> {
-    if b.len() >= 64 {
-        let len = b.len() as u64;
-        b[16..24].copy_from_slice(&len.to_le_bytes());
-        let mut h = Sha256::new();
-        h.update(&b[..32]);
-        h.update(&b[64..]);
-        let d = h.finalize();
-        b[32..64].copy_from_slice(&d);
-    }
-    b
-}
 
 const HOSTILE: [u64; 12] = [
     0,

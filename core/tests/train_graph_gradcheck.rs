@@ -1,4 +1,4 @@
-//! Every graph op's backward pass against central finite differences, on graphs (residual
+//! Every graph op's backward pass (and the distillation loss's) against central finite differences, on graphs (residual
 //! blocks, broadcasts, concatenations), plus BatchNorm's train/eval semantics.
 //!
 //! The scalar checked is `L = Σ r ⊙ y` for a fixed random probe `r`, so `∂L/∂y = r` and the
@@ -587,4 +587,46 @@ fn mobilenet_inverted_residual_blocks() {
     randomize_for_parity(&mut g, 7);
     assert!(g.nodes.iter().any(|n| matches!(n.op, Op::Add)));
     check_both(&g, &[4, 4, 4], 2, 33);
+}
+
+#[test]
+fn a_whole_small_cnn_the_shape_of_the_shipped_one() {
+    // conv (padding 1) + ReLU + 2×2 max pool + Flatten + Dense + Softmax, the layers of
+    // `arch::cnn`, at a size where every partial derivative can be checked.
+    let mut rng = Rng::new(3);
+    let g = Graph::sequential([
+        conv(&mut rng, 1, 2, [3, 3], [1, 1], [1, 1, 1, 1], [1, 1], 1),
+        Op::Relu,
+        Op::maxpool2d([2, 2], [2, 2]),
+        Op::Flatten,
+        dense(&mut rng, 2 * 3 * 3, 4),
+        Op::Softmax,
+    ]);
+    check_both(&g, &[1, 6, 6], 2, 19);
+}
+
+#[test]
+fn soft_cross_entropy_gradient_at_several_temperatures() {
+    use mdeploy_core::train::soft_cross_entropy;
+    let mut rng = Rng::new(4);
+    let (rows, k) = (3, 5);
+    let z = randn(&mut rng, rows * k);
+    let mut targets: Vec<f32> = (0..rows * k).map(|_| rng.next_f32()).collect();
+    for row in targets.chunks_exact_mut(k) {
+        let s: f32 = row.iter().sum();
+        row.iter_mut().for_each(|v| *v /= s);
+    }
+    for temperature in [1.0f32, 3.0] {
+        let mut g = vec![0.0; rows * k];
+        soft_cross_entropy(&z, &targets, k, temperature, &mut g).unwrap();
+        for i in 0..z.len() {
+            let f = |delta: f32| {
+                let mut zp = z.clone();
+                zp[i] += delta;
+                let mut scratch = vec![0.0; rows * k];
+                soft_cross_entropy(&zp, &targets, k, temperature, &mut scratch).unwrap() as f64
+            };
+            check_one(g[i], f, &format!("T={temperature} d/dz[{i}]"));
+        }
+    }
 }

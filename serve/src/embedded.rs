@@ -16,6 +16,7 @@ pub(crate) fn entries() -> Vec<ModelEntry> {
             version: "1".to_string(),
             bytes: Cow::Borrowed(bytes),
             trusted: true,
+            source: None,
         })
         .collect()
 }

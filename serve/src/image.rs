@@ -2,6 +2,7 @@
 //! canvas) or exactly 784 raw bytes (a 28×28 uint8 grey image, 0 = background), through the
 //! shared MNIST preprocessing (`mdeploy_core::preprocess`), answered `{label, probs, model}`.
 
+use mdeploy_core::image;
 use mdeploy_core::preprocess::{self, Polarity};
 use serde::Serialize;
 
@@ -35,7 +36,8 @@ pub(crate) fn predict(srv: &mut Server, req: &Request, query: &str) -> Result<Re
     }
     let i = srv.find(model, None)?;
     let input = if body.starts_with(PNG_MAGIC) {
-        decode_png(body)?
+        // The decoder `mdeploy predict` uses too: the same file, the same prediction.
+        image::decode_digit(body, MAX_PNG_PIXELS).map_err(ApiError::from_core)?
     } else if body.len() == preprocess::SIDE * preprocess::SIDE {
         preprocess::from_gray8(preprocess::SIDE, preprocess::SIDE, body, Polarity::InkHigh)
             .map_err(ApiError::from_core)?
@@ -69,45 +71,4 @@ pub(crate) fn predict(srv: &mut Server, req: &Request, query: &str) -> Result<Re
     let label = m.label(class);
     let e = srv.entry(i);
     Ok(to_json(200, &Out { label, class, probs, model: &e.name, version: &e.version }))
-}
-
-/// PNG bytes → 784 floats, the way `mdeploy predict` reads a picture: luminance with automatic
-/// polarity, or alpha as the ink when the image has transparency.
-fn decode_png(bytes: &[u8]) -> Result<Vec<f32>, ApiError> {
-    let bad = |e: String| ApiError::bad(format!("bad PNG: {e}"));
-    let mut decoder =
-        png::Decoder::new_with_limits(std::io::Cursor::new(bytes), png::Limits { bytes: MAX_PNG_PIXELS * 8 });
-    decoder.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
-    let mut reader = decoder.read_info().map_err(|e| bad(e.to_string()))?;
-    let (w, h) = (reader.info().width as usize, reader.info().height as usize);
-    if w.saturating_mul(h) > MAX_PNG_PIXELS {
-        return Err(bad(format!("the image is {w}×{h}, more than {MAX_PNG_PIXELS} pixels: scale it down first")));
-    }
-    let mut buf = vec![0u8; reader.output_buffer_size()];
-    let info = reader.next_frame(&mut buf).map_err(|e| bad(e.to_string()))?;
-    let buf = buf.get(..info.buffer_size()).ok_or_else(|| bad("short frame".into()))?;
-    let channels = info.color_type.samples();
-    if channels == 0 || buf.len() != w * h * channels {
-        return Err(bad(format!("decoded to {} bytes, expected {}", buf.len(), w * h * channels)));
-    }
-    let px = |c: u8| c as f32 / 255.0;
-    let mut luma = Vec::with_capacity(w * h);
-    let mut alpha = Vec::with_capacity(w * h);
-    for p in buf.chunks_exact(channels) {
-        let (l, a) = match p {
-            [g] => (px(*g), 1.0),
-            [g, a] => (px(*g), px(*a)),
-            [r, g, b] => (0.299 * px(*r) + 0.587 * px(*g) + 0.114 * px(*b), 1.0),
-            [r, g, b, a, ..] => (0.299 * px(*r) + 0.587 * px(*g) + 0.114 * px(*b), px(*a)),
-            [] => (0.0, 1.0),
-        };
-        luma.push(l);
-        alpha.push(a);
-    }
-    let r = if alpha.iter().any(|&a| a < 1.0) {
-        preprocess::from_ink(w, h, &alpha)
-    } else {
-        preprocess::from_luma(w, h, &luma, Polarity::Auto)
-    };
-    r.map_err(ApiError::from_core)
 }

@@ -36,7 +36,7 @@ pub(crate) fn route(srv: &mut Server, req: &Request, segs: &[&str]) -> Result<Re
                 &serde_json::json!({
                     "name": "mdeploy",
                     "version": env!("CARGO_PKG_VERSION"),
-                    "extensions": ["binary_tensor_data"],
+                    "extensions": ["binary_tensor_data", "model_repository"],
                     // Not in the spec (extra fields are allowed): which CPU kernels this build runs.
                     "kernel": mdeploy_core::kernels::KernelSet::best().name(),
                 }),
@@ -50,6 +50,10 @@ pub(crate) fn route(srv: &mut Server, req: &Request, segs: &[&str]) -> Result<Re
             require(req.method, "GET")?;
             let ready = srv.all_ready();
             Ok(to_json(if ready { 200 } else { 503 }, &serde_json::json!({ "ready": ready })))
+        }
+        ["repository", "index"] => {
+            require(req.method, "POST")?;
+            repository_index(srv, req.body)
         }
         ["models", name, rest @ ..] => {
             let (version, rest) = match rest {
@@ -76,6 +80,44 @@ pub(crate) fn route(srv: &mut Server, req: &Request, segs: &[&str]) -> Result<Re
         }
         _ => Err(no_route(req)),
     }
+}
+
+/// Triton's model repository extension, read-only: `POST /v2/repository/index` with an empty body
+/// or `{"ready": bool}` lists every served model (`{"ready": true}`: only the ready ones) as
+/// `[{name, version, state, reason?}]`, state `READY` or `UNAVAILABLE` with the reason it does not
+/// load (a model a host added at run time names its file or binding). Readiness is decided as
+/// for `/v2/models/{m}/ready` (untrusted models are loaded to know). Loading and unloading
+/// (`/v2/repository/models/{m}/load`) are not offered: the set of models is the host's.
+fn repository_index(srv: &mut Server, body: &[u8]) -> Result<Response, ApiError> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct IndexRequest {
+        #[serde(default)]
+        ready: bool,
+    }
+    let only_ready = if body.iter().all(u8::is_ascii_whitespace) {
+        false
+    } else {
+        serde_json::from_slice::<IndexRequest>(body)
+            .map_err(|e| ApiError::bad(format!("the repository index request must be empty or {{\"ready\": true|false}}: {e}")))?
+            .ready
+    };
+    let mut out = Vec::new();
+    for i in 0..srv.model_count() {
+        let ready = srv.ready(i);
+        if only_ready && !ready {
+            continue;
+        }
+        let (name, version) = (srv.entry(i).name.clone(), srv.entry(i).version.clone());
+        let mut m = serde_json::json!({ "name": name, "version": version, "state": if ready { "READY" } else { "UNAVAILABLE" } });
+        if !ready {
+            if let Err(e) = srv.load(i) {
+                m["reason"] = Value::String(e.message);
+            }
+        }
+        out.push(m);
+    }
+    Ok(to_json(200, &out))
 }
 
 fn no_route(req: &Request) -> ApiError {

@@ -111,12 +111,21 @@ pub struct ModelEntry {
     /// models embedded at build time: `build.rs` checks them). Skips the digest at run time,
     /// which matters when a fresh instance serves each request; all structural checks stay.
     pub trusted: bool,
+    /// Where the bytes came from when that is not the build (a file a host read, a binding),
+    /// named in the error when the model does not load so an operator knows what to fix.
+    pub source: Option<String>,
 }
 
 impl ModelEntry {
     /// An entry whose bytes are checked in full (digest included) when first used.
     pub fn new(name: impl Into<String>, version: impl Into<String>, bytes: impl Into<Cow<'static, [u8]>>) -> ModelEntry {
-        ModelEntry { name: name.into(), version: version.into(), bytes: bytes.into(), trusted: false }
+        ModelEntry { name: name.into(), version: version.into(), bytes: bytes.into(), trusted: false, source: None }
+    }
+
+    /// The same entry, saying where its bytes came from (e.g. `/models/x.mdm`).
+    pub fn with_source(mut self, source: impl Into<String>) -> ModelEntry {
+        self.source = Some(source.into());
+        self
     }
 
     /// The default models compiled into this crate (named in `build.rs`: `mnist-cnn` first, then
@@ -278,6 +287,34 @@ impl Server {
         }
     }
 
+    /// Adds a model after creation: extra models a host finds at run time (`worker/` serves the
+    /// `.mdm` files of a mounted folder), loaded on first use like the others. Refused, with the
+    /// reason, when a model of that name is already served: the one there keeps serving.
+    pub fn add(&mut self, entry: ModelEntry) -> Result<(), String> {
+        if let Some(old) = self.slots.iter().find(|s| s.entry.name == entry.name) {
+            let from = |e: &ModelEntry| e.source.clone().unwrap_or_else(|| "the build".to_string());
+            return Err(format!(
+                "{}: not served, a model called '{}' is already served (from {}); rename the file or binding",
+                from(&entry),
+                entry.name,
+                from(&old.entry)
+            ));
+        }
+        self.slots.push(Slot { entry, state: None });
+        Ok(())
+    }
+
+    /// Adds a model the host found but could not even read (too large, an IO error): it is
+    /// listed like the others, never ready, and its routes answer 500 with `reason`, so the
+    /// problem shows where the model is asked for instead of the model silently missing.
+    pub fn add_unavailable(&mut self, name: &str, version: &str, source: &str, reason: &str) -> Result<(), String> {
+        self.add(ModelEntry::new(name, version, Vec::new()).with_source(source))?;
+        if let Some(slot) = self.slots.last_mut() {
+            slot.state = Some(Err(CoreError::bad_model(reason.to_string())));
+        }
+        Ok(())
+    }
+
     /// The models offered, in order: `(name, version)`.
     pub fn models(&self) -> impl Iterator<Item = (&str, &str)> {
         self.slots.iter().map(|s| (s.entry.name.as_str(), s.entry.version.as_str()))
@@ -351,6 +388,10 @@ impl Server {
         Ok(i)
     }
 
+    pub(crate) fn model_count(&self) -> usize {
+        self.slots.len()
+    }
+
     pub(crate) fn entry(&self, i: usize) -> &ModelEntry {
         &self.slots[i].entry
     }
@@ -363,7 +404,13 @@ impl Server {
             Ok(l) => Ok(l),
             Err(e) => Err(ApiError::from_core(CoreError {
                 kind: e.kind,
-                message: format!("model '{}' version '{}' cannot be loaded: {}", slot.entry.name, slot.entry.version, e.message),
+                message: match &slot.entry.source {
+                    Some(src) => format!(
+                        "model '{}' version '{}' ({src}) cannot be loaded: {}",
+                        slot.entry.name, slot.entry.version, e.message
+                    ),
+                    None => format!("model '{}' version '{}' cannot be loaded: {}", slot.entry.name, slot.entry.version, e.message),
+                },
             })),
         }
     }

@@ -57,6 +57,12 @@ def main():
     assert client.is_server_ready(), "is_server_ready() is False"
     server = client.get_server_metadata()
     assert server["name"] == "mdeploy", server
+    # The repository index (Triton's extension), through the client's own call: every model the
+    # host serves, the embedded ones and those it added (the MobileNet fixture), all READY.
+    index = client.get_model_repository_index()
+    states = {m["name"]: m["state"] for m in index}
+    for model in ("mnist-cnn", "mnist-mlp", "mnist-resnet", "mobilenet-block"):
+        assert states.get(model) == "READY", index
     checked = 0
     binary = 0
     for model in ("mnist-cnn", "mnist-mlp"):
@@ -87,7 +93,7 @@ def main():
         raise AssertionError("an unknown model did not raise")
     except httpclient.InferenceServerException as e:
         assert "404" in str(e.status()), e.status()
-    print(f"tritonclient: live, ready, metadata and {checked} inferences OK "
+    print(f"tritonclient: live, ready, repository index ({len(index)} models), metadata and {checked} inferences OK "
           f"(+{binary} with the binary tensor defaults, equal to JSON)")
 
 

@@ -14,7 +14,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/mdeploy/target}"
 # The server wasm and the packaged models: rebuilt when any input is newer than the wasm.
 WASM=wasm/dist/server/mdeploy_wasm_server_bg.wasm
 if [ ! -f "$WASM" ] || [ ! -f wasm/models/mnist-cnn.mdm ] ||
-   [ -n "$(find core/src core/Cargo.toml serve/src serve/Cargo.toml serve/openapi.yaml wasm/server/src wasm/server/Cargo.toml models -newer "$WASM" -type f -print -quit)" ] ||
+   [ -n "$(find core serve/src serve/Cargo.toml serve/openapi.yaml wasm/server/src wasm/server/Cargo.toml models -newer "$WASM" -type f -print -quit)" ] ||
    [ Cargo.lock -nt "$WASM" ]; then
   echo "run-workerd.sh: building mdeploy-wasm/server (wasm/scripts/build.sh server)" >&2
   bash wasm/scripts/build.sh server

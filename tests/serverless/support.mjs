@@ -115,8 +115,8 @@ export async function send(base, r) {
  * The same requests answered by mdeploy_serve::Server compiled natively
  * (wasm/server/examples/native_answers.rs), serving `models` ({ name: path }) as version "1".
  */
-// The Worker's models, in its order (worker/cloudflare/src/index.js).
-const WORKER_MODELS = Object.fromEntries(['mnist-mlp', 'mnist-cnn', 'mnist-resnet'].map((m) => [m, join(MODELS_DIR, `${m}.mdm`)]));
+// The Worker's default models, in its order (worker/cloudflare/src/index.js).
+export const WORKER_MODELS = Object.fromEntries(['mnist-mlp', 'mnist-cnn', 'mnist-resnet'].map((m) => [m, join(MODELS_DIR, `${m}.mdm`)]));
 
 export function nativeAnswers(requests, models = WORKER_MODELS) {
   const dir = mkdtempSync(join(tmpdir(), 'mdeploy-native-'));

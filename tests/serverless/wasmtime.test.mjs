@@ -5,14 +5,17 @@
 //   MDEPLOY_REFERENCE    JSON from serve/examples/reference.rs (200 digits, native answers)
 //   MDEPLOY_F64_REF      JSON from core/testkit/examples/reference.rs --spread 20 (the f64 reference)
 //   MDEPLOY_PY_VENV      venv with tritonclient (default ~/.cache/mdeploy/py-venv)
+// The parity fixtures that are not default models (models/test/, e.g. the random-weight
+// MobileNet block) reach the component the way a user's own models do: the folder is mounted
+// (`--dir models/test::/models --env MDEPLOY_MODEL_DIR=/models`), nothing is compiled in.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
-import { homedir } from 'node:os';
+import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { kserveMatchesF64 } from './support.mjs';
+import { kserveMatchesF64, ROOT } from './support.mjs';
 
 const WASM = process.env.MDEPLOY_WORKER_WASM;
 const REF = process.env.MDEPLOY_REFERENCE;
@@ -29,30 +32,50 @@ const freePort = () => new Promise((resolve, reject) => {
   s.on('error', reject);
 });
 
-before(async () => {
+/** Starts `wasmtime serve` on a free loopback port with `extraArgs`; resolves once it answers. */
+async function startServe(extraArgs, onLog) {
   const port = await freePort();
-  base = `http://127.0.0.1:${port}`;
-  server = spawn('wasmtime', ['serve', '-Scli', '--addr', `127.0.0.1:${port}`, WASM], { stdio: ['ignore', 'pipe', 'pipe'] });
-  server.stdout.on('data', (d) => { serverLog += d; });
-  server.stderr.on('data', (d) => { serverLog += d; });
+  const url = `http://127.0.0.1:${port}`;
+  const p = spawn('wasmtime', ['serve', '-Scli', '--addr', `127.0.0.1:${port}`, ...extraArgs, WASM], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let log = '';
+  const onData = (d) => { log += d; onLog?.(d); };
+  p.stdout.on('data', onData);
+  p.stderr.on('data', onData);
   const t0 = Date.now();
   for (;;) {
-    if (server.exitCode !== null) throw new Error(`wasmtime serve exited (${server.exitCode}):\n${serverLog}`);
+    if (p.exitCode !== null) throw new Error(`wasmtime serve exited (${p.exitCode}):\n${log}`);
     try {
-      const r = await fetch(`${base}/v2/health/live`);
+      const r = await fetch(`${url}/v2/health/live`);
       if (r.status === 200) break;
     } catch { /* not listening yet */ }
-    if (Date.now() - t0 > 60_000) throw new Error(`wasmtime serve not ready after 60 s:\n${serverLog}`);
+    if (Date.now() - t0 > 60_000) {
+      p.kill('SIGTERM');
+      throw new Error(`wasmtime serve not ready after 60 s:\n${log}`);
+    }
     await new Promise((r) => setTimeout(r, 50));
   }
+  return { proc: p, url, log: () => log };
+}
+
+async function stopServe(p) {
+  if (p && p.exitCode === null) {
+    const gone = new Promise((r) => p.once('exit', r));
+    p.kill('SIGTERM');
+    await gone;
+  }
+}
+
+const EXTRA_MODELS = join(ROOT, 'models/test');
+const mountModels = (hostDir) => ['--dir', `${hostDir}::/models`, '--env', 'MDEPLOY_MODEL_DIR=/models'];
+
+before(async () => {
+  const s = await startServe(mountModels(EXTRA_MODELS), (d) => { serverLog += d; });
+  server = s.proc;
+  base = s.url;
 });
 
 after(async () => {
-  if (server && server.exitCode === null) {
-    const gone = new Promise((r) => server.once('exit', r));
-    server.kill('SIGTERM');
-    await gone;
-  }
+  await stopServe(server);
 });
 
 async function call(method, path, body, contentType = 'application/json') {
@@ -115,6 +138,77 @@ test('model metadata and readiness, with and without a version', async () => {
     assert.equal(r.json.model_version_status[0].state, 'AVAILABLE');
     const m = await call('GET', `/v1/models/${name}/metadata`);
     assert.equal(m.json.model_spec.name, name);
+  }
+});
+
+test('MDEPLOY_MODEL_DIR: the mounted fixture is served beside the embedded models, untrusted, with its own metadata', async () => {
+  let r = await call('GET', '/v2/models/mobilenet-block');
+  assert.equal(r.status, 200, r.text);
+  assert.deepEqual(r.json.inputs, [{ name: 'input', datatype: 'FP32', shape: [-1, 1, 28, 28] }]);
+  assert.deepEqual(r.json.outputs.find((o) => o.name === 'probabilities').shape, [-1, 10]);
+  r = await call('GET', '/v1/models/mobilenet-block');
+  assert.equal(r.json.model_version_status[0].state, 'AVAILABLE', r.text);
+  r = await call('GET', '/v2/health/ready');
+  assert.deepEqual([r.status, r.json], [200, { ready: true }], 'every served model, the mounted one included, is ready');
+  r = await call('POST', '/v2/repository/index', '');
+  assert.deepEqual(r.json, ['mnist-cnn', 'mnist-mlp', 'mnist-resnet', 'mobilenet-block'].map((name) => ({ name, version: '1', state: 'READY' })));
+  assert.doesNotMatch(serverLog, /mdeploy-worker:/, 'a clean folder logs nothing');
+});
+
+test('MDEPLOY_MODEL_DIR with bad files: each names its file and problem, the embedded models keep serving', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'mdeploy-models-'));
+  const mlp = readFileSync(join(ROOT, 'models/mnist-mlp.mdm'));
+  const corrupt = Buffer.from(mlp);
+  corrupt[corrupt.length >> 1] ^= 0x40; // one bit in the weights: the digest no longer matches
+  writeFileSync(join(dir, 'corrupt.mdm'), corrupt);
+  writeFileSync(join(dir, 'truncated.mdm'), mlp.subarray(0, 100));
+  writeFileSync(join(dir, 'mnist-cnn.mdm'), mlp); // clashes with an embedded model
+  writeFileSync(join(dir, 'two words.mdm'), mlp); // not a usable model name
+  const s = await startServe(mountModels(dir));
+  try {
+    const get = async (path) => {
+      const res = await fetch(s.url + path);
+      return { status: res.status, json: await res.json() };
+    };
+    for (const [name, problem] of [['corrupt', /digest/i], ['truncated', /truncated: the header says the file is \d+ bytes but only 100 are present/]]) {
+      const r = await get(`/v2/models/${name}`);
+      assert.equal(r.status, 500, JSON.stringify(r.json));
+      assert.equal(r.json.code, 'BAD_MODEL');
+      assert.match(r.json.error, new RegExp(`/models/${name}\\.mdm`), 'the error names the file');
+      assert.match(r.json.error, problem, 'and what is wrong with it');
+      assert.equal((await get(`/v2/models/${name}/ready`)).status, 503);
+    }
+    // The embedded CNN is still the embedded CNN (the clashing file is refused), and serves.
+    const infer = await fetch(`${s.url}/v2/models/mnist-cnn/infer`, {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(inferBody(refs[0].image)),
+    });
+    assert.equal(infer.status, 200);
+    const probs = (await infer.json()).outputs.find((o) => o.name === 'probabilities').data;
+    close(probs, refs[0].cnn, 'embedded mnist-cnn beside a bad folder');
+    assert.equal((await get('/v2/models/mnist-mlp/ready')).status, 200);
+    assert.equal((await get('/v2/models/two words')).status, 404);
+    // Strict readiness, as Triton's default: the server is not ready while a model is broken.
+    assert.equal((await get('/v2/health/ready')).status, 503);
+    // The repository index shows which, and why.
+    const index = await (await fetch(`${s.url}/v2/repository/index`, { method: 'POST' })).json();
+    assert.deepEqual(index.map((m) => `${m.name} ${m.state}`), ['mnist-cnn READY', 'mnist-mlp READY', 'mnist-resnet READY', 'corrupt UNAVAILABLE', 'truncated UNAVAILABLE']);
+    assert.match(index[3].reason, /\/models\/corrupt\.mdm.*digest/i);
+    assert.match(s.log(), /\/models\/mnist-cnn\.mdm: not served, a model called 'mnist-cnn' is already served/);
+    assert.match(s.log(), /\/models\/two words\.mdm: not served: 'two words' is not a model name/);
+  } finally {
+    await stopServe(s.proc);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('MDEPLOY_MODEL_DIR naming a folder that is not mounted: a message saying to mount it, the embedded models serve', async () => {
+  const s = await startServe(['--env', 'MDEPLOY_MODEL_DIR=/nowhere']);
+  try {
+    const res = await fetch(`${s.url}/v2/models/mnist-mlp/ready`);
+    assert.equal(res.status, 200);
+    assert.match(s.log(), /MDEPLOY_MODEL_DIR=\/nowhere: cannot list the folder .*--dir HOST_DIR::\/nowhere/);
+  } finally {
+    await stopServe(s.proc);
   }
 });
 
@@ -283,7 +377,7 @@ test('tritonclient.http (a third-party KServe v2 client) works against the serve
       else resolve({ stdout });
     });
   });
-  const m = stdout.match(/tritonclient: live, ready, metadata and \d+ inferences OK \(\+(\d+) with the binary tensor defaults/);
+  const m = stdout.match(/tritonclient: live, ready, repository index \(\d+ models\), metadata and \d+ inferences OK \(\+(\d+) with the binary tensor defaults/);
   assert.ok(m, stdout);
   assert.ok(Number(m[1]) > 0, `no binary-extension inference ran: ${stdout}`);
 });

@@ -4,13 +4,17 @@
 // routes with the same answers as mdeploy_serve::Server compiled natively, and every parity model
 // (models/parity.json) within the independent f64 reference (core/testkit).
 // Run by tests/serverless/run-workerd.sh (it builds wasm/dist/server first).
+// The parity fixtures that are not default models (models/test/, e.g. the random-weight MobileNet
+// block) reach the Worker the way a user's own models do: as data bindings MDEPLOY_MODEL_<name>
+// (src/index.js), added to a copy of workerd.capnp; the Worker's code and modules are unchanged.
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
-import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
+import { basename, dirname, join, relative } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { ROOT, assertSameAnswer, json, kserveMatchesF64, nativeAnswers, pngGray, rawPost, req, send, testDigits, toBytes } from './support.mjs';
+import { ROOT, WORKER_MODELS, assertSameAnswer, json, kserveMatchesF64, nativeAnswers, pngGray, rawPost, req, send, testDigits, toBytes } from './support.mjs';
+import { modelsFromBindings } from '../../worker/cloudflare/src/models.js';
 
 const WORKERD = process.env.MDEPLOY_WORKERD ?? join(ROOT, 'node_modules/.bin/workerd');
 const CONFIG = join(ROOT, 'worker/cloudflare/workerd.capnp');
@@ -20,16 +24,41 @@ let proc = null;
 let base = null;
 let stderr = '';
 
+const DEFAULT_MODELS = ['mnist-mlp', 'mnist-cnn', 'mnist-resnet'];
+/** The files of models/parity.json that are not default models (the fixtures under models/test/). */
+const EXTRA_PARITY = JSON.parse(readFileSync(join(ROOT, 'models/parity.json'), 'utf8'))
+  .filter((f) => !DEFAULT_MODELS.includes(basename(f, '.mdm')))
+  .map((f) => join(ROOT, 'models', f));
+
+/**
+ * workerd.capnp with `bindings` added (capnp text, e.g. `(name = "MDEPLOY_MODEL_x", data = embed
+ * "…")`), written beside it (its embeds are relative to its folder) under a name of this process;
+ * returns its path. Fails if workerd.capnp no longer has the empty `bindings` list to fill.
+ */
+function configWith(bindings) {
+  const text = readFileSync(CONFIG, 'utf8');
+  const slot = 'bindings = [\n  ],';
+  if (!text.includes(slot)) throw new Error(`${CONFIG} has no empty "${slot}" list for the test's model bindings`);
+  const path = join(dirname(CONFIG), `.workerd-test-${process.pid}-${configs.length}.capnp`);
+  writeFileSync(path, text.replace(slot, `bindings = [\n${bindings.map((b) => `    ${b},\n`).join('')}  ],`));
+  configs.push(path);
+  return path;
+}
+const configs = [];
+const embed = (file) => JSON.stringify(relative(dirname(CONFIG), file));
+const modelBinding = (name, file) => `(name = "MDEPLOY_MODEL_${name}", data = embed ${embed(file)})`;
+
 /** Starts workerd on 127.0.0.1, port 0; its control fd reports the port once it listens. */
-function startWorkerd() {
+function startWorkerd(config = configWith(EXTRA_PARITY.map((f) => modelBinding(basename(f, '.mdm'), f)))) {
   for (const f of [WORKERD, join(ROOT, 'wasm/dist/server/mdeploy_wasm_server_bg.wasm'), join(ROOT, 'wasm/models/mnist-cnn.mdm')]) {
     if (!existsSync(f)) throw new Error(`${f} missing: run tests/serverless/run-workerd.sh (it runs \`npm ci\` at the root for workerd and \`bash wasm/scripts/build.sh server\`)`);
   }
   return new Promise((resolve, reject) => {
-    const p = spawn(WORKERD, ['serve', CONFIG, '--socket-addr', 'http=127.0.0.1:0', '--control-fd', '3'], {
-      cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe', 'pipe'],
+    const p = spawn(WORKERD, ['serve', config, '--socket-addr', 'http=127.0.0.1:0', '--control-fd', '3'], {
+      cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
     });
     proc = p;
+    p.stdout.on('data', (d) => { stderr += d; });
     p.stderr.on('data', (d) => { stderr += d; });
     const timer = setTimeout(() => reject(new Error(`workerd did not listen within 30 s: ${stderr}`)), 30_000);
     p.on('exit', (code) => { clearTimeout(timer); reject(new Error(`workerd exited (${code}) before listening: ${stderr}`)); });
@@ -69,6 +98,8 @@ const ROUTES = [
   req('GET', '/v1/models/mnist-cnn', '', null, 200),
   req('GET', '/v1/models/mnist-mlp/metadata', '', null, 200),
   req('GET', '/openapi.yaml', '', null, 200),
+  req('POST', '/v2/repository/index', '', null, 200),
+  json('POST', '/v2/repository/index', { ready: true }, 200),
   goodInfer,
   json('POST', '/v2/models/mnist-cnn/versions/1/infer', { inputs: [{ name: 'input', shape: [1, 1, 28, 28], datatype: 'FP32', data: Array.from(xs[42]) }] }, 200),
   json('POST', '/v1/models/mnist-cnn:predict', { inputs: [Array.from(xs[99])] }, 200),
@@ -116,11 +147,14 @@ let native = null;
 
 describe('Cloudflare Worker in workerd', () => {
   before(async () => {
-    native = nativeAnswers([...ROUTES, ...ERRORS, ...PARITY, AT_LIMIT, OVER_LIMIT]);
+    // The same models as the Worker: the defaults, then the fixtures its bindings add.
+    const models = { ...WORKER_MODELS, ...Object.fromEntries(EXTRA_PARITY.map((f) => [basename(f, '.mdm'), f])) };
+    native = nativeAnswers([...ROUTES, ...ERRORS, ...PARITY, AT_LIMIT, OVER_LIMIT], models);
     base = await startWorkerd();
   });
   after(() => {
     if (proc !== null && proc.exitCode === null) proc.kill('SIGTERM');
+    for (const c of configs) rmSync(c, { force: true });
   });
 
   test('listens on loopback only; wrangler.toml matches workerd.capnp and keeps metrics off', () => {
@@ -175,6 +209,17 @@ describe('Cloudflare Worker in workerd', () => {
     assert.ok(correct >= 190, `CNN got ${correct}/200 test digits right`);
   });
 
+  test('the fixtures come in as MDEPLOY_MODEL_ data bindings and serve beside the defaults', async () => {
+    assert.ok(EXTRA_PARITY.length >= 1, 'models/parity.json lists a fixture beyond the default models');
+    for (const f of EXTRA_PARITY) {
+      const name = basename(f, '.mdm');
+      const got = await send(base, req('GET', `/v2/models/${name}`, '', null, 200));
+      assert.equal(got.status, 200, got.body);
+      assert.equal(JSON.parse(got.body).name, name);
+    }
+    assert.equal((await send(base, req('GET', '/v2/health/ready', '', null, 200))).status, 200);
+  });
+
   test('200 test digits, every model of models/parity.json: within the independent f64 reference', async (t) => {
     await kserveMatchesF64(t, base);
   });
@@ -215,6 +260,56 @@ describe('Cloudflare Worker in workerd', () => {
     // The whole process (runtime, V8, the isolate) grew by less than the isolate limit.
     assert.ok(busy.peak - idle.rss < 128 * 1024, `workerd grew by ${((busy.peak - idle.rss) / 1024).toFixed(0)} MB`);
   });
+  test('bad model bindings: each named with its problem, the defaults keep serving', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mdeploy-bindings-'));
+    const corrupt = Buffer.from(readFileSync(join(ROOT, 'models/mnist-mlp.mdm')));
+    corrupt[corrupt.length >> 1] ^= 0x40; // one bit in the weights: the digest no longer matches
+    writeFileSync(join(dir, 'corrupt.mdm'), corrupt);
+    const config = configWith([
+      modelBinding('corrupt', join(dir, 'corrupt.mdm')),
+      modelBinding('mnist-cnn', join(ROOT, 'models/mnist-mlp.mdm')), // clashes with a default
+      '(name = "MDEPLOY_MODEL_words", text = "not a model")',
+    ]);
+    const main = { proc, stderr };
+    try {
+      stderr = '';
+      const url = await startWorkerd(config);
+      const r = await send(url, req('GET', '/v2/models/corrupt', '', null, 500));
+      assert.equal(r.status, 500, r.body);
+      const err = JSON.parse(r.body);
+      assert.equal(err.code, 'BAD_MODEL');
+      assert.match(err.error, /binding MDEPLOY_MODEL_corrupt/, 'the error names the binding');
+      assert.match(err.error, /digest/i, 'and what is wrong');
+      assert.equal((await send(url, req('GET', '/v2/models/words', '', null, 404))).status, 404);
+      const index = JSON.parse((await send(url, req('POST', '/v2/repository/index', '', null, 200))).body);
+      assert.deepEqual(index.map((m) => `${m.name} ${m.state}`), ['mnist-mlp READY', 'mnist-cnn READY', 'mnist-resnet READY', 'corrupt UNAVAILABLE']);
+      assert.match(index[3].reason, /binding MDEPLOY_MODEL_corrupt/);
+      // The default CNN is still the default CNN, and answers as natively.
+      const good = await send(url, PARITY[0]);
+      assertSameAnswer(good, native[ROUTES.length + ERRORS.length], 'default mnist-cnn beside bad bindings');
+      // Logged once per isolate, naming the binding and the problem.
+      const deadline = Date.now() + 5000;
+      while (!/MDEPLOY_MODEL_words/.test(stderr) && Date.now() < deadline) await new Promise((res) => setTimeout(res, 50));
+      assert.match(stderr, /binding MDEPLOY_MODEL_mnist-cnn: not served: a model called 'mnist-cnn' is already served/);
+      assert.match(stderr, /binding MDEPLOY_MODEL_words: not served: its value is not bytes \(string\)/);
+    } finally {
+      if (proc !== null && proc.exitCode === null) proc.kill('SIGTERM');
+      ({ proc, stderr } = main);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('modelsFromBindings: only MDEPLOY_MODEL_ bindings holding bytes, never over a default', () => {
+    const logs = [];
+    const bytes = new Uint8Array([1, 2, 3]);
+    const defaults = Object.fromEntries(DEFAULT_MODELS.map((n) => [n, new Uint8Array(1)]));
+    const m = modelsFromBindings(defaults, { OTHER: bytes, MDEPLOY_MODEL_a: bytes.buffer, 'MDEPLOY_MODEL_b-1.x': bytes, MDEPLOY_MODEL_: bytes, 'MDEPLOY_MODEL_.hidden': bytes, 'MDEPLOY_MODEL_mnist-mlp': bytes, MDEPLOY_MODEL_n: 7 }, (l) => logs.push(l));
+    assert.deepEqual(Object.keys(m), [...DEFAULT_MODELS, 'a', 'b-1.x']);
+    assert.deepEqual(m.a, { bytes: bytes.buffer, source: 'binding MDEPLOY_MODEL_a' });
+    assert.equal(logs.length, 4, logs.join('\n'));
+    assert.deepEqual(Object.keys(modelsFromBindings(defaults, undefined)), DEFAULT_MODELS, 'no env: the defaults');
+  });
+
   // tritonclient.http, JSON tensors and its defaults (Triton's binary tensor extension), as in
   // the wasmtime suite: the Inference-Header-Content-Length header must survive workerd and server.js.
   test('tritonclient.http works against the Worker, JSON and binary defaults', async (t) => {
@@ -228,7 +323,7 @@ describe('Cloudflare Worker in workerd', () => {
         else resolve(out);
       });
     });
-    const m = stdout.match(/tritonclient: live, ready, metadata and \d+ inferences OK \(\+(\d+) with the binary tensor defaults/);
+    const m = stdout.match(/tritonclient: live, ready, repository index \(\d+ models\), metadata and \d+ inferences OK \(\+(\d+) with the binary tensor defaults/);
     assert.ok(m, stdout);
     assert.ok(Number(m[1]) > 0, `no binary-extension inference ran: ${stdout}`);
     t.diagnostic(stdout.trim());

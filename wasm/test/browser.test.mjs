@@ -2,7 +2,7 @@
 // playwright-core, the built package served from 127.0.0.1. With --enable-unsafe-webgpu Chromium
 // has a real WebGPU implementation on its SwiftShader adapter (a CPU emulation: this proves
 // correctness, never speed). Parity: all 2,000 fixed-split test digits through WebGPU and through
-// the CPU backend, both default models, against the native core's probabilities
+// the CPU backend, every parity model, against the native core's probabilities
 // (examples/native_ref.rs): same argmax on every digit, probabilities within 1e-5; and against
 // the independent f64 reference (core/testkit): within 1e-4, argmax equal where its top-2
 // margin exceeds 1e-4. Models: models/parity.json. Then Chromium without the flag (no adapter): 'webgpu' rejects with NO_WEBGPU, 'auto' runs on
@@ -101,7 +101,7 @@ test('Chromium with WebGPU (SwiftShader): WebGPU and CPU match native on all 2,0
       assert.equal(gpu.batchBackend, 'webgpu');
       assert.deepEqual(gpu.oneBackends, ['webgpu']);
       assert.equal(gpu.info.kernel, 'webgpu-wgsl');
-      // 256 asked; the memory budget for untrusted models (core/src/budget.rs) may cut it for
+      // 256 asked; the memory budget for untrusted models (core/runtime/src/budget.rs) may cut it for
       // models with larger activations per sample (the ResNet).
       assert.ok(gpu.info.gpuChunk >= 1 && gpu.info.gpuChunk <= 256, `gpuChunk ${gpu.info.gpuChunk}`);
       t.diagnostic(`${model}: GPU chunk ${gpu.info.gpuChunk}`);

@@ -1,4 +1,4 @@
-// Parity: every digit of the fixed test split (2,000) through both default models in wasm, in
+// Parity: every digit of the fixed test split (2,000) through every parity model (models/parity.json) in wasm, in
 // both SIMD variants, one at a time and as one batch, against the native core's probabilities
 // (examples/native_ref.rs). Argmax must be identical on every digit, probabilities within 1e-5.
 // Also against the independent f64 reference (core/testkit): probabilities within 1e-4, argmax

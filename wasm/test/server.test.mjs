@@ -56,7 +56,16 @@ test('createServer: a WebAssembly.Module and the default models; routes answer J
   assert.equal(await r.text(), '');
 });
 
+// The parity models as a user would add them: the default models plus every other file of
+// models/parity.json (the random-weight MobileNet fixture), passed as bytes.
+const DEFAULTS = ['mnist-mlp', 'mnist-cnn', 'mnist-resnet'];
+const parityServer = createServer({
+  wasm: module,
+  models: Object.fromEntries([...new Set([...DEFAULTS, ...MODELS])].map((m) => [m, modelBytes(m)])),
+});
+
 test('all 2,000 test digits through KServe v2 and TF Serving, every parity model: the native core\'s answers and the f64 reference', async (t) => {
+  const server = parityServer;
   const batch = 500; // 500 × 784 floats as JSON is ~4 MB, under the 10 MiB limit
   for (const model of MODELS) {
     const native = ref.models[model];
@@ -196,7 +205,11 @@ test('body limit: 413 from Content-Length, and a stream is cancelled at the limi
 test('options: custom models and versions, bad options throw, a bad model fails alone', async () => {
   const s = createServer({
     wasm: module,
-    models: { digits: { bytes: modelBytes('mnist-mlp'), version: 3 }, broken: new Uint8Array([1, 2, 3]) },
+    models: {
+      digits: { bytes: modelBytes('mnist-mlp'), version: 3 },
+      broken: new Uint8Array([1, 2, 3]),
+      named: { bytes: new Uint8Array([1, 2, 3]), source: 'uploads/named.mdm' },
+    },
   });
   await s.ready();
   let r = await get(s, '/v2/models/digits/versions/3/ready');
@@ -208,6 +221,10 @@ test('options: custom models and versions, bad options throw, a bad model fails 
   r = await post(s, '/v2/models/broken/infer', { inputs: [{ name: 'input', shape: [1, 784], datatype: 'FP32', data: digit(0) }] });
   assert.equal(r.status, 500);
   assert.equal((await r.json()).code, 'BAD_MODEL');
+  // A source, when given, is named in the error: where to look for the broken file.
+  r = await get(s, '/v2/models/named');
+  assert.equal(r.status, 500);
+  assert.match((await r.json()).error, /^model 'named' version '1' \(uploads\/named\.mdm\) cannot be loaded: /);
   r = await post(s, '/v2/models/digits/infer', { inputs: [{ name: 'input', shape: [1, 784], datatype: 'FP32', data: digit(0) }] });
   assert.equal(r.status, 200);
 
@@ -247,7 +264,7 @@ test('server.d.ts: a strict TypeScript consumer compiles, misuse does not', () =
 import { createServer, MAX_BODY_BYTES, type Server, type ServerOptions } from ${JSON.stringify(join(WASM_DIR, 'server.js'))};
 declare const wasm: WebAssembly.Module;
 declare const mdm: ArrayBuffer;
-const options: ServerOptions = { wasm, models: { a: mdm, b: { bytes: new Uint8Array(mdm), version: 2 } }, maxBodyBytes: MAX_BODY_BYTES };
+const options: ServerOptions = { wasm, models: { a: mdm, b: { bytes: new Uint8Array(mdm), version: 2 }, c: { bytes: mdm, source: 'c.mdm' } }, maxBodyBytes: MAX_BODY_BYTES };
 const s: Server = createServer(options);
 export default { fetch: (req: Request): Promise<Response> => s.fetch(req) };
 export const n: number = s.wasmMemoryBytes() + s.maxBodyBytes;

@@ -1,7 +1,7 @@
 // Shared by the Node suites: the fixed MNIST test split and the native reference.
 import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const WASM_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -46,12 +46,13 @@ export function nativeRef() {
 }
 
 /**
- * The models every parity suite checks, by name ('mnist-mlp'): `models/parity.json` (file
- * names), the list the native suites (core/testkit) read too. Adding a model there adds it here.
+ * The models every parity suite checks, by name ('mnist-mlp', 'mobilenet-block'): the file stems
+ * of `models/parity.json` (paths under models/), the list the native suites (core/testkit) read
+ * too. Adding a model there adds it here.
  */
 export function parityModels() {
   const path = join(ROOT, 'models/parity.json');
-  return JSON.parse(readFileSync(path, 'utf8')).map((f) => f.replace(/\.mdm$/, ''));
+  return JSON.parse(readFileSync(path, 'utf8')).map((f) => basename(f, '.mdm'));
 }
 
 /**

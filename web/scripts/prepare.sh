@@ -14,7 +14,7 @@ export PATH="$HOME/.cargo/bin:$PATH"
 
 pkg="wasm/dist/mdeploy_wasm_bg.wasm"
 if [ ! -f "$pkg" ] || [ ! -f wasm/dist/mdeploy_wasm_relaxed.wasm ] ||
-   [ -n "$(find core/src wasm/src wasm/Cargo.toml models -newer "$pkg" -print -quit 2>/dev/null)" ]; then
+   [ -n "$(find core wasm/src wasm/Cargo.toml models -newer "$pkg" -print -quit 2>/dev/null)" ]; then
   echo "web: building the npm package (wasm/scripts/build.sh)" >&2
   bash wasm/scripts/build.sh >&2
 else

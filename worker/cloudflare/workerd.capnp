@@ -18,12 +18,19 @@ const config :Workerd.Config = (
 const mdeployWorker :Workerd.Worker = (
   modules = [
     (name = "worker.js", esModule = embed "src/index.js"),
+    (name = "models.js", esModule = embed "src/models.js"),
     (name = "mdeploy-wasm/server", esModule = embed "../../wasm/server.js"),
     (name = "mdeploy-wasm/dist/server/mdeploy_wasm_server.js", esModule = embed "../../wasm/dist/server/mdeploy_wasm_server.js"),
     (name = "mdeploy-wasm/dist/server/mdeploy_wasm_server_bg.wasm", wasm = embed "../../wasm/dist/server/mdeploy_wasm_server_bg.wasm"),
     (name = "mdeploy-wasm/models/mnist-mlp.mdm", data = embed "../../wasm/models/mnist-mlp.mdm"),
     (name = "mdeploy-wasm/models/mnist-cnn.mdm", data = embed "../../wasm/models/mnist-cnn.mdm"),
     (name = "mdeploy-wasm/models/mnist-resnet.mdm", data = embed "../../wasm/models/mnist-resnet.mdm"),
+  ],
+  # Extra models beside the three defaults: one data binding per .mdm file, named
+  # MDEPLOY_MODEL_<model name> (src/index.js), e.g.
+  #   (name = "MDEPLOY_MODEL_my-model", data = embed "../../path/to/my-model.mdm"),
+  # tests/serverless/workerd.test.mjs adds the parity fixtures of models/test/ this way.
+  bindings = [
   ],
   # Keep equal to wrangler.toml's compatibility_date.
   compatibilityDate = "2026-11-01",

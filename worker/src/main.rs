@@ -8,15 +8,24 @@
 //! (`--max-instance-reuse-count`, Spin, wasmCloud), so loaded models then survive.
 //!
 //! Start-up work done at build time: the component also exports `wizer-initialize`, which
-//! reads and plans both embedded models into that thread-local ([`Server::preload`]).
+//! reads and plans every embedded model into that thread-local ([`Server::preload`]).
 //! `worker/build.sh` runs it once under `wasmtime wizer` and writes the resulting memory image
 //! as `mdeploy-worker.wizer.wasm`, so every fresh instance starts with the plans ready instead
 //! of spending ≈ 0.45 ms (CNN) to 0.75 ms (MLP) per request on them.
 //! Without the snapshot (`mdeploy-worker.wasm`, hosts without wizer) the models load lazily.
+//!
+//! Extra models: with `MDEPLOY_MODEL_DIR` set (and the folder mounted, `--dir HOST::GUEST`),
+//! every `.mdm` file in it is served too, untrusted and planned on first use (`model_dir.rs`).
+//! They are added per instance, on its first request, never in the snapshot: the files are the
+//! host's, not the build's.
 
 //!
 //! Built for any other target (e.g. by `cargo test --workspace`) it is a stub that says how to
 //! build it, so the workspace stays buildable natively.
+
+// Natively only its tests use it (the binary is a stub there).
+#[cfg_attr(not(target_os = "wasi"), allow(dead_code))]
+mod model_dir;
 
 #[cfg(not(target_os = "wasi"))]
 fn main() {
@@ -29,7 +38,7 @@ fn main() {
 }
 
 #[cfg(target_os = "wasi")]
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 
 #[cfg(target_os = "wasi")]
 use mdeploy_serve::{ModelEntry, Request as ApiRequest, Response as ApiResponse, Server, MAX_BODY_BYTES};
@@ -41,6 +50,19 @@ use wstd::http::{Body, Error, HeaderValue, Request, Response, StatusCode};
 #[cfg(target_os = "wasi")]
 thread_local! {
     static SERVER: RefCell<Server> = RefCell::new(Server::new(ModelEntry::embedded()));
+    /// Whether this instance added `MDEPLOY_MODEL_DIR`'s models to [`SERVER`] yet. False in the
+    /// Wizer snapshot (its init never adds them), so every instance reads the host's folder.
+    static EXTRA_ADDED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Adds the models of `MDEPLOY_MODEL_DIR` (if set) to `server`; what was skipped goes to stderr,
+/// which `wasmtime serve` prints with the request's log.
+#[cfg(target_os = "wasi")]
+fn add_extra_models(server: &mut Server) {
+    let Some(dir) = std::env::var_os(model_dir::ENV) else { return };
+    for note in model_dir::add_models(server, std::path::Path::new(&dir)) {
+        eprintln!("mdeploy-worker: {note}");
+    }
 }
 
 /// The `wizer-initialize` export (a component-level function next to wstd's
@@ -110,9 +132,18 @@ async fn main(request: Request<Body>) -> Result<Response<Body>, Error> {
                 parts.headers.iter().filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?))).collect();
             let req = ApiRequest { method: parts.method.as_str(), path, content_type, headers: &headers, body: &bytes };
             SERVER.with(|s| match s.try_borrow_mut() {
-                Ok(mut s) => s.handle(&req),
+                Ok(mut s) => {
+                    if !EXTRA_ADDED.replace(true) {
+                        add_extra_models(&mut s);
+                    }
+                    s.handle(&req)
+                }
                 // Only reachable if a host ran two requests at once on one instance.
-                Err(_) => Server::new(ModelEntry::embedded()).handle(&req),
+                Err(_) => {
+                    let mut s = Server::new(ModelEntry::embedded());
+                    add_extra_models(&mut s);
+                    s.handle(&req)
+                }
             })
         }
         Ok(None) => ApiResponse::payload_too_large(),

@@ -21,8 +21,8 @@
 
 use std::path::Path;
 
-use mdeploy_core::model::{Metadata, Preprocessing, Provenance};
-use mdeploy_core::{Graph, Model};
+use mdeploy_model::model::{Metadata, Preprocessing, Provenance};
+use mdeploy_model::{Graph, Model};
 
 mod error;
 mod map;

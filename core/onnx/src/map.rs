@@ -27,8 +27,8 @@
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use mdeploy_core::graph::{broadcast, Graph, Node, Op, ValueId};
-use mdeploy_core::model::Tensor as MdTensor;
+use mdeploy_model::graph::{broadcast, Graph, Node, Op, ValueId};
+use mdeploy_model::model::Tensor as MdTensor;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::DimLike;
 use tract_onnx::tract_core::ops::array::TypedConcat;

@@ -266,7 +266,7 @@ fn input_shape(input: &pb::ValueInfoProto, opts: &ImportOptions) -> Result<Vec<u
                 "--input-shape {s:?} needs a batch axis and 1 to 3 sample axes, e.g. 1,1,28,28 or 1,784"
             )));
         }
-        if s[1..].iter().any(|&d| d == 0 || d > mdeploy_core::graph::MAX_ACTIVATION_ELEMS) {
+        if s[1..].iter().any(|&d| d == 0 || d > mdeploy_model::graph::MAX_ACTIVATION_ELEMS) {
             return Err(ImportError::new(format!("--input-shape {s:?} has an empty or oversized axis")));
         }
         return Ok(s[1..].to_vec());
@@ -290,7 +290,7 @@ fn input_shape(input: &pb::ValueInfoProto, opts: &ImportOptions) -> Result<Vec<u
     for (i, d) in dims.iter().enumerate().skip(1) {
         match &d.value {
             Some(pb::tensor_shape_proto::dimension::Value::DimValue(v)) if *v > 0 => {
-                let v = usize::try_from(*v).ok().filter(|&v| v <= mdeploy_core::graph::MAX_ACTIVATION_ELEMS);
+                let v = usize::try_from(*v).ok().filter(|&v| v <= mdeploy_model::graph::MAX_ACTIVATION_ELEMS);
                 out.push(v.ok_or_else(|| {
                     ImportError::new(format!("input {:?} axis {i} is too large; {hint}", input.name))
                 })?)

@@ -8,6 +8,7 @@
 //!   op), plus the trained architectures [`mlp`] and [`cnn`] re-exported from `core::arch`;
 //! * [`Rng`]: the one seeded generator (`core::rng::Rng`, re-exported);
 //! * [`reference`]: the independent f64 forward pass every parity suite compares against;
+//! * [`reseal`]: a forged header (length + digest) for hostile-file tests;
 //! * [`parity`]: the comparison rule (probabilities within 1e-4, argmax equal where the
 //!   reference's top-2 margin exceeds 1e-4).
 //!
@@ -15,6 +16,7 @@
 //! examples. Design notes: `REFERENCE.md`.
 
 pub mod builders;
+pub mod fixtures;
 pub mod mnist;
 pub mod parity;
 pub mod reference;
@@ -55,6 +57,24 @@ pub fn tool_main(name: &str, run: impl FnOnce() -> Result<(), String>) -> std::p
 }
 
 use mdeploy_core::model::Model;
+
+/// Rewrites an edited `.mdm` file's header the way an attacker would: the length field
+/// (bytes 16..24) and the SHA-256 content digest (32..64, over `bytes[..32] ++ bytes[64..]`),
+/// so that hostile edits reach the parser's later stages instead of failing the digest check.
+/// Files shorter than the 64-byte header are returned unchanged.
+pub fn reseal(mut b: Vec<u8>) -> Vec<u8> {
+    use sha2::{Digest, Sha256};
+    if b.len() >= 64 {
+        let len = b.len() as u64;
+        b[16..24].copy_from_slice(&len.to_le_bytes());
+        let mut h = Sha256::new();
+        h.update(&b[..32]);
+        h.update(&b[64..]);
+        let d = h.finalize();
+        b[32..64].copy_from_slice(&d);
+    }
+    b
+}
 
 /// The reference outputs of `model` for `n` samples (flat, `n × output length`).
 pub fn reference_outputs(model: &Model, xs: &[f32], n: usize) -> Result<Vec<f64>, String> {

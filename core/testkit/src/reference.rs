@@ -1,6 +1,6 @@
 //! The independent reference: a [`Graph`] run in `f64` with plain NCHW loops.
 //!
-//! Written from the op definitions in `core/src/graph.rs` and the ONNX operator semantics, and
+//! Written from the op definitions in `core/model/src/graph.rs` and the ONNX operator semantics, and
 //! nothing else: it does not call the `Plan`, `lower()`, the kernels or the training code, so a
 //! bug there cannot hide by being repeated here. It is slow on purpose (one sample at a time,
 //! no packing, no fusion) and exact enough (`f64` accumulation) that any `f32` engine should sit

@@ -37,6 +37,7 @@ struct Model {
     name: String,
     version: String,
     bytes: Vec<u8>,
+    source: Option<String>,
 }
 
 /// Every route of mdeploy-serve over a set of `.mdm` models. Used by `server.js`; not part of
@@ -63,10 +64,11 @@ impl WasmServer {
     }
 
     /// Serves `bytes` (an `.mdm` file, never trusted: the serve crate validates it) as
-    /// `name`/`version`. Models added later than the first request rebuild the server.
+    /// `name`/`version`; `source` (optional: a file, a Worker binding) is named in the error if
+    /// the bytes do not load. Models added later than the first request rebuild the server.
     #[wasm_bindgen(js_name = addModel)]
-    pub fn add_model(&mut self, name: String, version: String, bytes: Vec<u8>) {
-        self.models.push(Model { name, version, bytes });
+    pub fn add_model(&mut self, name: String, version: String, bytes: Vec<u8>, source: Option<String>) {
+        self.models.push(Model { name, version, bytes, source });
         self.server = None;
     }
 
@@ -88,7 +90,13 @@ impl WasmServer {
                     .iter()
                     // Untrusted: the digest is checked too, once per model and instance (Server
                     // loads each model on its first request and keeps it).
-                    .map(|m| ModelEntry::new(m.name.clone(), m.version.clone(), Cow::Owned(m.bytes.clone())))
+                    .map(|m| {
+                        let e = ModelEntry::new(m.name.clone(), m.version.clone(), Cow::Owned(m.bytes.clone()));
+                        match &m.source {
+                            Some(s) => e.with_source(s.clone()),
+                            None => e,
+                        }
+                    })
                     .collect(),
             )
         });

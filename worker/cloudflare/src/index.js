@@ -1,7 +1,7 @@
 // The mdeploy model server as a Cloudflare Worker (module syntax). Every route is answered by
 // mdeploy-wasm/server, i.e. the Rust crate mdeploy-serve in wasm: the same code as the wasi:http
 // component, so both hosts give the same answers. README.md: running it locally with workerd,
-// deploying with wrangler, limits.
+// deploying with wrangler, limits, adding models.
 //
 // The Workers way to get wasm and data in: as modules. The .wasm comes in as a compiled
 // WebAssembly.Module (Workers refuse to compile wasm bytes at run time), the models as
@@ -11,12 +11,17 @@ import wasm from 'mdeploy-wasm/dist/server/mdeploy_wasm_server_bg.wasm';
 import mnistMlp from 'mdeploy-wasm/models/mnist-mlp.mdm';
 import mnistCnn from 'mdeploy-wasm/models/mnist-cnn.mdm';
 import mnistResnet from 'mdeploy-wasm/models/mnist-resnet.mdm';
+import { modelsFromBindings } from './models.js';
 
-// Built once per isolate, at start-up: requests then only run the model (weights packed once).
-const server = createServer({ wasm, models: { 'mnist-mlp': mnistMlp, 'mnist-cnn': mnistCnn, 'mnist-resnet': mnistResnet } });
+const DEFAULT_MODELS = { 'mnist-mlp': mnistMlp, 'mnist-cnn': mnistCnn, 'mnist-resnet': mnistResnet };
+
+// Built once per isolate, on its first request (the bindings arrive with the request): later
+// requests only run the model (weights packed once). Extra models: models.js.
+let server = null;
 
 export default {
-  fetch(request) {
+  fetch(request, env) {
+    server ??= createServer({ wasm, models: modelsFromBindings(DEFAULT_MODELS, env) });
     return server.fetch(request);
   },
 };

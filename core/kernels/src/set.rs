@@ -1,0 +1,194 @@
+//! [`KernelSet`]: the one dispatch table, one micro-kernel family per instruction set,
+//! picked once. Its drivers (GEMM, GEMV, pooling, depthwise) are in `drive.rs`.
+
+use std::sync::OnceLock;
+
+use crate::tile::{ConvFn, DwConvFn, GemvFn, MmmFn, PoolFn};
+
+/// The dispatch table: one micro-kernel family for one instruction set, chosen once.
+///
+/// Holding a `KernelSet` is the proof that the CPU supports its instructions: the only ways
+/// to get one are [`KernelSet::generic`], [`KernelSet::best`] and the per-ISA constructors,
+/// which check the CPU first. That is why the raw function pointers stay private.
+#[derive(Clone, Copy)]
+pub struct KernelSet {
+    pub(crate) name: &'static str,
+    pub(crate) mmm_name: &'static str,
+    pub(crate) mr: usize,
+    pub(crate) nr: usize,
+    pub(crate) mmm: MmmFn,
+    pub(crate) conv: ConvFn,
+    pub(crate) gemv: GemvFn,
+    pub(crate) maxpool: PoolFn,
+    pub(crate) dwconv: DwConvFn,
+}
+
+impl std::fmt::Debug for KernelSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "KernelSet({}, {})", self.name, self.mmm_name)
+    }
+}
+
+
+impl KernelSet {
+    /// The portable reference kernels (`generic_mmm_f32_4x8`): always available.
+    pub fn generic() -> KernelSet {
+        KernelSet {
+            name: "generic",
+            mmm_name: "generic_mmm_f32_4x8",
+            mr: crate::generic::generic_mmm_f32::MR,
+            nr: crate::generic::generic_mmm_f32::NR,
+            mmm: crate::generic::generic_mmm_f32::generic_mmm_f32_4x8,
+            conv: crate::generic::generic_mmm_f32::generic_conv_f32_4x8,
+            gemv: crate::generic::generic_gemv_f32::generic_gemv_f32_8,
+            maxpool: crate::generic::generic_maxpool_f32::generic_maxpool_f32,
+            dwconv: crate::generic::generic_dwconv_f32::generic_dwconv_f32,
+        }
+    }
+
+    /// AVX2 + FMA kernels (`avx2_mmm_f32_6x16`), or `None` when this CPU lacks them.
+    #[cfg(target_arch = "x86_64")]
+    pub fn avx2_fma() -> Option<KernelSet> {
+        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            Some(KernelSet {
+                name: "x86_64-avx2-fma",
+                mmm_name: "avx2_mmm_f32_6x16",
+                mr: crate::x86_64::avx2_mmm_f32::MR,
+                nr: crate::x86_64::avx2_mmm_f32::NR,
+                mmm: crate::x86_64::avx2_mmm_f32::avx2_mmm_f32_6x16,
+                conv: crate::x86_64::avx2_mmm_f32::avx2_conv_f32_6x16,
+                gemv: crate::x86_64::avx2_gemv_f32::avx2_gemv_f32_16,
+                maxpool: crate::x86_64::avx2_maxpool_f32::avx2_maxpool_f32,
+                dwconv: crate::x86_64::avx2_dwconv_f32::avx2_dwconv_f32,
+            })
+        } else {
+            None
+        }
+    }
+
+    /// AVX-512F kernels (`avx512_mmm_f32_12x32`), or `None` when this CPU lacks AVX-512F (or
+    /// AVX2 + FMA, which the shared max pool uses: its 8-channel vectors already keep up with
+    /// the loads, so a 16-channel version would not pay for itself).
+    #[cfg(target_arch = "x86_64")]
+    pub fn avx512() -> Option<KernelSet> {
+        if is_x86_feature_detected!("avx512f")
+            && is_x86_feature_detected!("avx2")
+            && is_x86_feature_detected!("fma")
+        {
+            Some(KernelSet {
+                name: "x86_64-avx512",
+                mmm_name: "avx512_mmm_f32_12x32",
+                mr: crate::x86_64::avx512_mmm_f32::MR,
+                nr: crate::x86_64::avx512_mmm_f32::NR,
+                mmm: crate::x86_64::avx512_mmm_f32::avx512_mmm_f32_12x32,
+                conv: crate::x86_64::avx512_mmm_f32::avx512_conv_f32_12x32,
+                gemv: crate::x86_64::avx512_gemv_f32::avx512_gemv_f32_32,
+                maxpool: crate::x86_64::avx2_maxpool_f32::avx2_maxpool_f32,
+                dwconv: crate::x86_64::avx2_dwconv_f32::avx2_dwconv_f32,
+            })
+        } else {
+            None
+        }
+    }
+
+    /// The AVX-512F set's narrow sibling (`avx512_mmm_f32_24x16`, 16-column panels) for ops
+    /// with at most 16 output columns, where 32-wide tiles would do half their FMAs on padding.
+    /// Batch-1 GEMV on 16-wide panels is `avx2_gemv_f32_16` (it only depends on NR).
+    /// `None` when this CPU lacks AVX-512F, AVX2 or FMA.
+    #[cfg(target_arch = "x86_64")]
+    pub fn avx512_narrow() -> Option<KernelSet> {
+        KernelSet::avx512().map(|_| KernelSet {
+            name: "x86_64-avx512-narrow",
+            mmm_name: "avx512_mmm_f32_24x16",
+            mr: crate::x86_64::avx512_mmm_f32::MR_NARROW,
+            nr: crate::x86_64::avx512_mmm_f32::NR_NARROW,
+            mmm: crate::x86_64::avx512_mmm_f32::avx512_mmm_f32_24x16,
+            conv: crate::x86_64::avx512_mmm_f32::avx512_conv_f32_24x16,
+            gemv: crate::x86_64::avx2_gemv_f32::avx2_gemv_f32_16,
+            maxpool: crate::x86_64::avx2_maxpool_f32::avx2_maxpool_f32,
+            dwconv: crate::x86_64::avx2_dwconv_f32::avx2_dwconv_f32,
+        })
+    }
+
+    /// The set to pack and run one op with `n` output columns. Usually `self`; the AVX-512F set
+    /// hands ops with `n <= 32` to its 24×16 sibling (see `avx512_mmm_f32.rs`). Use the same
+    /// answer for packing and running: the packed panel width is the set's NR.
+    ///
+    /// Why 32 and not 16: at `n <= 16` the 12×32 tile wastes half its FMAs on padding. At
+    /// `n = 32` both tiles do the same FMAs, yet 24×16 was measured ~13 % faster on the whole
+    /// CNN (its 32-channel conv: 24 rows per pass re-stream the B panel half as often as 12).
+    /// From 64 columns up (the MLP's 128) 12×32 wins: it needs half the A broadcasts per FMA,
+    /// 14 loads per 24 FMAs against 25 (see KERNELS.md for the numbers).
+    pub fn for_width(&self, n: usize) -> KernelSet {
+        #[cfg(target_arch = "x86_64")]
+        if self.name == "x86_64-avx512" && n <= 2 * crate::x86_64::avx512_mmm_f32::NR_NARROW {
+            if let Some(narrow) = KernelSet::avx512_narrow() {
+                return narrow;
+            }
+        }
+        let _ = n;
+        *self
+    }
+
+    /// wasm `simd128` kernels (`wasm_mmm_f32_4x8`); only in builds with `+simd128`, where every
+    /// engine that loaded the module supports them.
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    pub fn wasm_simd128() -> KernelSet {
+        KernelSet {
+            name: "wasm-simd128",
+            mmm_name: "wasm_mmm_f32_4x8",
+            mr: crate::wasm::wasm_mmm_f32::MR,
+            nr: crate::wasm::wasm_mmm_f32::NR,
+            mmm: crate::wasm::wasm_mmm_f32::wasm_mmm_f32_4x8,
+            conv: crate::wasm::wasm_mmm_f32::wasm_conv_f32_4x8,
+            gemv: crate::wasm::wasm_gemv_f32::wasm_gemv_f32_8,
+            maxpool: crate::wasm::wasm_maxpool_f32::wasm_maxpool_f32,
+            dwconv: crate::generic::generic_dwconv_f32::generic_dwconv_f32,
+        }
+    }
+
+    /// Every kernel set this CPU/build can run, best first; the last is always `generic`.
+    pub fn available() -> Vec<KernelSet> {
+        let mut v = Vec::new();
+        #[cfg(target_arch = "x86_64")]
+        if let Some(k) = KernelSet::avx512() {
+            v.push(k);
+        }
+        // Listed on its own too, so the parity tests run its kernels on every shape.
+        #[cfg(target_arch = "x86_64")]
+        if let Some(k) = KernelSet::avx512_narrow() {
+            v.push(k);
+        }
+        #[cfg(target_arch = "x86_64")]
+        if let Some(k) = KernelSet::avx2_fma() {
+            v.push(k);
+        }
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        v.push(KernelSet::wasm_simd128());
+        v.push(KernelSet::generic());
+        v
+    }
+
+    /// The fastest set for this CPU/build, detected once per process.
+    pub fn best() -> KernelSet {
+        static BEST: OnceLock<KernelSet> = OnceLock::new();
+        *BEST.get_or_init(|| KernelSet::available()[0])
+    }
+
+    /// `"x86_64-avx512"`, `"x86_64-avx2-fma"`, `"wasm-simd128"` or `"generic"`.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+    /// The GEMM micro-kernel's tract-style name, e.g. `"avx2_mmm_f32_6x16"`.
+    pub fn mmm_name(&self) -> &'static str {
+        self.mmm_name
+    }
+    /// Rows of the register tile (M direction).
+    pub fn mr(&self) -> usize {
+        self.mr
+    }
+    /// Columns of the register tile (N direction) = width of a packed B panel.
+    pub fn nr(&self) -> usize {
+        self.nr
+    }
+}

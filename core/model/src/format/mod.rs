@@ -1,0 +1,135 @@
+//! The `.mdm` model file: a compact, versioned, hand-written binary format.
+//!
+//! The byte-exact specification is [`MDM_FORMAT.md`](https://github.com/mdeploy/mdeploy/blob/main/core/model/src/format/MDM_FORMAT.md)
+//! next to this file. In one picture:
+//!
+//! ```text
+//! ┌──────────── header (64 B) ─────────────┐┌─ section table ─┐┌ META ┐┌ GRAPH ┐┌ TENSORS ┐┌──── DATA ────┐
+//! │magic│ver│flags│len│nsec│0│SHA-256 (32B)││kind flags off len││names,││layers ││dtype,   ││64-B aligned  │
+//! │                                         ││ × nsec          ││labels││+ attrs││shape,   ││tensor buffers│
+//! └─────────────────────────────────────────┘└─────────────────┘└──────┘└───────┘└─────────┘└──────────────┘
+//! ```
+//!
+//! * [`read`] takes untrusted bytes: any truncated, corrupt or hostile input yields an
+//!   [`Error`](crate::Error) naming the section, field and file offset — never a panic, a hang,
+//!   or an allocation larger than the file justifies.
+//! * [`write`] validates the model and refuses anything [`read`] would refuse.
+//! * Tensors may be stored as f32, int8/uint8 or 1..7-bit packed integers (per-tensor or
+//!   per-channel scale and zero point; 1-bit signed is binary ±1), sparse CSR or bitmask;
+//!   [`Tensor::to_f32_dense`](crate::model::Tensor::to_f32_dense) turns any of them into f32s.
+//!
+//! Files: [`codes`] (numbers and limits), `cursor.rs` (bounds-checked reads), `reader/`
+//! (`mod.rs`: header, digest, section table, assembly; `meta.rs`, `tensors.rs`, `graph.rs`: one
+//! section each), `writer.rs`, `tensor.rs` (payload rules, dequantize/densify), `digest.rs` (SHA-256).
+
+// `x % n == 0` rather than `is_multiple_of`: the workspace's rust-version (1.85) predates it.
+#![allow(clippy::manual_is_multiple_of)]
+
+pub mod codes;
+mod cursor;
+mod digest;
+mod reader;
+mod tensor;
+mod writer;
+
+#[cfg(test)]
+mod tests;
+
+use crate::error::Result;
+use crate::model::Model;
+
+pub use tensor::pack_bits;
+
+/// Major format version: files with another major are rejected as `Unsupported`.
+pub const FORMAT_MAJOR: u16 = 1;
+/// Newest minor format version this build writes; it reads any `1.x` (see the versioning rules).
+/// A model is written as `1.0` when its graph is a chain of the 1.0 layers (so older readers
+/// load it), as `1.1` (the node list: any DAG, every op) otherwise.
+pub const FORMAT_MINOR: u16 = 1;
+/// `(major, minor)` of the format this build writes.
+pub const FORMAT_VERSION: (u16, u16) = (FORMAT_MAJOR, FORMAT_MINOR);
+
+/// Parses an `.mdm` file from bytes nobody vouches for, checks its digest, and validates the
+/// model ([`Model::validate`] plus every tensor payload).
+pub fn read(bytes: &[u8]) -> Result<Model> {
+    reader::read_with_info(bytes).map(|(m, _)| m)
+}
+
+/// Like [`read`] but without recomputing the SHA-256 content digest: for bytes whose digest was
+/// already checked by someone we trust, e.g. models embedded in a binary whose build verified
+/// them (the HTTP component does this: it is instantiated afresh for every request, and hashing
+/// a 188 KB model costs more than running it). Every structural check of [`read`] still runs,
+/// so hostile bytes still give an error, never a panic; only silent corruption goes unnoticed.
+pub fn read_trusted(bytes: &[u8]) -> Result<Model> {
+    reader::read_with_info_opts(bytes, false).map(|(m, _)| m)
+}
+
+/// [`read_trusted`] that also describes the file (see [`read_with_info`]).
+pub fn read_with_info_trusted(bytes: &[u8]) -> Result<(Model, FileInfo)> {
+    reader::read_with_info_opts(bytes, false)
+}
+
+/// Like [`read`], also describing the file (version, digest, sections, how each tensor is
+/// stored) for `mdeploy info`.
+pub fn read_with_info(bytes: &[u8]) -> Result<(Model, FileInfo)> {
+    reader::read_with_info(bytes)
+}
+
+/// Serializes a model. Fails (`BadModel`) if the model does not validate or exceeds a format
+/// limit. The output is deterministic: the same model always gives the same bytes.
+pub fn write(model: &Model) -> Result<Vec<u8>> {
+    writer::write(model)
+}
+
+/// The file's SHA-256 content digest as lowercase hex, after checking magic, version, length and
+/// that the stored digest matches the content (so the answer identifies a file that is intact).
+/// Cheap: it does not parse the sections.
+pub fn digest_hex(bytes: &[u8]) -> Result<String> {
+    reader::parse_header(bytes).map(|h| digest::hex(&h.digest))
+}
+
+/// Whether `bytes` start with the `.mdm` magic (a quick sniff, not a validation).
+pub fn looks_like_mdm(bytes: &[u8]) -> bool {
+    bytes.starts_with(&codes::MAGIC)
+}
+
+/// What a file contains, for display.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FileInfo {
+    pub version: (u16, u16),
+    pub flags: u32,
+    pub file_len: u64,
+    /// SHA-256 content digest, lowercase hex.
+    pub digest_hex: String,
+    pub sections: Vec<SectionInfo>,
+    /// One entry per tensor, in table order.
+    pub tensors: Vec<TensorInfo>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct SectionInfo {
+    pub kind: u32,
+    /// `"META"`, `"GRAPH"`, `"TENSORS"`, `"DATA"` or `"unknown"` (an optional newer section).
+    pub name: &'static str,
+    pub offset: u64,
+    pub len: u64,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct TensorInfo {
+    /// Index of the layer that owns it.
+    pub layer: usize,
+    /// `"weight"` or `"bias"`.
+    pub role: &'static str,
+    /// `"f32"`, `"i8"`, `"u8"`, `"u4"`, `"i3"`, `"binary"`, ...
+    pub dtype: String,
+    /// `"dense"`, `"sparse-csr"` or `"sparse-bitmask"`.
+    pub encoding: &'static str,
+    /// `"none"`, `"per-tensor"` or `"per-channel"`.
+    pub quantization: &'static str,
+    pub shape: Vec<usize>,
+    /// File offset of the first buffer (a multiple of 64).
+    pub offset: u64,
+    /// Bytes of all its buffers.
+    pub stored_bytes: u64,
+}

@@ -1,0 +1,366 @@
+//! Reading `.mdm` bytes that nobody vouches for.
+//!
+//! Order of checks (each failure names what and where):
+//! 1. magic, then the major version (so a future layout gets "upgrade mdeploy", not "corrupt");
+//! 2. the declared file length against the actual length (truncation / appended bytes);
+//! 3. the SHA-256 digest (any change to any byte fails here with "corrupt or modified");
+//! 4. flags, the section table, then each section with a bounds-checked [`Cursor`];
+//! 5. tensors: buffer lengths are compared with what the shape implies *before* copying, and
+//!    payloads are checked with [`Tensor::check_data`];
+//! 6. [`Model::validate`] on the assembled graph.
+//!
+//! Digest-valid but hostile files (someone can always recompute a SHA-256) are still handled by
+//! steps 4–6: every count is compared with the bytes left before anything is allocated for it.
+
+use crate::error::{Error, Result};
+use crate::format::codes::{self, encoding, flag, section};
+use crate::format::cursor::Cursor;
+use crate::format::digest;
+use crate::format::{FileInfo, SectionInfo, TensorInfo, FORMAT_MAJOR, FORMAT_MINOR};
+use crate::graph::Graph;
+use crate::model::{Model, Quant};
+
+mod graph;
+mod meta;
+mod tensors;
+
+use graph::*;
+use meta::*;
+use tensors::*;
+
+pub(crate) struct Header {
+    pub major: u16,
+    pub minor: u16,
+    pub flags: u32,
+    pub section_count: usize,
+    pub digest: [u8; 32],
+}
+
+fn le_u16(b: &[u8], at: usize) -> u16 {
+    u16::from_le_bytes([b[at], b[at + 1]])
+}
+fn le_u32(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+fn le_u64(b: &[u8], at: usize) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[at..at + 8]);
+    u64::from_le_bytes(a)
+}
+
+/// Checks magic, version, length and digest; returns the header. Shared by [`read`] and
+/// [`crate::format::digest_hex`].
+pub(crate) fn parse_header(bytes: &[u8]) -> Result<Header> {
+    parse_header_opts(bytes, true)
+}
+
+/// [`parse_header`], with the SHA-256 check optional (`verify_digest = false` only for bytes
+/// whose digest was checked earlier, e.g. at build time: see [`crate::format::read_trusted`]).
+pub(crate) fn parse_header_opts(bytes: &[u8], verify_digest: bool) -> Result<Header> {
+    let magic = &codes::MAGIC;
+    if bytes.len() < magic.len() || bytes[..magic.len()] != magic[..] {
+        if bytes.len() < magic.len() && magic.starts_with(bytes) {
+            return Err(Error::bad_model(format!(
+                "truncated: the file is {} bytes, shorter than the .mdm header ({} bytes)",
+                bytes.len(),
+                codes::HEADER_LEN
+            )));
+        }
+        return Err(Error::bad_model(
+            "not an .mdm model file (wrong magic bytes at offset 0); export the model with `mdeploy` to get one",
+        ));
+    }
+    if bytes.len() < codes::HEADER_LEN {
+        return Err(Error::bad_model(format!(
+            "truncated: the file is {} bytes, shorter than the .mdm header ({} bytes)",
+            bytes.len(),
+            codes::HEADER_LEN
+        )));
+    }
+    let major = le_u16(bytes, 8);
+    let minor = le_u16(bytes, 10);
+    if major != FORMAT_MAJOR {
+        return Err(Error::unsupported(format!(
+            "this model uses .mdm format version {major}.{minor}, but this mdeploy ({}) reads version {FORMAT_MAJOR}.x only: upgrade mdeploy to load it",
+            env!("CARGO_PKG_VERSION")
+        )));
+    }
+    let flags = le_u32(bytes, 12);
+    let file_len = le_u64(bytes, 16);
+    let actual = bytes.len() as u64;
+    if file_len > actual {
+        return Err(Error::bad_model(format!(
+            "truncated: the header says the file is {file_len} bytes but only {actual} are present (the download or copy was cut short)"
+        )));
+    }
+    if file_len < actual {
+        return Err(Error::bad_model(format!(
+            "the header says the file is {file_len} bytes but {actual} are present: {} extra bytes were appended, or the file is corrupt",
+            actual - file_len
+        )));
+    }
+    let mut stored = [0u8; 32];
+    stored.copy_from_slice(&bytes[codes::DIGEST_OFFSET..codes::DIGEST_OFFSET + codes::DIGEST_LEN]);
+    let computed = if verify_digest { digest::content_digest(bytes) } else { stored };
+    if computed != stored {
+        return Err(Error::bad_model(format!(
+            "the file is corrupt or was modified after it was written: its SHA-256 digest does not match (stored {}, computed {}); re-export or re-download the model",
+            digest::hex(&stored),
+            digest::hex(&computed)
+        )));
+    }
+    let section_count = le_u32(bytes, 24) as usize;
+    let reserved = le_u32(bytes, 28);
+    if flags & (flag::SIGNED | flag::ENCRYPTED) != 0 {
+        return Err(Error::unsupported(format!(
+            "this model is {} (header flags {flags:#x}); this mdeploy cannot verify signatures or decrypt yet: upgrade mdeploy or export an unsigned, unencrypted model",
+            match (flags & flag::SIGNED != 0, flags & flag::ENCRYPTED != 0) {
+                (true, true) => "signed and encrypted",
+                (true, false) => "signed",
+                _ => "encrypted",
+            }
+        )));
+    }
+    if flags != 0 {
+        return Err(Error::unsupported(format!(
+            "header flags {flags:#x} use bits this mdeploy does not know (format {major}.{minor}); upgrade mdeploy"
+        )));
+    }
+    if reserved != 0 {
+        return Err(Error::bad_model(format!(
+            "header field at offset 28 is reserved and must be 0, found {reserved:#x}"
+        )));
+    }
+    Ok(Header {
+        major,
+        minor,
+        flags,
+        section_count,
+        digest: stored,
+    })
+}
+
+#[derive(Clone, Copy)]
+struct Section {
+    kind: u32,
+    offset: usize,
+    len: usize,
+}
+
+impl Section {
+    fn end(&self) -> usize {
+        self.offset + self.len // checked when parsed
+    }
+}
+
+struct Sections {
+    meta: Section,
+    graph: Section,
+    tensors: Section,
+    data: Section,
+    all: Vec<SectionInfo>,
+}
+
+fn parse_sections(bytes: &[u8], h: &Header) -> Result<Sections> {
+    let n = h.section_count;
+    if n == 0 || n > codes::MAX_SECTIONS {
+        return Err(Error::bad_model(format!(
+            "header declares {n} sections; a file has 4 to {} (META, GRAPH, TENSORS, DATA)",
+            codes::MAX_SECTIONS
+        )));
+    }
+    let table_len = n * codes::SECTION_ENTRY_LEN; // <= 32 * 24
+    let table_end = codes::HEADER_LEN + table_len;
+    if table_end > bytes.len() {
+        return Err(Error::bad_model(format!(
+            "truncated: the section table ({n} entries, bytes {}..{table_end}) runs past the end of the {}-byte file",
+            codes::HEADER_LEN,
+            bytes.len()
+        )));
+    }
+    let mut c = Cursor::new(
+        &bytes[codes::HEADER_LEN..table_end],
+        codes::HEADER_LEN,
+        "section table",
+    );
+    let mut found: [Option<Section>; 4] = [None; 4];
+    let mut all = Vec::with_capacity(n);
+    let mut prev_end = table_end;
+    for i in 0..n {
+        let at = c.offset();
+        let kind = c.u32(format_args!("entry {i} kind"))?;
+        let sflags = c.u32(format_args!("entry {i} flags"))?;
+        let offset = c.u64(format_args!("entry {i} offset"))?;
+        let len = c.u64(format_args!("entry {i} length"))?;
+        let name = section::name(kind);
+        let loc = || format!("section table entry {i} (kind {kind} {name}, at file offset {at})");
+        if sflags & !section::FLAG_REQUIRED != 0 {
+            return Err(Error::bad_model(format!(
+                "{}: unknown section flag bits {sflags:#x}",
+                loc()
+            )));
+        }
+        let end = offset.checked_add(len).filter(|&e| e <= bytes.len() as u64);
+        let (Some(end), Ok(offset)) = (end, usize::try_from(offset)) else {
+            return Err(Error::bad_model(format!(
+                "{}: bytes {offset}+{len} run past the end of the {}-byte file (truncated or corrupt)",
+                loc(),
+                bytes.len()
+            )));
+        };
+        let end = end as usize; // <= bytes.len()
+        let align = if kind == section::DATA {
+            codes::DATA_ALIGN
+        } else {
+            codes::SECTION_ALIGN
+        };
+        if offset % align != 0 {
+            return Err(Error::bad_model(format!(
+                "{}: offset {offset} is not a multiple of {align}",
+                loc()
+            )));
+        }
+        if offset < prev_end {
+            return Err(Error::bad_model(format!(
+                "{}: offset {offset} overlaps the header, the section table or the previous section (which ends at {prev_end}); sections must be in file order",
+                loc()
+            )));
+        }
+        prev_end = end;
+        let s = Section {
+            kind,
+            offset,
+            len: end - offset,
+        };
+        all.push(SectionInfo {
+            kind,
+            name,
+            offset: offset as u64,
+            len: s.len as u64,
+        });
+        match kind {
+            section::META | section::GRAPH | section::TENSORS | section::DATA => {
+                let slot = &mut found[(kind - 1) as usize];
+                if slot.is_some() {
+                    return Err(Error::bad_model(format!(
+                        "{}: duplicate {name} section",
+                        loc()
+                    )));
+                }
+                *slot = Some(s);
+            }
+            section::SIGNATURE | section::ENCRYPTION => {
+                return Err(Error::unsupported(format!(
+                    "{}: this model carries a {name} section; signed or encrypted models need a newer mdeploy: upgrade mdeploy",
+                    loc()
+                )));
+            }
+            _ if sflags & section::FLAG_REQUIRED != 0 => {
+                return Err(Error::unsupported(format!(
+                    "{}: a section this mdeploy does not know is marked required (written by a newer version, format {}.{}): upgrade mdeploy",
+                    loc(),
+                    h.major,
+                    h.minor
+                )));
+            }
+            _ => {} // optional section from a newer minor version: skipped, still digest-covered
+        }
+    }
+    let get = |k: u32| {
+        found[(k - 1) as usize].ok_or_else(|| {
+            Error::bad_model(format!(
+                "the {} section is missing from the section table",
+                section::name(k)
+            ))
+        })
+    };
+    Ok(Sections {
+        meta: get(section::META)?,
+        graph: get(section::GRAPH)?,
+        tensors: get(section::TENSORS)?,
+        data: get(section::DATA)?,
+        all,
+    })
+}
+
+fn cursor<'a>(bytes: &'a [u8], s: Section) -> Cursor<'a> {
+    Cursor::new(&bytes[s.offset..s.end()], s.offset, section::name(s.kind))
+}
+
+/// Parses and validates a whole file; see [`crate::format::read`].
+pub(crate) fn read_with_info(bytes: &[u8]) -> Result<(Model, FileInfo)> {
+    read_with_info_opts(bytes, true)
+}
+
+/// [`read_with_info`] with the digest check optional; every structural check still runs.
+pub(crate) fn read_with_info_opts(bytes: &[u8], verify_digest: bool) -> Result<(Model, FileInfo)> {
+    let h = parse_header_opts(bytes, verify_digest)?;
+    let s = parse_sections(bytes, &h)?;
+    let newer_minor = h.minor > FORMAT_MINOR;
+    let meta = parse_meta(&mut cursor(bytes, s.meta), newer_minor)?;
+
+    let mut tc = cursor(bytes, s.tensors);
+    // A record is at least 5 code bytes + one buffer (16 bytes).
+    let n_tensors = tc.count("tensor count", codes::MAX_TENSORS, 21)?;
+    let mut records = Vec::new();
+    let mut prev_end = s.data.offset;
+    for i in 0..n_tensors {
+        records.push(parse_record(&mut tc, i, s.data, &mut prev_end)?);
+    }
+    tc.finish(false)?;
+
+    let mut owners = vec![None; n_tensors];
+    let (specs, output) = parse_graph(&mut cursor(bytes, s.graph), h.minor, n_tensors, &mut owners)?;
+
+    let mut infos = Vec::with_capacity(n_tensors);
+    let mut tensors = Vec::with_capacity(n_tensors);
+    for (i, r) in records.into_iter().enumerate() {
+        let (layer, role) = owners[i].unwrap_or((0, "unused"));
+        infos.push(TensorInfo {
+            layer,
+            role,
+            dtype: dtype_name(r.dtype, r.bits),
+            encoding: encoding::name(r.encoding),
+            quantization: match &r.quant {
+                None => "none",
+                Some(Quant::PerTensor { .. }) => "per-tensor",
+                Some(Quant::PerChannel { .. }) => "per-channel",
+            },
+            shape: r.shape.clone(),
+            offset: r.buffers.first().map_or(0, |b| b.0 as u64),
+            stored_bytes: r.buffers.iter().map(|b| b.1 as u64).sum(),
+        });
+        let owner = format!("{} {layer} {role}", if h.minor >= 1 { "node" } else { "layer" });
+        tensors.push(Some(decode(bytes, r, i, &owner)?));
+    }
+    // Each index was checked in range and used exactly once by parse_graph.
+    let mut take = |t: usize| {
+        tensors[t]
+            .take()
+            .ok_or_else(|| Error::bad_model(format!("tensor {t} used twice")))
+    };
+    let mut nodes = Vec::with_capacity(specs.len());
+    for NodeSpec { mut node, tensors: idx } in specs {
+        for (slot, t) in node.op.tensors_mut().into_iter().zip(idx) {
+            *slot = take(t)?;
+        }
+        nodes.push(node);
+    }
+    let model = Model { meta, graph: Graph { nodes, output } };
+    model.validate().map_err(|e| Error {
+        kind: e.kind,
+        message: format!(
+            "the file parses but its model is inconsistent: {}",
+            e.message
+        ),
+    })?;
+    let info = FileInfo {
+        version: (h.major, h.minor),
+        flags: h.flags,
+        file_len: bytes.len() as u64,
+        digest_hex: digest::hex(&h.digest),
+        sections: s.all,
+        tensors: infos,
+    };
+    Ok((model, info))
+}

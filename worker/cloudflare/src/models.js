@@ -1,0 +1,31 @@
+// Which models the Worker serves: the defaults it imports (src/index.js) and the extra ones its
+// bindings carry. Its own module, with no imports, so Node tests it directly
+// (tests/serverless/workerd.test.mjs).
+
+/**
+ * Extra models: every binding of the Worker named `MDEPLOY_MODEL_<name>` whose value is bytes (a
+ * workerd `data` binding gives an ArrayBuffer) is served as model `<name>` beside the defaults,
+ * untrusted (digest checked, planned on its first request). A binding that cannot be served (not
+ * bytes, a bad or taken name) is logged naming the binding and the problem, and left out: the
+ * defaults always serve. Bytes that do not load answer 500 on that model's routes, naming the
+ * binding. Returns the `models` option of createServer: `defaults` plus these.
+ */
+export const MODEL_BINDING_PREFIX = 'MDEPLOY_MODEL_';
+export function modelsFromBindings(defaults, env, log = console.error) {
+  const models = { ...defaults };
+  for (const [binding, value] of Object.entries(env ?? {})) {
+    if (!binding.startsWith(MODEL_BINDING_PREFIX)) continue;
+    const name = binding.slice(MODEL_BINDING_PREFIX.length);
+    const problem =
+      !/^[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}$/.test(name) ? `'${name}' is not a model name (1 to 100 of A-Z a-z 0-9 - _ ., not starting with '.')`
+        : Object.hasOwn(models, name) ? `a model called '${name}' is already served (a default model); rename the binding`
+          : !(value instanceof ArrayBuffer || ArrayBuffer.isView(value)) ? `its value is not bytes (${value === null ? 'null' : typeof value}); bind the .mdm file as data`
+            : null;
+    if (problem !== null) {
+      log(`mdeploy worker: binding ${binding}: not served: ${problem}`);
+      continue;
+    }
+    models[name] = { bytes: value, source: `binding ${binding}` };
+  }
+  return models;
+}

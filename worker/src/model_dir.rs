@@ -1,0 +1,216 @@
+//! Extra models from a folder the host mounts, next to the embedded defaults:
+//!
+//! ```text
+//! wasmtime serve -Scli --dir ./my-models::/models --env MDEPLOY_MODEL_DIR=/models mdeploy-worker.wizer.wasm
+//! ```
+//!
+//! Every `<name>.mdm` directly in the folder is served as model `<name>`, version `1`, beside
+//! the embedded ones and on the same routes. The bytes are untrusted (unlike the embedded
+//! models, which the build checked): read at most [`MAX_FILE_BYTES`] per file, at most
+//! [`MAX_FILES`] files, then the full reader (digest included) and the plan run on the first
+//! request for that model, as for any model a client could have put there.
+//!
+//! Nothing here can stop the embedded models from serving: a file that cannot be read answers
+//! 500 naming the file and the reason on its own routes; a file that reads but does not load
+//! does the same when first used (`Server::load` names the file); a file whose stem is not a
+//! usable model name, or that clashes with a served model, is skipped with a message on stderr.
+//!
+//! `wasmtime serve` makes a fresh instance per request, so this runs once per request (the Wizer
+//! snapshot cannot hold these files: they are the host's, not the build's). What it costs is a
+//! listing plus reading the files, no parsing: the digest and the plan are paid only by the
+//! request that uses the model. Keep the folder to the models you serve.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use mdeploy_serve::{ModelEntry, Server};
+
+/// The environment variable naming the folder (a path inside the component, i.e. the guest side
+/// of `--dir HOST::GUEST`). Unset: only the embedded models.
+pub const ENV: &str = "MDEPLOY_MODEL_DIR";
+
+/// Largest extra model file read (64 MiB): far above an MNIST-sized model (≤ 400 KB here), and
+/// a bound on what a stray file in the folder can make every request read.
+pub const MAX_FILE_BYTES: u64 = 64 << 20;
+
+/// Most `.mdm` files served from the folder (the first ones by file name).
+pub const MAX_FILES: usize = 64;
+
+/// Every extra model has this version, like the embedded ones.
+const VERSION: &str = "1";
+
+/// Adds every `*.mdm` file directly in `dir` to `server` (sorted by file name). Returns one
+/// message per file skipped or folder problem, for the host's log.
+pub fn add_models(server: &mut Server, dir: &Path) -> Vec<String> {
+    let mut notes = Vec::new();
+    let listing = match std::fs::read_dir(dir) {
+        Ok(l) => l,
+        Err(e) => {
+            notes.push(format!(
+                "{ENV}={}: cannot list the folder ({e}); under wasmtime serve, mount it with --dir HOST_DIR::{}",
+                dir.display(),
+                dir.display()
+            ));
+            return notes;
+        }
+    };
+    let mut files: Vec<PathBuf> = Vec::new();
+    for entry in listing {
+        match entry {
+            Ok(e) => {
+                let path = e.path();
+                if path.extension().is_some_and(|x| x == "mdm") {
+                    files.push(path);
+                }
+            }
+            Err(e) => notes.push(format!("{ENV}={}: an entry could not be listed ({e})", dir.display())),
+        }
+    }
+    files.sort();
+    if files.len() > MAX_FILES {
+        notes.push(format!(
+            "{ENV}={}: {} .mdm files, serving the first {MAX_FILES} by name; {} and later are not served",
+            dir.display(),
+            files.len(),
+            files[MAX_FILES].display()
+        ));
+        files.truncate(MAX_FILES);
+    }
+    for path in files {
+        let shown = path.display().to_string();
+        let name = match model_name(&path) {
+            Ok(n) => n,
+            Err(why) => {
+                notes.push(format!("{shown}: not served: {why}"));
+                continue;
+            }
+        };
+        let added = match read_bounded(&path) {
+            Ok(bytes) => server.add(ModelEntry::new(name, VERSION, bytes).with_source(shown.clone())),
+            Err(why) => server.add_unavailable(&name, VERSION, &shown, &format!("{shown}: {why}")),
+        };
+        if let Err(e) = added {
+            notes.push(e);
+        }
+    }
+    notes
+}
+
+/// The model name of `<dir>/<name>.mdm`: `name`, when it is usable in a URL path as is.
+fn model_name(path: &Path) -> Result<String, String> {
+    let stem = path.file_stem().and_then(|s| s.to_str()).ok_or("the file name is not UTF-8")?;
+    let ok = !stem.is_empty()
+        && stem.len() <= 100
+        && !stem.starts_with('.')
+        && stem.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if ok {
+        Ok(stem.to_string())
+    } else {
+        Err(format!(
+            "'{stem}' is not a model name (1 to 100 of A-Z a-z 0-9 - _ ., not starting with '.'); rename the file"
+        ))
+    }
+}
+
+/// The file's bytes, refusing more than [`MAX_FILE_BYTES`] before reading them (and while
+/// reading, should the file grow meanwhile).
+fn read_bounded(path: &Path) -> Result<Vec<u8>, String> {
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot open it ({e})"))?;
+    let len = file.metadata().map_err(|e| format!("cannot stat it ({e})"))?.len();
+    let too_big = |n: u64| format!("{n} bytes, over the limit of {MAX_FILE_BYTES} bytes (64 MiB) for a model read from {ENV}");
+    if len > MAX_FILE_BYTES {
+        return Err(too_big(len));
+    }
+    let mut bytes = Vec::with_capacity(len as usize);
+    file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes).map_err(|e| format!("cannot read it ({e})"))?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(too_big(bytes.len() as u64));
+    }
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mdeploy_serve::Request;
+
+    fn get(server: &mut Server, path: &str) -> (u16, String) {
+        let r = server.handle(&Request { method: "GET", path, content_type: None, headers: &[], body: &[] });
+        (r.status, r.text().into_owned())
+    }
+
+    fn temp_dir(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("mdeploy-worker-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).expect("create a temp folder");
+        d
+    }
+
+    fn model_bytes(file: &str) -> Vec<u8> {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models").join(file);
+        std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+    }
+
+    #[test]
+    fn good_bad_and_clashing_files_beside_the_embedded_models() {
+        let dir = temp_dir("mix");
+        std::fs::write(dir.join("mobilenet-block.mdm"), model_bytes("test/mobilenet-block.mdm")).unwrap();
+        let mut corrupt = model_bytes("mnist-mlp.mdm");
+        let mid = corrupt.len() / 2;
+        corrupt[mid] ^= 0x40;
+        std::fs::write(dir.join("corrupt.mdm"), &corrupt).unwrap();
+        std::fs::write(dir.join("mnist-cnn.mdm"), model_bytes("mnist-mlp.mdm")).unwrap();
+        std::fs::write(dir.join("bad name.mdm"), b"x").unwrap();
+        std::fs::write(dir.join("notes.txt"), b"not a model").unwrap();
+        std::fs::create_dir(dir.join("folder.mdm")).unwrap();
+
+        let mut server = Server::new(ModelEntry::embedded());
+        let notes = add_models(&mut server, &dir);
+        let names: Vec<&str> = server.models().map(|(n, _)| n).collect();
+        assert_eq!(names, ["mnist-cnn", "mnist-mlp", "mnist-resnet", "corrupt", "folder", "mobilenet-block"]);
+        assert_eq!(notes.len(), 2, "{notes:?}");
+        assert!(notes.iter().any(|n| n.contains("bad name.mdm") && n.contains("rename")), "{notes:?}");
+        assert!(
+            notes.iter().any(|n| n.contains("mnist-cnn.mdm") && n.contains("already served") && n.contains("the build")),
+            "{notes:?}"
+        );
+
+        // The extra model serves; the embedded one of the clashing name is still the embedded one.
+        assert_eq!(get(&mut server, "/v2/models/mobilenet-block/ready").0, 200);
+        let (status, body) = get(&mut server, "/v2/models/mnist-cnn");
+        assert_eq!(status, 200, "{body}");
+        // The corrupt file: its own routes say which file and what is wrong; the others serve.
+        let (status, body) = get(&mut server, "/v2/models/corrupt");
+        assert_eq!(status, 500, "{body}");
+        assert!(body.contains("corrupt.mdm") && body.to_lowercase().contains("digest"), "{body}");
+        let (status, body) = get(&mut server, "/v2/models/folder/ready");
+        assert_eq!(status, 503, "{body}");
+        let (status, body) = get(&mut server, "/v2/models/folder");
+        assert_eq!(status, 500, "{body}");
+        assert!(body.contains("folder.mdm") && body.contains("cannot"), "{body}");
+        assert_eq!(get(&mut server, "/v2/models/mnist-mlp/ready").0, 200);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn a_missing_folder_is_one_message_and_changes_nothing() {
+        let mut server = Server::new(ModelEntry::embedded());
+        let notes = add_models(&mut server, Path::new("/nonexistent/mdeploy-models"));
+        assert_eq!(notes.len(), 1);
+        assert!(notes[0].contains("--dir"), "{notes:?}");
+        assert_eq!(server.models().count(), 3);
+    }
+
+    #[test]
+    fn an_oversized_file_is_refused_before_it_is_read() {
+        let dir = temp_dir("big");
+        let f = std::fs::File::create(dir.join("huge.mdm")).unwrap();
+        f.set_len(MAX_FILE_BYTES + 1).unwrap(); // sparse: no disk used
+        let mut server = Server::new(Vec::new());
+        assert!(add_models(&mut server, &dir).is_empty());
+        let (status, body) = get(&mut server, "/v2/models/huge");
+        assert_eq!(status, 500, "{body}");
+        assert!(body.contains("huge.mdm") && body.contains("over the limit"), "{body}");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}
