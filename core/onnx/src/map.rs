@@ -241,7 +241,8 @@ impl<'a> Mapper<'a> {
             return Err(self.err(
                 node,
                 format!(
-                    "computes {:?} values (tract op {}); mdeploy converts f32 graphs (quantized ONNX is not supported yet)",
+                    "computes {:?} values (tract op {}); mdeploy converts f32 graphs: serve a float output (--output) and \
+                     leave integer post-processing (ArgMax, labels) to the host; quantized ONNX is not supported yet",
                     fact.datum_type,
                     node.op.name()
                 ),

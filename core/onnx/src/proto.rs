@@ -146,7 +146,17 @@ pub fn load(bytes: &[u8], dir: Option<&Path>, opts: &ImportOptions) -> Result<Lo
         Ok(l) => Ok(l),
         Err(symbolic_err) => {
             typed_model(&onnx, &proto, dir_str, input, &output_name, &per_sample, Batch::Two, &loaded_base)
-                .map_err(|e| ImportError::new(format!("{symbolic_err} (with a batch of 2 instead: {e})")))
+                .map_err(|e| {
+                    // Both failing for the same reason (a wrong --input-shape) is the common
+                    // case: say it once. tract's complaint about a symbolic batch is the less
+                    // useful one when only it failed at first.
+                    let same = e.message.replace("Val(2)", "Sym(N)") == symbolic_err.message;
+                    if same {
+                        symbolic_err
+                    } else {
+                        ImportError::new(format!("{e} (with a symbolic batch axis: {symbolic_err})"))
+                    }
+                })
         }
     }
 }
