@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod convert;
 mod data;
 mod eval;
 mod info;
@@ -20,7 +21,8 @@ mod train;
         mdeploy predict models/mnist-cnn.mdm samples/digit-7.png --show  # a picture\n  \
         mdeploy eval models/mnist-cnn.mdm         # the 2,000 test digits\n  \
         mdeploy info models/mnist-mlp.mdm         # inside a model file\n  \
-        mdeploy train --arch mlp --epochs 40 --augment --out my.mdm\n\n\
+        mdeploy train --arch mlp --epochs 40 --augment --out my.mdm\n  \
+        mdeploy convert model.onnx --out model.mdm  # your own model (ONNX)\n\n\
         Every command has --help with examples, and --json for scripts."
 )]
 struct Cli {
@@ -38,6 +40,8 @@ enum Command {
     Predict(predict::PredictArgs),
     /// Describe a model file: metadata, provenance, layers, size, digest.
     Info(info::InfoArgs),
+    /// Convert an ONNX model (PyTorch, Keras, scikit-learn exports) into an .mdm file.
+    Convert(convert::ConvertArgs),
 }
 
 fn main() -> ExitCode {
@@ -54,6 +58,7 @@ fn main() -> ExitCode {
         Command::Eval(a) => eval::run(a),
         Command::Predict(a) => predict::run(a),
         Command::Info(a) => info::run(a),
+        Command::Convert(a) => convert::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,113 @@
+//! `mdeploy convert` end to end: real exporter files (core/onnx/fixtures) in, .mdm out, then
+//! `mdeploy eval` on the 2,000 test digits reproduces the framework's own accuracy; bad input
+//! gives errors that say what to do.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn fixture(name: &str) -> String {
+    root().join("core/onnx/fixtures").join(name).display().to_string()
+}
+
+fn mdeploy(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mdeploy"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .expect("the mdeploy binary runs")
+}
+
+fn ok_json(args: &[&str]) -> serde_json::Value {
+    let out = mdeploy(args);
+    assert!(out.status.success(), "mdeploy {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("mdeploy {args:?} printed no JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+fn fails_with(args: &[&str], needles: &[&str]) {
+    let out = mdeploy(args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "mdeploy {args:?} should fail, printed {}", String::from_utf8_lossy(&out.stdout));
+    for needle in needles {
+        assert!(err.contains(needle), "mdeploy {args:?}: error {err:?} should mention {needle:?}");
+    }
+}
+
+fn tmp(name: &str) -> String {
+    let dir = std::env::temp_dir().join(format!("mdeploy-convert-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir.join(name).display().to_string()
+}
+
+/// Accuracies the frameworks measured on the same 2,000 digits when the fixtures were made
+/// (core/onnx/fixtures/README.md); the converted models must score exactly the same.
+const KERAS_MLP_ACCURACY: f64 = 0.9415;
+const KERAS_CNN_ACCURACY: f64 = 0.9590;
+const SKLEARN_MLP_ACCURACY: f64 = 0.9330;
+
+#[test]
+fn keras_models_convert_and_score_what_keras_scored() {
+    for (name, acc) in [("keras_mlp", KERAS_MLP_ACCURACY), ("keras_cnn", KERAS_CNN_ACCURACY)] {
+        let out = tmp(&format!("{name}.mdm"));
+        let c = ok_json(&["convert", &fixture(&format!("{name}.onnx")), "--out", &out, "--preprocess", "mnist-digit", "--json"]);
+        assert_eq!(c["outputs"], 10, "{c}");
+        assert_eq!(c["producer"], "tf2onnx 1.17.0 None", "{c}");
+        let info = ok_json(&["info", &out, "--json"]);
+        assert_eq!(info["name"], name);
+        assert_eq!(info["preprocessing"]["recipe"], "mnist-digit");
+        assert_eq!(info["labels"].as_array().map(|l| l.len()), Some(10), "mnist-digit gives labels 0..9");
+        let eval = ok_json(&["eval", &out, "--json"]);
+        let measured = eval["accuracy"].as_f64().expect("accuracy");
+        assert!((measured - acc).abs() < 1e-9, "{name}: mdeploy {measured} vs Keras {acc}");
+    }
+}
+
+#[test]
+fn sklearn_model_keeps_the_probabilities_output_and_takes_labels() {
+    let labels = tmp("labels.txt");
+    std::fs::write(&labels, "zero\none\ntwo\nthree\nfour\nfive\nsix\nseven\neight\nnine\n").unwrap();
+    let out = tmp("sk.mdm");
+    let c = ok_json(&["convert", &fixture("sklearn_mlp.onnx"), "--out", &out, "--labels", &labels, "--name", "sk", "--json"]);
+    assert_eq!(c["input_shape"], serde_json::json!([784]));
+    let info = ok_json(&["info", &out, "--json"]);
+    assert_eq!(info["labels"][9], "nine");
+    assert_eq!(info["preprocessing"]["recipe"], "none");
+    let eval = ok_json(&["eval", &out, "--json"]);
+    assert!((eval["accuracy"].as_f64().unwrap() - SKLEARN_MLP_ACCURACY).abs() < 1e-9, "{eval}");
+
+    // The other output is the int64 label: not something mdeploy serves.
+    fails_with(
+        &["convert", &fixture("sklearn_mlp.onnx"), "--out", &out, "--output", "label"],
+        &["I64", "f32"],
+    );
+    fails_with(&["convert", &fixture("sklearn_mlp.onnx"), "--out", &out, "--output", "nope"], &["\"probabilities\""]);
+    std::fs::write(&labels, "a\nb\n").unwrap();
+    fails_with(&["convert", &fixture("sklearn_mlp.onnx"), "--out", &out, "--labels", &labels], &["2 labels", "10 outputs"]);
+}
+
+#[test]
+fn bad_input_gives_errors_that_say_what_to_do() {
+    let out = tmp("bad.mdm");
+    fails_with(&["convert", "no-such.onnx", "--out", &out], &["cannot read"]);
+    // A PNG is not an ONNX file.
+    fails_with(&["convert", "samples/digit-7.png", "--out", &out], &["not a readable ONNX file"]);
+    fails_with(&["convert", &fixture("keras_mlp.onnx"), "--out", &out, "--input-shape", "1,x"], &["1,1,28,28"]);
+    // A wrong input shape: tract cannot type the graph, and says where.
+    fails_with(&["convert", &fixture("keras_mlp.onnx"), "--out", &out, "--input-shape", "1,3,3"], &["--input-shape"]);
+    fails_with(
+        &["convert", &fixture("sklearn_mlp.onnx"), "--out", &out, "--preprocess", "mnist-digit", "--input-shape", "1,100"],
+        &["--input-shape"],
+    );
+    assert!(!Path::new(&out).exists(), "no file is written on failure");
+}
+
+#[test]
+fn convert_help_teaches() {
+    let out = mdeploy(&["convert", "--help"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("Examples") && text.contains("--input-shape"), "{text}");
+}

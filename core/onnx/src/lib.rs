@@ -1,0 +1,144 @@
+//! The ONNX bridge of mdeploy (native only): ONNX file → tract → mdeploy [`Graph`].
+//!
+//! ```text
+//!  .onnx bytes ──prost (tract_onnx::pb)──► ModelProto ──checks (proto.rs): sizes, external data,
+//!      opset, which output──► tract InferenceModel ──input fact fixed (batch axis symbolic)──►
+//!      into_typed + declutter (tract folds constants, Shape/Gather/Concat/Reshape chains,
+//!      Dropout, Identity, BatchNormalization → Mul/Add)──► TypedModel
+//!      ──map.rs: one tract node at a time──► mdeploy Graph ──► Model
+//! ```
+//!
+//! tract does the hard part (ONNX semantics, broadcasting, shape inference, constant folding);
+//! this crate only maps what tract leaves after declutter onto mdeploy's 20 ops, and refuses
+//! everything else with an error that names the ONNX op type, node name and opset. The design
+//! note is `ONNX.md` beside this file's crate.
+//!
+//! Nothing here trusts the file: prost decoding errors, tract errors and even tract panics
+//! (caught) become [`ImportError`]s; sizes are checked before tract allocates.
+//!
+//! tract is large (8-16 MB of wasm): only the `mdeploy` CLI depends on this crate, never a
+//! wasm artifact.
+
+use std::path::Path;
+
+use mdeploy_model::model::{Metadata, Preprocessing, Provenance};
+use mdeploy_model::{Graph, Model};
+
+mod error;
+mod map;
+mod proto;
+
+pub use error::ImportError;
+
+/// What `import` needs besides the file.
+#[derive(Clone, Debug, Default)]
+pub struct ImportOptions {
+    /// The input shape with its batch axis first (`[1, 1, 28, 28]`); `None`: the model's own
+    /// declared shape, whose batch axis may be symbolic. The batch size given here is not
+    /// kept: mdeploy runs any batch, so the batch axis stays symbolic during conversion.
+    pub input_shape: Option<Vec<usize>>,
+    /// Which graph output to keep when the model has several (skl2onnx writes a label and the
+    /// probabilities); `None`: the only one, else the only floating-point one.
+    pub output: Option<String>,
+}
+
+/// An ONNX model mapped onto the mdeploy graph, and what the conversion learnt about it.
+#[derive(Clone, Debug)]
+pub struct Imported {
+    pub graph: Graph,
+    /// Per-sample input shape (no batch axis), as the graph expects it.
+    pub input_shape: Vec<usize>,
+    pub input_name: String,
+    pub output_name: String,
+    /// The default-domain (`ai.onnx`) opset the file declares.
+    pub opset: i64,
+    /// `producer_name producer_version` from the file, e.g. `"tf2onnx 1.17.0"`.
+    pub producer: String,
+    /// The ONNX graph's name, when it has one.
+    pub graph_name: String,
+}
+
+impl Imported {
+    /// A [`Model`] around the graph: metadata from the file and `name`; labels and
+    /// preprocessing are left to the caller (the CLI's `--labels`, `--preprocess`).
+    pub fn into_model(self, name: &str, source: &str) -> Result<Model, ImportError> {
+        let meta = Metadata {
+            name: name.to_string(),
+            version: "1".to_string(),
+            input_shape: self.input_shape,
+            labels: Vec::new(),
+            preprocessing: Preprocessing { recipe: "none".to_string(), range: [0.0, 1.0], ink_high: true },
+            provenance: Provenance {
+                data: String::new(),
+                split: String::new(),
+                arch: format!("onnx ({})", if self.producer.is_empty() { "unknown producer" } else { &self.producer }),
+                epochs: 0,
+                seed: 0,
+                test_accuracy: None,
+                extra: vec![
+                    ("source".to_string(), source.to_string()),
+                    ("onnx.opset".to_string(), self.opset.to_string()),
+                    ("onnx.input".to_string(), self.input_name),
+                    ("onnx.output".to_string(), self.output_name),
+                    ("converter".to_string(), format!("mdeploy-onnx {} (tract-onnx 0.23)", env!("CARGO_PKG_VERSION"))),
+                ],
+            },
+        };
+        let model = Model { meta, graph: self.graph };
+        model.validate().map_err(|e| ImportError::new(format!("the converted model does not validate: {e}")))?;
+        Ok(model)
+    }
+}
+
+/// Imports an ONNX file. Weights stored outside it (`model.onnx.data`, ONNX external data) are
+/// read from the file's folder; their names may not leave that folder.
+pub fn import_path(path: &Path, opts: &ImportOptions) -> Result<Imported, ImportError> {
+    let bytes = std::fs::read(path).map_err(|e| {
+        ImportError::new(format!("cannot read {}: {e} (check the path and its permissions)", path.display()))
+    })?;
+    let dir = path.parent().map(|d| if d.as_os_str().is_empty() { Path::new(".") } else { d });
+    import_impl(&bytes, dir, opts)
+}
+
+/// Imports ONNX bytes held in memory; a model that keeps its weights in external files is
+/// refused (use [`import_path`]).
+pub fn import_bytes(bytes: &[u8], opts: &ImportOptions) -> Result<Imported, ImportError> {
+    import_impl(bytes, None, opts)
+}
+
+fn import_impl(bytes: &[u8], dir: Option<&Path>, opts: &ImportOptions) -> Result<Imported, ImportError> {
+    // tract is not written for hostile input: a malformed file could reach an indexing panic
+    // somewhere in its parsing or shape inference. A panic there must still end as an error
+    // that names the file as the problem, never as a crash of the converter.
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| import_unguarded(bytes, dir, opts))) {
+        Ok(r) => r,
+        Err(payload) => {
+            let what = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".to_string());
+            Err(ImportError::new(format!(
+                "tract failed on this file ({what}); the ONNX file is probably malformed: check it with \
+                 `python -m onnx.checker` or re-export it"
+            )))
+        }
+    }
+}
+
+fn import_unguarded(bytes: &[u8], dir: Option<&Path>, opts: &ImportOptions) -> Result<Imported, ImportError> {
+    let loaded = proto::load(bytes, dir, opts)?;
+    let (graph, input_shape) = map::map_model(&loaded)?;
+    graph
+        .validate(&input_shape)
+        .map_err(|e| ImportError::new(format!("the converted graph does not validate: {e}")))?;
+    Ok(Imported {
+        graph,
+        input_shape,
+        input_name: loaded.input_name,
+        output_name: loaded.output_name,
+        opset: loaded.opset,
+        producer: loaded.producer,
+        graph_name: loaded.graph_name,
+    })
+}
