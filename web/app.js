@@ -5,6 +5,9 @@
 // in data attributes: body[data-ready] once a model is loaded, body[data-draw-seq] counts
 // drawing changes, #local[data-seq|data-label|data-model] is the answer shown and the drawing it
 // belongs to, #served[data-seq|data-label|data-state] the same for the served column.
+//
+// A user's own .mdm (the "Your model" file input, or a file dropped on the page) joins the
+// model switcher as `file:<name>`: its bytes go to the worker, never to a server.
 
 const $ = (id) => document.getElementById(id);
 const pad = $('pad');
@@ -12,6 +15,7 @@ const ctx = pad.getContext('2d', { willReadFrequently: true });
 const modelSel = $('model');
 const backendSel = $('backend');
 const servedToggle = $('served-toggle');
+const fileInput = $('model-file');
 const statusEl = $('status');
 
 const LINE_WIDTH = 18; // px on the 280-px pad: about MNIST's stroke once scaled to 20×20
@@ -145,20 +149,72 @@ function requestPredict() {
   worker.postMessage({ type: 'predict', seq: drawSeq, width: img.width, height: img.height, data: img.data }, [img.data.buffer]);
 }
 
+// ---------------------------------------------------------------- the user's own model
+
+/** Largest .mdm the page accepts: far above any model meant for a browser tab. */
+const MAX_MODEL_BYTES = 64 << 20;
+const FILE_PREFIX = 'file:';
+const userModels = new Map(); // 'file:<name>' → ArrayBuffer (kept: a backend switch reloads it)
+
+async function openUserModel(file) {
+  if (!file) return;
+  if (!/\.mdm$/i.test(file.name)) {
+    setStatus(`${file.name} is not an .mdm file: the page runs mdeploy models (.mdm, as \`mdeploy train\` writes them)`, true);
+    return;
+  }
+  if (file.size > MAX_MODEL_BYTES) {
+    setStatus(`${file.name} is ${(file.size / 2 ** 20).toFixed(0)} MiB, more than the ${MAX_MODEL_BYTES >> 20} MiB this page accepts`, true);
+    return;
+  }
+  const key = FILE_PREFIX + file.name;
+  userModels.set(key, await file.arrayBuffer());
+  if (![...modelSel.options].some((o) => o.value === key)) modelSel.append(new Option(key, key));
+  modelSel.value = key;
+  load();
+}
+
+/** Undoes a user file that did not load: its option goes, the model that was loaded stays. */
+function dropUserModel(key) {
+  userModels.delete(key);
+  [...modelSel.options].find((o) => o.value === key)?.remove();
+  if (loadedModel) {
+    modelSel.value = loadedModel;
+    modelReady = true;
+    document.body.dataset.ready = '1';
+  }
+}
+
+fileInput.addEventListener('change', () => { openUserModel(fileInput.files?.[0]); fileInput.value = ''; });
+document.addEventListener('dragover', (e) => {
+  if (![...(e.dataTransfer?.types ?? [])].includes('Files')) return;
+  e.preventDefault();
+  document.body.classList.add('dragging');
+});
+document.addEventListener('dragleave', (e) => { if (!e.relatedTarget) document.body.classList.remove('dragging'); });
+document.addEventListener('drop', (e) => {
+  if (!e.dataTransfer?.files?.length) return;
+  e.preventDefault();
+  document.body.classList.remove('dragging');
+  openUserModel(e.dataTransfer.files[0]);
+});
+
 function load() {
   modelReady = false;
   document.body.dataset.ready = '';
   setStatus(`loading ${modelSel.value} (${backendSel.value})…`);
   $('local-backend').textContent = 'loading…';
-  worker.postMessage({ type: 'load', model: modelSel.value, backend: backendSel.value });
+  const bytes = userModels.get(modelSel.value);
+  // A copy goes to the worker (transferred), the page keeps its own for the next reload.
+  const msg = { type: 'load', model: modelSel.value, backend: backendSel.value, ...(bytes ? { bytes: bytes.slice(0) } : {}) };
+  worker.postMessage(msg, msg.bytes ? [msg.bytes] : []);
 }
 
 worker.onmessage = ({ data: m }) => {
   if (m.type === 'hello') {
     // The switcher lists what the package ships, so future variants appear by themselves.
     const want = modelSel.value;
-    modelSel.replaceChildren(...m.models.map((name) => new Option(name, name)));
-    modelSel.value = m.models.includes(want) ? want : m.models[0];
+    modelSel.replaceChildren(...m.models.map((name) => new Option(name, name)), ...[...userModels.keys()].map((k) => new Option(k, k)));
+    modelSel.value = m.models.includes(want) || userModels.has(want) ? want : m.models[0];
     return;
   }
   if (m.type === 'loaded') {
@@ -187,6 +243,12 @@ worker.onmessage = ({ data: m }) => {
     if (m.for === 'predict') {
       inFlight = false;
       if (pending) requestPredict();
+    }
+    if (m.for === 'load' && m.model?.startsWith(FILE_PREFIX)) {
+      dropUserModel(m.model);
+      setStatus(`${m.model.slice(FILE_PREFIX.length)} did not load (${m.code}): ${m.message}` +
+        (loadedModel ? ` · still using ${loadedModel}` : ''), true);
+      return;
     }
     setStatus(`${m.for} failed: ${m.message}`, true);
   }
@@ -305,6 +367,12 @@ async function maybeServe() {
   const key = `${m.seq}:${m.model}`;
   if (key === servedKey) return;
   servedKey = key;
+  if (m.model.startsWith(FILE_PREFIX)) {
+    // The endpoint serves its own models; a file opened here never leaves the browser.
+    resetServed('your file stays in this browser: the endpoint serves only its own models');
+    servedKey = key;
+    return;
+  }
   servedBusy = true;
   const s = $('served');
   s.dataset.state = 'busy';

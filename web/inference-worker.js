@@ -1,7 +1,8 @@
 // The demo's inference, in a module Web Worker: preprocessing and the model run here, so the
 // main thread only draws and never stutters. Messages are handled one at a time, in order.
 //
-// in:  { type: 'load', model, backend }            → { type: 'loaded', model, backend, ... } | { type: 'error', ... }
+// in:  { type: 'load', model, backend, bytes? }    → { type: 'loaded', model, backend, ... } | { type: 'error', model, ... }
+//      (`bytes`: a user's own .mdm, named `model` = 'file:<name>'; otherwise `model` is a built-in name)
 //      { type: 'predict', seq, width, height, data } → { type: 'result', seq, label, probs, seen, ... } | { type: 'error', seq, ... }
 // out at start: { type: 'hello', models, runtime } (the package's built-in model names, so the page's
 //      model switcher lists whatever the package ships).
@@ -37,17 +38,25 @@ function describe(model, requested, noGpu) {
   return { where: 'cpu', text: cpu, fallback: false };
 }
 
-async function load({ model: name, backend }) {
+async function load({ model: name, backend, bytes }) {
   const t0 = performance.now();
+  const source = bytes ? new Uint8Array(bytes) : name;
   let model;
   let noGpu = null;
   try {
-    model = await Model.load(name, { backend });
+    model = await Model.load(source, { backend });
   } catch (e) {
     // Asked for WebGPU where there is none: say so and keep the page working on the CPU.
     if (e.code !== 'NO_WEBGPU') throw e;
     noGpu = e.message;
-    model = await Model.load(name, { backend: 'cpu' });
+    model = await Model.load(source, { backend: 'cpu' });
+  }
+  // The pad makes 28×28 digits: a model that takes anything else cannot read them.
+  const inputLen = model.info().inputShape.reduce((a, b) => a * b, 1);
+  if (inputLen !== 784) {
+    const shape = model.info().inputShape;
+    model.dispose();
+    throw Object.assign(new Error(`this model takes inputs of shape [${shape}], but the pad makes 28×28 digits (784 values): use an MNIST model`), { code: 'BAD_INPUT' });
   }
   current?.model.dispose();
   const d = describe(model, backend, noGpu);
@@ -87,7 +96,7 @@ self.onmessage = ({ data: msg }) => {
       else if (msg.type === 'predict') await predict(msg);
       else throw new Error(`unknown message type ${msg.type}`);
     } catch (e) {
-      post({ type: 'error', for: msg.type, seq: msg.seq, code: e.code ?? 'ERROR', message: e.message });
+      post({ type: 'error', for: msg.type, seq: msg.seq, model: msg.model, code: e.code ?? 'ERROR', message: e.message });
     }
   });
 };

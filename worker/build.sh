@@ -11,6 +11,12 @@
 # starts with the plans ready. Same imports and exports as the plain component.
 #
 #   MDEPLOY_WORKER_SNAPSHOT=0 bash worker/build.sh   # build and print the plain component only
+#   bash worker/build.sh --models DIR                 # also embed every DIR/<name>.mdm as <name>
+#
+# --models DIR: the models you choose, compiled in beside the three defaults and planned in the
+# snapshot like them (serve/build.rs checks each one: a file that does not load, a name not
+# usable in a URL or a default's name fails the build naming the file). Built in its own target
+# folder ($CARGO_TARGET_DIR/custom-models) so the default component stays as it is.
 #
 # Used by tests/serverless/run.sh, bench/serverless/run.sh and web/scripts/prepare.sh
 # (scripts/start.sh). Needs wasmtime-cli 48 (`wasmtime wizer`), like `wasmtime serve` itself.
@@ -19,6 +25,18 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/mdeploy/target}"
 export PATH="$HOME/.cargo/bin:$PATH"
+
+unset MDEPLOY_EMBED_MODELS
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --models)
+      [[ -n "${2:-}" && -d "$2" ]] || { echo "worker/build.sh: --models needs a folder of .mdm files (got '${2:-}')" >&2; exit 2; }
+      export MDEPLOY_EMBED_MODELS="$(cd "$2" && pwd)"
+      export CARGO_TARGET_DIR="$CARGO_TARGET_DIR/custom-models"
+      shift 2 ;;
+    *) echo "worker/build.sh: unknown argument '$1'; usage: bash worker/build.sh [--models DIR]" >&2; exit 2 ;;
+  esac
+done
 
 cargo build -q -p mdeploy-worker --release --target wasm32-wasip2 >&2
 plain="$CARGO_TARGET_DIR/wasm32-wasip2/release/mdeploy-worker.wasm"
@@ -29,7 +47,7 @@ if [[ "${MDEPLOY_WORKER_SNAPSHOT:-1}" == 0 ]]; then
 fi
 
 snap="$CARGO_TARGET_DIR/wasm32-wasip2/release/mdeploy-worker.wizer.wasm"
-if [[ ! -f "$snap" || "$plain" -nt "$snap" || "${BASH_SOURCE[0]}" -nt "$snap" ]]; then
+if [[ ! -f "$snap" || "$plain" -nt "$snap" || "${BASH_SOURCE[0]}" -nt "$snap" || -n "${MDEPLOY_EMBED_MODELS:-}" ]]; then
   command -v wasmtime >/dev/null || { echo "worker/build.sh: wasmtime is not on PATH (scripts/bootstrap.sh installs wasmtime-cli 48.0.8)" >&2; exit 1; }
   # -Scli -Shttp: wizer instantiates the component with the host's WASI, so every import must be
   # linked, although the init calls none. --keep-init-func: wasmtime 48.0.8 removes the export

@@ -2,7 +2,8 @@
 # The serverless end-to-end suite: builds the wasi:http component and its Wizer snapshot
 # (worker/build.sh) and the native references, then runs tests/serverless/wasmtime.test.mjs
 # (node:test) against the stock `wasmtime serve`, including tritonclient
-# (tests/serverless/kserve_client.py): the snapshot (what is served), then the plain component
+# (tests/serverless/kserve_client.py): the snapshot (what is served), then the plain component;
+# then a component built with `worker/build.sh --models models/test` (embedded.test.mjs)
 # (lazy loading, for hosts without wizer). Called by scripts/test.sh.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -27,3 +28,21 @@ for wasm in "$SNAP" "$PLAIN"; do
   echo "tests/serverless: $(basename "$wasm")" >&2
   MDEPLOY_WORKER_WASM="$wasm" MDEPLOY_REFERENCE="$REF" node --test tests/serverless/wasmtime.test.mjs
 done
+
+# worker/build.sh --models: the parity fixtures of models/test/ compiled in (its own target folder,
+# so the default component above stays as it is), then a folder with a broken file must fail the
+# build naming that file.
+CUSTOM="$(bash worker/build.sh --models models/test | tail -n 1)"
+echo "tests/serverless: $CUSTOM (--models models/test)" >&2
+MDEPLOY_CUSTOM_WASM="$CUSTOM" node --test tests/serverless/embedded.test.mjs
+BAD="$(mktemp -d)"
+trap 'rm -rf "$REF" "$REF.f64.json" "$BAD"' EXIT
+head -c 100 models/mnist-mlp.mdm > "$BAD/cut-short.mdm"
+if bash worker/build.sh --models "$BAD" > "$BAD/log" 2>&1; then
+  echo "tests/serverless: FAILED: worker/build.sh --models accepted a truncated model" >&2; exit 1
+fi
+grep -q "cut-short.mdm: the embedded model does not load" "$BAD/log" || {
+  echo "tests/serverless: FAILED: the failed --models build does not name the broken file:" >&2; tail -20 "$BAD/log" >&2; exit 1
+}
+echo "tests/serverless: worker/build.sh --models refused a truncated model, naming it" >&2
+

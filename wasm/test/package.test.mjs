@@ -136,3 +136,28 @@ test('npm pack → install the tarball in a fresh project → import by name →
     rmSync(work, { recursive: true, force: true });
   }
 });
+
+test('the runtime .wasm stays small: each variant ≤ 150 KB gzip; no converter (tract) code in any wasm the package ships', async (t) => {
+  // The bound issue 10 sets so that the ONNX converter (tract-onnx: megabytes of wasm) can never
+  // leak into what browsers download: `mdeploy convert` is native only.
+  const { gzipSync } = await import('node:zlib');
+  const { readFileSync } = await import('node:fs');
+  const dist = join(WASM_DIR, 'dist');
+  const wasms = readdirSync(dist).filter((f) => f.endsWith('.wasm'));
+  assert.deepEqual(wasms.sort(), ['mdeploy_wasm_bg.wasm', 'mdeploy_wasm_relaxed.wasm']);
+  for (const f of wasms) {
+    const bytes = readFileSync(join(dist, f));
+    const gz = gzipSync(bytes, { level: 9 }).length;
+    t.diagnostic(`${f}: ${bytes.length} bytes, ${gz} gzip -9 (${(gz / 1024).toFixed(1)} KiB)`);
+    assert.ok(gz <= 150_000, `${f} is ${gz} bytes gzipped, over the 150 KB budget: keep converters and heavy dependencies out of the runtime`);
+  }
+  // Every wasm the package ships (the runtime variants and mdeploy-wasm/server): no converter code.
+  const all = [...wasms, ...readdirSync(join(dist, 'server')).filter((f) => f.endsWith('.wasm')).map((f) => join('server', f))];
+  assert.ok(all.length >= 3, `expected the server wasm beside the runtime: ${all}`);
+  for (const f of all) {
+    const bytes = readFileSync(join(dist, f));
+    for (const marker of ['tract_', 'tract-onnx', 'onnx.proto', 'prost']) {
+      assert.ok(!bytes.includes(Buffer.from(marker)), `${f} contains "${marker}": converter code reached a wasm artifact`);
+    }
+  }
+});

@@ -7,33 +7,10 @@
 //! error paths, chunking, and the MNIST models against the CPU engine.
 
 use mdeploy_core::lower::{Act, BinOp, Kernel, PoolKind, Program, Step, Window};
+use mdeploy_testkit::block_on;
 use mdeploy_wasm::gpu::GpuCore;
-use std::future::Future;
-use std::pin::pin;
-use std::sync::Arc;
-use std::task::{Context, Poll, Wake, Waker};
 
 // ---------------------------------------------------------------- harness
-
-/// A minimal executor: native wgpu resolves its futures from `device.poll` inside the engine,
-/// so a thread-parking waker is all that is needed.
-fn block_on<F: Future>(f: F) -> F::Output {
-    struct Unpark(std::thread::Thread);
-    impl Wake for Unpark {
-        fn wake(self: Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
-    let mut cx = Context::from_waker(&waker);
-    let mut f = pin!(f);
-    loop {
-        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-            return v;
-        }
-        std::thread::park_timeout(std::time::Duration::from_millis(10));
-    }
-}
 
 fn setup() {
     // Mesa warns on every device without it; tests must not depend on the caller's environment.

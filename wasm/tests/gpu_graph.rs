@@ -13,6 +13,7 @@
 #[path = "../../core/tests/graph_support/mod.rs"]
 mod graph_support;
 
+use mdeploy_testkit::block_on;
 use graph_support::*;
 use mdeploy_core::graph::{Graph, GraphBuilder, Node, Op};
 
@@ -33,25 +34,6 @@ fn check(name: &str, g: &Graph, shape: &[usize], inputs: &[f32]) {
             let err = rel_err(o, r);
             assert!(err < TOL, "{name}: GPU max_batch {max_batch} sample {s}: relative error {err:e}\n got {:?}\nwant {:?}", &o[..ol.min(8)], &r[..ol.min(8)]);
         }
-    }
-}
-
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    use std::task::{Context, Poll, Wake, Waker};
-    struct Unpark(std::thread::Thread);
-    impl Wake for Unpark {
-        fn wake(self: std::sync::Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-    let waker = Waker::from(std::sync::Arc::new(Unpark(std::thread::current())));
-    let mut cx = Context::from_waker(&waker);
-    let mut f = std::pin::pin!(f);
-    loop {
-        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-            return v;
-        }
-        std::thread::park_timeout(std::time::Duration::from_millis(10));
     }
 }
 

@@ -9,7 +9,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
@@ -402,4 +402,58 @@ test('the server: the package under /pkg/ with the right types, nothing else of 
   const empty = await fetch(new URL('/predict', web.url), { method: 'POST', body: new Uint8Array(0) });
   assert.ok(empty.status >= 400 && empty.status < 500, `the endpoint’s own 4xx passes through the proxy, got ${empty.status}`);
   assert.ok((await empty.json()).error);
+});
+
+test('your own model: an .mdm chosen with the file input or dropped on the page runs in the browser; a broken one is refused, naming why, and the page keeps its model', async () => {
+  const { browser, page, errors, requests, sameOrigin } = await openPage({ webgpu: false });
+  const models = join(WEB_DIR, '../models');
+  try {
+    await choose(page, 'mnist-cnn', 'cpu');
+    // The MLP's bytes under another name: the page must run the file, not a built-in by name.
+    await page.setInputFiles('#model-file', { name: 'my-mlp.mdm', mimeType: 'application/octet-stream', buffer: readFileSync(join(models, 'mnist-mlp.mdm')) });
+    await waitReady(page, 'file:my-mlp.mdm');
+    assert.match(await page.textContent('#status'), /file:my-mlp\.mdm loaded in \d+ ms \(101,770 parameters/);
+    const right = [];
+    for (const d of [3, 7, 0]) {
+      const r = await drawAndRead(page, d);
+      assert.equal(r.model, 'file:my-mlp.mdm');
+      right.push(r.label === d);
+    }
+    assert.ok(right.filter(Boolean).length >= 2, `the file's MLP read ${right}`);
+    // The served column says the file stays here, and nothing was sent anywhere.
+    await page.check('#served-toggle');
+    await page.waitForFunction(() => /stays in this browser/.test(document.querySelector('#served-conf').textContent));
+    assert.deepEqual(requests.filter((u) => /\/predict/.test(u)), []);
+    await page.uncheck('#served-toggle');
+
+    // Not a model: refused with the reader's error, the option removed, the MLP file kept.
+    await page.setInputFiles('#model-file', { name: 'broken.mdm', mimeType: 'application/octet-stream', buffer: Buffer.from('this is not a model, just some text') });
+    await page.waitForFunction(() => /broken\.mdm did not load/.test(document.querySelector('#status').textContent));
+    const status = await page.textContent('#status');
+    assert.match(status, /BAD_MODEL/);
+    assert.match(status, /still using file:my-mlp\.mdm/);
+    assert.equal(await page.inputValue('#model'), 'file:my-mlp.mdm');
+    assert.ok(!(await page.locator('#model option').allTextContents()).includes('file:broken.mdm'));
+    assert.equal((await drawAndRead(page, 1)).model, 'file:my-mlp.mdm');
+
+    // Dropped on the page: the CNN's bytes as a file.
+    const cnn = readFileSync(join(models, 'mnist-cnn.mdm')).toString('base64');
+    await page.evaluate((b64) => {
+      const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+      const dt = new DataTransfer();
+      dt.items.add(new File([bytes], 'dropped-cnn.mdm'));
+      document.querySelector('main').dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+    }, cnn);
+    await waitReady(page, 'file:dropped-cnn.mdm');
+    const r = await drawAndRead(page, 4);
+    assert.equal(r.model, 'file:dropped-cnn.mdm');
+    // Both files stay in the switcher; switching back reloads the kept bytes.
+    await choose(page, 'file:my-mlp.mdm', 'cpu');
+    assert.match(await page.textContent('#status'), /file:my-mlp\.mdm loaded/);
+    await shot(page, 'own-model.png');
+    assert.deepEqual(sameOrigin(), []);
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+  }
 });

@@ -8,6 +8,9 @@
 //!   op), plus the trained architectures [`mlp`] and [`cnn`] re-exported from `core::arch`;
 //! * [`Rng`]: the one seeded generator (`core::rng::Rng`, re-exported);
 //! * [`reference`]: the independent f64 forward pass every parity suite compares against;
+//! * [`alloc`]: the peak-tracking allocator of the allocation-bound tests;
+//! * [`block_on`]: the executor of the native WebGPU tests;
+//! * [`hostile`]: ~300 KB hostile model files and the allocation bound every host is held to;
 //! * [`reseal`]: a forged header (length + digest) for hostile-file tests;
 //! * [`parity`]: the comparison rule (probabilities within 1e-4, argmax equal where the
 //!   reference's top-2 margin exceeds 1e-4).
@@ -15,7 +18,9 @@
 //! Never a dependency of product code: `publish = false`, used as a dev-dependency and by
 //! examples. Design notes: `REFERENCE.md`.
 
+pub mod alloc;
 pub mod builders;
+pub mod hostile;
 pub mod fixtures;
 pub mod mnist;
 pub mod parity;
@@ -79,4 +84,26 @@ pub fn reseal(mut b: Vec<u8>) -> Vec<u8> {
 /// The reference outputs of `model` for `n` samples (flat, `n × output length`).
 pub fn reference_outputs(model: &Model, xs: &[f32], n: usize) -> Result<Vec<f64>, String> {
     reference::forward_batch(&model.graph, &model.meta.input_shape, xs, n)
+}
+
+/// Drives a future to completion on this thread. Enough for native wgpu, which resolves its
+/// futures from `device.poll` inside the engine: a thread-parking waker is all it needs.
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    use std::sync::Arc;
+    use std::task::{Context, Poll, Wake, Waker};
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut f = std::pin::pin!(f);
+    loop {
+        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::park_timeout(std::time::Duration::from_millis(1));
+    }
 }

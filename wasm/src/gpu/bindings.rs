@@ -2,7 +2,6 @@
 //! lives in `engine.rs` (testable natively).
 
 use super::engine::GpuCore;
-use super::program::program_for;
 use crate::error::WasmError;
 use mdeploy_core::{format, Model};
 use std::cell::RefCell;
@@ -27,13 +26,7 @@ impl GpuEngine {
                 return Err(WasmError::new("BAD_MODEL", "the model is 0 bytes: check the URL or path").into());
             }
             let model: Model = format::read(&bytes).map_err(WasmError::from)?;
-            let program = program_for(&model)?;
-            // The core's memory budget for untrusted models bounds the GPU's slot buffers as it
-            // bounds the CPU's arena (a hostile file cannot make the device allocate gigabytes).
-            let per_sample: usize = program.slots.iter().sum();
-            let budget = mdeploy_core::budget::arena_budget(&model.graph);
-            let max_batch = mdeploy_core::budget::chunk(budget, 0, per_sample, max_batch as usize).map_err(WasmError::from)?;
-            let inner = GpuCore::new(&program, max_batch).await?;
+            let inner = GpuCore::load(&model, max_batch as usize).await?;
             Ok(JsValue::from(GpuEngine { inner: Rc::new(inner), busy: Rc::new(RefCell::new(false)) }))
         })
     }

@@ -11,8 +11,10 @@
 
 use super::kernels::{self, Def, WG};
 use super::params::{self, Params};
+use super::program::program_for;
 use crate::error::{WasmError, NO_WEBGPU};
 use mdeploy_core::lower::{BinOp, Kernel, PoolKind, Program, Step};
+use mdeploy_core::Model;
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -64,6 +66,8 @@ pub struct GpuCore {
     lost_reason: Arc<Mutex<String>>,
     gpu_error: Arc<Mutex<Option<String>>>,
     disposed: AtomicBool,
+    /// Bytes of every buffer created on the device (slots, readback, uniforms, weights).
+    device_bytes: u64,
 }
 
 fn f32_bytes(v: &[f32]) -> Vec<u8> {
@@ -274,6 +278,18 @@ fn calls<'a>(i: usize, step: &'a Step, slots: &[usize]) -> Result<Vec<Call<'a>>,
 }
 
 impl GpuCore {
+    /// The engine for a model read from untrusted bytes: the shared lowering, then the core's
+    /// memory budget ([`mdeploy_core::budget`]) bounds the slot buffers as it bounds the CPU's
+    /// arena, so a hostile file cannot make the device allocate more than its stored bytes
+    /// justify (`max_batch` shrinks to fit; a single sample beyond it is `BAD_MODEL`).
+    pub async fn load(model: &Model, max_batch: usize) -> Result<GpuCore, WasmError> {
+        let program = program_for(model)?;
+        let per_sample: usize = program.slots.iter().sum();
+        let budget = mdeploy_core::budget::arena_budget(&model.graph);
+        let max_batch = mdeploy_core::budget::chunk(budget, 0, per_sample, max_batch)?;
+        GpuCore::new(&program, max_batch).await
+    }
+
     /// Compiles `program` for the first WebGPU (wasm32) or Vulkan (native) adapter, sizing the
     /// slot buffers for `max_batch` samples per submit (fewer if the device's largest storage
     /// binding is smaller). Fails with `NO_WEBGPU` (no adapter or device), `BAD_MODEL` (an
@@ -442,6 +458,8 @@ impl GpuCore {
             let n_at = params::index(def.spec(), "n").unwrap_or(0);
             dispatches.push(Dispatch { pipeline, bind, params, words: call.words.clone(), n_at, per_sample: call.per_sample as u64 });
         }
+        let device_bytes = slot_bufs.iter().chain(&weights).chain(std::iter::once(&readback)).map(|b| b.size()).sum::<u64>()
+            + dispatches.iter().map(|d| d.params.size()).sum::<u64>();
         if let Some(e) = val_scope.pop().await {
             return Err(unsupported(format!("WebGPU rejected the model's kernels: {e}")));
         }
@@ -468,6 +486,7 @@ impl GpuCore {
             lost_reason,
             gpu_error,
             disposed: AtomicBool::new(false),
+            device_bytes,
         })
     }
 
@@ -476,6 +495,10 @@ impl GpuCore {
     }
     pub fn output_len(&self) -> usize {
         self.output_len
+    }
+    /// Bytes of every buffer this engine created on the device.
+    pub fn device_bytes(&self) -> u64 {
+        self.device_bytes
     }
     /// Samples per GPU submit.
     pub fn chunk(&self) -> usize {
