@@ -303,7 +303,8 @@ impl<'a> Mapper<'a> {
                 return Err(self.err(node, "MaxPool with indices output is not supported"));
             }
             let (kernel, stride, padding, ceil_mode) = self.pool_geometry(node, &op.pool_spec, &ins[0])?;
-            return self.spatial_op(node, Op::MaxPool2d { kernel, stride, padding, ceil_mode }, &ins[0], out_shape);
+            let nhwc = is_nhwc(&op.pool_spec);
+            return self.spatial_op(node, Op::MaxPool2d { kernel, stride, padding, ceil_mode }, &ins[0], out_shape, nhwc);
         }
         if let Some(op) = node.op_as::<SumPool>() {
             if !op.normalize {
@@ -311,7 +312,7 @@ impl<'a> Mapper<'a> {
             }
             let (kernel, stride, padding, ceil_mode) = self.pool_geometry(node, &op.pool_spec, &ins[0])?;
             let avg = Op::AvgPool2d { kernel, stride, padding, ceil_mode, count_include_pad: op.count_include_pad };
-            return self.spatial_op(node, avg, &ins[0], out_shape);
+            return self.spatial_op(node, avg, &ins[0], out_shape, is_nhwc(&op.pool_spec));
         }
         if let Some(op) = node.op_as::<Softmax>() {
             return self.softmax(node, op, &ins[0], out_shape);
@@ -587,6 +588,9 @@ impl<'a> Mapper<'a> {
         let w_slot = 1 - x_slot;
         let hint = "mdeploy maps MatMul/Gemm as [batch, in] × [in, out] with constant weights";
         let not_dense = || self.err(node, format!("an einsum {} that is not a Dense layer: {hint}", op.axes));
+        if x.shape.len() == 3 && out_shape.len() == 3 {
+            return self.pointwise_conv(node, op, x_slot, &x, &w, out_shape);
+        }
         if out_shape.len() != 1 {
             return Err(not_dense());
         }
@@ -657,6 +661,52 @@ impl<'a> Mapper<'a> {
         Ok(Val::Run(View { id, md_shape: vec![m], shape: vec![m], gather: None }))
     }
 
+    /// tract rewrites a 1×1 convolution as an einsum over channels ("NIHW,OI->NOHW"): back to
+    /// a Conv2d with a [O, I, 1, 1] kernel.
+    fn pointwise_conv(&mut self, node: &TypedNode, op: &EinSum, x_slot: usize, x: &View, w: &Tensor, out_shape: Vec<usize>) -> R<Val> {
+        let w_slot = 1 - x_slot;
+        let not_conv = || self.err(node, format!("an einsum {} over [C, H, W] that is not a 1×1 convolution", op.axes));
+        let (mut batch, mut spatial, mut i_pos, mut o_pos) = (false, 0, None, None);
+        for axis in op.axes.iter_all_axes() {
+            let xp = axis.inputs.get(x_slot).map(|p| p.as_slice()).unwrap_or(&[]);
+            let wp = axis.inputs.get(w_slot).map(|p| p.as_slice()).unwrap_or(&[]);
+            let outp = axis.outputs.first().map(|p| p.as_slice()).unwrap_or(&[]);
+            match (xp, wp, outp) {
+                ([0], [], [0]) => batch = true,
+                ([1], [q], []) => i_pos = Some(*q),
+                ([], [q], [1]) => o_pos = Some(*q),
+                ([a], [], [b]) if a == b && (*a == 2 || *a == 3) => spatial += 1,
+                ([], [q], []) if w.shape().get(*q) == Some(&1) => {}
+                _ => return Err(not_conv()),
+            }
+        }
+        let (Some(i_pos), Some(o_pos)) = (i_pos, o_pos) else { return Err(not_conv()) };
+        if !batch || spatial != 2 {
+            return Err(not_conv());
+        }
+        let (ic, oc) = (w.shape()[i_pos], w.shape()[o_pos]);
+        if ic != x.shape[0] || oc != out_shape[0] {
+            return Err(self.err(node, format!("weights {:?} do not fit input {:?}", w.shape(), x.shape)));
+        }
+        let wv = tensor_f32(w).map_err(|e| self.err(node, format!("{e:#}")))?;
+        let wst = strides(w.shape());
+        let mut kernel = vec![0f32; oc * ic];
+        for o in 0..oc {
+            for i in 0..ic {
+                kernel[o * ic + i] = wv[o * wst[o_pos] + i * wst[i_pos]];
+            }
+        }
+        let conv = Op::Conv2d {
+            weight: MdTensor::f32(vec![oc, ic, 1, 1], kernel),
+            bias: MdTensor::f32(vec![oc], vec![0.0; oc]),
+            stride: [1, 1],
+            padding: [0; 4],
+            dilation: [1, 1],
+            groups: 1,
+        };
+        self.spatial_op(node, conv, &Val::Run(x.clone()), out_shape, false)
+    }
+
     fn conv(&mut self, node: &TypedNode, op: &Conv, ins: &[Val], out_shape: Vec<usize>) -> R<Val> {
         if op.q_params.is_some() {
             return Err(self.err(node, "a quantized Conv is not supported yet"));
@@ -668,7 +718,6 @@ impl<'a> Mapper<'a> {
             return Err(self.err(node, "a Conv whose weights are computed at run time; mdeploy needs constant weights"));
         };
         let x = self.run(node, &ins[0])?.clone();
-        self.check_nchw(node, &op.pool_spec)?;
         if kernel.rank() != 4 {
             return Err(self.err(node, format!("a {}-D convolution; mdeploy has Conv2d only", kernel.rank().saturating_sub(2))));
         }
@@ -695,6 +744,7 @@ impl<'a> Mapper<'a> {
         if kernel_hw != [kshape[2], kshape[3]] {
             return Err(self.err(node, "kernel shape disagrees with the weights"));
         }
+        let nhwc = is_nhwc(&op.pool_spec);
         let op = Op::Conv2d {
             weight: MdTensor::f32(kshape, kv),
             bias: MdTensor::f32(vec![oc], bias),
@@ -703,16 +753,13 @@ impl<'a> Mapper<'a> {
             dilation,
             groups: op.group,
         };
-        self.spatial_op(node, op, &Val::Run(x), out_shape)
+        self.spatial_op(node, op, &Val::Run(x), out_shape, nhwc)
     }
 
-    fn check_nchw(&self, node: &TypedNode, ps: &PoolSpec) -> R<()> {
+    fn check_format(&self, node: &TypedNode, ps: &PoolSpec) -> R<()> {
         match ps.data_format {
-            DataFormat::NCHW => Ok(()),
-            f => Err(self.err(
-                node,
-                format!("tract laid this op out as {f:?}; mdeploy runs channels-first (NCHW) convolutions and pools only"),
-            )),
+            DataFormat::NCHW | DataFormat::NHWC => Ok(()),
+            f => Err(self.err(node, format!("tract laid this op out as {f:?} (no batch axis); mdeploy keeps the batch axis"))),
         }
     }
 
@@ -720,7 +767,7 @@ impl<'a> Mapper<'a> {
     /// convolution or pooling over `x` (`[C, H, W]`).
     #[allow(clippy::type_complexity)]
     fn geometry(&self, node: &TypedNode, ps: &PoolSpec, x: &View) -> R<([usize; 2], [usize; 2], [usize; 4], bool, [usize; 2])> {
-        self.check_nchw(node, ps)?;
+        self.check_format(node, ps)?;
         if ps.kernel_shape.len() != 2 || x.shape.len() != 3 {
             return Err(self.err(node, format!("a {}-D window over per-sample shape {:?}; mdeploy has 2-D only", ps.kernel_shape.len(), x.shape)));
         }
@@ -735,7 +782,8 @@ impl<'a> Mapper<'a> {
             PaddingSpec::Explicit(b, a) if b.len() == 2 && a.len() == 2 => ([b[0], b[1], a[0], a[1]], false),
             PaddingSpec::ExplicitOnnxPool(b, a, ceil) if b.len() == 2 && a.len() == 2 => ([b[0], b[1], a[0], a[1]], *ceil),
             same @ (PaddingSpec::SameUpper | PaddingSpec::SameLower) => {
-                let c = same.compute(&x.shape[1..], &kernel, &dil, &strides);
+                let hw = if is_nhwc(ps) { &x.shape[0..2] } else { &x.shape[1..3] };
+                let c = same.compute(hw, &kernel, &dil, &strides);
                 ([c[0].pad_before, c[1].pad_before, c[0].pad_after, c[1].pad_after], false)
             }
             other => return Err(self.err(node, format!("padding {other:?}"))),
@@ -753,13 +801,49 @@ impl<'a> Mapper<'a> {
         Ok((k, s, p, ceil))
     }
 
-    /// A Conv or pool: needs its input as `[C, H, W]` in tract's layout.
-    fn spatial_op(&mut self, node: &TypedNode, op: Op, x: &Val, out_shape: Vec<usize>) -> R<Val> {
+    /// A Conv or pool: needs its input as `[C, H, W]` in tract's layout, or, when tract chose
+    /// NHWC (it does to absorb an exporter's Transposes), an mdeploy `[C, H, W]` value that the
+    /// tract tensor is the NHWC view of; the output is then such a view too.
+    fn spatial_op(&mut self, node: &TypedNode, op: Op, x: &Val, out_shape: Vec<usize>, nhwc: bool) -> R<Val> {
         let x = self.run(node, x)?.clone();
         let what = op.name();
-        let xi = self.materialize(&x, &x.shape.clone(), &node.name, what)?;
-        let id = self.push(&node.name, op, &[xi], out_shape.clone());
-        Ok(Val::Run(View { id, md_shape: out_shape.clone(), shape: out_shape, gather: None }))
+        if !nhwc {
+            let xi = self.materialize(&x, &x.shape.clone(), &node.name, what)?;
+            let id = self.push(&node.name, op, &[xi], out_shape.clone());
+            return Ok(Val::Run(View { id, md_shape: out_shape.clone(), shape: out_shape, gather: None }));
+        }
+        let xi = self.nchw_source(node, &x)?;
+        let [oh, ow, oc] = out_shape[..] else {
+            return Err(self.err(node, format!("an NHWC output of shape {out_shape:?}")));
+        };
+        let md = vec![oc, oh, ow];
+        let id = self.push(&node.name, op, &[xi], md.clone());
+        let gather = permute_gather(&md, &[1, 2, 0], None).map_err(|m| self.err(node, m))?;
+        Ok(Val::Run(View { id, md_shape: md, shape: out_shape, gather }))
+    }
+
+    /// The mdeploy `[C, H, W]` value whose NHWC transpose is `x` (tract shape `[H, W, C]`).
+    fn nchw_source(&mut self, node: &TypedNode, x: &View) -> R<ValueId> {
+        let [h, w, c] = x.shape[..] else {
+            return Err(self.err(node, format!("an NHWC op over per-sample shape {:?}", x.shape)));
+        };
+        let md = [c, h, w];
+        match &x.gather {
+            // One channel (MNIST in Keras's layout) or one pixel: NHWC and NCHW are the same bytes.
+            None if c == 1 || h * w == 1 => self.materialize(x, &md, &node.name, "an NHWC convolution"),
+            Some(g) if x.md_shape == md
+                && permute_gather(&md, &[1, 2, 0], None).ok().flatten().is_some_and(|p| *p == **g) =>
+            {
+                Ok(x.id)
+            }
+            _ => Err(self.err(
+                node,
+                format!(
+                    "a channels-last (NHWC) tensor of shape {:?} with {c} channels reaches a convolution or pooling;                      mdeploy computes NCHW and has no Transpose op. Export the model channels-first (NCHW), or with                      a single input channel",
+                    x.shape
+                ),
+            )),
+        }
     }
 
     fn softmax(&mut self, node: &TypedNode, op: &Softmax, x: &Val, out_shape: Vec<usize>) -> R<Val> {
@@ -850,6 +934,10 @@ impl<'a> Mapper<'a> {
         let id = self.push(&node.name, Op::Concat, &ids, out_shape.clone());
         Ok(Val::Run(View { id, md_shape: out_shape.clone(), shape: out_shape, gather: None }))
     }
+}
+
+fn is_nhwc(ps: &PoolSpec) -> bool {
+    matches!(ps.data_format, DataFormat::NHWC)
 }
 
 /// `y = x · gamma + beta` per channel, as a BatchNorm that computes exactly that
