@@ -7,7 +7,7 @@
 //! Every `<name>.mdm` directly in the folder is served as model `<name>`, version `1`, beside
 //! the embedded ones and on the same routes. The bytes are untrusted (unlike the embedded
 //! models, which the build checked): read at most [`MAX_FILE_BYTES`] per file, at most
-//! [`MAX_FILES`] files, then the full reader (digest included) and the plan run on the first
+//! [`MAX_FILES`] files and [`MAX_TOTAL_BYTES`] in all, then the full reader (digest included) and the plan run on the first
 //! request for that model, as for any model a client could have put there.
 //!
 //! Nothing here can stop the embedded models from serving: a file that cannot be read answers
@@ -36,13 +36,23 @@ pub const MAX_FILE_BYTES: u64 = 64 << 20;
 /// Most `.mdm` files served from the folder (the first ones by file name).
 pub const MAX_FILES: usize = 64;
 
+/// Most bytes read from the folder by one instance, all files together (256 MiB): without it,
+/// 64 files of 64 MiB would be 4 GiB, all of a wasm32 instance's memory, read per request.
+pub const MAX_TOTAL_BYTES: u64 = 256 << 20;
+
 /// Every extra model has this version, like the embedded ones.
 const VERSION: &str = "1";
 
 /// Adds every `*.mdm` file directly in `dir` to `server` (sorted by file name). Returns one
 /// message per file skipped or folder problem, for the host's log.
 pub fn add_models(server: &mut Server, dir: &Path) -> Vec<String> {
+    add_models_within(server, dir, MAX_TOTAL_BYTES)
+}
+
+/// [`add_models`] reading at most `total_limit` bytes in all.
+fn add_models_within(server: &mut Server, dir: &Path, total_limit: u64) -> Vec<String> {
     let mut notes = Vec::new();
+    let mut total = 0u64;
     let listing = match std::fs::read_dir(dir) {
         Ok(l) => l,
         Err(e) => {
@@ -85,8 +95,11 @@ pub fn add_models(server: &mut Server, dir: &Path) -> Vec<String> {
                 continue;
             }
         };
-        let added = match read_bounded(&path) {
-            Ok(bytes) => server.add(ModelEntry::new(name, VERSION, bytes).with_source(shown.clone())),
+        let added = match read_bounded(&path, total_limit - total) {
+            Ok(bytes) => {
+                total += bytes.len() as u64;
+                server.add(ModelEntry::new(name, VERSION, bytes).with_source(shown.clone()))
+            }
             Err(why) => server.add_unavailable(&name, VERSION, &shown, &format!("{shown}: {why}")),
         };
         if let Err(e) = added {
@@ -112,18 +125,28 @@ fn model_name(path: &Path) -> Result<String, String> {
     }
 }
 
-/// The file's bytes, refusing more than [`MAX_FILE_BYTES`] before reading them (and while
-/// reading, should the file grow meanwhile).
-fn read_bounded(path: &Path) -> Result<Vec<u8>, String> {
+/// The file's bytes, refusing more than [`MAX_FILE_BYTES`], or than the `left` bytes the folder's
+/// total allows, before reading them (and while reading, should the file grow meanwhile).
+fn read_bounded(path: &Path, left: u64) -> Result<Vec<u8>, String> {
     let file = std::fs::File::open(path).map_err(|e| format!("cannot open it ({e})"))?;
     let len = file.metadata().map_err(|e| format!("cannot stat it ({e})"))?.len();
-    let too_big = |n: u64| format!("{n} bytes, over the limit of {MAX_FILE_BYTES} bytes (64 MiB) for a model read from {ENV}");
-    if len > MAX_FILE_BYTES {
+    let too_big = |n: u64| {
+        if n > MAX_FILE_BYTES {
+            format!("{n} bytes, over the limit of {MAX_FILE_BYTES} bytes (64 MiB) for a model read from {ENV}")
+        } else {
+            format!(
+                "{n} bytes, over the limit of what is left ({left} bytes) of the {MAX_TOTAL_BYTES} bytes (256 MiB) read from \
+                 {ENV} in all; serve fewer models from the folder, or compile them in with `worker/build.sh --models`"
+            )
+        }
+    };
+    let limit = MAX_FILE_BYTES.min(left);
+    if len > limit {
         return Err(too_big(len));
     }
     let mut bytes = Vec::with_capacity(len as usize);
-    file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes).map_err(|e| format!("cannot read it ({e})"))?;
-    if bytes.len() as u64 > MAX_FILE_BYTES {
+    file.take(limit + 1).read_to_end(&mut bytes).map_err(|e| format!("cannot read it ({e})"))?;
+    if bytes.len() as u64 > limit {
         return Err(too_big(bytes.len() as u64));
     }
     Ok(bytes)
@@ -199,6 +222,22 @@ mod tests {
         assert_eq!(notes.len(), 1);
         assert!(notes[0].contains("--dir"), "{notes:?}");
         assert_eq!(server.models().count(), 3);
+    }
+
+    #[test]
+    fn the_folder_is_read_within_a_total_bound() {
+        let dir = temp_dir("total");
+        let mlp = model_bytes("mnist-mlp.mdm");
+        std::fs::write(dir.join("a.mdm"), &mlp).unwrap();
+        std::fs::write(dir.join("b.mdm"), &mlp).unwrap();
+        let mut server = Server::new(Vec::new());
+        // Room for one of the two files: the first by name is served, the second names the bound.
+        assert!(add_models_within(&mut server, &dir, mlp.len() as u64 * 3 / 2).is_empty());
+        assert_eq!(get(&mut server, "/v2/models/a/ready").0, 200);
+        let (status, body) = get(&mut server, "/v2/models/b");
+        assert_eq!(status, 500, "{body}");
+        assert!(body.contains("b.mdm") && body.contains("in all") && body.contains("--models"), "{body}");
+        std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]
