@@ -66,8 +66,6 @@ pub struct GpuCore {
     lost_reason: Arc<Mutex<String>>,
     gpu_error: Arc<Mutex<Option<String>>>,
     disposed: AtomicBool,
-    /// Bytes of every buffer created on the device (slots, readback, uniforms, weights).
-    device_bytes: u64,
 }
 
 fn f32_bytes(v: &[f32]) -> Vec<u8> {
@@ -458,8 +456,6 @@ impl GpuCore {
             let n_at = params::index(def.spec(), "n").unwrap_or(0);
             dispatches.push(Dispatch { pipeline, bind, params, words: call.words.clone(), n_at, per_sample: call.per_sample as u64 });
         }
-        let device_bytes = slot_bufs.iter().chain(&weights).chain(std::iter::once(&readback)).map(|b| b.size()).sum::<u64>()
-            + dispatches.iter().map(|d| d.params.size()).sum::<u64>();
         if let Some(e) = val_scope.pop().await {
             return Err(unsupported(format!("WebGPU rejected the model's kernels: {e}")));
         }
@@ -486,7 +482,6 @@ impl GpuCore {
             lost_reason,
             gpu_error,
             disposed: AtomicBool::new(false),
-            device_bytes,
         })
     }
 
@@ -496,9 +491,10 @@ impl GpuCore {
     pub fn output_len(&self) -> usize {
         self.output_len
     }
-    /// Bytes of every buffer this engine created on the device.
+    /// Bytes of every buffer this engine created on the device (slots, readback, uniforms, weights).
     pub fn device_bytes(&self) -> u64 {
-        self.device_bytes
+        let buffers = self.slots.iter().chain(&self.weights).chain(std::iter::once(&self.readback));
+        buffers.map(|b| b.size()).sum::<u64>() + self.dispatches.iter().map(|d| d.params.size()).sum::<u64>()
     }
     /// Samples per GPU submit.
     pub fn chunk(&self) -> usize {
