@@ -89,13 +89,17 @@ need_wasmtime() {
 
 PY_VENV="${MDEPLOY_PY_VENV:-$HOME/.cache/mdeploy/py-venv}"
 need_python_clients() {
-  # Third-party KServe v2 clients the end-to-end tests talk through (nobody here wrote them).
-  local stamp="$PY_VENV/.mdeploy-clients-1"
+  # Third-party code the tests check against (nobody here wrote it): the KServe v2 clients the
+  # end-to-end tests talk through, `onnx` (regenerates the ONNX backend node tests, checks exported
+  # files) and `onnxruntime` (the independent reference that runs exported models). No PyTorch or
+  # TensorFlow: those made the committed fixtures once and never run here.
+  local stamp="$PY_VENV/.mdeploy-clients-2"
   [ -f "$stamp" ] && return
   command -v python3 >/dev/null || { echo "bootstrap: python3 not found; install Python 3.9+ with venv" >&2; exit 1; }
-  say "installing the KServe v2 Python clients (tritonclient) into $PY_VENV"
-  python3 -m venv "$PY_VENV"
-  "$PY_VENV/bin/pip" install --quiet --disable-pip-version-check "tritonclient[http,grpc]==2.73.0"
+  say "installing tritonclient, onnx and onnxruntime into $PY_VENV (about 100 MB, once)"
+  [ -x "$PY_VENV/bin/pip" ] || python3 -m venv "$PY_VENV"
+  "$PY_VENV/bin/pip" install --quiet --disable-pip-version-check "tritonclient[http,grpc]==2.73.0" \
+    onnx==1.23.2 onnxruntime==1.32.0
   touch "$stamp"
 }
 
