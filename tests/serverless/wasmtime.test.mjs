@@ -11,7 +11,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -151,7 +151,10 @@ test('MDEPLOY_MODEL_DIR: the mounted fixture is served beside the embedded model
   r = await call('GET', '/v2/health/ready');
   assert.deepEqual([r.status, r.json], [200, { ready: true }], 'every served model, the mounted one included, is ready');
   r = await call('POST', '/v2/repository/index', '');
-  assert.deepEqual(r.json, ['mnist-cnn', 'mnist-mlp', 'mnist-resnet', 'mobilenet-block'].map((name) => ({ name, version: '1', state: 'READY' })));
+  // The embedded models first, then the mounted folder's files in name order (every fixture of models/test/).
+  const mounted = readdirSync(join(ROOT, 'models/test')).filter((f) => f.endsWith('.mdm')).map((f) => f.slice(0, -4)).sort();
+  assert.ok(mounted.includes('mobilenet-block') && mounted.includes('keras-cnn'), mounted.join());
+  assert.deepEqual(r.json, ['mnist-cnn', 'mnist-mlp', 'mnist-resnet', ...mounted].map((name) => ({ name, version: '1', state: 'READY' })));
   assert.doesNotMatch(serverLog, /mdeploy-worker:/, 'a clean folder logs nothing');
 });
 
