@@ -422,7 +422,12 @@ impl<'a> Mapper<'a> {
         let bi = self.materialize(b, &b.shape.clone(), &node.name, "Sub")?;
         let c = b.shape[0];
         let op = affine(vec![-1.0; c], vec![0.0; c]);
-        Ok(self.push(&format!("{}.neg", node.name), op, &[bi], b.shape.clone()))
+        let name = format!("{}.neg", node.name);
+        let (id, md) = self.push_affine(&name, op, bi, &b.shape);
+        if md == b.shape {
+            return Ok(id);
+        }
+        Ok(self.push(&format!("{name}.reshape"), Op::Reshape { shape: b.shape.clone() }, &[id], b.shape.clone()))
     }
 
     /// A binary op between a runtime value and a constant (`swapped`: the constant is on the left).
@@ -525,8 +530,23 @@ impl<'a> Mapper<'a> {
                 }
             }
         }
-        let id = self.push(&node.name, affine(gamma, beta), &[x.id], x.md_shape.clone());
-        Ok(Val::Run(View { id, ..x }))
+        let (id, md_shape) = self.push_affine(&node.name, affine(gamma, beta), x.id, &x.md_shape);
+        Ok(Val::Run(View { id, md_shape, ..x }))
+    }
+
+    /// A BatchNorm node over value `src` of mdeploy shape `md`. The runtime lowers a per-channel
+    /// affine on `[C]` and `[C, H, W]` values only (on `[C, L]` it covers C floats, not C·L:
+    /// onnx's HardSigmoid cases showed it), so a `[C, L]` value goes through `[C, L, 1]`: the
+    /// same bytes, the same channel axis. Returns the node's value and shape.
+    fn push_affine(&mut self, name: &str, op: Op, src: ValueId, md: &[usize]) -> (ValueId, Vec<usize>) {
+        match md {
+            [c, l] => {
+                let md3 = vec![*c, *l, 1];
+                let r = self.push(&format!("{name}.as_chw"), Op::Reshape { shape: md3.clone() }, &[src], md3.clone());
+                (self.push(name, op, &[r], md3.clone()), md3)
+            }
+            _ => (self.push(name, op, &[src], md.to_vec()), md.to_vec()),
+        }
     }
 
     /// The constant of an elementwise op against `x`, as one value per channel (axis 0 of the
@@ -536,7 +556,11 @@ impl<'a> Mapper<'a> {
         if vals.len() == 1 {
             return Ok(vec![vals[0]; channels]);
         }
-        if x.gather.is_some() || x.md_shape != x.shape {
+        // mdeploy's value may carry trailing unit axes tract's does not ([C, L, 1] for [C, L]):
+        // axis 0 is still the channel axis.
+        let same_channels =
+            x.md_shape.starts_with(&x.shape) && x.md_shape[x.shape.len()..].iter().all(|&d| d == 1);
+        if x.gather.is_some() || !same_channels {
             return Err(self.err(
                 node,
                 "a per-channel constant applied after a Transpose or Reshape; mdeploy applies it per channel of \

@@ -36,14 +36,21 @@ pub struct Loaded {
 impl Loaded {
     /// The ONNX op type behind a tract node: tract names a node after its ONNX node (or its
     /// first output) and the nodes it expands into after that name plus a `.suffix`.
-    pub fn onnx_op_of(&self, tract_name: &str) -> Option<(&str, &str)> {
+    pub fn onnx_op_of<'a>(&'a self, tract_name: &'a str) -> Option<(&'a str, &'a str)> {
         let mut name = tract_name;
         loop {
             if let Some((k, v)) = self.onnx_ops.get_key_value(name) {
                 return Some((k.as_str(), v.as_str()));
             }
-            name = &name[..name.rfind('.')?];
+            match name.rfind('.') {
+                Some(i) => name = &name[..i],
+                None => break,
+            }
         }
+        // A node with neither a name nor a first output (GRU/LSTM/RNN that output only Y_h)
+        // is named "<index>-<op type>" by tract.
+        let (index, op) = name.split_once('-')?;
+        (!index.is_empty() && index.bytes().all(|b| b.is_ascii_digit()) && !op.is_empty()).then_some((name, op))
     }
 
     /// `ONNX node "dense/MatMul" (MatMul, opset 15)`, or the tract name when no ONNX node matches.
@@ -117,6 +124,15 @@ pub fn load(bytes: &[u8], dir: Option<&Path>, opts: &ImportOptions) -> Result<Lo
             )))
         }
     };
+    if let Some(ty) = tensor_type(input).map(|t| t.elem_type).filter(|&t| t != ONNX_FLOAT && t != 0) {
+        return Err(ImportError::new(format!(
+            "input {:?} is a tensor of ONNX type {}; mdeploy models take one f32 input (export the model with a \
+             float32 input, casting inside the graph if it needs another type)",
+            input.name,
+            type_name(ty)
+        )));
+    }
+    unreadable_types(graph, opset)?;
     let output_name = choose_output(graph, opts)?;
     let per_sample = input_shape(input, opts)?;
 
@@ -258,12 +274,63 @@ fn choose_output(graph: &pb::GraphProto, opts: &ImportOptions) -> Result<String,
     }
 }
 
-fn elem_type(v: &pb::ValueInfoProto) -> Option<i32> {
+fn tensor_type(v: &pb::ValueInfoProto) -> Option<&pb::type_proto::Tensor> {
     match v.r#type.as_ref()?.value.as_ref()? {
-        pb::type_proto::Value::TensorType(t) => Some(t.elem_type),
+        pb::type_proto::Value::TensorType(t) => Some(t),
         #[allow(unreachable_patterns)]
         _ => None,
     }
+}
+
+fn elem_type(v: &pb::ValueInfoProto) -> Option<i32> {
+    tensor_type(v).map(|t| t.elem_type)
+}
+
+/// `FLOAT8E5M2` for ONNX's `TensorProto.DataType` number, or the number when prost does not know it.
+fn type_name(t: i32) -> String {
+    pb::tensor_proto::DataType::try_from(t).map(|d| d.as_str_name().to_string()).unwrap_or_else(|_| format!("#{t}"))
+}
+
+/// tract reads only some ONNX element types (not bfloat16, float8, int4, ...) and says so
+/// without naming the value; name it here, before tract parses the graph.
+fn unreadable_types(graph: &pb::GraphProto, opset: i64) -> Result<(), ImportError> {
+    let readable = |t: i32| {
+        pb::tensor_proto::DataType::try_from(t).ok().is_some_and(|d| DatumType::try_from(d).is_ok())
+    };
+    let why = "a data type tract cannot read; mdeploy converts f32 models";
+    let values = graph.input.iter().chain(&graph.output).chain(&graph.value_info);
+    for v in values {
+        if let Some(t) = elem_type(v).filter(|&t| t != 0 && !readable(t)) {
+            return Err(ImportError::new(format!("value {:?} of the graph is {}, {why}", v.name, type_name(t))));
+        }
+    }
+    for t in &graph.initializer {
+        if !readable(t.data_type) {
+            return Err(ImportError::new(format!("weight {:?} is {}, {why}", t.name, type_name(t.data_type))));
+        }
+    }
+    for n in &graph.node {
+        let name = if n.name.is_empty() { n.output.first().map(String::as_str).unwrap_or("") } else { &n.name };
+        for a in &n.attribute {
+            // Cast's `to` and the tensors of Constant-like attributes.
+            let bad = match (a.name.as_str(), &a.t) {
+                ("to", _) if a.r#type == pb::attribute_proto::AttributeType::Int as i32 && !readable(a.i as i32) => {
+                    Some(a.i as i32)
+                }
+                (_, Some(t)) if !readable(t.data_type) => Some(t.data_type),
+                _ => None,
+            };
+            if let Some(t) = bad {
+                return Err(ImportError::new(format!(
+                    "ONNX node {name:?} ({}, opset {opset}): attribute {:?} is {}, {why}",
+                    n.op_type,
+                    a.name,
+                    type_name(t)
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The per-sample input shape (the batch axis removed): `--input-shape` when given, else the
