@@ -627,9 +627,23 @@ impl<'g> Emitter<'g> {
                 Val { buf, order: Order::Plain }
             }
             LNode::Affine { scale, shift, act } => {
-                let xv = if xs.len() == 3 { self.hwc(x, i) } else { self.val(x) };
+                // The kernel repeats `c` parameters over rows of `c` values (channel-minor). A
+                // 3-D value is made HWC for it; a flat one maps each feature to itself; a [C, L]
+                // one (values have rank 1 to 3) is made plain (C-major) and gets its parameters
+                // repeated per element, so the kernel covers the whole value (it once covered
+                // only the first C floats: a later op then read past them).
+                let xv = match xs.len() {
+                    3 => self.hwc(x, i),
+                    1 => self.val(x),
+                    _ => self.plain(x, i),
+                };
                 let (c, hw, scale, shift) = match (xs.len(), xv.order) {
                     (3, _) => (xs[0], xs[1] * xs[2], scale, shift),
+                    (r, _) if r >= 2 => {
+                        let inner = out_len / xs[0].max(1);
+                        let rep = |v: &[f32]| v.iter().flat_map(|&p| std::iter::repeat_n(p, inner)).collect::<Vec<f32>>();
+                        (out_len, 1, rep(&scale), rep(&shift))
+                    }
                     // A flat value stored in HWC order: permute the per-feature parameters.
                     (_, Order::Hwc { c, hw }) => {
                         let mut sc = vec![0.0; c * hw];

@@ -386,3 +386,23 @@ fn every_op_alone() {
     }
 }
 
+
+#[test]
+fn batchnorm_covers_values_of_every_rank() {
+    // BatchNorm normalises over axis 0 whatever the rank. The lowering once built a kernel over
+    // only the first C floats of a [C, L] value: as the output the plan refused to build, before
+    // another op it read past the kernel's buffer and panicked (found by the ONNX node tests).
+    let rng = &mut Rng(12);
+    let g = Graph::sequential([Op::Reshape { shape: vec![28, 28] }, bn(rng, 28), Op::Relu, Op::Flatten, dense(rng, 784, 10)]);
+    check("bn [C, L] then ops", &g, &MNIST, &digits(3));
+    let g = Graph::sequential([Op::Reshape { shape: vec![28, 28] }, bn(rng, 28)]);
+    check("bn [C, L] as the output", &g, &MNIST, &digits(3));
+    // A [C, L] view of a conv's output (stored HWC, so made plain first).
+    let g = Graph::sequential([
+        conv(rng, 1, 4, [3, 3], [1, 1], [1; 4], [1, 1], 1),
+        Op::Reshape { shape: vec![4, 784] },
+        bn(rng, 4),
+        Op::Sigmoid,
+    ]);
+    check("bn [C, L] of a conv output", &g, &MNIST, &digits(3));
+}
