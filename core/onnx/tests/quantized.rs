@@ -105,21 +105,29 @@ fn weights_are_stored_as_integers_in_the_mdm() {
             }
         }
         assert_eq!(f32_bytes, 4 * int_bytes, "{stem}");
+        // The same graph with its weights expanded to f32: the .mdm shrinks by the weight bytes
+        // saved, less the per-channel scales and zero points (8 bytes per channel).
+        let mut dense = model.clone();
+        for n in dense.graph.nodes.iter_mut() {
+            if let Op::Dense { weight, .. } | Op::Conv2d { weight, .. } = &mut n.op {
+                *weight = mdeploy_core::model::Tensor::f32(weight.shape.clone(), weight.to_f32_dense().expect("expands"));
+            }
+        }
+        let dense_bytes = format::write(&dense).expect("writes").len();
+        // And the float model onnxruntime quantized, converted as it is (its graph has no Clips).
         let float = import(&format!("{}.onnx", stem.split('.').next().unwrap_or_default()))
             .into_model(stem, stem)
             .expect("float model");
         let float_bytes = format::write(&float).expect("writes").len();
         eprintln!(
             "{stem}: {} weights ({per_channel} per-channel), {int_bytes} weight bytes (f32: {f32_bytes}); .mdm {} bytes, \
-             float .mdm {float_bytes} bytes ({:.2}x)",
+             {dense_bytes} with f32 weights ({:.2}x), the float model's .mdm {float_bytes}",
             q.weights,
             bytes.len(),
-            float_bytes as f64 / bytes.len() as f64
+            dense_bytes as f64 / bytes.len() as f64
         );
-        // Biases, BatchNorm parameters, clip ranges and metadata stay f32: the file shrinks by
-        // the weight bytes saved, less the per-channel scales (4 + 4 bytes per channel).
-        let saved = (float_bytes - bytes.len()) as f64;
-        assert!(saved >= 0.95 * (f32_bytes - int_bytes) as f64, "{stem}: {} vs {float_bytes} bytes", bytes.len());
+        let saved = (dense_bytes - bytes.len()) as f64;
+        assert!(saved >= 0.95 * (f32_bytes - int_bytes) as f64, "{stem}: {} vs {dense_bytes} bytes", bytes.len());
         if stem.starts_with("keras_mlp") {
             // Dense weights are quantized per output column: axis 1 of mdeploy's [in, out].
             assert_eq!(per_channel, 2, "{stem}");
@@ -169,4 +177,49 @@ fn equals_onnxruntime_on_the_dequantized_weights_float_graph() {
         eprintln!("{stem}: max |mdeploy - onnxruntime on the dequantized float graph| = {max_diff:.3e} (500 digits)");
         assert!(max_diff <= 1e-5, "{stem}: {max_diff}");
     }
+}
+
+#[test]
+fn unsupported_quantized_patterns_are_refused_naming_the_node() {
+    let cases: [(&str, &[&str]); 3] = [
+        // Microsoft-only QOperator ops: say which quantizer settings write standard ONNX.
+        ("unsupported_qlinearadd", &["\"add_quant\"", "com.microsoft:QLinearAdd", "QuantFormat.QDQ", "op_types_to_quantize"]),
+        ("unsupported_matmulinteger_static", &["\"matmul_int\"", "MatMulInteger", "quantize_dynamic", "DynamicQuantizeLinear"]),
+        ("unsupported_int4_weight", &["\"dequant_w\"", "DequantizeLinear", "8-bit", "QInt8"]),
+    ];
+    for (name, needles) in cases {
+        let err = import_path(&fixture(&format!("quant/{name}.onnx")), &ImportOptions::default())
+            .err()
+            .unwrap_or_else(|| panic!("{name} should be refused"));
+        for n in needles {
+            assert!(err.message.contains(n), "{name}: {:?} should mention {n:?}", err.message);
+        }
+    }
+}
+
+#[test]
+fn corrupted_quantized_files_return_an_answer() {
+    // Truncations and byte flips of a QOperator file (integer weights, scales, int32 biases):
+    // every one converts or is refused; nothing hangs or escapes as a panic.
+    let bytes = std::fs::read(fixture("quant/keras_cnn.qop.onnx")).expect("fixture");
+    let (mut refused, mut converted) = (0, 0);
+    for i in 0..120usize {
+        let mut b = bytes.clone();
+        let at = (i * 7919) % b.len();
+        if i % 2 == 0 {
+            b.truncate(at);
+        } else {
+            b[at] ^= 0x5a;
+        }
+        match mdeploy_onnx::import_bytes(&b, &ImportOptions::default()) {
+            Ok(_) => converted += 1,
+            Err(e) => {
+                assert!(!e.message.is_empty());
+                refused += 1
+            }
+        }
+    }
+    eprintln!("corrupted keras_cnn.qop.onnx: {refused} refused, {converted} converted");
+    assert_eq!(refused + converted, 120);
+    assert!(refused > 0);
 }
