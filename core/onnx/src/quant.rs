@@ -68,7 +68,7 @@ pub struct Stored {
     pub uint8: usize,
 }
 
-fn is_quant_op(n: &pb::NodeProto) -> bool {
+fn in_default_domain(n: &pb::NodeProto) -> bool {
     n.domain.is_empty() || n.domain == "ai.onnx"
 }
 
@@ -214,7 +214,6 @@ impl<'a> Ctx<'a> {
 
     /// `scale·(q − zp)` of an integer initializer as a new f32 initializer `out`; an 8-bit one
     /// is remembered as the source of a weight.
-    #[allow(clippy::too_many_arguments)]
     fn dequantize_init(
         &mut self,
         n: &pb::NodeProto,
@@ -340,7 +339,7 @@ pub fn rewrite(proto: &mut pb::ModelProto, dir: Option<&str>, opset: i64) -> Res
     }
     const OPS: [&str; 7] =
         ["QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "MatMulInteger", "ConvInteger", "DynamicQuantizeLinear"];
-    if !graph.node.iter().any(|n| is_quant_op(n) && OPS.contains(&n.op_type.as_str())) {
+    if !graph.node.iter().any(|n| in_default_domain(n) && OPS.contains(&n.op_type.as_str())) {
         return Ok(Rewritten::default());
     }
     let nodes = std::mem::take(&mut graph.node);
@@ -372,7 +371,7 @@ pub fn rewrite(proto: &mut pb::ModelProto, dir: Option<&str>, opset: i64) -> Res
         if skip.contains(&idx) {
             continue;
         }
-        if !is_quant_op(n) || !OPS.contains(&n.op_type.as_str()) {
+        if !in_default_domain(n) || !OPS.contains(&n.op_type.as_str()) {
             out.push(n.clone());
             continue;
         }
@@ -495,7 +494,7 @@ pub fn rewrite(proto: &mut pb::ModelProto, dir: Option<&str>, opset: i64) -> Res
         let mut it = live.into_iter();
         out.retain(|_| it.next().unwrap_or(true));
     }
-    if let Some(n) = out.iter().find(|n| is_quant_op(n) && n.op_type == "DynamicQuantizeLinear") {
+    if let Some(n) = out.iter().find(|n| in_default_domain(n) && n.op_type == "DynamicQuantizeLinear") {
         return Err(ctx.err(
             n,
             "its quantized output feeds an op other than MatMulInteger/ConvInteger; mdeploy imports the patterns of \
