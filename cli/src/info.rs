@@ -1,6 +1,7 @@
 //! `mdeploy info MODEL`: what is in a model file, without running it.
 
 use crate::model_file;
+use mdeploy_core::model::{Model, Provenance, Quant, QuantType, TensorData};
 use mdeploy_core::{format, Node, Op};
 
 #[derive(clap::Args, Debug)]
@@ -49,6 +50,8 @@ pub fn run(args: &InfoArgs) -> Result<(), String> {
                 "test_accuracy": p.test_accuracy,
                 "extra": p.extra.iter().map(|(k, v)| (k.clone(), serde_json::Value::from(v.clone()))).collect::<serde_json::Map<_, _>>(),
             },
+            "source": source(p),
+            "weights": weight_storage(&model).json(),
             "params": model.param_count(),
             "macs_per_sample": model.macs(),
             "output": model.graph.output,
@@ -60,10 +63,16 @@ pub fn run(args: &InfoArgs) -> Result<(), String> {
     println!("{} {} ({} bytes, format {}.{}, sha256 {})", m.name, m.version, bytes.len(), file.version.0, file.version.1, digest);
     println!("  input     {:?}, preprocessing {:?} range {:?}", m.input_shape, m.preprocessing.recipe, m.preprocessing.range);
     println!("  labels    {}", m.labels.join(" "));
-    println!("  arch      {}", p.arch);
-    println!("  data      {}", p.data);
-    println!("  split     {}", p.split);
-    println!("  trained   {} epochs, seed {}", p.epochs, p.seed);
+    match source(p) {
+        // A converted model was not trained here: no data, split or epochs to speak of.
+        Some(s) => println!("  origin    {s}"),
+        None => {
+            println!("  arch      {}", p.arch);
+            println!("  data      {}", p.data);
+            println!("  split     {}", p.split);
+            println!("  trained   {} epochs, seed {}", p.epochs, p.seed);
+        }
+    }
     match p.test_accuracy {
         Some(a) => println!("  accuracy  {:.2} % on the test split", a * 100.0),
         None => println!("  accuracy  not recorded"),
@@ -72,6 +81,9 @@ pub fn run(args: &InfoArgs) -> Result<(), String> {
         println!("  {k:<9} {v}");
     }
     println!("  {} parameters, {} multiply-adds per sample", model.param_count(), model.macs());
+    if let Some(line) = weight_storage(&model).line() {
+        println!("  weights   {line}");
+    }
     let chain = model.graph.as_sequential().is_some();
     for (i, n) in model.graph.nodes.iter().enumerate() {
         // A chain reads like a layer list; a DAG also says which values each node reads.
@@ -116,5 +128,101 @@ fn detail(op: &Op) -> String {
         Op::LeakyRelu { alpha } => format!("alpha {alpha}"),
         Op::Dropout { rate } => format!("rate {rate} (training only)"),
         _ => String::new(),
+    }
+}
+
+/// `converted from ONNX (producer tf2onnx 1.17.0, opset 15)` for a model `mdeploy convert` made
+/// (its provenance holds `onnx.opset`); `None` for a model trained by mdeploy.
+fn source(p: &Provenance) -> Option<String> {
+    let extra = |k: &str| p.extra.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
+    let opset = extra("onnx.opset")?;
+    // Files converted before `onnx.producer` was recorded keep it in `arch`: "onnx (producer)".
+    let producer = extra("onnx.producer")
+        .map(str::to_string)
+        .or_else(|| p.arch.strip_prefix("onnx (").and_then(|a| a.strip_suffix(')')).map(str::to_string))
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "unknown producer".to_string());
+    Some(format!("converted from ONNX (producer {producer}, opset {opset})"))
+}
+
+/// How a model's tensors are stored: f32, or integers with their scales (and how many).
+#[derive(Default)]
+struct Storage {
+    f32: usize,
+    int8: usize,
+    uint8: usize,
+    packed: usize,
+    per_channel: usize,
+    per_tensor: usize,
+    sparse: usize,
+}
+
+fn weight_storage(model: &Model) -> Storage {
+    let mut s = Storage::default();
+    for t in model.graph.nodes.iter().flat_map(|n| n.op.tensors()) {
+        match &t.data {
+            TensorData::F32(_) => s.f32 += 1,
+            TensorData::Quantized { qtype, quant, .. } => {
+                match qtype {
+                    QuantType::I8 => s.int8 += 1,
+                    QuantType::U8 => s.uint8 += 1,
+                    QuantType::Packed { .. } => s.packed += 1,
+                }
+                match quant {
+                    Quant::PerChannel { .. } => s.per_channel += 1,
+                    Quant::PerTensor { .. } => s.per_tensor += 1,
+                }
+            }
+            TensorData::SparseCsr { .. } | TensorData::SparseBitmask { .. } => s.sparse += 1,
+        }
+    }
+    s
+}
+
+/// Every backend expands integer tensors to f32 once, when the model is planned
+/// (mdeploy_runtime::lower::dense_f32); there are no integer kernels yet.
+const RUNS_DEQUANTIZED: &str = "runs dequantized to f32: no integer kernels yet";
+
+impl Storage {
+    fn quantized(&self) -> usize {
+        self.int8 + self.uint8 + self.packed
+    }
+
+    /// `3 int8 tensors (per-channel 3), 4 f32; runs dequantized to f32: no integer kernels yet`;
+    /// `None` when every tensor is plain f32.
+    fn line(&self) -> Option<String> {
+        if self.quantized() == 0 && self.sparse == 0 {
+            return None;
+        }
+        let mut parts = Vec::new();
+        for (n, what) in [(self.int8, "int8"), (self.uint8, "uint8"), (self.packed, "packed n-bit")] {
+            if n > 0 {
+                parts.push(format!("{n} {what}"));
+            }
+        }
+        let mut line = String::new();
+        if self.quantized() > 0 {
+            line = format!(
+                "{} quantized tensor{} ({}; {} per-channel, {} per-tensor)",
+                self.quantized(),
+                if self.quantized() == 1 { "" } else { "s" },
+                parts.join(", "),
+                self.per_channel,
+                self.per_tensor
+            );
+        }
+        if self.sparse > 0 {
+            line += &format!("{}{} sparse", if line.is_empty() { "" } else { ", " }, self.sparse);
+        }
+        let runs = if self.quantized() > 0 { RUNS_DEQUANTIZED } else { "runs expanded to dense f32" };
+        Some(format!("{line}, {} f32; {runs}", self.f32))
+    }
+
+    fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "f32": self.f32, "int8": self.int8, "uint8": self.uint8, "packed": self.packed, "sparse": self.sparse,
+            "per_channel": self.per_channel, "per_tensor": self.per_tensor,
+            "runs": if self.quantized() > 0 { RUNS_DEQUANTIZED } else if self.sparse > 0 { "expanded to dense f32" } else { "f32" },
+        })
     }
 }

@@ -111,3 +111,47 @@ fn convert_help_teaches() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success() && text.contains("Examples") && text.contains("--input-shape"), "{text}");
 }
+
+/// onnxruntime's accuracy on the 2,000 test digits for its quantized fixtures
+/// (core/onnx/fixtures/README.md, make_quant_fixtures.py).
+const ORT_QUANT_ACCURACY: [(&str, f64); 3] = [("keras_mlp.qdq", 0.9420), ("keras_cnn.qop", 0.9595), ("sklearn_mlp.dyn", 0.9325)];
+
+#[test]
+fn quantized_models_convert_and_info_says_how_they_run() {
+    for (name, ort_acc) in ORT_QUANT_ACCURACY {
+        let out = tmp(&format!("{name}.mdm"));
+        let mut args = vec!["convert".to_string(), fixture(&format!("quant/{name}.onnx")), "--out".into(), out.clone()];
+        args.extend(["--preprocess", "mnist-digit", "--json"].map(String::from));
+        if name.starts_with("sklearn") {
+            args.extend(["--output", "probabilities"].map(String::from));
+        }
+        let c = ok_json(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        assert_eq!(c["producer"], "onnx.quantize 0.1.0", "{c}");
+        let info = ok_json(&["info", &out, "--json"]);
+        let w = &info["weights"];
+        let dense_conv = if name.starts_with("keras_cnn") { 3 } else { 2 };
+        assert_eq!(w["int8"], dense_conv, "{name}: {w}");
+        assert_eq!(w["runs"], "runs dequantized to f32: no integer kernels yet", "{name}: {w}");
+        assert!(info["source"].as_str().is_some_and(|s| s.starts_with("converted from ONNX (producer onnx.quantize 0.1.0, opset ")));
+        let text = mdeploy(&["info", &out]);
+        let text = String::from_utf8_lossy(&text.stdout);
+        assert!(text.contains("runs dequantized to f32: no integer kernels yet"), "{text}");
+        assert!(text.contains(&format!("{dense_conv} quantized tensors ({dense_conv} int8; ")), "{text}");
+        assert!(text.contains("converted from ONNX (producer onnx.quantize 0.1.0"), "{text}");
+        assert!(!text.contains("epochs"), "a converted model was not trained here: {text}");
+        // Activations run in f32 (onnxruntime rounds them to 8 bits): close to, not exactly, its score.
+        let eval = ok_json(&["eval", &out, "--json"]);
+        let measured = eval["accuracy"].as_f64().expect("accuracy");
+        assert!((measured - ort_acc).abs() <= 0.005, "{name}: mdeploy {measured} vs onnxruntime {ort_acc}");
+    }
+}
+
+#[test]
+fn info_of_a_converted_float_model_names_its_source_not_epochs() {
+    let out = tmp("keras_mlp_source.mdm");
+    ok_json(&["convert", &fixture("keras_mlp.onnx"), "--out", &out, "--json"]);
+    let text = mdeploy(&["info", &out]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("origin    converted from ONNX (producer tf2onnx 1.17.0 None, opset 15)"), "{text}");
+    assert!(!text.contains("trained") && !text.contains("quantized"), "{text}");
+}

@@ -27,6 +27,7 @@ use mdeploy_model::{Graph, Model};
 mod error;
 mod map;
 mod proto;
+mod quant;
 
 pub use error::ImportError;
 
@@ -56,6 +57,42 @@ pub struct Imported {
     pub producer: String,
     /// The ONNX graph's name, when it has one.
     pub graph_name: String,
+    /// How a quantized file's weights were stored; `None` for a float file.
+    pub quantized: Option<Quantized>,
+}
+
+/// A quantized ONNX file (QDQ, QOperator or dynamic, as onnxruntime's quantizer writes them):
+/// what its weights became. Activations run in f32 (see quant.rs and ONNX.md).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Quantized {
+    /// `"QDQ"`, `"QOperator"`, `"dynamic"` (joined with `+` when mixed).
+    pub format: String,
+    /// Dense/Conv2d weights in the mdeploy graph, and how many of them are stored as integers.
+    pub weights: usize,
+    pub stored_int: usize,
+    pub per_channel: usize,
+    pub int8: usize,
+    pub uint8: usize,
+}
+
+impl Quantized {
+    /// One line for the model's provenance and `mdeploy info`.
+    pub fn describe(&self) -> String {
+        let ty = match (self.int8, self.uint8) {
+            (_, 0) => "int8",
+            (0, _) => "uint8",
+            _ => "int8/uint8",
+        };
+        let how = match (self.per_channel, self.stored_int - self.per_channel) {
+            (0, _) => "per-tensor",
+            (_, 0) => "per-channel",
+            _ => "per-tensor and per-channel",
+        };
+        format!(
+            "{}: {} of {} Dense/Conv2d weights stored as {ty} ({how}); activations computed in f32 (not quantized)",
+            self.format, self.stored_int, self.weights
+        )
+    }
 }
 
 impl Imported {
@@ -78,12 +115,17 @@ impl Imported {
                 extra: vec![
                     ("source".to_string(), source.to_string()),
                     ("onnx.opset".to_string(), self.opset.to_string()),
+                    ("onnx.producer".to_string(), self.producer.clone()),
                     ("onnx.input".to_string(), self.input_name),
                     ("onnx.output".to_string(), self.output_name),
                     ("converter".to_string(), format!("mdeploy-onnx {} (tract-onnx 0.23)", env!("CARGO_PKG_VERSION"))),
                 ],
             },
         };
+        let mut meta = meta;
+        if let Some(q) = &self.quantized {
+            meta.provenance.extra.push(("onnx.quantization".to_string(), q.describe()));
+        }
         let model = Model { meta, graph: self.graph };
         model.validate().map_err(|e| ImportError::new(format!("the converted model does not validate: {e}")))?;
         Ok(model)
@@ -128,7 +170,20 @@ fn import_impl(bytes: &[u8], dir: Option<&Path>, opts: &ImportOptions) -> Result
 
 fn import_unguarded(bytes: &[u8], dir: Option<&Path>, opts: &ImportOptions) -> Result<Imported, ImportError> {
     let loaded = proto::load(bytes, dir, opts)?;
-    let (graph, input_shape) = map::map_model(&loaded)?;
+    let (mut graph, input_shape) = map::map_model(&loaded)?;
+    let quantized = if loaded.quant.format.is_empty() {
+        None
+    } else {
+        let s = quant::store_weights(&mut graph, &loaded.quant.sources);
+        Some(Quantized {
+            format: loaded.quant.format.clone(),
+            weights: s.weights,
+            stored_int: s.quantized,
+            per_channel: s.per_channel,
+            int8: s.int8,
+            uint8: s.uint8,
+        })
+    };
     graph
         .validate(&input_shape)
         .map_err(|e| ImportError::new(format!("the converted graph does not validate: {e}")))?;
@@ -140,5 +195,6 @@ fn import_unguarded(bytes: &[u8], dir: Option<&Path>, opts: &ImportOptions) -> R
         opset: loaded.opset,
         producer: loaded.producer,
         graph_name: loaded.graph_name,
+        quantized,
     })
 }

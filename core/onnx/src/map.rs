@@ -242,7 +242,8 @@ impl<'a> Mapper<'a> {
                 node,
                 format!(
                     "computes {:?} values (tract op {}); mdeploy converts f32 graphs: serve a float output (--output) and \
-                     leave integer post-processing (ArgMax, labels) to the host; quantized ONNX is not supported yet",
+                     leave integer post-processing (ArgMax, labels) to the host (quantized ONNX converts in the patterns \
+                     onnxruntime's quantizer writes: QDQ, QLinearConv/QLinearMatMul, MatMulInteger/ConvInteger)",
                     fact.datum_type,
                     node.op.name()
                 ),

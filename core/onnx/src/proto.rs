@@ -31,6 +31,8 @@ pub struct Loaded {
     pub graph_name: String,
     /// ONNX node name (and first output name) → op type, to name the ONNX op behind a tract node.
     pub onnx_ops: HashMap<String, String>,
+    /// What quant.rs rewrote (a quantized graph) and the integer source of each weight.
+    pub quant: crate::quant::Rewritten,
 }
 
 impl Loaded {
@@ -77,7 +79,7 @@ pub fn load(bytes: &[u8], dir: Option<&Path>, opts: &ImportOptions) -> Result<Lo
         )));
     }
     let onnx = tract_onnx::onnx();
-    let proto = onnx.proto_model_for_read(&mut &bytes[..]).map_err(|e| {
+    let mut proto = onnx.proto_model_for_read(&mut &bytes[..]).map_err(|e| {
         tract_err("this is not a readable ONNX file (protobuf decoding failed; is it an .onnx model?)", e)
     })?;
     let graph = proto
@@ -111,6 +113,16 @@ pub fn load(bytes: &[u8], dir: Option<&Path>, opts: &ImportOptions) -> Result<Lo
             onnx_ops.entry(o.clone()).or_insert(op);
         }
     }
+    let dir_str = match dir {
+        Some(d) => Some(d.to_str().ok_or_else(|| {
+            ImportError::new(format!("the model's folder {} is not valid UTF-8; move the model", d.display()))
+        })?),
+        None => None,
+    };
+    // Quantized graphs become the f32 graphs they stand for before tract sees them (quant.rs);
+    // the op names above stay the file's, so errors name the quantized op.
+    let quant = crate::quant::rewrite(&mut proto, dir_str, opset)?;
+    let graph = proto.graph.as_ref().ok_or_else(|| ImportError::new("the ONNX file holds no graph"))?;
     let inits: std::collections::HashSet<&str> = graph.initializer.iter().map(|t| t.name.as_str()).collect();
     let inputs: Vec<&pb::ValueInfoProto> = graph.input.iter().filter(|i| !inits.contains(i.name.as_str())).collect();
     let input = match inputs.as_slice() {
@@ -135,13 +147,6 @@ pub fn load(bytes: &[u8], dir: Option<&Path>, opts: &ImportOptions) -> Result<Lo
     unreadable_types(graph, opset)?;
     let output_name = choose_output(graph, opts)?;
     let per_sample = input_shape(input, opts)?;
-
-    let dir_str = match dir {
-        Some(d) => Some(d.to_str().ok_or_else(|| {
-            ImportError::new(format!("the model's folder {} is not valid UTF-8; move the model", d.display()))
-        })?),
-        None => None,
-    };
     let loaded_base = |typed| Loaded {
         typed,
         input_name: input.name.clone(),
@@ -150,6 +155,7 @@ pub fn load(bytes: &[u8], dir: Option<&Path>, opts: &ImportOptions) -> Result<Lo
         producer: producer.clone(),
         graph_name: graph.name.clone(),
         onnx_ops: onnx_ops.clone(),
+        quant: quant.clone(),
     };
 
     // The batch axis stays symbolic, so that tract proves the graph treats samples apart and
