@@ -25,10 +25,12 @@ use mdeploy_model::model::{Metadata, Preprocessing, Provenance};
 use mdeploy_model::{Graph, Model};
 
 mod error;
+mod export;
 mod map;
 mod proto;
 
 pub use error::ImportError;
+pub use export::{export, export_proto, ExportError, ExportOptions, DEFAULT_OPSET, OPSETS};
 
 /// What `import` needs besides the file.
 #[derive(Clone, Debug, Default)]
