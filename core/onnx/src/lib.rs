@@ -1,4 +1,5 @@
 //! The ONNX bridge of mdeploy (native only): ONNX file → tract → mdeploy [`Graph`].
+//! The other way, [`export`] writes a [`Model`] as standard ONNX (`export.rs`, `mdeploy export`).
 //!
 //! ```text
 //!  .onnx bytes ──prost (tract_onnx::pb)──► ModelProto ──checks (proto.rs): sizes, external data,
