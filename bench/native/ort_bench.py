@@ -67,15 +67,15 @@ def per_call(call, n: int) -> dict:
 
 def batch1(sess: ort.InferenceSession, images: np.ndarray) -> dict:
     singles = [np.ascontiguousarray(images[i : i + 1]) for i in range(len(images))]
-    plain = per_call(lambda i: sess.run(["y"], {"x": singles[i]}), len(singles))
+    plain = per_call(lambda i: sess.run(["output"], {"input": singles[i]}), len(singles))
 
     xs = [ort.OrtValue.ortvalue_from_numpy(s) for s in singles]
     y = ort.OrtValue.ortvalue_from_numpy(np.zeros((1, 10), dtype=np.float32))
     binding = sess.io_binding()
-    binding.bind_ortvalue_output("y", y)
+    binding.bind_ortvalue_output("output", y)
 
     def bound(i: int) -> None:
-        binding.bind_ortvalue_input("x", xs[i])
+        binding.bind_ortvalue_input("input", xs[i])
         sess.run_with_iobinding(binding)
 
     iob = per_call(bound, len(xs))
@@ -115,13 +115,13 @@ def call_floor(api: str) -> dict:
 def batch1024(sess: ort.InferenceSession, images: np.ndarray) -> dict:
     x = np.ascontiguousarray(images[:1024])
     for _ in range(2):
-        sess.run(["y"], {"x": x})
+        sess.run(["output"], {"input": x})
     times = []
     cpu0, wall0 = time.process_time_ns(), time.perf_counter_ns()
     t_end = wall0 + int(WINDOW_S * 1e9)
     while len(times) < 10 or time.perf_counter_ns() < t_end:
         t = time.perf_counter_ns()
-        sess.run(["y"], {"x": x})
+        sess.run(["output"], {"input": x})
         times.append(time.perf_counter_ns() - t)
     # CPU time / wall time of the window: ≈ 1 proves onnxruntime really ran on one thread.
     cpu_per_wall = (time.process_time_ns() - cpu0) / (time.perf_counter_ns() - wall0)

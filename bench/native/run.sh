@@ -5,8 +5,9 @@
 #
 # 1. installs onnx/onnxruntime/numpy (requirements.txt) into $MDEPLOY_BENCH_VENV
 #    (default ~/.cache/mdeploy/bench-venv) if missing;
-# 2. exports models/mnist-{mlp,cnn}.mdm to ONNX with their exact weights and checks, on the 2,000
-#    fixed-split test digits, that onnxruntime and our Plan give the same probabilities (1e-5);
+# 2. exports models/mnist-{mlp,cnn}.mdm to ONNX with `mdeploy export` (exact weights) and checks, on
+#    the 2,000 fixed-split test digits, that onnxruntime and our Plan give the same probabilities
+#    (1e-5; check_onnx.py);
 # 3. runs our criterion bench on the trained models (groups trained/*) plus per-call latency;
 # 4. runs onnxruntime with the same digits and protocol (1 thread, sequential, all optimizations);
 # 5. prints the markdown table (also saved as $OUT/table.md).
@@ -34,8 +35,12 @@ if ! "$VENV/bin/python" -c 'import onnx, onnxruntime, numpy' 2>/dev/null; then
 fi
 PY="$VENV/bin/python"
 
-echo "== export to ONNX and check against the native Plan" >&2
-"$PY" "$HERE/export_onnx.py" --out-dir "$OUT" --check >&2
+echo "== mdeploy export --onnx, then onnxruntime against the native Plan" >&2
+cargo build -q --release -p mdeploy-cli >&2
+for m in mlp cnn; do
+  "$CARGO_TARGET_DIR/release/mdeploy" export "models/mnist-$m.mdm" --onnx "$OUT/mnist-$m.onnx" >&2
+done
+"$PY" "$HERE/check_onnx.py" "$OUT" models/mnist-mlp.mdm models/mnist-cnn.mdm >&2
 
 echo "== mdeploy: cargo bench -p mdeploy-core --bench inference (groups trained/*)" >&2
 rm -rf "$CARGO_TARGET_DIR/criterion/trained_"*  # no stale group can leak into the table

@@ -3,9 +3,9 @@
     python3 bench/wasm/export_models.py --out-dir OUT [models/mnist-mlp.mdm ...]
 
 For each model:
-- `OUT/<name>.onnx` for onnxruntime-web: `bench/native/export_onnx.py`'s graph (checked there against
-  the native Plan), saved with IR version 8, the one that goes with opset 17, because
-  onnxruntime-web 1.30 rejects the IR 14 that onnx 1.2x writes by default;
+- `OUT/<name>.onnx` for onnxruntime-web: written by `mdeploy export` (opset 13 with IR version 7,
+  the one that goes with it: onnxruntime-web 1.30 rejects the IR 14 that onnx 1.2x writes by
+  default), the graph `bench/native/run.sh` checks against the native Plan;
 - `OUT/<name>.tfjs.json` (the layer list, with each tensor's shape and float offset)
 and `OUT/<name>.tfjs.bin` (all tensors, little-endian f32, back to back). `tfjs_model.mjs` builds
 the network from them with tfjs-core ops.
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -34,9 +35,6 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "bench/native"))
 import mdm  # noqa: E402
 import onnx  # noqa: E402
-from export_onnx import to_onnx  # noqa: E402
-
-ONNX_IR_VERSION = 8  # onnx's VERSIONS_TABLE: opset 17 ships with IR 8
 
 DEFAULT_MODELS = [ROOT / "models/mnist-mlp.mdm", ROOT / "models/mnist-cnn.mdm"]
 
@@ -105,10 +103,12 @@ def main() -> None:
     args.out_dir.mkdir(parents=True, exist_ok=True)
     for path in args.models:
         model = mdm.read(str(path))
-        proto = to_onnx(model)
-        proto.ir_version = ONNX_IR_VERSION
-        onnx.checker.check_model(proto, full_check=True)
-        onnx.save(proto, args.out_dir / f"{path.stem}.onnx")
+        onnx_path = args.out_dir / f"{path.stem}.onnx"
+        subprocess.run(
+            ["cargo", "run", "--release", "-q", "-p", "mdeploy-cli", "--", "export", str(path), "--onnx", str(onnx_path)],
+            cwd=ROOT, check=True, stdout=sys.stderr,
+        )
+        onnx.checker.check_model(onnx.load(str(onnx_path)), full_check=True)
         meta, data = convert(model)
         (args.out_dir / f"{path.stem}.tfjs.json").write_text(json.dumps(meta, indent=1))
         data.astype("<f4").tofile(args.out_dir / f"{path.stem}.tfjs.bin")

@@ -24,7 +24,7 @@ export function makeRuntimes(env) {
   }
 
   // onnxruntime-web, wasm execution provider only, one thread (no worker), SIMD (the only CPU build
-  // 1.30 ships). Loads the exact ONNX graph written by bench/native/export_onnx.py.
+  // 1.30 ships). Loads the ONNX graph `mdeploy export` writes (bench/wasm/export_models.py).
   async function loadOrt(name) {
     const ort = await env.importOrt();
     ort.env.wasm.numThreads = 1;

@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 mod convert;
 mod data;
 mod eval;
+mod export;
 mod info;
 mod model_file;
 mod predict;
@@ -22,7 +23,8 @@ mod train;
         mdeploy eval models/mnist-cnn.mdm         # the 2,000 test digits\n  \
         mdeploy info models/mnist-mlp.mdm         # inside a model file\n  \
         mdeploy train --arch mlp --epochs 40 --augment --out my.mdm\n  \
-        mdeploy convert model.onnx --out model.mdm  # your own model (ONNX)\n\n\
+        mdeploy convert model.onnx --out model.mdm  # your own model (ONNX)\n  \
+        mdeploy export models/mnist-cnn.mdm --onnx cnn.onnx  # ours, as ONNX\n\n\
         Every command has --help with examples, and --json for scripts."
 )]
 struct Cli {
@@ -42,6 +44,8 @@ enum Command {
     Info(info::InfoArgs),
     /// Convert an ONNX model (PyTorch, Keras, scikit-learn exports) into an .mdm file.
     Convert(convert::ConvertArgs),
+    /// Write an .mdm model as an ONNX file (to check it in onnxruntime or other runtimes).
+    Export(export::ExportArgs),
 }
 
 fn main() -> ExitCode {
@@ -59,6 +63,7 @@ fn main() -> ExitCode {
         Command::Predict(a) => predict::run(a),
         Command::Info(a) => info::run(a),
         Command::Convert(a) => convert::run(a),
+        Command::Export(a) => export::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,5 +1,5 @@
 //! Writes a model's outputs on the fixed split's 2,000 test digits as raw little-endian f32
-//! (`2000 × outputs`, digits in split order), so `bench/native/export_onnx.py` can check that the
+//! (`2000 × outputs`, digits in split order), so `bench/native/check_onnx.py` can check that the
 //! ONNX export computes what our native Plan computes, probability by probability.
 //!
 //! `cargo run --release -p mdeploy-core --example dump_test_outputs -- models/mnist-cnn.mdm out.f32`

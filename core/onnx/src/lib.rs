@@ -1,4 +1,5 @@
 //! The ONNX bridge of mdeploy (native only): ONNX file → tract → mdeploy [`Graph`].
+//! The other way, [`export`] writes a [`Model`] as standard ONNX (`export.rs`, `mdeploy export`).
 //!
 //! ```text
 //!  .onnx bytes ──prost (tract_onnx::pb)──► ModelProto ──checks (proto.rs): sizes, external data,
@@ -25,11 +26,13 @@ use mdeploy_model::model::{Metadata, Preprocessing, Provenance};
 use mdeploy_model::{Graph, Model};
 
 mod error;
+mod export;
 mod map;
 mod proto;
 mod quant;
 
 pub use error::ImportError;
+pub use export::{export, export_proto, ExportError, ExportOptions, DEFAULT_OPSET, OPSETS};
 
 /// What `import` needs besides the file.
 #[derive(Clone, Debug, Default)]

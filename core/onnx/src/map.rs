@@ -624,6 +624,9 @@ impl<'a> Mapper<'a> {
         // ("mkba,bakn->mn": every sample axis of x is contracted with an axis of w).
         let mut batch = false;
         let mut contracted: Vec<(usize, usize)> = Vec::new(); // (x sample axis, w axis)
+        // Unit sample axes that tract left out of w (a Flatten of [1, H, W] folded into a Gemm:
+        // "mbak,akn->mn"): summing over one element is the element itself.
+        let mut unit: Vec<usize> = Vec::new();
         let mut m_pos = None;
         for axis in op.axes.iter_all_axes() {
             let xp = axis.inputs.get(x_slot).map(|p| p.as_slice()).unwrap_or(&[]);
@@ -634,12 +637,15 @@ impl<'a> Mapper<'a> {
                 ([p], [q], []) if *p >= 1 => contracted.push((p - 1, *q)),
                 ([], [q], [1]) => m_pos = Some(*q),
                 ([], [q], []) if w.shape().get(*q) == Some(&1) => {}
+                ([p], [], []) if *p >= 1 && x.shape.get(p - 1) == Some(&1) => unit.push(p - 1),
                 _ => return Err(not_dense()),
             }
         }
         let m_pos = m_pos.ok_or_else(not_dense)?;
         contracted.sort_unstable();
-        if !batch || contracted.len() != x.shape.len() || contracted.iter().enumerate().any(|(i, &(a, _))| a != i) {
+        let mut covered: Vec<usize> = contracted.iter().map(|&(a, _)| a).chain(unit.iter().copied()).collect();
+        covered.sort_unstable();
+        if !batch || covered != (0..x.shape.len()).collect::<Vec<_>>() {
             return Err(not_dense());
         }
         let wshape = w.shape().to_vec();

@@ -302,6 +302,20 @@ impl Tensor {
         }
     }
 
+    /// The stored integers of a quantized tensor, one per element in row-major order, before
+    /// scale and zero point: n-bit values unpacked and sign-extended, binary values as -1/+1.
+    /// `None` for the other variants. Validates the payload first ([`Tensor::check_data`]).
+    /// (The ONNX exporter writes these as int8/uint8 initializers for `DequantizeLinear`.)
+    pub fn quantized_values(&self) -> Result<Option<Vec<i32>>> {
+        self.check_data()?;
+        Ok(match &self.data {
+            TensorData::Quantized { qtype, raw, .. } => {
+                Some((0..self.numel()).map(|i| q_value(*qtype, raw, i) as i32).collect())
+            }
+            _ => None,
+        })
+    }
+
     /// The tensor as dense row-major `f32`s, whatever its storage: dequantizes
     /// (`scale * (q - zero_point)`, per tensor or per channel), unpacks n-bit and binary values,
     /// densifies CSR and bitmask. Validates the payload first ([`Tensor::check_data`]), so a
