@@ -105,6 +105,29 @@ fn bad_input_gives_errors_that_say_what_to_do() {
     assert!(!Path::new(&out).exists(), "no file is written on failure");
 }
 
+/// PyTorch's accuracy for the ResNet fixture (core/onnx/fixtures/README.md); onnxruntime's
+/// argmax agreed with PyTorch's on all 2,000 digits.
+const PYTORCH_RESNET_ACCURACY: f64 = 0.8810;
+
+#[test]
+fn pytorch_dynamo_export_with_external_data_converts_and_scores_what_pytorch_scored() {
+    // The .onnx holds the graph, pytorch_resnet_dynamo.onnx.data beside it the weights.
+    let out = tmp("resnet.mdm");
+    let c = ok_json(&["convert", &fixture("pytorch_resnet_dynamo.onnx"), "--out", &out, "--preprocess", "mnist-digit", "--json"]);
+    assert_eq!(c["input_shape"], serde_json::json!([1, 28, 28]), "{c}");
+    let eval = ok_json(&["eval", &out, "--json"]);
+    let measured = eval["accuracy"].as_f64().expect("accuracy");
+    assert!((measured - PYTORCH_RESNET_ACCURACY).abs() < 1e-9, "mdeploy {measured} vs PyTorch {PYTORCH_RESNET_ACCURACY}");
+
+    // The same .onnx copied without its data file: the error names the file and where it belongs.
+    let lone = tmp("alone/pytorch_resnet_dynamo.onnx");
+    std::fs::create_dir_all(Path::new(&lone).parent().expect("a folder")).expect("temp folder");
+    std::fs::copy(fixture("pytorch_resnet_dynamo.onnx"), &lone).expect("copy the graph alone");
+    let bad = tmp("alone.mdm");
+    fails_with(&["convert", &lone, "--out", &bad], &["\"pytorch_resnet_dynamo.onnx.data\"", "missing", "alone"]);
+    assert!(!Path::new(&bad).exists(), "no file is written on failure");
+}
+
 #[test]
 fn convert_help_teaches() {
     let out = mdeploy(&["convert", "--help"]);

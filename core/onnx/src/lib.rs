@@ -2,8 +2,9 @@
 //! The other way, [`export`] writes a [`Model`] as standard ONNX (`export.rs`, `mdeploy export`).
 //!
 //! ```text
-//!  .onnx bytes ──prost (tract_onnx::pb)──► ModelProto ──checks (proto.rs): sizes, external data,
-//!      opset, which output──► tract InferenceModel ──input fact fixed (batch axis symbolic)──►
+//!  .onnx bytes ──prost (tract_onnx::pb)──► ModelProto ──external weights read in, checked
+//!      (external.rs)──► checks (proto.rs): sizes, opset, which output──► tract InferenceModel
+//!      ──input fact fixed (batch axis symbolic)──►
 //!      into_typed + declutter (tract folds constants, Shape/Gather/Concat/Reshape chains,
 //!      Dropout, Identity, BatchNormalization → Mul/Add)──► TypedModel
 //!      ──map.rs: one tract node at a time──► mdeploy Graph ──► Model
@@ -27,6 +28,7 @@ use mdeploy_model::{Graph, Model};
 
 mod error;
 mod export;
+mod external;
 mod map;
 mod proto;
 mod quant;
@@ -136,17 +138,27 @@ impl Imported {
 }
 
 /// Imports an ONNX file. Weights stored outside it (`model.onnx.data`, ONNX external data) are
-/// read from the file's folder; their names may not leave that folder.
+/// read from the file's folder; their names may not leave that folder (`external.rs`).
 pub fn import_path(path: &Path, opts: &ImportOptions) -> Result<Imported, ImportError> {
-    let bytes = std::fs::read(path).map_err(|e| {
+    let cannot = |e: std::io::Error| {
         ImportError::new(format!("cannot read {}: {e} (check the path and its permissions)", path.display()))
-    })?;
+    };
+    // The size limit holds before the file is read, not after a 10 GB file sits in memory.
+    let size = std::fs::metadata(path).map_err(cannot)?.len();
+    if size > proto::MAX_FILE_BYTES as u64 {
+        return Err(ImportError::new(format!(
+            "{} is {size} bytes, more than the {} this converter reads; mdeploy targets small models",
+            path.display(),
+            proto::MAX_FILE_BYTES
+        )));
+    }
+    let bytes = std::fs::read(path).map_err(cannot)?;
     let dir = path.parent().map(|d| if d.as_os_str().is_empty() { Path::new(".") } else { d });
     import_impl(&bytes, dir, opts)
 }
 
 /// Imports ONNX bytes held in memory; a model that keeps its weights in external files is
-/// refused (use [`import_path`]).
+/// refused with an error that says to use [`import_path`].
 pub fn import_bytes(bytes: &[u8], opts: &ImportOptions) -> Result<Imported, ImportError> {
     import_impl(bytes, None, opts)
 }

@@ -35,6 +35,7 @@ use tract_onnx::tract_core::ops::array::TypedConcat;
 use tract_onnx::tract_core::ops::binary::TypedBinOp;
 use tract_onnx::tract_core::ops::cast::Cast;
 use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat, MaxPool, PaddingSpec, PoolSpec, SumPool};
+use tract_onnx::tract_core::ops::downsample::Downsample;
 use tract_onnx::tract_core::ops::einsum::EinSum;
 use tract_onnx::tract_core::ops::element_wise::ElementWiseOp;
 use tract_onnx::tract_core::ops::identity::Identity;
@@ -326,6 +327,9 @@ impl<'a> Mapper<'a> {
         }
         if let Some(op) = node.op_as::<TypedConcat>() {
             return self.concat(node, op.axis, &ins, out_shape);
+        }
+        if let Some(op) = node.op_as::<Downsample>() {
+            return self.downsample(node, op, &ins[0], out_shape);
         }
         Err(self.err(
             node,
@@ -622,11 +626,14 @@ impl<'a> Mapper<'a> {
         // Axis roles from the einsum expression. tract writes MatMul as "mk,kn->mn", Gemm with
         // transB as "mk,nk->mn", and folds a Reshape/Transpose before a MatMul into it
         // ("mkba,bakn->mn": every sample axis of x is contracted with an axis of w).
+        // PyTorch's Flatten after a GlobalAveragePool ([C, 1, 1]) folds into a Gemm as
+        // "mkba,nk->mn": the unit axes b, a are in x only, summed over one element each.
         let mut batch = false;
         let mut contracted: Vec<(usize, usize)> = Vec::new(); // (x sample axis, w axis)
-        // Unit sample axes that tract left out of w (a Flatten of [1, H, W] folded into a Gemm:
-        // "mbak,akn->mn"): summing over one element is the element itself.
-        let mut unit: Vec<usize> = Vec::new();
+        // Unit sample axes that tract left out of w (a Flatten of [1, H, W] folded into a Gemm,
+        // "mbak,akn->mn"; PyTorch's GlobalAveragePool + Flatten + Gemm, "mkba,nk->mn"): summing
+        // over one element is the element itself.
+        let mut unit: Vec<usize> = Vec::new(); // x sample axes of size 1 that w does not name
         let mut m_pos = None;
         for axis in op.axes.iter_all_axes() {
             let xp = axis.inputs.get(x_slot).map(|p| p.as_slice()).unwrap_or(&[]);
@@ -635,17 +642,22 @@ impl<'a> Mapper<'a> {
             match (xp, wp, outp) {
                 ([0], [], [0]) => batch = true,
                 ([p], [q], []) if *p >= 1 => contracted.push((p - 1, *q)),
+                ([p], [], []) if *p >= 1 && x.shape.get(p - 1) == Some(&1) => unit.push(p - 1),
                 ([], [q], [1]) => m_pos = Some(*q),
                 ([], [q], []) if w.shape().get(*q) == Some(&1) => {}
-                ([p], [], []) if *p >= 1 && x.shape.get(p - 1) == Some(&1) => unit.push(p - 1),
                 _ => return Err(not_dense()),
             }
         }
         let m_pos = m_pos.ok_or_else(not_dense)?;
-        contracted.sort_unstable();
-        let mut covered: Vec<usize> = contracted.iter().map(|&(a, _)| a).chain(unit.iter().copied()).collect();
-        covered.sort_unstable();
-        if !batch || covered != (0..x.shape.len()).collect::<Vec<_>>() {
+        // Every sample axis of x exactly once, either contracted with w or a unit axis.
+        let mut seen = vec![false; x.shape.len()];
+        for a in contracted.iter().map(|&(a, _)| a).chain(unit.iter().copied()) {
+            match seen.get_mut(a) {
+                Some(s) if !*s => *s = true,
+                _ => return Err(not_dense()),
+            }
+        }
+        if !batch || seen.iter().any(|s| !s) {
             return Err(not_dense());
         }
         let wshape = w.shape().to_vec();
@@ -785,6 +797,28 @@ impl<'a> Mapper<'a> {
             groups: op.group,
         };
         self.spatial_op(node, op, &Val::Run(x), out_shape, nhwc)
+    }
+
+    /// tract declutters a strided 1×1 convolution (ResNet's projection shortcut) into a
+    /// `Downsample` (every stride-th row or column) and a 1×1 einsum. Keeping every s-th element
+    /// along H or W is a max pooling with a 1×1 window and that stride: exact (the max of one
+    /// element is that element), and the output size, ceil(H / s), is the same.
+    fn downsample(&mut self, node: &TypedNode, op: &Downsample, x: &Val, out_shape: Vec<usize>) -> R<Val> {
+        let view = self.run(node, x)?;
+        let s = usize::try_from(op.stride).ok().filter(|&s| s >= 1);
+        let (Some(s), 0, 3, 2 | 3) = (s, op.modulo, view.shape.len(), op.axis) else {
+            return Err(self.err(
+                node,
+                format!(
+                    "a Downsample (axis {}, stride {}, offset {}) of a tensor of per-sample shape {:?}; mdeploy maps \
+                     only a positive stride from the start along H or W of [C, H, W] (a strided 1×1 convolution)",
+                    op.axis, op.stride, op.modulo, view.shape
+                ),
+            ));
+        };
+        let stride = if op.axis == 2 { [s, 1] } else { [1, s] };
+        let pool = Op::MaxPool2d { kernel: [1, 1], stride, padding: [0; 4], ceil_mode: false };
+        self.spatial_op(node, pool, x, out_shape, false)
     }
 
     fn check_format(&self, node: &TypedNode, ps: &PoolSpec) -> R<()> {

@@ -82,6 +82,9 @@ pub fn load(bytes: &[u8], dir: Option<&Path>, opts: &ImportOptions) -> Result<Lo
     let mut proto = onnx.proto_model_for_read(&mut &bytes[..]).map_err(|e| {
         tract_err("this is not a readable ONNX file (protobuf decoding failed; is it an .onnx model?)", e)
     })?;
+    // External weights (model.onnx.data) are read here, checked, into the model itself; tract
+    // then parses a self-contained model and never touches the filesystem (external.rs).
+    crate::external::inline(&mut proto, dir, (MAX_FILE_BYTES - bytes.len()) as u64)?;
     let graph = proto
         .graph
         .as_ref()
@@ -164,10 +167,10 @@ pub fn load(bytes: &[u8], dir: Option<&Path>, opts: &ImportOptions) -> Result<Lo
     // symbol cannot go through): then the batch is fixed at 2, never 1, because tract drops
     // unit axes and a batch of 1 could not be told apart from the sample's own axes. Either
     // way the mapping refuses any op that touches the batch axis (map.rs).
-    match typed_model(&onnx, &proto, dir_str, input, &output_name, &per_sample, Batch::Symbolic, &loaded_base) {
+    match typed_model(&onnx, &proto, input, &output_name, &per_sample, Batch::Symbolic, &loaded_base) {
         Ok(l) => Ok(l),
         Err(symbolic_err) => {
-            typed_model(&onnx, &proto, dir_str, input, &output_name, &per_sample, Batch::Two, &loaded_base)
+            typed_model(&onnx, &proto, input, &output_name, &per_sample, Batch::Two, &loaded_base)
                 .map_err(|e| {
                     // Both failing for the same reason (a wrong --input-shape) is the common
                     // case: say it once. tract's complaint about a symbolic batch is the less
@@ -193,14 +196,13 @@ enum Batch {
 fn typed_model(
     onnx: &tract_onnx::Onnx,
     proto: &pb::ModelProto,
-    dir: Option<&str>,
     input: &pb::ValueInfoProto,
     output_name: &str,
     per_sample: &[usize],
     batch: Batch,
     base: &dyn Fn(TypedModel) -> Loaded,
 ) -> Result<Loaded, ImportError> {
-    let parsed = onnx.parse(proto, dir).map_err(|e| tract_err("tract could not read the ONNX graph", e))?;
+    let parsed = onnx.parse(proto, None).map_err(|e| tract_err("tract could not read the ONNX graph", e))?;
     if !parsed.unresolved_inputs.is_empty() {
         return Err(ImportError::new(format!(
             "the ONNX graph reads values nothing defines: {:?}; the file is incomplete, re-export it",
