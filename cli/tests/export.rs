@@ -1,6 +1,6 @@
 //! `mdeploy export` end to end: a shipped model out as ONNX, back in with `mdeploy convert`,
 //! and `mdeploy eval` scores exactly what the original scores; bad input and options give errors
-//! that say what to do. (onnxruntime parity of the exported files: core/onnx/tests/export.rs.)
+//! that say what to do. (onnxruntime parity of the exported files: core/onnx/tests/onnx/export.rs.)
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -1,5 +1,5 @@
 """Runs an ONNX file that `mdeploy export` wrote in onnxruntime: the independent side of
-core/onnx/tests/export.rs (the Rust test compares these outputs with mdeploy's own).
+core/onnx/tests/onnx/export.rs (the Rust test compares these outputs with mdeploy's own).
 
     python ort_run.py MODEL.onnx INPUT.f32 OUTPUT.f32
 

@@ -1,0 +1,11 @@
+//! The ONNX bridge's integration tests, as one test binary: every binary that uses this crate
+//! links tract with thin LTO (minutes each on a 2-core machine), so the suites share one.
+//! `tests/node.rs` (it silences the panic hook while it runs onnx's cases) and
+//! `tests/pytorch.rs` (its global allocator measures peak heap) stay binaries of their own.
+//! Run one suite with a filter: `cargo test -p mdeploy-onnx --release --test onnx -- quantized::`.
+
+mod export;
+mod exporters;
+mod ops;
+mod quantized;
+mod wasm_stays_free_of_tract;
