@@ -816,6 +816,14 @@ impl<'a> Mapper<'a> {
                 ),
             ));
         };
+        if view.gather.is_some() {
+            // The axis is tract's; on a transposed value it need not be mdeploy's H or W.
+            return Err(self.err(
+                node,
+                "a Downsample (a strided Slice or strided 1×1 convolution) of a tensor whose axes were transposed; \
+                 mdeploy maps it only on a channels-first [C, H, W] value (export the model NCHW)",
+            ));
+        }
         let stride = if op.axis == 2 { [s, 1] } else { [1, s] };
         let pool = Op::MaxPool2d { kernel: [1, 1], stride, padding: [0; 4], ceil_mode: false };
         self.spatial_op(node, pool, x, out_shape, false)

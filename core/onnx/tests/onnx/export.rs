@@ -291,10 +291,7 @@ fn every_op_and_every_storage_match_onnxruntime() {
 
 /// Models the importer cannot read back yet, and the reason it gives (an importer gap, not an
 /// export one: onnxruntime runs these files, see above).
-const IMPORT_GAPS: [(&str, &str); 3] = [
-    // A 1×1 stride-2 convolution (the shortcut of a downsampling block) becomes tract's
-    // `Downsample` op, which the importer does not map.
-    ("mnist-resnet", "Downsample"),
+const IMPORT_GAPS: [(&str, &str); 2] = [
     // A 1×1 convolution on a 1×1 map (the squeeze-and-excitation gate after GlobalAvgPool):
     // tract drops the unit H, W axes and the einsum `NI,OI->NOHW` is neither a Dense nor a
     // 1×1 convolution to the importer.
