@@ -8,4 +8,7 @@ mod export;
 mod exporters;
 mod ops;
 mod quantized;
+// The 2,000-digit parity helpers, shared with tests/pytorch.rs.
+#[path = "../support/mod.rs"]
+mod support;
 mod wasm_stays_free_of_tract;

@@ -1,5 +1,6 @@
 //! Parity on the 2,000 test digits for the exporter fixtures (`fixtures/<name>.onnx` against the
-//! reference probabilities saved beside it as `<name>.probs.f32`).
+//! reference probabilities saved beside it as `<name>.probs.f32`), used by tests/onnx/exporters.rs
+//! and tests/pytorch.rs.
 
 #![allow(dead_code)] // each test binary uses its own part
 
