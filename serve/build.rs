@@ -1,11 +1,10 @@
 //! With the `embedded-models` feature: the default models compiled into the server.
 //!
-//! Every model in [`MODELS`] is read here with the real `.mdm` reader (digest, every structural
+//! Every model of `models/defaults.json` is read here with the real `.mdm` reader (digest, every structural
 //! check, `Model::validate`) and planned, so a corrupt or inconsistent file fails the build, not
 //! a request. That is what lets the runtime read them with `format::read_trusted` (no SHA-256 per
 //! request under `wasmtime serve`) and report them ready without loading them.
-//! The list is written to `$OUT_DIR/embedded_models.rs`, which `src/embedded.rs` includes: this
-//! file is the one place that names the embedded models.
+//! The list is written to `$OUT_DIR/embedded_models.rs`, which `src/embedded.rs` includes.
 //!
 //! `MDEPLOY_EMBED_MODELS=DIR` (what `worker/build.sh --models DIR` sets) also embeds every
 //! `<name>.mdm` directly in DIR as model `<name>`, after the defaults, with the same checks: a
@@ -14,12 +13,31 @@
 
 use std::fmt::Write as _;
 
-/// `(name, file under models/)`, the default model first.
-const MODELS: &[(&str, &str)] =
-    &[("mnist-cnn", "mnist-cnn.mdm"), ("mnist-mlp", "mnist-mlp.mdm"), ("mnist-resnet", "mnist-resnet.mdm")];
+/// `(name, file under models/)` from `models/defaults.json` (the one list of default models),
+/// the default model first, the others in the file's order.
+fn default_models(root: &str) -> Vec<(String, String)> {
+    let path = format!("{root}/defaults.json");
+    println!("cargo:rerun-if-changed={path}");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: cannot read the default-model list: {e}"));
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: not JSON: {e}"));
+    let default = json["default"].as_str().unwrap_or_else(|| panic!("{path}: \"default\" must name a model"));
+    let mut models: Vec<(String, String)> = json["models"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{path}: \"models\" must be a list"))
+        .iter()
+        .map(|m| match (m["name"].as_str(), m["file"].as_str()) {
+            (Some(name), Some(file)) => (name.to_string(), file.to_string()),
+            _ => panic!("{path}: every entry of \"models\" needs a \"name\" and a \"file\""),
+        })
+        .collect();
+    let at = models.iter().position(|(name, _)| name == default).unwrap_or_else(|| panic!("{path}: the default '{default}' is not in \"models\""));
+    let first = models.remove(at);
+    models.insert(0, first);
+    models
+}
 
 /// The models of `MDEPLOY_EMBED_MODELS`: `(name, absolute path)`, sorted by name.
-fn chosen_models(dir: &str) -> Vec<(String, String)> {
+fn chosen_models(dir: &str, defaults: &[(String, String)]) -> Vec<(String, String)> {
     let dir = std::path::Path::new(dir);
     println!("cargo:rerun-if-changed={}", dir.display());
     let listing = std::fs::read_dir(dir).unwrap_or_else(|e| {
@@ -42,7 +60,7 @@ fn chosen_models(dir: &str) -> Vec<(String, String)> {
                 path.display()
             );
         }
-        if MODELS.iter().any(|(name, _)| *name == stem) {
+        if defaults.iter().any(|(name, _)| name == stem) {
             panic!("{}: '{stem}' is already a default model's name; rename the file", path.display());
         }
         let abs = std::fs::canonicalize(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -66,13 +84,14 @@ fn main() {
         // shares the target folder) can be reused here, and a baked-in path would point there.
         let manifest = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
         let root = format!("{manifest}/../models");
+        let defaults = default_models(&root);
         let mut all: Vec<(String, String)> =
-            MODELS.iter().map(|(name, file)| (name.to_string(), format!("{root}/{file}"))).collect();
+            defaults.iter().map(|(name, file)| (name.clone(), format!("{root}/{file}"))).collect();
         if let Some(dir) = std::env::var("MDEPLOY_EMBED_MODELS").ok().filter(|d| !d.is_empty()) {
-            all.extend(chosen_models(&dir));
+            all.extend(chosen_models(&dir, &defaults));
         }
         for (i, (name, path)) in all.iter().enumerate() {
-            let fix = if i < MODELS.len() {
+            let fix = if i < defaults.len() {
                 "restore it with `git checkout models/` or re-export it"
             } else {
                 "check it with `mdeploy info FILE`, or leave it out of the --models folder"

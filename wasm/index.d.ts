@@ -29,7 +29,17 @@ export declare class MdeployError extends Error {
 }
 
 export type Backend = 'auto' | 'cpu' | 'webgpu';
+// BEGIN models/defaults.json (scripts/gen-defaults.mjs writes this line)
 export type BuiltinModel = 'mnist-mlp' | 'mnist-cnn' | 'mnist-resnet';
+// END models/defaults.json
+
+/** What `builtinCatalog` says about a built-in model before it is loaded. */
+export interface BuiltinModelFacts {
+  /** Size of the `.mdm` file in bytes. */
+  fileBytes: number;
+  /** Accuracy on the fixed MNIST test split (2,000 digits), 0..1, as the file's provenance records it. */
+  testAccuracy: number;
+}
 
 /** A fetch `Response` (or anything shaped like one). */
 export interface ResponseLike {
@@ -196,3 +206,5 @@ export declare function preprocess(image: ImageLike): Promise<Float32Array>;
 
 /** Names accepted by `Model.load` for the models shipped in the package. */
 export declare const builtinModels: readonly BuiltinModel[];
+/** Size and test accuracy of each built-in model, known without loading it (e.g. for a model picker). */
+export declare const builtinCatalog: Readonly<Record<BuiltinModel, Readonly<BuiltinModelFacts>>>;

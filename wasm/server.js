@@ -11,11 +11,13 @@ import { initSync, WasmServer } from './dist/server/mdeploy_wasm_server.js';
 // Functions, not constants: only evaluated when the defaults are used, so hosts whose modules have
 // no usable import.meta.url (bundled Workers) can still load this file and pass everything in.
 const defaultWasm = () => new URL('./dist/server/mdeploy_wasm_server_bg.wasm', import.meta.url);
+// BEGIN models/defaults.json (scripts/gen-defaults.mjs writes these lines)
 const defaultModels = () => ({
   'mnist-mlp': new URL('./models/mnist-mlp.mdm', import.meta.url),
   'mnist-cnn': new URL('./models/mnist-cnn.mdm', import.meta.url),
   'mnist-resnet': new URL('./models/mnist-resnet.mdm', import.meta.url),
 });
+// END models/defaults.json
 /** The body limit of the shared implementation (mdeploy_serve::MAX_BODY_BYTES): 10 MiB. */
 export const MAX_BODY_BYTES = 10 * 1024 * 1024;
 const DEFAULT_VERSION = '1';

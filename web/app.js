@@ -213,7 +213,12 @@ worker.onmessage = ({ data: m }) => {
   if (m.type === 'hello') {
     // The switcher lists what the package ships, so future variants appear by themselves.
     const want = modelSel.value;
-    modelSel.replaceChildren(...m.models.map((name) => new Option(name, name)), ...[...userModels.keys()].map((k) => new Option(k, k)));
+    // Each built-in model with its size and test accuracy (builtinCatalog), so a person can weigh them.
+    const label = (name) => {
+      const f = m.catalog?.[name];
+      return f ? `${name} · ${(f.fileBytes / 1024).toFixed(0)} KB · ${(f.testAccuracy * 100).toFixed(2)} %` : name;
+    };
+    modelSel.replaceChildren(...m.models.map((name) => new Option(label(name), name)), ...[...userModels.keys()].map((k) => new Option(k, k)));
     modelSel.value = m.models.includes(want) || userModels.has(want) ? want : m.models[0];
     return;
   }

@@ -4,9 +4,9 @@
 // in:  { type: 'load', model, backend, bytes? }    → { type: 'loaded', model, backend, ... } | { type: 'error', model, ... }
 //      (`bytes`: a user's own .mdm, named `model` = 'file:<name>'; otherwise `model` is a built-in name)
 //      { type: 'predict', seq, width, height, data } → { type: 'result', seq, label, probs, seen, ... } | { type: 'error', seq, ... }
-// out at start: { type: 'hello', models, runtime } (the package's built-in model names, so the page's
-//      model switcher lists whatever the package ships).
-import { Model, builtinModels, init, preprocess } from '/pkg/index.js';
+// out at start: { type: 'hello', models, catalog, runtime } (the package's built-in model names, with each
+//      one's size and test accuracy, so the page's model switcher lists whatever the package ships).
+import { Model, builtinCatalog, builtinModels, init, preprocess } from '/pkg/index.js';
 
 let current = null; // { model: Model, name, requested, describe }
 
@@ -104,7 +104,7 @@ self.onmessage = ({ data: msg }) => {
 (async () => {
   try {
     const runtime = await init();
-    post({ type: 'hello', models: [...builtinModels], runtime });
+    post({ type: 'hello', models: [...builtinModels], catalog: builtinCatalog, runtime });
   } catch (e) {
     post({ type: 'error', for: 'init', code: e.code ?? 'ERROR', message: e.message });
   }

@@ -128,8 +128,9 @@ impl ModelEntry {
         self
     }
 
-    /// The default models compiled into this crate (named in `build.rs`: `mnist-cnn` first, then
-    /// `mnist-mlp` and `mnist-resnet`), version `"1"`, read and planned by `build.rs` (a broken file fails the build).
+    /// The default models compiled into this crate (listed in `models/defaults.json`: its
+    /// `default` first, then the others in the file's order), version `"1"`, read and planned by
+    /// `build.rs` (a broken file fails the build).
     #[cfg(feature = "embedded-models")]
     pub fn embedded() -> Vec<ModelEntry> {
         embedded::entries()

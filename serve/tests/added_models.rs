@@ -21,12 +21,49 @@ fn infer_label(s: &mut Server, model: &str) -> (u16, Value) {
     (r.status, serde_json::from_slice(&r.body).unwrap_or(Value::Null))
 }
 
+/// The embedded models' names, as `models/defaults.json` lists them: its default first.
+fn defaults() -> Vec<String> {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../models/defaults.json")).expect("models/defaults.json");
+    let v: Value = serde_json::from_str(&text).expect("JSON");
+    let default = v["default"].as_str().expect("a default").to_string();
+    let mut names = vec![default.clone()];
+    names.extend(v["models"].as_array().expect("a list").iter().filter_map(|m| m["name"].as_str()).filter(|n| *n != default).map(String::from));
+    names
+}
+
+#[test]
+fn the_embedded_models_are_the_default_list() {
+    let names: Vec<String> = ModelEntry::embedded().into_iter().map(|e| e.name).collect();
+    assert_eq!(names, defaults());
+    let mut s = Server::new(ModelEntry::embedded());
+    for name in defaults() {
+        assert_eq!(get(&mut s, &format!("/v2/models/{name}/ready")).0, 200, "{name}");
+    }
+}
+
+/// `models/defaults.json` states each model's test accuracy (the npm package's `builtinCatalog`
+/// and the demo page show it before loading): it must be what the file's provenance records.
+#[test]
+fn the_default_list_states_each_files_accuracy() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../models");
+    let text = std::fs::read_to_string(format!("{root}/defaults.json")).expect("models/defaults.json");
+    let v: Value = serde_json::from_str(&text).expect("JSON");
+    for m in v["models"].as_array().expect("a list") {
+        let (name, file) = (m["name"].as_str().expect("name"), m["file"].as_str().expect("file"));
+        let bytes = std::fs::read(format!("{root}/{file}")).expect("the model file");
+        let model = mdeploy_core::format::read(&bytes).expect("a default model loads");
+        let recorded = model.meta.provenance.test_accuracy.expect("a default model records its accuracy") as f64;
+        let stated = m["accuracy"].as_f64().expect("accuracy");
+        assert!((recorded - stated).abs() < 5e-5, "{name}: defaults.json says {stated}, the file records {recorded}");
+    }
+}
+
 #[test]
 fn an_added_model_serves_beside_the_embedded_ones() {
     let mut s = Server::new(ModelEntry::embedded());
     s.add(ModelEntry::new("mobilenet-block", "1", MOBILENET).with_source("/models/mobilenet-block.mdm")).expect("a free name");
-    let names: Vec<&str> = s.models().map(|(n, _)| n).collect();
-    assert_eq!(names, ["mnist-cnn", "mnist-mlp", "mnist-resnet", "mobilenet-block"]);
+    let names: Vec<String> = s.models().map(|(n, _)| n.to_string()).collect();
+    assert_eq!(names, [defaults(), vec!["mobilenet-block".to_string()]].concat());
     let (status, v) = infer_label(&mut s, "mobilenet-block");
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["model_name"], "mobilenet-block");
@@ -89,12 +126,15 @@ fn the_repository_index_lists_every_model_with_its_state() {
         .iter()
         .map(|m| (m["name"].as_str().unwrap_or_default().to_string(), m["state"].as_str().unwrap_or_default().to_string()))
         .collect();
-    let want = [("mnist-cnn", "READY"), ("mnist-mlp", "READY"), ("mnist-resnet", "READY"), ("mobilenet-block", "READY"), ("huge", "UNAVAILABLE")];
-    assert_eq!(rows, want.map(|(n, st)| (n.to_string(), st.to_string())));
-    assert!(v[4]["reason"].as_str().unwrap_or_default().contains("/models/huge.mdm: too large"), "{v}");
+    let n = defaults().len();
+    let mut want: Vec<(String, String)> = defaults().into_iter().map(|d| (d, "READY".to_string())).collect();
+    want.push(("mobilenet-block".into(), "READY".into()));
+    want.push(("huge".into(), "UNAVAILABLE".into()));
+    assert_eq!(rows, want);
+    assert!(v[n + 1]["reason"].as_str().unwrap_or_default().contains("/models/huge.mdm: too large"), "{v}");
     assert!(v[0].get("reason").is_none(), "{v}");
     let (_, ready_only) = index(&mut s, br#"{"ready": true}"#);
-    assert_eq!(ready_only.as_array().map(Vec::len), Some(4));
+    assert_eq!(ready_only.as_array().map(Vec::len), Some(n + 1));
     let (status, v) = index(&mut s, br#"{"ready": 1}"#);
     assert_eq!(status, 400, "{v}");
     assert!(v["error"].as_str().unwrap_or_default().contains("repository index"), "{v}");

@@ -11,7 +11,7 @@ import { spawn } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { kserveMatchesF64, ROOT } from './support.mjs';
+import { EMBEDDED_ORDER, kserveMatchesF64, ROOT } from './support.mjs';
 
 const WASM = process.env.MDEPLOY_CUSTOM_WASM;
 if (!WASM) throw new Error('MDEPLOY_CUSTOM_WASM is not set: run `bash tests/serverless/run.sh`, which builds it with worker/build.sh --models');
@@ -42,7 +42,7 @@ test('a component built with --models models/test serves the fixtures compiled i
     // The defaults, then the chosen folder's models in file-name order (every fixture of models/test/).
     const chosen = readdirSync(join(ROOT, 'models/test')).filter((f) => f.endsWith('.mdm')).map((f) => f.slice(0, -4)).sort();
     assert.ok(chosen.includes('mobilenet-block') && chosen.includes('keras-cnn'), chosen.join());
-    assert.deepEqual(index, ['mnist-cnn', 'mnist-mlp', 'mnist-resnet', ...chosen].map((name) => ({ name, version: '1', state: 'READY' })));
+    assert.deepEqual(index, [...EMBEDDED_ORDER, ...chosen].map((name) => ({ name, version: '1', state: 'READY' })));
     // Compiled in, not read from a file: the model's metadata says so through the usual route.
     const meta = await (await fetch(`${base}/v2/models/mobilenet-block`)).json();
     assert.equal(meta.name, 'mobilenet-block');

@@ -15,8 +15,8 @@ export const MODELS_DIR = process.env.MDEPLOY_MODELS_DIR ?? join(ROOT, 'models')
 export const TOLERANCE = 1e-5;
 
 // The digits, the parity models and the f64 reference are the npm package suites' (one place).
-import { checkF64, f64Ref, parityModels, testSplit, TEST_PER_DIGIT } from '../../wasm/test/support.mjs';
-export { mnistDir, TEST_PER_DIGIT } from '../../wasm/test/support.mjs';
+import { checkF64, DEFAULT_MODELS, f64Ref, parityModels, testSplit, TEST_PER_DIGIT } from '../../wasm/test/support.mjs';
+export { DEFAULT_MODELS, EMBEDDED_ORDER, mnistDir, TEST_PER_DIGIT } from '../../wasm/test/support.mjs';
 
 /**
  * `perDigit` digits of each class from the fixed test split (the last 200 of each `<d>.json`),
@@ -115,8 +115,8 @@ export async function send(base, r) {
  * The same requests answered by mdeploy_serve::Server compiled natively
  * (wasm/server/examples/native_answers.rs), serving `models` ({ name: path }) as version "1".
  */
-// The Worker's default models, in its order (worker/cloudflare/src/index.js).
-export const WORKER_MODELS = Object.fromEntries(['mnist-mlp', 'mnist-cnn', 'mnist-resnet'].map((m) => [m, join(MODELS_DIR, `${m}.mdm`)]));
+// The Worker's default models, in its order (models/defaults.json, written into worker/cloudflare/src/index.js).
+export const WORKER_MODELS = Object.fromEntries(DEFAULT_MODELS.map((m) => [m, join(MODELS_DIR, `${m}.mdm`)]));
 
 export function nativeAnswers(requests, models = WORKER_MODELS) {
   const dir = mkdtempSync(join(tmpdir(), 'mdeploy-native-'));

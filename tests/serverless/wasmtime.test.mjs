@@ -15,7 +15,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { createServer, connect } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { kserveMatchesF64, ROOT } from './support.mjs';
+import { EMBEDDED_ORDER, kserveMatchesF64, ROOT } from './support.mjs';
 
 const WASM = process.env.MDEPLOY_WORKER_WASM;
 const REF = process.env.MDEPLOY_REFERENCE;
@@ -154,7 +154,7 @@ test('MDEPLOY_MODEL_DIR: the mounted fixture is served beside the embedded model
   // The embedded models first, then the mounted folder's files in name order (every fixture of models/test/).
   const mounted = readdirSync(join(ROOT, 'models/test')).filter((f) => f.endsWith('.mdm')).map((f) => f.slice(0, -4)).sort();
   assert.ok(mounted.includes('mobilenet-block') && mounted.includes('keras-cnn'), mounted.join());
-  assert.deepEqual(r.json, ['mnist-cnn', 'mnist-mlp', 'mnist-resnet', ...mounted].map((name) => ({ name, version: '1', state: 'READY' })));
+  assert.deepEqual(r.json, [...EMBEDDED_ORDER, ...mounted].map((name) => ({ name, version: '1', state: 'READY' })));
   assert.doesNotMatch(serverLog, /mdeploy-worker:/, 'a clean folder logs nothing');
 });
 
@@ -194,8 +194,8 @@ test('MDEPLOY_MODEL_DIR with bad files: each names its file and problem, the emb
     assert.equal((await get('/v2/health/ready')).status, 503);
     // The repository index shows which, and why.
     const index = await (await fetch(`${s.url}/v2/repository/index`, { method: 'POST' })).json();
-    assert.deepEqual(index.map((m) => `${m.name} ${m.state}`), ['mnist-cnn READY', 'mnist-mlp READY', 'mnist-resnet READY', 'corrupt UNAVAILABLE', 'truncated UNAVAILABLE']);
-    assert.match(index[3].reason, /\/models\/corrupt\.mdm.*digest/i);
+    assert.deepEqual(index.map((m) => `${m.name} ${m.state}`), [...EMBEDDED_ORDER.map((n) => `${n} READY`), 'corrupt UNAVAILABLE', 'truncated UNAVAILABLE']);
+    assert.match(index[EMBEDDED_ORDER.length].reason, /\/models\/corrupt\.mdm.*digest/i);
     assert.match(s.log(), /\/models\/mnist-cnn\.mdm: not served, a model called 'mnist-cnn' is already served/);
     assert.match(s.log(), /\/models\/two words\.mdm: not served: 'two words' is not a model name/);
   } finally {

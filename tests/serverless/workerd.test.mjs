@@ -13,7 +13,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { homedir, tmpdir } from 'node:os';
 import { basename, dirname, join, relative } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { ROOT, WORKER_MODELS, assertSameAnswer, json, kserveMatchesF64, nativeAnswers, pngGray, rawPost, req, send, testDigits, toBytes } from './support.mjs';
+import { DEFAULT_MODELS, ROOT, WORKER_MODELS, assertSameAnswer, json, kserveMatchesF64, nativeAnswers, pngGray, rawPost, req, send, testDigits, toBytes } from './support.mjs';
 import { modelsFromBindings } from '../../worker/cloudflare/src/models.js';
 
 const WORKERD = process.env.MDEPLOY_WORKERD ?? join(ROOT, 'node_modules/.bin/workerd');
@@ -24,7 +24,6 @@ let proc = null;
 let base = null;
 let stderr = '';
 
-const DEFAULT_MODELS = ['mnist-mlp', 'mnist-cnn', 'mnist-resnet'];
 /** The files of models/parity.json that are not default models (the fixtures under models/test/). */
 const EXTRA_PARITY = JSON.parse(readFileSync(join(ROOT, 'models/parity.json'), 'utf8'))
   .filter((f) => !DEFAULT_MODELS.includes(basename(f, '.mdm')))
@@ -282,8 +281,8 @@ describe('Cloudflare Worker in workerd', () => {
       assert.match(err.error, /digest/i, 'and what is wrong');
       assert.equal((await send(url, req('GET', '/v2/models/words', '', null, 404))).status, 404);
       const index = JSON.parse((await send(url, req('POST', '/v2/repository/index', '', null, 200))).body);
-      assert.deepEqual(index.map((m) => `${m.name} ${m.state}`), ['mnist-mlp READY', 'mnist-cnn READY', 'mnist-resnet READY', 'corrupt UNAVAILABLE']);
-      assert.match(index[3].reason, /binding MDEPLOY_MODEL_corrupt/);
+      assert.deepEqual(index.map((m) => `${m.name} ${m.state}`), [...DEFAULT_MODELS.map((n) => `${n} READY`), 'corrupt UNAVAILABLE']);
+      assert.match(index[DEFAULT_MODELS.length].reason, /binding MDEPLOY_MODEL_corrupt/);
       // The default CNN is still the default CNN, and answers as natively.
       const good = await send(url, PARITY[0]);
       assertSameAnswer(good, native[ROUTES.length + ERRORS.length], 'default mnist-cnn beside bad bindings');

@@ -49,7 +49,7 @@ build_server() {
 copy_models() {
   mkdir -p "$HERE/models"
   local name file src
-  # The package's built-in models, and every model the parity suites check (models/parity.json:
+  # The package's built-in models (models/defaults.json), and every model the parity suites check (models/parity.json:
   # paths under models/, e.g. test/mobilenet-block.mdm), which the suites load from here by file
   # stem when the package does not ship it by name. Only the built-in ones are in the package
   # ("files" in package.json); the others are test fixtures.
@@ -57,9 +57,10 @@ copy_models() {
     src="${MDEPLOY_MODELS_DIR:-$ROOT/models}/$file"
     [ -f "$src" ] || { echo "build.sh: $src missing: train the default models first (see the root README); a file under models/test/ comes from \`cargo run -p mdeploy-testkit --example fixtures\`" >&2; exit 1; }
     cp "$src" "$HERE/models/$name.mdm"
-  done < <(node -e 'const m = new Map([["mnist-mlp", "mnist-mlp.mdm"], ["mnist-cnn", "mnist-cnn.mdm"], ["mnist-resnet", "mnist-resnet.mdm"]]);
-    for (const f of JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"))) m.set(require("path").basename(f, ".mdm"), f);
-    for (const [name, file] of m) console.log(name, file)' "$ROOT/models/parity.json")
+  done < <(node -e 'const fs = require("fs"), path = require("path");
+    const m = new Map(JSON.parse(fs.readFileSync(process.argv[1], "utf8")).models.map((d) => [d.name, d.file]));
+    for (const f of JSON.parse(fs.readFileSync(process.argv[2], "utf8"))) if (![...m.values()].includes(f)) m.set(path.basename(f, ".mdm"), f);
+    for (const [name, file] of m) console.log(name, file)' "$ROOT/models/defaults.json" "$ROOT/models/parity.json")
 }
 
 # `build.sh server`: only dist/server/ and models/ (what the Cloudflare Worker and its tests need),

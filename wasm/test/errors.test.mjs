@@ -6,8 +6,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { createServer } from 'node:http';
-import { Model, MdeployError, preprocess, builtinModels } from '../index.js';
-import { argmax, nativeRef, refDir, testSplit, WASM_DIR } from './support.mjs';
+import { Model, MdeployError, preprocess, builtinModels, builtinCatalog } from '../index.js';
+import { argmax, DEFAULT_MODEL, DEFAULT_MODELS, nativeRef, refDir, testSplit, WASM_DIR } from './support.mjs';
 
 const { xs } = testSplit();
 const ref = nativeRef();
@@ -105,10 +105,19 @@ test('backends, options, sources and lifecycle', async () => {
     assert.equal((await m.predict(digit(300))).label, native('mnist-mlp', 300));
     m.dispose();
   }
-  assert.deepEqual(builtinModels, ['mnist-mlp', 'mnist-cnn', 'mnist-resnet']);
+  assert.deepEqual(builtinModels, DEFAULT_MODELS, 'the package ships models/defaults.json');
+  // The catalog (known before loading) says what the shipped files say once loaded.
+  assert.deepEqual(Object.keys(builtinCatalog), DEFAULT_MODELS);
+  for (const name of builtinModels) {
+    const m = await Model.load(name, { backend: 'cpu' });
+    const info = m.info();
+    assert.equal(builtinCatalog[name].fileBytes, info.fileBytes, `${name}: catalog size vs the file`);
+    assert.ok(Math.abs(builtinCatalog[name].testAccuracy - info.provenance.testAccuracy) < 5e-5, `${name}: catalog accuracy ${builtinCatalog[name].testAccuracy} vs provenance ${info.provenance.testAccuracy}`);
+    m.dispose();
+  }
 
   const m = await Model.load();
-  assert.equal(m.info().name, (await Model.load('mnist-cnn')).info().name, "the default model is 'mnist-cnn'");
+  assert.equal(m.info().name, (await Model.load(DEFAULT_MODEL)).info().name, `the default model is '${DEFAULT_MODEL}'`);
   m.dispose();
   await rejects(m.predict(digit(0)), 'DISPOSED', /Model.load/);
   await rejects(async () => m.info(), 'DISPOSED');

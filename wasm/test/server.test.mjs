@@ -9,7 +9,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer, MAX_BODY_BYTES } from '../server.js';
-import { argmax, checkF64, f64Ref, nativeRef, parityModels, range, testSplit, WASM_DIR } from './support.mjs';
+import { argmax, checkF64, DEFAULT_MODELS, f64Ref, nativeRef, parityModels, range, testSplit, WASM_DIR } from './support.mjs';
 
 const { xs, n } = testSplit();
 const ref = nativeRef();
@@ -58,7 +58,7 @@ test('createServer: a WebAssembly.Module and the default models; routes answer J
 
 // The parity models as a user would add them: the default models plus every other file of
 // models/parity.json (the random-weight MobileNet fixture), passed as bytes.
-const DEFAULTS = ['mnist-mlp', 'mnist-cnn', 'mnist-resnet'];
+const DEFAULTS = DEFAULT_MODELS;
 const parityServer = createServer({
   wasm: module,
   models: Object.fromEntries([...new Set([...DEFAULTS, ...MODELS])].map((m) => [m, modelBytes(m)])),

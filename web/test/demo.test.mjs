@@ -9,14 +9,15 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { startServer } from '../serve.mjs';
 import { drawDigit, strokePaths } from './strokes.mjs';
 import { assertPackageBuilt, chromium, CHROMIUM, CHROMIUM_QUIET, WEB_DIR } from './support.mjs';
-import { launchChromium, testSplit } from '../../wasm/test/support.mjs';
+import { DEFAULT_MODELS, launchChromium, ROOT, testSplit } from '../../wasm/test/support.mjs';
+import { readDefaults } from '../../scripts/gen-defaults.mjs';
 
 const SHOTS = join(WEB_DIR, 'test/screenshots');
 const TARGET = process.env.CARGO_TARGET_DIR ?? join(homedir(), '.cache/mdeploy/target');
@@ -157,8 +158,14 @@ test('the CNN reads digits 0–9 drawn with the mouse (≥ 9/10), live while dra
   const { browser, page, errors, requests, sameOrigin } = await openPage({ webgpu: true });
   try {
     await choose(page, 'mnist-cnn', 'cpu');
-    const models = await page.locator('#model option').allTextContents();
-    assert.deepEqual(models.sort(), ['mnist-cnn', 'mnist-mlp', 'mnist-resnet'], 'the switcher lists the models the package ships');
+    const options = await page.locator('#model option').evaluateAll((os) => os.map((o) => [o.value, o.textContent]));
+    assert.deepEqual(options.map(([v]) => v), DEFAULT_MODELS, 'the switcher lists the models the package ships (models/defaults.json)');
+    for (const [name, text] of options) {
+      // Size and accuracy beside each name, from the files themselves.
+      const m = readDefaults(ROOT).models.find((d) => d.name === name);
+      const kb = (statSync(join(ROOT, 'models', m.file)).size / 1024).toFixed(0);
+      assert.equal(text, `${name} · ${kb} KB · ${(m.accuracy * 100).toFixed(2)} %`, 'size and test accuracy beside the name');
+    }
     assert.match(await page.textContent('#local-backend'), /^CPU SIMD/);
 
     const got = [];

@@ -22,11 +22,13 @@ const mdeployWorker :Workerd.Worker = (
     (name = "mdeploy-wasm/server", esModule = embed "../../wasm/server.js"),
     (name = "mdeploy-wasm/dist/server/mdeploy_wasm_server.js", esModule = embed "../../wasm/dist/server/mdeploy_wasm_server.js"),
     (name = "mdeploy-wasm/dist/server/mdeploy_wasm_server_bg.wasm", wasm = embed "../../wasm/dist/server/mdeploy_wasm_server_bg.wasm"),
+    # BEGIN models/defaults.json (scripts/gen-defaults.mjs writes these lines)
     (name = "mdeploy-wasm/models/mnist-mlp.mdm", data = embed "../../wasm/models/mnist-mlp.mdm"),
     (name = "mdeploy-wasm/models/mnist-cnn.mdm", data = embed "../../wasm/models/mnist-cnn.mdm"),
     (name = "mdeploy-wasm/models/mnist-resnet.mdm", data = embed "../../wasm/models/mnist-resnet.mdm"),
+    # END models/defaults.json
   ],
-  # Extra models beside the three defaults: one data binding per .mdm file, named
+  # Extra models beside the defaults: one data binding per .mdm file, named
   # MDEPLOY_MODEL_<model name> (src/index.js), e.g.
   #   (name = "MDEPLOY_MODEL_my-model", data = embed "../../path/to/my-model.mdm"),
   # tests/serverless/workerd.test.mjs adds the parity fixtures of models/test/ this way.

@@ -189,8 +189,10 @@ mod tests {
 
         let mut server = Server::new(ModelEntry::embedded());
         let notes = add_models(&mut server, &dir);
-        let names: Vec<&str> = server.models().map(|(n, _)| n).collect();
-        assert_eq!(names, ["mnist-cnn", "mnist-mlp", "mnist-resnet", "corrupt", "folder", "mobilenet-block"]);
+        let names: Vec<String> = server.models().map(|(n, _)| n.to_string()).collect();
+        let defaults: Vec<String> = ModelEntry::embedded().into_iter().map(|e| e.name).collect();
+        let added = ["corrupt", "folder", "mobilenet-block"].map(String::from);
+        assert_eq!(names, [defaults, added.to_vec()].concat(), "the defaults, then the folder's models by name");
         assert_eq!(notes.len(), 2, "{notes:?}");
         assert!(notes.iter().any(|n| n.contains("bad name.mdm") && n.contains("rename")), "{notes:?}");
         assert!(

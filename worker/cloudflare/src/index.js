@@ -8,12 +8,13 @@
 // ArrayBuffers (Data modules); wrangler.toml's rules and workerd.capnp's module list say so.
 import { createServer } from 'mdeploy-wasm/server';
 import wasm from 'mdeploy-wasm/dist/server/mdeploy_wasm_server_bg.wasm';
+import { modelsFromBindings } from './models.js';
+// BEGIN models/defaults.json (scripts/gen-defaults.mjs writes these lines)
 import mnistMlp from 'mdeploy-wasm/models/mnist-mlp.mdm';
 import mnistCnn from 'mdeploy-wasm/models/mnist-cnn.mdm';
 import mnistResnet from 'mdeploy-wasm/models/mnist-resnet.mdm';
-import { modelsFromBindings } from './models.js';
-
 const DEFAULT_MODELS = { 'mnist-mlp': mnistMlp, 'mnist-cnn': mnistCnn, 'mnist-resnet': mnistResnet };
+// END models/defaults.json
 
 // Built once per isolate, on its first request (the bindings arrive with the request): later
 // requests only run the model (weights packed once). Extra models: models.js.
