@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every test of the npm package mdeploy-wasm (called by the root scripts/test.sh, i.e. `npm test`):
 #   1. build the package in place (scripts/build.sh: both SIMD variants, wasm-opt, models)
-#   2. Rust-side tests inside a wasm engine: `wasm-pack test --node`
+#   2. Rust-side tests inside a wasm engine: `wasm-pack test --node` (tests/node.rs) and
+#      `wasm-pack test --headless --chrome` (tests/browser.rs: the same, plus WebGPU in Chromium)
 #   3. the native reference: every test digit through the native core (examples/native_ref.rs),
 #      and the f64 reference (core/testkit/examples/reference.rs), for models/parity.json
 #   4. the Node suites (test/*.test.mjs): parity on all 2,000 test digits, error codes, and the
@@ -24,7 +25,12 @@ bash "$HERE/scripts/build.sh"
 
 echo "wasm/test.sh: Rust tests in Node (wasm-pack test --node)" >&2
 # From wasm/ so wasm/.cargo/config.toml turns simd128 on: the shipped kernels are under test.
-(cd "$HERE" && CARGO_TARGET_DIR="$CARGO_TARGET_DIR/wasm-pack-test" wasm-pack test --node --release --mode no-install)
+(cd "$HERE" && CARGO_TARGET_DIR="$CARGO_TARGET_DIR/wasm-pack-test" wasm-pack test --node --release --mode no-install -- --test node)
+
+echo "wasm/test.sh: Rust tests in headless Chromium (wasm-pack test --headless --chrome): CPU and WebGPU" >&2
+# tests/browser.rs: node.rs's tests again plus the WebGPU engine on SwiftShader (webdriver.json turns
+# WebGPU on); chromedriver is Debian's chromium-driver (bootstrap).
+(cd "$HERE" && CARGO_TARGET_DIR="$CARGO_TARGET_DIR/wasm-pack-test" wasm-pack test --headless --chrome --release --mode no-install -- --test browser)
 
 # The models every parity suite checks: models/parity.json (one place; the suites read it too).
 mapfile -t PARITY < <(node -e 'for (const f of JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"))) console.log(f)' "$ROOT/models/parity.json")
