@@ -131,11 +131,12 @@ impl KernelSet {
     }
 
     /// wasm `simd128` kernels (`wasm_mmm_f32_4x8`); only in builds with `+simd128`, where every
-    /// engine that loaded the module supports them.
+    /// engine that loaded the module supports them. Named `wasm-relaxed-simd` in builds with
+    /// `+relaxed-simd`, whose multiply-adds are `f32x4.relaxed_madd` (`wasm/mod.rs`).
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
     pub fn wasm_simd128() -> KernelSet {
         KernelSet {
-            name: "wasm-simd128",
+            name: if cfg!(target_feature = "relaxed-simd") { "wasm-relaxed-simd" } else { "wasm-simd128" },
             mmm_name: "wasm_mmm_f32_4x8",
             mr: crate::wasm::wasm_mmm_f32::MR,
             nr: crate::wasm::wasm_mmm_f32::NR,

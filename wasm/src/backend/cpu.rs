@@ -1,6 +1,6 @@
 //! The CPU backend: the core's inference [`Plan`] with the best kernels of this build
-//! (`wasm-simd128` in the shipped package; the relaxed-SIMD variant is the same code compiled
-//! with `+relaxed-simd`, see `DESIGN.md`).
+//! (`wasm-simd128` in the shipped package; `wasm-relaxed-simd` in the relaxed-SIMD variant: the
+//! same code compiled with `+relaxed-simd`, whose multiply-adds fuse, see `DESIGN.md`).
 
 use super::Backend;
 use crate::error::WasmError;

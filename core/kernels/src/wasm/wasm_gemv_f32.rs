@@ -1,6 +1,7 @@
 //! `wasm_gemv_f32_8`: batch-1 Dense against one packed 8-column panel, four k steps in flight.
 
 use crate::wasm::wasm_mmm_f32::NR;
+use crate::wasm::madd;
 use core::arch::wasm32::*;
 
 /// # Safety
@@ -40,11 +41,8 @@ unsafe fn sums<const SPARSE: bool>(
             let i = row(j + u);
             let bp = b.add(i * NR);
             let xv = f32x4_splat(*x.add(i));
-            s[2 * u] = f32x4_add(s[2 * u], f32x4_mul(xv, v128_load(bp as *const v128)));
-            s[2 * u + 1] = f32x4_add(
-                s[2 * u + 1],
-                f32x4_mul(xv, v128_load(bp.add(4) as *const v128)),
-            );
+            s[2 * u] = madd(xv, v128_load(bp as *const v128), s[2 * u]);
+            s[2 * u + 1] = madd(xv, v128_load(bp.add(4) as *const v128), s[2 * u + 1]);
         }
         j += 4;
     }
@@ -52,8 +50,8 @@ unsafe fn sums<const SPARSE: bool>(
         let i = row(j);
         let bp = b.add(i * NR);
         let xv = f32x4_splat(*x.add(i));
-        s[0] = f32x4_add(s[0], f32x4_mul(xv, v128_load(bp as *const v128)));
-        s[1] = f32x4_add(s[1], f32x4_mul(xv, v128_load(bp.add(4) as *const v128)));
+        s[0] = madd(xv, v128_load(bp as *const v128), s[0]);
+        s[1] = madd(xv, v128_load(bp.add(4) as *const v128), s[1]);
         j += 1;
     }
     s

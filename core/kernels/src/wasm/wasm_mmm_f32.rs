@@ -6,6 +6,7 @@
 //! and 8 independent accumulators cover it.
 
 use crate::{store_tile_scalar, Tile};
+use crate::wasm::madd;
 use core::arch::wasm32::*;
 
 pub(crate) const MR: usize = 4;
@@ -38,17 +39,17 @@ unsafe fn tile_4x8(k: usize, rows: [*const f32; MR], off: impl Fn(usize) -> usiz
         let b0 = v128_load(bp as *const v128);
         let b1 = v128_load(bp.add(4) as *const v128);
         let x = f32x4_splat(*a0.add(p));
-        c00 = f32x4_add(c00, f32x4_mul(x, b0));
-        c01 = f32x4_add(c01, f32x4_mul(x, b1));
+        c00 = madd(x, b0, c00);
+        c01 = madd(x, b1, c01);
         let x = f32x4_splat(*a1.add(p));
-        c10 = f32x4_add(c10, f32x4_mul(x, b0));
-        c11 = f32x4_add(c11, f32x4_mul(x, b1));
+        c10 = madd(x, b0, c10);
+        c11 = madd(x, b1, c11);
         let x = f32x4_splat(*a2.add(p));
-        c20 = f32x4_add(c20, f32x4_mul(x, b0));
-        c21 = f32x4_add(c21, f32x4_mul(x, b1));
+        c20 = madd(x, b0, c20);
+        c21 = madd(x, b1, c21);
         let x = f32x4_splat(*a3.add(p));
-        c30 = f32x4_add(c30, f32x4_mul(x, b0));
-        c31 = f32x4_add(c31, f32x4_mul(x, b1));
+        c30 = madd(x, b0, c30);
+        c31 = madd(x, b1, c31);
         bp = bp.add(NR);
     }
     let acc = [[c00, c01], [c10, c11], [c20, c21], [c30, c31]];
