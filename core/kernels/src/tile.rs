@@ -76,3 +76,20 @@ pub(crate) unsafe fn store_tile_scalar(acc: &[f32], nr: usize, t: &Tile) {
         }
     }
 }
+
+/// Sparse × dense block, rows as the vector axis: for every column `j < cols`,
+/// `yt[j·NB .. j·NB+NB] = clamp(bias[j] + Σ_{p in ptr[j]..ptr[j+1]} val[p] · xt[idx[p]·NB ..])`,
+/// clamped with `max(lo, ·)` then `min(hi, ·)` in the order that lets NaN through.
+/// Safety: `ptr` valid for `cols + 1` entries, `idx`/`val` for `ptr[cols]`, `xt` for
+/// `NB` floats at every `idx[p]·NB`, `bias` for `cols`, `yt` for `cols·NB` floats.
+pub(crate) type SpmmFn = unsafe fn(
+    cols: usize,
+    ptr: *const u32,
+    idx: *const u32,
+    val: *const f32,
+    xt: *const f32,
+    bias: *const f32,
+    lo: f32,
+    hi: f32,
+    yt: *mut f32,
+);
