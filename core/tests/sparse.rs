@@ -157,47 +157,9 @@ fn nan_inputs_pass_through_the_clamp() {
 
 // ---------------------------------------------------------------- pruned MNIST models
 
-/// Keeps the entries of `v` whose |value| is above the `q` quantile of |v| (ties at the cut
-/// are dropped, so at least `q` of the entries become zero).
-fn prune(v: &mut [f32], q: f64) {
-    let mut mags: Vec<f32> = v.iter().map(|x| x.abs()).collect();
-    mags.sort_by(|a, b| a.total_cmp(b));
-    let cut = mags[((mags.len() as f64 * q) as usize).min(mags.len() - 1)];
-    for x in v.iter_mut() {
-        if x.abs() <= cut {
-            *x = 0.0;
-        }
-    }
-}
-
-/// `model` with every Dense and Conv2d weight pruned to `q` zeros and stored as CSR over axis
-/// 0, written and read back through the real `.mdm` writer and reader.
-fn pruned_sparse(mut model: Model, q: f64, only_conv: bool) -> Model {
-    for node in &mut model.graph.nodes {
-        let is_conv = matches!(node.op, Op::Conv2d { .. });
-        if let Op::Dense { weight, .. } | Op::Conv2d { weight, .. } = &mut node.op {
-            if only_conv && !is_conv {
-                continue;
-            }
-            let mut v = weight.to_f32_dense().expect("dense weights");
-            prune(&mut v, q);
-            let rows = weight.shape[0];
-            let cols = v.len() / rows;
-            let (mut row_ptr, mut col_idx, mut values) = (vec![0u32], Vec::new(), Vec::new());
-            for r in 0..rows {
-                for c in 0..cols {
-                    if v[r * cols + c] != 0.0 {
-                        col_idx.push(c as u32);
-                        values.push(v[r * cols + c]);
-                    }
-                }
-                row_ptr.push(col_idx.len() as u32);
-            }
-            weight.data = TensorData::SparseCsr { row_ptr, col_idx, values };
-        }
-    }
-    let bytes = mdeploy_core::format::write(&model).expect("write the pruned model");
-    mdeploy_core::format::read(&bytes).expect("read the pruned model back")
+/// `model` pruned to `q` zeros per weight, stored CSR, through the real writer and reader.
+fn pruned_sparse(model: Model, q: f64, only_conv: bool) -> Model {
+    mdeploy_testkit::prune::pruned_sparse(model, q, only_conv).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Plans of `program` and of its densified twin on the 2,000 test digits, for every set: equal
