@@ -69,7 +69,7 @@ fn check_case(rng: &mut Rng, m: usize, k: usize, n: usize, w: &[f32], clamp: Opt
                 }
             }
         };
-        ks.spmm(m, &sw, &bias, clamp, fill, &mut scratch, &mut y, ldc);
+        ks.spmm(m, &sw, &ks.spmm_rows(&sw), &bias, clamp, fill, &mut scratch, &mut y, ldc);
         let mut y1 = vec![f32::NAN; m * n];
         for r in 0..m {
             ks.spmv(&x[r * k..(r + 1) * k], &wt, &bias, clamp, &mut y1[r * n..(r + 1) * n]);
@@ -145,7 +145,7 @@ fn nan_inputs_pass_through_the_clamp() {
         let nb = ks.spmm_nb();
         let mut scratch = vec![0.0; ks.spmm_scratch(&sw)];
         let mut y = [0.0f32; 2];
-        ks.spmm(1, &sw, &[0.0, 0.0], Some((0.0, 1.0)), |_, _, xt| {
+        ks.spmm(1, &sw, &ks.spmm_rows(&sw), &[0.0, 0.0], Some((0.0, 1.0)), |_, _, xt| {
             xt[0] = x[0];
             xt[nb] = x[1];
         }, &mut scratch, &mut y, 2);
@@ -217,6 +217,48 @@ fn pruned_cnn_convs_run_sparse_on_2000_digits() {
     let convs = program.steps.iter().filter(|s| matches!(s.kernel, Kernel::Conv2d { .. } | Kernel::SparseConv2d { .. })).count();
     assert!(convs >= 2);
     check_pruned(&model, &vec!["SparseConv2d"; convs]);
+}
+
+#[test]
+fn padded_strided_dilated_sparse_convs_match_the_reference() {
+    // Direct (stride 1, padded, dilated) and im2col (stride 2) sparse convolutions, odd sizes,
+    // multi-channel input, each against the f64 reference and the densified plan.
+    let mut rng = Rng::new(5);
+    let mut dilated = mdeploy_testkit::builders::conv(&mut rng, 5, 7, 3, 1, 2, 1);
+    if let Op::Conv2d { dilation, .. } = &mut dilated {
+        *dilation = [2, 2];
+    }
+    let layers = vec![
+        mdeploy_testkit::builders::conv(&mut rng, 3, 5, 3, 1, 1, 1),
+        Op::Relu,
+        dilated,
+        Op::Tanh,
+        mdeploy_testkit::builders::conv(&mut rng, 7, 9, 3, 2, 1, 1),
+        Op::Flatten,
+    ];
+    let model = Model {
+        meta: mdeploy_core::model::Metadata { input_shape: vec![3, 13, 11], ..Default::default() },
+        graph: mdeploy_core::Graph::sequential(layers),
+    };
+    let model = pruned_sparse(model, 0.85, true);
+    let program = lower(&model.graph, &model.meta.input_shape).expect("lower");
+    let sparse = program.steps.iter().filter(|s| matches!(s.kernel, Kernel::SparseConv2d { .. })).count();
+    assert_eq!(sparse, 3, "every conv sparse");
+    let n = 5;
+    let xs: Vec<f32> = (0..n * 3 * 13 * 11).map(|_| rng.uniform(-1.0, 1.0)).collect();
+    let want = mdeploy_testkit::reference_outputs(&model, &xs, n).expect("reference");
+    let budget = mdeploy_core::budget::arena_budget(&model.graph);
+    let out_len = program.output_len;
+    for ks in KernelSet::available() {
+        for p in [program.clone(), program.clone().densified()] {
+            let mut plan = Plan::from_program(p, 2, ks, budget).expect("plan");
+            let mut out = vec![0.0f32; n * out_len];
+            plan.run(&xs, n, &mut out).expect("run");
+            for (i, (&a, &b)) in out.iter().zip(&want).enumerate() {
+                assert!((a as f64 - b).abs() <= 1e-4 * (1.0 + b.abs()), "{}: value {i} is {a}, reference {b}", ks.name());
+            }
+        }
+    }
 }
 
 #[test]

@@ -37,5 +37,5 @@ pub use gemm::{gemm, MatRef};
 pub use geometry::{Act, BinOp, PoolGeom, PoolKind, Window};
 pub use pack::{a_panel, APanel, AlignedBuf, PackedB, MAX_MR};
 pub use set::KernelSet;
-pub use sparse::SparseW;
+pub use sparse::{SparseOffsets, SparseW};
 pub(crate) use tile::{store_tile_scalar, Tile};

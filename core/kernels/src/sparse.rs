@@ -139,6 +139,23 @@ impl SparseW {
     }
 }
 
+/// Per stored entry of a [`SparseW`], where its input row starts in a block (floats), for one
+/// kernel set; built once ([`KernelSet::spmm_offsets`]), checked against the block on every call.
+#[derive(Clone, Debug)]
+pub struct SparseOffsets {
+    offs: Vec<u32>,
+    /// Largest offset + NB: the block must hold this many floats.
+    span: usize,
+    nb: usize,
+}
+
+impl SparseOffsets {
+    /// Floats a block read through these offsets must hold.
+    pub fn span(&self) -> usize {
+        self.span
+    }
+}
+
 impl KernelSet {
     /// Rows per sparse block (`NB`, the vector axis of `<isa>_spmm_f32_<NB>`).
     pub fn spmm_nb(&self) -> usize {
@@ -150,23 +167,54 @@ impl KernelSet {
         self.spmm_name
     }
 
+    /// Where each stored entry of `w` reads its input row: `row_off(i)` floats into the block
+    /// (`i · NB` for a transposed block, [`KernelSet::spmm_rows`]). Built once per weight.
+    pub fn spmm_offsets(&self, w: &SparseW, row_off: impl Fn(usize) -> usize) -> SparseOffsets {
+        let offs: Vec<u32> = w.idx.iter().map(|&i| u32::try_from(row_off(i as usize)).expect("spmm offset beyond u32")).collect();
+        let span = offs.iter().map(|&o| o as usize + self.spmm_nb).max().unwrap_or(0);
+        SparseOffsets { offs, span, nb: self.spmm_nb }
+    }
+
+    /// [`KernelSet::spmm_offsets`] for a transposed block `xt[i·NB + r]`.
+    pub fn spmm_rows(&self, w: &SparseW) -> SparseOffsets {
+        let nb = self.spmm_nb;
+        self.spmm_offsets(w, |i| i * nb)
+    }
+
     /// Scratch floats [`KernelSet::spmm`] needs for `w`: the transposed input block and the
     /// transposed output block.
     pub fn spmm_scratch(&self, w: &SparseW) -> usize {
         (w.rows + w.cols) * self.spmm_nb
     }
 
+    /// One block: `yt[j·NB + r] = clamp(bias[j] + Σ_p val[p] · x[offs[p] + r])` for every
+    /// column `j < w.cols`, `r < NB`. Panics (caller bug) on short slices, or offsets made
+    /// for another set or another weight.
+    pub fn spmm_block(&self, w: &SparseW, offs: &SparseOffsets, x: &[f32], bias: &[f32], clamp: Option<(f32, f32)>, yt: &mut [f32]) {
+        let n = w.cols;
+        assert!(offs.nb == self.spmm_nb && offs.offs.len() == w.val.len(), "spmm_block: offsets made for another set or weight");
+        assert!(x.len() >= offs.span && bias.len() >= n && yt.len() >= n * self.spmm_nb, "spmm_block: short x, bias or yt");
+        assert!(w.ptr.len() == n + 1 && w.ptr[n] as usize == w.val.len(), "spmm_block: malformed SparseW");
+        assert!(w.ptr.windows(2).all(|p| p[0] <= p[1]), "spmm_block: column pointers decrease");
+        let (lo, hi) = clamp.unwrap_or((f32::NEG_INFINITY, f32::INFINITY));
+        // SAFETY: ptr has n+1 non-decreasing entries ending at nnz = offs/val lengths; every
+        // offset + NB <= span <= x.len(); bias n values; yt n·NB floats.
+        unsafe {
+            (self.spmm)(n, w.ptr.as_ptr(), offs.offs.as_ptr(), w.val.as_ptr(), x.as_ptr(), bias.as_ptr(), lo, hi, yt.as_mut_ptr());
+        }
+    }
+
     /// `y[r·ldc + j] = clamp(bias[j] + Σ_i x(r, i) · w[i, j])` for rows `r < m`, columns `j <
     /// w.cols`, where `fill(row0, rows, xt)` writes rows `row0..row0+rows` of X transposed:
     /// `xt[i·NB + r] = x(row0 + r, i)` for every `i < w.rows`, `r < rows` (lanes `rows..NB` may
-    /// hold anything: they are computed and dropped). `clamp` (lo, hi) is applied last and
-    /// lets NaN through. Panics (caller bug) on short slices; `w` must have passed
-    /// [`SparseW::check`] (it indexes `xt` by `w.idx`).
+    /// hold anything: they are computed and dropped). `offs` = [`KernelSet::spmm_rows`]`(w)`.
+    /// `clamp` (lo, hi) is applied last and lets NaN through. Panics (caller bug) on short slices.
     #[allow(clippy::too_many_arguments)]
     pub fn spmm(
         &self,
         m: usize,
         w: &SparseW,
+        offs: &SparseOffsets,
         bias: &[f32],
         clamp: Option<(f32, f32)>,
         mut fill: impl FnMut(usize, usize, &mut [f32]),
@@ -176,25 +224,24 @@ impl KernelSet {
     ) {
         let nb = self.spmm_nb;
         let (k, n) = (w.rows, w.cols);
-        assert!(bias.len() >= n && ldc >= n && scratch.len() >= (k + n) * nb, "spmm: short bias or scratch");
+        assert!(ldc >= n && scratch.len() >= (k + n) * nb, "spmm: short scratch");
         assert!(m == 0 || y.len() >= (m - 1) * ldc + n, "spmm: short output");
-        assert!(w.ptr.len() == n + 1 && w.idx.len() == w.val.len() && w.ptr[n] as usize == w.val.len(), "spmm: malformed SparseW");
         let (xt, rest) = scratch.split_at_mut(k * nb);
         let yt = &mut rest[..n * nb];
-        let (lo, hi) = clamp.unwrap_or((f32::NEG_INFINITY, f32::INFINITY));
         let mut row0 = 0;
         while row0 < m {
             let rows = nb.min(m - row0);
             fill(row0, rows, xt);
-            // SAFETY: xt holds k·NB floats and every idx < k (checked by the caller, see above);
-            // ptr has n+1 entries ending at nnz; bias n values; yt n·NB floats.
-            unsafe {
-                (self.spmm)(n, w.ptr.as_ptr(), w.idx.as_ptr(), w.val.as_ptr(), xt.as_ptr(), bias.as_ptr(), lo, hi, yt.as_mut_ptr());
-            }
-            for j in 0..n {
-                let col = &yt[j * nb..j * nb + rows];
-                for (r, &v) in col.iter().enumerate() {
-                    y[(row0 + r) * ldc + j] = v;
+            self.spmm_block(w, offs, xt, bias, clamp, yt);
+            // Back to rows in strips of 16 columns (the 16 yt rows being read stay in L1 while
+            // each output row's 16 values are written contiguously).
+            for j0 in (0..n).step_by(16) {
+                let j1 = (j0 + 16).min(n);
+                for r in 0..rows {
+                    let out = &mut y[(row0 + r) * ldc + j0..(row0 + r) * ldc + j1];
+                    for (j, o) in (j0..j1).zip(out) {
+                        *o = yt[j * nb + r];
+                    }
                 }
             }
             row0 += rows;

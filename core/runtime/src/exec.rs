@@ -31,7 +31,7 @@ use crate::kernels::generic::generic_eltwise_f32::{
 };
 use crate::kernels::generic::generic_pool_f32::generic_pool_f32;
 use crate::kernels::generic::generic_softmax_f32::softmax_rows;
-use crate::kernels::{a_panel, APanel, AlignedBuf, KernelSet, MatRef, PackedB, PoolGeom, SparseW, MAX_MR};
+use crate::kernels::{a_panel, APanel, AlignedBuf, KernelSet, MatRef, PackedB, PoolGeom, SparseOffsets, SparseW, MAX_MR};
 use crate::lower::{Act, BinOp, Kernel, PoolKind, Program, Window};
 
 /// Largest arena (floats over all buffers) an executor will size: 2^28 floats = 1 GiB.
@@ -41,11 +41,24 @@ const MAX_ARENA_FLOATS: usize = 1 << 28;
 /// inputs) instead of through the row blocks of `KernelSet::spmm` (KERNELS.md, "Sparse kernels").
 const SPMV_MAX_ROWS: usize = 4;
 
-/// A sparse convolution (one group): im2col of a block of output pixels, transposed, then the
-/// sparse block kernel over it.
+/// Largest `KernelSet::spmm_nb` of any set (AVX-512: 64), for stack scratch.
+const MAX_SPMM_NB: usize = 64;
+
+/// A sparse convolution (one group) through the sparse block kernel, either
+///
+/// * **direct** (stride 1): the input is copied once per sample into zero-padded channel
+///   planes `Hp × Wp`; output pixels are computed over the padded width (`oh × Wp` "virtual"
+///   pixels, the `Wp − ow` extra columns dropped), so tap (ky, kx, c) of every pixel in a block
+///   is the same shift `c·Hp·Wp + ky·dh·Wp + kx·dw` of the block start: no im2col at all;
+/// * or **im2col** (other strides): a block of output pixels copied transposed, tap by tap.
 struct SpConvX {
     win: Window,
     w: SparseW,
+    offs: SparseOffsets,
+    /// `Some((hp, wp))`: the direct form over planes of this size.
+    direct: Option<(usize, usize)>,
+    /// Scratch floats: padded planes (+ tail) or im2col block, then the output block.
+    scratch: usize,
     bias: Vec<f32>,
     clamp: Option<(f32, f32)>,
     post: Act,
@@ -89,7 +102,7 @@ enum XK {
     Dense { w: PackedB, bias: Vec<f32>, tile_relu: bool, post: Act },
     Conv(Box<ConvX>),
     /// Sparse Dense: `w` by output column (row blocks), `wt` by input row (single rows).
-    SpDense { w: SparseW, wt: SparseW, bias: Vec<f32>, clamp: Option<(f32, f32)>, post: Act },
+    SpDense { w: SparseW, offs: SparseOffsets, wt: SparseW, bias: Vec<f32>, clamp: Option<(f32, f32)>, post: Act },
     SpConv(Box<SpConvX>),
     /// Depthwise: `w` is `[kh·kw × C]`.
     DwConv { win: Window, w: Vec<f32>, bias: Vec<f32>, lo: f32, hi: f32, post: Act },
@@ -385,7 +398,7 @@ impl Exec {
             match &k {
                 XK::Conv(g) if g.padded.is_some() => pad_max = pad_max.max(g.win.h * g.win.w * g.win.c),
                 XK::SpDense { w, .. } => sparse_max = sparse_max.max(ks.spmm_scratch(w)),
-                XK::SpConv(g) => sparse_max = sparse_max.max(ks.spmm_scratch(&g.w)),
+                XK::SpConv(g) => sparse_max = sparse_max.max(g.scratch),
                 _ => {}
             }
             steps.push(XStep {
@@ -463,8 +476,8 @@ impl Exec {
         for st in &steps[split..] {
             if let XK::Dense { w, bias, tile_relu, post } = &st.k {
                 dense_step(*ks, st, w, bias, *tile_relu, *post, nb, input, il, bufs, stride, &mut scratch.apanel);
-            } else if let XK::SpDense { w, wt, bias, clamp, post } = &st.k {
-                sparse_dense_step(*ks, st, (w, wt), bias, *clamp, *post, nb, input, il, bufs, stride, &mut scratch.sparse);
+            } else if let XK::SpDense { w, offs, wt, bias, clamp, post } = &st.k {
+                sparse_dense_step(*ks, st, (w, offs, wt), bias, *clamp, *post, nb, input, il, bufs, stride, &mut scratch.sparse);
             } else if let (true, Loc::Buf { buf, .. }, XK::Act { act: a }) = (st.in_place, st.out, &st.k) {
                 // In place over rows that may have gaps: one pass per row, no per-sample setup.
                 let st_len = stride[buf];
@@ -575,11 +588,31 @@ fn compile(k: &Kernel, ks: KernelSet, k_max: &mut usize) -> XK {
         }
         Kernel::SparseDense { weight, bias, act, .. } => {
             let (clamp, post) = split_clamp(*act);
-            XK::SpDense { wt: weight.transpose(), w: weight.clone(), bias: bias.clone(), clamp, post }
+            XK::SpDense { offs: ks.spmm_rows(weight), wt: weight.transpose(), w: weight.clone(), bias: bias.clone(), clamp, post }
         }
         Kernel::SparseConv2d { win, weight, bias, act, .. } => {
             let (clamp, post) = split_clamp(*act);
-            XK::SpConv(Box::new(SpConvX { win: *win, w: weight.clone(), bias: bias.clone(), clamp, post }))
+            let nb = ks.spmm_nb();
+            let (c, kw) = (win.c, win.kw);
+            let [pt, pl, pb, pr] = win.pad;
+            let (hp, wp) = (win.h + pt + pb, win.w + pl + pr);
+            // Direct when the stride is 1 and the padded planes stay small (`MAX_PADDED_FLOATS`).
+            let planes = hp.checked_mul(wp).and_then(|p| p.checked_mul(c)).filter(|&n| n <= MAX_PADDED_FLOATS);
+            let (offs, direct, scratch) = match planes {
+                Some(planes) if win.sh == 1 && win.sw == 1 => {
+                    let offs = ks.spmm_offsets(weight, |t| {
+                        let (tap, ci) = (t / c, t % c);
+                        let (ky, kx) = (tap / kw, tap % kw);
+                        ci * hp * wp + ky * win.dh * wp + kx * win.dw
+                    });
+                    // The last block starts below oh·Wp and reads up to its largest offset + NB.
+                    let mv = win.oh * wp;
+                    let x_len = (offs.span() + mv.div_ceil(nb) * nb).max(planes);
+                    (offs, Some((hp, wp)), x_len + weight.cols * nb)
+                }
+                _ => (ks.spmm_rows(weight), None, ks.spmm_scratch(weight)),
+            };
+            XK::SpConv(Box::new(SpConvX { win: *win, w: weight.clone(), offs, direct, scratch, bias: bias.clone(), clamp, post }))
         }
         Kernel::Pool { kind, win } => {
             let fits = win.pad == [0; 4]
@@ -768,7 +801,7 @@ fn dense_step(
 fn sparse_dense_step(
     ks: KernelSet,
     st: &XStep,
-    (w, wt): (&SparseW, &SparseW),
+    (w, offs, wt): (&SparseW, &SparseOffsets, &SparseW),
     bias: &[f32],
     clamp: Option<(f32, f32)>,
     post: Act,
@@ -795,15 +828,20 @@ fn sparse_dense_step(
             }
         } else {
             let bn = ks.spmm_nb();
+            // Transposed in strips of 16 inputs: the 16 xt rows being written stay in L1 while
+            // each sample's 16 inputs are read contiguously.
             let fill = |row0: usize, rows: usize, xt: &mut [f32]| {
-                for r in 0..rows {
-                    let x = &src[(row0 + r) * lda..(row0 + r) * lda + k];
-                    for (i, &v) in x.iter().enumerate() {
-                        xt[i * bn + r] = v;
+                for i0 in (0..k).step_by(16) {
+                    let i1 = (i0 + 16).min(k);
+                    for r in 0..rows {
+                        let x = &src[(row0 + r) * lda + i0..(row0 + r) * lda + i1];
+                        for (i, &v) in (i0..i1).zip(x) {
+                            xt[i * bn + r] = v;
+                        }
                     }
                 }
             };
-            ks.spmm(nb, w, bias, clamp, fill, scratch.as_mut_slice(), &mut dst[..(nb - 1) * ldc + n], ldc);
+            ks.spmm(nb, w, offs, bias, clamp, fill, scratch.as_mut_slice(), &mut dst[..(nb - 1) * ldc + n], ldc);
         }
         if post != Act::None {
             for s in 0..nb {
@@ -820,30 +858,61 @@ fn sparse_conv(ks: KernelSet, g: &SpConvX, src: &[f32], dst: &mut [f32], scratch
     let w = &g.win;
     let (m, oc, c) = (w.oh * w.ow, g.w.cols, w.c);
     let bn = ks.spmm_nb();
+    if let Some((hp, wp)) = g.direct {
+        let (x, yt) = scratch[..g.scratch].split_at_mut(g.scratch - oc * bn);
+        // HWC → zero-padded CHW planes (the tail past the planes stays zero: only dropped
+        // columns read it).
+        x.fill(0.0);
+        let (pt, pl) = (w.pad[0], w.pad[1]);
+        for (p, px) in src[..w.h * w.w * c].chunks_exact(c).enumerate() {
+            let at = (pt + p / w.w) * wp + pl + p % w.w;
+            for (ci, &v) in px.iter().enumerate() {
+                x[ci * hp * wp + at] = v;
+            }
+        }
+        let mv = w.oh * wp;
+        let mut p0 = 0;
+        while p0 < mv {
+            ks.spmm_block(&g.w, &g.offs, &x[p0..], &g.bias, g.clamp, yt);
+            for r in 0..bn.min(mv - p0) {
+                let (oy, ox) = ((p0 + r) / wp, (p0 + r) % wp);
+                if ox < w.ow {
+                    let out = &mut dst[(oy * w.ow + ox) * oc..(oy * w.ow + ox + 1) * oc];
+                    for (j, o) in out.iter_mut().enumerate() {
+                        *o = yt[j * bn + r];
+                    }
+                }
+            }
+            p0 += bn;
+        }
+        generic_act_f32(g.post, &mut dst[..m * oc]);
+        return;
+    }
+    // Tap by tap: the rows' input pixel offsets (or `usize::MAX` in the padding) once, then
+    // each of the tap's `c` xt rows is written contiguously (reads stride `c` through the
+    // HWC input, which is small enough to sit in L1).
+    let mut base = [0usize; MAX_SPMM_NB];
     let fill = |row0: usize, rows: usize, xt: &mut [f32]| {
-        for r in 0..rows {
-            let (oy, ox) = ((row0 + r) / w.ow, (row0 + r) % w.ow);
-            for ky in 0..w.kh {
-                let iy = (oy * w.sh + ky * w.dh).wrapping_sub(w.pad[0]);
-                for kx in 0..w.kw {
+        for ky in 0..w.kh {
+            for kx in 0..w.kw {
+                for (r, b) in base.iter_mut().enumerate().take(rows) {
+                    let (oy, ox) = ((row0 + r) / w.ow, (row0 + r) % w.ow);
+                    let iy = (oy * w.sh + ky * w.dh).wrapping_sub(w.pad[0]);
                     let ix = (ox * w.sw + kx * w.dw).wrapping_sub(w.pad[1]);
-                    let t0 = (ky * w.kw + kx) * c;
-                    // Wrapped (negative) coordinates are huge, so one comparison covers both sides.
-                    if iy < w.h && ix < w.w {
-                        let px = &src[(iy * w.w + ix) * c..(iy * w.w + ix + 1) * c];
-                        for (ci, &v) in px.iter().enumerate() {
-                            xt[(t0 + ci) * bn + r] = v;
-                        }
-                    } else {
-                        for ci in 0..c {
-                            xt[(t0 + ci) * bn + r] = 0.0;
-                        }
+                    // Wrapped (negative) coordinates are huge: one comparison covers both sides.
+                    *b = if iy < w.h && ix < w.w { (iy * w.w + ix) * c } else { usize::MAX };
+                }
+                let t0 = (ky * w.kw + kx) * c;
+                for ci in 0..c {
+                    let row = &mut xt[(t0 + ci) * bn..(t0 + ci) * bn + rows];
+                    for (v, &b) in row.iter_mut().zip(&base[..rows]) {
+                        *v = if b == usize::MAX { 0.0 } else { src[b + ci] };
                     }
                 }
             }
         }
     };
-    ks.spmm(m, &g.w, &g.bias, g.clamp, fill, scratch, &mut dst[..m * oc], oc);
+    ks.spmm(m, &g.w, &g.offs, &g.bias, g.clamp, fill, scratch, &mut dst[..m * oc], oc);
     generic_act_f32(g.post, &mut dst[..m * oc]);
 }
 

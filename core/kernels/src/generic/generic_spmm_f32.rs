@@ -21,7 +21,7 @@ pub(crate) fn clamp_nan(v: f32, lo: f32, hi: f32) -> f32 {
 pub(crate) unsafe fn generic_spmm_f32_16(
     cols: usize,
     ptr: *const u32,
-    idx: *const u32,
+    off: *const u32,
     val: *const f32,
     xt: *const f32,
     bias: *const f32,
@@ -33,7 +33,7 @@ pub(crate) unsafe fn generic_spmm_f32_16(
         let mut acc = [0.0f32; NB];
         for p in *ptr.add(j) as usize..*ptr.add(j + 1) as usize {
             let w = *val.add(p);
-            let x = std::slice::from_raw_parts(xt.add(*idx.add(p) as usize * NB), NB);
+            let x = std::slice::from_raw_parts(xt.add(*off.add(p) as usize), NB);
             for (a, &xv) in acc.iter_mut().zip(x) {
                 *a += w * xv;
             }

@@ -13,7 +13,7 @@ pub const NB: usize = 16;
 pub(crate) unsafe fn wasm_spmm_f32_16(
     cols: usize,
     ptr: *const u32,
-    idx: *const u32,
+    off: *const u32,
     val: *const f32,
     xt: *const f32,
     bias: *const f32,
@@ -29,8 +29,8 @@ pub(crate) unsafe fn wasm_spmm_f32_16(
         let (mut a0, mut a1, mut a2, mut a3) = (z, z, z, z);
         let (mut b0, mut b1, mut b2, mut b3) = (z, z, z, z);
         while p + 2 <= end {
-            let (x, w) = (xt.add(*idx.add(p) as usize * NB), f32x4_splat(*val.add(p)));
-            let (u, v) = (xt.add(*idx.add(p + 1) as usize * NB), f32x4_splat(*val.add(p + 1)));
+            let (x, w) = (xt.add(*off.add(p) as usize), f32x4_splat(*val.add(p)));
+            let (u, v) = (xt.add(*off.add(p + 1) as usize), f32x4_splat(*val.add(p + 1)));
             a0 = f32x4_add(a0, f32x4_mul(w, ld(x)));
             a1 = f32x4_add(a1, f32x4_mul(w, ld(x.add(4))));
             a2 = f32x4_add(a2, f32x4_mul(w, ld(x.add(8))));
@@ -42,7 +42,7 @@ pub(crate) unsafe fn wasm_spmm_f32_16(
             p += 2;
         }
         if p < end {
-            let (x, w) = (xt.add(*idx.add(p) as usize * NB), f32x4_splat(*val.add(p)));
+            let (x, w) = (xt.add(*off.add(p) as usize), f32x4_splat(*val.add(p)));
             a0 = f32x4_add(a0, f32x4_mul(w, ld(x)));
             a1 = f32x4_add(a1, f32x4_mul(w, ld(x.add(4))));
             a2 = f32x4_add(a2, f32x4_mul(w, ld(x.add(8))));

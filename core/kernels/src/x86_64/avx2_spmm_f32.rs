@@ -14,7 +14,7 @@ pub const NB: usize = 32;
 pub(crate) unsafe fn avx2_spmm_f32_32(
     cols: usize,
     ptr: *const u32,
-    idx: *const u32,
+    off: *const u32,
     val: *const f32,
     xt: *const f32,
     bias: *const f32,
@@ -29,8 +29,8 @@ pub(crate) unsafe fn avx2_spmm_f32_32(
         let (mut a0, mut a1, mut a2, mut a3) = (z, z, z, z);
         let (mut b0, mut b1, mut b2, mut b3) = (z, z, z, z);
         while p + 2 <= end {
-            let (x, w) = (xt.add(*idx.add(p) as usize * NB), _mm256_set1_ps(*val.add(p)));
-            let (u, v) = (xt.add(*idx.add(p + 1) as usize * NB), _mm256_set1_ps(*val.add(p + 1)));
+            let (x, w) = (xt.add(*off.add(p) as usize), _mm256_set1_ps(*val.add(p)));
+            let (u, v) = (xt.add(*off.add(p + 1) as usize), _mm256_set1_ps(*val.add(p + 1)));
             a0 = _mm256_fmadd_ps(w, _mm256_loadu_ps(x), a0);
             a1 = _mm256_fmadd_ps(w, _mm256_loadu_ps(x.add(8)), a1);
             a2 = _mm256_fmadd_ps(w, _mm256_loadu_ps(x.add(16)), a2);
@@ -42,7 +42,7 @@ pub(crate) unsafe fn avx2_spmm_f32_32(
             p += 2;
         }
         if p < end {
-            let (x, w) = (xt.add(*idx.add(p) as usize * NB), _mm256_set1_ps(*val.add(p)));
+            let (x, w) = (xt.add(*off.add(p) as usize), _mm256_set1_ps(*val.add(p)));
             a0 = _mm256_fmadd_ps(w, _mm256_loadu_ps(x), a0);
             a1 = _mm256_fmadd_ps(w, _mm256_loadu_ps(x.add(8)), a1);
             a2 = _mm256_fmadd_ps(w, _mm256_loadu_ps(x.add(16)), a2);

@@ -16,7 +16,7 @@ pub const NB: usize = 64;
 pub(crate) unsafe fn avx512_spmm_f32_64(
     cols: usize,
     ptr: *const u32,
-    idx: *const u32,
+    off: *const u32,
     val: *const f32,
     xt: *const f32,
     bias: *const f32,
@@ -31,8 +31,8 @@ pub(crate) unsafe fn avx512_spmm_f32_64(
         let (mut a0, mut a1, mut a2, mut a3) = (z, z, z, z);
         let (mut b0, mut b1, mut b2, mut b3) = (z, z, z, z);
         while p + 2 <= end {
-            let (x, w) = (xt.add(*idx.add(p) as usize * NB), _mm512_set1_ps(*val.add(p)));
-            let (u, v) = (xt.add(*idx.add(p + 1) as usize * NB), _mm512_set1_ps(*val.add(p + 1)));
+            let (x, w) = (xt.add(*off.add(p) as usize), _mm512_set1_ps(*val.add(p)));
+            let (u, v) = (xt.add(*off.add(p + 1) as usize), _mm512_set1_ps(*val.add(p + 1)));
             a0 = _mm512_fmadd_ps(w, _mm512_loadu_ps(x), a0);
             a1 = _mm512_fmadd_ps(w, _mm512_loadu_ps(x.add(16)), a1);
             a2 = _mm512_fmadd_ps(w, _mm512_loadu_ps(x.add(32)), a2);
@@ -44,7 +44,7 @@ pub(crate) unsafe fn avx512_spmm_f32_64(
             p += 2;
         }
         if p < end {
-            let (x, w) = (xt.add(*idx.add(p) as usize * NB), _mm512_set1_ps(*val.add(p)));
+            let (x, w) = (xt.add(*off.add(p) as usize), _mm512_set1_ps(*val.add(p)));
             a0 = _mm512_fmadd_ps(w, _mm512_loadu_ps(x), a0);
             a1 = _mm512_fmadd_ps(w, _mm512_loadu_ps(x.add(16)), a1);
             a2 = _mm512_fmadd_ps(w, _mm512_loadu_ps(x.add(32)), a2);
