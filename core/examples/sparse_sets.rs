@@ -103,7 +103,7 @@ fn main() {
 
     // Density sweep on the MLP (best set only): where sparse stops paying.
     let ks = KernelSet::best();
-    for q in [0.5, 0.6, 0.7, 0.8, 0.9, 0.95] {
+    for q in [0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95] {
         let m = prune::pruned_sparse(mlp.clone(), q, false).unwrap_or_else(|e| panic!("{e}"));
         let p = lower(&m.graph, &m.meta.input_shape).expect("lower");
         // Force the sparse kernels whatever the threshold says, to measure both sides of it.

@@ -33,6 +33,11 @@
 //! explicit [`Kernel::Transpose`] steps (none when C = 1), and a `Dense` after a `Flatten` of an
 //! HWC value gets its weight rows permuted here, once.
 //!
+//! **Sparse weights.** A Dense or one-group Conv2d whose final weight is at most
+//! [`SPARSE_MAX_DENSITY`] non-zero becomes [`Kernel::SparseDense`] / [`Kernel::SparseConv2d`]
+//! (the weight compressed by output column); a backend without sparse kernels runs
+//! [`Kernel::densified`]. Why that threshold: "Sparse kernels" in `core/kernels/src/KERNELS.md`.
+//!
 //! **Batches.** Slot sizes are per sample; a backend allocates `slots[i] × batch` floats (or
 //! runs per-sample steps one sample at a time: the CPU executor, `exec.rs`, re-derives the
 //! values from the steps and keeps most of them per sample). Every kernel works on `n` samples
@@ -50,7 +55,7 @@ pub use mdeploy_kernels::SparseW;
 /// A Dense or (single-group) Conv2d weight with at most this fraction of non-zeros is lowered
 /// to [`Kernel::SparseDense`] / [`Kernel::SparseConv2d`]; denser ones stay dense. Measured on
 /// this machine's kernels: see "Sparse kernels" in `core/kernels/src/KERNELS.md`.
-pub const SPARSE_MAX_DENSITY: f64 = 0.3;
+pub const SPARSE_MAX_DENSITY: f64 = 0.12;
 
 /// One kernel call. Weights are already in the layout the kernel reads (permuted, BatchNorm
 /// folded in); backends may repack them (the CPU packs NR-column panels) but never reinterpret.
