@@ -318,6 +318,11 @@ fn hostile_sparse_programs_are_refused_not_panicked() {
         let e = r.err().unwrap_or_else(|| panic!("{what}: accepted"));
         assert!(e.message.contains("SparseDense"), "{what}: error does not name the kernel: {}", e.message);
     }
+    // A consistent but huge weight whose block offsets would not fit u32: refused, no panic.
+    let big = 1usize << 30;
+    let w = SparseW { rows: big, cols: 3, ptr: vec![0, 1, 1, 1], idx: vec![1 << 29], val: vec![1.0] };
+    let k = Kernel::SparseDense { k: big, out: 3, weight: w, bias: vec![0.0; 3], act: mdeploy_core::lower::Act::None };
+    assert!(Plan::from_program(one_step_program(k, big, 3), 1, KernelSet::best(), 1 << 20).is_err());
     // Huge claimed sizes in the kernel itself.
     let k = Kernel::SparseDense { k: 1 << 40, out: 3, weight: good.clone(), bias: vec![0.0; 3], act: mdeploy_core::lower::Act::None };
     assert!(Plan::from_program(one_step_program(k, 4, 3), 4, KernelSet::best(), 1 << 20).is_err());

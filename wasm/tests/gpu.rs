@@ -769,6 +769,13 @@ fn hostile_sparse_weights_are_refused_at_load() {
         assert_eq!(e.code, "BAD_MODEL", "{what}: {}", e.message);
         assert!(e.message.contains("SparseDense"), "{what}: {}", e.message);
     }
+    // Consistent but huge once densified: refused before allocating it.
+    let big = 1usize << 28;
+    let w_big = mdeploy_core::lower::SparseW { rows: big, cols: 3, ptr: vec![0, 1, 1, 1], idx: vec![7], val: vec![1.0] };
+    let kernel = Kernel::SparseDense { k: big, out: 3, weight: w_big, bias: vec![0.0; 3], act: Act::None };
+    let e = block_on(GpuCore::new(&program(vec![big], vec![big, 3], vec![step(kernel, vec![0], 1)], 1, 3), 8)).err().expect("huge accepted");
+    assert_eq!(e.code, "UNSUPPORTED", "{}", e.message);
+    assert!(e.message.contains("too large to densify"), "{}", e.message);
     // The good one loads and runs like its dense twin.
     let x = Rng(4).vec(2 * 5);
     let dense = Program { steps: sp(w.clone()).steps.into_iter().map(|mut s| { s.kernel = s.kernel.densified(); s }).collect(), ..sp(w.clone()) };

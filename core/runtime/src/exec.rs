@@ -44,6 +44,10 @@ const SPMV_MAX_ROWS: usize = 4;
 /// Largest `KernelSet::spmm_nb` of any set (AVX-512: 64), for stack scratch.
 const MAX_SPMM_NB: usize = 64;
 
+/// Most input rows of a sparse weight: every block offset `row · NB` must fit the kernels' u32
+/// offsets (a real layer is far below: 2^25 inputs).
+const MAX_SPARSE_ROWS: usize = (u32::MAX as usize) / (2 * MAX_SPMM_NB);
+
 /// A sparse convolution (one group) through the sparse block kernel, either
 ///
 /// * **direct** (stride 1): the input is copied once per sample into zero-padded channel
@@ -224,7 +228,7 @@ fn check_step(j: usize, s: &crate::lower::Step, slots: &[usize]) -> Result<()> {
             if let Err(e) = weight.check() {
                 return Err(bad(j, node, format!("SparseDense weight: {e}")));
             }
-            weight.rows == *k && weight.cols == *out && bias.len() == *out
+            weight.rows == *k && weight.cols == *out && bias.len() == *out && weight.rows <= MAX_SPARSE_ROWS
         }
         Kernel::SparseConv2d { win, out_c, weight, bias, .. } => {
             if let Err(e) = weight.check() {
@@ -236,6 +240,7 @@ fn check_step(j: usize, s: &crate::lower::Step, slots: &[usize]) -> Result<()> {
                 && win.kw > 0
                 && weight.rows == win.kh * win.kw * win.c
                 && weight.cols == *out_c
+                && weight.rows <= MAX_SPARSE_ROWS
                 && bias.len() == *out_c
                 && win_ok(win, (win.kh - 1) * win.dh + 1, (win.kw - 1) * win.dw + 1)
         }

@@ -325,6 +325,14 @@ impl GpuCore {
                     if (weight.rows, weight.cols) != (want_rows, want_cols) {
                         return Err(bad(i, step, format!("sparse weight is {}x{}, the step needs {want_rows}x{want_cols}", weight.rows, weight.cols)));
                     }
+                    // A few stored values may claim a huge dense matrix: refuse before allocating
+                    // it (2^26 floats = 256 MiB, already twice WebGPU's default binding limit).
+                    if weight.rows.checked_mul(weight.cols).is_none_or(|n| n > 1 << 26) {
+                        return Err(WasmError::new(
+                            "UNSUPPORTED",
+                            format!("{}: a {}x{} sparse weight is too large to densify for WebGPU; use {{ backend: 'cpu' }}", label(i, step), weight.rows, weight.cols),
+                        ));
+                    }
                 }
             }
             densified = program.clone().densified();
