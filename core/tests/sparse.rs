@@ -110,7 +110,7 @@ fn kernels_match_reference_and_dense_on_edge_sizes() {
     let mut rng = Rng::new(11);
     let relu = Some((0.0, f32::INFINITY));
     for &m in &[1usize, 3, 17, 1024] {
-        for &(k, n) in &[(1usize, 1usize), (7, 5), (33, 17), (70, 65), (784, 10)] {
+        for &(k, n) in &[(1usize, 1usize), (7, 5), (33, 17), (70, 65), (784, 10), (50, 300)] {
             let w = random_sparse(&mut rng, k, n, 0.1);
             check_case(&mut rng, m, k, n, &w, if m % 2 == 1 { relu } else { None });
         }
