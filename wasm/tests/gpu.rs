@@ -720,3 +720,64 @@ fn mnist_models_match_the_cpu_engine() {
         close(&got, &f64s(&want), name);
     }
 }
+
+// ---------------------------------------------------------------- sparse kernels
+
+/// A 90 %-pruned model's program (SparseDense / SparseConv2d steps, which the engine densifies
+/// on upload) against the CPU plan of the same program on 200 real test digits.
+fn sparse_model_matches_cpu(file: &str, only_conv: bool) {
+    let model = mdeploy_testkit::mnist::trained_model(file).unwrap_or_else(|e| panic!("{e}"));
+    let model = mdeploy_testkit::prune::pruned_sparse(model, 0.9, only_conv).unwrap_or_else(|e| panic!("{e}"));
+    let p = mdeploy_core::lower::lower(&model.graph, &model.meta.input_shape).unwrap();
+    let sparse = p.steps.iter().filter(|s| s.kernel.name().starts_with("Sparse")).count();
+    assert!(sparse >= 2, "{file}: only {sparse} sparse steps");
+    let (xs, labels) = mdeploy_testkit::mnist::test_subset(&mdeploy_testkit::mnist::interleaved_test_indices(20)).unwrap();
+    let n = labels.len();
+    let got = run(&p, &xs, n);
+    let budget = mdeploy_core::budget::arena_budget(&model.graph);
+    let mut plan = mdeploy_core::Plan::from_program(p.clone(), 64, mdeploy_core::kernels::KernelSet::best(), budget).unwrap();
+    let mut want = vec![0.0f32; n * p.output_len];
+    plan.run(&xs, n, &mut want).unwrap();
+    let want: Vec<f64> = want.iter().map(|&v| v as f64).collect();
+    close(&got, &want, file);
+}
+
+#[test]
+fn sparse_mlp_runs_densified() {
+    sparse_model_matches_cpu("mnist-mlp.mdm", false);
+}
+
+#[test]
+fn sparse_cnn_convs_run_densified() {
+    sparse_model_matches_cpu("mnist-cnn.mdm", true);
+}
+
+#[test]
+fn hostile_sparse_weights_are_refused_at_load() {
+    setup();
+    let w = mdeploy_core::lower::SparseW::from_dense(5, 3, &Rng(3).vec(15));
+    let sp = |w: mdeploy_core::lower::SparseW| {
+        let kernel = Kernel::SparseDense { k: 5, out: 3, weight: w, bias: vec![0.0; 3], act: Act::None };
+        program(vec![5], vec![5, 3], vec![step(kernel, vec![0], 1)], 1, 3)
+    };
+    let mut bad_idx = w.clone();
+    bad_idx.idx[0] = 99;
+    let mut huge = w.clone();
+    huge.rows = 1 << 40;
+    for (what, w) in [("index", bad_idx), ("size", huge)] {
+        let e = block_on(GpuCore::new(&sp(w), 8)).err().unwrap_or_else(|| panic!("{what}: accepted"));
+        assert_eq!(e.code, "BAD_MODEL", "{what}: {}", e.message);
+        assert!(e.message.contains("SparseDense"), "{what}: {}", e.message);
+    }
+    // Consistent but huge once densified: refused before allocating it.
+    let big = 1usize << 28;
+    let w_big = mdeploy_core::lower::SparseW { rows: big, cols: 3, ptr: vec![0, 1, 1, 1], idx: vec![7], val: vec![1.0] };
+    let kernel = Kernel::SparseDense { k: big, out: 3, weight: w_big, bias: vec![0.0; 3], act: Act::None };
+    let e = block_on(GpuCore::new(&program(vec![big], vec![big, 3], vec![step(kernel, vec![0], 1)], 1, 3), 8)).err().expect("huge accepted");
+    assert_eq!(e.code, "UNSUPPORTED", "{}", e.message);
+    assert!(e.message.contains("too large to densify"), "{}", e.message);
+    // The good one loads and runs like its dense twin.
+    let x = Rng(4).vec(2 * 5);
+    let dense = Program { steps: sp(w.clone()).steps.into_iter().map(|mut s| { s.kernel = s.kernel.densified(); s }).collect(), ..sp(w.clone()) };
+    assert_eq!(run(&sp(w), &x, 2), run(&dense, &x, 2));
+}

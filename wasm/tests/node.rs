@@ -156,3 +156,52 @@ fn preprocess_centres_a_drawn_stroke_and_rejects_bad_images() {
     assert_eq!(code_of(&preprocess_rgba(0, 10, &[]).err().unwrap()), "BAD_INPUT");
     assert_eq!(code_of(&preprocess_rgba(4, 4, &[0u8; 64]).err().unwrap()), "BAD_INPUT", "an empty canvas has no ink");
 }
+
+/// The sparse kernels of the shipped build (`wasm_spmm_f32_16`, direct and im2col sparse conv,
+/// spmv) against the generic set: a 90 %-pruned small CNN (pruned weights stored CSR) through
+/// the Engine at batch 1, 3 and 17, and the block kernel alone on sizes that are not multiples
+/// of 4 or 16.
+#[wasm_bindgen_test]
+fn sparse_kernels_match_the_generic_kernels() {
+    let model = mdeploy_testkit::prune::pruned_sparse(small_cnn(), 0.9, false).unwrap();
+    let program = mdeploy_core::lower::lower(&model.graph, &model.meta.input_shape).unwrap();
+    let names: Vec<&str> = program.steps.iter().map(|s| s.kernel.name()).filter(|n| n.starts_with("Sparse")).collect();
+    assert_eq!(names, ["SparseConv2d", "SparseDense", "SparseDense"]);
+    let bytes = format::write(&model).unwrap();
+    let mut engine = Engine::new(&bytes, "cpu", 16).unwrap();
+    let mut reference = Plan::with_kernels(&model, 64, KernelSet::generic()).unwrap();
+    for n in [1usize, 3, 17] {
+        let x: Vec<f32> = values(n * 784, 40 + n as u64, 1.0).iter().map(|v| v.max(0.0)).collect();
+        let got = engine.run(&x, n as u32).unwrap();
+        let mut want = vec![0.0; n * 10];
+        reference.run(&x, n, &mut want).unwrap();
+        let worst = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        assert!(worst < 1e-5, "sparse batch {n}: simd128 and generic differ by {worst}");
+    }
+    let simd = KernelSet::best();
+    assert_eq!(simd.spmm_name(), "wasm_spmm_f32_16");
+    let mut rng = Rng::new(9);
+    for &(m, k, n) in &[(1usize, 7usize, 5usize), (3, 33, 17), (17, 70, 9), (1024, 30, 13)] {
+        let w: Vec<f32> = (0..k * n).map(|_| if rng.next_f32() < 0.15 { rng.uniform(-1.0, 1.0) } else { 0.0 }).collect();
+        let x = rng.signed(m * k, 1.0);
+        let bias = rng.signed(n, 1.0);
+        let sw = mdeploy_core::kernels::SparseW::from_dense(k, n, &w);
+        let mut outs = Vec::new();
+        for ks in [simd, KernelSet::generic()] {
+            let nb = ks.spmm_nb();
+            let mut scratch = vec![0.0; ks.spmm_scratch(&sw)];
+            let mut y = vec![0.0f32; m * n];
+            let fill = |row0: usize, rows: usize, xt: &mut [f32]| {
+                for r in 0..rows {
+                    for i in 0..k {
+                        xt[i * nb + r] = x[(row0 + r) * k + i];
+                    }
+                }
+            };
+            ks.spmm(m, &sw, &ks.spmm_rows(&sw), &bias, Some((-0.5, 0.5)), fill, &mut scratch, &mut y, n);
+            outs.push(y);
+        }
+        let worst = outs[0].iter().zip(&outs[1]).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        assert!(worst < 1e-5, "spmm m={m} k={k} n={n}: simd128 and generic differ by {worst}");
+    }
+}

@@ -30,10 +30,12 @@ mod drive;
 mod gemm;
 mod pack;
 mod set;
+mod sparse;
 mod tile;
 
 pub use gemm::{gemm, MatRef};
 pub use geometry::{Act, BinOp, PoolGeom, PoolKind, Window};
 pub use pack::{a_panel, APanel, AlignedBuf, PackedB, MAX_MR};
 pub use set::KernelSet;
+pub use sparse::{SparseOffsets, SparseW};
 pub(crate) use tile::{store_tile_scalar, Tile};

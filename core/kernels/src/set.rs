@@ -3,7 +3,7 @@
 
 use std::sync::OnceLock;
 
-use crate::tile::{ConvFn, DwConvFn, GemvFn, MmmFn, PoolFn};
+use crate::tile::{ConvFn, DwConvFn, GemvFn, MmmFn, PoolFn, SpmmFn};
 
 /// The dispatch table: one micro-kernel family for one instruction set, chosen once.
 ///
@@ -21,6 +21,10 @@ pub struct KernelSet {
     pub(crate) gemv: GemvFn,
     pub(crate) maxpool: PoolFn,
     pub(crate) dwconv: DwConvFn,
+    /// Sparse weights (`sparse.rs`): the block micro-kernel, its rows per block and its name.
+    pub(crate) spmm: SpmmFn,
+    pub(crate) spmm_nb: usize,
+    pub(crate) spmm_name: &'static str,
 }
 
 impl std::fmt::Debug for KernelSet {
@@ -43,6 +47,9 @@ impl KernelSet {
             gemv: crate::generic::generic_gemv_f32::generic_gemv_f32_8,
             maxpool: crate::generic::generic_maxpool_f32::generic_maxpool_f32,
             dwconv: crate::generic::generic_dwconv_f32::generic_dwconv_f32,
+            spmm: crate::generic::generic_spmm_f32::generic_spmm_f32_16,
+            spmm_nb: crate::generic::generic_spmm_f32::NB,
+            spmm_name: "generic_spmm_f32_16",
         }
     }
 
@@ -60,6 +67,9 @@ impl KernelSet {
                 gemv: crate::x86_64::avx2_gemv_f32::avx2_gemv_f32_16,
                 maxpool: crate::x86_64::avx2_maxpool_f32::avx2_maxpool_f32,
                 dwconv: crate::x86_64::avx2_dwconv_f32::avx2_dwconv_f32,
+                spmm: crate::x86_64::avx2_spmm_f32::avx2_spmm_f32_32,
+                spmm_nb: crate::x86_64::avx2_spmm_f32::NB,
+                spmm_name: "avx2_spmm_f32_32",
             })
         } else {
             None
@@ -85,6 +95,9 @@ impl KernelSet {
                 gemv: crate::x86_64::avx512_gemv_f32::avx512_gemv_f32_32,
                 maxpool: crate::x86_64::avx2_maxpool_f32::avx2_maxpool_f32,
                 dwconv: crate::x86_64::avx2_dwconv_f32::avx2_dwconv_f32,
+                spmm: crate::x86_64::avx512_spmm_f32::avx512_spmm_f32_64,
+                spmm_nb: crate::x86_64::avx512_spmm_f32::NB,
+                spmm_name: "avx512_spmm_f32_64",
             })
         } else {
             None
@@ -107,6 +120,9 @@ impl KernelSet {
             gemv: crate::x86_64::avx2_gemv_f32::avx2_gemv_f32_16,
             maxpool: crate::x86_64::avx2_maxpool_f32::avx2_maxpool_f32,
             dwconv: crate::x86_64::avx2_dwconv_f32::avx2_dwconv_f32,
+            spmm: crate::x86_64::avx512_spmm_f32::avx512_spmm_f32_64,
+            spmm_nb: crate::x86_64::avx512_spmm_f32::NB,
+            spmm_name: "avx512_spmm_f32_64",
         })
     }
 
@@ -145,6 +161,9 @@ impl KernelSet {
             gemv: crate::wasm::wasm_gemv_f32::wasm_gemv_f32_8,
             maxpool: crate::wasm::wasm_maxpool_f32::wasm_maxpool_f32,
             dwconv: crate::generic::generic_dwconv_f32::generic_dwconv_f32,
+            spmm: crate::wasm::wasm_spmm_f32::wasm_spmm_f32_16,
+            spmm_nb: crate::wasm::wasm_spmm_f32::NB,
+            spmm_name: "wasm_spmm_f32_16",
         }
     }
 

@@ -76,3 +76,22 @@ pub(crate) unsafe fn store_tile_scalar(acc: &[f32], nr: usize, t: &Tile) {
         }
     }
 }
+
+/// Sparse × dense block, rows as the vector axis: for every column `j < cols`,
+/// `yt[j·NB .. j·NB+NB] = clamp(bias[j] + Σ_{p in ptr[j]..ptr[j+1]} val[p] · xt[off[p] .. off[p]+NB])`,
+/// clamped with `max(lo, ·)` then `min(hi, ·)` in the order that lets NaN through. `off[p]` is
+/// where entry `p`'s input row starts in `xt` (`row · NB` for a transposed block; a tap's
+/// shift for the direct convolution).
+/// Safety: `ptr` valid for `cols + 1` entries, `off`/`val` for `ptr[cols]`, `xt` for
+/// `NB` floats at every `off[p]`, `bias` for `cols`, `yt` for `cols·NB` floats.
+pub(crate) type SpmmFn = unsafe fn(
+    cols: usize,
+    ptr: *const u32,
+    off: *const u32,
+    val: *const f32,
+    xt: *const f32,
+    bias: *const f32,
+    lo: f32,
+    hi: f32,
+    yt: *mut f32,
+);

@@ -13,7 +13,8 @@
 //! Real models sit far below it per sample (the MNIST CNN needs tens of KB per sample against a
 //! budget of 11 MB; ResNet-50 ~40 MB per sample against 1.6 GB); large batches run in chunks. A plan whose `max_batch` would exceed
 //! the budget runs in smaller chunks instead ([`chunk`]); a model whose single sample exceeds it
-//! is refused with an error that says so.
+//! is refused with an error that says so. Scratch that does not grow with the batch (a padded
+//! conv input, the sparse kernels' blocks) counts against the same budget, as fixed bytes.
 
 use crate::error::{Error, Result};
 use crate::graph::Graph;

@@ -31,11 +31,42 @@ use crate::kernels::generic::generic_eltwise_f32::{
 };
 use crate::kernels::generic::generic_pool_f32::generic_pool_f32;
 use crate::kernels::generic::generic_softmax_f32::softmax_rows;
-use crate::kernels::{a_panel, APanel, AlignedBuf, KernelSet, MatRef, PackedB, PoolGeom, MAX_MR};
+use crate::kernels::{a_panel, APanel, AlignedBuf, KernelSet, MatRef, PackedB, PoolGeom, SparseOffsets, SparseW, MAX_MR};
 use crate::lower::{Act, BinOp, Kernel, PoolKind, Program, Window};
 
 /// Largest arena (floats over all buffers) an executor will size: 2^28 floats = 1 GiB.
 const MAX_ARENA_FLOATS: usize = 1 << 28;
+
+/// Sparse Dense chunks of fewer rows run row by row (`KernelSet::spmv`, which also skips zero
+/// inputs) instead of through the row blocks of `KernelSet::spmm` (KERNELS.md, "Sparse kernels").
+const SPMV_MAX_ROWS: usize = 4;
+
+/// Largest `KernelSet::spmm_nb` of any set (AVX-512: 64), for stack scratch.
+const MAX_SPMM_NB: usize = 64;
+
+/// Most input rows of a sparse weight: every block offset `row · NB` must fit the kernels' u32
+/// offsets (a real layer is far below: 2^25 inputs).
+const MAX_SPARSE_ROWS: usize = (u32::MAX as usize) / (2 * MAX_SPMM_NB);
+
+/// A sparse convolution (one group) through the sparse block kernel, either
+///
+/// * **direct** (stride 1): the input is copied once per sample into zero-padded channel
+///   planes `Hp × Wp`; output pixels are computed over the padded width (`oh × Wp` "virtual"
+///   pixels, the `Wp − ow` extra columns dropped), so tap (ky, kx, c) of every pixel in a block
+///   is the same shift `c·Hp·Wp + ky·dh·Wp + kx·dw` of the block start: no im2col at all;
+/// * or **im2col** (other strides): a block of output pixels copied transposed, tap by tap.
+struct SpConvX {
+    win: Window,
+    w: SparseW,
+    offs: SparseOffsets,
+    /// `Some((hp, wp))`: the direct form over planes of this size.
+    direct: Option<(usize, usize)>,
+    /// Scratch floats: padded planes (+ tail) or im2col block, then the output block.
+    scratch: usize,
+    bias: Vec<f32>,
+    clamp: Option<(f32, f32)>,
+    post: Act,
+}
 
 /// Largest zero-padded copy of a conv input (floats) the executor keeps; bigger ones (huge
 /// padding) use the im2col panels instead.
@@ -74,6 +105,9 @@ enum XK {
     Transpose { c: usize, hw: usize, to_hwc: bool },
     Dense { w: PackedB, bias: Vec<f32>, tile_relu: bool, post: Act },
     Conv(Box<ConvX>),
+    /// Sparse Dense: `w` by output column (row blocks), `wt` by input row (single rows).
+    SpDense { w: SparseW, offs: SparseOffsets, wt: SparseW, bias: Vec<f32>, clamp: Option<(f32, f32)>, post: Act },
+    SpConv(Box<SpConvX>),
     /// Depthwise: `w` is `[kh·kw × C]`.
     DwConv { win: Window, w: Vec<f32>, bias: Vec<f32>, lo: f32, hi: f32, post: Act },
     /// `fast`: the padding-free floor-mode max pool of the SIMD kernels.
@@ -127,6 +161,8 @@ struct Scratch {
     apanel: AlignedBuf,
     /// The zero-padded copy of a padded convolution's input (largest of them).
     padded: AlignedBuf,
+    /// The transposed input and output blocks of the sparse kernels (largest of them).
+    sparse: AlignedBuf,
 }
 
 fn padded_bias(b: &[f32], n_padded: usize) -> Vec<f32> {
@@ -188,6 +224,26 @@ fn check_step(j: usize, s: &crate::lower::Step, slots: &[usize]) -> Result<()> {
                 && win.kh > 0
                 && win.kw > 0
         }
+        Kernel::SparseDense { k, out, weight, bias, .. } => {
+            if let Err(e) = weight.check() {
+                return Err(bad(j, node, format!("SparseDense weight: {e}")));
+            }
+            weight.rows == *k && weight.cols == *out && bias.len() == *out && weight.rows <= MAX_SPARSE_ROWS
+        }
+        Kernel::SparseConv2d { win, out_c, weight, bias, .. } => {
+            if let Err(e) = weight.check() {
+                return Err(bad(j, node, format!("SparseConv2d weight: {e}")));
+            }
+            win.dh > 0
+                && win.dw > 0
+                && win.kh > 0
+                && win.kw > 0
+                && weight.rows == win.kh * win.kw * win.c
+                && weight.cols == *out_c
+                && weight.rows <= MAX_SPARSE_ROWS
+                && bias.len() == *out_c
+                && win_ok(win, (win.kh - 1) * win.dh + 1, (win.kw - 1) * win.dw + 1)
+        }
         Kernel::Pool { win, .. } => {
             win.kh > 0
                 && win.kw > 0
@@ -234,7 +290,11 @@ impl Exec {
                 return Err(bad(j, s.node, format!("{} cannot run in place", s.kernel.name())));
             }
         }
-        let split = p.steps.iter().position(|s| matches!(s.kernel, Kernel::Dense { .. })).unwrap_or(p.steps.len());
+        let split = p
+            .steps
+            .iter()
+            .position(|s| matches!(s.kernel, Kernel::Dense { .. } | Kernel::SparseDense { .. }))
+            .unwrap_or(p.steps.len());
 
         // Values: one per step output (in-place steps continue input 0's value).
         // value 0 = the input.
@@ -333,16 +393,18 @@ impl Exec {
 
         let mut k_max = 0usize;
         let mut pad_max = 0usize;
+        let mut sparse_max = 0usize;
         let mut steps = Vec::with_capacity(p.steps.len());
         let (input_len, output_len) = (p.input_len, p.output_len);
         // The program is consumed step by step: each step's weights are dropped once packed, so
         // a model's weights are held about once (program or packed), not twice.
         for (s, (ins, out)) in p.steps.into_iter().zip(&step_vals) {
             let k = compile(&s.kernel, ks, &mut k_max);
-            if let XK::Conv(g) = &k {
-                if g.padded.is_some() {
-                    pad_max = pad_max.max(g.win.h * g.win.w * g.win.c);
-                }
+            match &k {
+                XK::Conv(g) if g.padded.is_some() => pad_max = pad_max.max(g.win.h * g.win.w * g.win.c),
+                XK::SpDense { w, .. } => sparse_max = sparse_max.max(ks.spmm_scratch(w)),
+                XK::SpConv(g) => sparse_max = sparse_max.max(g.scratch),
+                _ => {}
             }
             steps.push(XStep {
                 k,
@@ -360,7 +422,7 @@ impl Exec {
             .zip(&buf_batched)
             .filter(|(_, &b)| !b)
             .map(|(&s, _)| s)
-            .fold(pad_max, usize::saturating_add);
+            .fold(pad_max.saturating_add(sparse_max), usize::saturating_add);
         let per_sample: usize = stride.iter().zip(&buf_batched).filter(|(_, &b)| b).map(|(&s, _)| s).fold(0, usize::saturating_add);
         let max_batch = crate::budget::chunk(budget, fixed, per_sample, max_batch)?;
         let mut total = 0usize;
@@ -388,6 +450,7 @@ impl Exec {
             scratch: Scratch {
                 apanel: AlignedBuf::zeros(MAX_MR.max(ks.mr()) * k_max),
                 padded: AlignedBuf::zeros(pad_max),
+                sparse: AlignedBuf::zeros(sparse_max),
             },
         })
     }
@@ -418,6 +481,8 @@ impl Exec {
         for st in &steps[split..] {
             if let XK::Dense { w, bias, tile_relu, post } = &st.k {
                 dense_step(*ks, st, w, bias, *tile_relu, *post, nb, input, il, bufs, stride, &mut scratch.apanel);
+            } else if let XK::SpDense { w, offs, wt, bias, clamp, post } = &st.k {
+                sparse_dense_step(*ks, st, (w, offs, wt), bias, *clamp, *post, nb, input, il, bufs, stride, &mut scratch.sparse);
             } else if let (true, Loc::Buf { buf, .. }, XK::Act { act: a }) = (st.in_place, st.out, &st.k) {
                 // In place over rows that may have gaps: one pass per row, no per-sample setup.
                 let st_len = stride[buf];
@@ -526,6 +591,34 @@ fn compile(k: &Kernel, ks: KernelSet, k_max: &mut usize) -> XK {
             let last_off = offs.iter().map(|o| o.iter().copied().max().map_or(0, |m| m as usize)).collect();
             XK::Conv(Box::new(ConvX { win: geo, padded, out_c: *out_c, icg, ocg, w: ws, bias: bs, clamp, post, offs, last_off }))
         }
+        Kernel::SparseDense { weight, bias, act, .. } => {
+            let (clamp, post) = split_clamp(*act);
+            XK::SpDense { offs: ks.spmm_rows(weight), wt: weight.transpose(), w: weight.clone(), bias: bias.clone(), clamp, post }
+        }
+        Kernel::SparseConv2d { win, weight, bias, act, .. } => {
+            let (clamp, post) = split_clamp(*act);
+            let nb = ks.spmm_nb();
+            let (c, kw) = (win.c, win.kw);
+            let [pt, pl, pb, pr] = win.pad;
+            let (hp, wp) = (win.h + pt + pb, win.w + pl + pr);
+            // Direct when the stride is 1 and the padded planes stay small (`MAX_PADDED_FLOATS`).
+            let planes = hp.checked_mul(wp).and_then(|p| p.checked_mul(c)).filter(|&n| n <= MAX_PADDED_FLOATS);
+            let (offs, direct, scratch) = match planes {
+                Some(planes) if win.sh == 1 && win.sw == 1 => {
+                    let offs = ks.spmm_offsets(weight, |t| {
+                        let (tap, ci) = (t / c, t % c);
+                        let (ky, kx) = (tap / kw, tap % kw);
+                        ci * hp * wp + ky * win.dh * wp + kx * win.dw
+                    });
+                    // The last block starts below oh·Wp and reads up to its largest offset + NB.
+                    let mv = win.oh * wp;
+                    let x_len = (offs.span() + mv.div_ceil(nb) * nb).max(planes);
+                    (offs, Some((hp, wp)), x_len + weight.cols * nb)
+                }
+                _ => (ks.spmm_rows(weight), None, ks.spmm_scratch(weight)),
+            };
+            XK::SpConv(Box::new(SpConvX { win: *win, w: weight.clone(), offs, direct, scratch, bias: bias.clone(), clamp, post }))
+        }
         Kernel::Pool { kind, win } => {
             let fits = win.pad == [0; 4]
                 && (win.oh - 1) * win.sh + win.kh <= win.h
@@ -541,6 +634,18 @@ fn compile(k: &Kernel, ks: KernelSet, k_max: &mut usize) -> XK {
         Kernel::Affine { scale, shift, act, .. } => XK::Affine { scale: scale.clone(), shift: shift.clone(), act: *act },
         Kernel::Softmax { len } => XK::Softmax { len: *len },
         Kernel::Copy { .. } => XK::Copy,
+    }
+}
+
+/// An activation as the kernels' fused clamp (ReLU, Clip; `None` for no activation) plus what
+/// must run after it (any other activation).
+fn split_clamp(act: Act) -> (Option<(f32, f32)>, Act) {
+    match act {
+        Act::None => (None, Act::None),
+        a => match act_clamp(a) {
+            Some(c) => (Some(c), Act::None),
+            None => (None, a),
+        },
     }
 }
 
@@ -585,6 +690,12 @@ fn sample_step(
         match &st.k {
             XK::Transpose { c, hw, to_hwc } => generic_transpose_f32(x(0), *c, *hw, *to_hwc, y),
             XK::Conv(g) => conv(ks, g, x(0), y, scratch),
+            XK::SpConv(g) => sparse_conv(ks, g, x(0), y, scratch.sparse.as_mut_slice()),
+            XK::SpDense { wt, bias, clamp, post, .. } => {
+                // Never reached (a Dense starts the batched stage); kept correct anyway.
+                ks.spmv(x(0), wt, bias, *clamp, y);
+                generic_act_f32(*post, y);
+            }
             XK::DwConv { win, w, bias, lo, hi, post } => {
                 ks.dwconv_hwc(x(0), w, bias, y, win, *lo, *hi);
                 generic_act_f32(*post, y);
@@ -689,12 +800,133 @@ fn dense_step(
     bufs[ob] = obuf;
 }
 
+/// A sparse Dense step over the whole chunk: row by row under `SPMV_MAX_ROWS` rows, else
+/// row blocks transposed into the sparse block kernel.
+#[allow(clippy::too_many_arguments)]
+fn sparse_dense_step(
+    ks: KernelSet,
+    st: &XStep,
+    (w, offs, wt): (&SparseW, &SparseOffsets, &SparseW),
+    bias: &[f32],
+    clamp: Option<(f32, f32)>,
+    post: Act,
+    nb: usize,
+    input: &[f32],
+    il: usize,
+    bufs: &mut [AlignedBuf],
+    stride: &[usize],
+    scratch: &mut AlignedBuf,
+) {
+    let Loc::Buf { buf: ob, .. } = st.out else { unreachable!("no step writes the input") };
+    let (k, n) = (w.rows, w.cols);
+    let mut obuf = std::mem::take(&mut bufs[ob]);
+    {
+        let ldc = stride[ob];
+        let (src, lda): (&[f32], usize) = match st.ins[0] {
+            Loc::Input => (input, il),
+            Loc::Buf { buf, .. } => (bufs[buf].as_slice(), stride[buf]),
+        };
+        let dst = obuf.as_mut_slice();
+        if nb < SPMV_MAX_ROWS {
+            for s in 0..nb {
+                ks.spmv(&src[s * lda..s * lda + k], wt, bias, clamp, &mut dst[s * ldc..s * ldc + n]);
+            }
+        } else {
+            let bn = ks.spmm_nb();
+            // Transposed in strips of 16 inputs: the 16 xt rows being written stay in L1 while
+            // each sample's 16 inputs are read contiguously.
+            let fill = |row0: usize, rows: usize, xt: &mut [f32]| {
+                for i0 in (0..k).step_by(16) {
+                    let i1 = (i0 + 16).min(k);
+                    for r in 0..rows {
+                        let x = &src[(row0 + r) * lda + i0..(row0 + r) * lda + i1];
+                        for (i, &v) in (i0..i1).zip(x) {
+                            xt[i * bn + r] = v;
+                        }
+                    }
+                }
+            };
+            ks.spmm(nb, w, offs, bias, clamp, fill, scratch.as_mut_slice(), &mut dst[..(nb - 1) * ldc + n], ldc);
+        }
+        if post != Act::None {
+            for s in 0..nb {
+                generic_act_f32(post, &mut dst[s * ldc..s * ldc + n]);
+            }
+        }
+    }
+    bufs[ob] = obuf;
+}
+
+/// A sparse convolution of one HWC sample: blocks of output pixels, im2col'd transposed
+/// (`xt[(ky, kx, c) × NB]`, zeros where a window reads padding), through the sparse block kernel.
+fn sparse_conv(ks: KernelSet, g: &SpConvX, src: &[f32], dst: &mut [f32], scratch: &mut [f32]) {
+    let w = &g.win;
+    let (m, oc, c) = (w.oh * w.ow, g.w.cols, w.c);
+    let bn = ks.spmm_nb();
+    if let Some((hp, wp)) = g.direct {
+        let (x, yt) = scratch[..g.scratch].split_at_mut(g.scratch - oc * bn);
+        // HWC → zero-padded CHW planes (the tail past the planes stays zero: only dropped
+        // columns read it).
+        x.fill(0.0);
+        let (pt, pl) = (w.pad[0], w.pad[1]);
+        for (p, px) in src[..w.h * w.w * c].chunks_exact(c).enumerate() {
+            let at = (pt + p / w.w) * wp + pl + p % w.w;
+            for (ci, &v) in px.iter().enumerate() {
+                x[ci * hp * wp + at] = v;
+            }
+        }
+        let mv = w.oh * wp;
+        let mut p0 = 0;
+        while p0 < mv {
+            ks.spmm_block(&g.w, &g.offs, &x[p0..], &g.bias, g.clamp, yt);
+            for r in 0..bn.min(mv - p0) {
+                let (oy, ox) = ((p0 + r) / wp, (p0 + r) % wp);
+                if ox < w.ow {
+                    let out = &mut dst[(oy * w.ow + ox) * oc..(oy * w.ow + ox + 1) * oc];
+                    for (j, o) in out.iter_mut().enumerate() {
+                        *o = yt[j * bn + r];
+                    }
+                }
+            }
+            p0 += bn;
+        }
+        generic_act_f32(g.post, &mut dst[..m * oc]);
+        return;
+    }
+    // Tap by tap: the rows' input pixel offsets (or `usize::MAX` in the padding) once, then
+    // each of the tap's `c` xt rows is written contiguously (reads stride `c` through the
+    // HWC input, which is small enough to sit in L1).
+    let mut base = [0usize; MAX_SPMM_NB];
+    let fill = |row0: usize, rows: usize, xt: &mut [f32]| {
+        for ky in 0..w.kh {
+            for kx in 0..w.kw {
+                for (r, b) in base.iter_mut().enumerate().take(rows) {
+                    let (oy, ox) = ((row0 + r) / w.ow, (row0 + r) % w.ow);
+                    let iy = (oy * w.sh + ky * w.dh).wrapping_sub(w.pad[0]);
+                    let ix = (ox * w.sw + kx * w.dw).wrapping_sub(w.pad[1]);
+                    // Wrapped (negative) coordinates are huge: one comparison covers both sides.
+                    *b = if iy < w.h && ix < w.w { (iy * w.w + ix) * c } else { usize::MAX };
+                }
+                let t0 = (ky * w.kw + kx) * c;
+                for ci in 0..c {
+                    let row = &mut xt[(t0 + ci) * bn..(t0 + ci) * bn + rows];
+                    for (v, &b) in row.iter_mut().zip(&base[..rows]) {
+                        *v = if b == usize::MAX { 0.0 } else { src[b + ci] };
+                    }
+                }
+            }
+        }
+    };
+    ks.spmm(m, &g.w, &g.offs, &g.bias, g.clamp, fill, scratch, &mut dst[..m * oc], oc);
+    generic_act_f32(g.post, &mut dst[..m * oc]);
+}
+
 /// A convolution of one HWC sample through the GEMM tiles, one GEMM per group.
 fn conv(ks: KernelSet, g: &ConvX, src: &[f32], dst: &mut [f32], scratch: &mut Scratch) {
     // The set the weights were packed for (same choice as at load time).
     let kset = ks.for_width(g.ocg);
     let win = &g.win;
-    let Scratch { apanel, padded } = scratch;
+    let Scratch { apanel, padded, .. } = scratch;
     let apanel = apanel.as_mut_slice();
     let src: &[f32] = match &g.padded {
         Some(orig) => {

@@ -33,6 +33,11 @@
 //! explicit [`Kernel::Transpose`] steps (none when C = 1), and a `Dense` after a `Flatten` of an
 //! HWC value gets its weight rows permuted here, once.
 //!
+//! **Sparse weights.** A Dense or one-group Conv2d whose final weight is at most
+//! [`SPARSE_MAX_DENSITY`] non-zero becomes [`Kernel::SparseDense`] / [`Kernel::SparseConv2d`]
+//! (the weight compressed by output column); a backend without sparse kernels runs
+//! [`Kernel::densified`]. Why that threshold: "Sparse kernels" in `core/kernels/src/KERNELS.md`.
+//!
 //! **Batches.** Slot sizes are per sample; a backend allocates `slots[i] × batch` floats (or
 //! runs per-sample steps one sample at a time: the CPU executor, `exec.rs`, re-derives the
 //! values from the steps and keeps most of them per sample). Every kernel works on `n` samples
@@ -45,6 +50,12 @@ use crate::graph::{Graph, Op};
 pub type Slot = usize;
 
 pub use mdeploy_kernels::geometry::{Act, BinOp, PoolKind, Window};
+pub use mdeploy_kernels::SparseW;
+
+/// A Dense or (single-group) Conv2d weight with at most this fraction of non-zeros is lowered
+/// to [`Kernel::SparseDense`] / [`Kernel::SparseConv2d`]; denser ones stay dense. Measured on
+/// this machine's kernels: see "Sparse kernels" in `core/kernels/src/KERNELS.md`.
+pub const SPARSE_MAX_DENSITY: f64 = 0.12;
 
 /// One kernel call. Weights are already in the layout the kernel reads (permuted, BatchNorm
 /// folded in); backends may repack them (the CPU packs NR-column panels) but never reinterpret.
@@ -58,6 +69,13 @@ pub enum Kernel {
     /// `g·c/groups ..` and writes output channels `g·out_c/groups ..`. `weight` is, per group,
     /// the `[(ky, kx, ci) × oc_g]` matrix (row-major), groups one after another; `bias [out_c]`.
     Conv2d { win: Window, out_c: usize, groups: usize, weight: Vec<f32>, bias: Vec<f32>, act: Act },
+    /// `Dense` whose weight is mostly zeros: the same `[k × out]` matrix, by output column
+    /// (`weight.rows == k`, `weight.cols == out`). A backend may run it densely
+    /// ([`Kernel::densified`]).
+    SparseDense { k: usize, out: usize, weight: SparseW, bias: Vec<f32>, act: Act },
+    /// `Conv2d` with one group whose weight is mostly zeros: the `[(ky, kx, c) × out_c]`
+    /// matrix by output channel (`weight.rows == kh·kw·c`, `weight.cols == out_c`).
+    SparseConv2d { win: Window, out_c: usize, weight: SparseW, bias: Vec<f32>, act: Act },
     /// HWC pooling; `win.dh = win.dw = 1`. Padded cells never win a max.
     Pool { kind: PoolKind, win: Window },
     /// HWC `[hw, c]` → `[c]`: the mean over the pixels.
@@ -86,6 +104,8 @@ impl Kernel {
             Kernel::Transpose { .. } => "Transpose",
             Kernel::Dense { .. } => "Dense",
             Kernel::Conv2d { .. } => "Conv2d",
+            Kernel::SparseDense { .. } => "SparseDense",
+            Kernel::SparseConv2d { .. } => "SparseConv2d",
             Kernel::Pool { kind: PoolKind::Max, .. } => "MaxPool2d",
             Kernel::Pool { .. } => "AvgPool2d",
             Kernel::GlobalAvgPool { .. } => "GlobalAvgPool",
@@ -105,8 +125,8 @@ impl Kernel {
     pub fn out_len(&self) -> usize {
         match self {
             Kernel::Transpose { c, hw, .. } => c * hw,
-            Kernel::Dense { out, .. } => *out,
-            Kernel::Conv2d { win, out_c, .. } => win.oh * win.ow * out_c,
+            Kernel::Dense { out, .. } | Kernel::SparseDense { out, .. } => *out,
+            Kernel::Conv2d { win, out_c, .. } | Kernel::SparseConv2d { win, out_c, .. } => win.oh * win.ow * out_c,
             Kernel::Pool { win, .. } => win.c * win.oh * win.ow,
             Kernel::GlobalAvgPool { c, .. } => *c,
             Kernel::Binary { len, .. } | Kernel::Act { len, .. } | Kernel::Softmax { len } | Kernel::Copy { len } => *len,
@@ -118,14 +138,37 @@ impl Kernel {
     /// Floats per sample the kernel reads from each of its inputs, in order.
     pub fn in_lens(&self) -> Vec<usize> {
         match self {
-            Kernel::Dense { k, .. } => vec![*k],
-            Kernel::Conv2d { win, .. } | Kernel::Pool { win, .. } => vec![win.c * win.h * win.w],
+            Kernel::Dense { k, .. } | Kernel::SparseDense { k, .. } => vec![*k],
+            Kernel::Conv2d { win, .. } | Kernel::SparseConv2d { win, .. } | Kernel::Pool { win, .. } => {
+                vec![win.c * win.h * win.w]
+            }
             Kernel::GlobalAvgPool { c, hw } => vec![c * hw],
             Kernel::Binary { len, b_per_channel, .. } => vec![*len, b_per_channel.unwrap_or(*len)],
             Kernel::Concat { channels, hw } => channels.iter().map(|c| c * hw).collect(),
             other => vec![other.out_len()],
         }
     }
+}
+
+impl Kernel {
+    /// The sparse kernels as their dense twins (same weights, zeros written out); every other
+    /// kernel unchanged. For backends without sparse kernels (WebGPU) and for tests.
+    pub fn densified(self) -> Kernel {
+        match self {
+            Kernel::SparseDense { k, out, weight, bias, act } => Kernel::Dense { k, out, weight: weight.to_dense(), bias, act },
+            Kernel::SparseConv2d { win, out_c, weight, bias, act } => {
+                Kernel::Conv2d { win, out_c, groups: 1, weight: weight.to_dense(), bias, act }
+            }
+            other => other,
+        }
+    }
+}
+
+/// The sparse form of a `[rows × cols]` weight when at most [`SPARSE_MAX_DENSITY`] of it is
+/// non-zero (counted on the final weight: after BatchNorm folding and permutation).
+fn sparse_if_pays(rows: usize, cols: usize, w: &[f32]) -> Option<SparseW> {
+    let nnz = w.iter().filter(|&&v| v != 0.0).count();
+    (!w.is_empty() && (nnz as f64) <= SPARSE_MAX_DENSITY * w.len() as f64).then(|| SparseW::from_dense(rows, cols, w))
 }
 
 /// One step: a kernel reading `inputs` and writing `output` (slots). `node` is the graph node
@@ -152,6 +195,17 @@ pub struct Program {
     /// Where the result is, in the model's NCHW order.
     pub output_slot: Slot,
     pub steps: Vec<Step>,
+}
+
+impl Program {
+    /// This program with every sparse kernel replaced by its dense twin ([`Kernel::densified`]).
+    pub fn densified(mut self) -> Program {
+        for s in &mut self.steps {
+            let k = std::mem::replace(&mut s.kernel, Kernel::Copy { len: 0 });
+            s.kernel = k.densified();
+        }
+        self
+    }
 }
 
 /// Lowers `graph` (validated against `input_shape`) for inference.
@@ -552,7 +606,10 @@ impl<'g> Emitter<'g> {
                     }
                 };
                 let buf = self.new_buf(out);
-                let kernel = Kernel::Dense { k, out, weight, bias: b, act };
+                let kernel = match sparse_if_pays(k, out, &weight) {
+                    Some(sw) => Kernel::SparseDense { k, out, weight: sw, bias: b, act },
+                    None => Kernel::Dense { k, out, weight, bias: b, act },
+                };
                 self.push(kernel, vec![xv.buf], buf, i);
                 Val { buf, order: Order::Plain }
             }
@@ -596,7 +653,11 @@ impl<'g> Emitter<'g> {
                 };
                 let buf = self.new_buf(out_len);
                 drop(w);
-                let kernel = Kernel::Conv2d { win, out_c: oc, groups: g, weight: re, bias: b, act };
+                let sparse = if g == 1 { sparse_if_pays(kk, oc, &re) } else { None };
+                let kernel = match sparse {
+                    Some(sw) => Kernel::SparseConv2d { win, out_c: oc, weight: sw, bias: b, act },
+                    None => Kernel::Conv2d { win, out_c: oc, groups: g, weight: re, bias: b, act },
+                };
                 self.push(kernel, vec![xv.buf], buf, i);
                 Val { buf, order: hwc_order(oc, oh * ow) }
             }

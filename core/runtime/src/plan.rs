@@ -61,6 +61,14 @@ impl Plan {
         Ok(Plan { pred: vec![0.0; exec.output_len()], exec })
     }
 
+    /// A plan for an already lowered `program` (tests compare a sparse program with its
+    /// [`Program::densified`](crate::lower::Program::densified) twin); `budget` bytes of
+    /// activations at most (see `budget.rs`, e.g. `arena_budget(graph)`).
+    pub fn from_program(program: crate::lower::Program, max_batch: usize, ks: KernelSet, budget: usize) -> Result<Plan> {
+        let exec = Exec::new(program, max_batch, ks, budget)?;
+        Ok(Plan { pred: vec![0.0; exec.output_len()], exec })
+    }
+
     /// Floats per input sample (product of the model's input shape).
     pub fn input_len(&self) -> usize {
         self.exec.input_len()

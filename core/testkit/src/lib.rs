@@ -24,6 +24,7 @@ pub mod hostile;
 pub mod fixtures;
 pub mod mnist;
 pub mod parity;
+pub mod prune;
 pub mod reference;
 
 pub use mdeploy_core::arch::{cnn, mlp};

@@ -180,6 +180,9 @@ fn calls<'a>(i: usize, step: &'a Step, slots: &[usize]) -> Result<Vec<Call<'a>>,
                 .u("groups", g)?;
             one(&kernels::CONV2D, act(p, *a)?, vec![weight, bias], out)
         }
+        Kernel::SparseDense { .. } | Kernel::SparseConv2d { .. } => {
+            Err(bad(i, step, "a sparse kernel reached the GPU encoder; GpuCore::new densifies them first (a bug)".into()))
+        }
         Kernel::Pool { kind, win } => {
             fits(x, win.c * win.h * win.w, "reads")?;
             let out = win.oh * win.ow * win.c;
@@ -306,6 +309,37 @@ impl GpuCore {
         if program.input_shape.iter().product::<usize>() != program.input_len {
             return Err(WasmError::new("BAD_MODEL", format!("input shape {:?} does not hold {} values", program.input_shape, program.input_len)));
         }
+        // Sparse weights are densified on upload: the dense WGSL kernels run them (KERNELS.md,
+        // "Sparse kernels", says why). A hand-made program's sparse structure is checked first.
+        let densified;
+        let program = if program.steps.iter().any(|s| matches!(s.kernel, Kernel::SparseDense { .. } | Kernel::SparseConv2d { .. })) {
+            for (i, step) in program.steps.iter().enumerate() {
+                if let Kernel::SparseDense { weight, .. } | Kernel::SparseConv2d { weight, .. } = &step.kernel {
+                    weight.check().map_err(|e| bad(i, step, format!("sparse weight: {e}")))?;
+                    // Densifying allocates rows × cols floats: only what the step's own sizes say.
+                    let (want_rows, want_cols) = match &step.kernel {
+                        Kernel::SparseDense { k, out, .. } => (*k, *out),
+                        Kernel::SparseConv2d { win, out_c, .. } => (win.kh * win.kw * win.c, *out_c),
+                        _ => unreachable!("matched above"),
+                    };
+                    if (weight.rows, weight.cols) != (want_rows, want_cols) {
+                        return Err(bad(i, step, format!("sparse weight is {}x{}, the step needs {want_rows}x{want_cols}", weight.rows, weight.cols)));
+                    }
+                    // A few stored values may claim a huge dense matrix: refuse before allocating
+                    // it (2^26 floats = 256 MiB, already twice WebGPU's default binding limit).
+                    if weight.rows.checked_mul(weight.cols).is_none_or(|n| n > 1 << 26) {
+                        return Err(WasmError::new(
+                            "UNSUPPORTED",
+                            format!("{}: a {}x{} sparse weight is too large to densify for WebGPU; use {{ backend: 'cpu' }}", label(i, step), weight.rows, weight.cols),
+                        ));
+                    }
+                }
+            }
+            densified = program.clone().densified();
+            &densified
+        } else {
+            program
+        };
         let mut plan: Vec<Call> = Vec::new();
         for (i, step) in program.steps.iter().enumerate() {
             plan.extend(calls(i, step, slots)?);

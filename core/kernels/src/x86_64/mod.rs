@@ -11,3 +11,5 @@ pub(crate) mod avx2_dwconv_f32;
 pub(crate) mod avx2_gemv_f32;
 pub(crate) mod avx2_maxpool_f32;
 pub(crate) mod avx2_mmm_f32;
+pub(crate) mod avx2_spmm_f32;
+pub(crate) mod avx512_spmm_f32;

@@ -1,0 +1,136 @@
+//! Sparse against dense kernels, one thread, every SIMD set of this machine: the 90 %-pruned
+//! MNIST MLP (`models/mnist-mlp.mdm`, |w| above each weight's 90th percentile kept) at batch 1
+//! and 1,024 on real test digits, and one 90 %-pruned conv layer of the CNN (its second conv,
+//! 16 → 32 channels, 5×5) at batch 1 and 64. "sparse" is the plan `lower()` makes; "dense" is
+//! the same program densified (`Program::densified`): the same pruned weights through the
+//! dense GEMM/GEMV. Reports the MINIMUM time per call over many rounds, all variants
+//! interleaved round by round (on a shared machine the minimum is the run nobody interrupted).
+//! Also sweeps the MLP's density, for the threshold `lower::SPARSE_MAX_DENSITY`.
+//!
+//! `MDEPLOY_MNIST_DIR=... cargo run --release -p mdeploy-core --example sparse_sets [ROUNDS]`
+
+use mdeploy_core::kernels::KernelSet;
+use mdeploy_core::lower::{lower, Program};
+use mdeploy_core::model::{Metadata, Model};
+use mdeploy_core::{Graph, Op, Plan};
+use std::time::Instant;
+
+use mdeploy_testkit::{mnist, prune, Rng};
+
+/// Minimum seconds per image of each plan over `rounds`, interleaved.
+fn race(plans: &mut [Plan], xs: &[f32], batch: usize, calls: usize, rounds: usize) -> Vec<f64> {
+    let il = plans[0].input_len();
+    let mut out = vec![0.0f32; batch * plans[0].output_len()];
+    let mut best = vec![f64::INFINITY; plans.len()];
+    for _ in 0..rounds {
+        for (i, plan) in plans.iter_mut().enumerate() {
+            let t = Instant::now();
+            for c in 0..calls {
+                let x = &xs[(c * batch * il) % (xs.len() - batch * il + 1)..][..batch * il];
+                plan.run(x, batch, &mut out).expect("run");
+            }
+            best[i] = best[i].min(t.elapsed().as_secs_f64() / (calls * batch) as f64);
+        }
+    }
+    best
+}
+
+fn plans(p: &Program, ks: KernelSet, batch: usize, budget: usize) -> Vec<Plan> {
+    [p.clone(), p.clone().densified()].into_iter().map(|p| Plan::from_program(p, batch, ks, budget).expect("plan")).collect()
+}
+
+fn row(what: &str, ks: KernelSet, t: &[f64]) {
+    println!(
+        "{what:<28} {:<16} sparse {:>8.3} µs/image  dense {:>8.3} µs/image  speed-up {:>5.2}x",
+        ks.name(),
+        t[0] * 1e6,
+        t[1] * 1e6,
+        t[1] / t[0]
+    );
+}
+
+fn main() {
+    let rounds: usize = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(30);
+    // Optional: only the rows whose label contains this (e.g. "mlp 90% batch 1 " for a profile).
+    let only = std::env::args().nth(2).unwrap_or_default();
+    let want = |label: &str| label.contains(only.as_str());
+    let (digits, _) = mnist::test_digits().unwrap_or_else(|e| panic!("{e}"));
+    let sets: Vec<KernelSet> = KernelSet::available().into_iter().filter(|k| k.name() != "x86_64-avx512-narrow").collect();
+    let mlp = mnist::trained_model("mnist-mlp.mdm").unwrap_or_else(|e| panic!("{e}"));
+    let budget = mdeploy_core::budget::arena_budget(&mlp.graph);
+
+    let pruned = prune::pruned_sparse(mlp.clone(), 0.9, false).unwrap_or_else(|e| panic!("{e}"));
+    let p = lower(&pruned.graph, &pruned.meta.input_shape).expect("lower");
+    for &ks in &sets {
+        for batch in [1usize, 1024] {
+            // Batch 1: one call = 256 consecutive digits run one by one (a request stream).
+            let calls = if batch == 1 { 256 } else { 1 };
+            let label = format!("mlp 90% batch {batch} ");
+            if want(&label) {
+                let t = race(&mut plans(&p, ks, batch, budget), &digits, batch, calls, rounds);
+                row(&label, ks, &t);
+            }
+        }
+    }
+
+    // One conv layer: the CNN's second Conv2d alone, on non-negative inputs about half zeros
+    // (what a ReLU + max pool hands it).
+    let cnn = mnist::trained_model("mnist-cnn.mdm").unwrap_or_else(|e| panic!("{e}"));
+    let shapes = cnn.graph.validate(&cnn.meta.input_shape).expect("shapes");
+    let convs: Vec<usize> = (0..cnn.graph.nodes.len()).filter(|&i| matches!(cnn.graph.nodes[i].op, Op::Conv2d { .. })).collect();
+    let ci = convs[1];
+    let in_shape = shapes[cnn.graph.nodes[ci].inputs[0] as usize].clone();
+    let layer = Model {
+        meta: Metadata { input_shape: in_shape.clone(), ..Default::default() },
+        graph: Graph::sequential(vec![cnn.graph.nodes[ci].op.clone()]),
+    };
+    let layer = prune::pruned_sparse(layer, 0.9, true).unwrap_or_else(|e| panic!("{e}"));
+    let lp = lower(&layer.graph, &layer.meta.input_shape).expect("lower conv");
+    let il: usize = in_shape.iter().product();
+    let mut rng = Rng::new(7);
+    let xs: Vec<f32> = (0..il * 256).map(|_| if rng.next_f32() < 0.5 { 0.0 } else { rng.next_f32() }).collect();
+    let lbudget = mdeploy_core::budget::arena_budget(&layer.graph);
+    for &ks in &sets {
+        for batch in [1usize, 64] {
+            let calls = if batch == 1 { 64 } else { 1 };
+            let label = format!("conv {in_shape:?} 90% b{batch} ");
+            if want(&label) {
+                let t = race(&mut plans(&lp, ks, batch, lbudget), &xs, batch, calls, rounds);
+                row(&label, ks, &t);
+            }
+        }
+    }
+
+    // Density sweep on the MLP (best set only): where sparse stops paying.
+    let ks = KernelSet::best();
+    for q in [0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95] {
+        let m = prune::pruned_sparse(mlp.clone(), q, false).unwrap_or_else(|e| panic!("{e}"));
+        let p = lower(&m.graph, &m.meta.input_shape).expect("lower");
+        // Force the sparse kernels whatever the threshold says, to measure both sides of it.
+        let sparse = force_sparse(p.clone());
+        for batch in [1usize, 1024] {
+            let calls = if batch == 1 { 256 } else { 1 };
+            let label = format!("mlp {:.0}% zeros batch {batch} ", q * 100.0);
+            if !want(&label) {
+                continue;
+            }
+            let mut ps: Vec<Plan> = [sparse.clone(), p.clone().densified()]
+                .into_iter()
+                .map(|p| Plan::from_program(p, batch, ks, budget).expect("plan"))
+                .collect();
+            let t = race(&mut ps, &digits, batch, calls, rounds.div_ceil(2));
+            row(&label, ks, &t);
+        }
+    }
+}
+
+/// Every Dense step of `p` as a SparseDense one.
+fn force_sparse(mut p: Program) -> Program {
+    use mdeploy_core::lower::{Kernel, SparseW};
+    for s in &mut p.steps {
+        if let Kernel::Dense { k, out, weight, bias, act } = &s.kernel {
+            s.kernel = Kernel::SparseDense { k: *k, out: *out, weight: SparseW::from_dense(*k, *out, weight), bias: bias.clone(), act: *act };
+        }
+    }
+    p
+}
