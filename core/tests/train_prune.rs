@@ -196,6 +196,10 @@ fn polynomial_decay_matches_hand_computed_values() {
     close(s.sparsity_at(5000), 0.9);
     let steps: Vec<u64> = (0..2000).filter(|&k| s.prunes_at(k)).collect();
     assert_eq!(steps, vec![100, 350, 600, 850, 1100]);
+    // An end step off the frequency's grid is still a pruning step (the final target is met).
+    let odd = PolynomialDecay { frequency: 300, ..s };
+    let steps: Vec<u64> = (0..2000).filter(|&k| odd.prunes_at(k)).collect();
+    assert_eq!(steps, vec![100, 400, 700, 1000, 1100]);
     for bad in [
         PolynomialDecay::new(0.5, 0.2, 0, 10),
         PolynomialDecay::new(0.0, 1.0, 0, 10),

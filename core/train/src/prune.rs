@@ -96,7 +96,9 @@ pub enum Scope {
 /// TensorFlow Model Optimization's `PolynomialDecay`: sparsity goes from `initial` at
 /// `begin_step` to `final_` at `end_step` as `final + (initial − final)·(1 − p)^power`,
 /// `p = (step − begin) / (end − begin)` clipped to [0, 1]; masks are recomputed at
-/// `begin_step` and every `frequency` steps after it, up to and including `end_step`.
+/// `begin_step` and every `frequency` steps after it up to `end_step`, and at `end_step`
+/// itself (TF-MOT skips it when `end − begin` is not a multiple of the frequency, and then never
+/// reaches its final sparsity; here the final target is always met).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct PolynomialDecay {
     pub initial_sparsity: f32,
@@ -161,7 +163,7 @@ impl PolynomialDecay {
     pub fn prunes_at(&self, step: u64) -> bool {
         step >= self.begin_step
             && step <= self.end_step
-            && (step - self.begin_step) % self.frequency == 0
+            && ((step - self.begin_step) % self.frequency == 0 || step == self.end_step)
     }
 
     pub fn describe(&self) -> String {
