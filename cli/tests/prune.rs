@@ -194,3 +194,30 @@ fn shipped_sparse_mlp_is_what_it_says() {
     let sparse = std::fs::metadata(root().join(file)).unwrap().len();
     assert!(sparse * 4 < dense, "{sparse} B vs dense {dense} B");
 }
+
+/// An imported model (Keras, via ONNX) prunes 2:4 and fine-tunes: the structure holds after
+/// training, and one epoch recovers accuracy over the pruned-only model.
+#[test]
+fn imported_models_prune_and_fine_tune() {
+    let once = tmp("keras-2of4.mdm");
+    let tuned = tmp("keras-2of4-tuned.mdm");
+    let a = ok_json(&["prune", "models/test/keras-cnn.mdm", "--structure", "2:4", "--out", &once, "--json"]);
+    let b = ok_json(&["prune", "models/test/keras-cnn.mdm", "--structure", "2:4", "--epochs", "1", "--quiet", "--out", &tuned, "--json"]);
+    assert_eq!(a["nonzeros"], b["nonzeros"], "fine-tuning keeps the masks: {a} {b}");
+    let (pa, pb) = (a["test_accuracy"].as_f64().unwrap(), b["test_accuracy"].as_f64().unwrap());
+    assert!(pb > pa, "fine-tuned {pb} vs pruned only {pa}");
+    assert!((eval_matches_provenance(&tuned) - pb).abs() < 1e-6);
+    let m = format::read(&std::fs::read(&tuned).unwrap()).unwrap();
+    for node in &m.graph.nodes {
+        if let Op::Conv2d { weight, .. } = &node.op {
+            // Conv2d: runs of 4 along a row (an output channel's inputs), a short last run keeps ceil(len/2).
+            let cols: usize = weight.shape[1..].iter().product();
+            let w = weight.to_f32_dense().unwrap();
+            for row in w.chunks(cols) {
+                for run in row.chunks(4) {
+                    assert_eq!(run.iter().filter(|x| **x != 0.0).count(), run.len().div_ceil(2).min(2));
+                }
+            }
+        }
+    }
+}
