@@ -160,6 +160,7 @@ impl PolynomialDecay {
     }
 
     /// Whether the masks are recomputed at `step`.
+    #[allow(clippy::manual_is_multiple_of)] // `is_multiple_of` needs Rust 1.87; the MSRV is 1.85
     pub fn prunes_at(&self, step: u64) -> bool {
         step >= self.begin_step
             && step <= self.end_step
@@ -373,11 +374,8 @@ fn n_of_m_mask(model: &Model, i: usize, n: usize, m: usize) -> Result<Vec<f32>> 
     // Index lists of each run: Dense runs go down a column (inputs are rows), Conv2d runs
     // along a row (an output channel's inputs are its columns).
     let dense = matches!(model.graph.nodes[i].op, Op::Dense { .. });
-    let (lines, len, at): (usize, usize, Box<dyn Fn(usize, usize) -> usize>) = if dense {
-        (cols, rows, Box::new(move |line, k| k * cols + line))
-    } else {
-        (rows, cols, Box::new(move |line, k| line * cols + k))
-    };
+    let (lines, len) = if dense { (cols, rows) } else { (rows, cols) };
+    let at = |line: usize, k: usize| if dense { k * cols + line } else { line * cols + k };
     let mut run: Vec<usize> = Vec::with_capacity(m);
     for line in 0..lines {
         for start in (0..len).step_by(m) {
