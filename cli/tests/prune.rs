@@ -221,3 +221,19 @@ fn imported_models_prune_and_fine_tune() {
         }
     }
 }
+
+/// The shipped distilled student: a quarter of the MLP's parameters, distilled (as its
+/// provenance says) from the CNN, scoring what it records.
+#[test]
+fn shipped_student_is_what_it_says() {
+    let file = "models/mnist-mlp-student.mdm";
+    let info = ok_json(&["info", file, "--json"]);
+    let params = info["params"].as_u64().unwrap();
+    let mlp = ok_json(&["info", "models/mnist-mlp.mdm", "--json"])["params"].as_u64().unwrap();
+    assert_eq!(params, 784 * 32 + 32 + 32 * 10 + 10);
+    assert!(params * 3 < mlp, "{params} vs the MLP's {mlp}");
+    assert!(extra(&info, "distilled_from").contains("models/mnist-cnn.mdm"));
+    assert!(extra(&info, "distillation").contains("T = 4, alpha = 0.1"));
+    let acc = eval_matches_provenance(file);
+    assert!(extra(&info, "distillation").contains(&format!("{:.2} %", acc * 100.0)));
+}
