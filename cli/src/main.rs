@@ -13,6 +13,7 @@ mod info;
 mod model_file;
 mod predict;
 mod prune;
+mod report;
 mod train;
 
 #[derive(Parser, Debug)]
@@ -55,6 +56,8 @@ enum Command {
     Prune(prune::PruneArgs),
     /// Train a small student on a teacher's softened answers (knowledge distillation).
     Distill(distill::DistillArgs),
+    /// Compare models: a markdown table (size, non-zeros, accuracy, latency) and an accuracy-against-size chart.
+    Report(report::ReportArgs),
 }
 
 fn main() -> ExitCode {
@@ -75,6 +78,7 @@ fn main() -> ExitCode {
         Command::Export(a) => export::run(a),
         Command::Prune(a) => prune::run(a),
         Command::Distill(a) => distill::run(a),
+        Command::Report(a) => report::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -237,3 +237,32 @@ fn shipped_student_is_what_it_says() {
     let acc = eval_matches_provenance(file);
     assert!(extra(&info, "distillation").contains(&format!("{:.2} %", acc * 100.0)));
 }
+
+/// `mdeploy report`: one row per model with the file's real sizes, its non-zeros and the
+/// accuracy `mdeploy eval` gives; the chart is an SVG naming every model.
+#[test]
+fn report_writes_the_table_and_the_chart() {
+    let dir = tmp("report");
+    let models = ["models/mnist-mlp.mdm", "models/mnist-mlp-sparse90.mdm"];
+    let mut args = vec!["report"];
+    args.extend(models);
+    args.extend(["--out", &dir, "--json"]);
+    let rows = ok_json(&args);
+    let rows = rows.as_array().expect("one row per model");
+    assert_eq!(rows.len(), 2);
+    for (row, file) in rows.iter().zip(models) {
+        let bytes = std::fs::read(root().join(file)).unwrap();
+        assert_eq!(row["bytes"].as_u64(), Some(bytes.len() as u64));
+        assert!(row["gzip_bytes"].as_u64().unwrap() < bytes.len() as u64);
+        let eval = ok_json(&["eval", file, "--json"])["accuracy"].as_f64().unwrap();
+        assert!((row["accuracy"].as_f64().unwrap() - eval).abs() < 1e-6);
+        assert!(row["batch1_us"].as_f64().unwrap() > 0.0 && row["batch1024_ms"].as_f64().unwrap() > 0.0);
+    }
+    assert_eq!(rows[0]["nonzeros"], rows[0]["weights"]);
+    assert_eq!(rows[1]["nonzeros"].as_u64(), Some(10_163));
+    let md = std::fs::read_to_string(Path::new(&dir).join("report.md")).unwrap();
+    assert!(md.contains("| mnist-mlp-sparse90 |") && md.contains("10163 / 101632"), "{md}");
+    let svg = std::fs::read_to_string(Path::new(&dir).join("accuracy-vs-size.svg")).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("mnist-mlp-sparse90") && svg.contains("<circle"), "{svg}");
+    fails_with(&["report", "models/missing.mdm", "--out", &dir], "no such file");
+}
