@@ -18,6 +18,9 @@ pub fn run(args: &InfoArgs) -> Result<(), String> {
     let bytes = model_file::read_bytes(&args.model)?;
     let (model, file) = format::read_with_info(&bytes).map_err(|e| format!("{}: {e}", args.model))?;
     let shapes = model.shapes().map_err(|e| e.to_string())?;
+    // Non-zeros and storage of every Dense/Conv2d weight (pruned models are stored sparse).
+    let sparsity = mdeploy_core::train::prune::layer_sparsity(&model).map_err(|e| format!("{}: {e}", args.model))?;
+    let sparsity_of = |i: usize| sparsity.iter().find(|l| l.node == i);
     let digest = format::digest_hex(&bytes).map_err(|e| e.to_string())?;
     let m = &model.meta;
     let p = &m.provenance;
@@ -28,10 +31,16 @@ pub fn run(args: &InfoArgs) -> Result<(), String> {
         .enumerate()
         .map(|(i, n)| {
             let params: usize = n.op.tensors().iter().map(|t| t.numel()).sum();
-            serde_json::json!({
+            let mut v = serde_json::json!({
                 "op": n.op.name(), "name": n.name, "inputs": n.inputs, "output_shape": shapes[i + 1],
                 "params": params, "detail": detail(&n.op),
-            })
+            });
+            if let Some(l) = sparsity_of(i) {
+                v["weight_nonzeros"] = l.nonzeros.into();
+                v["weight_total"] = l.total.into();
+                v["weight_encoding"] = l.encoding.into();
+            }
+            v
         })
         .collect();
     if args.json {
@@ -88,7 +97,12 @@ pub fn run(args: &InfoArgs) -> Result<(), String> {
     for (i, n) in model.graph.nodes.iter().enumerate() {
         // A chain reads like a layer list; a DAG also says which values each node reads.
         let from = if chain { String::new() } else { inputs(n) };
-        println!("  {i:>2} {:<13}{from} -> {:<14} {}", n.op.name(), format!("{:?}", shapes[i + 1]), detail(&n.op));
+        // Weights with zeros or sparse storage say how sparse and how stored.
+        let sparse = sparsity_of(i)
+            .filter(|l| l.nonzeros < l.total || l.encoding != "dense")
+            .map(|l| format!(", {} / {} non-zero ({:.1} % sparse, {})", l.nonzeros, l.total, 100.0 * l.sparsity(), l.encoding))
+            .unwrap_or_default();
+        println!("  {i:>2} {:<13}{from} -> {:<14} {}{sparse}", n.op.name(), format!("{:?}", shapes[i + 1]), detail(&n.op));
     }
     Ok(())
 }

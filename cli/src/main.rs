@@ -6,11 +6,14 @@ use clap::{Parser, Subcommand};
 
 mod convert;
 mod data;
+mod distill;
 mod eval;
 mod export;
 mod info;
 mod model_file;
 mod predict;
+mod prune;
+mod report;
 mod train;
 
 #[derive(Parser, Debug)]
@@ -24,7 +27,9 @@ mod train;
         mdeploy info models/mnist-mlp.mdm         # inside a model file\n  \
         mdeploy train --arch mlp --epochs 40 --augment --out my.mdm\n  \
         mdeploy convert model.onnx --out model.mdm  # your own model (ONNX)\n  \
-        mdeploy export models/mnist-cnn.mdm --onnx cnn.onnx  # ours, as ONNX\n\n\
+        mdeploy export models/mnist-cnn.mdm --onnx cnn.onnx  # ours, as ONNX\n  \
+        mdeploy prune models/mnist-mlp.mdm --sparsity 0.9 --epochs 5 --out sparse.mdm\n  \
+        mdeploy distill --teacher models/mnist-cnn.mdm --arch mlp:32 --out student.mdm\n\n\
         Every command has --help with examples, and --json for scripts."
 )]
 struct Cli {
@@ -46,6 +51,13 @@ enum Command {
     Convert(convert::ConvertArgs),
     /// Write an .mdm model as an ONNX file (to check it in onnxruntime or other runtimes).
     Export(export::ExportArgs),
+    /// Drop the smallest weights (threshold, sparsity target or n:m), optionally gradually while
+    /// fine-tuning, and store the model sparse.
+    Prune(prune::PruneArgs),
+    /// Train a small student on a teacher's softened answers (knowledge distillation).
+    Distill(distill::DistillArgs),
+    /// Compare models: a markdown table (size, non-zeros, accuracy, latency) and an accuracy-against-size chart.
+    Report(report::ReportArgs),
 }
 
 fn main() -> ExitCode {
@@ -64,6 +76,9 @@ fn main() -> ExitCode {
         Command::Info(a) => info::run(a),
         Command::Convert(a) => convert::run(a),
         Command::Export(a) => export::run(a),
+        Command::Prune(a) => prune::run(a),
+        Command::Distill(a) => distill::run(a),
+        Command::Report(a) => report::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

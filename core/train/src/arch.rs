@@ -113,6 +113,52 @@ pub fn mlp(seed: u64) -> Model {
     }
 }
 
+/// An MLP with the given hidden widths (each followed by ReLU, no dropout):
+/// `mlp_hidden(seed, &[32])` is Flatten > Dense 784-32 > ReLU > Dense 32-10 > Softmax, the
+/// distillation student. Same initialisation rules as [`mlp`].
+pub fn mlp_hidden(seed: u64, hidden: &[usize]) -> Model {
+    let mut rng = Rng::derive(seed, STREAM_INIT);
+    let mut ops = vec![Op::Flatten];
+    let mut desc = String::from("Flatten");
+    let mut fin = 784;
+    for &h in hidden {
+        ops.push(dense(&mut rng, fin, h, true));
+        ops.push(Op::Relu);
+        desc += &format!(" > Dense {fin}-{h} > ReLU");
+        fin = h;
+    }
+    ops.push(dense(&mut rng, fin, 10, false));
+    ops.push(Op::Softmax);
+    desc += &format!(" > Dense {fin}-10 > Softmax");
+    let widths: Vec<String> = hidden.iter().map(|h| h.to_string()).collect();
+    let name = format!("mlp:{}", widths.join("-"));
+    Model {
+        meta: mnist_meta("mnist-mlp-student", &format!("{name}: {desc}"), seed),
+        graph: Graph::sequential(ops),
+    }
+}
+
+/// An architecture from a spec: one of [`NAMES`], or `mlp:H` / `mlp:H1-H2-...` (hidden widths
+/// 1..=4096, at most 8 layers) for [`mlp_hidden`].
+pub fn from_spec(spec: &str, seed: u64) -> Result<Model, String> {
+    if let Some(m) = by_name(spec, seed) {
+        return Ok(m);
+    }
+    let bad = || {
+        format!(
+            "architecture {spec:?}: expected mlp, cnn, resnet or mlp:H[-H...] with hidden widths (e.g. mlp:32 or mlp:64-32)"
+        )
+    };
+    let widths = spec.strip_prefix("mlp:").ok_or_else(bad)?;
+    let hidden = widths
+        .split('-')
+        .map(|w| w.parse::<usize>().ok().filter(|w| (1..=4096).contains(w)))
+        .collect::<Option<Vec<_>>>()
+        .filter(|h| !h.is_empty() && h.len() <= 8)
+        .ok_or_else(bad)?;
+    Ok(mlp_hidden(seed, &hidden))
+}
+
 /// The small LeNet-style CNN (see the module table).
 pub fn cnn(seed: u64) -> Model {
     let mut rng = Rng::derive(seed, STREAM_INIT);

@@ -31,10 +31,11 @@ pub mod rng;
 pub mod loss;
 pub mod network;
 pub mod optim;
+pub mod prune;
 
 pub use augment::Augment;
 pub use graph_net::GraphNet;
-pub use loss::{soft_cross_entropy, Batch, CrossEntropy, Loss};
+pub use loss::{soft_cross_entropy, Batch, CrossEntropy, Distillation, Loss, Teacher};
 pub use network::{Mode, Network, Output, ParamGrads, DEFAULT_BN_MOMENTUM};
 pub use optim::{Adam, Optimizer, Param, Schedule, Sgd};
 

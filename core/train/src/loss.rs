@@ -145,3 +145,99 @@ impl Loss for CrossEntropy {
         }
     }
 }
+
+/// A teacher for [`Distillation`]: runs `n` inputs and writes `n × classes` **probabilities**
+/// (the runtime's `Plan::run` has exactly this shape; the train crate does not depend on it).
+pub type Teacher<'t> = Box<dyn FnMut(&[f32], usize, &mut [f32]) -> Result<()> + 't>;
+
+/// Hinton et al.'s knowledge-distillation loss:
+///
+/// ```text
+/// loss = alpha · CE(softmax(z), label) + (1 − alpha) · T² · CE(softmax(z / T), q)
+/// q    = softmax(log p / T)   (p: the teacher's probabilities; = p^(1/T), renormalised)
+/// ∂/∂z = alpha · (softmax(z) − onehot) + (1 − alpha) · T · (softmax(z / T) − q)      (/ n)
+/// ```
+///
+/// `alpha` weights the hard labels (Keras' convention); `alpha = 1` is plain training on the
+/// labels, bit for bit. The `T²` keeps the soft term's gradient at the same scale whatever
+/// the temperature. The teacher sees the batch inputs after augmentation, the student's own.
+pub struct Distillation<'t> {
+    teacher: Teacher<'t>,
+    pub temperature: f32,
+    pub alpha: f32,
+    probs: Vec<f32>,
+    soft_grad: Vec<f32>,
+    hard: CrossEntropy,
+}
+
+impl<'t> Distillation<'t> {
+    pub fn new(teacher: Teacher<'t>, temperature: f32, alpha: f32) -> Result<Distillation<'t>> {
+        if !(temperature.is_finite() && temperature > 0.0) {
+            return Err(Error::bad_input(format!(
+                "distillation: temperature {temperature} must be a positive number (Hinton used 2..20)"
+            )));
+        }
+        if !(0.0..=1.0).contains(&alpha) {
+            return Err(Error::bad_input(format!(
+                "distillation: alpha {alpha} must be in [0, 1] (the weight of the hard labels)"
+            )));
+        }
+        Ok(Distillation {
+            teacher,
+            temperature,
+            alpha,
+            probs: Vec::new(),
+            soft_grad: Vec::new(),
+            hard: CrossEntropy::new(0.0),
+        })
+    }
+
+    /// The soft targets `q = softmax(log p / T)` of one row of teacher probabilities, in place.
+    pub fn soften(p: &mut [f32], temperature: f32) {
+        // log 0 = −inf gives exp(−inf) = 0: a class the teacher rules out stays out.
+        p.iter_mut().for_each(|v| *v = v.ln() / temperature);
+        softmax_in_place(p);
+    }
+}
+
+impl Loss for Distillation<'_> {
+    fn loss_and_grad(
+        &mut self,
+        logits: &[f32],
+        classes: usize,
+        batch: &Batch,
+        grad: &mut [f32],
+    ) -> Result<f32> {
+        let hard = self.hard.loss_and_grad(logits, classes, batch, grad)?;
+        if self.alpha == 1.0 {
+            // Plain training: the teacher is not consulted.
+            return Ok(hard);
+        }
+        self.probs.resize(logits.len(), 0.0);
+        (self.teacher)(batch.inputs, batch.n, &mut self.probs)?;
+        for row in self.probs.chunks_exact_mut(classes) {
+            if row.iter().any(|p| !(p.is_finite() && *p >= 0.0)) || row.iter().all(|&p| p == 0.0) {
+                return Err(Error::bad_input(
+                    "distillation: the teacher returned a row that is not probabilities (NaN, negative or all zero); \
+                     is it a classifier ending in Softmax?",
+                ));
+            }
+            Distillation::soften(row, self.temperature);
+        }
+        self.soft_grad.resize(logits.len(), 0.0);
+        let t = self.temperature;
+        let soft = soft_cross_entropy(logits, &self.probs, classes, t, &mut self.soft_grad)?;
+        let (a, s) = (self.alpha, (1.0 - self.alpha) * t * t);
+        grad.iter_mut()
+            .zip(&self.soft_grad)
+            .for_each(|(g, sg)| *g = a * *g + s * sg);
+        Ok(a * hard + s * soft)
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "distillation (Hinton: alpha {} x hard cross-entropy + (1 - alpha) x T^2 x soft cross-entropy, T = {})",
+            self.alpha, self.temperature
+        )
+    }
+}
