@@ -147,6 +147,8 @@ const BUILTIN = {
   'mnist-mlp': () => new URL('./models/mnist-mlp.mdm', import.meta.url),
   'mnist-cnn': () => new URL('./models/mnist-cnn.mdm', import.meta.url),
   'mnist-resnet': () => new URL('./models/mnist-resnet.mdm', import.meta.url),
+  'mnist-mlp-sparse90': () => new URL('./models/mnist-mlp-sparse90.mdm', import.meta.url),
+  'mnist-mlp-student': () => new URL('./models/mnist-mlp-student.mdm', import.meta.url),
 };
 /** Names of the models shipped in the package: `Model.load('mnist-cnn')`. */
 export const builtinModels = Object.freeze(Object.keys(BUILTIN));
@@ -155,6 +157,8 @@ export const builtinCatalog = Object.freeze({
   'mnist-mlp': Object.freeze({ fileBytes: 408040, testAccuracy: 0.966 }),
   'mnist-cnn': Object.freeze({ fileBytes: 188136, testAccuracy: 0.9825 }),
   'mnist-resnet': Object.freeze({ fileBytes: 158824, testAccuracy: 0.987 }),
+  'mnist-mlp-sparse90': Object.freeze({ fileBytes: 55400, testAccuracy: 0.9615 }),
+  'mnist-mlp-student': Object.freeze({ fileBytes: 103016, testAccuracy: 0.9645 }),
 });
 const DEFAULT_MODEL = 'mnist-cnn';
 // END models/defaults.json

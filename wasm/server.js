@@ -16,6 +16,8 @@ const defaultModels = () => ({
   'mnist-mlp': new URL('./models/mnist-mlp.mdm', import.meta.url),
   'mnist-cnn': new URL('./models/mnist-cnn.mdm', import.meta.url),
   'mnist-resnet': new URL('./models/mnist-resnet.mdm', import.meta.url),
+  'mnist-mlp-sparse90': new URL('./models/mnist-mlp-sparse90.mdm', import.meta.url),
+  'mnist-mlp-student': new URL('./models/mnist-mlp-student.mdm', import.meta.url),
 });
 // END models/defaults.json
 /** The body limit of the shared implementation (mdeploy_serve::MAX_BODY_BYTES): 10 MiB. */

@@ -26,6 +26,8 @@ const mdeployWorker :Workerd.Worker = (
     (name = "mdeploy-wasm/models/mnist-mlp.mdm", data = embed "../../wasm/models/mnist-mlp.mdm"),
     (name = "mdeploy-wasm/models/mnist-cnn.mdm", data = embed "../../wasm/models/mnist-cnn.mdm"),
     (name = "mdeploy-wasm/models/mnist-resnet.mdm", data = embed "../../wasm/models/mnist-resnet.mdm"),
+    (name = "mdeploy-wasm/models/mnist-mlp-sparse90.mdm", data = embed "../../wasm/models/mnist-mlp-sparse90.mdm"),
+    (name = "mdeploy-wasm/models/mnist-mlp-student.mdm", data = embed "../../wasm/models/mnist-mlp-student.mdm"),
     # END models/defaults.json
   ],
   # Extra models beside the defaults: one data binding per .mdm file, named

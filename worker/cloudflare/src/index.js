@@ -13,7 +13,9 @@ import { modelsFromBindings } from './models.js';
 import mnistMlp from 'mdeploy-wasm/models/mnist-mlp.mdm';
 import mnistCnn from 'mdeploy-wasm/models/mnist-cnn.mdm';
 import mnistResnet from 'mdeploy-wasm/models/mnist-resnet.mdm';
-const DEFAULT_MODELS = { 'mnist-mlp': mnistMlp, 'mnist-cnn': mnistCnn, 'mnist-resnet': mnistResnet };
+import mnistMlpSparse90 from 'mdeploy-wasm/models/mnist-mlp-sparse90.mdm';
+import mnistMlpStudent from 'mdeploy-wasm/models/mnist-mlp-student.mdm';
+const DEFAULT_MODELS = { 'mnist-mlp': mnistMlp, 'mnist-cnn': mnistCnn, 'mnist-resnet': mnistResnet, 'mnist-mlp-sparse90': mnistMlpSparse90, 'mnist-mlp-student': mnistMlpStudent };
 // END models/defaults.json
 
 // Built once per isolate, on its first request (the bindings arrive with the request): later
