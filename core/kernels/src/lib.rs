@@ -29,11 +29,14 @@ pub mod geometry;
 mod drive;
 mod gemm;
 mod pack;
+pub mod qgemm;
+pub mod quant;
 mod set;
 mod tile;
 
 pub use gemm::{gemm, MatRef};
 pub use geometry::{Act, BinOp, PoolGeom, PoolKind, Window};
 pub use pack::{a_panel, APanel, AlignedBuf, PackedB, MAX_MR};
+pub use qgemm::{PackedQB, QLayout, QNR};
 pub use set::KernelSet;
 pub(crate) use tile::{store_tile_scalar, Tile};

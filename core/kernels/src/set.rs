@@ -3,6 +3,7 @@
 
 use std::sync::OnceLock;
 
+use crate::qgemm::{QLayout, QmmmFn};
 use crate::tile::{ConvFn, DwConvFn, GemvFn, MmmFn, PoolFn};
 
 /// The dispatch table: one micro-kernel family for one instruction set, chosen once.
@@ -21,6 +22,11 @@ pub struct KernelSet {
     pub(crate) gemv: GemvFn,
     pub(crate) maxpool: PoolFn,
     pub(crate) dwconv: DwConvFn,
+    /// Integer GEMM tile (`qgemm.rs`): MR rows × 16 columns, its operand layout and name.
+    pub(crate) qmmm: QmmmFn,
+    pub(crate) qmr: usize,
+    pub(crate) qlayout: QLayout,
+    pub(crate) qmmm_name: &'static str,
 }
 
 impl std::fmt::Debug for KernelSet {
@@ -43,6 +49,10 @@ impl KernelSet {
             gemv: crate::generic::generic_gemv_f32::generic_gemv_f32_8,
             maxpool: crate::generic::generic_maxpool_f32::generic_maxpool_f32,
             dwconv: crate::generic::generic_dwconv_f32::generic_dwconv_f32,
+            qmmm: crate::generic::generic_qmmm_i8::generic_qmmm_i8_4x16,
+            qmr: crate::generic::generic_qmmm_i8::MR,
+            qlayout: QLayout::Quad,
+            qmmm_name: "generic_qmmm_i8_4x16",
         }
     }
 
@@ -60,6 +70,10 @@ impl KernelSet {
                 gemv: crate::x86_64::avx2_gemv_f32::avx2_gemv_f32_16,
                 maxpool: crate::x86_64::avx2_maxpool_f32::avx2_maxpool_f32,
                 dwconv: crate::x86_64::avx2_dwconv_f32::avx2_dwconv_f32,
+                qmmm: crate::x86_64::avx2_qmmm_i8::avx2_qmmm_i8_6x16,
+                qmr: crate::x86_64::avx2_qmmm_i8::MR,
+                qlayout: QLayout::Pair,
+                qmmm_name: "avx2_qmmm_i8_6x16",
             })
         } else {
             None
@@ -85,9 +99,34 @@ impl KernelSet {
                 gemv: crate::x86_64::avx512_gemv_f32::avx512_gemv_f32_32,
                 maxpool: crate::x86_64::avx2_maxpool_f32::avx2_maxpool_f32,
                 dwconv: crate::x86_64::avx2_dwconv_f32::avx2_dwconv_f32,
+                ..KernelSet::avx512_int8()
             })
         } else {
             None
+        }
+    }
+
+    /// The integer kernel of the AVX-512 sets: `vpdpbusd` when the CPU has AVX-512 VNNI, else
+    /// the AVX2 one (AVX-512F alone has no u8 × i8 dot product).
+    #[cfg(target_arch = "x86_64")]
+    fn avx512_int8() -> KernelSet {
+        let base = KernelSet::generic();
+        if is_x86_feature_detected!("avx512vnni") {
+            KernelSet {
+                qmmm: crate::x86_64::avx512vnni_qmmm_i8::avx512vnni_qmmm_i8_12x16,
+                qmr: crate::x86_64::avx512vnni_qmmm_i8::MR,
+                qlayout: QLayout::Quad,
+                qmmm_name: "avx512vnni_qmmm_i8_12x16",
+                ..base
+            }
+        } else {
+            KernelSet {
+                qmmm: crate::x86_64::avx2_qmmm_i8::avx2_qmmm_i8_6x16,
+                qmr: crate::x86_64::avx2_qmmm_i8::MR,
+                qlayout: QLayout::Pair,
+                qmmm_name: "avx2_qmmm_i8_6x16",
+                ..base
+            }
         }
     }
 
@@ -107,6 +146,7 @@ impl KernelSet {
             gemv: crate::x86_64::avx2_gemv_f32::avx2_gemv_f32_16,
             maxpool: crate::x86_64::avx2_maxpool_f32::avx2_maxpool_f32,
             dwconv: crate::x86_64::avx2_dwconv_f32::avx2_dwconv_f32,
+            ..KernelSet::avx512_int8()
         })
     }
 
@@ -144,6 +184,10 @@ impl KernelSet {
             gemv: crate::wasm::wasm_gemv_f32::wasm_gemv_f32_8,
             maxpool: crate::wasm::wasm_maxpool_f32::wasm_maxpool_f32,
             dwconv: crate::generic::generic_dwconv_f32::generic_dwconv_f32,
+            qmmm: crate::wasm::wasm_qmmm_i8::wasm_qmmm_i8_4x16,
+            qmr: crate::wasm::wasm_qmmm_i8::MR,
+            qlayout: QLayout::Pair,
+            qmmm_name: "wasm_qmmm_i8_4x16",
         }
     }
 

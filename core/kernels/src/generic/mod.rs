@@ -9,3 +9,4 @@ pub mod generic_maxpool_f32;
 pub mod generic_mmm_f32;
 pub mod generic_pool_f32;
 pub mod generic_softmax_f32;
+pub mod generic_qmmm_i8;

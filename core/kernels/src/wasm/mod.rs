@@ -6,3 +6,4 @@
 pub(crate) mod wasm_gemv_f32;
 pub(crate) mod wasm_maxpool_f32;
 pub(crate) mod wasm_mmm_f32;
+pub(crate) mod wasm_qmmm_i8;
