@@ -11,6 +11,7 @@ mod export;
 mod info;
 mod model_file;
 mod predict;
+mod quantize;
 mod train;
 
 #[derive(Parser, Debug)]
@@ -24,7 +25,8 @@ mod train;
         mdeploy info models/mnist-mlp.mdm         # inside a model file\n  \
         mdeploy train --arch mlp --epochs 40 --augment --out my.mdm\n  \
         mdeploy convert model.onnx --out model.mdm  # your own model (ONNX)\n  \
-        mdeploy export models/mnist-cnn.mdm --onnx cnn.onnx  # ours, as ONNX\n\n\
+        mdeploy export models/mnist-cnn.mdm --onnx cnn.onnx  # ours, as ONNX\n  \
+        mdeploy quantize models/mnist-cnn.mdm --out cnn-int8.mdm  # int8, integer kernels\n\n\
         Every command has --help with examples, and --json for scripts."
 )]
 struct Cli {
@@ -46,6 +48,8 @@ enum Command {
     Convert(convert::ConvertArgs),
     /// Write an .mdm model as an ONNX file (to check it in onnxruntime or other runtimes).
     Export(export::ExportArgs),
+    /// Quantize a model to int8 (calibrated on training digits) so it runs on integer kernels.
+    Quantize(quantize::QuantizeArgs),
 }
 
 fn main() -> ExitCode {
@@ -64,6 +68,7 @@ fn main() -> ExitCode {
         Command::Info(a) => info::run(a),
         Command::Convert(a) => convert::run(a),
         Command::Export(a) => export::run(a),
+        Command::Quantize(a) => quantize::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
