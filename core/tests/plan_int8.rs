@@ -148,3 +148,18 @@ fn hostile_quantized_models_are_refused() {
     let e = mdeploy_core::format::read(&mdeploy_testkit::reseal(b)).err().expect("negative scale read");
     assert!(e.message.contains("Quantize scale"), "{e}");
 }
+
+/// `models/mnist-{mlp,cnn}-int8.mdm` are what `mdeploy quantize` (defaults: minmax, 500
+/// training digits) makes of the shipped f32 models, and score what their files record.
+#[test]
+fn shipped_int8_models_match_the_command_and_their_recorded_accuracy() {
+    let (xs, labels) = mnist::test_digits().expect("digits");
+    for name in ["mlp", "cnn"] {
+        let file = format!("mnist-{name}-int8.mdm");
+        let shipped = mnist::trained_model(&file).expect("shipped int8 model (see models/README.md)");
+        let (_, fresh) = calibrated(&format!("mnist-{name}.mdm"), Calibration::MinMax);
+        assert!(shipped.graph == fresh.graph, "{file}: not what `mdeploy quantize` makes now (re-run the command in models/README.md)");
+        let acc = accuracy(&run(&shipped, KernelSet::best(), &xs, labels.len(), 256), &labels);
+        assert_eq!(Some(acc as f32), shipped.meta.provenance.test_accuracy, "{file}");
+    }
+}
