@@ -63,6 +63,10 @@ fn check_model(file: &str, method: Calibration, int_steps: usize) {
             assert!(same, "{file}: {} ({}) at max_batch {max_batch} differs from generic", ks.name(), ks.qmmm_name());
         }
     }
+    // A digest of every output bit, printed so runs on different hosts (native, wasm) can be
+    // compared by eye (`-- --nocapture`).
+    let digest = reference.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, v| (h ^ u64::from(v.to_bits())).wrapping_mul(0x100_0000_01b3));
+    eprintln!("{file} {method:?}: FNV-1a of the 2,000 outputs {digest:016x} ({} sets: {:?})", sets.len(), sets.iter().map(|k| k.qmmm_name()).collect::<Vec<_>>());
     let acc_q = accuracy(&reference, &labels);
     let acc_f = accuracy(&run(&f, KernelSet::best(), &xs, n, 256), &labels);
     eprintln!("{file} {method:?}: f32 {:.2} %, int8 {:.2} %", acc_f * 100.0, acc_q * 100.0);

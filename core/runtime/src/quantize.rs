@@ -147,7 +147,10 @@ pub fn quantize(model: &Model, calib: &[f32], n: usize, method: Calibration, mut
             calib.to_vec()
         } else {
             let sub = Graph { nodes: g.nodes.clone(), output: v as u32 };
-            let mut plan = Plan::from_graph(&sub, &model.meta.input_shape, 256, KernelSet::best())?;
+            // The generic kernels, so that the ranges (and the file) are the same on every host:
+            // the SIMD sets sum in other orders, which moves a range by an ulp and can move a
+            // scale or a zero point.
+            let mut plan = Plan::from_graph(&sub, &model.meta.input_shape, 256, KernelSet::generic())?;
             let ol = plan.output_len();
             let mut out = vec![0.0f32; n * ol];
             plan.run(calib, n, &mut out)?;
