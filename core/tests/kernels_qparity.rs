@@ -59,6 +59,15 @@ fn every_set_matches_the_scalar_reference_on_edge_sizes() {
             }
         }
     }
+    // Rows at a stride that is a multiple of 4 with random bytes between k and the next
+    // multiple of 4: the word-wise A packing reads them, the zero-padded weights cancel them.
+    for &k in &[1usize, 5, 17, 63, 785] {
+        let kp = k.div_ceil(4) * 4;
+        let (m, n) = (13, 17);
+        let a: Vec<u8> = (0..m * kp).map(|_| rng.below(256) as u8).collect();
+        let w: Vec<i8> = (0..k * n).map(|_| (rng.below(255) as i32 - 127) as i8).collect();
+        check(m, k, n, &a, kp, &w, "word-wise A");
+    }
     // Batch 1024 on the MLP's shapes.
     random_case(&mut rng, 1024, 784, 128, false);
     random_case(&mut rng, 1024, 128, 10, false);

@@ -132,7 +132,12 @@ impl KernelSet {
         let panel_bytes = words * 64;
         for row0 in (0..m).step_by(mr) {
             let rows = mr.min(m - row0);
-            pack_a(self.qlayout, &a[row0 * lda..], lda, k, rows, mr, words, apanel);
+            let kp = b.k_padded();
+            if lda % 4 == 0 && lda >= kp && a.len() >= (row0 + rows - 1) * lda + kp {
+                pack_a_words(self.qlayout, &a[row0 * lda..], lda, kp, rows, mr, apanel);
+            } else {
+                pack_a(self.qlayout, &a[row0 * lda..], lda, k, rows, mr, words, apanel);
+            }
             for pi in 0..n.div_ceil(QNR) {
                 let cols = QNR.min(n - pi * QNR);
                 let bp = &b.data[pi * panel_bytes..(pi + 1) * panel_bytes];
@@ -140,6 +145,35 @@ impl KernelSet {
                 // SAFETY: the A panel holds words × mr i32, the B panel words × 64 bytes, and C
                 // rows..cols at ldc lie inside `c` (checked above: row0 + rows <= m, col < n).
                 unsafe { (self.qmmm)(words, apanel.as_ptr(), bp.as_ptr(), c[c0..].as_mut_ptr(), ldc, rows, cols) };
+            }
+        }
+    }
+}
+
+/// [`pack_a`] for rows that hold `kp` (k rounded up to 4) readable bytes at a stride that is
+/// a multiple of 4: whole 4-byte words, no per-byte tests. The bytes between k and kp may be
+/// anything: they meet the zero rows B is padded with, so they add exactly 0.
+fn pack_a_words(layout: QLayout, a: &[u8], lda: usize, kp: usize, rows: usize, mr: usize, out: &mut [i32]) {
+    let quads = kp / 4;
+    for r in 0..mr {
+        if r >= rows {
+            let n = match layout {
+                QLayout::Quad => quads,
+                QLayout::Pair => 2 * quads,
+            };
+            for w in 0..n {
+                out[w * mr + r] = 0;
+            }
+            continue;
+        }
+        let row = &a[r * lda..r * lda + kp];
+        for (g, q) in row.chunks_exact(4).enumerate() {
+            match layout {
+                QLayout::Quad => out[g * mr + r] = i32::from_le_bytes([q[0], q[1], q[2], q[3]]),
+                QLayout::Pair => {
+                    out[2 * g * mr + r] = i32::from(q[0]) | i32::from(q[1]) << 16;
+                    out[(2 * g + 1) * mr + r] = i32::from(q[2]) | i32::from(q[3]) << 16;
+                }
             }
         }
     }
