@@ -63,7 +63,7 @@ impl Requant {
     }
 
     /// `x · m`, rounded as the module docs say.
-    #[inline]
+    #[inline(always)]
     pub fn apply(self, x: i32) -> i32 {
         let left = self.shift.max(0) as u32;
         let right = (-self.shift).max(0);
@@ -74,7 +74,7 @@ impl Requant {
 
 /// Saturating rounding doubling high multiply (gemmlowp `SaturatingRoundingDoublingHighMul`):
 /// `round(a · b / 2^31)` with ties toward +∞ (gemmlowp's nudge); `MIN · MIN` gives `MAX`.
-#[inline]
+#[inline(always)]
 pub fn srdhm(a: i32, b: i32) -> i32 {
     if a == i32::MIN && b == i32::MIN {
         return i32::MAX;
@@ -86,7 +86,7 @@ pub fn srdhm(a: i32, b: i32) -> i32 {
 }
 
 /// `round(x / 2^exp)`, ties away from zero (gemmlowp `RoundingDivideByPOT`); `exp` in 0..=31.
-#[inline]
+#[inline(always)]
 pub fn rounding_rshift(x: i32, exp: i32) -> i32 {
     let exp = exp.clamp(0, 31);
     let mask = ((1i64 << exp) - 1) as i32;

@@ -871,8 +871,19 @@ fn qconv(ks: KernelSet, g: &QConvX, src: &[f32], dst: &mut [f32], q: &mut QScrat
                 for kx in 0..w.kw {
                     let cell = &mut row[(ky * w.kw + kx) * w.c..(ky * w.kw + kx + 1) * w.c];
                     match (iy, (ox * w.sw + kx * w.dw).checked_sub(w.pad[1]).filter(|&v| v < w.w)) {
-                        (Some(iy), Some(ix)) => cell.copy_from_slice(&x[(iy * w.w + ix) * w.c..(iy * w.w + ix + 1) * w.c]),
-                        _ => cell.fill(zp),
+                        // A loop, not copy_from_slice: cells are 1 to a few dozen bytes, where a
+                        // memmove call costs more than the copy (it was 14 % of the int8 CNN).
+                        (Some(iy), Some(ix)) => {
+                            let from = &x[(iy * w.w + ix) * w.c..(iy * w.w + ix + 1) * w.c];
+                            for (d, &v) in cell.iter_mut().zip(from) {
+                                *d = v;
+                            }
+                        }
+                        _ => {
+                            for d in cell.iter_mut() {
+                                *d = zp;
+                            }
+                        }
                     }
                 }
             }
