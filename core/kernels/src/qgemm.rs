@@ -133,7 +133,7 @@ impl KernelSet {
         for row0 in (0..m).step_by(mr) {
             let rows = mr.min(m - row0);
             let kp = b.k_padded();
-            if lda % 4 == 0 && lda >= kp && a.len() >= (row0 + rows - 1) * lda + kp {
+            if lda.is_multiple_of(4) && lda >= kp && a.len() >= (row0 + rows - 1) * lda + kp {
                 pack_a_words(self.qlayout, &a[row0 * lda..], lda, kp, rows, mr, apanel);
             } else {
                 pack_a(self.qlayout, &a[row0 * lda..], lda, k, rows, mr, words, apanel);
