@@ -169,10 +169,18 @@ struct Storage {
     per_channel: usize,
     per_tensor: usize,
     sparse: usize,
+    /// Steps of the lowered program on the int8 kernels (QDense, QConv2d).
+    int_steps: usize,
 }
 
 fn weight_storage(model: &Model) -> Storage {
     let mut s = Storage::default();
+    // What the lowering (every backend's) makes of it: int8 weights run on the integer kernels
+    // only where the model says which grid their input is on (core/runtime/QUANT.md).
+    if let Ok(p) = mdeploy_core::lower::lower(&model.graph, &model.meta.input_shape) {
+        use mdeploy_core::lower::Kernel;
+        s.int_steps = p.steps.iter().filter(|st| matches!(st.kernel, Kernel::QDense { .. } | Kernel::QConv2d { .. })).count();
+    }
     for t in model.graph.nodes.iter().flat_map(|n| n.op.tensors()) {
         match &t.data {
             TensorData::F32(_) => s.f32 += 1,
@@ -193,9 +201,9 @@ fn weight_storage(model: &Model) -> Storage {
     s
 }
 
-/// Every backend expands integer tensors to f32 once, when the model is planned
-/// (mdeploy_runtime::lower::dense_f32); there are no integer kernels yet.
-const RUNS_DEQUANTIZED: &str = "runs dequantized to f32: no integer kernels yet";
+/// Int8 weights without Quantize nodes on their inputs (e.g. a converted ONNX model) are
+/// expanded to f32 once, when the model is planned (mdeploy_runtime::lower::dense_f32).
+const RUNS_DEQUANTIZED: &str = "runs dequantized to f32 (no activation grids: `mdeploy quantize` makes an int8 model)";
 
 impl Storage {
     fn quantized(&self) -> usize {
@@ -228,15 +236,26 @@ impl Storage {
         if self.sparse > 0 {
             line += &format!("{}{} sparse", if line.is_empty() { "" } else { ", " }, self.sparse);
         }
-        let runs = if self.quantized() > 0 { RUNS_DEQUANTIZED } else { "runs expanded to dense f32" };
+        let runs = if self.int_steps > 0 {
+            self.runs_int8()
+        } else if self.quantized() > 0 {
+            RUNS_DEQUANTIZED.to_string()
+        } else {
+            "runs expanded to dense f32".to_string()
+        };
         Some(format!("{line}, {} f32; {runs}", self.f32))
+    }
+
+    fn runs_int8(&self) -> String {
+        format!("{} Dense/Conv2d run on the int8 kernels", self.int_steps)
     }
 
     fn json(&self) -> serde_json::Value {
         serde_json::json!({
             "f32": self.f32, "int8": self.int8, "uint8": self.uint8, "packed": self.packed, "sparse": self.sparse,
             "per_channel": self.per_channel, "per_tensor": self.per_tensor,
-            "runs": if self.quantized() > 0 { RUNS_DEQUANTIZED } else if self.sparse > 0 { "expanded to dense f32" } else { "f32" },
+            "runs": if self.int_steps > 0 { self.runs_int8() } else if self.quantized() > 0 { RUNS_DEQUANTIZED.to_string() } else if self.sparse > 0 { "expanded to dense f32".to_string() } else { "f32".to_string() },
+            "int8_steps": self.int_steps,
         })
     }
 }

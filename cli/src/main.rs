@@ -14,6 +14,7 @@ mod model_file;
 mod predict;
 mod prune;
 mod report;
+mod quantize;
 mod train;
 
 #[derive(Parser, Debug)]
@@ -29,7 +30,8 @@ mod train;
         mdeploy convert model.onnx --out model.mdm  # your own model (ONNX)\n  \
         mdeploy export models/mnist-cnn.mdm --onnx cnn.onnx  # ours, as ONNX\n  \
         mdeploy prune models/mnist-mlp.mdm --sparsity 0.9 --epochs 5 --out sparse.mdm\n  \
-        mdeploy distill --teacher models/mnist-cnn.mdm --arch mlp:32 --out student.mdm\n\n\
+        mdeploy distill --teacher models/mnist-cnn.mdm --arch mlp:32 --out student.mdm\n  \
+        mdeploy quantize models/mnist-cnn.mdm --out cnn-int8.mdm  # int8, integer kernels\n\n\
         Every command has --help with examples, and --json for scripts."
 )]
 struct Cli {
@@ -58,6 +60,8 @@ enum Command {
     Distill(distill::DistillArgs),
     /// Compare models: a markdown table (size, non-zeros, accuracy, latency) and an accuracy-against-size chart.
     Report(report::ReportArgs),
+    /// Quantize a model to int8 (calibrated on training digits) so it runs on integer kernels.
+    Quantize(quantize::QuantizeArgs),
 }
 
 fn main() -> ExitCode {
@@ -79,6 +83,7 @@ fn main() -> ExitCode {
         Command::Prune(a) => prune::run(a),
         Command::Distill(a) => distill::run(a),
         Command::Report(a) => report::run(a),
+        Command::Quantize(a) => quantize::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -154,11 +154,11 @@ fn quantized_models_convert_and_info_says_how_they_run() {
         let w = &info["weights"];
         let dense_conv = if name.starts_with("keras_cnn") { 3 } else { 2 };
         assert_eq!(w["int8"], dense_conv, "{name}: {w}");
-        assert_eq!(w["runs"], "runs dequantized to f32: no integer kernels yet", "{name}: {w}");
+        assert_eq!(w["runs"], "runs dequantized to f32 (no activation grids: `mdeploy quantize` makes an int8 model)", "{name}: {w}");
         assert!(info["source"].as_str().is_some_and(|s| s.starts_with("converted from ONNX (producer onnx.quantize 0.1.0, opset ")));
         let text = mdeploy(&["info", &out]);
         let text = String::from_utf8_lossy(&text.stdout);
-        assert!(text.contains("runs dequantized to f32: no integer kernels yet"), "{text}");
+        assert!(text.contains("runs dequantized to f32 (no activation grids: `mdeploy quantize` makes an int8 model)"), "{text}");
         assert!(text.contains(&format!("{dense_conv} quantized tensors ({dense_conv} int8; ")), "{text}");
         assert!(text.contains("converted from ONNX (producer onnx.quantize 0.1.0"), "{text}");
         assert!(!text.contains("epochs"), "a converted model was not trained here: {text}");

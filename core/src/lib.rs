@@ -18,7 +18,7 @@
 pub use mdeploy_kernels as kernels;
 pub use mdeploy_mnist::{data, image, preprocess};
 pub use mdeploy_model::{error, format, graph, model};
-pub use mdeploy_runtime::{budget, loaded, lower, plan};
+pub use mdeploy_runtime::{budget, loaded, lower, plan, quantize};
 pub use mdeploy_train as train;
 pub use mdeploy_train::{arch, eval, rng};
 

@@ -780,4 +780,30 @@ fn hostile_sparse_weights_are_refused_at_load() {
     let x = Rng(4).vec(2 * 5);
     let dense = Program { steps: sp(w.clone()).steps.into_iter().map(|mut s| { s.kernel = s.kernel.densified(); s }).collect(), ..sp(w.clone()) };
     assert_eq!(run(&sp(w), &x, 2), run(&dense, &x, 2));
+/// Int8 programs (`core/runtime/QUANT.md`) have no WGSL kernels yet: the engine refuses them at
+/// load, as UNSUPPORTED naming the step, so `backend: 'auto'` keeps such a model on the CPU.
+#[test]
+fn int8_kernels_are_refused_not_run() {
+    use mdeploy_core::lower::{QOut, QParams};
+    setup();
+    let q = QParams { scale: 1.0 / 255.0, zero_point: 0 };
+    let quantize = step(Kernel::Quantize { len: 4, q }, vec![0], 1);
+    // Each step on its own (a program stops at its first refused step).
+    let dense = Kernel::QDense {
+        k: 4,
+        out: 2,
+        weight: vec![1, -1, 127, -127, 0, 5, 3, 2],
+        bias: vec![0, 0],
+        input: q,
+        epi: QOut::Dequant { scale: vec![0.01, 0.01], relu: false },
+    };
+    for (steps, slots, out, len) in [
+        (vec![quantize.clone()], vec![4, 4], 1, 4),
+        (vec![step(dense, vec![0], 1)], vec![4, 2], 1, 2),
+    ] {
+        let p = program(vec![4], slots, steps, out, len);
+        let e = block_on(GpuCore::new(&p, 8)).err().expect("an int8 program was accepted by WebGPU");
+        assert_eq!(e.code, "UNSUPPORTED", "{}", e.message);
+        assert!(e.message.contains("not supported on WebGPU") && e.message.contains("backend: 'cpu'"), "{}", e.message);
+    }
 }

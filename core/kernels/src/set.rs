@@ -3,6 +3,7 @@
 
 use std::sync::OnceLock;
 
+use crate::qgemm::{QLayout, QmmmFn};
 use crate::tile::{ConvFn, DwConvFn, GemvFn, MmmFn, PoolFn, SpmmFn};
 
 /// The dispatch table: one micro-kernel family for one instruction set, chosen once.
@@ -25,6 +26,11 @@ pub struct KernelSet {
     pub(crate) spmm: SpmmFn,
     pub(crate) spmm_nb: usize,
     pub(crate) spmm_name: &'static str,
+    /// Integer GEMM tile (`qgemm.rs`): MR rows × 16 columns, its operand layout and name.
+    pub(crate) qmmm: QmmmFn,
+    pub(crate) qmr: usize,
+    pub(crate) qlayout: QLayout,
+    pub(crate) qmmm_name: &'static str,
 }
 
 impl std::fmt::Debug for KernelSet {
@@ -50,6 +56,10 @@ impl KernelSet {
             spmm: crate::generic::generic_spmm_f32::generic_spmm_f32_16,
             spmm_nb: crate::generic::generic_spmm_f32::NB,
             spmm_name: "generic_spmm_f32_16",
+            qmmm: crate::generic::generic_qmmm_i8::generic_qmmm_i8_4x16,
+            qmr: crate::generic::generic_qmmm_i8::MR,
+            qlayout: QLayout::Quad,
+            qmmm_name: "generic_qmmm_i8_4x16",
         }
     }
 
@@ -70,6 +80,10 @@ impl KernelSet {
                 spmm: crate::x86_64::avx2_spmm_f32::avx2_spmm_f32_32,
                 spmm_nb: crate::x86_64::avx2_spmm_f32::NB,
                 spmm_name: "avx2_spmm_f32_32",
+                qmmm: crate::x86_64::avx2_qmmm_i8::avx2_qmmm_i8_6x16,
+                qmr: crate::x86_64::avx2_qmmm_i8::MR,
+                qlayout: QLayout::Pair,
+                qmmm_name: "avx2_qmmm_i8_6x16",
             })
         } else {
             None
@@ -98,9 +112,34 @@ impl KernelSet {
                 spmm: crate::x86_64::avx512_spmm_f32::avx512_spmm_f32_64,
                 spmm_nb: crate::x86_64::avx512_spmm_f32::NB,
                 spmm_name: "avx512_spmm_f32_64",
+                ..KernelSet::avx512_int8()
             })
         } else {
             None
+        }
+    }
+
+    /// The integer kernel of the AVX-512 sets: `vpdpbusd` when the CPU has AVX-512 VNNI, else
+    /// the AVX2 one (AVX-512F alone has no u8 × i8 dot product).
+    #[cfg(target_arch = "x86_64")]
+    fn avx512_int8() -> KernelSet {
+        let base = KernelSet::generic();
+        if is_x86_feature_detected!("avx512vnni") {
+            KernelSet {
+                qmmm: crate::x86_64::avx512vnni_qmmm_i8::avx512vnni_qmmm_i8_12x16,
+                qmr: crate::x86_64::avx512vnni_qmmm_i8::MR,
+                qlayout: QLayout::Quad,
+                qmmm_name: "avx512vnni_qmmm_i8_12x16",
+                ..base
+            }
+        } else {
+            KernelSet {
+                qmmm: crate::x86_64::avx2_qmmm_i8::avx2_qmmm_i8_6x16,
+                qmr: crate::x86_64::avx2_qmmm_i8::MR,
+                qlayout: QLayout::Pair,
+                qmmm_name: "avx2_qmmm_i8_6x16",
+                ..base
+            }
         }
     }
 
@@ -123,6 +162,7 @@ impl KernelSet {
             spmm: crate::x86_64::avx512_spmm_f32::avx512_spmm_f32_64,
             spmm_nb: crate::x86_64::avx512_spmm_f32::NB,
             spmm_name: "avx512_spmm_f32_64",
+            ..KernelSet::avx512_int8()
         })
     }
 
@@ -164,6 +204,10 @@ impl KernelSet {
             spmm: crate::wasm::wasm_spmm_f32::wasm_spmm_f32_16,
             spmm_nb: crate::wasm::wasm_spmm_f32::NB,
             spmm_name: "wasm_spmm_f32_16",
+            qmmm: crate::wasm::wasm_qmmm_i8::wasm_qmmm_i8_4x16,
+            qmr: crate::wasm::wasm_qmmm_i8::MR,
+            qlayout: QLayout::Pair,
+            qmmm_name: "wasm_qmmm_i8_4x16",
         }
     }
 

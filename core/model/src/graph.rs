@@ -102,6 +102,13 @@ pub enum Op {
     /// Active in training only; the identity at inference.
     Dropout { rate: f32 },
     Identity,
+    /// Per-tensor uint8 quantization of the value, returned dequantized ("fake quantization",
+    /// ONNX QuantizeLinear → DequantizeLinear): `q = clamp(round_half_even(x / scale) +
+    /// zero_point, 0, 255)`, `y = scale · (q − zero_point)`. It records where a model's
+    /// activations live on an 8-bit grid; the lowering runs a Dense/Conv2d with int8 weights
+    /// whose input carries one on the integer kernels (`core/runtime/QUANT.md`). `scale` is
+    /// finite and > 0, `zero_point` in 0..=255.
+    Quantize { scale: f32, zero_point: i32 },
 }
 
 impl Op {
@@ -128,6 +135,7 @@ impl Op {
             Op::Softmax => "Softmax",
             Op::Dropout { .. } => "Dropout",
             Op::Identity => "Identity",
+            Op::Quantize { .. } => "Quantize",
         }
     }
 
@@ -614,6 +622,15 @@ fn node_shape(op: &Op, ins: &[&[usize]]) -> std::result::Result<Vec<usize>, Stri
             x.to_vec()
         }
         Op::Relu | Op::Sigmoid | Op::Tanh | Op::HardSwish | Op::Identity => x.to_vec(),
+        Op::Quantize { scale, zero_point } => {
+            if !(scale.is_finite() && *scale > 0.0 && *scale >= f32::MIN_POSITIVE) {
+                return Err(format!("Quantize scale {scale} must be finite and positive (a normal f32)"));
+            }
+            if !(0..=255).contains(zero_point) {
+                return Err(format!("Quantize zero point {zero_point} must lie in 0..=255 (uint8)"));
+            }
+            x.to_vec()
+        }
     })
 }
 

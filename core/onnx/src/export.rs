@@ -224,6 +224,14 @@ pub fn export_proto(model: &Model, opts: &ExportOptions) -> Result<pb::ModelProt
             Op::Softmax => b.node("Softmax", name, ins, out, vec![int("axis", 1)]),
             // Dropout is the identity at inference; an explicit Identity keeps the value's name.
             Op::Dropout { .. } | Op::Identity => b.node("Identity", name, ins, out, vec![]),
+            // A QDQ pair (what onnxruntime's quantize_static writes): uint8, per tensor.
+            Op::Quantize { scale, zero_point } => {
+                let sname = b.f32_init(&format!("{name}.scale"), &[], &[*scale]);
+                let zname = b.init(&format!("{name}.zero_point"), &[], DataType::Uint8, vec![*zero_point as u8]);
+                let q = b.unique(&format!("{name}.quantized"));
+                b.node("QuantizeLinear", &q.clone(), vec![ins[0].clone(), sname.clone(), zname.clone()], q.clone(), vec![]);
+                b.node("DequantizeLinear", name, vec![q, sname, zname], out, vec![]);
+            }
         }
     }
     if graph.output == 0 {

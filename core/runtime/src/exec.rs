@@ -32,7 +32,13 @@ use crate::kernels::generic::generic_eltwise_f32::{
 use crate::kernels::generic::generic_pool_f32::generic_pool_f32;
 use crate::kernels::generic::generic_softmax_f32::softmax_rows;
 use crate::kernels::{a_panel, APanel, AlignedBuf, KernelSet, MatRef, PackedB, PoolGeom, SparseOffsets, SparseW, MAX_MR};
+use crate::kernels::qgemm::{PackedQB, QMAX_MR};
+use crate::kernels::quant::{epilogue_row, quantize_slice, QOut, QParams, MAX_QK};
 use crate::lower::{Act, BinOp, Kernel, PoolKind, Program, Window};
+
+/// Rows an integer step quantizes, multiplies and writes back at a time: its u8/i32 scratch
+/// stays a few KiB per row whatever the batch (a multiple of every integer kernel's MR).
+const QROWS: usize = 96;
 
 /// Largest arena (floats over all buffers) an executor will size: 2^28 floats = 1 GiB.
 const MAX_ARENA_FLOATS: usize = 1 << 28;
@@ -119,6 +125,27 @@ enum XK {
     Affine { scale: Vec<f32>, shift: Vec<f32>, act: Act },
     Softmax { len: usize },
     Copy,
+    Quantize { q: QParams },
+    QDense(Box<QDenseX>),
+    QConv(Box<QConvX>),
+}
+
+/// An integer Dense: weights packed for the set, epilogue as lowered.
+struct QDenseX {
+    w: PackedQB,
+    bias: Vec<i32>,
+    input: QParams,
+    epi: QOut,
+}
+
+/// An integer convolution (one group): im2col rows of u8, `QROWS` pixels at a time.
+struct QConvX {
+    win: Window,
+    out_c: usize,
+    w: PackedQB,
+    bias: Vec<i32>,
+    input: QParams,
+    epi: QOut,
 }
 
 /// Where a value lives: the caller's input, or buffer `buf` (`batched`: row `s` of sample `s`).
@@ -161,8 +188,28 @@ struct Scratch {
     apanel: AlignedBuf,
     /// The zero-padded copy of a padded convolution's input (largest of them).
     padded: AlignedBuf,
+    /// Integer steps: one quantized sample (conv input), `QROWS` rows of u8 activations, their
+    /// i32 products, and the integer kernels' A panel.
+    q: QScratch,
     /// The transposed input and output blocks of the sparse kernels (largest of them).
     sparse: AlignedBuf,
+}
+
+#[derive(Default)]
+struct QScratch {
+    x: Vec<u8>,
+    a: Vec<u8>,
+    c: Vec<i32>,
+    panel: Vec<i32>,
+}
+
+impl QScratch {
+    fn reserve(&mut self, x: usize, k_padded: usize, n: usize) {
+        self.x.resize(self.x.len().max(x), 0);
+        self.a.resize(self.a.len().max(QROWS * k_padded), 0);
+        self.c.resize(self.c.len().max(QROWS * n), 0);
+        self.panel.resize(self.panel.len().max(QMAX_MR * k_padded / 2), 0);
+    }
 }
 
 fn padded_bias(b: &[f32], n_padded: usize) -> Vec<f32> {
@@ -255,12 +302,40 @@ fn check_step(j: usize, s: &crate::lower::Step, slots: &[usize]) -> Result<()> {
         }
         Kernel::Binary { len, b_per_channel, .. } => b_per_channel.is_none_or(|c| c > 0 && len % c == 0),
         Kernel::Affine { c, scale, shift, .. } => scale.len() == *c && shift.len() == *c && *c > 0,
+        Kernel::QDense { k, out, weight, bias, epi, .. } => {
+            weight.len() == k * out && bias.len() == *out && *k <= MAX_QK && !weight.contains(&i8::MIN) && qout_ok(epi, *out)
+        }
+        Kernel::QConv2d { win, out_c, weight, bias, epi, .. } => {
+            let kk = win.kh * win.kw * win.c;
+            win.dh > 0
+                && win.dw > 0
+                && win.kh > 0
+                && win.kw > 0
+                && weight.len() == kk * out_c
+                && bias.len() == *out_c
+                && kk <= MAX_QK
+                && !weight.contains(&i8::MIN)
+                && qout_ok(epi, *out_c)
+                && win_ok(win, (win.kh - 1) * win.dh + 1, (win.kw - 1) * win.dw + 1)
+        }
+        Kernel::Quantize { q, .. } => q_ok(*q),
         _ => true,
     };
     if !ok {
         return Err(bad(j, node, format!("inconsistent {} geometry or weights", s.kernel.name())));
     }
     Ok(())
+}
+
+fn q_ok(q: QParams) -> bool {
+    q.scale.is_finite() && q.scale > 0.0 && (0..=255).contains(&q.zero_point)
+}
+
+fn qout_ok(e: &QOut, n: usize) -> bool {
+    match e {
+        QOut::Requant { out, mult, lo } => q_ok(*out) && mult.len() == n && (0..=255).contains(lo),
+        QOut::Dequant { scale, .. } => scale.len() == n,
+    }
 }
 
 impl Exec {
@@ -284,7 +359,7 @@ impl Exec {
             let in_place = s.inputs.first() == Some(&s.output);
             let may = matches!(
                 s.kernel,
-                Kernel::Act { .. } | Kernel::Affine { .. } | Kernel::Binary { .. } | Kernel::Softmax { .. }
+                Kernel::Act { .. } | Kernel::Affine { .. } | Kernel::Binary { .. } | Kernel::Softmax { .. } | Kernel::Quantize { .. }
             );
             if (s.inputs.contains(&s.output) && !(in_place && may)) || (in_place && s.inputs[1..].contains(&s.output)) {
                 return Err(bad(j, s.node, format!("{} cannot run in place", s.kernel.name())));
@@ -293,7 +368,7 @@ impl Exec {
         let split = p
             .steps
             .iter()
-            .position(|s| matches!(s.kernel, Kernel::Dense { .. } | Kernel::SparseDense { .. }))
+            .position(|s| matches!(s.kernel, Kernel::Dense { .. } | Kernel::SparseDense { .. } | Kernel::QDense { .. }))
             .unwrap_or(p.steps.len());
 
         // Values: one per step output (in-place steps continue input 0's value).
@@ -394,12 +469,13 @@ impl Exec {
         let mut k_max = 0usize;
         let mut pad_max = 0usize;
         let mut sparse_max = 0usize;
+        let mut qs = QScratch::default();
         let mut steps = Vec::with_capacity(p.steps.len());
         let (input_len, output_len) = (p.input_len, p.output_len);
         // The program is consumed step by step: each step's weights are dropped once packed, so
         // a model's weights are held about once (program or packed), not twice.
         for (s, (ins, out)) in p.steps.into_iter().zip(&step_vals) {
-            let k = compile(&s.kernel, ks, &mut k_max);
+            let k = compile(&s.kernel, ks, &mut k_max, &mut qs);
             match &k {
                 XK::Conv(g) if g.padded.is_some() => pad_max = pad_max.max(g.win.h * g.win.w * g.win.c),
                 XK::SpDense { w, .. } => sparse_max = sparse_max.max(ks.spmm_scratch(w)),
@@ -449,6 +525,7 @@ impl Exec {
             out: loc(out_v),
             scratch: Scratch {
                 apanel: AlignedBuf::zeros(MAX_MR.max(ks.mr()) * k_max),
+                q: qs,
                 padded: AlignedBuf::zeros(pad_max),
                 sparse: AlignedBuf::zeros(sparse_max),
             },
@@ -483,6 +560,8 @@ impl Exec {
                 dense_step(*ks, st, w, bias, *tile_relu, *post, nb, input, il, bufs, stride, &mut scratch.apanel);
             } else if let XK::SpDense { w, offs, wt, bias, clamp, post } = &st.k {
                 sparse_dense_step(*ks, st, (w, offs, wt), bias, *clamp, *post, nb, input, il, bufs, stride, &mut scratch.sparse);
+            } else if let XK::QDense(d) = &st.k {
+                qdense_step(*ks, st, d, nb, input, il, bufs, stride, &mut scratch.q);
             } else if let (true, Loc::Buf { buf, .. }, XK::Act { act: a }) = (st.in_place, st.out, &st.k) {
                 // In place over rows that may have gaps: one pass per row, no per-sample setup.
                 let st_len = stride[buf];
@@ -518,7 +597,7 @@ impl Exec {
 }
 
 /// Packs one kernel's weights for `ks`.
-fn compile(k: &Kernel, ks: KernelSet, k_max: &mut usize) -> XK {
+fn compile(k: &Kernel, ks: KernelSet, k_max: &mut usize, qs: &mut QScratch) -> XK {
     let split_act = |act: Act| if act == Act::Relu { (true, Act::None) } else { (false, act) };
     match k {
         Kernel::Transpose { c, hw, to_hwc } => XK::Transpose { c: *c, hw: *hw, to_hwc: *to_hwc },
@@ -634,6 +713,17 @@ fn compile(k: &Kernel, ks: KernelSet, k_max: &mut usize) -> XK {
         Kernel::Affine { scale, shift, act, .. } => XK::Affine { scale: scale.clone(), shift: shift.clone(), act: *act },
         Kernel::Softmax { len } => XK::Softmax { len: *len },
         Kernel::Copy { .. } => XK::Copy,
+        Kernel::Quantize { q, .. } => XK::Quantize { q: *q },
+        Kernel::QDense { k, out, weight, bias, input, epi } => {
+            let w = ks.qpack_b(*k, *out, weight);
+            qs.reserve(0, w.k_padded(), *out);
+            XK::QDense(Box::new(QDenseX { w, bias: bias.clone(), input: *input, epi: epi.clone() }))
+        }
+        Kernel::QConv2d { win, out_c, weight, bias, input, epi } => {
+            let w = ks.qpack_b(win.kh * win.kw * win.c, *out_c, weight);
+            qs.reserve(win.h * win.w * win.c, w.k_padded(), *out_c);
+            XK::QConv(Box::new(QConvX { win: *win, out_c: *out_c, w, bias: bias.clone(), input: *input, epi: epi.clone() }))
+        }
     }
 }
 
@@ -733,6 +823,18 @@ fn sample_step(
                 softmax_rows(y, *len);
             }
             XK::Copy => y.copy_from_slice(x(0)),
+            XK::Quantize { q } => {
+                load0(y);
+                for v in y.iter_mut() {
+                    *v = q.dequantize(i32::from(q.quantize(*v)));
+                }
+            }
+            XK::QConv(g) => qconv(ks, g, x(0), y, &mut scratch.q),
+            XK::QDense(d) => {
+                // Never reached (QDense starts the batched stage); correct anyway.
+                let QScratch { a, c, panel, .. } = &mut scratch.q;
+                qrows(ks, &d.w, &d.bias, d.input, &d.epi, x(0), d.w.k(), 1, y, d.w.n(), a, c, panel);
+            }
             XK::Dense { w, bias, tile_relu, post } => {
                 // Never reached: the first Dense starts the batched stage, where Dense steps go
                 // through `dense_step`. Kept correct anyway (batch-1 GEMV).
@@ -919,6 +1021,109 @@ fn sparse_conv(ks: KernelSet, g: &SpConvX, src: &[f32], dst: &mut [f32], scratch
     };
     ks.spmm(m, &g.w, &g.offs, &g.bias, g.clamp, fill, scratch, &mut dst[..m * oc], oc);
     generic_act_f32(g.post, &mut dst[..m * oc]);
+}
+
+/// `nb` rows of f32 (`x`, stride `ldx`) through an integer product into `y` (stride `ldy`):
+/// `QROWS` rows at a time are quantized to u8, multiplied on the int8 kernels, and finished
+/// by the epilogue shared by every backend (`kernels::quant`).
+#[allow(clippy::too_many_arguments)]
+fn qrows(
+    ks: KernelSet,
+    w: &PackedQB,
+    bias: &[i32],
+    input: QParams,
+    epi: &QOut,
+    x: &[f32],
+    ldx: usize,
+    nb: usize,
+    y: &mut [f32],
+    ldy: usize,
+    a: &mut [u8],
+    c: &mut [i32],
+    panel: &mut [i32],
+) {
+    let (k, n, kp) = (w.k(), w.n(), w.k_padded());
+    for r0 in (0..nb).step_by(QROWS) {
+        let rows = QROWS.min(nb - r0);
+        for r in 0..rows {
+            quantize_slice(input, &x[(r0 + r) * ldx..(r0 + r) * ldx + k], &mut a[r * kp..r * kp + k]);
+        }
+        ks.qgemm(rows, &a[..rows * kp], kp, w, &mut c[..rows * n], n, panel);
+        for r in 0..rows {
+            epilogue_row(&c[r * n..(r + 1) * n], bias, epi, &mut y[(r0 + r) * ldy..(r0 + r) * ldy + n]);
+        }
+    }
+}
+
+/// An integer Dense step over the whole chunk.
+#[allow(clippy::too_many_arguments)]
+fn qdense_step(
+    ks: KernelSet,
+    st: &XStep,
+    d: &QDenseX,
+    nb: usize,
+    input: &[f32],
+    il: usize,
+    bufs: &mut [AlignedBuf],
+    stride: &[usize],
+    q: &mut QScratch,
+) {
+    let Loc::Buf { buf: ob, .. } = st.out else { unreachable!("no step writes the input") };
+    let mut obuf = std::mem::take(&mut bufs[ob]);
+    {
+        let ldc = stride[ob];
+        let (src, lda): (&[f32], usize) = match st.ins[0] {
+            Loc::Input => (input, il),
+            Loc::Buf { buf, .. } => (bufs[buf].as_slice(), stride[buf]),
+        };
+        let QScratch { a, c, panel, .. } = q;
+        qrows(ks, &d.w, &d.bias, d.input, &d.epi, src, lda, nb, obuf.as_mut_slice(), ldc, a, c, panel);
+    }
+    bufs[ob] = obuf;
+}
+
+/// An integer convolution of one HWC sample: the input is quantized once, then `QROWS` output
+/// pixels at a time get their im2col rows (u8; the padding is the zero point), the product
+/// and the epilogue.
+fn qconv(ks: KernelSet, g: &QConvX, src: &[f32], dst: &mut [f32], q: &mut QScratch) {
+    let w = &g.win;
+    let QScratch { x, a, c, panel } = q;
+    let x = &mut x[..w.h * w.w * w.c];
+    quantize_slice(g.input, src, x);
+    let zp = g.input.zero_point.clamp(0, 255) as u8;
+    let (m, k, kp, n) = (w.oh * w.ow, g.w.k(), g.w.k_padded(), g.out_c);
+    for r0 in (0..m).step_by(QROWS) {
+        let rows = QROWS.min(m - r0);
+        for r in 0..rows {
+            let (oy, ox) = ((r0 + r) / w.ow, (r0 + r) % w.ow);
+            let row = &mut a[r * kp..r * kp + k];
+            for ky in 0..w.kh {
+                let iy = (oy * w.sh + ky * w.dh).checked_sub(w.pad[0]).filter(|&y| y < w.h);
+                for kx in 0..w.kw {
+                    let cell = &mut row[(ky * w.kw + kx) * w.c..(ky * w.kw + kx + 1) * w.c];
+                    match (iy, (ox * w.sw + kx * w.dw).checked_sub(w.pad[1]).filter(|&v| v < w.w)) {
+                        // A loop, not copy_from_slice: cells are 1 to a few dozen bytes, where a
+                        // memmove call costs more than the copy (it was 14 % of the int8 CNN).
+                        (Some(iy), Some(ix)) => {
+                            let from = &x[(iy * w.w + ix) * w.c..(iy * w.w + ix + 1) * w.c];
+                            for (d, &v) in cell.iter_mut().zip(from) {
+                                *d = v;
+                            }
+                        }
+                        _ => {
+                            for d in cell.iter_mut() {
+                                *d = zp;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        ks.qgemm(rows, &a[..rows * kp], kp, &g.w, &mut c[..rows * n], n, panel);
+        for r in 0..rows {
+            epilogue_row(&c[r * n..(r + 1) * n], &g.bias, &g.epi, &mut dst[(r0 + r) * n..(r0 + r + 1) * n]);
+        }
+    }
 }
 
 /// A convolution of one HWC sample through the GEMM tiles, one GEMM per group.

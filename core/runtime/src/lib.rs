@@ -19,7 +19,9 @@ pub mod budget;
 mod exec;
 pub mod loaded;
 pub mod lower;
+mod lower_quant;
 pub mod plan;
+pub mod quantize;
 
 pub use loaded::{LoadedModel, ModelInfo, Trust};
 pub use plan::Plan;

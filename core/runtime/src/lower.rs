@@ -45,6 +45,7 @@
 
 use crate::error::Result;
 use crate::graph::{Graph, Op};
+pub use mdeploy_kernels::quant::{QOut, QParams, Requant};
 
 /// Index into [`Program::slots`].
 pub type Slot = usize;
@@ -95,6 +96,16 @@ pub enum Kernel {
     Softmax { len: usize },
     /// `y = x` (a graph output that is the input, or a value that must be materialised).
     Copy { len: usize },
+    /// `y = q.dequantize(q.quantize(x))` over `len` values (may run in place): a value put on
+    /// its uint8 grid (`core/runtime/QUANT.md`).
+    Quantize { len: usize, q: QParams },
+    /// Integer Dense: `x` (flat, on `input`'s grid) is quantized to u8, `acc = x_q · W` on the
+    /// int8 kernels (exact i32), then `out` turns `acc + bias[c]` into f32. `weight` row-major
+    /// `[k, out]` in −127..=127; `bias` already holds `− zp · Σ_k W[k][c]`.
+    QDense { k: usize, out: usize, weight: Vec<i8>, bias: Vec<i32>, input: QParams, epi: QOut },
+    /// Integer Conv2d (one group), HWC in and out, as `QDense` over the im2col rows; padded
+    /// cells are the input's zero point. `weight` is `[(ky, kx, ci) × out_c]`.
+    QConv2d { win: Window, out_c: usize, weight: Vec<i8>, bias: Vec<i32>, input: QParams, epi: QOut },
 }
 
 impl Kernel {
@@ -116,6 +127,9 @@ impl Kernel {
             Kernel::Affine { .. } => "Affine",
             Kernel::Softmax { .. } => "Softmax",
             Kernel::Copy { .. } => "Copy",
+            Kernel::Quantize { .. } => "Quantize",
+            Kernel::QDense { .. } => "QDense",
+            Kernel::QConv2d { .. } => "QConv2d",
         }
     }
 }
@@ -125,8 +139,11 @@ impl Kernel {
     pub fn out_len(&self) -> usize {
         match self {
             Kernel::Transpose { c, hw, .. } => c * hw,
-            Kernel::Dense { out, .. } | Kernel::SparseDense { out, .. } => *out,
-            Kernel::Conv2d { win, out_c, .. } | Kernel::SparseConv2d { win, out_c, .. } => win.oh * win.ow * out_c,
+            Kernel::Dense { out, .. } | Kernel::SparseDense { out, .. } | Kernel::QDense { out, .. } => *out,
+            Kernel::Conv2d { win, out_c, .. } | Kernel::SparseConv2d { win, out_c, .. } | Kernel::QConv2d { win, out_c, .. } => {
+                win.oh * win.ow * out_c
+            }
+            Kernel::Quantize { len, .. } => *len,
             Kernel::Pool { win, .. } => win.c * win.oh * win.ow,
             Kernel::GlobalAvgPool { c, .. } => *c,
             Kernel::Binary { len, .. } | Kernel::Act { len, .. } | Kernel::Softmax { len } | Kernel::Copy { len } => *len,
@@ -138,8 +155,8 @@ impl Kernel {
     /// Floats per sample the kernel reads from each of its inputs, in order.
     pub fn in_lens(&self) -> Vec<usize> {
         match self {
-            Kernel::Dense { k, .. } | Kernel::SparseDense { k, .. } => vec![*k],
-            Kernel::Conv2d { win, .. } | Kernel::SparseConv2d { win, .. } | Kernel::Pool { win, .. } => {
+            Kernel::Dense { k, .. } | Kernel::SparseDense { k, .. } | Kernel::QDense { k, .. } => vec![*k],
+            Kernel::Conv2d { win, .. } | Kernel::SparseConv2d { win, .. } | Kernel::QConv2d { win, .. } | Kernel::Pool { win, .. } => {
                 vec![win.c * win.h * win.w]
             }
             Kernel::GlobalAvgPool { c, hw } => vec![c * hw],
@@ -252,6 +269,12 @@ enum LNode {
     /// Flatten or Reshape to this shape.
     Reshape,
     Softmax,
+    Quantize(QParams),
+    /// A Dense/Conv2d on the int8 kernels: `w` int8 (Dense `[in, out]`, Conv OIHW), `sw` the
+    /// per-output-channel scales, `input` its input's grid, `output` the grid a fused
+    /// Quantize puts its result on (`None`: dequantized f32 out). `act`: None or ReLU.
+    QDense { w: Vec<i8>, sw: Vec<f32>, b: Vec<f32>, k: usize, out: usize, act: Act, input: QParams, output: Option<QParams> },
+    QConv { w: Vec<i8>, sw: Vec<f32>, b: Vec<f32>, stride: [usize; 2], pad: [usize; 4], dil: [usize; 2], act: Act, input: QParams, output: Option<QParams> },
 }
 
 struct Simplified {
@@ -408,6 +431,12 @@ fn simplify(graph: &Graph) -> Result<Simplified> {
                     {
                         Some(act)
                     }
+                    // The integer epilogues fuse ReLU only (a clamp at the zero point).
+                    Some(LNode::QDense { act, output: None, .. }) | Some(LNode::QConv { act, output: None, .. })
+                        if *act == Act::None && a == Act::Relu =>
+                    {
+                        Some(act)
+                    }
                     _ => None,
                 });
                 match slot {
@@ -418,6 +447,71 @@ fn simplify(graph: &Graph) -> Result<Simplified> {
                         None
                     }
                     None => Some(LNode::Act(a)),
+                }
+            }
+            Op::Quantize { scale, zero_point } => {
+                let q = QParams { scale: *scale, zero_point: *zero_point };
+                // Onto the grid of an integer op's output: requantize in its epilogue.
+                let fused = sole_producer.is_some_and(|p| match nodes[p].as_mut() {
+                    Some(LNode::QDense { output: o @ None, .. }) | Some(LNode::QConv { output: o @ None, .. }) => {
+                        *o = Some(q);
+                        true
+                    }
+                    _ => false,
+                });
+                if fused {
+                    uses[u] = uses[i + 1];
+                    repr[i + 1] = u as u32;
+                    None
+                } else {
+                    Some(LNode::Quantize(q))
+                }
+            }
+            Op::Dense { weight, bias } if let Some(input) = grid_of(graph, &nodes, &repr, u) => {
+                match crate::lower_quant::int8_weight(weight, 1, &format!("{} weight", graph.describe_node(i)))? {
+                    Some((w, sw)) => Some(LNode::QDense {
+                        w,
+                        sw,
+                        b: dense_f32(graph, i, "bias", bias)?,
+                        k: weight.shape[0],
+                        out: weight.shape[1],
+                        act: Act::None,
+                        input,
+                        output: None,
+                    }),
+                    None => Some(LNode::Dense {
+                        w: dense_f32(graph, i, "weight", weight)?,
+                        b: dense_f32(graph, i, "bias", bias)?,
+                        k: weight.shape[0],
+                        out: weight.shape[1],
+                        act: Act::None,
+                    }),
+                }
+            }
+            Op::Conv2d { weight, bias, stride, padding, dilation, groups: 1 }
+                if let Some(input) = grid_of(graph, &nodes, &repr, u) =>
+            {
+                match crate::lower_quant::int8_weight(weight, 0, &format!("{} weight", graph.describe_node(i)))? {
+                    Some((w, sw)) => Some(LNode::QConv {
+                        w,
+                        sw,
+                        b: dense_f32(graph, i, "bias", bias)?,
+                        stride: *stride,
+                        pad: *padding,
+                        dil: *dilation,
+                        act: Act::None,
+                        input,
+                        output: None,
+                    }),
+                    None => Some(LNode::Conv {
+                        w: dense_f32(graph, i, "weight", weight)?,
+                        b: dense_f32(graph, i, "bias", bias)?,
+                        stride: *stride,
+                        pad: *padding,
+                        dil: *dilation,
+                        groups: 1,
+                        act: Act::None,
+                    }),
                 }
             }
             Op::Dense { weight, bias } => Some(LNode::Dense {
@@ -463,6 +557,25 @@ fn simplify(graph: &Graph) -> Result<Simplified> {
         nodes.push(ln);
     }
     Ok(Simplified { nodes, repr })
+}
+
+/// The uint8 grid value `v` lies on, if any: the output of a Quantize step or of an integer
+/// op with a fused Quantize, seen through ops that keep values on their input's grid (max
+/// pooling, Flatten/Reshape; Dropout/Identity are already aliased away).
+fn grid_of(graph: &Graph, nodes: &[Option<LNode>], repr: &[u32], v: usize) -> Option<QParams> {
+    let mut v = v;
+    // Each step moves to an earlier value, so this ends.
+    while v > 0 {
+        match nodes.get(v - 1)?.as_ref()? {
+            LNode::Quantize(q) => return Some(*q),
+            LNode::QDense { output, .. } | LNode::QConv { output, .. } => return *output,
+            LNode::Pool { kind: PoolKind::Max, .. } | LNode::Reshape => {
+                v = repr[*graph.nodes[v - 1].inputs.first()? as usize] as usize;
+            }
+            _ => return None,
+        }
+    }
+    None
 }
 
 // ------------------------------------------------------------------ pass 2: layouts and steps
@@ -661,6 +774,64 @@ impl<'g> Emitter<'g> {
                 self.push(kernel, vec![xv.buf], buf, i);
                 Val { buf, order: hwc_order(oc, oh * ow) }
             }
+            LNode::Quantize(q) => {
+                let xv = self.val(x);
+                let buf = self.new_buf(out_len);
+                self.push(Kernel::Quantize { len: out_len, q }, vec![xv.buf], buf, i);
+                Val { buf, order: xv.order }
+            }
+            LNode::QDense { w, sw, b, k, out, act, input, output } => {
+                let xv = self.val(x);
+                let weight = match xv.order {
+                    Order::Plain => w,
+                    // As for Dense: row g of the program's weight is row f of the model's.
+                    Order::Hwc { c, hw } => {
+                        let mut re = vec![0i8; w.len()];
+                        for ch in 0..c {
+                            for p in 0..hw {
+                                let (f, g) = (ch * hw + p, p * c + ch);
+                                re[g * out..(g + 1) * out].copy_from_slice(&w[f * out..(f + 1) * out]);
+                            }
+                        }
+                        re
+                    }
+                };
+                let col_sums: Vec<i64> =
+                    (0..out).map(|c| (0..k).map(|p| i64::from(weight[p * out + c])).sum()).collect();
+                let what = self.graph.describe_node(i);
+                let (bias, epi) =
+                    crate::lower_quant::epilogue(&what, input, &sw, &b, &col_sums, k, act == Act::Relu, output)?;
+                let buf = self.new_buf(out);
+                self.push(Kernel::QDense { k, out, weight, bias, input, epi }, vec![xv.buf], buf, i);
+                Val { buf, order: Order::Plain }
+            }
+            LNode::QConv { w, sw, b, stride, pad, dil, act, input, output } => {
+                let xv = self.hwc(x, i);
+                let (c, h, wd) = (xs[0], xs[1], xs[2]);
+                let (oc, oh, ow) = (out_shape[0], out_shape[1], out_shape[2]);
+                let Op::Conv2d { weight, .. } = &self.graph.nodes[i].op else { unreachable!("Conv node") };
+                let (kh, kw) = (weight.shape[2], weight.shape[3]);
+                // OIHW → [(ky, kx, ci) × oc].
+                let kk = kh * kw * c;
+                let mut re = vec![0i8; w.len()];
+                for o in 0..oc {
+                    for ci in 0..c {
+                        for ky in 0..kh {
+                            for kx in 0..kw {
+                                re[((ky * kw + kx) * c + ci) * oc + o] = w[((o * c + ci) * kh + ky) * kw + kx];
+                            }
+                        }
+                    }
+                }
+                let col_sums: Vec<i64> = (0..oc).map(|o| (0..kk).map(|p| i64::from(re[p * oc + o])).sum()).collect();
+                let what = self.graph.describe_node(i);
+                let (bias, epi) =
+                    crate::lower_quant::epilogue(&what, input, &sw, &b, &col_sums, kk, act == Act::Relu, output)?;
+                let win = Window { c, h, w: wd, kh, kw, sh: stride[0], sw: stride[1], pad, dh: dil[0], dw: dil[1], oh, ow };
+                let buf = self.new_buf(out_len);
+                self.push(Kernel::QConv2d { win, out_c: oc, weight: re, bias, input, epi }, vec![xv.buf], buf, i);
+                Val { buf, order: hwc_order(oc, oh * ow) }
+            }
             LNode::Pool { kind, kernel, stride, pad } => {
                 let xv = self.hwc(x, i);
                 let win = Window {
@@ -829,7 +1000,10 @@ impl<'g> Emitter<'g> {
 
 /// May the kernel write its result over input 0 (elementwise, same length)?
 fn in_place_ok(k: &Kernel) -> bool {
-    matches!(k, Kernel::Act { .. } | Kernel::Affine { .. } | Kernel::Binary { .. } | Kernel::Softmax { .. })
+    matches!(
+        k,
+        Kernel::Act { .. } | Kernel::Affine { .. } | Kernel::Binary { .. } | Kernel::Softmax { .. } | Kernel::Quantize { .. }
+    )
 }
 
 /// Buffers → slots by liveness: a buffer's slot returns to the free list after its last

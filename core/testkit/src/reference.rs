@@ -294,6 +294,11 @@ fn eval(op: &Op, ins: &[&Value]) -> Result<Value, String> {
         Op::Sigmoid => unary(x, |v| 1.0 / (1.0 + (-v).exp())),
         Op::Tanh => unary(x, f64::tanh),
         Op::HardSwish => unary(x, |v| v * (v + 3.0).clamp(0.0, 6.0) / 6.0),
+        // In f64 (the runtime divides in f32: at exact ties the two may pick neighbours).
+        Op::Quantize { scale, zero_point } => {
+            let (s, z) = (*scale as f64, *zero_point as f64);
+            unary(x, |v| s * (((v / s).round_ties_even() + z).clamp(0.0, 255.0) - z))
+        }
         Op::Softmax => {
             if x.shape.len() != 1 {
                 return Err(format!("Softmax over the flat sample needs a flat input, got {:?}", x.shape));

@@ -725,6 +725,15 @@ impl GraphNet {
                 }
             }
             Op::Flatten | Op::Reshape { .. } | Op::Identity => dx.copy_from_slice(dy),
+            Op::Quantize { scale, zero_point } => {
+                // Straight-through estimator: the gradient passes where x lies inside the
+                // grid's range and stops where the quantizer clamps (the QAT groundwork).
+                let p = crate::kernels::quant::QParams { scale: *scale, zero_point: *zero_point };
+                let (lo, hi) = (p.dequantize(0), p.dequantize(255));
+                dx.iter_mut()
+                    .zip(dy.iter().zip(x))
+                    .for_each(|(dx, (&dy, &x))| *dx = if (lo..=hi).contains(&x) { dy } else { 0.0 });
+            }
             Op::Dropout { .. } => {
                 if cache.mask.len() == dy.len() {
                     dx.iter_mut()
@@ -1036,6 +1045,10 @@ fn forward_node(
             }
         }
         Op::Flatten | Op::Reshape { .. } | Op::Identity => y.copy_from_slice(x),
+        Op::Quantize { scale, zero_point } => {
+            let p = crate::kernels::quant::QParams { scale: *scale, zero_point: *zero_point };
+            y.iter_mut().zip(x).for_each(|(y, &x)| *y = p.dequantize(i32::from(p.quantize(x))));
+        }
         Op::Dropout { rate } => {
             if mode == Mode::Train && *rate > 0.0 {
                 let keep = 1.0 / (1.0 - rate);

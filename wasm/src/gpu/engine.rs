@@ -137,6 +137,12 @@ fn calls<'a>(i: usize, step: &'a Step, slots: &[usize]) -> Result<Vec<Call<'a>>,
         Ok(vec![Call { def, in_place, words, output: step.output, inputs, weights, per_sample }])
     };
     match &step.kernel {
+        // The integer kernels have no WGSL version yet (core/runtime/QUANT.md): refuse, so
+        // index.js's 'auto' keeps such a model on the CPU.
+        Kernel::Quantize { .. } | Kernel::QDense { .. } | Kernel::QConv2d { .. } => Err(unsupported(format!(
+            "{}: int8 kernels are not supported on WebGPU yet (the model was quantized with `mdeploy quantize`)",
+            label(i, step)
+        ))),
         Kernel::Transpose { c, hw, to_hwc } => {
             let len = c * hw;
             fits(x, len, "reads")?;

@@ -10,3 +10,4 @@ pub mod generic_mmm_f32;
 pub mod generic_pool_f32;
 pub mod generic_softmax_f32;
 pub mod generic_spmm_f32;
+pub mod generic_qmmm_i8;

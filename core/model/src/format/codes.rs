@@ -81,6 +81,8 @@ pub mod layer {
     pub const TANH: u16 = 18;
     pub const HARDSWISH: u16 = 19;
     pub const IDENTITY: u16 = 20;
+    /// Per-tensor uint8 fake quantization (`f32` scale, `i32` zero point); see MDM_FORMAT.md.
+    pub const QUANTIZE: u16 = 21;
 }
 
 /// Element types in a tensor record (u8).

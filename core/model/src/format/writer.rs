@@ -446,6 +446,10 @@ fn encode_graph(g: &Graph, minor: u16) -> Result<(Vec<u8>, Vec<(&Tensor, String)
                 put_f32(&mut out, *max);
             }
             Op::LeakyRelu { alpha } => put_f32(&mut out, *alpha),
+            Op::Quantize { scale, zero_point } => {
+                put_f32(&mut out, *scale);
+                out.extend_from_slice(&zero_point.to_le_bytes());
+            }
             _ => {}
         }
     }
@@ -474,5 +478,6 @@ fn op_code(op: &Op) -> u16 {
         Op::Tanh => layer::TANH,
         Op::HardSwish => layer::HARDSWISH,
         Op::Identity => layer::IDENTITY,
+        Op::Quantize { .. } => layer::QUANTIZE,
     }
 }

@@ -146,6 +146,10 @@ pub(super) fn parse_graph(
             layer::TANH => Op::Tanh,
             layer::HARDSWISH => Op::HardSwish,
             layer::IDENTITY => Op::Identity,
+            layer::QUANTIZE => Op::Quantize {
+                scale: c.finite_f32(format_args!("node {i} quantize scale"))?,
+                zero_point: c.i32(format_args!("node {i} quantize zero point"))?,
+            },
             _ => return Err(unknown()),
         };
         specs.push(NodeSpec { node: Node { op, inputs, name }, tensors: idx });

@@ -1,0 +1,38 @@
+//! `generic_qmmm_i8_4x16`: the scalar integer reference. Quad layout (see `qgemm.rs`): per
+//! k-quad, one i32 word of 4 activation bytes per row against 16 columns × 4 weight bytes.
+//! Every SIMD integer kernel is tested against it; all of them compute exact i32 sums.
+
+use crate::qgemm::{store_qtile, QNR};
+
+pub(crate) const MR: usize = 4;
+
+/// # Safety
+/// As [`crate::qgemm::QmmmFn`]: `a` valid for `words × MR` i32, `b` for `words × 64` bytes,
+/// `c` for `rows` rows of `cols` at `ldc`.
+pub(crate) unsafe fn generic_qmmm_i8_4x16(
+    words: usize,
+    a: *const i32,
+    b: *const u8,
+    c: *mut i32,
+    ldc: usize,
+    rows: usize,
+    cols: usize,
+) {
+    let a = std::slice::from_raw_parts(a, words * MR);
+    let b = std::slice::from_raw_parts(b as *const i8, words * 64);
+    let mut acc = [[0i32; QNR]; MR];
+    for g in 0..words {
+        let bq = &b[g * 64..(g + 1) * 64];
+        for (r, row) in acc.iter_mut().enumerate() {
+            let x = a[g * MR + r].to_le_bytes();
+            for (j, s) in row.iter_mut().enumerate() {
+                let w = &bq[j * 4..j * 4 + 4];
+                *s += i32::from(x[0]) * i32::from(w[0])
+                    + i32::from(x[1]) * i32::from(w[1])
+                    + i32::from(x[2]) * i32::from(w[2])
+                    + i32::from(x[3]) * i32::from(w[3]);
+            }
+        }
+    }
+    store_qtile(&acc, c, ldc, rows, cols);
+}

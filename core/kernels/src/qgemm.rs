@@ -1,0 +1,207 @@
+//! The integer GEMM: `C[m × n] (i32) = A[m × k] (u8) · B[k × n] (i8)`, exact.
+//!
+//! ```text
+//!   B (weights, i8 in −127..=127) packed once into 16-column panels, k padded to a multiple of 4:
+//!     Quad layout (generic, AVX-512 VNNI): per k-quad g, 16 columns × 4 bytes   = 64 bytes
+//!     Pair layout (AVX2, wasm simd128):    per k-pair p, 16 columns × 2 i16      = 64 bytes
+//!   A (activations, u8) is packed per MR-row panel into i32 words, row-minor:
+//!     Quad: word (g, r) = bytes a[r][4g..4g+4]        (broadcast, then vpdpbusd)
+//!     Pair: word (p, r) = a[r][2p] | a[r][2p+1] << 16 (broadcast, then vpmaddwd / i32x4.dot_i16x8_s)
+//!   micro-kernel <isa>_qmmm_i8_<MR>x16: MR rows × 16 columns of i32 accumulators
+//! ```
+//!
+//! Every kernel computes the same exact sums (no instruction here saturates for operands in
+//! these ranges, and `k <= MAX_QK` keeps the sums inside i32), so the summation order does not
+//! matter and the outputs are bit-identical across kernel sets. See `core/runtime/QUANT.md`.
+
+use crate::quant::MAX_QK;
+use crate::set::KernelSet;
+
+/// Columns of every integer micro-kernel's tile = width of a packed B panel.
+pub const QNR: usize = 16;
+/// Largest MR of any integer micro-kernel (the A panel scratch is sized with it).
+pub const QMAX_MR: usize = 12;
+
+/// How a kernel set wants B and A laid out (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QLayout {
+    Quad,
+    Pair,
+}
+
+/// `C_tile = A_panel · B_panel`: `a` holds `words × MR` i32 (see the layouts), `b` one packed
+/// panel (`words × 64` bytes), the tile's `rows × cols` go to `c` at stride `ldc`.
+/// Safety: pointers valid for those extents; `rows <= MR`, `cols <= 16`.
+pub(crate) type QmmmFn =
+    unsafe fn(words: usize, a: *const i32, b: *const u8, c: *mut i32, ldc: usize, rows: usize, cols: usize);
+
+/// Int8 weights `[k × n]` packed for one kernel set (see the module docs), plus what the
+/// epilogue needs: per-column sums of the weights (to fold the input zero point into the bias).
+#[derive(Clone, Debug)]
+pub struct PackedQB {
+    k: usize,
+    n: usize,
+    layout: QLayout,
+    /// `ceil(n / 16)` panels of `words · 64` bytes each (i16 pairs stored little-endian).
+    data: Vec<u8>,
+    col_sums: Vec<i32>,
+}
+
+impl PackedQB {
+    pub fn k(&self) -> usize {
+        self.k
+    }
+    pub fn n(&self) -> usize {
+        self.n
+    }
+    /// `Σ_k w[k][c]` for every column.
+    pub fn col_sums(&self) -> &[i32] {
+        &self.col_sums
+    }
+    /// k rounded up to a multiple of 4: the row length of a quantized A matrix.
+    pub fn k_padded(&self) -> usize {
+        self.k.div_ceil(4) * 4
+    }
+    fn words(&self) -> usize {
+        match self.layout {
+            QLayout::Quad => self.k_padded() / 4,
+            QLayout::Pair => self.k_padded() / 2,
+        }
+    }
+}
+
+impl KernelSet {
+    /// Name of the integer micro-kernel, e.g. `"avx512vnni_qmmm_i8_12x16"`.
+    pub fn qmmm_name(&self) -> &'static str {
+        self.qmmm_name
+    }
+
+    /// Packs `w` (`k × n` row-major, values in −127..=127) for this set's integer kernel.
+    /// Panics on a length mismatch, `k > MAX_QK` or a −128 weight: the lowering checks these
+    /// and names the node first.
+    pub fn qpack_b(&self, k: usize, n: usize, w: &[i8]) -> PackedQB {
+        assert_eq!(w.len(), k * n, "qpack_b: weight length");
+        assert!(k <= MAX_QK, "qpack_b: k = {k} exceeds MAX_QK");
+        assert!(w.iter().all(|&v| v != i8::MIN), "qpack_b: weights must lie in -127..=127");
+        let kp = k.div_ceil(4) * 4;
+        let panels = n.div_ceil(QNR);
+        let mut data = vec![0u8; panels * kp * QNR * if self.qlayout == QLayout::Pair { 2 } else { 1 }];
+        let mut col_sums = vec![0i32; n];
+        for c in 0..n {
+            col_sums[c] = (0..k).map(|p| i32::from(w[p * n + c])).sum();
+        }
+        for pi in 0..panels {
+            for j in 0..QNR {
+                let c = pi * QNR + j;
+                if c >= n {
+                    continue;
+                }
+                for p in 0..k {
+                    let v = w[p * n + c];
+                    match self.qlayout {
+                        QLayout::Quad => {
+                            let at = pi * kp * QNR + (p / 4) * 64 + j * 4 + p % 4;
+                            data[at] = v as u8;
+                        }
+                        QLayout::Pair => {
+                            let at = pi * kp * QNR * 2 + (p / 2) * 64 + (j * 2 + p % 2) * 2;
+                            data[at..at + 2].copy_from_slice(&i16::from(v).to_le_bytes());
+                        }
+                    }
+                }
+            }
+        }
+        PackedQB { k, n, layout: self.qlayout, data, col_sums }
+    }
+
+    /// `c[i·ldc + j] = Σ_p a[i·lda + p] · w[p][j]` for `i < m`, `j < n`: exact int32 sums.
+    /// `a` holds `m` rows of at least `k` bytes at stride `lda` (bytes past `k` are ignored).
+    /// `apanel`: scratch of at least `QMAX_MR · k_padded / 2` i32. Panics when `b` was packed
+    /// for another layout or the slices are short.
+    #[allow(clippy::too_many_arguments)]
+    pub fn qgemm(&self, m: usize, a: &[u8], lda: usize, b: &PackedQB, c: &mut [i32], ldc: usize, apanel: &mut [i32]) {
+        let (k, n) = (b.k, b.n);
+        assert_eq!(b.layout, self.qlayout, "qgemm: weights packed for another kernel set");
+        if m == 0 || n == 0 {
+            return;
+        }
+        assert!(lda >= k && a.len() >= (m - 1) * lda + k, "qgemm: A too short");
+        assert!(ldc >= n && c.len() >= (m - 1) * ldc + n, "qgemm: C too short");
+        let (mr, words) = (self.qmr, b.words());
+        assert!(apanel.len() >= mr * words, "qgemm: A panel scratch too short");
+        let panel_bytes = words * 64;
+        for row0 in (0..m).step_by(mr) {
+            let rows = mr.min(m - row0);
+            let kp = b.k_padded();
+            if lda.is_multiple_of(4) && lda >= kp && a.len() >= (row0 + rows - 1) * lda + kp {
+                pack_a_words(self.qlayout, &a[row0 * lda..], lda, kp, rows, mr, apanel);
+            } else {
+                pack_a(self.qlayout, &a[row0 * lda..], lda, k, rows, mr, words, apanel);
+            }
+            for pi in 0..n.div_ceil(QNR) {
+                let cols = QNR.min(n - pi * QNR);
+                let bp = &b.data[pi * panel_bytes..(pi + 1) * panel_bytes];
+                let c0 = row0 * ldc + pi * QNR;
+                // SAFETY: the A panel holds words × mr i32, the B panel words × 64 bytes, and C
+                // rows..cols at ldc lie inside `c` (checked above: row0 + rows <= m, col < n).
+                unsafe { (self.qmmm)(words, apanel.as_ptr(), bp.as_ptr(), c[c0..].as_mut_ptr(), ldc, rows, cols) };
+            }
+        }
+    }
+}
+
+/// [`pack_a`] for rows that hold `kp` (k rounded up to 4) readable bytes at a stride that is
+/// a multiple of 4: whole 4-byte words, no per-byte tests. The bytes between k and kp may be
+/// anything: they meet the zero rows B is padded with, so they add exactly 0.
+fn pack_a_words(layout: QLayout, a: &[u8], lda: usize, kp: usize, rows: usize, mr: usize, out: &mut [i32]) {
+    let quads = kp / 4;
+    for r in 0..mr {
+        if r >= rows {
+            let n = match layout {
+                QLayout::Quad => quads,
+                QLayout::Pair => 2 * quads,
+            };
+            for w in 0..n {
+                out[w * mr + r] = 0;
+            }
+            continue;
+        }
+        let row = &a[r * lda..r * lda + kp];
+        for (g, q) in row.chunks_exact(4).enumerate() {
+            match layout {
+                QLayout::Quad => out[g * mr + r] = i32::from_le_bytes([q[0], q[1], q[2], q[3]]),
+                QLayout::Pair => {
+                    out[2 * g * mr + r] = i32::from(q[0]) | i32::from(q[1]) << 16;
+                    out[(2 * g + 1) * mr + r] = i32::from(q[2]) | i32::from(q[3]) << 16;
+                }
+            }
+        }
+    }
+}
+
+/// Packs `rows` rows of A (k bytes each at stride `lda`) into `words × mr` i32, zero past k
+/// and past `rows`.
+#[allow(clippy::too_many_arguments)]
+fn pack_a(layout: QLayout, a: &[u8], lda: usize, k: usize, rows: usize, mr: usize, words: usize, out: &mut [i32]) {
+    let byte = |r: usize, p: usize| if r < rows && p < k { i32::from(a[r * lda + p]) } else { 0 };
+    for w in 0..words {
+        for r in 0..mr {
+            out[w * mr + r] = match layout {
+                QLayout::Quad => {
+                    let p = 4 * w;
+                    byte(r, p) | byte(r, p + 1) << 8 | byte(r, p + 2) << 16 | byte(r, p + 3) << 24
+                }
+                QLayout::Pair => byte(r, 2 * w) | byte(r, 2 * w + 1) << 16,
+            };
+        }
+    }
+}
+
+/// Copies a full `MR × 16` accumulator tile's valid part to C (edge tiles and the generic
+/// kernel). Safety: `c` valid for `rows` rows of `cols` at `ldc`.
+#[inline(always)]
+pub(crate) unsafe fn store_qtile(acc: &[[i32; QNR]], c: *mut i32, ldc: usize, rows: usize, cols: usize) {
+    for (r, row) in acc.iter().enumerate().take(rows) {
+        std::ptr::copy_nonoverlapping(row.as_ptr(), c.add(r * ldc), cols);
+    }
+}

@@ -1,0 +1,291 @@
+//! Integer quantization arithmetic, specified once (the spec is `core/runtime/QUANT.md`).
+//!
+//! Every backend that runs an int8 step calls these functions (or, later, a WGSL copy tested
+//! against them): quantizing an activation, requantizing an int32 accumulator with a
+//! fixed-point multiplier, and the step epilogues. The integer GEMM kernels only ever produce
+//! exact int32 sums, so these functions alone decide every output bit: an int8 model is
+//! bit-identical on every kernel set.
+//!
+//! Rounding rules:
+//! * quantize: `q = clamp(round_half_even(x / scale) + zp, 0, 255)`, computed as f32 division
+//!   (IEEE, so identical on every host); NaN quantizes to `zp`.
+//! * requantize (gemmlowp / TFLite `MultiplyByQuantizedMultiplier`): the real multiplier
+//!   `m = mult · 2^(shift − 31)` with `mult` in `[2^30, 2^31)`; `x · m` is computed as
+//!   `rounding_rshift(srdhm(x · 2^max(shift, 0), mult), max(−shift, 0))` (the left shift
+//!   saturates), where `srdhm` is gemmlowp's: `(a·b + nudge) / 2^31` truncated toward zero with
+//!   `nudge = 2^30` for `a·b >= 0` and `1 − 2^30` otherwise, i.e. ties round toward +∞
+//!   (1.5 → 2, −1.5 → −1, −0.5 → 0), and its one overflow (`MIN · MIN`) saturates; and
+//!   `rounding_rshift` rounds ties away from zero (2.5 → 3, −2.5 → −3). The two roundings
+//!   are TFLite's exactly, double rounding included: the result can differ by 1 from
+//!   `round(x · m)` (tested against exact rationals below).
+
+/// Largest inner dimension of an integer product. With activations in 0..=255 and weights in
+/// −127..=127, `k · 255 · 127 < 2^30`, so an accumulator never overflows i32 (see QUANT.md).
+pub const MAX_QK: usize = 32_768;
+
+/// A real multiplier `m ≈ mult · 2^(shift − 31)` in fixed point.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Requant {
+    /// Q31 mantissa in `[2^30, 2^31)`, or 0 for a multiplier below `2^-32`.
+    pub mult: i32,
+    /// Power of two, in `-31..=30`.
+    pub shift: i32,
+}
+
+impl Requant {
+    /// The fixed-point form of `m` (> 0, finite, below 2^30), as TFLite's `QuantizeMultiplier`:
+    /// `m = q · 2^e` with `q` in `[0.5, 1)`, `mult = round(q · 2^31)` (ties away from zero).
+    /// `None` for `m` not positive, not finite or `>= 2^30`.
+    pub fn from_real(m: f64) -> Option<Requant> {
+        if !(m.is_finite() && m > 0.0 && m < (1u64 << 30) as f64) {
+            return None;
+        }
+        // frexp without libm: scale into [0.5, 1) by powers of two (exact in binary).
+        let (mut q, mut e) = (m, 0i32);
+        while q >= 1.0 {
+            q /= 2.0;
+            e += 1;
+        }
+        while q < 0.5 {
+            q *= 2.0;
+            e -= 1;
+        }
+        let mut mult = (q * (1u64 << 31) as f64).round() as i64;
+        if mult == 1i64 << 31 {
+            mult /= 2;
+            e += 1;
+        }
+        if e < -31 {
+            // Below 2^-32: every |x| < 2^31 maps to 0 (or ±1 at most); say 0 exactly.
+            return Some(Requant { mult: 0, shift: 0 });
+        }
+        Some(Requant { mult: mult as i32, shift: e })
+    }
+
+    /// `x · m`, rounded as the module docs say.
+    #[inline(always)]
+    pub fn apply(self, x: i32) -> i32 {
+        let left = self.shift.max(0) as u32;
+        let right = (-self.shift).max(0);
+        let xs = (i64::from(x) << left).clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32;
+        rounding_rshift(srdhm(xs, self.mult), right)
+    }
+}
+
+/// Saturating rounding doubling high multiply (gemmlowp `SaturatingRoundingDoublingHighMul`):
+/// `round(a · b / 2^31)` with ties toward +∞ (gemmlowp's nudge); `MIN · MIN` gives `MAX`.
+#[inline(always)]
+pub fn srdhm(a: i32, b: i32) -> i32 {
+    if a == i32::MIN && b == i32::MIN {
+        return i32::MAX;
+    }
+    let ab = i64::from(a) * i64::from(b);
+    let nudge = if ab >= 0 { 1i64 << 30 } else { 1 - (1i64 << 30) };
+    // i64 division truncates toward zero, as C's does in gemmlowp.
+    ((ab + nudge) / (1i64 << 31)) as i32
+}
+
+/// `round(x / 2^exp)`, ties away from zero (gemmlowp `RoundingDivideByPOT`); `exp` in 0..=31.
+#[inline(always)]
+pub fn rounding_rshift(x: i32, exp: i32) -> i32 {
+    let exp = exp.clamp(0, 31);
+    let mask = ((1i64 << exp) - 1) as i32;
+    let rem = x & mask;
+    let threshold = (mask >> 1) + i32::from(x < 0);
+    (x >> exp) + i32::from(rem > threshold)
+}
+
+/// An activation's quantization: `real = scale · (q − zero_point)`, `q` in 0..=255.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct QParams {
+    pub scale: f32,
+    pub zero_point: i32,
+}
+
+impl QParams {
+    /// `clamp(round_half_even(x / scale) + zp, 0, 255)`; NaN gives `zp`.
+    #[inline]
+    pub fn quantize(self, x: f32) -> u8 {
+        let t = x / self.scale;
+        // Clamp first (NaN → 0), then round half to even with the 1.5 · 2^23 trick: for
+        // |t| <= 2^22 adding and subtracting it leaves t rounded to an integer by the IEEE
+        // default mode (nearest, ties to even), the same on every host. `round_ties_even` is a
+        // libm call on baseline x86_64 (no SSE4.1) and cost more than the whole int8 product.
+        const MAGIC: f32 = 12_582_912.0;
+        let t = if t.is_nan() { 0.0 } else { t.clamp(-512.0, 512.0) };
+        let r = (t + MAGIC) - MAGIC;
+        (r as i32 + self.zero_point).clamp(0, 255) as u8
+    }
+    /// `scale · (q − zp)`.
+    #[inline]
+    pub fn dequantize(self, q: i32) -> f32 {
+        (q - self.zero_point) as f32 * self.scale
+    }
+}
+
+/// Quantizes `x` into `q` (same length).
+pub fn quantize_slice(p: QParams, x: &[f32], q: &mut [u8]) {
+    for (d, &v) in q.iter_mut().zip(x) {
+        *d = p.quantize(v);
+    }
+}
+
+/// How an integer step turns its int32 sums (bias included) into f32 outputs.
+#[derive(Clone, Debug, PartialEq)]
+pub enum QOut {
+    /// Requantize to the output's u8 grid (`mult[c]`, per output column), clamp to
+    /// `[lo, 255]` (`lo = zp` fuses a ReLU), and write the dequantized value.
+    Requant { out: QParams, mult: Vec<Requant>, lo: i32 },
+    /// Write `(acc + bias) · scale[c]` as f32, then ReLU when `relu` (a step whose output is
+    /// not quantized: the logits).
+    Dequant { scale: Vec<f32>, relu: bool },
+}
+
+/// Epilogue of one output row: `acc[c] + bias[c]` (summed in i64, saturated to i32) through
+/// `out` into `y`. `acc`, `bias` and `y` have the same length.
+pub fn epilogue_row(acc: &[i32], bias: &[i32], out: &QOut, y: &mut [f32]) {
+    let sum = |a: i32, b: i32| (i64::from(a) + i64::from(b)).clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32;
+    match out {
+        QOut::Requant { out, mult, lo } => {
+            for (((d, &a), &b), m) in y.iter_mut().zip(acc).zip(bias).zip(mult) {
+                let q = m.apply(sum(a, b)).saturating_add(out.zero_point).clamp(*lo, 255);
+                *d = out.dequantize(q);
+            }
+        }
+        QOut::Dequant { scale, relu } => {
+            for (((d, &a), &b), &s) in y.iter_mut().zip(acc).zip(bias).zip(scale) {
+                let v = sum(a, b) as f32 * s;
+                *d = if *relu { v.max(0.0) } else { v };
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn srdhm_hand_cases() {
+        // 2^30 · 2^30 / 2^31 = 2^29 exactly.
+        assert_eq!(srdhm(1 << 30, 1 << 30), 1 << 29);
+        // 3 · 2^30 / 2^31 = 1.5 → 2; −1.5 → −1 (gemmlowp's ties toward +∞).
+        assert_eq!(srdhm(3, 1 << 30), 2);
+        assert_eq!(srdhm(-3, 1 << 30), -1);
+        // 0.5 → 1; −0.5 → 0; −2.5 → −2; non-ties round to nearest: −0.75 · 2 = −1.5·… .
+        assert_eq!(srdhm(1, 1 << 30), 1);
+        assert_eq!(srdhm(-1, 1 << 30), 0);
+        assert_eq!(srdhm(-5, 1 << 30), -2);
+        assert_eq!(srdhm(-7, 3 << 29), -5); // −5.25 → −5
+        assert_eq!(srdhm(-7, 3 << 28), -3); // −2.625 → −3
+        assert_eq!(srdhm(7, 3 << 28), 3); // 2.625 → 3
+        // The saturating case.
+        assert_eq!(srdhm(i32::MIN, i32::MIN), i32::MAX);
+        assert_eq!(srdhm(i32::MIN, i32::MAX), -i32::MAX);
+    }
+
+    #[test]
+    fn rounding_rshift_hand_cases() {
+        assert_eq!(rounding_rshift(5, 1), 3); // 2.5 → 3
+        assert_eq!(rounding_rshift(-5, 1), -3); // −2.5 → −3
+        assert_eq!(rounding_rshift(7, 2), 2); // 1.75 → 2
+        assert_eq!(rounding_rshift(-7, 2), -2);
+        assert_eq!(rounding_rshift(6, 2), 2); // 1.5 → 2
+        assert_eq!(rounding_rshift(-6, 2), -2); // −1.5 → −2
+        assert_eq!(rounding_rshift(5, 2), 1); // 1.25 → 1
+        assert_eq!(rounding_rshift(i32::MAX, 31), 1); // 0.99… → 1
+        assert_eq!(rounding_rshift(i32::MIN, 31), -1); // −1 exactly
+        assert_eq!(rounding_rshift(12345, 0), 12345);
+    }
+
+    #[test]
+    fn multipliers_hand_cases() {
+        // 0.5 = 2^30 · 2^(0 − 31).
+        assert_eq!(Requant::from_real(0.5), Some(Requant { mult: 1 << 30, shift: 0 }));
+        // 0.75 = 0.75 · 2^0: mult = 0.75 · 2^31.
+        assert_eq!(Requant::from_real(0.75), Some(Requant { mult: 3 << 29, shift: 0 }));
+        // 3.0 = 0.75 · 2^2.
+        assert_eq!(Requant::from_real(3.0), Some(Requant { mult: 3 << 29, shift: 2 }));
+        // 2^-10 = 0.5 · 2^-9.
+        assert_eq!(Requant::from_real(1.0 / 1024.0), Some(Requant { mult: 1 << 30, shift: -9 }));
+        // Rounds up to 2^31 → renormalised.
+        assert_eq!(Requant::from_real(1.0 - 1e-12), Some(Requant { mult: 1 << 30, shift: 1 }));
+        for bad in [0.0, -1.0, f64::NAN, f64::INFINITY, 2e9] {
+            assert_eq!(Requant::from_real(bad), None, "{bad}");
+        }
+        assert_eq!(Requant::from_real(1e-12), Some(Requant { mult: 0, shift: 0 }));
+    }
+
+    #[test]
+    fn apply_hand_cases() {
+        let half = Requant::from_real(0.5).unwrap();
+        // Ties at shift 0 are srdhm's: 1.5 → 2, −1.5 → −1, 0.5 → 1, −0.5 → 0.
+        assert_eq!(half.apply(3), 2);
+        assert_eq!(half.apply(-3), -1);
+        assert_eq!(half.apply(1), 1);
+        assert_eq!(half.apply(-1), 0);
+        // A large right shift: 2^-10 · 1536 = 1.5 → 2, · −1536 → −2 (ties away), · 1534 → 1.
+        let r = Requant::from_real(1.0 / 1024.0).unwrap();
+        assert_eq!(r.apply(1536), 2);
+        assert_eq!(r.apply(-1536), -2);
+        assert_eq!(r.apply(1534), 1);
+        // Double rounding, as TFLite: 1535 / 1024 = 1.499 but srdhm first gives 767.5 → 768,
+        // and 768 / 512 = 1.5 → 2.
+        assert_eq!(r.apply(1535), 2);
+        // 0.75 · 1000 = 750 exactly; 3 · 1000 = 3000 (left shift).
+        assert_eq!(Requant::from_real(0.75).unwrap().apply(1000), 750);
+        assert_eq!(Requant::from_real(3.0).unwrap().apply(1000), 3000);
+        // A left shift that overflows saturates instead of wrapping: 4 = 0.5 · 2^3, so
+        // MAX · 2^3 saturates to MAX, then · 0.5 → 2^30.
+        assert_eq!(Requant::from_real(4.0).unwrap().apply(i32::MAX), 1 << 30);
+        assert_eq!(Requant::from_real(4.0).unwrap().apply(-1 << 29), i32::MIN / 2);
+        // A typical layer multiplier, against exact rational rounding in i128.
+        let m = 0.000_123_456_7f64;
+        let r = Requant::from_real(m).unwrap();
+        for x in [-1_000_000_007i32, -123_457, -8101, -1, 0, 1, 8101, 123_457, 1_000_000_007] {
+            let exact = (x as f64) * (r.mult as f64) * 2f64.powi(r.shift - 31);
+            let want = exact.abs().round().copysign(exact) as i32; // ties away, |exact| < 2^53
+            assert_eq!(r.apply(x), want, "x = {x}");
+        }
+    }
+
+    #[test]
+    fn quantize_hand_cases() {
+        let p = QParams { scale: 0.5, zero_point: 10 };
+        assert_eq!(p.quantize(0.0), 10);
+        assert_eq!(p.quantize(0.25), 10); // 0.5 → 0 (half to even)
+        assert_eq!(p.quantize(0.75), 12); // 1.5 → 2
+        assert_eq!(p.quantize(-0.75), 8); // −1.5 → −2
+        assert_eq!(p.quantize(-100.0), 0);
+        assert_eq!(p.quantize(1e30), 255);
+        assert_eq!(p.quantize(f32::NEG_INFINITY), 0);
+        assert_eq!(p.quantize(f32::NAN), 10);
+        // Ties to even at every half step, against the library rounding.
+        let p1 = QParams { scale: 1.0, zero_point: 128 };
+        for i in -300..300 {
+            let x = i as f32 * 0.5;
+            assert_eq!(i32::from(p1.quantize(x)), (x.round_ties_even() as i32 + 128).clamp(0, 255), "{x}");
+        }
+        assert_eq!(p.dequantize(12), 1.0);
+        // Values on the grid round-trip exactly.
+        let p = QParams { scale: 0.013_7, zero_point: 3 };
+        for q in 0..=255 {
+            assert_eq!(i32::from(p.quantize(p.dequantize(q))), q);
+        }
+    }
+
+    #[test]
+    fn epilogue_hand_cases() {
+        let out = QParams { scale: 0.25, zero_point: 4 };
+        let half = Requant::from_real(0.5).unwrap();
+        let e = QOut::Requant { out, mult: vec![half; 3], lo: 4 };
+        let mut y = [0.0; 3];
+        // (10 + 1)·0.5 = 5.5 → 6, + 4 = 10 → 0.25·6; (−20 + 0)·0.5 = −10 → −6 → ReLU lo 4 → 0.
+        epilogue_row(&[10, -20, 1000], &[1, 0, 0], &e, &mut y);
+        assert_eq!(y, [1.5, 0.0, 0.25 * 251.0]);
+        let d = QOut::Dequant { scale: vec![0.5, 2.0], relu: false };
+        let mut y = [0.0; 2];
+        epilogue_row(&[3, -3], &[1, 0], &d, &mut y);
+        assert_eq!(y, [2.0, -6.0]);
+    }
+}

@@ -1,0 +1,93 @@
+//! The integer side of the lowering (`core/runtime/QUANT.md`): which Dense/Conv2d run on the
+//! int8 kernels, and the integer bias and requantization multipliers they get. Everything is
+//! derived here, once, in f64 from the file's f32 scales, so every backend that executes the
+//! program gets the same integers.
+
+use crate::error::{Error, Result};
+use crate::kernels::quant::{QOut, QParams, Requant, MAX_QK};
+use crate::model::{Quant, QuantType, Tensor, TensorData};
+
+/// Int8 weights with one symmetric scale per output channel, as the integer kernels take
+/// them: `Some((values, scales))` when `t` is stored as I8, zero points all 0, quantized per
+/// tensor or per channel along `out_axis`. `None` for any other tensor (it then runs in f32).
+/// Values of −128 are an error (the kernels' symmetric range is −127..=127: say how to fix).
+pub(crate) fn int8_weight(t: &Tensor, out_axis: usize, what: &str) -> Result<Option<(Vec<i8>, Vec<f32>)>> {
+    let TensorData::Quantized { qtype: QuantType::I8, quant, raw } = &t.data else { return Ok(None) };
+    let n_out = t.shape.get(out_axis).copied().unwrap_or(0);
+    let scales = match quant {
+        Quant::PerTensor { scale, zero_point: 0 } => vec![*scale; n_out],
+        Quant::PerChannel { axis, scales, zero_points } if *axis == out_axis && zero_points.iter().all(|&z| z == 0) => {
+            scales.clone()
+        }
+        _ => return Ok(None),
+    };
+    if scales.len() != n_out || raw.len() != t.numel() {
+        return Ok(None);
+    }
+    if let Some(c) = scales.iter().position(|s| !(s.is_finite() && *s > 0.0)) {
+        return Err(Error::bad_model(format!(
+            "{what}: int8 scale of channel {c} is {}; scales must be finite and positive",
+            scales[c]
+        )));
+    }
+    let vals: Vec<i8> = raw.iter().map(|&b| b as i8).collect();
+    if vals.contains(&i8::MIN) {
+        return Err(Error::bad_model(format!(
+            "{what}: an int8 weight is -128; the integer kernels take symmetric weights in -127..=127 \
+             (re-quantize the model with `mdeploy quantize`, which never writes -128)"
+        )));
+    }
+    Ok(Some((vals, scales)))
+}
+
+/// The integer bias and the epilogue of a quantized Dense/Conv2d: `sx` the input's scale,
+/// `sw[c]` the weights', `b` the f32 bias, `col_sums[c] = Σ_k w[k][c]` (the input zero point
+/// is folded into the bias: `Σ (q − zp)·w = Σ q·w − zp·Σ w`), `output` the quantization of
+/// the value it writes (then requantized with a fixed-point multiplier; else dequantized).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn epilogue(
+    what: &str,
+    input: QParams,
+    sw: &[f32],
+    b: &[f32],
+    col_sums: &[i64],
+    k: usize,
+    relu: bool,
+    output: Option<QParams>,
+) -> Result<(Vec<i32>, QOut)> {
+    if k > MAX_QK {
+        return Err(Error::unsupported(format!(
+            "{what}: an int8 product over {k} inputs is longer than the integer kernels' limit of {MAX_QK}"
+        )));
+    }
+    let mut bias = Vec::with_capacity(b.len());
+    let mut real = Vec::with_capacity(b.len());
+    for c in 0..b.len() {
+        let m = f64::from(input.scale) * f64::from(sw[c]);
+        let bq = (f64::from(b[c]) / m).round() as i64 - i64::from(input.zero_point) * col_sums[c];
+        let bq = i32::try_from(bq).map_err(|_| {
+            Error::bad_model(format!(
+                "{what}: the bias of channel {c} ({}) is too large for int32 at input scale {} and weight scale {}",
+                b[c], input.scale, sw[c]
+            ))
+        })?;
+        bias.push(bq);
+        real.push(m);
+    }
+    let epi = match output {
+        Some(out) => {
+            let mut mult = Vec::with_capacity(real.len());
+            for (c, m) in real.iter().enumerate() {
+                mult.push(Requant::from_real(m / f64::from(out.scale)).ok_or_else(|| {
+                    Error::bad_model(format!(
+                        "{what}: the requantization multiplier of channel {c} ({}) is out of range (0, 2^30)",
+                        m / f64::from(out.scale)
+                    ))
+                })?);
+            }
+            QOut::Requant { out, mult, lo: if relu { out.zero_point } else { 0 } }
+        }
+        None => QOut::Dequant { scale: real.iter().map(|&m| m as f32).collect(), relu },
+    };
+    Ok((bias, epi))
+}

