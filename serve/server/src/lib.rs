@@ -305,6 +305,9 @@ impl Call {
         let gen = shared.repo.current();
         let target = infer_target(&self.method, &self.path)
             .and_then(|(m, v)| gen.resolve(&m, v.as_deref()).map(|ver| (m, ver)));
+        if let Some((m, v)) = &target {
+            shared.metrics.pending(m, *v, 1);
+        }
         let deadline = self.deadline;
         let arrival = self.arrival;
         let work = tokio::task::spawn_blocking(move || {
@@ -339,6 +342,7 @@ impl Call {
             None => (json_error(500, "INTERNAL", "the request's worker stopped unexpectedly"), arrival.elapsed(), Duration::ZERO),
         };
         if let Some((model, version)) = target {
+            shared.metrics.pending(&model, version, -1);
             let ok = (resp.status == 200).then(|| batch_size(&resp));
             let t = metrics::Timing { total: arrival.elapsed(), queue, compute };
             shared.metrics.observe(&model, version, ok, &t);

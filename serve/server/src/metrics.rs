@@ -20,6 +20,7 @@ pub struct Metrics {
     latency: HistogramVec,
     load_failures: IntCounterVec,
     ready: IntGaugeVec,
+    pending: IntGaugeVec,
 }
 
 /// What one inference request cost, for [`Metrics::observe`].
@@ -70,7 +71,13 @@ impl Metrics {
         let ready = IntGaugeVec::new(Opts::new("mdeploy_model_ready", "1 for every model version being served"), LABELS)
             .expect("static metric definition");
         registry.register(Box::new(ready.clone())).expect("metric registered once");
-        Metrics { registry, success, failure, count, exec_count, request_us, queue_us, compute_us, latency, load_failures, ready }
+        let pending = IntGaugeVec::new(
+            Opts::new("nv_inference_pending_request_count", "Inference requests received and not yet answered"),
+            LABELS,
+        )
+        .expect("static metric definition");
+        registry.register(Box::new(pending.clone())).expect("metric registered once");
+        Metrics { registry, success, failure, count, exec_count, request_us, queue_us, compute_us, latency, load_failures, ready, pending }
     }
 
     /// One inference request for a served `model` `version`: `batch` samples if it succeeded.
@@ -90,6 +97,11 @@ impl Metrics {
         self.queue_us.with_label_values(&l).inc_by(t.queue.as_micros() as u64);
         self.compute_us.with_label_values(&l).inc_by(t.compute.as_micros() as u64);
         self.latency.with_label_values(&l).observe(t.total.as_secs_f64());
+    }
+
+    /// One more (`+1`) or one fewer (`-1`) request of `model` `version` in progress.
+    pub fn pending(&self, model: &str, version: u64, delta: i64) {
+        self.pending.with_label_values(&[model, version.to_string().as_str()]).add(delta);
     }
 
     /// A model file or config the repository refused (`version` empty for a config).

@@ -329,7 +329,7 @@ impl Repository {
         self.publish(&mut st);
         let m = st.models.get(name);
         match m {
-            Some(m) if !m.ready.is_empty() => Ok(()),
+            Some(m) if m.failed.is_empty() && m.error.is_none() && !m.ready.is_empty() => Ok(()),
             Some(m) => Err(describe_failure(name, m)),
             None => Err(format!("model '{name}' could not be loaded")),
         }
@@ -407,34 +407,61 @@ impl Repository {
         }
 
         let on_disk = version_folders(&folder);
-        let wanted = m.config.select(&on_disk);
+        // Versions whose current bytes already failed are not candidates: the policy picks among
+        // the rest, so a corrupt newest version leaves the one before it serving (TF Serving's
+        // availability-preserving policy) and is not retried until its file changes.
+        let mut candidates: Vec<u64> = on_disk
+            .iter()
+            .copied()
+            .filter(|v| {
+                let s = stamp(&folder.join(v.to_string()).join("model.mdm"));
+                s.is_some() && (m.ready.contains_key(v) || !m.failed.get(v).is_some_and(|(_, fs)| *fs == s))
+            })
+            .collect();
+        let wanted = loop {
+            let wanted = m.config.select(&candidates);
+            let mut refused = None;
+            for v in &wanted {
+                let path = folder.join(v.to_string()).join("model.mdm");
+                let Some(s) = stamp(&path) else { continue };
+                if m.ready.get(v).is_some_and(|r| r.stamp == s) {
+                    continue;
+                }
+                // New bytes of a serving version that were refused already: the old bytes serve on.
+                if m.failed.get(v).is_some_and(|(_, fs)| *fs == Some(s)) {
+                    continue;
+                }
+                match check(&path, s) {
+                    Ok(bytes) => {
+                        m.failed.remove(v);
+                        m.ready.insert(*v, Ready { bytes, stamp: s, path });
+                    }
+                    Err(why) => {
+                        let keeps = if m.ready.contains_key(v) { "; the version loaded before keeps serving" } else { "" };
+                        eprintln!("mdeploy serve: refused {}: {why}{keeps}", path.display());
+                        self.metrics.load_failure(name, &v.to_string());
+                        m.failed.insert(*v, (why, Some(s)));
+                        if !m.ready.contains_key(v) {
+                            // Not serving at all: drop it from the candidates and pick again.
+                            refused = Some(*v);
+                            break;
+                        }
+                        // Serving with older bytes: those keep serving.
+                    }
+                }
+            }
+            match refused {
+                Some(v) => candidates.retain(|c| *c != v),
+                None => break wanted,
+            }
+        };
         // Versions no longer wanted (policy moved on, folder removed) stop serving.
         m.ready.retain(|v, _| wanted.contains(v));
-        m.failed.retain(|v, _| wanted.contains(v));
-        for v in &wanted {
-            let path = folder.join(v.to_string()).join("model.mdm");
-            let Some(s) = stamp(&path) else { continue };
-            if m.ready.get(v).is_some_and(|r| r.stamp == s) {
-                continue;
-            }
-            if m.failed.get(v).is_some_and(|(_, fs)| *fs == Some(s)) {
-                continue;
-            }
-            match check(&path, s) {
-                Ok(bytes) => {
-                    m.failed.remove(v);
-                    m.ready.insert(*v, Ready { bytes, stamp: s, path });
-                }
-                Err(why) => {
-                    let keeps = if m.ready.contains_key(v) { "; the version loaded before keeps serving" } else { "" };
-                    eprintln!("mdeploy serve: refused {}: {why}{keeps}", path.display());
-                    self.metrics.load_failure(name, &v.to_string());
-                    m.failed.insert(*v, (why, Some(s)));
-                }
-            }
-        }
+        m.failed.retain(|v, _| on_disk.contains(v));
         m.error = m.config_error.clone();
-        if wanted.is_empty() && m.error.is_none() {
+        if wanted.is_empty() && m.error.is_none() && !on_disk.is_empty() && candidates.is_empty() {
+            m.error = Some(format!("every version of {} on disk was refused (the versions' reasons say why)", folder.display()));
+        } else if wanted.is_empty() && m.error.is_none() {
             m.error = Some(format!(
                 "{} has no version folder the version policy selects (versions on disk: {:?}); add {}/1/model.mdm",
                 folder.display(),
@@ -485,7 +512,12 @@ fn describe_failure(name: &str, m: &ModelState) -> String {
     for (v, (why, _)) in &m.failed {
         parts.push(format!("version {v}: {why}"));
     }
-    format!("model '{name}' has no version that loads: {}", parts.join("; "))
+    if m.ready.is_empty() {
+        format!("model '{name}' has no version that loads: {}", parts.join("; "))
+    } else {
+        let serving: Vec<String> = m.ready.keys().map(u64::to_string).collect();
+        format!("model '{name}' did not load completely: {}; still serving version {}", parts.join("; "), serving.join(", "))
+    }
 }
 
 /// Model names are folder names; only these characters, so they are safe in paths and labels.
