@@ -18,6 +18,7 @@ use tonic::{Request, Response, Status};
 
 use crate::pb::grpc_inference_service_server::{GrpcInferenceService, GrpcInferenceServiceServer};
 use crate::pb::{self, model_infer_request, model_infer_response, model_metadata_response};
+use crate::auth::{Denied, Scope};
 use crate::repo::valid_name;
 use crate::{clip, Call, Shared, DEADLINE_STATUS};
 
@@ -87,6 +88,16 @@ fn model_path(name: &str, version: &str, tail: &str) -> Result<String, Status> {
 }
 
 impl Grpc {
+    /// The API-key check of an RPC (ServerLive and ServerReady stay open).
+    fn allow<T>(&self, req: &Request<T>, model: Option<&str>) -> Result<(), Status> {
+        let Some(keys) = &self.shared.keys else { return Ok(()) };
+        let authz = req.metadata().get("authorization").and_then(|v| v.to_str().ok());
+        keys.check(authz, Scope::Infer, model).map_err(|d| match d {
+            Denied::Unauthenticated(m) => Status::unauthenticated(m),
+            Denied::Forbidden(m) => Status::permission_denied(m),
+        })
+    }
+
     /// Runs one REST request; the task is detached from the RPC, so a client that goes away or
     /// tonic's own timeout does not stop its metrics from being recorded.
     async fn rest(&self, method: &str, path: String, headers: Vec<(String, String)>, body: Vec<u8>, arrival: Instant, deadline: Option<Instant>) -> mdeploy_serve::Response {
@@ -175,12 +186,14 @@ impl GrpcInferenceService for Grpc {
     }
 
     async fn model_ready(&self, req: Request<pb::ModelReadyRequest>) -> Result<Response<pb::ModelReadyResponse>, Status> {
+        self.allow(&req, Some(&req.get_ref().name))?;
         let r = req.into_inner();
         let (_, v) = self.get_json(model_path(&r.name, &r.version, "/ready")?).await?;
         Ok(Response::new(pb::ModelReadyResponse { ready: v.get("ready").and_then(Value::as_bool).unwrap_or(false) }))
     }
 
-    async fn server_metadata(&self, _: Request<pb::ServerMetadataRequest>) -> Result<Response<pb::ServerMetadataResponse>, Status> {
+    async fn server_metadata(&self, req: Request<pb::ServerMetadataRequest>) -> Result<Response<pb::ServerMetadataResponse>, Status> {
+        self.allow(&req, None)?;
         let (_, v) = self.get_json("/v2".into()).await?;
         let extensions = v
             .get("extensions")
@@ -191,6 +204,7 @@ impl GrpcInferenceService for Grpc {
     }
 
     async fn model_metadata(&self, req: Request<pb::ModelMetadataRequest>) -> Result<Response<pb::ModelMetadataResponse>, Status> {
+        self.allow(&req, Some(&req.get_ref().name))?;
         let r = req.into_inner();
         let (_, v) = self.get_json(model_path(&r.name, &r.version, "")?).await?;
         Ok(Response::new(pb::ModelMetadataResponse {
@@ -208,6 +222,7 @@ impl GrpcInferenceService for Grpc {
 
     async fn model_infer(&self, req: Request<pb::ModelInferRequest>) -> Result<Response<pb::ModelInferResponse>, Status> {
         let arrival = Instant::now();
+        self.allow(&req, Some(&req.get_ref().model_name))?;
         let deadline = deadline_of(&req, arrival);
         let r = req.into_inner();
         let path = model_path(&r.model_name, &r.model_version, "/infer")?;

@@ -28,6 +28,7 @@ use mdeploy_serve::{Request, Response, MAX_BODY_BYTES};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+pub mod auth;
 mod grpc;
 pub mod metrics;
 pub mod repo;
@@ -50,12 +51,15 @@ pub struct Options {
     pub grpc: Option<SocketAddr>,
     /// How often the watcher looks at the repository; `None`: only the repository API reloads.
     pub poll: Option<Duration>,
+    /// API keys every route but health needs (`auth.rs`); `None`: no checks.
+    pub api_keys: Option<Arc<auth::ApiKeys>>,
 }
 
 /// State every connection shares.
 pub(crate) struct Shared {
     pub repo: Repository,
     pub metrics: Arc<metrics::Metrics>,
+    pub keys: Option<Arc<auth::ApiKeys>>,
 }
 
 /// A running server: where it listens, and how to stop it.
@@ -90,7 +94,7 @@ pub async fn start(opts: Options) -> Result<Running, String> {
     let repo = tokio::task::spawn_blocking(move || Repository::open(&dir, m2))
         .await
         .map_err(|e| format!("loading the repository stopped: {e}"))??;
-    let shared = Arc::new(Shared { repo, metrics });
+    let shared = Arc::new(Shared { repo, metrics, keys: opts.api_keys.clone() });
     let (stop, stopped) = watch::channel(false);
     let mut tasks = Vec::new();
 
@@ -165,7 +169,18 @@ fn to_hyper(r: Response) -> HttpResponse {
     })
 }
 
-fn json_error(status: u16, code: &str, message: &str) -> Response {
+fn denied(d: auth::Denied) -> Response {
+    match d {
+        auth::Denied::Unauthenticated(m) => {
+            let mut r = json_error(401, "UNAUTHENTICATED", &m);
+            r.headers.push(("www-authenticate", "Bearer".to_string()));
+            r
+        }
+        auth::Denied::Forbidden(m) => json_error(403, "FORBIDDEN", &m),
+    }
+}
+
+pub(crate) fn json_error(status: u16, code: &str, message: &str) -> Response {
     let body = serde_json::to_vec(&serde_json::json!({ "error": message, "code": code })).unwrap_or_default();
     Response {
         status,
@@ -196,6 +211,15 @@ async fn http_request(shared: &Arc<Shared>, req: hyper::Request<Incoming>) -> Ht
     let content_type = headers.iter().find(|(k, _)| k == "content-type").map(|(_, v)| v.clone());
 
     let plain_path = path.split('?').next().unwrap_or("");
+    if let Some(keys) = &shared.keys {
+        // CORS preflights carry no credentials; the pure function answers them.
+        if let (false, Some((scope, model))) = (method == "OPTIONS", auth::rest_needs(&path)) {
+            let authz = headers.iter().find(|(k, _)| k == "authorization").map(|(_, v)| v.as_str());
+            if let Err(d) = keys.check(authz, scope, model.as_deref()) {
+                return to_hyper(denied(d));
+            }
+        }
+    }
     if plain_path == "/metrics" {
         if method != "GET" {
             return to_hyper(json_error(405, "METHOD_NOT_ALLOWED", "GET /metrics only"));

@@ -9,13 +9,6 @@ use support::*;
 
 const RESNET: &[u8] = include_bytes!("../../../models/mnist-resnet.mdm");
 
-pub fn python() -> std::path::PathBuf {
-    let venv = std::env::var_os("MDEPLOY_PY_VENV")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| std::path::PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/mdeploy/py-venv"));
-    venv.join("bin/python")
-}
-
 async fn rest_answer(addr: std::net::SocketAddr, version: &str, datatype: &str, data: Value) -> Value {
     let body = json!({ "inputs": [{ "name": "input", "shape": [1, 784], "datatype": datatype, "data": data }] });
     let r = post(addr, &format!("/v2/models/digits/versions/{version}/infer"), body.to_string().as_bytes()).await;

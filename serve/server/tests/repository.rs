@@ -139,6 +139,7 @@ async fn a_repository_that_is_not_a_folder_is_refused_with_the_layout() {
         http: local,
         grpc: None,
         poll: None,
+        api_keys: None,
     })
     .await
     .err()

@@ -38,7 +38,7 @@ pub fn config(dir: &Path, model: &str, text: &str) {
 
 pub async fn start(dir: &Path, grpc: bool, poll: Option<Duration>) -> Running {
     let local = "127.0.0.1:0".parse().expect("address");
-    mdeploy_server::start(Options { repository: dir.to_path_buf(), http: local, grpc: grpc.then_some(local), poll })
+    mdeploy_server::start(Options { repository: dir.to_path_buf(), http: local, grpc: grpc.then_some(local), poll, api_keys: None })
         .await
         .expect("server starts")
 }
@@ -104,4 +104,13 @@ pub fn v2_body(start: usize, n: usize) -> Vec<u8> {
         "inputs": [{ "name": "input", "shape": [n, 784], "datatype": "FP32", "data": data }]
     }))
     .expect("json")
+}
+
+/// The bootstrap's Python with tritonclient: `$MDEPLOY_PY_VENV/bin/python`, default
+/// `~/.cache/mdeploy/py-venv`.
+pub fn python() -> PathBuf {
+    let venv = std::env::var_os("MDEPLOY_PY_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/mdeploy/py-venv"));
+    venv.join("bin/python")
 }
