@@ -53,6 +53,16 @@ pub struct Options {
     pub poll: Option<Duration>,
     /// API keys every route but health needs (`auth.rs`); `None`: no checks.
     pub api_keys: Option<Arc<auth::ApiKeys>>,
+    /// Most requests answered at once (REST and gRPC together); one more is refused at once with
+    /// 429 / RESOURCE_EXHAUSTED instead of queueing without bound. `None`: no limit.
+    pub max_inflight: Option<usize>,
+}
+
+impl Options {
+    /// REST on `http`, nothing else: no gRPC, no watcher, no keys, no limit.
+    pub fn new(repository: impl Into<PathBuf>, http: SocketAddr) -> Options {
+        Options { repository: repository.into(), http, grpc: None, poll: None, api_keys: None, max_inflight: None }
+    }
 }
 
 /// State every connection shares.
@@ -60,6 +70,7 @@ pub(crate) struct Shared {
     pub repo: Repository,
     pub metrics: Arc<metrics::Metrics>,
     pub keys: Option<Arc<auth::ApiKeys>>,
+    pub inflight: Option<(Arc<tokio::sync::Semaphore>, usize)>,
 }
 
 /// A running server: where it listens, and how to stop it.
@@ -94,7 +105,8 @@ pub async fn start(opts: Options) -> Result<Running, String> {
     let repo = tokio::task::spawn_blocking(move || Repository::open(&dir, m2))
         .await
         .map_err(|e| format!("loading the repository stopped: {e}"))??;
-    let shared = Arc::new(Shared { repo, metrics, keys: opts.api_keys.clone() });
+    let inflight = opts.max_inflight.map(|n| (Arc::new(tokio::sync::Semaphore::new(n.max(1))), n.max(1)));
+    let shared = Arc::new(Shared { repo, metrics, keys: opts.api_keys.clone(), inflight });
     let (stop, stopped) = watch::channel(false);
     let mut tasks = Vec::new();
 
@@ -334,7 +346,32 @@ impl Call {
         }
         let deadline = self.deadline;
         let arrival = self.arrival;
+        // The permit travels with the work: it is released when the computation ends, even if
+        // the client's deadline has already been answered.
+        // Health probes are never refused: a busy server is still live and ready.
+        let limit = shared.inflight.as_ref().filter(|_| !self.path.starts_with("/v2/health/"));
+        let permit = match limit {
+            None => None,
+            Some((sem, n)) => match sem.clone().try_acquire_owned() {
+                Ok(p) => Some(p),
+                Err(_) => {
+                    let mut r = json_error(
+                        429,
+                        "RESOURCE_EXHAUSTED",
+                        &format!("{n} requests are being answered, the server's limit (--max-inflight); retry shortly"),
+                    );
+                    r.headers.push(("retry-after", "1".to_string()));
+                    if let Some((m, v)) = &target {
+                        shared.metrics.pending(m, *v, -1);
+                        let t = metrics::Timing { total: arrival.elapsed(), queue: Duration::ZERO, compute: Duration::ZERO };
+                        shared.metrics.observe(m, *v, None, &t);
+                    }
+                    return r;
+                }
+            },
+        };
         let work = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             let queue = arrival.elapsed();
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return (deadline_response(), queue, Duration::ZERO);

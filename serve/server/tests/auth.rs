@@ -25,11 +25,9 @@ async fn api_keys_guard_rest_and_grpc() {
     let keys = Arc::new(ApiKeys::parse(&file).expect("keys file"));
     let local = "127.0.0.1:0".parse().expect("address");
     let srv = mdeploy_server::start(mdeploy_server::Options {
-        repository: dir.clone(),
-        http: local,
         grpc: Some(local),
-        poll: None,
         api_keys: Some(keys),
+        ..mdeploy_server::Options::new(&dir, local)
     })
     .await
     .expect("server starts");

@@ -17,11 +17,6 @@ async fn rest_answer(addr: std::net::SocketAddr, version: &str, datatype: &str, 
     json!({ "probs": v["outputs"][0]["data"], "label": v["outputs"][1]["data"][0] })
 }
 
-fn metric(text: &str, name: &str, model: &str, version: &str) -> f64 {
-    let series = format!("{name}{{model=\"{model}\",version=\"{version}\"}} ");
-    text.lines().find_map(|l| l.strip_prefix(series.as_str())).and_then(|v| v.trim().parse().ok()).unwrap_or(0.0)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tritonclient_grpc_on_real_digits_matches_rest() {
     let dir = temp_repo("grpc");

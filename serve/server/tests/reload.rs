@@ -22,11 +22,6 @@ fn deploy(dir: &std::path::Path, model: &str, version: u64, bytes: &[u8]) {
     std::fs::rename(&tmp, dir.join(model).join(version.to_string())).expect("rename");
 }
 
-fn metric(text: &str, name: &str, model: &str, version: &str) -> f64 {
-    let series = format!("{name}{{model=\"{model}\",version=\"{version}\"}} ");
-    text.lines().find_map(|l| l.strip_prefix(series.as_str())).and_then(|v| v.trim().parse().ok()).unwrap_or(0.0)
-}
-
 async fn wait_for(what: &str, mut f: impl AsyncFnMut() -> bool) {
     for _ in 0..200 {
         if f().await {
@@ -179,14 +174,7 @@ async fn a_request_in_flight_finishes_on_the_version_it_started_on() {
     let a = srv.http;
     // A large batch (binary tensors: 2,000 digits, 6.3 MB) takes a while through the ResNet.
     let n = 2000;
-    let d = digits();
-    let raw: Vec<u8> = (0..n).flat_map(|i| d[i % d.len()].1.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>()).collect();
-    let head = json!({ "inputs": [{ "name": "input", "shape": [n, 784], "datatype": "FP32", "parameters": { "binary_data_size": raw.len() } }],
-                       "outputs": [{ "name": "label" }] })
-    .to_string();
-    let mut body = head.clone().into_bytes();
-    body.extend_from_slice(&raw);
-    let len = head.len().to_string();
+    let (body, len) = binary_request(n);
     let slow = tokio::spawn(async move {
         let t = std::time::Instant::now();
         let r = http(a, "POST", "/v2/models/slow/infer", &[("inference-header-content-length", len.as_str())], &body).await;

@@ -134,13 +134,7 @@ async fn versions_labels_and_max_batch() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_repository_that_is_not_a_folder_is_refused_with_the_layout() {
     let local = "127.0.0.1:0".parse().expect("address");
-    let e = mdeploy_server::start(mdeploy_server::Options {
-        repository: std::env::temp_dir().join("mdeploy-server-no-such-folder"),
-        http: local,
-        grpc: None,
-        poll: None,
-        api_keys: None,
-    })
+    let e = mdeploy_server::start(mdeploy_server::Options::new(std::env::temp_dir().join("mdeploy-server-no-such-folder"), local))
     .await
     .err()
     .expect("refused");

@@ -38,7 +38,7 @@ pub fn config(dir: &Path, model: &str, text: &str) {
 
 pub async fn start(dir: &Path, grpc: bool, poll: Option<Duration>) -> Running {
     let local = "127.0.0.1:0".parse().expect("address");
-    mdeploy_server::start(Options { repository: dir.to_path_buf(), http: local, grpc: grpc.then_some(local), poll, api_keys: None })
+    mdeploy_server::start(Options { grpc: grpc.then_some(local), poll, ..Options::new(dir, local) })
         .await
         .expect("server starts")
 }
@@ -113,4 +113,25 @@ pub fn python() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/mdeploy/py-venv"));
     venv.join("bin/python")
+}
+
+/// A KServe v2 request of `n` real digits as Triton binary tensors (JSON header + raw f32),
+/// asking only for labels: `(body, header length)` for `inference-header-content-length`.
+pub fn binary_request(n: usize) -> (Vec<u8>, String) {
+    let d = digits();
+    let raw: Vec<u8> = (0..n).flat_map(|i| d[i % d.len()].1.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>()).collect();
+    let head = serde_json::json!({
+        "inputs": [{ "name": "input", "shape": [n, 784], "datatype": "FP32", "parameters": { "binary_data_size": raw.len() } }],
+        "outputs": [{ "name": "label" }]
+    })
+    .to_string();
+    let len = head.len().to_string();
+    let mut body = head.into_bytes();
+    body.extend_from_slice(&raw);
+    (body, len)
+}
+
+pub fn metric(text: &str, name: &str, model: &str, version: &str) -> f64 {
+    let series = format!("{name}{{model=\"{model}\",version=\"{version}\"}} ");
+    text.lines().find_map(|l| l.strip_prefix(series.as_str())).and_then(|v| v.trim().parse().ok()).unwrap_or(0.0)
 }
