@@ -11,6 +11,7 @@ mod export;
 mod info;
 mod model_file;
 mod predict;
+mod serve;
 mod train;
 
 #[derive(Parser, Debug)]
@@ -24,7 +25,8 @@ mod train;
         mdeploy info models/mnist-mlp.mdm         # inside a model file\n  \
         mdeploy train --arch mlp --epochs 40 --augment --out my.mdm\n  \
         mdeploy convert model.onnx --out model.mdm  # your own model (ONNX)\n  \
-        mdeploy export models/mnist-cnn.mdm --onnx cnn.onnx  # ours, as ONNX\n\n\
+        mdeploy export models/mnist-cnn.mdm --onnx cnn.onnx  # ours, as ONNX\n  \
+        mdeploy serve --repository repo/          # a model server (REST + gRPC)\n\n\
         Every command has --help with examples, and --json for scripts."
 )]
 struct Cli {
@@ -46,6 +48,8 @@ enum Command {
     Convert(convert::ConvertArgs),
     /// Write an .mdm model as an ONNX file (to check it in onnxruntime or other runtimes).
     Export(export::ExportArgs),
+    /// Serve a model repository over REST (KServe v2, TF Serving) and gRPC, with metrics and reload.
+    Serve(serve::ServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -64,6 +68,7 @@ fn main() -> ExitCode {
         Command::Info(a) => info::run(a),
         Command::Convert(a) => convert::run(a),
         Command::Export(a) => export::run(a),
+        Command::Serve(a) => serve::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
