@@ -61,11 +61,15 @@ need_wasm_tools() {
 need_debian_packages() {
   # Debian packages: chromium + chromium-driver (headless browser tests, real WebGPU through
   # SwiftShader), mesa-vulkan-drivers (lavapipe: a Vulkan adapter for native wgpu), wrk (the
-  # serverless load test in bench/serverless). `apt-get update` only when the install needs it.
+  # serverless load test in bench/serverless), protobuf-compiler (protoc, for the gRPC code of
+  # serve/server/build.rs), prometheus (a real Prometheus scrapes the native server in its
+  # metrics test). `apt-get update` only when the install needs it.
   local missing=() p
   [ -x /usr/bin/chromium ] || missing+=(chromium)
   [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
   command -v wrk >/dev/null || missing+=(wrk)
+  command -v protoc >/dev/null || missing+=(protobuf-compiler)
+  command -v prometheus >/dev/null || missing+=(prometheus)
   dpkg -s mesa-vulkan-drivers >/dev/null 2>&1 || missing+=(mesa-vulkan-drivers)
   [ ${#missing[@]} -eq 0 ] && return
   command -v apt-get >/dev/null || { echo "bootstrap: missing ${missing[*]} and no apt-get: install them with your package manager" >&2; exit 1; }

@@ -4,8 +4,10 @@
 #   2. builds the npm package and the function component (web/scripts/prepare.sh, only if stale);
 #   3. serves the function endpoint (`wasmtime serve`, 127.0.0.1:8081 or a free port) and the
 #      page (web/serve.mjs, 127.0.0.1:8080 or a free port; it proxies /predict to the endpoint);
-#   4. prints the URL; Ctrl-C stops both.
-# Ports: MDEPLOY_WEB_PORT, MDEPLOY_ENDPOINT_PORT.
+#   4. starts `mdeploy serve` on the default models (models/defaults.json, version 1 each, REST
+#      127.0.0.1:8000 and gRPC 127.0.0.1:8001 or free ports);
+#   5. prints the URLs; Ctrl-C stops everything.
+# Ports: MDEPLOY_WEB_PORT, MDEPLOY_ENDPOINT_PORT, MDEPLOY_SERVE_PORT, MDEPLOY_GRPC_PORT.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -62,11 +64,32 @@ else
   echo "start: wasmtime not found (scripts/bootstrap.sh installs it): serving the page without the endpoint" >&2
 fi
 
+# The native model server on the default models: a repository of links, DIR/<name>/1/model.mdm.
+repo="$CARGO_TARGET_DIR/serve-repository"
+rm -rf "$repo"
+while read -r n f; do
+  mkdir -p "$repo/$n/1"
+  ln -s "$ROOT/models/$f" "$repo/$n/1/model.mdm"
+done < <(node -e 'for (const m of JSON.parse(require("fs").readFileSync("models/defaults.json", "utf8")).models) console.log(m.name, m.file)')
+sport="$(port "${MDEPLOY_SERVE_PORT:-8000}")"
+gport="$(port "${MDEPLOY_GRPC_PORT:-8001}")"
+say "model server: mdeploy serve on $(ls "$repo" | tr '\n' ' ')"
+"$MDEPLOY" serve --repository "$repo" --http "127.0.0.1:$sport" --grpc "127.0.0.1:$gport" &
+pids+=($!)
+served="http://127.0.0.1:$sport"
+for _ in $(seq 1 100); do
+  curl -s -o /dev/null "$served/v2/health/ready" && break
+  kill -0 "${pids[-1]}" 2>/dev/null || { echo "start: mdeploy serve exited (see above); the demo runs without it" >&2; served=""; break; }
+  sleep 0.1
+done
+
 wport="$(port "${MDEPLOY_WEB_PORT:-8080}")"
 say "the demo page"
 node web/serve.mjs --port "$wport" ${endpoint:+--endpoint "$endpoint"} &
 pids+=($!)
 sleep 0.5
-printf '\n\033[1mOpen http://127.0.0.1:%s/ and draw a digit.\033[0m%s\nCtrl-C stops.\n' "$wport" \
+printf '\n\033[1mOpen http://127.0.0.1:%s/ and draw a digit.\033[0m%s\n' "$wport" \
   "${endpoint:+ The function endpoint runs at $endpoint (proxied at /predict).}"
+[ -n "$served" ] && printf 'Model server (mdeploy serve): REST %s (KServe v2 /v2, TF Serving /v1, /metrics), gRPC 127.0.0.1:%s.\n' "$served" "$gport"
+printf 'Ctrl-C stops.\n'
 wait "${pids[-1]}"

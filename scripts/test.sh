@@ -24,7 +24,7 @@ step "ONNX backend node tests: the cases of onnx 1.23.2, written once into ~/.ca
 # core/onnx/tests/node.rs (run in the next step) reads them and fails if they are missing.
 bash core/onnx/node-tests/generate.sh
 
-step "Rust tests (core, format fuzzing, kernels, plan, training, CLI end to end)"
+step "Rust tests (core, format fuzzing, kernels, plan, training, CLI end to end; the native server with tritonclient.grpc and a real Prometheus)"
 cargo test --workspace --release --lib --bins --tests 2>&1 | tee -a "$LOG"
 
 step "WebGPU engine natively on lavapipe (Vulkan): every kernel and the graph suite against f64 references"

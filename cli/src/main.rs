@@ -15,6 +15,7 @@ mod predict;
 mod prune;
 mod report;
 mod quantize;
+mod serve;
 mod train;
 
 #[derive(Parser, Debug)]
@@ -31,7 +32,8 @@ mod train;
         mdeploy export models/mnist-cnn.mdm --onnx cnn.onnx  # ours, as ONNX\n  \
         mdeploy prune models/mnist-mlp.mdm --sparsity 0.9 --epochs 5 --out sparse.mdm\n  \
         mdeploy distill --teacher models/mnist-cnn.mdm --arch mlp:32 --out student.mdm\n  \
-        mdeploy quantize models/mnist-cnn.mdm --out cnn-int8.mdm  # int8, integer kernels\n\n\
+        mdeploy quantize models/mnist-cnn.mdm --out cnn-int8.mdm  # int8, integer kernels\n  \
+        mdeploy serve --repository repo/          # a model server (REST + gRPC)\n\n\
         Every command has --help with examples, and --json for scripts."
 )]
 struct Cli {
@@ -62,6 +64,8 @@ enum Command {
     Report(report::ReportArgs),
     /// Quantize a model to int8 (calibrated on training digits) so it runs on integer kernels.
     Quantize(quantize::QuantizeArgs),
+    /// Serve a model repository over REST (KServe v2, TF Serving) and gRPC, with metrics and reload.
+    Serve(serve::ServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -84,6 +88,7 @@ fn main() -> ExitCode {
         Command::Distill(a) => distill::run(a),
         Command::Report(a) => report::run(a),
         Command::Quantize(a) => quantize::run(a),
+        Command::Serve(a) => serve::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -141,6 +141,8 @@ impl ModelEntry {
 pub(crate) struct Loaded {
     pub info: ModelInfo,
     pub plan: Plan,
+    /// Largest batch one request may carry ([`Server::set_max_batch`]; unlimited by default).
+    pub max_batch: usize,
 }
 
 impl Loaded {
@@ -150,7 +152,7 @@ impl Loaded {
         // One sample per chunk: a small arena is cheap to set up per request, and `run` chunks
         // larger batches itself.
         let plan = Plan::new(&model, 1)?;
-        Ok(Loaded { info, plan })
+        Ok(Loaded { info, plan, max_batch: usize::MAX })
     }
 
     pub fn input_len(&self) -> usize {
@@ -168,6 +170,12 @@ impl Loaded {
 
     /// Runs `n` samples; returns the `n × output_len` outputs.
     pub fn run(&mut self, input: &[f32], n: usize) -> Result<Vec<f32>, ApiError> {
+        if n > self.max_batch {
+            return Err(ApiError::bad(format!(
+                "the batch has {n} samples but this model takes at most {} per request (its max_batch); split the request",
+                self.max_batch
+            )));
+        }
         let mut out = vec![0.0; n.saturating_mul(self.output_len())];
         self.plan.run(input, n, &mut out).map_err(ApiError::from_core)?;
         Ok(out)
@@ -188,12 +196,17 @@ pub(crate) fn argmax(row: &[f32]) -> usize {
 struct Slot {
     entry: ModelEntry,
     state: Option<Result<Loaded, CoreError>>,
+    max_batch: usize,
 }
 
 /// The API over a fixed set of models. Cheap to create; models load on first use and stay
 /// loaded for as long as the `Server` lives.
 pub struct Server {
     slots: Vec<Slot>,
+    /// Version labels, `(model, label, version)`: a label stands for its version wherever a
+    /// version is named (`/v2/models/m/versions/stable/...`, gRPC `model_version`) and in TF
+    /// Serving's `/v1/models/m/labels/stable...` paths.
+    labels: Vec<(String, String, String)>,
 }
 
 /// An error answer: status, stable code and a message saying what to fix.
@@ -263,7 +276,42 @@ pub(crate) fn require(method: &str, allowed: &'static str) -> Result<(), ApiErro
 impl Server {
     /// A server for `models`. Parses nothing: each model is read on the first request for it.
     pub fn new(models: Vec<ModelEntry>) -> Server {
-        Server { slots: models.into_iter().map(|entry| Slot { entry, state: None }).collect() }
+        Server {
+            slots: models.into_iter().map(|entry| Slot { entry, state: None, max_batch: usize::MAX }).collect(),
+            labels: Vec::new(),
+        }
+    }
+
+    /// Points version label `label` (`stable`, `canary`, ...) of `model` at `version`, replacing
+    /// an earlier target. Refused when the version is not served or the label is a number
+    /// (it would be ambiguous with a version, as in TF Serving).
+    pub fn set_label(&mut self, model: &str, label: &str, version: &str) -> Result<(), String> {
+        if label.is_empty() || label.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(format!("label '{label}' of model '{model}': a label must be a non-empty name, not a number"));
+        }
+        if !self.slots.iter().any(|s| s.entry.name == model && s.entry.version == version) {
+            return Err(format!(
+                "label '{label}' of model '{model}' points at version '{version}', which is not served; served: {}",
+                self.versions_of(model).join(", ")
+            ));
+        }
+        self.labels.retain(|(m, l, _)| !(m == model && l == label));
+        self.labels.push((model.to_string(), label.to_string(), version.to_string()));
+        Ok(())
+    }
+
+    /// Caps the batch one request may send to every version of `model` (400 beyond it).
+    pub fn set_max_batch(&mut self, model: &str, max_batch: usize) {
+        for s in self.slots.iter_mut().filter(|s| s.entry.name == model) {
+            s.max_batch = max_batch;
+            if let Some(Ok(l)) = &mut s.state {
+                l.max_batch = max_batch;
+            }
+        }
+    }
+
+    fn versions_of(&self, model: &str) -> Vec<&str> {
+        self.slots.iter().filter(|s| s.entry.name == model).map(|s| s.entry.version.as_str()).collect()
     }
 
     /// Reads and plans every model now instead of on first use, so later requests find them
@@ -301,7 +349,7 @@ impl Server {
                 from(&old.entry)
             ));
         }
-        self.slots.push(Slot { entry, state: None });
+        self.slots.push(Slot { entry, state: None, max_batch: usize::MAX });
         Ok(())
     }
 
@@ -372,19 +420,18 @@ impl Server {
             )));
         };
         if let Some(v) = version {
-            let versions: Vec<&str> =
-                self.slots.iter().filter(|s| s.entry.name == name).map(|s| s.entry.version.as_str()).collect();
-            return self
-                .slots
-                .iter()
-                .position(|s| s.entry.name == name && s.entry.version == v)
-                .ok_or_else(|| {
-                    ApiError::not_found(format!(
-                        "model '{name}' has no version '{}'; available: {}",
-                        truncate(v, 100),
-                        versions.join(", ")
-                    ))
-                });
+            // A label names a version too (labels are never numbers, so the two cannot clash).
+            let v = self.labels.iter().find(|(m, l, _)| m == name && l == v).map_or(v, |(_, _, target)| target.as_str());
+            return self.slots.iter().position(|s| s.entry.name == name && s.entry.version == v).ok_or_else(|| {
+                let labels: Vec<String> =
+                    self.labels.iter().filter(|(m, _, _)| m == name).map(|(_, l, t)| format!("{l} -> {t}")).collect();
+                ApiError::not_found(format!(
+                    "model '{name}' has no version or label '{}'; versions: {}{}",
+                    truncate(v, 100),
+                    self.versions_of(name).join(", "),
+                    if labels.is_empty() { String::new() } else { format!("; labels: {}", labels.join(", ")) }
+                ))
+            });
         }
         Ok(i)
     }
@@ -400,7 +447,13 @@ impl Server {
     /// The loaded model at `i`, loading it on first use (a failure is remembered too).
     pub(crate) fn load(&mut self, i: usize) -> Result<&mut Loaded, ApiError> {
         let slot = &mut self.slots[i];
-        let state = slot.state.get_or_insert_with(|| Loaded::load(&slot.entry));
+        let max_batch = slot.max_batch;
+        let state = slot.state.get_or_insert_with(|| {
+            Loaded::load(&slot.entry).map(|mut l| {
+                l.max_batch = max_batch;
+                l
+            })
+        });
         match state {
             Ok(l) => Ok(l),
             Err(e) => Err(ApiError::from_core(CoreError {

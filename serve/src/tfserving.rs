@@ -24,6 +24,8 @@ pub(crate) fn route(srv: &mut Server, req: &Request, segs: &[&str]) -> Result<Re
     };
     let (name, version, tail) = match rest.as_slice() {
         [name, "versions", v, tail @ ..] => (*name, Some(*v), tail.to_vec()),
+        // TF Serving's version labels; `Server::find` resolves a label like a version.
+        [name, "labels", l, tail @ ..] => (*name, Some(*l), tail.to_vec()),
         [name, tail @ ..] => (*name, None, tail.to_vec()),
         [] => return Err(no_route(req)),
     };

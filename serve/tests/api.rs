@@ -716,3 +716,43 @@ fn malformed_binary_requests_are_400_and_the_next_request_works() {
         assert_eq!(ok.status, 200, "after {needle:?}: {}", ok.text());
     }
 }
+
+/// Version labels (TF Serving's `/labels/` paths, and in place of a version in KServe v2 paths)
+/// and the per-model batch cap, which the native server (`serve/server/`) sets from config.toml.
+#[test]
+fn labels_stand_for_versions_and_max_batch_caps_a_request() {
+    let mut s = Server::new(vec![ModelEntry::new("mnist-mlp", "2", MLP), ModelEntry::new("mnist-mlp", "1", CNN)]);
+    assert!(s.set_label("mnist-mlp", "stable", "3").unwrap_err().contains("not served"));
+    assert!(s.set_label("mnist-mlp", "7", "1").unwrap_err().contains("not a number"));
+    s.set_label("mnist-mlp", "stable", "1").unwrap();
+    s.set_label("mnist-mlp", "canary", "2").unwrap();
+    let img = test_digits()[3].1.clone();
+    let body = json!({ "inputs": [{ "name": "input", "shape": [1, 784], "datatype": "FP32", "data": img }] });
+    let (v1, _) = post(&mut s, "/v2/models/mnist-mlp/versions/1/infer", &body);
+    let (stable, sv) = post(&mut s, "/v2/models/mnist-mlp/versions/stable/infer", &body);
+    let (canary, _) = post(&mut s, "/v2/models/mnist-mlp/versions/canary/infer", &body);
+    let (v2, _) = post(&mut s, "/v2/models/mnist-mlp/versions/2/infer", &body);
+    assert_eq!(stable.body, v1.body);
+    assert_eq!(sv["model_version"], "1");
+    assert_eq!(canary.body, v2.body);
+    assert_ne!(v1.body, v2.body);
+    let inst = json!({ "instances": [test_digits()[3].1.clone()] });
+    let (tf_label, _) = post(&mut s, "/v1/models/mnist-mlp/labels/stable:predict", &inst);
+    let (tf_version, _) = post(&mut s, "/v1/models/mnist-mlp/versions/1:predict", &inst);
+    assert_eq!(tf_label.status, 200, "{}", tf_label.text());
+    assert_eq!(tf_label.body, tf_version.body);
+    let (r, v) = post(&mut s, "/v1/models/mnist-mlp/labels/beta:predict", &inst);
+    assert_error(&mut s, &r, &v, 404, "stable -> 1");
+    // Moving a label takes effect at once.
+    s.set_label("mnist-mlp", "stable", "2").unwrap();
+    let (moved, _) = post(&mut s, "/v2/models/mnist-mlp/versions/stable/infer", &body);
+    assert_eq!(moved.body, v2.body);
+
+    s.set_max_batch("mnist-mlp", 2);
+    let two: Vec<f32> = [test_digits()[0].1.clone(), test_digits()[1].1.clone()].concat();
+    let three: Vec<f32> = [two.clone(), test_digits()[2].1.clone()].concat();
+    let (ok, _) = post(&mut s, "/v2/models/mnist-mlp/infer", &json!({ "inputs": [{ "name": "input", "shape": [2, 784], "datatype": "FP32", "data": two }] }));
+    assert_eq!(ok.status, 200);
+    let (r, v) = post(&mut s, "/v2/models/mnist-mlp/infer", &json!({ "inputs": [{ "name": "input", "shape": [3, 784], "datatype": "FP32", "data": three }] }));
+    assert_error(&mut s, &r, &v, 400, "max_batch");
+}

@@ -1,0 +1,95 @@
+//! `mdeploy serve`: a thin wrapper around `mdeploy-server` (serve/server/, design in SERVER.md).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(clap::Args, Debug)]
+#[command(after_help = "Repository layout (Triton's):\n  \
+    DIR/<model>/<version>/model.mdm   version: a positive integer folder\n  \
+    DIR/<model>/config.toml           optional: version_policy, [labels], max_batch\n\n\
+    Example:\n  mkdir -p repo/mnist-cnn/1 && cp models/mnist-cnn.mdm repo/mnist-cnn/1/model.mdm\n  \
+    mdeploy serve --repository repo\n  \
+    curl -s 127.0.0.1:8000/v2/models/mnist-cnn    # KServe v2 REST; gRPC on 127.0.0.1:8001")]
+pub struct ServeArgs {
+    /// The model repository folder.
+    #[arg(long, value_name = "DIR")]
+    repository: PathBuf,
+    /// REST address (KServe v2, TF Serving, /predict, /metrics, the repository API); port 0 picks one.
+    #[arg(long, default_value = "127.0.0.1:8000")]
+    http: SocketAddr,
+    /// KServe v2 gRPC address; port 0 picks one.
+    #[arg(long, default_value = "127.0.0.1:8001")]
+    grpc: SocketAddr,
+    /// Serve no gRPC.
+    #[arg(long)]
+    no_grpc: bool,
+    /// How often to look for new, changed or removed versions, in milliseconds (0: never; the
+    /// repository API still reloads).
+    #[arg(long, default_value_t = 1000)]
+    poll_ms: u64,
+    /// API keys file (TOML: [[key]] name, sha256, scopes = ["infer", "admin"], optional models);
+    /// without it every route is open. See serve/server/SERVER.md.
+    #[arg(long, value_name = "FILE")]
+    api_keys: Option<PathBuf>,
+    /// Most requests answered at once; one more gets 429 / RESOURCE_EXHAUSTED (0: no limit).
+    #[arg(long, default_value_t = 0)]
+    max_inflight: usize,
+}
+
+pub fn run(a: &ServeArgs) -> Result<(), String> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    let api_keys = match &a.api_keys {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).map_err(|e| format!("cannot read the API keys file {}: {e}", p.display()))?;
+            Some(std::sync::Arc::new(
+                mdeploy_server::auth::ApiKeys::parse(&text).map_err(|e| format!("{}: {e}", p.display()))?,
+            ))
+        }
+        None => None,
+    };
+    rt.block_on(async {
+        let opts = mdeploy_server::Options {
+            repository: a.repository.clone(),
+            http: a.http,
+            grpc: (!a.no_grpc).then_some(a.grpc),
+            poll: (a.poll_ms > 0).then(|| Duration::from_millis(a.poll_ms)),
+            api_keys,
+            max_inflight: (a.max_inflight > 0).then_some(a.max_inflight),
+        };
+        let running = mdeploy_server::start(opts).await?;
+        let served: Vec<String> =
+            running.repository().current().served.iter().map(|(m, v)| format!("{m} v{v}")).collect();
+        println!("mdeploy serve: REST on http://{} (KServe v2 /v2, TF Serving /v1, /predict, /metrics)", running.http);
+        if let Some(g) = running.grpc {
+            println!("mdeploy serve: gRPC (KServe v2) on {g}");
+        }
+        println!(
+            "mdeploy serve: repository {}: {}",
+            a.repository.display(),
+            if served.is_empty() { "no model serves yet".to_string() } else { served.join(", ") }
+        );
+        shutdown_signal().await;
+        eprintln!("mdeploy serve: stopping");
+        running.stop().await;
+        Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
