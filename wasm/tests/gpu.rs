@@ -780,6 +780,8 @@ fn hostile_sparse_weights_are_refused_at_load() {
     let x = Rng(4).vec(2 * 5);
     let dense = Program { steps: sp(w.clone()).steps.into_iter().map(|mut s| { s.kernel = s.kernel.densified(); s }).collect(), ..sp(w.clone()) };
     assert_eq!(run(&sp(w), &x, 2), run(&dense, &x, 2));
+}
+
 /// Int8 programs (`core/runtime/QUANT.md`) have no WGSL kernels yet: the engine refuses them at
 /// load, as UNSUPPORTED naming the step, so `backend: 'auto'` keeps such a model on the CPU.
 #[test]
