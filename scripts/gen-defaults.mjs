@@ -6,6 +6,7 @@
 //
 //   node scripts/gen-defaults.mjs           rewrite those places from models/defaults.json
 //   node scripts/gen-defaults.mjs --check   exit 1 (naming the files) if any is out of date
+//   node scripts/gen-defaults.mjs --list    print `name file` per default model (for shell scripts)
 //
 // `npm test` runs --check (scripts/test.sh). Rust reads the JSON itself (serve/build.rs), and
 // tests compare what each host lists with it, so adding a default model is: put its .mdm in
@@ -98,6 +99,10 @@ function outputs(d) {
 }
 
 function main() {
+  if (process.argv.includes('--list')) {
+    for (const m of readDefaults().models) console.log(m.name, m.file);
+    return;
+  }
   const check = process.argv.includes('--check');
   const d = readDefaults();
   const stale = [];

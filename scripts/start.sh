@@ -70,7 +70,7 @@ rm -rf "$repo"
 while read -r n f; do
   mkdir -p "$repo/$n/1"
   ln -s "$ROOT/models/$f" "$repo/$n/1/model.mdm"
-done < <(node -e 'for (const m of JSON.parse(require("fs").readFileSync("models/defaults.json", "utf8")).models) console.log(m.name, m.file)')
+done < <(node scripts/gen-defaults.mjs --list)
 sport="$(port "${MDEPLOY_SERVE_PORT:-8000}")"
 gport="$(port "${MDEPLOY_GRPC_PORT:-8001}")"
 say "model server: mdeploy serve on $(ls "$repo" | tr '\n' ' ')"

@@ -57,10 +57,10 @@ copy_models() {
     src="${MDEPLOY_MODELS_DIR:-$ROOT/models}/$file"
     [ -f "$src" ] || { echo "build.sh: $src missing: train the default models first (see the root README); a file under models/test/ comes from \`cargo run -p mdeploy-testkit --example fixtures\`" >&2; exit 1; }
     cp "$src" "$HERE/models/$name.mdm"
-  done < <(node -e 'const fs = require("fs"), path = require("path");
-    const m = new Map(JSON.parse(fs.readFileSync(process.argv[1], "utf8")).models.map((d) => [d.name, d.file]));
-    for (const f of JSON.parse(fs.readFileSync(process.argv[2], "utf8"))) if (![...m.values()].includes(f)) m.set(path.basename(f, ".mdm"), f);
-    for (const [name, file] of m) console.log(name, file)' "$ROOT/models/defaults.json" "$ROOT/models/parity.json")
+  done < <({ node "$ROOT/scripts/gen-defaults.mjs" --list
+    node -e 'const fs = require("fs"), path = require("path");
+    for (const f of JSON.parse(fs.readFileSync(process.argv[1], "utf8"))) console.log(path.basename(f, ".mdm"), f)' "$ROOT/models/parity.json"
+  } | awk '!seen[$1]++')
 }
 
 # `build.sh server`: only dist/server/ and models/ (what the Cloudflare Worker and its tests need),

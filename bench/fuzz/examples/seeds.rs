@@ -18,19 +18,10 @@ fn put(target: &str, name: &str, bytes: &[u8]) {
     std::fs::write(dir(target).join(format!("seed-{name}")), bytes).expect("write a seed");
 }
 
-fn png_gray(w: usize, h: usize, px: &[u8]) -> Vec<u8> {
+fn png(w: usize, h: usize, color: png::ColorType, px: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     let mut enc = png::Encoder::new(&mut out, w as u32, h as u32);
-    enc.set_color(png::ColorType::Grayscale);
-    enc.set_depth(png::BitDepth::Eight);
-    enc.write_header().and_then(|mut w| w.write_image_data(px)).expect("encode PNG");
-    out
-}
-
-fn png_rgba(w: usize, h: usize, px: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut enc = png::Encoder::new(&mut out, w as u32, h as u32);
-    enc.set_color(png::ColorType::Rgba);
+    enc.set_color(color);
     enc.set_depth(png::BitDepth::Eight);
     enc.write_header().and_then(|mut w| w.write_image_data(px)).expect("encode PNG");
     out
@@ -70,9 +61,9 @@ fn main() {
 
     // Images: a real digit as grey PNG, RGBA PNG (dark ink on white) and binary/ASCII PGM.
     let px: Vec<u8> = digit(8).iter().map(|v| (v * 255.0).round() as u8).collect();
-    put("image", "gray.png", &png_gray(28, 28, &px));
+    put("image", "gray.png", &png(28, 28, png::ColorType::Grayscale, &px));
     let rgba: Vec<u8> = px.iter().flat_map(|&p| [255 - p, 255 - p, 255 - p, 255]).collect();
-    put("image", "rgba.png", &png_rgba(28, 28, &rgba));
+    put("image", "rgba.png", &png(28, 28, png::ColorType::Rgba, &rgba));
     let mut pgm = b"P5\n28 28\n255\n".to_vec();
     pgm.extend_from_slice(&px);
     put("image", "digit.pgm", &pgm);
