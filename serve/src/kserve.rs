@@ -82,6 +82,24 @@ pub(crate) fn route(srv: &mut Server, req: &Request, segs: &[&str]) -> Result<Re
     }
 }
 
+/// The body of `POST /v2/repository/index`: empty (every model) or `{"ready": bool}`. `Ok(true)`
+/// asks for the ready models only; `Err` is the message of a 400 `BAD_INPUT`. Shared with the
+/// native server (`serve/server`), which answers the same route over its own repository.
+pub fn index_request_ready(body: &[u8]) -> Result<bool, String> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct IndexRequest {
+        #[serde(default)]
+        ready: bool,
+    }
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(false);
+    }
+    serde_json::from_slice::<IndexRequest>(body)
+        .map(|r| r.ready)
+        .map_err(|e| format!("the repository index request must be empty or {{\"ready\": true|false}}: {e}"))
+}
+
 /// Triton's model repository extension, read-only: `POST /v2/repository/index` with an empty body
 /// or `{"ready": bool}` lists every served model (`{"ready": true}`: only the ready ones) as
 /// `[{name, version, state, reason?}]`, state `READY` or `UNAVAILABLE` with the reason it does not
@@ -89,19 +107,7 @@ pub(crate) fn route(srv: &mut Server, req: &Request, segs: &[&str]) -> Result<Re
 /// for `/v2/models/{m}/ready` (untrusted models are loaded to know). Loading and unloading
 /// (`/v2/repository/models/{m}/load`) are not offered: the set of models is the host's.
 fn repository_index(srv: &mut Server, body: &[u8]) -> Result<Response, ApiError> {
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct IndexRequest {
-        #[serde(default)]
-        ready: bool,
-    }
-    let only_ready = if body.iter().all(u8::is_ascii_whitespace) {
-        false
-    } else {
-        serde_json::from_slice::<IndexRequest>(body)
-            .map_err(|e| ApiError::bad(format!("the repository index request must be empty or {{\"ready\": true|false}}: {e}")))?
-            .ready
-    };
+    let only_ready = index_request_ready(body).map_err(ApiError::bad)?;
     let mut out = Vec::new();
     for i in 0..srv.model_count() {
         let ready = srv.ready(i);

@@ -32,6 +32,7 @@ mod data;
 mod embedded;
 mod image;
 mod kserve;
+pub use kserve::index_request_ready;
 mod tfserving;
 
 /// Largest request body a host should hand to [`Server::handle`] (10 MiB).

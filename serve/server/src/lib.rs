@@ -259,25 +259,9 @@ async fn repository_api(shared: &Arc<Shared>, method: &str, rest: &str, body: &[
     let segs: Vec<&str> = rest.split('/').collect();
     match segs.as_slice() {
         ["index"] => {
-            #[derive(serde::Deserialize)]
-            #[serde(deny_unknown_fields)]
-            struct IndexRequest {
-                #[serde(default)]
-                ready: bool,
-            }
-            let only_ready = if body.iter().all(u8::is_ascii_whitespace) {
-                false
-            } else {
-                match serde_json::from_slice::<IndexRequest>(body) {
-                    Ok(r) => r.ready,
-                    Err(e) => {
-                        return json_error(
-                            400,
-                            "BAD_INPUT",
-                            &format!("the repository index request must be empty or {{\"ready\": true|false}}: {e}"),
-                        )
-                    }
-                }
+            let only_ready = match mdeploy_serve::index_request_ready(body) {
+                Ok(r) => r,
+                Err(e) => return json_error(400, "BAD_INPUT", &e),
             };
             let s = shared.clone();
             let rows = match tokio::task::spawn_blocking(move || s.repo.index()).await {
