@@ -5,9 +5,9 @@
 //! types, so every host shares this one implementation and its tests:
 //!
 //! ```text
-//!  wasmtime serve / Spin / wasmCloud ──> worker/ (wstd, wasi:http)        ─┐
-//!  Cloudflare Workers                 ──> wasm-bindgen wrapper             ─┼─> Server::handle(&Request) -> Response
-//!  native server                      ──> hyper/axum shim (later)          ─┘        │
+//!  wasmtime serve (Spin, wasmCloud: untested) ──> worker/ (wstd, wasi:http)  ─┐
+//!  Cloudflare Workers                          ──> wasm-bindgen wrapper       ─┼─> Server::handle(&Request) -> Response
+//!  mdeploy serve (native, long-lived)          ──> serve/server/ (hyper+tonic)─┘       │
 //!                                                                                     ▼
 //!                         routes: KServe v2 (/v2/...), TF Serving REST (/v1/...), /predict
 //!                                                                                     │ lazily, per model

@@ -5,7 +5,7 @@
 //! reading: memory stays bounded whatever a client sends), hand method/path/content type/body to
 //! the server, write its answer. `wasmtime serve` gives every request a fresh instance, so the
 //! server lives in a thread-local: free to create, and kept when a host reuses the instance
-//! (`--max-instance-reuse-count`, Spin, wasmCloud), so loaded models then survive.
+//! (`--max-instance-reuse-count`; Spin and wasmCloud are untested), so loaded models then survive.
 //!
 //! Start-up work done at build time: the component also exports `wizer-initialize`, which
 //! reads and plans every embedded model into that thread-local ([`Server::preload`]).
