@@ -414,7 +414,7 @@ impl Graph {
                             v.len()
                         )));
                     }
-                    if v.iter().any(|x| !x.is_finite()) {
+                    if crate::first_non_finite(v).is_some() {
                         return Err(Error::bad_model(format!(
                             "{}: weights contain NaN or infinity",
                             self.describe_node(i)

@@ -7,10 +7,12 @@
 //! every mdeploy crate returns.
 
 pub mod error;
+mod finite;
 pub mod format;
 pub mod graph;
 pub mod model;
 
 pub use error::{Error, ErrorKind, Result};
+pub use finite::first_non_finite;
 pub use graph::{Graph, GraphBuilder, Node, Op, ValueId};
 pub use model::{Metadata, Model, Tensor};

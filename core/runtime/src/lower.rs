@@ -293,7 +293,7 @@ fn dense_f32(graph: &Graph, i: usize, what: &str, t: &crate::model::Tensor) -> R
             message: format!("{} {what}: {}", graph.describe_node(i), e.message),
         })?,
     };
-    if v.iter().any(|x| !x.is_finite()) {
+    if mdeploy_model::first_non_finite(&v).is_some() {
         return Err(crate::error::Error::bad_model(format!(
             "{} {what}: expands to NaN or infinite weights (check the quantization scales)",
             graph.describe_node(i)

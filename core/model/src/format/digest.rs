@@ -9,7 +9,14 @@ use crate::format::codes::{DIGEST_LEN, DIGEST_OFFSET, HEADER_LEN};
 pub(crate) fn content_digest(bytes: &[u8]) -> [u8; 32] {
     let mut h = Sha256::new();
     h.update(&bytes[..DIGEST_OFFSET]);
-    h.update(&bytes[DIGEST_OFFSET + DIGEST_LEN..]);
+    // In chunks, not in one call: a wasm engine compiles the block function with its baseline
+    // compiler on first use and swaps in optimised code only for *later calls*. One update over a
+    // whole model is one call of sha2's block loop, so it ran entirely in baseline code; 16 KB
+    // updates let V8 tier up after the first few (wasm/DESIGN.md, "Cold start"). The digest is
+    // the same: SHA-256 is defined over the byte stream, not the update boundaries.
+    for chunk in bytes[DIGEST_OFFSET + DIGEST_LEN..].chunks(16 * 1024) {
+        h.update(chunk);
+    }
     let mut out = [0u8; 32];
     out.copy_from_slice(&h.finalize());
     out

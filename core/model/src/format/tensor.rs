@@ -127,7 +127,7 @@ fn checked_numel(shape: &[usize]) -> Result<usize> {
 }
 
 fn check_finite(what: &str, v: &[f32]) -> Result<()> {
-    match v.iter().position(|x| !x.is_finite()) {
+    match crate::first_non_finite(v) {
         Some(i) => Err(Error::bad_model(format!(
             "{what} {i} is {} (must be finite)",
             v[i]

@@ -1,0 +1,44 @@
+// Where a Node cold start goes, step by step, in one fresh process (mdeploy-wasm only).
+//   node bench/wasm/cold-breakdown.mjs [model] [simd|relaxed]   → one JSON line (milliseconds)
+//   for i in 1 2 3 4 5; do node bench/wasm/cold-breakdown.mjs mnist-cnn; done
+// Steps: node start (process origin → this line), glue import, .wasm read, compile
+// (new WebAssembly.Module), instantiate, model bytes read, Engine (read + plan), first run,
+// second run (to show what lazy compilation / tier-up added to the first). The public path
+// (`Model.load` → predict) does the same steps; cold.mjs times that one end to end.
+const tStart = performance.now();
+const { readFileSync } = await import('node:fs');
+const here = new URL('../../wasm/', import.meta.url);
+const [name = 'mnist-cnn', variant = 'simd'] = process.argv.slice(2);
+const t = { nodeStart: tStart };
+// Wall time per step, and CPU time of the whole process (all threads: V8 compiles on helper
+// threads) in `cpu`: on a shared, busy machine the CPU times are the steadier figure.
+const cpu = {};
+let last = performance.now(), lastCpu = process.cpuUsage();
+const lap = (k) => {
+  const now = performance.now(), c = process.cpuUsage(lastCpu);
+  t[k] = now - last; cpu[k] = (c.user + c.system) / 1000;
+  last = now; lastCpu = process.cpuUsage();
+};
+// MDEPLOY_WASM_DIST: another build's dist/ folder (A/B comparisons of a change).
+const dist = process.env.MDEPLOY_WASM_DIST ? new URL(`file://${process.env.MDEPLOY_WASM_DIST.replace(/\/?$/, '/')}`) : new URL('dist/', here);
+const glue = await import(new URL('mdeploy_wasm.js', dist));
+lap('importGlue');
+const bytes = readFileSync(new URL(variant === 'relaxed' ? 'mdeploy_wasm_relaxed.wasm' : 'mdeploy_wasm_bg.wasm', dist));
+lap('readWasm');
+const module = new WebAssembly.Module(bytes);
+lap('compile');
+glue.initSync({ module });
+lap('instantiate');
+const model = readFileSync(new URL(`models/${name}.mdm`, here));
+lap('readModel');
+const engine = new glue.Engine(model, 'cpu', 64) // Model.load's default maxBatch;
+lap('loadAndPlan');
+const x = new Float32Array(engine.inputLen).fill(0.1);
+engine.run(x, 1);
+lap('firstRun');
+engine.run(x, 1);
+lap('secondRun');
+t.total = performance.now() - tStart + 0; // since the process origin
+cpu.total = process.cpuUsage().user / 1000 + process.cpuUsage().system / 1000;
+const r2 = (o) => Object.fromEntries(Object.entries(o).map(([k, v]) => [k, Math.round(v * 100) / 100]));
+console.log(JSON.stringify({ model: name, variant, wasmBytes: bytes.length, ...r2(t), cpu: r2(cpu) }));
