@@ -84,6 +84,25 @@ const VARIANTS = {
 
 let runtime = null; // Promise<{ glue, info }>
 
+// The model's content hash (SHA-256 of bytes[0..32] ++ bytes[64..], MDM_FORMAT.md) with the
+// engine's native WebCrypto, or null where there is none (browsers hide crypto.subtle outside
+// secure contexts). On a cold start our own SHA-256 runs as freshly compiled baseline wasm and
+// was a third of Model.load (DESIGN.md, "Cold start"). The reader uses the hash only if it equals
+// the digest stored in a plain file's header and hashes the bytes itself otherwise, so a wrong
+// or missing hash can cost time but never let a corrupt file through.
+async function contentHash(bytes) {
+  const subtle = globalThis.crypto?.subtle;
+  if (subtle === undefined || bytes.length < 64) return null;
+  try {
+    const content = new Uint8Array(bytes.length - 32);
+    content.set(bytes.subarray(0, 32));
+    content.set(bytes.subarray(64), 32);
+    return new Uint8Array(await subtle.digest('SHA-256', content));
+  } catch {
+    return null;
+  }
+}
+
 async function startRuntime(options) {
   const feats = wasmFeatures();
   const want = options.variant ?? 'auto';
@@ -332,10 +351,11 @@ export class Model {
     const g = await glue();
     const { variant } = await init();
     const bytes = await modelBytes(source);
+    const hash = await contentHash(bytes);
     let engine;
     try {
       // The CPU engine validates the model first, so a bad file fails the same way on every backend.
-      engine = new g.Engine(bytes, 'cpu', maxBatch);
+      engine = hash === null ? new g.Engine(bytes, 'cpu', maxBatch) : g.Engine.withHash(bytes, 'cpu', maxBatch, hash);
     } catch (e) {
       rethrow(e);
     }

@@ -2,7 +2,7 @@
 //   node bench/wasm/cold-breakdown.mjs [model] [simd|relaxed]   → one JSON line (milliseconds)
 //   for i in 1 2 3 4 5; do node bench/wasm/cold-breakdown.mjs mnist-cnn; done
 // Steps: node start (process origin → this line), glue import, .wasm read, compile
-// (new WebAssembly.Module), instantiate, model bytes read, Engine (read + plan), first run,
+// (new WebAssembly.Module), instantiate, model bytes read, WebCrypto content hash, Engine (read + plan), first run,
 // second run (to show what lazy compilation / tier-up added to the first). The public path
 // (`Model.load` → predict) does the same steps; cold.mjs times that one end to end.
 const tStart = performance.now();
@@ -31,7 +31,20 @@ glue.initSync({ module });
 lap('instantiate');
 const model = readFileSync(new URL(`models/${name}.mdm`, here));
 lap('readModel');
-const engine = new glue.Engine(model, 'cpu', 64) // Model.load's default maxBatch;
+// As Model.load does: WebCrypto hashes the content, the reader compares (MDM_FORMAT.md digest);
+// MDEPLOY_COLD_NO_HASH=1 makes the engine hash the bytes itself (the path before this).
+let engine;
+if (process.env.MDEPLOY_COLD_NO_HASH === '1' || !glue.Engine.withHash) {
+  engine = new glue.Engine(model, 'cpu', 64); // Model.load's default maxBatch
+  t.hash = 0; cpu.hash = 0;
+} else {
+  const content = new Uint8Array(model.length - 32);
+  content.set(model.subarray(0, 32));
+  content.set(model.subarray(64), 32);
+  const hash = new Uint8Array(await crypto.subtle.digest('SHA-256', content));
+  lap('hash');
+  engine = glue.Engine.withHash(model, 'cpu', 64, hash);
+}
 lap('loadAndPlan');
 const x = new Float32Array(engine.inputLen).fill(0.1);
 engine.run(x, 1);

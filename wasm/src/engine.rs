@@ -13,6 +13,15 @@ pub struct EngineCore {
 
 impl EngineCore {
     pub fn new(bytes: &[u8], backend: &str, max_batch: usize) -> Result<EngineCore, WasmError> {
+        Self::with_trust(bytes, backend, max_batch, Trust::Verify)
+    }
+
+    /// [`EngineCore::new`] with the content hash computed by the host (`Trust::Hashed`).
+    pub fn hashed(bytes: &[u8], backend: &str, max_batch: usize, sha256: [u8; 32]) -> Result<EngineCore, WasmError> {
+        Self::with_trust(bytes, backend, max_batch, Trust::Hashed(sha256))
+    }
+
+    fn with_trust(bytes: &[u8], backend: &str, max_batch: usize, trust: Trust) -> Result<EngineCore, WasmError> {
         let request = Request::parse(backend)?;
         if bytes.is_empty() {
             return Err(WasmError::new(
@@ -22,7 +31,7 @@ impl EngineCore {
         }
         // Quantized or sparse weights are expanded to f32 by the plan, once, at load. The digest
         // is checked once, by the read (hashing twice costs a few ms of cold start).
-        let LoadedModel { info, model } = LoadedModel::read(bytes, Trust::Verify)?;
+        let LoadedModel { info, model } = LoadedModel::read(bytes, trust)?;
         let backend = backend::select(&model, request, max_batch)?;
         Ok(EngineCore { info, backend })
     }

@@ -53,6 +53,18 @@ impl Engine {
         Ok(Engine { inner: EngineCore::new(bytes, backend, max_batch as usize)? })
     }
 
+    /// `new Engine(...)` for bytes the caller hashed with WebCrypto: `sha256` is the SHA-256 of
+    /// `bytes[0..32] ++ bytes[64..]` (32 bytes). The reader trusts it only where it equals the
+    /// digest stored in a plain file's header, and hashes the bytes itself otherwise.
+    #[wasm_bindgen(js_name = withHash)]
+    pub fn with_hash(bytes: &[u8], backend: &str, max_batch: u32, sha256: &[u8]) -> Result<Engine, JsValue> {
+        let inner = match <[u8; 32]>::try_from(sha256) {
+            Ok(h) => EngineCore::hashed(bytes, backend, max_batch as usize, h)?,
+            Err(_) => EngineCore::new(bytes, backend, max_batch as usize)?,
+        };
+        Ok(Engine { inner })
+    }
+
     /// Runs `n` samples (`n × inputLen` floats) and returns `n × outputLen` outputs.
     pub fn run(&mut self, input: &[f32], n: u32) -> Result<Vec<f32>, JsValue> {
         Ok(self.inner.run(input, n as usize)?)

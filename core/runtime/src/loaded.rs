@@ -19,6 +19,10 @@ pub enum Trust {
     /// Bytes whose digest was verified before they reached us (models embedded at build time,
     /// `serve/build.rs` checks them): skips only the hash; every structural check still runs.
     DigestChecked,
+    /// The host hashed the bytes (`bytes[0..32] ++ bytes[64..]`, e.g. with WebCrypto): the
+    /// reader uses the hash only if it matches the stored digest of a plain file, and hashes
+    /// the bytes itself otherwise ([`format::read_with_info_hashed`]).
+    Hashed([u8; 32]),
 }
 
 /// What hosts report about a loaded model.
@@ -90,6 +94,7 @@ impl LoadedModel {
         let (model, file) = match trust {
             Trust::Verify => format::read_with_info(bytes)?,
             Trust::DigestChecked => format::read_with_info_trusted(bytes)?,
+            Trust::Hashed(sha256) => format::read_with_info_hashed(bytes, &sha256)?,
         };
         let info = ModelInfo::new(&model, &file)?;
         Ok(LoadedModel { info, model })

@@ -75,6 +75,28 @@ pub fn read_with_info(bytes: &[u8]) -> Result<(Model, FileInfo)> {
     reader::read_with_info(bytes)
 }
 
+/// [`read_with_info`] for a host that hashed the bytes itself, faster than this code can: the
+/// browser's and Node's WebCrypto hash a model natively, where our SHA-256 would run in a
+/// just-compiled, baseline-tier wasm function on a cold start (wasm/DESIGN.md, "Cold start").
+/// `sha256` is the hash of `bytes[0..32] ++ bytes[64..]` (the content digest of a plain file).
+///
+/// The caller vouches for the hash, as callers of [`read_trusted`] vouch for the whole check: it
+/// is used only when the file has no flags (neither signed nor encrypted, whose digests cover
+/// other bytes) and it equals the digest stored in the header; in every other case, a wrong
+/// `sha256` included, the bytes are hashed here as [`read_with_info`] does, so a corrupt file
+/// honestly hashed gives the same error either way. Every structural check always runs.
+pub fn read_with_info_hashed(bytes: &[u8], sha256: &[u8; 32]) -> Result<(Model, FileInfo)> {
+    let plain = bytes.len() >= codes::HEADER_LEN
+        && bytes.starts_with(&codes::MAGIC)
+        && bytes[12..16] == [0, 0, 0, 0]
+        && bytes[codes::DIGEST_OFFSET..codes::DIGEST_OFFSET + codes::DIGEST_LEN] == sha256[..];
+    if plain {
+        reader::read_with_info_opts(bytes, false)
+    } else {
+        reader::read_with_info(bytes)
+    }
+}
+
 /// Serializes a model. Fails (`BadModel`) if the model does not validate or exceeds a format
 /// limit. The output is deterministic: the same model always gives the same bytes.
 pub fn write(model: &Model) -> Result<Vec<u8>> {

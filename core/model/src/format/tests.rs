@@ -1009,3 +1009,42 @@ fn the_shipped_1_0_models_still_load() {
         assert_eq!(write(&m).unwrap(), bytes, "{name}: written back byte for byte as 1.0");
     }
 }
+
+/// `read_with_info_hashed`: an honest host's hash changes nothing but the time it takes.
+#[test]
+fn a_host_hash_is_used_only_when_it_matches_a_plain_files_digest() {
+    use sha2::{Digest, Sha256};
+    let content_hash = |b: &[u8]| -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update(&b[..32]);
+        h.update(&b[64..]);
+        h.finalize().into()
+    };
+    let bytes = write(&zoo()).unwrap();
+    let good = content_hash(&bytes);
+    let (m, info) = read_with_info_hashed(&bytes, &good).unwrap();
+    assert_eq!(m, read(&bytes).unwrap());
+    assert_eq!(info.digest_hex, digest_hex(&bytes).unwrap());
+    // A wrong hash: the reader hashes the bytes itself and the intact file still loads.
+    assert!(read_with_info_hashed(&bytes, &[7u8; 32]).is_ok());
+    // Corrupt payloads hashed honestly: the hash differs from the stored digest, so the reader
+    // hashes the bytes itself and names the mismatch, as `read` does.
+    for at in [64usize, 200, bytes.len() - 1] {
+        let mut bad = bytes.clone();
+        bad[at] ^= 0x10;
+        let e = read_with_info_hashed(&bad, &content_hash(&bad)).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::BadModel, "byte {at}");
+        assert!(e.message.contains("digest does not match"), "byte {at}: {}", e.message);
+        assert_eq!(e.message, read(&bad).unwrap_err().message);
+    }
+    // A flagged file (signed or encrypted) never takes the shortcut: its flags are checked as
+    // `read` checks them, whatever hash comes with it.
+    let mut flagged = bytes.clone();
+    flagged[12] = 1;
+    let h = content_hash(&flagged);
+    flagged[32..64].copy_from_slice(&h);
+    assert_eq!(
+        read_with_info_hashed(&flagged, &h).unwrap_err().kind,
+        read(&flagged).unwrap_err().kind
+    );
+}
