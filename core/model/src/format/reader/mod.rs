@@ -3,7 +3,9 @@
 //! Order of checks (each failure names what and where):
 //! 1. magic, then the major version (so a future layout gets "upgrade mdeploy", not "corrupt");
 //! 2. the declared file length against the actual length (truncation / appended bytes);
-//! 3. the SHA-256 digest (any change to any byte fails here with "corrupt or modified");
+//! 3. a signed file's SIGNATURE section (last entry, end of file), then the SHA-256 digest (any
+//!    change to any covered byte fails here with "corrupt or modified");
+//! 3b. under a trust policy, the signature (`UNTRUSTED`), before any section is parsed;
 //! 4. flags, the section table, then each section with a bounds-checked [`Cursor`];
 //! 5. tensors: buffer lengths are compared with what the shape implies *before* copying, and
 //!    payloads are checked with [`Tensor::check_data`];
