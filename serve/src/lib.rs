@@ -235,6 +235,8 @@ impl ApiError {
             // A model that does not load is the server's fault, not the client's.
             ErrorKind::BadModel => ApiError::new(500, "BAD_MODEL", e.message),
             ErrorKind::Unsupported => ApiError::new(500, "UNSUPPORTED", e.message),
+            // The server's trust policy refused one of its own models: also the server's side.
+            ErrorKind::Untrusted => ApiError::new(500, "UNTRUSTED", e.message),
         }
     }
     pub fn into_response(self) -> Response {

@@ -14,6 +14,10 @@ pub enum ErrorKind {
     BadInput,
     /// Well-formed, but uses something this build cannot run (a newer format, a dtype without kernel).
     Unsupported,
+    /// The model is well formed but the reader's trust policy refuses it: unsigned, signed by a
+    /// key that is not trusted, or a signature that does not verify (the file was changed after
+    /// it was signed). Distinct from `BadModel` so a host can tell "corrupt" from "not allowed".
+    Untrusted,
 }
 
 impl ErrorKind {
@@ -23,6 +27,7 @@ impl ErrorKind {
             ErrorKind::BadModel => "BAD_MODEL",
             ErrorKind::BadInput => "BAD_INPUT",
             ErrorKind::Unsupported => "UNSUPPORTED",
+            ErrorKind::Untrusted => "UNTRUSTED",
         }
     }
 }
@@ -42,6 +47,9 @@ impl Error {
     }
     pub fn unsupported(message: impl Into<String>) -> Self {
         Error { kind: ErrorKind::Unsupported, message: message.into() }
+    }
+    pub fn untrusted(message: impl Into<String>) -> Self {
+        Error { kind: ErrorKind::Untrusted, message: message.into() }
     }
     pub fn code(&self) -> &'static str {
         self.kind.code()

@@ -23,7 +23,7 @@ pub const SECTION_ALIGN: usize = 8;
 
 /// Header flags.
 pub mod flag {
-    /// Reserved: the file carries a `SIGNATURE` section. Not implemented yet: rejected.
+    /// The file carries a `SIGNATURE` section, as its last section (see `codes::signature`).
     pub const SIGNED: u32 = 1 << 0;
     /// Reserved: GRAPH/TENSORS/DATA are encrypted, `ENCRYPTION` describes how. Rejected for now.
     pub const ENCRYPTED: u32 = 1 << 1;
@@ -35,7 +35,7 @@ pub mod section {
     pub const GRAPH: u32 = 2;
     pub const TENSORS: u32 = 3;
     pub const DATA: u32 = 4;
-    /// Reserved for signatures (see `flag::SIGNED`).
+    /// The signature (see `flag::SIGNED` and `codes::signature`); always the last section.
     pub const SIGNATURE: u32 = 5;
     /// Reserved for encryption parameters (see `flag::ENCRYPTED`).
     pub const ENCRYPTION: u32 = 6;
@@ -55,6 +55,23 @@ pub mod section {
             _ => "unknown",
         }
     }
+}
+
+/// The SIGNATURE section (kind 5): `u32 algorithm`, `u32 reserved (0)`, `key id` (8 bytes),
+/// `signature` (64 bytes). It is the last section and ends the file; the header digest then
+/// covers every byte except the digest field and this section (see `MDM_FORMAT.md`).
+pub mod signature {
+    /// Ed25519 (RFC 8032), verified strictly (no malleable signatures, no small-order keys).
+    pub const ED25519: u32 = 1;
+    /// Key id: the first 8 bytes of SHA-256 of the 32-byte public key.
+    pub const KEY_ID_LEN: usize = 8;
+    pub const SIG_LEN: usize = 64;
+    /// Bytes of the section: algorithm, reserved, key id, signature.
+    pub const SECTION_LEN: usize = 4 + 4 + KEY_ID_LEN + SIG_LEN;
+    /// Prefix of the signed message (domain separation: these bytes signed by the same key mean
+    /// nothing anywhere else). The message is this, then `algorithm` (u32 LE), the key id and the
+    /// 32-byte header digest.
+    pub const CONTEXT: &[u8] = b"mdeploy .mdm signature v1\0";
 }
 
 /// Op codes in the GRAPH section (u16). Codes 1..=7 are the 1.0 layer codes; a 1.0 GRAPH

@@ -22,6 +22,12 @@ pub(crate) fn content_digest(bytes: &[u8]) -> [u8; 32] {
     out
 }
 
+/// The digest of a signed file: the same, but stopping at `end`, where its SIGNATURE section
+/// (the last one) starts. `HEADER_LEN <= end <= bytes.len()` (callers check).
+pub(crate) fn content_digest_upto(bytes: &[u8], end: usize) -> [u8; 32] {
+    content_digest(&bytes[..end])
+}
+
 /// Writes the digest of `bytes` into its header (the writer's last step).
 pub(crate) fn seal(bytes: &mut [u8]) {
     if bytes.len() >= HEADER_LEN {

@@ -20,7 +20,8 @@
 //!
 //! Files: [`codes`] (numbers and limits), `cursor.rs` (bounds-checked reads), `reader/`
 //! (`mod.rs`: header, digest, section table, assembly; `meta.rs`, `tensors.rs`, `graph.rs`: one
-//! section each), `writer.rs`, `tensor.rs` (payload rules, dequantize/densify), `digest.rs` (SHA-256).
+//! section each), `writer.rs`, `tensor.rs` (payload rules, dequantize/densify), `digest.rs` (SHA-256),
+//! `trust.rs` (Ed25519 keys, [`sign`], the trust-policy check of [`read_with_options`]).
 
 // `x % n == 0` rather than `is_multiple_of`: the workspace's rust-version (1.85) predates it.
 #![allow(clippy::manual_is_multiple_of)]
@@ -30,6 +31,7 @@ mod cursor;
 mod digest;
 mod reader;
 mod tensor;
+mod trust;
 mod writer;
 
 #[cfg(test)]
@@ -39,6 +41,7 @@ use crate::error::Result;
 use crate::model::Model;
 
 pub use tensor::pack_bits;
+pub use trust::{sign, KeyId, PublicKey, SecretKey};
 
 /// Major format version: files with another major are rejected as `Unsupported`.
 pub const FORMAT_MAJOR: u16 = 1;
@@ -61,12 +64,12 @@ pub fn read(bytes: &[u8]) -> Result<Model> {
 /// a 188 KB model costs more than running it). Every structural check of [`read`] still runs,
 /// so hostile bytes still give an error, never a panic; only silent corruption goes unnoticed.
 pub fn read_trusted(bytes: &[u8]) -> Result<Model> {
-    reader::read_with_info_opts(bytes, false).map(|(m, _)| m)
+    reader::read_with_info_opts(bytes, false, None).map(|(m, _)| m)
 }
 
 /// [`read_trusted`] that also describes the file (see [`read_with_info`]).
 pub fn read_with_info_trusted(bytes: &[u8]) -> Result<(Model, FileInfo)> {
-    reader::read_with_info_opts(bytes, false)
+    reader::read_with_info_opts(bytes, false, None)
 }
 
 /// Like [`read`], also describing the file (version, digest, sections, how each tensor is
@@ -91,10 +94,27 @@ pub fn read_with_info_hashed(bytes: &[u8], sha256: &[u8; 32]) -> Result<(Model, 
         && bytes[12..16] == [0, 0, 0, 0]
         && bytes[codes::DIGEST_OFFSET..codes::DIGEST_OFFSET + codes::DIGEST_LEN] == sha256[..];
     if plain {
-        reader::read_with_info_opts(bytes, false)
+        reader::read_with_info_opts(bytes, false, None)
     } else {
         reader::read_with_info(bytes)
     }
+}
+
+/// How to read a file. The default is [`read`]'s behaviour: any intact file loads, signed or
+/// not (a signature's structure is checked, but it cannot be verified without the publisher's
+/// key, so [`FileInfo::signature`] then says `verified: false`).
+#[derive(Clone, Debug, Default)]
+pub struct ReadOptions {
+    /// A trust policy. `Some(keys)`: only files signed by one of `keys` whose signature verifies
+    /// load; an unsigned file, one signed by another key, or one whose signature does not verify
+    /// is refused with `UNTRUSTED` before any section past the header is parsed. `Some(vec![])`
+    /// refuses every file. `None`: no policy.
+    pub trusted_keys: Option<Vec<PublicKey>>,
+}
+
+/// [`read_with_info`] under [`ReadOptions`]: the entry point for hosts with a trust policy.
+pub fn read_with_options(bytes: &[u8], opts: &ReadOptions) -> Result<(Model, FileInfo)> {
+    reader::read_with_info_opts(bytes, true, opts.trusted_keys.as_deref())
 }
 
 /// Serializes a model. Fails (`BadModel`) if the model does not validate or exceeds a format
@@ -123,9 +143,23 @@ pub struct FileInfo {
     pub file_len: u64,
     /// SHA-256 content digest, lowercase hex.
     pub digest_hex: String,
+    /// `Some` for a signed file (header flag `SIGNED`).
+    pub signature: Option<SignatureInfo>,
     pub sections: Vec<SectionInfo>,
     /// One entry per tensor, in table order.
     pub tensors: Vec<TensorInfo>,
+}
+
+/// A signed file's signature, as [`read_with_info`] / [`read_with_options`] saw it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SignatureInfo {
+    /// `"ed25519"`.
+    pub algorithm: &'static str,
+    /// The signing key's id, 16 lowercase hex digits (see [`KeyId`]).
+    pub key_id: String,
+    /// `true` when the file was read under a trust policy (so the signature verified against a
+    /// trusted key); `false` when no policy was given and the signature was not checked.
+    pub verified: bool,
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -548,7 +548,7 @@ fn newer_minor_with_optional_section_and_appended_meta_fields_loads() {
 #[test]
 fn required_unknown_sections_signatures_and_flags_are_unsupported() {
     let m = zoo();
-    let cases: [(Options, &str); 5] = [
+    let cases: [(Options, &str); 3] = [
         (
             Options {
                 minor: 1,
@@ -561,25 +561,9 @@ fn required_unknown_sections_signatures_and_flags_are_unsupported() {
             Options {
                 minor: 0,
                 flags: 0,
-                extra: &[(section::SIGNATURE, 0, b"sig")],
-            },
-            "SIGNATURE",
-        ),
-        (
-            Options {
-                minor: 0,
-                flags: 0,
                 extra: &[(section::ENCRYPTION, 0, b"key")],
             },
             "ENCRYPTION",
-        ),
-        (
-            Options {
-                minor: 0,
-                flags: flag::SIGNED,
-                extra: &[],
-            },
-            "signed",
         ),
         (
             Options {
@@ -610,6 +594,37 @@ fn required_unknown_sections_signatures_and_flags_are_unsupported() {
         .unwrap(),
     );
     assert!(e.message.contains("encrypted"), "{e}");
+}
+
+#[test]
+fn a_signature_out_of_place_is_a_bad_model() {
+    // Signatures are implemented (trust.rs): a SIGNATURE section without the SIGNED flag, or
+    // the flag without the section, is a malformed file, not a newer one.
+    let m = zoo();
+    let no_flag = write_with(
+        &m,
+        &Options {
+            minor: 0,
+            flags: 0,
+            extra: &[(section::SIGNATURE, 0, b"sig")],
+        },
+    )
+    .unwrap();
+    let e = err_of(&no_flag);
+    assert_eq!(e.kind, ErrorKind::BadModel, "{e}");
+    assert!(e.message.contains("SIGNATURE section may appear only once"), "{e}");
+    let no_section = write_with(
+        &m,
+        &Options {
+            minor: 0,
+            flags: flag::SIGNED,
+            extra: &[],
+        },
+    )
+    .unwrap();
+    let e = err_of(&no_section);
+    assert_eq!(e.kind, ErrorKind::BadModel, "{e}");
+    assert!(e.message.contains("SIGNED is set") && e.message.contains("not SIGNATURE"), "{e}");
 }
 
 #[test]
@@ -1047,4 +1062,45 @@ fn a_host_hash_is_used_only_when_it_matches_a_plain_files_digest() {
         read_with_info_hashed(&flagged, &h).unwrap_err().kind,
         read(&flagged).unwrap_err().kind
     );
+}
+
+#[test]
+fn a_second_signature_section_is_refused_even_when_validly_signed() {
+    // Someone holding a trusted key could still write a file with two SIGNATURE sections; the
+    // format allows exactly one, last. Both with and without a policy: BAD_MODEL.
+    let m = zoo();
+    let key = SecretKey::from_seed(&[7; 32]);
+    let blank = [0u8; codes::signature::SECTION_LEN];
+    let mut bytes = write_with(
+        &m,
+        &Options {
+            minor: 0,
+            flags: flag::SIGNED,
+            extra: &[
+                (section::SIGNATURE, section::FLAG_REQUIRED, &blank),
+                (section::SIGNATURE, section::FLAG_REQUIRED, &blank),
+            ],
+        },
+    )
+    .unwrap();
+    super::trust::seal_signed(&mut bytes, &key);
+    let policy = ReadOptions { trusted_keys: Some(vec![key.public_key()]) };
+    for e in [err_of(&bytes), read_with_options(&bytes, &policy).unwrap_err()] {
+        assert_eq!(e.kind, ErrorKind::BadModel, "{e}");
+        assert!(e.message.contains("may appear only once"), "{e}");
+    }
+    // The same layout with one SIGNATURE section loads under the policy: the refusal above is
+    // the duplicate's, not the test's construction.
+    let mut one = write_with(
+        &m,
+        &Options {
+            minor: 0,
+            flags: flag::SIGNED,
+            extra: &[(section::SIGNATURE, section::FLAG_REQUIRED, &blank)],
+        },
+    )
+    .unwrap();
+    super::trust::seal_signed(&mut one, &key);
+    let (_, info) = read_with_options(&one, &policy).unwrap();
+    assert_eq!(info.signature.unwrap().key_id, key.public_key().key_id().to_string());
 }

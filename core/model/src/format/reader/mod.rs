@@ -3,7 +3,9 @@
 //! Order of checks (each failure names what and where):
 //! 1. magic, then the major version (so a future layout gets "upgrade mdeploy", not "corrupt");
 //! 2. the declared file length against the actual length (truncation / appended bytes);
-//! 3. the SHA-256 digest (any change to any byte fails here with "corrupt or modified");
+//! 3. a signed file's SIGNATURE section (last entry, end of file), then the SHA-256 digest (any
+//!    change to any covered byte fails here with "corrupt or modified");
+//! 3b. under a trust policy, the signature (`UNTRUSTED`), before any section is parsed;
 //! 4. flags, the section table, then each section with a bounds-checked [`Cursor`];
 //! 5. tensors: buffer lengths are compared with what the shape implies *before* copying, and
 //!    payloads are checked with [`Tensor::check_data`];
@@ -13,10 +15,11 @@
 //! steps 4–6: every count is compared with the bytes left before anything is allocated for it.
 
 use crate::error::{Error, Result};
-use crate::format::codes::{self, encoding, flag, section};
+use crate::format::codes::{self, encoding, flag, section, signature as sig};
 use crate::format::cursor::Cursor;
 use crate::format::digest;
-use crate::format::{FileInfo, SectionInfo, TensorInfo, FORMAT_MAJOR, FORMAT_MINOR};
+use crate::format::trust::{self, PublicKey, SigBlock};
+use crate::format::{FileInfo, SectionInfo, SignatureInfo, TensorInfo, FORMAT_MAJOR, FORMAT_MINOR};
 use crate::graph::Graph;
 use crate::model::{Model, Quant};
 
@@ -34,6 +37,8 @@ pub(crate) struct Header {
     pub flags: u32,
     pub section_count: usize,
     pub digest: [u8; 32],
+    /// A signed file's SIGNATURE section: its file offset and contents (not yet verified).
+    pub signature: Option<(usize, SigBlock)>,
 }
 
 fn le_u16(b: &[u8], at: usize) -> u16 {
@@ -99,9 +104,23 @@ pub(crate) fn parse_header_opts(bytes: &[u8], verify_digest: bool) -> Result<Hea
             actual - file_len
         )));
     }
+    let section_count = le_u32(bytes, 24) as usize;
+    let reserved = le_u32(bytes, 28);
+    // A signed file's digest stops where its SIGNATURE section (the last one) starts, so that
+    // section is found first. Only the last section table entry is read here; the whole table
+    // is checked later.
+    let signature = if flags & flag::SIGNED != 0 {
+        Some(locate_signature(bytes, section_count)?)
+    } else {
+        None
+    };
     let mut stored = [0u8; 32];
     stored.copy_from_slice(&bytes[codes::DIGEST_OFFSET..codes::DIGEST_OFFSET + codes::DIGEST_LEN]);
-    let computed = if verify_digest { digest::content_digest(bytes) } else { stored };
+    let computed = match (verify_digest, &signature) {
+        (false, _) => stored,
+        (true, None) => digest::content_digest(bytes),
+        (true, Some((at, _))) => digest::content_digest_upto(bytes, *at),
+    };
     if computed != stored {
         return Err(Error::bad_model(format!(
             "the file is corrupt or was modified after it was written: its SHA-256 digest does not match (stored {}, computed {}); re-export or re-download the model",
@@ -109,19 +128,14 @@ pub(crate) fn parse_header_opts(bytes: &[u8], verify_digest: bool) -> Result<Hea
             digest::hex(&computed)
         )));
     }
-    let section_count = le_u32(bytes, 24) as usize;
-    let reserved = le_u32(bytes, 28);
-    if flags & (flag::SIGNED | flag::ENCRYPTED) != 0 {
+    if flags & flag::ENCRYPTED != 0 {
         return Err(Error::unsupported(format!(
-            "this model is {} (header flags {flags:#x}); this mdeploy cannot verify signatures or decrypt yet: upgrade mdeploy or export an unsigned, unencrypted model",
-            match (flags & flag::SIGNED != 0, flags & flag::ENCRYPTED != 0) {
-                (true, true) => "signed and encrypted",
-                (true, false) => "signed",
-                _ => "encrypted",
-            }
+            "this model is {} (header flags {flags:#x}); this mdeploy cannot decrypt models yet: upgrade mdeploy or export an unencrypted model",
+            if flags & flag::SIGNED != 0 { "signed and encrypted" } else { "encrypted" }
         )));
     }
-    if flags != 0 {
+    let flags_known = flag::SIGNED;
+    if flags & !flags_known != 0 {
         return Err(Error::unsupported(format!(
             "header flags {flags:#x} use bits this mdeploy does not know (format {major}.{minor}); upgrade mdeploy"
         )));
@@ -137,7 +151,52 @@ pub(crate) fn parse_header_opts(bytes: &[u8], verify_digest: bool) -> Result<Hea
         flags,
         section_count,
         digest: stored,
+        signature,
     })
+}
+
+/// Finds a signed file's SIGNATURE section: the last section table entry, of kind SIGNATURE,
+/// exactly [`sig::SECTION_LEN`] bytes, ending the file. Anything else (no such entry, the
+/// section moved or resized) is `BAD_MODEL`: a signature that is not where the format puts it
+/// is not a signature of this file.
+fn locate_signature(bytes: &[u8], section_count: usize) -> Result<(usize, SigBlock)> {
+    let fix = "the signature section was moved, removed or damaged; get the signed file again, or re-sign it with `mdeploy sign`";
+    if section_count == 0 || section_count > codes::MAX_SECTIONS {
+        return Err(Error::bad_model(format!(
+            "header declares {section_count} sections; a file has 4 to {}",
+            codes::MAX_SECTIONS
+        )));
+    }
+    let table_end = codes::HEADER_LEN + section_count * codes::SECTION_ENTRY_LEN;
+    if table_end > bytes.len() {
+        return Err(Error::bad_model(format!(
+            "truncated: the section table ({section_count} entries) runs past the end of the {}-byte file",
+            bytes.len()
+        )));
+    }
+    let e = table_end - codes::SECTION_ENTRY_LEN;
+    let kind = le_u32(bytes, e);
+    let offset = le_u64(bytes, e + 8);
+    let len = le_u64(bytes, e + 16);
+    if kind != section::SIGNATURE {
+        return Err(Error::bad_model(format!(
+            "the header flag SIGNED is set but the last section table entry (file offset {e}) is kind {kind} ({}), not SIGNATURE: {fix}",
+            section::name(kind)
+        )));
+    }
+    if len != sig::SECTION_LEN as u64
+        || offset.checked_add(len) != Some(bytes.len() as u64)
+        || offset < table_end as u64
+        || offset % codes::SECTION_ALIGN as u64 != 0
+    {
+        return Err(Error::bad_model(format!(
+            "the SIGNATURE section (table entry at file offset {e}) is bytes {offset}+{len}; it must be the {}-byte section that ends the {}-byte file: {fix}",
+            sig::SECTION_LEN,
+            bytes.len()
+        )));
+    }
+    let at = offset as usize; // < bytes.len()
+    Ok((at, SigBlock::parse(&bytes[at..], at)?))
 }
 
 #[derive(Clone, Copy)]
@@ -249,9 +308,18 @@ fn parse_sections(bytes: &[u8], h: &Header) -> Result<Sections> {
                 }
                 *slot = Some(s);
             }
-            section::SIGNATURE | section::ENCRYPTION => {
+            // The only SIGNATURE a file may hold is the one parse_header located: the last
+            // entry, with the SIGNED flag. Any other is a duplicate or was moved.
+            section::SIGNATURE if h.signature.as_ref().is_some_and(|(o, _)| *o == offset) && i + 1 == n => {}
+            section::SIGNATURE => {
+                return Err(Error::bad_model(format!(
+                    "{}: a SIGNATURE section may appear only once, as the last section of a file whose header has the SIGNED flag: the signature was duplicated, moved or added by hand; re-sign the model with `mdeploy sign`",
+                    loc()
+                )));
+            }
+            section::ENCRYPTION => {
                 return Err(Error::unsupported(format!(
-                    "{}: this model carries a {name} section; signed or encrypted models need a newer mdeploy: upgrade mdeploy",
+                    "{}: this model carries an ENCRYPTION section; encrypted models need a newer mdeploy: upgrade mdeploy",
                     loc()
                 )));
             }
@@ -289,12 +357,21 @@ fn cursor<'a>(bytes: &'a [u8], s: Section) -> Cursor<'a> {
 
 /// Parses and validates a whole file; see [`crate::format::read`].
 pub(crate) fn read_with_info(bytes: &[u8]) -> Result<(Model, FileInfo)> {
-    read_with_info_opts(bytes, true)
+    read_with_info_opts(bytes, true, None)
 }
 
-/// [`read_with_info`] with the digest check optional; every structural check still runs.
-pub(crate) fn read_with_info_opts(bytes: &[u8], verify_digest: bool) -> Result<(Model, FileInfo)> {
-    let h = parse_header_opts(bytes, verify_digest)?;
+/// [`read_with_info`] with the digest check optional (every structural check still runs) and
+/// an optional trust policy: with `trusted`, the digest is always checked and the signature
+/// verified before any section past the header is parsed.
+pub(crate) fn read_with_info_opts(
+    bytes: &[u8],
+    verify_digest: bool,
+    trusted: Option<&[PublicKey]>,
+) -> Result<(Model, FileInfo)> {
+    let h = parse_header_opts(bytes, verify_digest || trusted.is_some())?;
+    if let Some(keys) = trusted {
+        trust::check(keys, h.signature.as_ref().map(|(_, b)| b), &h.digest)?;
+    }
     let s = parse_sections(bytes, &h)?;
     let newer_minor = h.minor > FORMAT_MINOR;
     let meta = parse_meta(&mut cursor(bytes, s.meta), newer_minor)?;
@@ -359,6 +436,11 @@ pub(crate) fn read_with_info_opts(bytes: &[u8], verify_digest: bool) -> Result<(
         flags: h.flags,
         file_len: bytes.len() as u64,
         digest_hex: digest::hex(&h.digest),
+        signature: h.signature.as_ref().map(|(_, b)| SignatureInfo {
+            algorithm: "ed25519",
+            key_id: b.key_id.to_string(),
+            verified: trusted.is_some(),
+        }),
         sections: s.all,
         tensors: infos,
     };
