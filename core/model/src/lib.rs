@@ -10,6 +10,7 @@ pub mod error;
 pub mod format;
 pub mod graph;
 pub mod model;
+pub mod monitor;
 
 pub use error::{Error, ErrorKind, Result};
 pub use graph::{Graph, GraphBuilder, Node, Op, ValueId};
