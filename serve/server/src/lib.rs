@@ -57,12 +57,15 @@ pub struct Options {
     /// Most requests answered at once (REST and gRPC together); one more is refused at once with
     /// 429 / RESOURCE_EXHAUSTED instead of queueing without bound. `None`: no limit.
     pub max_inflight: Option<usize>,
+    /// Input-drift reference for models whose file has none (`monitor.rs`); `None`: such
+    /// models report drift status `no_reference`.
+    pub drift_reference: Option<monitor::Fallback>,
 }
 
 impl Options {
     /// REST on `http`, nothing else: no gRPC, no watcher, no keys, no limit.
     pub fn new(repository: impl Into<PathBuf>, http: SocketAddr) -> Options {
-        Options { repository: repository.into(), http, grpc: None, poll: None, api_keys: None, max_inflight: None }
+        Options { repository: repository.into(), http, grpc: None, poll: None, api_keys: None, max_inflight: None, drift_reference: None }
     }
 }
 
@@ -100,7 +103,7 @@ impl Running {
 /// Opens the repository (every model read, checked and planned), binds the listeners and starts
 /// serving on the current tokio runtime.
 pub async fn start(opts: Options) -> Result<Running, String> {
-    let metrics = Arc::new(metrics::Metrics::new());
+    let metrics = Arc::new(metrics::Metrics::with_monitors(monitor::Monitors::with_fallback(opts.drift_reference.clone())));
     let dir = opts.repository.clone();
     let m2 = metrics.clone();
     let repo = tokio::task::spawn_blocking(move || Repository::open(&dir, m2))

@@ -42,6 +42,11 @@ const LABELS: &[&str] = &["model", "version"];
 
 impl Metrics {
     pub fn new() -> Metrics {
+        Metrics::with_monitors(Monitors::default())
+    }
+
+    /// Metrics whose prediction and drift monitors are `monitors` (e.g. with a fallback reference).
+    pub fn with_monitors(monitors: Monitors) -> Metrics {
         let registry = Registry::new();
         let counter = |name: &str, help: &str, labels: &[&str]| {
             let c = IntCounterVec::new(Opts::new(name, help), labels).expect("static metric definition");
@@ -82,7 +87,7 @@ impl Metrics {
         )
         .expect("static metric definition");
         registry.register(Box::new(pending.clone())).expect("metric registered once");
-        Metrics { registry, success, failure, count, exec_count, request_us, queue_us, compute_us, latency, load_failures, ready, pending, monitors: Arc::default() }
+        Metrics { registry, success, failure, count, exec_count, request_us, queue_us, compute_us, latency, load_failures, ready, pending, monitors: Arc::new(monitors) }
     }
 
     /// One inference request for a served `model` `version`: `batch` samples if it succeeded.

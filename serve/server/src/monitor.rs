@@ -42,18 +42,28 @@ pub struct VersionMonitor {
     confidence_sum_micro: AtomicU64,
     rows: AtomicU64,
     reference: Result<Reference, String>,
+    /// Where the reference came from: `"model"` (its file) or `"server"` (the server's fallback).
+    reference_source: &'static str,
     window: Mutex<VecDeque<[f32; 5]>>,
 }
 
 impl VersionMonitor {
-    fn new(info: &ModelInfo) -> VersionMonitor {
+    fn new(info: &ModelInfo, fallback: Option<&Fallback>) -> VersionMonitor {
         let labels: Vec<String> = (0..info.output_len).map(|c| info.label(c)).collect();
-        let reference = match info.meta.provenance.extra.iter().find(|(k, _)| k == monitor::META_KEY) {
-            Some((_, text)) => Reference::parse(text),
-            None => Err(format!(
-                "the model file has no input reference ({}); add one with `mdeploy monitor-ref MODEL --data train`",
-                monitor::META_KEY
-            )),
+        let (reference, reference_source) = match info.meta.provenance.extra.iter().find(|(k, _)| k == monitor::META_KEY) {
+            Some((_, text)) => (Reference::parse(text), "model"),
+            None => match fallback {
+                Some(f) if f.row_len == info.input_len => (Ok(f.reference.clone()), "server"),
+                _ => (
+                    Err(format!(
+                        "the model file has no input reference ({}) and the server has none for {}-value inputs; add one \
+                         with `mdeploy monitor-ref MODEL --out MODEL`",
+                        monitor::META_KEY,
+                        info.input_len
+                    )),
+                    "none",
+                ),
+            },
         };
         VersionMonitor {
             digest: info.digest.clone(),
@@ -63,6 +73,7 @@ impl VersionMonitor {
             confidence_sum_micro: AtomicU64::new(0),
             rows: AtomicU64::new(0),
             reference,
+            reference_source,
             window: Mutex::new(VecDeque::with_capacity(WINDOW)),
         }
     }
@@ -134,6 +145,7 @@ impl VersionMonitor {
                 let status = if n < MIN_ROWS { "insufficient_data" } else { monitor::status(max) };
                 json!({
                     "status": status,
+                    "reference": self.reference_source,
                     "psi": features,
                     "max_psi": max,
                     "window_rows": n,
@@ -179,9 +191,24 @@ fn top1(row: &[f32]) -> (usize, f32) {
 #[derive(Default)]
 pub struct Monitors {
     versions: RwLock<HashMap<(String, String), Arc<VersionMonitor>>>,
+    fallback: Option<Fallback>,
+}
+
+/// The reference for models whose file carries none, computed by the host at start (e.g. from
+/// the MNIST training split): it describes the inputs, not the model, so it serves every model
+/// trained on that data. Used only for models whose input has `row_len` values.
+#[derive(Clone, Debug)]
+pub struct Fallback {
+    pub reference: Reference,
+    pub row_len: usize,
 }
 
 impl Monitors {
+    /// Monitors with a reference for models that carry none.
+    pub fn with_fallback(fallback: Option<Fallback>) -> Monitors {
+        Monitors { versions: RwLock::default(), fallback }
+    }
+
     fn get(&self, model: &str, version: &str) -> Option<Arc<VersionMonitor>> {
         let m = self.versions.read().ok()?;
         m.get(&(model.to_string(), version.to_string())).cloned()
@@ -273,9 +300,9 @@ impl mdeploy_serve::Observer for Monitors {
             Some(m) if m.digest == info.digest => m,
             _ => {
                 let Ok(mut map) = self.versions.write() else { return };
-                let e = map.entry((model.to_string(), version.to_string())).or_insert_with(|| Arc::new(VersionMonitor::new(info)));
+                let e = map.entry((model.to_string(), version.to_string())).or_insert_with(|| Arc::new(VersionMonitor::new(info, self.fallback.as_ref())));
                 if e.digest != info.digest {
-                    *e = Arc::new(VersionMonitor::new(info));
+                    *e = Arc::new(VersionMonitor::new(info, self.fallback.as_ref()));
                 }
                 e.clone()
             }

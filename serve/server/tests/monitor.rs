@@ -183,3 +183,38 @@ async fn predictions_are_counted_and_drift_alarms_on_shifted_inverted_and_noisy_
     srv.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A model file without a reference uses the server's (`Options::drift_reference`, what
+/// `mdeploy serve` computes from the training split at start): real digits do not alarm,
+/// inverted ones do, and the JSON says where the reference came from.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_without_a_reference_uses_the_servers_fallback() {
+    let dir = temp_repo("monitor-fallback");
+    put(&dir, "mlp", 1, MLP);
+    // A malformed reference turns drift off for its model (even with a fallback); it still serves.
+    let mut bad = format::read(MLP).expect("model");
+    bad.meta.provenance.extra.push((META_KEY.to_string(), "mdm-monitor-ref 1 rows=5\nmean 0.5 | 2,-1\n".to_string()));
+    put(&dir, "bad", 1, &format::write(&bad).expect("written"));
+    let train = &mnist::split().train;
+    let reference = Reference::from_rows((0..train.n).map(|i| train.image(i))).expect("rows");
+    let local = "127.0.0.1:0".parse().expect("address");
+    let opts = mdeploy_server::Options {
+        drift_reference: Some(mdeploy_server::monitor::Fallback { reference, row_len: 784 }),
+        ..mdeploy_server::Options::new(&dir, local)
+    };
+    let srv = mdeploy_server::start(opts).await.expect("server starts");
+    let a = srv.http;
+    let rows = test_rows();
+    send(a, "/v2/models/mlp/infer", &rows).await;
+    let d = monitor(a, "/v2/models/mlp/monitor").await["drift"].clone();
+    assert_eq!((d["status"].as_str(), d["reference"].as_str()), (Some("none"), Some("server")), "{d}");
+    let inverted: Vec<Vec<f32>> = rows.iter().map(|r| r.iter().map(|v| 1.0 - v).collect()).collect();
+    send(a, "/v2/models/mlp/infer", &inverted).await;
+    assert_eq!(monitor(a, "/v2/models/mlp/monitor").await["drift"]["status"], "significant");
+    send(a, "/v2/models/bad/infer", &rows[..10]).await;
+    let d = monitor(a, "/v2/models/bad/monitor").await["drift"].clone();
+    assert_eq!(d["status"], "no_reference", "{d}");
+    assert!(d["reason"].as_str().unwrap_or("").contains("shares"), "{d}");
+    srv.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
