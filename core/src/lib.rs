@@ -6,7 +6,7 @@
 //!
 //! | crate | modules here | what it is |
 //! |---|---|---|
-//! | `mdeploy-model` (`core/model`) | [`graph`], [`model`], [`format`], [`error`] | the graph, tensors, the `.mdm` format |
+//! | `mdeploy-model` (`core/model`) | [`graph`], [`model`], [`format`], [`error`], [`monitor`] | the graph, tensors, the `.mdm` format, input-drift references |
 //! | `mdeploy-kernels` (`core/kernels`) | [`kernels`] | CPU kernels, one folder per instruction set |
 //! | `mdeploy-runtime` (`core/runtime`) | [`lower`], [`budget`], [`plan`], [`loaded`] | the one lowering and the CPU executor |
 //! | `mdeploy-train` (`core/train`) | [`train`], [`arch`], [`eval`], [`rng`] | training, the shipped architectures, metrics |
@@ -17,7 +17,7 @@
 
 pub use mdeploy_kernels as kernels;
 pub use mdeploy_mnist::{data, image, preprocess};
-pub use mdeploy_model::{error, format, graph, model};
+pub use mdeploy_model::{error, format, graph, model, monitor};
 pub use mdeploy_runtime::{budget, loaded, lower, plan, quantize};
 pub use mdeploy_train as train;
 pub use mdeploy_train::{arch, eval, rng};

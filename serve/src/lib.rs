@@ -24,6 +24,7 @@
 //! host did that once ahead of time with [`Server::preload`] (the worker's Wizer snapshot).
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use mdeploy_core::{Error as CoreError, ErrorKind, LoadedModel, ModelInfo, Plan, Trust};
 
@@ -138,12 +139,23 @@ impl ModelEntry {
     }
 }
 
+/// Sees every successful model run, whatever the route: a host's monitoring (the native
+/// server's prediction counts and input drift). Called on the request's thread right after the
+/// plan ran, before the answer is built, so it must be cheap; it cannot change the answer.
+pub trait Observer: Send + Sync {
+    /// `n` samples of `model` `version` ran: `input` is `n × info.input_len` values as the model
+    /// saw them (after any preprocessing), `output` is `n × info.output_len`.
+    fn observe(&self, model: &str, version: &str, info: &ModelInfo, input: &[f32], output: &[f32], n: usize);
+}
+
 /// A model after its first use: what the routes describe, and the plan that runs it.
 pub(crate) struct Loaded {
     pub info: ModelInfo,
     pub plan: Plan,
     /// Largest batch one request may carry ([`Server::set_max_batch`]; unlimited by default).
     pub max_batch: usize,
+    /// The host's observer with this model's name and version ([`Server::set_observer`]).
+    observer: Option<(Arc<dyn Observer>, String, String)>,
 }
 
 impl Loaded {
@@ -153,7 +165,7 @@ impl Loaded {
         // One sample per chunk: a small arena is cheap to set up per request, and `run` chunks
         // larger batches itself.
         let plan = Plan::new(&model, 1)?;
-        Ok(Loaded { info, plan, max_batch: usize::MAX })
+        Ok(Loaded { info, plan, max_batch: usize::MAX, observer: None })
     }
 
     pub fn input_len(&self) -> usize {
@@ -179,6 +191,9 @@ impl Loaded {
         }
         let mut out = vec![0.0; n.saturating_mul(self.output_len())];
         self.plan.run(input, n, &mut out).map_err(ApiError::from_core)?;
+        if let Some((o, name, version)) = &self.observer {
+            o.observe(name, version, &self.info, input, &out, n);
+        }
         Ok(out)
     }
 }
@@ -208,6 +223,7 @@ pub struct Server {
     /// version is named (`/v2/models/m/versions/stable/...`, gRPC `model_version`) and in TF
     /// Serving's `/v1/models/m/labels/stable...` paths.
     labels: Vec<(String, String, String)>,
+    observer: Option<Arc<dyn Observer>>,
 }
 
 /// An error answer: status, stable code and a message saying what to fix.
@@ -282,7 +298,19 @@ impl Server {
         Server {
             slots: models.into_iter().map(|entry| Slot { entry, state: None, max_batch: usize::MAX }).collect(),
             labels: Vec::new(),
+            observer: None,
         }
+    }
+
+    /// Hands every successful model run of this server to `observer` (see [`Observer`]); the
+    /// answers do not change.
+    pub fn set_observer(&mut self, observer: Arc<dyn Observer>) {
+        for s in &mut self.slots {
+            if let Some(Ok(l)) = &mut s.state {
+                l.observer = Some((observer.clone(), s.entry.name.clone(), s.entry.version.clone()));
+            }
+        }
+        self.observer = Some(observer);
     }
 
     /// Points version label `label` (`stable`, `canary`, ...) of `model` at `version`, replacing
@@ -415,7 +443,13 @@ impl Server {
     /// Finds a model by name and (optional) version: 404 naming what exists otherwise.
     pub(crate) fn find(&self, name: &str, version: Option<&str>) -> Result<usize, ApiError> {
         let Some(i) = self.slots.iter().position(|s| s.entry.name == name) else {
-            let names: Vec<&str> = self.slots.iter().map(|s| s.entry.name.as_str()).collect();
+            // Once per model, not once per version (slots are per version).
+            let mut names: Vec<&str> = Vec::new();
+            for s in &self.slots {
+                if !names.contains(&s.entry.name.as_str()) {
+                    names.push(s.entry.name.as_str());
+                }
+            }
             return Err(ApiError::not_found(format!(
                 "unknown model '{}'; this server has: {}",
                 truncate(name, 100),
@@ -451,9 +485,11 @@ impl Server {
     pub(crate) fn load(&mut self, i: usize) -> Result<&mut Loaded, ApiError> {
         let slot = &mut self.slots[i];
         let max_batch = slot.max_batch;
+        let observer = &self.observer;
         let state = slot.state.get_or_insert_with(|| {
             Loaded::load(&slot.entry).map(|mut l| {
                 l.max_batch = max_batch;
+                l.observer = observer.as_ref().map(|o| (o.clone(), slot.entry.name.clone(), slot.entry.version.clone()));
                 l
             })
         });

@@ -756,3 +756,64 @@ fn labels_stand_for_versions_and_max_batch_caps_a_request() {
     let (r, v) = post(&mut s, "/v2/models/mnist-mlp/infer", &json!({ "inputs": [{ "name": "input", "shape": [3, 784], "datatype": "FP32", "data": three }] }));
     assert_error(&mut s, &r, &v, 400, "max_batch");
 }
+
+/// A 404 for an unknown model names each served model once, however many versions it has.
+#[test]
+fn unknown_model_lists_each_model_once() {
+    let mut s = Server::new(vec![
+        ModelEntry::new("mnist-mlp", "3", MLP),
+        ModelEntry::new("mnist-mlp", "2", MLP),
+        ModelEntry::new("mnist-mlp", "1", CNN),
+        ModelEntry::new("mnist-cnn", "1", CNN),
+    ]);
+    let (r, v) = get(&mut s, "/v2/models/nope");
+    assert_error(&mut s, &r, &v, 404, "unknown model");
+    let msg = v["error"].as_str().unwrap_or_default();
+    assert!(msg.ends_with("this server has: mnist-mlp, mnist-cnn"), "{msg}");
+}
+
+/// The host's observer sees every successful run, from every route, with the model's input
+/// and output rows; failed requests are not observed and answers do not change.
+#[test]
+fn observer_sees_every_successful_run_and_answers_do_not_change() {
+    use std::sync::{Arc, Mutex};
+    #[derive(Default)]
+    struct Seen(Mutex<Vec<(String, String, usize, Vec<f32>, Vec<f32>)>>);
+    impl mdeploy_serve::Observer for Seen {
+        fn observe(&self, model: &str, version: &str, info: &mdeploy_core::ModelInfo, input: &[f32], output: &[f32], n: usize) {
+            assert_eq!(input.len(), n * info.input_len);
+            assert_eq!(output.len(), n * info.output_len);
+            self.0.lock().unwrap().push((model.into(), version.into(), n, input.to_vec(), output.to_vec()));
+        }
+    }
+    let entries = vec![ModelEntry::new("mnist-mlp", "2", MLP), ModelEntry::new("mnist-mlp", "1", CNN)];
+    let mut plain = Server::new(entries.clone());
+    let mut watched = Server::new(entries);
+    // Set after one model is already loaded, so both paths (loaded before, loaded after) count.
+    let img = test_digits()[5].1.clone();
+    let one = json!({ "inputs": [{ "name": "input", "shape": [1, 784], "datatype": "FP32", "data": img }] });
+    let (r0, _) = post(&mut watched, "/v2/models/mnist-mlp/versions/2/infer", &one);
+    let seen = Arc::new(Seen::default());
+    watched.set_observer(seen.clone());
+    let two: Vec<f32> = [test_digits()[0].1.clone(), test_digits()[1].1.clone()].concat();
+    let reqs: Vec<(&str, Value)> = vec![
+        ("/v2/models/mnist-mlp/versions/2/infer", one.clone()),
+        ("/v2/models/mnist-mlp/versions/1/infer", json!({ "inputs": [{ "name": "input", "shape": [2, 784], "datatype": "FP32", "data": two }] })),
+        ("/v1/models/mnist-mlp/versions/1:predict", json!({ "instances": [test_digits()[7].1.clone()] })),
+        ("/v2/models/mnist-mlp/infer", json!({ "inputs": [{ "name": "input", "shape": [1, 3], "datatype": "FP32", "data": [1, 2, 3] }] })),
+    ];
+    for (path, body) in &reqs {
+        let (a, _) = post(&mut plain, path, body);
+        let (b, _) = post(&mut watched, path, body);
+        assert_eq!(a, b, "{path}");
+    }
+    assert_eq!(r0.status, 200);
+    let seen = seen.0.lock().unwrap();
+    let got: Vec<(&str, &str, usize)> = seen.iter().map(|(m, v, n, _, _)| (m.as_str(), v.as_str(), *n)).collect();
+    assert_eq!(got, [("mnist-mlp", "2", 1), ("mnist-mlp", "1", 2), ("mnist-mlp", "1", 1)]);
+    assert_eq!(seen[0].3, test_digits()[5].1);
+    // The observed output is the answer's probabilities.
+    let (_, v) = post(&mut plain, reqs[0].0, &reqs[0].1);
+    let probs = floats(&v["outputs"][0]["data"]);
+    assert_eq!(seen[0].4, probs);
+}

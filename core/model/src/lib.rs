@@ -11,6 +11,7 @@ mod finite;
 pub mod format;
 pub mod graph;
 pub mod model;
+pub mod monitor;
 
 pub use error::{Error, ErrorKind, Result};
 pub use finite::first_non_finite;

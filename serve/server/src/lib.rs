@@ -31,6 +31,7 @@ use tokio::sync::watch;
 pub mod auth;
 mod grpc;
 pub mod metrics;
+pub mod monitor;
 pub mod repo;
 
 pub use repo::{ModelConfig, Repository, VersionPolicy};
@@ -56,12 +57,15 @@ pub struct Options {
     /// Most requests answered at once (REST and gRPC together); one more is refused at once with
     /// 429 / RESOURCE_EXHAUSTED instead of queueing without bound. `None`: no limit.
     pub max_inflight: Option<usize>,
+    /// Input-drift reference for models whose file has none (`monitor.rs`); `None`: such
+    /// models report drift status `no_reference`.
+    pub drift_reference: Option<monitor::Fallback>,
 }
 
 impl Options {
     /// REST on `http`, nothing else: no gRPC, no watcher, no keys, no limit.
     pub fn new(repository: impl Into<PathBuf>, http: SocketAddr) -> Options {
-        Options { repository: repository.into(), http, grpc: None, poll: None, api_keys: None, max_inflight: None }
+        Options { repository: repository.into(), http, grpc: None, poll: None, api_keys: None, max_inflight: None, drift_reference: None }
     }
 }
 
@@ -99,7 +103,7 @@ impl Running {
 /// Opens the repository (every model read, checked and planned), binds the listeners and starts
 /// serving on the current tokio runtime.
 pub async fn start(opts: Options) -> Result<Running, String> {
-    let metrics = Arc::new(metrics::Metrics::new());
+    let metrics = Arc::new(metrics::Metrics::with_monitors(monitor::Monitors::with_fallback(opts.drift_reference.clone())));
     let dir = opts.repository.clone();
     let m2 = metrics.clone();
     let repo = tokio::task::spawn_blocking(move || Repository::open(&dir, m2))
@@ -242,11 +246,47 @@ async fn http_request(shared: &Arc<Shared>, req: hyper::Request<Incoming>) -> Ht
         }
         return r;
     }
+    if let Some((model, version)) = monitor_route(plain_path) {
+        return to_hyper(monitor_answer(shared, &method, &model, version.as_deref()));
+    }
     if let Some(rest) = plain_path.strip_prefix("/v2/repository/") {
         return to_hyper(repository_api(shared, &method, rest, &body).await);
     }
     let call = Call { method, path, content_type, headers, body: body.to_vec(), arrival, deadline: None };
     to_hyper(call.run(shared).await)
+}
+
+/// `GET /v2/models/{m}/monitor` or `/v2/models/{m}/versions/{v}/monitor`: `(m, v)`.
+fn monitor_route(path: &str) -> Option<(String, Option<String>)> {
+    let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match segs.as_slice() {
+        ["v2", "models", m, "monitor"] => Some((m.to_string(), None)),
+        ["v2", "models", m, "versions", v, "monitor"] => Some((m.to_string(), Some(v.to_string()))),
+        _ => None,
+    }
+}
+
+/// The prediction and drift monitor of a served version (`monitor.rs`) as JSON.
+fn monitor_answer(shared: &Arc<Shared>, method: &str, model: &str, version: Option<&str>) -> Response {
+    if method != "GET" {
+        let mut r = json_error(405, "METHOD_NOT_ALLOWED", &format!("{method} is not allowed here; use GET"));
+        r.headers.push(("allow", "GET".to_string()));
+        return r;
+    }
+    let gen = shared.repo.current();
+    let Some(v) = gen.resolve(model, version) else {
+        let served: Vec<String> = gen.served.iter().filter(|(m, _)| m == model).map(|(_, v)| v.to_string()).collect();
+        let msg = if served.is_empty() {
+            let mut names: Vec<&str> = gen.served.iter().map(|(m, _)| m.as_str()).collect();
+            names.dedup();
+            format!("unknown model '{}'; this server has: {}", clip(model), names.join(", "))
+        } else {
+            format!("model '{}' has no version or label '{}'; versions: {}", clip(model), clip(version.unwrap_or("")), served.join(", "))
+        };
+        return json_error(404, "NOT_FOUND", &msg);
+    };
+    let body = serde_json::to_vec(&shared.metrics.monitors.json(model, v)).unwrap_or_default();
+    Response { status: 200, content_type: "application/json", headers: vec![("access-control-allow-origin", "*".to_string())], body }
 }
 
 /// Triton's model repository extension: index, load, unload.

@@ -4,7 +4,10 @@
 //! client sent, so a client cannot grow the number of series: a request for a model that is not
 //! served is not counted per model.
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use crate::monitor::Monitors;
 
 use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
 
@@ -21,6 +24,8 @@ pub struct Metrics {
     load_failures: IntCounterVec,
     ready: IntGaugeVec,
     pending: IntGaugeVec,
+    /// Prediction monitoring and input drift (`monitor.rs`), written after the metrics above.
+    pub monitors: Arc<Monitors>,
 }
 
 /// What one inference request cost, for [`Metrics::observe`].
@@ -37,6 +42,11 @@ const LABELS: &[&str] = &["model", "version"];
 
 impl Metrics {
     pub fn new() -> Metrics {
+        Metrics::with_monitors(Monitors::default())
+    }
+
+    /// Metrics whose prediction and drift monitors are `monitors` (e.g. with a fallback reference).
+    pub fn with_monitors(monitors: Monitors) -> Metrics {
         let registry = Registry::new();
         let counter = |name: &str, help: &str, labels: &[&str]| {
             let c = IntCounterVec::new(Opts::new(name, help), labels).expect("static metric definition");
@@ -77,7 +87,7 @@ impl Metrics {
         )
         .expect("static metric definition");
         registry.register(Box::new(pending.clone())).expect("metric registered once");
-        Metrics { registry, success, failure, count, exec_count, request_us, queue_us, compute_us, latency, load_failures, ready, pending }
+        Metrics { registry, success, failure, count, exec_count, request_us, queue_us, compute_us, latency, load_failures, ready, pending, monitors: Arc::new(monitors) }
     }
 
     /// One inference request for a served `model` `version`: `batch` samples if it succeeded.
@@ -111,6 +121,7 @@ impl Metrics {
 
     /// The versions now served (replaces the previous set).
     pub fn set_ready(&self, served: &[(String, u64)]) {
+        self.monitors.retain(served);
         self.ready.reset();
         for (m, v) in served {
             self.ready.with_label_values(&[m.as_str(), v.to_string().as_str()]).set(1);
@@ -122,6 +133,7 @@ impl Metrics {
         let mut out = Vec::new();
         // Encoding into a Vec cannot fail for well-formed metric families (ours are static).
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        out.extend_from_slice(self.monitors.render().as_bytes());
         out
     }
 }

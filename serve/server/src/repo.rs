@@ -151,10 +151,12 @@ pub struct Generation {
     labels: Vec<(String, String, u64)>,
     max_batch: Vec<(String, usize)>,
     pool: Mutex<Vec<Server>>,
+    /// Sees every run of this generation's servers (prediction monitoring, input drift).
+    observer: Option<Arc<dyn mdeploy_serve::Observer>>,
 }
 
 impl Generation {
-    fn build(id: u64, states: &BTreeMap<String, ModelState>) -> Generation {
+    fn build(id: u64, states: &BTreeMap<String, ModelState>, observer: Option<Arc<dyn mdeploy_serve::Observer>>) -> Generation {
         let mut served = Vec::new();
         let mut entries = Vec::new();
         let mut labels = Vec::new();
@@ -179,7 +181,7 @@ impl Generation {
                 max_batch.push((name.clone(), n));
             }
         }
-        Generation { id, served, entries, labels, max_batch, pool: Mutex::new(Vec::new()) }
+        Generation { id, served, entries, labels, max_batch, pool: Mutex::new(Vec::new()), observer }
     }
 
     /// A `Server` over this generation: one from the pool, or a new one (read + planned now).
@@ -188,6 +190,9 @@ impl Generation {
             return s;
         }
         let mut s = Server::new(self.entries.clone());
+        if let Some(o) = &self.observer {
+            s.set_observer(o.clone());
+        }
         for (m, l, v) in &self.labels {
             // Only labels of served versions reach here, so this cannot be refused.
             let _ = s.set_label(m, l, &v.to_string());
@@ -265,7 +270,7 @@ impl Repository {
         }
         let repo = Repository {
             dir: dir.to_path_buf(),
-            current: ArcSwap::from_pointee(Generation::build(0, &BTreeMap::new())),
+            current: ArcSwap::from_pointee(Generation::build(0, &BTreeMap::new(), None)),
             state: Mutex::new(RepoState { next_id: 1, ..RepoState::default() }),
             metrics,
         };
@@ -477,7 +482,7 @@ impl Repository {
 
     /// Builds the next generation from `st`, warms one server on it, and swaps it in.
     fn publish(&self, st: &mut RepoState) {
-        let g = Generation::build(st.next_id, &st.models);
+        let g = Generation::build(st.next_id, &st.models, Some(self.metrics.monitors.clone()));
         st.next_id += 1;
         // Warm: one server ready in the pool before the first request (the plans are built now,
         // not on the first request after the swap).
