@@ -33,7 +33,7 @@ use crate::kernels::generic::generic_pool_f32::generic_pool_f32;
 use crate::kernels::generic::generic_softmax_f32::softmax_rows;
 use crate::kernels::{a_panel, APanel, AlignedBuf, KernelSet, MatRef, PackedB, PoolGeom, SparseOffsets, SparseW, MAX_MR};
 use crate::kernels::qgemm::{PackedQB, QMAX_MR};
-use crate::kernels::quant::{epilogue_row, quantize_slice, QOut, QParams, MAX_QK};
+use crate::kernels::quant::{QEpi, QOut, QParams, MAX_QK};
 use crate::lower::{Act, BinOp, Kernel, PoolKind, Program, Window};
 
 /// Rows an integer step quantizes, multiplies and writes back at a time: its u8/i32 scratch
@@ -133,9 +133,8 @@ enum XK {
 /// An integer Dense: weights packed for the set, epilogue as lowered.
 struct QDenseX {
     w: PackedQB,
-    bias: Vec<i32>,
     input: QParams,
-    epi: QOut,
+    epi: QEpi,
 }
 
 /// An integer convolution (one group): im2col rows of u8, `QROWS` pixels at a time.
@@ -143,9 +142,8 @@ struct QConvX {
     win: Window,
     out_c: usize,
     w: PackedQB,
-    bias: Vec<i32>,
     input: QParams,
-    epi: QOut,
+    epi: QEpi,
 }
 
 /// Where a value lives: the caller's input, or buffer `buf` (`batched`: row `s` of sample `s`).
@@ -205,8 +203,8 @@ struct QScratch {
 
 impl QScratch {
     fn reserve(&mut self, x: usize, k_padded: usize, n: usize) {
-        self.x.resize(self.x.len().max(x), 0);
-        self.a.resize(self.a.len().max(QROWS * k_padded), 0);
+        self.x.resize(self.x.len().max(x + QSLACK), 0);
+        self.a.resize(self.a.len().max(QROWS * k_padded + QSLACK), 0);
         self.c.resize(self.c.len().max(QROWS * n), 0);
         self.panel.resize(self.panel.len().max(QMAX_MR * k_padded / 2), 0);
     }
@@ -717,12 +715,12 @@ fn compile(k: &Kernel, ks: KernelSet, k_max: &mut usize, qs: &mut QScratch) -> X
         Kernel::QDense { k, out, weight, bias, input, epi } => {
             let w = ks.qpack_b(*k, *out, weight);
             qs.reserve(0, w.k_padded(), *out);
-            XK::QDense(Box::new(QDenseX { w, bias: bias.clone(), input: *input, epi: epi.clone() }))
+            XK::QDense(Box::new(QDenseX { w, input: *input, epi: QEpi::new(bias, epi) }))
         }
         Kernel::QConv2d { win, out_c, weight, bias, input, epi } => {
             let w = ks.qpack_b(win.kh * win.kw * win.c, *out_c, weight);
             qs.reserve(win.h * win.w * win.c, w.k_padded(), *out_c);
-            XK::QConv(Box::new(QConvX { win: *win, out_c: *out_c, w, bias: bias.clone(), input: *input, epi: epi.clone() }))
+            XK::QConv(Box::new(QConvX { win: *win, out_c: *out_c, w, input: *input, epi: QEpi::new(bias, epi) }))
         }
     }
 }
@@ -825,15 +823,13 @@ fn sample_step(
             XK::Copy => y.copy_from_slice(x(0)),
             XK::Quantize { q } => {
                 load0(y);
-                for v in y.iter_mut() {
-                    *v = q.dequantize(i32::from(q.quantize(*v)));
-                }
+                ks.fake_quantize(*q, y);
             }
             XK::QConv(g) => qconv(ks, g, x(0), y, &mut scratch.q),
             XK::QDense(d) => {
                 // Never reached (QDense starts the batched stage); correct anyway.
                 let QScratch { a, c, panel, .. } = &mut scratch.q;
-                qrows(ks, &d.w, &d.bias, d.input, &d.epi, x(0), d.w.k(), 1, y, d.w.n(), a, c, panel);
+                qrows(ks, &d.w, d.input, &d.epi, x(0), d.w.k(), 1, y, d.w.n(), a, c, panel);
             }
             XK::Dense { w, bias, tile_relu, post } => {
                 // Never reached: the first Dense starts the batched stage, where Dense steps go
@@ -1030,9 +1026,8 @@ fn sparse_conv(ks: KernelSet, g: &SpConvX, src: &[f32], dst: &mut [f32], scratch
 fn qrows(
     ks: KernelSet,
     w: &PackedQB,
-    bias: &[i32],
     input: QParams,
-    epi: &QOut,
+    epi: &QEpi,
     x: &[f32],
     ldx: usize,
     nb: usize,
@@ -1046,12 +1041,10 @@ fn qrows(
     for r0 in (0..nb).step_by(QROWS) {
         let rows = QROWS.min(nb - r0);
         for r in 0..rows {
-            quantize_slice(input, &x[(r0 + r) * ldx..(r0 + r) * ldx + k], &mut a[r * kp..r * kp + k]);
+            ks.quantize(input, &x[(r0 + r) * ldx..(r0 + r) * ldx + k], &mut a[r * kp..r * kp + k]);
         }
         ks.qgemm(rows, &a[..rows * kp], kp, w, &mut c[..rows * n], n, panel);
-        for r in 0..rows {
-            epilogue_row(&c[r * n..(r + 1) * n], bias, epi, &mut y[(r0 + r) * ldy..(r0 + r) * ldy + n]);
-        }
+        ks.qepilogue(epi, &c[..rows * n], n, rows, &mut y[r0 * ldy..], ldy);
     }
 }
 
@@ -1077,7 +1070,7 @@ fn qdense_step(
             Loc::Buf { buf, .. } => (bufs[buf].as_slice(), stride[buf]),
         };
         let QScratch { a, c, panel, .. } = q;
-        qrows(ks, &d.w, &d.bias, d.input, &d.epi, src, lda, nb, obuf.as_mut_slice(), ldc, a, c, panel);
+        qrows(ks, &d.w, d.input, &d.epi, src, lda, nb, obuf.as_mut_slice(), ldc, a, c, panel);
     }
     bufs[ob] = obuf;
 }
@@ -1088,19 +1081,34 @@ fn qdense_step(
 fn qconv(ks: KernelSet, g: &QConvX, src: &[f32], dst: &mut [f32], q: &mut QScratch) {
     let w = &g.win;
     let QScratch { x, a, c, panel } = q;
-    let x = &mut x[..w.h * w.w * w.c];
-    quantize_slice(g.input, src, x);
+    let len = w.h * w.w * w.c;
+    ks.quantize(g.input, src, &mut x[..len]);
+    let x: &[u8] = x;
     let zp = g.input.zero_point.clamp(0, 255) as u8;
     let (m, k, kp, n) = (w.oh * w.ow, g.w.k(), g.w.k_padded(), g.out_c);
+    // A kernel row's taps are `kw · c` contiguous input bytes when the columns are not dilated.
+    let run = w.kw * w.c;
     for r0 in (0..m).step_by(QROWS) {
         let rows = QROWS.min(m - r0);
         for r in 0..rows {
             let (oy, ox) = ((r0 + r) / w.ow, (r0 + r) % w.ow);
-            let row = &mut a[r * kp..r * kp + k];
+            let ix0 = (ox * w.sw).checked_sub(w.pad[1]);
+            let row_inside = w.dw == 1 && ix0.is_some_and(|ix| ix + w.kw <= w.w);
+            let row = r * kp;
             for ky in 0..w.kh {
                 let iy = (oy * w.sh + ky * w.dh).checked_sub(w.pad[0]).filter(|&y| y < w.h);
+                let at = row + ky * run;
+                if let (Some(iy), Some(ix), true) = (iy, ix0, row_inside) {
+                    // The whole kernel row in 8-byte words. The last word may run up to 7 bytes
+                    // past the run, in both buffers: `x` and `a` have QSLACK spare bytes at the
+                    // end, and what lands in `a` past the run is overwritten by the next run or
+                    // lies in the row's padding to kp (which meets zero weights, QUANT.md).
+                    let from = (iy * w.w + ix) * w.c;
+                    copy_words(&x[from..from + run.div_ceil(8) * 8], &mut a[at..at + run.div_ceil(8) * 8]);
+                    continue;
+                }
                 for kx in 0..w.kw {
-                    let cell = &mut row[(ky * w.kw + kx) * w.c..(ky * w.kw + kx + 1) * w.c];
+                    let cell = &mut a[at + kx * w.c..at + (kx + 1) * w.c];
                     match (iy, (ox * w.sw + kx * w.dw).checked_sub(w.pad[1]).filter(|&v| v < w.w)) {
                         // A loop, not copy_from_slice: cells are 1 to a few dozen bytes, where a
                         // memmove call costs more than the copy (it was 14 % of the int8 CNN).
@@ -1119,10 +1127,21 @@ fn qconv(ks: KernelSet, g: &QConvX, src: &[f32], dst: &mut [f32], q: &mut QScrat
                 }
             }
         }
+        debug_assert!(k <= kp);
         ks.qgemm(rows, &a[..rows * kp], kp, &g.w, &mut c[..rows * n], n, panel);
-        for r in 0..rows {
-            epilogue_row(&c[r * n..(r + 1) * n], &g.bias, &g.epi, &mut dst[(r0 + r) * n..(r0 + r + 1) * n]);
-        }
+        ks.qepilogue(&g.epi, &c[..rows * n], n, rows, &mut dst[r0 * n..], n);
+    }
+}
+
+/// Spare bytes at the end of the integer scratch rows, for [`copy_words`]' last word.
+const QSLACK: usize = 8;
+
+/// Copies `from` to `to` (same length, a multiple of 8) as unaligned 8-byte words: a few
+/// register moves, where a `memcpy` call for a 5- to 80-byte run cost more than the copy.
+#[inline(always)]
+fn copy_words(from: &[u8], to: &mut [u8]) {
+    for (d, s) in to.chunks_exact_mut(8).zip(from.chunks_exact(8)) {
+        d.copy_from_slice(s);
     }
 }
 
