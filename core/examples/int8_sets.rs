@@ -4,7 +4,8 @@
 //! natively and for `wasm32-wasip1` (run under Node with `bench/wasm/wasi-run.mjs`), so the
 //! same numbers come from both; the commands and results are in `core/runtime/QUANT.md`.
 //!
-//! `cargo run --release -p mdeploy-core --example int8_sets [ROUNDS] [BATCH...]`
+//! `cargo run --release -p mdeploy-core --example int8_sets [ROUNDS] [BATCH...]` (default: 20
+//! rounds, batch 1024; `INT8_SETS_MODEL=mlp|cnn` for one model)
 
 use mdeploy_core::kernels::KernelSet;
 use mdeploy_core::Plan;
@@ -29,7 +30,9 @@ fn main() {
     }
     // The two AVX-512 sets share one integer kernel: time it once.
     sets.dedup_by_key(|k| k.qmmm_name());
-    for name in ["mlp", "cnn"] {
+    // `INT8_SETS_MODEL=cnn` times one model only (for a profiler).
+    let only = std::env::var("INT8_SETS_MODEL").ok();
+    for name in ["mlp", "cnn"].into_iter().filter(|m| only.as_deref().is_none_or(|o| o == *m)) {
         let f = mnist::trained_model(&format!("mnist-{name}.mdm")).unwrap_or_else(|e| panic!("{e}"));
         let q = mnist::trained_model(&format!("mnist-{name}-int8.mdm")).unwrap_or_else(|e| panic!("{e}"));
         for &batch in &batches {

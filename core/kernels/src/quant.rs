@@ -114,7 +114,11 @@ impl QParams {
         const MAGIC: f32 = 12_582_912.0;
         let t = if t.is_nan() { 0.0 } else { t.clamp(-512.0, 512.0) };
         let r = (t + MAGIC) - MAGIC;
-        (r as i32 + self.zero_point).clamp(0, 255) as u8
+        // SAFETY: r is an integer in −512..=512 (clamped above, NaN replaced), so the
+        // conversion is exact. The checked `as` cast would test for NaN and overflow lane by
+        // lane, which kept LLVM from vectorizing the quantizers (`KernelSet::quantize`).
+        let r: i32 = unsafe { r.to_int_unchecked() };
+        (r + self.zero_point).clamp(0, 255) as u8
     }
     /// `scale · (q − zp)`.
     #[inline(always)]
@@ -259,43 +263,62 @@ impl QEpi {
 
 /// The epilogue loop, written once; `KernelSet::qepilogue` calls it through wrappers compiled
 /// for each instruction set (`#[target_feature]`), so it is vectorized there. `rows` rows of
-/// `n` sums at stride `ldc` into `y` at stride `ldy`.
+/// `n` sums at stride `ldc` into `y` at stride `ldy`. Columns go 16 at a time (a fixed trip
+/// count LLVM turns into whole vectors: one zmm, two ymm, four v128), then one by one: a
+/// plain loop over n = 16 or 32 columns ran entirely in the scalar remainder of LLVM's
+/// 64-wide unrolled vector loop.
 #[inline(always)]
 pub(crate) fn qepilogue_body(e: &QEpi, c: &[i32], ldc: usize, rows: usize, y: &mut [f32], ldy: usize) {
+    const W: usize = 16;
     let n = e.n;
-    let bias = &e.bias[..n];
+    let full = n / W * W;
     for r in 0..rows {
         let acc = &c[r * ldc..r * ldc + n];
         let out = &mut y[r * ldy..r * ldy + n];
-        match &e.kind {
-            QEpiKind::Requant { mult, lshift, sat_hi, sat_lo, rshift, rmask, zp, lo, scale } => {
-                let (mult, lshift, sat_hi, sat_lo) = (&mult[..n], &lshift[..n], &sat_hi[..n], &sat_lo[..n]);
-                let (rshift, rmask, zp, lo, scale) = (&rshift[..n], &rmask[..n], *zp, *lo, *scale);
-                for j in 0..n {
-                    let x = acc[j].saturating_add(bias[j]);
-                    let x = if x > sat_hi[j] {
-                        i32::MAX
-                    } else if x < sat_lo[j] {
-                        i32::MIN
-                    } else {
-                        x << lshift[j]
-                    };
-                    let p = i64::from(x) * i64::from(mult[j]) + (1i64 << 30);
-                    // Bits 31..62 of p: a logical shift gives the same low 32 bits as an
-                    // arithmetic one, and AVX2 has only the logical 64-bit shift.
-                    let h = ((p as u64) >> 31) as i32;
-                    let thr = (rmask[j] >> 1) + i32::from(h < 0);
-                    let z = (h >> rshift[j]) + i32::from((h & rmask[j]) > thr);
-                    let q = z.saturating_add(zp).clamp(lo, 255);
-                    out[j] = (q - zp) as f32 * scale;
-                }
+        for j0 in (0..full).step_by(W) {
+            qepilogue_cols::<W>(e, j0, &acc[j0..j0 + W], &mut out[j0..j0 + W]);
+        }
+        for j in full..n {
+            qepilogue_cols::<1>(e, j, &acc[j..j + 1], &mut out[j..j + 1]);
+        }
+    }
+}
+
+/// Columns `j0..j0 + W` of one row (see [`QEpi`] for why each line equals the scalar spec).
+#[inline(always)]
+fn qepilogue_cols<const W: usize>(e: &QEpi, j0: usize, acc: &[i32], out: &mut [f32]) {
+    let (acc, out) = (&acc[..W], &mut out[..W]);
+    let bias = &e.bias[j0..j0 + W];
+    match &e.kind {
+        QEpiKind::Requant { mult, lshift, sat_hi, sat_lo, rshift, rmask, zp, lo, scale } => {
+            let (mult, lshift) = (&mult[j0..j0 + W], &lshift[j0..j0 + W]);
+            let (sat_hi, sat_lo) = (&sat_hi[j0..j0 + W], &sat_lo[j0..j0 + W]);
+            let (rshift, rmask) = (&rshift[j0..j0 + W], &rmask[j0..j0 + W]);
+            let (zp, lo, scale) = (*zp, *lo, *scale);
+            for j in 0..W {
+                let x = acc[j].saturating_add(bias[j]);
+                let x = if x > sat_hi[j] {
+                    i32::MAX
+                } else if x < sat_lo[j] {
+                    i32::MIN
+                } else {
+                    x << lshift[j]
+                };
+                let p = i64::from(x) * i64::from(mult[j]) + (1i64 << 30);
+                // Bits 31..62 of p: a logical shift gives the same low 32 bits as an
+                // arithmetic one, and AVX2 has only the logical 64-bit shift.
+                let h = ((p as u64) >> 31) as i32;
+                let thr = (rmask[j] >> 1) + i32::from(h < 0);
+                let z = (h >> rshift[j]) + i32::from((h & rmask[j]) > thr);
+                let q = z.saturating_add(zp).clamp(lo, 255);
+                out[j] = (q - zp) as f32 * scale;
             }
-            QEpiKind::Dequant { scale, relu } => {
-                let scale = &scale[..n];
-                for j in 0..n {
-                    let v = acc[j].saturating_add(bias[j]) as f32 * scale[j];
-                    out[j] = if *relu { v.max(0.0) } else { v };
-                }
+        }
+        QEpiKind::Dequant { scale, relu } => {
+            let scale = &scale[j0..j0 + W];
+            for j in 0..W {
+                let v = acc[j].saturating_add(bias[j]) as f32 * scale[j];
+                out[j] = if *relu { v.max(0.0) } else { v };
             }
         }
     }
