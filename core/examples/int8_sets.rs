@@ -5,7 +5,8 @@
 //! same numbers come from both; the commands and results are in `core/runtime/QUANT.md`.
 //!
 //! `cargo run --release -p mdeploy-core --example int8_sets [ROUNDS] [BATCH...]` (default: 20
-//! rounds, batch 1024; `INT8_SETS_MODEL=mlp|cnn` for one model)
+//! rounds, batch 1024; `INT8_SETS_MODEL=mlp|cnn` for one model, `INT8_SETS_KERNEL=<prefix>` for
+//! the int8 sets whose integer kernel name starts so)
 
 use mdeploy_core::kernels::KernelSet;
 use mdeploy_core::Plan;
@@ -30,6 +31,10 @@ fn main() {
     }
     // The two AVX-512 sets share one integer kernel: time it once.
     sets.dedup_by_key(|k| k.qmmm_name());
+    // `INT8_SETS_KERNEL=avx512vnni` keeps the sets whose integer kernel name starts so.
+    if let Ok(prefix) = std::env::var("INT8_SETS_KERNEL") {
+        sets.retain(|k| k.qmmm_name().starts_with(&prefix));
+    }
     // `INT8_SETS_MODEL=cnn` times one model only (for a profiler).
     let only = std::env::var("INT8_SETS_MODEL").ok();
     for name in ["mlp", "cnn"].into_iter().filter(|m| only.as_deref().is_none_or(|o| o == *m)) {

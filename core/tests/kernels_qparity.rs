@@ -155,6 +155,17 @@ fn vector_epilogue_matches_the_scalar_specification() {
                     assert_eq!(got, exp, "{} n {n} case {case} row {r}: {out:?}", ks.name());
                     assert!(y[r * ldy + n..(r + 1) * ldy].iter().all(|v| v.is_nan()), "{} wrote past n", ks.name());
                 }
+                // The u8 codes an integer step hands the next one dequantize to the same bits.
+                if let Some(p) = e.out_params() {
+                    let mut codes = vec![0xAAu8; rows * ldy];
+                    ks.qepilogue_u8(&e, &acc, ldc, rows, &mut codes, ldy);
+                    for r in 0..rows {
+                        let got: Vec<u32> = codes[r * ldy..r * ldy + n].iter().map(|&q| p.dequantize(i32::from(q)).to_bits()).collect();
+                        let exp: Vec<u32> = want[r * n..(r + 1) * n].iter().map(|v| v.to_bits()).collect();
+                        assert_eq!(got, exp, "{} u8 n {n} case {case} row {r}", ks.name());
+                        assert!(codes[r * ldy + n..(r + 1) * ldy].iter().all(|&q| q == 0xAA), "{} wrote past n", ks.name());
+                    }
+                }
             }
         }
     }

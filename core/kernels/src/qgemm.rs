@@ -90,6 +90,20 @@ impl KernelSet {
         unsafe { (self.qepi)(e, c, ldc, rows, y, ldy) }
     }
 
+    /// [`KernelSet::qepilogue`] writing the u8 codes instead of f32 (see `quant::QElem`).
+    /// Panics on a dequantizing epilogue (it has no codes) or short slices.
+    pub fn qepilogue_u8(&self, e: &QEpi, c: &[i32], ldc: usize, rows: usize, y: &mut [u8], ldy: usize) {
+        let n = e.n();
+        assert!(e.out_params().is_some(), "qepilogue_u8: a dequantizing step has no u8 codes");
+        if rows == 0 || n == 0 {
+            return;
+        }
+        assert!(ldc >= n && c.len() >= (rows - 1) * ldc + n, "qepilogue: sums too short");
+        assert!(ldy >= n && y.len() >= (rows - 1) * ldy + n, "qepilogue: output too short");
+        // SAFETY: holding the set proves the CPU has its features; lengths checked above.
+        unsafe { (self.qepi8)(e, c, ldc, rows, y, ldy) }
+    }
+
     /// `q[i] = p.quantize(x[i])` (`quant::quantize_slice`, the same bytes on every set).
     pub fn quantize(&self, p: QParams, x: &[f32], q: &mut [u8]) {
         assert_eq!(x.len(), q.len(), "quantize: lengths differ");

@@ -268,7 +268,7 @@ impl QEpi {
 /// plain loop over n = 16 or 32 columns ran entirely in the scalar remainder of LLVM's
 /// 64-wide unrolled vector loop.
 #[inline(always)]
-pub(crate) fn qepilogue_body(e: &QEpi, c: &[i32], ldc: usize, rows: usize, y: &mut [f32], ldy: usize) {
+pub(crate) fn qepilogue_body<T: QElem>(e: &QEpi, c: &[i32], ldc: usize, rows: usize, y: &mut [T], ldy: usize) {
     const W: usize = 16;
     let n = e.n;
     let full = n / W * W;
@@ -276,17 +276,17 @@ pub(crate) fn qepilogue_body(e: &QEpi, c: &[i32], ldc: usize, rows: usize, y: &m
         let acc = &c[r * ldc..r * ldc + n];
         let out = &mut y[r * ldy..r * ldy + n];
         for j0 in (0..full).step_by(W) {
-            qepilogue_cols::<W>(e, j0, &acc[j0..j0 + W], &mut out[j0..j0 + W]);
+            qepilogue_cols::<T, W>(e, j0, &acc[j0..j0 + W], &mut out[j0..j0 + W]);
         }
         for j in full..n {
-            qepilogue_cols::<1>(e, j, &acc[j..j + 1], &mut out[j..j + 1]);
+            qepilogue_cols::<T, 1>(e, j, &acc[j..j + 1], &mut out[j..j + 1]);
         }
     }
 }
 
 /// Columns `j0..j0 + W` of one row (see [`QEpi`] for why each line equals the scalar spec).
 #[inline(always)]
-fn qepilogue_cols<const W: usize>(e: &QEpi, j0: usize, acc: &[i32], out: &mut [f32]) {
+fn qepilogue_cols<T: QElem, const W: usize>(e: &QEpi, j0: usize, acc: &[i32], out: &mut [T]) {
     let (acc, out) = (&acc[..W], &mut out[..W]);
     let bias = &e.bias[j0..j0 + W];
     match &e.kind {
@@ -311,29 +311,61 @@ fn qepilogue_cols<const W: usize>(e: &QEpi, j0: usize, acc: &[i32], out: &mut [f
                 let thr = (rmask[j] >> 1) + i32::from(h < 0);
                 let z = (h >> rshift[j]) + i32::from((h & rmask[j]) > thr);
                 let q = z.saturating_add(zp).clamp(lo, 255);
-                out[j] = (q - zp) as f32 * scale;
+                out[j] = T::requantized(q, zp, scale);
             }
         }
         QEpiKind::Dequant { scale, relu } => {
             let scale = &scale[j0..j0 + W];
             for j in 0..W {
                 let v = acc[j].saturating_add(bias[j]) as f32 * scale[j];
-                out[j] = if *relu { v.max(0.0) } else { v };
+                out[j] = T::dequantized(if *relu { v.max(0.0) } else { v });
             }
         }
     }
 }
 
+/// What an integer step writes: f32 on the grid (`scale · (q − zp)`, the value every other
+/// kernel reads) or the u8 code `q` itself, when every reader of the value is an integer step
+/// on the same grid or a max pool (the executor decides, `exec.rs`): then the next step skips
+/// quantizing, and the bits are the same because on-grid values quantize back to exactly `q`.
+pub trait QElem: Copy {
+    fn requantized(q: i32, zp: i32, scale: f32) -> Self;
+    /// A dequantizing step's output; u8 never takes one (`KernelSet::qepilogue` checks).
+    fn dequantized(v: f32) -> Self;
+}
+
+impl QElem for f32 {
+    #[inline(always)]
+    fn requantized(q: i32, zp: i32, scale: f32) -> f32 {
+        (q - zp) as f32 * scale
+    }
+    #[inline(always)]
+    fn dequantized(v: f32) -> f32 {
+        v
+    }
+}
+
+impl QElem for u8 {
+    #[inline(always)]
+    fn requantized(q: i32, _zp: i32, _scale: f32) -> u8 {
+        q as u8
+    }
+    #[inline(always)]
+    fn dequantized(_v: f32) -> u8 {
+        0
+    }
+}
+
 /// `KernelSet::qepilogue`'s pointer type: [`qepilogue_body`] compiled for one instruction set.
 /// Safety: the set's CPU features are present (holding the set proves it).
-pub(crate) type QEpiFn = unsafe fn(e: &QEpi, c: &[i32], ldc: usize, rows: usize, y: &mut [f32], ldy: usize);
+pub(crate) type QEpiFn<T> = unsafe fn(e: &QEpi, c: &[i32], ldc: usize, rows: usize, y: &mut [T], ldy: usize);
 /// `KernelSet::quantize`'s pointer type: [`quantize_slice`] compiled for one instruction set.
 pub(crate) type QQuantFn = unsafe fn(p: QParams, x: &[f32], q: &mut [u8]);
 /// `KernelSet::fake_quantize`'s pointer type: [`fake_quantize_slice`] for one instruction set.
 pub(crate) type QFakeFn = unsafe fn(p: QParams, y: &mut [f32]);
 
 /// The portable build of the epilogue (vectorized for the target's baseline, e.g. simd128).
-pub(crate) unsafe fn generic_qepilogue(e: &QEpi, c: &[i32], ldc: usize, rows: usize, y: &mut [f32], ldy: usize) {
+pub(crate) unsafe fn generic_qepilogue<T: QElem>(e: &QEpi, c: &[i32], ldc: usize, rows: usize, y: &mut [T], ldy: usize) {
     qepilogue_body(e, c, ldc, rows, y, ldy)
 }
 

@@ -33,7 +33,8 @@ pub struct KernelSet {
     pub(crate) qlayout: QLayout,
     pub(crate) qmmm_name: &'static str,
     /// The integer steps' epilogue and activation quantizer (`quant.rs`), built for this set.
-    pub(crate) qepi: QEpiFn,
+    pub(crate) qepi: QEpiFn<f32>,
+    pub(crate) qepi8: QEpiFn<u8>,
     pub(crate) qquant: QQuantFn,
     pub(crate) qfake: QFakeFn,
 }
@@ -65,7 +66,8 @@ impl KernelSet {
             qmr: crate::generic::generic_qmmm_i8::MR,
             qlayout: QLayout::Quad,
             qmmm_name: "generic_qmmm_i8_4x16",
-            qepi: crate::quant::generic_qepilogue,
+            qepi: crate::quant::generic_qepilogue::<f32>,
+            qepi8: crate::quant::generic_qepilogue::<u8>,
             qquant: crate::quant::generic_quantize,
             qfake: crate::quant::generic_fake_quantize,
         }
@@ -92,7 +94,8 @@ impl KernelSet {
                 qmr: crate::x86_64::avx2_qmmm_i8::MR,
                 qlayout: QLayout::Pair,
                 qmmm_name: "avx2_qmmm_i8_6x16",
-                qepi: crate::x86_64::avx_requant_i32::avx2_qepilogue_i32,
+                qepi: crate::x86_64::avx_requant_i32::avx2_qepilogue_i32::<f32>,
+                qepi8: crate::x86_64::avx_requant_i32::avx2_qepilogue_i32::<u8>,
                 qquant: crate::x86_64::avx_requant_i32::avx2_quantize_f32,
                 qfake: crate::x86_64::avx_requant_i32::avx2_fake_quantize_f32,
             })
@@ -139,11 +142,13 @@ impl KernelSet {
             && is_x86_feature_detected!("avx512dq")
             && is_x86_feature_detected!("avx512vl")
         {
-            base.qepi = crate::x86_64::avx_requant_i32::avx512_qepilogue_i32;
+            base.qepi = crate::x86_64::avx_requant_i32::avx512_qepilogue_i32::<f32>;
+            base.qepi8 = crate::x86_64::avx_requant_i32::avx512_qepilogue_i32::<u8>;
             base.qquant = crate::x86_64::avx_requant_i32::avx512_quantize_f32;
             base.qfake = crate::x86_64::avx_requant_i32::avx512_fake_quantize_f32;
         } else {
-            base.qepi = crate::x86_64::avx_requant_i32::avx2_qepilogue_i32;
+            base.qepi = crate::x86_64::avx_requant_i32::avx2_qepilogue_i32::<f32>;
+            base.qepi8 = crate::x86_64::avx_requant_i32::avx2_qepilogue_i32::<u8>;
             base.qquant = crate::x86_64::avx_requant_i32::avx2_quantize_f32;
             base.qfake = crate::x86_64::avx_requant_i32::avx2_fake_quantize_f32;
         }
@@ -231,7 +236,8 @@ impl KernelSet {
             qmr: crate::wasm::wasm_qmmm_i8::MR,
             qlayout: QLayout::Pair,
             qmmm_name: "wasm_qmmm_i8_4x16",
-            qepi: crate::quant::generic_qepilogue,
+            qepi: crate::quant::generic_qepilogue::<f32>,
+            qepi8: crate::quant::generic_qepilogue::<u8>,
             qquant: crate::quant::generic_quantize,
             qfake: crate::quant::generic_fake_quantize,
         }
