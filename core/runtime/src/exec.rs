@@ -1223,25 +1223,48 @@ fn qconv(ks: KernelSet, g: &QConvX, src: QIn, mut dst: QOutBuf, q: &mut QScratch
     let (m, k, kp, n) = (w.oh * w.ow, g.w.k(), g.w.k_padded(), g.out_c);
     // A kernel row's taps are `kw · c` contiguous input bytes when the columns are not dilated.
     let run = w.kw * w.c;
+    let run8 = run.div_ceil(8) * 8;
     for r0 in (0..m).step_by(QROWS) {
         let rows = QROWS.min(m - r0);
+        let (mut oy, mut ox) = (r0 / w.ow, r0 % w.ow);
         for r in 0..rows {
-            let (oy, ox) = ((r0 + r) / w.ow, (r0 + r) % w.ow);
-            let ix0 = (ox * w.sw).checked_sub(w.pad[1]);
-            let row_inside = w.dw == 1 && ix0.is_some_and(|ix| ix + w.kw <= w.w);
+            if r > 0 {
+                ox += 1;
+                if ox == w.ow {
+                    (oy, ox) = (oy + 1, 0);
+                }
+            }
             let row = r * kp;
+            // The whole window inside the input (columns not dilated): each kernel row is one
+            // run of `run` bytes, copied in 8-byte words. The last word may reach up to 7 bytes
+            // past the run in both buffers: `x` and `a` have QSLACK spare bytes at the end, and
+            // what lands in `a` past the run is overwritten by the next run or lies in the row's
+            // padding to kp (which meets zero weights, QUANT.md). Bounds are checked once per
+            // row, for the last run, which is the furthest in both buffers.
+            let iy0 = (oy * w.sh).checked_sub(w.pad[0]).filter(|&y| y + (w.kh - 1) * w.dh < w.h);
+            let ix0 = (ox * w.sw).checked_sub(w.pad[1]).filter(|&x| w.dw == 1 && x + w.kw <= w.w);
+            if let (Some(iy0), Some(ix0)) = (iy0, ix0) {
+                let from0 = (iy0 * w.w + ix0) * w.c;
+                let (step_x, last_x) = (w.dh * w.w * w.c, from0 + (w.kh - 1) * w.dh * w.w * w.c);
+                if last_x + run8 <= x.len() && row + (w.kh - 1) * run + run8 <= a.len() {
+                    for ky in 0..w.kh {
+                        let (from, at) = (from0 + ky * step_x, row + ky * run);
+                        for wd in (0..run8).step_by(8) {
+                            // SAFETY: from + run8 <= last_x + run8 <= x.len() and at + run8 <=
+                            // a.len() (checked above for the last ky, the largest); unaligned
+                            // 8-byte reads and writes of plain bytes.
+                            unsafe {
+                                let v = std::ptr::read_unaligned(x.as_ptr().add(from + wd).cast::<u64>());
+                                std::ptr::write_unaligned(a.as_mut_ptr().add(at + wd).cast::<u64>(), v);
+                            }
+                        }
+                    }
+                    continue;
+                }
+            }
             for ky in 0..w.kh {
                 let iy = (oy * w.sh + ky * w.dh).checked_sub(w.pad[0]).filter(|&y| y < w.h);
                 let at = row + ky * run;
-                if let (Some(iy), Some(ix), true) = (iy, ix0, row_inside) {
-                    // The whole kernel row in 8-byte words. The last word may run up to 7 bytes
-                    // past the run, in both buffers: `x` and `a` have QSLACK spare bytes at the
-                    // end, and what lands in `a` past the run is overwritten by the next run or
-                    // lies in the row's padding to kp (which meets zero weights, QUANT.md).
-                    let from = (iy * w.w + ix) * w.c;
-                    copy_words(&x[from..from + run.div_ceil(8) * 8], &mut a[at..at + run.div_ceil(8) * 8]);
-                    continue;
-                }
                 for kx in 0..w.kw {
                     let cell = &mut a[at + kx * w.c..at + (kx + 1) * w.c];
                     match (iy, (ox * w.sw + kx * w.dw).checked_sub(w.pad[1]).filter(|&v| v < w.w)) {
@@ -1268,17 +1291,9 @@ fn qconv(ks: KernelSet, g: &QConvX, src: QIn, mut dst: QOutBuf, q: &mut QScratch
     }
 }
 
-/// Spare bytes at the end of the integer scratch rows, for [`copy_words`]' last word.
+/// Spare bytes at the end of the integer scratch rows, for the im2col's last 8-byte word.
 const QSLACK: usize = 8;
 
-/// Copies `from` to `to` (same length, a multiple of 8) as unaligned 8-byte words: a few
-/// register moves, where a `memcpy` call for a 5- to 80-byte run cost more than the copy.
-#[inline(always)]
-fn copy_words(from: &[u8], to: &mut [u8]) {
-    for (d, s) in to.chunks_exact_mut(8).zip(from.chunks_exact(8)) {
-        d.copy_from_slice(s);
-    }
-}
 
 /// A convolution of one HWC sample through the GEMM tiles, one GEMM per group.
 fn conv(ks: KernelSet, g: &ConvX, src: &[f32], dst: &mut [f32], scratch: &mut Scratch) {
