@@ -102,3 +102,100 @@ fn packing_refuses_what_the_kernels_cannot_take() {
     let r = std::panic::catch_unwind(|| ks.qpack_b(MAX_QK + 1, 1, &vec![0i8; MAX_QK + 1]));
     assert!(r.is_err());
 }
+
+/// The vectorized epilogue (`QEpi`, through each set's `qepilogue`) against the scalar
+/// specification (`quant::epilogue_row`): equal f32 bits on sums that reach every branch
+/// (i32 extremes where `acc + bias` saturates, ties of both roundings, left shifts that
+/// saturate, right shifts up to 31, multipliers of 0, ReLU floors, the dequantized form),
+/// over widths that are not a multiple of any vector length and a row stride wider than n.
+#[test]
+fn vector_epilogue_matches_the_scalar_specification() {
+    use mdeploy_core::kernels::quant::{epilogue_row, QEpi, QOut, QParams, Requant};
+    let mut rng = Rng::new(12);
+    let edge = [i32::MIN, i32::MIN + 1, -(1 << 30), -1536, -1535, -3, -1, 0, 1, 3, 1535, 1536, 1 << 30, i32::MAX - 1, i32::MAX];
+    let value = |rng: &mut Rng| match rng.below(3) {
+        0 => edge[rng.below(edge.len())],
+        1 => rng.below(1 << 20) as i32 - (1 << 19),
+        _ => rng.next_u64() as i32,
+    };
+    for n in [1usize, 7, 16, 17, 33, 128] {
+        for case in 0..40 {
+            let rows = 1 + rng.below(5);
+            let ldc = n + rng.below(3);
+            let acc: Vec<i32> = (0..rows * ldc).map(|_| value(&mut rng)).collect();
+            let bias: Vec<i32> = (0..n).map(|_| value(&mut rng)).collect();
+            let out = if case % 4 == 3 {
+                QOut::Dequant { scale: (0..n).map(|_| (rng.below(1000) + 1) as f32 * 1.7e-5).collect(), relu: case % 8 == 7 }
+            } else {
+                // Real multipliers from 2^-40 (becomes 0) through 2^-31 (right shift 31) to
+                // 2^20 (left shift 21, saturating on large sums), plus exact powers of two.
+                let mult = (0..n)
+                    .map(|_| {
+                        let e = rng.below(61) as i32 - 40;
+                        let m = if rng.below(4) == 0 { 1.0 } else { 0.5 + rng.below(1 << 20) as f64 / f64::from(1 << 21) };
+                        Requant::from_real(m * 2f64.powi(e)).expect("multiplier in range")
+                    })
+                    .collect();
+                let zp = rng.below(256) as i32;
+                let params = QParams { scale: 0.013 + rng.below(100) as f32 * 1e-3, zero_point: zp };
+                QOut::Requant { out: params, mult, lo: if case % 2 == 0 { zp } else { 0 } }
+            };
+            let mut want = vec![0.0f32; rows * n];
+            for r in 0..rows {
+                epilogue_row(&acc[r * ldc..r * ldc + n], &bias, &out, &mut want[r * n..(r + 1) * n]);
+            }
+            let e = QEpi::new(&bias, &out);
+            for ks in KernelSet::available() {
+                let ldy = n + 2;
+                let mut y = vec![f32::NAN; rows * ldy];
+                ks.qepilogue(&e, &acc, ldc, rows, &mut y, ldy);
+                for r in 0..rows {
+                    let got: Vec<u32> = y[r * ldy..r * ldy + n].iter().map(|v| v.to_bits()).collect();
+                    let exp: Vec<u32> = want[r * n..(r + 1) * n].iter().map(|v| v.to_bits()).collect();
+                    assert_eq!(got, exp, "{} n {n} case {case} row {r}: {out:?}", ks.name());
+                    assert!(y[r * ldy + n..(r + 1) * ldy].iter().all(|v| v.is_nan()), "{} wrote past n", ks.name());
+                }
+                // The u8 codes an integer step hands the next one dequantize to the same bits.
+                if let Some(p) = e.out_params() {
+                    let mut codes = vec![0xAAu8; rows * ldy];
+                    ks.qepilogue_u8(&e, &acc, ldc, rows, &mut codes, ldy);
+                    for r in 0..rows {
+                        let got: Vec<u32> = codes[r * ldy..r * ldy + n].iter().map(|&q| p.dequantize(i32::from(q)).to_bits()).collect();
+                        let exp: Vec<u32> = want[r * n..(r + 1) * n].iter().map(|v| v.to_bits()).collect();
+                        assert_eq!(got, exp, "{} u8 n {n} case {case} row {r}", ks.name());
+                        assert!(codes[r * ldy + n..(r + 1) * ldy].iter().all(|&q| q == 0xAA), "{} wrote past n", ks.name());
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The vectorized quantizers (`KernelSet::quantize`, `fake_quantize`) against the scalar
+/// `QParams::quantize` on ties, the clamp edges, ±0, ±∞ and NaN, at lengths around every
+/// vector width.
+#[test]
+fn vector_quantizers_match_the_scalar_specification() {
+    use mdeploy_core::kernels::quant::QParams;
+    let mut rng = Rng::new(13);
+    for len in [0usize, 1, 3, 15, 16, 17, 63, 64, 65, 784] {
+        for zp in [0, 3, 128, 255] {
+            let p = QParams { scale: 0.5 + rng.below(100) as f32 * 0.01, zero_point: zp };
+            let special = [0.0, -0.0, f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 1e30, -1e30, 0.5 * p.scale, -0.5 * p.scale, 1.5 * p.scale, 300.0 * p.scale];
+            let x: Vec<f32> = (0..len)
+                .map(|i| if i % 3 == 0 { special[rng.below(special.len())] } else { (rng.below(1 << 16) as f32 - 32768.0) * p.scale / 64.0 })
+                .collect();
+            let want: Vec<u8> = x.iter().map(|&v| p.quantize(v)).collect();
+            let want_fake: Vec<u32> = want.iter().map(|&q| p.dequantize(i32::from(q)).to_bits()).collect();
+            for ks in KernelSet::available() {
+                let mut q = vec![0u8; len];
+                ks.quantize(p, &x, &mut q);
+                assert_eq!(q, want, "{} quantize len {len} zp {zp}", ks.name());
+                let mut y = x.clone();
+                ks.fake_quantize(p, &mut y);
+                let got: Vec<u32> = y.iter().map(|v| v.to_bits()).collect();
+                assert_eq!(got, want_fake, "{} fake_quantize len {len} zp {zp}", ks.name());
+            }
+        }
+    }
+}

@@ -167,3 +167,60 @@ fn shipped_int8_models_match_the_command_and_their_recorded_accuracy() {
         assert_eq!(Some(acc as f32), shipped.meta.provenance.test_accuracy, "{file}");
     }
 }
+
+/// Padded, strided and dilated integer convolutions (the im2col's border, word-copy and
+/// tap-by-tap paths, `exec.rs` `qconv`) and u8 codes handed from step to step, against the
+/// independent f64 reference forward pass of the same quantized graph (fake quantization in
+/// f64): a random conv net on real digits must agree on the argmax almost everywhere and
+/// stay within a few grid steps, on every kernel set (which must also agree bit for bit).
+#[test]
+fn padded_strided_dilated_int8_convs_match_the_f64_reference() {
+    use mdeploy_testkit::{builders, reference, Rng};
+    let mut rng = Rng::new(1212);
+    let mut dilated = builders::conv(&mut rng, 8, 8, 3, 1, 2, 1);
+    if let Op::Conv2d { dilation, .. } = &mut dilated {
+        *dilation = [2, 2];
+    }
+    let graph = mdeploy_core::Graph::sequential([
+        builders::conv(&mut rng, 1, 8, 3, 1, 1, 1), // 28×28, padding 1: border rows
+        Op::Relu,
+        builders::conv(&mut rng, 8, 16, 5, 2, 2, 1), // stride 2, padding 2 → 14×14
+        Op::Relu,
+        Op::MaxPool2d { kernel: [2, 2], stride: [2, 2], padding: [0; 4], ceil_mode: false }, // 7×7
+        builders::conv(&mut rng, 16, 8, 3, 1, 1, 1),
+        Op::Relu,
+        dilated, // dilation 2, padding 2: the tap-by-tap path
+        Op::Relu,
+        Op::Flatten,
+        builders::dense(&mut rng, 8 * 7 * 7, 10),
+        Op::Softmax,
+    ]);
+    let mut f = mnist::trained_model("mnist-cnn.mdm").expect("shipped model");
+    f.graph = graph;
+    let calib = mnist::spread_subset(&mnist::split().train, 200);
+    let (q, _) = quantize(&f, &calib.images, calib.n, Calibration::MinMax, |_, _| {}).expect("quantize");
+    let prog = lower(&q.graph, &q.meta.input_shape).expect("lower");
+    let ints = prog.steps.iter().filter(|s| matches!(s.kernel, Kernel::QConv2d { .. } | Kernel::QDense { .. })).count();
+    assert_eq!(ints, 5, "every conv and the dense on integer steps: {:?}", prog.steps.iter().map(|s| s.kernel.name()).collect::<Vec<_>>());
+    let (xs, _) = mnist::test_digits().expect("digits");
+    let n = 300;
+    let want = reference::forward_batch(&q.graph, &q.meta.input_shape, &xs[..n * 784], n).expect("reference");
+    let argmax = |v: &[f64]| v.iter().enumerate().fold(0, |b, (i, &x)| if x > v[b] { i } else { b });
+    let xs = &xs[..n * 784];
+    let generic = run(&q, KernelSet::generic(), xs, n, 64);
+    for ks in KernelSet::available() {
+        let got = run(&q, ks, xs, n, 64);
+        assert!(got.iter().zip(&generic).all(|(a, b)| a.to_bits() == b.to_bits()), "{} differs from generic", ks.name());
+    }
+    let (mut agree, mut worst) = (0, 0.0f64);
+    for s in 0..n {
+        let (g, w) = (&generic[s * 10..(s + 1) * 10], &want[s * 10..(s + 1) * 10]);
+        let g64: Vec<f64> = g.iter().map(|&v| f64::from(v)).collect();
+        agree += usize::from(argmax(&g64) == argmax(w));
+        worst = g64.iter().zip(w).fold(worst, |m, (a, b)| m.max((a - b).abs()));
+    }
+    // The integer requantization rounds differently from f64 fake quantization only on ties
+    // and by double rounding (one grid step at most per value), so the probabilities stay close.
+    assert!(agree >= n * 97 / 100, "argmax agrees on {agree} of {n} digits");
+    assert!(worst < 0.15, "largest probability difference {worst}");
+}

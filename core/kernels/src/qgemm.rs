@@ -14,7 +14,7 @@
 //! these ranges, and `k <= MAX_QK` keeps the sums inside i32), so the summation order does not
 //! matter and the outputs are bit-identical across kernel sets. See `core/runtime/QUANT.md`.
 
-use crate::quant::MAX_QK;
+use crate::quant::{QEpi, QParams, MAX_QK};
 use crate::set::KernelSet;
 
 /// Columns of every integer micro-kernel's tile = width of a packed B panel.
@@ -74,6 +74,48 @@ impl KernelSet {
     /// Name of the integer micro-kernel, e.g. `"avx512vnni_qmmm_i8_12x16"`.
     pub fn qmmm_name(&self) -> &'static str {
         self.qmmm_name
+    }
+
+    /// The integer epilogue (`quant::QEpi`, the same bits as `quant::epilogue_row` on every
+    /// set): `rows` rows of `e.n()` sums at stride `ldc` into `y` at stride `ldy`. Panics when
+    /// a slice is short.
+    pub fn qepilogue(&self, e: &QEpi, c: &[i32], ldc: usize, rows: usize, y: &mut [f32], ldy: usize) {
+        let n = e.n();
+        if rows == 0 || n == 0 {
+            return;
+        }
+        assert!(ldc >= n && c.len() >= (rows - 1) * ldc + n, "qepilogue: sums too short");
+        assert!(ldy >= n && y.len() >= (rows - 1) * ldy + n, "qepilogue: output too short");
+        // SAFETY: holding the set proves the CPU has its features; lengths checked above.
+        unsafe { (self.qepi)(e, c, ldc, rows, y, ldy) }
+    }
+
+    /// [`KernelSet::qepilogue`] writing the u8 codes instead of f32 (see `quant::QElem`).
+    /// Panics on a dequantizing epilogue (it has no codes) or short slices.
+    pub fn qepilogue_u8(&self, e: &QEpi, c: &[i32], ldc: usize, rows: usize, y: &mut [u8], ldy: usize) {
+        let n = e.n();
+        assert!(e.out_params().is_some(), "qepilogue_u8: a dequantizing step has no u8 codes");
+        if rows == 0 || n == 0 {
+            return;
+        }
+        assert!(ldc >= n && c.len() >= (rows - 1) * ldc + n, "qepilogue: sums too short");
+        assert!(ldy >= n && y.len() >= (rows - 1) * ldy + n, "qepilogue: output too short");
+        // SAFETY: holding the set proves the CPU has its features; lengths checked above.
+        unsafe { (self.qepi8)(e, c, ldc, rows, y, ldy) }
+    }
+
+    /// `q[i] = p.quantize(x[i])` (`quant::quantize_slice`, the same bytes on every set).
+    pub fn quantize(&self, p: QParams, x: &[f32], q: &mut [u8]) {
+        assert_eq!(x.len(), q.len(), "quantize: lengths differ");
+        // SAFETY: holding the set proves the CPU has its features.
+        unsafe { (self.qquant)(p, x, q) }
+    }
+
+    /// `y[i] = p.dequantize(p.quantize(y[i]))` (`quant::fake_quantize_slice`, the same bits on
+    /// every set).
+    pub fn fake_quantize(&self, p: QParams, y: &mut [f32]) {
+        // SAFETY: holding the set proves the CPU has its features.
+        unsafe { (self.qfake)(p, y) }
     }
 
     /// Packs `w` (`k × n` row-major, values in −127..=127) for this set's integer kernel.

@@ -104,7 +104,7 @@ pub struct QParams {
 
 impl QParams {
     /// `clamp(round_half_even(x / scale) + zp, 0, 255)`; NaN gives `zp`.
-    #[inline]
+    #[inline(always)]
     pub fn quantize(self, x: f32) -> u8 {
         let t = x / self.scale;
         // Clamp first (NaN → 0), then round half to even with the 1.5 · 2^23 trick: for
@@ -114,19 +114,35 @@ impl QParams {
         const MAGIC: f32 = 12_582_912.0;
         let t = if t.is_nan() { 0.0 } else { t.clamp(-512.0, 512.0) };
         let r = (t + MAGIC) - MAGIC;
-        (r as i32 + self.zero_point).clamp(0, 255) as u8
+        // SAFETY: r is an integer in −512..=512 (clamped above, NaN replaced), so the
+        // conversion is exact. The checked `as` cast would test for NaN and overflow lane by
+        // lane, which kept LLVM from vectorizing the quantizers (`KernelSet::quantize`).
+        let r: i32 = unsafe { r.to_int_unchecked() };
+        (r + self.zero_point).clamp(0, 255) as u8
     }
     /// `scale · (q − zp)`.
-    #[inline]
+    #[inline(always)]
     pub fn dequantize(self, q: i32) -> f32 {
         (q - self.zero_point) as f32 * self.scale
     }
 }
 
-/// Quantizes `x` into `q` (same length).
+/// Quantizes `x` into `q` (same length). Inlined into the per-ISA builds
+/// (`KernelSet::quantize`), where it vectorizes: every step is an IEEE f32 operation or a
+/// select, so every build gives the same bytes.
+#[inline(always)]
 pub fn quantize_slice(p: QParams, x: &[f32], q: &mut [u8]) {
     for (d, &v) in q.iter_mut().zip(x) {
         *d = p.quantize(v);
+    }
+}
+
+/// `y[i] = p.dequantize(p.quantize(y[i]))`: puts `y` on the grid (a `Quantize` step that did
+/// not fuse). Inlined into the per-ISA builds (`KernelSet::fake_quantize`), as above.
+#[inline(always)]
+pub fn fake_quantize_slice(p: QParams, y: &mut [f32]) {
+    for v in y.iter_mut() {
+        *v = p.dequantize(i32::from(p.quantize(*v)));
     }
 }
 
@@ -159,6 +175,208 @@ pub fn epilogue_row(acc: &[i32], bias: &[i32], out: &QOut, y: &mut [f32]) {
             }
         }
     }
+}
+
+/// An integer step's epilogue as the vectorized loop takes it: per output column, the integer
+/// bias and the requantization split into plain lane operations (built once at plan build from
+/// the lowered bias and [`QOut`]). It computes exactly what [`epilogue_row`] computes, bit for
+/// bit (tested against it on edge values in this file and in `core/tests/kernels_qparity.rs`),
+/// with no i64 division, no branch and no per-lane struct, so LLVM vectorizes it for each
+/// instruction set it is compiled for (`KernelSet::qepilogue`):
+///
+/// * `acc + bias` saturating in i32 (same as the i64 sum clamped to i32);
+/// * the saturating left shift as two compares against `i32::MAX >> l` / `i32::MIN >> l`;
+/// * `srdhm(x, mult) = (x·mult + 2^30) >> 31`: gemmlowp's nudge and truncating division fold
+///   into one floor (for `x·mult < 0`, `trunc((p + 1 − 2^30) / 2^31) = floor((p + 2^30) /
+///   2^31)`); its one overflow, `MIN · MIN`, cannot happen because `mult` is never `MIN`;
+/// * the rounding right shift with a per-column mask.
+#[derive(Clone, Debug)]
+pub struct QEpi {
+    n: usize,
+    bias: Vec<i32>,
+    kind: QEpiKind,
+}
+
+#[derive(Clone, Debug)]
+enum QEpiKind {
+    Requant {
+        mult: Vec<i32>,
+        lshift: Vec<u32>,
+        sat_hi: Vec<i32>,
+        sat_lo: Vec<i32>,
+        rshift: Vec<u32>,
+        rmask: Vec<i32>,
+        zp: i32,
+        lo: i32,
+        scale: f32,
+    },
+    Dequant {
+        scale: Vec<f32>,
+        relu: bool,
+    },
+}
+
+impl QEpi {
+    /// The vector form of `(bias, out)`. Panics when the per-column lengths differ (the
+    /// lowering builds them together).
+    pub fn new(bias: &[i32], out: &QOut) -> QEpi {
+        let n = bias.len();
+        let kind = match out {
+            QOut::Requant { out, mult, lo } => {
+                assert_eq!(mult.len(), n, "QEpi: one multiplier per column");
+                let l = |m: &Requant| m.shift.max(0) as u32;
+                let r = |m: &Requant| (-m.shift).clamp(0, 31) as u32;
+                QEpiKind::Requant {
+                    mult: mult.iter().map(|m| m.mult).collect(),
+                    lshift: mult.iter().map(l).collect(),
+                    sat_hi: mult.iter().map(|m| i32::MAX >> l(m)).collect(),
+                    sat_lo: mult.iter().map(|m| i32::MIN >> l(m)).collect(),
+                    rshift: mult.iter().map(r).collect(),
+                    rmask: mult.iter().map(|m| ((1i64 << r(m)) - 1) as i32).collect(),
+                    zp: out.zero_point,
+                    lo: *lo,
+                    scale: out.scale,
+                }
+            }
+            QOut::Dequant { scale, relu } => {
+                assert_eq!(scale.len(), n, "QEpi: one scale per column");
+                QEpiKind::Dequant { scale: scale.clone(), relu: *relu }
+            }
+        };
+        QEpi { n, bias: bias.to_vec(), kind }
+    }
+
+    /// Output columns.
+    pub fn n(&self) -> usize {
+        self.n
+    }
+
+    /// The requantized u8 codes instead of f32, when the step requantizes: the value the f32
+    /// output dequantizes. `None` for a dequantizing step.
+    pub fn out_params(&self) -> Option<QParams> {
+        match &self.kind {
+            QEpiKind::Requant { zp, scale, .. } => Some(QParams { scale: *scale, zero_point: *zp }),
+            QEpiKind::Dequant { .. } => None,
+        }
+    }
+}
+
+/// The epilogue loop, written once; `KernelSet::qepilogue` calls it through wrappers compiled
+/// for each instruction set (`#[target_feature]`), so it is vectorized there. `rows` rows of
+/// `n` sums at stride `ldc` into `y` at stride `ldy`. Columns go 16 at a time (a fixed trip
+/// count LLVM turns into whole vectors: one zmm, two ymm, four v128), then one by one: a
+/// plain loop over n = 16 or 32 columns ran entirely in the scalar remainder of LLVM's
+/// 64-wide unrolled vector loop.
+#[inline(always)]
+pub(crate) fn qepilogue_body<T: QElem>(e: &QEpi, c: &[i32], ldc: usize, rows: usize, y: &mut [T], ldy: usize) {
+    const W: usize = 16;
+    let n = e.n;
+    let full = n / W * W;
+    for r in 0..rows {
+        let acc = &c[r * ldc..r * ldc + n];
+        let out = &mut y[r * ldy..r * ldy + n];
+        for j0 in (0..full).step_by(W) {
+            qepilogue_cols::<T, W>(e, j0, &acc[j0..j0 + W], &mut out[j0..j0 + W]);
+        }
+        for j in full..n {
+            qepilogue_cols::<T, 1>(e, j, &acc[j..j + 1], &mut out[j..j + 1]);
+        }
+    }
+}
+
+/// Columns `j0..j0 + W` of one row (see [`QEpi`] for why each line equals the scalar spec).
+#[inline(always)]
+fn qepilogue_cols<T: QElem, const W: usize>(e: &QEpi, j0: usize, acc: &[i32], out: &mut [T]) {
+    let (acc, out) = (&acc[..W], &mut out[..W]);
+    let bias = &e.bias[j0..j0 + W];
+    match &e.kind {
+        QEpiKind::Requant { mult, lshift, sat_hi, sat_lo, rshift, rmask, zp, lo, scale } => {
+            let (mult, lshift) = (&mult[j0..j0 + W], &lshift[j0..j0 + W]);
+            let (sat_hi, sat_lo) = (&sat_hi[j0..j0 + W], &sat_lo[j0..j0 + W]);
+            let (rshift, rmask) = (&rshift[j0..j0 + W], &rmask[j0..j0 + W]);
+            let (zp, lo, scale) = (*zp, *lo, *scale);
+            for j in 0..W {
+                let x = acc[j].saturating_add(bias[j]);
+                let x = if x > sat_hi[j] {
+                    i32::MAX
+                } else if x < sat_lo[j] {
+                    i32::MIN
+                } else {
+                    x << lshift[j]
+                };
+                let p = i64::from(x) * i64::from(mult[j]) + (1i64 << 30);
+                // Bits 31..62 of p: a logical shift gives the same low 32 bits as an
+                // arithmetic one, and AVX2 has only the logical 64-bit shift.
+                let h = ((p as u64) >> 31) as i32;
+                let thr = (rmask[j] >> 1) + i32::from(h < 0);
+                let z = (h >> rshift[j]) + i32::from((h & rmask[j]) > thr);
+                let q = z.saturating_add(zp).clamp(lo, 255);
+                out[j] = T::requantized(q, zp, scale);
+            }
+        }
+        QEpiKind::Dequant { scale, relu } => {
+            let scale = &scale[j0..j0 + W];
+            for j in 0..W {
+                let v = acc[j].saturating_add(bias[j]) as f32 * scale[j];
+                out[j] = T::dequantized(if *relu { v.max(0.0) } else { v });
+            }
+        }
+    }
+}
+
+/// What an integer step writes: f32 on the grid (`scale · (q − zp)`, the value every other
+/// kernel reads) or the u8 code `q` itself, when every reader of the value is an integer step
+/// on the same grid or a max pool (the executor decides, `exec.rs`): then the next step skips
+/// quantizing, and the bits are the same because on-grid values quantize back to exactly `q`.
+pub trait QElem: Copy {
+    fn requantized(q: i32, zp: i32, scale: f32) -> Self;
+    /// A dequantizing step's output; u8 never takes one (`KernelSet::qepilogue` checks).
+    fn dequantized(v: f32) -> Self;
+}
+
+impl QElem for f32 {
+    #[inline(always)]
+    fn requantized(q: i32, zp: i32, scale: f32) -> f32 {
+        (q - zp) as f32 * scale
+    }
+    #[inline(always)]
+    fn dequantized(v: f32) -> f32 {
+        v
+    }
+}
+
+impl QElem for u8 {
+    #[inline(always)]
+    fn requantized(q: i32, _zp: i32, _scale: f32) -> u8 {
+        q as u8
+    }
+    #[inline(always)]
+    fn dequantized(_v: f32) -> u8 {
+        0
+    }
+}
+
+/// `KernelSet::qepilogue`'s pointer type: [`qepilogue_body`] compiled for one instruction set.
+/// Safety: the set's CPU features are present (holding the set proves it).
+pub(crate) type QEpiFn<T> = unsafe fn(e: &QEpi, c: &[i32], ldc: usize, rows: usize, y: &mut [T], ldy: usize);
+/// `KernelSet::quantize`'s pointer type: [`quantize_slice`] compiled for one instruction set.
+pub(crate) type QQuantFn = unsafe fn(p: QParams, x: &[f32], q: &mut [u8]);
+/// `KernelSet::fake_quantize`'s pointer type: [`fake_quantize_slice`] for one instruction set.
+pub(crate) type QFakeFn = unsafe fn(p: QParams, y: &mut [f32]);
+
+/// The portable build of the epilogue (vectorized for the target's baseline, e.g. simd128).
+pub(crate) unsafe fn generic_qepilogue<T: QElem>(e: &QEpi, c: &[i32], ldc: usize, rows: usize, y: &mut [T], ldy: usize) {
+    qepilogue_body(e, c, ldc, rows, y, ldy)
+}
+
+/// The portable build of [`fake_quantize_slice`].
+pub(crate) unsafe fn generic_fake_quantize(p: QParams, y: &mut [f32]) {
+    fake_quantize_slice(p, y)
+}
+
+/// The portable build of [`quantize_slice`].
+pub(crate) unsafe fn generic_quantize(p: QParams, x: &[f32], q: &mut [u8]) {
+    quantize_slice(p, x, q)
 }
 
 #[cfg(test)]

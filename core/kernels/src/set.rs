@@ -4,6 +4,7 @@
 use std::sync::OnceLock;
 
 use crate::qgemm::{QLayout, QmmmFn};
+use crate::quant::{QEpiFn, QFakeFn, QQuantFn};
 use crate::tile::{ConvFn, DwConvFn, GemvFn, MmmFn, PoolFn, SpmmFn};
 
 /// The dispatch table: one micro-kernel family for one instruction set, chosen once.
@@ -31,6 +32,11 @@ pub struct KernelSet {
     pub(crate) qmr: usize,
     pub(crate) qlayout: QLayout,
     pub(crate) qmmm_name: &'static str,
+    /// The integer steps' epilogue and activation quantizer (`quant.rs`), built for this set.
+    pub(crate) qepi: QEpiFn<f32>,
+    pub(crate) qepi8: QEpiFn<u8>,
+    pub(crate) qquant: QQuantFn,
+    pub(crate) qfake: QFakeFn,
 }
 
 impl std::fmt::Debug for KernelSet {
@@ -60,6 +66,10 @@ impl KernelSet {
             qmr: crate::generic::generic_qmmm_i8::MR,
             qlayout: QLayout::Quad,
             qmmm_name: "generic_qmmm_i8_4x16",
+            qepi: crate::quant::generic_qepilogue::<f32>,
+            qepi8: crate::quant::generic_qepilogue::<u8>,
+            qquant: crate::quant::generic_quantize,
+            qfake: crate::quant::generic_fake_quantize,
         }
     }
 
@@ -84,6 +94,10 @@ impl KernelSet {
                 qmr: crate::x86_64::avx2_qmmm_i8::MR,
                 qlayout: QLayout::Pair,
                 qmmm_name: "avx2_qmmm_i8_6x16",
+                qepi: crate::x86_64::avx_requant_i32::avx2_qepilogue_i32::<f32>,
+                qepi8: crate::x86_64::avx_requant_i32::avx2_qepilogue_i32::<u8>,
+                qquant: crate::x86_64::avx_requant_i32::avx2_quantize_f32,
+                qfake: crate::x86_64::avx_requant_i32::avx2_fake_quantize_f32,
             })
         } else {
             None
@@ -123,7 +137,21 @@ impl KernelSet {
     /// the AVX2 one (AVX-512F alone has no u8 × i8 dot product).
     #[cfg(target_arch = "x86_64")]
     fn avx512_int8() -> KernelSet {
-        let base = KernelSet::generic();
+        let mut base = KernelSet::generic();
+        if is_x86_feature_detected!("avx512bw")
+            && is_x86_feature_detected!("avx512dq")
+            && is_x86_feature_detected!("avx512vl")
+        {
+            base.qepi = crate::x86_64::avx_requant_i32::avx512_qepilogue_i32::<f32>;
+            base.qepi8 = crate::x86_64::avx_requant_i32::avx512_qepilogue_i32::<u8>;
+            base.qquant = crate::x86_64::avx_requant_i32::avx512_quantize_f32;
+            base.qfake = crate::x86_64::avx_requant_i32::avx512_fake_quantize_f32;
+        } else {
+            base.qepi = crate::x86_64::avx_requant_i32::avx2_qepilogue_i32::<f32>;
+            base.qepi8 = crate::x86_64::avx_requant_i32::avx2_qepilogue_i32::<u8>;
+            base.qquant = crate::x86_64::avx_requant_i32::avx2_quantize_f32;
+            base.qfake = crate::x86_64::avx_requant_i32::avx2_fake_quantize_f32;
+        }
         if is_x86_feature_detected!("avx512vnni") {
             KernelSet {
                 qmmm: crate::x86_64::avx512vnni_qmmm_i8::avx512vnni_qmmm_i8_12x16,
@@ -208,6 +236,10 @@ impl KernelSet {
             qmr: crate::wasm::wasm_qmmm_i8::MR,
             qlayout: QLayout::Pair,
             qmmm_name: "wasm_qmmm_i8_4x16",
+            qepi: crate::quant::generic_qepilogue::<f32>,
+            qepi8: crate::quant::generic_qepilogue::<u8>,
+            qquant: crate::quant::generic_quantize,
+            qfake: crate::quant::generic_fake_quantize,
         }
     }
 

@@ -33,7 +33,8 @@ use crate::kernels::generic::generic_pool_f32::generic_pool_f32;
 use crate::kernels::generic::generic_softmax_f32::softmax_rows;
 use crate::kernels::{a_panel, APanel, AlignedBuf, KernelSet, MatRef, PackedB, PoolGeom, SparseOffsets, SparseW, MAX_MR};
 use crate::kernels::qgemm::{PackedQB, QMAX_MR};
-use crate::kernels::quant::{epilogue_row, quantize_slice, QOut, QParams, MAX_QK};
+use crate::kernels::generic::generic_maxpool_u8::generic_maxpool_u8;
+use crate::kernels::quant::{QEpi, QOut, QParams, MAX_QK};
 use crate::lower::{Act, BinOp, Kernel, PoolKind, Program, Window};
 
 /// Rows an integer step quantizes, multiplies and writes back at a time: its u8/i32 scratch
@@ -133,9 +134,8 @@ enum XK {
 /// An integer Dense: weights packed for the set, epilogue as lowered.
 struct QDenseX {
     w: PackedQB,
-    bias: Vec<i32>,
     input: QParams,
-    epi: QOut,
+    epi: QEpi,
 }
 
 /// An integer convolution (one group): im2col rows of u8, `QROWS` pixels at a time.
@@ -143,9 +143,8 @@ struct QConvX {
     win: Window,
     out_c: usize,
     w: PackedQB,
-    bias: Vec<i32>,
     input: QParams,
-    epi: QOut,
+    epi: QEpi,
 }
 
 /// Where a value lives: the caller's input, or buffer `buf` (`batched`: row `s` of sample `s`).
@@ -164,6 +163,10 @@ struct XStep {
     /// Input and output lengths per sample.
     in_lens: Vec<usize>,
     out_len: usize,
+    /// Input 0 / the output holds u8 codes, one byte per value at the start of the f32 slot
+    /// (`u8_values`): set only on Quantize, integer steps and fast max pools.
+    in_u8: bool,
+    out_u8: bool,
 }
 
 /// A compiled program for one kernel set and batch size.
@@ -205,8 +208,8 @@ struct QScratch {
 
 impl QScratch {
     fn reserve(&mut self, x: usize, k_padded: usize, n: usize) {
-        self.x.resize(self.x.len().max(x), 0);
-        self.a.resize(self.a.len().max(QROWS * k_padded), 0);
+        self.x.resize(self.x.len().max(x + QSLACK), 0);
+        self.a.resize(self.a.len().max(QROWS * k_padded + QSLACK), 0);
         self.c.resize(self.c.len().max(QROWS * n), 0);
         self.panel.resize(self.panel.len().max(QMAX_MR * k_padded / 2), 0);
     }
@@ -424,6 +427,8 @@ impl Exec {
             }
         }
 
+        let is_u8 = u8_values(&p.steps, &step_vals, v_len.len(), out_v);
+
         // Buffers by liveness, one pool per kind.
         let mut ends_at = vec![Vec::new(); p.steps.len()];
         for (v, &last) in v_last.iter().enumerate().skip(1) {
@@ -489,6 +494,8 @@ impl Exec {
                 in_place: s.inputs.first() == Some(&s.output),
                 in_lens: in_lens(&s.kernel),
                 out_len: out_len(&s.kernel),
+                in_u8: ins.first().is_some_and(|&v| is_u8[v]),
+                out_u8: is_u8[*out],
             });
         }
         // Memory budget (`budget.rs`): the per-sample buffers and the padded-conv scratch are
@@ -596,6 +603,81 @@ impl Exec {
     }
 }
 
+/// The padding-free floor-mode max pool the SIMD kernels (and the u8 one) take.
+fn fast_pool(kind: PoolKind, win: &Window) -> Option<PoolGeom> {
+    let fits = win.pad == [0; 4] && (win.oh - 1) * win.sh + win.kh <= win.h && (win.ow - 1) * win.sw + win.kw <= win.w;
+    (kind == PoolKind::Max && fits)
+        .then_some(PoolGeom { c: win.c, h: win.h, w: win.w, kh: win.kh, kw: win.kw, sh: win.sh, sw: win.sw, oh: win.oh, ow: win.ow })
+}
+
+/// Which values are kept as u8 codes between steps instead of f32 on their grid (QUANT.md,
+/// "Values between steps"). A value qualifies when it is written, not in place, by a
+/// `Quantize`, a requantizing integer step, or a fast max pool of a u8 value, and every step
+/// that reads it is an integer step on the same grid (as its first input) or such a max pool
+/// whose own output qualifies; never the program's input or output. The outputs are the same
+/// bits either way: a reader would quantize the f32 grid value back to exactly that code, and
+/// a max of codes dequantizes to the max of their values.
+fn u8_values(steps: &[crate::lower::Step], vals: &[(Vec<usize>, usize)], nv: usize, out_v: usize) -> Vec<bool> {
+    let same = |a: QParams, b: QParams| a.scale.to_bits() == b.scale.to_bits() && a.zero_point == b.zero_point;
+    let mut grid: Vec<Option<QParams>> = vec![None; nv];
+    for (s, (ins, out)) in steps.iter().zip(vals) {
+        let in_place = s.inputs.first() == Some(&s.output);
+        grid[*out] = if in_place {
+            None
+        } else {
+            match &s.kernel {
+                Kernel::Quantize { q, .. } => Some(*q),
+                Kernel::QDense { epi: QOut::Requant { out, .. }, .. } | Kernel::QConv2d { epi: QOut::Requant { out, .. }, .. } => Some(*out),
+                Kernel::Pool { kind, win } if fast_pool(*kind, win).is_some() => ins.first().and_then(|&v| grid[v]),
+                _ => None,
+            }
+        };
+    }
+    grid[0] = None;
+    grid[out_v] = None;
+    loop {
+        let mut changed = false;
+        for (s, (ins, out)) in steps.iter().zip(vals) {
+            let in_place = s.inputs.first() == Some(&s.output);
+            for (i, &v) in ins.iter().enumerate() {
+                let Some(g) = grid[v] else { continue };
+                let ok = i == 0
+                    && !in_place
+                    && match &s.kernel {
+                        Kernel::QDense { input, .. } | Kernel::QConv2d { input, .. } => same(*input, g),
+                        Kernel::Pool { kind, win } if fast_pool(*kind, win).is_some() => grid[*out].is_some(),
+                        _ => false,
+                    };
+                if !ok {
+                    grid[v] = None;
+                    changed = true;
+                }
+            }
+            // A pool's output is u8 only while its input is.
+            if matches!(s.kernel, Kernel::Pool { .. }) && grid[*out].is_some() && ins.first().is_none_or(|&v| grid[v].is_none()) {
+                grid[*out] = None;
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    grid.iter().map(Option::is_some).collect()
+}
+
+/// The bytes of an f32 slot, for values kept as u8 codes (one byte per value from the start).
+fn bytes(x: &[f32]) -> &[u8] {
+    // SAFETY: u8 has alignment 1 and every byte of an initialized f32 is initialized.
+    unsafe { std::slice::from_raw_parts(x.as_ptr().cast::<u8>(), std::mem::size_of_val(x)) }
+}
+
+/// [`bytes`], writable.
+fn bytes_mut(x: &mut [f32]) -> &mut [u8] {
+    // SAFETY: as `bytes`; any bytes written make valid f32 bit patterns.
+    unsafe { std::slice::from_raw_parts_mut(x.as_mut_ptr().cast::<u8>(), std::mem::size_of_val(x)) }
+}
+
 /// Packs one kernel's weights for `ks`.
 fn compile(k: &Kernel, ks: KernelSet, k_max: &mut usize, qs: &mut QScratch) -> XK {
     let split_act = |act: Act| if act == Act::Relu { (true, Act::None) } else { (false, act) };
@@ -698,14 +780,7 @@ fn compile(k: &Kernel, ks: KernelSet, k_max: &mut usize, qs: &mut QScratch) -> X
             };
             XK::SpConv(Box::new(SpConvX { win: *win, w: weight.clone(), offs, direct, scratch, bias: bias.clone(), clamp, post }))
         }
-        Kernel::Pool { kind, win } => {
-            let fits = win.pad == [0; 4]
-                && (win.oh - 1) * win.sh + win.kh <= win.h
-                && (win.ow - 1) * win.sw + win.kw <= win.w;
-            let fast = (*kind == PoolKind::Max && fits)
-                .then_some(PoolGeom { c: win.c, h: win.h, w: win.w, kh: win.kh, kw: win.kw, sh: win.sh, sw: win.sw, oh: win.oh, ow: win.ow });
-            XK::Pool { kind: *kind, win: *win, fast }
-        }
+        Kernel::Pool { kind, win } => XK::Pool { kind: *kind, win: *win, fast: fast_pool(*kind, win) },
         Kernel::GlobalAvgPool { c, hw } => XK::Gap { c: *c, hw: *hw },
         Kernel::Binary { op, len, b_per_channel, act } => XK::Binary { op: *op, bc: b_per_channel.unwrap_or(*len), act: *act },
         Kernel::Concat { channels, hw } => XK::Concat { channels: channels.clone(), hw: *hw },
@@ -717,12 +792,12 @@ fn compile(k: &Kernel, ks: KernelSet, k_max: &mut usize, qs: &mut QScratch) -> X
         Kernel::QDense { k, out, weight, bias, input, epi } => {
             let w = ks.qpack_b(*k, *out, weight);
             qs.reserve(0, w.k_padded(), *out);
-            XK::QDense(Box::new(QDenseX { w, bias: bias.clone(), input: *input, epi: epi.clone() }))
+            XK::QDense(Box::new(QDenseX { w, input: *input, epi: QEpi::new(bias, epi) }))
         }
         Kernel::QConv2d { win, out_c, weight, bias, input, epi } => {
             let w = ks.qpack_b(win.kh * win.kw * win.c, *out_c, weight);
             qs.reserve(win.h * win.w * win.c, w.k_padded(), *out_c);
-            XK::QConv(Box::new(QConvX { win: *win, out_c: *out_c, w, bias: bias.clone(), input: *input, epi: epi.clone() }))
+            XK::QConv(Box::new(QConvX { win: *win, out_c: *out_c, w, input: *input, epi: QEpi::new(bias, epi) }))
         }
     }
 }
@@ -791,6 +866,7 @@ fn sample_step(
                 generic_act_f32(*post, y);
             }
             XK::Pool { kind, win, fast } => match fast {
+                Some(g) if st.in_u8 => generic_maxpool_u8(bytes(x(0)), bytes_mut(y), g),
                 Some(g) => ks.maxpool_hwc(x(0), g, y),
                 None => generic_pool_f32(x(0), y, win, *kind),
             },
@@ -823,17 +899,24 @@ fn sample_step(
                 softmax_rows(y, *len);
             }
             XK::Copy => y.copy_from_slice(x(0)),
+            // Never in place when it writes u8 (`u8_values`).
+            XK::Quantize { q } if st.out_u8 => ks.quantize(*q, x(0), &mut bytes_mut(y)[..st.out_len]),
             XK::Quantize { q } => {
                 load0(y);
-                for v in y.iter_mut() {
-                    *v = q.dequantize(i32::from(q.quantize(*v)));
-                }
+                ks.fake_quantize(*q, y);
             }
-            XK::QConv(g) => qconv(ks, g, x(0), y, &mut scratch.q),
+            XK::QConv(g) => {
+                let src = if st.in_u8 { QIn::U8(bytes(x(0))) } else { QIn::F32(x(0)) };
+                let dst = if st.out_u8 { QOutBuf::U8(bytes_mut(y)) } else { QOutBuf::F32(y) };
+                qconv(ks, g, src, dst, &mut scratch.q)
+            }
             XK::QDense(d) => {
                 // Never reached (QDense starts the batched stage); correct anyway.
                 let QScratch { a, c, panel, .. } = &mut scratch.q;
-                qrows(ks, &d.w, &d.bias, d.input, &d.epi, x(0), d.w.k(), 1, y, d.w.n(), a, c, panel);
+                let src = if st.in_u8 { QIn::U8(bytes(x(0))) } else { QIn::F32(x(0)) };
+                let dst = if st.out_u8 { QOutBuf::U8(bytes_mut(y)) } else { QOutBuf::F32(y) };
+                let (k, n) = (d.w.k(), d.w.n());
+                qrows(ks, &d.w, d.input, &d.epi, src, k, 1, dst, n, a, c, panel);
             }
             XK::Dense { w, bias, tile_relu, post } => {
                 // Never reached: the first Dense starts the batched stage, where Dense steps go
@@ -1023,20 +1106,43 @@ fn sparse_conv(ks: KernelSet, g: &SpConvX, src: &[f32], dst: &mut [f32], scratch
     generic_act_f32(g.post, &mut dst[..m * oc]);
 }
 
-/// `nb` rows of f32 (`x`, stride `ldx`) through an integer product into `y` (stride `ldy`):
-/// `QROWS` rows at a time are quantized to u8, multiplied on the int8 kernels, and finished
-/// by the epilogue shared by every backend (`kernels::quant`).
+/// An integer step's input: f32 values on its grid (quantized here), or the u8 codes.
+enum QIn<'a> {
+    F32(&'a [f32]),
+    U8(&'a [u8]),
+}
+
+/// An integer step's output: f32 on the grid (or dequantized), or the u8 codes.
+enum QOutBuf<'a> {
+    F32(&'a mut [f32]),
+    U8(&'a mut [u8]),
+}
+
+impl QOutBuf<'_> {
+    /// The epilogue of `rows` rows of sums into rows `r0..` (stride `ld` values).
+    #[allow(clippy::too_many_arguments)]
+    fn finish(&mut self, ks: KernelSet, epi: &QEpi, c: &[i32], n: usize, rows: usize, r0: usize, ld: usize) {
+        match self {
+            QOutBuf::F32(y) => ks.qepilogue(epi, c, n, rows, &mut y[r0 * ld..], ld),
+            QOutBuf::U8(y) => ks.qepilogue_u8(epi, c, n, rows, &mut y[r0 * ld..], ld),
+        }
+    }
+}
+
+/// `nb` rows (`x`, stride `ldx` values) through an integer product into `y` (stride `ldy`
+/// values): `QROWS` rows at a time are quantized to u8 (unless they are codes already),
+/// multiplied on the int8 kernels, and finished by the epilogue shared by every backend
+/// (`kernels::quant`).
 #[allow(clippy::too_many_arguments)]
 fn qrows(
     ks: KernelSet,
     w: &PackedQB,
-    bias: &[i32],
     input: QParams,
-    epi: &QOut,
-    x: &[f32],
+    epi: &QEpi,
+    x: QIn,
     ldx: usize,
     nb: usize,
-    y: &mut [f32],
+    mut y: QOutBuf,
     ldy: usize,
     a: &mut [u8],
     c: &mut [i32],
@@ -1045,13 +1151,17 @@ fn qrows(
     let (k, n, kp) = (w.k(), w.n(), w.k_padded());
     for r0 in (0..nb).step_by(QROWS) {
         let rows = QROWS.min(nb - r0);
-        for r in 0..rows {
-            quantize_slice(input, &x[(r0 + r) * ldx..(r0 + r) * ldx + k], &mut a[r * kp..r * kp + k]);
+        match x {
+            QIn::F32(x) => {
+                for r in 0..rows {
+                    ks.quantize(input, &x[(r0 + r) * ldx..(r0 + r) * ldx + k], &mut a[r * kp..r * kp + k]);
+                }
+                ks.qgemm(rows, &a[..rows * kp], kp, w, &mut c[..rows * n], n, panel);
+            }
+            // The codes are the A rows: no copy (qgemm reads k bytes of each row).
+            QIn::U8(x) => ks.qgemm(rows, &x[r0 * ldx..], ldx, w, &mut c[..rows * n], n, panel),
         }
-        ks.qgemm(rows, &a[..rows * kp], kp, w, &mut c[..rows * n], n, panel);
-        for r in 0..rows {
-            epilogue_row(&c[r * n..(r + 1) * n], bias, epi, &mut y[(r0 + r) * ldy..(r0 + r) * ldy + n]);
-        }
+        y.finish(ks, epi, &c[..rows * n], n, rows, r0, ldy);
     }
 }
 
@@ -1077,7 +1187,14 @@ fn qdense_step(
             Loc::Buf { buf, .. } => (bufs[buf].as_slice(), stride[buf]),
         };
         let QScratch { a, c, panel, .. } = q;
-        qrows(ks, &d.w, &d.bias, d.input, &d.epi, src, lda, nb, obuf.as_mut_slice(), ldc, a, c, panel);
+        // Codes sit at the start of each sample's f32 row: the byte stride is 4 per float.
+        let (src, lda) = if st.in_u8 { (QIn::U8(bytes(src)), 4 * lda) } else { (QIn::F32(src), lda) };
+        let (dst, ldc) = if st.out_u8 {
+            (QOutBuf::U8(bytes_mut(obuf.as_mut_slice())), 4 * ldc)
+        } else {
+            (QOutBuf::F32(obuf.as_mut_slice()), ldc)
+        };
+        qrows(ks, &d.w, d.input, &d.epi, src, lda, nb, dst, ldc, a, c, panel);
     }
     bufs[ob] = obuf;
 }
@@ -1085,22 +1202,71 @@ fn qdense_step(
 /// An integer convolution of one HWC sample: the input is quantized once, then `QROWS` output
 /// pixels at a time get their im2col rows (u8; the padding is the zero point), the product
 /// and the epilogue.
-fn qconv(ks: KernelSet, g: &QConvX, src: &[f32], dst: &mut [f32], q: &mut QScratch) {
+fn qconv(ks: KernelSet, g: &QConvX, src: QIn, mut dst: QOutBuf, q: &mut QScratch) {
     let w = &g.win;
     let QScratch { x, a, c, panel } = q;
-    let x = &mut x[..w.h * w.w * w.c];
-    quantize_slice(g.input, src, x);
+    let len = w.h * w.w * w.c;
+    // The im2col below reads up to QSLACK bytes past the sample: codes in a slot are read in
+    // place when the slot has that many spare bytes (4 per value, so all but the tiniest).
+    let x: &[u8] = match src {
+        QIn::U8(codes) if codes.len() >= len + QSLACK => codes,
+        QIn::U8(codes) => {
+            x[..len].copy_from_slice(&codes[..len]);
+            x
+        }
+        QIn::F32(src) => {
+            ks.quantize(g.input, src, &mut x[..len]);
+            x
+        }
+    };
     let zp = g.input.zero_point.clamp(0, 255) as u8;
     let (m, k, kp, n) = (w.oh * w.ow, g.w.k(), g.w.k_padded(), g.out_c);
+    // A kernel row's taps are `kw · c` contiguous input bytes when the columns are not dilated.
+    let run = w.kw * w.c;
+    let run8 = run.div_ceil(8) * 8;
     for r0 in (0..m).step_by(QROWS) {
         let rows = QROWS.min(m - r0);
+        let (mut oy, mut ox) = (r0 / w.ow, r0 % w.ow);
         for r in 0..rows {
-            let (oy, ox) = ((r0 + r) / w.ow, (r0 + r) % w.ow);
-            let row = &mut a[r * kp..r * kp + k];
+            if r > 0 {
+                ox += 1;
+                if ox == w.ow {
+                    (oy, ox) = (oy + 1, 0);
+                }
+            }
+            let row = r * kp;
+            // The whole window inside the input (columns not dilated): each kernel row is one
+            // run of `run` bytes, copied in 8-byte words. The last word may reach up to 7 bytes
+            // past the run in both buffers: `x` and `a` have QSLACK spare bytes at the end, and
+            // what lands in `a` past the run is overwritten by the next run or lies in the row's
+            // padding to kp (which meets zero weights, QUANT.md). Bounds are checked once per
+            // row, for the last run, which is the furthest in both buffers.
+            let iy0 = (oy * w.sh).checked_sub(w.pad[0]).filter(|&y| y + (w.kh - 1) * w.dh < w.h);
+            let ix0 = (ox * w.sw).checked_sub(w.pad[1]).filter(|&x| w.dw == 1 && x + w.kw <= w.w);
+            if let (Some(iy0), Some(ix0)) = (iy0, ix0) {
+                let from0 = (iy0 * w.w + ix0) * w.c;
+                let (step_x, last_x) = (w.dh * w.w * w.c, from0 + (w.kh - 1) * w.dh * w.w * w.c);
+                if last_x + run8 <= x.len() && row + (w.kh - 1) * run + run8 <= a.len() {
+                    for ky in 0..w.kh {
+                        let (from, at) = (from0 + ky * step_x, row + ky * run);
+                        for wd in (0..run8).step_by(8) {
+                            // SAFETY: from + run8 <= last_x + run8 <= x.len() and at + run8 <=
+                            // a.len() (checked above for the last ky, the largest); unaligned
+                            // 8-byte reads and writes of plain bytes.
+                            unsafe {
+                                let v = std::ptr::read_unaligned(x.as_ptr().add(from + wd).cast::<u64>());
+                                std::ptr::write_unaligned(a.as_mut_ptr().add(at + wd).cast::<u64>(), v);
+                            }
+                        }
+                    }
+                    continue;
+                }
+            }
             for ky in 0..w.kh {
                 let iy = (oy * w.sh + ky * w.dh).checked_sub(w.pad[0]).filter(|&y| y < w.h);
+                let at = row + ky * run;
                 for kx in 0..w.kw {
-                    let cell = &mut row[(ky * w.kw + kx) * w.c..(ky * w.kw + kx + 1) * w.c];
+                    let cell = &mut a[at + kx * w.c..at + (kx + 1) * w.c];
                     match (iy, (ox * w.sw + kx * w.dw).checked_sub(w.pad[1]).filter(|&v| v < w.w)) {
                         // A loop, not copy_from_slice: cells are 1 to a few dozen bytes, where a
                         // memmove call costs more than the copy (it was 14 % of the int8 CNN).
@@ -1119,12 +1285,15 @@ fn qconv(ks: KernelSet, g: &QConvX, src: &[f32], dst: &mut [f32], q: &mut QScrat
                 }
             }
         }
+        debug_assert!(k <= kp);
         ks.qgemm(rows, &a[..rows * kp], kp, &g.w, &mut c[..rows * n], n, panel);
-        for r in 0..rows {
-            epilogue_row(&c[r * n..(r + 1) * n], &g.bias, &g.epi, &mut dst[(r0 + r) * n..(r0 + r + 1) * n]);
-        }
+        dst.finish(ks, &g.epi, &c[..rows * n], n, rows, r0, n);
     }
 }
+
+/// Spare bytes at the end of the integer scratch rows, for the im2col's last 8-byte word.
+const QSLACK: usize = 8;
+
 
 /// A convolution of one HWC sample through the GEMM tiles, one GEMM per group.
 fn conv(ks: KernelSet, g: &ConvX, src: &[f32], dst: &mut [f32], scratch: &mut Scratch) {

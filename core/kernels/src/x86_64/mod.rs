@@ -15,3 +15,4 @@ pub(crate) mod avx2_spmm_f32;
 pub(crate) mod avx512_spmm_f32;
 pub(crate) mod avx2_qmmm_i8;
 pub(crate) mod avx512vnni_qmmm_i8;
+pub(crate) mod avx_requant_i32;

@@ -1,0 +1,77 @@
+//! Int8 against f32 in the same run, one thread, on the shipped MNIST models and real test
+//! digits: the MINIMUM time per call over many rounds, interleaving f32 and every kernel set's
+//! int8 round by round (the minimum is the run nobody interrupted on a shared machine). Builds
+//! natively and for `wasm32-wasip1` (run under Node with `bench/wasm/wasi-run.mjs`), so the
+//! same numbers come from both; the commands and results are in `core/runtime/QUANT.md`.
+//!
+//! `cargo run --release -p mdeploy-core --example int8_sets [ROUNDS] [BATCH...]` (default: 20
+//! rounds, batch 1024; `INT8_SETS_MODEL=mlp|cnn` for one model, `INT8_SETS_KERNEL=<prefix>` for
+//! the int8 sets whose integer kernel name starts so)
+
+use mdeploy_core::kernels::KernelSet;
+use mdeploy_core::Plan;
+use std::time::Instant;
+
+use mdeploy_testkit::mnist;
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let rounds: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(20);
+    let mut batches: Vec<usize> = args.filter_map(|s| s.parse().ok()).collect();
+    if batches.is_empty() {
+        batches = vec![1024];
+    }
+    let (digits, _) = mnist::test_digits().unwrap_or_else(|e| panic!("{e}"));
+    let best_set = KernelSet::best();
+    // f32 on the best set only (the baseline); int8 on every set but the generic one, unless
+    // the build has nothing else (a scalar wasm build).
+    let mut sets: Vec<KernelSet> = KernelSet::available().into_iter().filter(|k| k.name() != "generic").collect();
+    if sets.is_empty() {
+        sets.push(best_set);
+    }
+    // The two AVX-512 sets share one integer kernel: time it once.
+    sets.dedup_by_key(|k| k.qmmm_name());
+    // `INT8_SETS_KERNEL=avx512vnni` keeps the sets whose integer kernel name starts so.
+    if let Ok(prefix) = std::env::var("INT8_SETS_KERNEL") {
+        sets.retain(|k| k.qmmm_name().starts_with(&prefix));
+    }
+    // `INT8_SETS_MODEL=cnn` times one model only (for a profiler).
+    let only = std::env::var("INT8_SETS_MODEL").ok();
+    for name in ["mlp", "cnn"].into_iter().filter(|m| only.as_deref().is_none_or(|o| o == *m)) {
+        let f = mnist::trained_model(&format!("mnist-{name}.mdm")).unwrap_or_else(|e| panic!("{e}"));
+        let q = mnist::trained_model(&format!("mnist-{name}-int8.mdm")).unwrap_or_else(|e| panic!("{e}"));
+        for &batch in &batches {
+            // Batch 1: one call = 256 consecutive digits run one by one (a request stream).
+            let calls = if batch == 1 { 256 } else { 1 };
+            let mut runs: Vec<(String, Plan)> = vec![(
+                format!("f32 {}", best_set.name()),
+                Plan::with_kernels(&f, batch, best_set).expect("plan"),
+            )];
+            for &ks in &sets {
+                runs.push((format!("int8 {}", ks.qmmm_name()), Plan::with_kernels(&q, batch, ks).expect("plan")));
+            }
+            let mut out = vec![0.0f32; batch * 10];
+            let mut best = vec![f64::INFINITY; runs.len()];
+            for _ in 0..rounds {
+                for (i, (_, plan)) in runs.iter_mut().enumerate() {
+                    let t = Instant::now();
+                    for c in 0..calls {
+                        let x = &digits[c * batch * 784..(c + 1) * batch * 784];
+                        plan.run(x, batch, &mut out).expect("run");
+                    }
+                    best[i] = best[i].min(t.elapsed().as_secs_f64());
+                }
+            }
+            let base = best[0];
+            for ((label, _), t) in runs.iter().zip(&best) {
+                let per_img = t / (calls * batch) as f64;
+                println!(
+                    "{name}/batch{batch:<5} {label:<32} {:>9.2} µs/image {:>9.0} images/s {:>6.2}x f32",
+                    per_img * 1e6,
+                    1.0 / per_img,
+                    base / t
+                );
+            }
+        }
+    }
+}
