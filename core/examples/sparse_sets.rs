@@ -5,11 +5,14 @@
 //! the same program densified (`Program::densified`): the same pruned weights through the
 //! dense GEMM/GEMV. Reports the MINIMUM time per call over many rounds, all variants
 //! interleaved round by round (on a shared machine the minimum is the run nobody interrupted).
-//! Also sweeps the MLP's density, for the threshold `lower::SPARSE_MAX_DENSITY`.
+//! Also sweeps the MLP's density, for the threshold `lower::SPARSE_MAX_DENSITY`, and times the
+//! MLP's first Dense alone at batch 1 through `spmv` and the dense GEMV ("layer 1" rows: where
+//! batch-1 time goes, KERNELS.md).
 //!
 //! `MDEPLOY_MNIST_DIR=... cargo run --release -p mdeploy-core --example sparse_sets [ROUNDS]`
 
-use mdeploy_core::kernels::KernelSet;
+use mdeploy_core::kernels::{KernelSet, MatRef};
+use mdeploy_core::lower::Kernel;
 use mdeploy_core::lower::{lower, Program};
 use mdeploy_core::model::{Metadata, Model};
 use mdeploy_core::{Graph, Op, Plan};
@@ -73,6 +76,57 @@ fn main() {
         }
     }
 
+    // Where batch-1 time goes: the first Dense alone (the only sparse step of this MLP) through
+    // the sparse kernel (spmv) and the dense one (GEMV on the same pruned weights), per digit,
+    // beside the whole plan's time above; the rest is the fixed cost both plans pay (the input
+    // check, the 128 -> 10 Dense, Softmax, copies).
+    if let Some(Kernel::SparseDense { k, out, weight, bias, .. }) = p.steps.iter().map(|s| &s.kernel).find(|k| matches!(k, Kernel::SparseDense { .. })) {
+        let (k, out) = (*k, *out);
+        let wt = weight.transpose();
+        let dense = weight.to_dense();
+        if want("mlp 90% batch 1 layer 1 ") {
+            // The work the batch-1 kernel has: non-zero inputs and the stored weights of their rows.
+            let (mut upd, mut act) = (0usize, 0usize);
+            for x in digits.chunks_exact(k).take(256) {
+                for (i, _) in x.iter().enumerate().filter(|(_, &v)| v != 0.0) {
+                    act += 1;
+                    upd += (wt.ptr[i + 1] - wt.ptr[i]) as usize;
+                }
+            }
+            println!(
+                "layer 1: {k} -> {out}, {} non-zero weights; per digit {:.1} non-zero inputs, {:.1} of those weights",
+                wt.nnz(),
+                act as f64 / 256.0,
+                upd as f64 / 256.0
+            );
+        }
+        for &ks in &sets {
+            let label = "mlp 90% batch 1 layer 1 ";
+            if !want(label) {
+                continue;
+            }
+            let kd = ks.for_width(out);
+            let packed = kd.pack_b(k, out, MatRef::row_major(&dense, out));
+            let mut y = vec![0.0f32; out];
+            let (mut ts, mut td) = (f64::INFINITY, f64::INFINITY);
+            for _ in 0..rounds {
+                let t = Instant::now();
+                for x in digits.chunks_exact(k).take(256) {
+                    ks.spmv(x, &wt, bias, Some((0.0, f32::INFINITY)), &mut y);
+                    std::hint::black_box(&y);
+                }
+                ts = ts.min(t.elapsed().as_secs_f64() / 256.0);
+                let t = Instant::now();
+                for x in digits.chunks_exact(k).take(256) {
+                    kd.gemv(x, &packed, Some(bias), true, &mut y);
+                    std::hint::black_box(&y);
+                }
+                td = td.min(t.elapsed().as_secs_f64() / 256.0);
+            }
+            row(label, ks, &[ts, td]);
+        }
+    }
+
     // One conv layer: the CNN's second Conv2d alone, on non-negative inputs about half zeros
     // (what a ReLU + max pool hands it).
     let cnn = mnist::trained_model("mnist-cnn.mdm").unwrap_or_else(|e| panic!("{e}"));
@@ -126,7 +180,7 @@ fn main() {
 
 /// Every Dense step of `p` as a SparseDense one.
 fn force_sparse(mut p: Program) -> Program {
-    use mdeploy_core::lower::{Kernel, SparseW};
+    use mdeploy_core::lower::SparseW;
     for s in &mut p.steps {
         if let Kernel::Dense { k, out, weight, bias, act } = &s.kernel {
             s.kernel = Kernel::SparseDense { k: *k, out: *out, weight: SparseW::from_dense(*k, *out, weight), bias: bias.clone(), act: *act };

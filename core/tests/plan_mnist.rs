@@ -225,6 +225,12 @@ fn bad_inputs_are_rejected_and_the_plan_keeps_working() {
     bad[1234] = 0.0;
     let e = plan.run(&bad, 3, &mut out).expect_err("inf input");
     assert!(e.message.contains("index 2000"), "{}", e.message);
+    // The check runs 64 values at a time: the very last value of a batch whose length is not a
+    // multiple of 64 (3 × 784 = 2352) is checked too.
+    bad[2000] = 0.0;
+    bad[3 * il - 1] = f32::NEG_INFINITY;
+    let e = plan.run(&bad, 3, &mut out).expect_err("-inf as the last input");
+    assert!(e.message.contains("index 2351") && e.message.contains("sample 2"), "{}", e.message);
     let e = plan.predict(&digits[..il + 1]).expect_err("predict with wrong length");
     assert_eq!(e.kind, ErrorKind::BadInput);
 

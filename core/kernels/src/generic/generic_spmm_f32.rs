@@ -62,7 +62,16 @@ pub fn generic_spmv_f32(x: &[f32], wt: &SparseW, bias: &[f32], clamp: Option<(f3
             bits &= bits - 1;
             let xv = x[i];
             let (a, b) = (wt.ptr[i] as usize, wt.ptr[i + 1] as usize);
-            for (&j, &w) in wt.idx[a..b].iter().zip(&wt.val[a..b]) {
+            let (idx, val) = (&wt.idx[a..b], &wt.val[a..b]);
+            let mut ic = idx.chunks_exact(4);
+            let mut vc = val.chunks_exact(4);
+            for (j, w) in (&mut ic).zip(&mut vc) {
+                y[j[0] as usize] += xv * w[0];
+                y[j[1] as usize] += xv * w[1];
+                y[j[2] as usize] += xv * w[2];
+                y[j[3] as usize] += xv * w[3];
+            }
+            for (&j, &w) in ic.remainder().iter().zip(vc.remainder()) {
                 y[j as usize] += xv * w;
             }
         }
