@@ -32,7 +32,7 @@ fn key(n: u8) -> SecretKey {
 }
 
 fn policy(keys: &[&SecretKey]) -> ReadOptions {
-    ReadOptions { trusted_keys: Some(keys.iter().map(|k| k.public_key()).collect()) }
+    ReadOptions { trusted_keys: Some(keys.iter().map(|k| k.public_key()).collect()), ..Default::default() }
 }
 
 /// What an attacker without the key can do: recompute a signed file's digest (everything but
@@ -101,7 +101,7 @@ fn an_unsigned_file_or_an_unknown_key_is_untrusted_under_a_policy() {
         assert_eq!(e.code(), "UNTRUSTED");
         assert!(e.message.contains("not signed") && e.message.contains("mdeploy sign"), "{e}");
         // An empty policy trusts nobody.
-        let e = untrusted(format::read_with_options(&bytes, &ReadOptions { trusted_keys: Some(vec![]) }));
+        let e = untrusted(format::read_with_options(&bytes, &ReadOptions { trusted_keys: Some(vec![]), ..Default::default() }));
         assert_eq!(e.kind, ErrorKind::Untrusted, "{e}");
 
         let by_b = format::sign(&bytes, &b).unwrap();

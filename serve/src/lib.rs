@@ -253,6 +253,7 @@ impl ApiError {
             ErrorKind::Unsupported => ApiError::new(500, "UNSUPPORTED", e.message),
             // The server's trust policy refused one of its own models: also the server's side.
             ErrorKind::Untrusted => ApiError::new(500, "UNTRUSTED", e.message),
+            ErrorKind::DecryptFailed => ApiError::new(500, "DECRYPT_FAILED", e.message),
         }
     }
     pub fn into_response(self) -> Response {

@@ -18,6 +18,9 @@ pub enum ErrorKind {
     /// key that is not trusted, or a signature that does not verify (the file was changed after
     /// it was signed). Distinct from `BadModel` so a host can tell "corrupt" from "not allowed".
     Untrusted,
+    /// An encrypted model that could not be decrypted: no key given, a key with another id, or
+    /// authentication failed (the ciphertext or its clear metadata was changed, or a wrong key).
+    DecryptFailed,
 }
 
 impl ErrorKind {
@@ -28,6 +31,7 @@ impl ErrorKind {
             ErrorKind::BadInput => "BAD_INPUT",
             ErrorKind::Unsupported => "UNSUPPORTED",
             ErrorKind::Untrusted => "UNTRUSTED",
+            ErrorKind::DecryptFailed => "DECRYPT_FAILED",
         }
     }
 }
@@ -50,6 +54,9 @@ impl Error {
     }
     pub fn untrusted(message: impl Into<String>) -> Self {
         Error { kind: ErrorKind::Untrusted, message: message.into() }
+    }
+    pub fn decrypt_failed(message: impl Into<String>) -> Self {
+        Error { kind: ErrorKind::DecryptFailed, message: message.into() }
     }
     pub fn code(&self) -> &'static str {
         self.kind.code()

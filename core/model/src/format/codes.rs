@@ -25,7 +25,7 @@ pub const SECTION_ALIGN: usize = 8;
 pub mod flag {
     /// The file carries a `SIGNATURE` section, as its last section (see `codes::signature`).
     pub const SIGNED: u32 = 1 << 0;
-    /// Reserved: GRAPH/TENSORS/DATA are encrypted, `ENCRYPTION` describes how. Rejected for now.
+    /// The model is encrypted: the file holds META (clear) and ENCRYPTION (see `codes::encryption`).
     pub const ENCRYPTED: u32 = 1 << 1;
 }
 
@@ -37,7 +37,7 @@ pub mod section {
     pub const DATA: u32 = 4;
     /// The signature (see `flag::SIGNED` and `codes::signature`); always the last section.
     pub const SIGNATURE: u32 = 5;
-    /// Reserved for encryption parameters (see `flag::ENCRYPTED`).
+    /// The encrypted model (see `flag::ENCRYPTED` and `codes::encryption`).
     pub const ENCRYPTION: u32 = 6;
 
     /// Section flag: a reader that does not know this kind must reject the file. Without it an
@@ -72,6 +72,17 @@ pub mod signature {
     /// nothing anywhere else). The message is this, then `algorithm` (u32 LE), the key id and the
     /// 32-byte header digest.
     pub const CONTEXT: &[u8] = b"mdeploy .mdm signature v1\0";
+}
+
+/// The ENCRYPTION section (kind 6): `u32 algorithm`, `u32 reserved (0)`, `key id` (8 bytes),
+/// `nonce` (12 bytes), then the ciphertext of a whole plain `.mdm` file with its 16-byte tag.
+pub mod encryption {
+    /// ChaCha20-Poly1305 (RFC 8439).
+    pub const CHACHA20_POLY1305: u32 = 1;
+    pub const NONCE_LEN: usize = 12;
+    pub const TAG_LEN: usize = 16;
+    /// Bytes before the ciphertext: algorithm, reserved, key id, nonce.
+    pub const HEADER_LEN: usize = 4 + 4 + super::signature::KEY_ID_LEN + NONCE_LEN;
 }
 
 /// Op codes in the GRAPH section (u16). Codes 1..=7 are the 1.0 layer codes; a 1.0 GRAPH

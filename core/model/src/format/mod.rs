@@ -31,6 +31,7 @@ mod cursor;
 mod digest;
 mod reader;
 mod tensor;
+mod encrypt;
 mod trust;
 mod writer;
 
@@ -41,6 +42,7 @@ use crate::error::Result;
 use crate::model::Model;
 
 pub use tensor::pack_bits;
+pub use encrypt::{decrypt, encrypt, DecryptionKey};
 pub use trust::{sign, KeyId, PublicKey, SecretKey};
 
 /// Major format version: files with another major are rejected as `Unsupported`.
@@ -64,12 +66,12 @@ pub fn read(bytes: &[u8]) -> Result<Model> {
 /// a 188 KB model costs more than running it). Every structural check of [`read`] still runs,
 /// so hostile bytes still give an error, never a panic; only silent corruption goes unnoticed.
 pub fn read_trusted(bytes: &[u8]) -> Result<Model> {
-    reader::read_with_info_opts(bytes, false, None).map(|(m, _)| m)
+    reader::read_with_info_opts(bytes, false, None, None).map(|(m, _)| m)
 }
 
 /// [`read_trusted`] that also describes the file (see [`read_with_info`]).
 pub fn read_with_info_trusted(bytes: &[u8]) -> Result<(Model, FileInfo)> {
-    reader::read_with_info_opts(bytes, false, None)
+    reader::read_with_info_opts(bytes, false, None, None)
 }
 
 /// Like [`read`], also describing the file (version, digest, sections, how each tensor is
@@ -110,11 +112,22 @@ pub struct ReadOptions {
     /// is refused with `UNTRUSTED` before any section past the header is parsed. `Some(vec![])`
     /// refuses every file. `None`: no policy.
     pub trusted_keys: Option<Vec<PublicKey>>,
+    /// The key an encrypted model is decrypted with (ChaCha20-Poly1305; see [`encrypt()`]).
+    /// Without it an encrypted file is refused with `DECRYPT_FAILED` naming the key id it needs;
+    /// an unencrypted file ignores it. The signature (policy) is checked before decrypting.
+    pub decryption_key: Option<DecryptionKey>,
 }
 
 /// [`read_with_info`] under [`ReadOptions`]: the entry point for hosts with a trust policy.
 pub fn read_with_options(bytes: &[u8], opts: &ReadOptions) -> Result<(Model, FileInfo)> {
-    reader::read_with_info_opts(bytes, true, opts.trusted_keys.as_deref())
+    reader::read_with_info_opts(bytes, true, opts.trusted_keys.as_deref(), opts.decryption_key.as_ref())
+}
+
+/// For an encrypted file, what can be read without its key: the clear metadata, the file's
+/// description (no tensors) and the id of the key it needs; `None` for a file that is not
+/// encrypted. For `mdeploy info`.
+pub fn peek_encrypted(bytes: &[u8]) -> Result<Option<(crate::model::Metadata, FileInfo, KeyId)>> {
+    reader::peek_encrypted(bytes)
 }
 
 /// Serializes a model. Fails (`BadModel`) if the model does not validate or exceeds a format

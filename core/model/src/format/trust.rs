@@ -123,7 +123,7 @@ impl SecretKey {
     }
 }
 
-fn parse_key_text(text: &str, want: &str, other: &str, other_hint: &str) -> Result<[u8; 32]> {
+pub(crate) fn parse_key_text(text: &str, want: &str, other: &str, other_hint: &str) -> Result<[u8; 32]> {
     let text = text.trim();
     let (label, hex) = text.split_once(' ').unwrap_or((text, ""));
     if label == other {
@@ -236,9 +236,18 @@ pub(crate) fn check(trusted: &[PublicKey], block: Option<&SigBlock>, digest: &[u
 /// Signs an `.mdm` file: reads it (so a corrupt file is never signed), writes it again in the
 /// canonical layout with the `SIGNED` flag and a SIGNATURE section at the end, and returns the
 /// new bytes. A signed file is signed afresh (the old signature is replaced). Optional sections
-/// this build does not know are not carried over. Encrypted files are refused (`UNSUPPORTED`).
+/// this build does not know are not carried over. An encrypted file is signed as it is (its
+/// META and ENCRYPTION sections copied), without the decryption key.
 pub fn sign(bytes: &[u8], key: &SecretKey) -> Result<Vec<u8>> {
-    let (model, _) = reader::read_with_info_opts(bytes, true, None)?;
+    let h = reader::parse_header_opts(bytes, true)?;
+    if h.flags & flag::ENCRYPTED != 0 {
+        // Encrypt-then-sign: the encrypted file is signed as it is, without decrypting it.
+        let sealed = reader::sealed_sections(bytes, &h)?;
+        let mut out = crate::format::encrypt::with_signature_slot(h.minor, &sealed);
+        seal_signed(&mut out, key);
+        return Ok(out);
+    }
+    let (model, _) = reader::read_with_info_opts(bytes, true, None, None)?;
     let placeholder = [0u8; sig::SECTION_LEN];
     let mut out = writer::write_with(
         &model,

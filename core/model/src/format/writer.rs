@@ -60,7 +60,7 @@ fn pad_to(out: &mut Vec<u8>, align: usize) {
     }
 }
 
-fn encode_meta(m: &Metadata) -> Result<Vec<u8>> {
+pub(crate) fn encode_meta(m: &Metadata) -> Result<Vec<u8>> {
     let mut out = Vec::new();
     put_str(&mut out, &m.name, "model name")?;
     put_str(&mut out, &m.version, "model version")?;
@@ -353,6 +353,41 @@ pub(crate) fn write_with(model: &Model, opts: &Options) -> Result<Vec<u8>> {
     debug_assert_eq!(out.len(), file_len);
     digest::seal(&mut out);
     Ok(out)
+}
+
+/// A file of the given sections, in order, each at the next multiple of 8 (no DATA: used for the
+/// outer file of an encrypted model), digest sealed. A SIGNATURE placeholder, if any, is filled
+/// and the digest re-sealed by `trust::seal_signed`.
+pub(crate) fn assemble(minor: u16, flags: u32, sections: &[(u32, u32, &[u8])]) -> Vec<u8> {
+    let align = |v: usize, a: usize| v.div_ceil(a) * a;
+    let mut end = codes::HEADER_LEN + sections.len() * codes::SECTION_ENTRY_LEN;
+    let mut placed = Vec::with_capacity(sections.len());
+    for &(kind, sflags, bytes) in sections {
+        let off = align(end, codes::SECTION_ALIGN);
+        placed.push((kind, sflags, off, bytes));
+        end = off + bytes.len();
+    }
+    let mut out = Vec::with_capacity(end);
+    out.extend_from_slice(&codes::MAGIC);
+    out.extend_from_slice(&FORMAT_MAJOR.to_le_bytes());
+    out.extend_from_slice(&minor.to_le_bytes());
+    put_u32(&mut out, flags);
+    put_u64(&mut out, end as u64);
+    put_u32(&mut out, sections.len() as u32);
+    put_u32(&mut out, 0);
+    out.extend_from_slice(&[0u8; codes::DIGEST_LEN]);
+    for &(kind, sflags, off, bytes) in &placed {
+        put_u32(&mut out, kind);
+        put_u32(&mut out, sflags);
+        put_u64(&mut out, off as u64);
+        put_u64(&mut out, bytes.len() as u64);
+    }
+    for &(_, _, off, bytes) in &placed {
+        out.resize(off, 0);
+        out.extend_from_slice(bytes);
+    }
+    digest::seal(&mut out);
+    out
 }
 
 /// `0` when the graph is a chain of the 1.0 layers with their 1.0 attributes, else `1`.

@@ -18,7 +18,8 @@ use crate::error::{Error, Result};
 use crate::format::codes::{self, encoding, flag, section, signature as sig};
 use crate::format::cursor::Cursor;
 use crate::format::digest;
-use crate::format::trust::{self, PublicKey, SigBlock};
+use crate::format::encrypt::{self, DecryptionKey, Sealed};
+use crate::format::trust::{self, KeyId, PublicKey, SigBlock};
 use crate::format::{FileInfo, SectionInfo, SignatureInfo, TensorInfo, FORMAT_MAJOR, FORMAT_MINOR};
 use crate::graph::Graph;
 use crate::model::{Model, Quant};
@@ -128,13 +129,7 @@ pub(crate) fn parse_header_opts(bytes: &[u8], verify_digest: bool) -> Result<Hea
             digest::hex(&computed)
         )));
     }
-    if flags & flag::ENCRYPTED != 0 {
-        return Err(Error::unsupported(format!(
-            "this model is {} (header flags {flags:#x}); this mdeploy cannot decrypt models yet: upgrade mdeploy or export an unencrypted model",
-            if flags & flag::SIGNED != 0 { "signed and encrypted" } else { "encrypted" }
-        )));
-    }
-    let flags_known = flag::SIGNED;
+    let flags_known = flag::SIGNED | flag::ENCRYPTED;
     if flags & !flags_known != 0 {
         return Err(Error::unsupported(format!(
             "header flags {flags:#x} use bits this mdeploy does not know (format {major}.{minor}); upgrade mdeploy"
@@ -214,10 +209,14 @@ impl Section {
 
 struct Sections {
     meta: Section,
-    graph: Section,
-    tensors: Section,
-    data: Section,
+    body: Body,
     all: Vec<SectionInfo>,
+}
+
+enum Body {
+    Plain { graph: Section, tensors: Section, data: Section },
+    /// An encrypted file (flag `ENCRYPTED`): its ENCRYPTION section.
+    Encrypted(Section),
 }
 
 fn parse_sections(bytes: &[u8], h: &Header) -> Result<Sections> {
@@ -243,6 +242,7 @@ fn parse_sections(bytes: &[u8], h: &Header) -> Result<Sections> {
         "section table",
     );
     let mut found: [Option<Section>; 4] = [None; 4];
+    let mut encryption: Option<Section> = None;
     let mut all = Vec::with_capacity(n);
     let mut prev_end = table_end;
     for i in 0..n {
@@ -317,9 +317,12 @@ fn parse_sections(bytes: &[u8], h: &Header) -> Result<Sections> {
                     loc()
                 )));
             }
+            section::ENCRYPTION if h.flags & flag::ENCRYPTED != 0 && encryption.is_none() => {
+                encryption = Some(s);
+            }
             section::ENCRYPTION => {
-                return Err(Error::unsupported(format!(
-                    "{}: this model carries an ENCRYPTION section; encrypted models need a newer mdeploy: upgrade mdeploy",
+                return Err(Error::bad_model(format!(
+                    "{}: an ENCRYPTION section may appear only once, in a file whose header has the ENCRYPTED flag: the file was assembled by hand or damaged; re-encrypt it with `mdeploy encrypt`",
                     loc()
                 )));
             }
@@ -342,11 +345,28 @@ fn parse_sections(bytes: &[u8], h: &Header) -> Result<Sections> {
             ))
         })
     };
+    if h.flags & flag::ENCRYPTED != 0 {
+        // An encrypted file shows META in clear and nothing else of the model.
+        for k in [section::GRAPH, section::TENSORS, section::DATA] {
+            if found[(k - 1) as usize].is_some() {
+                return Err(Error::bad_model(format!(
+                    "this model is encrypted but also has a clear {} section: an encrypted file holds only META and ENCRYPTION (and a SIGNATURE); re-encrypt it with `mdeploy encrypt`",
+                    section::name(k)
+                )));
+            }
+        }
+        let enc = encryption.ok_or_else(|| {
+            Error::bad_model("the header flag ENCRYPTED is set but there is no ENCRYPTION section: the file is damaged; get it again")
+        })?;
+        return Ok(Sections { meta: get(section::META)?, body: Body::Encrypted(enc), all });
+    }
     Ok(Sections {
         meta: get(section::META)?,
-        graph: get(section::GRAPH)?,
-        tensors: get(section::TENSORS)?,
-        data: get(section::DATA)?,
+        body: Body::Plain {
+            graph: get(section::GRAPH)?,
+            tensors: get(section::TENSORS)?,
+            data: get(section::DATA)?,
+        },
         all,
     })
 }
@@ -357,7 +377,57 @@ fn cursor<'a>(bytes: &'a [u8], s: Section) -> Cursor<'a> {
 
 /// Parses and validates a whole file; see [`crate::format::read`].
 pub(crate) fn read_with_info(bytes: &[u8]) -> Result<(Model, FileInfo)> {
-    read_with_info_opts(bytes, true, None)
+    read_with_info_opts(bytes, true, None, None)
+}
+
+/// An encrypted file's clear sections (header already parsed), for signing and decrypting.
+pub(crate) fn sealed_sections<'a>(bytes: &'a [u8], h: &Header) -> Result<Sealed<'a>> {
+    let s = parse_sections(bytes, h)?;
+    match s.body {
+        Body::Encrypted(e) => Ok(Sealed {
+            meta: &bytes[s.meta.offset..s.meta.end()],
+            meta_at: s.meta.offset,
+            encryption: &bytes[e.offset..e.end()],
+            at: e.offset,
+        }),
+        Body::Plain { .. } => Err(Error::bad_input("this model is not encrypted")),
+    }
+}
+
+/// META from its bytes (an encrypted file's clear copy).
+pub(crate) fn parse_meta_bytes(meta: &[u8], at: usize, minor: u16) -> Result<crate::model::Metadata> {
+    let mut c = Cursor::new(meta, at, section::name(section::META));
+    parse_meta(&mut c, minor > FORMAT_MINOR)
+}
+
+/// What `mdeploy info` can say about an encrypted file without its key: the clear META and the
+/// key id it was encrypted for.
+pub(crate) fn peek_encrypted(bytes: &[u8]) -> Result<Option<(crate::model::Metadata, FileInfo, KeyId)>> {
+    let h = parse_header_opts(bytes, true)?;
+    if h.flags & flag::ENCRYPTED == 0 {
+        return Ok(None);
+    }
+    let sealed = sealed_sections(bytes, &h)?;
+    let id = encrypt::key_id_of(&sealed)?;
+    let meta = parse_meta_bytes(sealed.meta, sealed.meta_at, h.minor)?;
+    let s = parse_sections(bytes, &h)?;
+    Ok(Some((meta, file_info(bytes, &h, s.all, None), id)))
+}
+
+fn file_info(bytes: &[u8], h: &Header, sections: Vec<SectionInfo>, trusted: Option<&[PublicKey]>) -> FileInfo {
+    FileInfo {
+        version: (h.major, h.minor),
+        flags: h.flags,
+        file_len: bytes.len() as u64,
+        digest_hex: digest::hex(&h.digest),
+        signature: h.signature.as_ref().map(|(_, b)| SignatureInfo {
+            algorithm: "ed25519",
+            key_id: b.key_id.to_string(),
+            verified: trusted.is_some(),
+        }),
+        sections,
+        tensors: Vec::new(),
+    }
 }
 
 /// [`read_with_info`] with the digest check optional (every structural check still runs) and
@@ -367,27 +437,41 @@ pub(crate) fn read_with_info_opts(
     bytes: &[u8],
     verify_digest: bool,
     trusted: Option<&[PublicKey]>,
+    decrypt: Option<&DecryptionKey>,
 ) -> Result<(Model, FileInfo)> {
     let h = parse_header_opts(bytes, verify_digest || trusted.is_some())?;
     if let Some(keys) = trusted {
         trust::check(keys, h.signature.as_ref().map(|(_, b)| b), &h.digest)?;
     }
     let s = parse_sections(bytes, &h)?;
+    let (graph_s, tensors_s, data_s) = match s.body {
+        Body::Plain { graph, tensors, data } => (graph, tensors, data),
+        Body::Encrypted(e) => {
+            let sealed = Sealed {
+                meta: &bytes[s.meta.offset..s.meta.end()],
+                meta_at: s.meta.offset,
+                encryption: &bytes[e.offset..e.end()],
+                at: e.offset,
+            };
+            let outer = file_info(bytes, &h, s.all, trusted);
+            return encrypt::open(&sealed, decrypt, outer);
+        }
+    };
     let newer_minor = h.minor > FORMAT_MINOR;
     let meta = parse_meta(&mut cursor(bytes, s.meta), newer_minor)?;
 
-    let mut tc = cursor(bytes, s.tensors);
+    let mut tc = cursor(bytes, tensors_s);
     // A record is at least 5 code bytes + one buffer (16 bytes).
     let n_tensors = tc.count("tensor count", codes::MAX_TENSORS, 21)?;
     let mut records = Vec::new();
-    let mut prev_end = s.data.offset;
+    let mut prev_end = data_s.offset;
     for i in 0..n_tensors {
-        records.push(parse_record(&mut tc, i, s.data, &mut prev_end)?);
+        records.push(parse_record(&mut tc, i, data_s, &mut prev_end)?);
     }
     tc.finish(false)?;
 
     let mut owners = vec![None; n_tensors];
-    let (specs, output) = parse_graph(&mut cursor(bytes, s.graph), h.minor, n_tensors, &mut owners)?;
+    let (specs, output) = parse_graph(&mut cursor(bytes, graph_s), h.minor, n_tensors, &mut owners)?;
 
     let mut infos = Vec::with_capacity(n_tensors);
     let mut tensors = Vec::with_capacity(n_tensors);
@@ -431,18 +515,7 @@ pub(crate) fn read_with_info_opts(
             e.message
         ),
     })?;
-    let info = FileInfo {
-        version: (h.major, h.minor),
-        flags: h.flags,
-        file_len: bytes.len() as u64,
-        digest_hex: digest::hex(&h.digest),
-        signature: h.signature.as_ref().map(|(_, b)| SignatureInfo {
-            algorithm: "ed25519",
-            key_id: b.key_id.to_string(),
-            verified: trusted.is_some(),
-        }),
-        sections: s.all,
-        tensors: infos,
-    };
+    let mut info = file_info(bytes, &h, s.all, trusted);
+    info.tensors = infos;
     Ok((model, info))
 }
