@@ -11,6 +11,7 @@ mod eval;
 mod export;
 mod info;
 mod model_file;
+mod monitor_ref;
 mod predict;
 mod prune;
 mod report;
@@ -66,6 +67,8 @@ enum Command {
     Quantize(quantize::QuantizeArgs),
     /// Serve a model repository over REST (KServe v2, TF Serving) and gRPC, with metrics and reload.
     Serve(serve::ServeArgs),
+    /// Store the training digits' input statistics in a model, for the server's drift monitor.
+    MonitorRef(monitor_ref::MonitorRefArgs),
 }
 
 fn main() -> ExitCode {
@@ -89,6 +92,7 @@ fn main() -> ExitCode {
         Command::Report(a) => report::run(a),
         Command::Quantize(a) => quantize::run(a),
         Command::Serve(a) => serve::run(a),
+        Command::MonitorRef(a) => monitor_ref::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -35,6 +35,11 @@ pub struct ServeArgs {
     /// Most requests answered at once; one more gets 429 / RESOURCE_EXHAUSTED (0: no limit).
     #[arg(long, default_value_t = 0)]
     max_inflight: usize,
+    /// Folder with the mnist package's 0.json..9.json: its training split is the input-drift
+    /// reference of 784-value models whose file has none (`mdeploy monitor-ref` stores one).
+    /// Default: found as other commands find it; if not found, such models report no drift.
+    #[arg(long, value_name = "DIR")]
+    drift_data: Option<PathBuf>,
 }
 
 pub fn run(a: &ServeArgs) -> Result<(), String> {
@@ -51,6 +56,19 @@ pub fn run(a: &ServeArgs) -> Result<(), String> {
         }
         None => None,
     };
+    // An explicit folder must work; a default one is used only if it is there.
+    let drift_dir = match &a.drift_data {
+        Some(d) => Some(crate::data::mnist_dir(Some(d))?),
+        None => crate::data::mnist_dir(None).ok(),
+    };
+    let drift_reference = match &drift_dir {
+        Some(d) => {
+            let split = crate::data::load_split(d)?;
+            let reference = crate::monitor_ref::training_reference(&split.train)?;
+            Some(mdeploy_server::monitor::Fallback { reference, row_len: split.train.sample_len() })
+        }
+        None => None,
+    };
     rt.block_on(async {
         let opts = mdeploy_server::Options {
             repository: a.repository.clone(),
@@ -59,8 +77,15 @@ pub fn run(a: &ServeArgs) -> Result<(), String> {
             poll: (a.poll_ms > 0).then(|| Duration::from_millis(a.poll_ms)),
             api_keys,
             max_inflight: (a.max_inflight > 0).then_some(a.max_inflight),
+            drift_reference,
         };
         let running = mdeploy_server::start(opts).await?;
+        // Listen for SIGTERM before announcing the address: a supervisor (or a test) that stops
+        // us as soon as it reads the address must get the clean stop, not the default kill.
+        #[cfg(unix)]
+        let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        #[cfg(not(unix))]
+        let term = ();
         let served: Vec<String> =
             running.repository().current().served.iter().map(|(m, v)| format!("{m} v{v}")).collect();
         println!("mdeploy serve: REST on http://{} (KServe v2 /v2, TF Serving /v1, /predict, /metrics)", running.http);
@@ -72,24 +97,33 @@ pub fn run(a: &ServeArgs) -> Result<(), String> {
             a.repository.display(),
             if served.is_empty() { "no model serves yet".to_string() } else { served.join(", ") }
         );
-        shutdown_signal().await;
+        match &drift_dir {
+            Some(d) => println!(
+                "mdeploy serve: input drift of models without their own reference: against the MNIST training split ({})",
+                d.display()
+            ),
+            None => println!("mdeploy serve: no MNIST digits found (--drift-data): models without their own reference report no drift"),
+        }
+        shutdown_signal(term).await;
         eprintln!("mdeploy serve: stopping");
         running.stop().await;
         Ok(())
     })
 }
 
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
+#[cfg(unix)]
+async fn shutdown_signal(term: Option<tokio::signal::unix::Signal>) {
+    if let Some(mut term) = term {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
         }
+        return;
     }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+#[cfg(not(unix))]
+async fn shutdown_signal(_term: ()) {
     let _ = tokio::signal::ctrl_c().await;
 }

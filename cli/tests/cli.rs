@@ -173,3 +173,27 @@ fn quantize_writes_an_int8_model_that_runs_on_integer_kernels() {
     let help = String::from_utf8_lossy(&help.stdout);
     assert!(help.contains("--calibration") && help.contains("QUANT.md") && help.contains("mdeploy quantize models/mnist-mlp.mdm"), "{help}");
 }
+
+/// `mdeploy monitor-ref`: the training digits' input reference stored in a copy of the MLP,
+/// which answers exactly as before (eval and the stored key), and in place a second time
+/// (replaced, not duplicated); a missing data folder is named.
+#[test]
+fn monitor_ref_stores_the_input_reference_and_changes_no_answer() {
+    let out = tmp("mlp-ref.mdm");
+    let o = out.to_str().expect("utf-8 temp path");
+    let v = ok_json(&["monitor-ref", "models/mnist-mlp.mdm", "--out", o, "--json"]);
+    assert_eq!((v["rows"].as_u64(), v["replaced"].as_bool()), (Some(8000), Some(false)), "{v}");
+    let bytes = std::fs::read(&out).expect("written");
+    let m = mdeploy_core::format::read(&bytes).expect("reads");
+    let text = &m.meta.provenance.extra.iter().find(|(k, _)| k == "monitor.reference").expect("the key").1;
+    let r = mdeploy_core::monitor::Reference::parse(text).expect("parses");
+    assert_eq!(r.features.len(), 5);
+    let before = ok_json(&["eval", "models/mnist-mlp.mdm", "--json"]);
+    let after = ok_json(&["eval", o, "--json"]);
+    assert_eq!(before["accuracy"], after["accuracy"]);
+    let again = ok_json(&["monitor-ref", o, "--out", o, "--json"]);
+    assert_eq!(again["replaced"], true);
+    let m = mdeploy_core::format::read(&std::fs::read(&out).expect("written")).expect("reads");
+    assert_eq!(m.meta.provenance.extra.iter().filter(|(k, _)| k == "monitor.reference").count(), 1);
+    fails_with(&["monitor-ref", "models/mnist-mlp.mdm", "--out", o, "--data", "/nonexistent"], "no 0.json there");
+}
