@@ -207,8 +207,10 @@ enum QEpiKind {
         rshift: Vec<u32>,
         rmask: Vec<i32>,
         /// `2^lshift` and `2^(30 − rshift)` (0 when rshift is 31): the shifts as multiplies,
-        /// for simd128, which has no per-lane shift (`wasm/wasm_requant_i32.rs`).
+        /// for simd128, which has no per-lane shift (`wasm/wasm_requant_i32.rs`; unread elsewhere).
+        #[cfg_attr(not(all(target_arch = "wasm32", target_feature = "simd128")), allow(dead_code))]
         pow2l: Vec<i32>,
+        #[cfg_attr(not(all(target_arch = "wasm32", target_feature = "simd128")), allow(dead_code))]
         pow2r: Vec<i32>,
         zp: i32,
         lo: i32,
@@ -261,6 +263,7 @@ impl QEpi {
     /// (what the simd128 form computes): bias, mult, saturation bounds, `2^l`, `2^(30 − r)`,
     /// and zp, lo, scale. `None` otherwise.
     #[allow(clippy::type_complexity)]
+    #[cfg_attr(not(all(target_arch = "wasm32", target_feature = "simd128")), allow(dead_code))]
     pub(crate) fn requant_lanes(&self) -> Option<([&[i32]; 6], i32, i32, f32)> {
         match &self.kind {
             QEpiKind::Requant { mult, sat_hi, sat_lo, rshift, pow2l, pow2r, zp, lo, scale, .. } if rshift.iter().all(|&r| r <= 30) => {
