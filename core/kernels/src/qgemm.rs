@@ -29,11 +29,23 @@ pub enum QLayout {
     Pair,
 }
 
-/// `C_tile = A_panel · B_panel`: `a` holds `words × MR` i32 (see the layouts), `b` one packed
-/// panel (`words × 64` bytes), the tile's `rows × cols` go to `c` at stride `ldc`.
+/// `C_tile = A_panel · B_panel`: A word `(g, r)` (see the layouts) is the i32 at `a + g·ws +
+/// r·rs`, read unaligned: a packed panel (`rs = 1`, `ws = MR`) or, for the quad layout, the A
+/// rows themselves (`rs = lda / 4`, `ws = 1`: a quad word is 4 consecutive bytes of a row, so
+/// whole panels of rows need no packing); `b` one packed panel (`words × 64` bytes); the
+/// tile's `rows × cols` go to `c` at stride `ldc`.
 /// Safety: pointers valid for those extents; `rows <= MR`, `cols <= 16`.
-pub(crate) type QmmmFn =
-    unsafe fn(words: usize, a: *const i32, b: *const u8, c: *mut i32, ldc: usize, rows: usize, cols: usize);
+pub(crate) type QmmmFn = unsafe fn(
+    words: usize,
+    a: *const i32,
+    rs: usize,
+    ws: usize,
+    b: *const u8,
+    c: *mut i32,
+    ldc: usize,
+    rows: usize,
+    cols: usize,
+);
 
 /// Int8 weights `[k × n]` packed for one kernel set (see the module docs), plus what the
 /// epilogue needs: per-column sums of the weights (to fold the input zero point into the bias).
@@ -172,21 +184,30 @@ impl KernelSet {
         let (mr, words) = (self.qmr, b.words());
         assert!(apanel.len() >= mr * words, "qgemm: A panel scratch too short");
         let panel_bytes = words * 64;
+        let kp = b.k_padded();
         for row0 in (0..m).step_by(mr) {
             let rows = mr.min(m - row0);
-            let kp = b.k_padded();
-            if lda.is_multiple_of(4) && lda >= kp && a.len() >= (row0 + rows - 1) * lda + kp {
-                pack_a_words(self.qlayout, &a[row0 * lda..], lda, kp, rows, mr, apanel);
+            let words_fit = lda.is_multiple_of(4) && lda >= kp && a.len() >= (row0 + rows - 1) * lda + kp;
+            // The quad layout reads full panels of rows in place (no packing pass).
+            let (ap, rs, ws) = if self.qlayout == QLayout::Quad && words_fit && rows == mr {
+                (a[row0 * lda..].as_ptr() as *const i32, lda / 4, 1)
             } else {
-                pack_a(self.qlayout, &a[row0 * lda..], lda, k, rows, mr, words, apanel);
-            }
+                if words_fit {
+                    pack_a_words(self.qlayout, &a[row0 * lda..], lda, kp, rows, mr, apanel);
+                } else {
+                    pack_a(self.qlayout, &a[row0 * lda..], lda, k, rows, mr, words, apanel);
+                }
+                (apanel.as_ptr(), 1, mr)
+            };
             for pi in 0..n.div_ceil(QNR) {
                 let cols = QNR.min(n - pi * QNR);
                 let bp = &b.data[pi * panel_bytes..(pi + 1) * panel_bytes];
                 let c0 = row0 * ldc + pi * QNR;
-                // SAFETY: the A panel holds words × mr i32, the B panel words × 64 bytes, and C
-                // rows..cols at ldc lie inside `c` (checked above: row0 + rows <= m, col < n).
-                unsafe { (self.qmmm)(words, apanel.as_ptr(), bp.as_ptr(), c[c0..].as_mut_ptr(), ldc, rows, cols) };
+                // SAFETY: A words (g < words, r < mr) lie in the panel (words × mr i32) or, read
+                // in place, in rows row0..row0 + mr of `a` within their first kp = 4·words bytes
+                // (checked: words_fit); the B panel holds words × 64 bytes; C rows..cols at ldc
+                // lie inside `c` (checked above: row0 + rows <= m, col < n).
+                unsafe { (self.qmmm)(words, ap, rs, ws, bp.as_ptr(), c[c0..].as_mut_ptr(), ldc, rows, cols) };
             }
         }
     }

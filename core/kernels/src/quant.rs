@@ -206,6 +206,12 @@ enum QEpiKind {
         sat_lo: Vec<i32>,
         rshift: Vec<u32>,
         rmask: Vec<i32>,
+        /// `2^lshift` and `2^(30 − rshift)` (0 when rshift is 31): the shifts as multiplies,
+        /// for simd128, which has no per-lane shift (`wasm/wasm_requant_i32.rs`; unread elsewhere).
+        #[cfg_attr(not(all(target_arch = "wasm32", target_feature = "simd128")), allow(dead_code))]
+        pow2l: Vec<i32>,
+        #[cfg_attr(not(all(target_arch = "wasm32", target_feature = "simd128")), allow(dead_code))]
+        pow2r: Vec<i32>,
         zp: i32,
         lo: i32,
         scale: f32,
@@ -233,6 +239,8 @@ impl QEpi {
                     sat_lo: mult.iter().map(|m| i32::MIN >> l(m)).collect(),
                     rshift: mult.iter().map(r).collect(),
                     rmask: mult.iter().map(|m| ((1i64 << r(m)) - 1) as i32).collect(),
+                    pow2l: mult.iter().map(|m| 1i32 << l(m)).collect(),
+                    pow2r: mult.iter().map(|m| if r(m) <= 30 { 1i32 << (30 - r(m)) } else { 0 }).collect(),
                     zp: out.zero_point,
                     lo: *lo,
                     scale: out.scale,
@@ -249,6 +257,20 @@ impl QEpi {
     /// Output columns.
     pub fn n(&self) -> usize {
         self.n
+    }
+
+    /// The per-column lanes of a requantizing epilogue whose right shifts are all at most 30
+    /// (what the simd128 form computes): bias, mult, saturation bounds, `2^l`, `2^(30 − r)`,
+    /// and zp, lo, scale. `None` otherwise.
+    #[allow(clippy::type_complexity)]
+    #[cfg_attr(not(all(target_arch = "wasm32", target_feature = "simd128")), allow(dead_code))]
+    pub(crate) fn requant_lanes(&self) -> Option<([&[i32]; 6], i32, i32, f32)> {
+        match &self.kind {
+            QEpiKind::Requant { mult, sat_hi, sat_lo, rshift, pow2l, pow2r, zp, lo, scale, .. } if rshift.iter().all(|&r| r <= 30) => {
+                Some(([&self.bias, mult, sat_hi, sat_lo, pow2l, pow2r], *zp, *lo, *scale))
+            }
+            _ => None,
+        }
     }
 
     /// The requantized u8 codes instead of f32, when the step requantizes: the value the f32
@@ -286,11 +308,11 @@ pub(crate) fn qepilogue_body<T: QElem>(e: &QEpi, c: &[i32], ldc: usize, rows: us
 
 /// Columns `j0..j0 + W` of one row (see [`QEpi`] for why each line equals the scalar spec).
 #[inline(always)]
-fn qepilogue_cols<T: QElem, const W: usize>(e: &QEpi, j0: usize, acc: &[i32], out: &mut [T]) {
+pub(crate) fn qepilogue_cols<T: QElem, const W: usize>(e: &QEpi, j0: usize, acc: &[i32], out: &mut [T]) {
     let (acc, out) = (&acc[..W], &mut out[..W]);
     let bias = &e.bias[j0..j0 + W];
     match &e.kind {
-        QEpiKind::Requant { mult, lshift, sat_hi, sat_lo, rshift, rmask, zp, lo, scale } => {
+        QEpiKind::Requant { mult, lshift, sat_hi, sat_lo, rshift, rmask, zp, lo, scale, .. } => {
             let (mult, lshift) = (&mult[j0..j0 + W], &lshift[j0..j0 + W]);
             let (sat_hi, sat_lo) = (&sat_hi[j0..j0 + W], &sat_lo[j0..j0 + W]);
             let (rshift, rmask) = (&rshift[j0..j0 + W], &rmask[j0..j0 + W]);

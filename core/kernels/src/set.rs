@@ -236,8 +236,8 @@ impl KernelSet {
             qmr: crate::wasm::wasm_qmmm_i8::MR,
             qlayout: QLayout::Pair,
             qmmm_name: "wasm_qmmm_i8_4x16",
-            qepi: crate::quant::generic_qepilogue::<f32>,
-            qepi8: crate::quant::generic_qepilogue::<u8>,
+            qepi: crate::wasm::wasm_requant_i32::wasm_qepilogue_i32::<f32>,
+            qepi8: crate::wasm::wasm_requant_i32::wasm_qepilogue_i32::<u8>,
             qquant: crate::quant::generic_quantize,
             qfake: crate::quant::generic_fake_quantize,
         }

@@ -7,24 +7,25 @@ use crate::qgemm::{store_qtile, QNR};
 pub(crate) const MR: usize = 4;
 
 /// # Safety
-/// As [`crate::qgemm::QmmmFn`]: `a` valid for `words × MR` i32, `b` for `words × 64` bytes,
+/// As [`crate::qgemm::QmmmFn`]: A words `(g, r)` readable at `a + g·ws + r·rs`, `b` for `words × 64` bytes,
 /// `c` for `rows` rows of `cols` at `ldc`.
 pub(crate) unsafe fn generic_qmmm_i8_4x16(
     words: usize,
     a: *const i32,
+    rs: usize,
+    ws: usize,
     b: *const u8,
     c: *mut i32,
     ldc: usize,
     rows: usize,
     cols: usize,
 ) {
-    let a = std::slice::from_raw_parts(a, words * MR);
     let b = std::slice::from_raw_parts(b as *const i8, words * 64);
     let mut acc = [[0i32; QNR]; MR];
     for g in 0..words {
         let bq = &b[g * 64..(g + 1) * 64];
         for (r, row) in acc.iter_mut().enumerate() {
-            let x = a[g * MR + r].to_le_bytes();
+            let x = a.add(g * ws + r * rs).read_unaligned().to_le_bytes();
             for (j, s) in row.iter_mut().enumerate() {
                 let w = &bq[j * 4..j * 4 + 4];
                 *s += i32::from(x[0]) * i32::from(w[0])

@@ -14,6 +14,8 @@ pub(crate) const MR: usize = 4;
 pub(crate) unsafe fn wasm_qmmm_i8_4x16(
     words: usize,
     a: *const i32,
+    rs: usize,
+    ws: usize,
     b: *const u8,
     c: *mut i32,
     ldc: usize,
@@ -29,9 +31,9 @@ pub(crate) unsafe fn wasm_qmmm_i8_4x16(
             v128_load(bp.add(32) as *const v128),
             v128_load(bp.add(48) as *const v128),
         ];
-        let ap = a.add(p * MR);
+        let ap = a.add(p * ws);
         for (r, s) in acc.iter_mut().enumerate() {
-            let av = i32x4_splat(*ap.add(r));
+            let av = i32x4_splat(ap.add(r * rs).read_unaligned());
             for q in 0..4 {
                 s[q] = i32x4_add(s[q], i32x4_dot_i16x8(av, bv[q]));
             }

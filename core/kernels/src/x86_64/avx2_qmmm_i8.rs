@@ -22,6 +22,8 @@ pub(crate) const MR: usize = 6;
 pub(crate) unsafe fn avx2_qmmm_i8_6x16(
     words: usize,
     a: *const i32,
+    rs: usize,
+    ws: usize,
     b: *const u8,
     c: *mut i32,
     ldc: usize,
@@ -32,9 +34,9 @@ pub(crate) unsafe fn avx2_qmmm_i8_6x16(
     for p in 0..words {
         let b0 = _mm256_loadu_si256(b.add(p * 64) as *const __m256i);
         let b1 = _mm256_loadu_si256(b.add(p * 64 + 32) as *const __m256i);
-        let ap = a.add(p * MR);
+        let ap = a.add(p * ws);
         for (r, s) in acc.iter_mut().enumerate() {
-            let av = _mm256_set1_epi32(*ap.add(r));
+            let av = _mm256_set1_epi32(ap.add(r * rs).read_unaligned());
             s[0] = _mm256_add_epi32(s[0], _mm256_madd_epi16(av, b0));
             s[1] = _mm256_add_epi32(s[1], _mm256_madd_epi16(av, b1));
         }

@@ -17,6 +17,8 @@ pub(crate) const MR: usize = 12;
 pub(crate) unsafe fn avx512vnni_qmmm_i8_12x16(
     words: usize,
     a: *const i32,
+    rs: usize,
+    ws: usize,
     b: *const u8,
     c: *mut i32,
     ldc: usize,
@@ -26,9 +28,9 @@ pub(crate) unsafe fn avx512vnni_qmmm_i8_12x16(
     let mut acc = [_mm512_setzero_si512(); MR];
     for g in 0..words {
         let bv = _mm512_loadu_si512(b.add(g * 64) as *const _);
-        let ap = a.add(g * MR);
+        let ap = a.add(g * ws);
         for (r, s) in acc.iter_mut().enumerate() {
-            *s = _mm512_dpbusd_epi32(*s, _mm512_set1_epi32(*ap.add(r)), bv);
+            *s = _mm512_dpbusd_epi32(*s, _mm512_set1_epi32(ap.add(r * rs).read_unaligned()), bv);
         }
     }
     if cols == QNR {

@@ -1,0 +1,110 @@
+//! `wasm_qepilogue_i32`: the requantization epilogue (`kernels::quant`, the spec) in simd128,
+//! 16 columns (four i32x4) at a time. simd128 has no per-lane shift, which the portable body
+//! needs twice (LLVM scalarized it, and the epilogue cost more than the int8 GEMM in V8), so
+//! both shifts become multiplies with a uniform shift, giving the same integers:
+//!
+//! * left shift by l: `x · 2^l` (`i32x4.mul`), after the saturation compares;
+//! * `srdhm(x, mult) = (x·mult + 2^30) >> 31` (i64 lanes: `i64x2.extmul_*_i32x4_s`, a
+//!   uniform 64-bit shift; see `QEpi`);
+//! * `rounding_rshift(h, r) = (h·2^(30−r) + 2^29 − [h < 0]) >> 30`: for r = 0 the added
+//!   `2^29 − [h<0]` is below 2^30 and vanishes; for 1 ≤ r ≤ 30 it is `(h + 2^(r−1) − δ) / 2^r`
+//!   with δ = 2^(r−30) in (0, 1] for negative h, and flooring `n − δ` equals flooring `n − 1`
+//!   for an integer n, i.e. ties away from zero exactly as the spec. r = 31 (a multiplier
+//!   below 2^−31) has no `2^(30−r)`: such an epilogue takes the portable body.
+//!
+//! Both 64-bit shifts are logical: the result fits i32, so bits 31..62 (30..61) are the same
+//! as an arithmetic shift's. Tested against the scalar spec in `core/tests/kernels_qparity.rs`
+//! built for wasm32 (QUANT.md has the command).
+
+use crate::quant::{qepilogue_body, qepilogue_cols, QElem, QEpi};
+use core::arch::wasm32::*;
+
+/// Where the 16 results of a chunk go: f32 grid values or u8 codes.
+pub(crate) trait WasmStore: QElem {
+    /// # Safety
+    /// `out` valid for 16 writes.
+    unsafe fn store16(q: [v128; 4], zp: i32, scale: f32, out: *mut Self);
+}
+
+impl WasmStore for f32 {
+    #[inline(always)]
+    unsafe fn store16(q: [v128; 4], zp: i32, scale: f32, out: *mut f32) {
+        let (zp, sc) = (i32x4_splat(zp), f32x4_splat(scale));
+        for (i, v) in q.into_iter().enumerate() {
+            // (q − zp) as f32 · scale: the conversion is exact (|q − zp| ≤ 255), the multiply IEEE.
+            v128_store(out.add(4 * i) as *mut v128, f32x4_mul(f32x4_convert_i32x4(i32x4_sub(v, zp)), sc));
+        }
+    }
+}
+
+impl WasmStore for u8 {
+    #[inline(always)]
+    unsafe fn store16(q: [v128; 4], _zp: i32, _scale: f32, out: *mut u8) {
+        // q is already clamped to 0..=255: the saturating narrows are exact.
+        let lo = u16x8_narrow_i32x4(q[0], q[1]);
+        let hi = u16x8_narrow_i32x4(q[2], q[3]);
+        v128_store(out as *mut v128, u8x16_narrow_i16x8(lo, hi));
+    }
+}
+
+/// `a + b` per lane, saturating (i32x4 has no saturating add): wrap, then where both operands
+/// have one sign and the sum the other, the bound of that sign.
+#[inline(always)]
+fn add_sat(a: v128, b: v128) -> v128 {
+    let s = i32x4_add(a, b);
+    let overflow = i32x4_shr(v128_and(v128_xor(a, s), v128_xor(b, s)), 31);
+    // a's sign picks the bound: MAX for a ≥ 0 (MIN xor −1), MIN for a < 0.
+    let bound = v128_xor(i32x4_splat(i32::MAX), i32x4_shr(a, 31));
+    v128_bitselect(bound, s, overflow)
+}
+
+/// Lanes 0 and 2 of `a` and of `b` (the low halves of four i64 lanes).
+#[inline(always)]
+fn low32(a: v128, b: v128) -> v128 {
+    i32x4_shuffle::<0, 2, 4, 6>(a, b)
+}
+
+/// # Safety
+/// As `quant::QEpiFn`: slices hold `rows` rows of `e.n()` at their strides (checked by
+/// `KernelSet::qepilogue`).
+pub(crate) unsafe fn wasm_qepilogue_i32<T: WasmStore>(e: &QEpi, c: &[i32], ldc: usize, rows: usize, y: &mut [T], ldy: usize) {
+    let Some(([bias, mult, sat_hi, sat_lo, pow2l, pow2r], zp, lo, scale)) = e.requant_lanes() else {
+        return qepilogue_body(e, c, ldc, rows, y, ldy);
+    };
+    let n = e.n();
+    let full = n / 16 * 16;
+    let ld = |p: &[i32], j: usize| v128_load(p.as_ptr().add(j) as *const v128);
+    let (max_v, min_v, half30, hi_clamp) = (i32x4_splat(i32::MAX), i32x4_splat(i32::MIN), i64x2_splat(1 << 30), i32x4_splat(255));
+    let (lo_v, zp_v, zp_room) = (i32x4_splat(lo), i32x4_splat(zp), i32x4_splat(i32::MAX - zp));
+    for r in 0..rows {
+        let acc = &c[r * ldc..r * ldc + n];
+        let out = &mut y[r * ldy..r * ldy + n];
+        for j0 in (0..full).step_by(16) {
+            let mut q = [i32x4_splat(0); 4];
+            for (i, qv) in q.iter_mut().enumerate() {
+                let j = j0 + 4 * i;
+                let x = add_sat(ld(acc, j), ld(bias, j));
+                // Saturating left shift: the bounds first, then x · 2^l.
+                let shifted = i32x4_mul(x, ld(pow2l, j));
+                let x = v128_bitselect(max_v, v128_bitselect(min_v, shifted, i32x4_lt(x, ld(sat_lo, j))), i32x4_gt(x, ld(sat_hi, j)));
+                // srdhm in i64 lanes.
+                let m = ld(mult, j);
+                let p0 = u64x2_shr(i64x2_add(i64x2_extmul_low_i32x4(x, m), half30), 31);
+                let p1 = u64x2_shr(i64x2_add(i64x2_extmul_high_i32x4(x, m), half30), 31);
+                let h = low32(p0, p1);
+                // Rounding right shift as a multiply by 2^(30 − r) and a uniform shift by 30.
+                let (pr, neg) = (ld(pow2r, j), i32x4_shr(h, 31));
+                let q0 = i64x2_add(i64x2_extmul_low_i32x4(h, pr), i64x2_add(i64x2_splat(1 << 29), i64x2_extend_low_i32x4(neg)));
+                let q1 = i64x2_add(i64x2_extmul_high_i32x4(h, pr), i64x2_add(i64x2_splat(1 << 29), i64x2_extend_high_i32x4(neg)));
+                let z = low32(u64x2_shr(q0, 30), u64x2_shr(q1, 30));
+                // z + zp saturating (zp >= 0), then the clamp to [lo, 255].
+                let z = i32x4_add(i32x4_min(z, zp_room), zp_v);
+                *qv = i32x4_min(i32x4_max(z, lo_v), hi_clamp);
+            }
+            T::store16(q, zp, scale, out.as_mut_ptr().add(j0));
+        }
+        for j in full..n {
+            qepilogue_cols::<T, 1>(e, j, &acc[j..j + 1], &mut out[j..j + 1]);
+        }
+    }
+}
