@@ -15,6 +15,7 @@ import { basename, dirname, join, relative } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { DEFAULT_MODELS, ROOT, WORKER_MODELS, assertSameAnswer, json, kserveMatchesF64, nativeAnswers, pngGray, rawPost, req, send, testDigits, toBytes } from './support.mjs';
 import { modelsFromBindings } from '../../worker/cloudflare/src/models.js';
+import { TABLE, modelBytes, requestInit } from '../bad-inputs/table.mjs';
 
 const WORKERD = process.env.MDEPLOY_WORKERD ?? join(ROOT, 'node_modules/.bin/workerd');
 const CONFIG = join(ROOT, 'worker/cloudflare/workerd.capnp');
@@ -83,7 +84,8 @@ function rssKiB(pid) {
 
 const { xs, ys } = testDigits(20); // 200 digits, 20 of each class, from the test split
 const flat = (rows) => rows.flatMap((x) => Array.from(x));
-const goodInfer = json('POST', '/v2/models/mnist-mlp/infer', { inputs: [{ name: 'input', shape: [1, 784], datatype: 'FP32', data: Array.from(xs[7]) }] }, 200);
+const goodInferFor = (model) => json('POST', `/v2/models/${model}/infer`, { inputs: [{ name: 'input', shape: [1, 784], datatype: 'FP32', data: Array.from(xs[7]) }] }, 200);
+const goodInfer = goodInferFor('mnist-mlp');
 
 // Every route once, then every error: each with the status it must have.
 const ROUTES = [
@@ -259,6 +261,55 @@ describe('Cloudflare Worker in workerd', () => {
     // The whole process (runtime, V8, the isolate) grew by less than the isolate limit.
     assert.ok(busy.peak - idle.rss < 128 * 1024, `workerd grew by ${((busy.peak - idle.rss) / 1024).toFixed(0)} MB`);
   });
+  test('the bad-input table (tests/bad-inputs/table.json): each request gets its status, code and message; a good request after each succeeds', async () => {
+    assert.ok(TABLE.requests.length >= 40);
+    for (const row of TABLE.requests) {
+      let status, text;
+      if (row.status === 413) {
+        const r = await rawPost(base, row.path, { contentLength: row.bodyBytes.len, send: 0 });
+        ({ status } = r);
+        text = r.body;
+      } else {
+        const res = await fetch(base + row.path, requestInit(row));
+        status = res.status;
+        text = await res.text();
+      }
+      let body;
+      try { body = JSON.parse(text); } catch { assert.fail(`${row.name}: not JSON: ${String(text).slice(0, 200)}`); }
+      assert.equal(status, row.status, `${row.name}: ${text}`);
+      assert.equal(body.code, row.code, row.name);
+      assert.ok(body.error.toLowerCase().includes(row.says.toLowerCase()), `${row.name}: ${body.error} should mention ${row.says}`);
+      assertSameAnswer(await send(base, goodInfer), native[ROUTES.indexOf(goodInfer)], `good request after "${row.name}"`);
+    }
+  });
+
+  test('the bad-input table: each bad model file as a binding answers 500 with its code and problem; the defaults serve', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mdeploy-bad-bindings-'));
+    const main = { proc, stderr };
+    try {
+      const bindings = TABLE.models.map((row, i) => {
+        const f = join(dir, `bad-${i}.mdm`);
+        writeFileSync(f, modelBytes(row));
+        return modelBinding(`bad-${i}`, f);
+      });
+      stderr = '';
+      const url = await startWorkerd(configWith(bindings));
+      for (const [i, row] of TABLE.models.entries()) {
+        const r = await send(url, goodInferFor(`bad-${i}`));
+        const err = JSON.parse(r.body);
+        assert.equal(r.status, 500, `${row.name}: ${r.body}`);
+        assert.equal(err.code, row.code, row.name);
+        assert.ok(err.error.toLowerCase().includes(row.says.toLowerCase()), `${row.name}: ${err.error} should mention ${row.says}`);
+        assert.match(err.error, new RegExp(`binding MDEPLOY_MODEL_bad-${i}\\b`), `${row.name}: names the binding`);
+        assertSameAnswer(await send(url, goodInfer), native[ROUTES.indexOf(goodInfer)], `good request after "${row.name}"`);
+      }
+    } finally {
+      if (proc !== null && proc.exitCode === null) proc.kill('SIGTERM');
+      ({ proc, stderr } = main);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   test('bad model bindings: each named with its problem, the defaults keep serving', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'mdeploy-bindings-'));
     const corrupt = Buffer.from(readFileSync(join(ROOT, 'models/mnist-mlp.mdm')));

@@ -8,6 +8,7 @@ import { pathToFileURL } from 'node:url';
 import { createServer } from 'node:http';
 import { Model, MdeployError, preprocess, builtinModels, builtinCatalog } from '../index.js';
 import { argmax, DEFAULT_MODEL, DEFAULT_MODELS, nativeRef, refDir, testSplit, WASM_DIR } from './support.mjs';
+import { TABLE, modelBytes } from '../../tests/bad-inputs/table.mjs';
 
 const { xs } = testSplit();
 const ref = nativeRef();
@@ -71,6 +72,16 @@ test('garbage, truncated and corrupted model bytes give BAD_MODEL', async () => 
   const m = await Model.load(ab);
   assert.equal(m.info().name.length > 0, true);
   assert.equal((await m.predict(digit(0))).label, native('mnist-mlp', 0));
+});
+
+test('the bad-input table (tests/bad-inputs/table.json): every bad model file is refused with its code and message, and a good model loads after each', async () => {
+  assert.ok(TABLE.models.length >= 10);
+  for (const row of TABLE.models) {
+    const bytes = modelBytes(row, new URL('../models/', import.meta.url));
+    await rejects(Model.load(bytes), row.code, new RegExp(row.says.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'), 'i'));
+    const m = await Model.load('mnist-mlp');
+    assert.equal((await m.predict(digit(0))).label, native('mnist-mlp', 0), `a good model after "${row.name}"`);
+  }
 });
 
 test('a model for another input shape: loads, then refuses MNIST inputs with a clear code', async () => {

@@ -96,7 +96,7 @@ pub fn read_with_info_hashed(bytes: &[u8], sha256: &[u8; 32]) -> Result<(Model, 
         && bytes[12..16] == [0, 0, 0, 0]
         && bytes[codes::DIGEST_OFFSET..codes::DIGEST_OFFSET + codes::DIGEST_LEN] == sha256[..];
     if plain {
-        reader::read_with_info_opts(bytes, false, None)
+        reader::read_with_info_opts(bytes, false, None, None)
     } else {
         reader::read_with_info(bytes)
     }

@@ -1,0 +1,53 @@
+// The table of named bad inputs (table.json), materialized for the Node test suites: the
+// component under `wasmtime serve`, the Worker in workerd and the npm package. The Rust side
+// (serve/tests/bad_inputs.rs) reads the same file the same way.
+import { readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+
+const HERE = new URL('./', import.meta.url);
+const ROOT = new URL('../../', import.meta.url);
+export const TABLE = JSON.parse(readFileSync(new URL('table.json', HERE), 'utf8'));
+
+const unhex = (h) => Uint8Array.from(h.match(/../g) ?? [], (b) => parseInt(b, 16));
+
+/** `{{repeat TEXT N}}` → TEXT repeated N times. */
+export function expand(body) {
+  return body.replace(/\{\{repeat (.*?) (\d+)\}\}/g, (_, text, n) => text.repeat(Number(n)));
+}
+
+/** The bytes a request row sends. */
+export function requestBody(row) {
+  if (row.body !== undefined) return new TextEncoder().encode(expand(row.body));
+  if (row.bodyBytes) return new Uint8Array(row.bodyBytes.len).fill(row.bodyBytes.fill);
+  if (row.bodyHex) return unhex(row.bodyHex);
+  return new Uint8Array(0);
+}
+
+/** fetch() init for a request row (headers include its content type and extra headers). */
+export function requestInit(row) {
+  const headers = {};
+  if (row.type) headers['content-type'] = row.type;
+  for (const [k, v] of row.headers ?? []) headers[k] = v;
+  const body = requestBody(row);
+  return { method: row.method, headers, body: row.method === 'GET' || row.method === 'HEAD' ? undefined : body };
+}
+
+/** The bytes of a bad-model row: a default model's file with the row's operations applied. */
+export function modelBytes(row, modelsDir = new URL('models/', ROOT)) {
+  let b = new Uint8Array(readFileSync(new URL(`${row.from}.mdm`, modelsDir)));
+  const at = (i) => (i < 0 ? b.length + i : i);
+  for (const op of row.ops) {
+    if (op.truncate !== undefined) b = b.slice(0, at(op.truncate));
+    else if (op.text !== undefined) b = new TextEncoder().encode(op.text);
+    else if (op.hex !== undefined) b = unhex(op.hex);
+    else if (op.flip !== undefined) b[at(op.flip)] ^= 1;
+    else if (op.append !== undefined) { const n = new Uint8Array(b.length + op.append); n.set(b); b = n; }
+    else if (op.set !== undefined) b.set(unhex(op.set.hex), op.set.at);
+    else if (op.reseal) {
+      // The digest over bytes[0..32] ++ bytes[64..] (MDM_FORMAT.md), so the reader gets past it.
+      const h = createHash('sha256').update(b.subarray(0, 32)).update(b.subarray(64)).digest();
+      b.set(h, 32);
+    } else throw new Error(`table.json row ${row.name}: unknown op ${JSON.stringify(op)}`);
+  }
+  return b;
+}
