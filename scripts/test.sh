@@ -9,6 +9,7 @@ step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 step "the default-model list (models/defaults.json) is written into every host that cannot read it"
 node scripts/gen-defaults.mjs --check
+node scripts/gen-bad-inputs.mjs --check
 
 step "the core builds for every target it promises (native, wasm32 with simd128, wasm32-wasip2)"
 RUSTFLAGS='-C target-feature=+simd128' cargo build -p mdeploy-core --release --target wasm32-unknown-unknown \
