@@ -265,4 +265,28 @@ fn report_writes_the_table_and_the_chart() {
     let svg = std::fs::read_to_string(Path::new(&dir).join("accuracy-vs-size.svg")).unwrap();
     assert!(svg.starts_with("<svg") && svg.contains("mnist-mlp-sparse90") && svg.contains("<circle"), "{svg}");
     fails_with(&["report", "models/missing.mdm", "--out", &dir], "no such file");
+    assert!(md.contains("not measured"), "no wasm file: the wasm columns say so\n{md}");
+
+    // --wasm-latency: rows are matched by the model's digest; a model without a line keeps
+    // "not measured", and a malformed line is refused with its line number.
+    let digest = format::digest_hex(&std::fs::read(root().join(models[1])).unwrap()).unwrap();
+    let wasm = Path::new(&dir).join("wasm.jsonl");
+    std::fs::write(&wasm, format!("# measured elsewhere\n{{\"digest\":\"{digest}\",\"batch1_us\":3.25,\"batch1024_ms\":1.5,\"kernels\":\"wasm-simd128\"}}\n")).unwrap();
+    let wasm_s = wasm.to_str().unwrap();
+    let mut args = vec!["report"];
+    args.extend(models);
+    args.extend(["--out", &dir, "--json", "--wasm-latency", wasm_s]);
+    let rows = ok_json(&args);
+    assert!(rows[0]["wasm_batch1_us"].is_null(), "{rows}");
+    assert_eq!(rows[1]["wasm_batch1_us"].as_f64(), Some(3.25));
+    assert_eq!(rows[1]["wasm_batch1024_ms"].as_f64(), Some(1.5));
+    let md = std::fs::read_to_string(Path::new(&dir).join("report.md")).unwrap();
+    let sparse_row = md.lines().find(|l| l.starts_with("| mnist-mlp-sparse90 |")).unwrap();
+    assert!(sparse_row.ends_with("| 3.2 µs | 1.50 ms |") || sparse_row.ends_with("| 3.3 µs | 1.50 ms |"), "{sparse_row}");
+    assert!(md.contains("wasm-simd128"), "{md}");
+    std::fs::write(&wasm, format!("{{\"digest\":\"{digest}\",\"batch1_us\":-1,\"batch1024_ms\":1.5}}\n")).unwrap();
+    let mut args = vec!["report"];
+    args.extend(models);
+    args.extend(["--out", &dir, "--wasm-latency", wasm_s]);
+    fails_with(&args, "line 1: no positive batch1_us");
 }
