@@ -29,6 +29,13 @@ pub const MIN_ROWS: usize = 100;
 /// Upper bounds of the confidence (top-1 probability) histogram; `+Inf` is implied.
 pub const CONFIDENCE_BUCKETS: [f64; 10] = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0];
 
+/// The drift of a window: PSI per feature, the largest, and the rows it was computed over.
+struct Drift {
+    psi: Vec<(String, f64)>,
+    max: f64,
+    rows: usize,
+}
+
 /// What is known about one model version's traffic.
 pub struct VersionMonitor {
     /// The model file's digest: new bytes under the same version start a new monitor.
@@ -113,7 +120,7 @@ impl VersionMonitor {
 
     /// PSI per feature of the current window, then the largest, with the window's size;
     /// `Err` when there is no reference.
-    fn drift(&self) -> Result<(Vec<(String, f64)>, f64, usize), &str> {
+    fn drift(&self) -> Result<Drift, &str> {
         let reference = self.reference.as_ref().map_err(String::as_str)?;
         let rows: Vec<[f32; 5]> = match self.window.lock() {
             Ok(w) => w.iter().copied().collect(),
@@ -121,7 +128,7 @@ impl VersionMonitor {
         };
         let psi = reference.psi(&rows);
         let max = psi.iter().map(|(_, p)| *p).fold(0.0, f64::max);
-        Ok((psi, max, rows.len()))
+        Ok(Drift { psi, max, rows: rows.len() })
     }
 
     fn json(&self, model: &str, version: &str) -> Value {
@@ -140,7 +147,7 @@ impl VersionMonitor {
         let sum = self.confidence_sum_micro.load(Relaxed) as f64 / 1e6;
         let drift = match self.drift() {
             Err(reason) => json!({ "status": "no_reference", "reason": reason }),
-            Ok((psi, max, n)) => {
+            Ok(Drift { psi, max, rows: n }) => {
                 let features: serde_json::Map<String, Value> = psi.into_iter().map(|(f, p)| (f, json!(p))).collect();
                 let status = if n < MIN_ROWS { "insufficient_data" } else { monitor::status(max) };
                 json!({
@@ -270,7 +277,7 @@ impl Monitors {
         out.push_str("# TYPE mdeploy_input_drift_psi gauge\n");
         let mut windows = String::new();
         for k in &keys {
-            if let Ok((psi, max, n)) = map[*k].drift() {
+            if let Ok(Drift { psi, max, rows: n }) = map[*k].drift() {
                 for (f, p) in psi {
                     let _ = writeln!(out, "mdeploy_input_drift_psi{{{},feature=\"{f}\"}} {p}", mv(k));
                 }
