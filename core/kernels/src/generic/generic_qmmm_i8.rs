@@ -9,6 +9,7 @@ pub(crate) const MR: usize = 4;
 /// # Safety
 /// As [`crate::qgemm::QmmmFn`]: A words `(g, r)` readable at `a + g·ws + r·rs`, `b` for `words × 64` bytes,
 /// `c` for `rows` rows of `cols` at `ldc`.
+#[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn generic_qmmm_i8_4x16(
     words: usize,
     a: *const i32,

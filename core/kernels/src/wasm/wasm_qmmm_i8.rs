@@ -11,6 +11,7 @@ pub(crate) const MR: usize = 4;
 
 /// # Safety
 /// Pointers as [`crate::qgemm::QmmmFn`].
+#[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn wasm_qmmm_i8_4x16(
     words: usize,
     a: *const i32,

@@ -18,6 +18,7 @@ pub(crate) const MR: usize = 6;
 
 /// # Safety
 /// The CPU must support AVX2; pointers as [`crate::qgemm::QmmmFn`].
+#[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx2")]
 pub(crate) unsafe fn avx2_qmmm_i8_6x16(
     words: usize,

@@ -13,6 +13,7 @@ pub(crate) const MR: usize = 12;
 
 /// # Safety
 /// The CPU must support AVX-512F and AVX-512 VNNI; pointers as [`crate::qgemm::QmmmFn`].
+#[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f,avx512vnni")]
 pub(crate) unsafe fn avx512vnni_qmmm_i8_12x16(
     words: usize,
