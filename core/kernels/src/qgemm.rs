@@ -219,7 +219,9 @@ impl KernelSet {
 /// anything: they meet the zero rows B is padded with, so they add exactly 0.
 fn pack_a_words(layout: QLayout, a: &[u8], lda: usize, kp: usize, rows: usize, mr: usize, out: &mut [i32]) {
     let quads = kp / 4;
-    for r in 0..mr {
+    // Every kernel reads only row 0 of a one-row panel: no zero rows to write then.
+    let fill = if rows == 1 { 1 } else { mr };
+    for r in 0..fill {
         if r >= rows {
             let n = match layout {
                 QLayout::Quad => quads,
