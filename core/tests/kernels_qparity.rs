@@ -205,7 +205,7 @@ fn vector_quantizers_match_the_scalar_specification() {
 #[test]
 fn rows_read_in_place_ignore_the_bytes_past_k() {
     let mut rng = Rng::new(14);
-    for (m, k, n, lda) in [(24, 61, 20, 64), (36, 64, 16, 64), (12, 1, 5, 4), (25, 783, 130, 788), (13, 10, 33, 16)] {
+    for (m, k, n, lda) in [(1, 61, 20, 64), (1, 784, 128, 784), (24, 61, 20, 64), (36, 64, 16, 64), (12, 1, 5, 4), (25, 783, 130, 788), (13, 10, 33, 16)] {
         let a: Vec<u8> = (0..m * lda).map(|_| rng.below(256) as u8).collect();
         let w: Vec<i8> = (0..k * n).map(|_| (rng.below(255) as i32 - 127) as i8).collect();
         check(m, k, n, &a, lda, &w, "in place");

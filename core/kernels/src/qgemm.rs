@@ -188,8 +188,9 @@ impl KernelSet {
         for row0 in (0..m).step_by(mr) {
             let rows = mr.min(m - row0);
             let words_fit = lda.is_multiple_of(4) && lda >= kp && a.len() >= (row0 + rows - 1) * lda + kp;
-            // The quad layout reads full panels of rows in place (no packing pass).
-            let (ap, rs, ws) = if self.qlayout == QLayout::Quad && words_fit && rows == mr {
+            // The quad layout reads full panels of rows in place (no packing pass), and single
+            // rows too: its kernels read and compute only row 0 when `rows == 1`.
+            let (ap, rs, ws) = if self.qlayout == QLayout::Quad && words_fit && (rows == mr || rows == 1) {
                 (a[row0 * lda..].as_ptr() as *const i32, lda / 4, 1)
             } else {
                 if words_fit {
@@ -218,7 +219,9 @@ impl KernelSet {
 /// anything: they meet the zero rows B is padded with, so they add exactly 0.
 fn pack_a_words(layout: QLayout, a: &[u8], lda: usize, kp: usize, rows: usize, mr: usize, out: &mut [i32]) {
     let quads = kp / 4;
-    for r in 0..mr {
+    // Every kernel reads only row 0 of a one-row panel: no zero rows to write then.
+    let fill = if rows == 1 { 1 } else { mr };
+    for r in 0..fill {
         if r >= rows {
             let n = match layout {
                 QLayout::Quad => quads,

@@ -238,7 +238,7 @@ impl KernelSet {
             qmmm_name: "wasm_qmmm_i8_4x16",
             qepi: crate::wasm::wasm_requant_i32::wasm_qepilogue_i32::<f32>,
             qepi8: crate::wasm::wasm_requant_i32::wasm_qepilogue_i32::<u8>,
-            qquant: crate::quant::generic_quantize,
+            qquant: crate::wasm::wasm_requant_i32::wasm_quantize_f32,
             qfake: crate::quant::generic_fake_quantize,
         }
     }

@@ -11,6 +11,7 @@ pub(crate) const MR: usize = 4;
 
 /// # Safety
 /// Pointers as [`crate::qgemm::QmmmFn`].
+#[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn wasm_qmmm_i8_4x16(
     words: usize,
     a: *const i32,
@@ -22,7 +23,29 @@ pub(crate) unsafe fn wasm_qmmm_i8_4x16(
     rows: usize,
     cols: usize,
 ) {
-    let mut acc = [[i32x4_splat(0); 4]; MR];
+    // A single row (batch 1) computes only that row; qgemm then packs only that row.
+    if rows == 1 {
+        tile::<1>(words, a, rs, ws, b, c, ldc, rows, cols)
+    } else {
+        tile::<MR>(words, a, rs, ws, b, c, ldc, rows, cols)
+    }
+}
+
+/// The tile with R live rows (R = MR, or 1).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn tile<const R: usize>(
+    words: usize,
+    a: *const i32,
+    rs: usize,
+    ws: usize,
+    b: *const u8,
+    c: *mut i32,
+    ldc: usize,
+    rows: usize,
+    cols: usize,
+) {
+    let mut acc = [[i32x4_splat(0); 4]; R];
     for p in 0..words {
         let bp = b.add(p * 64);
         let bv = [
@@ -39,7 +62,7 @@ pub(crate) unsafe fn wasm_qmmm_i8_4x16(
             }
         }
     }
-    let mut t = [[0i32; QNR]; MR];
+    let mut t = [[0i32; QNR]; R];
     for (r, s) in acc.iter().enumerate() {
         for q in 0..4 {
             v128_store(t[r].as_mut_ptr().add(4 * q) as *mut v128, s[q]);

@@ -108,3 +108,36 @@ pub(crate) unsafe fn wasm_qepilogue_i32<T: WasmStore>(e: &QEpi, c: &[i32], ldc: 
         }
     }
 }
+
+/// `wasm_quantize_f32`: `quant::quantize_slice` in simd128, 16 values at a time (LLVM's
+/// vectorization of the portable loop cost about as much as the int8 GEMM in V8). The same
+/// operations as `QParams::quantize`: IEEE division, NaN → 0 (then zp), clamp to ±512, round
+/// half to even with the 1.5·2^23 trick, exact conversion, `+ zp`, and the clamp to 0..=255 as
+/// two saturating narrows (i32 → i16 is exact for −512..=767, i16 → u8 clamps).
+///
+/// # Safety
+/// As `quant::QQuantFn` (`x` and `q` of one length, checked by `KernelSet::quantize`).
+pub(crate) unsafe fn wasm_quantize_f32(p: crate::quant::QParams, x: &[f32], q: &mut [u8]) {
+    let n = x.len().min(q.len());
+    let full = n / 16 * 16;
+    let (sc, magic, lim) = (f32x4_splat(p.scale), f32x4_splat(12_582_912.0), f32x4_splat(512.0));
+    let (nlim, zero, zp) = (f32x4_splat(-512.0), f32x4_splat(0.0), i32x4_splat(p.zero_point));
+    let one = |v: v128| {
+        let t = f32x4_div(v, sc);
+        let t = v128_bitselect(t, zero, f32x4_eq(t, t));
+        // pmax/pmin keep the first operand unless the second is larger/smaller: with NaN gone
+        // this is `clamp(-512, 512)`.
+        let t = f32x4_pmin(f32x4_pmax(t, nlim), lim);
+        let r = f32x4_sub(f32x4_add(t, magic), magic);
+        i32x4_add(i32x4_trunc_sat_f32x4(r), zp)
+    };
+    for i in (0..full).step_by(16) {
+        let ld = |j: usize| v128_load(x.as_ptr().add(i + j) as *const v128);
+        let lo = i16x8_narrow_i32x4(one(ld(0)), one(ld(4)));
+        let hi = i16x8_narrow_i32x4(one(ld(8)), one(ld(12)));
+        v128_store(q.as_mut_ptr().add(i) as *mut v128, u8x16_narrow_i16x8(lo, hi));
+    }
+    for i in full..n {
+        q[i] = p.quantize(x[i]);
+    }
+}

@@ -18,6 +18,7 @@ pub(crate) const MR: usize = 6;
 
 /// # Safety
 /// The CPU must support AVX2; pointers as [`crate::qgemm::QmmmFn`].
+#[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx2")]
 pub(crate) unsafe fn avx2_qmmm_i8_6x16(
     words: usize,
@@ -30,7 +31,30 @@ pub(crate) unsafe fn avx2_qmmm_i8_6x16(
     rows: usize,
     cols: usize,
 ) {
-    let mut acc = [[_mm256_setzero_si256(); 2]; MR];
+    // A single row (batch 1) computes only that row; qgemm then packs only that row.
+    if rows == 1 {
+        tile::<1>(words, a, rs, ws, b, c, ldc, rows, cols)
+    } else {
+        tile::<MR>(words, a, rs, ws, b, c, ldc, rows, cols)
+    }
+}
+
+/// The tile with R live rows (R = MR, or 1).
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn tile<const R: usize>(
+    words: usize,
+    a: *const i32,
+    rs: usize,
+    ws: usize,
+    b: *const u8,
+    c: *mut i32,
+    ldc: usize,
+    rows: usize,
+    cols: usize,
+) {
+    let mut acc = [[_mm256_setzero_si256(); 2]; R];
     for p in 0..words {
         let b0 = _mm256_loadu_si256(b.add(p * 64) as *const __m256i);
         let b1 = _mm256_loadu_si256(b.add(p * 64 + 32) as *const __m256i);
@@ -47,7 +71,7 @@ pub(crate) unsafe fn avx2_qmmm_i8_6x16(
             _mm256_storeu_si256(c.add(r * ldc + 8) as *mut __m256i, s[1]);
         }
     } else {
-        let mut t = [[0i32; QNR]; MR];
+        let mut t = [[0i32; QNR]; R];
         for (r, s) in acc.iter().enumerate() {
             _mm256_storeu_si256(t[r].as_mut_ptr() as *mut __m256i, s[0]);
             _mm256_storeu_si256(t[r].as_mut_ptr().add(8) as *mut __m256i, s[1]);
