@@ -17,6 +17,7 @@ mod report;
 mod quantize;
 mod serve;
 mod train;
+mod trust;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -33,7 +34,8 @@ mod train;
         mdeploy prune models/mnist-mlp.mdm --sparsity 0.9 --epochs 5 --out sparse.mdm\n  \
         mdeploy distill --teacher models/mnist-cnn.mdm --arch mlp:32 --out student.mdm\n  \
         mdeploy quantize models/mnist-cnn.mdm --out cnn-int8.mdm  # int8, integer kernels\n  \
-        mdeploy serve --repository repo/          # a model server (REST + gRPC)\n\n\
+        mdeploy serve --repository repo/          # a model server (REST + gRPC)\n  \
+        mdeploy keygen --out keys && mdeploy sign my.mdm --key keys/mdeploy.key  # signed models\n\n\
         Every command has --help with examples, and --json for scripts."
 )]
 struct Cli {
@@ -66,6 +68,16 @@ enum Command {
     Quantize(quantize::QuantizeArgs),
     /// Serve a model repository over REST (KServe v2, TF Serving) and gRPC, with metrics and reload.
     Serve(serve::ServeArgs),
+    /// Make an Ed25519 key pair for signing models (NAME.key secret, NAME.pub public).
+    Keygen(trust::KeygenArgs),
+    /// Sign a model with a secret key, so hosts that trust your public key can tell it is yours and unchanged.
+    Sign(trust::SignArgs),
+    /// Check that a model is signed by one of the given public keys and unchanged since (exit status 1 if not).
+    Verify(trust::VerifyArgs),
+    /// Encrypt a model (ChaCha20-Poly1305) so only holders of the key can run it; its metadata stays readable.
+    Encrypt(trust::EncryptArgs),
+    /// Decrypt an encrypted model into a plain .mdm file.
+    Decrypt(trust::DecryptArgs),
 }
 
 fn main() -> ExitCode {
@@ -89,6 +101,11 @@ fn main() -> ExitCode {
         Command::Report(a) => report::run(a),
         Command::Quantize(a) => quantize::run(a),
         Command::Serve(a) => serve::run(a),
+        Command::Keygen(a) => trust::keygen(a),
+        Command::Sign(a) => trust::sign(a),
+        Command::Verify(a) => trust::verify(a),
+        Command::Encrypt(a) => trust::encrypt(a),
+        Command::Decrypt(a) => trust::decrypt(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

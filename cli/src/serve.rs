@@ -35,6 +35,10 @@ pub struct ServeArgs {
     /// Most requests answered at once; one more gets 429 / RESOURCE_EXHAUSTED (0: no limit).
     #[arg(long, default_value_t = 0)]
     max_inflight: usize,
+    /// Serve only models signed by a key in this folder (its *.pub files, from `mdeploy keygen`):
+    /// an unsigned or modified version is refused and the signed version before it keeps serving.
+    #[arg(long, value_name = "DIR")]
+    trust_dir: Option<PathBuf>,
 }
 
 pub fn run(a: &ServeArgs) -> Result<(), String> {
@@ -51,6 +55,15 @@ pub fn run(a: &ServeArgs) -> Result<(), String> {
         }
         None => None,
     };
+    let trusted_keys = match &a.trust_dir {
+        Some(d) => {
+            let keys = crate::trust::read_public_keys(std::slice::from_ref(d))?;
+            let ids: Vec<String> = keys.iter().map(|(_, k)| k.key_id().to_string()).collect();
+            println!("mdeploy serve: only models signed by {} (key ids {})", d.display(), ids.join(", "));
+            Some(keys.into_iter().map(|(_, k)| k).collect())
+        }
+        None => None,
+    };
     rt.block_on(async {
         let opts = mdeploy_server::Options {
             repository: a.repository.clone(),
@@ -59,6 +72,7 @@ pub fn run(a: &ServeArgs) -> Result<(), String> {
             poll: (a.poll_ms > 0).then(|| Duration::from_millis(a.poll_ms)),
             api_keys,
             max_inflight: (a.max_inflight > 0).then_some(a.max_inflight),
+            trusted_keys,
         };
         let running = mdeploy_server::start(opts).await?;
         let served: Vec<String> =

@@ -56,12 +56,14 @@ pub struct Options {
     /// Most requests answered at once (REST and gRPC together); one more is refused at once with
     /// 429 / RESOURCE_EXHAUSTED instead of queueing without bound. `None`: no limit.
     pub max_inflight: Option<usize>,
+    /// A trust policy (`--trust-dir`): only model versions signed by one of these keys load.
+    pub trusted_keys: Option<Vec<mdeploy_core::format::PublicKey>>,
 }
 
 impl Options {
     /// REST on `http`, nothing else: no gRPC, no watcher, no keys, no limit.
     pub fn new(repository: impl Into<PathBuf>, http: SocketAddr) -> Options {
-        Options { repository: repository.into(), http, grpc: None, poll: None, api_keys: None, max_inflight: None }
+        Options { repository: repository.into(), http, grpc: None, poll: None, api_keys: None, max_inflight: None, trusted_keys: None }
     }
 }
 
@@ -102,7 +104,8 @@ pub async fn start(opts: Options) -> Result<Running, String> {
     let metrics = Arc::new(metrics::Metrics::new());
     let dir = opts.repository.clone();
     let m2 = metrics.clone();
-    let repo = tokio::task::spawn_blocking(move || Repository::open(&dir, m2))
+    let trusted = opts.trusted_keys.clone();
+    let repo = tokio::task::spawn_blocking(move || Repository::open_with(&dir, m2, trusted))
         .await
         .map_err(|e| format!("loading the repository stopped: {e}"))??;
     let inflight = opts.max_inflight.map(|n| (Arc::new(tokio::sync::Semaphore::new(n.max(1))), n.max(1)));
