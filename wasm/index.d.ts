@@ -18,7 +18,9 @@ export type ErrorCodeName =
   /** The model or the .wasm could not be fetched or read (network, HTTP status, file system). */
   | 'LOAD_FAILED'
   /** The Model was disposed. */
-  | 'DISPOSED';
+  | 'DISPOSED'
+  /** The model file is encrypted (`mdeploy encrypt`): this package cannot decrypt; `mdeploy decrypt` makes a plain copy. Untested in this package. */
+  | 'DECRYPT_FAILED';
 
 export declare const ErrorCode: Readonly<{ [K in ErrorCodeName]: K }>;
 

@@ -13,6 +13,7 @@ export const ErrorCode = Object.freeze({
   NO_WEBGPU: 'NO_WEBGPU',
   LOAD_FAILED: 'LOAD_FAILED',
   DISPOSED: 'DISPOSED',
+  DECRYPT_FAILED: 'DECRYPT_FAILED',
 });
 
 /** Every error this package throws: an `Error` with a stable `code` and a message saying how to fix it. */

@@ -16,6 +16,9 @@ pub struct InfoArgs {
 
 pub fn run(args: &InfoArgs) -> Result<(), String> {
     let bytes = model_file::read_bytes(&args.model)?;
+    if let Ok(Some((meta, file, key_id))) = format::peek_encrypted(&bytes) {
+        return encrypted(args, &bytes, &meta, &file, &key_id.to_string());
+    }
     let (model, file) = format::read_with_info(&bytes).map_err(|e| format!("{}: {e}", args.model))?;
     let shapes = model.shapes().map_err(|e| e.to_string())?;
     // Non-zeros and storage of every Dense/Conv2d weight (pruned models are stored sparse).
@@ -49,6 +52,11 @@ pub fn run(args: &InfoArgs) -> Result<(), String> {
             "bytes": bytes.len(),
             "sha256": digest,
             "format_version": file.version,
+            // null for an unsigned file; `verified` is false here: info has no trusted keys
+            // (`mdeploy verify MODEL --pub KEY` checks the signature).
+            "signature": file.signature.as_ref().map(|s| serde_json::json!({
+                "algorithm": s.algorithm, "key_id": s.key_id, "verified": s.verified,
+            })),
             "name": m.name,
             "version": m.version,
             "input_shape": m.input_shape,
@@ -72,6 +80,13 @@ pub fn run(args: &InfoArgs) -> Result<(), String> {
     println!("{} {} ({} bytes, format {}.{}, sha256 {})", m.name, m.version, bytes.len(), file.version.0, file.version.1, digest);
     println!("  input     {:?}, preprocessing {:?} range {:?}", m.input_shape, m.preprocessing.recipe, m.preprocessing.range);
     println!("  labels    {}", m.labels.join(" "));
+    match &file.signature {
+        Some(s) => println!(
+            "  signed    {} key id {} (not checked here: `mdeploy verify {} --pub KEY.pub` checks it)",
+            s.algorithm, s.key_id, args.model
+        ),
+        None => println!("  signed    no (`mdeploy sign` signs it)"),
+    }
     match source(p) {
         // A converted model was not trained here: no data, split or epochs to speak of.
         Some(s) => println!("  origin    {s}"),
@@ -103,6 +118,36 @@ pub fn run(args: &InfoArgs) -> Result<(), String> {
             .map(|l| format!(", {} / {} non-zero ({:.1} % sparse, {})", l.nonzeros, l.total, 100.0 * l.sparsity(), l.encoding))
             .unwrap_or_default();
         println!("  {i:>2} {:<13}{from} -> {:<14} {}{sparse}", n.op.name(), format!("{:?}", shapes[i + 1]), detail(&n.op));
+    }
+    Ok(())
+}
+
+/// An encrypted model: what its clear metadata says, and which key it needs.
+fn encrypted(args: &InfoArgs, bytes: &[u8], m: &mdeploy_core::Metadata, file: &format::FileInfo, key_id: &str) -> Result<(), String> {
+    let sig = file.signature.as_ref().map(|s| serde_json::json!({ "algorithm": s.algorithm, "key_id": s.key_id, "verified": s.verified }));
+    if args.json {
+        let v = serde_json::json!({
+            "file": args.model, "bytes": bytes.len(), "sha256": file.digest_hex, "format_version": file.version,
+            "encrypted": { "algorithm": "chacha20-poly1305", "key_id": key_id },
+            "signature": sig,
+            "name": m.name, "version": m.version, "input_shape": m.input_shape, "labels": m.labels,
+            "provenance": { "data": m.provenance.data, "arch": m.provenance.arch, "test_accuracy": m.provenance.test_accuracy },
+        });
+        println!("{v}");
+        return Ok(());
+    }
+    println!("{} {} ({} bytes, format {}.{}, sha256 {})", m.name, m.version, bytes.len(), file.version.0, file.version.1, file.digest_hex);
+    println!("  encrypted chacha20-poly1305 for key id {key_id}: layers and weights are not readable without it");
+    println!("            (`mdeploy decrypt {} --key KEY.enckey --out plain.mdm`)", args.model);
+    match &file.signature {
+        Some(s) => println!("  signed    {} key id {} (not checked here: `mdeploy verify`)", s.algorithm, s.key_id),
+        None => println!("  signed    no"),
+    }
+    println!("  input     {:?}", m.input_shape);
+    println!("  labels    {}", m.labels.join(" "));
+    println!("  arch      {}", m.provenance.arch);
+    if let Some(a) = m.provenance.test_accuracy {
+        println!("  accuracy  {:.2} % on the test split", a * 100.0);
     }
     Ok(())
 }

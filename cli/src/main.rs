@@ -18,6 +18,7 @@ mod report;
 mod quantize;
 mod serve;
 mod train;
+mod trust;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -34,7 +35,8 @@ mod train;
         mdeploy prune models/mnist-mlp.mdm --sparsity 0.9 --epochs 5 --out sparse.mdm\n  \
         mdeploy distill --teacher models/mnist-cnn.mdm --arch mlp:32 --out student.mdm\n  \
         mdeploy quantize models/mnist-cnn.mdm --out cnn-int8.mdm  # int8, integer kernels\n  \
-        mdeploy serve --repository repo/          # a model server (REST + gRPC)\n\n\
+        mdeploy serve --repository repo/          # a model server (REST + gRPC)\n  \
+        mdeploy keygen --out keys && mdeploy sign my.mdm --key keys/mdeploy.key  # signed models\n\n\
         Every command has --help with examples, and --json for scripts."
 )]
 struct Cli {
@@ -69,6 +71,16 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Store the training digits' input statistics in a model, for the server's drift monitor.
     MonitorRef(monitor_ref::MonitorRefArgs),
+    /// Make an Ed25519 key pair for signing models (NAME.key secret, NAME.pub public).
+    Keygen(trust::KeygenArgs),
+    /// Sign a model with a secret key, so hosts that trust your public key can tell it is yours and unchanged.
+    Sign(trust::SignArgs),
+    /// Check that a model is signed by one of the given public keys and unchanged since (exit status 1 if not).
+    Verify(trust::VerifyArgs),
+    /// Encrypt a model (ChaCha20-Poly1305) so only holders of the key can run it; its metadata stays readable.
+    Encrypt(trust::EncryptArgs),
+    /// Decrypt an encrypted model into a plain .mdm file.
+    Decrypt(trust::DecryptArgs),
 }
 
 fn main() -> ExitCode {
@@ -93,6 +105,11 @@ fn main() -> ExitCode {
         Command::Quantize(a) => quantize::run(a),
         Command::Serve(a) => serve::run(a),
         Command::MonitorRef(a) => monitor_ref::run(a),
+        Command::Keygen(a) => trust::keygen(a),
+        Command::Sign(a) => trust::sign(a),
+        Command::Verify(a) => trust::verify(a),
+        Command::Encrypt(a) => trust::encrypt(a),
+        Command::Decrypt(a) => trust::decrypt(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -14,5 +14,10 @@ pub fn read_bytes(path: &str) -> Result<Vec<u8>, String> {
 
 pub fn load(path: &str) -> Result<Model, String> {
     let bytes = read_bytes(path)?;
-    format::read(&bytes).map_err(|e| format!("{path}: {e}"))
+    format::read(&bytes).map_err(|e| match e.kind {
+        mdeploy_core::ErrorKind::DecryptFailed => format!(
+            "{path}: {e}; this command takes plain models: `mdeploy decrypt {path} --key KEY.enckey --out plain.mdm` makes one"
+        ),
+        _ => format!("{path}: {e}"),
+    })
 }

@@ -40,6 +40,10 @@ pub struct ServeArgs {
     /// Default: found as other commands find it; if not found, such models report no drift.
     #[arg(long, value_name = "DIR")]
     drift_data: Option<PathBuf>,
+    /// Serve only models signed by a key in this folder (its *.pub files, from `mdeploy keygen`):
+    /// an unsigned or modified version is refused and the signed version before it keeps serving.
+    #[arg(long, value_name = "DIR")]
+    trust_dir: Option<PathBuf>,
 }
 
 pub fn run(a: &ServeArgs) -> Result<(), String> {
@@ -69,6 +73,15 @@ pub fn run(a: &ServeArgs) -> Result<(), String> {
         }
         None => None,
     };
+    let trusted_keys = match &a.trust_dir {
+        Some(d) => {
+            let keys = crate::trust::read_public_keys(std::slice::from_ref(d))?;
+            let ids: Vec<String> = keys.iter().map(|(_, k)| k.key_id().to_string()).collect();
+            println!("mdeploy serve: only models signed by {} (key ids {})", d.display(), ids.join(", "));
+            Some(keys.into_iter().map(|(_, k)| k).collect())
+        }
+        None => None,
+    };
     rt.block_on(async {
         let opts = mdeploy_server::Options {
             repository: a.repository.clone(),
@@ -78,6 +91,7 @@ pub fn run(a: &ServeArgs) -> Result<(), String> {
             api_keys,
             max_inflight: (a.max_inflight > 0).then_some(a.max_inflight),
             drift_reference,
+            trusted_keys,
         };
         let running = mdeploy_server::start(opts).await?;
         // Listen for SIGTERM before announcing the address: a supervisor (or a test) that stops

@@ -22,12 +22,25 @@ use mdeploy_serve::{ModelEntry, Request, Server};
 pub fn mdm_load(data: &[u8]) {
     // The digest path too (cheap: it fails fast on almost every input).
     let _ = mdeploy_core::format::read(data);
+    // A host with a trust policy and a decryption key (fixed test keys): the SIGNATURE and
+    // ENCRYPTION parsers, the signature check and decryption (reached by inputs whose digest
+    // holds, e.g. the replayed seeds; the digest is always checked under a policy).
+    TRUST.with(|o| {
+        let _ = mdeploy_core::format::read_with_options(data, o);
+    });
     let Ok(loaded) = LoadedModel::read(data, Trust::DigestChecked) else { return };
     let Ok(mut plan) = Plan::new(&loaded.model, 2) else { return };
     let (il, ol) = (plan.input_len(), plan.output_len());
     let input = vec![0.25f32; il];
     let mut out = vec![0.0f32; ol];
     let _ = plan.run(&input, 1, &mut out);
+}
+
+thread_local! {
+    static TRUST: mdeploy_core::format::ReadOptions = mdeploy_core::format::ReadOptions {
+        trusted_keys: Some(vec![mdeploy_core::format::SecretKey::from_seed(&[1; 32]).public_key()]),
+        decryption_key: Some(mdeploy_core::format::DecryptionKey::from_bytes(&[2; 32])),
+    };
 }
 
 thread_local! {

@@ -60,12 +60,23 @@ pub struct Options {
     /// Input-drift reference for models whose file has none (`monitor.rs`); `None`: such
     /// models report drift status `no_reference`.
     pub drift_reference: Option<monitor::Fallback>,
+    /// A trust policy (`--trust-dir`): only model versions signed by one of these keys load.
+    pub trusted_keys: Option<Vec<mdeploy_core::format::PublicKey>>,
 }
 
 impl Options {
     /// REST on `http`, nothing else: no gRPC, no watcher, no keys, no limit.
     pub fn new(repository: impl Into<PathBuf>, http: SocketAddr) -> Options {
-        Options { repository: repository.into(), http, grpc: None, poll: None, api_keys: None, max_inflight: None, drift_reference: None }
+        Options {
+            repository: repository.into(),
+            http,
+            grpc: None,
+            poll: None,
+            api_keys: None,
+            max_inflight: None,
+            drift_reference: None,
+            trusted_keys: None,
+        }
     }
 }
 
@@ -106,7 +117,8 @@ pub async fn start(opts: Options) -> Result<Running, String> {
     let metrics = Arc::new(metrics::Metrics::with_monitors(monitor::Monitors::with_fallback(opts.drift_reference.clone())));
     let dir = opts.repository.clone();
     let m2 = metrics.clone();
-    let repo = tokio::task::spawn_blocking(move || Repository::open(&dir, m2))
+    let trusted = opts.trusted_keys.clone();
+    let repo = tokio::task::spawn_blocking(move || Repository::open_with(&dir, m2, trusted))
         .await
         .map_err(|e| format!("loading the repository stopped: {e}"))??;
     let inflight = opts.max_inflight.map(|n| (Arc::new(tokio::sync::Semaphore::new(n.max(1))), n.max(1)));

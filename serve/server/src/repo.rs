@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
+use mdeploy_core::format::{read_with_options, PublicKey, ReadOptions};
 use mdeploy_core::{LoadedModel, Plan, Trust};
 use mdeploy_serve::{ModelEntry, Server};
 use serde::Deserialize;
@@ -249,6 +250,10 @@ pub struct Repository {
     /// Serialises (re)loads; readers never take it.
     state: Mutex<RepoState>,
     metrics: Arc<Metrics>,
+    /// `mdeploy serve --trust-dir`: only versions signed by one of these keys load (an unsigned
+    /// or tampered new version is refused like a corrupt one, so the signed version before it
+    /// keeps serving). `None`: no policy.
+    trusted: Option<Vec<PublicKey>>,
 }
 
 #[derive(Default)]
@@ -262,6 +267,11 @@ struct RepoState {
 impl Repository {
     /// Opens `dir` and loads every model in it (a model that fails is reported, not fatal).
     pub fn open(dir: &Path, metrics: Arc<Metrics>) -> Result<Repository, String> {
+        Repository::open_with(dir, metrics, None)
+    }
+
+    /// [`Repository::open`] under a trust policy (see the `trusted` field).
+    pub fn open_with(dir: &Path, metrics: Arc<Metrics>, trusted: Option<Vec<PublicKey>>) -> Result<Repository, String> {
         if !dir.is_dir() {
             return Err(format!(
                 "model repository {} is not a folder; lay it out as DIR/<model>/<version>/model.mdm",
@@ -273,6 +283,7 @@ impl Repository {
             current: ArcSwap::from_pointee(Generation::build(0, &BTreeMap::new(), None)),
             state: Mutex::new(RepoState { next_id: 1, ..RepoState::default() }),
             metrics,
+            trusted,
         };
         repo.poll();
         Ok(repo)
@@ -436,7 +447,7 @@ impl Repository {
                 if m.failed.get(v).is_some_and(|(_, fs)| *fs == Some(s)) {
                     continue;
                 }
-                match check(&path, s) {
+                match check(&path, s, self.trusted.as_deref()) {
                     Ok(bytes) => {
                         m.failed.remove(v);
                         m.ready.insert(*v, Ready { bytes, stamp: s, path });
@@ -494,11 +505,15 @@ impl Repository {
 }
 
 /// Reads, verifies (digest included), plans and runs once the model at `path`.
-fn check(path: &Path, s: Stamp) -> Result<Arc<[u8]>, String> {
+fn check(path: &Path, s: Stamp, trusted: Option<&[PublicKey]>) -> Result<Arc<[u8]>, String> {
     if s.len > MAX_MODEL_BYTES {
         return Err(format!("{} bytes is more than the {} MiB a model may have", s.len, MAX_MODEL_BYTES >> 20));
     }
     let bytes = std::fs::read(path).map_err(|e| format!("cannot read it: {e}"))?;
+    if let Some(keys) = trusted {
+        let opts = ReadOptions { trusted_keys: Some(keys.to_vec()), ..Default::default() };
+        read_with_options(&bytes, &opts).map_err(|e| format!("{}: {}", e.code(), e.message))?;
+    }
     let LoadedModel { model, .. } = LoadedModel::read(&bytes, Trust::Verify).map_err(|e| e.message)?;
     let mut plan = Plan::new(&model, 1).map_err(|e| e.message)?;
     // Warm-up: one sample of zeros through the whole plan, so a model that reads but cannot

@@ -12,8 +12,6 @@
 //!
 //! Decryption happens in memory only; the plaintext buffer and every key are wiped on drop.
 
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
-use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
@@ -73,6 +71,48 @@ impl DecryptionKey {
     }
 }
 
+/// The cipher itself, only with the `encryption` feature: the runtime .wasm leaves it out (its
+/// 180 KB gzip budget; MDM_FORMAT.md, "Encryption"), and such a build refuses encrypted files
+/// with `UNSUPPORTED`.
+#[cfg(feature = "encryption")]
+mod cipher {
+    use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+    use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
+
+    pub(super) fn seal(key: &[u8; 32], nonce: &[u8], msg: &[u8], aad: &[u8]) -> Option<Vec<u8>> {
+        ChaCha20Poly1305::new(Key::from_slice(key)).encrypt(Nonce::from_slice(nonce), Payload { msg, aad }).ok()
+    }
+
+    pub(super) fn open(key: &[u8; 32], nonce: &[u8], ct: &[u8], aad: &[u8]) -> Option<Vec<u8>> {
+        ChaCha20Poly1305::new(Key::from_slice(key)).decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad }).ok()
+    }
+}
+
+#[cfg(not(feature = "encryption"))]
+mod cipher {
+    pub(super) const MISSING: &str = "this build of mdeploy cannot encrypt or decrypt models (built without the `encryption` feature of mdeploy-model, e.g. the npm package): decrypt it with `mdeploy decrypt` first";
+}
+
+#[cfg(feature = "encryption")]
+fn seal_with(key: &DecryptionKey, nonce: &[u8], msg: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
+    cipher::seal(&key.key, nonce, msg, aad)
+        .ok_or_else(|| Error::bad_input("encryption failed (the model is too large for one ChaCha20-Poly1305 message)"))
+}
+#[cfg(not(feature = "encryption"))]
+fn seal_with(_: &DecryptionKey, _: &[u8], _: &[u8], _: &[u8]) -> Result<Vec<u8>> {
+    Err(Error::unsupported(cipher::MISSING))
+}
+
+/// `Ok(None)`: authentication failed.
+#[cfg(feature = "encryption")]
+fn open_with(key: &DecryptionKey, nonce: &[u8], ct: &[u8], aad: &[u8]) -> Result<Option<Vec<u8>>> {
+    Ok(cipher::open(&key.key, nonce, ct, aad))
+}
+#[cfg(not(feature = "encryption"))]
+fn open_with(_: &DecryptionKey, _: &[u8], _: &[u8], _: &[u8]) -> Result<Option<Vec<u8>>> {
+    Err(Error::unsupported(cipher::MISSING))
+}
+
 fn aad(meta: &[u8], head: &[u8]) -> Vec<u8> {
     let mut a = Vec::with_capacity(meta.len() + head.len());
     a.extend_from_slice(meta);
@@ -97,10 +137,7 @@ pub fn encrypt(bytes: &[u8], key: &DecryptionKey, nonce: &[u8; enc::NONCE_LEN]) 
     head.extend_from_slice(&0u32.to_le_bytes());
     head.extend_from_slice(&key.key_id().0);
     head.extend_from_slice(nonce);
-    let cipher = ChaCha20Poly1305::new(Key::from_slice(&key.key[..]));
-    let ct = cipher
-        .encrypt(Nonce::from_slice(nonce), Payload { msg: &inner[..], aad: &aad(&meta, &head) })
-        .map_err(|_| Error::bad_input("encryption failed (the model is too large for one ChaCha20-Poly1305 message)"))?;
+    let ct = seal_with(key, nonce, &inner[..], &aad(&meta, &head))?;
     let mut section_bytes = head;
     section_bytes.extend_from_slice(&ct);
     Ok(writer::assemble(
@@ -154,9 +191,9 @@ pub(crate) fn key_id_of(s: &Sealed) -> Result<KeyId> {
     Ok(KeyId(id))
 }
 
-/// Decrypts and reads an encrypted file: the ciphertext must authenticate under `key`, hold an
-/// ordinary (unencrypted, unsigned) `.mdm` file, and that file's META must equal the clear one.
-pub(crate) fn open(s: &Sealed, key: Option<&DecryptionKey>, mut outer: FileInfo) -> Result<(Model, FileInfo)> {
+/// The plaintext of an encrypted file (a whole plain `.mdm` file, not yet parsed): key id
+/// checked, authenticated, and its header checked to be a plain model.
+pub(crate) fn decrypt_inner(s: &Sealed, key: Option<&DecryptionKey>) -> Result<Zeroizing<Vec<u8>>> {
     let id = key_id_of(s)?;
     let Some(key) = key else {
         return Err(Error::decrypt_failed(format!(
@@ -171,16 +208,11 @@ pub(crate) fn open(s: &Sealed, key: Option<&DecryptionKey>, mut outer: FileInfo)
     }
     let (head, ct) = s.encryption.split_at(enc::HEADER_LEN);
     let nonce = &head[8 + sig::KEY_ID_LEN..];
-    let cipher = ChaCha20Poly1305::new(Key::from_slice(&key.key[..]));
-    let plain = Zeroizing::new(
-        cipher
-            .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad: &aad(s.meta, head) })
-            .map_err(|_| {
-                Error::decrypt_failed(format!(
-                    "decryption with key id {id} failed: the encrypted model or its clear metadata was changed after it was encrypted (or the key is not the one it was made with); get the file again from its publisher"
-                ))
-            })?,
-    );
+    let plain = Zeroizing::new(open_with(key, nonce, ct, &aad(s.meta, head))?.ok_or_else(|| {
+        Error::decrypt_failed(format!(
+            "decryption with key id {id} failed: the encrypted model or its clear metadata was changed after it was encrypted (or the key is not the one it was made with); get the file again from its publisher"
+        ))
+    })?);
     // The plaintext is authentic (only a holder of the key could have made it) but is still
     // parsed as untrusted bytes, like any file.
     let h = reader::parse_header_opts(&plain, true)
@@ -191,6 +223,13 @@ pub(crate) fn open(s: &Sealed, key: Option<&DecryptionKey>, mut outer: FileInfo)
             h.flags
         )));
     }
+    Ok(plain)
+}
+
+/// Decrypts and reads an encrypted file: the ciphertext must authenticate under `key`, hold an
+/// ordinary (unencrypted, unsigned) `.mdm` file, and that file's META must equal the clear one.
+pub(crate) fn open(s: &Sealed, key: Option<&DecryptionKey>, mut outer: FileInfo) -> Result<(Model, FileInfo)> {
+    let plain = decrypt_inner(s, key)?;
     let (model, inner) = reader::read_with_info_opts(&plain, true, None, None)
         .map_err(|e| Error { kind: e.kind, message: format!("inside the encrypted model: {}", e.message) })?;
     let clear = reader::parse_meta_bytes(s.meta, s.meta_at, outer.version.1)?;

@@ -123,6 +123,21 @@ pub fn read_with_options(bytes: &[u8], opts: &ReadOptions) -> Result<(Model, Fil
     reader::read_with_info_opts(bytes, true, opts.trusted_keys.as_deref(), opts.decryption_key.as_ref())
 }
 
+/// Checks only the header, the digest and the signature against `trusted` (`UNTRUSTED` as in
+/// [`read_with_options`]), without parsing or decrypting the model: for `mdeploy verify` of an
+/// encrypted file whose decryption key the verifier does not have.
+pub fn verify_signature(bytes: &[u8], trusted: &[PublicKey]) -> Result<SignatureInfo> {
+    let h = reader::parse_header(bytes)?;
+    let block = h.signature.as_ref().map(|(_, b)| b);
+    trust::check(trusted, block, &h.digest)?;
+    // check() refuses a file without a signature, so `block` is Some here.
+    Ok(SignatureInfo {
+        algorithm: "ed25519",
+        key_id: block.map(|b| b.key_id.to_string()).unwrap_or_default(),
+        verified: true,
+    })
+}
+
 /// For an encrypted file, what can be read without its key: the clear metadata, the file's
 /// description (no tensors) and the id of the key it needs; `None` for a file that is not
 /// encrypted. For `mdeploy info`.

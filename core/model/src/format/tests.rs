@@ -1094,3 +1094,13 @@ fn a_second_signature_section_is_refused_even_when_validly_signed() {
     let (_, info) = read_with_options(&one, &policy).unwrap();
     assert_eq!(info.signature.unwrap().key_id, key.public_key().key_id().to_string());
 }
+
+#[cfg(not(feature = "encryption"))]
+#[test]
+fn without_the_encryption_feature_encrypting_is_unsupported_and_says_what_to_do() {
+    // mdeploy-model's default build (the runtime .wasm's) has no cipher.
+    let bytes = write(&zoo()).unwrap();
+    let e = encrypt(&bytes, &DecryptionKey::from_bytes(&[1; 32]), &[0; 12]).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Unsupported, "{e}");
+    assert!(e.message.contains("`encryption` feature") && e.message.contains("mdeploy decrypt"), "{e}");
+}

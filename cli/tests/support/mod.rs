@@ -1,0 +1,64 @@
+//! Helpers shared by the CLI test files: run the real `mdeploy` binary from the repository
+//! root, read its JSON, expect failures that say what to do, and per-process temp folders.
+//! (cli.rs, convert.rs, export.rs and prune.rs still keep their own copies: moving them here
+//! is welcome.)
+
+#![allow(dead_code)] // each test file uses a different subset
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+pub fn mdeploy(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mdeploy"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .expect("the mdeploy binary runs")
+}
+
+pub fn ok(args: &[&str]) -> String {
+    let out = mdeploy(args);
+    assert!(
+        out.status.success(),
+        "mdeploy {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn ok_json(args: &[&str]) -> serde_json::Value {
+    let stdout = ok(args);
+    serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("mdeploy {args:?} printed no JSON ({e}): {stdout}"))
+}
+
+/// Runs a command that must fail (exit status not 0) with an error naming every needle.
+pub fn fails_with(args: &[&str], needles: &[&str]) -> String {
+    let out = mdeploy(args);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        !out.status.success(),
+        "mdeploy {args:?} should fail, printed {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    for n in needles {
+        assert!(err.contains(n), "mdeploy {args:?}: error {err:?} should mention {n:?}");
+    }
+    err
+}
+
+/// A fresh folder for one test (`tag`) of this process.
+pub fn tmp_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("mdeploy-cli-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+pub fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8 temp path")
+}
