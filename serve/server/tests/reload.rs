@@ -205,6 +205,13 @@ async fn a_request_in_flight_finishes_on_the_version_it_started_on() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Replaces `path` whole: written next to the repository folder, then renamed over it.
+fn replace(path: &std::path::Path, bytes: &[u8]) {
+    let tmp = std::env::temp_dir().join(format!("mdeploy-server-{}-replace.tmp", std::process::id()));
+    std::fs::write(&tmp, bytes).expect("temporary copy");
+    std::fs::rename(&tmp, path).expect("rename into place");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_serving_file_overwritten_with_garbage_keeps_its_old_bytes_serving() {
     let dir = temp_repo("overwrite");
@@ -213,8 +220,11 @@ async fn a_serving_file_overwritten_with_garbage_keeps_its_old_bytes_serving() {
     let a = srv.http;
     let before = post(a, "/v2/models/digits/infer", &v2_body(3, 2)).await;
     assert_eq!(before.status, 200);
-    // Truncated in place (a copy that stopped half way).
-    std::fs::write(&path, &CNN[..CNN.len() / 2]).expect("overwrite");
+    // A truncated copy put in place (as a copy that stopped half way, then was renamed in). The
+    // test writes beside the repository and renames, so the watcher never reads a file the test
+    // is still writing: an in-place write of 400 KB could be polled half-written and counted as
+    // a second refusal, which made this test fail once under load.
+    replace(&path, &CNN[..CNN.len() / 2]);
     wait_for("the refusal", async || {
         metric(&get(a, "/metrics").await.text(), "mdeploy_model_load_failures_total", "digits", "1") == 1.0
     })
@@ -223,7 +233,7 @@ async fn a_serving_file_overwritten_with_garbage_keeps_its_old_bytes_serving() {
     assert_eq!(after.body, before.body, "the old bytes keep serving");
     assert_eq!(metric(&get(a, "/metrics").await.text(), "mdeploy_model_ready", "digits", "1"), 1.0);
     // A good file replaces it: the next poll serves it (another model here, so it shows), no new refusal.
-    std::fs::write(&path, MLP).expect("overwrite");
+    replace(&path, MLP);
     wait_for("the new bytes", async || post(a, "/v2/models/digits/infer", &v2_body(3, 2)).await.body != before.body).await;
     assert_eq!(metric(&get(a, "/metrics").await.text(), "mdeploy_model_load_failures_total", "digits", "1"), 1.0);
     srv.stop().await;
