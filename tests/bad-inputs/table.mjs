@@ -32,6 +32,18 @@ export function requestInit(row) {
   return { method: row.method, headers, body: row.method === 'GET' || row.method === 'HEAD' ? undefined : body };
 }
 
+/**
+ * Checks an HTTP host's answer to a request row (status, the JSON error's code, a message that
+ * mentions the row's `says`); `text` is the answer's body.
+ */
+export function assertErrorAnswer(assert, row, status, text) {
+  let body;
+  try { body = JSON.parse(text); } catch { assert.fail(`${row.name}: not JSON: ${String(text).slice(0, 200)}`); }
+  assert.equal(status, row.status, `${row.name}: ${text}`);
+  assert.equal(body.code, row.code, row.name);
+  assert.ok(body.error.toLowerCase().includes(row.says.toLowerCase()), `${row.name}: ${body.error} should mention ${row.says}`);
+}
+
 /** The bytes of a bad-model row: a default model's file with the row's operations applied. */
 export function modelBytes(row, modelsDir = new URL('models/', ROOT)) {
   let b = new Uint8Array(readFileSync(new URL(`${row.from}.mdm`, modelsDir)));
@@ -44,7 +56,9 @@ export function modelBytes(row, modelsDir = new URL('models/', ROOT)) {
     else if (op.append !== undefined) { const n = new Uint8Array(b.length + op.append); n.set(b); b = n; }
     else if (op.set !== undefined) b.set(unhex(op.set.hex), op.set.at);
     else if (op.reseal) {
-      // The digest over bytes[0..32] ++ bytes[64..] (MDM_FORMAT.md), so the reader gets past it.
+      // The length and the digest over bytes[0..32] ++ bytes[64..] (MDM_FORMAT.md) made valid
+      // again, as mdeploy_testkit::reseal does, so the reader gets past them.
+      new DataView(b.buffer, b.byteOffset).setBigUint64(16, BigInt(b.length), true);
       const h = createHash('sha256').update(b.subarray(0, 32)).update(b.subarray(64)).digest();
       b.set(h, 32);
     } else throw new Error(`table.json row ${row.name}: unknown op ${JSON.stringify(op)}`);

@@ -3,7 +3,6 @@
 #![allow(dead_code)]
 
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 const TABLE: &str = include_str!("table.json");
 
@@ -74,13 +73,9 @@ pub fn model_bytes(row: &Value, models_dir: &std::path::Path) -> Vec<u8> {
             let v = unhex(s(set, "hex"));
             b[at..at + v.len()].copy_from_slice(&v);
         } else if op.get("reseal").is_some() {
-            // The digest over bytes[0..32] ++ bytes[64..] (MDM_FORMAT.md), so the reader gets
-            // past the digest to the check the row is about.
-            let mut h = Sha256::new();
-            h.update(&b[..32]);
-            h.update(&b[64..]);
-            let d: [u8; 32] = h.finalize().into();
-            b[32..64].copy_from_slice(&d);
+            // A valid digest again (MDM_FORMAT.md), so the reader gets past it to the check the
+            // row is about.
+            b = mdeploy_testkit::reseal(b);
         } else {
             panic!("row {}: unknown op {op}", row["name"]);
         }
