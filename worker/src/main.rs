@@ -27,6 +27,10 @@
 #[cfg_attr(not(target_os = "wasi"), allow(dead_code))]
 mod model_dir;
 
+// Sealing the snapshot's heap, so requests allocate past its memory image (why: heap.rs).
+#[cfg(target_os = "wasi")]
+mod heap;
+
 #[cfg(not(target_os = "wasi"))]
 fn main() {
     eprintln!(
@@ -90,6 +94,8 @@ mod init {
             if !matches!(ok, Ok(true)) {
                 std::process::abort();
             }
+            // Last: take the heap's free blocks, so requests allocate past the snapshot's image.
+            super::heap::seal();
         }
     }
 
