@@ -145,6 +145,7 @@ fn main() {
     }
     code.push_str("];\n");
     // The policy's keys, for the models a host adds at run time (worker/: MDEPLOY_MODEL_DIR).
+    code.push_str("#[cfg_attr(not(feature = \"trust-policy\"), allow(dead_code))]\n");
     match &policy {
         None => code.push_str("pub(crate) static TRUSTED_KEYS: Option<&[[u8; 32]]> = None;\n"),
         Some(keys) => {

@@ -118,16 +118,28 @@ pub struct ModelEntry {
     pub source: Option<String>,
     /// A trust policy for these bytes: when set, the model loads only if it is signed by one of
     /// the keys and the signature verifies; otherwise its requests answer 500 `UNTRUSTED`.
+    /// Feature `trust-policy` (default; off in the npm server wasm, which verifies in JavaScript
+    /// with WebCrypto and so carries no Ed25519 code).
+    #[cfg(feature = "trust-policy")]
     pub trusted_keys: Option<Arc<[mdeploy_core::format::PublicKey]>>,
 }
 
 impl ModelEntry {
     /// An entry whose bytes are checked in full (digest included) when first used.
     pub fn new(name: impl Into<String>, version: impl Into<String>, bytes: impl Into<Cow<'static, [u8]>>) -> ModelEntry {
-        ModelEntry { name: name.into(), version: version.into(), bytes: bytes.into(), trusted: false, source: None, trusted_keys: None }
+        ModelEntry {
+            name: name.into(),
+            version: version.into(),
+            bytes: bytes.into(),
+            trusted: false,
+            source: None,
+            #[cfg(feature = "trust-policy")]
+            trusted_keys: None,
+        }
     }
 
     /// The same entry under a trust policy (see [`ModelEntry::trusted_keys`]).
+    #[cfg(feature = "trust-policy")]
     pub fn with_trusted_keys(mut self, keys: Arc<[mdeploy_core::format::PublicKey]>) -> ModelEntry {
         self.trusted_keys = Some(keys);
         self
@@ -137,7 +149,7 @@ impl ModelEntry {
     /// at build time, `worker/build.sh --trusted-keys DIR`), for the models a host adds at run
     /// time; `None` without one. Under a policy the embedded models are only the signed ones
     /// that build.rs verified (the unsigned defaults are left out).
-    #[cfg(feature = "embedded-models")]
+    #[cfg(all(feature = "embedded-models", feature = "trust-policy"))]
     pub fn build_trusted_keys() -> Option<Vec<mdeploy_core::format::PublicKey>> {
         embedded::trusted_keys()
     }
@@ -178,7 +190,9 @@ pub(crate) struct Loaded {
 
 impl Loaded {
     fn load(entry: &ModelEntry) -> Result<Loaded, CoreError> {
+        #[cfg_attr(not(feature = "trust-policy"), allow(unused_mut))]
         let mut trust = if entry.trusted { Trust::DigestChecked } else { Trust::Verify };
+        #[cfg(feature = "trust-policy")]
         if let Some(keys) = &entry.trusted_keys {
             // Header, digest and signature, before any section is parsed; the digest is then
             // known to be right.
