@@ -20,7 +20,9 @@ export type ErrorCodeName =
   /** The Model was disposed. */
   | 'DISPOSED'
   /** The model file is encrypted (`mdeploy encrypt`): this package cannot decrypt; `mdeploy decrypt` makes a plain copy. Untested in this package. */
-  | 'DECRYPT_FAILED';
+  | 'DECRYPT_FAILED'
+  /** Loaded with `trustedKeys`, and the model is not signed, is signed by a key not in the list, or its signature does not verify (the message names the key id). */
+  | 'UNTRUSTED';
 
 export declare const ErrorCode: Readonly<{ [K in ErrorCodeName]: K }>;
 
@@ -70,6 +72,16 @@ export interface LoadOptions {
    * rule as a real GPU. Default `false`: those are slower than the CPU backend. Mostly for tests.
    */
   allowFallbackAdapter?: boolean;
+  /**
+   * A trust policy: only a model signed (`mdeploy sign`) by one of these Ed25519 public keys, with
+   * a signature that verifies, loads; any other model rejects with `UNTRUSTED` before it is
+   * parsed (built-in models are unsigned, so they are refused too). Each key is the text of a
+   * `.pub` file written by `mdeploy keygen` (`mdeploy-ed25519-public <64 hex digits>`) or its 32
+   * bytes; a malformed, secret or weak (small-order) key rejects with `BAD_INPUT`. `[]` refuses
+   * every model. Verified with WebCrypto's Ed25519, so it needs `crypto.subtle` (browsers: https
+   * or localhost; else `UNSUPPORTED`). Omitted: no policy, and a signed model loads unverified.
+   */
+  trustedKeys?: ReadonlyArray<string | Uint8Array>;
 }
 
 export interface InitOptions {
@@ -160,6 +172,8 @@ export interface ModelInfo {
   adapter: AdapterInfo | null;
   /** Why the GPU device was lost and the model moved to the CPU; `null` while it was not. */
   deviceLost: string | null;
+  /** The key id (16 hex digits) whose signature verified, when loaded with `trustedKeys`; else `null` (also for a signed model loaded without a policy: nothing was verified). */
+  signedBy: string | null;
   params: number;
   /** Multiply-accumulates per sample. */
   macs: number;

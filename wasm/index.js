@@ -3,7 +3,10 @@
 // This ESM wrapper sits on the wasm-bindgen output (dist/mdeploy_wasm.js, built with
 // --target web). It adds what is awkward to express in Rust: async loading from any source,
 // picking the SIMD variant with WebAssembly.validate, initialising from bytes in Node (where
-// fetch() cannot read file: URLs), turning inputs into floats, and one error class.
+// fetch() cannot read file: URLs), turning inputs into floats, one error class, and trust
+// policies (trust.js: signatures verified with WebCrypto's Ed25519).
+
+import { enforce, parsePolicy } from './trust.js';
 
 /** Stable error codes (also listed in index.d.ts). */
 export const ErrorCode = Object.freeze({
@@ -14,6 +17,7 @@ export const ErrorCode = Object.freeze({
   LOAD_FAILED: 'LOAD_FAILED',
   DISPOSED: 'DISPOSED',
   DECRYPT_FAILED: 'DECRYPT_FAILED',
+  UNTRUSTED: 'UNTRUSTED',
 });
 
 /** Every error this package throws: an `Error` with a stable `code` and a message saying how to fix it. */
@@ -24,6 +28,8 @@ export class MdeployError extends Error {
     this.code = code;
   }
 }
+
+const mdeployError = (code, message) => new MdeployError(code, message);
 
 const fail = (code, message, cause) => {
   throw new MdeployError(code, message, cause === undefined ? undefined : { cause });
@@ -316,9 +322,10 @@ export class Model {
   #glue;
   #variant;
   #labels;
+  #signedBy; // key id whose signature verified under the load's trustedKeys, or null
 
   /** Use `await Model.load(...)`. */
-  constructor(token, engine, g, variant, gpu = null, request = 'cpu', adapter = null) {
+  constructor(token, engine, g, variant, gpu = null, request = 'cpu', adapter = null, signedBy = null) {
     if (token !== TOKEN) fail(ErrorCode.BAD_INPUT, 'use `await Model.load(source, options)` to create a Model');
     this.#engine = engine;
     this.#gpu = gpu;
@@ -327,12 +334,14 @@ export class Model {
     this.#glue = g;
     this.#variant = variant;
     this.#labels = engine.labels;
+    this.#signedBy = signedBy;
   }
 
   /**
    * Loads a model: bytes, a URL or path, a fetch Response, or a built-in name ('mnist-cnn',
    * the default, or 'mnist-mlp'). Options: `backend` ('auto' | 'cpu' | 'webgpu'), `maxBatch`,
-   * `allowFallbackAdapter` (let 'auto' use a software adapter such as SwiftShader).
+   * `allowFallbackAdapter` (let 'auto' use a software adapter such as SwiftShader),
+   * `trustedKeys` (a trust policy: only models signed by one of these keys load; UNTRUSTED otherwise).
    */
   static async load(source, options = {}) {
     const backend = options.backend ?? 'auto';
@@ -346,12 +355,27 @@ export class Model {
     if (backend === 'webgpu' && (typeof navigator === 'undefined' || !navigator.gpu)) {
       fail(ErrorCode.NO_WEBGPU, "WebGPU is not available in this environment (navigator.gpu is missing: Node has none, and browsers expose it only in secure contexts, https or localhost, when supported); use { backend: 'cpu' } or { backend: 'auto' }");
     }
+    // The policy first: a bad key is the caller's to fix before anything is downloaded.
+    const policy = options.trustedKeys === undefined ? null : await parsePolicy(options.trustedKeys, mdeployError);
     const adapter = backend === 'cpu' ? null : await requestAdapter();
     if (backend === 'webgpu' && adapter === null) fail(ErrorCode.NO_WEBGPU, NO_ADAPTER);
     const adapterInfo = adapter === null ? null : describeAdapter(adapter);
     const g = await glue();
     const { variant } = await init();
-    const bytes = await modelBytes(source);
+    let bytes = await modelBytes(source);
+    let signedBy = null;
+    if (policy !== null) {
+      // Our own copy: the caller's array could change during the awaits below, and what is
+      // verified must be exactly what loads.
+      bytes = bytes.slice();
+      let signed;
+      try {
+        signed = g.signedMessage(bytes); // structure and digest, as natively; null when unsigned
+      } catch (e) {
+        rethrow(e);
+      }
+      signedBy = await enforce(policy, signed, mdeployError);
+    }
     const hash = await contentHash(bytes);
     let engine;
     try {
@@ -375,7 +399,7 @@ export class Model {
         // 'auto': a model the GPU kernels cannot run (or a device refused) stays on the CPU.
       }
     }
-    return new Model(TOKEN, engine, g, variant, gpu, backend, adapterInfo);
+    return new Model(TOKEN, engine, g, variant, gpu, backend, adapterInfo, signedBy);
   }
 
   #live() {
@@ -575,6 +599,7 @@ export class Model {
     }
     i.adapter = this.#adapter === null ? null : { ...this.#adapter };
     i.deviceLost = this.#deviceLost;
+    i.signedBy = this.#signedBy;
     return i;
   }
 

@@ -23,6 +23,14 @@ export interface ServerOptions {
    * checked first, a streamed body is cancelled at the limit). Default and maximum: 10 MiB.
    */
   maxBodyBytes?: number;
+  /**
+   * A trust policy, as `Model.load`'s (index.d.ts): every model must be signed by one of these
+   * Ed25519 public keys (`.pub` file texts or 32 raw bytes) with a signature that verifies
+   * (WebCrypto's Ed25519). One model that is not makes the whole load fail: `ready()` rejects
+   * with an Error whose `code` is `UNTRUSTED` (`BAD_INPUT` for a malformed key) and every request
+   * answers 500 with that code. Omitted: no policy.
+   */
+  trustedKeys?: ReadonlyArray<string | Uint8Array>;
 }
 
 export interface Server {

@@ -6,7 +6,8 @@
 // code the wasi:http component runs: this file only moves a Request's method, path, content type,
 // Inference-Header-Content-Length and body into wasm and the answer back out, and enforces the
 // body limit *before* the body is in memory.
-import { initSync, WasmServer } from './dist/server/mdeploy_wasm_server.js';
+import { initSync, WasmServer, signedMessage } from './dist/server/mdeploy_wasm_server.js';
+import { enforce, parsePolicy } from './trust.js';
 
 // Functions, not constants: only evaluated when the defaults are used, so hosts whose modules have
 // no usable import.meta.url (bundled Workers) can still load this file and pass everything in.
@@ -172,6 +173,10 @@ function jsonError(status, code, message) {
 }
 const internalError = (message) => jsonError(500, 'INTERNAL', `internal error: ${message}`);
 
+// Load errors that carry a code of the Rust API (a model refused by the trust policy: UNTRUSTED;
+// a damaged one under a policy: BAD_MODEL; a malformed key: BAD_INPUT), as ready() rejects with.
+const codedError = (code, message) => Object.assign(new Error(`mdeploy-wasm/server: ${message}`), { name: 'MdeployError', code });
+
 /**
  * A model server. `fetch(request)` answers every route; it never throws for a bad request (those
  * are JSON errors with 4xx statuses). See server.d.ts for the options.
@@ -180,7 +185,7 @@ export function createServer(options = {}) {
   if (options === null || typeof options !== 'object') {
     throw new TypeError(`mdeploy-wasm/server: createServer takes an options object; got ${describe(options)}`);
   }
-  const known = new Set(['wasm', 'models', 'maxBodyBytes']);
+  const known = new Set(['wasm', 'models', 'maxBodyBytes', 'trustedKeys']);
   for (const k of Object.keys(options)) {
     if (!known.has(k)) throw new TypeError(`mdeploy-wasm/server: unknown option "${k}" (known: ${[...known].join(', ')})`);
   }
@@ -191,6 +196,9 @@ export function createServer(options = {}) {
     throw new RangeError(`mdeploy-wasm/server: maxBodyBytes must be a whole number of bytes from 0 to ${MAX_BODY_BYTES}; got ${limit}`);
   }
   const models = modelList(options.models);
+  if (options.trustedKeys !== undefined && !Array.isArray(options.trustedKeys)) {
+    throw new TypeError(`mdeploy-wasm/server: trustedKeys must be an array of public keys (.pub file texts or 32-byte Uint8Arrays); got ${describe(options.trustedKeys)}`);
+  }
 
   let server = null;
   let loadedModels = null;
@@ -200,10 +208,26 @@ export function createServer(options = {}) {
     return s;
   };
   const load = async () => {
+    // The keys first (copied by parsePolicy), so a bad key fails before any model is read.
+    const policy = options.trustedKeys === undefined ? null : await parsePolicy(options.trustedKeys, codedError);
     await initWasm(options.wasm);
     loadedModels = [];
     for (const m of models) {
-      const bytes = asBytes(m.src) ?? await readUrl(toUrl(m.src), `model "${m.name}"`);
+      let bytes = asBytes(m.src) ?? await readUrl(toUrl(m.src), `model "${m.name}"`);
+      if (policy !== null) {
+        // Every model is checked before the server is built: one that is not trusted fails the
+        // whole load (a deployment's model set is fixed, so this is its configuration to fix),
+        // and what was verified (our own copy) is exactly what is served.
+        bytes = bytes.slice();
+        const what = `model "${m.name}"${m.source === undefined ? '' : ` (${m.source})`}`;
+        let signed;
+        try {
+          signed = signedMessage(bytes);
+        } catch (e) {
+          throw codedError(e && e.code ? e.code : 'BAD_MODEL', `${what}: ${e && e.message ? e.message : e}`);
+        }
+        await enforce(policy, signed, codedError, what);
+      }
       loadedModels.push({ name: m.name, version: m.version, bytes, source: m.source });
     }
     server = newServer();
@@ -219,7 +243,9 @@ export function createServer(options = {}) {
       try {
         s = await loading;
       } catch (e) {
-        return internalError(`the server could not load: ${e && e.message ? e.message : e}`);
+        const why = `the server could not load: ${e && e.message ? e.message : e}`;
+        // A model the trust policy refused (or a bad key) is named by its code, not as a crash.
+        return e && typeof e.code === 'string' ? jsonError(500, e.code, why) : internalError(why);
       }
     }
     let body;

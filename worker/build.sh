@@ -18,6 +18,12 @@
 # usable in a URL or a default's name fails the build naming the file). Built in its own target
 # folder ($CARGO_TARGET_DIR/custom-models) so the default component stays as it is.
 #
+# --trusted-keys DIR: a trust policy compiled in, the keys being every DIR/*.pub (`mdeploy keygen`
+# writes them). Only signed models are served then: the unsigned default models are left out,
+# every --models file must be signed by one of the keys (else the build fails naming it, checked
+# by serve/build.rs), and every MDEPLOY_MODEL_DIR file is verified on first use (500 UNTRUSTED on
+# its routes otherwise). Same target folder as --models. See worker/README.md, "Trust policy".
+#
 # Used by tests/serverless/run.sh, bench/serverless/run.sh and web/scripts/prepare.sh
 # (scripts/start.sh). Needs wasmtime-cli 48 (`wasmtime wizer`), like `wasmtime serve` itself.
 set -euo pipefail
@@ -26,15 +32,20 @@ cd "$ROOT"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/mdeploy/target}"
 export PATH="$HOME/.cargo/bin:$PATH"
 
-unset MDEPLOY_EMBED_MODELS
+unset MDEPLOY_EMBED_MODELS MDEPLOY_EMBED_TRUSTED_KEYS
 while [[ $# -gt 0 ]]; do
   case "$1" in
+    --trusted-keys)
+      [[ -n "${2:-}" && -d "$2" ]] || { echo "worker/build.sh: --trusted-keys needs a folder of .pub files (got '${2:-}')" >&2; exit 2; }
+      export MDEPLOY_EMBED_TRUSTED_KEYS="$(cd "$2" && pwd)"
+      [[ "$CARGO_TARGET_DIR" == */custom-models ]] || export CARGO_TARGET_DIR="$CARGO_TARGET_DIR/custom-models"
+      shift 2 ;;
     --models)
       [[ -n "${2:-}" && -d "$2" ]] || { echo "worker/build.sh: --models needs a folder of .mdm files (got '${2:-}')" >&2; exit 2; }
       export MDEPLOY_EMBED_MODELS="$(cd "$2" && pwd)"
-      export CARGO_TARGET_DIR="$CARGO_TARGET_DIR/custom-models"
+      [[ "$CARGO_TARGET_DIR" == */custom-models ]] || export CARGO_TARGET_DIR="$CARGO_TARGET_DIR/custom-models"
       shift 2 ;;
-    *) echo "worker/build.sh: unknown argument '$1'; usage: bash worker/build.sh [--models DIR]" >&2; exit 2 ;;
+    *) echo "worker/build.sh: unknown argument '$1'; usage: bash worker/build.sh [--models DIR] [--trusted-keys DIR]" >&2; exit 2 ;;
   esac
 done
 
@@ -47,7 +58,7 @@ if [[ "${MDEPLOY_WORKER_SNAPSHOT:-1}" == 0 ]]; then
 fi
 
 snap="$CARGO_TARGET_DIR/wasm32-wasip2/release/mdeploy-worker.wizer.wasm"
-if [[ ! -f "$snap" || "$plain" -nt "$snap" || "${BASH_SOURCE[0]}" -nt "$snap" || -n "${MDEPLOY_EMBED_MODELS:-}" ]]; then
+if [[ ! -f "$snap" || "$plain" -nt "$snap" || "${BASH_SOURCE[0]}" -nt "$snap" || -n "${MDEPLOY_EMBED_MODELS:-}" || -n "${MDEPLOY_EMBED_TRUSTED_KEYS:-}" ]]; then
   command -v wasmtime >/dev/null || { echo "worker/build.sh: wasmtime is not on PATH (scripts/bootstrap.sh installs wasmtime-cli 48.0.8)" >&2; exit 1; }
   # -Scli -Shttp: wizer instantiates the component with the host's WASI, so every import must be
   # linked, although the init calls none. --keep-init-func: wasmtime 48.0.8 removes the export

@@ -44,6 +44,11 @@ pub struct ServeArgs {
     /// an unsigned or modified version is refused and the signed version before it keeps serving.
     #[arg(long, value_name = "DIR")]
     trust_dir: Option<PathBuf>,
+    /// Decrypt encrypted versions with this key (the .enckey file from `mdeploy keygen
+    /// --encryption`), in memory only; a version encrypted for another key is refused and the
+    /// version before it keeps serving. Checked after --trust-dir's signature.
+    #[arg(long, value_name = "FILE")]
+    decryption_key: Option<PathBuf>,
 }
 
 pub fn run(a: &ServeArgs) -> Result<(), String> {
@@ -82,6 +87,14 @@ pub fn run(a: &ServeArgs) -> Result<(), String> {
         }
         None => None,
     };
+    let decryption_key = match &a.decryption_key {
+        Some(p) => {
+            let key = crate::trust::read_decryption_key(p)?;
+            println!("mdeploy serve: decrypting encrypted models with key id {} ({})", key.key_id(), p.display());
+            Some(key)
+        }
+        None => None,
+    };
     rt.block_on(async {
         let opts = mdeploy_server::Options {
             repository: a.repository.clone(),
@@ -92,6 +105,7 @@ pub fn run(a: &ServeArgs) -> Result<(), String> {
             max_inflight: (a.max_inflight > 0).then_some(a.max_inflight),
             drift_reference,
             trusted_keys,
+            decryption_key,
         };
         let running = mdeploy_server::start(opts).await?;
         // Listen for SIGTERM before announcing the address: a supervisor (or a test) that stops

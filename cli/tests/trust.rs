@@ -254,4 +254,66 @@ mod serve_trust {
             std::panic::resume_unwind(p);
         }
     }
+
+    #[test]
+    fn serve_with_a_decryption_key_serves_encrypted_versions_and_refuses_another_key() {
+        let dir = tmp_dir("trust-serve-decrypt");
+        let keys = dir.join("keys");
+        ok(&["keygen", "--out", s(&keys), "--name", "model", "--encryption"]);
+        ok(&["keygen", "--out", s(&keys), "--name", "other", "--encryption"]);
+        let repo = dir.join("repo");
+        std::fs::create_dir_all(repo.join("mnist-mlp/1")).unwrap();
+        std::fs::create_dir_all(repo.join("mnist-mlp/2")).unwrap();
+        let v1 = repo.join("mnist-mlp/1/model.mdm");
+        ok(&["encrypt", "models/mnist-mlp.mdm", "--key", s(&keys.join("model.enckey")), "--out", s(&v1)]);
+
+        let mut child = Command::new(env!("CARGO_BIN_EXE_mdeploy"))
+            .args(["serve", "--repository", s(&repo), "--http", "127.0.0.1:0", "--no-grpc", "--poll-ms", "0"])
+            .args(["--decryption-key", s(&keys.join("model.enckey"))])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mdeploy serve starts");
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let mut printed = Vec::new();
+        for _ in 0..3 {
+            printed.push(lines.next().expect("a line").expect("utf-8"));
+        }
+        let text = printed.join("\n");
+        assert!(text.contains("decrypting encrypted models with key id"), "{text}");
+        let addr = text
+            .split("http://")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no address in {text}"))
+            .to_string();
+        let result = std::panic::catch_unwind(|| {
+            let ready = |v: u32| request(&addr, "GET", &format!("/v2/models/mnist-mlp/versions/{v}/ready"), "");
+            assert!(ready(1).starts_with("HTTP/1.1 200"), "the encrypted version serves");
+            let zeros = vec!["0"; 784].join(",");
+            let infer = request(
+                &addr,
+                "POST",
+                "/v2/models/mnist-mlp/infer",
+                &format!(r#"{{"inputs":[{{"name":"input","shape":[1,784],"datatype":"FP32","data":[{zeros}]}}]}}"#),
+            );
+            assert!(infer.starts_with("HTTP/1.1 200"), "{infer}");
+
+            // Version 2, encrypted for another key: refused, version 1 keeps serving.
+            let v2 = repo.join("mnist-mlp/2/model.mdm");
+            ok(&["encrypt", "models/mnist-mlp-student.mdm", "--key", s(&keys.join("other.enckey")), "--out", s(&v2)]);
+            let load = request(&addr, "POST", "/v2/repository/models/mnist-mlp/load", "{}");
+            assert!(load.starts_with("HTTP/1.1 400") && load.contains("DECRYPT_FAILED"), "{load}");
+            assert!(ready(1).starts_with("HTTP/1.1 200"), "version 1 still serves");
+            assert!(!ready(2).starts_with("HTTP/1.1 200"), "version 2 does not");
+            let metrics = request(&addr, "GET", "/metrics", "");
+            assert!(metrics.contains("mdeploy_model_load_failures_total{model=\"mnist-mlp\",version=\"2\"} 1"), "{metrics}");
+        });
+        let _ = child.kill();
+        let _ = child.wait();
+        let _ = std::fs::remove_dir_all(&dir);
+        if let Err(p) = result {
+            std::panic::resume_unwind(p);
+        }
+    }
 }

@@ -246,3 +246,38 @@ fn key_files_round_trip_and_name_mistakes() {
     let d = Sha256::digest(a.public_key().to_bytes());
     assert_eq!(a.public_key().key_id().0, d[..8]);
 }
+
+/// `format::signed_message` is what a host verifying Ed25519 itself (the npm package, with
+/// WebCrypto) is given: checked here with ed25519-dalek directly, so the message is the one the
+/// reader's policy verifies, byte for byte, and the checks before it are the reader's.
+#[test]
+fn signed_message_is_what_the_policy_verifies() {
+    use ed25519_dalek::{Signature, VerifyingKey};
+    let a = key(1);
+    let vk = VerifyingKey::from_bytes(&a.public_key().to_bytes()).unwrap();
+    for (file, plain) in default_models() {
+        assert_eq!(format::signed_message(&plain).unwrap(), None, "{file}: unsigned");
+        let signed = format::sign(&plain, &a).unwrap();
+        let m = format::signed_message(&signed).unwrap().expect("a signed file has a signature");
+        assert_eq!(m.key_id, a.public_key().key_id(), "{file}");
+        assert!(m.message.starts_with(codes::signature::CONTEXT), "{file}");
+        assert_eq!(&m.message[m.message.len() - 32..], &signed[32..64], "{file}: the message ends with the digest");
+        vk.verify_strict(&m.message, &Signature::from_bytes(&m.signature))
+            .unwrap_or_else(|e| panic!("{file}: {e}"));
+
+        // A changed byte with the digest recomputed: the message changes, the signature fails.
+        let mut t = signed.clone();
+        t[200] ^= 1;
+        let t = reseal_signed(t);
+        let m2 = format::signed_message(&t).unwrap().expect("still structurally signed");
+        assert_ne!(m2.message, m.message, "{file}");
+        assert!(vk.verify_strict(&m2.message, &Signature::from_bytes(&m2.signature)).is_err(), "{file}");
+        assert_eq!(format::read_with_options(&t, &policy(&[&a])).unwrap_err().kind, ErrorKind::Untrusted, "{file}");
+
+        // Without the digest recomputed it is corrupt, as `read` says.
+        let mut c = signed.clone();
+        c[200] ^= 1;
+        assert_eq!(format::signed_message(&c).unwrap_err().kind, ErrorKind::BadModel, "{file}");
+        assert_eq!(format::read(&c).unwrap_err().kind, ErrorKind::BadModel, "{file}");
+    }
+}

@@ -17,6 +17,16 @@ pub(crate) fn entries() -> Vec<ModelEntry> {
             bytes: Cow::Borrowed(bytes),
             trusted: true,
             source: None,
+            // Verified by build.rs under the policy (if any): not again per instance.
+            #[cfg(feature = "trust-policy")]
+            trusted_keys: None,
         })
         .collect()
+}
+
+/// The trust policy compiled in (`MDEPLOY_EMBED_TRUSTED_KEYS` at build time), if any. build.rs
+/// parsed every key, so none is dropped here in practice.
+#[cfg(feature = "trust-policy")]
+pub(crate) fn trusted_keys() -> Option<Vec<mdeploy_core::format::PublicKey>> {
+    TRUSTED_KEYS.map(|keys| keys.iter().filter_map(|k| mdeploy_core::format::PublicKey::from_bytes(k).ok()).collect())
 }

@@ -116,12 +116,42 @@ pub struct ModelEntry {
     /// Where the bytes came from when that is not the build (a file a host read, a binding),
     /// named in the error when the model does not load so an operator knows what to fix.
     pub source: Option<String>,
+    /// A trust policy for these bytes: when set, the model loads only if it is signed by one of
+    /// the keys and the signature verifies; otherwise its requests answer 500 `UNTRUSTED`.
+    /// Feature `trust-policy` (default; off in the npm server wasm, which verifies in JavaScript
+    /// with WebCrypto and so carries no Ed25519 code).
+    #[cfg(feature = "trust-policy")]
+    pub trusted_keys: Option<Arc<[mdeploy_core::format::PublicKey]>>,
 }
 
 impl ModelEntry {
     /// An entry whose bytes are checked in full (digest included) when first used.
     pub fn new(name: impl Into<String>, version: impl Into<String>, bytes: impl Into<Cow<'static, [u8]>>) -> ModelEntry {
-        ModelEntry { name: name.into(), version: version.into(), bytes: bytes.into(), trusted: false, source: None }
+        ModelEntry {
+            name: name.into(),
+            version: version.into(),
+            bytes: bytes.into(),
+            trusted: false,
+            source: None,
+            #[cfg(feature = "trust-policy")]
+            trusted_keys: None,
+        }
+    }
+
+    /// The same entry under a trust policy (see [`ModelEntry::trusted_keys`]).
+    #[cfg(feature = "trust-policy")]
+    pub fn with_trusted_keys(mut self, keys: Arc<[mdeploy_core::format::PublicKey]>) -> ModelEntry {
+        self.trusted_keys = Some(keys);
+        self
+    }
+
+    /// The trust policy compiled in with the embedded models (`MDEPLOY_EMBED_TRUSTED_KEYS=DIR`
+    /// at build time, `worker/build.sh --trusted-keys DIR`), for the models a host adds at run
+    /// time; `None` without one. Under a policy the embedded models are only the signed ones
+    /// that build.rs verified (the unsigned defaults are left out).
+    #[cfg(all(feature = "embedded-models", feature = "trust-policy"))]
+    pub fn build_trusted_keys() -> Option<Vec<mdeploy_core::format::PublicKey>> {
+        embedded::trusted_keys()
     }
 
     /// The same entry, saying where its bytes came from (e.g. `/models/x.mdm`).
@@ -160,7 +190,15 @@ pub(crate) struct Loaded {
 
 impl Loaded {
     fn load(entry: &ModelEntry) -> Result<Loaded, CoreError> {
-        let trust = if entry.trusted { Trust::DigestChecked } else { Trust::Verify };
+        #[cfg_attr(not(feature = "trust-policy"), allow(unused_mut))]
+        let mut trust = if entry.trusted { Trust::DigestChecked } else { Trust::Verify };
+        #[cfg(feature = "trust-policy")]
+        if let Some(keys) = &entry.trusted_keys {
+            // Header, digest and signature, before any section is parsed; the digest is then
+            // known to be right.
+            mdeploy_core::format::verify_signature(&entry.bytes, keys)?;
+            trust = Trust::DigestChecked;
+        }
         let LoadedModel { info, model } = LoadedModel::read(&entry.bytes, trust)?;
         // One sample per chunk: a small arena is cheap to set up per request, and `run` chunks
         // larger batches itself.

@@ -35,4 +35,9 @@ trap 'rm -f "$REF" "$REF.f64.json"' EXIT
 export MDEPLOY_F64_REF="$REF.f64.json"
 MDEPLOY_MNIST_DIR="$DIGITS" cargo run --release -q -p mdeploy-testkit --example reference -- --spread 20 --out "$MDEPLOY_F64_REF"
 
+# Models signed by the Rust API and their keys, for the trust-policy test.
+export MDEPLOY_TRUST_FIXTURES="$REF.trust"
+trap 'rm -rf "$REF" "$REF.f64.json" "$REF.trust"' EXIT
+cargo run --release -q -p mdeploy-wasm --example trust_fixtures -- "$MDEPLOY_TRUST_FIXTURES" models/mnist-mlp.mdm
+
 MDEPLOY_REFERENCE="$REF" node --test tests/serverless/workerd.test.mjs

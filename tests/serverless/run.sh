@@ -4,7 +4,8 @@
 # (node:test) against the stock `wasmtime serve`, including tritonclient
 # (tests/serverless/kserve_client.py): the snapshot (what is served), then the plain component;
 # then a component built with `worker/build.sh --models models/test` (embedded.test.mjs)
-# (lazy loading, for hosts without wizer). Called by scripts/test.sh.
+# (lazy loading, for hosts without wizer), then one built with a trust policy
+# (`--trusted-keys`, trust.test.mjs). Called by scripts/test.sh.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
@@ -46,3 +47,25 @@ grep -q "cut-short.mdm: the embedded model does not load" "$BAD/log" || {
 }
 echo "tests/serverless: worker/build.sh --models refused a truncated model, naming it" >&2
 
+
+# worker/build.sh --trusted-keys: a trust policy compiled in, with a signed model from --models and
+# a mounted folder of signed, unsigned and wrongly signed files (trust.test.mjs); then an unsigned
+# --models file must fail the build naming it. Models signed by the Rust API
+# (wasm/examples/trust_fixtures.rs).
+TRUST="$(mktemp -d)"
+trap 'rm -rf "$REF" "$REF.f64.json" "$BAD" "$TRUST"' EXIT
+cargo run --release -q -p mdeploy-wasm --example trust_fixtures -- "$TRUST/fixtures" models/mnist-mlp.mdm
+mkdir -p "$TRUST/keys" "$TRUST/embed" "$TRUST/embed-unsigned"
+cp "$TRUST/fixtures/a.pub" "$TRUST/keys/"
+cp "$TRUST/fixtures/signed-a.mdm" "$TRUST/embed/signed-mlp.mdm"
+TRUSTED="$(bash worker/build.sh --models "$TRUST/embed" --trusted-keys "$TRUST/keys" | tail -n 1)"
+echo "tests/serverless: $TRUSTED (--trusted-keys)" >&2
+MDEPLOY_TRUSTED_WASM="$TRUSTED" MDEPLOY_TRUST_FIXTURES="$TRUST/fixtures" node --test tests/serverless/trust.test.mjs
+cp "$TRUST/fixtures/unsigned.mdm" "$TRUST/embed-unsigned/plain-mlp.mdm"
+if bash worker/build.sh --models "$TRUST/embed-unsigned" --trusted-keys "$TRUST/keys" > "$TRUST/log" 2>&1; then
+  echo "tests/serverless: FAILED: worker/build.sh --trusted-keys accepted an unsigned --models file" >&2; exit 1
+fi
+grep -q "plain-mlp.mdm: refused by the trust policy" "$TRUST/log" && grep -q "UNTRUSTED\|not signed" "$TRUST/log" || {
+  echo "tests/serverless: FAILED: the refused --trusted-keys build does not name the unsigned file:" >&2; tail -20 "$TRUST/log" >&2; exit 1
+}
+echo "tests/serverless: worker/build.sh --trusted-keys refused an unsigned --models file, naming it" >&2

@@ -341,6 +341,41 @@ describe('Cloudflare Worker in workerd', () => {
     }
   });
 
+  // A trust policy (worker/cloudflare/README.md "Trust policy"): keys in the MDEPLOY_TRUSTED_KEYS
+  // text binding, models signed by the Rust API (wasm/examples/trust_fixtures.rs, run by
+  // run-workerd.sh into MDEPLOY_TRUST_FIXTURES).
+  test('trust policy: a signed bound model serves and the defaults are left out; an unsigned or wrongly signed one makes every answer UNTRUSTED', async () => {
+    const fix = process.env.MDEPLOY_TRUST_FIXTURES;
+    assert.ok(fix, 'MDEPLOY_TRUST_FIXTURES is not set: run tests/serverless/run-workerd.sh');
+    const info = JSON.parse(readFileSync(join(fix, 'trust.json'), 'utf8'));
+    const keys = `(name = "MDEPLOY_TRUSTED_KEYS", text = ${JSON.stringify(readFileSync(join(fix, 'a.pub'), 'utf8'))})`;
+    const main = { proc, stderr };
+    try {
+      stderr = '';
+      let url = await startWorkerd(configWith([keys, modelBinding('signed', join(fix, 'signed-a.mdm'))]));
+      const ok = await send(url, goodInferFor('signed'));
+      assert.equal(ok.status, 200, ok.body);
+      assert.equal((await send(url, req('GET', '/v2/models/mnist-cnn', '', null, 404))).status, 404, 'unsigned defaults are not served under a policy');
+      proc.kill('SIGTERM');
+      for (const [file, says] of [['unsigned.mdm', /not signed/], ['signed-b.mdm', new RegExp(`signed by key id ${info.keys.b.keyId}`)],
+        ['bad-signature.mdm', new RegExp(`key id ${info.keys.a.keyId} does not verify`)]]) {
+        url = await startWorkerd(configWith([keys, modelBinding('signed', join(fix, 'signed-a.mdm')), modelBinding('other', join(fix, file))]));
+        for (const model of ['signed', 'other']) {
+          const r = await send(url, goodInferFor(model));
+          const err = JSON.parse(r.body);
+          assert.equal(r.status, 500, `${file}: ${r.body}`);
+          assert.equal(err.code, 'UNTRUSTED', file);
+          assert.match(err.error, says, file);
+          assert.match(err.error, /model "other" \(binding MDEPLOY_MODEL_other\)/, `${file}: names the binding`);
+        }
+        proc.kill('SIGTERM');
+      }
+    } finally {
+      if (proc !== null && proc.exitCode === null) proc.kill('SIGTERM');
+      ({ proc, stderr } = main);
+    }
+  });
+
   test('modelsFromBindings: only MDEPLOY_MODEL_ bindings holding bytes, never over a default', () => {
     const logs = [];
     const bytes = new Uint8Array([1, 2, 3]);

@@ -9,6 +9,8 @@
 #      packed tarball installed into a fresh project and imported by name; test/browser.test.mjs
 #      drives headless Chromium (playwright-core, /usr/bin/chromium): WebGPU on SwiftShader and
 #      the CPU backend against the native reference, and the no-WebGPU fallbacks
+#      test/trust.test.mjs: trust policies (trustedKeys) on files signed by the Rust API, and
+#      test/trust-browser.test.mjs the same in Chromium (WebCrypto Ed25519 is the browser's there)
 #      test/server.test.mjs: mdeploy-wasm/server (createServer().fetch) on all 2,000 test digits
 #      against the native reference, its errors, body limit, options and memory
 # Needs what scripts/bootstrap.sh installs (wasm-pack, wasm-bindgen-cli, `npm ci` here and at the
@@ -40,6 +42,10 @@ for f in "${PARITY[@]}"; do PARITY_PATHS+=("$MODELS/$f"); done
 echo "wasm/test.sh: native reference probabilities" >&2
 (cd "$ROOT" && cargo run --release -q -p mdeploy-wasm --example native_ref -- \
   "$MDEPLOY_WASM_REF_DIR" "${PARITY_PATHS[@]}")
+
+echo "wasm/test.sh: trust-policy fixtures (models signed by the Rust API, keys, weak keys)" >&2
+(cd "$ROOT" && cargo run --release -q -p mdeploy-wasm --example trust_fixtures -- \
+  "$MDEPLOY_WASM_REF_DIR/trust" "$MODELS/mnist-mlp.mdm")
 
 echo "wasm/test.sh: f64 reference probabilities (core/testkit, independent of the Plan)" >&2
 (cd "$ROOT" && cargo run --release -q -p mdeploy-testkit --example reference -- \

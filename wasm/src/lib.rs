@@ -177,3 +177,20 @@ pub fn build_info() -> Object {
     set(&o, "formatVersion", format!("{}.{}", mdeploy_core::format::FORMAT_MAJOR, mdeploy_core::format::FORMAT_MINOR));
     o
 }
+
+/// A signed model's key id (16 hex digits), signature (64 bytes) and the exact message the
+/// signature must verify against, or `null` for an unsigned file; `BAD_MODEL` for a damaged one
+/// (the checks `read` makes before a trust policy: structure, place of the SIGNATURE section,
+/// digest). `index.js` verifies with WebCrypto's Ed25519 and then loads the same bytes, so this
+/// `.wasm` carries no Ed25519 code (DESIGN.md, "Signed models").
+#[wasm_bindgen(js_name = signedMessage)]
+pub fn signed_message(bytes: &[u8]) -> Result<JsValue, JsValue> {
+    let Some(m) = mdeploy_core::format::signed_message(bytes).map_err(WasmError::from)? else {
+        return Ok(JsValue::NULL);
+    };
+    let o = Object::new();
+    set(&o, "keyId", m.key_id.to_string());
+    set(&o, "signature", js_sys::Uint8Array::from(&m.signature[..]));
+    set(&o, "message", js_sys::Uint8Array::from(&m.message[..]));
+    Ok(o.into())
+}

@@ -57,6 +57,9 @@ export async function main(canvas: ImageData, res: Response): Promise<number> {
   const m: Model = await Model.load('mnist-cnn', { backend: 'cpu', maxBatch: 32 });
   const m2 = await Model.load(res);
   const m3 = await Model.load(new URL('https://example.invalid/m.mdm'));
+  const m4 = await Model.load(res, { trustedKeys: ['mdeploy-ed25519-public ' + '00'.repeat(32), new Uint8Array(32)] });
+  const signer: string | null = m4.info().signedBy;
+  const untrusted: ErrorCodeName = ErrorCode.UNTRUSTED;
   const r: Prediction = await m.predict(canvas);
   const r2: Prediction = m.predictSync(new Float32Array(784));
   const b: BatchPrediction = await m.predictBatch(new Float32Array(784 * 2), 2);
@@ -76,6 +79,8 @@ export async function main(canvas: ImageData, res: Response): Promise<number> {
   await Model.load('mnist-cnn', { backend: 'gpu' });
   // @ts-expect-error: not a source
   await Model.load(42);
+  // @ts-expect-error: keys are texts or bytes
+  await Model.load('mnist-cnn', { trustedKeys: [42] });
   // @ts-expect-error: use Model.load
   new Model();
   // @ts-expect-error: not an input
@@ -91,7 +96,7 @@ test('npm pack → install the tarball in a fresh project → import by name →
     const packed = JSON.parse(execFileSync('npm', ['pack', '--json', '--pack-destination', work], { cwd: WASM_DIR, encoding: 'utf8' }));
     const files = packed[0].files.map((f) => f.path).sort();
     t.diagnostic(`tarball ${packed[0].filename}: ${packed[0].size} bytes packed, ${packed[0].unpackedSize} unpacked, ${files.length} files`);
-    for (const f of ['index.js', 'index.d.ts', 'dist/mdeploy_wasm.js', 'dist/mdeploy_wasm_bg.wasm', 'dist/mdeploy_wasm_relaxed.wasm', 'models/mnist-mlp.mdm', 'models/mnist-cnn.mdm', 'README.md',
+    for (const f of ['index.js', 'index.d.ts', 'trust.js', 'dist/mdeploy_wasm.js', 'dist/mdeploy_wasm_bg.wasm', 'dist/mdeploy_wasm_relaxed.wasm', 'models/mnist-mlp.mdm', 'models/mnist-cnn.mdm', 'README.md',
       'server.js', 'server.d.ts', 'dist/server/mdeploy_wasm_server.js', 'dist/server/mdeploy_wasm_server_bg.wasm']) {
       assert.ok(files.includes(f), `the tarball has ${f}`);
     }

@@ -20,6 +20,7 @@ const mdeployWorker :Workerd.Worker = (
     (name = "worker.js", esModule = embed "src/index.js"),
     (name = "models.js", esModule = embed "src/models.js"),
     (name = "mdeploy-wasm/server", esModule = embed "../../wasm/server.js"),
+    (name = "mdeploy-wasm/trust.js", esModule = embed "../../wasm/trust.js"),
     (name = "mdeploy-wasm/dist/server/mdeploy_wasm_server.js", esModule = embed "../../wasm/dist/server/mdeploy_wasm_server.js"),
     (name = "mdeploy-wasm/dist/server/mdeploy_wasm_server_bg.wasm", wasm = embed "../../wasm/dist/server/mdeploy_wasm_server_bg.wasm"),
     # BEGIN models/defaults.json (scripts/gen-defaults.mjs writes these lines)

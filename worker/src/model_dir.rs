@@ -23,6 +23,9 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
+
+use mdeploy_core::format::PublicKey;
 use mdeploy_serve::{ModelEntry, Server};
 
 /// The environment variable naming the folder (a path inside the component, i.e. the guest side
@@ -45,12 +48,17 @@ const VERSION: &str = "1";
 
 /// Adds every `*.mdm` file directly in `dir` to `server` (sorted by file name). Returns one
 /// message per file skipped or folder problem, for the host's log.
+///
+/// Under the trust policy compiled in (`worker/build.sh --trusted-keys DIR`), every file must be
+/// signed by one of its keys: one that is not answers 500 `UNTRUSTED` on its own routes, naming
+/// the file and the key id (checked on first use, like the digest), and the others serve.
 pub fn add_models(server: &mut Server, dir: &Path) -> Vec<String> {
-    add_models_within(server, dir, MAX_TOTAL_BYTES)
+    let policy = ModelEntry::build_trusted_keys().map(Arc::from);
+    add_models_within(server, dir, MAX_TOTAL_BYTES, policy.as_ref())
 }
 
-/// [`add_models`] reading at most `total_limit` bytes in all.
-fn add_models_within(server: &mut Server, dir: &Path, total_limit: u64) -> Vec<String> {
+/// [`add_models`] reading at most `total_limit` bytes in all, under `policy` if given.
+fn add_models_within(server: &mut Server, dir: &Path, total_limit: u64, policy: Option<&Arc<[PublicKey]>>) -> Vec<String> {
     let mut notes = Vec::new();
     let mut total = 0u64;
     let listing = match std::fs::read_dir(dir) {
@@ -98,7 +106,11 @@ fn add_models_within(server: &mut Server, dir: &Path, total_limit: u64) -> Vec<S
         let added = match read_bounded(&path, total_limit - total) {
             Ok(bytes) => {
                 total += bytes.len() as u64;
-                server.add(ModelEntry::new(name, VERSION, bytes).with_source(shown.clone()))
+                let entry = ModelEntry::new(name, VERSION, bytes).with_source(shown.clone());
+                server.add(match policy {
+                    Some(keys) => entry.with_trusted_keys(keys.clone()),
+                    None => entry,
+                })
             }
             Err(why) => server.add_unavailable(&name, VERSION, &shown, &format!("{shown}: {why}")),
         };
@@ -234,7 +246,7 @@ mod tests {
         std::fs::write(dir.join("b.mdm"), &mlp).unwrap();
         let mut server = Server::new(Vec::new());
         // Room for one of the two files: the first by name is served, the second names the bound.
-        assert!(add_models_within(&mut server, &dir, mlp.len() as u64 * 3 / 2).is_empty());
+        assert!(add_models_within(&mut server, &dir, mlp.len() as u64 * 3 / 2, None).is_empty());
         assert_eq!(get(&mut server, "/v2/models/a/ready").0, 200);
         let (status, body) = get(&mut server, "/v2/models/b");
         assert_eq!(status, 500, "{body}");
@@ -252,6 +264,38 @@ mod tests {
         let (status, body) = get(&mut server, "/v2/models/huge");
         assert_eq!(status, 500, "{body}");
         assert!(body.contains("huge.mdm") && body.contains("over the limit"), "{body}");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn under_a_policy_only_files_signed_by_a_trusted_key_serve() {
+        use mdeploy_core::format::{self, SecretKey};
+        let dir = temp_dir("policy");
+        let mlp = model_bytes("mnist-mlp.mdm");
+        let (a, b) = (SecretKey::from_seed(&[0xa1; 32]), SecretKey::from_seed(&[0xb2; 32]));
+        let signed = format::sign(&mlp, &a).unwrap();
+        let mut bad_sig = signed.clone();
+        let last = bad_sig.len() - 1;
+        bad_sig[last] ^= 1; // the signature, which the digest does not cover
+        std::fs::write(dir.join("signed.mdm"), &signed).unwrap();
+        std::fs::write(dir.join("unsigned.mdm"), &mlp).unwrap();
+        std::fs::write(dir.join("other-key.mdm"), format::sign(&mlp, &b).unwrap()).unwrap();
+        std::fs::write(dir.join("bad-signature.mdm"), &bad_sig).unwrap();
+        let policy: Arc<[PublicKey]> = Arc::from(vec![a.public_key()]);
+        let mut server = Server::new(Vec::new());
+        assert!(add_models_within(&mut server, &dir, MAX_TOTAL_BYTES, Some(&policy)).is_empty());
+        let id_a = a.public_key().key_id().to_string();
+        let id_b = b.public_key().key_id().to_string();
+        for (name, says) in [
+            ("unsigned", "not signed".to_string()),
+            ("other-key", format!("key id {id_b}")),
+            ("bad-signature", format!("key id {id_a} does not verify")),
+        ] {
+            let (status, body) = get(&mut server, &format!("/v2/models/{name}"));
+            assert_eq!(status, 500, "{name}: {body}");
+            assert!(body.contains("\"UNTRUSTED\"") && body.contains(&says) && body.contains(&format!("{name}.mdm")), "{name}: {body}");
+            assert_eq!(get(&mut server, "/v2/models/signed/ready").0, 200, "a good model after {name}");
+        }
         std::fs::remove_dir_all(&dir).ok();
     }
 }

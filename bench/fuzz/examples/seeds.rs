@@ -35,7 +35,17 @@ fn main() {
     }
     let meta = Metadata { name: "every-op".into(), input_shape: vec![1, 28, 28], labels: (0..10).map(|d| d.to_string()).collect(), ..Metadata::default() };
     put("mdm_load", "every-op", &format::write(&Model { meta: meta.clone(), graph: builders::every_op(1) }).expect("write"));
-    put("mdm_load", "resnet-tiny", &format::write(&Model { meta, graph: builders::resnet_tiny(2) }).expect("write"));
+    let resnet = format::write(&Model { meta, graph: builders::resnet_tiny(2) }).expect("write");
+    put("mdm_load", "resnet-tiny", &resnet);
+    // The trust paths, with the keys mdm_load's host holds: signed, encrypted, and encrypted then
+    // signed (the order MDM_FORMAT.md prescribes), so mutations start past the signature check
+    // and inside the decryption.
+    let signer = format::SecretKey::from_seed(&mdeploy_fuzz::TRUST_SIGNING_SEED);
+    let key = format::DecryptionKey::from_bytes(&mdeploy_fuzz::TRUST_DECRYPTION_KEY);
+    let encrypted = format::encrypt(&resnet, &key, &[3; 12]).expect("encrypt");
+    put("mdm_load", "signed-resnet-tiny", &format::sign(&resnet, &signer).expect("sign"));
+    put("mdm_load", "encrypted-resnet-tiny", &encrypted);
+    put("mdm_load", "encrypted-signed-resnet-tiny", &format::sign(&encrypted, &signer).expect("sign"));
     for h in hostile::all().into_iter().filter(|h| h.bytes.len() < 200_000) {
         put("mdm_load", &h.name.replace(' ', "-"), &h.bytes);
     }

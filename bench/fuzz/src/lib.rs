@@ -28,6 +28,11 @@ pub fn mdm_load(data: &[u8]) {
     TRUST.with(|o| {
         let _ = mdeploy_core::format::read_with_options(data, o);
     });
+    // A host with a decryption key and no policy (`mdeploy serve --decryption-key` alone): an
+    // unsigned encrypted file reaches the decryption here, where the policy above refuses it.
+    DECRYPT_ONLY.with(|o| {
+        let _ = mdeploy_core::format::read_with_options(data, o);
+    });
     let Ok(loaded) = LoadedModel::read(data, Trust::DigestChecked) else { return };
     let Ok(mut plan) = Plan::new(&loaded.model, 2) else { return };
     let (il, ol) = (plan.input_len(), plan.output_len());
@@ -36,11 +41,28 @@ pub fn mdm_load(data: &[u8]) {
     let _ = plan.run(&input, 1, &mut out);
 }
 
+/// The seed of the signing key [`mdm_load`]'s policy trusts (test keys, nobody's): the signed
+/// seeds (`examples/seeds.rs`) are signed with it, so they get past the signature check.
+pub const TRUST_SIGNING_SEED: [u8; 32] = [1; 32];
+/// The decryption key [`mdm_load`] holds; the encrypted seeds are encrypted for it.
+pub const TRUST_DECRYPTION_KEY: [u8; 32] = [2; 32];
+
+/// The host [`mdm_load`] plays second: a trust policy and a decryption key.
+pub fn trust_options() -> mdeploy_core::format::ReadOptions {
+    mdeploy_core::format::ReadOptions {
+        trusted_keys: Some(vec![mdeploy_core::format::SecretKey::from_seed(&TRUST_SIGNING_SEED).public_key()]),
+        decryption_key: Some(mdeploy_core::format::DecryptionKey::from_bytes(&TRUST_DECRYPTION_KEY)),
+    }
+}
+
+/// [`trust_options`] without the policy: a host that only decrypts.
+pub fn decrypt_options() -> mdeploy_core::format::ReadOptions {
+    mdeploy_core::format::ReadOptions { trusted_keys: None, ..trust_options() }
+}
+
 thread_local! {
-    static TRUST: mdeploy_core::format::ReadOptions = mdeploy_core::format::ReadOptions {
-        trusted_keys: Some(vec![mdeploy_core::format::SecretKey::from_seed(&[1; 32]).public_key()]),
-        decryption_key: Some(mdeploy_core::format::DecryptionKey::from_bytes(&[2; 32])),
-    };
+    static TRUST: mdeploy_core::format::ReadOptions = trust_options();
+    static DECRYPT_ONLY: mdeploy_core::format::ReadOptions = decrypt_options();
 }
 
 thread_local! {

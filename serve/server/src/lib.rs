@@ -62,6 +62,8 @@ pub struct Options {
     pub drift_reference: Option<monitor::Fallback>,
     /// A trust policy (`--trust-dir`): only model versions signed by one of these keys load.
     pub trusted_keys: Option<Vec<mdeploy_core::format::PublicKey>>,
+    /// `--decryption-key`: encrypted versions are decrypted with it, in memory (`repo.rs`).
+    pub decryption_key: Option<mdeploy_core::format::DecryptionKey>,
 }
 
 impl Options {
@@ -76,6 +78,7 @@ impl Options {
             max_inflight: None,
             drift_reference: None,
             trusted_keys: None,
+            decryption_key: None,
         }
     }
 }
@@ -118,7 +121,8 @@ pub async fn start(opts: Options) -> Result<Running, String> {
     let dir = opts.repository.clone();
     let m2 = metrics.clone();
     let trusted = opts.trusted_keys.clone();
-    let repo = tokio::task::spawn_blocking(move || Repository::open_with(&dir, m2, trusted))
+    let key = opts.decryption_key.clone();
+    let repo = tokio::task::spawn_blocking(move || Repository::open_with_keys(&dir, m2, trusted, key))
         .await
         .map_err(|e| format!("loading the repository stopped: {e}"))??;
     let inflight = opts.max_inflight.map(|n| (Arc::new(tokio::sync::Semaphore::new(n.max(1))), n.max(1)));

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
-use mdeploy_core::format::{read_with_options, PublicKey, ReadOptions};
+use mdeploy_core::format::{decrypt, peek_encrypted, read_with_options, verify_signature, DecryptionKey, PublicKey, ReadOptions};
 use mdeploy_core::{LoadedModel, Plan, Trust};
 use mdeploy_serve::{ModelEntry, Server};
 use serde::Deserialize;
@@ -254,6 +254,11 @@ pub struct Repository {
     /// or tampered new version is refused like a corrupt one, so the signed version before it
     /// keeps serving). `None`: no policy.
     trusted: Option<Vec<PublicKey>>,
+    /// `mdeploy serve --decryption-key`: encrypted versions are decrypted with it in memory (the
+    /// key is wiped when the repository is dropped; no plaintext is written anywhere). A version
+    /// encrypted for another key is refused like a corrupt one. `None`: encrypted versions are
+    /// refused (`DECRYPT_FAILED`, naming the key id they need).
+    decryption_key: Option<DecryptionKey>,
 }
 
 #[derive(Default)]
@@ -272,6 +277,18 @@ impl Repository {
 
     /// [`Repository::open`] under a trust policy (see the `trusted` field).
     pub fn open_with(dir: &Path, metrics: Arc<Metrics>, trusted: Option<Vec<PublicKey>>) -> Result<Repository, String> {
+        Repository::open_with_keys(dir, metrics, trusted, None)
+    }
+
+    /// [`Repository::open_with`], also decrypting encrypted versions with `decryption_key`
+    /// (see the `decryption_key` field). The trust policy is checked first, on the encrypted
+    /// file as it is (encrypt-then-sign, MDM_FORMAT.md).
+    pub fn open_with_keys(
+        dir: &Path,
+        metrics: Arc<Metrics>,
+        trusted: Option<Vec<PublicKey>>,
+        decryption_key: Option<DecryptionKey>,
+    ) -> Result<Repository, String> {
         if !dir.is_dir() {
             return Err(format!(
                 "model repository {} is not a folder; lay it out as DIR/<model>/<version>/model.mdm",
@@ -284,6 +301,7 @@ impl Repository {
             state: Mutex::new(RepoState { next_id: 1, ..RepoState::default() }),
             metrics,
             trusted,
+            decryption_key,
         };
         repo.poll();
         Ok(repo)
@@ -447,7 +465,7 @@ impl Repository {
                 if m.failed.get(v).is_some_and(|(_, fs)| *fs == Some(s)) {
                     continue;
                 }
-                match check(&path, s, self.trusted.as_deref()) {
+                match check(&path, s, self.trusted.as_deref(), self.decryption_key.as_ref()) {
                     Ok(bytes) => {
                         m.failed.remove(v);
                         m.ready.insert(*v, Ready { bytes, stamp: s, path });
@@ -505,14 +523,27 @@ impl Repository {
 }
 
 /// Reads, verifies (digest included), plans and runs once the model at `path`.
-fn check(path: &Path, s: Stamp, trusted: Option<&[PublicKey]>) -> Result<Arc<[u8]>, String> {
+/// An encrypted version comes back decrypted: the plain `.mdm` bytes, in memory only.
+fn check(path: &Path, s: Stamp, trusted: Option<&[PublicKey]>, key: Option<&DecryptionKey>) -> Result<Arc<[u8]>, String> {
     if s.len > MAX_MODEL_BYTES {
         return Err(format!("{} bytes is more than the {} MiB a model may have", s.len, MAX_MODEL_BYTES >> 20));
     }
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read it: {e}"))?;
+    let mut bytes = std::fs::read(path).map_err(|e| format!("cannot read it: {e}"))?;
     if let Some(keys) = trusted {
-        let opts = ReadOptions { trusted_keys: Some(keys.to_vec()), ..Default::default() };
-        read_with_options(&bytes, &opts).map_err(|e| format!("{}: {}", e.code(), e.message))?;
+        // verify_signature: header, digest and signature only, so an encrypted file is checked
+        // against the policy before anything is decrypted.
+        verify_signature(&bytes, keys).map_err(|e| format!("{}: {}", e.code(), e.message))?;
+    }
+    if peek_encrypted(&bytes).map_err(|e| format!("{}: {}", e.code(), e.message))?.is_some() {
+        let Some(key) = key else {
+            // The reader's own refusal names the key id the file needs.
+            let opts = ReadOptions::default();
+            return Err(match read_with_options(&bytes, &opts) {
+                Err(e) => format!("{}: {}; start mdeploy serve with --decryption-key KEY.enckey", e.code(), e.message),
+                Ok(_) => "an encrypted model loaded without a key".to_string(),
+            });
+        };
+        bytes = decrypt(&bytes, key).map_err(|e| format!("{}: {}", e.code(), e.message))?;
     }
     let LoadedModel { model, .. } = LoadedModel::read(&bytes, Trust::Verify).map_err(|e| e.message)?;
     let mut plan = Plan::new(&model, 1).map_err(|e| e.message)?;

@@ -125,3 +125,26 @@ impl WasmServer {
         mdeploy_serve::MAX_BODY_BYTES as f64
     }
 }
+
+/// As `mdeploy-wasm`'s `signedMessage` (the same core function): a signed model's key id,
+/// signature and the message to verify, `null` when unsigned, `BAD_MODEL`/`UNSUPPORTED` for a
+/// damaged file (a JS `Error` with that `code`). `server.js` verifies it with WebCrypto's Ed25519
+/// before `addModel` when `createServer` is given `trustedKeys`.
+#[wasm_bindgen(js_name = signedMessage)]
+pub fn signed_message(bytes: &[u8]) -> Result<JsValue, JsValue> {
+    let m = match mdeploy_core::format::signed_message(bytes) {
+        Ok(Some(m)) => m,
+        Ok(None) => return Ok(JsValue::NULL),
+        Err(e) => {
+            let err = js_sys::Error::new(&e.message);
+            err.set_name("MdeployError");
+            set(&err, "code", e.code());
+            return Err(err.into());
+        }
+    };
+    let o = Object::new();
+    set(&o, "keyId", m.key_id.to_string());
+    set(&o, "signature", Uint8Array::from(&m.signature[..]));
+    set(&o, "message", Uint8Array::from(&m.message[..]));
+    Ok(o.into())
+}

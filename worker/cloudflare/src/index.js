@@ -8,7 +8,7 @@
 // ArrayBuffers (Data modules); wrangler.toml's rules and workerd.capnp's module list say so.
 import { createServer } from 'mdeploy-wasm/server';
 import wasm from 'mdeploy-wasm/dist/server/mdeploy_wasm_server_bg.wasm';
-import { modelsFromBindings } from './models.js';
+import { modelsFromBindings, trustedKeysFromBindings } from './models.js';
 // BEGIN models/defaults.json (scripts/gen-defaults.mjs writes these lines)
 import mnistMlp from 'mdeploy-wasm/models/mnist-mlp.mdm';
 import mnistCnn from 'mdeploy-wasm/models/mnist-cnn.mdm';
@@ -22,9 +22,17 @@ const DEFAULT_MODELS = { 'mnist-mlp': mnistMlp, 'mnist-cnn': mnistCnn, 'mnist-re
 // requests only run the model (weights packed once). Extra models: models.js.
 let server = null;
 
+// A trust policy (the MDEPLOY_TRUSTED_KEYS text binding, README.md "Trust policy"): only signed
+// models are served, each verified before the server is built (mdeploy-wasm/server's trustedKeys),
+// so the unsigned default models are left out and a bound model that does not verify makes
+// every request answer 500 UNTRUSTED naming it.
 export default {
   fetch(request, env) {
-    server ??= createServer({ wasm, models: modelsFromBindings(DEFAULT_MODELS, env) });
+    if (server === null) {
+      const trustedKeys = trustedKeysFromBindings(env);
+      const defaults = trustedKeys === undefined ? DEFAULT_MODELS : {};
+      server = createServer({ wasm, models: modelsFromBindings(defaults, env), trustedKeys });
+    }
     return server.fetch(request);
   },
 };

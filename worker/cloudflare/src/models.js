@@ -29,3 +29,23 @@ export function modelsFromBindings(defaults, env, log = console.error) {
   }
   return models;
 }
+
+/**
+ * The Worker's trust policy: the text binding `MDEPLOY_TRUSTED_KEYS`, one or more `.pub` files
+ * (`mdeploy keygen` writes them: `mdeploy-ed25519-public <64 hex digits>`), one key per line.
+ * Returns the keys (`trustedKeys` of createServer), or `undefined` without the binding (no
+ * policy). A binding that is not text, or holds no key line, is a policy that refuses everything
+ * (`[]`): a misconfigured policy must not turn into none.
+ */
+export const TRUSTED_KEYS_BINDING = 'MDEPLOY_TRUSTED_KEYS';
+export function trustedKeysFromBindings(env, log = console.error) {
+  if (!env || !Object.hasOwn(env, TRUSTED_KEYS_BINDING)) return undefined;
+  const v = env[TRUSTED_KEYS_BINDING];
+  if (typeof v !== 'string') {
+    log(`mdeploy worker: binding ${TRUSTED_KEYS_BINDING} is not text (${v === null ? 'null' : typeof v}): every model is refused; bind the .pub files as text`);
+    return [];
+  }
+  const keys = v.split(/\r?\n/).map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'));
+  if (keys.length === 0) log(`mdeploy worker: binding ${TRUSTED_KEYS_BINDING} holds no key: every model is refused`);
+  return keys;
+}

@@ -43,7 +43,7 @@ use crate::model::Model;
 
 pub use tensor::pack_bits;
 pub use encrypt::{decrypt, encrypt, DecryptionKey};
-pub use trust::{sign, KeyId, PublicKey, SecretKey};
+pub use trust::{sign, KeyId, PublicKey, SecretKey, SignedMessage};
 
 /// Major format version: files with another major are rejected as `Unsupported`.
 pub const FORMAT_MAJOR: u16 = 1;
@@ -136,6 +136,16 @@ pub fn verify_signature(bytes: &[u8], trusted: &[PublicKey]) -> Result<Signature
         key_id: block.map(|b| b.key_id.to_string()).unwrap_or_default(),
         verified: true,
     })
+}
+
+/// The signature of a signed file and the message it must verify against, after the checks
+/// [`read`] makes first (magic, version, length, the SIGNATURE section's place and structure,
+/// the digest): `Ok(None)` for an intact unsigned file, `BAD_MODEL` / `UNSUPPORTED` as [`read`]
+/// for a damaged one. Nothing is verified here: this is for hosts that verify Ed25519 with their
+/// own implementation (the npm package uses WebCrypto) and then load the very same bytes.
+pub fn signed_message(bytes: &[u8]) -> Result<Option<SignedMessage>> {
+    let h = reader::parse_header(bytes)?;
+    Ok(h.signature.as_ref().map(|(_, b)| trust::signed_message(b, &h.digest)))
 }
 
 /// For an encrypted file, what can be read without its key: the clear metadata, the file's

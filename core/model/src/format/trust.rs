@@ -205,6 +205,24 @@ fn ids(keys: &[PublicKey]) -> String {
     keys.iter().map(|k| k.key_id().to_string()).collect::<Vec<_>>().join(", ")
 }
 
+/// A signed file's signature and the exact message it signs, for a host that verifies Ed25519
+/// itself (the npm package verifies with WebCrypto, so the runtime .wasm carries no Ed25519
+/// code: wasm/DESIGN.md, "Signed models"). See [`crate::format::signed_message`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignedMessage {
+    /// The id of the key the file names as its signer (not yet verified).
+    pub key_id: KeyId,
+    /// The 64-byte Ed25519 signature from the SIGNATURE section.
+    pub signature: [u8; sig::SIG_LEN],
+    /// `CONTEXT ‖ algorithm ‖ key id ‖ digest`, with the digest recomputed from the bytes: what
+    /// the signature must verify against (strictly, as [`check`] does).
+    pub message: Vec<u8>,
+}
+
+pub(crate) fn signed_message(block: &SigBlock, digest: &[u8; 32]) -> SignedMessage {
+    SignedMessage { key_id: block.key_id, signature: block.sig, message: message(block.algorithm, block.key_id, digest) }
+}
+
 /// The policy check: `digest` is the file's header digest, already recomputed and compared.
 pub(crate) fn check(trusted: &[PublicKey], block: Option<&SigBlock>, digest: &[u8; 32]) -> Result<()> {
     let Some(b) = block else {

@@ -1,0 +1,84 @@
+// `worker/build.sh --trusted-keys DIR`: a wasi:http component with a trust policy compiled in,
+// under the stock `wasmtime serve`. Only signed models are served: the unsigned defaults are left
+// out, the model compiled in with --models (signed by the trusted key) serves, and of the files in
+// a mounted MDEPLOY_MODEL_DIR each that is unsigned, signed by another key or whose signature does
+// not verify answers 500 UNTRUSTED on its own routes naming the file and the key id, while a
+// signed one serves. tests/serverless/run.sh builds the component and passes in:
+//   MDEPLOY_TRUSTED_WASM     the snapshot `worker/build.sh --models E --trusted-keys K` printed
+//                            (E holds signed-mlp.mdm, K the key a.pub)
+//   MDEPLOY_TRUST_FIXTURES   the folder wasm/examples/trust_fixtures.rs wrote (signed by the Rust API)
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const WASM = process.env.MDEPLOY_TRUSTED_WASM;
+const FIX = process.env.MDEPLOY_TRUST_FIXTURES;
+if (!WASM || !FIX) throw new Error('MDEPLOY_TRUSTED_WASM / MDEPLOY_TRUST_FIXTURES are not set: run `bash tests/serverless/run.sh`');
+const info = JSON.parse(readFileSync(join(FIX, 'trust.json'), 'utf8'));
+const A = info.keys.a.keyId;
+const B = info.keys.b.keyId;
+
+const freePort = () => new Promise((resolve, reject) => {
+  const s = createServer().listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
+  s.on('error', reject);
+});
+
+const infer = (base, model, x) => fetch(`${base}/v2/models/${model}/infer`, {
+  method: 'POST', headers: { 'content-type': 'application/json' },
+  body: JSON.stringify({ inputs: [{ name: 'input', shape: [1, 784], datatype: 'FP32', data: Array.from(x) }] }),
+});
+
+test('a component with a trust policy serves only signed models; the others answer UNTRUSTED naming the file and key id', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'mdeploy-trust-dir-'));
+  for (const [from, to] of [['unsigned.mdm', 'unsigned.mdm'], ['signed-b.mdm', 'other-key.mdm'], ['bad-signature.mdm', 'bad-signature.mdm'],
+    ['tampered.mdm', 'tampered.mdm'], ['signed-a.mdm', 'also-signed.mdm']]) copyFileSync(join(FIX, from), join(dir, to));
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  const p = spawn('wasmtime', ['serve', '-Scli', '--addr', `127.0.0.1:${port}`, '--dir', `${dir}::/models`, '--env', 'MDEPLOY_MODEL_DIR=/models', WASM],
+    { stdio: ['ignore', 'pipe', 'pipe'] });
+  let log = '';
+  p.stdout.on('data', (d) => { log += d; });
+  p.stderr.on('data', (d) => { log += d; });
+  try {
+    const t0 = Date.now();
+    for (;;) {
+      if (p.exitCode !== null) throw new Error(`wasmtime serve exited (${p.exitCode}):\n${log}`);
+      try {
+        if ((await fetch(`${base}/v2/health/live`)).status === 200) break;
+      } catch { /* not listening yet */ }
+      if (Date.now() - t0 > 60_000) throw new Error(`wasmtime serve not ready after 60 s:\n${log}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const x = new Float32Array(784).fill(0.1);
+    // The signed model compiled in serves; the unsigned defaults are not in the component.
+    assert.equal((await infer(base, 'signed-mlp', x)).status, 200);
+    assert.equal((await fetch(`${base}/v2/models/mnist-cnn`)).status, 404, 'the unsigned default models are left out under a policy');
+    for (const [name, says] of [['unsigned', new RegExp(`not signed.*1 trusted: ${A}`)], ['other-key', new RegExp(`signed by key id ${B}, which is not a trusted key`)],
+      ['bad-signature', new RegExp(`trusted key id ${A} does not verify`)], ['tampered', new RegExp(`trusted key id ${A} does not verify`)]]) {
+      const r = await infer(base, name, x);
+      const body = await r.json();
+      assert.equal(r.status, 500, `${name}: ${JSON.stringify(body)}`);
+      assert.equal(body.code, 'UNTRUSTED', name);
+      assert.match(body.error, says, name);
+      assert.match(body.error, new RegExp(`/models/${name}\\.mdm`), `${name}: names the file`);
+      // A good request after each refusal: the signed file of the same folder serves.
+      const good = await infer(base, 'also-signed', x);
+      assert.equal(good.status, 200, `also-signed after ${name}`);
+      const probs = (await good.json()).outputs[0].data;
+      assert.equal(probs.length, 10);
+    }
+    const index = await (await fetch(`${base}/v2/repository/index`, { method: 'POST' })).json();
+    assert.deepEqual(index.map((m) => m.name), ['signed-mlp', 'also-signed', 'bad-signature', 'other-key', 'tampered', 'unsigned']);
+  } finally {
+    if (p.exitCode === null) {
+      const gone = new Promise((r) => p.once('exit', r));
+      p.kill('SIGTERM');
+      await gone;
+    }
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -1,0 +1,151 @@
+// Trust policies (`Model.load(src, { trustedKeys })`, `createServer({ trustedKeys })`) on files
+// signed by the Rust API (`format::sign`, what `mdeploy sign` runs): examples/trust_fixtures.rs
+// writes them, with the keys as `mdeploy keygen` writes them, into <refDir()>/trust
+// (wasm/scripts/test.sh runs it). The same three refusals as the native reader (unsigned, unknown
+// key id, signature that does not verify), each with code UNTRUSTED and a message naming the key
+// id, and a good load after each.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Model, MdeployError, ErrorCode } from '../index.js';
+import { createServer } from '../server.js';
+import { refDir, testSplit } from './support.mjs';
+
+const DIR = join(refDir(), 'trust');
+if (!existsSync(join(DIR, 'trust.json'))) {
+  throw new Error(`${DIR}/trust.json missing: run wasm/scripts/test.sh (it runs \`cargo run --release -p mdeploy-wasm --example trust_fixtures\` first)`);
+}
+const info = JSON.parse(readFileSync(join(DIR, 'trust.json'), 'utf8'));
+const file = (name) => new Uint8Array(readFileSync(join(DIR, name)));
+const text = (name) => readFileSync(join(DIR, name), 'utf8');
+const A = info.keys.a.keyId;
+const B = info.keys.b.keyId;
+const { xs } = testSplit();
+const digits = xs.slice(0, 40 * 784); // 4 of each of the first digits: enough to compare models
+
+async function rejects(promise, code, re) {
+  let err;
+  try {
+    await promise;
+  } catch (e) {
+    err = e;
+  }
+  assert.ok(err, `expected an error with code ${code}, nothing was thrown`);
+  assert.ok(err instanceof MdeployError, `expected an MdeployError, got ${err}`);
+  assert.equal(err.code, code, `code of: ${err.message}`);
+  if (re) assert.match(err.message, re);
+  return err;
+}
+
+// The reference answer: the same model, unsigned, loaded without a policy.
+let plainProbs;
+async function expectGood(source, trustedKeys, keyId) {
+  const m = await Model.load(source, { backend: 'cpu', trustedKeys });
+  try {
+    assert.equal(m.info().signedBy, keyId);
+    const { probs } = m.predictBatchSync(digits);
+    assert.deepEqual(probs, plainProbs, 'a signed model computes what the unsigned one does');
+  } finally {
+    m.dispose();
+  }
+}
+
+test('fixtures: the signed model is the unsigned one', async () => {
+  const m = await Model.load(file('unsigned.mdm'), { backend: 'cpu' });
+  plainProbs = m.predictBatchSync(digits).probs;
+  assert.equal(m.info().signedBy, null);
+  m.dispose();
+  assert.equal(ErrorCode.UNTRUSTED, 'UNTRUSTED');
+});
+
+test('a model signed by a trusted key loads, given the .pub text or the raw 32 bytes', async () => {
+  await expectGood(file('signed-a.mdm'), [text('a.pub')], A);
+  await expectGood(file('signed-a.mdm'), [file('a.raw')], A);
+  await expectGood(file('signed-a.mdm'), [file('a.raw').buffer], A);
+  // Either of two keys; a .pub with Windows line ends; the same key twice.
+  await expectGood(file('signed-b.mdm'), [text('a.pub'), text('b.pub').replace('\n', '\r\n')], B);
+  await expectGood(file('signed-a.mdm'), [text('a.pub'), file('a.raw')], A);
+  // From a path, as any other source.
+  await expectGood(join(DIR, 'signed-a.mdm'), [text('a.pub')], A);
+});
+
+test('an unsigned model is UNTRUSTED under a policy, naming the trusted key ids; then a good load', async () => {
+  const e = await rejects(Model.load(file('unsigned.mdm'), { trustedKeys: [text('a.pub')] }), 'UNTRUSTED', /not signed/);
+  assert.match(e.message, new RegExp(`1 trusted: ${A}`));
+  assert.match(e.message, /mdeploy sign/);
+  // The built-in models are unsigned: a policy refuses them too.
+  await rejects(Model.load('mnist-mlp', { trustedKeys: [text('a.pub')] }), 'UNTRUSTED', /not signed/);
+  await expectGood(file('signed-a.mdm'), [text('a.pub')], A);
+});
+
+test('a model signed by another key is UNTRUSTED, naming its key id; then a good load', async () => {
+  const e = await rejects(Model.load(file('signed-b.mdm'), { trustedKeys: [text('a.pub')] }), 'UNTRUSTED',
+    new RegExp(`signed by key id ${B}, which is not a trusted key \\(1 trusted: ${A}\\)`));
+  assert.match(e.message, /\.pub/);
+  // An empty policy refuses everything, signed or not.
+  await rejects(Model.load(file('signed-a.mdm'), { trustedKeys: [] }), 'UNTRUSTED', new RegExp(`key id ${A}.*0 trusted: none`));
+  await expectGood(file('signed-b.mdm'), [text('b.pub')], B);
+});
+
+test('a signature that does not verify is UNTRUSTED, naming the key id; then a good load', async () => {
+  // One bit of the signature flipped (the digest does not cover it, so the file is intact).
+  await rejects(Model.load(file('bad-signature.mdm'), { trustedKeys: [text('a.pub')] }), 'UNTRUSTED',
+    new RegExp(`trusted key id ${A} does not verify`));
+  // One byte of the weights changed and the digest recomputed, as an attacker without the key would.
+  await rejects(Model.load(file('tampered.mdm'), { trustedKeys: [text('a.pub')] }), 'UNTRUSTED',
+    new RegExp(`trusted key id ${A} does not verify`));
+  await expectGood(file('signed-a.mdm'), [text('a.pub')], A);
+});
+
+test('a damaged signed file is BAD_MODEL with or without a policy, as natively', async () => {
+  const with_ = await rejects(Model.load(file('corrupt.mdm'), { trustedKeys: [text('a.pub')] }), 'BAD_MODEL', /digest/i);
+  const without = await rejects(Model.load(file('corrupt.mdm')), 'BAD_MODEL', /digest/i);
+  assert.equal(with_.message, without.message);
+});
+
+test('without a policy a signed file loads unverified (signedBy null), even with a bad signature', async () => {
+  for (const f of ['signed-a.mdm', 'bad-signature.mdm', 'tampered.mdm']) {
+    const m = await Model.load(file(f), { backend: 'cpu' });
+    assert.equal(m.info().signedBy, null, f);
+    m.dispose();
+  }
+});
+
+test('malformed, secret and weak keys are BAD_INPUT before anything loads', async () => {
+  const secret = 'mdeploy-ed25519-secret ' + 'ab'.repeat(32);
+  await rejects(Model.load(file('signed-a.mdm'), { trustedKeys: [secret] }), 'BAD_INPUT', /secret key.*\.pub/);
+  await rejects(Model.load(file('signed-a.mdm'), { trustedKeys: ['ssh-ed25519 AAAA'] }), 'BAD_INPUT', /not an mdeploy public key.*mdeploy keygen/);
+  await rejects(Model.load(file('signed-a.mdm'), { trustedKeys: [text('a.pub').trim().slice(0, -2)] }), 'BAD_INPUT', /64 hex digits, got 62/);
+  await rejects(Model.load(file('signed-a.mdm'), { trustedKeys: [file('a.raw').subarray(0, 31)] }), 'BAD_INPUT', /31 bytes.*32/);
+  await rejects(Model.load(file('signed-a.mdm'), { trustedKeys: text('a.pub') }), 'BAD_INPUT', /must be an array/);
+  await rejects(Model.load(file('signed-a.mdm'), { trustedKeys: [42] }), 'BAD_INPUT', /trustedKeys\[0\]/);
+  // Every small-order encoding the native reader refuses (derived from curve25519-dalek).
+  assert.ok(info.weakKeys.length >= 8);
+  for (const h of info.weakKeys) {
+    const raw = Uint8Array.from(h.match(/../g), (x) => parseInt(x, 16));
+    await rejects(Model.load(file('signed-a.mdm'), { trustedKeys: [file('a.raw'), raw] }), 'BAD_INPUT', /trustedKeys\[1\] is a weak/);
+    await rejects(Model.load(file('signed-a.mdm'), { trustedKeys: [`mdeploy-ed25519-public ${h}`] }), 'BAD_INPUT', /weak/);
+  }
+  await expectGood(file('signed-a.mdm'), [text('a.pub')], A);
+});
+
+// mdeploy-wasm/server (the Cloudflare Worker's path): the policy applies to every model before it
+// is served; one refused model fails the server's load, and every request answers with its code.
+test('createServer({ trustedKeys }) serves signed models and refuses the others with UNTRUSTED', async () => {
+  const good = createServer({ models: { mlp: file('signed-a.mdm'), mlp2: file('signed-b.mdm') }, trustedKeys: [text('a.pub'), file('b.raw')] });
+  await good.ready();
+  const r = await good.fetch(new Request('http://x/v2/models/mlp/ready'));
+  assert.equal(r.status, 200);
+
+  for (const [f, re] of [['unsigned.mdm', /not signed/], ['signed-b.mdm', new RegExp(`key id ${B}`)], ['bad-signature.mdm', /does not verify/]]) {
+    const s = createServer({ models: { ok: file('signed-a.mdm'), bad: { bytes: file(f), source: f } }, trustedKeys: [text('a.pub')] });
+    await assert.rejects(s.ready(), (e) => e.code === 'UNTRUSTED' && /model "bad"/.test(e.message) && re.test(e.message));
+    const res = await s.fetch(new Request('http://x/v2/models/ok/ready'));
+    assert.equal(res.status, 500);
+    const body = await res.json();
+    assert.equal(body.code, 'UNTRUSTED', JSON.stringify(body));
+    assert.match(body.error, re);
+  }
+  assert.throws(() => createServer({ trustedKeys: 'x' }), /trustedKeys must be an array/);
+});
