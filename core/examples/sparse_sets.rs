@@ -8,7 +8,8 @@
 //! Also sweeps the MLP's density, for the threshold `lower::SPARSE_MAX_DENSITY`, and times the
 //! MLP's first Dense alone at batch 1 through `spmv` and the dense GEMV ("layer 1" rows: where
 //! batch-1 time goes, KERNELS.md). Then the block shapes: the MLP pruned in 1×4, 1×8, 1×16 and
-//! 4×1 blocks, whole plans and the first Dense alone ("Block-sparse batch 1", KERNELS.md).
+//! 4×1 blocks, whole plans and the first Dense alone, and the shipped `mnist-mlp-sparse90.mdm`
+//! ("Block-sparse batch 1", KERNELS.md).
 //!
 //! `MDEPLOY_MNIST_DIR=... cargo run --release -p mdeploy-core --example sparse_sets [ROUNDS]`
 
@@ -125,6 +126,20 @@ fn main() {
                 td = td.min(t.elapsed().as_secs_f64() / 256.0);
             }
             row(label, ks, &[ts, td]);
+        }
+    }
+
+    // The shipped pruned MLP (1×16 blocks, fine-tuned): what `serve` and the npm package run.
+    let shipped = mnist::trained_model("mnist-mlp-sparse90.mdm").unwrap_or_else(|e| panic!("{e}"));
+    let sp = lower(&shipped.graph, &shipped.meta.input_shape).expect("lower");
+    for &ks in &sets {
+        for batch in [1usize, 1024] {
+            let calls = if batch == 1 { 256 } else { 1 };
+            let label = format!("shipped sparse90 batch {batch} ");
+            if want(&label) {
+                let t = race(&mut plans(&sp, ks, batch, budget), &digits, batch, calls, rounds);
+                row(&label, ks, &t);
+            }
         }
     }
 
