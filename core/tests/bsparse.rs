@@ -272,6 +272,9 @@ fn hostile_block_programs_are_refused_not_panicked() {
     w.ptr[1] = 100;
     assert!(w.check().unwrap_err().contains("row pointers"));
     let mut w = b.clone();
+    w.live[0] |= 1 << 3; // row 3 has no block: the kernels would read one
+    assert!(w.check().unwrap_err().contains("live-row mask"));
+    let mut w = b.clone();
     w.bw = 5;
     assert!(w.check().unwrap_err().contains("block width"));
     let mut w = b;

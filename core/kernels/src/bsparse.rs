@@ -42,6 +42,10 @@ pub struct BlockW {
     pub bw: usize,
     pub ptr: Vec<u32>,
     pub col: Vec<u32>,
+    /// Bit `i % 64` of word `i / 64`: row `i` has at least one block. The kernels AND it with
+    /// the non-zero inputs, so a row pruned whole costs nothing and every row visited runs its
+    /// first block without a loop test.
+    pub live: Vec<u64>,
     /// 64-byte aligned by [`BlockW::from_sparse`], so a 16-wide block is exactly one cache
     /// line (kernels still load unaligned: a clone of an `AlignedBuf` keeps the old offset).
     pub val: AlignedBuf,
@@ -80,7 +84,11 @@ impl BlockW {
         }
         let mut aligned = AlignedBuf::zeros(val.len());
         aligned.as_mut_slice().copy_from_slice(&val);
-        BlockW { rows: w.rows, cols: w.cols, bw, ptr, col, val: aligned }
+        let mut live = vec![0u64; w.rows.div_ceil(64)];
+        for i in 0..w.rows {
+            live[i / 64] |= u64::from(ptr[i + 1] > ptr[i]) << (i % 64);
+        }
+        BlockW { rows: w.rows, cols: w.cols, bw, ptr, col, live, val: aligned }
     }
 
     /// Count of blocks.
@@ -132,6 +140,13 @@ impl BlockW {
                 prev = Some(c);
             }
         }
+        let mut live = vec![0u64; self.rows.div_ceil(64)];
+        for i in 0..self.rows {
+            live[i / 64] |= u64::from(self.ptr[i + 1] > self.ptr[i]) << (i % 64);
+        }
+        if live != self.live {
+            return Err("the live-row mask does not match the row pointers".into());
+        }
         if let Some(v) = self.val.as_slice().iter().find(|v| !v.is_finite()) {
             return Err(format!("non-finite weight {v}"));
         }
@@ -158,16 +173,21 @@ impl KernelSet {
         let (k, n) = (w.rows, w.cols);
         assert!(x.len() >= k && y.len() >= n && bias.len() >= n && acc.len() >= w.acc_len(), "bspmv: short x, y, bias or acc");
         assert!(
-            BLOCK_WIDTHS.contains(&w.bw) && w.ptr.len() == k + 1 && w.ptr[k] as usize == w.col.len() && w.val.as_slice().len() == w.col.len() * w.bw,
+            BLOCK_WIDTHS.contains(&w.bw)
+                && w.ptr.len() == k + 1
+                && w.ptr[k] as usize == w.col.len()
+                && w.val.as_slice().len() == w.col.len() * w.bw
+                && w.live.len() == k.div_ceil(64),
             "bspmv: malformed BlockW"
         );
         let acc = &mut acc[..w.acc_len()];
         acc[..n].copy_from_slice(&bias[..n]);
         acc[n..].fill(0.0);
-        // SAFETY: ptr has k+1 entries ending at the block count (checked above), non-decreasing
-        // and with every col[b] + bw <= acc_len (BlockW::check, the caller's contract); x has k
-        // values, acc acc_len floats, val bw per block.
-        unsafe { (self.bspmv)(w.bw, k, x.as_ptr(), w.ptr.as_ptr(), w.col.as_ptr(), w.val.as_slice().as_ptr(), acc.as_mut_ptr()) };
+        // SAFETY: ptr has k+1 entries ending at the block count (checked above), non-decreasing,
+        // live bits set exactly for rows with blocks, every col[b] + bw <= acc_len (BlockW::check,
+        // the caller's contract); x has k values, live ⌈k/64⌉ words, acc acc_len floats, val bw
+        // per block.
+        unsafe { (self.bspmv)(w.bw, k, x.as_ptr(), w.live.as_ptr(), w.ptr.as_ptr(), w.col.as_ptr(), w.val.as_slice().as_ptr(), acc.as_mut_ptr()) };
         let (lo, hi) = clamp.unwrap_or((f32::NEG_INFINITY, f32::INFINITY));
         for (o, &a) in y[..n].iter_mut().zip(acc.iter()) {
             *o = crate::generic::generic_spmm_f32::clamp_nan(a, lo, hi);
@@ -179,25 +199,47 @@ impl KernelSet {
 /// non-zero `x[i]`.
 ///
 /// # Safety
-/// `x` holds `k` values, `ptr` `k + 1` non-decreasing block indices, and every block `b <
+/// `x` holds `k` values, `live` ⌈k/64⌉ words whose bit `i` is set exactly when `ptr[i] <
+/// ptr[i+1]`, `ptr` `k + 1` non-decreasing block indices, and every block `b <
 /// ptr[k]` has `bw` values in `val` and `col[b] + bw` within `acc` (what [`BlockW::check`] and
 /// [`KernelSet::bspmv`] ensure). `bw` is one of [`BLOCK_WIDTHS`].
-pub(crate) type BspmvFn = unsafe fn(bw: usize, k: usize, x: *const f32, ptr: *const u32, col: *const u32, val: *const f32, acc: *mut f32);
+pub(crate) type BspmvFn =
+    unsafe fn(bw: usize, k: usize, x: *const f32, live: *const u64, ptr: *const u32, col: *const u32, val: *const f32, acc: *mut f32);
 
-/// Calls `f(i, x[i])` for every non-zero `x[i]`, in order. The non-zero inputs are found 64 at
-/// a time as a bit mask (a branch-free compare LLVM vectorizes; a branch per input was
-/// mispredicted along a digit's strokes, see `generic_spmv_f32`). Inlined into each kernel.
+/// Calls `f(i, x[i])` for every non-zero `x[i]` whose row has blocks (bit `i` of `live`), in
+/// order. The non-zero inputs are found 64 at a time as a bit mask (a branch-free compare LLVM
+/// vectorizes; a branch per input was mispredicted along a digit's strokes, see
+/// `generic_spmv_f32`). Inlined into each kernel.
+///
+/// # Safety
+/// `live` holds ⌈x.len()/64⌉ words.
 #[inline(always)]
-pub(crate) fn for_each_nonzero(x: &[f32], mut f: impl FnMut(usize, f32)) {
+pub(crate) unsafe fn for_each_nonzero(x: &[f32], live: *const u64, mut f: impl FnMut(usize, f32)) {
     for (c, xs) in x.chunks(64).enumerate() {
         let mut bits = 0u64;
         for (b, &v) in xs.iter().enumerate() {
             bits |= u64::from(v != 0.0) << b;
         }
+        bits &= *live.add(c);
         while bits != 0 {
             let t = bits.trailing_zeros() as usize;
             bits &= bits - 1;
             f(c * 64 + t, xs[t]);
+        }
+    }
+}
+
+/// `f(b)` for `b` in `a..e`, where `a < e` (a row [`for_each_nonzero`] visits has a block): the
+/// first call without a test, so a row of one block (most rows of the pruned MLP) has no loop
+/// exit to mispredict.
+#[inline(always)]
+pub(crate) fn each_block(a: usize, e: usize, mut f: impl FnMut(usize)) {
+    let mut b = a;
+    loop {
+        f(b);
+        b += 1;
+        if b >= e {
+            break;
         }
     }
 }

@@ -2,23 +2,23 @@
 //! input, each kept `1 × bw` block of its row added into `bw` consecutive outputs, as a
 //! fixed-size array loop that LLVM vectorizes for the baseline (SSE2: bw/4 `mulps` + `addps`).
 
-use crate::bsparse::for_each_nonzero;
+use crate::bsparse::{each_block, for_each_nonzero};
 
 /// # Safety
 /// As [`crate::bsparse::BspmvFn`].
-pub(crate) unsafe fn generic_bspmv_f32(bw: usize, k: usize, x: *const f32, ptr: *const u32, col: *const u32, val: *const f32, acc: *mut f32) {
+pub(crate) unsafe fn generic_bspmv_f32(bw: usize, k: usize, x: *const f32, live: *const u64, ptr: *const u32, col: *const u32, val: *const f32, acc: *mut f32) {
     match bw {
-        16 => run::<16>(k, x, ptr, col, val, acc),
-        8 => run::<8>(k, x, ptr, col, val, acc),
-        _ => run::<4>(k, x, ptr, col, val, acc),
+        16 => run::<16>(k, x, live, ptr, col, val, acc),
+        8 => run::<8>(k, x, live, ptr, col, val, acc),
+        _ => run::<4>(k, x, live, ptr, col, val, acc),
     }
 }
 
 /// The width as a constant, so each block is one unrolled vector loop.
 #[inline(always)]
-unsafe fn run<const B: usize>(k: usize, x: *const f32, ptr: *const u32, col: *const u32, val: *const f32, acc: *mut f32) {
-    for_each_nonzero(std::slice::from_raw_parts(x, k), |i, xv| {
-        for b in *ptr.add(i) as usize..*ptr.add(i + 1) as usize {
+unsafe fn run<const B: usize>(k: usize, x: *const f32, live: *const u64, ptr: *const u32, col: *const u32, val: *const f32, acc: *mut f32) {
+    for_each_nonzero(std::slice::from_raw_parts(x, k), live, |i, xv| {
+        each_block(*ptr.add(i) as usize, *ptr.add(i + 1) as usize, |b| {
             // Through local copies: with references into raw memory LLVM could not prove the
             // block and the outputs apart and kept the loop scalar (1.74 against 1.0 µs per
             // digit on the block-pruned MLP's first layer).
@@ -29,6 +29,6 @@ unsafe fn run<const B: usize>(k: usize, x: *const f32, ptr: *const u32, col: *co
                 v[t] += xv * w[t];
             }
             *a = v;
-        }
+        });
     });
 }
