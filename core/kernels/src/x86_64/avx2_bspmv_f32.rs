@@ -8,6 +8,7 @@ use std::arch::x86_64::*;
 
 /// # Safety
 /// The CPU must support AVX2 and FMA; otherwise as [`crate::bsparse::BspmvFn`].
+#[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx2,fma")]
 pub(crate) unsafe fn avx2_bspmv_f32(bw: usize, k: usize, x: *const f32, live: *const u64, ptr: *const u32, col: *const u32, val: *const f32, acc: *mut f32) {
     let x = std::slice::from_raw_parts(x, k);

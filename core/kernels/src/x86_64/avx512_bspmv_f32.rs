@@ -10,6 +10,7 @@ use std::arch::x86_64::*;
 
 /// # Safety
 /// The CPU must support AVX-512F, AVX2 and FMA; otherwise as [`crate::bsparse::BspmvFn`].
+#[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f,avx2,fma")]
 pub(crate) unsafe fn avx512_bspmv_f32(bw: usize, k: usize, x: *const f32, live: *const u64, ptr: *const u32, col: *const u32, val: *const f32, acc: *mut f32) {
     if bw != 16 {
