@@ -46,7 +46,7 @@ Examples:
   mdeploy prune models/mnist-mlp.mdm --threshold 0.05 --out t.mdm
   mdeploy prune models/mnist-mlp.mdm --sparsity 0.9 --per-layer --epochs 5 --out sparse.mdm
   mdeploy prune models/mnist-mlp.mdm --sparsity 0.9 --schedule polynomial --epochs 10 --end-step 800 \\
-      --frequency 50 --augment --out models/mnist-mlp-sparse90.mdm
+      --frequency 50 --augment --out sparse90.mdm
   mdeploy prune models/mnist-cnn.mdm --structure 2:4 --epochs 3 --out cnn-2of4.mdm
   mdeploy prune models/mnist-mlp.mdm --sparsity 0.75 --structure block:1x8 --out blocks.mdm")]
 pub struct PruneArgs {

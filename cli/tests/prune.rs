@@ -173,8 +173,9 @@ fn help_teaches() {
     }
 }
 
-/// The shipped pruned model: 90 % of the MLP's weights gone (as its provenance says), stored
-/// sparse, scoring what it records, at least 96.0 % (issue 11's target).
+/// The shipped pruned model: 90 % of the MLP's weights gone (as its provenance says; pruned in
+/// 1×16 blocks, so to within one block), every mostly-zero weight stored sparse, scoring what it
+/// records, at least 96.0 % (issue 11's target).
 #[test]
 fn shipped_sparse_mlp_is_what_it_says() {
     let file = "models/mnist-mlp-sparse90.mdm";
@@ -184,10 +185,13 @@ fn shipped_sparse_mlp_is_what_it_says() {
         if let Some(n) = node["weight_nonzeros"].as_u64() {
             nnz += n;
             total += node["weight_total"].as_u64().unwrap();
-            assert_ne!(node["weight_encoding"], "dense");
+            // A weight the global ranking left nearly whole (the classifier) is smallest dense.
+            if n * 2 < node["weight_total"].as_u64().unwrap() {
+                assert_ne!(node["weight_encoding"], "dense");
+            }
         }
     }
-    assert_eq!(total - nnz, (0.9 * total as f64).round() as u64);
+    assert!((total - nnz).abs_diff((0.9 * total as f64).round() as u64) <= 16, "{nnz} / {total} non-zero");
     assert!(extra(&info, "pruning.weights").starts_with(&format!("{nnz} / {total}")));
     assert!(eval_matches_provenance(file) >= 0.96);
     let dense = std::fs::metadata(root().join("models/mnist-mlp.mdm")).unwrap().len();
@@ -259,9 +263,9 @@ fn report_writes_the_table_and_the_chart() {
         assert!(row["batch1_us"].as_f64().unwrap() > 0.0 && row["batch1024_ms"].as_f64().unwrap() > 0.0);
     }
     assert_eq!(rows[0]["nonzeros"], rows[0]["weights"]);
-    assert_eq!(rows[1]["nonzeros"].as_u64(), Some(10_163));
+    assert_eq!(rows[1]["nonzeros"].as_u64(), Some(10_172));
     let md = std::fs::read_to_string(Path::new(&dir).join("report.md")).unwrap();
-    assert!(md.contains("| mnist-mlp-sparse90 |") && md.contains("10163 / 101632"), "{md}");
+    assert!(md.contains("| mnist-mlp-sparse90 |") && md.contains("10172 / 101632"), "{md}");
     let svg = std::fs::read_to_string(Path::new(&dir).join("accuracy-vs-size.svg")).unwrap();
     assert!(svg.starts_with("<svg") && svg.contains("mnist-mlp-sparse90") && svg.contains("<circle"), "{svg}");
     fails_with(&["report", "models/missing.mdm", "--out", &dir], "no such file");

@@ -33,6 +33,7 @@ pub mod qgemm;
 pub mod quant;
 mod set;
 mod sparse;
+mod bsparse;
 mod tile;
 
 pub use gemm::{gemm, MatRef};
@@ -41,4 +42,5 @@ pub use pack::{a_panel, APanel, AlignedBuf, PackedB, MAX_MR};
 pub use qgemm::{PackedQB, QLayout, QNR};
 pub use set::KernelSet;
 pub use sparse::{SparseOffsets, SparseW};
+pub use bsparse::{block_fill, BlockW, BLOCK_WIDTHS};
 pub(crate) use tile::{store_tile_scalar, Tile};

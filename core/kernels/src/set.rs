@@ -27,6 +27,9 @@ pub struct KernelSet {
     pub(crate) spmm: SpmmFn,
     pub(crate) spmm_nb: usize,
     pub(crate) spmm_name: &'static str,
+    /// Block-sparse batch-1 Dense (`bsparse.rs`) and its name.
+    pub(crate) bspmv: crate::bsparse::BspmvFn,
+    pub(crate) bspmv_name: &'static str,
     /// Integer GEMM tile (`qgemm.rs`): MR rows × 16 columns, its operand layout and name.
     pub(crate) qmmm: QmmmFn,
     pub(crate) qmr: usize,
@@ -62,6 +65,8 @@ impl KernelSet {
             spmm: crate::generic::generic_spmm_f32::generic_spmm_f32_16,
             spmm_nb: crate::generic::generic_spmm_f32::NB,
             spmm_name: "generic_spmm_f32_16",
+            bspmv: crate::generic::generic_bspmv_f32::generic_bspmv_f32,
+            bspmv_name: "generic_bspmv_f32",
             qmmm: crate::generic::generic_qmmm_i8::generic_qmmm_i8_4x16,
             qmr: crate::generic::generic_qmmm_i8::MR,
             qlayout: QLayout::Quad,
@@ -90,6 +95,8 @@ impl KernelSet {
                 spmm: crate::x86_64::avx2_spmm_f32::avx2_spmm_f32_32,
                 spmm_nb: crate::x86_64::avx2_spmm_f32::NB,
                 spmm_name: "avx2_spmm_f32_32",
+                bspmv: crate::x86_64::avx2_bspmv_f32::avx2_bspmv_f32,
+                bspmv_name: "avx2_bspmv_f32",
                 qmmm: crate::x86_64::avx2_qmmm_i8::avx2_qmmm_i8_6x16,
                 qmr: crate::x86_64::avx2_qmmm_i8::MR,
                 qlayout: QLayout::Pair,
@@ -126,6 +133,8 @@ impl KernelSet {
                 spmm: crate::x86_64::avx512_spmm_f32::avx512_spmm_f32_64,
                 spmm_nb: crate::x86_64::avx512_spmm_f32::NB,
                 spmm_name: "avx512_spmm_f32_64",
+            bspmv: crate::x86_64::avx512_bspmv_f32::avx512_bspmv_f32,
+            bspmv_name: "avx512_bspmv_f32",
                 ..KernelSet::avx512_int8()
             })
         } else {
@@ -190,6 +199,8 @@ impl KernelSet {
             spmm: crate::x86_64::avx512_spmm_f32::avx512_spmm_f32_64,
             spmm_nb: crate::x86_64::avx512_spmm_f32::NB,
             spmm_name: "avx512_spmm_f32_64",
+            bspmv: crate::x86_64::avx512_bspmv_f32::avx512_bspmv_f32,
+            bspmv_name: "avx512_bspmv_f32",
             ..KernelSet::avx512_int8()
         })
     }
@@ -232,6 +243,8 @@ impl KernelSet {
             spmm: crate::wasm::wasm_spmm_f32::wasm_spmm_f32_16,
             spmm_nb: crate::wasm::wasm_spmm_f32::NB,
             spmm_name: "wasm_spmm_f32_16",
+            bspmv: crate::wasm::wasm_bspmv_f32::wasm_bspmv_f32,
+            bspmv_name: "wasm_bspmv_f32",
             qmmm: crate::wasm::wasm_qmmm_i8::wasm_qmmm_i8_4x16,
             qmr: crate::wasm::wasm_qmmm_i8::MR,
             qlayout: QLayout::Pair,

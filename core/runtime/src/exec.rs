@@ -31,7 +31,7 @@ use crate::kernels::generic::generic_eltwise_f32::{
 };
 use crate::kernels::generic::generic_pool_f32::generic_pool_f32;
 use crate::kernels::generic::generic_softmax_f32::softmax_rows;
-use crate::kernels::{a_panel, APanel, AlignedBuf, KernelSet, MatRef, PackedB, PoolGeom, SparseOffsets, SparseW, MAX_MR};
+use crate::kernels::{a_panel, APanel, AlignedBuf, BlockW, KernelSet, MatRef, PackedB, PoolGeom, SparseOffsets, SparseW, MAX_MR, BLOCK_WIDTHS};
 use crate::kernels::qgemm::{PackedQB, QMAX_MR};
 use crate::kernels::generic::generic_maxpool_u8::generic_maxpool_u8;
 use crate::kernels::quant::{QEpi, QOut, QParams, MAX_QK};
@@ -108,12 +108,29 @@ impl ConvX {
     }
 }
 
+/// A sparse Dense weight by input row, for single rows: entries (`KernelSet::spmv`, a scalar
+/// scatter) or, for a `BlockSparseDense`, `1 × bw` blocks (`KernelSet::bspmv`, whole vectors).
+enum SpRows {
+    Entries(SparseW),
+    Blocks(BlockW),
+}
+
+impl SpRows {
+    /// `y = clamp(x · W + bias)` for one row; `acc` is scratch for the blocks' accumulator.
+    fn run(&self, ks: KernelSet, x: &[f32], bias: &[f32], clamp: Option<(f32, f32)>, acc: &mut [f32], y: &mut [f32]) {
+        match self {
+            SpRows::Entries(wt) => ks.spmv(x, wt, bias, clamp, y),
+            SpRows::Blocks(bw) => ks.bspmv(x, bw, bias, clamp, acc, y),
+        }
+    }
+}
+
 enum XK {
     Transpose { c: usize, hw: usize, to_hwc: bool },
     Dense { w: PackedB, bias: Vec<f32>, tile_relu: bool, post: Act },
     Conv(Box<ConvX>),
     /// Sparse Dense: `w` by output column (row blocks), `wt` by input row (single rows).
-    SpDense { w: SparseW, offs: SparseOffsets, wt: SparseW, bias: Vec<f32>, clamp: Option<(f32, f32)>, post: Act },
+    SpDense { w: SparseW, offs: SparseOffsets, wt: SpRows, bias: Vec<f32>, clamp: Option<(f32, f32)>, post: Act },
     SpConv(Box<SpConvX>),
     /// Depthwise: `w` is `[kh·kw × C]`.
     DwConv { win: Window, w: Vec<f32>, bias: Vec<f32>, lo: f32, hi: f32, post: Act },
@@ -280,6 +297,15 @@ fn check_step(j: usize, s: &crate::lower::Step, slots: &[usize]) -> Result<()> {
             }
             weight.rows == *k && weight.cols == *out && bias.len() == *out && weight.rows <= MAX_SPARSE_ROWS
         }
+        Kernel::BlockSparseDense { k, out, block, weight, bias, .. } => {
+            if let Err(e) = weight.check() {
+                return Err(bad(j, node, format!("BlockSparseDense weight: {e}")));
+            }
+            if !BLOCK_WIDTHS.contains(block) {
+                return Err(bad(j, node, format!("BlockSparseDense block width {block}: want one of {BLOCK_WIDTHS:?}")));
+            }
+            weight.rows == *k && weight.cols == *out && bias.len() == *out && weight.rows <= MAX_SPARSE_ROWS
+        }
         Kernel::SparseConv2d { win, out_c, weight, bias, .. } => {
             if let Err(e) = weight.check() {
                 return Err(bad(j, node, format!("SparseConv2d weight: {e}")));
@@ -371,7 +397,7 @@ impl Exec {
         let split = p
             .steps
             .iter()
-            .position(|s| matches!(s.kernel, Kernel::Dense { .. } | Kernel::SparseDense { .. } | Kernel::QDense { .. }))
+            .position(|s| matches!(s.kernel, Kernel::Dense { .. } | Kernel::SparseDense { .. } | Kernel::BlockSparseDense { .. } | Kernel::QDense { .. }))
             .unwrap_or(p.steps.len());
 
         // Values: one per step output (in-place steps continue input 0's value).
@@ -483,7 +509,10 @@ impl Exec {
             let k = compile(&s.kernel, ks, &mut k_max, &mut qs);
             match &k {
                 XK::Conv(g) if g.padded.is_some() => pad_max = pad_max.max(g.win.h * g.win.w * g.win.c),
-                XK::SpDense { w, .. } => sparse_max = sparse_max.max(ks.spmm_scratch(w)),
+                XK::SpDense { w, wt, .. } => {
+                    let acc = if let SpRows::Blocks(b) = wt { b.acc_len() } else { 0 };
+                    sparse_max = sparse_max.max(ks.spmm_scratch(w)).max(acc);
+                }
                 XK::SpConv(g) => sparse_max = sparse_max.max(g.scratch),
                 _ => {}
             }
@@ -754,7 +783,12 @@ fn compile(k: &Kernel, ks: KernelSet, k_max: &mut usize, qs: &mut QScratch) -> X
         }
         Kernel::SparseDense { weight, bias, act, .. } => {
             let (clamp, post) = split_clamp(*act);
-            XK::SpDense { offs: ks.spmm_rows(weight), wt: weight.transpose(), w: weight.clone(), bias: bias.clone(), clamp, post }
+            XK::SpDense { offs: ks.spmm_rows(weight), wt: SpRows::Entries(weight.transpose()), w: weight.clone(), bias: bias.clone(), clamp, post }
+        }
+        Kernel::BlockSparseDense { block, weight, bias, act, .. } => {
+            let (clamp, post) = split_clamp(*act);
+            let wt = SpRows::Blocks(BlockW::from_sparse(weight, *block));
+            XK::SpDense { offs: ks.spmm_rows(weight), wt, w: weight.clone(), bias: bias.clone(), clamp, post }
         }
         Kernel::SparseConv2d { win, weight, bias, act, .. } => {
             let (clamp, post) = split_clamp(*act);
@@ -858,7 +892,7 @@ fn sample_step(
             XK::SpConv(g) => sparse_conv(ks, g, x(0), y, scratch.sparse.as_mut_slice()),
             XK::SpDense { wt, bias, clamp, post, .. } => {
                 // Never reached (a Dense starts the batched stage); kept correct anyway.
-                ks.spmv(x(0), wt, bias, *clamp, y);
+                wt.run(ks, x(0), bias, *clamp, scratch.sparse.as_mut_slice(), y);
                 generic_act_f32(*post, y);
             }
             XK::DwConv { win, w, bias, lo, hi, post } => {
@@ -991,7 +1025,7 @@ fn dense_step(
 fn sparse_dense_step(
     ks: KernelSet,
     st: &XStep,
-    (w, offs, wt): (&SparseW, &SparseOffsets, &SparseW),
+    (w, offs, wt): (&SparseW, &SparseOffsets, &SpRows),
     bias: &[f32],
     clamp: Option<(f32, f32)>,
     post: Act,
@@ -1014,7 +1048,7 @@ fn sparse_dense_step(
         let dst = obuf.as_mut_slice();
         if nb < SPMV_MAX_ROWS {
             for s in 0..nb {
-                ks.spmv(&src[s * lda..s * lda + k], wt, bias, clamp, &mut dst[s * ldc..s * ldc + n]);
+                wt.run(ks, &src[s * lda..s * lda + k], bias, clamp, scratch.as_mut_slice(), &mut dst[s * ldc..s * ldc + n]);
             }
         } else {
             let bn = ks.spmm_nb();

@@ -37,6 +37,9 @@
 //! [`SPARSE_MAX_DENSITY`] non-zero becomes [`Kernel::SparseDense`] / [`Kernel::SparseConv2d`]
 //! (the weight compressed by output column); a backend without sparse kernels runs
 //! [`Kernel::densified`]. Why that threshold: "Sparse kernels" in `core/kernels/src/KERNELS.md`.
+//! A sparse Dense whose non-zeros sit in `1 × bw` blocks along the outputs (pruned with
+//! `--structure block:1x16`, say) becomes [`Kernel::BlockSparseDense`] instead: same weight,
+//! plus the block width its batch-1 kernel reads ("Block-sparse batch 1" in KERNELS.md).
 //!
 //! **Batches.** Slot sizes are per sample; a backend allocates `slots[i] × batch` floats (or
 //! runs per-sample steps one sample at a time: the CPU executor, `exec.rs`, re-derives the
@@ -52,6 +55,14 @@ pub type Slot = usize;
 
 pub use mdeploy_kernels::geometry::{Act, BinOp, PoolKind, Window};
 pub use mdeploy_kernels::SparseW;
+pub use mdeploy_kernels::BLOCK_WIDTHS;
+
+/// A sparse Dense weight is lowered to [`Kernel::BlockSparseDense`] with the widest block width
+/// `bw` (16, 8, 4) at which its non-empty `1 × bw` blocks are at least this full
+/// ([`mdeploy_kernels::block_fill`]). Block-pruned weights are ~1.0 (every kept block full);
+/// unstructured 90 % sparsity gives 0.12 at 16 and 0.29 at 4, and stays on the scatter kernel.
+/// Above 0.5 so that `1 × 8` blocks (whose 16-wide blocks are often half full) keep width 8.
+pub const BLOCK_MIN_FILL: f64 = 0.75;
 
 /// A Dense or (single-group) Conv2d weight with at most this fraction of non-zeros is lowered
 /// to [`Kernel::SparseDense`] / [`Kernel::SparseConv2d`]; denser ones stay dense. Measured on
@@ -74,6 +85,10 @@ pub enum Kernel {
     /// (`weight.rows == k`, `weight.cols == out`). A backend may run it densely
     /// ([`Kernel::densified`]).
     SparseDense { k: usize, out: usize, weight: SparseW, bias: Vec<f32>, act: Act },
+    /// `SparseDense` whose non-zeros sit in `1 × block` tiles along the outputs (`block` in
+    /// [`BLOCK_WIDTHS`]): one input row × `block` consecutive outputs, starting at multiples of
+    /// `block`. The same `weight`; the CPU runs batch 1 with whole-block vector updates.
+    BlockSparseDense { k: usize, out: usize, block: usize, weight: SparseW, bias: Vec<f32>, act: Act },
     /// `Conv2d` with one group whose weight is mostly zeros: the `[(ky, kx, c) × out_c]`
     /// matrix by output channel (`weight.rows == kh·kw·c`, `weight.cols == out_c`).
     SparseConv2d { win: Window, out_c: usize, weight: SparseW, bias: Vec<f32>, act: Act },
@@ -116,6 +131,7 @@ impl Kernel {
             Kernel::Dense { .. } => "Dense",
             Kernel::Conv2d { .. } => "Conv2d",
             Kernel::SparseDense { .. } => "SparseDense",
+            Kernel::BlockSparseDense { .. } => "BlockSparseDense",
             Kernel::SparseConv2d { .. } => "SparseConv2d",
             Kernel::Pool { kind: PoolKind::Max, .. } => "MaxPool2d",
             Kernel::Pool { .. } => "AvgPool2d",
@@ -139,7 +155,7 @@ impl Kernel {
     pub fn out_len(&self) -> usize {
         match self {
             Kernel::Transpose { c, hw, .. } => c * hw,
-            Kernel::Dense { out, .. } | Kernel::SparseDense { out, .. } | Kernel::QDense { out, .. } => *out,
+            Kernel::Dense { out, .. } | Kernel::SparseDense { out, .. } | Kernel::BlockSparseDense { out, .. } | Kernel::QDense { out, .. } => *out,
             Kernel::Conv2d { win, out_c, .. } | Kernel::SparseConv2d { win, out_c, .. } | Kernel::QConv2d { win, out_c, .. } => {
                 win.oh * win.ow * out_c
             }
@@ -155,7 +171,7 @@ impl Kernel {
     /// Floats per sample the kernel reads from each of its inputs, in order.
     pub fn in_lens(&self) -> Vec<usize> {
         match self {
-            Kernel::Dense { k, .. } | Kernel::SparseDense { k, .. } | Kernel::QDense { k, .. } => vec![*k],
+            Kernel::Dense { k, .. } | Kernel::SparseDense { k, .. } | Kernel::BlockSparseDense { k, .. } | Kernel::QDense { k, .. } => vec![*k],
             Kernel::Conv2d { win, .. } | Kernel::SparseConv2d { win, .. } | Kernel::QConv2d { win, .. } | Kernel::Pool { win, .. } => {
                 vec![win.c * win.h * win.w]
             }
@@ -172,7 +188,9 @@ impl Kernel {
     /// kernel unchanged. For backends without sparse kernels (WebGPU) and for tests.
     pub fn densified(self) -> Kernel {
         match self {
-            Kernel::SparseDense { k, out, weight, bias, act } => Kernel::Dense { k, out, weight: weight.to_dense(), bias, act },
+            Kernel::SparseDense { k, out, weight, bias, act } | Kernel::BlockSparseDense { k, out, weight, bias, act, .. } => {
+                Kernel::Dense { k, out, weight: weight.to_dense(), bias, act }
+            }
             Kernel::SparseConv2d { win, out_c, weight, bias, act } => {
                 Kernel::Conv2d { win, out_c, groups: 1, weight: weight.to_dense(), bias, act }
             }
@@ -720,7 +738,10 @@ impl<'g> Emitter<'g> {
                 };
                 let buf = self.new_buf(out);
                 let kernel = match sparse_if_pays(k, out, &weight) {
-                    Some(sw) => Kernel::SparseDense { k, out, weight: sw, bias: b, act },
+                    Some(sw) => match BLOCK_WIDTHS.into_iter().find(|&bw| mdeploy_kernels::block_fill(&sw, bw) >= BLOCK_MIN_FILL) {
+                        Some(block) => Kernel::BlockSparseDense { k, out, block, weight: sw, bias: b, act },
+                        None => Kernel::SparseDense { k, out, weight: sw, bias: b, act },
+                    },
                     None => Kernel::Dense { k, out, weight, bias: b, act },
                 };
                 self.push(kernel, vec![xv.buf], buf, i);

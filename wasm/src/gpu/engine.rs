@@ -186,7 +186,7 @@ fn calls<'a>(i: usize, step: &'a Step, slots: &[usize]) -> Result<Vec<Call<'a>>,
                 .u("groups", g)?;
             one(&kernels::CONV2D, act(p, *a)?, vec![weight, bias], out)
         }
-        Kernel::SparseDense { .. } | Kernel::SparseConv2d { .. } => {
+        Kernel::SparseDense { .. } | Kernel::BlockSparseDense { .. } | Kernel::SparseConv2d { .. } => {
             Err(bad(i, step, "a sparse kernel reached the GPU encoder; GpuCore::new densifies them first (a bug)".into()))
         }
         Kernel::Pool { kind, win } => {
@@ -318,13 +318,13 @@ impl GpuCore {
         // Sparse weights are densified on upload: the dense WGSL kernels run them (KERNELS.md,
         // "Sparse kernels", says why). A hand-made program's sparse structure is checked first.
         let densified;
-        let program = if program.steps.iter().any(|s| matches!(s.kernel, Kernel::SparseDense { .. } | Kernel::SparseConv2d { .. })) {
+        let program = if program.steps.iter().any(|s| matches!(s.kernel, Kernel::SparseDense { .. } | Kernel::BlockSparseDense { .. } | Kernel::SparseConv2d { .. })) {
             for (i, step) in program.steps.iter().enumerate() {
-                if let Kernel::SparseDense { weight, .. } | Kernel::SparseConv2d { weight, .. } = &step.kernel {
+                if let Kernel::SparseDense { weight, .. } | Kernel::BlockSparseDense { weight, .. } | Kernel::SparseConv2d { weight, .. } = &step.kernel {
                     weight.check().map_err(|e| bad(i, step, format!("sparse weight: {e}")))?;
                     // Densifying allocates rows × cols floats: only what the step's own sizes say.
                     let (want_rows, want_cols) = match &step.kernel {
-                        Kernel::SparseDense { k, out, .. } => (*k, *out),
+                        Kernel::SparseDense { k, out, .. } | Kernel::BlockSparseDense { k, out, .. } => (*k, *out),
                         Kernel::SparseConv2d { win, out_c, .. } => (win.kh * win.kw * win.c, *out_c),
                         _ => unreachable!("matched above"),
                     };

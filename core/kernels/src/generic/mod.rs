@@ -10,5 +10,6 @@ pub mod generic_mmm_f32;
 pub mod generic_pool_f32;
 pub mod generic_softmax_f32;
 pub mod generic_spmm_f32;
+pub(crate) mod generic_bspmv_f32;
 pub mod generic_qmmm_i8;
 pub mod generic_maxpool_u8;

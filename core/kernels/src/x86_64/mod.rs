@@ -13,6 +13,8 @@ pub(crate) mod avx2_maxpool_f32;
 pub(crate) mod avx2_mmm_f32;
 pub(crate) mod avx2_spmm_f32;
 pub(crate) mod avx512_spmm_f32;
+pub(crate) mod avx2_bspmv_f32;
+pub(crate) mod avx512_bspmv_f32;
 pub(crate) mod avx2_qmmm_i8;
 pub(crate) mod avx512vnni_qmmm_i8;
 pub(crate) mod avx_requant_i32;
