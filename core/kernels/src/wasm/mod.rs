@@ -11,7 +11,6 @@ pub(crate) mod wasm_mmm_f32;
 pub(crate) mod wasm_qmmm_i8;
 pub(crate) mod wasm_requant_i32;
 pub(crate) mod wasm_spmm_f32;
-pub(crate) mod wasm_bspmv_f32;
 
 use core::arch::wasm32::v128;
 
