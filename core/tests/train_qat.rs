@@ -58,7 +58,7 @@ fn ste_step_by_hand() {
         assert!((f64::from(got[2 * k + 1]) - want1).abs() < 1e-5, "w[{k}][1] = {}, want {want1}", got[2 * k + 1]);
     }
     // Bits outside 2..=8 are refused with the range named.
-    let e = t.set_weight_fake_quant(Some(1)).err().expect("1 bit accepted");
+    let e = t.set_weight_fake_quant(Some(1)).expect_err("1 bit accepted");
     assert!(e.message.contains("2 to 8"), "{e}");
 }
 

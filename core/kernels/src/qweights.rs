@@ -58,7 +58,8 @@ pub fn channel_grid(w: &[f32], channels: usize, inner: usize, bits: u8) -> (Vec<
         per.iter()
             .zip(&maxabs)
             .map(|(ws, &m)| {
-                if !(m > 0.0) {
+                // maxabs is over finite values from 0: never NaN.
+                if m <= 0.0 {
                     return 1.0;
                 }
                 let mut best = (f64::INFINITY, 1.0f32);
