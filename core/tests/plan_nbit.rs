@@ -236,3 +236,28 @@ fn cnn_4_and_2_bit_run_on_the_integer_kernels_bit_identically() {
     // a floor that a broken packing or scale (chance is 10 %) cannot reach.
     assert!(q2 >= 0.90, "2-bit accuracy {q2}");
 }
+
+/// A packed model with a bad scale or a short payload is refused when planned, with the
+/// problem named (the widening to int8 trusts neither).
+#[test]
+fn hostile_packed_weights_are_refused() {
+    let (_, q) = calibrated("mnist-mlp.mdm", 4);
+    let edit = |f: &dyn Fn(&mut Vec<f32>, &mut Vec<u8>)| {
+        let mut m = q.clone();
+        let node = m.graph.nodes.iter_mut().find(|n| matches!(n.op, Op::Dense { .. })).expect("dense");
+        let Op::Dense { weight, .. } = &mut node.op else { unreachable!() };
+        let TensorData::Quantized { quant: Quant::PerChannel { scales, .. }, raw, .. } = &mut weight.data else { panic!("not per-channel") };
+        f(scales, raw);
+        m
+    };
+    for bad in [0.0f32, -1.0, f32::INFINITY] {
+        let m = edit(&|s, _| s[3] = bad);
+        let e = Plan::new(&m, 4).err().map(|e| e.message).unwrap_or_default();
+        assert!(e.contains("scale"), "scale {bad}: {e:?}");
+    }
+    let m = edit(&|_, raw| {
+        raw.pop();
+    });
+    let e = Plan::new(&m, 4).err().map(|e| e.message).unwrap_or_default();
+    assert!(e.contains("need 50176 bytes, the payload holds 50175"), "short payload: {e:?}");
+}
