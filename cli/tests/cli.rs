@@ -166,12 +166,40 @@ fn quantize_writes_an_int8_model_that_runs_on_integer_kernels() {
     // The same bytes as the shipped file apart from nothing: the command is deterministic.
     let shipped = std::fs::read(root().join("models/mnist-mlp-int8.mdm")).expect("shipped int8 model");
     assert_eq!(std::fs::read(&out).expect("written"), shipped, "models/mnist-mlp-int8.mdm is not what the command makes");
-    fails_with(&["quantize", "models/mnist-mlp.mdm", "--out", o, "--bits", "4"], "use --bits 8");
+    fails_with(&["quantize", "models/mnist-mlp.mdm", "--out", o, "--bits", "3"], "choose 8, 4 or 2");
+    fails_with(&["quantize", "models/mnist-mlp.mdm", "--out", o, "--bits", "2", "--qat-epochs", "1", "--qat-lr", "0"], "positive number");
     fails_with(&["quantize", "models/mnist-mlp.mdm", "--out", o, "--calibration", "entropy"], "possible values: minmax, percentile");
     fails_with(&["quantize", "models/mnist-mlp.mdm", "--out", o, "--calib-samples", "0"], "at least 1 digit");
     let help = mdeploy(&["quantize", "--help"]);
     let help = String::from_utf8_lossy(&help.stdout);
     assert!(help.contains("--calibration") && help.contains("QUANT.md") && help.contains("mdeploy quantize models/mnist-mlp.mdm"), "{help}");
+}
+
+/// `mdeploy quantize --bits 2 --qat-epochs 1`: packed 2-bit weights after one epoch of
+/// quantization-aware fine-tuning, run by the int8 kernels, the QAT recorded in provenance,
+/// the file about 1/16 of f32 plus scales and biases; `--bits 4` post-training.
+#[test]
+fn quantize_writes_4_and_2_bit_models_with_and_without_qat() {
+    let f32_acc = ok_json(&["eval", "models/mnist-mlp.mdm", "--json"])["accuracy"].as_f64().expect("accuracy");
+    let f32_size = std::fs::metadata(root().join("models/mnist-mlp.mdm")).expect("f32 model").len();
+    for (bits, qat, floor, max_share) in [("4", "0", f32_acc - 0.01, 0.14), ("2", "1", 0.93, 0.075)] {
+        let out = tmp(&format!("mlp-int{bits}-qat{qat}.mdm"));
+        let o = out.to_str().expect("utf-8 temp path");
+        let run = mdeploy(&["quantize", "models/mnist-mlp.mdm", "--out", o, "--bits", bits, "--qat-epochs", qat, "--quiet"]);
+        assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+        let text = String::from_utf8_lossy(&run.stdout);
+        assert!(text.contains(&format!("2 Dense/Conv2d on {bits}-bit weights")), "{text}");
+        let info = ok_json(&["info", o, "--json"]);
+        assert_eq!(info["weights"]["packed"], 2, "{info}");
+        assert_eq!(info["weights"]["int8_steps"], 2, "{info}");
+        let m = mdeploy_core::format::read(&std::fs::read(&out).expect("written")).expect("reads");
+        assert_eq!(m.meta.name, format!("mnist-mlp-int{bits}"));
+        assert_eq!(m.meta.provenance.extra.iter().any(|(k, _)| k == "qat"), qat != "0", "{:?}", m.meta.provenance.extra);
+        let size = std::fs::metadata(&out).expect("written").len();
+        assert!((size as f64) < max_share * f32_size as f64, "{bits}-bit file {size} bytes of f32's {f32_size}");
+        let acc = ok_json(&["eval", o, "--json"])["accuracy"].as_f64().expect("accuracy");
+        assert!(acc >= floor, "{bits}-bit (QAT epochs {qat}) accuracy {acc}, floor {floor}");
+    }
 }
 
 /// `mdeploy monitor-ref`: the training digits' input reference stored in a copy of the MLP,

@@ -6,9 +6,12 @@
 //!
 //! `cargo run --release -p mdeploy-core --example int8_sets [ROUNDS] [BATCH...]` (default: 20
 //! rounds, batch 1024; `INT8_SETS_MODEL=mlp|cnn` for one model, `INT8_SETS_KERNEL=<prefix>` for
-//! the int8 sets whose integer kernel name starts so)
+//! the int8 sets whose integer kernel name starts so; `INT8_SETS_BITS=4,2` adds the f32 model
+//! quantized here with 4- and 2-bit weights (as `mdeploy quantize --bits`: minmax, 500
+//! training digits) on the first int8 set, to show what packed weights cost at run time)
 
 use mdeploy_core::kernels::KernelSet;
+use mdeploy_core::quantize::{quantize_bits, Calibration};
 use mdeploy_core::Plan;
 use std::time::Instant;
 
@@ -40,6 +43,16 @@ fn main() {
     for name in ["mlp", "cnn"].into_iter().filter(|m| only.as_deref().is_none_or(|o| o == *m)) {
         let f = mnist::trained_model(&format!("mnist-{name}.mdm")).unwrap_or_else(|e| panic!("{e}"));
         let q = mnist::trained_model(&format!("mnist-{name}-int8.mdm")).unwrap_or_else(|e| panic!("{e}"));
+        let nbit: Vec<(u8, mdeploy_core::Model)> = std::env::var("INT8_SETS_BITS")
+            .unwrap_or_default()
+            .split(',')
+            .filter_map(|b| b.trim().parse::<u8>().ok())
+            .map(|bits| {
+                let calib = mnist::spread_subset(&mnist::split().train, 500);
+                let (m, _) = quantize_bits(&f, &calib.images, calib.n, Calibration::MinMax, bits, |_, _| {}).expect("quantize");
+                (bits, m)
+            })
+            .collect();
         for &batch in &batches {
             // Batch 1: one call = 256 consecutive digits run one by one (a request stream).
             let calls = if batch == 1 { 256 } else { 1 };
@@ -49,6 +62,10 @@ fn main() {
             )];
             for &ks in &sets {
                 runs.push((format!("int8 {}", ks.qmmm_name()), Plan::with_kernels(&q, batch, ks).expect("plan")));
+            }
+            for (bits, m) in &nbit {
+                let ks = sets[0];
+                runs.push((format!("int{bits} {}", ks.qmmm_name()), Plan::with_kernels(m, batch, ks).expect("plan")));
             }
             let mut out = vec![0.0f32; batch * 10];
             let mut best = vec![f64::INFINITY; runs.len()];

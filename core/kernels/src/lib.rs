@@ -31,6 +31,7 @@ mod gemm;
 mod pack;
 pub mod qgemm;
 pub mod quant;
+pub mod qweights;
 mod set;
 mod sparse;
 mod bsparse;

@@ -8,11 +8,18 @@ use crate::kernels::quant::{QOut, QParams, Requant, MAX_QK};
 use crate::model::{Quant, QuantType, Tensor, TensorData};
 
 /// Int8 weights with one symmetric scale per output channel, as the integer kernels take
-/// them: `Some((values, scales))` when `t` is stored as I8, zero points all 0, quantized per
-/// tensor or per channel along `out_axis`. `None` for any other tensor (it then runs in f32).
-/// Values of −128 are an error (the kernels' symmetric range is −127..=127: say how to fix).
+/// them: `Some((values, scales))` when `t` is stored as I8 or as signed packed 2..=7-bit
+/// integers (widened here to int8 codes: the packed file gives the size, the int8 kernels the
+/// speed), zero points all 0, quantized per tensor or per channel along `out_axis`. `None` for
+/// any other tensor (it then runs in f32). Values of −128 are an error (the kernels' symmetric
+/// range is −127..=127: say how to fix); packed values never reach it.
 pub(crate) fn int8_weight(t: &Tensor, out_axis: usize, what: &str) -> Result<Option<(Vec<i8>, Vec<f32>)>> {
-    let TensorData::Quantized { qtype: QuantType::I8, quant, raw } = &t.data else { return Ok(None) };
+    let TensorData::Quantized { qtype, quant, raw } = &t.data else { return Ok(None) };
+    let packed = match qtype {
+        QuantType::I8 => false,
+        QuantType::Packed { bits: 2..=7, signed: true } => true,
+        _ => return Ok(None),
+    };
     let n_out = t.shape.get(out_axis).copied().unwrap_or(0);
     let scales = match quant {
         Quant::PerTensor { scale, zero_point: 0 } => vec![*scale; n_out],
@@ -21,7 +28,7 @@ pub(crate) fn int8_weight(t: &Tensor, out_axis: usize, what: &str) -> Result<Opt
         }
         _ => return Ok(None),
     };
-    if scales.len() != n_out || raw.len() != t.numel() {
+    if scales.len() != n_out || (!packed && raw.len() != t.numel()) {
         return Ok(None);
     }
     if let Some(c) = scales.iter().position(|s| !(s.is_finite() && *s > 0.0)) {
@@ -30,7 +37,14 @@ pub(crate) fn int8_weight(t: &Tensor, out_axis: usize, what: &str) -> Result<Opt
             scales[c]
         )));
     }
-    let vals: Vec<i8> = raw.iter().map(|&b| b as i8).collect();
+    let vals: Vec<i8> = if packed {
+        // Unpacked and sign-extended by the format's one reader of the layout (which checks the
+        // payload's length first); every signed value of 2..=7 bits fits i8.
+        let Some(v) = t.quantized_values()? else { return Ok(None) };
+        v.iter().map(|&q| q as i8).collect()
+    } else {
+        raw.iter().map(|&b| b as i8).collect()
+    };
     if vals.contains(&i8::MIN) {
         return Err(Error::bad_model(format!(
             "{what}: an int8 weight is -128; the integer kernels take symmetric weights in -127..=127 \

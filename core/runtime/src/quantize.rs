@@ -78,29 +78,54 @@ pub fn grid(lo: f32, hi: f32) -> QParams {
 /// weight: `scale[c] = max|w| / 127` over channel `c` (1 for an all-zero channel), values
 /// `round_half_even(w / scale)` clamped to −127..=127.
 pub fn quantize_weight(t: &Tensor, axis: usize) -> Result<Tensor> {
+    quantize_weight_bits(t, axis, 8)
+}
+
+/// Per-channel symmetric `bits`-bit weights (2..=8), the grid of
+/// [`crate::kernels::qweights::channel_grid`]: 8 bits stored as `I8`, fewer as signed packed
+/// (`SPACKED` in the file) with codes in `−(2^(bits−1) − 1)..=2^(bits−1) − 1`, zero points 0.
+pub fn quantize_weight_bits(t: &Tensor, axis: usize, bits: u8) -> Result<Tensor> {
+    if !(2..=8).contains(&bits) {
+        return Err(Error::bad_input(format!("{bits}-bit weights: choose 8, 4 or 2 bits (2..=8 work)")));
+    }
     let w = t.to_f32_dense()?;
     let c_n = *t.shape.get(axis).ok_or_else(|| Error::bad_model("weight has no channel axis"))?;
     let inner: usize = t.shape[axis + 1..].iter().product();
-    let chan = |i: usize| (i / inner.max(1)) % c_n.max(1);
-    let mut maxabs = vec![0.0f32; c_n];
-    for (i, &v) in w.iter().enumerate() {
-        let c = chan(i);
-        maxabs[c] = maxabs[c].max(v.abs());
-    }
-    let scales: Vec<f32> = maxabs.iter().map(|&m| if m > 0.0 && m.is_finite() { m / 127.0 } else { 1.0 }).collect();
-    let raw: Vec<u8> = w
-        .iter()
-        .enumerate()
-        .map(|(i, &v)| ((v / scales[chan(i)]).round_ties_even().clamp(-127.0, 127.0) as i8) as u8)
-        .collect();
+    let (codes, scales) = crate::kernels::qweights::channel_grid(&w, c_n, inner, bits);
+    let (qtype, raw) = if bits == 8 {
+        (QuantType::I8, codes.iter().map(|&q| q as u8).collect())
+    } else {
+        // Two's complement in the low `bits` bits (the SPACKED layout, MDM_FORMAT.md).
+        let mask = (1u16 << bits) as u8 - 1;
+        let low: Vec<u8> = codes.iter().map(|&q| (q as u8) & mask).collect();
+        (QuantType::Packed { bits, signed: true }, crate::format::pack_bits(&low, bits)?)
+    };
     Ok(Tensor {
         shape: t.shape.clone(),
-        data: TensorData::Quantized {
-            qtype: QuantType::I8,
-            quant: Quant::PerChannel { axis, scales, zero_points: vec![0; c_n] },
-            raw,
-        },
+        data: TensorData::Quantized { qtype, quant: Quant::PerChannel { axis, scales, zero_points: vec![0; c_n] }, raw },
     })
+}
+
+/// Every f32 weight of a Dense / Conv2d (one group) of `model` to `bits`-bit codes
+/// ([`quantize_weight_bits`]); weights already quantized are left as they are. Returns the
+/// model and how many weights changed. The second half of QAT: train with fake-quantized
+/// weights on a graph from [`calibrate_activations`], then store them with this.
+pub fn quantize_weights(model: &Model, bits: u8) -> Result<(Model, usize)> {
+    let mut out = model.clone();
+    let mut n = 0;
+    for node in &mut out.graph.nodes {
+        let (weight, axis) = match &mut node.op {
+            Op::Dense { weight, .. } => (weight, 1),
+            Op::Conv2d { weight, groups: 1, .. } => (weight, 0),
+            _ => continue,
+        };
+        if matches!(weight.data, TensorData::F32(_)) {
+            *weight = quantize_weight_bits(weight, axis, bits)?;
+            n += 1;
+        }
+    }
+    out.validate()?;
+    Ok((out, n))
 }
 
 /// Ops the quantizer turns to int8 (the integer kernels' scope in this slice).
@@ -115,7 +140,26 @@ fn keeps_grid(op: &Op) -> bool {
 
 /// Quantizes `model` to int8, calibrating on `calib` (`n` samples of the model's input).
 /// `progress(done, total)` is called after each calibrated activation.
-pub fn quantize(model: &Model, calib: &[f32], n: usize, method: Calibration, mut progress: impl FnMut(usize, usize)) -> Result<(Model, QuantReport)> {
+pub fn quantize(model: &Model, calib: &[f32], n: usize, method: Calibration, progress: impl FnMut(usize, usize)) -> Result<(Model, QuantReport)> {
+    quantize_bits(model, calib, n, method, 8, progress)
+}
+
+/// As [`quantize`] with `bits`-bit weights (8, 4, 2; 2..=8 work): activations stay uint8, the
+/// weights are stored packed and widen to int8 codes at plan time (QUANT.md, "n-bit weights").
+pub fn quantize_bits(model: &Model, calib: &[f32], n: usize, method: Calibration, bits: u8, progress: impl FnMut(usize, usize)) -> Result<(Model, QuantReport)> {
+    if !(2..=8).contains(&bits) {
+        return Err(Error::bad_input(format!("{bits}-bit weights: choose 8, 4 or 2 bits (2..=8 work)")));
+    }
+    rewrite(model, calib, n, method, Some(bits), progress)
+}
+
+/// The activation half of [`quantize`]: the same calibrated `Quantize` nodes, weights left in
+/// f32 (the graph quantization-aware training fine-tunes; [`quantize_weights`] finishes it).
+pub fn calibrate_activations(model: &Model, calib: &[f32], n: usize, method: Calibration, progress: impl FnMut(usize, usize)) -> Result<(Model, QuantReport)> {
+    rewrite(model, calib, n, method, None, progress)
+}
+
+fn rewrite(model: &Model, calib: &[f32], n: usize, method: Calibration, bits: Option<u8>, mut progress: impl FnMut(usize, usize)) -> Result<(Model, QuantReport)> {
     let g = &model.graph;
     let il = model.input_len();
     if n == 0 || calib.len() != n * il {
@@ -178,13 +222,13 @@ pub fn quantize(model: &Model, calib: &[f32], n: usize, method: Calibration, mut
     for (i, node) in g.nodes.iter().enumerate() {
         let mut node = node.clone();
         node.inputs = node.inputs.iter().map(|&v| map[v as usize]).collect();
-        match &mut node.op {
-            Op::Dense { weight, .. } => {
-                *weight = quantize_weight(weight, 1)?;
+        match (&mut node.op, bits) {
+            (Op::Dense { weight, .. }, Some(bits)) => {
+                *weight = quantize_weight_bits(weight, 1, bits)?;
                 report.weights += 1;
             }
-            Op::Conv2d { weight, groups: 1, .. } => {
-                *weight = quantize_weight(weight, 0)?;
+            (Op::Conv2d { weight, groups: 1, .. }, Some(bits)) => {
+                *weight = quantize_weight_bits(weight, 0, bits)?;
                 report.weights += 1;
             }
             _ => {}

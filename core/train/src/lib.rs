@@ -32,6 +32,7 @@ pub mod loss;
 pub mod network;
 pub mod optim;
 pub mod prune;
+mod qat;
 
 pub use augment::Augment;
 pub use graph_net::GraphNet;
@@ -212,6 +213,8 @@ pub struct Trainer {
     batch_labels: Vec<u8>,
     dlogits: Vec<f32>,
     order: Vec<usize>,
+    /// Quantization-aware training: fake-quantize weights to this many bits (`qat.rs`).
+    weight_bits: Option<u8>,
 }
 
 // Stream labels for `Rng::derive`: each random consumer gets its own stream.
@@ -249,6 +252,7 @@ impl Trainer {
             batch_labels: Vec::new(),
             dlogits: Vec::new(),
             order: Vec::new(),
+            weight_bits: None,
             model,
             config,
             net,
@@ -263,6 +267,20 @@ impl Trainer {
     pub fn set_optimizer(&mut self, optimizer: Box<dyn Optimizer>) {
         self.optimizer = optimizer;
     }
+    /// Quantization-aware training: `Some(bits)` (2..=8) runs every step's forward and backward
+    /// with each Dense / Conv2d (one group) weight fake-quantized to `bits` bits per output
+    /// channel (the grid `mdeploy quantize --bits` stores), updating the f32 shadow weights
+    /// through a straight-through estimator (`qat.rs`); `None` trains in plain f32.
+    pub fn set_weight_fake_quant(&mut self, bits: Option<u8>) -> Result<()> {
+        if let Some(b) = bits {
+            if !(2..=8).contains(&b) {
+                return Err(Error::bad_input(format!("fake-quantized weights of {b} bits: choose 2 to 8")));
+            }
+        }
+        self.weight_bits = bits;
+        Ok(())
+    }
+
     /// Adds a hook run around every optimizer step, in the order added.
     pub fn add_hook(&mut self, hook: Box<dyn StepHook>) {
         self.hooks.push(hook);
@@ -293,8 +311,9 @@ impl Trainer {
             .lr(self.config.lr, progress, self.config.epochs)
     }
 
-    /// One optimisation step on a batch (inputs already augmented, if wanted) at learning rate `lr`.
-    pub fn step(&mut self, batch: &Batch, lr: f32) -> Result<StepStats> {
+    /// Forward, loss and backward of one step (gradients in `self.net`), and the BatchNorm
+    /// statistics; returns the loss and the samples whose argmax is the label.
+    fn forward_backward(&mut self, batch: &Batch) -> Result<(f32, usize)> {
         let classes = self.net.output_len();
         let logits = self.net.forward(
             &self.model,
@@ -320,6 +339,22 @@ impl Trainer {
         self.net.backward(&self.model, &self.dlogits, false)?;
         // The batch statistics do not depend on the weights being updated: fold them in now.
         self.net.update_running_stats(&mut self.model)?;
+        Ok((loss, correct))
+    }
+
+    /// One optimisation step on a batch (inputs already augmented, if wanted) at learning rate `lr`.
+    pub fn step(&mut self, batch: &Batch, lr: f32) -> Result<StepStats> {
+        let (loss, correct) = match self.weight_bits {
+            None => self.forward_backward(batch)?,
+            Some(bits) => {
+                // The passes see the fake-quantized weights; the update goes to the shadow.
+                let shadow = qat::swap_in(&mut self.model, bits)?;
+                let fb = self.forward_backward(batch);
+                let grads = if fb.is_ok() { Some(self.net.grads_mut()) } else { None };
+                qat::restore(&mut self.model, shadow, grads)?;
+                fb?
+            }
+        };
         for h in &mut self.hooks {
             h.before_step(self.net.grads_mut())?;
         }
