@@ -29,11 +29,13 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 pub mod auth;
+pub mod batch;
 mod grpc;
 pub mod metrics;
 pub mod monitor;
 pub mod repo;
 
+pub use batch::DynamicBatching;
 pub use repo::{ModelConfig, Repository, VersionPolicy};
 
 /// The generated KServe v2 gRPC types (`proto/grpc_predict_v2.proto`).
@@ -380,6 +382,8 @@ impl Call {
         if let Some((m, v)) = &target {
             shared.metrics.pending(m, *v, 1);
         }
+        // Its executions are counted by its batch thread (`batch.rs`), not per request.
+        let batched_version = target.as_ref().is_some_and(|(m, v)| gen.batched(m, *v));
         let deadline = self.deadline;
         let arrival = self.arrival;
         // The permit travels with the work: it is released when the computation ends, even if
@@ -399,7 +403,12 @@ impl Call {
                     r.headers.push(("retry-after", "1".to_string()));
                     if let Some((m, v)) = &target {
                         shared.metrics.pending(m, *v, -1);
-                        let t = metrics::Timing { total: arrival.elapsed(), queue: Duration::ZERO, compute: Duration::ZERO };
+                        let t = metrics::Timing {
+                            total: arrival.elapsed(),
+                            queue: Duration::ZERO,
+                            compute: Duration::ZERO,
+                            batched: false,
+                        };
                         shared.metrics.observe(m, *v, None, &t);
                     }
                     return r;
@@ -421,11 +430,19 @@ impl Call {
                 body: &self.body,
             };
             let mut server = gen.take_server();
+            batch::begin(deadline);
             let t0 = Instant::now();
             let resp = server.handle(&req);
-            let compute = t0.elapsed();
+            // Time in a batch queue (`batch.rs`) is queueing, not computing.
+            let batched = batch::queued();
+            let compute = t0.elapsed().saturating_sub(batched);
             gen.give_back(server);
-            (resp, queue, compute)
+            // A request answered after its deadline (it ran, or waited in a batch queue, past
+            // it) is a deadline error, whatever the run gave.
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return (deadline_response(), queue + batched, compute);
+            }
+            (resp, queue + batched, compute)
         });
         let outcome = match deadline {
             Some(d) => match tokio::time::timeout_at(d.into(), work).await {
@@ -441,7 +458,8 @@ impl Call {
         if let Some((model, version)) = target {
             shared.metrics.pending(&model, version, -1);
             let ok = (resp.status == 200).then(|| batch_size(&resp));
-            let t = metrics::Timing { total: arrival.elapsed(), queue, compute };
+            // A request refused before its run (a bad input) was no execution either way.
+            let t = metrics::Timing { total: arrival.elapsed(), queue, compute, batched: batched_version };
             shared.metrics.observe(&model, version, ok, &t);
         }
         resp
