@@ -104,12 +104,27 @@ impl Running {
         &self.shared.repo
     }
 
-    /// Stops accepting, lets the listeners end; requests already running finish on their own.
+    /// Stops accepting and waits for every request in progress (REST and gRPC) to be answered.
     pub async fn stop(self) {
         let _ = self.stop.send(true);
         for t in self.tasks {
             let _ = t.await;
         }
+    }
+
+    /// A graceful drain (`mdeploy serve` on SIGTERM): the listeners close at once, so new
+    /// connections are refused; idle keep-alive connections are closed; requests in progress,
+    /// REST and gRPC, are answered, for at most `timeout`. `true` if all of them were.
+    pub async fn drain(self, timeout: Duration) -> bool {
+        let _ = self.stop.send(true);
+        let tasks = self.tasks;
+        tokio::time::timeout(timeout, async move {
+            for t in tasks {
+                let _ = t.await;
+            }
+        })
+        .await
+        .is_ok()
     }
 }
 
@@ -166,6 +181,8 @@ async fn watch_repository(shared: Arc<Shared>, every: Duration, mut stopped: wat
 }
 
 async fn serve_http(listener: TcpListener, shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
+    // Every connection is watched, so a stop can wait for the requests in progress (the drain).
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     loop {
         let (stream, _) = tokio::select! {
             r = listener.accept() => match r {
@@ -173,17 +190,22 @@ async fn serve_http(listener: TcpListener, shared: Arc<Shared>, mut stopped: wat
                 // Out of file descriptors and the like: wait a little rather than spin.
                 Err(_) => { tokio::time::sleep(Duration::from_millis(50)).await; continue; }
             },
-            _ = stopped.changed() => return,
+            _ = stopped.changed() => break,
         };
         let shared = shared.clone();
+        let svc = service_fn(move |req| {
+            let shared = shared.clone();
+            async move { Ok::<_, std::convert::Infallible>(http_request(&shared, req).await) }
+        });
+        let conn = graceful.watch(http1::Builder::new().serve_connection(TokioIo::new(stream), svc));
         tokio::spawn(async move {
-            let svc = service_fn(move |req| {
-                let shared = shared.clone();
-                async move { Ok::<_, std::convert::Infallible>(http_request(&shared, req).await) }
-            });
-            let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+            let _ = conn.await;
         });
     }
+    // Closed now, before the drain: a new connection is refused rather than left waiting.
+    drop(listener);
+    // Idle connections close; each one with a request in progress answers it, then closes.
+    graceful.shutdown().await;
 }
 
 type HttpResponse = hyper::Response<Full<Bytes>>;

@@ -220,3 +220,44 @@ fn the_table_is_read_with_tritons_names_and_checked() {
     let e = ModelConfig::parse("max_batch = 4\n[dynamic_batching]\nmax_queue_delay = 5\n").expect_err("unknown key");
     assert!(e.contains("max_queue_delay"), "{e}");
 }
+
+/// A gRPC request whose deadline (200 ms) passes while it waits in the batch queue (a 1 s delay
+/// and no batch-mates) is answered as past its deadline and never run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deadline_holds_while_queued() {
+    let dir = temp_repo("batch-deadline");
+    put(&dir, "mnist-mlp", 1, MLP);
+    config(&dir, "mnist-mlp", "max_batch = 32\n[dynamic_batching]\nmax_queue_delay_us = 1000000\n");
+    let s = start(&dir, true, None).await;
+    let grpc = s.grpc.expect("grpc port");
+    let script = r#"
+import sys, numpy as np, tritonclient.grpc as g
+from tritonclient.utils import InferenceServerException
+c = g.InferenceServerClient(sys.argv[1])
+i = g.InferInput("input", [1, 784], "FP32"); i.set_data_from_numpy(np.full((1, 784), 0.5, dtype=np.float32))
+try:
+    c.infer("mnist-mlp", [i], client_timeout=0.2)
+    print("answered")
+except InferenceServerException as e:
+    print(e.status())
+"#;
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(python()).arg("-c").arg(script).arg(grpc.to_string()).output()
+    })
+    .await
+    .expect("join")
+    .expect("python runs");
+    let said = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    // Ours is DEADLINE_EXCEEDED; tonic's own timeout layer may answer CANCELLED first (SERVER.md).
+    assert!(said == "StatusCode.DEADLINE_EXCEEDED" || said == "StatusCode.CANCELLED", "{said} {}", String::from_utf8_lossy(&out.stderr));
+    // After the batch thread's 1 s wait: it dropped the request unrun.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let text = get(s.http, "/metrics").await.text();
+    assert_eq!(metric(&text, "nv_inference_exec_count", "mnist-mlp", "1"), 0.0, "the late request ran");
+    assert_eq!(metric(&text, "nv_inference_request_failure", "mnist-mlp", "1"), 1.0);
+    assert_eq!(metric(&text, "nv_inference_request_success", "mnist-mlp", "1"), 0.0);
+    // The queue still works: the next request (no deadline) is answered after the delay.
+    assert_eq!(post(s.http, "/v2/models/mnist-mlp/infer", &v2_body(0, 1)).await.status, 200);
+    s.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
