@@ -51,6 +51,16 @@ pub struct ServeArgs {
 }
 
 pub fn run(a: &ServeArgs) -> Result<(), String> {
+    // main() restores SIGPIPE's default (die) for the pipeline commands; a server must not die
+    // when a client goes away while an answer is being written (hyper's vectored writes are
+    // plain `writev`, which raises SIGPIPE on a reset socket: seen as exit status 141 when
+    // h2load closed its 32 connections, bench/serve/run.sh). Ignored, the write fails with
+    // EPIPE and only that connection ends.
+    #[cfg(unix)]
+    // SAFETY: setting one signal's disposition before the runtime starts any thread.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
