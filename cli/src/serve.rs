@@ -7,7 +7,7 @@ use std::time::Duration;
 #[derive(clap::Args, Debug)]
 #[command(after_help = "Repository layout (Triton's):\n  \
     DIR/<model>/<version>/model.mdm   version: a positive integer folder\n  \
-    DIR/<model>/config.toml           optional: version_policy, [labels], max_batch\n\n\
+    DIR/<model>/config.toml           optional: version_policy, [labels], max_batch, [dynamic_batching]\n\n\
     Example:\n  mkdir -p repo/mnist-cnn/1 && cp models/mnist-cnn.mdm repo/mnist-cnn/1/model.mdm\n  \
     mdeploy serve --repository repo\n  \
     curl -s 127.0.0.1:8000/v2/models/mnist-cnn    # KServe v2 REST; gRPC on 127.0.0.1:8001")]
@@ -49,9 +49,23 @@ pub struct ServeArgs {
     /// version before it keeps serving. Checked after --trust-dir's signature.
     #[arg(long, value_name = "FILE")]
     decryption_key: Option<PathBuf>,
+    /// On SIGTERM or Ctrl-C: stop accepting at once, then let the requests in progress (REST and
+    /// gRPC) finish for at most this many seconds before exiting.
+    #[arg(long, default_value_t = 10, value_name = "SECONDS")]
+    drain_timeout_s: u64,
 }
 
 pub fn run(a: &ServeArgs) -> Result<(), String> {
+    // main() restores SIGPIPE's default (die) for the pipeline commands; a server must not die
+    // when a client goes away while an answer is being written (hyper's vectored writes are
+    // plain `writev`, which raises SIGPIPE on a reset socket: seen as exit status 141 when
+    // h2load closed its 32 connections, bench/serve/run.sh). Ignored, the write fails with
+    // EPIPE and only that connection ends.
+    #[cfg(unix)]
+    // SAFETY: setting one signal's disposition before the runtime starts any thread.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -95,7 +109,7 @@ pub fn run(a: &ServeArgs) -> Result<(), String> {
         }
         None => None,
     };
-    rt.block_on(async {
+    let result = rt.block_on(async {
         let opts = mdeploy_server::Options {
             repository: a.repository.clone(),
             http: a.http,
@@ -133,10 +147,25 @@ pub fn run(a: &ServeArgs) -> Result<(), String> {
             None => println!("mdeploy serve: no MNIST digits found (--drift-data): models without their own reference report no drift"),
         }
         shutdown_signal(term).await;
-        eprintln!("mdeploy serve: stopping");
-        running.stop().await;
-        Ok(())
-    })
+        let limit = Duration::from_secs(a.drain_timeout_s);
+        eprintln!(
+            "mdeploy serve: stopping: no new connections; waiting up to {} s for the requests in progress",
+            a.drain_timeout_s
+        );
+        if running.drain(limit).await {
+            eprintln!("mdeploy serve: drained; every request in progress was answered");
+        } else {
+            eprintln!(
+                "mdeploy serve: the drain timeout ({} s) passed with requests still running; they are cut \
+                 (raise --drain-timeout-s to wait longer)",
+                a.drain_timeout_s
+            );
+        }
+        Ok::<(), String>(())
+    });
+    // A computation cut by the drain timeout may still hold a worker thread: do not wait for it.
+    rt.shutdown_timeout(Duration::from_millis(100));
+    result
 }
 
 #[cfg(unix)]

@@ -63,3 +63,103 @@ fn serve_answers_on_the_address_it_prints_and_stops_on_sigterm() {
     }
     let _ = std::fs::remove_dir_all(&repo);
 }
+
+/// `GET /metrics` and the value of one series (0 if absent).
+fn metric(addr: &str, series: &str) -> f64 {
+    let text = get(addr, "/metrics");
+    text.lines().find_map(|l| l.strip_prefix(series)).and_then(|v| v.trim().parse().ok()).unwrap_or(0.0)
+}
+
+/// SIGTERM while a slow request (2,000 real digits through the ResNet) is running: new
+/// connections are refused at once (REST and gRPC), the request still gets its 200 with every
+/// label, and the process exits 0 saying it drained.
+#[cfg(unix)]
+#[test]
+fn sigterm_drains_the_request_in_flight_and_refuses_new_connections() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let repo = std::env::temp_dir().join(format!("mdeploy-cli-drain-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&repo);
+    std::fs::create_dir_all(repo.join("slow/1")).expect("repo");
+    std::fs::copy(root.join("models/mnist-resnet.mdm"), repo.join("slow/1/model.mdm")).expect("model");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mdeploy"))
+        .args(["serve", "--repository"])
+        .arg(&repo)
+        .args(["--http", "127.0.0.1:0", "--grpc", "127.0.0.1:0", "--drain-timeout-s", "120"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("mdeploy serve starts");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let printed: Vec<String> = (0..2).map(|_| lines.next().expect("a line").expect("utf-8")).collect();
+    let after = |line: &str, marker: &str| -> String {
+        line.split(marker).nth(1).and_then(|r| r.split_whitespace().next()).unwrap_or_else(|| panic!("{line}")).to_string()
+    };
+    let addr = after(&printed[0], "http://");
+    let grpc = after(&printed[1], " on ");
+
+    // 2,000 real test digits as Triton binary tensors, labels asked for as JSON.
+    let t = &mdeploy_testkit::mnist::split().test;
+    let n = 2000.min(t.n);
+    let raw: Vec<u8> = (0..n).flat_map(|i| t.image(i).iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>()).collect();
+    let head = format!(
+        r#"{{"inputs":[{{"name":"input","shape":[{n},784],"datatype":"FP32","parameters":{{"binary_data_size":{}}}}}],"outputs":[{{"name":"label"}}]}}"#,
+        raw.len()
+    );
+    let done = Arc::new(AtomicBool::new(false));
+    let slow = {
+        let (addr, done) = (addr.clone(), done.clone());
+        std::thread::spawn(move || {
+            let mut s = TcpStream::connect(&addr).expect("connect");
+            write!(
+                s,
+                "POST /v2/models/slow/infer HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/octet-stream\r\n\
+                 inference-header-content-length: {}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                head.len(),
+                head.len() + raw.len()
+            )
+            .expect("write head");
+            s.write_all(head.as_bytes()).and_then(|()| s.write_all(&raw)).expect("write body");
+            let mut out = String::new();
+            s.read_to_string(&mut out).expect("read answer");
+            done.store(true, Ordering::SeqCst);
+            out
+        })
+    };
+    let t0 = Instant::now();
+    while metric(&addr, "nv_inference_pending_request_count{model=\"slow\",version=\"1\"} ") < 1.0 {
+        assert!(t0.elapsed() < Duration::from_secs(60), "the slow request never showed as pending");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+
+    // SAFETY: sending a signal to our own child process.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    // The listeners close within moments; the request is still running then.
+    let t1 = Instant::now();
+    let refused = |a: &str| TcpStream::connect(a).is_err();
+    while !(refused(&addr) && refused(&grpc)) {
+        assert!(t1.elapsed() < Duration::from_secs(5), "new connections still accepted 5 s after SIGTERM");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert!(!done.load(Ordering::SeqCst), "the slow request ended before the listeners closed; the test proves nothing");
+    let answer = slow.join().expect("slow client");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{}", &answer[..answer.len().min(300)]);
+    let body = answer.split("\r\n\r\n").nth(1).unwrap_or("");
+    let v: serde_json::Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {}", &body[..body.len().min(300)]));
+    let labels = v["outputs"][0]["data"].as_array().expect("labels");
+    assert_eq!(labels.len(), n);
+    let right = labels.iter().zip(&t.labels).filter(|(l, &y)| l.as_str() == Some(y.to_string().as_str())).count();
+    assert!(right * 100 >= n * 95, "{right} of {n} right");
+
+    let status = child.wait().expect("wait");
+    assert!(status.success(), "exit status after the drain: {status}");
+    let mut err = String::new();
+    child.stderr.take().expect("stderr").read_to_string(&mut err).expect("stderr");
+    assert!(err.contains("drained; every request in progress was answered"), "{err}");
+    let _ = std::fs::remove_dir_all(&repo);
+}

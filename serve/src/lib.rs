@@ -178,6 +178,17 @@ pub trait Observer: Send + Sync {
     fn observe(&self, model: &str, version: &str, info: &ModelInfo, input: &[f32], output: &[f32], n: usize);
 }
 
+/// Runs a model's samples for the host instead of the [`Server`]'s own plan: the native server's
+/// dynamic batching, which merges the runs of concurrent requests into one. Called from
+/// `Loaded::run` after the request was parsed and checked (so one request's bad input never
+/// reaches a batch) and before the [`Observer`], which still sees this request's own samples.
+/// The outputs must be what this `Server`'s plan (one sample per chunk) would give.
+pub trait Executor: Send + Sync {
+    /// Runs `n` samples (`input`: `n × input_len` values) of `model` `version`; returns the
+    /// `n × output_len` outputs, or `None` to let the `Server` run them itself.
+    fn run(&self, model: &str, version: &str, input: &[f32], n: usize) -> Option<Result<Vec<f32>, CoreError>>;
+}
+
 /// A model after its first use: what the routes describe, and the plan that runs it.
 pub(crate) struct Loaded {
     pub info: ModelInfo,
@@ -186,6 +197,8 @@ pub(crate) struct Loaded {
     pub max_batch: usize,
     /// The host's observer with this model's name and version ([`Server::set_observer`]).
     observer: Option<(Arc<dyn Observer>, String, String)>,
+    /// The host's executor with this model's name and version ([`Server::set_executor`]).
+    executor: Option<(Arc<dyn Executor>, String, String)>,
 }
 
 impl Loaded {
@@ -203,7 +216,7 @@ impl Loaded {
         // One sample per chunk: a small arena is cheap to set up per request, and `run` chunks
         // larger batches itself.
         let plan = Plan::new(&model, 1)?;
-        Ok(Loaded { info, plan, max_batch: usize::MAX, observer: None })
+        Ok(Loaded { info, plan, max_batch: usize::MAX, observer: None, executor: None })
     }
 
     pub fn input_len(&self) -> usize {
@@ -227,8 +240,15 @@ impl Loaded {
                 self.max_batch
             )));
         }
-        let mut out = vec![0.0; n.saturating_mul(self.output_len())];
-        self.plan.run(input, n, &mut out).map_err(ApiError::from_core)?;
+        let by_host = self.executor.as_ref().and_then(|(e, name, version)| e.run(name, version, input, n));
+        let out = match by_host {
+            Some(r) => r.map_err(ApiError::from_core)?,
+            None => {
+                let mut out = vec![0.0; n.saturating_mul(self.output_len())];
+                self.plan.run(input, n, &mut out).map_err(ApiError::from_core)?;
+                out
+            }
+        };
         if let Some((o, name, version)) = &self.observer {
             o.observe(name, version, &self.info, input, &out, n);
         }
@@ -262,6 +282,7 @@ pub struct Server {
     /// Serving's `/v1/models/m/labels/stable...` paths.
     labels: Vec<(String, String, String)>,
     observer: Option<Arc<dyn Observer>>,
+    executor: Option<Arc<dyn Executor>>,
 }
 
 /// An error answer: status, stable code and a message saying what to fix.
@@ -338,6 +359,7 @@ impl Server {
             slots: models.into_iter().map(|entry| Slot { entry, state: None, max_batch: usize::MAX }).collect(),
             labels: Vec::new(),
             observer: None,
+            executor: None,
         }
     }
 
@@ -350,6 +372,17 @@ impl Server {
             }
         }
         self.observer = Some(observer);
+    }
+
+    /// Hands the model runs of this server to `executor` (see [`Executor`]); without one, or
+    /// when it declines a run, the server's own plan runs it.
+    pub fn set_executor(&mut self, executor: Arc<dyn Executor>) {
+        for s in &mut self.slots {
+            if let Some(Ok(l)) = &mut s.state {
+                l.executor = Some((executor.clone(), s.entry.name.clone(), s.entry.version.clone()));
+            }
+        }
+        self.executor = Some(executor);
     }
 
     /// Points version label `label` (`stable`, `canary`, ...) of `model` at `version`, replacing
@@ -524,11 +557,12 @@ impl Server {
     pub(crate) fn load(&mut self, i: usize) -> Result<&mut Loaded, ApiError> {
         let slot = &mut self.slots[i];
         let max_batch = slot.max_batch;
-        let observer = &self.observer;
+        let (observer, executor) = (&self.observer, &self.executor);
         let state = slot.state.get_or_insert_with(|| {
             Loaded::load(&slot.entry).map(|mut l| {
                 l.max_batch = max_batch;
                 l.observer = observer.as_ref().map(|o| (o.clone(), slot.entry.name.clone(), slot.entry.version.clone()));
+                l.executor = executor.as_ref().map(|e| (e.clone(), slot.entry.name.clone(), slot.entry.version.clone()));
                 l
             })
         });

@@ -29,11 +29,13 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 pub mod auth;
+pub mod batch;
 mod grpc;
 pub mod metrics;
 pub mod monitor;
 pub mod repo;
 
+pub use batch::DynamicBatching;
 pub use repo::{ModelConfig, Repository, VersionPolicy};
 
 /// The generated KServe v2 gRPC types (`proto/grpc_predict_v2.proto`).
@@ -105,12 +107,27 @@ impl Running {
         &self.shared.repo
     }
 
-    /// Stops accepting, lets the listeners end; requests already running finish on their own.
+    /// Stops accepting and waits for every request in progress (REST and gRPC) to be answered.
     pub async fn stop(self) {
         let _ = self.stop.send(true);
         for t in self.tasks {
             let _ = t.await;
         }
+    }
+
+    /// A graceful drain (`mdeploy serve` on SIGTERM): the listeners close at once, so new
+    /// connections are refused; idle keep-alive connections are closed; requests in progress,
+    /// REST and gRPC, are answered, for at most `timeout`. `true` if all of them were.
+    pub async fn drain(self, timeout: Duration) -> bool {
+        let _ = self.stop.send(true);
+        let tasks = self.tasks;
+        tokio::time::timeout(timeout, async move {
+            for t in tasks {
+                let _ = t.await;
+            }
+        })
+        .await
+        .is_ok()
     }
 }
 
@@ -168,6 +185,8 @@ async fn watch_repository(shared: Arc<Shared>, every: Duration, mut stopped: wat
 }
 
 async fn serve_http(listener: TcpListener, shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
+    // Every connection is watched, so a stop can wait for the requests in progress (the drain).
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     loop {
         let (stream, _) = tokio::select! {
             r = listener.accept() => match r {
@@ -175,17 +194,22 @@ async fn serve_http(listener: TcpListener, shared: Arc<Shared>, mut stopped: wat
                 // Out of file descriptors and the like: wait a little rather than spin.
                 Err(_) => { tokio::time::sleep(Duration::from_millis(50)).await; continue; }
             },
-            _ = stopped.changed() => return,
+            _ = stopped.changed() => break,
         };
         let shared = shared.clone();
+        let svc = service_fn(move |req| {
+            let shared = shared.clone();
+            async move { Ok::<_, std::convert::Infallible>(http_request(&shared, req).await) }
+        });
+        let conn = graceful.watch(http1::Builder::new().serve_connection(TokioIo::new(stream), svc));
         tokio::spawn(async move {
-            let svc = service_fn(move |req| {
-                let shared = shared.clone();
-                async move { Ok::<_, std::convert::Infallible>(http_request(&shared, req).await) }
-            });
-            let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+            let _ = conn.await;
         });
     }
+    // Closed now, before the drain: a new connection is refused rather than left waiting.
+    drop(listener);
+    // Idle connections close; each one with a request in progress answers it, then closes.
+    graceful.shutdown().await;
 }
 
 type HttpResponse = hyper::Response<Full<Bytes>>;
@@ -384,6 +408,8 @@ impl Call {
         if let Some((m, v)) = &target {
             shared.metrics.pending(m, *v, 1);
         }
+        // Its executions are counted by its batch thread (`batch.rs`), not per request.
+        let batched_version = target.as_ref().is_some_and(|(m, v)| gen.batched(m, *v));
         let deadline = self.deadline;
         let arrival = self.arrival;
         // The permit travels with the work: it is released when the computation ends, even if
@@ -403,7 +429,12 @@ impl Call {
                     r.headers.push(("retry-after", "1".to_string()));
                     if let Some((m, v)) = &target {
                         shared.metrics.pending(m, *v, -1);
-                        let t = metrics::Timing { total: arrival.elapsed(), queue: Duration::ZERO, compute: Duration::ZERO };
+                        let t = metrics::Timing {
+                            total: arrival.elapsed(),
+                            queue: Duration::ZERO,
+                            compute: Duration::ZERO,
+                            batched: false,
+                        };
                         shared.metrics.observe(m, *v, None, &t);
                     }
                     return r;
@@ -425,11 +456,19 @@ impl Call {
                 body: &self.body,
             };
             let mut server = gen.take_server();
+            batch::begin(deadline);
             let t0 = Instant::now();
             let resp = server.handle(&req);
-            let compute = t0.elapsed();
+            // Time in a batch queue (`batch.rs`) is queueing, not computing.
+            let batched = batch::queued();
+            let compute = t0.elapsed().saturating_sub(batched);
             gen.give_back(server);
-            (resp, queue, compute)
+            // A request answered after its deadline (it ran, or waited in a batch queue, past
+            // it) is a deadline error, whatever the run gave.
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return (deadline_response(), queue + batched, compute);
+            }
+            (resp, queue + batched, compute)
         });
         let outcome = match deadline {
             Some(d) => match tokio::time::timeout_at(d.into(), work).await {
@@ -445,7 +484,8 @@ impl Call {
         if let Some((model, version)) = target {
             shared.metrics.pending(&model, version, -1);
             let ok = (resp.status == 200).then(|| batch_size(&resp));
-            let t = metrics::Timing { total: arrival.elapsed(), queue, compute };
+            // A request refused before its run (a bad input) was no execution either way.
+            let t = metrics::Timing { total: arrival.elapsed(), queue, compute, batched: batched_version };
             shared.metrics.observe(&model, version, ok, &t);
         }
         resp

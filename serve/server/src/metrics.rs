@@ -34,8 +34,11 @@ pub struct Timing {
     pub total: Duration,
     /// Waiting for a worker thread and a server instance.
     pub queue: Duration,
-    /// Inside the model's route (parse, run, answer).
+    /// Inside the model's route (parse, run, answer), less any time queued for a batch.
     pub compute: Duration,
+    /// The model ran in a dynamic batch, whose execution the batch thread counted
+    /// ([`Metrics::executed`]); otherwise the request counts as one execution of its own.
+    pub batched: bool,
 }
 
 const LABELS: &[&str] = &["model", "version"];
@@ -98,8 +101,9 @@ impl Metrics {
             Some(batch) => {
                 self.success.with_label_values(&l).inc();
                 self.count.with_label_values(&l).inc_by(batch as u64);
-                // No dynamic batching yet: every request is one execution.
-                self.exec_count.with_label_values(&l).inc();
+                if !t.batched {
+                    self.exec_count.with_label_values(&l).inc();
+                }
             }
             None => self.failure.with_label_values(&l).inc(),
         }
@@ -107,6 +111,11 @@ impl Metrics {
         self.queue_us.with_label_values(&l).inc_by(t.queue.as_micros() as u64);
         self.compute_us.with_label_values(&l).inc_by(t.compute.as_micros() as u64);
         self.latency.with_label_values(&l).observe(t.total.as_secs_f64());
+    }
+
+    /// One model execution of a dynamic batch (however many requests it merged).
+    pub fn executed(&self, model: &str, version: u64) {
+        self.exec_count.with_label_values(&[model, version.to_string().as_str()]).inc();
     }
 
     /// One more (`+1`) or one fewer (`-1`) request of `model` `version` in progress.

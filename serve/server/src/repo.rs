@@ -15,7 +15,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
 use mdeploy_core::format::{decrypt, peek_encrypted, read_with_options, verify_signature, DecryptionKey, PublicKey, ReadOptions};
@@ -23,6 +23,7 @@ use mdeploy_core::{LoadedModel, Plan, Trust};
 use mdeploy_serve::{ModelEntry, Server};
 use serde::Deserialize;
 
+use crate::batch::{Batchers, DynamicBatching};
 use crate::metrics::Metrics;
 
 /// Largest `model.mdm` the repository reads (a file past it is refused, unread).
@@ -44,11 +45,13 @@ pub struct ModelConfig {
     /// label -> version.
     pub labels: BTreeMap<String, u64>,
     pub max_batch: Option<usize>,
+    /// `[dynamic_batching]`: merge concurrent requests into batches of up to `max_batch`.
+    pub dynamic_batching: Option<DynamicBatching>,
 }
 
 impl Default for ModelConfig {
     fn default() -> Self {
-        ModelConfig { policy: VersionPolicy::Latest(1), labels: BTreeMap::new(), max_batch: None }
+        ModelConfig { policy: VersionPolicy::Latest(1), labels: BTreeMap::new(), max_batch: None, dynamic_batching: None }
     }
 }
 
@@ -59,7 +62,20 @@ struct ConfigFile {
     #[serde(default)]
     labels: BTreeMap<String, u64>,
     max_batch: Option<usize>,
+    dynamic_batching: Option<BatchingFile>,
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchingFile {
+    #[serde(default)]
+    max_queue_delay_us: u64,
+    #[serde(default)]
+    preferred_batch_size: Vec<usize>,
+}
+
+/// Longest `max_queue_delay_us` taken (1 s): a longer one is surely a unit mistake.
+const MAX_QUEUE_DELAY_US: u64 = 1_000_000;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -95,7 +111,34 @@ impl ModelConfig {
                 return Err(format!("config.toml: label '{label}' must be a name (stable, canary, ...), not a number"));
             }
         }
-        Ok(ModelConfig { policy, labels: f.labels, max_batch: f.max_batch })
+        let dynamic_batching = match f.dynamic_batching {
+            None => None,
+            Some(b) => {
+                // Triton's rule too: the batcher needs a cap to batch up to.
+                let Some(cap) = f.max_batch else {
+                    return Err("config.toml: [dynamic_batching] needs max_batch (the most samples one batch may \
+                                merge), e.g. max_batch = 32"
+                        .into());
+                };
+                if b.max_queue_delay_us > MAX_QUEUE_DELAY_US {
+                    return Err(format!(
+                        "config.toml: dynamic_batching.max_queue_delay_us = {} is more than {MAX_QUEUE_DELAY_US} \
+                         (1 s); it is in microseconds, e.g. 100",
+                        b.max_queue_delay_us
+                    ));
+                }
+                let mut preferred = b.preferred_batch_size;
+                if let Some(bad) = preferred.iter().find(|&&p| p == 0 || p > cap) {
+                    return Err(format!(
+                        "config.toml: dynamic_batching.preferred_batch_size {bad} must be from 1 to max_batch ({cap})"
+                    ));
+                }
+                preferred.sort_unstable();
+                preferred.dedup();
+                Some(DynamicBatching { max_queue_delay: Duration::from_micros(b.max_queue_delay_us), preferred })
+            }
+        };
+        Ok(ModelConfig { policy, labels: f.labels, max_batch: f.max_batch, dynamic_batching })
     }
 
     /// The versions to serve out of those on disk (`on_disk` sorted ascending).
@@ -154,10 +197,18 @@ pub struct Generation {
     pool: Mutex<Vec<Server>>,
     /// Sees every run of this generation's servers (prediction monitoring, input drift).
     observer: Option<Arc<dyn mdeploy_serve::Observer>>,
+    /// The batch queues of the versions whose config has `[dynamic_batching]` (`batch.rs`).
+    batchers: Arc<Batchers>,
 }
 
 impl Generation {
-    fn build(id: u64, states: &BTreeMap<String, ModelState>, observer: Option<Arc<dyn mdeploy_serve::Observer>>) -> Generation {
+    fn build(
+        id: u64,
+        states: &BTreeMap<String, ModelState>,
+        observer: Option<Arc<dyn mdeploy_serve::Observer>>,
+        metrics: Option<&Arc<Metrics>>,
+    ) -> Generation {
+        let mut batchers = Batchers::new();
         let mut served = Vec::new();
         let mut entries = Vec::new();
         let mut labels = Vec::new();
@@ -172,6 +223,11 @@ impl Generation {
                 // The digest was verified when these bytes entered the repository (`check`).
                 e.trusted = true;
                 entries.push(e);
+                if let (Some(cfg), Some(cap), Some(metrics)) = (&st.config.dynamic_batching, st.config.max_batch, metrics) {
+                    if let Err(e) = batchers.add(name, *v, &r.bytes, cap, cfg, metrics.clone()) {
+                        eprintln!("mdeploy serve: {name} version {v} runs without dynamic batching: {e}");
+                    }
+                }
             }
             for (label, v) in &st.config.labels {
                 if st.ready.contains_key(v) {
@@ -182,7 +238,8 @@ impl Generation {
                 max_batch.push((name.clone(), n));
             }
         }
-        Generation { id, served, entries, labels, max_batch, pool: Mutex::new(Vec::new()), observer }
+        let batchers = Arc::new(batchers);
+        Generation { id, served, entries, labels, max_batch, pool: Mutex::new(Vec::new()), observer, batchers }
     }
 
     /// A `Server` over this generation: one from the pool, or a new one (read + planned now).
@@ -193,6 +250,9 @@ impl Generation {
         let mut s = Server::new(self.entries.clone());
         if let Some(o) = &self.observer {
             s.set_observer(o.clone());
+        }
+        if !self.batchers.is_empty() {
+            s.set_executor(self.batchers.clone());
         }
         for (m, l, v) in &self.labels {
             // Only labels of served versions reach here, so this cannot be refused.
@@ -225,6 +285,11 @@ impl Generation {
                 self.served.iter().any(|(m, x)| m == model && *x == v).then_some(v)
             }
         }
+    }
+
+    /// Whether `model` `version` runs in dynamic batches.
+    pub fn batched(&self, model: &str, version: u64) -> bool {
+        self.batchers.batches(model, version)
     }
 
     pub fn has_model(&self, model: &str) -> bool {
@@ -297,7 +362,7 @@ impl Repository {
         }
         let repo = Repository {
             dir: dir.to_path_buf(),
-            current: ArcSwap::from_pointee(Generation::build(0, &BTreeMap::new(), None)),
+            current: ArcSwap::from_pointee(Generation::build(0, &BTreeMap::new(), None, None)),
             state: Mutex::new(RepoState { next_id: 1, ..RepoState::default() }),
             metrics,
             trusted,
@@ -511,7 +576,7 @@ impl Repository {
 
     /// Builds the next generation from `st`, warms one server on it, and swaps it in.
     fn publish(&self, st: &mut RepoState) {
-        let g = Generation::build(st.next_id, &st.models, Some(self.metrics.monitors.clone()));
+        let g = Generation::build(st.next_id, &st.models, Some(self.metrics.monitors.clone()), Some(&self.metrics));
         st.next_id += 1;
         // Warm: one server ready in the pool before the first request (the plans are built now,
         // not on the first request after the swap).
