@@ -33,6 +33,7 @@ mod grpc;
 pub mod metrics;
 pub mod monitor;
 pub mod repo;
+pub mod tls;
 
 pub use repo::{ModelConfig, Repository, VersionPolicy};
 
@@ -62,6 +63,8 @@ pub struct Options {
     pub drift_reference: Option<monitor::Fallback>,
     /// A trust policy (`--trust-dir`): only model versions signed by one of these keys load.
     pub trusted_keys: Option<Vec<mdeploy_core::format::PublicKey>>,
+    /// TLS on both ports (`tls.rs`); `None`: plain HTTP/1.1 and h2c.
+    pub tls: Option<tls::Tls>,
 }
 
 impl Options {
@@ -76,6 +79,7 @@ impl Options {
             max_inflight: None,
             drift_reference: None,
             trusted_keys: None,
+            tls: None,
         }
     }
 }
@@ -130,7 +134,7 @@ pub async fn start(opts: Options) -> Result<Running, String> {
         .await
         .map_err(|e| format!("cannot listen for HTTP on {}: {e}; pick another --http address", opts.http))?;
     let http = listener.local_addr().map_err(|e| e.to_string())?;
-    tasks.push(tokio::spawn(serve_http(listener, shared.clone(), stopped.clone())));
+    tasks.push(tokio::spawn(serve_http(listener, shared.clone(), stopped.clone(), opts.tls.clone())));
 
     let grpc = match opts.grpc {
         Some(addr) => {
@@ -138,7 +142,7 @@ pub async fn start(opts: Options) -> Result<Running, String> {
                 .await
                 .map_err(|e| format!("cannot listen for gRPC on {addr}: {e}; pick another --grpc address"))?;
             let a = l.local_addr().map_err(|e| e.to_string())?;
-            tasks.push(tokio::spawn(grpc::serve(l, shared.clone(), stopped.clone())));
+            tasks.push(tokio::spawn(grpc::serve(l, shared.clone(), stopped.clone(), opts.tls.as_ref().map(|t| t.grpc.clone()))));
             Some(a)
         }
         None => None,
@@ -163,7 +167,8 @@ async fn watch_repository(shared: Arc<Shared>, every: Duration, mut stopped: wat
     }
 }
 
-async fn serve_http(listener: TcpListener, shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
+async fn serve_http(listener: TcpListener, shared: Arc<Shared>, mut stopped: watch::Receiver<bool>, tls: Option<tls::Tls>) {
+    let port = listener.local_addr().map_or(0, |a| a.port());
     loop {
         let (stream, _) = tokio::select! {
             r = listener.accept() => match r {
@@ -174,14 +179,35 @@ async fn serve_http(listener: TcpListener, shared: Arc<Shared>, mut stopped: wat
             _ = stopped.changed() => return,
         };
         let shared = shared.clone();
+        let tls = tls.clone();
+        // The handshake runs in the connection's own task, so a slow or silent client never
+        // holds up the accept loop.
         tokio::spawn(async move {
-            let svc = service_fn(move |req| {
-                let shared = shared.clone();
-                async move { Ok::<_, std::convert::Infallible>(http_request(&shared, req).await) }
-            });
-            let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+            match tls {
+                None => serve_connection(stream, shared).await,
+                Some(tls) => match tls::opening(&stream).await {
+                    tls::Opening::Tls => {
+                        if let Ok(Ok(s)) = tokio::time::timeout(tls::HANDSHAKE_TIMEOUT, tls.rest.accept(stream)).await {
+                            serve_connection(s, shared).await
+                        }
+                    }
+                    tls::Opening::Plain => tls::refuse_plain(stream, port).await,
+                    tls::Opening::Gone => {}
+                },
+            }
         });
     }
+}
+
+async fn serve_connection<S>(stream: S, shared: Arc<Shared>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = service_fn(move |req| {
+        let shared = shared.clone();
+        async move { Ok::<_, std::convert::Infallible>(http_request(&shared, req).await) }
+    });
+    let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
 }
 
 type HttpResponse = hyper::Response<Full<Bytes>>;
