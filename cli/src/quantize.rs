@@ -121,6 +121,7 @@ pub fn run(args: &QuantizeArgs) -> Result<(), String> {
     extra.push(("quantized".into(), "int8 weights per output channel (symmetric), uint8 activations per tensor".into()));
     extra.push(("calibration".into(), how.clone()));
     extra.push(("f32 test accuracy".into(), format!("{:.4}", e_f32.accuracy())));
+    let reference = crate::monitor_ref::record(&mut q, crate::monitor_ref::carried(&model).map(str::to_string), Some(train))?;
     let bytes = format::write(&q).map_err(|e| format!("cannot encode the quantized model: {e}"))?;
     std::fs::write(&args.out, &bytes).map_err(|e| format!("{}: cannot write: {e}", args.out.display()))?;
     println!(
@@ -140,5 +141,6 @@ pub fn run(args: &QuantizeArgs) -> Result<(), String> {
         100.0 * e_q.accuracy(),
         100.0 * (e_q.accuracy() - e_f32.accuracy())
     );
+    println!("input-drift reference: {reference}");
     Ok(())
 }
