@@ -190,6 +190,24 @@ fn pack_contents(t: &model_infer_request::InferInputTensor) -> Result<Vec<u8>, S
             clip(&t.name)
         ))
     })?;
+    // Typed contents are counted in values, so a count that does not fill the shape is said in
+    // values (the REST check after packing would speak of bytes the client never sent). Shapes
+    // with a zero, negative or overflowing product are left to that check, which names them.
+    let count = match t.datatype.as_str() {
+        "FP32" => Some(c.fp32_contents.len()),
+        "UINT8" => Some(c.uint_contents.len()),
+        _ => None,
+    };
+    let want = t.shape.iter().try_fold(1usize, |n, &d| usize::try_from(d).ok().and_then(|d| n.checked_mul(d)));
+    if let (Some(count), Some(want)) = (count, want.filter(|&w| w > 0)) {
+        if count != want {
+            return Err(Status::invalid_argument(format!(
+                "input '{}': shape {:?} needs {want} values but `contents` has {count}; send one value per element",
+                clip(&t.name),
+                t.shape
+            )));
+        }
+    }
     match t.datatype.as_str() {
         "FP32" => Ok(c.fp32_contents.iter().flat_map(|x| x.to_le_bytes()).collect()),
         "UINT8" => c
