@@ -20,7 +20,7 @@ use std::time::Duration;
 use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::ServerConfig;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 
@@ -132,9 +132,23 @@ pub(crate) async fn opening(stream: &TcpStream) -> Opening {
 }
 
 /// The one answer a plain HTTP request gets on the TLS REST port (nginx answers the same case
-/// with a 400 too), then the connection closes. The request itself is not read: it could be
-/// anything, and nothing of it is acted on.
+/// with a 400 too), then the connection closes. Nothing of the request is acted on, but its head
+/// is read first (at most 16 KiB, for at most a few seconds) and what follows the answer is
+/// drained briefly: closing a socket with unread bytes makes the kernel send a reset, which can
+/// destroy the answer before the client reads it (seen with a client writing its request in
+/// several pieces).
 pub(crate) async fn refuse_plain(mut stream: TcpStream, port: u16) {
+    let mut head = Vec::new();
+    let mut buf = [0u8; 4096];
+    let _ = tokio::time::timeout(Duration::from_secs(3), async {
+        while head.len() < 16 * 1024 && !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => head.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
     let body = format!(
         "{{\"error\":\"this port speaks HTTPS (TLS): a plain HTTP request was sent to it; use https://HOST:{port}/\",\
          \"code\":\"TLS_REQUIRED\"}}"
@@ -147,6 +161,17 @@ pub(crate) async fn refuse_plain(mut stream: TcpStream, port: u16) {
         stream.write_all(head.as_bytes()).await?;
         stream.write_all(body.as_bytes()).await?;
         stream.shutdown().await
+    })
+    .await;
+    // Read what is left (a body, the rest of a pipeline) until the client closes, within limits.
+    let mut left = 64 * 1024usize;
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        while left > 0 {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => left = left.saturating_sub(n),
+            }
+        }
     })
     .await;
 }
