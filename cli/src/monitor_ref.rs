@@ -67,7 +67,8 @@ pub fn record(model: &mut Model, source: Option<String>, train: Option<&Dataset>
             set(model, training_reference(t)?.to_text());
             Ok("computed from the training split")
         }
-        _ => Ok("none (no training data of the model's input size)"),
+        Some(_) => Ok("none (no training data of the model's input size)"),
+        None => Ok("none (the source model has none; `mdeploy monitor-ref` adds one)"),
     }
 }
 
