@@ -20,6 +20,9 @@ cargo build -p mdeploy-core --release --target wasm32-wasip2
 LOG="$CARGO_TARGET_DIR/npm-test.log"
 : > "$LOG"
 
+step "serve/deploy: the Dockerfile and KServe manifests agree with defaults.json, mdeploy serve's flags and each other"
+node --test serve/deploy/deploy.test.mjs 2>&1 | tee -a "$LOG"
+
 step "ONNX backend node tests: the cases of onnx 1.23.2, written once into ~/.cache (core/onnx/node-tests)"
 # Not shipped in onnx's wheel any more; regenerated from its Python definitions in a few seconds.
 # core/onnx/tests/node.rs (run in the next step) reads them and fails if they are missing.

@@ -59,6 +59,12 @@ pub struct ConvertArgs {
     /// else the only floating-point one.
     #[arg(long, value_name = "NAME")]
     pub output: Option<String>,
+    /// Folder with the mnist package's 0.json..9.json: its training split becomes the model's
+    /// input-drift reference (`monitor.reference`, for `mdeploy serve`). Needs a 784-value input.
+    /// Without it no reference is stored (`mdeploy monitor-ref` adds one later; `mdeploy serve`
+    /// falls back to its own for 784-value models).
+    #[arg(long, value_name = "DIR")]
+    pub reference_data: Option<PathBuf>,
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
@@ -127,6 +133,23 @@ pub fn run(args: &ConvertArgs) -> Result<(), String> {
     // Plan it once: a model that converts but could not run (over the memory budget) fails here,
     // not later on a device.
     Plan::new(&model, 1).map_err(|e| format!("the converted model does not run in mdeploy: {e}"))?;
+    let reference = match &args.reference_data {
+        Some(dir) => {
+            let split = crate::data::load_split(&crate::data::mnist_dir(Some(dir))?)?;
+            if split.train.sample_len() != model.input_len() {
+                return Err(format!(
+                    "--reference-data {}: its digits have {} values but the model takes {} (input shape {:?}); a \
+                     reference is made of the model's own inputs, so leave --reference-data out for this model",
+                    dir.display(),
+                    split.train.sample_len(),
+                    model.input_len(),
+                    model.meta.input_shape
+                ));
+            }
+            crate::monitor_ref::record(&mut model, None, Some(&split.train))?
+        }
+        None => "none (no --reference-data; `mdeploy monitor-ref` can add one)",
+    };
     let bytes = format::write(&model).map_err(|e| format!("cannot encode the model: {e}"))?;
     std::fs::write(&args.out, &bytes).map_err(|e| format!("{}: cannot write: {e}", args.out.display()))?;
 
@@ -139,7 +162,7 @@ pub fn run(args: &ConvertArgs) -> Result<(), String> {
             "source": args.model.display().to_string(), "out": args.out.display().to_string(),
             "bytes": bytes.len(), "name": model.meta.name, "producer": producer, "opset": opset,
             "input_shape": model.meta.input_shape, "outputs": outputs, "params": model.param_count(),
-            "nodes": model.graph.nodes.len(), "ops": ops,
+            "nodes": model.graph.nodes.len(), "ops": ops, "drift_reference": reference,
         });
         println!("{v}");
     } else {
@@ -153,7 +176,7 @@ pub fn run(args: &ConvertArgs) -> Result<(), String> {
             list.join(", "),
             model.param_count()
         );
-        println!("wrote {} ({} bytes)", args.out.display(), bytes.len());
+        println!("wrote {} ({} bytes); input-drift reference: {reference}", args.out.display(), bytes.len());
     }
     Ok(())
 }

@@ -104,6 +104,7 @@ pub fn run(args: &DistillArgs) -> Result<(), String> {
         ));
     }
     let split = data::load_split(&data::mnist_dir(args.data.as_deref())?)?;
+    let teacher_reference = crate::monitor_ref::carried(&teacher).map(str::to_string);
     let teacher_acc = crate::eval::score(&teacher, &split.test, 256)?.accuracy();
     let config = TrainConfig {
         epochs: args.epochs,
@@ -176,6 +177,7 @@ pub fn run(args: &DistillArgs) -> Result<(), String> {
             rounds.iter().map(|a| format!("{:.2} %", a * 100.0)).collect::<Vec<_>>().join(", ")
         ),
     ));
+    let reference = crate::monitor_ref::record(&mut model, teacher_reference, Some(&split.train))?;
     let bytes = format::write(&model).map_err(|e| format!("cannot encode the model: {e}"))?;
     std::fs::write(&args.out, &bytes).map_err(|e| format!("{}: cannot write: {e}", args.out.display()))?;
     if args.json {
@@ -187,11 +189,16 @@ pub fn run(args: &DistillArgs) -> Result<(), String> {
                 "round_accuracies": rounds.iter().map(|a| crate::eval::round6(*a)).collect::<Vec<_>>(),
                 "test_accuracy": rounds.last().map(|a| crate::eval::round6(*a)),
                 "temperature": args.temperature, "alpha": args.alpha, "epochs": args.epochs, "seed": args.seed,
-                "seconds": secs,
+                "seconds": secs, "drift_reference": reference,
             })
         );
     } else {
-        println!("wrote {} ({} bytes, {} parameters) in {secs:.1} s", args.out.display(), bytes.len(), model.param_count());
+        println!(
+            "wrote {} ({} bytes, {} parameters) in {secs:.1} s; input-drift reference: {reference}",
+            args.out.display(),
+            bytes.len(),
+            model.param_count()
+        );
     }
     Ok(())
 }

@@ -41,6 +41,37 @@ pub fn training_reference(train: &Dataset) -> Result<Reference, String> {
     Reference::from_rows((0..train.n).map(|i| train.image(i))).ok_or_else(|| "the training split is empty".to_string())
 }
 
+/// The `monitor.reference` text a model carries, if any.
+pub fn carried(model: &Model) -> Option<&str> {
+    model.meta.provenance.extra.iter().find(|(k, _)| k == META_KEY).map(|(_, v)| v.as_str())
+}
+
+/// Stores `text` as the model's `monitor.reference`, replacing one it had.
+pub fn set(model: &mut Model, text: String) {
+    let extra = &mut model.meta.provenance.extra;
+    extra.retain(|(k, _)| k != META_KEY);
+    extra.push((META_KEY.to_string(), text));
+}
+
+/// What `train`, `distill`, `prune` and `quantize` record when they write a model: the source
+/// model's reference text when it carried one (a model made from another sees the same inputs),
+/// else the one of `train` (the split the model was trained or calibrated on), if its rows are
+/// the model's input size. Returns what was done, for the command's summary.
+pub fn record(model: &mut Model, source: Option<String>, train: Option<&Dataset>) -> Result<&'static str, String> {
+    if let Some(text) = source {
+        set(model, text);
+        return Ok("kept from the source model");
+    }
+    match train {
+        Some(t) if t.n > 0 && t.sample_len() == model.input_len() => {
+            set(model, training_reference(t)?.to_text());
+            Ok("computed from the training split")
+        }
+        Some(_) => Ok("none (no training data of the model's input size)"),
+        None => Ok("none (the source model has none; `mdeploy monitor-ref` adds one)"),
+    }
+}
+
 fn outputs(model: &Model, test: &Dataset) -> Result<Vec<f32>, String> {
     let mut plan = Plan::new(model, 256).map_err(|e| e.to_string())?;
     let mut out = vec![0.0; test.n * plan.output_len()];

@@ -211,6 +211,7 @@ pub fn run(args: &PruneArgs) -> Result<(), String> {
     let bytes = model_file::read_bytes(&args.model)?;
     let mut model = format::read(&bytes).map_err(|e| format!("{}: {e}", args.model))?;
     let src_name = model.meta.name.clone();
+    let source_reference = crate::monitor_ref::carried(&model).map(str::to_string);
     let mnist = is_mnist(&model);
     if args.epochs > 0 && !mnist {
         return Err(format!(
@@ -343,6 +344,7 @@ pub fn run(args: &PruneArgs) -> Result<(), String> {
         format!("{nnz} / {total} non-zero ({:.2} % sparse)", 100.0 * (1.0 - nnz as f64 / total.max(1) as f64)),
     ));
     p.extra.push(("pruning.tool".into(), format!("mdeploy {}", env!("CARGO_PKG_VERSION"))));
+    let reference = crate::monitor_ref::record(&mut model, source_reference, split.as_ref().map(|s| &s.train))?;
     let out = format::write(&model).map_err(|e| format!("cannot encode the model: {e}"))?;
     std::fs::write(&args.out, &out).map_err(|e| format!("{}: cannot write: {e}", args.out.display()))?;
 
@@ -351,7 +353,7 @@ pub fn run(args: &PruneArgs) -> Result<(), String> {
             "out": args.out.display().to_string(), "bytes": out.len(), "source_bytes": bytes.len(),
             "method": method, "accuracy_before": before.map(crate::eval::round6), "test_accuracy": after.map(crate::eval::round6),
             "nonzeros": nnz, "weights": total, "sparsity": 1.0 - nnz as f64 / total.max(1) as f64,
-            "fine_tune_seconds": secs,
+            "fine_tune_seconds": secs, "drift_reference": reference,
             "layers": layers.iter().zip(&encodings).map(|(l, _)| serde_json::json!({
                 "node": l.node, "name": l.name, "nonzeros": l.nonzeros, "total": l.total, "encoding": l.encoding,
             })).collect::<Vec<_>>(),
@@ -375,6 +377,11 @@ pub fn run(args: &PruneArgs) -> Result<(), String> {
         pct(before),
         pct(after)
     );
-    println!("wrote {} ({} bytes; the source was {} bytes)", args.out.display(), out.len(), bytes.len());
+    println!(
+        "wrote {} ({} bytes; the source was {} bytes); input-drift reference: {reference}",
+        args.out.display(),
+        out.len(),
+        bytes.len()
+    );
     Ok(())
 }

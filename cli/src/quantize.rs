@@ -175,6 +175,9 @@ pub fn run(args: &QuantizeArgs) -> Result<(), String> {
         ));
     }
     extra.push(("f32 test accuracy".into(), format!("{:.4}", e_f32.accuracy())));
+    // Only the source's reference is kept, none is computed: quantizing a shipped model must give
+    // the shipped int8 file byte for byte (cli/tests/cli.rs), and the shipped models carry none yet.
+    let reference = crate::monitor_ref::record(&mut q, crate::monitor_ref::carried(&model).map(str::to_string), None)?;
     let bytes = format::write(&q).map_err(|e| format!("cannot encode the quantized model: {e}"))?;
     std::fs::write(&args.out, &bytes).map_err(|e| format!("{}: cannot write: {e}", args.out.display()))?;
     println!(
@@ -196,5 +199,6 @@ pub fn run(args: &QuantizeArgs) -> Result<(), String> {
         100.0 * e_q.accuracy(),
         100.0 * (e_q.accuracy() - e_f32.accuracy())
     );
+    println!("input-drift reference: {reference}");
     Ok(())
 }

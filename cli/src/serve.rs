@@ -10,6 +10,7 @@ use std::time::Duration;
     DIR/<model>/config.toml           optional: version_policy, [labels], max_batch, [dynamic_batching]\n\n\
     Example:\n  mkdir -p repo/mnist-cnn/1 && cp models/mnist-cnn.mdm repo/mnist-cnn/1/model.mdm\n  \
     mdeploy serve --repository repo\n  \
+    mdeploy serve --repository repo --tls-cert cert.pem --tls-key key.pem   # HTTPS and gRPC over TLS\n  \
     curl -s 127.0.0.1:8000/v2/models/mnist-cnn    # KServe v2 REST; gRPC on 127.0.0.1:8001")]
 pub struct ServeArgs {
     /// The model repository folder.
@@ -53,6 +54,12 @@ pub struct ServeArgs {
     /// gRPC) finish for at most this many seconds before exiting.
     #[arg(long, default_value_t = 10, value_name = "SECONDS")]
     drain_timeout_s: u64,
+    /// TLS on both ports: the server's PEM certificate chain (its own certificate first).
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS on both ports: the PEM private key of --tls-cert (PKCS#8, PKCS#1 or SEC1, unencrypted).
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 pub fn run(a: &ServeArgs) -> Result<(), String> {
@@ -109,6 +116,12 @@ pub fn run(a: &ServeArgs) -> Result<(), String> {
         }
         None => None,
     };
+    // Read and checked before anything listens, so a bad file stops the start naming it.
+    let tls = match (&a.tls_cert, &a.tls_key) {
+        (Some(c), Some(k)) => Some(mdeploy_server::tls::Tls::from_pem_files(c, k)?),
+        _ => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let result = rt.block_on(async {
         let opts = mdeploy_server::Options {
             repository: a.repository.clone(),
@@ -120,6 +133,7 @@ pub fn run(a: &ServeArgs) -> Result<(), String> {
             drift_reference,
             trusted_keys,
             decryption_key,
+            tls,
         };
         let running = mdeploy_server::start(opts).await?;
         // Listen for SIGTERM before announcing the address: a supervisor (or a test) that stops
@@ -130,9 +144,9 @@ pub fn run(a: &ServeArgs) -> Result<(), String> {
         let term = ();
         let served: Vec<String> =
             running.repository().current().served.iter().map(|(m, v)| format!("{m} v{v}")).collect();
-        println!("mdeploy serve: REST on http://{} (KServe v2 /v2, TF Serving /v1, /predict, /metrics)", running.http);
+        println!("mdeploy serve: REST on {scheme}://{} (KServe v2 /v2, TF Serving /v1, /predict, /metrics)", running.http);
         if let Some(g) = running.grpc {
-            println!("mdeploy serve: gRPC (KServe v2) on {g}");
+            println!("mdeploy serve: gRPC (KServe v2) on {g}{}", if scheme == "https" { " (TLS)" } else { "" });
         }
         println!(
             "mdeploy serve: repository {}: {}",

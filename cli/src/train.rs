@@ -238,7 +238,10 @@ pub fn run(args: &TrainArgs) -> Result<(), String> {
             evaluation.n
         );
     }
-    let model = trainer.into_model();
+    let mut model = trainer.into_model();
+    // The input-drift reference of the split it was trained on, so `mdeploy serve` reports drift
+    // for the file as written (serve/server/SERVER.md, Monitoring).
+    let reference = crate::monitor_ref::record(&mut model, None, Some(&split.train))?;
     let bytes = format::write(&model).map_err(|e| format!("cannot encode the model: {e}"))?;
     std::fs::write(&args.out, &bytes)
         .map_err(|e| format!("{}: cannot write: {e}", args.out.display()))?;
@@ -246,13 +249,13 @@ pub fn run(args: &TrainArgs) -> Result<(), String> {
         let summary = serde_json::json!({
             "arch": arch_name, "out": args.out.display().to_string(), "bytes": bytes.len(),
             "params": model.param_count(), "epochs": args.epochs, "seed": args.seed,
-            "config": model.meta.provenance.extra.iter().map(|(k, v)| (k.clone(), serde_json::Value::from(v.clone()))).collect::<serde_json::Map<_, _>>(),
+            "config": model.meta.provenance.extra.iter().filter(|(k, _)| k != mdeploy_core::monitor::META_KEY).map(|(k, v)| (k.clone(), serde_json::Value::from(v.clone()))).collect::<serde_json::Map<_, _>>(),
             "split": MNIST_SPLIT, "test_accuracy": crate::eval::round6(acc), "train_seconds": train_secs,
-            "images_per_second": images_per_second, "per_epoch": epochs_json,
+            "images_per_second": images_per_second, "per_epoch": epochs_json, "drift_reference": reference,
         });
         println!("{summary}");
     } else {
-        println!("wrote {} ({} bytes)", args.out.display(), bytes.len());
+        println!("wrote {} ({} bytes); input-drift reference: {reference}", args.out.display(), bytes.len());
     }
     Ok(())
 }

@@ -161,5 +161,62 @@ fn sigterm_drains_the_request_in_flight_and_refuses_new_connections() {
     let mut err = String::new();
     child.stderr.take().expect("stderr").read_to_string(&mut err).expect("stderr");
     assert!(err.contains("drained; every request in progress was answered"), "{err}");
+
+/// `--tls-cert/--tls-key`: the printed address is https://, curl trusting the test CA gets 200,
+/// plain HTTP gets the 400 naming https://; a key file that holds a certificate stops the start
+/// with an error naming it, and one flag without the other is a usage error.
+#[test]
+fn serve_with_tls_flags() {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let repo = std::env::temp_dir().join(format!("mdeploy-cli-serve-tls-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&repo);
+    std::fs::create_dir_all(repo.join("mnist-cnn/1")).expect("repo");
+    std::fs::copy(root.join("models/mnist-cnn.mdm"), repo.join("mnist-cnn/1/model.mdm")).expect("model");
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    // A name of its own: rcgen's default one on both would make the leaf look self-signed.
+    ca_params.distinguished_name.push(rcgen::DnType::CommonName, "mdeploy CLI test CA");
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("key")).expect("CA");
+    let key = KeyPair::generate().expect("key");
+    let cert = CertificateParams::new(vec!["127.0.0.1".to_string()]).expect("params").signed_by(&key, &ca).expect("cert");
+    let (ca_pem, cert_pem, key_pem) = (repo.join("ca.pem"), repo.join("cert.pem"), repo.join("key.pem"));
+    std::fs::write(&ca_pem, ca.pem()).expect("write");
+    std::fs::write(&cert_pem, cert.pem()).expect("write");
+    std::fs::write(&key_pem, key.serialize_pem()).expect("write");
+    let serve = |cert: &std::path::Path, key: Option<&std::path::Path>| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_mdeploy"));
+        c.args(["serve", "--repository"]).arg(&repo).args(["--http", "127.0.0.1:0", "--grpc", "127.0.0.1:0", "--tls-cert"]).arg(cert);
+        if let Some(k) = key {
+            c.arg("--tls-key").arg(k);
+        }
+        c
+    };
+
+    // The key file holds the certificate: refused before listening, naming the file.
+    let out = serve(&cert_pem, Some(&cert_pem)).output().expect("runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("TLS key file") && err.contains("cert.pem") && err.contains("no PEM private key"), "{err}");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("REST on"), "it must not have started listening");
+    let out = serve(&cert_pem, None).output().expect("runs");
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("--tls-key"), "one flag alone must be refused");
+
+    let mut child = serve(&cert_pem, Some(&key_pem)).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("starts");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let printed: Vec<String> = (0..3).map(|_| lines.next().expect("a line").expect("utf-8")).collect();
+    let text = printed.join("\n");
+    assert!(text.contains("REST on https://127.0.0.1:") && text.contains("(TLS)"), "{text}");
+    let addr = printed[0].split("https://").nth(1).and_then(|r| r.split_whitespace().next()).expect("address").to_string();
+    let curl = Command::new("curl")
+        .args(["-sS", "--max-time", "20", "--cacert"])
+        .arg(&ca_pem)
+        .arg(format!("https://{addr}/v2/models/mnist-cnn/ready"))
+        .output()
+        .expect("curl runs");
+    assert_eq!(String::from_utf8_lossy(&curl.stdout), r#"{"name":"mnist-cnn","ready":true}"#, "{}", String::from_utf8_lossy(&curl.stderr));
+    let plain = get(&addr, "/v2/models/mnist-cnn/ready");
+    assert!(plain.starts_with("HTTP/1.1 400") && plain.contains("TLS_REQUIRED"), "{plain}");
+    let _ = child.kill();
+    let _ = child.wait();
     let _ = std::fs::remove_dir_all(&repo);
 }

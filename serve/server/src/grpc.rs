@@ -22,18 +22,54 @@ use crate::auth::{Denied, Scope};
 use crate::repo::valid_name;
 use crate::{clip, Call, Shared, DEADLINE_STATUS};
 
-pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
+pub(crate) async fn serve(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    mut stopped: watch::Receiver<bool>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) {
     let svc = GrpcInferenceServiceServer::new(Grpc { shared })
         // The REST body limit, so both protocols take the same largest request.
         .max_decoding_message_size(mdeploy_serve::MAX_BODY_BYTES)
         .max_encoding_message_size(64 * 1024 * 1024);
-    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-    let _ = tonic::transport::Server::builder()
-        .add_service(svc)
-        .serve_with_incoming_shutdown(incoming, async move {
-            let _ = stopped.changed().await;
-        })
-        .await;
+    let router = tonic::transport::Server::builder().add_service(svc);
+    let mut stop = stopped.clone();
+    let shutdown = async move {
+        let _ = stop.changed().await;
+    };
+    let Some(tls) = tls else {
+        let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+        let _ = router.serve_with_incoming_shutdown(incoming, shutdown).await;
+        return;
+    };
+    // TLS (`tls.rs`): each connection is handshaken in a task of its own and handed to tonic
+    // through a channel once it speaks TLS; anything else (h2c to a TLS port) is dropped.
+    let (tx, rx) = tokio::sync::mpsc::channel::<crate::tls::GrpcTls>(64);
+    let accept = async move {
+        loop {
+            let stream = tokio::select! {
+                r = listener.accept() => match r {
+                    Ok((s, _)) => s,
+                    Err(_) => { tokio::time::sleep(Duration::from_millis(50)).await; continue; }
+                },
+                _ = stopped.changed() => return,
+            };
+            let _ = stream.set_nodelay(true);
+            let (tls, tx) = (tls.clone(), tx.clone());
+            tokio::spawn(async move {
+                if let crate::tls::Opening::Tls = crate::tls::opening(&stream).await {
+                    if let Ok(Ok(s)) = tokio::time::timeout(crate::tls::HANDSHAKE_TIMEOUT, tls.accept(stream)).await {
+                        let _ = tx.send(crate::tls::GrpcTls(s)).await;
+                    }
+                }
+            });
+        }
+    };
+    let incoming = tokio_stream::wrappers::ReceiverStream::new(rx);
+    let incoming = tokio_stream::StreamExt::map(incoming, Ok::<_, std::io::Error>);
+    tokio::join!(accept, async {
+        let _ = router.serve_with_incoming_shutdown(incoming, shutdown).await;
+    });
 }
 
 struct Grpc {
@@ -154,6 +190,24 @@ fn pack_contents(t: &model_infer_request::InferInputTensor) -> Result<Vec<u8>, S
             clip(&t.name)
         ))
     })?;
+    // Typed contents are counted in values, so a count that does not fill the shape is said in
+    // values (the REST check after packing would speak of bytes the client never sent). Shapes
+    // with a zero, negative or overflowing product are left to that check, which names them.
+    let count = match t.datatype.as_str() {
+        "FP32" => Some(c.fp32_contents.len()),
+        "UINT8" => Some(c.uint_contents.len()),
+        _ => None,
+    };
+    let want = t.shape.iter().try_fold(1usize, |n, &d| usize::try_from(d).ok().and_then(|d| n.checked_mul(d)));
+    if let (Some(count), Some(want)) = (count, want.filter(|&w| w > 0)) {
+        if count != want {
+            return Err(Status::invalid_argument(format!(
+                "input '{}': shape {:?} needs {want} values but `contents` has {count}; send one value per element",
+                clip(&t.name),
+                t.shape
+            )));
+        }
+    }
     match t.datatype.as_str() {
         "FP32" => Ok(c.fp32_contents.iter().flat_map(|x| x.to_le_bytes()).collect()),
         "UINT8" => c

@@ -34,6 +34,7 @@ mod grpc;
 pub mod metrics;
 pub mod monitor;
 pub mod repo;
+pub mod tls;
 
 pub use batch::DynamicBatching;
 pub use repo::{ModelConfig, Repository, VersionPolicy};
@@ -66,6 +67,8 @@ pub struct Options {
     pub trusted_keys: Option<Vec<mdeploy_core::format::PublicKey>>,
     /// `--decryption-key`: encrypted versions are decrypted with it, in memory (`repo.rs`).
     pub decryption_key: Option<mdeploy_core::format::DecryptionKey>,
+    /// TLS on both ports (`tls.rs`); `None`: plain HTTP/1.1 and h2c.
+    pub tls: Option<tls::Tls>,
 }
 
 impl Options {
@@ -81,6 +84,7 @@ impl Options {
             drift_reference: None,
             trusted_keys: None,
             decryption_key: None,
+            tls: None,
         }
     }
 }
@@ -151,7 +155,7 @@ pub async fn start(opts: Options) -> Result<Running, String> {
         .await
         .map_err(|e| format!("cannot listen for HTTP on {}: {e}; pick another --http address", opts.http))?;
     let http = listener.local_addr().map_err(|e| e.to_string())?;
-    tasks.push(tokio::spawn(serve_http(listener, shared.clone(), stopped.clone())));
+    tasks.push(tokio::spawn(serve_http(listener, shared.clone(), stopped.clone(), opts.tls.clone())));
 
     let grpc = match opts.grpc {
         Some(addr) => {
@@ -159,7 +163,7 @@ pub async fn start(opts: Options) -> Result<Running, String> {
                 .await
                 .map_err(|e| format!("cannot listen for gRPC on {addr}: {e}; pick another --grpc address"))?;
             let a = l.local_addr().map_err(|e| e.to_string())?;
-            tasks.push(tokio::spawn(grpc::serve(l, shared.clone(), stopped.clone())));
+            tasks.push(tokio::spawn(grpc::serve(l, shared.clone(), stopped.clone(), opts.tls.as_ref().map(|t| t.grpc.clone()))));
             Some(a)
         }
         None => None,
@@ -184,8 +188,10 @@ async fn watch_repository(shared: Arc<Shared>, every: Duration, mut stopped: wat
     }
 }
 
-async fn serve_http(listener: TcpListener, shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
+async fn serve_http(listener: TcpListener, shared: Arc<Shared>, mut stopped: watch::Receiver<bool>, tls: Option<tls::Tls>) {
+    let port = listener.local_addr().map_or(0, |a| a.port());
     // Every connection is watched, so a stop can wait for the requests in progress (the drain).
+    // A connection still in its TLS handshake holds its watcher too (at most HANDSHAKE_TIMEOUT).
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     loop {
         let (stream, _) = tokio::select! {
@@ -197,19 +203,40 @@ async fn serve_http(listener: TcpListener, shared: Arc<Shared>, mut stopped: wat
             _ = stopped.changed() => break,
         };
         let shared = shared.clone();
-        let svc = service_fn(move |req| {
-            let shared = shared.clone();
-            async move { Ok::<_, std::convert::Infallible>(http_request(&shared, req).await) }
-        });
-        let conn = graceful.watch(http1::Builder::new().serve_connection(TokioIo::new(stream), svc));
+        let tls = tls.clone();
+        let watcher = graceful.watcher();
+        // The handshake runs in the connection's own task, so a slow or silent client never
+        // holds up the accept loop.
         tokio::spawn(async move {
-            let _ = conn.await;
+            match tls {
+                None => serve_connection(stream, shared, watcher).await,
+                Some(tls) => match tls::opening(&stream).await {
+                    tls::Opening::Tls => {
+                        if let Ok(Ok(s)) = tokio::time::timeout(tls::HANDSHAKE_TIMEOUT, tls.rest.accept(stream)).await {
+                            serve_connection(s, shared, watcher).await
+                        }
+                    }
+                    tls::Opening::Plain => tls::refuse_plain(stream, port).await,
+                    tls::Opening::Gone => {}
+                },
+            }
         });
     }
     // Closed now, before the drain: a new connection is refused rather than left waiting.
     drop(listener);
     // Idle connections close; each one with a request in progress answers it, then closes.
     graceful.shutdown().await;
+}
+
+async fn serve_connection<S>(stream: S, shared: Arc<Shared>, watcher: hyper_util::server::graceful::Watcher)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = service_fn(move |req| {
+        let shared = shared.clone();
+        async move { Ok::<_, std::convert::Infallible>(http_request(&shared, req).await) }
+    });
+    let _ = watcher.watch(http1::Builder::new().serve_connection(TokioIo::new(stream), svc)).await;
 }
 
 type HttpResponse = hyper::Response<Full<Bytes>>;
