@@ -161,6 +161,8 @@ fn sigterm_drains_the_request_in_flight_and_refuses_new_connections() {
     let mut err = String::new();
     child.stderr.take().expect("stderr").read_to_string(&mut err).expect("stderr");
     assert!(err.contains("drained; every request in progress was answered"), "{err}");
+    let _ = std::fs::remove_dir_all(&repo);
+}
 
 /// `--tls-cert/--tls-key`: the printed address is https://, curl trusting the test CA gets 200,
 /// plain HTTP gets the 400 naming https://; a key file that holds a certificate stops the start
