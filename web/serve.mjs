@@ -12,6 +12,7 @@
 // Usage: node web/serve.mjs [--port 8080] [--host 127.0.0.1] [--endpoint http://127.0.0.1:8081]
 // (env: MDEPLOY_WEB_PORT, MDEPLOY_ENDPOINT). Port 0 picks a free one. Prints the URL.
 import { createServer, request as httpRequest } from 'node:http';
+import { readFileSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { dirname, extname, join, normalize, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -38,8 +39,10 @@ const COMMON = {
   'cross-origin-opener-policy': 'same-origin', 'cross-origin-embedder-policy': 'require-corp',
 };
 
-// Only what the package ships is exposed under /pkg/ (not its Rust sources or node_modules).
-const PKG_ALLOWED = [/^index\.js$/, /^index\.d\.ts$/, /^package\.json$/, /^dist\/[\w.-]+\.(js|wasm)$/, /^models\/[\w.-]+\.mdm$/];
+// Only what the package ships is exposed under /pkg/ (not its Rust sources or node_modules):
+// the "files" of its package.json, read here so that a module the package adds (trust.js) is
+// served without a second list to keep in step.
+const PKG_FILES = new Set(['package.json', ...JSON.parse(readFileSync(join(WASM_DIR, 'package.json'), 'utf8')).files]);
 const PROXIED = [/^\/predict$/, /^\/v1(\/|$)/, /^\/v2(\/|$)/];
 
 function send(res, status, body, type = 'text/plain; charset=utf-8') {
@@ -53,7 +56,7 @@ const sendJson = (res, status, obj) => send(res, status, JSON.stringify(obj), 'a
 function fileFor(path) {
   if (path.startsWith('/pkg/')) {
     const rel = path.slice('/pkg/'.length);
-    if (!PKG_ALLOWED.some((re) => re.test(rel))) return null;
+    if (!PKG_FILES.has(rel)) return null;
     return join(WASM_DIR, rel);
   }
   // The tests, their screenshots and the build scripts are not the page.
