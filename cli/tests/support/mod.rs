@@ -62,3 +62,104 @@ pub fn tmp_dir(tag: &str) -> PathBuf {
 pub fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 temp path")
 }
+
+/// A running `mdeploy serve` (started from the repository root) and the addresses its banner
+/// printed. Killed when dropped, so a failing assertion does not leave a server behind.
+pub struct Served {
+    pub child: std::process::Child,
+    /// The banner's first `lines` lines, joined.
+    pub banner: String,
+    /// REST `host:port` (after `http://` or `https://`).
+    pub http: String,
+    /// gRPC `host:port`, when the banner has a gRPC line.
+    pub grpc: Option<String>,
+    /// Where its stderr goes (a file, so a chatty server never blocks on a full pipe).
+    pub log: PathBuf,
+}
+
+/// Starts `mdeploy serve ARGS` and reads the first `lines` lines it prints (the REST line, the
+/// gRPC line unless `--no-grpc`, then one per model or policy).
+pub fn spawn_serve(args: &[&str], lines: usize) -> Served {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let log = std::env::temp_dir().join(format!("mdeploy-cli-serve-{}-{}.log", std::process::id(), N.fetch_add(1, Ordering::SeqCst)));
+    let err = std::fs::File::create(&log).expect("log file");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mdeploy"))
+        .arg("serve")
+        .args(args)
+        .current_dir(root())
+        .stdout(Stdio::piped())
+        .stderr(err)
+        .spawn()
+        .expect("mdeploy serve starts");
+    // Read on a thread to the end, so the server never writes into a pipe nobody reads.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let out = BufReader::new(child.stdout.take().expect("stdout"));
+    std::thread::spawn(move || {
+        for line in out.lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                // Nobody waits for more banner lines: keep draining.
+            }
+        }
+    });
+    let printed: Vec<String> =
+        (0..lines).map_while(|_| rx.recv_timeout(std::time::Duration::from_secs(300)).ok()).collect();
+    let banner = printed.join("\n");
+    let after = |marker: &str| {
+        printed.iter().find_map(|l| l.split(marker).nth(1).and_then(|r| r.split_whitespace().next()).map(str::to_string))
+    };
+    let http = after("http://").or_else(|| after("https://"));
+    let grpc = after("gRPC (KServe v2) on ");
+    let http = match http {
+        Some(a) => a,
+        None => {
+            let _ = child.kill();
+            let _ = child.wait();
+            let err = std::fs::read_to_string(&log).unwrap_or_default();
+            panic!("no REST address in mdeploy serve's banner:\n{banner}\nstderr:\n{err}")
+        }
+    };
+    Served { child, banner, http, grpc, log }
+}
+
+impl Served {
+    /// What the server wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// One HTTP/1.1 request on a new connection (`connection: close`); the whole answer.
+    pub fn request(&self, method: &str, path: &str, body: &str) -> String {
+        use std::io::{Read, Write};
+        let mut st = std::net::TcpStream::connect(&self.http).expect("connect");
+        write!(
+            st,
+            "{method} {path} HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            self.http,
+            body.len()
+        )
+        .expect("write");
+        let mut out = String::new();
+        st.read_to_string(&mut out).expect("read");
+        out
+    }
+
+    /// Sends SIGTERM (unix).
+    #[cfg(unix)]
+    pub fn sigterm(&self) {
+        // SAFETY: a signal to our own child process.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.log);
+    }
+}

@@ -28,6 +28,16 @@ use mdeploy_serve::{Request, Response, MAX_BODY_BYTES};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+/// One line on stderr for the operator. A closed stderr is ignored: a server keeps serving when
+/// nobody reads its log any more, whereas `eprintln!` panics on EPIPE (`mdeploy serve` ignores
+/// SIGPIPE, so a write to a closed pipe fails instead of killing the process).
+macro_rules! log {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 pub mod auth;
 pub mod batch;
 mod grpc;

@@ -225,7 +225,7 @@ impl Generation {
                 entries.push(e);
                 if let (Some(cfg), Some(cap), Some(metrics)) = (&st.config.dynamic_batching, st.config.max_batch, metrics) {
                     if let Err(e) = batchers.add(name, *v, &r.bytes, cap, cfg, metrics.clone()) {
-                        eprintln!("mdeploy serve: {name} version {v} runs without dynamic batching: {e}");
+                        log!("mdeploy serve: {name} version {v} runs without dynamic batching: {e}");
                     }
                 }
             }
@@ -395,7 +395,7 @@ impl Repository {
         // Folders that disappeared stop being served.
         let gone: Vec<String> = st.models.keys().filter(|n| !names.contains(*n)).cloned().collect();
         for n in gone {
-            eprintln!("mdeploy serve: model '{n}' left the repository; no longer served");
+            log!("mdeploy serve: model '{n}' left the repository; no longer served");
             st.models.remove(&n);
             changed = true;
         }
@@ -498,7 +498,7 @@ impl Repository {
                 }
                 Err(e) => {
                     // The old config (and its versions) keep serving; the error is shown in the index.
-                    eprintln!("mdeploy serve: {e}; keeping the previous configuration of '{name}'");
+                    log!("mdeploy serve: {e}; keeping the previous configuration of '{name}'");
                     self.metrics.load_failure(name, "");
                     m.config_error = Some(e);
                 }
@@ -537,7 +537,7 @@ impl Repository {
                     }
                     Err(why) => {
                         let keeps = if m.ready.contains_key(v) { "; the version loaded before keeps serving" } else { "" };
-                        eprintln!("mdeploy serve: refused {}: {why}{keeps}", path.display());
+                        log!("mdeploy serve: refused {}: {why}{keeps}", path.display());
                         self.metrics.load_failure(name, &v.to_string());
                         m.failed.insert(*v, (why, Some(s)));
                         if !m.ready.contains_key(v) {
