@@ -1,7 +1,7 @@
 // Where a Node cold start goes, step by step, in one fresh process (mdeploy-wasm only).
 //   node bench/wasm/cold-breakdown.mjs [model] [simd|relaxed]   → one JSON line (milliseconds)
 //   for i in 1 2 3 4 5; do node bench/wasm/cold-breakdown.mjs mnist-cnn; done
-// Steps: node start (process origin → this line), glue import, .wasm read, compile
+// Steps: node start (process origin → this line), glue + index.js import, .wasm read, compile
 // (new WebAssembly.Module), instantiate, model bytes read, WebCrypto content hash, Engine (read + plan), first run,
 // second run (to show what lazy compilation / tier-up added to the first). The public path
 // (`Model.load` → predict) does the same steps; cold.mjs times that one end to end.
@@ -22,6 +22,9 @@ const lap = (k) => {
 // MDEPLOY_WASM_DIST: another build's dist/ folder (A/B comparisons of a change).
 const dist = process.env.MDEPLOY_WASM_DIST ? new URL(`file://${process.env.MDEPLOY_WASM_DIST.replace(/\/?$/, '/')}`) : new URL('dist/', here);
 const glue = await import(new URL('mdeploy_wasm.js', dist));
+// The package's own WebCrypto hash, so this times what Model.load runs (importing index.js is
+// part of every real start, so it is in this step too).
+const { contentHash } = await import(new URL('index.js', here));
 lap('importGlue');
 const bytes = readFileSync(new URL(variant === 'relaxed' ? 'mdeploy_wasm_relaxed.wasm' : 'mdeploy_wasm_bg.wasm', dist));
 lap('readWasm');
@@ -38,10 +41,7 @@ if (process.env.MDEPLOY_COLD_NO_HASH === '1' || !glue.Engine.withHash) {
   engine = new glue.Engine(model, 'cpu', 64); // Model.load's default maxBatch
   t.hash = 0; cpu.hash = 0;
 } else {
-  const content = new Uint8Array(model.length - 32);
-  content.set(model.subarray(0, 32));
-  content.set(model.subarray(64), 32);
-  const hash = new Uint8Array(await crypto.subtle.digest('SHA-256', content));
+  const hash = await contentHash(model);
   lap('hash');
   engine = glue.Engine.withHash(model, 'cpu', 64, hash);
 }
