@@ -6,6 +6,7 @@
 // second run (to show what lazy compilation / tier-up added to the first). The public path
 // (`Model.load` → predict) does the same steps; cold.mjs times that one end to end.
 const tStart = performance.now();
+const { engineSteps } = await import('./cold-steps.mjs');
 const { readFileSync } = await import('node:fs');
 const here = new URL('../../wasm/', import.meta.url);
 const [name = 'mnist-cnn', variant = 'simd'] = process.argv.slice(2);
@@ -36,21 +37,8 @@ const model = readFileSync(new URL(`models/${name}.mdm`, here));
 lap('readModel');
 // As Model.load does: WebCrypto hashes the content, the reader compares (MDM_FORMAT.md digest);
 // MDEPLOY_COLD_NO_HASH=1 makes the engine hash the bytes itself (the path before this).
-let engine;
-if (process.env.MDEPLOY_COLD_NO_HASH === '1' || !glue.Engine.withHash) {
-  engine = new glue.Engine(model, 'cpu', 64); // Model.load's default maxBatch
-  t.hash = 0; cpu.hash = 0;
-} else {
-  const hash = await contentHash(model);
-  lap('hash');
-  engine = glue.Engine.withHash(model, 'cpu', 64, hash);
-}
-lap('loadAndPlan');
-const x = new Float32Array(engine.inputLen).fill(0.1);
-engine.run(x, 1);
-lap('firstRun');
-engine.run(x, 1);
-lap('secondRun');
+const noHash = process.env.MDEPLOY_COLD_NO_HASH === '1' || !glue.Engine.withHash;
+await engineSteps(glue, noHash ? null : contentHash, model, lap);
 t.total = performance.now() - tStart + 0; // since the process origin
 cpu.total = process.cpuUsage().user / 1000 + process.cpuUsage().system / 1000;
 const r2 = (o) => Object.fromEntries(Object.entries(o).map(([k, v]) => [k, Math.round(v * 100) / 100]));
