@@ -1,7 +1,8 @@
 // The browser start-up path of index.js (DESIGN.md, "Cold start"), in headless Chromium: the
 // .wasm's streaming compile starts before the glue's import and Model.load fetches the model
 // while it compiles. Checks that this path is the one taken (the .wasm is requested before the
-// glue and downloaded once: the glue does not fetch it again), that its answers are the native core's on 50 real test digits,
+// glue and downloaded once: the glue does not fetch it again; the model requested while the
+// .wasm is still downloading), that its answers are the native core's on 50 real test digits,
 // and that a server sending the .wasm with the wrong Content-Type (no streaming compile possible)
 // still loads through the fallback with the same answers.
 import { test, before, after } from 'node:test';
@@ -23,9 +24,9 @@ before(async () => {
 after(async () => browser?.close());
 
 // One fresh page on a server with `wasmType`: Model.load('mnist-mlp') then COUNT digits one by one.
-async function loadAndRun(wasmType) {
+async function loadAndRun(wasmType, delayMs = () => 0) {
   const requests = [];
-  const server = await serve(WASM_DIR, xs.subarray(0, COUNT * 784), { wasmType, seen: (p) => requests.push(p) });
+  const server = await serve(WASM_DIR, xs.subarray(0, COUNT * 784), { wasmType, delayMs, seen: (p) => requests.push(p) });
   const context = await browser.newContext();
   try {
     const page = await context.newPage();
@@ -72,5 +73,20 @@ test('Chromium: a server sending the .wasm as application/octet-stream still loa
   assert.deepEqual(got.errors, []);
   assert.ok(got.wasmFetches.length >= 2, `the fallback downloads again: ${got.wasmFetches.join(', ')}`);
   assert.ok(got.wasmFetches.every((p) => p === '/dist/mdeploy_wasm_relaxed.wasm'));
+  sameAsNative(got.probs);
+});
+
+test('Chromium: Model.load requests the model while the .wasm is still downloading', async () => {
+  // The .wasm's answer is held for 1.5 s: the model's request must arrive meanwhile, not after.
+  let wasmAnswered = false;
+  let modelAsked = null;
+  const got = await loadAndRun('application/wasm', (p) => {
+    if (p.endsWith('.mdm')) modelAsked ??= !wasmAnswered;
+    if (!p.endsWith('.wasm')) return 0;
+    setTimeout(() => { wasmAnswered = true; }, 1500);
+    return 1500;
+  });
+  assert.deepEqual(got.errors, []);
+  assert.equal(modelAsked, true, `the model was requested only after the .wasm arrived: ${got.requests.join(' ')}`);
   sameAsNative(got.probs);
 });

@@ -12,8 +12,9 @@ const TYPES = {
 };
 
 // Options: `wasmType`, the Content-Type for .wasm files (a misconfigured server in a test);
-// `seen(path)`, called for every request.
-export async function serve(root, splitXs, { wasmType = TYPES['.wasm'], seen = () => {} } = {}) {
+// `seen(path)`, called for every request; `delayMs(path)`, how long to hold a file's answer (a
+// slow download, so a test can see what the page requests meanwhile).
+export async function serve(root, splitXs, { wasmType = TYPES['.wasm'], seen = () => {}, delayMs = () => 0 } = {}) {
   const split = Buffer.from(splitXs.buffer, splitXs.byteOffset, splitXs.byteLength);
   const types = { ...TYPES, '.wasm': wasmType };
   const server = createServer(async (req, res) => {
@@ -28,6 +29,8 @@ export async function serve(root, splitXs, { wasmType = TYPES['.wasm'], seen = (
     if (!file.startsWith(root + sep)) { res.writeHead(403).end(); return; }
     try {
       const body = await readFile(file);
+      const wait = delayMs(path);
+      if (wait > 0) await new Promise((ok) => setTimeout(ok, wait));
       res.writeHead(200, { 'content-type': types[extname(file)] ?? 'application/octet-stream' });
       res.end(body);
     } catch {
