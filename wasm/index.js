@@ -375,10 +375,14 @@ export class Model {
     if (backend === 'webgpu' && (await adapterP) === null) fail(ErrorCode.NO_WEBGPU, NO_ADAPTER);
     const glueP = glue();
     const bytesP = modelBytes(source);
-    // Without a policy the bytes are hashed as they arrive; with one, only our own copy is
-    // (below). Errors are still reported in the old order (runtime, then source); these handlers
-    // only keep a rejection that is awaited later from being reported as unhandled meanwhile.
-    const hashP = policy === null ? bytesP.then(contentHash) : null;
+    // Fetched or read bytes are hashed as they arrive. The caller's own array is hashed only
+    // right before the engine reads it (below), as before: hashing it early would widen the
+    // window in which a caller changing it could pair old content's digest with new content.
+    // With a policy only our own copy is hashed (below). Errors are still reported in the old
+    // order (runtime, then source); these handlers only keep a rejection that is awaited later
+    // from being reported as unhandled meanwhile.
+    const callerBytes = source instanceof ArrayBuffer || ArrayBuffer.isView(source);
+    const hashP = policy === null && !callerBytes ? bytesP.then(contentHash) : null;
     for (const p of [glueP, bytesP, hashP]) p?.catch(() => {});
     const adapter = await adapterP;
     const adapterInfo = adapter === null ? null : describeAdapter(adapter);
