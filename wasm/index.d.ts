@@ -210,6 +210,13 @@ export declare class Model {
 /** Loads the runtime (done by `Model.load` on first use). Options apply to the first call; a later call asking for another variant or .wasm rejects with UNSUPPORTED. */
 export declare function init(options?: InitOptions): Promise<RuntimeInfo>;
 
+/**
+ * A `.mdm` file's content hash (SHA-256 of bytes 0..32 and 64.., MDM_FORMAT.md) computed with
+ * WebCrypto, or null where there is none (insecure browser contexts) or the input is under 64
+ * bytes. `Model.load` computes it itself; exported for tools that time the load steps.
+ */
+export declare function contentHash(bytes: Uint8Array): Promise<Uint8Array | null>;
+
 /** What this JS engine supports: `{ simd128, relaxedSimd }`. */
 export declare function wasmFeatures(): { simd128: boolean; relaxedSimd: boolean };
 

@@ -97,7 +97,7 @@ let runtime = null; // Promise<{ glue, info }>
 // was a third of Model.load (DESIGN.md, "Cold start"). The reader uses the hash only if it equals
 // the digest stored in a plain file's header and hashes the bytes itself otherwise, so a wrong
 // or missing hash can cost time but never let a corrupt file through.
-async function contentHash(bytes) {
+export async function contentHash(bytes) {
   const subtle = globalThis.crypto?.subtle;
   if (subtle === undefined || bytes.length < 64) return null;
   try {
@@ -123,9 +123,18 @@ async function startRuntime(options) {
     fail(ErrorCode.UNSUPPORTED, "variant 'relaxed' was asked for but this engine rejects relaxed-SIMD modules (Node 20 needs --experimental-wasm-relaxed-simd); use variant 'auto' or 'simd'");
   }
   const variant = want === 'auto' ? (feats.relaxedSimd ? 'relaxed' : 'simd') : want;
-  const glue = await import('./dist/mdeploy_wasm.js');
   let wasm = options.wasm ?? VARIANTS[variant]();
+  // Browsers: the .wasm's download and streaming compile start before the glue's import, so the
+  // two overlap (DESIGN.md, "Cold start"). Any failure here (a server without the
+  // application/wasm type, the network) falls through to the glue's own fetch, which reports it.
+  let compiled = null;
+  if (!isNode && (wasm instanceof URL || typeof wasm === 'string') && typeof WebAssembly.compileStreaming === 'function') {
+    compiled = WebAssembly.compileStreaming(fetch(wasm));
+    compiled.catch(() => {});
+  }
+  const glue = await import('./dist/mdeploy_wasm.js');
   if (isNode && (wasm instanceof URL || typeof wasm === 'string')) wasm = await loadBytes(wasm, 'the .wasm');
+  if (compiled !== null) wasm = (await compiled.catch(() => null)) ?? wasm;
   try {
     // Node: the bytes are already in memory, and a synchronous compile + instantiate measured
     // faster to the first prediction than the async path (DESIGN.md, "Cold start").
@@ -357,12 +366,29 @@ export class Model {
     }
     // The policy first: a bad key is the caller's to fix before anything is downloaded.
     const policy = options.trustedKeys === undefined ? null : await parsePolicy(options.trustedKeys, mdeployError);
-    const adapter = backend === 'cpu' ? null : await requestAdapter();
-    if (backend === 'webgpu' && adapter === null) fail(ErrorCode.NO_WEBGPU, NO_ADAPTER);
+    // 'webgpu' asks for the adapter before downloading anything (none is the caller's to fix).
+    // Otherwise the adapter request, the runtime's start (fetch + compile + instantiate) and the
+    // model's bytes and content hash run side by side: in Chromium the .wasm compiles off the
+    // main thread and a fresh browser's adapter request waits on its GPU process; in Node the
+    // file reads and WebCrypto run on the thread pool (DESIGN.md, "Cold start").
+    const adapterP = backend === 'cpu' ? Promise.resolve(null) : requestAdapter();
+    if (backend === 'webgpu' && (await adapterP) === null) fail(ErrorCode.NO_WEBGPU, NO_ADAPTER);
+    const glueP = glue();
+    const bytesP = modelBytes(source);
+    // Fetched or read bytes are hashed as they arrive. The caller's own array is hashed only
+    // right before the engine reads it (below), as before: hashing it early would widen the
+    // window in which a caller changing it could pair old content's digest with new content.
+    // With a policy only our own copy is hashed (below). Errors are still reported in the old
+    // order (runtime, then source); these handlers only keep a rejection that is awaited later
+    // from being reported as unhandled meanwhile.
+    const callerBytes = source instanceof ArrayBuffer || ArrayBuffer.isView(source);
+    const hashP = policy === null && !callerBytes ? bytesP.then(contentHash) : null;
+    for (const p of [glueP, bytesP, hashP]) p?.catch(() => {});
+    const adapter = await adapterP;
     const adapterInfo = adapter === null ? null : describeAdapter(adapter);
-    const g = await glue();
+    const g = await glueP;
     const { variant } = await init();
-    let bytes = await modelBytes(source);
+    let bytes = await bytesP;
     let signedBy = null;
     if (policy !== null) {
       // Our own copy: the caller's array could change during the awaits below, and what is
@@ -376,7 +402,7 @@ export class Model {
       }
       signedBy = await enforce(policy, signed, mdeployError);
     }
-    const hash = await contentHash(bytes);
+    const hash = await (hashP ?? contentHash(bytes));
     let engine;
     try {
       // The CPU engine validates the model first, so a bad file fails the same way on every backend.

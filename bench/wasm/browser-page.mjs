@@ -11,7 +11,8 @@ addEventListener('unhandledrejection', (e) => post({ error: String(e.reason?.sta
 
 const NM = '/bench/wasm/node_modules/';
 const env = {
-  importMdeploy: () => import('/wasm/index.js'),
+  // ?index=<file>: another entry beside wasm/index.js (A/B of a change to it, same dist/).
+  importMdeploy: () => import(`/wasm/${new URLSearchParams(location.search).get('index') ?? 'index.js'}`),
   importOrt: () => import(`${NM}onnxruntime-web/dist/ort.wasm.bundle.min.mjs`),
   importTfjs: () => Promise.all([import('@tensorflow/tfjs-core'), import(`${NM}@tensorflow/tfjs-backend-wasm/dist/tf-backend-wasm.fesm.min.js`)]),
   tfjsSetup: (backend) => backend.setWasmPaths(`${NM}@tensorflow/tfjs-backend-wasm/dist/`),

@@ -4,78 +4,16 @@
 //   CHROMIUM=/usr/bin/chromium node bench/wasm/browser.mjs      → markdown on stdout, out/browser.json
 // The page is served cross-origin isolated (COOP/COEP) so performance.now() is as fine as Chromium
 // allows (5 µs); the runtimes are still asked for one thread each.
-import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
-import { createServer } from 'node:http';
-import { tmpdir } from 'node:os';
-import { extname, join, normalize } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { writeFileSync } from 'node:fs';
 import { mnistDir } from '../../wasm/test/support.mjs';
+import { serveRepo } from './browser-serve.mjs';
 import { IDS, MODELS, ROUNDS, quantile } from './measure.mjs';
 import { OUT, pkgVersion } from './runtimes.mjs';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
-if (!existsSync(CHROMIUM)) {
-  console.error(`browser.mjs: no Chromium at ${CHROMIUM}: set CHROMIUM to a Chromium/Chrome binary`);
-  process.exit(2);
-}
 const LABEL = { mdeploy: 'mdeploy-wasm', ort: 'onnxruntime-web', tfjs: 'tfjs-wasm' };
-const MIME = { '.html': 'text/html', '.js': 'text/javascript', '.mjs': 'text/javascript', '.json': 'application/json', '.wasm': 'application/wasm' };
-const digits = mnistDir();
-
-let pending = null;
-const server = createServer((req, res) => {
-  const headers = { 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp', 'Cache-Control': 'no-store' };
-  const url = new URL(req.url, 'http://x');
-  if (req.method === 'POST' && url.pathname === '/__result') {
-    let body = '';
-    req.on('data', (c) => (body += c));
-    req.on('end', () => {
-      res.writeHead(204, headers).end();
-      pending?.(JSON.parse(body));
-    });
-    return;
-  }
-  let file;
-  if (url.pathname === '/__empty.mjs') {
-    res.writeHead(200, { ...headers, 'Content-Type': 'text/javascript' }).end('export default {};');
-    return;
-  } else if (url.pathname.startsWith('/__digits/')) {
-    file = join(digits, url.pathname.slice('/__digits/'.length).replace(/[^0-9a-z.]/g, ''));
-  } else {
-    file = normalize(join(ROOT, decodeURIComponent(url.pathname)));
-    if (!file.startsWith(ROOT)) return res.writeHead(403, headers).end();
-  }
-  try {
-    const data = readFileSync(file);
-    res.writeHead(200, { ...headers, 'Content-Type': MIME[extname(file)] ?? 'application/octet-stream' }).end(data);
-  } catch {
-    res.writeHead(404, headers).end();
-  }
-});
-await new Promise((r) => server.listen(0, '127.0.0.1', r));
-const base = `http://127.0.0.1:${server.address().port}/bench/wasm/browser.html`;
-
-// One fresh headless Chromium (own profile: no HTTP or code cache) per page load.
-async function visit(query, timeoutMs) {
-  const profile = mkdtempSync(join(tmpdir(), 'mdeploy-bench-chromium-'));
-  const child = spawn(CHROMIUM, ['--headless=new', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-extensions',
-    `--user-data-dir=${profile}`, `${base}?${query}`], { stdio: 'ignore', detached: true });
-  try {
-    return await new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`browser.mjs: no result from ${query} within ${timeoutMs / 1000} s`)), timeoutMs);
-      pending = (r) => { clearTimeout(timer); r.error ? reject(new Error(`page (${query}): ${r.error}`)) : resolve(r); };
-      child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`chromium exited (${code}) before ${query} reported`)); });
-    });
-  } finally {
-    pending = null;
-    child.removeAllListeners('exit');
-    try { process.kill(-child.pid, 'SIGTERM'); } catch {}
-    await new Promise((r) => setTimeout(r, 300));
-    rmSync(profile, { recursive: true, force: true });
-  }
-}
+const server = await serveRepo(mnistDir());
+const PAGE = '/bench/wasm/browser.html';
+const visit = (query, timeoutMs) => server.visit(`${PAGE}?${query}`, timeoutMs);
 
 try {
   const w = await visit('mode=warm', 600_000);

@@ -1,11 +1,12 @@
 // Where a Node cold start goes, step by step, in one fresh process (mdeploy-wasm only).
 //   node bench/wasm/cold-breakdown.mjs [model] [simd|relaxed]   → one JSON line (milliseconds)
 //   for i in 1 2 3 4 5; do node bench/wasm/cold-breakdown.mjs mnist-cnn; done
-// Steps: node start (process origin → this line), glue import, .wasm read, compile
+// Steps: node start (process origin → this line), glue + index.js import, .wasm read, compile
 // (new WebAssembly.Module), instantiate, model bytes read, WebCrypto content hash, Engine (read + plan), first run,
 // second run (to show what lazy compilation / tier-up added to the first). The public path
 // (`Model.load` → predict) does the same steps; cold.mjs times that one end to end.
 const tStart = performance.now();
+const { engineSteps } = await import('./cold-steps.mjs');
 const { readFileSync } = await import('node:fs');
 const here = new URL('../../wasm/', import.meta.url);
 const [name = 'mnist-cnn', variant = 'simd'] = process.argv.slice(2);
@@ -22,6 +23,9 @@ const lap = (k) => {
 // MDEPLOY_WASM_DIST: another build's dist/ folder (A/B comparisons of a change).
 const dist = process.env.MDEPLOY_WASM_DIST ? new URL(`file://${process.env.MDEPLOY_WASM_DIST.replace(/\/?$/, '/')}`) : new URL('dist/', here);
 const glue = await import(new URL('mdeploy_wasm.js', dist));
+// The package's own WebCrypto hash, so this times what Model.load runs (importing index.js is
+// part of every real start, so it is in this step too).
+const { contentHash } = await import(new URL('index.js', here));
 lap('importGlue');
 const bytes = readFileSync(new URL(variant === 'relaxed' ? 'mdeploy_wasm_relaxed.wasm' : 'mdeploy_wasm_bg.wasm', dist));
 lap('readWasm');
@@ -33,24 +37,8 @@ const model = readFileSync(new URL(`models/${name}.mdm`, here));
 lap('readModel');
 // As Model.load does: WebCrypto hashes the content, the reader compares (MDM_FORMAT.md digest);
 // MDEPLOY_COLD_NO_HASH=1 makes the engine hash the bytes itself (the path before this).
-let engine;
-if (process.env.MDEPLOY_COLD_NO_HASH === '1' || !glue.Engine.withHash) {
-  engine = new glue.Engine(model, 'cpu', 64); // Model.load's default maxBatch
-  t.hash = 0; cpu.hash = 0;
-} else {
-  const content = new Uint8Array(model.length - 32);
-  content.set(model.subarray(0, 32));
-  content.set(model.subarray(64), 32);
-  const hash = new Uint8Array(await crypto.subtle.digest('SHA-256', content));
-  lap('hash');
-  engine = glue.Engine.withHash(model, 'cpu', 64, hash);
-}
-lap('loadAndPlan');
-const x = new Float32Array(engine.inputLen).fill(0.1);
-engine.run(x, 1);
-lap('firstRun');
-engine.run(x, 1);
-lap('secondRun');
+const noHash = process.env.MDEPLOY_COLD_NO_HASH === '1' || !glue.Engine.withHash;
+await engineSteps(glue, noHash ? null : contentHash, model, lap);
 t.total = performance.now() - tStart + 0; // since the process origin
 cpu.total = process.cpuUsage().user / 1000 + process.cpuUsage().system / 1000;
 const r2 = (o) => Object.fromEntries(Object.entries(o).map(([k, v]) => [k, Math.round(v * 100) / 100]));

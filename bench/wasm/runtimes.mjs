@@ -5,7 +5,8 @@ import { fileURLToPath } from 'node:url';
 import { makeRuntimes } from './runtimes-core.mjs';
 
 export const OUT = fileURLToPath(new URL('./out/', import.meta.url));
-const MDEPLOY = new URL('../../wasm/index.js', import.meta.url).href;
+// MDEPLOY_BENCH_INDEX: another entry file beside wasm/index.js (A/B of a change to it, same dist/).
+const MDEPLOY = new URL(`../../wasm/${process.env.MDEPLOY_BENCH_INDEX ?? 'index.js'}`, import.meta.url).href;
 
 export const RUNTIMES = makeRuntimes({
   importMdeploy: () => import(MDEPLOY),

@@ -31,8 +31,12 @@ echo "wasm/test.sh: Rust tests in Node (wasm-pack test --node)" >&2
 
 echo "wasm/test.sh: Rust tests in headless Chromium (wasm-pack test --headless --chrome): CPU and WebGPU" >&2
 # tests/browser.rs: node.rs's tests again plus the WebGPU engine on SwiftShader (webdriver.json turns
-# WebGPU on); chromedriver is Debian's chromium-driver (bootstrap).
-(cd "$HERE" && CARGO_TARGET_DIR="$CARGO_TARGET_DIR/wasm-pack-test" wasm-pack test --headless --chrome --release --mode no-install -- --test browser)
+# WebGPU on); chromedriver is Debian's chromium-driver (bootstrap). Bounded: the page's tests get
+# WASM_BINDGEN_TEST_TIMEOUT seconds (they take about 3 s; the runner's default, 20 s, is too
+# tight for SwiftShader on a loaded 2-core machine), and the whole step, build included, 30 min
+# (timeout signals the process group, so chromedriver and Chromium go too).
+(cd "$HERE" && CARGO_TARGET_DIR="$CARGO_TARGET_DIR/wasm-pack-test" WASM_BINDGEN_TEST_TIMEOUT="${WASM_BINDGEN_TEST_TIMEOUT:-180}" \
+  timeout --kill-after=30 1800 wasm-pack test --headless --chrome --release --mode no-install -- --test browser)
 
 # The models every parity suite checks: models/parity.json (one place; the suites read it too).
 mapfile -t PARITY < <(node -e 'for (const f of JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"))) console.log(f)' "$ROOT/models/parity.json")

@@ -16,7 +16,7 @@ pub mod engine;
 pub mod error;
 // WebGPU ships for browsers; natively the engine compiles only for its tests (`native-gpu`), so
 // ordinary native builds (examples, hosts) never compile wgpu.
-#[cfg(any(target_arch = "wasm32", feature = "native-gpu"))]
+#[cfg(all(any(target_arch = "wasm32", feature = "native-gpu"), not(feature = "cpu-only")))]
 pub mod gpu;
 
 use engine::EngineCore;

@@ -32,10 +32,13 @@ fn argmax(row: &[f32]) -> usize {
     row.iter().enumerate().fold(0, |best, (i, v)| if *v > row[best] { i } else { best })
 }
 
-const MODELS: [(&str, &[u8]); 3] = [
+/// The default models (`models/defaults.json`).
+const MODELS: [(&str, &[u8]); 5] = [
     ("mnist-mlp", include_bytes!("../../models/mnist-mlp.mdm")),
     ("mnist-cnn", include_bytes!("../../models/mnist-cnn.mdm")),
     ("mnist-resnet", include_bytes!("../../models/mnist-resnet.mdm")),
+    ("mnist-mlp-sparse90", include_bytes!("../../models/mnist-mlp-sparse90.mdm")),
+    ("mnist-mlp-student", include_bytes!("../../models/mnist-mlp-student.mdm")),
 ];
 
 #[wasm_bindgen_test]
@@ -49,6 +52,8 @@ async fn webgpu_runs_the_default_models_like_the_cpu_on_real_digits() {
             Ok(g) => g,
             Err(e) => panic!("{name}: no WebGPU engine in Chromium with --enable-unsafe-webgpu: {e}"),
         };
+        // The browser's own WebGPU (SwiftShader here), not some other wgpu backend.
+        assert!(gpu.adapter().contains("BrowserWebGpu"), "{name}: adapter {}", gpu.adapter());
         // 20 digits at a chunk of 8: three submits, the last one partial.
         let got = gpu.run(&xs, n).await.unwrap_or_else(|e| panic!("{name}: {e}"));
         let mut want = vec![0.0; n * 10];

@@ -11,10 +11,15 @@ const TYPES = {
   '.mdm': 'application/octet-stream', '.json': 'application/json',
 };
 
-export async function serve(root, splitXs) {
+// Options: `wasmType`, the Content-Type for .wasm files (a misconfigured server in a test);
+// `seen(path)`, called for every request; `delayMs(path)`, how long to hold a file's answer (a
+// slow download, so a test can see what the page requests meanwhile).
+export async function serve(root, splitXs, { wasmType = TYPES['.wasm'], seen = () => {}, delayMs = () => 0 } = {}) {
   const split = Buffer.from(splitXs.buffer, splitXs.byteOffset, splitXs.byteLength);
+  const types = { ...TYPES, '.wasm': wasmType };
   const server = createServer(async (req, res) => {
     const path = decodeURIComponent(new URL(req.url, 'http://x').pathname);
+    seen(path);
     if (path === '/split.bin') {
       res.writeHead(200, { 'content-type': 'application/octet-stream' });
       res.end(split);
@@ -24,7 +29,9 @@ export async function serve(root, splitXs) {
     if (!file.startsWith(root + sep)) { res.writeHead(403).end(); return; }
     try {
       const body = await readFile(file);
-      res.writeHead(200, { 'content-type': TYPES[extname(file)] ?? 'application/octet-stream' });
+      const wait = delayMs(path);
+      if (wait > 0) await new Promise((ok) => setTimeout(ok, wait));
+      res.writeHead(200, { 'content-type': types[extname(file)] ?? 'application/octet-stream' });
       res.end(body);
     } catch {
       res.writeHead(404).end(`not found: ${path}`);
