@@ -19,7 +19,7 @@ export type ErrorCodeName =
   | 'LOAD_FAILED'
   /** The Model was disposed. */
   | 'DISPOSED'
-  /** The model file is encrypted (`mdeploy encrypt`): this package cannot decrypt; `mdeploy decrypt` makes a plain copy. Untested in this package. */
+  /** The model file is encrypted (`mdeploy encrypt`): this package cannot decrypt; `mdeploy decrypt` makes a plain copy (tested: test/trust.test.mjs, the bad-input table's key rows). */
   | 'DECRYPT_FAILED'
   /** Loaded with `trustedKeys`, and the model is not signed, is signed by a key not in the list, or its signature does not verify (the message names the key id). */
   | 'UNTRUSTED';

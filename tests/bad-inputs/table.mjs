@@ -3,6 +3,7 @@
 // (serve/tests/bad_inputs.rs) reads the same file the same way.
 import { readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
+import { join } from 'node:path';
 
 const HERE = new URL('./', import.meta.url);
 const ROOT = new URL('../../', import.meta.url);
@@ -64,4 +65,35 @@ export function modelBytes(row, modelsDir = new URL('models/', ROOT)) {
     } else throw new Error(`table.json row ${row.name}: unknown op ${JSON.stringify(op)}`);
   }
   return b;
+}
+
+/**
+ * The `keys` rows' files, written by `cargo run --release -p mdeploy-core --example
+ * bad_key_fixtures -- DIR` (made with the library calls `mdeploy sign` / `mdeploy encrypt` run;
+ * tests/bad-inputs/table.rs). Returns the rows a host can run, each with `bytes`, `good` (the
+ * good file under the same configuration), `trusted` (`.pub` texts, or null: no policy),
+ * `decryptionKey` and `keyFile`, and the rows it skips with the reason. A host that takes no
+ * decryption key (`decryption: false`) skips the rows that give one.
+ */
+export function keyRows(dir, { decryption }) {
+  const manifest = join(dir, 'keys.json');
+  let m;
+  try {
+    m = JSON.parse(readFileSync(manifest, 'utf8'));
+  } catch (e) {
+    throw new Error(`${manifest}: ${e.message}: run \`cargo run --release -p mdeploy-core --example bad_key_fixtures -- ${dir}\``);
+  }
+  const run = [];
+  const skipped = [];
+  for (const row of TABLE.keys) {
+    const f = m.rows[row.name];
+    if (!f) throw new Error(`${manifest} has no row "${row.name}": the fixtures are older than table.json; run the example again`);
+    if (!decryption && (f.decryptionKey !== null || f.keyFile?.for === 'decryption')) {
+      skipped.push({ row, why: 'takes a decryption key, which this host has no way to be given' });
+      continue;
+    }
+    const read = (name) => new Uint8Array(readFileSync(join(dir, name)));
+    run.push({ row, ...f, bytes: read(f.file), good: read(f.good) });
+  }
+  return { run, skipped };
 }

@@ -39,5 +39,9 @@ MDEPLOY_MNIST_DIR="$DIGITS" cargo run --release -q -p mdeploy-testkit --example 
 export MDEPLOY_TRUST_FIXTURES="$REF.trust"
 trap 'rm -rf "$REF" "$REF.f64.json" "$REF.trust"' EXIT
 cargo run --release -q -p mdeploy-wasm --example trust_fixtures -- "$MDEPLOY_TRUST_FIXTURES" models/mnist-mlp.mdm
+# The bad-input table's key rows (tests/bad-inputs/table.json), made by the Rust API.
+export MDEPLOY_BAD_KEY_FIXTURES="$REF.bad-keys"
+trap 'rm -rf "$REF" "$REF.f64.json" "$REF.trust" "$REF.bad-keys"' EXIT
+cargo run --release -q -p mdeploy-core --example bad_key_fixtures -- "$MDEPLOY_BAD_KEY_FIXTURES"
 
 MDEPLOY_REFERENCE="$REF" node --test tests/serverless/workerd.test.mjs

@@ -60,7 +60,10 @@ cp "$TRUST/fixtures/a.pub" "$TRUST/keys/"
 cp "$TRUST/fixtures/signed-a.mdm" "$TRUST/embed/signed-mlp.mdm"
 TRUSTED="$(bash worker/build.sh --models "$TRUST/embed" --trusted-keys "$TRUST/keys" | tail -n 1)"
 echo "tests/serverless: $TRUSTED (--trusted-keys)" >&2
-MDEPLOY_TRUSTED_WASM="$TRUSTED" MDEPLOY_TRUST_FIXTURES="$TRUST/fixtures" node --test tests/serverless/trust.test.mjs
+# The bad-input table's key rows (tests/bad-inputs/table.json), made by the Rust API.
+cargo run --release -q -p mdeploy-core --example bad_key_fixtures -- "$TRUST/bad-keys"
+MDEPLOY_TRUSTED_WASM="$TRUSTED" MDEPLOY_TRUST_FIXTURES="$TRUST/fixtures" MDEPLOY_BAD_KEY_FIXTURES="$TRUST/bad-keys" \
+  node --test tests/serverless/trust.test.mjs
 cp "$TRUST/fixtures/unsigned.mdm" "$TRUST/embed-unsigned/plain-mlp.mdm"
 if bash worker/build.sh --models "$TRUST/embed-unsigned" --trusted-keys "$TRUST/keys" > "$TRUST/log" 2>&1; then
   echo "tests/serverless: FAILED: worker/build.sh --trusted-keys accepted an unsigned --models file" >&2; exit 1

@@ -10,10 +10,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { assertErrorAnswer, keyRows } from '../bad-inputs/table.mjs';
 
 const WASM = process.env.MDEPLOY_TRUSTED_WASM;
 const FIX = process.env.MDEPLOY_TRUST_FIXTURES;
@@ -73,6 +74,70 @@ test('a component with a trust policy serves only signed models; the others answ
     }
     const index = await (await fetch(`${base}/v2/repository/index`, { method: 'POST' })).json();
     assert.deepEqual(index.map((m) => m.name), ['signed-mlp', 'also-signed', 'bad-signature', 'other-key', 'tampered', 'unsigned']);
+  } finally {
+    if (p.exitCode === null) {
+      const gone = new Promise((r) => p.once('exit', r));
+      p.kill('SIGTERM');
+      await gone;
+    }
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+// The bad-input table's key rows (tests/bad-inputs/table.json; files made by
+// core/examples/bad_key_fixtures.rs into MDEPLOY_BAD_KEY_FIXTURES) that fit this component's
+// policy: the rows that trust exactly the publisher's key, whose .pub is the one compiled in
+// (the same test seed as trust_fixtures' a.pub; checked below). Each row's file and its good file
+// are mounted together; the bad one answers 500 with the row's code and message, and the good
+// one serves right after. Skipped, with the reason in the output: rows that give a decryption
+// key (the component has none), damaged key files (a build input of --trusted-keys: untested
+// here) and rows with no policy (this component has one).
+test('the bad-input table: the key rows of this policy answer their codes on their routes, the good file serves after each', async (t) => {
+  const fixKeys = process.env.MDEPLOY_BAD_KEY_FIXTURES;
+  if (!fixKeys) throw new Error('MDEPLOY_BAD_KEY_FIXTURES is not set: run `bash tests/serverless/run.sh`');
+  const { run, skipped } = keyRows(fixKeys, { decryption: false });
+  const compiled = readFileSync(join(FIX, 'a.pub'), 'utf8');
+  const rows = [];
+  for (const k of run) {
+    if (k.keyFile) skipped.push({ row: k.row, why: 'a damaged key file is a build input here: serve/build.rs parses each --trusted-keys .pub and fails the build (not run by this suite)' });
+    else if (!k.trusted) skipped.push({ row: k.row, why: 'no trust policy, and this component has one' });
+    else {
+      assert.deepEqual(k.trusted, [compiled], `${k.row.name}: the row trusts the key compiled in`);
+      rows.push(k);
+    }
+  }
+  assert.ok(rows.length >= 5, `${rows.length} rows`);
+  const dir = mkdtempSync(join(tmpdir(), 'mdeploy-trust-table-'));
+  for (const [i, k] of rows.entries()) {
+    writeFileSync(join(dir, `bad-${i}.mdm`), k.bytes);
+    writeFileSync(join(dir, `good-${i}.mdm`), k.good);
+  }
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  const p = spawn('wasmtime', ['serve', '-Scli', '--addr', `127.0.0.1:${port}`, '--dir', `${dir}::/models`, '--env', 'MDEPLOY_MODEL_DIR=/models', WASM],
+    { stdio: ['ignore', 'pipe', 'pipe'] });
+  let log = '';
+  p.stdout.on('data', (d) => { log += d; });
+  p.stderr.on('data', (d) => { log += d; });
+  try {
+    const t0 = Date.now();
+    for (;;) {
+      if (p.exitCode !== null) throw new Error(`wasmtime serve exited (${p.exitCode}):\n${log}`);
+      try {
+        if ((await fetch(`${base}/v2/health/live`)).status === 200) break;
+      } catch { /* not listening yet */ }
+      if (Date.now() - t0 > 60_000) throw new Error(`wasmtime serve not ready after 60 s:\n${log}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const x = new Float32Array(784).fill(0.1);
+    for (const [i, k] of rows.entries()) {
+      const r = await infer(base, `bad-${i}`, x);
+      assertErrorAnswer(assert, { ...k.row, status: 500 }, r.status, await r.text());
+      const good = await infer(base, `good-${i}`, x);
+      assert.equal(good.status, 200, `the good file after ${k.row.name}`);
+      assert.equal((await good.json()).outputs[0].data.length, 10);
+    }
+    for (const { row, why } of skipped) t.diagnostic(`skipped "${row.name}": ${why}`);
   } finally {
     if (p.exitCode === null) {
       const gone = new Promise((r) => p.once('exit', r));

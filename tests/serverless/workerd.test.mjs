@@ -15,7 +15,7 @@ import { basename, dirname, join, relative } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { DEFAULT_MODELS, ROOT, WORKER_MODELS, assertSameAnswer, json, kserveMatchesF64, nativeAnswers, pngGray, rawPost, req, send, testDigits, toBytes } from './support.mjs';
 import { modelsFromBindings } from '../../worker/cloudflare/src/models.js';
-import { TABLE, assertErrorAnswer, modelBytes, requestInit } from '../bad-inputs/table.mjs';
+import { TABLE, assertErrorAnswer, keyRows, modelBytes, requestInit } from '../bad-inputs/table.mjs';
 
 const WORKERD = process.env.MDEPLOY_WORKERD ?? join(ROOT, 'node_modules/.bin/workerd');
 const CONFIG = join(ROOT, 'worker/cloudflare/workerd.capnp');
@@ -373,6 +373,46 @@ describe('Cloudflare Worker in workerd', () => {
     } finally {
       if (proc !== null && proc.exitCode === null) proc.kill('SIGTERM');
       ({ proc, stderr } = main);
+    }
+  });
+
+  // The bad-input table's key rows (tests/bad-inputs/table.json; files made by
+  // core/examples/bad_key_fixtures.rs, run by run-workerd.sh into MDEPLOY_BAD_KEY_FIXTURES): each
+  // row's file bound beside a good one, under the row's keys (MDEPLOY_TRUSTED_KEYS; a key-file
+  // row binds its damaged text there). Under a policy one refused model fails the whole load
+  // (README "Trust policy"), so the good request after each row goes to a Worker deployed with
+  // the good file and good keys. The Worker takes no decryption key: those rows are skipped.
+  test('the bad-input table: every key row the Worker can be given answers its code, then a good deployment serves', async (t) => {
+    const fix = process.env.MDEPLOY_BAD_KEY_FIXTURES;
+    assert.ok(fix, 'MDEPLOY_BAD_KEY_FIXTURES is not set: run tests/serverless/run-workerd.sh');
+    const { run, skipped } = keyRows(fix, { decryption: false });
+    assert.ok(run.length >= 8, `${run.length} key rows`);
+    const dir = mkdtempSync(join(tmpdir(), 'mdeploy-workerd-keys-'));
+    const keysBinding = (text) => `(name = "MDEPLOY_TRUSTED_KEYS", text = ${JSON.stringify(text)})`;
+    const main = { proc, stderr };
+    try {
+      for (const [i, k] of run.entries()) {
+        const bad = join(dir, `bad-${i}.mdm`);
+        const good = join(dir, `good-${i}.mdm`);
+        writeFileSync(bad, k.bytes);
+        writeFileSync(good, k.good);
+        const keys = k.keyFile ? keysBinding(k.keyFile.text) : k.trusted ? keysBinding(k.trusted.join('')) : null;
+        const goodKeys = k.trusted ? [keysBinding(k.trusted.join(''))] : [];
+        stderr = '';
+        let url = await startWorkerd(configWith([...(keys ? [keys] : []), modelBinding('good', good), modelBinding('bad', bad)]));
+        const r = await send(url, goodInferFor('bad'));
+        assertErrorAnswer(assert, { ...k.row, status: 500 }, r.status, r.body);
+        proc.kill('SIGTERM');
+        url = await startWorkerd(configWith([...goodKeys, modelBinding('good', good)]));
+        const ok = await send(url, goodInferFor('good'));
+        assert.equal(ok.status, 200, `a good deployment after ${k.row.name}: ${ok.body}`);
+        proc.kill('SIGTERM');
+      }
+      for (const { row, why } of skipped) t.diagnostic(`skipped "${row.name}": ${why}`);
+    } finally {
+      if (proc !== null && proc.exitCode === null) proc.kill('SIGTERM');
+      ({ proc, stderr } = main);
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 

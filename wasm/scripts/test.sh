@@ -9,7 +9,8 @@
 #      packed tarball installed into a fresh project and imported by name; test/browser.test.mjs
 #      drives headless Chromium (playwright-core, /usr/bin/chromium): WebGPU on SwiftShader and
 #      the CPU backend against the native reference, and the no-WebGPU fallbacks
-#      test/trust.test.mjs: trust policies (trustedKeys) on files signed by the Rust API, and
+#      test/trust.test.mjs: trust policies (trustedKeys) on files signed by the Rust API and the
+#      bad-input table's key rows (core/examples/bad_key_fixtures.rs), and
 #      test/trust-browser.test.mjs the same in Chromium (WebCrypto Ed25519 is the browser's there)
 #      test/server.test.mjs: mdeploy-wasm/server (createServer().fetch) on all 2,000 test digits
 #      against the native reference, its errors, body limit, options and memory
@@ -50,6 +51,9 @@ echo "wasm/test.sh: native reference probabilities" >&2
 echo "wasm/test.sh: trust-policy fixtures (models signed by the Rust API, keys, weak keys)" >&2
 (cd "$ROOT" && cargo run --release -q -p mdeploy-wasm --example trust_fixtures -- \
   "$MDEPLOY_WASM_REF_DIR/trust" "$MODELS/mnist-mlp.mdm")
+
+echo "wasm/test.sh: the bad-input table's key rows (signed/encrypted files made by the Rust API)" >&2
+(cd "$ROOT" && cargo run --release -q -p mdeploy-core --example bad_key_fixtures -- "$MDEPLOY_WASM_REF_DIR/bad-keys")
 
 echo "wasm/test.sh: f64 reference probabilities (core/testkit, independent of the Plan)" >&2
 (cd "$ROOT" && cargo run --release -q -p mdeploy-testkit --example reference -- \

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 import { launchChromium, CHROMIUM, CHROMIUM_QUIET as QUIET, refDir, WASM_DIR } from './support.mjs';
 import { serve } from './browser/serve.mjs';
+import { TABLE, keyRows, modelBytes } from '../../tests/bad-inputs/table.mjs';
 
 const DIR = join(refDir(), 'trust');
 let server;
@@ -73,6 +74,78 @@ test('Chromium: trustedKeys loads the signed model and refuses the others with U
     }
     assert.equal(r.weak.code, 'BAD_INPUT');
     assert.match(r.weak.message, /weak/);
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+  }
+});
+
+// Runs in the page: each case's bad file through Model.load under its keys (its code and
+// message), then its good file under the good keys (the label of a blank image, or the error).
+async function loadTable(cases) {
+  const { Model } = await import('/index.js');
+  const load = async (b64, trustedKeys) => {
+    const m = await Model.load(Uint8Array.from(atob(b64), (c) => c.charCodeAt(0)), { backend: 'cpu', trustedKeys });
+    const label = m.predictSync(new Float32Array(784)).label;
+    m.dispose();
+    return label;
+  };
+  const out = [];
+  for (const c of cases) {
+    const r = {};
+    try {
+      await load(c.bad, c.badKeys);
+      r.code = 'ok';
+    } catch (e) {
+      Object.assign(r, { code: e.code, errorName: e.name, message: e.message });
+    }
+    try {
+      r.goodLabel = await load(c.good, c.goodKeys);
+    } catch (e) {
+      r.goodError = `${e.code}: ${e.message}`;
+    }
+    out.push(r);
+  }
+  return out;
+}
+
+// The bad-input table (tests/bad-inputs/table.json) in Chromium: every bad model file and every
+// key row the package can be given (core/examples/bad_key_fixtures.rs wrote them into
+// <refDir()>/bad-keys) through Model.load in the page, with the same code and message as in
+// Node (test/errors.test.mjs, test/trust.test.mjs), each followed by a good load.
+test('Chromium: the bad-input table\'s model files and key rows are refused with their codes, then a good file loads', async () => {
+  // Bytes cross into the page as base64 (a JSON array of numbers is ten times the size).
+  const b64 = (bytes) => Buffer.from(bytes).toString('base64');
+  const plain = b64(readFileSync(join(WASM_DIR, 'models/mnist-mlp.mdm')));
+  const rows = [];
+  const cases = [];
+  for (const row of TABLE.models) {
+    rows.push(row);
+    cases.push({ bad: b64(modelBytes(row, new URL('../models/', import.meta.url))), good: plain });
+  }
+  const { run } = keyRows(join(refDir(), 'bad-keys'), { decryption: false });
+  for (const k of run) {
+    rows.push(k.row);
+    const goodKeys = k.trusted ?? undefined;
+    cases.push({ bad: b64(k.bytes), badKeys: k.keyFile ? [k.keyFile.text] : goodKeys, good: b64(k.good), goodKeys });
+  }
+  assert.ok(run.length >= 8 && rows.length >= TABLE.models.length + 8);
+  const browser = await launchChromium(chromium, { executablePath: CHROMIUM, headless: true, args: QUIET });
+  try {
+    const page = await browser.newPage();
+    const errors = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    await page.goto(server.url);
+    const results = await page.evaluate(loadTable, cases);
+    assert.equal(results.length, rows.length);
+    for (const [i, r] of results.entries()) {
+      const row = rows[i];
+      assert.equal(r.code, row.code, `${row.name}: ${r.message}`);
+      assert.equal(r.errorName, 'MdeployError', row.name);
+      assert.ok(r.message.toLowerCase().includes(row.says.toLowerCase()), `${row.name}: ${r.message} should mention ${row.says}`);
+      assert.equal(r.goodError, undefined, `the good file after ${row.name}`);
+      assert.ok(Number.isInteger(r.goodLabel), `the good file after ${row.name}: ${r.goodLabel}`);
+    }
     assert.deepEqual(errors, []);
   } finally {
     await browser.close();

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { Model, MdeployError, ErrorCode } from '../index.js';
 import { createServer } from '../server.js';
 import { refDir, testSplit } from './support.mjs';
+import { keyRows } from '../../tests/bad-inputs/table.mjs';
 
 const DIR = join(refDir(), 'trust');
 if (!existsSync(join(DIR, 'trust.json'))) {
@@ -148,4 +149,23 @@ test('createServer({ trustedKeys }) serves signed models and refuses the others 
     assert.match(body.error, re);
   }
   assert.throws(() => createServer({ trustedKeys: 'x' }), /trustedKeys must be an array/);
+});
+
+// The bad-input table's `keys` rows (tests/bad-inputs/table.json; files made by
+// core/examples/bad_key_fixtures.rs, which wasm/scripts/test.sh runs into <refDir()>/bad-keys):
+// each refused with the row's code and a message naming its `says`, the good file under the
+// same policy loading right after. The package takes no decryption key, so the rows that give
+// one are skipped (listed below); "encrypted, no key given" is run: DECRYPT_FAILED.
+test('the bad-input table: every key row the package can be given is refused with its code, then the good file loads', async () => {
+  const { run, skipped } = keyRows(join(refDir(), 'bad-keys'), { decryption: false });
+  assert.ok(run.length >= 8, `${run.length} key rows run`);
+  const esc = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  for (const k of run) {
+    const trustedKeys = k.keyFile ? [k.keyFile.text] : k.trusted ?? undefined;
+    await rejects(Model.load(k.bytes, { backend: 'cpu', trustedKeys }), k.row.code, new RegExp(esc(k.row.says), 'i'));
+    const m = await Model.load(k.good, { backend: 'cpu', trustedKeys: k.trusted ?? undefined });
+    assert.deepEqual(m.predictBatchSync(digits).probs, plainProbs, `the good file after "${k.row.name}"`);
+    m.dispose();
+  }
+  for (const { row, why } of skipped) console.log(`bad-input table: skipped "${row.name}": ${why}`);
 });

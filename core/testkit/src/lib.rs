@@ -82,6 +82,22 @@ pub fn reseal(mut b: Vec<u8>) -> Vec<u8> {
     b
 }
 
+/// [`reseal`] for a signed file: the signed digest stops where the SIGNATURE section (always the
+/// last, `signature::SECTION_LEN` bytes) starts, so a body edited after signing gets a valid
+/// digest again and only the signature can tell (what an attacker without the secret key can do).
+pub fn reseal_signed(mut b: Vec<u8>) -> Vec<u8> {
+    use sha2::{Digest, Sha256};
+    let end = b.len().saturating_sub(mdeploy_core::format::codes::signature::SECTION_LEN);
+    if end >= 64 {
+        let mut h = Sha256::new();
+        h.update(&b[..32]);
+        h.update(&b[64..end]);
+        let d = h.finalize();
+        b[32..64].copy_from_slice(&d);
+    }
+    b
+}
+
 /// The reference outputs of `model` for `n` samples (flat, `n × output length`).
 pub fn reference_outputs(model: &Model, xs: &[f32], n: usize) -> Result<Vec<f64>, String> {
     reference::forward_batch(&model.graph, &model.meta.input_shape, xs, n)

@@ -91,3 +91,55 @@ async fn every_bad_model_file_is_refused_and_named_while_the_good_models_serve()
         good(a, name).await;
     }
 }
+
+/// The table's `keys` rows on `mdeploy serve` with a trust policy (`--trust-dir`) and a
+/// decryption key (`--decryption-key`) as the row gives them: the row's file deployed as a
+/// model version is refused (never served) and the repository index gives the row's code and
+/// `says`, while the good file (signed by the trusted key, encrypted for the server's key) of
+/// the same repository serves. Damaged key files are refused by the CLI before a server starts
+/// (`mdeploy serve --trust-dir`: cli/tests/bad_inputs.rs), so those rows are skipped here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_key_row_is_refused_with_its_code_while_the_good_file_serves() {
+    use mdeploy_core::format::{DecryptionKey, PublicKey};
+    let t = table();
+    let models = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models");
+    let mut ran = 0;
+    for (i, row) in t["keys"].as_array().expect("keys").iter().enumerate() {
+        let name = s(row, "name");
+        let case = table::key_case(row, &models);
+        if case.key_file.is_some() {
+            eprintln!("{name}: skipped (a key file: the CLI's `mdeploy serve` reads it, cli/tests/bad_inputs.rs)");
+            continue;
+        }
+        let dir = temp_repo(&format!("bad-keys-{i}"));
+        put(&dir, "good", 1, &case.good);
+        put(&dir, "bad", 1, &case.bytes);
+        let local = "127.0.0.1:0".parse().expect("address");
+        let srv = mdeploy_server::start(mdeploy_server::Options {
+            trusted_keys: case.trusted.as_ref().map(|t| t.iter().map(|k| PublicKey::from_text(k).expect("a trusted key")).collect()),
+            decryption_key: case.decryption_key.as_ref().map(|k| DecryptionKey::from_text(k).expect("a decryption key")),
+            ..mdeploy_server::Options::new(&dir, local)
+        })
+        .await
+        .expect("server starts");
+        let a = srv.http;
+        let r = http(a, "POST", "/v2/models/bad/infer", &[("content-type", "application/json")], &infer_body()).await.expect("answer");
+        assert!(r.status == 404 || r.status == 503 || r.status == 500, "{name}: a refused file is never served: {} {}", r.status, r.text());
+        let index = http(a, "POST", "/v2/repository/index", &[], b"").await.expect("index");
+        let index: Value = serde_json::from_slice(&index.body).expect("index JSON");
+        let bad: Vec<&Value> = index.as_array().map(|a| a.iter().filter(|m| m["name"] == "bad").collect()).unwrap_or_default();
+        assert!(!bad.is_empty() && bad.iter().all(|m| m["state"] != "READY"), "{name}: {index}");
+        let (code, says) = (s(row, "code"), s(row, "says").to_lowercase());
+        assert!(
+            bad.iter().any(|m| {
+                let reason = m["reason"].as_str().unwrap_or_default();
+                reason.contains(code) && reason.to_lowercase().contains(&says)
+            }),
+            "{name}: no reason gives {code} and mentions {says:?}: {bad:?}"
+        );
+        let r = http(a, "POST", "/v2/models/good/infer", &[("content-type", "application/json")], &infer_body()).await.expect("answer");
+        assert_eq!(r.status, 200, "the good file after {name}: {}", r.text());
+        ran += 1;
+    }
+    assert!(ran >= 10, "{ran} key rows ran");
+}

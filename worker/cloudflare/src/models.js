@@ -34,8 +34,9 @@ export function modelsFromBindings(defaults, env, log = console.error) {
  * The Worker's trust policy: the text binding `MDEPLOY_TRUSTED_KEYS`, one or more `.pub` files
  * (`mdeploy keygen` writes them: `mdeploy-ed25519-public <64 hex digits>`), one key per line.
  * Returns the keys (`trustedKeys` of createServer), or `undefined` without the binding (no
- * policy). A binding that is not text, or holds no key line, is a policy that refuses everything
- * (`[]`): a misconfigured policy must not turn into none.
+ * policy). A binding that is not text is a policy that refuses everything (`[]`), and one that
+ * holds no key line is handed on as one damaged key (every model refused with BAD_INPUT): a
+ * misconfigured policy must not turn into none.
  */
 export const TRUSTED_KEYS_BINDING = 'MDEPLOY_TRUSTED_KEYS';
 export function trustedKeysFromBindings(env, log = console.error) {
@@ -46,6 +47,12 @@ export function trustedKeysFromBindings(env, log = console.error) {
     return [];
   }
   const keys = v.split(/\r?\n/).map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'));
-  if (keys.length === 0) log(`mdeploy worker: binding ${TRUSTED_KEYS_BINDING} holds no key: every model is refused`);
+  if (keys.length === 0) {
+    log(`mdeploy worker: binding ${TRUSTED_KEYS_BINDING} holds no key: every model is refused`);
+    // Handed on as one (damaged) key, so the answer is the package's BAD_INPUT naming the form a
+    // .pub file has, as every other host answers an empty key file (tests/bad-inputs/table.json),
+    // rather than UNTRUSTED "0 trusted", which hides that the binding is the problem.
+    return [v.trim()];
+  }
   return keys;
 }
