@@ -138,6 +138,34 @@ pub fn mlp_hidden(seed: u64, hidden: &[usize]) -> Model {
     }
 }
 
+/// A binary MLP in Larq's shape (QUANT.md, "Binary"): `Flatten > Dense 784-H > BatchNorm >
+/// Sign`, then `binary` (>= 1) binary layers `Dense H-H > BatchNorm`, each followed by a Sign
+/// except the last (followed by ReLU), then `Dense H-10 > Softmax`. A binary layer is a Dense
+/// whose input is a Sign (`quantize --bits 1` stores its weights as ±1); the first and the last
+/// Dense read real values and stay 8-bit. BatchNorm before each Sign learns the per-channel
+/// threshold. Weights f32 (the latent weights QAT trains).
+pub fn mlp_binary(seed: u64, hidden: usize, binary: usize) -> Model {
+    let mut rng = Rng::derive(seed, STREAM_INIT);
+    let bn = |c: usize| Op::BatchNorm {
+        gamma: Tensor::f32(vec![c], vec![1.0; c]),
+        beta: Tensor::f32(vec![c], vec![0.0; c]),
+        mean: Tensor::f32(vec![c], vec![0.0; c]),
+        var: Tensor::f32(vec![c], vec![1.0; c]),
+        eps: 1e-5,
+    };
+    let binary = binary.max(1);
+    let mut ops = vec![Op::Flatten, dense(&mut rng, 784, hidden, true), bn(hidden), Op::Sign];
+    for l in 0..binary {
+        ops.extend([dense(&mut rng, hidden, hidden, true), bn(hidden)]);
+        ops.push(if l + 1 < binary { Op::Sign } else { Op::Relu });
+    }
+    ops.extend([dense(&mut rng, hidden, 10, false), Op::Softmax]);
+    let desc = format!(
+        "mlp-binary:{hidden}x{binary}: Flatten > Dense 784-{hidden} > BatchNorm > Sign > {binary} binary Dense {hidden}-{hidden} > BatchNorm (> Sign between them) > ReLU > Dense {hidden}-10 > Softmax"
+    );
+    Model { meta: mnist_meta("mnist-mlp-binary", &desc, seed), graph: Graph::sequential(ops) }
+}
+
 /// An architecture from a spec: one of [`NAMES`], or `mlp:H` / `mlp:H1-H2-...` (hidden widths
 /// 1..=4096, at most 8 layers) for [`mlp_hidden`].
 pub fn from_spec(spec: &str, seed: u64) -> Result<Model, String> {
