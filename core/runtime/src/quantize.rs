@@ -186,8 +186,8 @@ pub fn quantize_binary(model: &Model, calib: &[f32], n: usize, method: Calibrati
     let (b, nb) = binarize_weights(model)?;
     if nb == 0 {
         return Err(Error::bad_input(
-            "--bits 1: the model has no Dense after a Sign, so nothing to binarize; train a binary \
-             architecture (e.g. `mdeploy train --arch mlp-binary:512x1`) or choose --bits 8, 4 or 2",
+            "--bits 1: the model has no Dense after a Sign, so nothing to binarize; make a binary \
+             architecture (e.g. `mdeploy distill --arch mlp-binary:512x1`) or choose --bits 8, 4 or 2",
         ));
     }
     let (q, mut report) = rewrite(&b, calib, n, method, Some(8), progress)?;

@@ -167,10 +167,22 @@ pub fn mlp_binary(seed: u64, hidden: usize, binary: usize) -> Model {
 }
 
 /// An architecture from a spec: one of [`NAMES`], or `mlp:H` / `mlp:H1-H2-...` (hidden widths
-/// 1..=4096, at most 8 layers) for [`mlp_hidden`].
+/// 1..=4096, at most 8 layers) for [`mlp_hidden`], or `mlp-binary:H` / `mlp-binary:HxL` (width
+/// 1..=4096, 1..=8 binary layers, default 1) for [`mlp_binary`].
 pub fn from_spec(spec: &str, seed: u64) -> Result<Model, String> {
     if let Some(m) = by_name(spec, seed) {
         return Ok(m);
+    }
+    if let Some(rest) = spec.strip_prefix("mlp-binary:") {
+        let (h, l) = rest.split_once('x').unwrap_or((rest, "1"));
+        let h = h.parse::<usize>().ok().filter(|h| (1..=4096).contains(h));
+        let l = l.parse::<usize>().ok().filter(|l| (1..=8).contains(l));
+        return match (h, l) {
+            (Some(h), Some(l)) => Ok(mlp_binary(seed, h, l)),
+            _ => Err(format!(
+                "architecture {spec:?}: expected mlp-binary:H or mlp-binary:HxL (width 1..=4096, 1..=8 binary layers, e.g. mlp-binary:512x1)"
+            )),
+        };
     }
     let bad = || {
         format!(
