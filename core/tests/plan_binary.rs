@@ -76,6 +76,10 @@ fn binary_mlp_matches_the_f64_reference_and_every_set_bit_for_bit() {
     }
     eprintln!("binary MLP vs f64 reference: argmax {same_class}/{n}, probabilities within 1e-4 {close}/{n}");
     assert!(same_class >= n * 98 / 100 && close >= n * 95 / 100, "argmax {same_class}/{n}, close {close}/{n}");
+    // A digest of every output bit, printed so runs on different hosts (native, wasm) can be
+    // compared (`-- --nocapture`).
+    let digest = got.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, v| (h ^ u64::from(v.to_bits())).wrapping_mul(0x100_0000_01b3));
+    eprintln!("binary MLP: FNV-1a of the 300 outputs {digest:016x}");
     for ks in KernelSet::available() {
         for max_batch in [1usize, 17, 1024] {
             let out = run(&model, ks, &xs, n, max_batch);
