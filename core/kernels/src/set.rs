@@ -3,6 +3,7 @@
 
 use std::sync::OnceLock;
 
+use crate::bgemm::BmmmFn;
 use crate::qgemm::{QLayout, QmmmFn};
 use crate::quant::{QEpiFn, QFakeFn, QQuantFn};
 use crate::tile::{ConvFn, DwConvFn, GemvFn, MmmFn, PoolFn, SpmmFn};
@@ -40,6 +41,10 @@ pub struct KernelSet {
     pub(crate) qepi8: QEpiFn<u8>,
     pub(crate) qquant: QQuantFn,
     pub(crate) qfake: QFakeFn,
+    /// Binary GEMM tile (`bgemm.rs`): MR rows × 8 columns of ±1 dot products, and its name.
+    pub(crate) bmmm: BmmmFn,
+    pub(crate) bmr: usize,
+    pub(crate) bmmm_name: &'static str,
 }
 
 impl std::fmt::Debug for KernelSet {
@@ -75,6 +80,9 @@ impl KernelSet {
             qepi8: crate::quant::generic_qepilogue::<u8>,
             qquant: crate::quant::generic_quantize,
             qfake: crate::quant::generic_fake_quantize,
+            bmmm: crate::generic::generic_bmmm_b1::generic_bmmm_b1_4x8,
+            bmr: crate::generic::generic_bmmm_b1::MR,
+            bmmm_name: "generic_bmmm_b1_4x8",
         }
     }
 
@@ -105,6 +113,7 @@ impl KernelSet {
                 qepi8: crate::x86_64::avx_requant_i32::avx2_qepilogue_i32::<u8>,
                 qquant: crate::x86_64::avx_requant_i32::avx2_quantize_f32,
                 qfake: crate::x86_64::avx_requant_i32::avx2_fake_quantize_f32,
+                ..KernelSet::x86_binary(KernelSet::generic(), false)
             })
         } else {
             None
@@ -161,6 +170,7 @@ impl KernelSet {
             base.qquant = crate::x86_64::avx_requant_i32::avx2_quantize_f32;
             base.qfake = crate::x86_64::avx_requant_i32::avx2_fake_quantize_f32;
         }
+        let base = KernelSet::x86_binary(base, true);
         if is_x86_feature_detected!("avx512vnni") {
             KernelSet {
                 qmmm: crate::x86_64::avx512vnni_qmmm_i8::avx512vnni_qmmm_i8_12x16,
@@ -177,6 +187,31 @@ impl KernelSet {
                 qmmm_name: "avx2_qmmm_i8_6x16",
                 ..base
             }
+        }
+    }
+
+    /// The binary kernel of the x86 sets on top of `base`: `vpopcntq` when `avx512` and the CPU
+    /// has AVX-512F and VPOPCNTDQ, else scalar `popcnt`, else the generic one. The AVX2 set
+    /// passes `avx512 = false`: it stands for a CPU without AVX-512 (and the parity tests then
+    /// cover the `popcnt` kernel on an AVX-512 machine too).
+    #[cfg(target_arch = "x86_64")]
+    fn x86_binary(base: KernelSet, avx512: bool) -> KernelSet {
+        if avx512 && is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512vpopcntdq") {
+            KernelSet {
+                bmmm: crate::x86_64::avx512vpopcnt_bmmm_b1::avx512vpopcnt_bmmm_b1_8x8,
+                bmr: crate::x86_64::avx512vpopcnt_bmmm_b1::MR,
+                bmmm_name: "avx512vpopcnt_bmmm_b1_8x8",
+                ..base
+            }
+        } else if is_x86_feature_detected!("popcnt") {
+            KernelSet {
+                bmmm: crate::x86_64::popcnt_bmmm_b1::popcnt_bmmm_b1_4x8,
+                bmr: crate::x86_64::popcnt_bmmm_b1::MR,
+                bmmm_name: "popcnt_bmmm_b1_4x8",
+                ..base
+            }
+        } else {
+            base
         }
     }
 
@@ -256,6 +291,9 @@ impl KernelSet {
             qepi8: crate::wasm::wasm_requant_i32::wasm_qepilogue_i32::<u8>,
             qquant: crate::wasm::wasm_requant_i32::wasm_quantize_f32,
             qfake: crate::quant::generic_fake_quantize,
+            bmmm: crate::wasm::wasm_bmmm_b1::wasm_bmmm_b1_2x8,
+            bmr: crate::wasm::wasm_bmmm_b1::MR,
+            bmmm_name: "wasm_bmmm_b1_2x8",
         }
     }
 

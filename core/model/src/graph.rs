@@ -109,6 +109,11 @@ pub enum Op {
     /// whose input carries one on the integer kernels (`core/runtime/QUANT.md`). `scale` is
     /// finite and > 0, `zero_point` in 0..=255.
     Quantize { scale: f32, zero_point: i32 },
+    /// Binarization: `y = +1` where `x >= 0` (−0 included), `−1` elsewhere (negative, NaN).
+    /// It marks a binary layer's input: a Dense with 1-bit (`SPACKED`, ±1) weights after it runs
+    /// on the XOR + popcount kernels (`core/runtime/QUANT.md`, "Binary"). Unlike ONNX `Sign`,
+    /// 0 maps to +1 (two values, one bit).
+    Sign,
 }
 
 impl Op {
@@ -136,6 +141,7 @@ impl Op {
             Op::Dropout { .. } => "Dropout",
             Op::Identity => "Identity",
             Op::Quantize { .. } => "Quantize",
+            Op::Sign => "Sign",
         }
     }
 
@@ -621,7 +627,7 @@ fn node_shape(op: &Op, ins: &[&[usize]]) -> std::result::Result<Vec<usize>, Stri
             }
             x.to_vec()
         }
-        Op::Relu | Op::Sigmoid | Op::Tanh | Op::HardSwish | Op::Identity => x.to_vec(),
+        Op::Relu | Op::Sigmoid | Op::Tanh | Op::HardSwish | Op::Identity | Op::Sign => x.to_vec(),
         Op::Quantize { scale, zero_point } => {
             if !(scale.is_finite() && *scale > 0.0 && *scale >= f32::MIN_POSITIVE) {
                 return Err(format!("Quantize scale {scale} must be finite and positive (a normal f32)"));

@@ -225,6 +225,14 @@ pub fn export_proto(model: &Model, opts: &ExportOptions) -> Result<pb::ModelProt
             // Dropout is the identity at inference; an explicit Identity keeps the value's name.
             Op::Dropout { .. } | Op::Identity => b.node("Identity", name, ins, out, vec![]),
             // A QDQ pair (what onnxruntime's quantize_static writes): uint8, per tensor.
+            // ONNX Sign maps 0 to 0, ours to +1; a Where(x >= 0, 1, -1) export is not written yet.
+            Op::Sign => {
+                return Err(ExportError::new(format!(
+                    "{}: Sign (binary activations, `mdeploy quantize --bits 1`) has no ONNX export yet; \
+                     export the f32 model instead",
+                    at()
+                )))
+            }
             Op::Quantize { scale, zero_point } => {
                 let sname = b.f32_init(&format!("{name}.scale"), &[], &[*scale]);
                 let zname = b.init(&format!("{name}.zero_point"), &[], DataType::Uint8, vec![*zero_point as u8]);

@@ -33,6 +33,7 @@ use crate::kernels::generic::generic_pool_f32::generic_pool_f32;
 use crate::kernels::generic::generic_softmax_f32::softmax_rows;
 use crate::kernels::{a_panel, APanel, AlignedBuf, BlockW, KernelSet, MatRef, PackedB, PoolGeom, SparseOffsets, SparseW, MAX_MR, BLOCK_WIDTHS};
 use crate::kernels::qgemm::{PackedQB, QMAX_MR};
+use crate::kernels::{bpack_rows, PackedBB, MAX_BK};
 use crate::kernels::generic::generic_maxpool_u8::generic_maxpool_u8;
 use crate::kernels::quant::{QEpi, QOut, QParams, MAX_QK};
 use crate::lower::{Act, BinOp, Kernel, PoolKind, Program, Window};
@@ -146,7 +147,21 @@ enum XK {
     Quantize { q: QParams },
     QDense(Box<QDenseX>),
     QConv(Box<QConvX>),
+    Sign,
+    BDense(Box<BDenseX>),
 }
+
+/// A binary Dense: ±1 weights packed for the set, then `act(alpha[c] · dot + bias[c])`.
+struct BDenseX {
+    w: PackedBB,
+    alpha: Vec<f32>,
+    bias: Vec<f32>,
+    act: Act,
+}
+
+/// Rows a binary Dense packs and multiplies at a time (bounds its scratch: `BROWS` packed rows
+/// and their i32 sums).
+const BROWS: usize = 64;
 
 /// An integer Dense: weights packed for the set, epilogue as lowered.
 struct QDenseX {
@@ -213,6 +228,9 @@ struct Scratch {
     q: QScratch,
     /// The transposed input and output blocks of the sparse kernels (largest of them).
     sparse: AlignedBuf,
+    /// Binary steps: `BROWS` sign-packed rows and their i32 dot products (largest of them).
+    bits: Vec<u64>,
+    bacc: Vec<i32>,
 }
 
 #[derive(Default)]
@@ -348,6 +366,14 @@ fn check_step(j: usize, s: &crate::lower::Step, slots: &[usize]) -> Result<()> {
                 && win_ok(win, (win.kh - 1) * win.dh + 1, (win.kw - 1) * win.dw + 1)
         }
         Kernel::Quantize { q, .. } => q_ok(*q),
+        Kernel::BDense { k, out, plus, alpha, bias, .. } => {
+            plus.len() == k * out
+                && alpha.len() == *out
+                && bias.len() == *out
+                && (1..=MAX_BK).contains(k)
+                && alpha.iter().all(|a| a.is_finite() && *a >= 0.0)
+                && bias.iter().all(|b| b.is_finite())
+        }
         _ => true,
     };
     if !ok {
@@ -388,7 +414,12 @@ impl Exec {
             let in_place = s.inputs.first() == Some(&s.output);
             let may = matches!(
                 s.kernel,
-                Kernel::Act { .. } | Kernel::Affine { .. } | Kernel::Binary { .. } | Kernel::Softmax { .. } | Kernel::Quantize { .. }
+                Kernel::Act { .. }
+                    | Kernel::Affine { .. }
+                    | Kernel::Binary { .. }
+                    | Kernel::Softmax { .. }
+                    | Kernel::Quantize { .. }
+                    | Kernel::Sign { .. }
             );
             if (s.inputs.contains(&s.output) && !(in_place && may)) || (in_place && s.inputs[1..].contains(&s.output)) {
                 return Err(bad(j, s.node, format!("{} cannot run in place", s.kernel.name())));
@@ -397,7 +428,12 @@ impl Exec {
         let split = p
             .steps
             .iter()
-            .position(|s| matches!(s.kernel, Kernel::Dense { .. } | Kernel::SparseDense { .. } | Kernel::BlockSparseDense { .. } | Kernel::QDense { .. }))
+            .position(|s| {
+                matches!(
+                    s.kernel,
+                    Kernel::Dense { .. } | Kernel::SparseDense { .. } | Kernel::BlockSparseDense { .. } | Kernel::QDense { .. } | Kernel::BDense { .. }
+                )
+            })
             .unwrap_or(p.steps.len());
 
         // Values: one per step output (in-place steps continue input 0's value).
@@ -500,6 +536,7 @@ impl Exec {
         let mut k_max = 0usize;
         let mut pad_max = 0usize;
         let mut sparse_max = 0usize;
+        let (mut bwords_max, mut bn_max) = (0usize, 0usize);
         let mut qs = QScratch::default();
         let mut steps = Vec::with_capacity(p.steps.len());
         let (input_len, output_len) = (p.input_len, p.output_len);
@@ -514,6 +551,10 @@ impl Exec {
                     sparse_max = sparse_max.max(ks.spmm_scratch(w)).max(acc);
                 }
                 XK::SpConv(g) => sparse_max = sparse_max.max(g.scratch),
+                XK::BDense(d) => {
+                    bwords_max = bwords_max.max(d.w.words());
+                    bn_max = bn_max.max(d.w.n());
+                }
                 _ => {}
             }
             steps.push(XStep {
@@ -564,6 +605,8 @@ impl Exec {
                 q: qs,
                 padded: AlignedBuf::zeros(pad_max),
                 sparse: AlignedBuf::zeros(sparse_max),
+                bits: vec![0; BROWS * bwords_max],
+                bacc: vec![0; BROWS * bn_max],
             },
         })
     }
@@ -598,6 +641,8 @@ impl Exec {
                 sparse_dense_step(*ks, st, (w, offs, wt), bias, *clamp, *post, nb, input, il, bufs, stride, &mut scratch.sparse);
             } else if let XK::QDense(d) = &st.k {
                 qdense_step(*ks, st, d, nb, input, il, bufs, stride, &mut scratch.q);
+            } else if let XK::BDense(d) = &st.k {
+                bdense_step(*ks, st, d, nb, input, il, bufs, stride, scratch);
             } else if let (true, Loc::Buf { buf, .. }, XK::Act { act: a }) = (st.in_place, st.out, &st.k) {
                 // In place over rows that may have gaps: one pass per row, no per-sample setup.
                 let st_len = stride[buf];
@@ -828,6 +873,13 @@ fn compile(k: &Kernel, ks: KernelSet, k_max: &mut usize, qs: &mut QScratch) -> X
             qs.reserve(0, w.k_padded(), *out);
             XK::QDense(Box::new(QDenseX { w, input: *input, epi: QEpi::new(bias, epi) }))
         }
+        Kernel::Sign { .. } => XK::Sign,
+        Kernel::BDense { k, out, plus, alpha, bias, act } => XK::BDense(Box::new(BDenseX {
+            w: ks.bpack_b(*k, *out, plus),
+            alpha: alpha.clone(),
+            bias: bias.clone(),
+            act: *act,
+        })),
         Kernel::QConv2d { win, out_c, weight, bias, input, epi } => {
             let w = ks.qpack_b(win.kh * win.kw * win.c, *out_c, weight);
             qs.reserve(win.h * win.w * win.c, w.k_padded(), *out_c);
@@ -933,6 +985,15 @@ fn sample_step(
                 softmax_rows(y, *len);
             }
             XK::Copy => y.copy_from_slice(x(0)),
+            XK::Sign => {
+                load0(y);
+                y.iter_mut().for_each(|v| *v = if *v >= 0.0 { 1.0 } else { -1.0 });
+            }
+            XK::BDense(d) => {
+                // Never reached (a BDense starts the batched stage); correct anyway.
+                let (k, n) = (d.w.k(), d.w.n());
+                bdense_rows(ks, d, x(0), k, 1, y, n, &mut scratch.bits, &mut scratch.bacc);
+            }
             // Never in place when it writes u8 (`u8_values`).
             XK::Quantize { q } if st.out_u8 => ks.quantize(*q, x(0), &mut bytes_mut(y)[..st.out_len]),
             XK::Quantize { q } => {
@@ -957,6 +1018,64 @@ fn sample_step(
                 // through `dense_step`. Kept correct anyway (batch-1 GEMV).
                 ks.for_width(w.n()).gemv_unchecked(x(0), w.data(), w.k(), w.n(), Some(bias), *tile_relu, y);
                 generic_act_f32(*post, y);
+            }
+        }
+    }
+    bufs[ob] = obuf;
+}
+
+/// A binary Dense over `m` rows of `x` (stride `lda`) into `y` (stride `ldy`), `BROWS` rows at
+/// a time: sign-pack, XOR + popcount GEMM (exact i32), then `alpha[c] · dot + bias[c]` in f32
+/// (an exact integer-to-f32 conversion, |dot| <= 2^16, one multiply and one add: the same bits
+/// on every kernel set).
+#[allow(clippy::too_many_arguments)]
+fn bdense_rows(ks: KernelSet, d: &BDenseX, x: &[f32], lda: usize, m: usize, y: &mut [f32], ldy: usize, bits: &mut [u64], acc: &mut [i32]) {
+    let (k, n, words) = (d.w.k(), d.w.n(), d.w.words());
+    for r0 in (0..m).step_by(BROWS) {
+        let rows = BROWS.min(m - r0);
+        bpack_rows(rows, k, &x[r0 * lda..], lda, bits);
+        ks.bgemm(rows, bits, words, &d.w, acc, n);
+        for r in 0..rows {
+            let yr = &mut y[(r0 + r) * ldy..(r0 + r) * ldy + n];
+            for (c, v) in yr.iter_mut().enumerate() {
+                *v = d.alpha[c] * acc[r * n + c] as f32 + d.bias[c];
+            }
+            generic_act_f32(d.act, yr);
+        }
+    }
+}
+
+/// A binary Dense step over the whole chunk (rows of the input value at its stride).
+#[allow(clippy::too_many_arguments)]
+fn bdense_step(
+    ks: KernelSet,
+    st: &XStep,
+    d: &BDenseX,
+    nb: usize,
+    input: &[f32],
+    il: usize,
+    bufs: &mut [AlignedBuf],
+    stride: &[usize],
+    scratch: &mut Scratch,
+) {
+    let Loc::Buf { buf: ob, batched } = st.out else { unreachable!("no step writes the input") };
+    let mut obuf = std::mem::take(&mut bufs[ob]);
+    {
+        let ldy = if batched { stride[ob] } else { 0 };
+        let (src, lda, src_batched): (&[f32], usize, bool) = match st.ins[0] {
+            Loc::Input => (input, il, true),
+            Loc::Buf { buf, batched } => (bufs[buf].as_slice(), stride[buf], batched),
+        };
+        if src_batched && batched {
+            bdense_rows(ks, d, src, lda, nb, obuf.as_mut_slice(), ldy, &mut scratch.bits, &mut scratch.bacc);
+        } else {
+            // A per-sample input or output (not expected after the split): one row at a time.
+            for s in 0..nb {
+                let x = view(st.ins[0], s, st.in_lens[0], input, il, bufs, stride);
+                let at = if batched { s * stride[ob] } else { 0 };
+                let y = &mut obuf.as_mut_slice()[at..at + st.out_len];
+                let (k, n) = (d.w.k(), d.w.n());
+                bdense_rows(ks, d, x, k, 1, y, n, &mut scratch.bits, &mut scratch.bacc);
             }
         }
     }

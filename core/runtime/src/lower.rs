@@ -121,6 +121,13 @@ pub enum Kernel {
     /// Integer Conv2d (one group), HWC in and out, as `QDense` over the im2col rows; padded
     /// cells are the input's zero point. `weight` is `[(ky, kx, ci) × out_c]`.
     QConv2d { win: Window, out_c: usize, weight: Vec<i8>, bias: Vec<i32>, input: QParams, epi: QOut },
+    /// `y = +1` where `x >= 0`, else −1, over `len` values (may run in place): a binary
+    /// layer's input (`Op::Sign`).
+    Sign { len: usize },
+    /// Binary Dense (`core/runtime/QUANT.md`, "Binary"): `x` (flat) binarized by sign, `dot =
+    /// Σ_k ±1 · ±1` on the XOR + popcount kernels (exact), `y = act(alpha[c] · dot + bias[c])`
+    /// in f32. `plus` row-major `[k, out]`, true = +1.
+    BDense { k: usize, out: usize, plus: Vec<bool>, alpha: Vec<f32>, bias: Vec<f32>, act: Act },
 }
 
 impl Kernel {
@@ -146,6 +153,8 @@ impl Kernel {
             Kernel::Quantize { .. } => "Quantize",
             Kernel::QDense { .. } => "QDense",
             Kernel::QConv2d { .. } => "QConv2d",
+            Kernel::Sign { .. } => "Sign",
+            Kernel::BDense { .. } => "BDense",
         }
     }
 }
@@ -155,7 +164,12 @@ impl Kernel {
     pub fn out_len(&self) -> usize {
         match self {
             Kernel::Transpose { c, hw, .. } => c * hw,
-            Kernel::Dense { out, .. } | Kernel::SparseDense { out, .. } | Kernel::BlockSparseDense { out, .. } | Kernel::QDense { out, .. } => *out,
+            Kernel::Dense { out, .. }
+            | Kernel::SparseDense { out, .. }
+            | Kernel::BlockSparseDense { out, .. }
+            | Kernel::QDense { out, .. }
+            | Kernel::BDense { out, .. } => *out,
+            Kernel::Sign { len } => *len,
             Kernel::Conv2d { win, out_c, .. } | Kernel::SparseConv2d { win, out_c, .. } | Kernel::QConv2d { win, out_c, .. } => {
                 win.oh * win.ow * out_c
             }
@@ -171,7 +185,11 @@ impl Kernel {
     /// Floats per sample the kernel reads from each of its inputs, in order.
     pub fn in_lens(&self) -> Vec<usize> {
         match self {
-            Kernel::Dense { k, .. } | Kernel::SparseDense { k, .. } | Kernel::BlockSparseDense { k, .. } | Kernel::QDense { k, .. } => vec![*k],
+            Kernel::Dense { k, .. }
+            | Kernel::SparseDense { k, .. }
+            | Kernel::BlockSparseDense { k, .. }
+            | Kernel::QDense { k, .. }
+            | Kernel::BDense { k, .. } => vec![*k],
             Kernel::Conv2d { win, .. } | Kernel::SparseConv2d { win, .. } | Kernel::QConv2d { win, .. } | Kernel::Pool { win, .. } => {
                 vec![win.c * win.h * win.w]
             }
@@ -293,6 +311,9 @@ enum LNode {
     /// Quantize puts its result on (`None`: dequantized f32 out). `act`: None or ReLU.
     QDense { w: Vec<i8>, sw: Vec<f32>, b: Vec<f32>, k: usize, out: usize, act: Act, input: QParams, output: Option<QParams> },
     QConv { w: Vec<i8>, sw: Vec<f32>, b: Vec<f32>, stride: [usize; 2], pad: [usize; 4], dil: [usize; 2], act: Act, input: QParams, output: Option<QParams> },
+    Sign,
+    /// A Dense with ±1 weights (`plus`, `[in, out]`) and scales `alpha` whose input is a Sign.
+    BDense { plus: Vec<bool>, alpha: Vec<f32>, b: Vec<f32>, k: usize, out: usize, act: Act },
 }
 
 struct Simplified {
@@ -445,6 +466,7 @@ fn simplify(graph: &Graph) -> Result<Simplified> {
                     | Some(LNode::Conv { act, .. })
                     | Some(LNode::Affine { act, .. })
                     | Some(LNode::Binary { act, .. })
+                    | Some(LNode::BDense { act, .. })
                         if *act == Act::None =>
                     {
                         Some(act)
@@ -484,6 +506,19 @@ fn simplify(graph: &Graph) -> Result<Simplified> {
                 } else {
                     Some(LNode::Quantize(q))
                 }
+            }
+            Op::Sign => Some(LNode::Sign),
+            // A Dense whose input is a Sign and whose weights are ±1 (1-bit SPACKED): binary.
+            Op::Dense { weight, bias } if u > 0 && matches!(nodes[u - 1], Some(LNode::Sign)) && crate::lower_quant::is_binary(weight) => {
+                let (plus, alpha) = crate::lower_quant::binary_weight(weight, &format!("{} weight", graph.describe_node(i)))?;
+                Some(LNode::BDense {
+                    plus,
+                    alpha,
+                    b: dense_f32(graph, i, "bias", bias)?,
+                    k: weight.shape[0],
+                    out: weight.shape[1],
+                    act: Act::None,
+                })
             }
             Op::Dense { weight, bias } if let Some(input) = grid_of(graph, &nodes, &repr, u) => {
                 match crate::lower_quant::int8_weight(weight, 1, &format!("{} weight", graph.describe_node(i)))? {
@@ -795,6 +830,32 @@ impl<'g> Emitter<'g> {
                 self.push(kernel, vec![xv.buf], buf, i);
                 Val { buf, order: hwc_order(oc, oh * ow) }
             }
+            LNode::Sign => {
+                let xv = self.val(x);
+                let buf = self.new_buf(out_len);
+                self.push(Kernel::Sign { len: out_len }, vec![xv.buf], buf, i);
+                Val { buf, order: xv.order }
+            }
+            LNode::BDense { plus, alpha, b, k, out, act } => {
+                let xv = self.val(x);
+                let plus = match xv.order {
+                    Order::Plain => plus,
+                    // As for Dense: row g of the program's weight is row f of the model's.
+                    Order::Hwc { c, hw } => {
+                        let mut re = vec![false; plus.len()];
+                        for ch in 0..c {
+                            for p in 0..hw {
+                                let (f, g) = (ch * hw + p, p * c + ch);
+                                re[g * out..(g + 1) * out].copy_from_slice(&plus[f * out..(f + 1) * out]);
+                            }
+                        }
+                        re
+                    }
+                };
+                let buf = self.new_buf(out);
+                self.push(Kernel::BDense { k, out, plus, alpha, bias: b, act }, vec![xv.buf], buf, i);
+                Val { buf, order: Order::Plain }
+            }
             LNode::Quantize(q) => {
                 let xv = self.val(x);
                 let buf = self.new_buf(out_len);
@@ -1023,7 +1084,12 @@ impl<'g> Emitter<'g> {
 fn in_place_ok(k: &Kernel) -> bool {
     matches!(
         k,
-        Kernel::Act { .. } | Kernel::Affine { .. } | Kernel::Binary { .. } | Kernel::Softmax { .. } | Kernel::Quantize { .. }
+        Kernel::Act { .. }
+            | Kernel::Affine { .. }
+            | Kernel::Binary { .. }
+            | Kernel::Softmax { .. }
+            | Kernel::Quantize { .. }
+            | Kernel::Sign { .. }
     )
 }
 

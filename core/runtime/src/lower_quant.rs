@@ -105,3 +105,53 @@ pub(crate) fn epilogue(
     };
     Ok((bias, epi))
 }
+
+/// `true` when `t` holds binary weights: 1-bit signed packed (`SPACKED`, 0 → −1, 1 → +1).
+pub(crate) fn is_binary(t: &Tensor) -> bool {
+    matches!(&t.data, TensorData::Quantized { qtype: QuantType::Packed { bits: 1, signed: true }, .. })
+}
+
+/// Binary Dense weights `[in, out]` as the binary kernels take them: the ±1 signs (true = +1,
+/// row-major) and one scale per output column (`alpha`, finite and >= 0; per tensor repeated).
+/// Zero points must be 0 and per-channel scales along axis 1 (the output), and `in` at most
+/// `MAX_BK`: anything else is refused naming the node (a binary tensor has no f32 fallback
+/// worth running: its values are ±scale either way, but a layout the kernels do not take is
+/// a file this quantizer did not write).
+pub(crate) fn binary_weight(t: &Tensor, what: &str) -> Result<(Vec<bool>, Vec<f32>)> {
+    let TensorData::Quantized { quant, .. } = &t.data else {
+        return Err(Error::bad_model(format!("{what}: not a binary tensor")));
+    };
+    let (k, n) = match t.shape[..] {
+        [k, n] => (k, n),
+        _ => return Err(Error::bad_model(format!("{what}: a binary Dense weight must be [in, out], got {:?}", t.shape))),
+    };
+    let alpha = match quant {
+        Quant::PerTensor { scale, zero_point: 0 } => vec![*scale; n],
+        Quant::PerChannel { axis: 1, scales, zero_points } if zero_points.iter().all(|&z| z == 0) && scales.len() == n => {
+            scales.clone()
+        }
+        _ => {
+            return Err(Error::bad_model(format!(
+                "{what}: binary weights need zero points 0 and one scale per tensor or per output \
+                 channel (axis 1); re-quantize with `mdeploy quantize --bits 1`"
+            )))
+        }
+    };
+    if let Some(c) = alpha.iter().position(|s| !(s.is_finite() && *s >= 0.0)) {
+        return Err(Error::bad_model(format!(
+            "{what}: binary scale of channel {c} is {}; scales must be finite and not negative",
+            alpha[c]
+        )));
+    }
+    if k == 0 || k > crate::kernels::MAX_BK {
+        return Err(Error::unsupported(format!(
+            "{what}: a binary product over {k} inputs is outside the binary kernels' range 1..={}",
+            crate::kernels::MAX_BK
+        )));
+    }
+    // The format's one reader of the packed layout (it checks the payload length first).
+    let Some(v) = t.quantized_values()? else {
+        return Err(Error::bad_model(format!("{what}: not a binary tensor")));
+    };
+    Ok((v.iter().map(|&q| q > 0).collect(), alpha))
+}

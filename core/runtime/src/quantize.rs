@@ -128,6 +128,73 @@ pub fn quantize_weights(model: &Model, bits: u8) -> Result<(Model, usize)> {
     Ok((out, n))
 }
 
+/// Binary weights of a Dense (`[in, out]`), XNOR-Net's per-output-channel form: `alpha[c] =
+/// mean|W[:, c]|` (the scale that minimises `Σ (w − alpha · sign(w))²`), signs `w >= 0` → +1,
+/// stored as 1-bit `SPACKED` (0 → −1, 1 → +1), zero points 0 (QUANT.md, "Binary").
+pub fn binarize_weight(t: &Tensor) -> Result<Tensor> {
+    let [k, n] = t.shape[..] else {
+        return Err(Error::bad_input(format!("binary weights: a Dense weight is [in, out], got {:?}", t.shape)));
+    };
+    let w = t.to_f32_dense()?;
+    if let Some(i) = w.iter().position(|v| !v.is_finite()) {
+        return Err(Error::bad_model(format!("binary weights: weight {i} is {} (not finite)", w[i])));
+    }
+    let scales: Vec<f32> = (0..n)
+        .map(|c| ((0..k).map(|p| f64::from(w[p * n + c].abs())).sum::<f64>() / k.max(1) as f64) as f32)
+        .collect();
+    let codes: Vec<u8> = w.iter().map(|&v| u8::from(v >= 0.0)).collect();
+    Ok(Tensor {
+        shape: t.shape.clone(),
+        data: TensorData::Quantized {
+            qtype: QuantType::Packed { bits: 1, signed: true },
+            quant: Quant::PerChannel { axis: 1, scales, zero_points: vec![0; n] },
+            raw: crate::format::pack_bits(&codes, 1)?,
+        },
+    })
+}
+
+/// Every f32 Dense weight of `model` whose input is a `Op::Sign` to binary
+/// ([`binarize_weight`]); the other layers are left as they are (the kept 8-bit first and last
+/// layers). Returns the model and how many weights changed.
+pub fn binarize_weights(model: &Model) -> Result<(Model, usize)> {
+    let mut out = model.clone();
+    let mut n = 0;
+    let signs: Vec<bool> = out.graph.nodes.iter().map(|nd| matches!(nd.op, Op::Sign)).collect();
+    for node in &mut out.graph.nodes {
+        let v = node.inputs.first().copied().unwrap_or(0) as usize;
+        if let Op::Dense { weight, .. } = &mut node.op {
+            if v > 0 && signs[v - 1] && matches!(weight.data, TensorData::F32(_)) {
+                *weight = binarize_weight(weight)?;
+                n += 1;
+            }
+        }
+    }
+    out.validate()?;
+    Ok((out, n))
+}
+
+/// A Dense that already has binary weights (it reads a Sign; no Quantize before it).
+fn binary_dense(op: &Op) -> bool {
+    matches!(op, Op::Dense { weight, .. } if crate::lower_quant::is_binary(weight))
+}
+
+/// `--bits 1` (QUANT.md, "Binary"): every Dense whose input is a `Sign` gets binary weights
+/// ([`binarize_weights`]); the others (the first and last layers) get int8 weights and
+/// calibrated `Quantize` inputs exactly as [`quantize`] does, so they run on the integer
+/// kernels. The model must already have its Sign nodes (`arch::mlp_binary`, trained with QAT).
+pub fn quantize_binary(model: &Model, calib: &[f32], n: usize, method: Calibration, progress: impl FnMut(usize, usize)) -> Result<(Model, QuantReport)> {
+    let (b, nb) = binarize_weights(model)?;
+    if nb == 0 {
+        return Err(Error::bad_input(
+            "--bits 1: the model has no Dense after a Sign, so nothing to binarize; make a binary \
+             architecture (e.g. `mdeploy distill --arch mlp-binary:512x1`) or choose --bits 8, 4 or 2",
+        ));
+    }
+    let (q, mut report) = rewrite(&b, calib, n, method, Some(8), progress)?;
+    report.weights += nb;
+    Ok((q, report))
+}
+
 /// Ops the quantizer turns to int8 (the integer kernels' scope in this slice).
 fn quantizable(op: &Op) -> bool {
     matches!(op, Op::Dense { .. } | Op::Conv2d { groups: 1, .. })
@@ -172,7 +239,7 @@ fn rewrite(model: &Model, calib: &[f32], n: usize, method: Calibration, bits: Op
     // Values to quantize: each quantized op's input, walked back through grid-keeping ops.
     let mut points: Vec<usize> = Vec::new();
     for node in &g.nodes {
-        if !quantizable(&node.op) {
+        if !quantizable(&node.op) || binary_dense(&node.op) {
             continue;
         }
         let mut v = node.inputs[0] as usize;
@@ -223,6 +290,8 @@ fn rewrite(model: &Model, calib: &[f32], n: usize, method: Calibration, bits: Op
         let mut node = node.clone();
         node.inputs = node.inputs.iter().map(|&v| map[v as usize]).collect();
         match (&mut node.op, bits) {
+            // Binary weights (`quantize_binary`) stay as they are; their input is a Sign.
+            (Op::Dense { weight, .. }, Some(_)) if crate::lower_quant::is_binary(weight) => {}
             (Op::Dense { weight, .. }, Some(bits)) => {
                 *weight = quantize_weight_bits(weight, 1, bits)?;
                 report.weights += 1;

@@ -299,6 +299,7 @@ fn eval(op: &Op, ins: &[&Value]) -> Result<Value, String> {
             let (s, z) = (*scale as f64, *zero_point as f64);
             unary(x, |v| s * (((v / s).round_ties_even() + z).clamp(0.0, 255.0) - z))
         }
+        Op::Sign => unary(x, |v| if v >= 0.0 { 1.0 } else { -1.0 }),
         Op::Softmax => {
             if x.shape.len() != 1 {
                 return Err(format!("Softmax over the flat sample needs a flat input, got {:?}", x.shape));

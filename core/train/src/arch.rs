@@ -138,11 +138,51 @@ pub fn mlp_hidden(seed: u64, hidden: &[usize]) -> Model {
     }
 }
 
+/// A binary MLP in Larq's shape (QUANT.md, "Binary"): `Flatten > Dense 784-H > BatchNorm >
+/// Sign`, then `binary` (>= 1) binary layers `Dense H-H > BatchNorm`, each followed by a Sign
+/// except the last (followed by ReLU), then `Dense H-10 > Softmax`. A binary layer is a Dense
+/// whose input is a Sign (`quantize --bits 1` stores its weights as ±1); the first and the last
+/// Dense read real values and stay 8-bit. BatchNorm before each Sign learns the per-channel
+/// threshold. Weights f32 (the latent weights QAT trains).
+pub fn mlp_binary(seed: u64, hidden: usize, binary: usize) -> Model {
+    let mut rng = Rng::derive(seed, STREAM_INIT);
+    let bn = |c: usize| Op::BatchNorm {
+        gamma: Tensor::f32(vec![c], vec![1.0; c]),
+        beta: Tensor::f32(vec![c], vec![0.0; c]),
+        mean: Tensor::f32(vec![c], vec![0.0; c]),
+        var: Tensor::f32(vec![c], vec![1.0; c]),
+        eps: 1e-5,
+    };
+    let binary = binary.max(1);
+    let mut ops = vec![Op::Flatten, dense(&mut rng, 784, hidden, true), bn(hidden), Op::Sign];
+    for l in 0..binary {
+        ops.extend([dense(&mut rng, hidden, hidden, true), bn(hidden)]);
+        ops.push(if l + 1 < binary { Op::Sign } else { Op::Relu });
+    }
+    ops.extend([dense(&mut rng, hidden, 10, false), Op::Softmax]);
+    let desc = format!(
+        "mlp-binary:{hidden}x{binary}: Flatten > Dense 784-{hidden} > BatchNorm > Sign > {binary} binary Dense {hidden}-{hidden} > BatchNorm (> Sign between them) > ReLU > Dense {hidden}-10 > Softmax"
+    );
+    Model { meta: mnist_meta("mnist-mlp-binary", &desc, seed), graph: Graph::sequential(ops) }
+}
+
 /// An architecture from a spec: one of [`NAMES`], or `mlp:H` / `mlp:H1-H2-...` (hidden widths
-/// 1..=4096, at most 8 layers) for [`mlp_hidden`].
+/// 1..=4096, at most 8 layers) for [`mlp_hidden`], or `mlp-binary:H` / `mlp-binary:HxL` (width
+/// 1..=4096, 1..=8 binary layers, default 1) for [`mlp_binary`].
 pub fn from_spec(spec: &str, seed: u64) -> Result<Model, String> {
     if let Some(m) = by_name(spec, seed) {
         return Ok(m);
+    }
+    if let Some(rest) = spec.strip_prefix("mlp-binary:") {
+        let (h, l) = rest.split_once('x').unwrap_or((rest, "1"));
+        let h = h.parse::<usize>().ok().filter(|h| (1..=4096).contains(h));
+        let l = l.parse::<usize>().ok().filter(|l| (1..=8).contains(l));
+        return match (h, l) {
+            (Some(h), Some(l)) => Ok(mlp_binary(seed, h, l)),
+            _ => Err(format!(
+                "architecture {spec:?}: expected mlp-binary:H or mlp-binary:HxL (width 1..=4096, 1..=8 binary layers, e.g. mlp-binary:512x1)"
+            )),
+        };
     }
     let bad = || {
         format!(

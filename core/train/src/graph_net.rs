@@ -725,6 +725,12 @@ impl GraphNet {
                 }
             }
             Op::Flatten | Op::Reshape { .. } | Op::Identity => dx.copy_from_slice(dy),
+            // Straight-through estimator with the usual clip (BinaryConnect, XNOR-Net,
+            // Bi-Real): the gradient of sign is taken as that of clamp(x, −1, 1).
+            Op::Sign => dx
+                .iter_mut()
+                .zip(dy.iter().zip(x))
+                .for_each(|(dx, (&dy, &x))| *dx = if (-1.0..=1.0).contains(&x) { dy } else { 0.0 }),
             Op::Quantize { scale, zero_point } => {
                 // Straight-through estimator: the gradient passes where x lies inside the
                 // grid's range and stops where the quantizer clamps (the QAT groundwork).
@@ -1045,6 +1051,7 @@ fn forward_node(
             }
         }
         Op::Flatten | Op::Reshape { .. } | Op::Identity => y.copy_from_slice(x),
+        Op::Sign => y.iter_mut().zip(x).for_each(|(y, &x)| *y = if x >= 0.0 { 1.0 } else { -1.0 }),
         Op::Quantize { scale, zero_point } => {
             let p = crate::kernels::quant::QParams { scale: *scale, zero_point: *zero_point };
             y.iter_mut().zip(x).for_each(|(y, &x)| *y = p.dequantize(i32::from(p.quantize(x))));

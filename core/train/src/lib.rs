@@ -271,10 +271,14 @@ impl Trainer {
     /// with each Dense / Conv2d (one group) weight fake-quantized to `bits` bits per output
     /// channel (the grid `mdeploy quantize --bits` stores), updating the f32 shadow weights
     /// through a straight-through estimator (`qat.rs`); `None` trains in plain f32.
+    ///
+    /// `Some(1)` is binary QAT: a Dense whose input is an `Op::Sign` sees `alpha_c · sign(w)`
+    /// (`alpha_c = mean|w[:, c]|`), gradient passed where `|w| <= 1`; every other Dense / Conv2d
+    /// is fake-quantized to 8 bits (the kept first and last layers; `qat.rs`).
     pub fn set_weight_fake_quant(&mut self, bits: Option<u8>) -> Result<()> {
         if let Some(b) = bits {
-            if !(2..=8).contains(&b) {
-                return Err(Error::bad_input(format!("fake-quantized weights of {b} bits: choose 2 to 8")));
+            if !(1..=8).contains(&b) {
+                return Err(Error::bad_input(format!("fake-quantized weights of {b} bits: choose 1 (binary) to 8")));
             }
         }
         self.weight_bits = bits;

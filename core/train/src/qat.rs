@@ -26,7 +26,13 @@ pub(crate) struct Shadow {
 /// `bits`-bit values and returns the originals.
 pub(crate) fn swap_in(model: &mut Model, bits: u8) -> Result<Shadow> {
     let mut saved = Vec::new();
+    let signs: Vec<bool> = model.graph.nodes.iter().map(|n| matches!(n.op, Op::Sign)).collect();
     for (i, node) in model.graph.nodes.iter_mut().enumerate() {
+        let v = node.inputs.first().copied().unwrap_or(0) as usize;
+        // Binary: a Dense reading a Sign (a Conv2d after a Sign keeps 8 bits: no binary conv yet).
+        let binary = bits == 1 && v > 0 && signs[v - 1] && matches!(node.op, Op::Dense { .. });
+        // `--bits 1`: the layers that are not binary keep 8 bits (Larq's first and last).
+        let bits = if bits == 1 { 8 } else { bits };
         let (weight, axis) = match &mut node.op {
             Op::Dense { weight, .. } => (weight, 1),
             Op::Conv2d { weight, groups: 1, .. } => (weight, 0),
@@ -36,7 +42,11 @@ pub(crate) fn swap_in(model: &mut Model, bits: u8) -> Result<Shadow> {
         let inner: usize = weight.shape.get(axis + 1..).map_or(1, |s| s.iter().product());
         let Some(w) = weight.as_f32_mut() else { continue };
         let shadow = w.clone();
-        let pass = fake_quantize_weights(w, channels, inner, bits);
+        let pass = if binary {
+            binarize_weights(w, channels)
+        } else {
+            fake_quantize_weights(w, channels, inner, bits)
+        };
         saved.push((i, shadow, pass));
     }
     Ok(Shadow { saved })
@@ -61,4 +71,43 @@ pub(crate) fn restore(model: &mut Model, shadow: Shadow, grads: Option<&mut [Opt
         }
     }
     Ok(())
+}
+
+/// Binary fake quantization of a Dense weight `[in, out]` (`out` channels, row-major) for
+/// training: `w ← alpha_c · sign(w)` with `alpha_c = mean|w[:, c]|` and sign(0) = +1 (the
+/// stored form, `runtime::quantize::binarize_weight`), and the STE mask of BinaryConnect /
+/// XNOR-Net: 1.0 where `|w| <= 1` (the gradient passes as through `clamp(w, −1, 1)`), 0.0
+/// outside. alpha gets no gradient of its own (the usual simplification).
+pub(crate) fn binarize_weights(w: &mut [f32], out: usize) -> Vec<f32> {
+    let out = out.max(1);
+    let rows = w.len() / out;
+    let mut alpha = vec![0.0f64; out];
+    for row in w.chunks_exact(out) {
+        for (a, v) in alpha.iter_mut().zip(row) {
+            *a += f64::from(v.abs());
+        }
+    }
+    let alpha: Vec<f32> = alpha.iter().map(|a| (a / rows.max(1) as f64) as f32).collect();
+    let mut pass = Vec::with_capacity(w.len());
+    for row in w.chunks_exact_mut(out) {
+        for (v, a) in row.iter_mut().zip(&alpha) {
+            pass.push(if v.abs() <= 1.0 { 1.0 } else { 0.0 });
+            *v = if *v >= 0.0 { *a } else { -*a };
+        }
+    }
+    pass
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binarize_hand_case() {
+        // [2 in, 2 out]: column 0 (0.5, −1.5) → alpha 1.0, column 1 (−0.25, 0) → alpha 0.125.
+        let mut w = [0.5, -0.25, -1.5, 0.0];
+        let pass = binarize_weights(&mut w, 2);
+        assert_eq!(w, [1.0, -0.125, -1.0, 0.125]);
+        assert_eq!(pass, vec![1.0, 1.0, 0.0, 1.0]);
+    }
 }

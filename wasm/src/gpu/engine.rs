@@ -139,6 +139,11 @@ fn calls<'a>(i: usize, step: &'a Step, slots: &[usize]) -> Result<Vec<Call<'a>>,
     match &step.kernel {
         // The integer kernels have no WGSL version yet (core/runtime/QUANT.md): refuse, so
         // index.js's 'auto' keeps such a model on the CPU.
+        // Nor have the binary ones (XOR + popcount; QUANT.md, "Binary").
+        Kernel::Sign { .. } | Kernel::BDense { .. } => Err(unsupported(format!(
+            "{}: binary kernels are not supported on WebGPU yet (the model was quantized with `mdeploy quantize --bits 1`)",
+            label(i, step)
+        ))),
         Kernel::Quantize { .. } | Kernel::QDense { .. } | Kernel::QConv2d { .. } => Err(unsupported(format!(
             "{}: int8 kernels are not supported on WebGPU yet (the model was quantized with `mdeploy quantize`)",
             label(i, step)

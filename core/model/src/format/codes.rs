@@ -111,6 +111,8 @@ pub mod layer {
     pub const IDENTITY: u16 = 20;
     /// Per-tensor uint8 fake quantization (`f32` scale, `i32` zero point); see MDM_FORMAT.md.
     pub const QUANTIZE: u16 = 21;
+    /// Binarization to ±1 (`x >= 0` → +1), no attributes; see MDM_FORMAT.md.
+    pub const SIGN: u16 = 22;
 }
 
 /// Element types in a tensor record (u8).

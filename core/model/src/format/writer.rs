@@ -514,5 +514,6 @@ fn op_code(op: &Op) -> u16 {
         Op::HardSwish => layer::HARDSWISH,
         Op::Identity => layer::IDENTITY,
         Op::Quantize { .. } => layer::QUANTIZE,
+        Op::Sign => layer::SIGN,
     }
 }

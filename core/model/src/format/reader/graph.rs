@@ -146,6 +146,7 @@ pub(super) fn parse_graph(
             layer::TANH => Op::Tanh,
             layer::HARDSWISH => Op::HardSwish,
             layer::IDENTITY => Op::Identity,
+            layer::SIGN => Op::Sign,
             layer::QUANTIZE => Op::Quantize {
                 scale: c.finite_f32(format_args!("node {i} quantize scale"))?,
                 zero_point: c.i32(format_args!("node {i} quantize zero point"))?,

@@ -1,0 +1,182 @@
+//! The binary GEMM: `C[m × n] (i32) = A[m × k] (±1) · B[k × n] (±1)`, exact, by XOR + popcount.
+//!
+//! ```text
+//!   a value ±1 is one bit: 1 = +1, 0 = −1 (the .mdm's SPACKED 1-bit convention)
+//!   A (activations): each row packed 64 bits per u64 along k, bit p % 64 of word p / 64
+//!   B (weights): 8-column panels, per k-word w the 8 columns' words side by side:
+//!     panel word (w, j) = bits k = 64w .. 64w + 63 of column 8·panel + j   (8 u64 = one zmm)
+//!   micro-kernel <isa>_bmmm_b1_<MR>x8: MR rows × 8 columns, Σ_w popcount(a[r][w] XOR b[w][j])
+//!   C[r][j] = k − 2 · mismatches
+//! ```
+//!
+//! Why `k − 2 · popcount(a XOR b)`: a product of two ±1 values is +1 where the bits agree and
+//! −1 where they differ, so the dot product is `agree − differ = k − 2 · differ`. **Padding**:
+//! bits past k in the last word are 0 in both A and B (the packers write them so; `bpack_rows`
+//! and `bpack_b` never leave a stale bit), so their XOR is 0: they add no mismatch, and `k` (the
+//! true length, not 64 · words) is what the differences are subtracted from. XNOR-popcount
+//! would count the padding as agreements instead, which is why it is not used here.
+//! Columns past n in the last panel are all-zero words; their sums are never stored.
+//!
+//! Every kernel computes these same integers (popcounts and an i64/i32 sum of at most
+//! `MAX_BK` bits), so outputs are bit-identical across kernel sets and batch sizes.
+
+use crate::set::KernelSet;
+
+/// Columns of every binary micro-kernel's tile = width of a packed B panel.
+pub const BNR: usize = 8;
+/// Largest MR of any binary micro-kernel.
+pub const BMAX_MR: usize = 8;
+/// Largest k: 2^16 keeps every kernel's accumulators exact (the wasm kernel's u16 lanes hold at
+/// most 16 mismatches per word, 16 · 1024 words < 2^16) and the dot product inside i32.
+pub const MAX_BK: usize = 1 << 16;
+
+/// `C_tile = k − 2 · popcount(A XOR B)`: A row r, word w is `*a.add(r·lda + w)`; `b` one packed
+/// panel (`words × 8` u64); the tile's `rows × cols` go to `c` at stride `ldc`.
+/// Safety: pointers valid for those extents; `rows <= MR`, `cols <= 8`, `words ≤ MAX_BK / 64`.
+pub(crate) type BmmmFn = unsafe fn(
+    words: usize,
+    a: *const u64,
+    lda: usize,
+    b: *const u64,
+    k: i32,
+    c: *mut i32,
+    ldc: usize,
+    rows: usize,
+    cols: usize,
+);
+
+/// u64 words per packed row of `k` bits.
+pub fn b_words(k: usize) -> usize {
+    k.div_ceil(64)
+}
+
+/// Binary weights `[k × n]` packed into 8-column panels (see the module docs).
+#[derive(Clone, Debug)]
+pub struct PackedBB {
+    k: usize,
+    n: usize,
+    words: usize,
+    /// `ceil(n / 8)` panels of `words × 8` u64.
+    data: Vec<u64>,
+}
+
+impl PackedBB {
+    pub fn k(&self) -> usize {
+        self.k
+    }
+    pub fn n(&self) -> usize {
+        self.n
+    }
+    /// u64 words per packed row of A (`ceil(k / 64)`).
+    pub fn words(&self) -> usize {
+        self.words
+    }
+    /// Bytes of packed weights (for size reports).
+    pub fn bytes(&self) -> usize {
+        self.data.len() * 8
+    }
+}
+
+/// Packs `m` rows of `k` f32 values (row stride `ldx`) into sign bits: `x >= 0` (+0 and −0
+/// included) → 1 (+1), else (negative or NaN) → 0 (−1); `words` u64 per row at stride
+/// `words`, bits past k zero. Panics when a slice is short.
+pub fn bpack_rows(m: usize, k: usize, x: &[f32], ldx: usize, out: &mut [u64]) {
+    let words = b_words(k);
+    if m == 0 {
+        return;
+    }
+    assert!(ldx >= k && x.len() >= (m - 1) * ldx + k, "bpack_rows: input too short");
+    assert!(out.len() >= m * words, "bpack_rows: output too short");
+    for r in 0..m {
+        let row = &x[r * ldx..r * ldx + k];
+        for (w, chunk) in row.chunks(64).enumerate() {
+            let mut bits = 0u64;
+            for (i, &v) in chunk.iter().enumerate() {
+                bits |= u64::from(v >= 0.0) << i;
+            }
+            out[r * words + w] = bits;
+        }
+    }
+}
+
+impl KernelSet {
+    /// Name of the binary micro-kernel, e.g. `"avx512vpopcnt_bmmm_b1_8x8"`.
+    pub fn bmmm_name(&self) -> &'static str {
+        self.bmmm_name
+    }
+
+    /// Packs ±1 weights `[k × n]` row-major (`plus[p·n + c]` true = +1). The layout is the
+    /// same for every set. Panics on a length mismatch or `k > MAX_BK`: the lowering checks
+    /// these and names the node first.
+    pub fn bpack_b(&self, k: usize, n: usize, plus: &[bool]) -> PackedBB {
+        assert_eq!(plus.len(), k * n, "bpack_b: weight length");
+        assert!(k <= MAX_BK, "bpack_b: k = {k} exceeds MAX_BK");
+        let words = b_words(k);
+        let panels = n.div_ceil(BNR);
+        let mut data = vec![0u64; panels * words * BNR];
+        for p in 0..k {
+            for c in 0..n {
+                if plus[p * n + c] {
+                    data[((c / BNR) * words + p / 64) * BNR + c % BNR] |= 1u64 << (p % 64);
+                }
+            }
+        }
+        PackedBB { k, n, words, data }
+    }
+
+    /// `c[i·ldc + j] = Σ_p ±1 · ±1` for `i < m`, `j < n`: A holds `m` rows packed by
+    /// [`bpack_rows`] at a stride of `lda >= b.words()` u64 (bits past k must be 0). Exact.
+    /// Panics when the slices are short.
+    pub fn bgemm(&self, m: usize, a: &[u64], lda: usize, b: &PackedBB, c: &mut [i32], ldc: usize) {
+        let (k, n, words) = (b.k, b.n, b.words);
+        if m == 0 || n == 0 {
+            return;
+        }
+        assert!(lda >= words && a.len() >= (m - 1) * lda + words, "bgemm: A too short");
+        assert!(ldc >= n && c.len() >= (m - 1) * ldc + n, "bgemm: C too short");
+        let mr = self.bmr;
+        let panel = words * BNR;
+        for row0 in (0..m).step_by(mr) {
+            let rows = mr.min(m - row0);
+            for pi in 0..n.div_ceil(BNR) {
+                let cols = BNR.min(n - pi * BNR);
+                let bp = &b.data[pi * panel..(pi + 1) * panel];
+                let c0 = row0 * ldc + pi * BNR;
+                // SAFETY: rows row0..row0 + rows of A hold `words` u64 each inside `a` (checked
+                // above); the panel holds words × 8 u64; C rows × cols at ldc lie inside `c`;
+                // k <= MAX_BK (bpack_b); holding the set proves the CPU has its features.
+                unsafe {
+                    (self.bmmm)(words, a[row0 * lda..].as_ptr(), lda, bp.as_ptr(), k as i32, c[c0..].as_mut_ptr(), ldc, rows, cols)
+                };
+            }
+        }
+    }
+}
+
+/// Stores a tile of mismatch counts as `k − 2 · count`. Safety: `c` valid for `rows` rows of
+/// `cols` at `ldc`.
+#[inline(always)]
+pub(crate) unsafe fn store_btile<const MR: usize>(acc: &[[u32; BNR]; MR], k: i32, c: *mut i32, ldc: usize, rows: usize, cols: usize) {
+    for (r, row) in acc.iter().enumerate().take(rows) {
+        for (j, &d) in row.iter().enumerate().take(cols) {
+            *c.add(r * ldc + j) = k - 2 * d as i32;
+        }
+    }
+}
+
+/// The scalar body every non-SIMD set compiles (generic; the AVX2 set with `popcnt`).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn bmmm_scalar<const MR: usize>(words: usize, a: *const u64, lda: usize, b: *const u64, k: i32, c: *mut i32, ldc: usize, rows: usize, cols: usize) {
+    let mut acc = [[0u32; BNR]; MR];
+    for w in 0..words {
+        let bw = std::slice::from_raw_parts(b.add(w * BNR), BNR);
+        for (r, row) in acc.iter_mut().enumerate().take(rows) {
+            let x = *a.add(r * lda + w);
+            for (s, &y) in row.iter_mut().zip(bw) {
+                *s += (x ^ y).count_ones();
+            }
+        }
+    }
+    store_btile(&acc, k, c, ldc, rows, cols);
+}

@@ -1,0 +1,109 @@
+//! Binary kernel suite: every available kernel set's binary GEMM (`<isa>_bmmm_b1`) against a
+//! scalar reference that multiplies ±1 values as i64 (no bits, no popcount), on edge sizes
+//! (k = 1, 63, 64, 65, 127, 784: a partial, exact and one-past word; n around the 8-column
+//! panel; m = 1, 3, around every set's MR, and 1024). Sums must be equal, not close.
+
+use mdeploy_core::kernels::{bpack_rows, KernelSet, MAX_BK};
+use mdeploy_testkit::Rng;
+
+/// `Σ_p sign(x[i][p]) · w[p][j]` with sign(x) = +1 for x >= 0 else −1, in i64.
+fn reference(m: usize, k: usize, n: usize, x: &[f32], ldx: usize, plus: &[bool]) -> Vec<i32> {
+    let pm = |b: bool| if b { 1i64 } else { -1 };
+    let mut c = vec![0i32; m * n];
+    for i in 0..m {
+        for j in 0..n {
+            let s: i64 = (0..k).map(|p| pm(x[i * ldx + p] >= 0.0) * pm(plus[p * n + j])).sum();
+            c[i * n + j] = i32::try_from(s).expect("fits");
+        }
+    }
+    c
+}
+
+fn check(m: usize, k: usize, n: usize, x: &[f32], ldx: usize, plus: &[bool], what: &str) {
+    let want = reference(m, k, n, x, ldx, plus);
+    let words = k.div_ceil(64);
+    // A rows at a stride one word wider than needed, the spare word full of ones: a kernel that
+    // read past `words` would count them.
+    let lda = words + 1;
+    let mut a = vec![u64::MAX; m * lda];
+    let mut packed = vec![0u64; m * words];
+    bpack_rows(m, k, x, ldx, &mut packed);
+    for i in 0..m {
+        a[i * lda..i * lda + words].copy_from_slice(&packed[i * words..(i + 1) * words]);
+        // Padding bits past k are zero (the kernels rely on it: see bgemm.rs).
+        if k % 64 != 0 {
+            assert_eq!(packed[i * words + words - 1] >> (k % 64), 0, "bpack_rows left a bit past k");
+        }
+    }
+    for ks in KernelSet::available() {
+        let b = ks.bpack_b(k, n, plus);
+        let ldc = n + 3;
+        let mut c = vec![i32::MIN; m * ldc];
+        ks.bgemm(m, &a, lda, &b, &mut c, ldc);
+        for i in 0..m {
+            assert_eq!(&c[i * ldc..i * ldc + n], &want[i * n..(i + 1) * n], "{} ({}) {what}: m {m} k {k} n {n}, row {i}", ks.name(), ks.bmmm_name());
+            assert!(c[i * ldc + n..(i + 1) * ldc].iter().all(|&v| v == i32::MIN), "{} wrote past n", ks.bmmm_name());
+        }
+    }
+}
+
+fn random_case(rng: &mut Rng, m: usize, k: usize, n: usize, what: &str, fill: &dyn Fn(&mut Rng) -> (f32, bool)) {
+    let ldx = k + rng.below(3);
+    let mut x = Vec::with_capacity(m * ldx);
+    for _ in 0..m * ldx {
+        x.push(fill(rng).0);
+    }
+    let plus: Vec<bool> = (0..k * n).map(|_| fill(rng).1).collect();
+    check(m, k, n, &x, ldx, &plus, what);
+}
+
+fn uniform(rng: &mut Rng) -> (f32, bool) {
+    (rng.below(2001) as f32 / 1000.0 - 1.0, rng.below(2) == 1)
+}
+
+#[test]
+fn every_set_matches_the_scalar_reference_on_edge_sizes() {
+    let mut rng = Rng::new(21);
+    for &k in &[1usize, 2, 63, 64, 65, 127, 128, 129, 511, 784] {
+        for &n in &[1usize, 7, 8, 9, 15, 16, 17, 33] {
+            for &m in &[1usize, 2, 3, 4, 5, 7, 8, 9, 17] {
+                random_case(&mut rng, m, k, n, "random", &uniform);
+            }
+        }
+    }
+    // Batch 1024 on a binary MLP layer's shapes.
+    random_case(&mut rng, 1024, 512, 512, "batch 1024", &uniform);
+    random_case(&mut rng, 1024, 784, 10, "batch 1024", &uniform);
+    for ks in KernelSet::available() {
+        eprintln!("{}: {}", ks.name(), ks.bmmm_name());
+    }
+}
+
+#[test]
+fn all_agree_all_differ_and_signed_zeros() {
+    let mut rng = Rng::new(22);
+    // Every product +1 (dot = k), every product −1 (dot = −k), and −0.0 counted as +1.
+    random_case(&mut rng, 5, 129, 9, "all +1", &|_| (0.5, true));
+    random_case(&mut rng, 5, 129, 9, "all -1", &|_| (-0.5, true));
+    random_case(&mut rng, 3, 65, 8, "-0 is +1", &|_| (-0.0, true));
+    // NaN packs as −1 (it is not >= 0), the same on every set.
+    random_case(&mut rng, 3, 70, 8, "NaN", &|r| (if r.below(2) == 0 { f32::NAN } else { 1.0 }, r.below(2) == 0));
+    // Hand case: k = 3, x = (1, -1, 0) → (+1, −1, +1); w column (+1, +1, −1) → 1 − 1 − 1 = −1.
+    for ks in KernelSet::available() {
+        let mut a = [0u64];
+        bpack_rows(1, 3, &[1.0, -1.0, 0.0], 3, &mut a);
+        assert_eq!(a[0], 0b101);
+        let b = ks.bpack_b(3, 1, &[true, true, false]);
+        let mut c = [0i32];
+        ks.bgemm(1, &a, 1, &b, &mut c, 1);
+        assert_eq!(c[0], -1, "{}", ks.bmmm_name());
+    }
+}
+
+#[test]
+fn largest_k_is_exact() {
+    // k = MAX_BK with every product −1: the dot is −65,536, where a narrow accumulator would wrap.
+    let mut rng = Rng::new(23);
+    random_case(&mut rng, 3, MAX_BK, 9, "MAX_BK all -1", &|_| (-1.0, true));
+    random_case(&mut rng, 2, MAX_BK, 8, "MAX_BK random", &uniform);
+}

