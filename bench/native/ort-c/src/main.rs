@@ -58,7 +58,11 @@ fn stats(times: &[f64]) -> Value {
         at += len;
     }
     means.sort_by(f64::total_cmp);
-    let mid = if k % 2 == 1 { means[k / 2] } else { (means[k / 2 - 1] + means[k / 2]) / 2.0 };
+    let mid = if k % 2 == 1 {
+        means[k / 2]
+    } else {
+        (means[k / 2 - 1] + means[k / 2]) / 2.0
+    };
     json!({"median_ns": pick(0.5), "p99_ns": pick(0.99), "median_of_chunk_means_ns": mid, "calls": n})
 }
 
@@ -85,7 +89,12 @@ fn batch1(sess: &mut Session, digits: &[f32]) -> Res<Value> {
     let output = sess.outputs()[0].name().to_string();
     let n = digits.len() / PIXELS;
     let xs = (0..n)
-        .map(|i| Tensor::from_array(([1usize, 1, 28, 28], digits[i * PIXELS..(i + 1) * PIXELS].to_vec())))
+        .map(|i| {
+            Tensor::from_array((
+                [1usize, 1, 28, 28],
+                digits[i * PIXELS..(i + 1) * PIXELS].to_vec(),
+            ))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let mut binding = sess.create_binding()?;
     binding.bind_output_to_device(&output, &MemoryInfo::default())?;
@@ -125,34 +134,60 @@ fn batch1024(sess: &mut Session, digits: &[f32]) -> Res<Value> {
     let cpu_per_wall = (cpu_time_ns() - cpu0) / wall0.elapsed().as_nanos() as f64;
     times.sort_by(f64::total_cmp);
     let m = times.len();
-    let med = if m % 2 == 1 { times[m / 2] } else { (times[m / 2 - 1] + times[m / 2]) / 2.0 };
-    Ok(json!({"median_ns": med, "images_per_s": 1024.0 / (med * 1e-9), "calls": m, "cpu_per_wall": cpu_per_wall}))
+    let med = if m % 2 == 1 {
+        times[m / 2]
+    } else {
+        (times[m / 2 - 1] + times[m / 2]) / 2.0
+    };
+    Ok(
+        json!({"median_ns": med, "images_per_s": 1024.0 / (med * 1e-9), "calls": m, "cpu_per_wall": cpu_per_wall}),
+    )
 }
 
 /// This process's user + system CPU time, from /proc/self/stat (clock ticks of 10 ms on Linux):
 /// coarse, but over a 3 s window it tells one busy thread from two.
 fn cpu_time_ns() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return f64::NAN };
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return f64::NAN;
+    };
     // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
-    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else { return f64::NAN };
+    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+        return f64::NAN;
+    };
     let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(f64::NAN);
+    let ticks = |i: usize| {
+        f.get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(f64::NAN)
+    };
     (ticks(11) + ticks(12)) * 1e7
 }
 
 fn main() -> Res<()> {
     let args: Vec<String> = std::env::args().collect();
     let [_, onnx_dir, digits_path, out] = args.as_slice() else {
-        return Err("usage: ORT_DYLIB_PATH=<libonnxruntime.so> ort-c-bench ONNX_DIR DIGITS.f32 OUT.json".into());
+        return Err(
+            "usage: ORT_DYLIB_PATH=<libonnxruntime.so> ort-c-bench ONNX_DIR DIGITS.f32 OUT.json"
+                .into(),
+        );
     };
-    let lib = std::env::var("ORT_DYLIB_PATH")
-        .map_err(|_| "set ORT_DYLIB_PATH to the libonnxruntime.so to time (run.sh uses the bench venv's)")?;
+    let lib = std::env::var("ORT_DYLIB_PATH").map_err(|_| {
+        "set ORT_DYLIB_PATH to the libonnxruntime.so to time (run.sh uses the bench venv's)"
+    })?;
     let env = ort::init_from(&lib)?.with_name("ort-c-bench").build()?;
     let bytes = std::fs::read(digits_path).map_err(|e| format!("{digits_path}: {e}"))?;
     if bytes.len() != 2000 * PIXELS * 4 {
-        return Err(format!("{digits_path}: {} bytes, expected 2,000 digits of 784 f32 ({})", bytes.len(), 2000 * PIXELS * 4).into());
+        return Err(format!(
+            "{digits_path}: {} bytes, expected 2,000 digits of 784 f32 ({})",
+            bytes.len(),
+            2000 * PIXELS * 4
+        )
+        .into());
     }
-    let digits: Vec<f32> = bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+    let digits: Vec<f32> = bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
     let dir = PathBuf::from(onnx_dir);
     let mut models = serde_json::Map::new();
     for name in ["mlp", "cnn"] {
@@ -181,8 +216,12 @@ fn main() -> Res<()> {
         },
         1,
     )?;
-    eprintln!("onnxruntime C API call floor (Identity graph): median {:.1} µs", fl["median_ns"].as_f64().unwrap_or(f64::NAN) / 1e3);
+    eprintln!(
+        "onnxruntime C API call floor (Identity graph): median {:.1} µs",
+        fl["median_ns"].as_f64().unwrap_or(f64::NAN) / 1e3
+    );
     let result = json!({"onnxruntime": lib, "models": models, "call_floor": fl});
-    std::fs::write(out, serde_json::to_string_pretty(&result)? + "\n").map_err(|e| format!("{out}: {e}"))?;
+    std::fs::write(out, serde_json::to_string_pretty(&result)? + "\n")
+        .map_err(|e| format!("{out}: {e}"))?;
     Ok(())
 }
