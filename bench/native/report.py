@@ -75,7 +75,7 @@ def main() -> None:
             f"{label}: mdeploy kernels {lat[name]['kernels']}, {lat[name]['calls']:,} calls timed; onnxruntime batch 1 via `{o['batch1']['api']}` "
             f"(plain `run`: median {o['batch1']['run']['median_ns'] / 1e3:.1f} µs, p99 {o['batch1']['run']['p99_ns'] / 1e3:.1f} µs), "
             f"{o['batch1']['calls']:,} calls; onnxruntime batch 1024 CPU time / wall time "
-            f"{o['batch1024'].get('cpu_per_wall', float('nan')):.2f} (≈ 1: one thread)"
+            f"{o['batch1024'].get('cpu_per_wall', float('nan')):.2f} (1.0: one thread kept busy; above: more threads; below: it waited for a shared core)"
         )
 
     def fmt(v: float) -> str:
