@@ -83,10 +83,8 @@ def batch1(sess: ort.InferenceSession, images: np.ndarray) -> dict:
     return {**best[0], "api": best[1], "run": plain, "run_with_iobinding": iob}
 
 
-def call_floor(api: str) -> dict:
-    """The per-call cost of a graph that does nothing (one Identity on a [1, 10] tensor) through the
-    same API: Python + binding + onnxruntime's per-run bookkeeping. It bounds from below what any
-    batch-1 number in this table can show for onnxruntime from Python."""
+def identity_floor_model():
+    """One Identity on a [1, 10] tensor: a graph that does nothing, to time the call around it."""
     from onnx import TensorProto, helper
 
     g = helper.make_graph(
@@ -95,6 +93,15 @@ def call_floor(api: str) -> dict:
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 10])],
     )
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8  # opset 17's IR; onnx's newer default is refused by older runtimes (onnxruntime-node)
+    return m
+
+
+def call_floor(api: str) -> dict:
+    """The per-call cost of a graph that does nothing (one Identity on a [1, 10] tensor) through the
+    same API: Python + binding + onnxruntime's per-run bookkeeping. It bounds from below what any
+    batch-1 number in this table can show for onnxruntime from Python."""
+    m = identity_floor_model()
     so = ort.SessionOptions()
     so.intra_op_num_threads = so.inter_op_num_threads = 1
     sess = ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
@@ -134,6 +141,8 @@ def main() -> None:
         raise SystemExit("usage: ort_bench.py ONNX_DIR OUT.json")
     onnx_dir, out = Path(sys.argv[1]), Path(sys.argv[2])
     images, _ = test_digits()
+    # The same 2,000 digits as raw little-endian f32 for the C API bench (bench/native/ort-c).
+    images.astype("<f4").tofile(onnx_dir / "test-digits.f32")
     result = {"onnxruntime": ort.__version__, "providers": ["CPUExecutionProvider"], "models": {}}
     for name in ["mlp", "cnn"]:
         sess = session(onnx_dir / f"mnist-{name}.onnx")
@@ -143,6 +152,8 @@ def main() -> None:
         print(f"onnxruntime {name}: batch 1 median {b1['median_ns'] / 1e3:.1f} µs, p99 {b1['p99_ns'] / 1e3:.1f} µs "
               f"({b1['api']}, plain run median {b1['run']['median_ns'] / 1e3:.1f} µs); "
               f"batch 1024 {bb['images_per_s']:,.0f} img/s (CPU/wall {bb['cpu_per_wall']:.2f})", file=sys.stderr)
+    # The same do-nothing graph for ort_node_bench.mjs's floor.
+    (onnx_dir / "identity-floor.onnx").write_bytes(identity_floor_model().SerializeToString())
     result["call_floor"] = {api: call_floor(api) for api in ("run", "run_with_iobinding")}
     print("onnxruntime call floor (Identity graph): " + ", ".join(
         f"{api} median {r['median_ns'] / 1e3:.1f} µs" for api, r in result["call_floor"].items()), file=sys.stderr)

@@ -96,6 +96,18 @@ fn conv_features(seed: u64) -> Model {
     model(vec![1, 28, 28], vec![conv(&mut r, 1, 5, 4, 3, 2), pool(2, 2), Op::Relu, Op::Flatten])
 }
 
+/// A 1-channel stride-1 conv whose 26-pixel output rows neither fill nor divide the 24- and
+/// 12-row AVX-512 tiles, with 40 channels (over 32: the 12×32 tile, not 24×16): some tiles hold
+/// one output row's adjacent windows (the kernels' one-base-pointer path), others straddle two
+/// rows or repeat the last pixel (the general path). `cnn` covers the 24×16 tile on 24-pixel rows.
+fn one_channel_wide(seed: u64) -> Model {
+    let mut r = Rng::new(seed);
+    model(
+        vec![1, 28, 28],
+        vec![conv(&mut r, 1, 40, 3, 1, 0), Op::Relu, pool(2, 2), Op::Flatten, dense(&mut r, 40 * 13 * 13, 10), Op::Softmax],
+    )
+}
+
 /// A multi-channel input (the 784 pixels read as 4×14×14): the plan must transpose it to HWC.
 fn multichannel(seed: u64) -> Model {
     let mut r = Rng::new(seed);
@@ -176,6 +188,7 @@ fn plan_matches_naive_reference_on_mnist() {
     check_model("cnn-padded-strided", &cnn_padded_strided(3), &digits);
     check_model("conv-features", &conv_features(4), &digits);
     check_model("multichannel", &multichannel(5), &digits);
+    check_model("one-channel-wide", &one_channel_wide(6), &digits);
 }
 
 #[test]
