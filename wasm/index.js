@@ -184,6 +184,9 @@ const BUILTIN = {
   'mnist-resnet': () => new URL('./models/mnist-resnet.mdm', import.meta.url),
   'mnist-mlp-sparse90': () => new URL('./models/mnist-mlp-sparse90.mdm', import.meta.url),
   'mnist-mlp-student': () => new URL('./models/mnist-mlp-student.mdm', import.meta.url),
+  'mnist-mlp-int8': () => new URL('./models/mnist-mlp-int8.mdm', import.meta.url),
+  'mnist-cnn-int8': () => new URL('./models/mnist-cnn-int8.mdm', import.meta.url),
+  'mnist-mlp-int4': () => new URL('./models/mnist-mlp-int4.mdm', import.meta.url),
 };
 /** Names of the models shipped in the package: `Model.load('mnist-cnn')`. */
 export const builtinModels = Object.freeze(Object.keys(BUILTIN));
@@ -194,6 +197,9 @@ export const builtinCatalog = Object.freeze({
   'mnist-resnet': Object.freeze({ fileBytes: 158824, testAccuracy: 0.987 }),
   'mnist-mlp-sparse90': Object.freeze({ fileBytes: 55272, testAccuracy: 0.965 }),
   'mnist-mlp-student': Object.freeze({ fileBytes: 103016, testAccuracy: 0.9645 }),
+  'mnist-mlp-int8': Object.freeze({ fileBytes: 104552, testAccuracy: 0.9645 }),
+  'mnist-cnn-int8': Object.freeze({ fileBytes: 49896, testAccuracy: 0.983 }),
+  'mnist-mlp-int4': Object.freeze({ fileBytes: 53736, testAccuracy: 0.966 }),
 });
 const DEFAULT_MODEL = 'mnist-cnn';
 // END models/defaults.json

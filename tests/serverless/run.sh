@@ -19,11 +19,15 @@ SNAP="$(bash worker/build.sh | tail -n 1)"
 PLAIN="$CARGO_TARGET_DIR/wasm32-wasip2/release/mdeploy-worker.wasm"
 cargo build -q -p mdeploy-serve --release --example reference
 REF="$(mktemp)"
-trap 'rm -f "$REF" "$REF.f64.json"' EXIT
+trap 'rm -rf "$REF" "$REF.f64.json" "$REF.native"' EXIT
 "$CARGO_TARGET_DIR/release/examples/reference" "$DIGITS" >"$REF"
 # The independent f64 reference (core/testkit) for the same 200 digits, every model of models/parity.json.
 export MDEPLOY_F64_REF="$REF.f64.json"
 MDEPLOY_MNIST_DIR="$DIGITS" cargo run --release -q -p mdeploy-testkit --example reference -- --spread 20 --out "$MDEPLOY_F64_REF"
+# The bit-exactness fixture: the integer models' output digest on every native kernel set
+# (wasm/examples/native_ref.rs, which fails if two native sets disagree; kserveBitExact).
+cargo run --release -q -p mdeploy-wasm --example native_ref -- "$REF.native" models/mnist-mlp.mdm
+export MDEPLOY_BITEXACT="$REF.native/bitexact.json"
 
 for wasm in "$SNAP" "$PLAIN"; do
   echo "tests/serverless: $(basename "$wasm")" >&2
@@ -37,7 +41,7 @@ CUSTOM="$(bash worker/build.sh --models models/test | tail -n 1)"
 echo "tests/serverless: $CUSTOM (--models models/test)" >&2
 MDEPLOY_CUSTOM_WASM="$CUSTOM" node --test tests/serverless/embedded.test.mjs
 BAD="$(mktemp -d)"
-trap 'rm -rf "$REF" "$REF.f64.json" "$BAD"' EXIT
+trap 'rm -rf "$REF" "$REF.f64.json" "$REF.native" "$BAD"' EXIT
 head -c 100 models/mnist-mlp.mdm > "$BAD/cut-short.mdm"
 if bash worker/build.sh --models "$BAD" > "$BAD/log" 2>&1; then
   echo "tests/serverless: FAILED: worker/build.sh --models accepted a truncated model" >&2; exit 1
@@ -53,7 +57,7 @@ echo "tests/serverless: worker/build.sh --models refused a truncated model, nami
 # --models file must fail the build naming it. Models signed by the Rust API
 # (wasm/examples/trust_fixtures.rs).
 TRUST="$(mktemp -d)"
-trap 'rm -rf "$REF" "$REF.f64.json" "$BAD" "$TRUST"' EXIT
+trap 'rm -rf "$REF" "$REF.f64.json" "$REF.native" "$BAD" "$TRUST"' EXIT
 cargo run --release -q -p mdeploy-wasm --example trust_fixtures -- "$TRUST/fixtures" models/mnist-mlp.mdm
 mkdir -p "$TRUST/keys" "$TRUST/embed" "$TRUST/embed-unsigned"
 cp "$TRUST/fixtures/a.pub" "$TRUST/keys/"

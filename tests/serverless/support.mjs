@@ -15,7 +15,7 @@ export const MODELS_DIR = process.env.MDEPLOY_MODELS_DIR ?? join(ROOT, 'models')
 export const TOLERANCE = 1e-5;
 
 // The digits, the parity models and the f64 reference are the npm package suites' (one place).
-import { checkF64, DEFAULT_MODELS, f64Ref, parityModels, testSplit, TEST_PER_DIGIT } from '../../wasm/test/support.mjs';
+import { bitexactRef, checkF64, DEFAULT_MODELS, f64Ref, fnv1a, parityModels, testSplit, TEST_PER_DIGIT } from '../../wasm/test/support.mjs';
 export { DEFAULT_MODELS, EMBEDDED_ORDER, mnistDir, TEST_PER_DIGIT } from '../../wasm/test/support.mjs';
 
 /**
@@ -53,6 +53,51 @@ export async function kserveMatchesF64(t, base) {
     const { worst, checked } = checkF64(`${model} KServe v2`, ref, model, probs, indices);
     t.diagnostic(`${model}: ${indices.length} digits, max |Δp| vs the f64 reference ${worst.toExponential(2)}, argmax checked on ${checked}`);
   }
+}
+
+/**
+ * Bit-exactness through a host's HTTP API: every integer model of models/bitexact.json, all 2,000
+ * test digits through KServe v2 infer with the binary tensor extension both ways (FP32 in, the
+ * `probabilities` bytes out: no decimal printing in between), 250 digits a request (784 KB, well
+ * under the 10 MiB body limit); the FNV-1a digest of the outputs must equal the one every native
+ * kernel set gave (`MDEPLOY_BITEXACT`, written by examples/native_ref.rs in run.sh /
+ * run-workerd.sh). Returns `{ model: digest }`.
+ */
+export async function kserveBitExact(t, base) {
+  const ref = bitexactRef();
+  const { xs, n } = testSplit();
+  const CHUNK = 250;
+  const got = {};
+  for (const [model, want] of Object.entries(ref)) {
+    const out = new Float32Array(n * 10);
+    for (let from = 0; from < n; from += CHUNK) {
+      const count = Math.min(CHUNK, n - from);
+      const header = new TextEncoder().encode(JSON.stringify({
+        inputs: [{ name: 'input', shape: [count, 1, 28, 28], datatype: 'FP32', parameters: { binary_data_size: count * 784 * 4 } }],
+        outputs: [{ name: 'probabilities', parameters: { binary_data: true } }],
+      }));
+      const tensor = new Uint8Array(xs.buffer, xs.byteOffset + from * 784 * 4, count * 784 * 4);
+      const body = new Uint8Array(header.length + tensor.length);
+      body.set(header);
+      body.set(tensor, header.length);
+      const res = await fetch(`${base}/v2/models/${model}/infer`, {
+        method: 'POST', body, headers: { 'content-type': 'application/octet-stream', 'inference-header-content-length': String(header.length) },
+      });
+      const bytes = new Uint8Array(await res.arrayBuffer());
+      if (res.status !== 200) throw new Error(`${model}: KServe v2 binary infer answered ${res.status}: ${new TextDecoder().decode(bytes).slice(0, 300)}`);
+      const jsonLen = Number(res.headers.get('inference-header-content-length'));
+      const answer = JSON.parse(new TextDecoder().decode(bytes.subarray(0, jsonLen)));
+      const o = answer.outputs.find((x) => x.name === 'probabilities');
+      if (o?.parameters?.binary_data_size !== count * 10 * 4) throw new Error(`${model}: expected ${count * 10 * 4} binary output bytes, the answer says ${JSON.stringify(answer).slice(0, 300)}`);
+      const raw = bytes.slice(jsonLen, jsonLen + count * 40);
+      const dv = new DataView(raw.buffer);
+      for (let i = 0; i < count * 10; i++) out[from * 10 + i] = dv.getFloat32(i * 4, true);
+    }
+    got[model] = fnv1a(out);
+    t.diagnostic(`${model}: ${n} digits, output digest ${got[model]}, native ${want.digest}`);
+    if (got[model] !== want.digest) throw new Error(`${model}: the host's output bits differ from native (digest ${got[model]} vs ${want.digest} on every native kernel set)`);
+  }
+  return got;
 }
 
 /** 784 floats in 0..1 → 784 grey bytes (ink high), the raw-bytes body of POST /predict. */

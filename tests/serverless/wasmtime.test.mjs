@@ -15,7 +15,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { createServer, connect } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { EMBEDDED_ORDER, kserveMatchesF64, ROOT } from './support.mjs';
+import { EMBEDDED_ORDER, kserveBitExact, kserveMatchesF64, ROOT } from './support.mjs';
 import { TABLE, assertErrorAnswer, modelBytes, requestInit } from '../bad-inputs/table.mjs';
 
 const WASM = process.env.MDEPLOY_WORKER_WASM;
@@ -218,6 +218,10 @@ test('MDEPLOY_MODEL_DIR naming a folder that is not mounted: a message saying to
 
 test('200 real test digits, every model of models/parity.json: within the independent f64 reference', async (t) => {
   await kserveMatchesF64(t, base);
+});
+
+test('the integer defaults (models/bitexact.json) on all 2,000 test digits: the same output bits as every native kernel set', async (t) => {
+  await kserveBitExact(t, base);
 });
 
 test('200 real test digits: KServe infer, TF Serving predict and /predict equal the native core', async () => {

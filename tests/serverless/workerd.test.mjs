@@ -13,7 +13,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { homedir, tmpdir } from 'node:os';
 import { basename, dirname, join, relative } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { DEFAULT_MODELS, ROOT, WORKER_MODELS, assertSameAnswer, json, kserveMatchesF64, nativeAnswers, pngGray, rawPost, req, send, testDigits, toBytes } from './support.mjs';
+import { DEFAULT_MODELS, ROOT, WORKER_MODELS, assertSameAnswer, json, kserveBitExact, kserveMatchesF64, nativeAnswers, pngGray, rawPost, req, send, testDigits, toBytes } from './support.mjs';
 import { modelsFromBindings } from '../../worker/cloudflare/src/models.js';
 import { TABLE, assertErrorAnswer, keyRows, modelBytes, requestInit } from '../bad-inputs/table.mjs';
 
@@ -223,6 +223,10 @@ describe('Cloudflare Worker in workerd', () => {
 
   test('200 test digits, every model of models/parity.json: within the independent f64 reference', async (t) => {
     await kserveMatchesF64(t, base);
+  });
+
+  test('the integer defaults (models/bitexact.json) on all 2,000 test digits: the same output bits as every native kernel set', async (t) => {
+    await kserveBitExact(t, base);
   });
 
   test('bodies over 10 MiB get 413 (Content-Length and streamed), exactly 10 MiB is read', async () => {

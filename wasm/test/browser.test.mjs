@@ -11,13 +11,14 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { chromium } from 'playwright-core';
-import { argmax, checkF64, launchChromium, CHROMIUM, CHROMIUM_QUIET as QUIET, f64Ref, nativeRef, parityModels, range, testSplit, WASM_DIR } from './support.mjs';
+import { argmax, bitexactRef, checkF64, fnv1a, launchChromium, CHROMIUM, CHROMIUM_QUIET as QUIET, f64Ref, nativeRef, parityModels, range, testSplit, WASM_DIR } from './support.mjs';
 import { serve } from './browser/serve.mjs';
 
 const TOL = 1e-5;
 const MODELS = parityModels();
 
 const ref = nativeRef();
+const bits = bitexactRef();
 const f64 = f64Ref();
 const { xs, ys, n } = testSplit();
 let server;
@@ -120,6 +121,49 @@ test('Chromium with WebGPU (SwiftShader): WebGPU and CPU match native on all 2,0
       compare(t, `${model} cpu (Chromium) batch`, cpu.probs, model);
       compare(t, `${model} cpu (Chromium) one by one`, cpu.one, model, 0, 20);
     }
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+  }
+});
+
+test('Chromium CPU engine: the integer models (models/bitexact.json) give the same output bits as every native kernel set', async (t) => {
+  const { browser, page, errors } = await openPage(true);
+  try {
+    for (const [model, want] of Object.entries(bits)) {
+      const cpu = await page.evaluate(runInPage, { model, backend: 'cpu', from: 0, count: n, single: 20, maxBatch: 64 });
+      assert.equal(cpu.backend, 'cpu');
+      // Page → Node as JSON numbers: each f32 widened to a double, printed so it parses back exactly.
+      const got = fnv1a(cpu.probs);
+      t.diagnostic(`${model}: Chromium cpu ${got}, native ${want.digest}`);
+      assert.equal(got, want.digest, `${model}: Chromium's CPU engine gives other output bits than native`);
+      assert.equal(fnv1a(cpu.one), fnv1a(cpu.probs.slice(0, cpu.one.length)), `${model}: one by one differs from the batch`);
+    }
+    // No WGSL integer kernels yet: with an adapter that 'auto' would use (SwiftShader allowed),
+    // an integer model stays on the CPU even for a large batch, with the same bits; 'webgpu'
+    // refuses it, saying why and what to do.
+    const model = Object.keys(bits)[0];
+    const r = await page.evaluate(async ({ model, k }) => {
+      const { Model } = await import('/index.js');
+      const all = new Float32Array(await (await fetch('/split.bin')).arrayBuffer());
+      const m = await Model.load(model, { backend: 'auto', maxBatch: k, allowFallbackAdapter: true });
+      const b = await m.predictBatch(all.subarray(0, k * 784), k);
+      const out = { backend: m.backend, batchBackend: b.backend, probs: Array.from(b.probs) };
+      m.dispose();
+      try {
+        await Model.load(model, { backend: 'webgpu', allowFallbackAdapter: true });
+        out.webgpu = 'loaded';
+      } catch (e) {
+        out.webgpu = { code: e.code, message: e.message };
+      }
+      return out;
+    }, { model, k: 128 });
+    assert.equal(r.backend, 'cpu', `${model} with 'auto' and a usable adapter`);
+    assert.equal(r.batchBackend, 'cpu');
+    const cpu = await page.evaluate(runInPage, { model, backend: 'cpu', from: 0, count: 128, single: 0, maxBatch: 128 });
+    assert.equal(fnv1a(r.probs), fnv1a(cpu.probs), `${model}: 'auto' differs from 'cpu'`);
+    assert.equal(r.webgpu?.code, 'UNSUPPORTED', JSON.stringify(r.webgpu));
+    assert.match(r.webgpu.message, /int8 kernels are not supported on WebGPU yet.*backend: 'cpu'/s);
     assert.deepEqual(errors, []);
   } finally {
     await browser.close();

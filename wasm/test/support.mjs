@@ -160,3 +160,40 @@ export async function launchChromium(chromium, options) {
     }
   }
 }
+
+/**
+ * FNV-1a (64-bit) over the bits of each value read as an f32, as a 16-digit hex string: the same
+ * digest as `core/tests/plan_int8.rs` and `examples/native_ref.rs` (`fnv1a`). `values` is a
+ * Float32Array or numbers that hold f32 values exactly (a Float32Array's elements, or such
+ * numbers after a JSON round trip: JS prints a double so that it parses back to the same double).
+ */
+export function fnv1a(values) {
+  const f = values instanceof Float32Array ? values : Float32Array.from(values);
+  if (!(values instanceof Float32Array)) {
+    values.forEach((v, i) => {
+      if (!Object.is(f[i], v) && !(Number.isNaN(v) && Number.isNaN(f[i]))) throw new Error(`fnv1a: value ${i} (${v}) is not an f32: a host printed it rounded`);
+    });
+  }
+  const bits = new Uint32Array(f.buffer, f.byteOffset, f.length);
+  const PRIME = 0x100000001b3n;
+  const MASK = 0xffffffffffffffffn;
+  let h = 0xcbf29ce484222325n;
+  for (const b of bits) h = ((h ^ BigInt(b)) * PRIME) & MASK;
+  return h.toString(16).padStart(16, '0');
+}
+
+/**
+ * The bit-exactness fixture (examples/native_ref.rs writes it beside native-ref.json): for each
+ * integer model of models/bitexact.json, `{ file, digest, count, runs }`, the digest every native
+ * kernel set gives on the 2,000 test digits. `MDEPLOY_BITEXACT`, else `<refDir()>/bitexact.json`.
+ */
+export function bitexactRef(path = process.env.MDEPLOY_BITEXACT ?? join(refDir(), 'bitexact.json')) {
+  if (!existsSync(path)) {
+    throw new Error(`bit-exactness fixture ${path} missing: run wasm/scripts/test.sh (it runs \`cargo run --release -p mdeploy-wasm --example native_ref\` first)`);
+  }
+  const ref = JSON.parse(readFileSync(path, 'utf8'));
+  const want = JSON.parse(readFileSync(join(ROOT, 'models/bitexact.json'), 'utf8')).map((f) => basename(f, '.mdm'));
+  const have = Object.keys(ref).sort();
+  if (have.join() !== [...want].sort().join()) throw new Error(`${path} covers ${have} but models/bitexact.json lists ${want}: re-run native_ref`);
+  return ref;
+}

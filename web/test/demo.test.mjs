@@ -294,7 +294,8 @@ test('the endpoint toggle shows the served answer beside the browser one, and th
     assert.equal(await page.isVisible('#served'), false, 'the served column is hidden until asked for');
     await page.check('#served-toggle');
     assert.equal(await page.isVisible('#served'), true);
-    for (const [model, digits] of [['mnist-cnn', [3, 0, 9]], ['mnist-mlp', [2]]]) {
+    // An int8 default too: the page's CPU engine and the served component both run it on integer kernels.
+    for (const [model, digits] of [['mnist-cnn', [3, 0, 9]], ['mnist-mlp', [2]], ['mnist-cnn-int8', [4, 7]]]) {
       await choose(page, model, 'cpu');
       for (const d of digits) {
         const local = await drawAndRead(page, d);

@@ -29,6 +29,9 @@ const mdeployWorker :Workerd.Worker = (
     (name = "mdeploy-wasm/models/mnist-resnet.mdm", data = embed "../../wasm/models/mnist-resnet.mdm"),
     (name = "mdeploy-wasm/models/mnist-mlp-sparse90.mdm", data = embed "../../wasm/models/mnist-mlp-sparse90.mdm"),
     (name = "mdeploy-wasm/models/mnist-mlp-student.mdm", data = embed "../../wasm/models/mnist-mlp-student.mdm"),
+    (name = "mdeploy-wasm/models/mnist-mlp-int8.mdm", data = embed "../../wasm/models/mnist-mlp-int8.mdm"),
+    (name = "mdeploy-wasm/models/mnist-cnn-int8.mdm", data = embed "../../wasm/models/mnist-cnn-int8.mdm"),
+    (name = "mdeploy-wasm/models/mnist-mlp-int4.mdm", data = embed "../../wasm/models/mnist-mlp-int4.mdm"),
     # END models/defaults.json
   ],
   # Extra models beside the defaults: one data binding per .mdm file, named

@@ -11,7 +11,10 @@ pub fn softmax_rows(x: &mut [f32], len: usize) {
         let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let mut sum = 0.0f32;
         for v in row.iter_mut() {
-            *v = (*v - max).exp();
+            // libm's expf, not `f32::exp` (the platform's libm, which differs between native
+            // and wasm in the last bit of ~1 % of inputs): one exp on every host, so a model
+            // whose other steps are exact (the int8 ones) gives the same bits everywhere.
+            *v = libm::expf(*v - max);
             sum += *v;
         }
         // sum >= 1 (the max element contributes exp(0) = 1), so the division is safe.
