@@ -32,7 +32,8 @@ fn argmax(row: &[f32]) -> usize {
     row.iter().enumerate().fold(0, |best, (i, v)| if *v > row[best] { i } else { best })
 }
 
-/// The default models (`models/defaults.json`).
+/// The default float models (`models/defaults.json` without the integer ones, which WebGPU
+/// refuses: `wasm/test/browser.test.mjs` checks that refusal and their CPU bits in Chromium).
 const MODELS: [(&str, &[u8]); 5] = [
     ("mnist-mlp", include_bytes!("../../models/mnist-mlp.mdm")),
     ("mnist-cnn", include_bytes!("../../models/mnist-cnn.mdm")),
