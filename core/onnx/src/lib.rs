@@ -67,7 +67,7 @@ pub struct Imported {
 }
 
 /// A quantized ONNX file (QDQ, QOperator or dynamic, as onnxruntime's quantizer writes them):
-/// what its weights became. Activations run in f32 (see quant.rs and ONNX.md).
+/// what its weights and activations became (see quant.rs and ONNX.md).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Quantized {
     /// `"QDQ"`, `"QOperator"`, `"dynamic"` (joined with `+` when mixed).

@@ -1,23 +1,30 @@
-//! Quantized ONNX: onnxruntime's three formats rewritten into the f32 graph they stand for, and
-//! the integer weights found again after mapping so that `.mdm` stores them as integers.
+//! Quantized ONNX: onnxruntime's three formats rewritten into the f32 graph they stand for, the
+//! integer weights found again after mapping so that `.mdm` stores them as integers, and the
+//! uint8 activation grids turned into `Op::Quantize` so that they run on the integer kernels.
 //!
 //! ```text
 //!  ModelProto ──rewrite (before tract sees it)──► f32 ModelProto + the integer source of each weight
 //!    QDQ        DequantizeLinear(int8/uint8/int32 initializer)  → f32 initializer scale·(q − zp)
 //!               QuantizeLinear(x) of an activation               → Clip(x, scale·(qmin − zp), scale·(qmax − zp))
+//!                                                                  (+ its grid remembered when uint8)
 //!               DequantizeLinear(x) of an activation             → Identity(x)
 //!    QOperator  QLinearMatMul / QLinearConv                      → MatMul / Conv (f32 weights, bias
 //!                                                                  B·x_scale·w_scale) + Clip of y's range
 //!    dynamic    DynamicQuantizeLinear → MatMulInteger/ConvInteger → Cast → Mul(scales)
 //!                                                                → MatMul / Conv on the f32 input
-//!  tract + map.rs (unchanged) ──► mdeploy Graph ──store_weights──► a Dense/Conv2d weight whose f32
-//!    values are bit for bit scale·(q − zp) for a remembered source becomes TensorData::Quantized
+//!  tract + map.rs (unchanged) ──► mdeploy Graph
+//!    ──store_weights──► a Dense/Conv2d weight whose f32 values are bit for bit scale·(q − zp)
+//!                       for a remembered source becomes TensorData::Quantized
+//!    ──quantize_activations──► a Clip with exactly a remembered uint8 grid's bounds becomes
+//!                       Quantize { scale, zero_point } (a repeat on the same grid: Identity)
 //! ```
 //!
-//! Why a rewrite and not tract's own quantized ops: tract types QDQ graphs as integer graphs
-//! and mdeploy has no integer kernels yet; an f32 graph keeps `map.rs` as it is. Activations are
-//! computed in f32: their rounding to 8 bits is not emulated, but their *range* is (the Clip),
-//! because onnxruntime's quantizer removes a Relu when the quantized range already clips at 0.
+//! Why a rewrite and not tract's own quantized ops: tract types QDQ graphs as integer graphs,
+//! which `map.rs` would need a second mapping for; an f32 graph with Clips keeps `map.rs` as it
+//! is, and the Clips' bounds (kept bit for bit by tract's Max/Min) identify the grids after
+//! mapping. The Clip is also the right answer where no `Quantize` can stand in: int8
+//! activations (mdeploy's grid is uint8) keep their *range*, which matters because onnxruntime's
+//! quantizer removes a Relu when the quantized range already clips at 0.
 //!
 //! The integer weights are matched after mapping by value, not by name: tract transposes
 //! weights and the mapping permutes Dense rows (absorbed Transposes), so a weight's layout in
