@@ -42,10 +42,11 @@ Examples:
   mdeploy quantize models/mnist-cnn.mdm --out cnn-int4.mdm --bits 4      # ~1/7 of the f32 file
   mdeploy quantize models/mnist-mlp.mdm --out mlp-int2.mdm --bits 2 --qat-epochs 2
   mdeploy quantize models/mnist-cnn.mdm --out cnn-int8.mdm --calibration percentile --percentile 99.99
+  mdeploy quantize models/mnist-cnn.mdm --out cnn-int8.mdm --calibration entropy
   mdeploy eval cnn-int8.mdm                       # score it again
   mdeploy info cnn-int8.mdm                       # its Quantize nodes and quantized weights
 
-Not yet: binary (1-bit) weights, --calibration entropy (issue 12).")]
+Not yet: binary (1-bit) weights (issue 12).")]
 pub struct QuantizeArgs {
     /// The f32 model (.mdm) to quantize.
     pub model: PathBuf,
