@@ -168,7 +168,16 @@ fn quantize_writes_an_int8_model_that_runs_on_integer_kernels() {
     assert_eq!(std::fs::read(&out).expect("written"), shipped, "models/mnist-mlp-int8.mdm is not what the command makes");
     fails_with(&["quantize", "models/mnist-mlp.mdm", "--out", o, "--bits", "3"], "choose 8, 4, 2 or 1");
     fails_with(&["quantize", "models/mnist-mlp.mdm", "--out", o, "--bits", "2", "--qat-epochs", "1", "--qat-lr", "0"], "positive number");
-    fails_with(&["quantize", "models/mnist-mlp.mdm", "--out", o, "--calibration", "entropy"], "possible values: minmax, percentile");
+    fails_with(&["quantize", "models/mnist-mlp.mdm", "--out", o, "--calibration", "kl"], "possible values: minmax, percentile, entropy");
+    // Entropy (KL) calibration: on the integer kernels, within 0.3 points of f32, and said so.
+    let ent = tmp("mlp-int8-entropy.mdm");
+    let e = ent.to_str().expect("utf-8 temp path");
+    let run = mdeploy(&["quantize", "models/mnist-mlp.mdm", "--out", e, "--calibration", "entropy", "--quiet"]);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(String::from_utf8_lossy(&run.stdout).contains("entropy (KL)"), "{}", String::from_utf8_lossy(&run.stdout));
+    assert_eq!(ok_json(&["info", e, "--json"])["weights"]["int8_steps"], 2);
+    let e_acc = ok_json(&["eval", e, "--json"])["accuracy"].as_f64().expect("accuracy");
+    assert!(e_acc >= f32_acc - 0.003, "entropy int8 {e_acc} vs f32 {f32_acc}");
     fails_with(&["quantize", "models/mnist-mlp.mdm", "--out", o, "--calib-samples", "0"], "at least 1 digit");
     let help = mdeploy(&["quantize", "--help"]);
     let help = String::from_utf8_lossy(&help.stdout);

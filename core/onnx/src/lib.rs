@@ -67,7 +67,7 @@ pub struct Imported {
 }
 
 /// A quantized ONNX file (QDQ, QOperator or dynamic, as onnxruntime's quantizer writes them):
-/// what its weights became. Activations run in f32 (see quant.rs and ONNX.md).
+/// what its weights and activations became (see quant.rs and ONNX.md).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Quantized {
     /// `"QDQ"`, `"QOperator"`, `"dynamic"` (joined with `+` when mixed).
@@ -78,6 +78,11 @@ pub struct Quantized {
     pub per_channel: usize,
     pub int8: usize,
     pub uint8: usize,
+    /// `Op::Quantize` nodes in the graph: uint8 activation grids (QuantizeLinear, QLinear*
+    /// outputs) that the lowering runs on the integer kernels.
+    pub activations: usize,
+    /// Activation ranges kept as a Clip only (int8 activations): computed in f32.
+    pub clipped: usize,
 }
 
 impl Quantized {
@@ -93,10 +98,13 @@ impl Quantized {
             (_, 0) => "per-channel",
             _ => "per-tensor and per-channel",
         };
-        format!(
-            "{}: {} of {} Dense/Conv2d weights stored as {ty} ({how}); activations computed in f32 (not quantized)",
-            self.format, self.stored_int, self.weights
-        )
+        let acts = match (self.activations, self.clipped) {
+            (0, 0) => "activations computed in f32 (not quantized)".to_string(),
+            (0, c) => format!("activations computed in f32, clipped to {c} int8 ranges (mdeploy quantizes activations to uint8 only)"),
+            (a, 0) => format!("activations quantized to uint8 ({a} Quantize nodes)"),
+            (a, c) => format!("activations quantized to uint8 ({a} Quantize nodes), {c} int8 ranges clipped in f32"),
+        };
+        format!("{}: {} of {} Dense/Conv2d weights stored as {ty} ({how}); {acts}", self.format, self.stored_int, self.weights)
     }
 }
 
@@ -190,7 +198,10 @@ fn import_unguarded(bytes: &[u8], dir: Option<&Path>, opts: &ImportOptions) -> R
         None
     } else {
         let s = quant::store_weights(&mut graph, &loaded.quant.sources);
+        let activations = quant::quantize_activations(&mut graph, &loaded.quant.grids);
         Some(Quantized {
+            activations,
+            clipped: loaded.quant.clip_only,
             format: loaded.quant.format.clone(),
             weights: s.weights,
             stored_int: s.quantized,

@@ -1,23 +1,30 @@
-//! Quantized ONNX: onnxruntime's three formats rewritten into the f32 graph they stand for, and
-//! the integer weights found again after mapping so that `.mdm` stores them as integers.
+//! Quantized ONNX: onnxruntime's three formats rewritten into the f32 graph they stand for, the
+//! integer weights found again after mapping so that `.mdm` stores them as integers, and the
+//! uint8 activation grids turned into `Op::Quantize` so that they run on the integer kernels.
 //!
 //! ```text
 //!  ModelProto ──rewrite (before tract sees it)──► f32 ModelProto + the integer source of each weight
 //!    QDQ        DequantizeLinear(int8/uint8/int32 initializer)  → f32 initializer scale·(q − zp)
 //!               QuantizeLinear(x) of an activation               → Clip(x, scale·(qmin − zp), scale·(qmax − zp))
+//!                                                                  (+ its grid remembered when uint8)
 //!               DequantizeLinear(x) of an activation             → Identity(x)
 //!    QOperator  QLinearMatMul / QLinearConv                      → MatMul / Conv (f32 weights, bias
 //!                                                                  B·x_scale·w_scale) + Clip of y's range
 //!    dynamic    DynamicQuantizeLinear → MatMulInteger/ConvInteger → Cast → Mul(scales)
 //!                                                                → MatMul / Conv on the f32 input
-//!  tract + map.rs (unchanged) ──► mdeploy Graph ──store_weights──► a Dense/Conv2d weight whose f32
-//!    values are bit for bit scale·(q − zp) for a remembered source becomes TensorData::Quantized
+//!  tract + map.rs (unchanged) ──► mdeploy Graph
+//!    ──store_weights──► a Dense/Conv2d weight whose f32 values are bit for bit scale·(q − zp)
+//!                       for a remembered source becomes TensorData::Quantized
+//!    ──quantize_activations──► a Clip with exactly a remembered uint8 grid's bounds becomes
+//!                       Quantize { scale, zero_point } (a repeat on the same grid: Identity)
 //! ```
 //!
-//! Why a rewrite and not tract's own quantized ops: tract types QDQ graphs as integer graphs
-//! and mdeploy has no integer kernels yet; an f32 graph keeps `map.rs` as it is. Activations are
-//! computed in f32: their rounding to 8 bits is not emulated, but their *range* is (the Clip),
-//! because onnxruntime's quantizer removes a Relu when the quantized range already clips at 0.
+//! Why a rewrite and not tract's own quantized ops: tract types QDQ graphs as integer graphs,
+//! which `map.rs` would need a second mapping for; an f32 graph with Clips keeps `map.rs` as it
+//! is, and the Clips' bounds (kept bit for bit by tract's Max/Min) identify the grids after
+//! mapping. The Clip is also the right answer where no `Quantize` can stand in: int8
+//! activations (mdeploy's grid is uint8) keep their *range*, which matters because onnxruntime's
+//! quantizer removes a Relu when the quantized range already clips at 0.
 //!
 //! The integer weights are matched after mapping by value, not by name: tract transposes
 //! weights and the mapping permutes Dense rows (absorbed Transposes), so a weight's layout in
@@ -50,12 +57,28 @@ pub struct Source {
     pub zero_points: Vec<i32>,
 }
 
+/// An activation quantized to uint8, per tensor, that the rewrite turned into `Clip(x, lo, hi)`:
+/// after mapping, the Clip with exactly these bounds becomes `Op::Quantize { scale, zero_point }`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ActGrid {
+    pub lo: f32,
+    pub hi: f32,
+    pub scale: f32,
+    pub zero_point: i32,
+}
+
 /// What the rewrite did: the formats it met and the integer weights it dequantized.
 #[derive(Clone, Debug, Default)]
 pub struct Rewritten {
     /// `"QDQ"`, `"QOperator"`, `"dynamic"` (several joined with `+`); empty: not quantized.
     pub format: String,
     pub sources: Vec<Source>,
+    /// The uint8 activation grids (QuantizeLinear, and QLinearConv/QLinearMatMul outputs).
+    pub grids: Vec<ActGrid>,
+    /// Activation ranges that stay a plain Clip: int8 activations (mdeploy's `Quantize` is
+    /// uint8 only, the u8 × i8 kernels need unsigned activations) or a scale that is not a
+    /// normal f32.
+    pub clip_only: usize,
 }
 
 /// How many Dense/Conv2d weights `store_weights` stored as integers, and how.
@@ -109,6 +132,8 @@ struct Ctx<'a> {
     new_inits: Vec<pb::TensorProto>,
     sources: Vec<Source>,
     formats: Vec<&'static str>,
+    grids: Vec<ActGrid>,
+    clip_only: usize,
 }
 
 fn describe(n: &pb::NodeProto, opset: i64) -> String {
@@ -287,6 +312,14 @@ impl<'a> Ctx<'a> {
         };
         let lo = s[0] * (qmin - i64::from(z[0])) as f32;
         let hi = s[0] * (qmax - i64::from(z[0])) as f32;
+        // A uint8 grid is what `Op::Quantize` computes (ONNX QuantizeLinear's round half to
+        // even, then the clamp to 0..=255 that is this Clip): remembered so that the mapped
+        // Clip can become one. int8 activations have no mdeploy op: they stay a range only.
+        if dt == UINT8 && s[0].is_normal() {
+            self.grids.push(ActGrid { lo, hi, scale: s[0], zero_point: z[0] });
+        } else {
+            self.clip_only += 1;
+        }
         let mut clip = pb::NodeProto {
             name: name.to_string(),
             op_type: "Clip".into(),
@@ -351,6 +384,8 @@ pub fn rewrite(proto: &mut pb::ModelProto, dir: Option<&str>, opset: i64) -> Res
         new_inits: Vec::new(),
         sources: Vec::new(),
         formats: Vec::new(),
+        grids: Vec::new(),
+        clip_only: 0,
     };
     let producer: HashMap<&str, usize> =
         nodes.iter().enumerate().flat_map(|(i, n)| n.output.iter().map(move |o| (o.as_str(), i))).collect();
@@ -502,7 +537,7 @@ pub fn rewrite(proto: &mut pb::ModelProto, dir: Option<&str>, opset: i64) -> Res
         ));
     }
     let used: HashSet<&str> = out.iter().flat_map(|n| n.input.iter().map(String::as_str)).collect();
-    let Ctx { new_inits, sources, formats, .. } = ctx;
+    let Ctx { new_inits, sources, formats, grids, clip_only, .. } = ctx;
     // Integer weights, scales and zero points no longer read by any node leave the initializers
     // (and the graph inputs, where IR < 4 files list initializers too).
     let keep = |name: &str| used.contains(name) || graph_outputs.contains(name);
@@ -514,7 +549,58 @@ pub fn rewrite(proto: &mut pb::ModelProto, dir: Option<&str>, opset: i64) -> Res
     graph.node = out;
     // Declared types of the rewritten values (uint8, int32) are wrong now; tract infers them.
     graph.value_info.clear();
-    Ok(Rewritten { format: formats.join("+"), sources })
+    Ok(Rewritten { format: formats.join("+"), sources, grids, clip_only })
+}
+
+/// Turns each mapped `Clip` whose bounds are exactly those of a remembered uint8 grid into
+/// `Op::Quantize` (the Clip is the clamp half of it; tract and map.rs keep the bounds' bits, as
+/// Max/Min by constants, or a ReLU tightened by a Min when the zero point is 0), so that the
+/// lowering runs the Dense/Conv2d around it on the integer kernels. A `Quantize` whose input is
+/// the output of a `Quantize` on the same grid (onnxruntime writes a pair around every op it
+/// keeps in float, e.g. a Dropout's Identity, which tract drops) is the identity on that grid
+/// (QUANT.md: re-quantizing an on-grid value gives back its code; seen through Identity,
+/// Dropout, Flatten, Reshape and MaxPool2d, which keep values on their grid) and becomes `Op::Identity`,
+/// which the lowering removes. Returns how many Quantize nodes the graph has now.
+pub fn quantize_activations(graph: &mut Graph, grids: &[ActGrid]) -> usize {
+    let find = |min: f32, max: f32| -> Option<(f32, i32)> {
+        let mut hits = grids.iter().filter(|g| g.lo == min && g.hi == max);
+        let first = hits.next()?;
+        // Two grids with the same bounds but other parameters: the Clip is ambiguous, keep it.
+        hits.all(|g| g.scale.to_bits() == first.scale.to_bits() && g.zero_point == first.zero_point)
+            .then_some((first.scale, first.zero_point))
+    };
+    let mut count = 0;
+    for i in 0..graph.nodes.len() {
+        let (min, max) = match graph.nodes[i].op {
+            Op::Clip { min, max } => (min, max),
+            _ => continue,
+        };
+        let Some((scale, zero_point)) = find(min, max) else { continue };
+        // The producer of this node's input, seen through ops that keep values as they are.
+        let mut src = graph.nodes[i].inputs.first().copied();
+        let mut same_grid = false;
+        while let Some(v) = src {
+            let Some(p) = v.checked_sub(1).and_then(|k| graph.nodes.get(k as usize)) else { break };
+            match p.op {
+                // Max pools keep a grid too: the max of on-grid values is one of them.
+                Op::Identity | Op::Dropout { .. } | Op::Flatten | Op::Reshape { .. } | Op::MaxPool2d { .. } => {
+                    src = p.inputs.first().copied()
+                }
+                Op::Quantize { scale: s, zero_point: z } => {
+                    same_grid = s.to_bits() == scale.to_bits() && z == zero_point;
+                    break;
+                }
+                _ => break,
+            }
+        }
+        if same_grid {
+            graph.nodes[i].op = Op::Identity;
+        } else {
+            graph.nodes[i].op = Op::Quantize { scale, zero_point };
+            count += 1;
+        }
+    }
+    count
 }
 
 /// Stores each Dense/Conv2d weight whose f32 values are exactly `scale·(q − zp)` for one of
@@ -575,6 +661,12 @@ fn as_quantized(t: &Tensor, s: &Source) -> Option<Tensor> {
                 continue 'axis;
             }
             raw.push(if s.qtype == QuantType::I8 { q as i8 as u8 } else { q as u8 });
+        }
+        // A symmetric int8 weight holding −128 stays f32: the integer kernels take −127..=127
+        // and refuse the model otherwise, while the f32 weight runs anywhere (onnxruntime's
+        // symmetric quantizer never writes −128; a hand-made file might).
+        if s.qtype == QuantType::I8 && s.zero_points.iter().all(|&z| z == 0) && raw.contains(&0x80) {
+            continue 'axis;
         }
         let quant = match axis {
             None => Quant::PerTensor { scale: s.scales[0], zero_point: s.zero_points[0] },

@@ -27,6 +27,107 @@ pub enum Calibration {
     /// The `p`-th and `(100 − p)`-th percentiles (e.g. 99.99), so rare outliers are clipped
     /// instead of stretching the grid.
     Percentile(f64),
+    /// The clip that keeps the most information (TensorRT's and onnxruntime's "entropy"
+    /// calibration): the threshold whose quantized histogram is closest to the clipped one in
+    /// KL divergence ([`kl_threshold`]), searched on each side of 0.
+    Entropy,
+}
+
+/// Histogram bins per side of 0 for [`Calibration::Entropy`] (TensorRT's 2048).
+pub const ENTROPY_BINS: usize = 2048;
+
+/// The entropy (KL-divergence) threshold search on a histogram of magnitudes: `hist[b]` counts
+/// the values in `[b·w, (b + 1)·w)`, the last bin also the maximum. For every candidate `i` in
+/// `levels..=hist.len()` bins kept:
+///
+/// * `P` = `hist[..i]` with every value beyond (`hist[i..]`, the outliers the clip saturates)
+///   added to its last bin;
+/// * `Q` = `hist[..i]` (without the outliers) merged into `levels` chunks of `i / levels` bins
+///   (the last chunk takes the remainder), each chunk's count spread evenly over the bins where
+///   `P` is nonzero, zero where `P` is zero;
+/// * `KL(P ‖ Q) = Σ p · ln(p / q)` over `p > 0`, both normalised; a candidate with `q = 0`
+///   where `p > 0` (its whole chunk is empty but for outliers) is infinitely far (rejected).
+///
+/// Returns the `i` of the smallest divergence (the first on ties): the range keeps `i` bins,
+/// the clip is `i · w`. A histogram with fewer bins than `levels` is kept whole.
+pub fn kl_threshold(hist: &[u64], levels: usize) -> usize {
+    let n = hist.len();
+    if levels == 0 || n <= levels {
+        return n;
+    }
+    let (mut best, mut best_kl) = (n, f64::INFINITY);
+    let mut p = vec![0f64; n];
+    let mut q = vec![0f64; n];
+    let beyond: Vec<u64> = {
+        // beyond[i] = Σ hist[i..]
+        let mut b = vec![0u64; n + 1];
+        for i in (0..n).rev() {
+            b[i] = b[i + 1] + hist[i];
+        }
+        b
+    };
+    for i in levels..=n {
+        for (d, &h) in p[..i].iter_mut().zip(&hist[..i]) {
+            *d = h as f64;
+        }
+        p[i - 1] += beyond[i] as f64;
+        let merged = i / levels;
+        q[..i].iter_mut().for_each(|v| *v = 0.0);
+        for c in 0..levels {
+            let start = c * merged;
+            let stop = if c + 1 == levels { i } else { start + merged };
+            let sum: u64 = hist[start..stop].iter().sum();
+            let nonzero = p[start..stop].iter().filter(|&&v| v > 0.0).count();
+            if nonzero > 0 {
+                let share = sum as f64 / nonzero as f64;
+                for j in start..stop {
+                    if p[j] > 0.0 {
+                        q[j] = share;
+                    }
+                }
+            }
+        }
+        let (ps, qs): (f64, f64) = (p[..i].iter().sum(), q[..i].iter().sum());
+        if ps == 0.0 || qs == 0.0 {
+            continue;
+        }
+        let mut kl = 0.0;
+        for j in 0..i {
+            if p[j] > 0.0 {
+                if q[j] == 0.0 {
+                    kl = f64::INFINITY;
+                    break;
+                }
+                let (pj, qj) = (p[j] / ps, q[j] / qs);
+                kl += pj * (pj / qj).ln();
+            }
+        }
+        if kl < best_kl {
+            (best, best_kl) = (i, kl);
+        }
+    }
+    best
+}
+
+/// The entropy clip of magnitudes `mags` (all finite and >= 0) with `levels` grid steps: a
+/// histogram of [`ENTROPY_BINS`] bins over `[0, max]`, then [`kl_threshold`]. 0 when empty.
+fn entropy_clip(mags: &[f32], levels: usize) -> f32 {
+    let max = mags.iter().copied().fold(0f32, f32::max);
+    if !(max > 0.0) {
+        return 0.0;
+    }
+    let w = f64::from(max) / ENTROPY_BINS as f64;
+    let mut hist = vec![0u64; ENTROPY_BINS];
+    for &m in mags {
+        let b = ((f64::from(m) / w) as usize).min(ENTROPY_BINS - 1);
+        hist[b] += 1;
+    }
+    let kept = kl_threshold(&hist, levels);
+    if kept == ENTROPY_BINS {
+        max
+    } else {
+        (kept as f64 * w) as f32
+    }
 }
 
 /// What [`quantize`] did, for the report.
@@ -57,6 +158,15 @@ pub fn range(values: &mut [f32], method: Calibration) -> (f32, f32) {
             };
             let p = p.clamp(50.0, 100.0);
             (rank(100.0 - p).min(0.0), rank(p).max(0.0))
+        }
+        Calibration::Entropy => {
+            // The uint8 grid has 255 steps for both sides together: a one-sided value (after a
+            // ReLU, pixels) gives them all to its side; a two-sided one searches each side with
+            // 128, TensorRT's symmetric int8 levels.
+            let pos: Vec<f32> = values.iter().copied().filter(|v| finite(v) && *v > 0.0).collect();
+            let neg: Vec<f32> = values.iter().copied().filter(|v| finite(v) && *v < 0.0).map(|v| -v).collect();
+            let levels = if pos.is_empty() || neg.is_empty() { 255 } else { 128 };
+            (-entropy_clip(&neg, levels), entropy_clip(&pos, levels))
         }
     };
     (lo, hi)
@@ -357,6 +467,41 @@ mod tests {
         // minmax on the same data keeps the outlier.
         let mut v: Vec<f32> = (1..=1000).map(|i| i as f32 / 100.0).chain([1000.0]).collect();
         assert_eq!(range(&mut v, Calibration::MinMax), (0.0, 1000.0));
+    }
+
+    #[test]
+    fn entropy_hand_case() {
+        // hist [8, 4, 0, 0, 0, 0, 0, 1] into 2 levels. Candidates (P with outliers in its last
+        // bin; Q = hist[..i] merged into 2 chunks, spread over P's nonzero bins):
+        //   i = 2: P = [8, 5]/13, Q = [8, 4]/12: KL = 8/13 ln(12/13) + 5/13 ln(15/13) = 0.00578
+        //   i = 3: P = [8, 4, 1]/13, Q = [8, 2, 2]/12: KL = 0.0799
+        //   i = 4..=7: the last chunk of hist is empty but P's last bin holds the outlier: ∞
+        //   i = 8: P = [8, 4, 0, 0, 0, 0, 0, 1]/13, Q = [6, 6, 0, 0, 0, 0, 0, 1]/13: KL = 0.0523
+        // so 2 bins are kept: the outlier is clipped.
+        assert_eq!(kl_threshold(&[8, 4, 0, 0, 0, 0, 0, 1], 2), 2);
+        // [2, 2, 1, 1]: i = 2: 0.0566, i = 3: 0.0095, i = 4: P = Q, 0: nothing clipped.
+        assert_eq!(kl_threshold(&[2, 2, 1, 1], 2), 4);
+        // Fewer bins than levels: kept whole.
+        assert_eq!(kl_threshold(&[1, 2, 3], 4), 3);
+        // Values: 10,000 spread evenly over (0, 1] and one outlier at 5. minmax stretches the
+        // grid to 5 (a fifth of the codes for the data); entropy clips near 1. (The clip is
+        // never below 255 of the 2048 bins, an eighth of the maximum: TensorRT's lower bound.)
+        let mut v: Vec<f32> = (1..=10_000).map(|i| i as f32 / 10_000.0).chain([5.0]).collect();
+        let (lo, hi) = range(&mut v, Calibration::Entropy);
+        eprintln!("entropy clip of (0, 1] + an outlier at 5: {hi}");
+        assert_eq!(lo, 0.0);
+        assert!((0.95..=1.1).contains(&hi), "entropy clip {hi}");
+        assert_eq!(range(&mut v, Calibration::MinMax), (0.0, 5.0));
+        // Without the outlier nothing is worth clipping: the whole range (the histogram's top
+        // edge, the maximum) is kept.
+        let mut v: Vec<f32> = (1..=10_000).map(|i| i as f32 / 10_000.0).collect();
+        assert_eq!(range(&mut v, Calibration::Entropy), (0.0, 1.0));
+        // Two-sided: each side searched on its own; an all-NaN input gives the empty range.
+        let mut v: Vec<f32> = (1..=10_000).map(|i| i as f32 / 10_000.0).flat_map(|x| [x, -2.0 * x]).collect();
+        let (lo, hi) = range(&mut v, Calibration::Entropy);
+        eprintln!("entropy range of a two-sided uniform: [{lo}, {hi}]");
+        assert!((-2.0..=-1.8).contains(&lo) && (0.9..=1.0).contains(&hi), "{lo} {hi}");
+        assert_eq!(range(&mut [f32::NAN], Calibration::Entropy), (0.0, 0.0));
     }
 
     #[test]
