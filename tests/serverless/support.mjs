@@ -1,11 +1,11 @@
-// Shared by the serverless hosts' suites (workerd.test.mjs, wasmtime.test.mjs): real test digits,
-// the native reference answers, request building and answer comparison.
-import { execFileSync } from 'node:child_process';
+// Shared by the serverless hosts' suites (workerd, wasmtime, trust, embedded): real test digits,
+// the native reference answers, request building, answer comparison and `wasmtime serve` start/stop.
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { connect } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { deflateSync } from 'node:zlib';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -286,4 +286,48 @@ export function rawPost(base, path, { contentLength = null, chunked = false, sen
       pump();
     });
   });
+}
+
+/** A free loopback port (bound, read and released: the caller binds it next). */
+export const freePort = () => new Promise((resolve, reject) => {
+  const s = createServer().listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
+  s.on('error', reject);
+});
+
+/**
+ * Starts the stock `wasmtime serve` on the component `wasm` on a free loopback port, with
+ * `extraArgs` before the component (e.g. a mounted model folder); resolves once `healthPath`
+ * answers 200, and fails with the server's output if it exits first or is not ready in 60 s.
+ * Returns `{ proc, url, log() }`; stop it with `stopServe(proc)`.
+ */
+export async function startServe(wasm, extraArgs = [], { onLog, healthPath = '/v2/health/live' } = {}) {
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const p = spawn('wasmtime', ['serve', '-Scli', '--addr', `127.0.0.1:${port}`, ...extraArgs, wasm], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let log = '';
+  const onData = (d) => { log += d; onLog?.(d); };
+  p.stdout.on('data', onData);
+  p.stderr.on('data', onData);
+  const t0 = Date.now();
+  for (;;) {
+    if (p.exitCode !== null) throw new Error(`wasmtime serve exited (${p.exitCode}):\n${log}`);
+    try {
+      if ((await fetch(`${url}${healthPath}`)).status === 200) break;
+    } catch { /* not listening yet */ }
+    if (Date.now() - t0 > 60_000) {
+      await stopServe(p);
+      throw new Error(`wasmtime serve not ready after 60 s:\n${log}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return { proc: p, url, log: () => log };
+}
+
+/** SIGTERM to a `startServe` process, resolved once it has exited. */
+export async function stopServe(p) {
+  if (p && p.exitCode === null) {
+    const gone = new Promise((r) => p.once('exit', r));
+    p.kill('SIGTERM');
+    await gone;
+  }
 }

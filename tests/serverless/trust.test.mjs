@@ -9,12 +9,11 @@
 //   MDEPLOY_TRUST_FIXTURES   the folder wasm/examples/trust_fixtures.rs wrote (signed by the Rust API)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { assertErrorAnswer, keyRows } from '../bad-inputs/table.mjs';
+import { startServe, stopServe } from './support.mjs';
 
 const WASM = process.env.MDEPLOY_TRUSTED_WASM;
 const FIX = process.env.MDEPLOY_TRUST_FIXTURES;
@@ -22,11 +21,6 @@ if (!WASM || !FIX) throw new Error('MDEPLOY_TRUSTED_WASM / MDEPLOY_TRUST_FIXTURE
 const info = JSON.parse(readFileSync(join(FIX, 'trust.json'), 'utf8'));
 const A = info.keys.a.keyId;
 const B = info.keys.b.keyId;
-
-const freePort = () => new Promise((resolve, reject) => {
-  const s = createServer().listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
-  s.on('error', reject);
-});
 
 const infer = (base, model, x) => fetch(`${base}/v2/models/${model}/infer`, {
   method: 'POST', headers: { 'content-type': 'application/json' },
@@ -37,23 +31,10 @@ test('a component with a trust policy serves only signed models; the others answ
   const dir = mkdtempSync(join(tmpdir(), 'mdeploy-trust-dir-'));
   for (const [from, to] of [['unsigned.mdm', 'unsigned.mdm'], ['signed-b.mdm', 'other-key.mdm'], ['bad-signature.mdm', 'bad-signature.mdm'],
     ['tampered.mdm', 'tampered.mdm'], ['signed-a.mdm', 'also-signed.mdm']]) copyFileSync(join(FIX, from), join(dir, to));
-  const port = await freePort();
-  const base = `http://127.0.0.1:${port}`;
-  const p = spawn('wasmtime', ['serve', '-Scli', '--addr', `127.0.0.1:${port}`, '--dir', `${dir}::/models`, '--env', 'MDEPLOY_MODEL_DIR=/models', WASM],
-    { stdio: ['ignore', 'pipe', 'pipe'] });
-  let log = '';
-  p.stdout.on('data', (d) => { log += d; });
-  p.stderr.on('data', (d) => { log += d; });
+  const s = await startServe(WASM, ['--dir', `${dir}::/models`, '--env', 'MDEPLOY_MODEL_DIR=/models']);
+  const p = s.proc;
+  const base = s.url;
   try {
-    const t0 = Date.now();
-    for (;;) {
-      if (p.exitCode !== null) throw new Error(`wasmtime serve exited (${p.exitCode}):\n${log}`);
-      try {
-        if ((await fetch(`${base}/v2/health/live`)).status === 200) break;
-      } catch { /* not listening yet */ }
-      if (Date.now() - t0 > 60_000) throw new Error(`wasmtime serve not ready after 60 s:\n${log}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
     const x = new Float32Array(784).fill(0.1);
     // The signed model compiled in serves; the unsigned defaults are not in the component.
     assert.equal((await infer(base, 'signed-mlp', x)).status, 200);
@@ -75,11 +56,7 @@ test('a component with a trust policy serves only signed models; the others answ
     const index = await (await fetch(`${base}/v2/repository/index`, { method: 'POST' })).json();
     assert.deepEqual(index.map((m) => m.name), ['signed-mlp', 'also-signed', 'bad-signature', 'other-key', 'tampered', 'unsigned']);
   } finally {
-    if (p.exitCode === null) {
-      const gone = new Promise((r) => p.once('exit', r));
-      p.kill('SIGTERM');
-      await gone;
-    }
+    await stopServe(p);
     rmSync(dir, { recursive: true, force: true });
   }
 });
@@ -112,23 +89,10 @@ test('the bad-input table: the key rows of this policy answer their codes on the
     writeFileSync(join(dir, `bad-${i}.mdm`), k.bytes);
     writeFileSync(join(dir, `good-${i}.mdm`), k.good);
   }
-  const port = await freePort();
-  const base = `http://127.0.0.1:${port}`;
-  const p = spawn('wasmtime', ['serve', '-Scli', '--addr', `127.0.0.1:${port}`, '--dir', `${dir}::/models`, '--env', 'MDEPLOY_MODEL_DIR=/models', WASM],
-    { stdio: ['ignore', 'pipe', 'pipe'] });
-  let log = '';
-  p.stdout.on('data', (d) => { log += d; });
-  p.stderr.on('data', (d) => { log += d; });
+  const s = await startServe(WASM, ['--dir', `${dir}::/models`, '--env', 'MDEPLOY_MODEL_DIR=/models']);
+  const p = s.proc;
+  const base = s.url;
   try {
-    const t0 = Date.now();
-    for (;;) {
-      if (p.exitCode !== null) throw new Error(`wasmtime serve exited (${p.exitCode}):\n${log}`);
-      try {
-        if ((await fetch(`${base}/v2/health/live`)).status === 200) break;
-      } catch { /* not listening yet */ }
-      if (Date.now() - t0 > 60_000) throw new Error(`wasmtime serve not ready after 60 s:\n${log}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
     const x = new Float32Array(784).fill(0.1);
     for (const [i, k] of rows.entries()) {
       const r = await infer(base, `bad-${i}`, x);
@@ -139,11 +103,7 @@ test('the bad-input table: the key rows of this policy answer their codes on the
     }
     for (const { row, why } of skipped) t.diagnostic(`skipped "${row.name}": ${why}`);
   } finally {
-    if (p.exitCode === null) {
-      const gone = new Promise((r) => p.once('exit', r));
-      p.kill('SIGTERM');
-      await gone;
-    }
+    await stopServe(p);
     rmSync(dir, { recursive: true, force: true });
   }
 });

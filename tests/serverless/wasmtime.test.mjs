@@ -10,12 +10,15 @@
 // (`--dir models/test::/models --env MDEPLOY_MODEL_DIR=/models`), nothing is compiled in.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFile } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, connect } from 'node:net';
+import { connect } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { EMBEDDED_ORDER, kserveBitExact, kserveMatchesF64, ROOT } from './support.mjs';
+import { EMBEDDED_ORDER, kserveBitExact, kserveMatchesF64, ROOT, startServe as startWasmtime, stopServe } from './support.mjs';
+
+/** `wasmtime serve` on this suite's component. */
+const startServe = (extraArgs, onLog) => startWasmtime(WASM, extraArgs, { onLog });
 import { TABLE, assertErrorAnswer, modelBytes, requestInit } from '../bad-inputs/table.mjs';
 
 const WASM = process.env.MDEPLOY_WORKER_WASM;
@@ -27,44 +30,6 @@ const refs = JSON.parse(readFileSync(REF, 'utf8'));
 let server;
 let base;
 let serverLog = '';
-
-const freePort = () => new Promise((resolve, reject) => {
-  const s = createServer().listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
-  s.on('error', reject);
-});
-
-/** Starts `wasmtime serve` on a free loopback port with `extraArgs`; resolves once it answers. */
-async function startServe(extraArgs, onLog) {
-  const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
-  const p = spawn('wasmtime', ['serve', '-Scli', '--addr', `127.0.0.1:${port}`, ...extraArgs, WASM], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let log = '';
-  const onData = (d) => { log += d; onLog?.(d); };
-  p.stdout.on('data', onData);
-  p.stderr.on('data', onData);
-  const t0 = Date.now();
-  for (;;) {
-    if (p.exitCode !== null) throw new Error(`wasmtime serve exited (${p.exitCode}):\n${log}`);
-    try {
-      const r = await fetch(`${url}/v2/health/live`);
-      if (r.status === 200) break;
-    } catch { /* not listening yet */ }
-    if (Date.now() - t0 > 60_000) {
-      p.kill('SIGTERM');
-      throw new Error(`wasmtime serve not ready after 60 s:\n${log}`);
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return { proc: p, url, log: () => log };
-}
-
-async function stopServe(p) {
-  if (p && p.exitCode === null) {
-    const gone = new Promise((r) => p.once('exit', r));
-    p.kill('SIGTERM');
-    await gone;
-  }
-}
 
 const EXTRA_MODELS = join(ROOT, 'models/test');
 const mountModels = (hostDir) => ['--dir', `${hostDir}::/models`, '--env', 'MDEPLOY_MODEL_DIR=/models'];
