@@ -71,9 +71,9 @@ impl DecryptionKey {
     }
 }
 
-/// The cipher itself, only with the `encryption` feature: the runtime .wasm leaves it out (its
-/// 180 KB gzip budget; MDM_FORMAT.md, "Encryption"), and such a build refuses encrypted files
-/// with `UNSUPPORTED`.
+/// The cipher itself, only with the `encryption` feature (on in the CLI, the native server and
+/// the npm package's .wasm; MDM_FORMAT.md, "Encryption"): a build without it refuses encrypted
+/// files with `UNSUPPORTED`.
 #[cfg(feature = "encryption")]
 mod cipher {
     use chacha20poly1305::aead::{Aead, KeyInit, Payload};
@@ -90,7 +90,7 @@ mod cipher {
 
 #[cfg(not(feature = "encryption"))]
 mod cipher {
-    pub(super) const MISSING: &str = "this build of mdeploy cannot encrypt or decrypt models (built without the `encryption` feature of mdeploy-model, e.g. the npm package): decrypt it with `mdeploy decrypt` first";
+    pub(super) const MISSING: &str = "this build of mdeploy cannot encrypt or decrypt models (built without the `encryption` feature of mdeploy-model, e.g. the wasi:http component): decrypt it with `mdeploy decrypt` first";
 }
 
 #[cfg(feature = "encryption")]
