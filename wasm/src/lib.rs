@@ -196,7 +196,7 @@ pub fn signed_message(bytes: &[u8]) -> Result<JsValue, JsValue> {
 }
 
 /// The plain `.mdm` bytes of an encrypted model, decrypted in memory with `key` (ChaCha20-Poly1305,
-/// core `format::decrypt`: authenticated, the inner file read with every check and written again),
+/// core `format::decrypt_in_memory`: authenticated, the inner file read with every check),
 /// or `null` when `bytes` is not encrypted (the key is then unused, as natively). `key` is the
 /// `.enckey` file's text as UTF-8 (`text`) or the key's 32 raw bytes. It is taken by value so this
 /// side can wipe its copy; the decrypted bytes held here are wiped too once copied out to JS
@@ -204,13 +204,13 @@ pub fn signed_message(bytes: &[u8]) -> Result<JsValue, JsValue> {
 /// trust policy (encrypt-then-sign: the signature covers the encrypted file).
 #[wasm_bindgen(js_name = decryptModel)]
 pub fn decrypt_model(bytes: &[u8], key: Vec<u8>, text: bool) -> Result<JsValue, JsValue> {
-    Ok(decrypt_in_memory(bytes, key, text).map_err(WasmError::from)?.map_or(JsValue::NULL, |plain| {
+    Ok(decrypt_bytes(bytes, key, text).map_err(WasmError::from)?.map_or(JsValue::NULL, |plain| {
         js_sys::Uint8Array::from(&plain[..]).into()
     }))
 }
 
 /// [`decrypt_model`] in plain Rust.
-pub fn decrypt_in_memory(
+pub fn decrypt_bytes(
     bytes: &[u8],
     key: Vec<u8>,
     text: bool,
@@ -231,8 +231,5 @@ pub fn decrypt_in_memory(
         }
     }
     .map_err(|e| mdeploy_core::Error { kind: e.kind, message: format!("decryptionKey: {}", e.message) })?;
-    if format::peek_encrypted(bytes)?.is_none() {
-        return Ok(None);
-    }
-    Ok(Some(zeroize::Zeroizing::new(format::decrypt(bytes, &key)?)))
+    format::decrypt_in_memory(bytes, &key)
 }

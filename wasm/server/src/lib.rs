@@ -179,11 +179,8 @@ pub fn decrypt_model(bytes: &[u8], key: Vec<u8>, text: bool) -> Result<JsValue, 
         }
     }
     .map_err(|e| fail(e, "decryptionKey: "))?;
-    match format::peek_encrypted(bytes) {
-        Ok(None) => return Ok(JsValue::NULL),
-        Ok(Some(_)) => {}
-        Err(e) => return Err(fail(e, "")),
-    }
-    let plain = zeroize::Zeroizing::new(format::decrypt(bytes, &key).map_err(|e| fail(e, ""))?);
-    Ok(Uint8Array::from(&plain[..]).into())
+    Ok(match format::decrypt_in_memory(bytes, &key).map_err(|e| fail(e, ""))? {
+        Some(plain) => Uint8Array::from(&plain[..]).into(),
+        None => JsValue::NULL,
+    })
 }
