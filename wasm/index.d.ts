@@ -19,7 +19,7 @@ export type ErrorCodeName =
   | 'LOAD_FAILED'
   /** The Model was disposed. */
   | 'DISPOSED'
-  /** The model file is encrypted (`mdeploy encrypt`): this package cannot decrypt; `mdeploy decrypt` makes a plain copy (tested: test/trust.test.mjs, the bad-input table's key rows). */
+  /** The model file is encrypted (`mdeploy encrypt`) and no `decryptionKey` was given, or the key is not the one it was encrypted for, or the file was changed after it was encrypted; the message names the key id (tested: test/trust.test.mjs, the bad-input table's key rows). */
   | 'DECRYPT_FAILED'
   /** Loaded with `trustedKeys`, and the model is not signed, is signed by a key not in the list, or its signature does not verify (the message names the key id). */
   | 'UNTRUSTED';
@@ -82,6 +82,17 @@ export interface LoadOptions {
    * or localhost; else `UNSUPPORTED`). Omitted: no policy, and a signed model loads unverified.
    */
   trustedKeys?: ReadonlyArray<string | Uint8Array>;
+  /**
+   * The key of an encrypted model (`mdeploy encrypt`): the text of its `.enckey` file
+   * (`mdeploy-chacha20poly1305-key <64 hex digits>`, from `mdeploy keygen --encryption`) or the
+   * key's 32 bytes. Decrypted in memory, in the .wasm (ChaCha20-Poly1305), after `trustedKeys` is
+   * checked against the encrypted file; never written anywhere. The package wipes its own copies
+   * of the key and of the decrypted file after loading; your array is left as it is (wipe it
+   * yourself), and a string cannot be wiped. A model that is not encrypted ignores it. Wrong key
+   * or changed file: `DECRYPT_FAILED`; a malformed key: `BAD_INPUT`. In a browser the key is with
+   * the client: this protects the model at rest, on a CDN and in transit, not from the user.
+   */
+  decryptionKey?: string | Uint8Array | ArrayBuffer;
 }
 
 export interface InitOptions {

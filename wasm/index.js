@@ -6,7 +6,7 @@
 // fetch() cannot read file: URLs), turning inputs into floats, one error class, and trust
 // policies (trust.js: signatures verified with WebCrypto's Ed25519).
 
-import { enforce, parsePolicy } from './trust.js';
+import { decryptionKeyInput, enforce, parsePolicy, wipe } from './trust.js';
 
 /** Stable error codes (also listed in index.d.ts). */
 export const ErrorCode = Object.freeze({
@@ -356,7 +356,9 @@ export class Model {
    * Loads a model: bytes, a URL or path, a fetch Response, or a built-in name ('mnist-cnn',
    * the default, or 'mnist-mlp'). Options: `backend` ('auto' | 'cpu' | 'webgpu'), `maxBatch`,
    * `allowFallbackAdapter` (let 'auto' use a software adapter such as SwiftShader),
-   * `trustedKeys` (a trust policy: only models signed by one of these keys load; UNTRUSTED otherwise).
+   * `trustedKeys` (a trust policy: only models signed by one of these keys load; UNTRUSTED otherwise),
+   * `decryptionKey` (an encrypted model's key: the `.enckey` text or its 32 bytes; decrypted in
+   * memory, in wasm, after the policy is checked).
    */
   static async load(source, options = {}) {
     const backend = options.backend ?? 'auto';
@@ -372,6 +374,8 @@ export class Model {
     }
     // The policy first: a bad key is the caller's to fix before anything is downloaded.
     const policy = options.trustedKeys === undefined ? null : await parsePolicy(options.trustedKeys, mdeployError);
+    // The key's type too (its content is parsed in wasm, once the runtime is up).
+    const key = options.decryptionKey === undefined ? null : decryptionKeyInput(options.decryptionKey, mdeployError);
     // 'webgpu' asks for the adapter before downloading anything (none is the caller's to fix).
     // Otherwise the adapter request, the runtime's start (fetch + compile + instantiate) and the
     // model's bytes and content hash run side by side: in Chromium the .wasm compiles off the
@@ -408,6 +412,29 @@ export class Model {
       }
       signedBy = await enforce(policy, signed, mdeployError);
     }
+    // Encrypt-then-sign: the policy above checked the encrypted file; now decrypt it in memory
+    // (wasm: WebCrypto has no ChaCha20-Poly1305). `plain` is null for a file that is not
+    // encrypted. Both our copies (key, plaintext) are wiped once the engines are built.
+    let plain = null;
+    if (key !== null) {
+      try {
+        plain = g.decryptModel(bytes, key.bytes, key.text);
+      } catch (e) {
+        rethrow(e);
+      } finally {
+        wipe(key.bytes);
+      }
+      if (plain !== null) bytes = plain;
+    }
+    // A decrypted file is hashed in wasm (a WebCrypto hash would make one more plaintext copy).
+    try {
+      return await Model.#build(g, variant, bytes, plain === null ? hashP : Promise.resolve(null), maxBatch, backend, adapterInfo, options, signedBy);
+    } finally {
+      wipe(plain);
+    }
+  }
+
+  static async #build(g, variant, bytes, hashP, maxBatch, backend, adapterInfo, options, signedBy) {
     const hash = await (hashP ?? contentHash(bytes));
     let engine;
     try {

@@ -31,6 +31,13 @@ export interface ServerOptions {
    * answers 500 with that code. Omitted: no policy.
    */
   trustedKeys?: ReadonlyArray<string | Uint8Array>;
+  /**
+   * The key of the encrypted models (`mdeploy encrypt`): the `.enckey` file's text or the key's
+   * 32 bytes, as `Model.load`'s. Every encrypted model is decrypted in memory after `trustedKeys`
+   * is checked; models that are not encrypted ignore it. A model that does not decrypt fails the
+   * whole load, as an untrusted one does (`DECRYPT_FAILED`, naming the model and the key id).
+   */
+  decryptionKey?: string | Uint8Array | ArrayBuffer;
 }
 
 export interface Server {

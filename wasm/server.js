@@ -6,8 +6,8 @@
 // code the wasi:http component runs: this file only moves a Request's method, path, content type,
 // Inference-Header-Content-Length and body into wasm and the answer back out, and enforces the
 // body limit *before* the body is in memory.
-import { initSync, WasmServer, signedMessage } from './dist/server/mdeploy_wasm_server.js';
-import { enforce, parsePolicy } from './trust.js';
+import { initSync, WasmServer, signedMessage, decryptModel } from './dist/server/mdeploy_wasm_server.js';
+import { decryptionKeyInput, enforce, parsePolicy, wipe } from './trust.js';
 
 // Functions, not constants: only evaluated when the defaults are used, so hosts whose modules have
 // no usable import.meta.url (bundled Workers) can still load this file and pass everything in.
@@ -188,7 +188,7 @@ export function createServer(options = {}) {
   if (options === null || typeof options !== 'object') {
     throw new TypeError(`mdeploy-wasm/server: createServer takes an options object; got ${describe(options)}`);
   }
-  const known = new Set(['wasm', 'models', 'maxBodyBytes', 'trustedKeys']);
+  const known = new Set(['wasm', 'models', 'maxBodyBytes', 'trustedKeys', 'decryptionKey']);
   for (const k of Object.keys(options)) {
     if (!known.has(k)) throw new TypeError(`mdeploy-wasm/server: unknown option "${k}" (known: ${[...known].join(', ')})`);
   }
@@ -213,7 +213,18 @@ export function createServer(options = {}) {
   const load = async () => {
     // The keys first (copied by parsePolicy), so a bad key fails before any model is read.
     const policy = options.trustedKeys === undefined ? null : await parsePolicy(options.trustedKeys, codedError);
-    await initWasm(options.wasm);
+    // One key for every encrypted model (a model that is not encrypted ignores it, as natively).
+    const key = options.decryptionKey === undefined ? null : decryptionKeyInput(options.decryptionKey, codedError);
+    try {
+      await initWasm(options.wasm);
+      await loadAll(policy, key);
+    } finally {
+      wipe(key?.bytes);
+    }
+    server = newServer();
+    return server;
+  };
+  const loadAll = async (policy, key) => {
     loadedModels = [];
     for (const m of models) {
       let bytes = asBytes(m.src) ?? await readUrl(toUrl(m.src), `model "${m.name}"`);
@@ -231,10 +242,21 @@ export function createServer(options = {}) {
         }
         await enforce(policy, signed, codedError, what);
       }
+      if (key !== null) {
+        // Encrypt-then-sign: decrypted (in wasm, in memory) only after the policy passed. The
+        // plaintext stays in loadedModels for as long as the server lives (newServer re-adds it
+        // after a trap), like any model's bytes.
+        let plain;
+        try {
+          plain = decryptModel(bytes, key.bytes, key.text);
+        } catch (e) {
+          const what = `model "${m.name}"${m.source === undefined ? '' : ` (${m.source})`}`;
+          throw codedError(e && e.code ? e.code : 'BAD_MODEL', `${what}: ${e && e.message ? e.message : e}`);
+        }
+        if (plain !== null) bytes = plain;
+      }
       loadedModels.push({ name: m.name, version: m.version, bytes, source: m.source });
     }
-    server = newServer();
-    return server;
   };
   // Started at once so load errors surface from ready(); fetch() awaits the same promise.
   let loading = load();

@@ -136,3 +136,22 @@ export async function enforce(policy, signed, err, what = 'this model') {
   }
   return signed.keyId;
 }
+
+/**
+ * `decryptionKey` (Model.load's and createServer's option) as bytes for the .wasm's
+ * `decryptModel`: `{ bytes, text }`, `bytes` our own copy (the caller's array is never changed;
+ * the caller wipes this copy with `wipe` after use), `text` true for an `.enckey` file's text
+ * (`mdeploy-chacha20poly1305-key <64 hex digits>`, parsed in wasm by the same code as the CLI's).
+ * A JS string cannot be wiped: pass the 32 raw bytes to keep the key wipeable. The cipher runs
+ * in wasm: WebCrypto has no ChaCha20-Poly1305 (DESIGN.md, "Encrypted models").
+ */
+export function decryptionKeyInput(k, err) {
+  if (typeof k === 'string') return { bytes: new TextEncoder().encode(k), text: true };
+  if (k instanceof Uint8Array || k instanceof ArrayBuffer) return { bytes: new Uint8Array(k).slice(), text: false };
+  throw err('BAD_INPUT', `decryptionKey must be the text of an .enckey file (\`mdeploy-chacha20poly1305-key \` and 64 hex digits, from \`mdeploy keygen --encryption\`) or the key's 32 bytes (Uint8Array); got ${k === null ? 'null' : typeof k}`);
+}
+
+/** Overwrites key or plaintext bytes we own (a JS engine may still hold earlier copies). */
+export function wipe(bytes) {
+  if (bytes) bytes.fill(0);
+}

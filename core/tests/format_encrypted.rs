@@ -181,3 +181,31 @@ fn key_files_round_trip_and_name_mistakes() {
     let shown = format!("{k:?}");
     assert!(shown.contains(&k.key_id().to_string()) && !shown.contains("0707070707"), "{shown}");
 }
+
+/// `decrypt_in_memory` (what the npm package's .wasm calls): the inner file as encrypted, after
+/// the same checks as reading the encrypted file, with the same errors; `None` for a plain file.
+#[test]
+fn decrypt_in_memory_checks_as_reading_does_and_returns_the_inner_file() {
+    let k = key(1);
+    for (file, bytes) in default_models() {
+        let original = format::read(&bytes).unwrap();
+        let sealed = format::encrypt(&bytes, &k, &NONCE).unwrap();
+        let plain = format::decrypt_in_memory(&sealed, &k).unwrap().expect("encrypted");
+        assert_eq!(&plain[..], &format::write(&original).unwrap()[..], "{file}");
+        assert_eq!(format::read(&plain).unwrap(), original, "{file}");
+        assert!(format::decrypt_in_memory(&bytes, &k).unwrap().is_none(), "{file}: not encrypted");
+    }
+    let (_, bytes) = &default_models()[1];
+    let sealed = format::encrypt(bytes, &k, &NONCE).unwrap();
+    let mut tampered = sealed.clone();
+    let last = tampered.len() - 1;
+    tampered[last] ^= 1;
+    let tampered = mdeploy_testkit::reseal(tampered);
+    let mut truncated = sealed.clone();
+    truncated.truncate(sealed.len() - 100);
+    for (what, file, k) in [("another key", &sealed, key(2)), ("tampered", &tampered, k.clone()), ("truncated", &truncated, k.clone())] {
+        let want = err(format::read_with_options(file, &with_key(&k)));
+        let got = format::decrypt_in_memory(file, &k).err().unwrap_or_else(|| panic!("{what}: decrypted"));
+        assert_eq!((got.kind, &got.message), (want.kind, &want.message), "{what}");
+    }
+}

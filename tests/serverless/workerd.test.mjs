@@ -14,7 +14,7 @@ import { homedir, tmpdir } from 'node:os';
 import { basename, dirname, join, relative } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { DEFAULT_MODELS, ROOT, WORKER_MODELS, assertSameAnswer, json, kserveBitExact, kserveMatchesF64, nativeAnswers, pngGray, rawPost, req, send, testDigits, toBytes } from './support.mjs';
-import { modelsFromBindings } from '../../worker/cloudflare/src/models.js';
+import { decryptionKeyFromBindings, modelsFromBindings } from '../../worker/cloudflare/src/models.js';
 import { TABLE, assertErrorAnswer, keyRows, modelBytes, requestInit } from '../bad-inputs/table.mjs';
 
 const WORKERD = process.env.MDEPLOY_WORKERD ?? join(ROOT, 'node_modules/.bin/workerd');
@@ -385,14 +385,16 @@ describe('Cloudflare Worker in workerd', () => {
   // row's file bound beside a good one, under the row's keys (MDEPLOY_TRUSTED_KEYS; a key-file
   // row binds its damaged text there). Under a policy one refused model fails the whole load
   // (README "Trust policy"), so the good request after each row goes to a Worker deployed with
-  // the good file and good keys. The Worker takes no decryption key: those rows are skipped.
-  test('the bad-input table: every key row the Worker can be given answers its code, then a good deployment serves', async (t) => {
+  // the good file and good keys. A row's decryption key (or its damaged key file) is the
+  // MDEPLOY_DECRYPTION_KEY binding: all 15 rows run.
+  test('the bad-input table: every key row answers its code, then a good deployment serves', async (t) => {
     const fix = process.env.MDEPLOY_BAD_KEY_FIXTURES;
     assert.ok(fix, 'MDEPLOY_BAD_KEY_FIXTURES is not set: run tests/serverless/run-workerd.sh');
-    const { run, skipped } = keyRows(fix, { decryption: false });
-    assert.ok(run.length >= 8, `${run.length} key rows`);
+    const { run, skipped } = keyRows(fix, { decryption: true });
+    assert.equal(run.length, TABLE.keys.length, `${run.length} key rows`);
     const dir = mkdtempSync(join(tmpdir(), 'mdeploy-workerd-keys-'));
     const keysBinding = (text) => `(name = "MDEPLOY_TRUSTED_KEYS", text = ${JSON.stringify(text)})`;
+    const decBinding = (text) => `(name = "MDEPLOY_DECRYPTION_KEY", text = ${JSON.stringify(text)})`;
     const main = { proc, stderr };
     try {
       for (const [i, k] of run.entries()) {
@@ -400,10 +402,11 @@ describe('Cloudflare Worker in workerd', () => {
         const good = join(dir, `good-${i}.mdm`);
         writeFileSync(bad, k.bytes);
         writeFileSync(good, k.good);
-        const keys = k.keyFile ? keysBinding(k.keyFile.text) : k.trusted ? keysBinding(k.trusted.join('')) : null;
-        const goodKeys = k.trusted ? [keysBinding(k.trusted.join(''))] : [];
+        const keys = k.keyFile?.for === 'trust' ? keysBinding(k.keyFile.text) : k.trusted ? keysBinding(k.trusted.join('')) : null;
+        const dec = k.keyFile?.for === 'decryption' ? decBinding(k.keyFile.text) : k.decryptionKey ? decBinding(k.decryptionKey) : null;
+        const goodKeys = [...(k.trusted ? [keysBinding(k.trusted.join(''))] : []), ...(k.decryptionKey ? [decBinding(k.decryptionKey)] : [])];
         stderr = '';
-        let url = await startWorkerd(configWith([...(keys ? [keys] : []), modelBinding('good', good), modelBinding('bad', bad)]));
+        let url = await startWorkerd(configWith([...(keys ? [keys] : []), ...(dec ? [dec] : []), modelBinding('good', good), modelBinding('bad', bad)]));
         const r = await send(url, goodInferFor('bad'));
         assertErrorAnswer(assert, { ...k.row, status: 500 }, r.status, r.body);
         proc.kill('SIGTERM');
@@ -429,6 +432,15 @@ describe('Cloudflare Worker in workerd', () => {
     assert.deepEqual(m.a, { bytes: bytes.buffer, source: 'binding MDEPLOY_MODEL_a' });
     assert.equal(logs.length, 4, logs.join('\n'));
     assert.deepEqual(Object.keys(modelsFromBindings(defaults, undefined)), DEFAULT_MODELS, 'no env: the defaults');
+  });
+
+  test('decryptionKeyFromBindings: the MDEPLOY_DECRYPTION_KEY binding handed on as it is, bytes as a Uint8Array', () => {
+    assert.equal(decryptionKeyFromBindings({}), undefined);
+    assert.equal(decryptionKeyFromBindings(undefined), undefined);
+    assert.equal(decryptionKeyFromBindings({ MDEPLOY_DECRYPTION_KEY: 'mdeploy-chacha20poly1305-key x' }), 'mdeploy-chacha20poly1305-key x');
+    assert.equal(decryptionKeyFromBindings({ MDEPLOY_DECRYPTION_KEY: '' }), '', 'an empty secret is a damaged key, not no key');
+    const b = new Uint8Array(40).fill(7);
+    assert.deepEqual(decryptionKeyFromBindings({ MDEPLOY_DECRYPTION_KEY: b.subarray(4, 36) }), new Uint8Array(32).fill(7));
   });
 
   // tritonclient.http, JSON tensors and its defaults (Triton's binary tensor extension), as in

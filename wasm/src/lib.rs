@@ -194,3 +194,42 @@ pub fn signed_message(bytes: &[u8]) -> Result<JsValue, JsValue> {
     set(&o, "message", js_sys::Uint8Array::from(&m.message[..]));
     Ok(o.into())
 }
+
+/// The plain `.mdm` bytes of an encrypted model, decrypted in memory with `key` (ChaCha20-Poly1305,
+/// core `format::decrypt_in_memory`: authenticated, the inner file read with every check),
+/// or `null` when `bytes` is not encrypted (the key is then unused, as natively). `key` is the
+/// `.enckey` file's text as UTF-8 (`text`) or the key's 32 raw bytes. It is taken by value so this
+/// side can wipe its copy; the decrypted bytes held here are wiped too once copied out to JS
+/// (`index.js` wipes that copy after the engines are built). `index.js` calls this after the
+/// trust policy (encrypt-then-sign: the signature covers the encrypted file).
+#[wasm_bindgen(js_name = decryptModel)]
+pub fn decrypt_model(bytes: &[u8], key: Vec<u8>, text: bool) -> Result<JsValue, JsValue> {
+    Ok(decrypt_bytes(bytes, key, text).map_err(WasmError::from)?.map_or(JsValue::NULL, |plain| {
+        js_sys::Uint8Array::from(&plain[..]).into()
+    }))
+}
+
+/// [`decrypt_model`] in plain Rust.
+pub fn decrypt_bytes(
+    bytes: &[u8],
+    key: Vec<u8>,
+    text: bool,
+) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>, mdeploy_core::Error> {
+    use mdeploy_core::format::{self, DecryptionKey};
+    let key = zeroize::Zeroizing::new(key);
+    let key = if text {
+        let s = std::str::from_utf8(&key)
+            .map_err(|_| mdeploy_core::Error::bad_input("decryptionKey is not text: pass the .enckey file's text, or the key's 32 bytes as a Uint8Array"))?;
+        DecryptionKey::from_text(s)
+    } else {
+        match <&[u8; 32]>::try_from(&key[..]) {
+            Ok(k) => Ok(DecryptionKey::from_bytes(k)),
+            Err(_) => Err(mdeploy_core::Error::bad_input(format!(
+                "decryptionKey has {} bytes; a ChaCha20-Poly1305 key has 32 (or pass the text of its .enckey file)",
+                key.len()
+            ))),
+        }
+    }
+    .map_err(|e| mdeploy_core::Error { kind: e.kind, message: format!("decryptionKey: {}", e.message) })?;
+    format::decrypt_in_memory(bytes, &key)
+}

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { Model, MdeployError, ErrorCode } from '../index.js';
 import { createServer } from '../server.js';
 import { refDir, testSplit } from './support.mjs';
-import { keyRows } from '../../tests/bad-inputs/table.mjs';
+import { keyRows, TABLE } from '../../tests/bad-inputs/table.mjs';
 
 const DIR = join(refDir(), 'trust');
 if (!existsSync(join(DIR, 'trust.json'))) {
@@ -154,18 +154,77 @@ test('createServer({ trustedKeys }) serves signed models and refuses the others 
 // The bad-input table's `keys` rows (tests/bad-inputs/table.json; files made by
 // core/examples/bad_key_fixtures.rs, which wasm/scripts/test.sh runs into <refDir()>/bad-keys):
 // each refused with the row's code and a message naming its `says`, the good file under the
-// same policy loading right after. The package takes no decryption key, so the rows that give
-// one are skipped (listed below); "encrypted, no key given" is run: DECRYPT_FAILED.
-test('the bad-input table: every key row the package can be given is refused with its code, then the good file loads', async () => {
-  const { run, skipped } = keyRows(join(refDir(), 'bad-keys'), { decryption: false });
-  assert.ok(run.length >= 8, `${run.length} key rows run`);
+// same policy and decryption key loading right after. All 15 rows run: the package takes
+// `decryptionKey` (a key row's damaged key file is given as the decryption key when it is one).
+test('the bad-input table: every key row is refused with its code, then the good file loads', async () => {
+  const { run, skipped } = keyRows(join(refDir(), 'bad-keys'), { decryption: true });
+  assert.equal(skipped.length, 0);
+  assert.equal(run.length, TABLE.keys.length, `${run.length} key rows run`);
   const esc = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  let decrypting = 0;
   for (const k of run) {
-    const trustedKeys = k.keyFile ? [k.keyFile.text] : k.trusted ?? undefined;
-    await rejects(Model.load(k.bytes, { backend: 'cpu', trustedKeys }), k.row.code, new RegExp(esc(k.row.says), 'i'));
-    const m = await Model.load(k.good, { backend: 'cpu', trustedKeys: k.trusted ?? undefined });
+    const trustedKeys = k.keyFile?.for === 'trust' ? [k.keyFile.text] : k.trusted ?? undefined;
+    const decryptionKey = k.keyFile?.for === 'decryption' ? k.keyFile.text : k.decryptionKey ?? undefined;
+    const e = await rejects(Model.load(k.bytes, { backend: 'cpu', trustedKeys, decryptionKey }), k.row.code, new RegExp(esc(k.row.says), 'i'));
+    if (k.row.code === 'DECRYPT_FAILED') assert.match(e.message, /key id [0-9a-f]{16}/, `${k.row.name} names the key id`);
+    const m = await Model.load(k.good, { backend: 'cpu', trustedKeys: k.trusted ?? undefined, decryptionKey: k.decryptionKey ?? undefined });
     assert.deepEqual(m.predictBatchSync(digits).probs, plainProbs, `the good file after "${k.row.name}"`);
     m.dispose();
+    if (k.decryptionKey !== null || k.keyFile?.for === 'decryption') decrypting++;
   }
-  for (const { row, why } of skipped) console.log(`bad-input table: skipped "${row.name}": ${why}`);
+  // The six rows that give a key (wrong key, tampered, truncated, encrypted-then-signed by a
+  // stranger, and the two damaged key files); "encrypted, no key given" ran before this too.
+  assert.equal(decrypting, 6);
+});
+
+// A good encrypted model (the table's, encrypted with `format::encrypt` as `mdeploy encrypt`
+// does) computes what the plain default model does, bit for bit, on 50 real test digits (the
+// first 5 of each digit), with the key as .enckey text and as 32 raw bytes, in Model.load and in
+// createServer (against itself serving the plain model); the caller's key array is left as it was (the package wipes only its own copy).
+test('an encrypted model decrypts in memory and predicts 50 digits exactly as the plain model', async () => {
+  const dir = join(refDir(), 'bad-keys');
+  const rows = keyRows(dir, { decryption: true }).run;
+  // The tampered row's good file: the default model encrypted for the key the row gives.
+  const k = rows.find((r) => r.row.name === 'ciphertext tampered, digest re-sealed');
+  const keyText = k.decryptionKey;
+  assert.match(keyText, /^mdeploy-chacha20poly1305-key [0-9a-f]{64}\s*$/);
+  const raw = Uint8Array.from(keyText.trim().split(' ')[1].match(/../g), (x) => parseInt(x, 16));
+  const rawBefore = raw.slice();
+  const fifty = new Float32Array(50 * 784);
+  for (let d = 0; d < 10; d++) fifty.set(xs.subarray(d * 200 * 784, (d * 200 + 5) * 784), d * 5 * 784);
+  const plainBytes = new Uint8Array(readFileSync(new URL('../../models/mnist-mlp.mdm', import.meta.url)));
+  const plain = await Model.load(plainBytes, { backend: 'cpu' });
+  const want = plain.predictBatchSync(fifty).probs;
+  plain.dispose();
+  assert.equal(want.length, 500);
+  // A file that is not encrypted ignores the key, as natively.
+  const unenc = await Model.load(file('unsigned.mdm'), { backend: 'cpu', decryptionKey: keyText });
+  unenc.dispose();
+  for (const decryptionKey of [keyText, raw, raw.buffer]) {
+    const m = await Model.load(k.good, { backend: 'cpu', decryptionKey });
+    assert.deepEqual(m.predictBatchSync(fifty).probs, want, 'decrypted model = plain model, bit for bit');
+    assert.equal(m.info().name, 'mnist-mlp');
+    m.dispose();
+  }
+  assert.deepEqual(raw, rawBefore, "the caller's key bytes are not changed");
+  await rejects(Model.load(k.good, { decryptionKey: raw.subarray(0, 31) }), 'BAD_INPUT', /31 bytes.*32/);
+  await rejects(Model.load(k.good, { decryptionKey: 42 }), 'BAD_INPUT', /decryptionKey must be/);
+
+  // createServer: the same key option. Its .wasm is another build (simd128 only) than the one
+  // Model.load may pick (relaxed SIMD), so it is compared with itself serving the plain model.
+  const body = JSON.stringify({ inputs: [{ name: 'input', shape: [50, 784], datatype: 'FP32', data: Array.from(fifty) }] });
+  const probsFrom = async (server) => {
+    await server.ready();
+    const res = await server.fetch(new Request('http://x/v2/models/m/infer', { method: 'POST', headers: { 'content-type': 'application/json' }, body }));
+    const text = await res.text();
+    assert.equal(res.status, 200, text);
+    return JSON.parse(text).outputs.find((o) => o.name === 'probabilities').data;
+  };
+  const fromPlain = await probsFrom(createServer({ models: { m: plainBytes } }));
+  assert.equal(fromPlain.length, 500);
+  assert.deepEqual(await probsFrom(createServer({ models: { m: k.good }, decryptionKey: keyText })), fromPlain);
+  assert.deepEqual(await probsFrom(createServer({ models: { m: k.good }, decryptionKey: raw })), fromPlain);
+  const wrong = rows.find((r) => r.row.name === 'encrypted, the wrong key given');
+  const bad = createServer({ models: { enc: wrong.bytes }, decryptionKey: wrong.decryptionKey });
+  await assert.rejects(bad.ready(), (e) => e.code === 'DECRYPT_FAILED' && /model "enc"/.test(e.message) && /key id/.test(e.message));
 });

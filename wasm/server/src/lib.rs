@@ -148,3 +148,39 @@ pub fn signed_message(bytes: &[u8]) -> Result<JsValue, JsValue> {
     set(&o, "message", Uint8Array::from(&m.message[..]));
     Ok(o.into())
 }
+
+/// As `mdeploy-wasm`'s `decryptModel` (the same core calls): the plain `.mdm` bytes of an
+/// encrypted model decrypted in memory with `key` (the `.enckey` text as UTF-8 when `text`, else
+/// the 32 raw bytes), `null` for a file that is not encrypted; errors are JS `Error`s with a
+/// `code` (`BAD_INPUT` for the key, `DECRYPT_FAILED`, `BAD_MODEL`). The key and the decrypted
+/// bytes held here are wiped; `server.js` calls this after the trust policy (encrypt-then-sign).
+#[wasm_bindgen(js_name = decryptModel)]
+pub fn decrypt_model(bytes: &[u8], key: Vec<u8>, text: bool) -> Result<JsValue, JsValue> {
+    use mdeploy_core::format::{self, DecryptionKey};
+    let fail = |e: mdeploy_core::Error, prefix: &str| -> JsValue {
+        let err = js_sys::Error::new(&format!("{prefix}{}", e.message));
+        err.set_name("MdeployError");
+        set(&err, "code", e.code());
+        err.into()
+    };
+    let key = zeroize::Zeroizing::new(key);
+    let key = if text {
+        match std::str::from_utf8(&key) {
+            Ok(s) => DecryptionKey::from_text(s),
+            Err(_) => Err(mdeploy_core::Error::bad_input("not text: pass the .enckey file's text, or the key's 32 bytes")),
+        }
+    } else {
+        match <&[u8; 32]>::try_from(&key[..]) {
+            Ok(k) => Ok(DecryptionKey::from_bytes(k)),
+            Err(_) => Err(mdeploy_core::Error::bad_input(format!(
+                "{} bytes; a ChaCha20-Poly1305 key has 32 (or pass the text of its .enckey file)",
+                key.len()
+            ))),
+        }
+    }
+    .map_err(|e| fail(e, "decryptionKey: "))?;
+    Ok(match format::decrypt_in_memory(bytes, &key).map_err(|e| fail(e, ""))? {
+        Some(plain) => Uint8Array::from(&plain[..]).into(),
+        None => JsValue::NULL,
+    })
+}

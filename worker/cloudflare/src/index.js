@@ -8,7 +8,7 @@
 // ArrayBuffers (Data modules); wrangler.toml's rules and workerd.capnp's module list say so.
 import { createServer } from 'mdeploy-wasm/server';
 import wasm from 'mdeploy-wasm/dist/server/mdeploy_wasm_server_bg.wasm';
-import { modelsFromBindings, trustedKeysFromBindings } from './models.js';
+import { decryptionKeyFromBindings, modelsFromBindings, trustedKeysFromBindings } from './models.js';
 // BEGIN models/defaults.json (scripts/gen-defaults.mjs writes these lines)
 import mnistMlp from 'mdeploy-wasm/models/mnist-mlp.mdm';
 import mnistCnn from 'mdeploy-wasm/models/mnist-cnn.mdm';
@@ -34,7 +34,10 @@ export default {
     if (server === null) {
       const trustedKeys = trustedKeysFromBindings(env);
       const defaults = trustedKeys === undefined ? DEFAULT_MODELS : {};
-      server = createServer({ wasm, models: modelsFromBindings(defaults, env), trustedKeys });
+      // An encrypted bound model is decrypted in memory with the MDEPLOY_DECRYPTION_KEY secret
+      // (models.js); the defaults are not encrypted and ignore it.
+      const decryptionKey = decryptionKeyFromBindings(env);
+      server = createServer({ wasm, models: modelsFromBindings(defaults, env), trustedKeys, decryptionKey });
     }
     return server.fetch(request);
   },

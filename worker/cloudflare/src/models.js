@@ -56,3 +56,19 @@ export function trustedKeysFromBindings(env, log = console.error) {
   }
   return keys;
 }
+
+/**
+ * The key of encrypted models: the secret binding `MDEPLOY_DECRYPTION_KEY` (`wrangler secret put
+ * MDEPLOY_DECRYPTION_KEY < model.enckey`; in workerd a text binding), the `.enckey` file's text
+ * (`mdeploy-chacha20poly1305-key <64 hex digits>`, from `mdeploy keygen --encryption`). Returns
+ * it as createServer's `decryptionKey` (every encrypted model is decrypted in memory with it,
+ * after the trust policy), or `undefined` without the binding. Whatever the binding holds is
+ * handed on, so a damaged or wrong-kind key answers the package's BAD_INPUT on every route rather
+ * than turning into no key.
+ */
+export const DECRYPTION_KEY_BINDING = 'MDEPLOY_DECRYPTION_KEY';
+export function decryptionKeyFromBindings(env) {
+  if (!env || !Object.hasOwn(env, DECRYPTION_KEY_BINDING)) return undefined;
+  const v = env[DECRYPTION_KEY_BINDING];
+  return ArrayBuffer.isView(v) ? new Uint8Array(v.buffer, v.byteOffset, v.byteLength) : v;
+}

@@ -71,9 +71,9 @@ impl DecryptionKey {
     }
 }
 
-/// The cipher itself, only with the `encryption` feature: the runtime .wasm leaves it out (its
-/// 180 KB gzip budget; MDM_FORMAT.md, "Encryption"), and such a build refuses encrypted files
-/// with `UNSUPPORTED`.
+/// The cipher itself, only with the `encryption` feature (on in the CLI, the native server and
+/// the npm package's .wasm; MDM_FORMAT.md, "Encryption"): a build without it refuses encrypted
+/// files with `UNSUPPORTED`.
 #[cfg(feature = "encryption")]
 mod cipher {
     use chacha20poly1305::aead::{Aead, KeyInit, Payload};
@@ -90,7 +90,7 @@ mod cipher {
 
 #[cfg(not(feature = "encryption"))]
 mod cipher {
-    pub(super) const MISSING: &str = "this build of mdeploy cannot encrypt or decrypt models (built without the `encryption` feature of mdeploy-model, e.g. the npm package): decrypt it with `mdeploy decrypt` first";
+    pub(super) const MISSING: &str = "this build of mdeploy cannot encrypt or decrypt models (built without the `encryption` feature of mdeploy-model, e.g. the wasi:http component): decrypt it with `mdeploy decrypt` first";
 }
 
 #[cfg(feature = "encryption")]
@@ -232,14 +232,37 @@ pub(crate) fn open(s: &Sealed, key: Option<&DecryptionKey>, mut outer: FileInfo)
     let plain = decrypt_inner(s, key)?;
     let (model, inner) = reader::read_with_info_opts(&plain, true, None, None)
         .map_err(|e| Error { kind: e.kind, message: format!("inside the encrypted model: {}", e.message) })?;
-    let clear = reader::parse_meta_bytes(s.meta, s.meta_at, outer.version.1)?;
+    check_clear_meta(s, outer.version.1, &model)?;
+    outer.tensors = inner.tensors;
+    Ok((model, outer))
+}
+
+fn check_clear_meta(s: &Sealed, minor: u16, model: &Model) -> Result<()> {
+    let clear = reader::parse_meta_bytes(s.meta, s.meta_at, minor)?;
     if clear != model.meta {
         return Err(Error::bad_model(
             "the clear META of this encrypted model differs from the encrypted one: the file was assembled by hand or damaged; re-encrypt it with `mdeploy encrypt`",
         ));
     }
-    outer.tensors = inner.tensors;
-    Ok((model, outer))
+    Ok(())
+}
+
+/// The decrypted inner file, in memory, after the checks reading the encrypted file with `key`
+/// makes (key id, Poly1305 tag, the inner file read as untrusted bytes, clear META = inner META),
+/// but not written again as [`decrypt`] does: for hosts that hand plain bytes to their own loader
+/// (the npm package's .wasm, which then carries no writer). `Ok(None)`: the file is not
+/// encrypted (the key is unused). The bytes are wiped on drop.
+pub fn decrypt_in_memory(bytes: &[u8], key: &DecryptionKey) -> Result<Option<Zeroizing<Vec<u8>>>> {
+    let h = reader::parse_header(bytes)?;
+    if h.flags & flag::ENCRYPTED == 0 {
+        return Ok(None);
+    }
+    let s = reader::sealed_sections(bytes, &h)?;
+    let plain = decrypt_inner(&s, Some(key))?;
+    let (model, _) = reader::read_with_info_opts(&plain, true, None, None)
+        .map_err(|e| Error { kind: e.kind, message: format!("inside the encrypted model: {}", e.message) })?;
+    check_clear_meta(&s, h.minor, &model)?;
+    Ok(Some(plain))
 }
 
 /// The signing side of encrypt-then-sign: re-assembles an encrypted file (META, ENCRYPTION) with

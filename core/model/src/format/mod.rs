@@ -42,7 +42,7 @@ use crate::error::Result;
 use crate::model::Model;
 
 pub use tensor::pack_bits;
-pub use encrypt::{decrypt, encrypt, DecryptionKey};
+pub use encrypt::{decrypt, decrypt_in_memory, encrypt, DecryptionKey};
 pub use trust::{sign, KeyId, PublicKey, SecretKey, SignedMessage};
 
 /// Major format version: files with another major are rejected as `Unsupported`.
