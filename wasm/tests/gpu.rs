@@ -871,6 +871,35 @@ fn qdense_matches_the_integer_spec_bit_for_bit() {
     same_bits(&run(&p, &x, n), &int_ref(&rows, &w, cols, &big, &epi), "dequantized sums beyond 2^24");
 }
 
+/// The requantization's ties and extremes, one column per case: k = 1, the input code 0, so
+/// `acc + bias` is the column's bias; every integer in −700..=700 through multipliers whose
+/// `srdhm` and rounding shift both hit ties (0.5, 0.125, 0.75, 1.5 · 2^−10: QUANT.md's double
+/// rounding `1535 · 2^−10`), and i32 extremes through a saturating left shift.
+#[test]
+fn requantization_ties_and_extremes_match_the_spec() {
+    let mut bias = Vec::new();
+    let mut mult = Vec::new();
+    for m in [0.5, 0.125, 0.75, 1.5 * 2f64.powi(-10)] {
+        for x in -700..=700 {
+            bias.push(x);
+            mult.push(Requant::from_real(m).unwrap());
+        }
+    }
+    for x in [i32::MAX, i32::MIN, i32::MAX / 3, i32::MIN / 3 - 1, 1 << 20, -(1 << 20) - 1] {
+        for m in [900.0, 3.0, 1e-9, 2f64.powi(-31) * 1.5] {
+            bias.push(x);
+            mult.push(Requant::from_real(m).unwrap());
+        }
+    }
+    let cols = bias.len();
+    let xg = QParams { scale: 1.0, zero_point: 0 };
+    let epi = QOut::Requant { out: QParams { scale: 1.0, zero_point: 128 }, mult, lo: 0 };
+    let weight = vec![1i8; cols];
+    let kernel = Kernel::QDense { k: 1, out: cols, weight: weight.clone(), bias: bias.clone(), input: xg, epi: epi.clone() };
+    let p = program(vec![1], vec![1, cols], vec![step(kernel, vec![0], 1)], 1, cols);
+    same_bits(&run(&p, &[0.0], 1), &int_ref(&[vec![0u8]], &weight, cols, &bias, &epi), "requantization ties and extremes");
+}
+
 #[test]
 fn qconv2d_padded_strided_dilated_matches_the_integer_spec() {
     let (c, h, wd, oc) = (3, 7, 6, 5);
@@ -975,7 +1004,8 @@ fn integer_default_models_give_the_cpu_bits() {
         let e = engine(&program, 256);
         let got = block_on(e.run(&xs, n)).unwrap_or_else(|err| panic!("{name}: {err}"));
         same_bits(&got, &want, name);
-        let fnv = got.iter().flat_map(|v| v.to_bits().to_le_bytes()).fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+        // The digest as native_ref and the JS suites write it (one FNV-1a step per f32 word).
+        let fnv = got.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, v| (h ^ u64::from(v.to_bits())).wrapping_mul(0x100_0000_01b3));
         eprintln!("{name}: {integer} integer steps, 2000 digits, WebGPU = CPU bits, FNV-1a {fnv:016x}");
     }
 }
