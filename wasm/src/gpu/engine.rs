@@ -188,10 +188,10 @@ fn calls<'a>(i: usize, step: &'a Step, slots: &[usize]) -> Result<Vec<Call<'a>>,
                     return Err(bad(i, step, format!("{} requantization multipliers for {cols} columns", mult.len())));
                 }
                 if !(0..=255).contains(&out.zero_point) || !(0..=255).contains(lo) || !out.scale.is_finite() {
-                    return Err(bad(i, step, format!("output grid {out:?} / floor {lo} out of range")));
+                    return Err(bad(i, step, format!("output grid scale {} / zero point {} / floor {lo} out of range", out.scale, out.zero_point)));
                 }
                 if let Some(m) = mult.iter().find(|m| m.mult < 0 || !(-31..=30).contains(&m.shift)) {
-                    return Err(bad(i, step, format!("requantization multiplier {m:?} out of range")));
+                    return Err(bad(i, step, format!("requantization multiplier {} / shift {} out of range", m.mult, m.shift)));
                 }
                 p.u("mode", 0)?.u("relu", 0)?.u("ozp", out.zero_point as usize)?.u("lo", *lo as usize)?.f("oscale", out.scale)
             }
@@ -512,7 +512,7 @@ impl GpuCore {
                         return Err(bad(i, step, format!("quantizes {len} values of a {}-value input", program.input_len)));
                     }
                     if !(q.scale.is_finite() && q.scale > 0.0 && (0..=255).contains(&q.zero_point)) {
-                        return Err(bad(i, step, format!("grid {q:?} out of range")));
+                        return Err(bad(i, step, format!("grid scale {} / zero point {} out of range", q.scale, q.zero_point)));
                     }
                     input_q = Some(*q);
                     if step.output != step.inputs[0] && *len > 0 {

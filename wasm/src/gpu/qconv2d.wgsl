@@ -1,7 +1,5 @@
-// Kernel::QConv2d (one group) on HWC activations, strided, dilated, [top, left] padding: the
-// integer twin of conv2d.wgsl. A padded cell is the input's zero point (as the CPU's im2col
-// writes it; the bias already holds −zp·Σw). Weights int8, packed 4 per u32 along the im2col
-// row r = (ky·kw + kx)·c + ci for each output channel (word o·⌈K/4⌉ + r/4, byte r % 4).
+// Kernel::QConv2d (one group), the integer twin of conv2d.wgsl. A padded cell is the input's
+// zero point, as in the CPU's im2col. wt: int8 packed 4 per u32 along r = (ky·kw + kx)·c + ci.
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) li: u32) {

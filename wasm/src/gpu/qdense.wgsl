@@ -1,7 +1,5 @@
-// Kernel::QDense: y[s, o] = epilogue(sum_k q(x[s, k]) · w[k, o], o) with exact i32 sums (k <=
-// MAX_QK keeps them in range). Weights int8, packed 4 per u32 along k for each output column
-// (word o·⌈k/4⌉ + k/4, byte k % 4, zero bytes past k), unpacked with shifts: no
-// packed-dot-product feature is required. One invocation per output value.
+// Kernel::QDense: y[s, o] = epilogue(sum_k q(x[s, k]) · w[k, o], o), exact i32 sums. w: int8
+// packed 4 per u32 along k per column (engine.rs pack_i8). One invocation per output value.
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) li: u32) {

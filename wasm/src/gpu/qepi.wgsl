@@ -1,29 +1,22 @@
-// Shared by qdense.wgsl and qconv2d.wgsl (kernels.rs prepends it): core/kernels/src/quant.rs's
-// integer arithmetic in 32-bit words, bit for bit (WGSL has no i64, and its i32 + and << wrap).
-// Uniform fields used: inv (f32 1/s_x, computed on the CPU), zp (input zero point), mode (0:
-// requantize, 1: dequantize), relu (dequantize only), ozp, lo, oscale (requantize only).
+// quant.rs's integer epilogue in 32-bit words, bit for bit (core/runtime/QUANT.md, "WebGPU").
 
 const IMIN: i32 = -2147483647 - 1;
 const IMAX: i32 = 2147483647;
 
-// An input value on the step's grid (f32 `s·(q − zp)`, as every producer writes it) back to
-// its code q. `v · (1/s)` is within ~4e-5 of the integer q − zp (three roundings of at most
-// 2^-24 relative, |q − zp| <= 255), far from a tie, so the rounding is exact without `/`.
+// An on-grid input s·(q − zp) back to q: v·(1/s) is within 4e-5 of an integer, so no `/`.
 fn code(v: f32) -> i32 {
   let t = round(clamp(v * p.inv, -512.0, 512.0));
   return clamp(i32(t) + i32(p.zp), 0, 255);
 }
 
-// a + b saturated to i32 (quant.rs sums in i64 and clamps): overflow iff both operands'
-// signs differ from the wrapped sum's.
+// a + b saturated (i32 + wraps): overflow iff both signs differ from the sum's.
 fn sat_add(a: i32, b: i32) -> i32 {
   let s = a + b;
   if (((a ^ s) & (b ^ s)) < 0) { return select(IMIN, IMAX, a >= 0); }
   return s;
 }
 
-// srdhm(x, m) = floor((x·m + 2^30) / 2^31) for m >= 0 (QUANT.md: equal to gemmlowp's nudged,
-// truncating form), the 64-bit product built from 16-bit limbs of |x| and m.
+// srdhm(x, m) = floor((x·m + 2^30) / 2^31), m >= 0, the i64 product from 16-bit limbs.
 fn srdhm(x: i32, m: i32) -> i32 {
   let bx = bitcast<u32>(x);
   let a = select(bx, 0u - bx, x < 0); // |x|; 2^31 for i32::MIN
@@ -40,13 +33,13 @@ fn srdhm(x: i32, m: i32) -> i32 {
   var lo = (mid << 16u) | (p0 & 0xffffu);
   var hi = p3 + (p1 >> 16u) + (p2 >> 16u) + (mid >> 16u);
   if (x < 0) {
-    // Two's complement of the 64-bit (hi, lo): the +1 carries into hi only when lo was 0.
+    // Negate (hi, lo): the +1 carries into hi only when lo was 0.
     lo = ~lo + 1u;
     hi = ~hi + select(0u, 1u, lo == 0u);
   }
   let lo2 = lo + 0x40000000u;
   hi = hi + select(0u, 1u, lo2 < lo);
-  // The quotient fits i32 (|x·m| < 2^62): its low word is bits 31..62 of the sum.
+  // The quotient fits i32: bits 31..62 of the sum.
   return bitcast<i32>((hi << 1u) | (lo2 >> 31u));
 }
 
@@ -58,13 +51,11 @@ fn rshift_round(x: i32, r: u32) -> i32 {
   return (x >> r) + select(0, 1, rem > thr);
 }
 
-// quant.rs `epilogue_row` for column c: `acc + bias[c]`, then requantized (Requant::apply, the
-// zero point, the clamp to [lo, 255], dequantized as s_out·(q − zp_out)) or dequantized.
+// quant.rs `epilogue_row` for column c.
 fn epilogue(acc: i32, c: u32) -> f32 {
   var x = sat_add(acc, bias[c]);
   if (p.mode == 1u) {
-    // `x as f32` rounded to nearest-even exactly: both parts are exact in f32, and the one
-    // add is correctly rounded (WGSL's i32 -> f32 conversion need not be, for |x| > 2^24).
+    // `x as f32` exactly: WGSL's i32 -> f32 need not round to nearest above 2^24.
     let v = (f32(x >> 16u) * 65536.0 + f32(x & 0xffff)) * dscale[c];
     return select(v, max(v, 0.0), p.relu != 0u);
   }
@@ -74,7 +65,7 @@ fn epilogue(acc: i32, c: u32) -> f32 {
     if (x > (IMAX >> l)) { x = IMAX; } else if (x < (IMIN >> l)) { x = IMIN; } else { x = x << l; }
   }
   let z = rshift_round(srdhm(x, mult[c]), u32(max(-sh, 0)));
-  // z + zp saturating, then [lo, 255]: with zp in 0..=255 clamping z to ±512 first is the same.
+  // = saturating z + zp, then [lo, 255] (zp in 0..=255).
   let q = clamp(clamp(z, -512, 512) + i32(p.ozp), i32(p.lo), 255);
   return f32(q - i32(p.ozp)) * p.oscale;
 }
