@@ -817,8 +817,11 @@ impl IRng {
     /// int8 weights `[k, cols]` with ±127 sprinkled in and column `zero_col` all zeros.
     fn weights(&mut self, k: usize, cols: usize, zero_col: usize) -> Vec<i8> {
         (0..k * cols)
-            .map(|i| if i % cols == zero_col { 0 } else if self.u(9) == 0 { if self.u(2) == 0 { 127 } else { -127 } } else { self.u(255) as i8 as i32 as i64 as i8 })
-            .map(|v: i8| v.max(-127))
+            .map(|i| match (i % cols == zero_col, self.u(9)) {
+                (true, _) => 0,
+                (false, 0) => if self.u(2) == 0 { 127 } else { -127 },
+                _ => (self.u(255) as i32 - 127) as i8,
+            })
             .collect()
     }
 }
