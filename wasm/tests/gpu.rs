@@ -976,7 +976,7 @@ fn integer_program_quantizes_input_and_softmax_like_the_cpu() {
 }
 
 /// What the WGSL cannot reproduce exactly is refused, so `'auto'` keeps it on the CPU: a
-/// Quantize of an intermediate value (WGSL's `/` is not correctly rounded).
+/// Quantize of an intermediate value (WGSL's `/` is not correctly rounded), a subnormal scale.
 #[test]
 fn intermediate_quantize_is_refused() {
     setup();
@@ -986,6 +986,12 @@ fn intermediate_quantize_is_refused() {
     let e = block_on(GpuCore::new(&p, 8)).err().expect("an intermediate Quantize was accepted by WebGPU");
     assert_eq!(e.code, "UNSUPPORTED", "{}", e.message);
     assert!(e.message.contains("Quantize") && e.message.contains("backend: 'cpu'"), "{}", e.message);
+    // A subnormal dequantization scale (a GPU may flush its products to zero).
+    let kernel = Kernel::QDense { k: 2, out: 1, weight: vec![1, 2], bias: vec![0], input: q, epi: QOut::Dequant { scale: vec![1e-40], relu: false } };
+    let p = program(vec![2], vec![2, 1], vec![step(kernel, vec![0], 1)], 1, 1);
+    let e = block_on(GpuCore::new(&p, 8)).err().expect("a subnormal scale was accepted by WebGPU");
+    assert_eq!(e.code, "UNSUPPORTED", "{}", e.message);
+    assert!(e.message.contains("not a normal f32"), "{}", e.message);
 }
 
 /// The default integer models (models/bitexact.json) on WebGPU give the CPU engine's output

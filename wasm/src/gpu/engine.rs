@@ -45,7 +45,7 @@ impl W<'_> {
     fn bytes(&self) -> Vec<u8> {
         match self {
             // Storage bindings cannot be empty: a zero-length tensor gets one unused word.
-            W::F(v) if v.is_empty() => vec![0; 4],
+            W::F([]) => vec![0; 4],
             W::U(v) if v.is_empty() => vec![0; 4],
             W::F(v) => f32_bytes(v),
             W::U(v) => params::bytes(v),
@@ -173,7 +173,7 @@ fn calls<'a>(i: usize, step: &'a Step, slots: &[usize]) -> Result<Vec<Call<'a>>,
     // exactly (1/s not a normal f32) is refused rather than run approximately.
     let qepi = |p: Params, input: QParams, epi: &QOut, cols: usize| -> Result<Params, WasmError> {
         let inv = 1.0f32 / input.scale;
-        if !(input.scale.is_normal() && input.scale > 0.0 && inv.is_normal()) || !(0..=255).contains(&input.zero_point) {
+        if !(input.scale.is_normal() && input.scale > 0.0 && inv.is_normal() && (0..=255).contains(&input.zero_point)) {
             return Err(unsupported(format!(
                 "{}: input grid scale {} / zero point {} is outside what the WebGPU integer kernels reproduce exactly",
                 label(i, step),
@@ -190,6 +190,11 @@ fn calls<'a>(i: usize, step: &'a Step, slots: &[usize]) -> Result<Vec<Call<'a>>,
                 if !(0..=255).contains(&out.zero_point) || !(0..=255).contains(lo) || !out.scale.is_finite() {
                     return Err(bad(i, step, format!("output grid scale {} / zero point {} / floor {lo} out of range", out.scale, out.zero_point)));
                 }
+                // A subnormal output scale could make `s_out · (q − zp)` subnormal, which GPUs may
+                // flush to zero: refused rather than run with other bits than the CPU's.
+                if !out.scale.is_normal() {
+                    return Err(unsupported(format!("{}: output grid scale {} is not a normal f32", label(i, step), out.scale)));
+                }
                 if let Some(m) = mult.iter().find(|m| m.mult < 0 || !(-31..=30).contains(&m.shift)) {
                     return Err(bad(i, step, format!("requantization multiplier {} / shift {} out of range", m.mult, m.shift)));
                 }
@@ -198,6 +203,10 @@ fn calls<'a>(i: usize, step: &'a Step, slots: &[usize]) -> Result<Vec<Call<'a>>,
             QOut::Dequant { scale, relu } => {
                 if scale.len() != cols {
                     return Err(bad(i, step, format!("{} dequantization scales for {cols} columns", scale.len())));
+                }
+                // |acc + bias| >= 1 unless 0, so a normal (or zero) scale never gives a subnormal.
+                if let Some(s) = scale.iter().find(|s| !(s.is_normal() || **s == 0.0)) {
+                    return Err(unsupported(format!("{}: dequantization scale {s} is not a normal f32", label(i, step))));
                 }
                 p.u("mode", 1)?.u("relu", usize::from(*relu))?.u("ozp", 0)?.u("lo", 0)?.f("oscale", 0.0)
             }
