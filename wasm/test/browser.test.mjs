@@ -127,7 +127,7 @@ test('Chromium with WebGPU (SwiftShader): WebGPU and CPU match native on all 2,0
   }
 });
 
-test('Chromium CPU engine: the integer models (models/bitexact.json) give the same output bits as every native kernel set', async (t) => {
+test('Chromium CPU and WebGPU engines: the integer models (models/bitexact.json) give the same output bits as every native kernel set', async (t) => {
   const { browser, page, errors } = await openPage(true);
   try {
     for (const [model, want] of Object.entries(bits)) {
@@ -138,10 +138,18 @@ test('Chromium CPU engine: the integer models (models/bitexact.json) give the sa
       t.diagnostic(`${model}: Chromium cpu ${got}, native ${want.digest}`);
       assert.equal(got, want.digest, `${model}: Chromium's CPU engine gives other output bits than native`);
       assert.equal(fnv1a(cpu.one), fnv1a(cpu.probs.slice(0, cpu.one.length)), `${model}: one by one differs from the batch`);
+      // The WGSL integer kernels (wasm/src/gpu/qdense.wgsl, qconv2d.wgsl, qepi.wgsl) on
+      // SwiftShader: the same bits, batched and one by one (core/runtime/QUANT.md, "WebGPU").
+      const gpu = await page.evaluate(runInPage, { model, backend: 'webgpu', from: 0, count: n, single: 20, maxBatch: 256 });
+      assert.equal(gpu.backend, 'webgpu');
+      assert.equal(gpu.batchBackend, 'webgpu');
+      const gotGpu = fnv1a(gpu.probs);
+      t.diagnostic(`${model}: Chromium webgpu ${gotGpu}, native ${want.digest}`);
+      assert.equal(gotGpu, want.digest, `${model}: Chromium's WebGPU engine gives other output bits than native`);
+      assert.equal(fnv1a(gpu.one), fnv1a(cpu.one), `${model}: WebGPU one by one differs from the CPU`);
     }
-    // No WGSL integer kernels yet: with an adapter that 'auto' would use (SwiftShader allowed),
-    // an integer model stays on the CPU even for a large batch, with the same bits; 'webgpu'
-    // refuses it, saying why and what to do.
+    // With an adapter 'auto' may use (SwiftShader allowed), a large batch of an integer model
+    // goes to the GPU, with the same bits as 'cpu'.
     const model = Object.keys(bits)[0];
     const r = await page.evaluate(async ({ model, k }) => {
       const { Model } = await import('/index.js');
@@ -150,20 +158,12 @@ test('Chromium CPU engine: the integer models (models/bitexact.json) give the sa
       const b = await m.predictBatch(all.subarray(0, k * 784), k);
       const out = { backend: m.backend, batchBackend: b.backend, probs: Array.from(b.probs) };
       m.dispose();
-      try {
-        await Model.load(model, { backend: 'webgpu', allowFallbackAdapter: true });
-        out.webgpu = 'loaded';
-      } catch (e) {
-        out.webgpu = { code: e.code, message: e.message };
-      }
       return out;
     }, { model, k: 128 });
-    assert.equal(r.backend, 'cpu', `${model} with 'auto' and a usable adapter`);
-    assert.equal(r.batchBackend, 'cpu');
+    assert.equal(r.backend, 'webgpu', `${model} with 'auto' and a usable adapter`);
+    assert.equal(r.batchBackend, 'webgpu');
     const cpu = await page.evaluate(runInPage, { model, backend: 'cpu', from: 0, count: 128, single: 0, maxBatch: 128 });
     assert.equal(fnv1a(r.probs), fnv1a(cpu.probs), `${model}: 'auto' differs from 'cpu'`);
-    assert.equal(r.webgpu?.code, 'UNSUPPORTED', JSON.stringify(r.webgpu));
-    assert.match(r.webgpu.message, /int8 kernels are not supported on WebGPU yet.*backend: 'cpu'/s);
     assert.deepEqual(errors, []);
   } finally {
     await browser.close();

@@ -782,30 +782,239 @@ fn hostile_sparse_weights_are_refused_at_load() {
     assert_eq!(run(&sp(w), &x, 2), run(&dense, &x, 2));
 }
 
-/// Int8 programs (`core/runtime/QUANT.md`) have no WGSL kernels yet: the engine refuses them at
-/// load, as UNSUPPORTED naming the step, so `backend: 'auto'` keeps such a model on the CPU.
+// ---------------------------------------------------------------- integer kernels (QUANT.md)
+
+use mdeploy_core::kernels::quant::{epilogue_row, QOut, QParams, Requant};
+
+/// Bit-for-bit equality of two f32 vectors, naming the first difference.
+fn same_bits(got: &[f32], want: &[f32], what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    let diff = got.iter().zip(want).filter(|(g, w)| g.to_bits() != w.to_bits()).count();
+    if let Some(i) = got.iter().zip(want).position(|(g, w)| g.to_bits() != w.to_bits()) {
+        panic!("{what}: {diff} of {} values differ in their bits; first at {i}: got {} ({:#x}), want {} ({:#x})", got.len(), got[i], got[i].to_bits(), want[i], want[i].to_bits());
+    }
+}
+
+/// The CPU executor's output for a hand-made program (the reference of the whole-program tests).
+fn cpu_plan(p: &Program, x: &[f32], n: usize) -> Vec<f32> {
+    let mut plan = mdeploy_core::Plan::from_program(p.clone(), 64, mdeploy_core::kernels::KernelSet::best(), 1 << 30).unwrap();
+    let mut y = vec![0.0f32; n * p.output_len];
+    plan.run(x, n, &mut y).unwrap();
+    y
+}
+
+struct IRng(u64);
+impl IRng {
+    fn u(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 33) % n
+    }
+    fn codes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.u(256) as u8).collect()
+    }
+    /// int8 weights `[k, cols]` with ±127 sprinkled in and column `zero_col` all zeros.
+    fn weights(&mut self, k: usize, cols: usize, zero_col: usize) -> Vec<i8> {
+        (0..k * cols)
+            .map(|i| match (i % cols == zero_col, self.u(9)) {
+                (true, _) => 0,
+                (false, 0) => if self.u(2) == 0 { 127 } else { -127 },
+                _ => (self.u(255) as i32 - 127) as i8,
+            })
+            .collect()
+    }
+}
+
+/// Requantization epilogues over 5 columns that hit every branch of `Requant::apply`: a plain
+/// multiplier, a left shift that saturates, a right shift of 31, the zero multiplier, and an
+/// ordinary one under a bias that saturates `acc + bias`.
+fn requant_cols(out: QParams, lo: i32) -> QOut {
+    let mult = [3.7e-4, 900.0, 2.0f64.powi(-31) * 1.5, 1e-12, 2.1e-2].iter().map(|&m| Requant::from_real(m).unwrap()).collect();
+    QOut::Requant { out, mult, lo }
+}
+
+/// The integer steps' reference: codes from the on-grid inputs, i64 sums, then `epilogue_row`
+/// (the specification in `core/kernels/src/quant.rs`). `rows` are the im2col rows of codes.
+fn int_ref(rows: &[Vec<u8>], w: &[i8], cols: usize, bias: &[i32], epi: &QOut) -> Vec<f32> {
+    let mut y = vec![0.0f32; rows.len() * cols];
+    for (r, row) in rows.iter().enumerate() {
+        let acc: Vec<i32> = (0..cols).map(|c| row.iter().enumerate().map(|(k, &q)| i64::from(q) * i64::from(w[k * cols + c])).sum::<i64>() as i32).collect();
+        epilogue_row(&acc, bias, epi, &mut y[r * cols..(r + 1) * cols]);
+    }
+    y
+}
+
 #[test]
-fn int8_kernels_are_refused_not_run() {
-    use mdeploy_core::lower::{QOut, QParams};
+fn qdense_matches_the_integer_spec_bit_for_bit() {
+    let (k, cols, n) = (37, 5, 4); // k not a multiple of 4: the packed words' padding bytes
+    let xg = QParams { scale: 0.0173, zero_point: 91 };
+    let mut r = IRng(7);
+    let w = r.weights(k, cols, 2);
+    let codes = r.codes(n * k);
+    let x: Vec<f32> = codes.iter().map(|&q| xg.dequantize(i32::from(q))).collect();
+    let rows: Vec<Vec<u8>> = codes.chunks(k).map(|c| c.to_vec()).collect();
+    // Column 3's bias saturates acc + bias upward, column 4's downward.
+    let bias = vec![-91 * 3, 12_345, 0, i32::MAX - 5, i32::MIN + 7];
+    for (what, epi) in [
+        ("requantized", requant_cols(QParams { scale: 0.05, zero_point: 3 }, 0)),
+        ("requantized, ReLU floor", requant_cols(QParams { scale: 0.05, zero_point: 200 }, 200)),
+        ("dequantized", QOut::Dequant { scale: vec![1e-3, 0.37, 1.0, 3e-9, 7.5], relu: false }),
+        ("dequantized, ReLU", QOut::Dequant { scale: vec![1e-3, 0.37, 1.0, 3e-9, 7.5], relu: true }),
+    ] {
+        let kernel = Kernel::QDense { k, out: cols, weight: w.clone(), bias: bias.clone(), input: xg, epi: epi.clone() };
+        let p = program(vec![k], vec![k, cols], vec![step(kernel, vec![0], 1)], 1, cols);
+        same_bits(&run(&p, &x, n), &int_ref(&rows, &w, cols, &bias, &epi), what);
+    }
+    // Sums beyond 2^24 through the dequantized path (WGSL's i32 -> f32 need not round there).
+    let big = vec![(1 << 30) + 12_345_679, -(1 << 29) - 77_777_777, 16_777_217, -16_777_219, 33_554_435];
+    let epi = QOut::Dequant { scale: vec![1.0; cols], relu: false };
+    let kernel = Kernel::QDense { k, out: cols, weight: w.clone(), bias: big.clone(), input: xg, epi: epi.clone() };
+    let p = program(vec![k], vec![k, cols], vec![step(kernel, vec![0], 1)], 1, cols);
+    same_bits(&run(&p, &x, n), &int_ref(&rows, &w, cols, &big, &epi), "dequantized sums beyond 2^24");
+}
+
+/// The requantization's ties and extremes, one column per case: k = 1, the input code 0, so
+/// `acc + bias` is the column's bias; every integer in −700..=700 through multipliers whose
+/// `srdhm` and rounding shift both hit ties (0.5, 0.125, 0.75, 1.5 · 2^−10: QUANT.md's double
+/// rounding `1535 · 2^−10`), and i32 extremes through a saturating left shift.
+#[test]
+fn requantization_ties_and_extremes_match_the_spec() {
+    let mut bias = Vec::new();
+    let mut mult = Vec::new();
+    for m in [0.5, 0.125, 0.75, 1.5 * 2f64.powi(-10)] {
+        for x in -700..=700 {
+            bias.push(x);
+            mult.push(Requant::from_real(m).unwrap());
+        }
+    }
+    for x in [i32::MAX, i32::MIN, i32::MAX / 3, i32::MIN / 3 - 1, 1 << 20, -(1 << 20) - 1] {
+        for m in [900.0, 3.0, 1e-9, 2f64.powi(-31) * 1.5] {
+            bias.push(x);
+            mult.push(Requant::from_real(m).unwrap());
+        }
+    }
+    let cols = bias.len();
+    let xg = QParams { scale: 1.0, zero_point: 0 };
+    let epi = QOut::Requant { out: QParams { scale: 1.0, zero_point: 128 }, mult, lo: 0 };
+    let weight = vec![1i8; cols];
+    let kernel = Kernel::QDense { k: 1, out: cols, weight: weight.clone(), bias: bias.clone(), input: xg, epi: epi.clone() };
+    let p = program(vec![1], vec![1, cols], vec![step(kernel, vec![0], 1)], 1, cols);
+    same_bits(&run(&p, &[0.0], 1), &int_ref(&[vec![0u8]], &weight, cols, &bias, &epi), "requantization ties and extremes");
+}
+
+#[test]
+fn qconv2d_padded_strided_dilated_matches_the_integer_spec() {
+    let (c, h, wd, oc) = (3, 7, 6, 5);
+    let (kh, kw, sh, sw, dh, dw) = (3, 2, 2, 1, 1, 2);
+    let pad = [1, 2, 2, 1];
+    let oh = (h + pad[0] + pad[2] - dh * (kh - 1) - 1) / sh + 1;
+    let ow = (wd + pad[1] + pad[3] - dw * (kw - 1) - 1) / sw + 1;
+    let win = Window { c, h, w: wd, kh, kw, sh, sw, pad, dh, dw, oh, ow };
+    let xg = QParams { scale: 0.0041, zero_point: 17 };
+    let mut r = IRng(11);
+    let kk = kh * kw * c;
+    let w = r.weights(kk, oc, 1);
+    let n = 3;
+    let codes = r.codes(n * h * wd * c); // HWC
+    let x: Vec<f32> = codes.iter().map(|&q| xg.dequantize(i32::from(q))).collect();
+    // im2col in (ky, kx, ci) order; padded cells are the zero point.
+    let mut rows = Vec::new();
+    for s in 0..n {
+        for oy in 0..oh {
+            for ox in 0..ow {
+                let mut row = Vec::with_capacity(kk);
+                for ky in 0..kh {
+                    for kx in 0..kw {
+                        let yy = (oy * sh + ky * dh) as isize - pad[0] as isize;
+                        let xx = (ox * sw + kx * dw) as isize - pad[1] as isize;
+                        for ci in 0..c {
+                            let inside = yy >= 0 && yy < h as isize && xx >= 0 && xx < wd as isize;
+                            row.push(if inside { codes[s * h * wd * c + (yy as usize * wd + xx as usize) * c + ci] } else { 17 });
+                        }
+                    }
+                }
+                rows.push(row);
+            }
+        }
+    }
+    let bias = vec![-17 * 5, 999, 0, i32::MAX - 1, -40_000];
+    for (what, epi) in [
+        ("requantized, ReLU floor", requant_cols(QParams { scale: 0.02, zero_point: 9 }, 9)),
+        ("dequantized", QOut::Dequant { scale: vec![0.5, 1e-4, 2.0, 1e-9, 0.031], relu: false }),
+    ] {
+        let kernel = Kernel::QConv2d { win, out_c: oc, weight: w.clone(), bias: bias.clone(), input: xg, epi: epi.clone() };
+        let p = program(vec![h * wd * c], vec![h * wd * c, oh * ow * oc], vec![step(kernel, vec![0], 1)], 1, oh * ow * oc);
+        same_bits(&run(&p, &x, n), &int_ref(&rows, &w, oc, &bias, &epi), what);
+    }
+}
+
+/// A whole integer program as the lowering writes them (Quantize of the input, requantizing
+/// QDense, dequantizing QDense, Softmax in place) against the CPU executor, on inputs that are
+/// off the grid: exact ties of `x / s`, negatives, values far beyond the range.
+#[test]
+fn integer_program_quantizes_input_and_softmax_like_the_cpu() {
+    let (k, h, o, n) = (23, 9, 6, 7);
+    let xg = QParams { scale: 0.25, zero_point: 40 };
+    let hg = QParams { scale: 0.11, zero_point: 5 };
+    let mut r = IRng(5);
+    let w1 = r.weights(k, h, 4);
+    let w2 = r.weights(h, o, 0);
+    let mult1: Vec<Requant> = (0..h).map(|c| Requant::from_real(0.25 * (0.004 + c as f64 * 1e-3) / 0.11).unwrap()).collect();
+    let steps = vec![
+        step(Kernel::Quantize { len: k, q: xg }, vec![0], 1),
+        step(Kernel::QDense { k, out: h, weight: w1, bias: (0..h as i32).map(|c| c * 37 - 100).collect(), input: xg, epi: QOut::Requant { out: hg, mult: mult1, lo: 5 } }, vec![1], 2),
+        step(Kernel::QDense { k: h, out: o, weight: w2, bias: vec![3, -2, 1000, 0, -77, 5], input: hg, epi: QOut::Dequant { scale: vec![0.01, 0.02, 0.005, 0.03, 0.011, 0.017], relu: false } }, vec![2], 3),
+        step(Kernel::Softmax { len: o }, vec![3], 3),
+    ];
+    let p = program(vec![k], vec![k, k, h, o], steps, 3, o);
+    // Ties (0.125 = half a step, 0.375, …), −0, values that clamp, ordinary values.
+    let x: Vec<f32> = (0..n * k).map(|i| match i % 5 { 0 => (i as f32 - 60.0) * 0.125, 1 => -0.0, 2 => 1e6 * if i % 2 == 0 { 1.0 } else { -1.0 }, _ => (i as f32 * 0.731).sin() * 20.0 }).collect();
+    let e = engine(&p, 64);
+    let got = block_on(e.run(&x, n)).unwrap();
+    same_bits(&got, &cpu_plan(&p, &x, n), "Quantize > QDense > QDense > Softmax");
+}
+
+/// What the WGSL cannot reproduce exactly is refused, so `'auto'` keeps it on the CPU: a
+/// Quantize of an intermediate value (WGSL's `/` is not correctly rounded), a subnormal scale.
+#[test]
+fn intermediate_quantize_is_refused() {
     setup();
     let q = QParams { scale: 1.0 / 255.0, zero_point: 0 };
-    let quantize = step(Kernel::Quantize { len: 4, q }, vec![0], 1);
-    // Each step on its own (a program stops at its first refused step).
-    let dense = Kernel::QDense {
-        k: 4,
-        out: 2,
-        weight: vec![1, -1, 127, -127, 0, 5, 3, 2],
-        bias: vec![0, 0],
-        input: q,
-        epi: QOut::Dequant { scale: vec![0.01, 0.01], relu: false },
-    };
-    for (steps, slots, out, len) in [
-        (vec![quantize.clone()], vec![4, 4], 1, 4),
-        (vec![step(dense, vec![0], 1)], vec![4, 2], 1, 2),
-    ] {
-        let p = program(vec![4], slots, steps, out, len);
-        let e = block_on(GpuCore::new(&p, 8)).err().expect("an int8 program was accepted by WebGPU");
-        assert_eq!(e.code, "UNSUPPORTED", "{}", e.message);
-        assert!(e.message.contains("not supported on WebGPU") && e.message.contains("backend: 'cpu'"), "{}", e.message);
+    let steps = vec![step(Kernel::Act { act: Act::Relu, len: 4 }, vec![0], 1), step(Kernel::Quantize { len: 4, q }, vec![1], 2)];
+    let p = program(vec![4], vec![4, 4, 4], steps, 2, 4);
+    let e = block_on(GpuCore::new(&p, 8)).err().expect("an intermediate Quantize was accepted by WebGPU");
+    assert_eq!(e.code, "UNSUPPORTED", "{}", e.message);
+    assert!(e.message.contains("Quantize") && e.message.contains("backend: 'cpu'"), "{}", e.message);
+    // A subnormal dequantization scale (a GPU may flush its products to zero).
+    let kernel = Kernel::QDense { k: 2, out: 1, weight: vec![1, 2], bias: vec![0], input: q, epi: QOut::Dequant { scale: vec![1e-40], relu: false } };
+    let p = program(vec![2], vec![2, 1], vec![step(kernel, vec![0], 1)], 1, 1);
+    let e = block_on(GpuCore::new(&p, 8)).err().expect("a subnormal scale was accepted by WebGPU");
+    assert_eq!(e.code, "UNSUPPORTED", "{}", e.message);
+    assert!(e.message.contains("not a normal f32"), "{}", e.message);
+}
+
+/// The default integer models (models/bitexact.json) on WebGPU give the CPU engine's output
+/// bits on the fixed split's 2,000 test digits.
+#[test]
+fn integer_default_models_give_the_cpu_bits() {
+    let (xs, labels) = mdeploy_testkit::mnist::test_digits().unwrap_or_else(|e| panic!("{e}"));
+    let n = labels.len();
+    assert_eq!(n, 2000);
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models");
+    for name in ["mnist-mlp-int8.mdm", "mnist-cnn-int8.mdm", "mnist-mlp-int4.mdm"] {
+        let bytes = std::fs::read(root.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let model = mdeploy_core::format::read(&bytes).unwrap();
+        let program = mdeploy_wasm::gpu::program_for(&model).unwrap();
+        let integer = program.steps.iter().filter(|s| matches!(s.kernel, Kernel::QDense { .. } | Kernel::QConv2d { .. })).count();
+        assert!(integer >= 2, "{name}: only {integer} integer steps");
+        let mut cpu = mdeploy_wasm::engine::EngineCore::new(&bytes, "cpu", 256).unwrap();
+        let want = cpu.run(&xs, n).unwrap();
+        let e = engine(&program, 256);
+        let got = block_on(e.run(&xs, n)).unwrap_or_else(|err| panic!("{name}: {err}"));
+        same_bits(&got, &want, name);
+        // The digest as native_ref and the JS suites write it (one FNV-1a step per f32 word).
+        let fnv = got.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, v| (h ^ u64::from(v.to_bits())).wrapping_mul(0x100_0000_01b3));
+        eprintln!("{name}: {integer} integer steps, 2000 digits, WebGPU = CPU bits, FNV-1a {fnv:016x}");
     }
 }

@@ -13,7 +13,9 @@ use super::kernels::{self, Def, WG};
 use super::params::{self, Params};
 use super::program::program_for;
 use crate::error::{WasmError, NO_WEBGPU};
-use mdeploy_core::lower::{BinOp, Kernel, PoolKind, Program, Step};
+use mdeploy_core::kernels::generic::generic_softmax_f32::softmax_rows;
+use mdeploy_core::kernels::quant::MAX_QK;
+use mdeploy_core::lower::{BinOp, Kernel, PoolKind, Program, QOut, QParams, Step};
 use mdeploy_core::Model;
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -32,6 +34,25 @@ struct Dispatch {
     per_sample: u64,
 }
 
+/// A weight buffer's contents: f32 values as they are, or the integer kernels' words (packed
+/// int8, i32 biases and multipliers), uploaded as their bits.
+enum W<'a> {
+    F(&'a [f32]),
+    U(Vec<u32>),
+}
+
+impl W<'_> {
+    fn bytes(&self) -> Vec<u8> {
+        match self {
+            // Storage bindings cannot be empty: a zero-length tensor gets one unused word.
+            W::F([]) => vec![0; 4],
+            W::U(v) if v.is_empty() => vec![0; 4],
+            W::F(v) => f32_bytes(v),
+            W::U(v) => params::bytes(v),
+        }
+    }
+}
+
 /// What a step asks of the GPU before buffers exist: a kernel, its uniform, the slots it binds
 /// (output first) and its weights.
 struct Call<'a> {
@@ -41,7 +62,7 @@ struct Call<'a> {
     output: usize,
     /// Slots bound as read-only inputs (in place: without input 0, which the kernel reads as `y`).
     inputs: Vec<usize>,
-    weights: Vec<&'a [f32]>,
+    weights: Vec<W<'a>>,
     per_sample: usize,
 }
 
@@ -54,11 +75,18 @@ pub struct GpuCore {
     weights: Vec<wgpu::Buffer>,
     readback: wgpu::Buffer,
     input_slot: usize,
-    output_slot: usize,
     input_len: usize,
     input_shape: Vec<usize>,
     output_len: usize,
     chunk: usize,
+    /// The grid of a `Quantize` step that reads the program input: applied on the CPU to the
+    /// input before upload (QUANT.md, "WebGPU": exact, where WGSL's `/` is not).
+    input_q: Option<QParams>,
+    /// The slot read back: the output slot, or the input of a trailing Softmax run on the CPU.
+    read_slot: usize,
+    /// A trailing Softmax of an integer program, run on the CPU after readback with the CPU
+    /// engine's own function (`libm::expf`; WGSL's `exp` is not correctly rounded).
+    cpu_softmax: Option<usize>,
     /// The sample count the uniforms currently hold (0: never written).
     uniform_n: Cell<usize>,
     adapter: String,
@@ -130,8 +158,78 @@ fn calls<'a>(i: usize, step: &'a Step, slots: &[usize]) -> Result<Vec<Call<'a>>,
         let (code, x, y) = kernels::act_words(a);
         p.u("act", code)?.f("act_a", x)?.f("act_b", y)
     };
+    let weights_len_i8 = |w: &[i8], k: usize, cols: usize| -> Result<(), WasmError> {
+        let want = k * cols;
+        if w.len() != want {
+            return Err(bad(i, step, format!("the int8 weight has {} values, expected {want}", w.len())));
+        }
+        // The sums are exact in i32 only for k <= MAX_QK (as on the CPU, whose lowering checks it).
+        if k > MAX_QK {
+            return Err(bad(i, step, format!("an integer product over more than {MAX_QK} terms")));
+        }
+        Ok(())
+    };
+    // The input grid and the epilogue's uniform fields; a grid the WGSL cannot reproduce
+    // exactly (1/s not a normal f32) is refused rather than run approximately.
+    let qepi = |p: Params, input: QParams, epi: &QOut, cols: usize| -> Result<Params, WasmError> {
+        let inv = 1.0f32 / input.scale;
+        if !(input.scale.is_normal() && input.scale > 0.0 && inv.is_normal() && (0..=255).contains(&input.zero_point)) {
+            return Err(unsupported(format!(
+                "{}: input grid scale {} / zero point {} is outside what the WebGPU integer kernels reproduce exactly",
+                label(i, step),
+                input.scale,
+                input.zero_point
+            )));
+        }
+        let p = p.f("inv", inv)?.u("zp", input.zero_point as usize)?;
+        match epi {
+            QOut::Requant { out, mult, lo } => {
+                if mult.len() != cols {
+                    return Err(bad(i, step, format!("{} requantization multipliers for {cols} columns", mult.len())));
+                }
+                if !(0..=255).contains(&out.zero_point) || !(0..=255).contains(lo) || !out.scale.is_finite() {
+                    return Err(bad(i, step, format!("output grid scale {} / zero point {} / floor {lo} out of range", out.scale, out.zero_point)));
+                }
+                // A subnormal output scale could make `s_out · (q − zp)` subnormal, which GPUs may
+                // flush to zero: refused rather than run with other bits than the CPU's.
+                if !out.scale.is_normal() {
+                    return Err(unsupported(format!("{}: output grid scale {} is not a normal f32", label(i, step), out.scale)));
+                }
+                if let Some(m) = mult.iter().find(|m| m.mult < 0 || !(-31..=30).contains(&m.shift)) {
+                    return Err(bad(i, step, format!("requantization multiplier {} / shift {} out of range", m.mult, m.shift)));
+                }
+                p.u("mode", 0)?.u("relu", 0)?.u("ozp", out.zero_point as usize)?.u("lo", *lo as usize)?.f("oscale", out.scale)
+            }
+            QOut::Dequant { scale, relu } => {
+                if scale.len() != cols {
+                    return Err(bad(i, step, format!("{} dequantization scales for {cols} columns", scale.len())));
+                }
+                // |acc + bias| >= 1 unless 0, so a normal (or zero) scale never gives a subnormal.
+                if let Some(s) = scale.iter().find(|s| !(s.is_normal() || **s == 0.0)) {
+                    return Err(unsupported(format!("{}: dequantization scale {s} is not a normal f32", label(i, step))));
+                }
+                p.u("mode", 1)?.u("relu", usize::from(*relu))?.u("ozp", 0)?.u("lo", 0)?.f("oscale", 0.0)
+            }
+        }
+    };
+    // bias, mult, shift, dscale, as qepi.wgsl binds them (the unused ones of a mode zero-filled).
+    let qepi_weights = |bias: &[i32], epi: &'a QOut, cols: usize| -> Result<Vec<W<'a>>, WasmError> {
+        if bias.len() != cols {
+            return Err(bad(i, step, format!("the integer bias has {} values, expected {cols}", bias.len())));
+        }
+        let bits = |v: &[i32]| v.iter().map(|&b| b as u32).collect::<Vec<u32>>();
+        Ok(match epi {
+            QOut::Requant { mult, .. } => vec![
+                W::U(bits(bias)),
+                W::U(mult.iter().map(|m| m.mult as u32).collect()),
+                W::U(mult.iter().map(|m| m.shift as u32).collect()),
+                W::U(vec![0; cols]),
+            ],
+            QOut::Dequant { scale, .. } => vec![W::U(bits(bias)), W::U(vec![0; cols]), W::U(vec![0; cols]), W::F(scale)],
+        })
+    };
     let x = step.inputs[0];
-    let one = |def: &'static Def, params: Params, weights: Vec<&'a [f32]>, per_sample: usize| -> Result<Vec<Call<'a>>, WasmError> {
+    let one = |def: &'static Def, params: Params, weights: Vec<W<'a>>, per_sample: usize| -> Result<Vec<Call<'a>>, WasmError> {
         let words = params.finish(&["n"])?;
         let inputs = step.inputs[usize::from(in_place)..].to_vec();
         Ok(vec![Call { def, in_place, words, output: step.output, inputs, weights, per_sample }])
@@ -144,10 +242,48 @@ fn calls<'a>(i: usize, step: &'a Step, slots: &[usize]) -> Result<Vec<Call<'a>>,
             "{}: binary kernels are not supported on WebGPU yet (the model was quantized with `mdeploy quantize --bits 1`)",
             label(i, step)
         ))),
-        Kernel::Quantize { .. } | Kernel::QDense { .. } | Kernel::QConv2d { .. } => Err(unsupported(format!(
-            "{}: int8 kernels are not supported on WebGPU yet (the model was quantized with `mdeploy quantize`)",
+        // GpuCore::new runs a Quantize of the program input on the CPU; any other would need
+        // WGSL's inexact `/` on off-grid values (QUANT.md, "WebGPU").
+        Kernel::Quantize { .. } => Err(unsupported(format!(
+            "{}: WebGPU quantizes only the model input (on the CPU, before upload); this Quantize reads an \
+             intermediate value",
             label(i, step)
         ))),
+        Kernel::QDense { k, out, weight, bias, input, epi } => {
+            weights_len_i8(weight, *k, *out)?;
+            fits(x, *k, "reads")?;
+            fits(step.output, *out, "writes")?;
+            let p = qepi(Params::new(name, kernels::QDENSE.spec()).u("k", *k)?.u("out", *out)?, *input, epi, *out)?;
+            let mut ws = vec![W::U(pack_i8(weight, *k, *out))];
+            ws.extend(qepi_weights(bias, epi, *out)?);
+            one(&kernels::QDENSE, p, ws, *out)
+        }
+        Kernel::QConv2d { win, out_c, weight, bias, input, epi } => {
+            let kk = win.kh * win.kw * win.c;
+            weights_len_i8(weight, kk, *out_c)?;
+            fits(x, win.c * win.h * win.w, "reads")?;
+            let out = win.oh * win.ow * out_c;
+            fits(step.output, out, "writes")?;
+            let p = Params::new(name, kernels::QCONV2D.spec())
+                .u("c", win.c)?
+                .u("h", win.h)?
+                .u("w", win.w)?
+                .u("kh", win.kh)?
+                .u("kw", win.kw)?
+                .u("sh", win.sh)?
+                .u("sw", win.sw)?
+                .u("pt", win.pad[0])?
+                .u("pl", win.pad[1])?
+                .u("dh", win.dh)?
+                .u("dw", win.dw)?
+                .u("oh", win.oh)?
+                .u("ow", win.ow)?
+                .u("oc", *out_c)?;
+            let p = qepi(p, *input, epi, *out_c)?;
+            let mut ws = vec![W::U(pack_i8(weight, kk, *out_c))];
+            ws.extend(qepi_weights(bias, epi, *out_c)?);
+            one(&kernels::QCONV2D, p, ws, out)
+        }
         Kernel::Transpose { c, hw, to_hwc } => {
             let len = c * hw;
             fits(x, len, "reads")?;
@@ -161,7 +297,7 @@ fn calls<'a>(i: usize, step: &'a Step, slots: &[usize]) -> Result<Vec<Call<'a>>,
             fits(x, *k, "reads")?;
             fits(step.output, *out, "writes")?;
             let p = act(Params::new(name, kernels::DENSE.spec()).u("k", *k)?.u("out", *out)?, *a)?;
-            one(&kernels::DENSE, p, vec![weight, bias], *out)
+            one(&kernels::DENSE, p, vec![W::F(weight), W::F(bias)], *out)
         }
         Kernel::Conv2d { win, out_c, groups, weight, bias, act: a } => {
             let g = *groups;
@@ -189,7 +325,7 @@ fn calls<'a>(i: usize, step: &'a Step, slots: &[usize]) -> Result<Vec<Call<'a>>,
                 .u("ow", win.ow)?
                 .u("oc", *out_c)?
                 .u("groups", g)?;
-            one(&kernels::CONV2D, act(p, *a)?, vec![weight, bias], out)
+            one(&kernels::CONV2D, act(p, *a)?, vec![W::F(weight), W::F(bias)], out)
         }
         Kernel::SparseDense { .. } | Kernel::BlockSparseDense { .. } | Kernel::SparseConv2d { .. } => {
             Err(bad(i, step, "a sparse kernel reached the GPU encoder; GpuCore::new densifies them first (a bug)".into()))
@@ -266,7 +402,7 @@ fn calls<'a>(i: usize, step: &'a Step, slots: &[usize]) -> Result<Vec<Call<'a>>,
             fits(x, c * hw, "reads")?;
             fits(step.output, c * hw, "writes")?;
             let p = act(Params::new(name, kernels::AFFINE.spec()).u("c", *c)?.u("hw", *hw)?, *a)?;
-            one(&kernels::AFFINE, p, vec![scale, shift], c * hw)
+            one(&kernels::AFFINE, p, vec![W::F(scale), W::F(shift)], c * hw)
         }
         Kernel::Softmax { len } => {
             fits(x, *len, "reads")?;
@@ -287,6 +423,19 @@ fn calls<'a>(i: usize, step: &'a Step, slots: &[usize]) -> Result<Vec<Call<'a>>,
             one(&kernels::COPY, p, vec![], *len)
         }
     }
+}
+
+/// Int8 weights `[k, cols]` row-major as qdense/qconv2d.wgsl read them: per column, 4 codes
+/// per u32 along k (byte t of word j is row 4j + t), zero bytes past k.
+fn pack_i8(w: &[i8], k: usize, cols: usize) -> Vec<u32> {
+    let k4 = k.div_ceil(4);
+    let mut out = vec![0u32; k4 * cols];
+    for (r, row) in w.chunks_exact(cols.max(1)).enumerate().take(k) {
+        for (c, &v) in row.iter().enumerate() {
+            out[c * k4 + r / 4] |= u32::from(v as u8) << (8 * (r % 4));
+        }
+    }
+    out
 }
 
 impl GpuCore {
@@ -351,9 +500,45 @@ impl GpuCore {
         } else {
             program
         };
+        // Integer programs (QUANT.md, "WebGPU"): a Quantize of the program input runs on the CPU
+        // before upload (its `x / s` must be IEEE-exact), its step becomes a copy; a trailing
+        // Softmax runs on the CPU after readback (its `exp` must be `libm::expf`).
+        let integer = program.steps.iter().any(|s| matches!(s.kernel, Kernel::QDense { .. } | Kernel::QConv2d { .. }));
+        let readers = |slot: usize| program.steps.iter().filter(|s| s.inputs.contains(&slot)).count();
+        let mut input_q = None;
+        let mut cpu_softmax = None;
+        let mut read_slot = program.output_slot;
         let mut plan: Vec<Call> = Vec::new();
+        let last = program.steps.len().wrapping_sub(1);
         for (i, step) in program.steps.iter().enumerate() {
-            plan.extend(calls(i, step, slots)?);
+            match &step.kernel {
+                Kernel::Quantize { len, q }
+                    if step.inputs == [program.input_slot]
+                        && readers(program.input_slot) == 1
+                        && !program.steps[..i].iter().any(|s| s.output == program.input_slot) =>
+                {
+                    if *len > program.input_len || slots.get(step.output).is_none_or(|&have| have < *len) {
+                        return Err(bad(i, step, format!("quantizes {len} values of a {}-value input", program.input_len)));
+                    }
+                    if !(q.scale.is_finite() && q.scale > 0.0 && (0..=255).contains(&q.zero_point)) {
+                        return Err(bad(i, step, format!("grid scale {} / zero point {} out of range", q.scale, q.zero_point)));
+                    }
+                    input_q = Some(*q);
+                    if step.output != step.inputs[0] && *len > 0 {
+                        let words = Params::new("Copy", kernels::COPY.spec()).u("len", *len)?.finish(&["n"])?;
+                        plan.push(Call { def: &kernels::COPY, in_place: false, words, output: step.output, inputs: step.inputs.clone(), weights: vec![], per_sample: *len });
+                    }
+                }
+                Kernel::Softmax { len } if integer && i == last && step.output == program.output_slot && *len == program.output_len => {
+                    let from = step.inputs.first().copied().unwrap_or(step.output);
+                    if slots.get(from).is_none_or(|&have| have < *len) {
+                        return Err(bad(i, step, format!("reads {len} floats per sample from slot {from}, which is smaller")));
+                    }
+                    read_slot = from;
+                    cpu_softmax = Some(*len);
+                }
+                _ => plan.extend(calls(i, step, slots)?),
+            }
         }
 
         #[cfg(target_arch = "wasm32")]
@@ -482,11 +667,9 @@ impl GpuCore {
             });
             let first_weight = weights.len();
             for (w, name) in call.weights.iter().zip(def.weights) {
-                // Storage bindings cannot be empty: a zero-length tensor gets one unused float.
-                let data: &[f32] = if w.is_empty() { &[0.0] } else { w };
                 weights.push(device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
                     label: Some(name),
-                    contents: &f32_bytes(data),
+                    contents: &w.bytes(),
                     usage: wgpu::BufferUsages::STORAGE,
                 }));
             }
@@ -516,11 +699,13 @@ impl GpuCore {
             weights,
             readback,
             input_slot: program.input_slot,
-            output_slot: program.output_slot,
             input_len: program.input_len,
             input_shape: program.input_shape.clone(),
             output_len: program.output_len,
             chunk,
+            input_q,
+            read_slot,
+            cpu_softmax,
             uniform_n: Cell::new(0),
             adapter: format!("{} ({:?})", info.name, info.backend),
             lost,
@@ -612,7 +797,13 @@ impl GpuCore {
             self.check_alive()?;
             let nb = (n - done).min(self.chunk);
             if il > 0 {
-                self.queue.write_buffer(&self.slots[self.input_slot], 0, &f32_bytes(&input[done * il..(done + nb) * il]));
+                let chunk_in = &input[done * il..(done + nb) * il];
+                let bytes = match self.input_q {
+                    // quant.rs's own functions: the same codes as the CPU engine, on the grid.
+                    Some(q) => chunk_in.iter().flat_map(|&v| q.dequantize(i32::from(q.quantize(v))).to_le_bytes()).collect(),
+                    None => f32_bytes(chunk_in),
+                };
+                self.queue.write_buffer(&self.slots[self.input_slot], 0, &bytes);
             }
             if self.uniform_n.get() != nb {
                 for d in &self.dispatches {
@@ -639,7 +830,7 @@ impl GpuCore {
             }
             let bytes = (nb * ol * 4) as u64;
             if bytes > 0 {
-                enc.copy_buffer_to_buffer(&self.slots[self.output_slot], 0, &self.readback, 0, bytes);
+                enc.copy_buffer_to_buffer(&self.slots[self.read_slot], 0, &self.readback, 0, bytes);
             }
             self.queue.submit([enc.finish()]);
             if bytes == 0 {
@@ -677,6 +868,9 @@ impl GpuCore {
                 }
             }
             self.readback.unmap();
+            if let Some(len) = self.cpu_softmax {
+                softmax_rows(&mut out[done * ol..(done + nb) * ol], len);
+            }
             done += nb;
         }
         Ok(out)

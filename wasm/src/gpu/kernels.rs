@@ -22,7 +22,11 @@ pub struct Def {
     /// Read-only storage inputs that are activations (slots), bound after `y` in this order.
     pub inputs: &'static [&'static str],
     /// Read-only storage inputs uploaded once at load (weights), bound after the inputs.
+    /// `name` is an `array<f32>`; `name:u32` / `name:i32` an array of that type (the integer
+    /// kernels' packed weights, biases and multipliers, uploaded as their bits).
     pub weights: &'static [&'static str],
+    /// WGSL prepended to the kernel file after the declarations (the integer epilogue).
+    pub prelude: &'static str,
     pub act: bool,
     /// Reads its first input through `ld(i)`, so the same source can run in place (input 0 is
     /// then the output buffer itself, read through `y`: WebGPU forbids binding one buffer both
@@ -39,6 +43,7 @@ macro_rules! def {
             params: &[$(($f, Ty::$t)),*],
             inputs: &[$($i),*],
             weights: &[$($w),*],
+            prelude: "",
             act: false,
             in_place: $ip,
         }
@@ -50,6 +55,7 @@ macro_rules! def {
             params: &[$(($f, Ty::$t)),*, ("act", Ty::U32), ("act_a", Ty::F32), ("act_b", Ty::F32)],
             inputs: &[$($i),*],
             weights: &[$($w),*],
+            prelude: "",
             act: true,
             in_place: $ip,
         }
@@ -74,8 +80,26 @@ pub const AFFINE: Def = def!("affine", ["n": U32, "c": U32, "hw": U32], inputs [
 pub const SOFTMAX: Def = def!("softmax", ["n": U32, "len": U32], inputs ["x"], weights [], act false, in_place true);
 pub const COPY: Def = def!("copy", ["n": U32, "len": U32], inputs ["x"], weights [], act false, in_place false);
 
+/// The integer kernels' shared uniform tail (`qepi.wgsl`): the input grid (`inv` = 1/s_x, `zp`)
+/// and the epilogue (`mode` 0 requantize / 1 dequantize, `relu`, `ozp`, `lo`, `oscale`).
+const QEPI: &str = include_str!("qepi.wgsl");
+pub const QDENSE: Def = Def {
+    prelude: QEPI,
+    ..def!("qdense",
+        ["n": U32, "k": U32, "out": U32, "inv": F32, "zp": U32, "mode": U32, "relu": U32, "ozp": U32, "lo": U32, "oscale": F32],
+        inputs ["x"], weights ["w:u32", "bias:i32", "mult:i32", "shift:i32", "dscale"], act false, in_place false)
+};
+pub const QCONV2D: Def = Def {
+    prelude: QEPI,
+    ..def!("qconv2d",
+        ["n": U32, "c": U32, "h": U32, "w": U32, "kh": U32, "kw": U32, "sh": U32, "sw": U32,
+         "pt": U32, "pl": U32, "dh": U32, "dw": U32, "oh": U32, "ow": U32, "oc": U32,
+         "inv": F32, "zp": U32, "mode": U32, "relu": U32, "ozp": U32, "lo": U32, "oscale": F32],
+        inputs ["x"], weights ["wt:u32", "bias:i32", "mult:i32", "shift:i32", "dscale"], act false, in_place false)
+};
+
 /// Every kernel, in a fixed order (pipelines are cached by index into this list).
-pub const ALL: [&Def; 11] = [&TRANSPOSE, &DENSE, &CONV2D, &POOL, &GLOBAL_AVG_POOL, &BINARY, &CONCAT, &ACT, &AFFINE, &SOFTMAX, &COPY];
+pub const ALL: [&Def; 13] = [&TRANSPOSE, &DENSE, &CONV2D, &POOL, &GLOBAL_AVG_POOL, &BINARY, &CONCAT, &ACT, &AFFINE, &SOFTMAX, &COPY, &QDENSE, &QCONV2D];
 
 impl Def {
     /// The uniform's fields (act fields included when `act`).
@@ -97,8 +121,9 @@ impl Def {
             s.push_str(&format!("@group(0) @binding({b}) var<storage, read> {name}: array<f32>;\n"));
             b += 1;
         }
-        for name in self.weights {
-            s.push_str(&format!("@group(0) @binding({b}) var<storage, read> {name}: array<f32>;\n"));
+        for spec in self.weights {
+            let (name, ty) = spec.split_once(':').unwrap_or((*spec, "f32"));
+            s.push_str(&format!("@group(0) @binding({b}) var<storage, read> {name}: array<{ty}>;\n"));
             b += 1;
         }
         if self.in_place {
@@ -110,6 +135,7 @@ impl Def {
         if self.act {
             s.push_str(ACT_WGSL);
         }
+        s.push_str(self.prelude);
         s.push_str(self.source);
         s
     }
