@@ -15,7 +15,7 @@ use super::program::program_for;
 use crate::error::{WasmError, NO_WEBGPU};
 use mdeploy_core::kernels::generic::generic_softmax_f32::softmax_rows;
 use mdeploy_core::kernels::quant::MAX_QK;
-use mdeploy_core::lower::{BinOp, Kernel, PoolKind, Program, QOut, QParams, Step};
+use mdeploy_core::lower::{BinOp, Kernel, PoolKind, Program, QOut, QParams, Step, Window};
 use mdeploy_core::Model;
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -98,6 +98,25 @@ pub struct GpuCore {
 
 fn f32_bytes(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// The window parameters `conv2d.wgsl` and `qconv2d.wgsl` share (input size, kernel, stride,
+/// padding, dilation, output size, output channels).
+fn conv_window(p: Params, win: &Window, out_c: usize) -> Result<Params, WasmError> {
+    p.u("c", win.c)?
+        .u("h", win.h)?
+        .u("w", win.w)?
+        .u("kh", win.kh)?
+        .u("kw", win.kw)?
+        .u("sh", win.sh)?
+        .u("sw", win.sw)?
+        .u("pt", win.pad[0])?
+        .u("pl", win.pad[1])?
+        .u("dh", win.dh)?
+        .u("dw", win.dw)?
+        .u("oh", win.oh)?
+        .u("ow", win.ow)?
+        .u("oc", out_c)
 }
 
 fn unsupported(msg: String) -> WasmError {
@@ -264,21 +283,7 @@ fn calls<'a>(i: usize, step: &'a Step, slots: &[usize]) -> Result<Vec<Call<'a>>,
             fits(x, win.c * win.h * win.w, "reads")?;
             let out = win.oh * win.ow * out_c;
             fits(step.output, out, "writes")?;
-            let p = Params::new(name, kernels::QCONV2D.spec())
-                .u("c", win.c)?
-                .u("h", win.h)?
-                .u("w", win.w)?
-                .u("kh", win.kh)?
-                .u("kw", win.kw)?
-                .u("sh", win.sh)?
-                .u("sw", win.sw)?
-                .u("pt", win.pad[0])?
-                .u("pl", win.pad[1])?
-                .u("dh", win.dh)?
-                .u("dw", win.dw)?
-                .u("oh", win.oh)?
-                .u("ow", win.ow)?
-                .u("oc", *out_c)?;
+            let p = conv_window(Params::new(name, kernels::QCONV2D.spec()), win, *out_c)?;
             let p = qepi(p, *input, epi, *out_c)?;
             let mut ws = vec![W::U(pack_i8(weight, kk, *out_c))];
             ws.extend(qepi_weights(bias, epi, *out_c)?);
@@ -309,22 +314,7 @@ fn calls<'a>(i: usize, step: &'a Step, slots: &[usize]) -> Result<Vec<Call<'a>>,
             fits(x, win.c * win.h * win.w, "reads")?;
             let out = win.oh * win.ow * out_c;
             fits(step.output, out, "writes")?;
-            let p = Params::new(name, kernels::CONV2D.spec())
-                .u("c", win.c)?
-                .u("h", win.h)?
-                .u("w", win.w)?
-                .u("kh", win.kh)?
-                .u("kw", win.kw)?
-                .u("sh", win.sh)?
-                .u("sw", win.sw)?
-                .u("pt", win.pad[0])?
-                .u("pl", win.pad[1])?
-                .u("dh", win.dh)?
-                .u("dw", win.dw)?
-                .u("oh", win.oh)?
-                .u("ow", win.ow)?
-                .u("oc", *out_c)?
-                .u("groups", g)?;
+            let p = conv_window(Params::new(name, kernels::CONV2D.spec()), win, *out_c)?.u("groups", g)?;
             one(&kernels::CONV2D, act(p, *a)?, vec![W::F(weight), W::F(bias)], out)
         }
         Kernel::SparseDense { .. } | Kernel::BlockSparseDense { .. } | Kernel::SparseConv2d { .. } => {
