@@ -412,15 +412,7 @@ impl Exec {
                 return Err(bad(j, s.node, "writes the input slot".into()));
             }
             let in_place = s.inputs.first() == Some(&s.output);
-            let may = matches!(
-                s.kernel,
-                Kernel::Act { .. }
-                    | Kernel::Affine { .. }
-                    | Kernel::Binary { .. }
-                    | Kernel::Softmax { .. }
-                    | Kernel::Quantize { .. }
-                    | Kernel::Sign { .. }
-            );
+            let may = s.kernel.may_run_in_place();
             if (s.inputs.contains(&s.output) && !(in_place && may)) || (in_place && s.inputs[1..].contains(&s.output)) {
                 return Err(bad(j, s.node, format!("{} cannot run in place", s.kernel.name())));
             }

@@ -131,6 +131,20 @@ pub enum Kernel {
 }
 
 impl Kernel {
+    /// May the kernel write its result over input 0 (elementwise, same length)? The lowering
+    /// assigns such slots, and the executor's program check accepts nothing else in place.
+    pub fn may_run_in_place(&self) -> bool {
+        matches!(
+            self,
+            Kernel::Act { .. }
+                | Kernel::Affine { .. }
+                | Kernel::Binary { .. }
+                | Kernel::Softmax { .. }
+                | Kernel::Quantize { .. }
+                | Kernel::Sign { .. }
+        )
+    }
+
     /// The name backends use in "not supported" errors.
     pub fn name(&self) -> &'static str {
         match self {
@@ -1080,18 +1094,6 @@ impl<'g> Emitter<'g> {
     }
 }
 
-/// May the kernel write its result over input 0 (elementwise, same length)?
-fn in_place_ok(k: &Kernel) -> bool {
-    matches!(
-        k,
-        Kernel::Act { .. }
-            | Kernel::Affine { .. }
-            | Kernel::Binary { .. }
-            | Kernel::Softmax { .. }
-            | Kernel::Quantize { .. }
-            | Kernel::Sign { .. }
-    )
-}
 
 /// Buffers → slots by liveness: a buffer's slot returns to the free list after its last
 /// reader has run; elementwise steps write over their dying first input. Buffer 0 (the
@@ -1118,7 +1120,7 @@ fn assign_slots(bufs: &[usize], steps: &[BStep], out_buf: usize) -> (Vec<usize>,
         if map[s.output] == usize::MAX {
             let need = bufs[s.output];
             let a = s.inputs[0];
-            let in_place = in_place_ok(&s.kernel)
+            let in_place = s.kernel.may_run_in_place()
                 && dying.contains(&a)
                 && bufs[a] == need
                 && !s.inputs[1..].contains(&a);
