@@ -8,15 +8,8 @@ import sys
 
 import numpy as np
 import tritonclient.grpc as grpcclient
-from tritonclient.utils import InferenceServerException
 
-
-def status_of(fn):
-    try:
-        fn()
-    except InferenceServerException as e:
-        return e.status()
-    return "OK"
+from grpc_status import status_of
 
 
 def main():
