@@ -14,10 +14,11 @@
 //! * hostile block programs (bad widths, bad weights) are refused, never a panic.
 
 use mdeploy_core::kernels::{BlockW, KernelSet, MatRef, SparseW, BLOCK_WIDTHS};
-use mdeploy_core::lower::{lower, Act, Kernel, Program, Step};
+use mdeploy_core::lower::{lower, Act, Kernel, Program};
 use mdeploy_core::model::Model;
 use mdeploy_core::train::prune as tp;
 use mdeploy_core::Plan;
+use mdeploy_testkit::hostile::one_step_program;
 use mdeploy_testkit::{parity, Rng};
 
 /// Row-major `[k × n]` pruned in `1 × bw` blocks: each block kept with probability `keep` (full
@@ -116,18 +117,6 @@ fn nan_input_reaches_the_output() {
         ks.bspmv(&x, &b, &vec![0.0; n], Some((0.0, 6.0)), &mut acc, &mut y);
         assert!(y[..16].iter().all(|v| v.is_nan()), "{}: {:?}", ks.name(), y);
         assert!(y[16..].iter().all(|&v| v == 0.0), "{}: {:?}", ks.name(), y);
-    }
-}
-
-fn one_step_program(kernel: Kernel, k: usize, out: usize) -> Program {
-    Program {
-        input_shape: vec![k],
-        input_len: k,
-        output_len: out,
-        slots: vec![k, out],
-        input_slot: 0,
-        output_slot: 1,
-        steps: vec![Step { kernel, inputs: vec![0], output: 1, node: 0 }],
     }
 }
 

@@ -15,9 +15,10 @@
 //! `wasm/scripts/test.sh`), like `kernels_parity.rs`.
 
 use mdeploy_core::kernels::{KernelSet, MatRef, SparseW};
-use mdeploy_core::lower::{lower, Kernel, Program, Step, SPARSE_MAX_DENSITY};
+use mdeploy_core::lower::{lower, Kernel, SPARSE_MAX_DENSITY};
 use mdeploy_core::model::{Model, Tensor, TensorData};
 use mdeploy_core::{Op, Plan};
+use mdeploy_testkit::hostile::one_step_program;
 use mdeploy_testkit::{parity, Rng};
 
 /// Row-major `[k × n]` with about `density` non-zeros (exactly none at 0), values in ±1.
@@ -271,18 +272,6 @@ fn dense_ish_stored_sparse_weights_stay_dense() {
 }
 
 // ---------------------------------------------------------------- hostile input
-
-fn one_step_program(kernel: Kernel, k: usize, out: usize) -> Program {
-    Program {
-        input_shape: vec![k],
-        input_len: k,
-        output_len: out,
-        slots: vec![k, out],
-        input_slot: 0,
-        output_slot: 1,
-        steps: vec![Step { kernel, inputs: vec![0], output: 1, node: 0 }],
-    }
-}
 
 #[test]
 fn hostile_sparse_programs_are_refused_not_panicked() {

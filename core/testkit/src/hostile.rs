@@ -8,6 +8,7 @@
 //! activation buffers are capped by `budget.rs` (8 MiB + 16 × stored bytes per chunk).
 
 use mdeploy_core::format;
+use mdeploy_core::lower::{Kernel, Program, Step};
 use mdeploy_core::model::{Metadata, Model, Quant, QuantType, Tensor, TensorData};
 use mdeploy_core::{Graph, GraphBuilder, Op};
 
@@ -93,4 +94,19 @@ pub fn all() -> Vec<Hostile> {
         // 4 MB per value fits: it loads at any max_batch, the batch shrinking to the budget.
         Hostile { name: "4 MB per value", bytes: write(&wide_activations(256, 32)), loads: true },
     ]
+}
+
+/// A program of one step, `kernel`, from a `k`-wide input slot to an `out`-wide output slot: how
+/// the hostile-program tests hand `Plan::from_program` a kernel with forged weights directly,
+/// bypassing the lowering (which would never build them).
+pub fn one_step_program(kernel: Kernel, k: usize, out: usize) -> Program {
+    Program {
+        input_shape: vec![k],
+        input_len: k,
+        output_len: out,
+        slots: vec![k, out],
+        input_slot: 0,
+        output_slot: 1,
+        steps: vec![Step { kernel, inputs: vec![0], output: 1, node: 0 }],
+    }
 }
