@@ -4,23 +4,7 @@
 
 use mdeploy_core::format::{self, codes, DecryptionKey, ReadOptions, SecretKey};
 use mdeploy_core::ErrorKind;
-
-const MODELS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../models");
-
-fn default_models() -> Vec<(String, Vec<u8>)> {
-    let list: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(format!("{MODELS}/defaults.json")).unwrap()).unwrap();
-    list["models"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| {
-            let file = m["file"].as_str().unwrap().to_string();
-            let bytes = std::fs::read(format!("{MODELS}/{file}")).unwrap();
-            (file, bytes)
-        })
-        .collect()
-}
+use mdeploy_testkit::mnist::default_model_files as default_models;
 
 // Fixed test keys and nonces: reproducible, and obviously nobody's real key. (The CLI takes both
 // from the operating system's CSPRNG.)

@@ -9,21 +9,10 @@ use mdeploy_core::format::{self, codes, PublicKey, ReadOptions, SecretKey};
 use mdeploy_core::ErrorKind;
 use sha2::{Digest, Sha256};
 
-const MODELS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../models");
-
 fn default_models() -> Vec<(String, Vec<u8>)> {
-    let list: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(format!("{MODELS}/defaults.json")).unwrap()).unwrap();
-    let models = list["models"].as_array().unwrap();
+    let models = mdeploy_testkit::mnist::default_model_files();
     assert!(models.len() >= 5, "defaults.json lists {} models", models.len());
     models
-        .iter()
-        .map(|m| {
-            let file = m["file"].as_str().unwrap().to_string();
-            let bytes = std::fs::read(format!("{MODELS}/{file}")).unwrap();
-            (file, bytes)
-        })
-        .collect()
 }
 
 // Test keys from fixed seeds: reproducible, and obviously not anyone's real key.

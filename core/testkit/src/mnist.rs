@@ -94,6 +94,23 @@ pub fn shipped_models() -> Vec<String> {
     serde_json::from_str(LIST).unwrap_or_else(|e| panic!("models/parity.json: expected [\"file.mdm\", ...]: {e}"))
 }
 
+/// The default models (`models/defaults.json`, the list every host ships) as (file name, the
+/// file's bytes), in the list's order: what the format suites sign, encrypt and tamper with.
+pub fn default_model_files() -> Vec<(String, Vec<u8>)> {
+    const LIST: &str = include_str!("../../../models/defaults.json");
+    let list: serde_json::Value =
+        serde_json::from_str(LIST).unwrap_or_else(|e| panic!("models/defaults.json is not JSON: {e}"));
+    let models = list["models"].as_array().unwrap_or_else(|| panic!("models/defaults.json: no \"models\" list"));
+    models
+        .iter()
+        .map(|m| {
+            let file = m["file"].as_str().unwrap_or_else(|| panic!("models/defaults.json: an entry without \"file\": {m}"));
+            let bytes = std::fs::read(model_path(file)).unwrap_or_else(|e| panic!("models/{file}: {e}"));
+            (file.to_string(), bytes)
+        })
+        .collect()
+}
+
 /// `<workspace>/models/<file>`.
 pub fn model_path(file: &str) -> PathBuf {
     workspace().join("models").join(file)
