@@ -1113,8 +1113,8 @@ fn binary_program_gives_the_cpu_bits() {
     same_bits(&got, &cpu_plan(&p, &x, n), "Quantize > QDense > Affine > Sign > BDense > Affine+ReLU > Quantize > QDense > Softmax");
 }
 
-/// The default integer models (models/bitexact.json) on WebGPU give the CPU engine's output
-/// bits on the fixed split's 2,000 test digits.
+/// The default integer and binary models (models/bitexact.json) on WebGPU give the CPU
+/// engine's output bits on the fixed split's 2,000 test digits.
 #[test]
 fn integer_default_models_give_the_cpu_bits() {
     let (xs, labels) = mdeploy_testkit::mnist::test_digits().unwrap_or_else(|e| panic!("{e}"));
