@@ -159,3 +159,28 @@ fn longer_than_max_bk_is_refused_by_name() {
     assert_eq!(e.kind, ErrorKind::Unsupported, "{e}");
     assert!(e.message.contains("binary") && e.message.contains(&MAX_BK.to_string()), "{e}");
 }
+
+/// The shipped binary default (`models/mnist-mlp-binary.mdm`, models/README.md): its middle
+/// layers run on the binary kernel, it scores on the fixed split's 2,000 test digits what its
+/// file records (issue 12: at least 95 %), and its file is less than half the f32 MLP's.
+#[test]
+fn shipped_binary_mlp_scores_what_it_records_and_is_smaller_than_the_f32_mlp() {
+    let file = "mnist-mlp-binary.mdm";
+    let shipped = mnist::trained_model(file).expect("shipped binary model (see models/README.md)");
+    let prog = lower(&shipped.graph, &shipped.meta.input_shape).expect("lower");
+    let binary = prog.steps.iter().filter(|s| matches!(s.kernel, Kernel::BDense { .. })).count();
+    assert!(binary >= 1, "{file}: no BDense step");
+    let (xs, labels) = mnist::test_digits().expect("MNIST digits (MDEPLOY_MNIST_DIR)");
+    let out = run(&shipped, KernelSet::best(), &xs, labels.len(), 256);
+    let ok = out
+        .chunks_exact(10)
+        .zip(&labels)
+        .filter(|(p, &l)| p.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i) == Some(l as usize))
+        .count();
+    let acc = ok as f64 / labels.len() as f64;
+    assert_eq!(Some(acc as f32), shipped.meta.provenance.test_accuracy, "{file}: scores {ok} / {}", labels.len());
+    assert!(acc >= 0.95, "{file}: {acc} is below issue 12's 95 %");
+    let size = |f: &str| std::fs::metadata(mnist::model_path(f)).map(|m| m.len()).expect("model file");
+    let (b, f) = (size(file), size("mnist-mlp.mdm"));
+    assert!(2 * b < f, "{file}: {b} bytes is not less than half the f32 MLP's {f}");
+}

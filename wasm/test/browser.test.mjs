@@ -138,8 +138,9 @@ test('Chromium CPU and WebGPU engines: the integer models (models/bitexact.json)
       t.diagnostic(`${model}: Chromium cpu ${got}, native ${want.digest}`);
       assert.equal(got, want.digest, `${model}: Chromium's CPU engine gives other output bits than native`);
       assert.equal(fnv1a(cpu.one), fnv1a(cpu.probs.slice(0, cpu.one.length)), `${model}: one by one differs from the batch`);
-      // The WGSL integer kernels (wasm/src/gpu/qdense.wgsl, qconv2d.wgsl, qepi.wgsl) on
-      // SwiftShader: the same bits, batched and one by one (core/runtime/QUANT.md, "WebGPU").
+      // The WGSL integer and binary kernels (wasm/src/gpu/qdense.wgsl, qconv2d.wgsl, qepi.wgsl,
+      // sign.wgsl, bdense.wgsl, quantize.wgsl) on SwiftShader: the same bits, batched and one
+      // by one (core/runtime/QUANT.md, "WebGPU").
       const gpu = await page.evaluate(runInPage, { model, backend: 'webgpu', from: 0, count: n, single: 20, maxBatch: 256 });
       assert.equal(gpu.backend, 'webgpu');
       assert.equal(gpu.batchBackend, 'webgpu');
@@ -148,9 +149,9 @@ test('Chromium CPU and WebGPU engines: the integer models (models/bitexact.json)
       assert.equal(gotGpu, want.digest, `${model}: Chromium's WebGPU engine gives other output bits than native`);
       assert.equal(fnv1a(gpu.one), fnv1a(cpu.one), `${model}: WebGPU one by one differs from the CPU`);
     }
-    // With an adapter 'auto' may use (SwiftShader allowed), a large batch of an integer model
-    // goes to the GPU, with the same bits as 'cpu'.
-    const model = Object.keys(bits)[0];
+    // With an adapter 'auto' may use (SwiftShader allowed), a large batch of each integer or
+    // binary model goes to the GPU, with the same bits as 'cpu'.
+    for (const model of Object.keys(bits)) {
     const r = await page.evaluate(async ({ model, k }) => {
       const { Model } = await import('/index.js');
       const all = new Float32Array(await (await fetch('/split.bin')).arrayBuffer());
@@ -164,6 +165,7 @@ test('Chromium CPU and WebGPU engines: the integer models (models/bitexact.json)
     assert.equal(r.batchBackend, 'webgpu');
     const cpu = await page.evaluate(runInPage, { model, backend: 'cpu', from: 0, count: 128, single: 0, maxBatch: 128 });
     assert.equal(fnv1a(r.probs), fnv1a(cpu.probs), `${model}: 'auto' differs from 'cpu'`);
+    }
     assert.deepEqual(errors, []);
   } finally {
     await browser.close();

@@ -142,7 +142,7 @@ test('npm pack → install the tarball in a fresh project → import by name →
   }
 });
 
-test('the runtime .wasm stays small: each variant ≤ 212,000 bytes gzip; no converter (tract) code in any wasm the package ships', async (t) => {
+test('the runtime .wasm stays small: each variant ≤ 215,000 bytes gzip; no converter (tract) code in any wasm the package ships', async (t) => {
   // The bound issue 10 set so that the ONNX converter (tract-onnx: megabytes of wasm) can never
   // leak into what browsers download: `mdeploy convert` is native only. It was 150 KB; the sparse
   // and int8 kernels and their executor paths (issues 11 and 12) took the simd128 build from
@@ -160,6 +160,10 @@ test('the runtime .wasm stays small: each variant ≤ 212,000 bytes gzip; no con
   // took main's build to 206,008; the WGSL integer kernels (issue 12: int8 models on WebGPU with
   // the CPU's bits) +5,555 to 211,563 (simd128, zlib level 9, 2026-11-30; wasm/DESIGN.md). The
   // bound is that, rounded up to 212,000 so that a build differing by a few bytes does not fail.
+  // The WGSL binary kernels and the exact intermediate quantizer (issue 12: binary models on
+  // WebGPU with the CPU's bits; sign/bdense/quantize.wgsl, their comments included, and the
+  // engine's thresholds) took it from 211,396 (main's build of 08:53) to 214,487 (+3,091; relaxed
+  // 211,244 -> 214,343; zlib level 9, 2026-11-30): rounded up to 215,000.
   // What a CPU-only user could save is measured (47.3 KB gzip without src/gpu/, DESIGN.md "Cold
   // start in browsers"): issue 15.
   const { gzipSync } = await import('node:zlib');
@@ -171,7 +175,7 @@ test('the runtime .wasm stays small: each variant ≤ 212,000 bytes gzip; no con
     const bytes = readFileSync(join(dist, f));
     const gz = gzipSync(bytes, { level: 9 }).length;
     t.diagnostic(`${f}: ${bytes.length} bytes, ${gz} gzip -9 (${(gz / 1024).toFixed(1)} KiB)`);
-    assert.ok(gz <= 212_000, `${f} is ${gz} bytes gzipped, over the 212,000-byte budget: keep converters and heavy dependencies out of the runtime`);
+    assert.ok(gz <= 215_000, `${f} is ${gz} bytes gzipped, over the 215,000-byte budget: keep converters and heavy dependencies out of the runtime`);
   }
   // Every wasm the package ships (the runtime variants and mdeploy-wasm/server): no converter code.
   const all = [...wasms, ...readdirSync(join(dist, 'server')).filter((f) => f.endsWith('.wasm')).map((f) => join('server', f))];

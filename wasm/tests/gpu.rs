@@ -975,38 +975,157 @@ fn integer_program_quantizes_input_and_softmax_like_the_cpu() {
     same_bits(&got, &cpu_plan(&p, &x, n), "Quantize > QDense > QDense > Softmax");
 }
 
-/// What the WGSL cannot reproduce exactly is refused, so `'auto'` keeps it on the CPU: a
-/// Quantize of an intermediate value (WGSL's `/` is not correctly rounded), a subnormal scale.
+/// A Quantize of an intermediate value (quantize.wgsl: thresholds from the CPU's own quantize,
+/// no division) gives the CPU's bits on every threshold and its two neighbours, exact ties of
+/// `x / s`, ±0, subnormals, ±f32::MAX and values that clamp, on four grids. (NaN and ±∞ cannot
+/// be program inputs, the engines refuse them, and WGSL does not promise IEEE specials.)
 #[test]
-fn intermediate_quantize_is_refused() {
+fn intermediate_quantize_gives_the_cpu_bits() {
+    let next = |x: f32, up: bool| -> f32 {
+        // The adjacent f32 (finite inputs), through the ordered keys.
+        let b = x.to_bits() as i64;
+        let k = if b >> 31 == 1 { -(b & 0x7fff_ffff) } else { b };
+        let k = if up { k + 1 } else { k - 1 };
+        if k < 0 { f32::from_bits(0x8000_0000 | (-k) as u32) } else { f32::from_bits(k as u32) }
+    };
+    for q in [
+        QParams { scale: 1.0 / 255.0, zero_point: 0 },
+        QParams { scale: 0.11, zero_point: 5 },
+        QParams { scale: 0.25, zero_point: 40 },
+        QParams { scale: 3.7e-3, zero_point: 255 },
+    ] {
+        let thr = mdeploy_wasm::gpu::engine::quantize_thresholds(q).expect("a normal grid has thresholds");
+        // The thresholds themselves, against the CPU's function: thr[j] is the first f32 with code >= j.
+        for j in 1..=255usize {
+            assert!(i32::from(q.quantize(thr[j])) >= j as i32 && (i32::from(q.quantize(next(thr[j], false))) < j as i32), "{q:?}: threshold {j}");
+        }
+        let mut x: Vec<f32> = thr[1..].iter().flat_map(|&t| [next(t, false), t, next(t, true)]).collect();
+        x.extend((-300..300).map(|i| (i as f32 + 0.5) * q.scale)); // ties of x / s (where exact)
+        x.extend([0.0, -0.0, 1e-45, -1e-45, 1e-39, -1e-39, f32::MAX, f32::MIN, 1e6, -1e6]);
+        let len = 31;
+        x.resize(x.len().div_ceil(len) * len, 0.5);
+        let n = x.len() / len;
+        // Act(None) first, so the Quantize reads an intermediate value; then once in place.
+        for in_place in [false, true] {
+            let out = if in_place { 1 } else { 2 };
+            let steps = vec![step(Kernel::Act { act: Act::None, len }, vec![0], 1), step(Kernel::Quantize { len, q }, vec![1], out)];
+            let p = program(vec![len], vec![len, len, len], steps, out, len);
+            let got = block_on(engine(&p, 64).run(&x, n)).unwrap();
+            same_bits(&got, &cpu_plan(&p, &x, n), &format!("intermediate Quantize {q:?}, in place {in_place}"));
+        }
+    }
+}
+
+/// What the WGSL cannot reproduce exactly is refused, so `'auto'` keeps it on the CPU: a
+/// subnormal grid or dequantization scale (a GPU may flush subnormals to zero).
+#[test]
+fn subnormal_scales_are_refused() {
     setup();
-    let q = QParams { scale: 1.0 / 255.0, zero_point: 0 };
+    let q = QParams { scale: 1e-40, zero_point: 0 };
+    assert!(mdeploy_wasm::gpu::engine::quantize_thresholds(q).is_none());
     let steps = vec![step(Kernel::Act { act: Act::Relu, len: 4 }, vec![0], 1), step(Kernel::Quantize { len: 4, q }, vec![1], 2)];
     let p = program(vec![4], vec![4, 4, 4], steps, 2, 4);
-    let e = block_on(GpuCore::new(&p, 8)).err().expect("an intermediate Quantize was accepted by WebGPU");
+    let e = block_on(GpuCore::new(&p, 8)).err().expect("a Quantize with a subnormal scale was accepted by WebGPU");
     assert_eq!(e.code, "UNSUPPORTED", "{}", e.message);
     assert!(e.message.contains("Quantize") && e.message.contains("backend: 'cpu'"), "{}", e.message);
-    // A subnormal dequantization scale (a GPU may flush its products to zero).
+    // A subnormal dequantization scale.
+    let q = QParams { scale: 1.0 / 255.0, zero_point: 0 };
     let kernel = Kernel::QDense { k: 2, out: 1, weight: vec![1, 2], bias: vec![0], input: q, epi: QOut::Dequant { scale: vec![1e-40], relu: false } };
     let p = program(vec![2], vec![2, 1], vec![step(kernel, vec![0], 1)], 1, 1);
     let e = block_on(GpuCore::new(&p, 8)).err().expect("a subnormal scale was accepted by WebGPU");
     assert_eq!(e.code, "UNSUPPORTED", "{}", e.message);
     assert!(e.message.contains("not a normal f32"), "{}", e.message);
+    // A subnormal binary scale.
+    let kernel = Kernel::BDense { k: 2, out: 1, plus: vec![true, false], alpha: vec![1e-40], bias: vec![0.0], act: Act::None };
+    let p = program(vec![2], vec![2, 1], vec![step(kernel, vec![0], 1)], 1, 1);
+    let e = block_on(GpuCore::new(&p, 8)).err().expect("a subnormal binary scale was accepted by WebGPU");
+    assert_eq!(e.code, "UNSUPPORTED", "{}", e.message);
+    assert!(e.message.contains("BDense") && e.message.contains("not a normal f32"), "{}", e.message);
 }
 
-/// The default integer models (models/bitexact.json) on WebGPU give the CPU engine's output
-/// bits on the fixed split's 2,000 test digits.
+/// `BDense` against a reference written here (the sign bits of the input, the ±1 products
+/// summed as integers, then `alpha·dot + bias` in f32, as QUANT.md specifies), bit for bit: k =
+/// 37 (a word's padding bits) and 70 (three words), zero inputs (+1), −0 (+1), an all-zero
+/// scale, ReLU and none.
+#[test]
+fn bdense_matches_the_binary_spec_bit_for_bit() {
+    for (k, out, act) in [(37usize, 5usize, Act::None), (70, 9, Act::Relu), (1, 3, Act::None)] {
+        let n = 6;
+        let mut r = IRng(k as u64 * 31 + 7);
+        let plus: Vec<bool> = (0..k * out).map(|_| r.u(2) == 1).collect();
+        let alpha: Vec<f32> = (0..out).map(|c| if c == 1 { 0.0 } else { 0.013 + c as f32 * 0.0071 }).collect();
+        let bias: Vec<f32> = (0..out).map(|c| (c as f32 - 2.0) * 0.37).collect();
+        let mut x: Vec<f32> = (0..n * k).map(|i| (i as f32 * 0.618).sin()).collect();
+        for (i, v) in x.iter_mut().enumerate() {
+            match i % 11 {
+                0 => *v = 0.0,
+                1 => *v = -0.0,
+                _ => {}
+            }
+        }
+        let mut want = vec![0.0f32; n * out];
+        for s in 0..n {
+            for c in 0..out {
+                let dot: i32 = (0..k).map(|j| if (x[s * k + j] >= 0.0) == plus[j * out + c] { 1 } else { -1 }).sum();
+                let v = alpha[c] * dot as f32 + bias[c];
+                want[s * out + c] = if act == Act::Relu { v.max(0.0) } else { v };
+            }
+        }
+        let kernel = Kernel::BDense { k, out, plus, alpha, bias, act };
+        let p = program(vec![k], vec![k, out], vec![step(kernel, vec![0], 1)], 1, out);
+        let got = run(&p, &x, n);
+        same_bits(&got, &want, &format!("BDense k {k} out {out}"));
+        same_bits(&got, &cpu_plan(&p, &x, n), &format!("BDense k {k} out {out} vs the CPU executor"));
+    }
+}
+
+/// A whole binary program as the lowering writes them (QUANT.md, "Binary"): Quantize of the
+/// input, dequantizing QDense, Affine (BatchNorm), Sign in place, BDense, Affine + ReLU, an
+/// intermediate Quantize in place, QDense, Softmax, against the CPU executor bit for bit.
+#[test]
+fn binary_program_gives_the_cpu_bits() {
+    let (k, h, o, n) = (29, 40, 7, 9);
+    let xg = QParams { scale: 1.0 / 255.0, zero_point: 0 };
+    let hg = QParams { scale: 0.093, zero_point: 3 };
+    let mut r = IRng(11);
+    let w1 = r.weights(k, h, 2);
+    let w2 = r.weights(h, o, 1);
+    let plus: Vec<bool> = (0..h * h).map(|_| r.u(2) == 1).collect();
+    let mut f = Rng(3);
+    let bn = |f: &mut Rng| (f.vec(h).iter().map(|v| 1.0 + 0.5 * v).collect::<Vec<f32>>(), f.vec(h));
+    let (s1, t1) = bn(&mut f);
+    let (s2, t2) = bn(&mut f);
+    let alpha: Vec<f32> = f.vec(h).iter().map(|v| 0.02 + 0.01 * v.abs()).collect();
+    let steps = vec![
+        step(Kernel::Quantize { len: k, q: xg }, vec![0], 1),
+        step(Kernel::QDense { k, out: h, weight: w1, bias: (0..h as i32).map(|c| c * 13 - 200).collect(), input: xg, epi: QOut::Dequant { scale: (0..h).map(|c| 1e-3 + c as f32 * 1e-5).collect(), relu: false } }, vec![1], 2),
+        step(Kernel::Affine { c: h, hw: 1, scale: s1, shift: t1, act: Act::None }, vec![2], 2),
+        step(Kernel::Sign { len: h }, vec![2], 2),
+        step(Kernel::BDense { k: h, out: h, plus, alpha, bias: f.vec(h), act: Act::None }, vec![2], 3),
+        step(Kernel::Affine { c: h, hw: 1, scale: s2, shift: t2, act: Act::Relu }, vec![3], 3),
+        step(Kernel::Quantize { len: h, q: hg }, vec![3], 3),
+        step(Kernel::QDense { k: h, out: o, weight: w2, bias: vec![5, -9, 300, 0, -1, 77, 2], input: hg, epi: QOut::Dequant { scale: vec![0.01, 0.02, 0.005, 0.03, 0.011, 0.017, 0.004], relu: false } }, vec![3], 4),
+        step(Kernel::Softmax { len: o }, vec![4], 4),
+    ];
+    let p = program(vec![k], vec![k, k, h, h, o], steps, 4, o);
+    let x: Vec<f32> = (0..n * k).map(|i| ((i as f32 * 0.377).sin() + 1.0) / 2.0).collect();
+    let got = block_on(engine(&p, 64).run(&x, n)).unwrap();
+    same_bits(&got, &cpu_plan(&p, &x, n), "Quantize > QDense > Affine > Sign > BDense > Affine+ReLU > Quantize > QDense > Softmax");
+}
+
+/// The default integer and binary models (models/bitexact.json) on WebGPU give the CPU
+/// engine's output bits on the fixed split's 2,000 test digits.
 #[test]
 fn integer_default_models_give_the_cpu_bits() {
     let (xs, labels) = mdeploy_testkit::mnist::test_digits().unwrap_or_else(|e| panic!("{e}"));
     let n = labels.len();
     assert_eq!(n, 2000);
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models");
-    for name in ["mnist-mlp-int8.mdm", "mnist-cnn-int8.mdm", "mnist-mlp-int4.mdm"] {
+    for name in ["mnist-mlp-int8.mdm", "mnist-cnn-int8.mdm", "mnist-mlp-int4.mdm", "mnist-mlp-binary.mdm"] {
         let bytes = std::fs::read(root.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
         let model = mdeploy_core::format::read(&bytes).unwrap();
         let program = mdeploy_wasm::gpu::program_for(&model).unwrap();
-        let integer = program.steps.iter().filter(|s| matches!(s.kernel, Kernel::QDense { .. } | Kernel::QConv2d { .. })).count();
+        let integer = program.steps.iter().filter(|s| matches!(s.kernel, Kernel::QDense { .. } | Kernel::QConv2d { .. } | Kernel::BDense { .. })).count();
         assert!(integer >= 2, "{name}: only {integer} integer steps");
         let mut cpu = mdeploy_wasm::engine::EngineCore::new(&bytes, "cpu", 256).unwrap();
         let want = cpu.run(&xs, n).unwrap();

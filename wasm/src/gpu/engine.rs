@@ -14,6 +14,7 @@ use super::params::{self, Params};
 use super::program::program_for;
 use crate::error::{WasmError, NO_WEBGPU};
 use mdeploy_core::kernels::generic::generic_softmax_f32::softmax_rows;
+use mdeploy_core::kernels::bgemm::MAX_BK;
 use mdeploy_core::kernels::quant::MAX_QK;
 use mdeploy_core::lower::{BinOp, Kernel, PoolKind, Program, QOut, QParams, Step, Window};
 use mdeploy_core::Model;
@@ -164,13 +165,19 @@ fn calls<'a>(i: usize, step: &'a Step, slots: &[usize]) -> Result<Vec<Call<'a>>,
     let in_place = step.inputs.first() == Some(&step.output);
     let may_alias = matches!(
         step.kernel,
-        Kernel::Act { .. } | Kernel::Softmax { .. } | Kernel::Affine { .. } | Kernel::Binary { .. } | Kernel::Copy { .. }
+        Kernel::Act { .. }
+            | Kernel::Softmax { .. }
+            | Kernel::Affine { .. }
+            | Kernel::Binary { .. }
+            | Kernel::Copy { .. }
+            | Kernel::Sign { .. }
+            | Kernel::Quantize { .. }
     );
     if (in_place && !may_alias) || step.inputs.iter().skip(1).any(|&s| s == step.output) {
         return Err(bad(
             i,
             step,
-            "writes a slot it reads (only Activation, Softmax, Affine, Binary and Copy may run in place, over their first input)".into(),
+            "writes a slot it reads (only Activation, Softmax, Affine, Binary, Copy, Sign and Quantize may run in place, over their first input)".into(),
         ));
     }
     let act = |p: Params, a| -> Result<Params, WasmError> {
@@ -254,20 +261,54 @@ fn calls<'a>(i: usize, step: &'a Step, slots: &[usize]) -> Result<Vec<Call<'a>>,
         Ok(vec![Call { def, in_place, words, output: step.output, inputs, weights, per_sample }])
     };
     match &step.kernel {
-        // The integer kernels have no WGSL version yet (core/runtime/QUANT.md): refuse, so
-        // index.js's 'auto' keeps such a model on the CPU.
-        // Nor have the binary ones (XOR + popcount; QUANT.md, "Binary").
-        Kernel::Sign { .. } | Kernel::BDense { .. } => Err(unsupported(format!(
-            "{}: binary kernels are not supported on WebGPU yet (the model was quantized with `mdeploy quantize --bits 1`)",
-            label(i, step)
-        ))),
-        // GpuCore::new runs a Quantize of the program input on the CPU; any other would need
-        // WGSL's inexact `/` on off-grid values (QUANT.md, "WebGPU").
-        Kernel::Quantize { .. } => Err(unsupported(format!(
-            "{}: WebGPU quantizes only the model input (on the CPU, before upload); this Quantize reads an \
-             intermediate value",
-            label(i, step)
-        ))),
+        Kernel::Sign { len } => {
+            fits(x, *len, "reads")?;
+            fits(step.output, *len, "writes")?;
+            let p = Params::new(name, kernels::SIGN.spec()).u("len", *len)?;
+            one(&kernels::SIGN, p, vec![], *len)
+        }
+        Kernel::BDense { k, out, plus, alpha, bias, act: a } => {
+            if plus.len() != k * out {
+                return Err(bad(i, step, format!("the binary weight has {} values, expected {}", plus.len(), k * out)));
+            }
+            weights_len(alpha, *out, "the scale (alpha)")?;
+            weights_len(bias, *out, "the bias")?;
+            // As the CPU's plan check: |dot| <= k <= 2^16 also keeps dot exact in f32.
+            if !(1..=MAX_BK).contains(k) {
+                return Err(bad(i, step, format!("a binary product over {k} terms (1..={MAX_BK})")));
+            }
+            if let Some(s) = alpha.iter().find(|s| !(s.is_finite() && **s >= 0.0)) {
+                return Err(bad(i, step, format!("binary scale {s} is not finite and >= 0")));
+            }
+            // alpha·dot with |dot| >= 1 is never subnormal when alpha is normal (or 0); a
+            // subnormal alpha could be flushed to zero on a GPU: refused, not approximated.
+            if let Some(s) = alpha.iter().find(|s| !(s.is_normal() || **s == 0.0)) {
+                return Err(unsupported(format!("{}: binary scale {s} is not a normal f32", label(i, step))));
+            }
+            if let Some(b) = bias.iter().find(|b| !b.is_finite()) {
+                return Err(bad(i, step, format!("bias {b} is not finite")));
+            }
+            fits(x, *k, "reads")?;
+            fits(step.output, *out, "writes")?;
+            let p = act(Params::new(name, kernels::BDENSE.spec()).u("k", *k)?.u("out", *out)?.f("one", 1.0)?, *a)?;
+            one(&kernels::BDENSE, p, vec![W::U(pack_bits(plus, *k, *out)), W::F(alpha), W::F(bias)], *out)
+        }
+        // A Quantize of the program input never gets here (GpuCore::new runs it on the CPU);
+        // this is one of an intermediate value, run through the CPU's own thresholds.
+        Kernel::Quantize { len, q } => {
+            fits(x, *len, "reads")?;
+            fits(step.output, *len, "writes")?;
+            let thr = quantize_thresholds(*q).ok_or_else(|| {
+                unsupported(format!(
+                    "{}: grid scale {} / zero point {} is outside what the WebGPU quantizer reproduces exactly",
+                    label(i, step),
+                    q.scale,
+                    q.zero_point
+                ))
+            })?;
+            let p = Params::new(name, kernels::QUANTIZE.spec()).u("len", *len)?.u("zp", q.zero_point as usize)?.f("scale", q.scale)?;
+            one(&kernels::QUANTIZE, p, vec![W::U(thr.iter().map(|t| t.to_bits()).collect())], *len)
+        }
         Kernel::QDense { k, out, weight, bias, input, epi } => {
             weights_len_i8(weight, *k, *out)?;
             fits(x, *k, "reads")?;
@@ -391,7 +432,7 @@ fn calls<'a>(i: usize, step: &'a Step, slots: &[usize]) -> Result<Vec<Call<'a>>,
             weights_len(shift, *c, "the shift")?;
             fits(x, c * hw, "reads")?;
             fits(step.output, c * hw, "writes")?;
-            let p = act(Params::new(name, kernels::AFFINE.spec()).u("c", *c)?.u("hw", *hw)?, *a)?;
+            let p = act(Params::new(name, kernels::AFFINE.spec()).u("c", *c)?.u("hw", *hw)?.f("one", 1.0)?, *a)?;
             one(&kernels::AFFINE, p, vec![W::F(scale), W::F(shift)], c * hw)
         }
         Kernel::Softmax { len } => {
@@ -426,6 +467,59 @@ fn pack_i8(w: &[i8], k: usize, cols: usize) -> Vec<u32> {
         }
     }
     out
+}
+
+/// ±1 weights `[k, cols]` row-major (true = +1) as bdense.wgsl reads them: per column, 32 rows
+/// per u32 along k (bit t of word j is row 32j + t, 1 = +1), zero bits past k.
+fn pack_bits(plus: &[bool], k: usize, cols: usize) -> Vec<u32> {
+    let kw = k.div_ceil(32);
+    let mut out = vec![0u32; kw * cols];
+    for (r, row) in plus.chunks_exact(cols.max(1)).enumerate().take(k) {
+        for (c, &v) in row.iter().enumerate() {
+            out[c * kw + r / 32] |= u32::from(v) << (r % 32);
+        }
+    }
+    out
+}
+
+/// The thresholds quantize.wgsl compares with: `thr[j]` (j in 1..=255) is the smallest f32 `x`
+/// with `q.quantize(x) >= j` (the CPU's own function, so the GPU's codes are the CPU's by
+/// construction: the code is non-decreasing in `x`); `thr[0]` is unused. Found by bisection over
+/// the finite f32 values in order. `None` when the scale is not a normal f32 (then the output
+/// `scale · (q − zp)` could be subnormal, which a GPU may flush to zero) or the zero point is
+/// outside 0..=255, or a threshold is not a normal f32 (a GPU may flush it in the comparison).
+pub fn quantize_thresholds(q: QParams) -> Option<Vec<f32>> {
+    if !(q.scale.is_normal() && q.scale > 0.0 && (0..=255).contains(&q.zero_point)) {
+        return None;
+    }
+    // Finite f32 values in order <-> i64 keys (−0 and +0 share key 0: same code).
+    let key = |x: f32| -> i64 {
+        let b = x.to_bits();
+        if b >> 31 == 1 { -i64::from(b & 0x7fff_ffff) } else { i64::from(b) }
+    };
+    let val = |k: i64| -> f32 { if k < 0 { f32::from_bits(0x8000_0000 | (-k) as u32) } else { f32::from_bits(k as u32) } };
+    let code = |k: i64| i32::from(q.quantize(val(k)));
+    let mut thr = vec![0.0f32; 256];
+    for (j, t) in thr.iter_mut().enumerate().skip(1) {
+        // code(-MAX) = 0 < j <= 255 = code(MAX): the answer is in (lo, hi].
+        let (mut lo, mut hi) = (key(f32::MIN), key(f32::MAX));
+        if code(hi) < j as i32 {
+            return None;
+        }
+        while hi - lo > 1 {
+            let mid = lo + (hi - lo) / 2;
+            if code(mid) >= j as i32 {
+                hi = mid;
+            } else {
+                lo = mid;
+            }
+        }
+        *t = val(hi);
+        if !t.is_normal() {
+            return None;
+        }
+    }
+    Some(thr)
 }
 
 impl GpuCore {
@@ -493,7 +587,7 @@ impl GpuCore {
         // Integer programs (QUANT.md, "WebGPU"): a Quantize of the program input runs on the CPU
         // before upload (its `x / s` must be IEEE-exact), its step becomes a copy; a trailing
         // Softmax runs on the CPU after readback (its `exp` must be `libm::expf`).
-        let integer = program.steps.iter().any(|s| matches!(s.kernel, Kernel::QDense { .. } | Kernel::QConv2d { .. }));
+        let integer = program.steps.iter().any(|s| matches!(s.kernel, Kernel::QDense { .. } | Kernel::QConv2d { .. } | Kernel::BDense { .. }));
         let readers = |slot: usize| program.steps.iter().filter(|s| s.inputs.contains(&slot)).count();
         let mut input_q = None;
         let mut cpu_softmax = None;

@@ -76,7 +76,7 @@ pub const GLOBAL_AVG_POOL: Def = def!("global_avg_pool", ["n": U32, "c": U32, "h
 pub const BINARY: Def = def!("binary", ["n": U32, "len": U32, "bc": U32, "op": U32], inputs ["a", "b"], weights [], act true, in_place true);
 pub const CONCAT: Def = def!("concat", ["n": U32, "hw": U32, "cin": U32, "ctot": U32, "coff": U32], inputs ["x"], weights [], act false, in_place false);
 pub const ACT: Def = def!("act", ["n": U32, "len": U32], inputs ["x"], weights [], act true, in_place true);
-pub const AFFINE: Def = def!("affine", ["n": U32, "c": U32, "hw": U32], inputs ["x"], weights ["scale", "shift"], act true, in_place true);
+pub const AFFINE: Def = def!("affine", ["n": U32, "c": U32, "hw": U32, "one": F32], inputs ["x"], weights ["scale", "shift"], act true, in_place true);
 pub const SOFTMAX: Def = def!("softmax", ["n": U32, "len": U32], inputs ["x"], weights [], act false, in_place true);
 pub const COPY: Def = def!("copy", ["n": U32, "len": U32], inputs ["x"], weights [], act false, in_place false);
 
@@ -98,8 +98,18 @@ pub const QCONV2D: Def = Def {
         inputs ["x"], weights ["wt:u32", "bias:i32", "mult:i32", "shift:i32", "dscale"], act false, in_place false)
 };
 
+/// The binary kernels (QUANT.md, "Binary"): `Sign` writes ±1, `BDense` reads the signs of its
+/// input as bits (`wb`: the ±1 weights, 32 rows per `u32` per column) and XORs + counts them;
+/// `one` is 1.0, there to keep the product and the bias from being fused (see the file).
+pub const SIGN: Def = def!("sign", ["n": U32, "len": U32], inputs ["x"], weights [], act false, in_place true);
+pub const BDENSE: Def = def!("bdense", ["n": U32, "k": U32, "out": U32, "one": F32], inputs ["x"], weights ["wb:u32", "alpha", "bias"], act true, in_place false);
+/// A `Quantize` of an intermediate value, exact through thresholds computed on the CPU
+/// (`thr`, 256 values: index j is the smallest input whose code is >= j; 0 unused).
+pub const QUANTIZE: Def = def!("quantize", ["n": U32, "len": U32, "zp": U32, "scale": F32], inputs ["x"], weights ["thr"], act false, in_place true);
+
 /// Every kernel, in a fixed order (pipelines are cached by index into this list).
-pub const ALL: [&Def; 13] = [&TRANSPOSE, &DENSE, &CONV2D, &POOL, &GLOBAL_AVG_POOL, &BINARY, &CONCAT, &ACT, &AFFINE, &SOFTMAX, &COPY, &QDENSE, &QCONV2D];
+pub const ALL: [&Def; 16] =
+    [&TRANSPOSE, &DENSE, &CONV2D, &POOL, &GLOBAL_AVG_POOL, &BINARY, &CONCAT, &ACT, &AFFINE, &SOFTMAX, &COPY, &QDENSE, &QCONV2D, &SIGN, &BDENSE, &QUANTIZE];
 
 impl Def {
     /// The uniform's fields (act fields included when `act`).

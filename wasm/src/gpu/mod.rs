@@ -6,10 +6,12 @@
 //!   browser and, with `--features native-gpu`, natively on Vulkan (tests/gpu.rs on lavapipe).
 //! * `kernels.rs` + one WGSL file per `Kernel` variant (`transpose.wgsl`, `dense.wgsl`,
 //!   `conv2d.wgsl`, `pool.wgsl`, `global_avg_pool.wgsl`, `binary.wgsl`, `concat.wgsl`,
-//!   `act.wgsl`, `affine.wgsl`, `softmax.wgsl`, `copy.wgsl`, and the integer `qdense.wgsl`,
-//!   `qconv2d.wgsl` with their shared epilogue `qepi.wgsl`): the generated declarations around
-//!   each file and the fused activation epilogue. Integer programs are bit-identical to the CPU
-//!   engine; how, and what runs on the CPU around them: `core/runtime/QUANT.md`, "WebGPU".
+//!   `act.wgsl`, `affine.wgsl`, `softmax.wgsl`, `copy.wgsl`, the integer `qdense.wgsl`,
+//!   `qconv2d.wgsl` with their shared epilogue `qepi.wgsl`, `quantize.wgsl` (a Quantize of an
+//!   intermediate value), and the binary `sign.wgsl`, `bdense.wgsl` (XOR + `countOneBits`)):
+//!   the generated declarations around each file and the fused activation epilogue. Integer and
+//!   binary programs are bit-identical to the CPU engine; how, and what runs on the CPU around
+//!   them: `core/runtime/QUANT.md`, "WebGPU".
 //! * `params.rs`: each kernel's uniform described once (field names and types), from which the
 //!   WGSL struct and the bytes are both generated.
 //! * `bindings.rs` (wasm32 only): the `#[wasm_bindgen] GpuEngine` class `index.js` uses.
