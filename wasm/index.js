@@ -7,7 +7,9 @@
 // fetch() cannot read file: URLs), turning inputs into floats, one error class, and trust
 // policies (trust.js: signatures verified with WebCrypto's Ed25519).
 
-import { decryptionKeyInput, enforce, parsePolicy, wipe } from './trust.js';
+// trust.js (trust policies, key handling) is imported only by a load that gives `trustedKeys` or
+// `decryptionKey`: one request and one module fewer on every other start (DESIGN.md, "Cold start").
+const trustModule = () => import('./trust.js');
 
 /** Stable error codes (also listed in index.d.ts). */
 export const ErrorCode = Object.freeze({
@@ -431,10 +433,11 @@ export class Model {
     if (backend === 'webgpu' && (typeof navigator === 'undefined' || !navigator.gpu)) {
       fail(ErrorCode.NO_WEBGPU, "WebGPU is not available in this environment (navigator.gpu is missing: Node has none, and browsers expose it only in secure contexts, https or localhost, when supported); use { backend: 'cpu' } or { backend: 'auto' }");
     }
+    const trust = options.trustedKeys === undefined && options.decryptionKey === undefined ? null : await trustModule();
     // The policy first: a bad key is the caller's to fix before anything is downloaded.
-    const policy = options.trustedKeys === undefined ? null : await parsePolicy(options.trustedKeys, mdeployError);
+    const policy = options.trustedKeys === undefined ? null : await trust.parsePolicy(options.trustedKeys, mdeployError);
     // The key's type too (its content is parsed in wasm, once the runtime is up).
-    const key = options.decryptionKey === undefined ? null : decryptionKeyInput(options.decryptionKey, mdeployError);
+    const key = options.decryptionKey === undefined ? null : trust.decryptionKeyInput(options.decryptionKey, mdeployError);
     // 'webgpu' asks for the adapter before downloading anything (none is the caller's to fix).
     // Otherwise the adapter request, the runtime's start (fetch + compile + instantiate) and the
     // model's bytes and content hash run side by side: in Chromium the .wasm compiles off the
@@ -483,7 +486,7 @@ export class Model {
       } catch (e) {
         rethrow(e);
       }
-      signedBy = await enforce(policy, signed, mdeployError);
+      signedBy = await trust.enforce(policy, signed, mdeployError);
     }
     // Encrypt-then-sign: the policy above checked the encrypted file; now decrypt it in memory
     // (wasm: WebCrypto has no ChaCha20-Poly1305). `plain` is null for a file that is not
@@ -495,7 +498,7 @@ export class Model {
       } catch (e) {
         rethrow(e);
       } finally {
-        wipe(key.bytes);
+        trust.wipe(key.bytes);
       }
       if (plain !== null) bytes = plain;
     }
@@ -503,7 +506,7 @@ export class Model {
     try {
       return await Model.#build(g, variant, bytes, plain === null ? hashP : Promise.resolve(null), maxBatch, backend, adapterInfo, useGpu, signedBy);
     } finally {
-      wipe(plain);
+      if (plain !== null) trust.wipe(plain);
     }
   }
 

@@ -90,6 +90,7 @@ test('Chromium: the .wasm is downloaded once, compiled while streaming, and answ
   assert.deepEqual(got.wasmFetches, [CPU_WASM], "one download, of the CPU-only module ('cpu'): the early streaming compile is what the glue instantiated");
   assert.deepEqual(got.glues, [CPU_GLUE], 'only the CPU-only glue is imported');
   assert.equal(got.wasmModule, 'cpu-only');
+  assert.ok(!got.requests.includes('/trust.js'), `trust.js is fetched only for a load with trustedKeys or decryptionKey: ${got.requests.join(' ')}`);
   const at = (p) => got.requests.indexOf(p);
   assert.ok(at(CPU_WASM) < at(CPU_GLUE), `the .wasm is requested before the glue, so they overlap: ${got.requests.join(' ')}`);
   sameAsNative(got.probs);
