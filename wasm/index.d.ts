@@ -98,8 +98,14 @@ export interface LoadOptions {
 export interface InitOptions {
   /** `'auto'` (default) picks `'relaxed'` where `WebAssembly.validate` accepts relaxed SIMD, else `'simd'`. */
   variant?: 'auto' | 'simd' | 'relaxed';
-  /** The matching .wasm when you host it yourself: URL, path (Node), bytes, a Response or a compiled `WebAssembly.Module`. */
+  /**
+   * The WebGPU-capable .wasm of the matching variant when you host it yourself (`dist/mdeploy_wasm_bg.wasm` or
+   * `_relaxed.wasm`): URL, path (Node), bytes, a Response or a compiled `WebAssembly.Module`. Given without
+   * `cpuWasm`, it serves every model, WebGPU or not.
+   */
   wasm?: URL | string | ArrayBuffer | ArrayBufferView | ResponseLike | object;
+  /** The CPU-only .wasm of the matching variant when you host it yourself (`dist/mdeploy_wasm_cpu_bg.wasm` or `_cpu_relaxed.wasm`): what models run on when no WebGPU adapter is used. */
+  cpuWasm?: URL | string | ArrayBuffer | ArrayBufferView | ResponseLike | object;
 }
 
 export interface RuntimeInfo {
@@ -111,6 +117,8 @@ export interface RuntimeInfo {
   version: string;
   /** The `.mdm` format version this build writes (it reads any 1.x). */
   formatVersion: string;
+  /** Which .wasm: `'cpu-only'` (no WebGPU code; what `init()` starts) or `'full'` (with the WebGPU engine). */
+  wasmModule: 'cpu-only' | 'full';
 }
 
 /** Anything with `width`, `height` and pixel `data`: a canvas `ImageData` (RGBA bytes), grey bytes, or float luminance. */
@@ -172,6 +180,8 @@ export interface ModelInfo {
   backend: 'cpu' | 'webgpu';
   kernel: string;
   variant: 'simd' | 'relaxed';
+  /** The .wasm this model runs on: `'cpu-only'` unless it was loaded to use a WebGPU adapter (`'full'`). */
+  wasmModule: 'cpu-only' | 'full';
   maxBatch: number;
   /** The `backend` option the model was loaded with. */
   requestedBackend: Backend;
@@ -218,7 +228,7 @@ export declare class Model {
   dispose(): void;
 }
 
-/** Loads the runtime (done by `Model.load` on first use). Options apply to the first call; a later call asking for another variant or .wasm rejects with UNSUPPORTED. */
+/** Loads the runtime, the CPU-only module (done by `Model.load` on first use; the WebGPU-capable module is loaded only for a model that uses an adapter). Options apply to the first call; a later call asking for another variant or .wasm rejects with UNSUPPORTED. */
 export declare function init(options?: InitOptions): Promise<RuntimeInfo>;
 
 /**

@@ -1,12 +1,15 @@
 // mdeploy-wasm: the public JS API. Types: index.d.ts. Usage: README.md. Design: DESIGN.md.
 //
-// This ESM wrapper sits on the wasm-bindgen output (dist/mdeploy_wasm.js, built with
-// --target web). It adds what is awkward to express in Rust: async loading from any source,
+// This ESM wrapper sits on the wasm-bindgen output (dist/mdeploy_wasm_cpu.js, the CPU-only
+// module, and dist/mdeploy_wasm.js, the WebGPU-capable one, loaded only for a model that will use
+// an adapter; both built with --target web). It adds what is awkward to express in Rust: async loading from any source,
 // picking the SIMD variant with WebAssembly.validate, initialising from bytes in Node (where
 // fetch() cannot read file: URLs), turning inputs into floats, one error class, and trust
 // policies (trust.js: signatures verified with WebCrypto's Ed25519).
 
-import { decryptionKeyInput, enforce, parsePolicy, wipe } from './trust.js';
+// trust.js (trust policies, key handling) is imported only by a load that gives `trustedKeys` or
+// `decryptionKey`: one request and one module fewer on every other start (DESIGN.md, "Cold start").
+const trustModule = () => import('./trust.js');
 
 /** Stable error codes (also listed in index.d.ts). */
 export const ErrorCode = Object.freeze({
@@ -82,14 +85,29 @@ async function readFileNode(pathOrUrl) {
   }
 }
 
-// Each literal `new URL('./…', import.meta.url)` is what bundlers look for to emit the file.
-// Both variants export the same functions and share one glue module (scripts/build.sh checks).
-const VARIANTS = {
-  simd: () => new URL('./dist/mdeploy_wasm_bg.wasm', import.meta.url),
-  relaxed: () => new URL('./dist/mdeploy_wasm_relaxed.wasm', import.meta.url),
+// Two modules, each in two SIMD variants (DESIGN.md, "The CPU-only module"): `cpu` has no WebGPU
+// code (47 KB gzip less to download, and less to compile and instantiate) and is what every model
+// that will not use a WebGPU adapter runs on; `gpu` is the full build (CPU engine + GpuEngine),
+// loaded only when a model is going to use an adapter. Each literal `new URL('./…',
+// import.meta.url)` and `import('./…')` is what bundlers look for to emit the file. The two
+// variants of a module export the same functions and share one glue (scripts/build.sh checks).
+const MODULES = {
+  cpu: {
+    simd: () => new URL('./dist/mdeploy_wasm_cpu_bg.wasm', import.meta.url),
+    relaxed: () => new URL('./dist/mdeploy_wasm_cpu_relaxed.wasm', import.meta.url),
+    glue: () => import('./dist/mdeploy_wasm_cpu.js'),
+  },
+  gpu: {
+    simd: () => new URL('./dist/mdeploy_wasm_bg.wasm', import.meta.url),
+    relaxed: () => new URL('./dist/mdeploy_wasm_relaxed.wasm', import.meta.url),
+    glue: () => import('./dist/mdeploy_wasm.js'),
+  },
 };
 
-let runtime = null; // Promise<{ glue, info }>
+// Fixed by the first init() (or Model.load/preprocess, which call it): { variant, wasm, cpuWasm }.
+let settings = null;
+// One instance per module, started on first use: Promise<{ glue, info }>.
+const runtimes = { cpu: null, gpu: null };
 
 // The model's content hash (SHA-256 of bytes[0..32] ++ bytes[64..], MDM_FORMAT.md) with the
 // engine's native WebCrypto, or null where there is none (browsers hide crypto.subtle outside
@@ -110,7 +128,7 @@ export async function contentHash(bytes) {
   }
 }
 
-async function startRuntime(options) {
+function chooseSettings(options) {
   const feats = wasmFeatures();
   const want = options.variant ?? 'auto';
   if (!['auto', 'simd', 'relaxed'].includes(want)) {
@@ -122,8 +140,13 @@ async function startRuntime(options) {
   if (want === 'relaxed' && !feats.relaxedSimd) {
     fail(ErrorCode.UNSUPPORTED, "variant 'relaxed' was asked for but this engine rejects relaxed-SIMD modules (Node 20 needs --experimental-wasm-relaxed-simd); use variant 'auto' or 'simd'");
   }
-  const variant = want === 'auto' ? (feats.relaxedSimd ? 'relaxed' : 'simd') : want;
-  let wasm = options.wasm ?? VARIANTS[variant]();
+  return { variant: want === 'auto' ? (feats.relaxedSimd ? 'relaxed' : 'simd') : want, wasm: options.wasm, cpuWasm: options.cpuWasm };
+}
+
+// Starts one module (`kind`: 'cpu' | 'gpu') for the chosen variant.
+async function startRuntime(kind, { variant, wasm: gpuWasm, cpuWasm }) {
+  const mod = MODULES[kind];
+  let wasm = (kind === 'cpu' ? cpuWasm : gpuWasm) ?? mod[variant]();
   // Browsers: the .wasm's download and streaming compile start before the glue's import, so the
   // two overlap (DESIGN.md, "Cold start"). Any failure here (a server without the
   // application/wasm type, the network) falls through to the glue's own fetch, which reports it.
@@ -132,7 +155,7 @@ async function startRuntime(options) {
     compiled = WebAssembly.compileStreaming(fetch(wasm));
     compiled.catch(() => {});
   }
-  const glue = await import('./dist/mdeploy_wasm.js');
+  const glue = await mod.glue();
   if (isNode && (wasm instanceof URL || typeof wasm === 'string')) wasm = await loadBytes(wasm, 'the .wasm');
   if (compiled !== null) wasm = (await compiled.catch(() => null)) ?? wasm;
   try {
@@ -141,36 +164,74 @@ async function startRuntime(options) {
     if (isNode && (wasm instanceof Uint8Array)) glue.initSync({ module: wasm });
     else await glue.default({ module_or_path: wasm });
   } catch (e) {
-    fail(ErrorCode.LOAD_FAILED, `could not instantiate the ${variant} .wasm (${e.message}); if you host it yourself, pass its URL or bytes as init({ wasm })`, e);
+    const which = kind === 'cpu' ? `CPU-only ${variant}` : variant;
+    fail(ErrorCode.LOAD_FAILED, `could not instantiate the ${which} .wasm (${e.message}); if you host it yourself, pass its URL or bytes as init({ ${kind === 'cpu' ? 'cpuWasm' : 'wasm'} })`, e);
   }
   const b = glue.buildInfo();
-  return { glue, info: { variant, simd128: b.simd128, relaxedSimd: b.relaxedSimd, kernel: b.kernel, version: b.version, formatVersion: b.formatVersion } };
+  return {
+    glue,
+    info: {
+      variant, simd128: b.simd128, relaxedSimd: b.relaxedSimd, kernel: b.kernel, version: b.version, formatVersion: b.formatVersion,
+      wasmModule: b.webgpu ? 'full' : 'cpu-only',
+    },
+  };
+}
+
+// The runtime of one module, started on first use. With init({ wasm }) and no `cpuWasm`, the one
+// .wasm the caller hosts (the full build) serves every model, as before there were two modules.
+function runtimeOf(kind) {
+  if (kind === 'cpu' && settings.wasm !== undefined && settings.cpuWasm === undefined) kind = 'gpu';
+  if (runtimes[kind] === null) {
+    const p = startRuntime(kind, settings);
+    runtimes[kind] = p;
+    // A failed start may be retried (with other options if nothing else started).
+    p.catch(() => {
+      if (runtimes[kind] === p) runtimes[kind] = null;
+      if (runtimes.cpu === null && runtimes.gpu === null) settings = null;
+    });
+  }
+  return runtimes[kind];
+}
+
+// Fixes the settings on the first call; a later call asking for something else is refused.
+function settle(options) {
+  if (settings === null) {
+    settings = chooseSettings(options);
+    return;
+  }
+  // One wasm instance per module and page/process: a later, different request cannot be
+  // honoured, and silently ignoring it would hide that.
+  if ((options.variant && options.variant !== 'auto' && options.variant !== settings.variant) || options.wasm !== undefined || options.cpuWasm !== undefined) {
+    fail(ErrorCode.UNSUPPORTED, `the runtime is already initialised (variant '${settings.variant}'); call init({ variant, wasm, cpuWasm }) once, before the first Model.load`);
+  }
 }
 
 /**
- * Loads the WebAssembly runtime once (Model.load calls it for you). Options, for the first call:
- * `variant` ('auto' | 'simd' | 'relaxed') and `wasm` (URL, path, bytes, Response or
- * WebAssembly.Module of the matching .wasm, when you host it yourself). A later call asking for
+ * Loads the WebAssembly runtime once (Model.load calls it for you): the CPU-only module, which is
+ * what `preprocess` and every model not using WebGPU run on. Options, for the first call:
+ * `variant` ('auto' | 'simd' | 'relaxed'), and when you host the files yourself `cpuWasm` (the
+ * CPU-only .wasm) and `wasm` (the WebGPU-capable one; given alone, it serves every model): URL,
+ * path, bytes, Response or WebAssembly.Module of the matching variant. A later call asking for
  * another variant or .wasm rejects with UNSUPPORTED.
  */
 export async function init(options = {}) {
-  if (runtime === null) {
-    runtime = startRuntime(options);
-    runtime.catch(() => { runtime = null; }); // a failed start may be retried
-    return (await runtime).info;
-  }
-  const { info } = await runtime;
-  // One wasm instance per page/process: a later, different request cannot be honoured, and
-  // silently ignoring it would hide that.
-  if ((options.variant && options.variant !== 'auto' && options.variant !== info.variant) || options.wasm !== undefined) {
-    fail(ErrorCode.UNSUPPORTED, `the runtime is already initialised (variant '${info.variant}'); call init({ variant, wasm }) once, before the first Model.load`);
-  }
-  return info;
+  settle(options);
+  return (await runtimeOf('cpu')).info;
 }
 
-async function glue() {
-  await init();
-  return (await runtime).glue;
+// The runtime for `kind`, fixing the default settings if nothing did yet.
+function runtimeFor(kind) {
+  try {
+    settle({});
+  } catch (e) {
+    return Promise.reject(e);
+  }
+  return runtimeOf(kind);
+}
+
+// preprocess() needs no model: any module that is up (or starting) will do, the CPU one otherwise.
+async function anyGlue() {
+  return (await (runtimes.cpu ?? runtimes.gpu ?? runtimeFor('cpu'))).glue;
 }
 
 // ---------------------------------------------------------------- sources of bytes
@@ -284,7 +345,7 @@ function imageToFloats(g, img) {
  */
 export async function preprocess(image) {
   if (!isImage(image)) fail(ErrorCode.BAD_INPUT, `preprocess expects an ImageData or { width, height, data }; got ${describe(image)}`);
-  return imageToFloats(await glue(), image);
+  return imageToFloats(await anyGlue(), image);
 }
 
 // ---------------------------------------------------------------- Model
@@ -374,10 +435,11 @@ export class Model {
     if (backend === 'webgpu' && (typeof navigator === 'undefined' || !navigator.gpu)) {
       fail(ErrorCode.NO_WEBGPU, "WebGPU is not available in this environment (navigator.gpu is missing: Node has none, and browsers expose it only in secure contexts, https or localhost, when supported); use { backend: 'cpu' } or { backend: 'auto' }");
     }
+    const trust = options.trustedKeys === undefined && options.decryptionKey === undefined ? null : await trustModule();
     // The policy first: a bad key is the caller's to fix before anything is downloaded.
-    const policy = options.trustedKeys === undefined ? null : await parsePolicy(options.trustedKeys, mdeployError);
+    const policy = options.trustedKeys === undefined ? null : await trust.parsePolicy(options.trustedKeys, mdeployError);
     // The key's type too (its content is parsed in wasm, once the runtime is up).
-    const key = options.decryptionKey === undefined ? null : decryptionKeyInput(options.decryptionKey, mdeployError);
+    const key = options.decryptionKey === undefined ? null : trust.decryptionKeyInput(options.decryptionKey, mdeployError);
     // 'webgpu' asks for the adapter before downloading anything (none is the caller's to fix).
     // Otherwise the adapter request, the runtime's start (fetch + compile + instantiate) and the
     // model's bytes and content hash run side by side: in Chromium the .wasm compiles off the
@@ -385,7 +447,19 @@ export class Model {
     // file reads and WebCrypto run on the thread pool (DESIGN.md, "Cold start").
     const adapterP = backend === 'cpu' ? Promise.resolve(null) : requestAdapter();
     if (backend === 'webgpu' && (await adapterP) === null) fail(ErrorCode.NO_WEBGPU, NO_ADAPTER);
-    const glueP = glue();
+    // Which module (DESIGN.md, "The CPU-only module"): the full one only when this model is going
+    // to use an adapter ('webgpu', or 'auto' on an adapter it accepts); the CPU-only one otherwise.
+    // Under 'auto' the CPU-only module starts before the adapter is known, so the adapter request
+    // adds no wait; where an accepted adapter then turns up, that start was wasted.
+    const fallbackOk = options.allowFallbackAdapter === true;
+    const gpuWanted = (a) => a !== null && (backend === 'webgpu' || (backend === 'auto' && (fallbackOk || !describeAdapter(a).isFallbackAdapter)));
+    let glueP;
+    if (backend === 'webgpu') glueP = runtimeFor('gpu');
+    else {
+      const cpuP = runtimeFor('cpu');
+      glueP = backend === 'cpu' || typeof navigator === 'undefined' || !navigator.gpu ? cpuP
+        : adapterP.then((a) => (gpuWanted(a) ? runtimeFor('gpu') : cpuP));
+    }
     const bytesP = modelBytes(source);
     // Fetched or read bytes are hashed as they arrive. The caller's own array is hashed only
     // right before the engine reads it (below), as before: hashing it early would widen the
@@ -398,8 +472,10 @@ export class Model {
     for (const p of [glueP, bytesP, hashP]) p?.catch(() => {});
     const adapter = await adapterP;
     const adapterInfo = adapter === null ? null : describeAdapter(adapter);
-    const g = await glueP;
-    const { variant } = await init();
+    const { glue: g, info: { variant } } = await glueP;
+    // Only a caller-hosted init({ wasm }) that is in fact the CPU-only build lacks GpuEngine.
+    const useGpu = gpuWanted(adapter) && g.GpuEngine !== undefined;
+    if (backend === 'webgpu' && !useGpu) fail(ErrorCode.UNSUPPORTED, "the .wasm given as init({ wasm }) has no WebGPU engine (it is the CPU-only build, dist/mdeploy_wasm_cpu*.wasm): pass the full build's .wasm as `wasm` and the CPU-only one as `cpuWasm`");
     let bytes = await bytesP;
     let signedBy = null;
     if (policy !== null) {
@@ -412,7 +488,7 @@ export class Model {
       } catch (e) {
         rethrow(e);
       }
-      signedBy = await enforce(policy, signed, mdeployError);
+      signedBy = await trust.enforce(policy, signed, mdeployError);
     }
     // Encrypt-then-sign: the policy above checked the encrypted file; now decrypt it in memory
     // (wasm: WebCrypto has no ChaCha20-Poly1305). `plain` is null for a file that is not
@@ -424,19 +500,19 @@ export class Model {
       } catch (e) {
         rethrow(e);
       } finally {
-        wipe(key.bytes);
+        trust.wipe(key.bytes);
       }
       if (plain !== null) bytes = plain;
     }
     // A decrypted file is hashed in wasm (a WebCrypto hash would make one more plaintext copy).
     try {
-      return await Model.#build(g, variant, bytes, plain === null ? hashP : Promise.resolve(null), maxBatch, backend, adapterInfo, options, signedBy);
+      return await Model.#build(g, variant, bytes, plain === null ? hashP : Promise.resolve(null), maxBatch, backend, adapterInfo, useGpu, signedBy);
     } finally {
-      wipe(plain);
+      if (plain !== null) trust.wipe(plain);
     }
   }
 
-  static async #build(g, variant, bytes, hashP, maxBatch, backend, adapterInfo, options, signedBy) {
+  static async #build(g, variant, bytes, hashP, maxBatch, backend, adapterInfo, useGpu, signedBy) {
     const hash = await (hashP ?? contentHash(bytes));
     let engine;
     try {
@@ -445,11 +521,11 @@ export class Model {
     } catch (e) {
       rethrow(e);
     }
-    // 'auto' never uses a fallback adapter unless told to: SwiftShader and the like emulate the
-    // GPU on the CPU, slower than the SIMD kernels (DESIGN.md, "WebGPU").
-    const fallbackOk = options.allowFallbackAdapter === true;
+    // useGpu: 'webgpu', or 'auto' on an adapter it accepts. 'auto' never uses a fallback adapter
+    // unless told to: SwiftShader and the like emulate the GPU on the CPU, slower than the SIMD
+    // kernels (DESIGN.md, "WebGPU").
     let gpu = null;
-    if (backend === 'webgpu' || (backend === 'auto' && adapterInfo !== null && (fallbackOk || !adapterInfo.isFallbackAdapter))) {
+    if (useGpu) {
       try {
         gpu = await g.GpuEngine.create(bytes, maxBatch);
       } catch (e) {
@@ -650,6 +726,7 @@ export class Model {
   info() {
     const i = this.#live().info();
     i.variant = this.#variant;
+    i.wasmModule = this.#glue.buildInfo().webgpu ? 'full' : 'cpu-only';
     const gpu = this.#checkGpu();
     i.requestedBackend = this.#request;
     i.backend = gpu === null ? 'cpu' : 'webgpu';

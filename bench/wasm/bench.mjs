@@ -50,12 +50,13 @@ for (const name of MODELS) {
 }
 
 // ---- shipped bytes: what a browser page downloads to run the model on the CPU ------------------
-// mdeploy: the simd128 variant (what Node 20 and browsers without relaxed SIMD load; the relaxed one
-// is the same size ±2 %); JS unminified, as published. onnxruntime-web: the `onnxruntime-web/wasm`
+// mdeploy: the CPU-only module's simd128 variant (what Model.load fetches for a CPU model in Node 20
+// and browsers without relaxed SIMD; the relaxed one is the same size ±2 %) and the JS index.js
+// imports (trust.js too), unminified, as published. onnxruntime-web: the `onnxruntime-web/wasm`
 // entry (bundle with its Emscripten glue) + its one CPU wasm. tfjs: tfjs-core's and the wasm
 // backend's minified ES bundles + the single-thread SIMD wasm.
 const SHIPPED = {
-  mdeploy: [`${ROOT}wasm/index.js`, `${ROOT}wasm/dist/mdeploy_wasm.js`, `${ROOT}wasm/dist/mdeploy_wasm_bg.wasm`],
+  mdeploy: [`${ROOT}wasm/index.js`, `${ROOT}wasm/trust.js`, `${ROOT}wasm/dist/mdeploy_wasm_cpu.js`, `${ROOT}wasm/dist/mdeploy_wasm_cpu_bg.wasm`],
   ort: [`${NM}onnxruntime-web/dist/ort.wasm.bundle.min.mjs`, `${NM}onnxruntime-web/dist/ort-wasm-simd-threaded.wasm`],
   tfjs: [`${NM}@tensorflow/tfjs-core/dist/tf-core.fesm.min.js`, `${NM}@tensorflow/tfjs-backend-wasm/dist/tf-backend-wasm.fesm.min.js`, `${NM}@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm`],
 };

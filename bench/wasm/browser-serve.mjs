@@ -71,9 +71,13 @@ export async function serveRepo(digits = null) {
     } finally {
       pending = null;
       child.removeAllListeners('exit');
+      // Wait for Chromium to exit (up to 5 s) before deleting its profile: on a loaded machine it
+      // was still writing there 300 ms after SIGTERM and rmSync failed with ENOTEMPTY.
+      const exited = child.exitCode !== null || child.signalCode !== null ? Promise.resolve()
+        : new Promise((r) => child.once('exit', r));
       try { process.kill(-child.pid, 'SIGTERM'); } catch {}
-      await new Promise((r) => setTimeout(r, 300));
-      rmSync(profile, { recursive: true, force: true });
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+      rmSync(profile, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
     }
   }
   return { visit, close: () => server.close() };

@@ -5,6 +5,8 @@
 //   MDEPLOY_COLD_BASELINE=<file beside wasm/index.js>: also time the public path with that entry
 //   (an A/B of a change to index.js against the same dist/); MDEPLOY_COLD_STEPS=0: the public
 //   path only (more rounds of the A/B in the same time)
+// Every configuration uses the CPU-only module (what Model.load runs a CPU model on) except the
+// one marked "full module" (the WebGPU-capable .wasm every model ran on before).
 // Steps (cold-breakdown-page.mjs): adapter request, JS import, .wasm fetch + compile (streaming
 // or from bytes), instantiate, model fetch, hash, Engine, first and second run. The last rows
 // time the public path, Model.load → first predictSync (browser.html?mode=cold, as browser.mjs).
@@ -16,6 +18,7 @@ const runs = Number(runsArg);
 const STEP_PAGE = '/bench/wasm/cold-breakdown.html';
 const CONFIGS = process.env.MDEPLOY_COLD_STEPS === '0' ? [] : [
   { id: 'streaming', query: 'src=stream', args: [] },
+  { id: 'streaming, full module (WebGPU code in)', query: 'src=stream&module=full', args: [] },
   { id: 'from bytes', query: 'src=bytes', args: [] },
   { id: 'streaming, no adapter request', query: 'src=stream&adapter=0', args: [] },
   { id: 'streaming, WebGPU on (SwiftShader adapter)', query: 'src=stream', args: ['--enable-unsafe-webgpu'] },

@@ -1,6 +1,8 @@
 // One Chromium cold start of mdeploy-wasm, step by step (cold-breakdown-browser.mjs opens this
 // page in a fresh browser and reads what it POSTs). The Chromium twin of cold-breakdown.mjs.
-//   ?model=mnist-mlp&variant=relaxed|simd&src=stream|bytes&adapter=1|0[&dist=<folder under wasm/dist/>]
+//   ?model=mnist-mlp&variant=relaxed|simd&src=stream|bytes&adapter=1|0[&module=cpu|full][&dist=<folder under wasm/dist/>]
+// module: the CPU-only .wasm (default: what Model.load runs a CPU model on) or the full one (with
+// the WebGPU engine: what every model ran on before the CPU-only module, and WebGPU models now).
 // Steps: WebGPU adapter request (what Model.load's default backend 'auto' asks first; adapter=0
 // leaves it out), glue import, the .wasm fetched and compiled (src=stream: one
 // WebAssembly.compileStreaming over the response, as the glue's instantiateStreaming does;
@@ -31,9 +33,10 @@ if (q.get('adapter') !== '0') {
 const { contentHash } = await import('/wasm/index.js');
 // dist: another build's glue + .wasm (A/B of a build change; its simd128 file only).
 const dist = q.get('dist') === null ? '/wasm/dist/' : `/wasm/dist/${q.get('dist').replace(/[^a-z0-9-]/g, '')}/`;
-const glue = await import(`${dist}mdeploy_wasm.js`);
+const stem = q.get('module') === 'full' ? 'mdeploy_wasm' : 'mdeploy_wasm_cpu';
+const glue = await import(`${dist}${stem}.js`);
 lap('importJs');
-const wasmUrl = `${dist}${variant === 'relaxed' ? 'mdeploy_wasm_relaxed.wasm' : 'mdeploy_wasm_bg.wasm'}`;
+const wasmUrl = `${dist}${stem}${variant === 'relaxed' ? '_relaxed.wasm' : '_bg.wasm'}`;
 let module;
 if (src === 'stream') {
   module = await WebAssembly.compileStreaming(fetch(wasmUrl));

@@ -1,5 +1,7 @@
 // Where a Node cold start goes, step by step, in one fresh process (mdeploy-wasm only).
 //   node bench/wasm/cold-breakdown.mjs [model] [simd|relaxed]   → one JSON line (milliseconds)
+//   MDEPLOY_WASM_MODULE=full: the WebGPU-capable .wasm instead of the CPU-only one (the default:
+//   what Model.load runs a CPU model on)
 //   for i in 1 2 3 4 5; do node bench/wasm/cold-breakdown.mjs mnist-cnn; done
 // Steps: node start (process origin → this line), glue + index.js import, .wasm read, compile
 // (new WebAssembly.Module), instantiate, model bytes read, WebCrypto content hash, Engine (read + plan), first run,
@@ -22,12 +24,13 @@ const lap = (k) => {
 };
 // MDEPLOY_WASM_DIST: another build's dist/ folder (A/B comparisons of a change).
 const dist = process.env.MDEPLOY_WASM_DIST ? new URL(`file://${process.env.MDEPLOY_WASM_DIST.replace(/\/?$/, '/')}`) : new URL('dist/', here);
-const glue = await import(new URL('mdeploy_wasm.js', dist));
+const stem = process.env.MDEPLOY_WASM_MODULE === 'full' ? 'mdeploy_wasm' : 'mdeploy_wasm_cpu';
+const glue = await import(new URL(`${stem}.js`, dist));
 // The package's own WebCrypto hash, so this times what Model.load runs (importing index.js is
 // part of every real start, so it is in this step too).
 const { contentHash } = await import(new URL('index.js', here));
 lap('importGlue');
-const bytes = readFileSync(new URL(variant === 'relaxed' ? 'mdeploy_wasm_relaxed.wasm' : 'mdeploy_wasm_bg.wasm', dist));
+const bytes = readFileSync(new URL(`${stem}${variant === 'relaxed' ? '_relaxed.wasm' : '_bg.wasm'}`, dist));
 lap('readWasm');
 const module = new WebAssembly.Module(bytes);
 lap('compile');
@@ -42,4 +45,4 @@ await engineSteps(glue, noHash ? null : contentHash, model, lap);
 t.total = performance.now() - tStart + 0; // since the process origin
 cpu.total = process.cpuUsage().user / 1000 + process.cpuUsage().system / 1000;
 const r2 = (o) => Object.fromEntries(Object.entries(o).map(([k, v]) => [k, Math.round(v * 100) / 100]));
-console.log(JSON.stringify({ model: name, variant, wasmBytes: bytes.length, ...r2(t), cpu: r2(cpu) }));
+console.log(JSON.stringify({ model: name, variant, module: stem, wasmBytes: bytes.length, ...r2(t), cpu: r2(cpu) }));

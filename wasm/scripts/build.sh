@@ -4,6 +4,9 @@
 #   dist/mdeploy_wasm_bg.wasm       simd128                 (runs everywhere: Node ≥ 20, current browsers)
 #   dist/mdeploy_wasm_relaxed.wasm  simd128 + relaxed-simd  (chosen at run time where WebAssembly.validate
 #                                                            accepts a relaxed-SIMD probe)
+#   dist/mdeploy_wasm_cpu.js, dist/mdeploy_wasm_cpu_bg.wasm, dist/mdeploy_wasm_cpu_relaxed.wasm
+#                                   the same two variants without the WebGPU engine (`--features
+#                                   cpu-only`): what index.js loads when no WebGPU adapter is used
 #   dist/server/mdeploy_wasm_server.js, _bg.wasm   `mdeploy-wasm/server` (server/: the REST routes of
 #                                   mdeploy-serve for Fetch-API hosts), simd128 only (see DESIGN.md)
 #   models/        the default models, copied from <repo>/models (separate assets, see DESIGN.md)
@@ -18,12 +21,14 @@ TARGET="${CARGO_TARGET_DIR:-$HOME/.cache/mdeploy/target}"
 WASM_OPT="$HERE/node_modules/.bin/wasm-opt"
 [ -x "$WASM_OPT" ] || { echo "build.sh: $WASM_OPT missing: run \`npm ci\` in wasm/ (binaryen@132.0.0)" >&2; exit 1; }
 
-# One wasm-pack build + binaryen's wasm-opt: pack_build <crate dir> <out dir> <out name> <features> <target subdir>
+# One wasm-pack build + binaryen's wasm-opt:
+#   pack_build <crate dir> <out dir> <out name> <features> <target subdir> [cargo args...]
 pack_build() {
   local crate="$1" out="$2" name="$3" features="$4" target="$5"
+  shift 5
   RUSTFLAGS="-C target-feature=$features" CARGO_TARGET_DIR="$TARGET/$target" \
     wasm-pack --quiet build "$crate" --mode no-install --release --target web --no-typescript --no-pack \
-      --out-dir "$out" --out-name "$name"
+      --out-dir "$out" --out-name "$name" ${1:+-- "$@"}
   # -O3, not -Oz: the wasm is small either way and the kernels are the point (measured in DESIGN.md).
   "$WASM_OPT" -O3 --enable-bulk-memory --enable-nontrapping-float-to-int \
     "$out/${name}_bg.wasm" -o "$out/${name}_bg.wasm.opt"
@@ -36,6 +41,10 @@ build_variant() {
   echo "build.sh: $name ($features)" >&2
   # A target dir per variant: the two RUSTFLAGS would otherwise rebuild each other's artifacts.
   pack_build "$HERE" "$HERE/dist/.build-$name" mdeploy_wasm "$features" "wasm-pkg-$name"
+  # The CPU-only module: same target dir and RUSTFLAGS, so only this crate and the link are
+  # redone (wgpu stays compiled as a dependency; nothing of it is linked without src/gpu/).
+  echo "build.sh: $name, CPU only" >&2
+  pack_build "$HERE" "$HERE/dist/.build-$name-cpu" mdeploy_wasm_cpu "$features" "wasm-pkg-$name" --features cpu-only
 }
 
 build_server() {
@@ -89,7 +98,13 @@ cmp -s "$HERE/dist/.build-simd/mdeploy_wasm.js" "$HERE/dist/.build-relaxed/mdepl
 mv "$HERE/dist/.build-simd/mdeploy_wasm.js" "$HERE/dist/mdeploy_wasm.js"
 mv "$HERE/dist/.build-simd/mdeploy_wasm_bg.wasm" "$HERE/dist/mdeploy_wasm_bg.wasm"
 mv "$HERE/dist/.build-relaxed/mdeploy_wasm_bg.wasm" "$HERE/dist/mdeploy_wasm_relaxed.wasm"
-rm -rf "$HERE/dist/.build-simd" "$HERE/dist/.build-relaxed"
+# The CPU-only pair, the same way (its glue differs from the one above: no GpuEngine).
+cmp -s "$HERE/dist/.build-simd-cpu/mdeploy_wasm_cpu.js" "$HERE/dist/.build-relaxed-cpu/mdeploy_wasm_cpu.js" || {
+  echo "build.sh: the two CPU-only variants' wasm-bindgen glue differs; ship both folders instead (see DESIGN.md)" >&2; exit 1; }
+mv "$HERE/dist/.build-simd-cpu/mdeploy_wasm_cpu.js" "$HERE/dist/mdeploy_wasm_cpu.js"
+mv "$HERE/dist/.build-simd-cpu/mdeploy_wasm_cpu_bg.wasm" "$HERE/dist/mdeploy_wasm_cpu_bg.wasm"
+mv "$HERE/dist/.build-relaxed-cpu/mdeploy_wasm_cpu_bg.wasm" "$HERE/dist/mdeploy_wasm_cpu_relaxed.wasm"
+rm -rf "$HERE"/dist/.build-*
 
 for f in "$HERE"/dist/*.wasm "$HERE"/dist/server/*.wasm; do
   printf 'build.sh: %s %d bytes, %d gzipped\n' "${f#"$HERE"/}" "$(wc -c <"$f")" "$(gzip -9c "$f" | wc -c)" >&2

@@ -14,6 +14,8 @@
 #      test/trust-browser.test.mjs the same in Chromium (WebCrypto Ed25519 is the browser's there)
 #      test/server.test.mjs: mdeploy-wasm/server (createServer().fetch) on all 2,000 test digits
 #      against the native reference, its errors, body limit, options and memory
+#      test/cpu-module.test.mjs and cold-start-browser.test.mjs: which module (CPU-only or full)
+#      a load reads in Node and fetches in Chromium, and the WebGPU path on the full one
 # Needs what scripts/bootstrap.sh installs (wasm-pack, wasm-bindgen-cli, `npm ci` here and at the
 # root, Debian's chromium).
 set -euo pipefail

@@ -9,6 +9,8 @@
 //! * [`backend`]: the synchronous device seam (the CPU backend).
 //! * `gpu`: the WebGPU engine executing the lowered `Program`, its WGSL kernels, and (wasm32)
 //!   the async `GpuEngine` class. Natively only with the `native-gpu` feature (tests on Vulkan).
+//!   Left out of the CPU-only module the package also ships (`cpu-only` feature,
+//!   `dist/mdeploy_wasm_cpu*.wasm`): what `index.js` loads whenever no WebGPU adapter is used.
 //! * [`error`]: `WasmError` and its conversion to a JS `Error` with a stable `code`.
 
 pub mod backend;
@@ -173,6 +175,8 @@ pub fn build_info() -> Object {
     set(&o, "version", env!("CARGO_PKG_VERSION"));
     set(&o, "simd128", cfg!(target_feature = "simd128"));
     set(&o, "relaxedSimd", cfg!(target_feature = "relaxed-simd"));
+    // false in the CPU-only module (`--features cpu-only`), which has no `GpuEngine`.
+    set(&o, "webgpu", cfg!(all(any(target_arch = "wasm32", feature = "native-gpu"), not(feature = "cpu-only"))));
     set(&o, "kernel", mdeploy_core::kernels::KernelSet::best().name());
     set(&o, "formatVersion", format!("{}.{}", mdeploy_core::format::FORMAT_MAJOR, mdeploy_core::format::FORMAT_MINOR));
     o
