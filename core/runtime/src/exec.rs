@@ -564,6 +564,8 @@ impl Exec {
                 out_u8: is_u8[*out],
             });
         }
+        let mut split = split;
+        qconv::fuse_max_pools(&mut steps, &step_vals, &mut split, &mut qs);
         // Memory budget (`budget.rs`): the per-sample buffers and the padded-conv scratch are
         // fixed; the batch buffers grow with the chunk, which shrinks to fit.
         let fixed: usize = stride

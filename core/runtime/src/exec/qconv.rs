@@ -13,11 +13,17 @@
 //! are whatever follows in the input, multiplied by those zero rows, so they add exactly 0.
 //! The sums are the im2col's, so the outputs are the same bits.
 
-use super::{QConvX, QIn, QOutBuf, QScratch, MAX_PADDED_FLOATS, QROWS, QSLACK};
+use super::{Loc, QConvX, QIn, QOutBuf, QScratch, XStep, XK, MAX_PADDED_FLOATS, QROWS, QSLACK};
 use crate::kernels::qgemm::PackedQB;
+use crate::kernels::PoolGeom;
+use crate::lower::PoolKind;
 use crate::kernels::quant::MAX_QK;
 use crate::kernels::KernelSet;
 use crate::lower::Window;
+
+/// Largest `i32` scratch a conv with a fused max pool keeps (its whole sample's sums plus the
+/// pooled ones): 1 MiB. Bigger convs keep the pool as a step of its own.
+const MAX_POOLED_SUMS: usize = 1 << 18;
 
 /// Where the gathered words lie (see the module docs).
 pub(super) struct QGather {
@@ -26,6 +32,9 @@ pub(super) struct QGather {
     /// Height and width of the (padded) input the words are gathered from.
     hp: usize,
     wp: usize,
+    /// A max pool of the output fused in (`fuse_max_pools`): the sums are pooled before the
+    /// epilogue, which then runs on a quarter of the values (2×2 windows).
+    pool: Option<PoolGeom>,
 }
 
 impl QGather {
@@ -54,7 +63,7 @@ impl QGather {
         }
         let wpr = run4 / 4;
         let offs = (0..kk / 4).map(|g| ((g / wpr) * win.dh * wp * win.c + 4 * (g % wpr)) as u32).collect();
-        Some((ks.qpack_b(kk, n, &w), QGather { offs, hp, wp }))
+        Some((ks.qpack_b(kk, n, &w), QGather { offs, hp, wp, pool: None }))
     }
 
     /// Bytes of the (padded) input.
@@ -98,11 +107,45 @@ pub(super) fn qconv_gather(ks: KernelSet, g: &QConvX, d: &QGather, src: QIn, mut
         x
     };
     let (m, n) = (w.oh * w.ow, g.out_c);
-    let mut base = [0u32; QROWS];
+    if let Some(pg) = &d.pool {
+        // All the sample's sums first (the input is read to the end before anything is
+        // written), then the max of each window's sums per channel, then one epilogue on those.
+        let (sums, pooled) = c.split_at_mut(m * n);
+        gather_rows(ks, g, d, x, 0, m, sums, panel);
+        for oy in 0..pg.oh {
+            for ox in 0..pg.ow {
+                let out = &mut pooled[(oy * pg.ow + ox) * n..][..n];
+                out.fill(i32::MIN);
+                for ky in 0..pg.kh {
+                    for kx in 0..pg.kw {
+                        let at = ((oy * pg.sh + ky) * pg.w + ox * pg.sw + kx) * n;
+                        for (o, &v) in out.iter_mut().zip(&sums[at..at + n]) {
+                            *o = (*o).max(v);
+                        }
+                    }
+                }
+            }
+        }
+        let mp = pg.oh * pg.ow;
+        dst.finish(ks, &g.epi, &pooled[..mp * n], n, mp, 0, n);
+        return;
+    }
     for r0 in (0..m).step_by(QROWS) {
         let rows = QROWS.min(m - r0);
-        let (mut oy, mut ox) = (r0 / w.ow, r0 % w.ow);
-        for b in base.iter_mut().take(rows) {
+        gather_rows(ks, g, d, x, r0, rows, &mut c[..rows * n], panel);
+        dst.finish(ks, &g.epi, &c[..rows * n], n, rows, r0, n);
+    }
+}
+
+/// The sums of output pixels `r0..r0 + rows` into `c` (`n` per row), `QROWS` at a time.
+#[allow(clippy::too_many_arguments)]
+fn gather_rows(ks: KernelSet, g: &QConvX, d: &QGather, x: &[u8], r0: usize, rows: usize, c: &mut [i32], panel: &mut [i32]) {
+    let (w, n) = (&g.win, g.out_c);
+    let mut base = [0u32; QROWS];
+    for q0 in (r0..r0 + rows).step_by(QROWS) {
+        let qr = QROWS.min(r0 + rows - q0);
+        let (mut oy, mut ox) = (q0 / w.ow, q0 % w.ow);
+        for b in base.iter_mut().take(qr) {
             // Below MAX_PADDED_FLOATS (checked in `new`), so it fits u32.
             *b = ((oy * w.sh * d.wp + ox * w.sw) * w.c) as u32;
             ox += 1;
@@ -110,7 +153,54 @@ pub(super) fn qconv_gather(ks: KernelSet, g: &QConvX, d: &QGather, src: QIn, mut
                 (oy, ox) = (oy + 1, 0);
             }
         }
-        ks.qgemm_gather(x, &base[..rows], &d.offs, &g.w, &mut c[..rows * n], n, panel);
-        dst.finish(ks, &g.epi, &c[..rows * n], n, rows, r0, n);
+        let at = (q0 - r0) * n;
+        ks.qgemm_gather(x, &base[..qr], &d.offs, &g.w, &mut c[at..at + qr * n], n, panel);
+    }
+}
+
+/// Fuses each padding-free max pool that alone reads a gathering integer conv's u8 output
+/// into that conv, and drops the pool's step (`split` follows). Why the bits stay the same:
+/// the requantizing epilogue is non-decreasing in the sum (a saturating add of the bias, a
+/// saturating left shift, a multiply by a non-negative multiplier with a floor, a rounding
+/// right shift, a clamp: each non-decreasing), so the code of the largest sum is the largest
+/// code, which is what the pool took (`generic_maxpool_u8`). Fused only when the pool writes
+/// codes, so an f32 dequantization (which would also be non-decreasing) never enters here.
+/// `vals`: each step's input and output values; `qs` grows to the sums it needs.
+pub(super) fn fuse_max_pools(steps: &mut Vec<XStep>, vals: &[(Vec<usize>, usize)], split: &mut usize, qs: &mut QScratch) {
+    let mut fused = Vec::new();
+    for j in 0..(*split).min(steps.len()).saturating_sub(1) {
+        let v = vals[j].1;
+        let readers = vals.iter().filter(|(ins, _)| ins.contains(&v)).count();
+        let (ins1, out1) = &vals[j + 1];
+        if readers != 1 || ins1.first() != Some(&v) || *out1 == v {
+            continue;
+        }
+        let (head, tail) = steps.split_at_mut(j + 1);
+        let (cs, ps) = (&mut head[j], &tail[0]);
+        // The conv may not write over its own input (sample_step takes the output buffer out).
+        if cs.ins.contains(&ps.out) || !matches!(ps.out, Loc::Buf { .. }) {
+            continue;
+        }
+        let (XK::QConv(g), XK::Pool { kind: PoolKind::Max, fast: Some(pg), .. }) = (&mut cs.k, &ps.k) else {
+            continue;
+        };
+        let (m, n) = (g.win.oh * g.win.ow, g.out_c);
+        let sums = m.checked_mul(n).and_then(|s| s.checked_add(pg.oh * pg.ow * n));
+        let fits = pg.c == n && pg.h == g.win.oh && pg.w == g.win.ow && sums.is_some_and(|s| s <= MAX_POOLED_SUMS);
+        let requant = g.epi.out_params().is_some();
+        let Some(d) = g.gather.as_mut().filter(|_| fits && requant && cs.out_u8 && ps.in_u8 && ps.out_u8) else {
+            continue;
+        };
+        d.pool = Some(*pg);
+        if let Some(s) = sums {
+            qs.c.resize(qs.c.len().max(s), 0);
+        }
+        cs.out = ps.out;
+        cs.out_len = ps.out_len;
+        fused.push(j + 1);
+    }
+    for &j in fused.iter().rev() {
+        steps.remove(j);
+        *split -= 1;
     }
 }
