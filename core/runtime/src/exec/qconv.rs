@@ -13,7 +13,7 @@
 //! are whatever follows in the input, multiplied by those zero rows, so they add exactly 0.
 //! The sums are the im2col's, so the outputs are the same bits.
 
-use super::{Loc, QConvX, QIn, QOutBuf, QScratch, XStep, XK, MAX_PADDED_FLOATS, QROWS, QSLACK};
+use super::{QConvX, QIn, QOutBuf, QScratch, XStep, XK, MAX_PADDED_FLOATS, QROWS, QSLACK};
 use crate::kernels::qgemm::PackedQB;
 use crate::kernels::PoolGeom;
 use crate::lower::PoolKind;
@@ -176,14 +176,11 @@ pub(super) fn fuse_max_pools(steps: &mut Vec<XStep>, vals: &[(Vec<usize>, usize)
             continue;
         }
         let (head, tail) = steps.split_at_mut(j + 1);
-        let (cs, ps) = (&mut head[j], &tail[0]);
-        // The conv may not write over its own input (sample_step takes the output buffer out).
-        if cs.ins.contains(&ps.out) || !matches!(ps.out, Loc::Buf { .. }) {
-            continue;
-        }
+        let (cs, ps) = (&mut head[j], &mut tail[0]);
         let (XK::QConv(g), XK::Pool { kind: PoolKind::Max, fast: Some(pg), .. }) = (&mut cs.k, &ps.k) else {
             continue;
         };
+        let pg = *pg;
         let (m, n) = (g.win.oh * g.win.ow, g.out_c);
         let sums = m.checked_mul(n).and_then(|s| s.checked_add(pg.oh * pg.ow * n));
         let fits = pg.c == n && pg.h == g.win.oh && pg.w == g.win.ow && sums.is_some_and(|s| s <= MAX_POOLED_SUMS);
@@ -191,13 +188,22 @@ pub(super) fn fuse_max_pools(steps: &mut Vec<XStep>, vals: &[(Vec<usize>, usize)
         let Some(d) = g.gather.as_mut().filter(|_| fits && requant && cs.out_u8 && ps.in_u8 && ps.out_u8) else {
             continue;
         };
-        d.pool = Some(*pg);
+        d.pool = Some(pg);
         if let Some(s) = sums {
             qs.c.resize(qs.c.len().max(s), 0);
         }
-        cs.out = ps.out;
         cs.out_len = ps.out_len;
-        fused.push(j + 1);
+        if cs.ins.contains(&ps.out) {
+            // The pool's output took the conv input's buffer (it died there), and a step never
+            // writes its own input's buffer (`sample_step` takes it out): the conv writes the
+            // pooled codes to its own output, and the pool's step becomes a copy of them.
+            ps.k = XK::Copy;
+            ps.ins = vec![cs.out];
+            ps.in_lens = vec![ps.out_len];
+        } else {
+            cs.out = ps.out;
+            fused.push(j + 1);
+        }
     }
     for &j in fused.iter().rev() {
         steps.remove(j);
