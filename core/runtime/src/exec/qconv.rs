@@ -112,20 +112,7 @@ pub(super) fn qconv_gather(ks: KernelSet, g: &QConvX, d: &QGather, src: QIn, mut
         // written), then the max of each window's sums per channel, then one epilogue on those.
         let (sums, pooled) = c.split_at_mut(m * n);
         gather_rows(ks, g, d, x, 0, m, sums, panel);
-        for oy in 0..pg.oh {
-            for ox in 0..pg.ow {
-                let out = &mut pooled[(oy * pg.ow + ox) * n..][..n];
-                out.fill(i32::MIN);
-                for ky in 0..pg.kh {
-                    for kx in 0..pg.kw {
-                        let at = ((oy * pg.sh + ky) * pg.w + ox * pg.sw + kx) * n;
-                        for (o, &v) in out.iter_mut().zip(&sums[at..at + n]) {
-                            *o = (*o).max(v);
-                        }
-                    }
-                }
-            }
-        }
+        pool_sums(pg, n, sums, pooled);
         let mp = pg.oh * pg.ow;
         dst.finish(ks, &g.epi, &pooled[..mp * n], n, mp, 0, n);
         return;
@@ -134,6 +121,43 @@ pub(super) fn qconv_gather(ks: KernelSet, g: &QConvX, d: &QGather, src: QIn, mut
         let rows = QROWS.min(m - r0);
         gather_rows(ks, g, d, x, r0, rows, &mut c[..rows * n], panel);
         dst.finish(ks, &g.epi, &c[..rows * n], n, rows, r0, n);
+    }
+}
+
+/// `pooled[p][j]` = the largest `sums[q][j]` over pool window p's pixels q (`n` per pixel).
+fn pool_sums(pg: &PoolGeom, n: usize, sums: &[i32], pooled: &mut [i32]) {
+    // The runtime is built for baseline x86_64, whose SSE2 has no i32 max (it took a compare
+    // and three logic ops per 4 lanes, about half as long as the epilogue it saves): AVX2 where
+    // the CPU has it (every x86_64 SIMD kernel set needs it), `vpmaxsd`.
+    #[cfg(target_arch = "x86_64")]
+    if is_x86_feature_detected!("avx2") {
+        // SAFETY: AVX2 was detected just above.
+        return unsafe { pool_sums_avx2(pg, n, sums, pooled) };
+    }
+    pool_sums_body(pg, n, sums, pooled)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn pool_sums_avx2(pg: &PoolGeom, n: usize, sums: &[i32], pooled: &mut [i32]) {
+    pool_sums_body(pg, n, sums, pooled)
+}
+
+#[inline(always)]
+fn pool_sums_body(pg: &PoolGeom, n: usize, sums: &[i32], pooled: &mut [i32]) {
+    for oy in 0..pg.oh {
+        for ox in 0..pg.ow {
+            let out = &mut pooled[(oy * pg.ow + ox) * n..][..n];
+            out.fill(i32::MIN);
+            for ky in 0..pg.kh {
+                for kx in 0..pg.kw {
+                    let at = ((oy * pg.sh + ky) * pg.w + ox * pg.sw + kx) * n;
+                    for (o, &v) in out.iter_mut().zip(&sums[at..at + n]) {
+                        *o = (*o).max(v);
+                    }
+                }
+            }
+        }
     }
 }
 
