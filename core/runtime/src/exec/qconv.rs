@@ -12,6 +12,10 @@
 //! words once the run is rounded up to `run4`, a multiple of 4: the up to 3 bytes past a run
 //! are whatever follows in the input, multiplied by those zero rows, so they add exactly 0.
 //! The sums are the im2col's, so the outputs are the same bits.
+//!
+//! A max pool that alone reads the conv's u8 output is fused in (`fuse_max_pools`): the window
+//! max of the i32 sums, then one epilogue on the pooled values (why the bits stay the same: at
+//! `fuse_max_pools`).
 
 use super::{QConvX, QIn, QOutBuf, QScratch, XStep, XK, MAX_PADDED_FLOATS, QROWS, QSLACK};
 use crate::kernels::qgemm::PackedQB;
@@ -126,9 +130,10 @@ pub(super) fn qconv_gather(ks: KernelSet, g: &QConvX, d: &QGather, src: QIn, mut
 
 /// `pooled[p][j]` = the largest `sums[q][j]` over pool window p's pixels q (`n` per pixel).
 fn pool_sums(pg: &PoolGeom, n: usize, sums: &[i32], pooled: &mut [i32]) {
-    // The runtime is built for baseline x86_64, whose SSE2 has no i32 max (it took a compare
-    // and three logic ops per 4 lanes, about half as long as the epilogue it saves): AVX2 where
-    // the CPU has it (every x86_64 SIMD kernel set needs it), `vpmaxsd`.
+    // The runtime is built for baseline x86_64, whose SSE2 has no i32 max (a compare and three
+    // logic ops per 4 lanes, visible in the profile): AVX2 where the CPU has it (every x86_64
+    // SIMD kernel set needs it), `vpmaxsd`; the int8 CNN went from 15.0 to 14.0–14.2 CPU
+    // µs/image at batch 1024 (QUANT.md, "Speed").
     #[cfg(target_arch = "x86_64")]
     if is_x86_feature_detected!("avx2") {
         // SAFETY: AVX2 was detected just above.
