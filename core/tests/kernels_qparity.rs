@@ -211,3 +211,61 @@ fn rows_read_in_place_ignore_the_bytes_past_k() {
         check(m, k, n, &a, lda, &w, "in place");
     }
 }
+
+/// The gathered GEMM (`qgemm_gather`: A row i's word g is the 4 bytes at `base[i] + offs[g]`
+/// of x, a convolution read from its input) against the scalar reference on the same words
+/// laid out as plain rows: every set (VNNI reads in place, the others gather into their
+/// packed panel), row counts around every MR, widths around the 16-column panel, words that
+/// overlap and repeat, a word ending on the last byte of x, and the extremes.
+#[test]
+fn gathered_rows_match_the_same_rows_laid_out() {
+    let mut rng = Rng::new(15);
+    for &(m, words, n, extreme) in &[
+        (1usize, 1usize, 1usize, false),
+        (5, 7, 16, false),
+        (12, 10, 16, false),
+        (13, 100, 32, false),
+        (25, 3, 17, false),
+        (64, 100, 32, false),
+        (96, 10, 16, false),
+        (7, 33, 40, true),
+    ] {
+        let xl = 300 + rng.below(50);
+        let x: Vec<u8> = (0..xl).map(|_| if extreme { [0u8, 255][rng.below(2)] } else { rng.below(256) as u8 }).collect();
+        // Offsets anywhere (unaligned, overlapping), bases anywhere, so that the furthest word
+        // ends exactly at x's end once.
+        let offs: Vec<u32> = (0..words).map(|_| rng.below(120) as u32).collect();
+        let omax = *offs.iter().max().expect("words > 0") as usize;
+        let mut base: Vec<u32> = (0..m).map(|_| rng.below(xl - omax - 4 + 1) as u32).collect();
+        base[m / 2] = (xl - omax - 4) as u32;
+        let k = 4 * words;
+        let w: Vec<i8> = (0..k * n)
+            .map(|_| if extreme { [-127i8, 127][rng.below(2)] } else { (rng.below(255) as i32 - 127) as i8 })
+            .collect();
+        let rows: Vec<u8> = (0..m)
+            .flat_map(|i| offs.iter().flat_map(|&o| x[base[i] as usize + o as usize..][..4].to_vec()).collect::<Vec<u8>>())
+            .collect();
+        let want = reference(m, k, n, &rows, k, &w);
+        for ks in KernelSet::available() {
+            let b = ks.qpack_b(k, n, &w);
+            let ldc = n + 3;
+            let mut c = vec![i32::MIN; m * ldc];
+            let mut apanel = vec![0i32; QMAX_MR * b.k_padded()];
+            ks.qgemm_gather(&x, &base, &offs, &b, &mut c, ldc, &mut apanel);
+            for i in 0..m {
+                assert_eq!(&c[i * ldc..i * ldc + n], &want[i * n..(i + 1) * n], "{} ({}) gather: m {m} words {words} n {n}, row {i}", ks.name(), ks.qmmm_name());
+                assert!(c[i * ldc + n..(i + 1) * ldc].iter().all(|&v| v == i32::MIN), "{} wrote past n", ks.name());
+            }
+        }
+    }
+}
+
+/// A gathered word past the end of x is refused (a panic), not read. Its own test: panics
+/// abort on wasm32, where the test above runs too.
+#[test]
+fn gathered_words_past_the_end_are_refused() {
+    let ks = KernelSet::best();
+    let b = ks.qpack_b(4, 1, &[1, 1, 1, 1]);
+    let r = std::panic::catch_unwind(|| ks.qgemm_gather(&[0u8; 8], &[5], &[0], &b, &mut [0i32; 1], 1, &mut vec![0i32; QMAX_MR * 4]));
+    assert!(r.is_err());
+}

@@ -47,6 +47,22 @@ pub(crate) type QmmmFn = unsafe fn(
     cols: usize,
 );
 
+/// [`QmmmFn`] with the A rows gathered: A word `(g, r)` is the i32 (unaligned) at byte `rows[r]
+/// + offs[g]`, so a convolution's rows are read straight from its input (no im2col, no A
+/// panel). `rows` holds MR pointers (rows past `nrows` repeat a valid one: computed, not
+/// stored); `offs` one byte offset per word (`words` of them).
+/// Safety: every `rows[r] + offs[g] .. + 4` readable; `b`, `c` as for [`QmmmFn`].
+pub(crate) type QmmmGatherFn = unsafe fn(
+    words: usize,
+    rows: *const *const u8,
+    offs: *const u32,
+    b: *const u8,
+    c: *mut i32,
+    ldc: usize,
+    nrows: usize,
+    cols: usize,
+);
+
 /// Int8 weights `[k × n]` packed for one kernel set (see the module docs), plus what the
 /// epilogue needs: per-column sums of the weights (to fold the input zero point into the bias).
 #[derive(Clone, Debug)]
@@ -209,6 +225,78 @@ impl KernelSet {
                 // (checked: words_fit); the B panel holds words × 64 bytes; C rows..cols at ldc
                 // lie inside `c` (checked above: row0 + rows <= m, col < n).
                 unsafe { (self.qmmm)(words, ap, rs, ws, bp.as_ptr(), c[c0..].as_mut_ptr(), ldc, rows, cols) };
+            }
+        }
+    }
+}
+
+impl KernelSet {
+    /// `c[i·ldc + j] = Σ_g Σ_t x[base[i] + offs[g] + t] · w[4g + t][j]` for `i < base.len()`,
+    /// `j < n`: the integer GEMM whose A row `i` is gathered from `x`, 4 bytes at a time, at
+    /// `base[i] + offs[g]` (`b` has `k = 4 · offs.len()` rows). A convolution's im2col without the
+    /// copy: `base[i]` is output pixel i's window corner in the input, `offs[g]` where the
+    /// window's g-th 4 bytes lie from there (`core/runtime/QUANT.md`, "Integer kernels"). Sets
+    /// with a gathering kernel (AVX-512 VNNI) read the words in place; the others gather them
+    /// into their packed A panel (`apanel`, at least `QMAX_MR · k_padded / 2` i32) and run their
+    /// usual kernel. Exact sums either way. Panics when a word lies past the end of `x`, `b` was
+    /// packed for another set or has another k, or `c` is short.
+    #[allow(clippy::too_many_arguments)]
+    pub fn qgemm_gather(&self, x: &[u8], base: &[u32], offs: &[u32], b: &PackedQB, c: &mut [i32], ldc: usize, apanel: &mut [i32]) {
+        let (k, n, m) = (b.k, b.n, base.len());
+        assert_eq!(b.layout, self.qlayout, "qgemm_gather: weights packed for another kernel set");
+        assert_eq!(k, 4 * offs.len(), "qgemm_gather: B must have 4 rows per gathered word");
+        if m == 0 || n == 0 {
+            return;
+        }
+        let reach = base.iter().max().map_or(0, |&v| v as usize) + offs.iter().max().map_or(0, |&v| v as usize) + 4;
+        assert!(reach <= x.len(), "qgemm_gather: a gathered word lies past the end of x");
+        assert!(ldc >= n && c.len() >= (m - 1) * ldc + n, "qgemm_gather: C too short");
+        let (mr, words) = (self.qmr, b.words());
+        assert!(apanel.len() >= mr * words, "qgemm_gather: A panel scratch too short");
+        let panel_bytes = words * 64;
+        let mut rows = [x.as_ptr(); QMAX_MR];
+        for row0 in (0..m).step_by(mr) {
+            let nrows = mr.min(m - row0);
+            for (r, p) in rows.iter_mut().enumerate().take(mr) {
+                // Rows past the last one repeat it: computed by the tile, never stored.
+                // SAFETY: base[..] + offs[..] + 4 <= x.len() (checked above).
+                *p = unsafe { x.as_ptr().add(base[(row0 + r).min(m - 1)] as usize) };
+            }
+            if self.qgather.is_none() {
+                gather_a(self.qlayout, &rows[..mr], offs, apanel);
+            }
+            for pi in 0..n.div_ceil(QNR) {
+                let cols = QNR.min(n - pi * QNR);
+                let bp = &b.data[pi * panel_bytes..(pi + 1) * panel_bytes];
+                let c0 = row0 * ldc + pi * QNR;
+                // SAFETY: every gathered word is inside x (checked: reach), the A panel holds
+                // words × mr i32, the B panel words × 64 bytes, C rows..cols at ldc lie inside
+                // `c` (row0 + nrows <= m, col < n).
+                unsafe {
+                    match self.qgather {
+                        Some(f) => f(offs.len(), rows.as_ptr(), offs.as_ptr(), bp.as_ptr(), c[c0..].as_mut_ptr(), ldc, nrows, cols),
+                        None => (self.qmmm)(words, apanel.as_ptr(), 1, mr, bp.as_ptr(), c[c0..].as_mut_ptr(), ldc, nrows, cols),
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The A panel of [`KernelSet::qgemm_gather`] for kernels without a gathering form: word `(g,
+/// r)` of the set's layout from the 4 bytes at `rows[r] + offs[g]`.
+fn gather_a(layout: QLayout, rows: &[*const u8], offs: &[u32], out: &mut [i32]) {
+    let mr = rows.len();
+    for (r, &p) in rows.iter().enumerate() {
+        for (g, &o) in offs.iter().enumerate() {
+            // SAFETY: the caller checked every rows[r] + offs[g] + 4 against its slice.
+            let q = unsafe { p.add(o as usize).cast::<[u8; 4]>().read_unaligned() };
+            match layout {
+                QLayout::Quad => out[g * mr + r] = i32::from_le_bytes(q),
+                QLayout::Pair => {
+                    out[2 * g * mr + r] = i32::from(q[0]) | i32::from(q[1]) << 16;
+                    out[(2 * g + 1) * mr + r] = i32::from(q[2]) | i32::from(q[3]) << 16;
+                }
             }
         }
     }

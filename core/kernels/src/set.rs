@@ -4,7 +4,7 @@
 use std::sync::OnceLock;
 
 use crate::bgemm::BmmmFn;
-use crate::qgemm::{QLayout, QmmmFn};
+use crate::qgemm::{QLayout, QmmmFn, QmmmGatherFn};
 use crate::quant::{QEpiFn, QFakeFn, QQuantFn};
 use crate::tile::{ConvFn, DwConvFn, GemvFn, MmmFn, PoolFn, SpmmFn};
 
@@ -36,6 +36,9 @@ pub struct KernelSet {
     pub(crate) qmr: usize,
     pub(crate) qlayout: QLayout,
     pub(crate) qmmm_name: &'static str,
+    /// The integer tile reading gathered A rows in place (`qgemm_gather`), where the set has
+    /// one; the others gather into their packed panel.
+    pub(crate) qgather: Option<QmmmGatherFn>,
     /// The integer steps' epilogue and activation quantizer (`quant.rs`), built for this set.
     pub(crate) qepi: QEpiFn<f32>,
     pub(crate) qepi8: QEpiFn<u8>,
@@ -76,6 +79,7 @@ impl KernelSet {
             qmr: crate::generic::generic_qmmm_i8::MR,
             qlayout: QLayout::Quad,
             qmmm_name: "generic_qmmm_i8_4x16",
+            qgather: None,
             qepi: crate::quant::generic_qepilogue::<f32>,
             qepi8: crate::quant::generic_qepilogue::<u8>,
             qquant: crate::quant::generic_quantize,
@@ -177,6 +181,7 @@ impl KernelSet {
                 qmr: crate::x86_64::avx512vnni_qmmm_i8::MR,
                 qlayout: QLayout::Quad,
                 qmmm_name: "avx512vnni_qmmm_i8_12x16",
+                qgather: Some(crate::x86_64::avx512vnni_qmmm_i8::avx512vnni_qmmm_gather_i8_12x16),
                 ..base
             }
         } else {
@@ -287,6 +292,7 @@ impl KernelSet {
             qmr: crate::wasm::wasm_qmmm_i8::MR,
             qlayout: QLayout::Pair,
             qmmm_name: "wasm_qmmm_i8_4x16",
+            qgather: None,
             qepi: crate::wasm::wasm_requant_i32::wasm_qepilogue_i32::<f32>,
             qepi8: crate::wasm::wasm_requant_i32::wasm_qepilogue_i32::<u8>,
             qquant: crate::wasm::wasm_requant_i32::wasm_quantize_f32,

@@ -38,6 +38,8 @@ use crate::kernels::generic::generic_maxpool_u8::generic_maxpool_u8;
 use crate::kernels::quant::{QEpi, QOut, QParams, MAX_QK};
 use crate::lower::{Act, BinOp, Kernel, PoolKind, Program, Window};
 
+mod qconv;
+
 /// Rows an integer step quantizes, multiplies and writes back at a time: its u8/i32 scratch
 /// stays a few KiB per row whatever the batch (a multiple of every integer kernel's MR).
 const QROWS: usize = 96;
@@ -170,13 +172,15 @@ struct QDenseX {
     epi: QEpi,
 }
 
-/// An integer convolution (one group): im2col rows of u8, `QROWS` pixels at a time.
+/// An integer convolution (one group), `QROWS` pixels at a time: gathered from its input
+/// (`qconv.rs`; `w` then holds the gathered layout's weights) or through im2col rows of u8.
 struct QConvX {
     win: Window,
     out_c: usize,
     w: PackedQB,
     input: QParams,
     epi: QEpi,
+    gather: Option<qconv::QGather>,
 }
 
 /// Where a value lives: the caller's input, or buffer `buf` (`batched`: row `s` of sample `s`).
@@ -560,6 +564,8 @@ impl Exec {
                 out_u8: is_u8[*out],
             });
         }
+        let mut split = split;
+        qconv::fuse_max_pools(&mut steps, &step_vals, &mut split, &mut qs);
         // Memory budget (`budget.rs`): the per-sample buffers and the padded-conv scratch are
         // fixed; the batch buffers grow with the chunk, which shrinks to fit.
         let fixed: usize = stride
@@ -873,9 +879,13 @@ fn compile(k: &Kernel, ks: KernelSet, k_max: &mut usize, qs: &mut QScratch) -> X
             act: *act,
         })),
         Kernel::QConv2d { win, out_c, weight, bias, input, epi } => {
-            let w = ks.qpack_b(win.kh * win.kw * win.c, *out_c, weight);
-            qs.reserve(win.h * win.w * win.c, w.k_padded(), *out_c);
-            XK::QConv(Box::new(QConvX { win: *win, out_c: *out_c, w, input: *input, epi: QEpi::new(bias, epi) }))
+            let (w, gather) = match qconv::QGather::new(ks, win, *out_c, weight) {
+                Some((w, d)) => (w, Some(d)),
+                None => (ks.qpack_b(win.kh * win.kw * win.c, *out_c, weight), None),
+            };
+            let x_len = gather.as_ref().map_or(0, |d| d.x_len(win)).max(win.h * win.w * win.c);
+            qs.reserve(x_len, w.k_padded(), *out_c);
+            XK::QConv(Box::new(QConvX { win: *win, out_c: *out_c, w, input: *input, epi: QEpi::new(bias, epi), gather }))
         }
     }
 }
@@ -1348,6 +1358,9 @@ fn qdense_step(
 /// pixels at a time get their im2col rows (u8; the padding is the zero point), the product
 /// and the epilogue.
 fn qconv(ks: KernelSet, g: &QConvX, src: QIn, mut dst: QOutBuf, q: &mut QScratch) {
+    if let Some(d) = &g.gather {
+        return qconv::qconv_gather(ks, g, d, src, dst, q);
+    }
     let w = &g.win;
     let QScratch { x, a, c, panel } = q;
     let len = w.h * w.w * w.c;

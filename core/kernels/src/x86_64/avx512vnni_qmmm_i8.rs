@@ -72,3 +72,37 @@ unsafe fn one_row(words: usize, a: *const i32, ws: usize, b: *const u8, c: *mut 
     let mask: __mmask16 = if cols == QNR { 0xFFFF } else { ((1u32 << cols) - 1) as __mmask16 };
     _mm512_mask_storeu_epi32(c, mask, sum);
 }
+
+/// The 12×16 tile on gathered rows (`qgemm.rs`, [`crate::qgemm::QmmmGatherFn`]): row `r`'s
+/// word `g` is the 4 bytes at `rows[r] + offs[g]`, broadcast straight from a convolution's
+/// input, so the conv needs neither an im2col copy nor a packed A panel. Exact i32 sums, so
+/// the same result as the packed tile on the same words.
+///
+/// # Safety
+/// The CPU must support AVX-512F and AVX-512 VNNI; pointers as [`crate::qgemm::QmmmGatherFn`].
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx512f,avx512vnni")]
+pub(crate) unsafe fn avx512vnni_qmmm_gather_i8_12x16(
+    words: usize,
+    rows: *const *const u8,
+    offs: *const u32,
+    b: *const u8,
+    c: *mut i32,
+    ldc: usize,
+    nrows: usize,
+    cols: usize,
+) {
+    let rp: [*const u8; MR] = std::array::from_fn(|r| *rows.add(r));
+    let mut acc = [_mm512_setzero_si512(); MR];
+    for g in 0..words {
+        let bv = _mm512_loadu_si512(b.add(g * 64) as *const _);
+        let off = *offs.add(g) as usize;
+        for (s, p) in acc.iter_mut().zip(rp) {
+            *s = _mm512_dpbusd_epi32(*s, _mm512_set1_epi32(p.add(off).cast::<i32>().read_unaligned()), bv);
+        }
+    }
+    let mask: __mmask16 = if cols == QNR { 0xFFFF } else { ((1u32 << cols) - 1) as __mmask16 };
+    for (r, s) in acc.iter().enumerate().take(nrows) {
+        _mm512_mask_storeu_epi32(c.add(r * ldc), mask, *s);
+    }
+}
