@@ -9,7 +9,9 @@
 # Environment: ROUNDS (3), DUR (5s per row), CONNS (32), THREADS (2), SCENARIOS (space-separated,
 # default "health mlp cnn"; also mlp-bin, cnn-bin (KServe binary tensors), predict (784 raw
 # bytes to /predict, CNN)), SERVE_FLAGS (extra `wasmtime serve` flags for every server, hello
-# included, e.g. "-O pooling-allocator=y": flags of the stock CLI).
+# included, e.g. "-O pooling-allocator=y": flags of the stock CLI), ALSO_FLAGS (a second set: every
+# round then runs hello and every component again with these flags; those rows are marked `*` and
+# compared with the hello row that had the same flags).
 #
 # Per row: requests/s, the ratio to the hello row of the same round, and the `wasmtime serve`
 # process's CPU (user + system) and minor page faults per request over the wrk run (wrk's own
@@ -48,8 +50,8 @@ free_port() { node -e "const s=require('net').createServer().listen(0,'127.0.0.1
 
 start() {
   PORT="$(free_port)"
-  # shellcheck disable=SC2086 # SERVE_FLAGS is a list of flags
-  wasmtime serve -Scli ${SERVE_FLAGS:-} --addr "127.0.0.1:$PORT" "$1" >"$TMP/serve.log" 2>&1 &
+  # shellcheck disable=SC2086 # SERVE_FLAGS and FLAGS are lists of flags
+  wasmtime serve -Scli ${SERVE_FLAGS:-} ${FLAGS:-} --addr "127.0.0.1:$PORT" "$1" >"$TMP/serve.log" 2>&1 &
   PID=$!
   local i=0
   until (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; do
@@ -105,25 +107,31 @@ load() {
 for sc in $SCENARIOS; do scenario "$sc" >/dev/null; done
 LOAD0="$(cut -d' ' -f1 /proc/loadavg)"
 : >"$TMP/rows"
+SETS=("")
+[[ -n "${ALSO_FLAGS:-}" ]] && SETS+=("$ALSO_FLAGS")
 for ((r = 1; r <= ROUNDS; r++)); do
-  start "$HELLO"; load "$r" hello hello; stop
-  # Rotate the order of the components every round, so none always runs right after hello.
-  n=${#NAMES[@]}
-  for ((k = 0; k < n; k++)); do
-    i=$(( (k + r - 1) % n ))
-    start "${FILES[$i]}"
-    for sc in $SCENARIOS; do load "$r" "${NAMES[$i]}" "$sc"; done
-    stop
+  for FLAGS in "${SETS[@]}"; do
+    mark=""; [[ -n "$FLAGS" ]] && mark="*"
+    start "$HELLO"; load "$r$mark" "hello$mark" hello; stop
+    # Rotate the order of the components every round, so none always runs right after hello.
+    n=${#NAMES[@]}
+    for ((k = 0; k < n; k++)); do
+      i=$(( (k + r - 1) % n ))
+      start "${FILES[$i]}"
+      for sc in $SCENARIOS; do load "$r$mark" "${NAMES[$i]}$mark" "$sc"; done
+      stop
+    done
   done
 done
 
 echo "wasmtime $(wasmtime --version | awk '{print $2}') serve -Scli ${SERVE_FLAGS:-}, wrk -t$THREADS -c$CONNS -d$DUR, $ROUNDS rounds, $(nproc) cores, $(date -u +%FT%TZ), load average at the start: $LOAD0"
 for i in "${!NAMES[@]}"; do echo "${NAMES[$i]} = ${FILES[$i]} ($(stat -c %s "${FILES[$i]}") bytes)"; done
+[[ -n "${ALSO_FLAGS:-}" ]] && echo "rows marked * ran under wasmtime serve -Scli ${SERVE_FLAGS:-} $ALSO_FLAGS"
 echo
 echo "| round | component | scenario | requests/s | vs hello | server CPU / request | beyond hello | page faults / request | RSS / PSS MB (mid-row) |"
 echo "|---|---|---|---|---|---|---|---|---|"
 awk -F'\t' '
-  { row[NR] = $0; if ($2 == "hello") { hr[$1] = $4; hc[$1] = $5 } }
+  { row[NR] = $0; if ($2 ~ /^hello\*?$/) { hr[$1] = $4; hc[$1] = $5 } }
   END { for (i = 1; i <= NR; i++) { split(row[i], f, "\t");
     printf "| %s | %s | %s | %s | %.0f %% | %.0f µs | %+.0f µs | %s | %s / %s |\n", f[1], f[2], f[3], f[4], 100 * f[4] / hr[f[1]], f[5], f[5] - hc[f[1]], f[6], f[7], f[8] } }' "$TMP/rows"
 echo
@@ -133,7 +141,7 @@ echo "| component | scenario | vs hello | server CPU / request | beyond hello | 
 echo "|---|---|---|---|---|---|"
 awk -F'\t' '
   function median(list,   a, k, n, t) { n = split(list, a, " "); for (k = 2; k <= n; k++) { t = a[k]; j = k - 1; while (j > 0 && a[j] + 0 > t + 0) { a[j + 1] = a[j]; j-- } a[j + 1] = t } return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
-  { if ($2 == "hello") { hr[$1] = $4; hc[$1] = $5 } row[NR] = $0 }
+  { if ($2 ~ /^hello\*?$/) { hr[$1] = $4; hc[$1] = $5 } row[NR] = $0 }
   END {
     for (i = 1; i <= NR; i++) { split(row[i], f, "\t"); key = f[2] "\t" f[3];
       if (!(key in seen)) { seen[key] = 1; order[++m] = key }
