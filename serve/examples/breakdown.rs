@@ -9,7 +9,8 @@
 //! Prints the median microseconds of: a fresh server answering /v2/health/live (the floor), a
 //! fresh server loading each model (metadata route), a fresh server answering infer and /predict,
 //! and a warm server answering the same (no load): fresh − warm = load, warm − floor = the rest;
-//! then the pieces: reading, planning and running each model alone, and the JSON parse.
+//! warm infer with the input as a binary tensor (KServe/Triton extension): JSON − binary = the
+//! numbers parsed from JSON; then the pieces: reading, planning and running each model alone, and the JSON parse.
 
 use std::time::Instant;
 
@@ -40,6 +41,16 @@ fn main() {
     let infer = serde_json::to_vec(&serde_json::json!({
         "inputs": [{ "name": "input", "shape": [1, 1, 28, 28], "datatype": "FP32", "data": img }] }))
     .expect("json");
+    // The same digit as a KServe binary tensor (Triton's extension): the JSON header, then the
+    // 784 floats as little-endian bytes. Warm JSON − warm binary = the cost of the numbers in JSON.
+    let head = serde_json::to_vec(&serde_json::json!({
+        "inputs": [{ "name": "input", "shape": [1, 1, 28, 28], "datatype": "FP32",
+                     "parameters": { "binary_data_size": 784 * 4 } }] }))
+    .expect("json");
+    let head_len = head.len().to_string();
+    let mut binary = head.clone();
+    img.iter().for_each(|x| binary.extend_from_slice(&x.to_le_bytes()));
+    let bin_headers = [("inference-header-content-length", head_len.as_str())];
     let rounds = 300;
     let fresh = |r: Request| {
         let mut s = Server::new(ModelEntry::embedded());
@@ -60,6 +71,14 @@ fn main() {
         let mut warm = Server::new(ModelEntry::embedded());
         let t = median_us(|| assert_eq!(warm.handle(&req("POST", &p, &infer)).status, 200), rounds);
         println!("{:<44} {t:>10.1}", format!("warm server, infer {model} (JSON)"));
+        let t = median_us(
+            || {
+                let r = Request { method: "POST", path: &p, content_type: None, headers: &bin_headers, body: &binary };
+                assert_eq!(warm.handle(&r).status, 200)
+            },
+            rounds,
+        );
+        println!("{:<44} {t:>10.1}", format!("warm server, infer {model} (binary tensor)"));
         let p = format!("/predict?model={model}");
         let t = median_us(|| fresh(req("POST", &p, &raw)), rounds);
         println!("{:<44} {t:>10.1}", format!("fresh server, /predict {model} (784 B)"));

@@ -2,7 +2,8 @@
 # The serverless end-to-end suite: builds the wasi:http component and its Wizer snapshot
 # (worker/build.sh) and the native references, then runs tests/serverless/wasmtime.test.mjs
 # (node:test) against the stock `wasmtime serve`, including tritonclient
-# (tests/serverless/kserve_client.py): the snapshot (what is served), then the plain component;
+# (tests/serverless/kserve_client.py): the snapshot (what is served), then the plain component,
+# then the snapshot's memory layout (snapshot.test.mjs);
 # then a component built with `worker/build.sh --models models/test` (embedded.test.mjs)
 # (lazy loading, for hosts without wizer), then one built with a trust policy
 # (`--trusted-keys`, trust.test.mjs). Called by scripts/test.sh.
@@ -33,6 +34,8 @@ for wasm in "$SNAP" "$PLAIN"; do
   echo "tests/serverless: $(basename "$wasm")" >&2
   MDEPLOY_WORKER_WASM="$wasm" MDEPLOY_REFERENCE="$REF" node --test tests/serverless/wasmtime.test.mjs
 done
+# The snapshot's memory layout: its image ends before the heap's top chunk (worker/src/heap.rs).
+MDEPLOY_WORKER_WASM="$SNAP" node --test tests/serverless/snapshot.test.mjs
 
 # worker/build.sh --models: the parity fixtures of models/test/ compiled in (its own target folder,
 # so the default component above stays as it is), then a folder with a broken file must fail the

@@ -52,5 +52,38 @@ pub fn seal() -> usize {
             taken += size;
         }
     }
+    clear_past_top(end);
     taken
+}
+
+/// Zeroes the free space of the heap's top chunk past `end` (what `seal` left of memory that
+/// `malloc` grew while being probed), keeping only the chunk's own header.
+///
+/// Why: probing for the blocks that cross `end` grew the memory, and `malloc` left headers of
+/// those blocks (and the trailing marker it keeps after its top chunk) in the grown pages. Wizer
+/// writes every non-zero byte into the memory image, so those few bytes, the last one a few
+/// dozen bytes before the end of memory, stretched the image over the whole top chunk: the
+/// requests' allocations, which come from that chunk, were then copy-on-write copies of image
+/// pages (`bench/serverless/faults.sh`: every allocation fault in the image) instead of fresh
+/// anonymous pages. With them zeroed the image ends at the top chunk's header.
+///
+/// Safe for `malloc`: the inside of the top chunk is free space it never reads; it reads the
+/// chunk's header (kept) and rewrites the trailing marker whenever it grows the chunk.
+fn clear_past_top(end: usize) {
+    let mem_end = core::arch::wasm32::memory_size(0) * 65536;
+    // The top chunk starts where a 1-byte block would be carved from it: at or just before `end`
+    // (seal took every block below). Its header is in the 8 bytes before the block.
+    // SAFETY: plain libc calls; the zeroed range is free space of the top chunk, past the block
+    // just freed, inside the linear memory.
+    unsafe {
+        let p = malloc(1);
+        if p.is_null() {
+            return;
+        }
+        free(p);
+        let from = (p as usize + 64).max(end);
+        if from < mem_end {
+            core::ptr::write_bytes(from as *mut u8, 0, mem_end - from);
+        }
+    }
 }
