@@ -24,6 +24,12 @@ pub struct KernelSet {
     pub(crate) gemv: GemvFn,
     pub(crate) maxpool: PoolFn,
     pub(crate) dwconv: DwConvFn,
+    /// The Winograd transforms (`winograd.rs`), built for this set.
+    pub(crate) wino_in: crate::winograd::WinoInFn,
+    pub(crate) wino_out: crate::winograd::WinoOutFn,
+    /// 5×5 stride-1 convolutions with at least this many input channels run through Winograd
+    /// (`usize::MAX`: never). See [`KernelSet::winograd_from`].
+    pub(crate) wino_min_ic: usize,
     /// Sparse weights (`sparse.rs`): the block micro-kernel, its rows per block and its name.
     pub(crate) spmm: SpmmFn,
     pub(crate) spmm_nb: usize,
@@ -67,6 +73,9 @@ impl KernelSet {
             gemv: crate::generic::generic_gemv_f32::generic_gemv_f32_8,
             maxpool: crate::generic::generic_maxpool_f32::generic_maxpool_f32,
             dwconv: crate::generic::generic_dwconv_f32::generic_dwconv_f32,
+            wino_in: crate::winograd::generic_wino_in_f32,
+            wino_out: crate::winograd::generic_wino_out_f32,
+            wino_min_ic: crate::winograd::WINO_MIN_IC,
             spmm: crate::generic::generic_spmm_f32::generic_spmm_f32_16,
             spmm_nb: crate::generic::generic_spmm_f32::NB,
             spmm_name: "generic_spmm_f32_16",
@@ -100,6 +109,8 @@ impl KernelSet {
                 gemv: crate::x86_64::avx2_gemv_f32::avx2_gemv_f32_16,
                 maxpool: crate::x86_64::avx2_maxpool_f32::avx2_maxpool_f32,
                 dwconv: crate::x86_64::avx2_dwconv_f32::avx2_dwconv_f32,
+                wino_in: crate::x86_64::avx_winograd_f32::avx2_wino_in_f32,
+                wino_out: crate::x86_64::avx_winograd_f32::avx2_wino_out_f32,
                 spmm: crate::x86_64::avx2_spmm_f32::avx2_spmm_f32_32,
                 spmm_nb: crate::x86_64::avx2_spmm_f32::NB,
                 spmm_name: "avx2_spmm_f32_32",
@@ -139,6 +150,8 @@ impl KernelSet {
                 gemv: crate::x86_64::avx512_gemv_f32::avx512_gemv_f32_32,
                 maxpool: crate::x86_64::avx2_maxpool_f32::avx2_maxpool_f32,
                 dwconv: crate::x86_64::avx2_dwconv_f32::avx2_dwconv_f32,
+                wino_in: crate::x86_64::avx_winograd_f32::avx512_wino_in_f32,
+                wino_out: crate::x86_64::avx_winograd_f32::avx512_wino_out_f32,
                 spmm: crate::x86_64::avx512_spmm_f32::avx512_spmm_f32_64,
                 spmm_nb: crate::x86_64::avx512_spmm_f32::NB,
                 spmm_name: "avx512_spmm_f32_64",
@@ -231,6 +244,8 @@ impl KernelSet {
             gemv: crate::x86_64::avx2_gemv_f32::avx2_gemv_f32_16,
             maxpool: crate::x86_64::avx2_maxpool_f32::avx2_maxpool_f32,
             dwconv: crate::x86_64::avx2_dwconv_f32::avx2_dwconv_f32,
+            wino_in: crate::x86_64::avx_winograd_f32::avx512_wino_in_f32,
+            wino_out: crate::x86_64::avx_winograd_f32::avx512_wino_out_f32,
             spmm: crate::x86_64::avx512_spmm_f32::avx512_spmm_f32_64,
             spmm_nb: crate::x86_64::avx512_spmm_f32::NB,
             spmm_name: "avx512_spmm_f32_64",
@@ -253,7 +268,7 @@ impl KernelSet {
         #[cfg(target_arch = "x86_64")]
         if self.name == "x86_64-avx512" && n <= 2 * crate::x86_64::avx512_mmm_f32::NR_NARROW {
             if let Some(narrow) = KernelSet::avx512_narrow() {
-                return narrow;
+                return KernelSet { wino_min_ic: self.wino_min_ic, ..narrow };
             }
         }
         let _ = n;
@@ -275,6 +290,10 @@ impl KernelSet {
             gemv: crate::wasm::wasm_gemv_f32::wasm_gemv_f32_8,
             maxpool: crate::wasm::wasm_maxpool_f32::wasm_maxpool_f32,
             dwconv: crate::generic::generic_dwconv_f32::generic_dwconv_f32,
+            // The generic transforms: this build compiles them with simd128.
+            wino_in: crate::winograd::generic_wino_in_f32,
+            wino_out: crate::winograd::generic_wino_out_f32,
+            wino_min_ic: crate::winograd::WINO_MIN_IC,
             spmm: crate::wasm::wasm_spmm_f32::wasm_spmm_f32_16,
             spmm_nb: crate::wasm::wasm_spmm_f32::NB,
             spmm_name: "wasm_spmm_f32_16",

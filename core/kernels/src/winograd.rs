@@ -1,0 +1,435 @@
+//! Winograd convolution F(2×2, 5×5): a stride-1, undilated, one-group 5×5 convolution of one
+//! HWC sample with 36 multiplies per 2×2 output tile and input channel instead of 100.
+//!
+//! ```text
+//!  src HWC ─ input transform (per 6×6 input tile, CH channels at a time) ─▶ U[ξ][tile][ic]
+//!                                                  36 GEMMs on the set's tiles, one per ξ:
+//!  U[ξ] [tiles × ic] · V[ξ] [ic × oc] (V = G·g·Gᵀ, packed once at plan time) ─▶ M[ξ][tile][oc]
+//!  M ─ output transform (Aᵀ·m·A, + bias, clamp) ─▶ dst HWC (2×2 pixels per tile)
+//! ```
+//!
+//! `Y = Aᵀ [ (G g Gᵀ) ⊙ (Bᵀ d B) ] A` per tile, summed over input channels inside the GEMMs.
+//! The matrices come from Toom-Cook at the points 0, 1, −1, 2, −2 and ∞ (Bᵀ's rows scaled to
+//! integers, the factors moved into G); the weight transform runs once, in f64, rounded once.
+//! Tiles are processed in blocks of [`block_tiles`] so the scratch stays bounded for any image.
+//! Tiles reaching past the input (padding, or an output size that is not a multiple of 2)
+//! read zeros there, and their outputs past `oh × ow` are dropped.
+//!
+//! The two transforms are one Rust body over `CH`-channel arrays, compiled per instruction set
+//! (`#[target_feature]` wrappers in `x86_64/avx_winograd_f32.rs`; the generic and the wasm
+//! sets run the plain function, which the `+simd128` build vectorizes). Why this variant, the
+//! numerics and the measured speed: "Winograd" in KERNELS.md.
+
+use crate::gemm::MatRef;
+use crate::geometry::Window;
+use crate::pack::{a_panel, PackedB};
+use crate::KernelSet;
+
+/// Output tile side (m) and kernel side (r) of the one variant; `N = m + r − 1` input tile.
+pub const WINO_M: usize = 2;
+pub const WINO_R: usize = 5;
+const N: usize = WINO_M + WINO_R - 1;
+/// Tile elements ξ: one GEMM each.
+const NN: usize = N * N;
+
+/// Channels a transform handles per pass: one zmm, two ymm, four v128.
+const CH: usize = 16;
+
+/// Bᵀ (input transform), integers: exact in f32.
+const BT: [[f32; N]; N] = [
+    [4.0, 0.0, -5.0, 0.0, 1.0, 0.0],
+    [0.0, 4.0, 4.0, -1.0, -1.0, 0.0],
+    [0.0, -4.0, 4.0, 1.0, -1.0, 0.0],
+    [0.0, -2.0, -1.0, 2.0, 1.0, 0.0],
+    [0.0, 2.0, -1.0, -2.0, 1.0, 0.0],
+    [0.0, 4.0, 0.0, -5.0, 0.0, 1.0],
+];
+
+/// Aᵀ (output transform): the points 0, 1, −1, 2, −2 to the powers 0 and 1, and ∞.
+const AT: [[f32; N]; WINO_M] = [[1.0, 1.0, 1.0, 1.0, 1.0, 0.0], [0.0, 1.0, -1.0, 2.0, -2.0, 1.0]];
+
+/// G (weight transform), with the row factors taken out of Bᵀ; used once per weight, in f64.
+const G: [[f64; WINO_R]; N] = [
+    [1.0 / 4.0, 0.0, 0.0, 0.0, 0.0],
+    [1.0 / 6.0, 1.0 / 6.0, 1.0 / 6.0, 1.0 / 6.0, 1.0 / 6.0],
+    [1.0 / 6.0, -1.0 / 6.0, 1.0 / 6.0, -1.0 / 6.0, 1.0 / 6.0],
+    [1.0 / 24.0, 1.0 / 12.0, 1.0 / 6.0, 1.0 / 3.0, 2.0 / 3.0],
+    [1.0 / 24.0, -1.0 / 12.0, 1.0 / 6.0, -1.0 / 3.0, 2.0 / 3.0],
+    [0.0, 0.0, 0.0, 0.0, 1.0],
+];
+
+/// Can [`KernelSet::winograd_pack`] take this convolution? Stride 1, dilation 1, one group,
+/// a 5×5 kernel; any padding, any input size.
+pub fn winograd_supported(win: &Window, groups: usize) -> bool {
+    groups == 1 && win.kh == WINO_R && win.kw == WINO_R && win.sh == 1 && win.sw == 1 && win.dh == 1 && win.dw == 1
+}
+
+/// Input channels from which the executor prefers Winograd to the direct (indirect-GEMM)
+/// convolution. Below it the 36 GEMMs have almost no depth (`k = ic`) and the transforms cost
+/// more than the multiplies they save (KERNELS.md, "Winograd", for the measurements).
+pub const WINO_MIN_IC: usize = 4;
+
+
+/// Tiles per block for a set with `mr`-row tiles: whole register tiles, about 64.
+fn block_tiles(mr: usize) -> usize {
+    (64 / mr).max(1) * mr
+}
+
+/// Transformed weights of one convolution, packed for one kernel set: per tile element ξ the
+/// `[ic × oc]` matrix `V[ξ]`, as the set's B panels.
+#[derive(Clone, Debug)]
+pub struct WinogradW {
+    w: Vec<PackedB>,
+    ic: usize,
+    oc: usize,
+    nr: usize,
+}
+
+impl WinogradW {
+    pub fn ic(&self) -> usize {
+        self.ic
+    }
+    pub fn oc(&self) -> usize {
+        self.oc
+    }
+}
+
+/// One block of the input transform: tiles `t0 .. t0 + nt` (row-major over `tw` tiles per
+/// row) of `src` (HWC, `h × w × c`, padding `pt`, `pl` before it), written to
+/// `u[ξ·xs + t·c + ci]` (t counted from `t0`).
+pub(crate) struct InJob<'a> {
+    pub src: &'a [f32],
+    pub h: usize,
+    pub w: usize,
+    pub c: usize,
+    pub pt: usize,
+    pub pl: usize,
+    pub tw: usize,
+    pub t0: usize,
+    pub nt: usize,
+    pub xs: usize,
+}
+
+/// One block of the output transform: tiles `t0 .. t0 + nt` from `m[ξ·xs + t·oc + co]` to
+/// `dst` (HWC, `oh × ow × oc`), adding `bias` and clamping to `[lo, hi]` when `clamp`.
+pub(crate) struct OutJob<'a> {
+    pub oh: usize,
+    pub ow: usize,
+    pub oc: usize,
+    pub tw: usize,
+    pub t0: usize,
+    pub nt: usize,
+    pub xs: usize,
+    pub bias: &'a [f32],
+    pub clamp: bool,
+    pub lo: f32,
+    pub hi: f32,
+}
+
+/// The input transform of one block (the set's build of [`input_body`]).
+/// Safety: the set's constructor checked the CPU; lengths are checked inside (safe indexing).
+pub(crate) type WinoInFn = unsafe fn(j: &InJob, u: &mut [f32]);
+/// The output transform of one block (the set's build of [`output_body`]).
+pub(crate) type WinoOutFn = unsafe fn(j: &OutJob, m: &[f32], dst: &mut [f32]);
+
+/// `CH` floats from `src` (the first `cw` of them when `cw < CH`, zeros after).
+#[inline(always)]
+fn load(src: &[f32], cw: usize) -> [f32; CH] {
+    let mut v = [0.0f32; CH];
+    if cw == CH {
+        if let Ok(a) = <&[f32; CH]>::try_from(&src[..CH]) {
+            v = *a;
+        }
+    } else {
+        for (d, s) in v.iter_mut().zip(&src[..cw]) {
+            *d = *s;
+        }
+    }
+    v
+}
+
+#[inline(always)]
+fn store(dst: &mut [f32], v: &[f32; CH], cw: usize) {
+    if cw == CH {
+        if let Ok(a) = <&mut [f32; CH]>::try_from(&mut dst[..CH]) {
+            *a = *v;
+        }
+    } else {
+        dst[..cw].copy_from_slice(&v[..cw]);
+    }
+}
+
+/// `out[i] = Σ_k mat[i][k] · x[k]` over CH lanes; zero coefficients skipped (the matrices are
+/// constants, so after inlining the tests vanish and only the non-zero terms remain: 0·x cannot
+/// be folded by the compiler itself, it is NaN for infinite x).
+#[inline(always)]
+fn apply<const R: usize, const C: usize>(mat: &[[f32; C]; R], x: &[[f32; CH]; C]) -> [[f32; CH]; R] {
+    let mut out = [[0.0f32; CH]; R];
+    for i in 0..R {
+        // The first term is stored, not added to 0 (0 + v is not v for v = −0, so the compiler
+        // would keep the add).
+        let mut first = true;
+        for k in 0..C {
+            let b = mat[i][k];
+            if b == 0.0 {
+                continue;
+            }
+            for c in 0..CH {
+                out[i][c] = if first { b * x[k][c] } else { out[i][c] + b * x[k][c] };
+            }
+            first = false;
+        }
+    }
+    out
+}
+
+/// The input transform, `u = Bᵀ d B` per tile and channel; see [`InJob`].
+#[inline(always)]
+pub(crate) fn input_body(j: &InJob, u: &mut [f32]) {
+    let (h, w, c) = (j.h, j.w, j.c);
+    for t in 0..j.nt {
+        let tile = j.t0 + t;
+        let (ty, tx) = (tile / j.tw, tile % j.tw);
+        // Top-left input pixel of the tile, in padded coordinates.
+        let (py, px) = (ty * WINO_M, tx * WINO_M);
+        let inside = py >= j.pt && px >= j.pl && py - j.pt + N <= h && px - j.pl + N <= w;
+        for c0 in (0..c).step_by(CH) {
+            let cw = CH.min(c - c0);
+            let mut d = [[[0.0f32; CH]; N]; N];
+            for (i, drow) in d.iter_mut().enumerate() {
+                let Some(y) = (py + i).checked_sub(j.pt).filter(|&y| y < h) else { continue };
+                for (k, dv) in drow.iter_mut().enumerate() {
+                    let x = if inside {
+                        px + k - j.pl
+                    } else {
+                        match (px + k).checked_sub(j.pl).filter(|&x| x < w) {
+                            Some(x) => x,
+                            None => continue,
+                        }
+                    };
+                    *dv = load(&j.src[(y * w + x) * c + c0..], cw);
+                }
+            }
+            // Columns first (Bᵀ d), then rows (· B): d[i] is row i of the tile.
+            let mut cols = [[[0.0f32; CH]; N]; N];
+            for k in 0..N {
+                let col: [[f32; CH]; N] = std::array::from_fn(|i| d[i][k]);
+                let r = apply(&BT, &col);
+                for i in 0..N {
+                    cols[i][k] = r[i];
+                }
+            }
+            for (i, row) in cols.iter().enumerate() {
+                let r = apply(&BT, row);
+                for (k, v) in r.iter().enumerate() {
+                    store(&mut u[(i * N + k) * j.xs + t * c + c0..], v, cw);
+                }
+            }
+        }
+    }
+}
+
+/// The output transform, `y = Aᵀ m A` per tile and channel, then bias and clamp; see [`OutJob`].
+#[inline(always)]
+pub(crate) fn output_body(j: &OutJob, m: &[f32], dst: &mut [f32]) {
+    let oc = j.oc;
+    for t in 0..j.nt {
+        let tile = j.t0 + t;
+        let (ty, tx) = (tile / j.tw, tile % j.tw);
+        for c0 in (0..oc).step_by(CH) {
+            let cw = CH.min(oc - c0);
+            let mut mm = [[[0.0f32; CH]; N]; N];
+            for (i, row) in mm.iter_mut().enumerate() {
+                for (k, v) in row.iter_mut().enumerate() {
+                    *v = load(&m[(i * N + k) * j.xs + t * oc + c0..], cw);
+                }
+            }
+            // Aᵀ m (M × N), then · A (M × M).
+            let mut half = [[[0.0f32; CH]; N]; WINO_M];
+            for k in 0..N {
+                let col: [[f32; CH]; N] = std::array::from_fn(|i| mm[i][k]);
+                let r = apply(&AT, &col);
+                for a in 0..WINO_M {
+                    half[a][k] = r[a];
+                }
+            }
+            let bias = load(&j.bias[c0..], cw);
+            for (a, row) in half.iter().enumerate() {
+                let oy = ty * WINO_M + a;
+                if oy >= j.oh {
+                    break;
+                }
+                let r = apply(&AT, row);
+                for (b, v) in r.iter().enumerate() {
+                    let ox = tx * WINO_M + b;
+                    if ox >= j.ow {
+                        break;
+                    }
+                    let mut y = [0.0f32; CH];
+                    for c in 0..CH {
+                        y[c] = v[c] + bias[c];
+                        if j.clamp {
+                            y[c] = y[c].max(j.lo).min(j.hi);
+                        }
+                    }
+                    store(&mut dst[(oy * j.ow + ox) * oc + c0..], &y, cw);
+                }
+            }
+        }
+    }
+}
+
+/// The generic (and wasm `simd128`) build of the input transform.
+/// # Safety
+/// None beyond the signature's: safe indexing throughout.
+pub(crate) unsafe fn generic_wino_in_f32(j: &InJob, u: &mut [f32]) {
+    input_body(j, u)
+}
+
+/// The generic (and wasm `simd128`) build of the output transform.
+/// # Safety
+/// As [`generic_wino_in_f32`].
+pub(crate) unsafe fn generic_wino_out_f32(j: &OutJob, m: &[f32], dst: &mut [f32]) {
+    output_body(j, m, dst)
+}
+
+/// Tiles per side: ceil(out / 2).
+fn tiles(win: &Window) -> (usize, usize) {
+    (win.oh.div_ceil(WINO_M), win.ow.div_ceil(WINO_M))
+}
+
+impl KernelSet {
+    /// Does the executor run this convolution through Winograd with this set? When
+    /// [`winograd_supported`] and it has at least [`KernelSet::winograd_from`]'s input channels
+    /// ([`WINO_MIN_IC`] unless changed).
+    pub fn winograd_pays(&self, win: &Window, groups: usize) -> bool {
+        winograd_supported(win, groups) && win.c >= self.wino_min_ic
+    }
+
+    /// This set with Winograd taken from `min_ic` input channels on (`usize::MAX`: never), so
+    /// that tests and benches can run the same model both ways in one process. Kernels, name
+    /// and packing are unchanged.
+    pub fn winograd_from(self, min_ic: usize) -> KernelSet {
+        KernelSet { wino_min_ic: min_ic, ..self }
+    }
+
+    /// Transforms and packs a convolution weight for [`KernelSet::winograd_conv`]: `weight` is
+    /// the `[(ky, kx, ci) × oc]` matrix (row-major, the executor's conv layout). `None` when
+    /// the window is not one Winograd takes ([`winograd_supported`] with one group). Panics
+    /// (caller bug) when `weight` is not `25 · win.c · oc` long.
+    pub fn winograd_pack(&self, win: &Window, oc: usize, weight: &[f32]) -> Option<WinogradW> {
+        if !winograd_supported(win, 1) || oc == 0 {
+            return None;
+        }
+        let ic = win.c;
+        assert_eq!(weight.len(), WINO_R * WINO_R * ic * oc, "winograd_pack: weight is not 5·5·ic·oc");
+        let ks = self.for_width(oc);
+        // V[ξ][ci][co] = (G g Gᵀ)[ξ] for the 5×5 kernel g of (ci, co), in f64, rounded once.
+        let mut v = vec![0.0f32; NN * ic * oc];
+        for ci in 0..ic {
+            for co in 0..oc {
+                let g = |ky: usize, kx: usize| weight[((ky * WINO_R + kx) * ic + ci) * oc + co] as f64;
+                // G g: N × R
+                let mut gg = [[0.0f64; WINO_R]; N];
+                for (i, row) in gg.iter_mut().enumerate() {
+                    for (kx, cell) in row.iter_mut().enumerate() {
+                        *cell = (0..WINO_R).map(|ky| G[i][ky] * g(ky, kx)).sum();
+                    }
+                }
+                for i in 0..N {
+                    for k in 0..N {
+                        let s: f64 = (0..WINO_R).map(|kx| gg[i][kx] * G[k][kx]).sum();
+                        v[((i * N + k) * ic + ci) * oc + co] = s as f32;
+                    }
+                }
+            }
+        }
+        let w = (0..NN).map(|x| ks.pack_b(ic, oc, MatRef::row_major(&v[x * ic * oc..(x + 1) * ic * oc], oc))).collect();
+        Some(WinogradW { w, ic, oc, nr: ks.nr() })
+    }
+
+    /// Scratch floats [`KernelSet::winograd_conv`] needs for `w` (the transformed input and
+    /// output of one block of tiles).
+    pub fn winograd_scratch(&self, w: &WinogradW) -> usize {
+        let tb = block_tiles(self.for_width(w.oc).mr());
+        NN * tb * (w.ic + w.oc)
+    }
+
+    /// `dst = clamp(conv(src, w) + bias)` for one HWC sample (`win.h × win.w × ic` in,
+    /// `win.oh × win.ow × oc` out), `clamp` as `(lo, hi)` (ReLU `(0, inf)`) or none. `apanel`
+    /// is the GEMM driver's A-panel scratch (`MR × ic`), `scratch` at least
+    /// [`KernelSet::winograd_scratch`]. Panics (caller bug) when `w` was packed by another set
+    /// or for another window, or a slice is too short.
+    #[allow(clippy::too_many_arguments)]
+    pub fn winograd_conv(
+        &self,
+        w: &WinogradW,
+        win: &Window,
+        src: &[f32],
+        bias: &[f32],
+        clamp: Option<(f32, f32)>,
+        dst: &mut [f32],
+        apanel: &mut [f32],
+        scratch: &mut [f32],
+    ) {
+        let ks = self.for_width(w.oc);
+        let (ic, oc, mr) = (w.ic, w.oc, ks.mr());
+        assert_eq!(w.nr, ks.nr(), "winograd_conv: weights packed for another kernel set");
+        assert!(winograd_supported(win, 1) && win.c == ic, "winograd_conv: window does not match the weights");
+        assert!(
+            src.len() >= win.h * win.w * ic && dst.len() >= win.oh * win.ow * oc && bias.len() >= oc,
+            "winograd_conv: slices too short for the window"
+        );
+        let tb = block_tiles(mr);
+        assert!(scratch.len() >= NN * tb * (ic + oc) && apanel.len() >= mr * ic, "winograd_conv: scratch too short");
+        let (th, tw) = tiles(win);
+        let total = th * tw;
+        let (u, rest) = scratch.split_at_mut(NN * tb * ic);
+        let m = &mut rest[..NN * tb * oc];
+        let (lo, hi) = clamp.unwrap_or((0.0, 0.0));
+        for t0 in (0..total).step_by(tb) {
+            let nt = tb.min(total - t0);
+            let job = InJob { src, h: win.h, w: win.w, c: ic, pt: win.pad[0], pl: win.pad[1], tw, t0, nt, xs: tb * ic };
+            // SAFETY: holding `ks` proves its CPU features; the body indexes safely.
+            unsafe { (ks.wino_in)(&job, u) };
+            for x in 0..NN {
+                let ux = MatRef::row_major(&u[x * tb * ic..(x + 1) * tb * ic], ic);
+                ks.drive(
+                    nt,
+                    oc,
+                    ic,
+                    apanel,
+                    |row0, panel| a_panel(nt, ic, mr, row0, &ux, panel),
+                    w.w[x].data(),
+                    None,
+                    None,
+                    &mut m[x * tb * oc..(x + 1) * tb * oc],
+                    oc,
+                    false,
+                );
+            }
+            let job = OutJob { oh: win.oh, ow: win.ow, oc, tw, t0, nt, xs: tb * oc, bias, clamp: clamp.is_some(), lo, hi };
+            // SAFETY: as above.
+            unsafe { (ks.wino_out)(&job, m, dst) };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The matrices compute the 1-D correlation exactly (in f64): y_a = Σ_k g_k d_{a+k}.
+    #[test]
+    fn transforms_compute_the_correlation() {
+        let d: [f64; N] = [0.3, -1.2, 2.5, 0.7, -0.4, 1.9];
+        let g: [f64; WINO_R] = [0.5, -0.25, 1.5, 0.125, -2.0];
+        let gg: Vec<f64> = (0..N).map(|i| (0..WINO_R).map(|k| G[i][k] * g[k]).sum()).collect();
+        let bd: Vec<f64> = (0..N).map(|i| (0..N).map(|k| BT[i][k] as f64 * d[k]).sum()).collect();
+        for a in 0..WINO_M {
+            let y: f64 = (0..N).map(|i| AT[a][i] as f64 * gg[i] * bd[i]).sum();
+            let want: f64 = (0..WINO_R).map(|k| g[k] * d[a + k]).sum();
+            assert!((y - want).abs() < 1e-12, "output {a}: {y} vs {want}");
+        }
+    }
+}
