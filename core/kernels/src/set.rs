@@ -275,6 +275,25 @@ impl KernelSet {
         *self
     }
 
+    /// The set that runs Winograd's per-tile-element GEMMs (`winograd.rs`: `[tiles × ic] ·
+    /// [ic × n]`, 16 tiles per image of a 12×12 input). On AVX-512 the 16×16 tile
+    /// (`avx512_mmm_f32_16x16`), whose rows match those 16 tiles; elsewhere `for_width(n)`.
+    pub(crate) fn winograd_gemm(&self, n: usize) -> KernelSet {
+        #[cfg(target_arch = "x86_64")]
+        if self.name.starts_with("x86_64-avx512") {
+            if let Some(narrow) = KernelSet::avx512_narrow() {
+                return KernelSet {
+                    mmm_name: "avx512_mmm_f32_16x16",
+                    mr: crate::x86_64::avx512_mmm_f32::MR_WINO,
+                    mmm: crate::x86_64::avx512_mmm_f32::avx512_mmm_f32_16x16,
+                    wino_min_ic: self.wino_min_ic,
+                    ..narrow
+                };
+            }
+        }
+        self.for_width(n)
+    }
+
     /// wasm `simd128` kernels (`wasm_mmm_f32_4x8`); only in builds with `+simd128`, where every
     /// engine that loaded the module supports them. Named `wasm-relaxed-simd` in builds with
     /// `+relaxed-simd`, whose multiply-adds are `f32x4.relaxed_madd` (`wasm/mod.rs`).

@@ -96,7 +96,7 @@ impl WinogradW {
 
 /// One block of the input transform: tiles `t0 .. t0 + nt` (row-major over `tw` tiles per
 /// row) of `src` (HWC, `h × w × c`, padding `pt`, `pl` before it), written to
-/// `u[ξ·xs + t·c + ci]` (t counted from `t0`).
+/// `u[(t·NN + ξ)·c + ci]` (t counted from `t0`).
 pub(crate) struct InJob<'a> {
     pub src: &'a [f32],
     pub h: usize,
@@ -107,10 +107,9 @@ pub(crate) struct InJob<'a> {
     pub tw: usize,
     pub t0: usize,
     pub nt: usize,
-    pub xs: usize,
 }
 
-/// One block of the output transform: tiles `t0 .. t0 + nt` from `m[ξ·xs + t·oc + co]` to
+/// One block of the output transform: tiles `t0 .. t0 + nt` from `m[(t·NN + ξ)·oc + co]` to
 /// `dst` (HWC, `oh × ow × oc`), adding `bias` and clamping to `[lo, hi]` when `clamp`.
 pub(crate) struct OutJob<'a> {
     pub oh: usize,
@@ -119,7 +118,6 @@ pub(crate) struct OutJob<'a> {
     pub tw: usize,
     pub t0: usize,
     pub nt: usize,
-    pub xs: usize,
     pub bias: &'a [f32],
     pub clamp: bool,
     pub lo: f32,
@@ -159,31 +157,38 @@ fn store(dst: &mut [f32], v: &[f32; CH], cw: usize) {
     }
 }
 
-/// `out[i] = Σ_k mat[i][k] · x[k]` over CH lanes; zero coefficients skipped (the matrices are
-/// constants, so after inlining the tests vanish and only the non-zero terms remain: 0·x cannot
-/// be folded by the compiler itself, it is NaN for infinite x).
+/// `Bᵀ d` for one column (or row) of 6 values: the rows of [`BT`], written out so that only
+/// its 22 non-zero terms are computed (the compiler may not drop `0·x` itself: it is NaN for
+/// infinite x) and shared sums are formed once.
 #[inline(always)]
-fn apply<const R: usize, const C: usize>(mat: &[[f32; C]; R], x: &[[f32; CH]; C]) -> [[f32; CH]; R] {
-    let mut out = [[0.0f32; CH]; R];
-    for i in 0..R {
-        // The first term is stored, not added to 0 (0 + v is not v for v = −0, so the compiler
-        // would keep the add).
-        let mut first = true;
-        for k in 0..C {
-            let b = mat[i][k];
-            if b == 0.0 {
-                continue;
-            }
-            for c in 0..CH {
-                out[i][c] = if first { b * x[k][c] } else { out[i][c] + b * x[k][c] };
-            }
-            first = false;
-        }
-    }
-    out
+fn bt6(d: [f32; N]) -> [f32; N] {
+    let [d0, d1, d2, d3, d4, d5] = d;
+    let (s12, s34) = (d1 + d2, d3 + d4);
+    let (m21, m34) = (d2 - d1, d3 - d4);
+    let (m31, m42) = (d3 - d1, d4 - d2);
+    [
+        4.0 * d0 - 5.0 * d2 + d4,
+        4.0 * s12 - s34,
+        4.0 * m21 + m34,
+        2.0 * m31 + m42,
+        m42 - 2.0 * m31,
+        4.0 * d1 - 5.0 * d3 + d5,
+    ]
 }
 
-/// The input transform, `u = Bᵀ d B` per tile and channel; see [`InJob`].
+/// `Aᵀ m` for one column (or row) of 6 values: the rows of [`AT`].
+#[inline(always)]
+fn at6(m: [f32; N]) -> [f32; WINO_M] {
+    let [m0, m1, m2, m3, m4, m5] = m;
+    [m0 + (m1 + m2) + (m3 + m4), (m1 - m2) + 2.0 * (m3 - m4) + m5]
+}
+
+/// The input transform, `u = Bᵀ d B` per tile and channel; see [`InJob`]. Tile `t` of the
+/// block gets `NN · c` floats at `u[t·NN·c..]`, element ξ of channel ci at `ξ·c + ci`.
+///
+/// Per tile and `CH` channels: the 36 input vectors are copied into a local array (zeros where
+/// the tile reaches past the input), transformed lane by lane in a fixed `CH`-trip loop over
+/// local arrays (which the compiler vectorizes: nothing in it can alias), and copied out.
 #[inline(always)]
 pub(crate) fn input_body(j: &InJob, u: &mut [f32]) {
     let (h, w, c) = (j.h, j.w, j.c);
@@ -192,87 +197,82 @@ pub(crate) fn input_body(j: &InJob, u: &mut [f32]) {
         let (ty, tx) = (tile / j.tw, tile % j.tw);
         // Top-left input pixel of the tile, in padded coordinates.
         let (py, px) = (ty * WINO_M, tx * WINO_M);
-        let inside = py >= j.pt && px >= j.pl && py - j.pt + N <= h && px - j.pl + N <= w;
+        let ut = &mut u[t * NN * c..(t + 1) * NN * c];
         for c0 in (0..c).step_by(CH) {
             let cw = CH.min(c - c0);
-            let mut d = [[[0.0f32; CH]; N]; N];
-            for (i, drow) in d.iter_mut().enumerate() {
+            let mut d = [[0.0f32; CH]; NN];
+            for i in 0..N {
                 let Some(y) = (py + i).checked_sub(j.pt).filter(|&y| y < h) else { continue };
-                for (k, dv) in drow.iter_mut().enumerate() {
-                    let x = if inside {
-                        px + k - j.pl
-                    } else {
-                        match (px + k).checked_sub(j.pl).filter(|&x| x < w) {
-                            Some(x) => x,
-                            None => continue,
-                        }
-                    };
-                    *dv = load(&j.src[(y * w + x) * c + c0..], cw);
+                for k in 0..N {
+                    if let Some(x) = (px + k).checked_sub(j.pl).filter(|&x| x < w) {
+                        d[i * N + k] = load(&j.src[(y * w + x) * c + c0..], cw);
+                    }
                 }
             }
-            // Columns first (Bᵀ d), then rows (· B): d[i] is row i of the tile.
-            let mut cols = [[[0.0f32; CH]; N]; N];
-            for k in 0..N {
-                let col: [[f32; CH]; N] = std::array::from_fn(|i| d[i][k]);
-                let r = apply(&BT, &col);
+            let mut o = [[0.0f32; CH]; NN];
+            for l in 0..CH {
+                // Columns (Bᵀ d), then rows (· B).
+                let mut cols = [[0.0f32; N]; N];
+                for k in 0..N {
+                    let r = bt6(std::array::from_fn(|i| d[i * N + k][l]));
+                    for i in 0..N {
+                        cols[i][k] = r[i];
+                    }
+                }
                 for i in 0..N {
-                    cols[i][k] = r[i];
+                    let r = bt6(cols[i]);
+                    for k in 0..N {
+                        o[i * N + k][l] = r[k];
+                    }
                 }
             }
-            for (i, row) in cols.iter().enumerate() {
-                let r = apply(&BT, row);
-                for (k, v) in r.iter().enumerate() {
-                    store(&mut u[(i * N + k) * j.xs + t * c + c0..], v, cw);
-                }
+            for (x, v) in o.iter().enumerate() {
+                store(&mut ut[x * c + c0..], v, cw);
             }
         }
     }
 }
 
-/// The output transform, `y = Aᵀ m A` per tile and channel, then bias and clamp; see [`OutJob`].
+/// The output transform, `y = Aᵀ m A` per tile and channel, then bias and clamp; see
+/// [`OutJob`]. Tile `t` of the block reads `NN · oc` floats at `m[t·NN·oc..]`.
 #[inline(always)]
 pub(crate) fn output_body(j: &OutJob, m: &[f32], dst: &mut [f32]) {
     let oc = j.oc;
     for t in 0..j.nt {
         let tile = j.t0 + t;
         let (ty, tx) = (tile / j.tw, tile % j.tw);
+        let mt = &m[t * NN * oc..(t + 1) * NN * oc];
         for c0 in (0..oc).step_by(CH) {
             let cw = CH.min(oc - c0);
-            let mut mm = [[[0.0f32; CH]; N]; N];
-            for (i, row) in mm.iter_mut().enumerate() {
-                for (k, v) in row.iter_mut().enumerate() {
-                    *v = load(&m[(i * N + k) * j.xs + t * oc + c0..], cw);
-                }
-            }
-            // Aᵀ m (M × N), then · A (M × M).
-            let mut half = [[[0.0f32; CH]; N]; WINO_M];
-            for k in 0..N {
-                let col: [[f32; CH]; N] = std::array::from_fn(|i| mm[i][k]);
-                let r = apply(&AT, &col);
-                for a in 0..WINO_M {
-                    half[a][k] = r[a];
-                }
+            let mut mm = [[0.0f32; CH]; NN];
+            for (x, v) in mm.iter_mut().enumerate() {
+                *v = load(&mt[x * oc + c0..], cw);
             }
             let bias = load(&j.bias[c0..], cw);
-            for (a, row) in half.iter().enumerate() {
-                let oy = ty * WINO_M + a;
-                if oy >= j.oh {
-                    break;
+            let mut y = [[0.0f32; CH]; WINO_M * WINO_M];
+            for l in 0..CH {
+                let mut half = [[0.0f32; N]; WINO_M];
+                for k in 0..N {
+                    let r = at6(std::array::from_fn(|i| mm[i * N + k][l]));
+                    for a in 0..WINO_M {
+                        half[a][k] = r[a];
+                    }
                 }
-                let r = apply(&AT, row);
-                for (b, v) in r.iter().enumerate() {
+                for a in 0..WINO_M {
+                    let r = at6(half[a]);
+                    for b in 0..WINO_M {
+                        let v = r[b] + bias[l];
+                        y[a * WINO_M + b][l] = if j.clamp { v.max(j.lo).min(j.hi) } else { v };
+                    }
+                }
+            }
+            for a in 0..WINO_M {
+                let oy = ty * WINO_M + a;
+                for b in 0..WINO_M {
                     let ox = tx * WINO_M + b;
-                    if ox >= j.ow {
-                        break;
+                    if oy < j.oh && ox < j.ow {
+                        store(&mut dst[(oy * j.ow + ox) * oc + c0..], &y[a * WINO_M + b], cw);
                     }
-                    let mut y = [0.0f32; CH];
-                    for c in 0..CH {
-                        y[c] = v[c] + bias[c];
-                        if j.clamp {
-                            y[c] = y[c].max(j.lo).min(j.hi);
-                        }
-                    }
-                    store(&mut dst[(oy * j.ow + ox) * oc + c0..], &y, cw);
                 }
             }
         }
@@ -323,7 +323,7 @@ impl KernelSet {
         }
         let ic = win.c;
         assert_eq!(weight.len(), WINO_R * WINO_R * ic * oc, "winograd_pack: weight is not 5·5·ic·oc");
-        let ks = self.for_width(oc);
+        let ks = self.winograd_gemm(oc);
         // V[ξ][ci][co] = (G g Gᵀ)[ξ] for the 5×5 kernel g of (ci, co), in f64, rounded once.
         let mut v = vec![0.0f32; NN * ic * oc];
         for ci in 0..ic {
@@ -351,7 +351,7 @@ impl KernelSet {
     /// Scratch floats [`KernelSet::winograd_conv`] needs for `w` (the transformed input and
     /// output of one block of tiles).
     pub fn winograd_scratch(&self, w: &WinogradW) -> usize {
-        let tb = block_tiles(self.for_width(w.oc).mr());
+        let tb = block_tiles(self.winograd_gemm(w.oc).mr());
         NN * tb * (w.ic + w.oc)
     }
 
@@ -372,7 +372,7 @@ impl KernelSet {
         apanel: &mut [f32],
         scratch: &mut [f32],
     ) {
-        let ks = self.for_width(w.oc);
+        let ks = self.winograd_gemm(w.oc);
         let (ic, oc, mr) = (w.ic, w.oc, ks.mr());
         assert_eq!(w.nr, ks.nr(), "winograd_conv: weights packed for another kernel set");
         assert!(winograd_supported(win, 1) && win.c == ic, "winograd_conv: window does not match the weights");
@@ -389,26 +389,30 @@ impl KernelSet {
         let (lo, hi) = clamp.unwrap_or((0.0, 0.0));
         for t0 in (0..total).step_by(tb) {
             let nt = tb.min(total - t0);
-            let job = InJob { src, h: win.h, w: win.w, c: ic, pt: win.pad[0], pl: win.pad[1], tw, t0, nt, xs: tb * ic };
+            let job = InJob { src, h: win.h, w: win.w, c: ic, pt: win.pad[0], pl: win.pad[1], tw, t0, nt };
             // SAFETY: holding `ks` proves its CPU features; the body indexes safely.
             unsafe { (ks.wino_in)(&job, u) };
+            // U[ξ] is rows t of `u` at stride NN·ic from ξ·ic; M[ξ] likewise in `m`. The GEMMs
+            // run over whole MR-row panels (`tb` is a multiple of MR): every panel is read in
+            // place, none copied; rows past `nt` hold stale values whose products are never read.
+            let rows = nt.div_ceil(mr) * mr;
             for x in 0..NN {
-                let ux = MatRef::row_major(&u[x * tb * ic..(x + 1) * tb * ic], ic);
+                let ux = MatRef { data: &u[x * ic..], rs: NN * ic, cs: 1 };
                 ks.drive(
-                    nt,
+                    rows,
                     oc,
                     ic,
                     apanel,
-                    |row0, panel| a_panel(nt, ic, mr, row0, &ux, panel),
+                    |row0, panel| a_panel(rows, ic, mr, row0, &ux, panel),
                     w.w[x].data(),
                     None,
                     None,
-                    &mut m[x * tb * oc..(x + 1) * tb * oc],
-                    oc,
+                    &mut m[x * oc..],
+                    NN * oc,
                     false,
                 );
             }
-            let job = OutJob { oh: win.oh, ow: win.ow, oc, tw, t0, nt, xs: tb * oc, bias, clamp: clamp.is_some(), lo, hi };
+            let job = OutJob { oh: win.oh, ow: win.ow, oc, tw, t0, nt, bias, clamp: clamp.is_some(), lo, hi };
             // SAFETY: as above.
             unsafe { (ks.wino_out)(&job, m, dst) };
         }
@@ -430,6 +434,22 @@ mod tests {
             let y: f64 = (0..N).map(|i| AT[a][i] as f64 * gg[i] * bd[i]).sum();
             let want: f64 = (0..WINO_R).map(|k| g[k] * d[a + k]).sum();
             assert!((y - want).abs() < 1e-12, "output {a}: {y} vs {want}");
+        }
+    }
+
+    /// The written-out transforms are the matrices: applied to each unit vector they give
+    /// the matrices' columns.
+    #[test]
+    fn written_out_transforms_are_the_matrices() {
+        for k in 0..N {
+            let e: [f32; N] = std::array::from_fn(|i| (i == k) as u8 as f32);
+            let (b, a) = (bt6(e), at6(e));
+            for i in 0..N {
+                assert_eq!(b[i], BT[i][k], "Bᵀ[{i}][{k}]");
+            }
+            for i in 0..WINO_M {
+                assert_eq!(a[i], AT[i][k], "Aᵀ[{i}][{k}]");
+            }
         }
     }
 }
