@@ -35,7 +35,9 @@ const NN: usize = N * N;
 /// Channels a transform handles per pass: one zmm, two ymm, four v128.
 const CH: usize = 16;
 
-/// Bᵀ (input transform), integers: exact in f32.
+/// Bᵀ (input transform), integers: exact in f32. The kernels use it written out (`bt6`); the
+/// unit tests check that against this matrix.
+#[cfg_attr(not(test), allow(dead_code))]
 const BT: [[f32; N]; N] = [
     [4.0, 0.0, -5.0, 0.0, 1.0, 0.0],
     [0.0, 4.0, 4.0, -1.0, -1.0, 0.0],
@@ -45,7 +47,9 @@ const BT: [[f32; N]; N] = [
     [0.0, 4.0, 0.0, -5.0, 0.0, 1.0],
 ];
 
-/// Aᵀ (output transform): the points 0, 1, −1, 2, −2 to the powers 0 and 1, and ∞.
+/// Aᵀ (output transform): the points 0, 1, −1, 2, −2 to the powers 0 and 1, and ∞ (written
+/// out in `at6`).
+#[cfg_attr(not(test), allow(dead_code))]
 const AT: [[f32; N]; WINO_M] = [[1.0, 1.0, 1.0, 1.0, 1.0, 0.0], [0.0, 1.0, -1.0, 2.0, -2.0, 1.0]];
 
 /// G (weight transform), with the row factors taken out of Bᵀ; used once per weight, in f64.
@@ -192,6 +196,9 @@ fn at6(m: [f32; N]) -> [f32; WINO_M] {
 #[inline(always)]
 pub(crate) fn input_body(j: &InJob, u: &mut [f32]) {
     let (h, w, c) = (j.h, j.w, j.c);
+    // Declared once per block, not per tile: zeroing them costs a `memset` call each.
+    let mut d = [[0.0f32; CH]; NN];
+    let mut o = [[0.0f32; CH]; NN];
     for t in 0..j.nt {
         let tile = j.t0 + t;
         let (ty, tx) = (tile / j.tw, tile % j.tw);
@@ -200,16 +207,16 @@ pub(crate) fn input_body(j: &InJob, u: &mut [f32]) {
         let ut = &mut u[t * NN * c..(t + 1) * NN * c];
         for c0 in (0..c).step_by(CH) {
             let cw = CH.min(c - c0);
-            let mut d = [[0.0f32; CH]; NN];
             for i in 0..N {
-                let Some(y) = (py + i).checked_sub(j.pt).filter(|&y| y < h) else { continue };
+                let y = (py + i).checked_sub(j.pt).filter(|&y| y < h);
                 for k in 0..N {
-                    if let Some(x) = (px + k).checked_sub(j.pl).filter(|&x| x < w) {
-                        d[i * N + k] = load(&j.src[(y * w + x) * c + c0..], cw);
-                    }
+                    let x = (px + k).checked_sub(j.pl).filter(|&x| x < w);
+                    d[i * N + k] = match (y, x) {
+                        (Some(y), Some(x)) => load(&j.src[(y * w + x) * c + c0..], cw),
+                        _ => [0.0; CH],
+                    };
                 }
             }
-            let mut o = [[0.0f32; CH]; NN];
             for l in 0..CH {
                 // Columns (Bᵀ d), then rows (· B).
                 let mut cols = [[0.0f32; N]; N];
@@ -238,18 +245,19 @@ pub(crate) fn input_body(j: &InJob, u: &mut [f32]) {
 #[inline(always)]
 pub(crate) fn output_body(j: &OutJob, m: &[f32], dst: &mut [f32]) {
     let oc = j.oc;
+    // Declared once per block (see `input_body`).
+    let mut mm = [[0.0f32; CH]; NN];
+    let mut y = [[0.0f32; CH]; WINO_M * WINO_M];
     for t in 0..j.nt {
         let tile = j.t0 + t;
         let (ty, tx) = (tile / j.tw, tile % j.tw);
         let mt = &m[t * NN * oc..(t + 1) * NN * oc];
         for c0 in (0..oc).step_by(CH) {
             let cw = CH.min(oc - c0);
-            let mut mm = [[0.0f32; CH]; NN];
             for (x, v) in mm.iter_mut().enumerate() {
                 *v = load(&mt[x * oc + c0..], cw);
             }
             let bias = load(&j.bias[c0..], cw);
-            let mut y = [[0.0f32; CH]; WINO_M * WINO_M];
             for l in 0..CH {
                 let mut half = [[0.0f32; N]; WINO_M];
                 for k in 0..N {
