@@ -5,8 +5,8 @@
 //! neighbours still do). Rows:
 //!
 //! * `cnn/batch{1,1024}`: the trained `models/mnist-cnn.mdm` on real test digits;
-//! * `conv ic→oc HxW`: one 5×5 convolution alone (`winograd_from(1)`: Winograd even below
-//!   `WINO_MIN_IC`), the shapes behind the executor's rule (KERNELS.md, "Winograd").
+//! * `conv ic→oc HxW`: one 5×5 convolution alone (`winograd_from(1, 1)`: Winograd even below
+//!   `WINO_MIN`), the shapes behind the x86 sets' rule (KERNELS.md, "Winograd").
 //!
 //! `MDEPLOY_MNIST_DIR=... cargo run --release -p mdeploy-core --example winograd_sets [ROUNDS] [FILTER]`
 
@@ -88,7 +88,7 @@ fn main() {
             // Batch 1: one call = 256 consecutive digits one by one (a request stream).
             let calls = if batch == 1 { 256 } else { 1 };
             for &ks in &sets {
-                let mut plans: Vec<Plan> = [ks.winograd_from(usize::MAX), ks]
+                let mut plans: Vec<Plan> = [ks.winograd_from(usize::MAX, usize::MAX), ks]
                     .iter()
                     .map(|&k| Plan::with_kernels(&model, batch, k).expect("plan"))
                     .collect();
@@ -98,7 +98,7 @@ fn main() {
     }
     // Single convolutions: (ic, oc, side). The CNN's two convs, then channel counts around the
     // rule's threshold, and a larger image.
-    for (ic, oc, side) in [(1, 16, 28), (16, 32, 12), (2, 16, 12), (3, 16, 12), (4, 16, 12), (8, 16, 12), (8, 32, 12), (32, 32, 12), (16, 16, 28)] {
+    for (ic, oc, side) in [(1, 16, 28), (16, 32, 12), (2, 16, 12), (3, 16, 12), (4, 16, 12), (8, 16, 12), (8, 32, 12), (32, 32, 12), (16, 16, 12), (16, 16, 28), (16, 32, 28), (32, 64, 12)] {
         let what = format!("conv {ic}→{oc} {side}x{side}");
         if !what.contains(&filter) {
             continue;
@@ -111,7 +111,7 @@ fn main() {
         let x: Vec<f32> = (0..64 * ic * side * side).map(|_| rng.uniform(-0.2, 1.0).max(0.0)).collect();
         for &ks in &sets {
             let mut plans: Vec<Plan> =
-                [ks.winograd_from(usize::MAX), ks.winograd_from(1)].iter().map(|&k| Plan::with_kernels(&model, 1, k).expect("plan")).collect();
+                [ks.winograd_from(usize::MAX, usize::MAX), ks.winograd_from(1, 1)].iter().map(|&k| Plan::with_kernels(&model, 1, k).expect("plan")).collect();
             print(&what, ks, &race(&mut plans, &x, 1, 64, rounds));
         }
     }

@@ -27,9 +27,9 @@ pub struct KernelSet {
     /// The Winograd transforms (`winograd.rs`), built for this set.
     pub(crate) wino_in: crate::winograd::WinoInFn,
     pub(crate) wino_out: crate::winograd::WinoOutFn,
-    /// 5×5 stride-1 convolutions with at least this many input channels run through Winograd
-    /// (`usize::MAX`: never). See [`KernelSet::winograd_from`].
-    pub(crate) wino_min_ic: usize,
+    /// 5×5 stride-1 convolutions with at least this many (input, output) channels run through
+    /// Winograd (`usize::MAX`: never). See [`KernelSet::winograd_from`].
+    pub(crate) wino_min: (usize, usize),
     /// Sparse weights (`sparse.rs`): the block micro-kernel, its rows per block and its name.
     pub(crate) spmm: SpmmFn,
     pub(crate) spmm_nb: usize,
@@ -75,7 +75,8 @@ impl KernelSet {
             dwconv: crate::generic::generic_dwconv_f32::generic_dwconv_f32,
             wino_in: crate::winograd::generic_wino_in_f32,
             wino_out: crate::winograd::generic_wino_out_f32,
-            wino_min_ic: crate::winograd::WINO_MIN_IC,
+            // Off: slower than the direct conv here (KERNELS.md, "Winograd"); the x86 sets turn it on.
+            wino_min: (usize::MAX, usize::MAX),
             spmm: crate::generic::generic_spmm_f32::generic_spmm_f32_16,
             spmm_nb: crate::generic::generic_spmm_f32::NB,
             spmm_name: "generic_spmm_f32_16",
@@ -111,6 +112,7 @@ impl KernelSet {
                 dwconv: crate::x86_64::avx2_dwconv_f32::avx2_dwconv_f32,
                 wino_in: crate::x86_64::avx_winograd_f32::avx2_wino_in_f32,
                 wino_out: crate::x86_64::avx_winograd_f32::avx2_wino_out_f32,
+                wino_min: crate::winograd::WINO_MIN,
                 spmm: crate::x86_64::avx2_spmm_f32::avx2_spmm_f32_32,
                 spmm_nb: crate::x86_64::avx2_spmm_f32::NB,
                 spmm_name: "avx2_spmm_f32_32",
@@ -152,6 +154,7 @@ impl KernelSet {
                 dwconv: crate::x86_64::avx2_dwconv_f32::avx2_dwconv_f32,
                 wino_in: crate::x86_64::avx_winograd_f32::avx512_wino_in_f32,
                 wino_out: crate::x86_64::avx_winograd_f32::avx512_wino_out_f32,
+                wino_min: crate::winograd::WINO_MIN,
                 spmm: crate::x86_64::avx512_spmm_f32::avx512_spmm_f32_64,
                 spmm_nb: crate::x86_64::avx512_spmm_f32::NB,
                 spmm_name: "avx512_spmm_f32_64",
@@ -246,6 +249,7 @@ impl KernelSet {
             dwconv: crate::x86_64::avx2_dwconv_f32::avx2_dwconv_f32,
             wino_in: crate::x86_64::avx_winograd_f32::avx512_wino_in_f32,
             wino_out: crate::x86_64::avx_winograd_f32::avx512_wino_out_f32,
+            wino_min: crate::winograd::WINO_MIN,
             spmm: crate::x86_64::avx512_spmm_f32::avx512_spmm_f32_64,
             spmm_nb: crate::x86_64::avx512_spmm_f32::NB,
             spmm_name: "avx512_spmm_f32_64",
@@ -268,7 +272,7 @@ impl KernelSet {
         #[cfg(target_arch = "x86_64")]
         if self.name == "x86_64-avx512" && n <= 2 * crate::x86_64::avx512_mmm_f32::NR_NARROW {
             if let Some(narrow) = KernelSet::avx512_narrow() {
-                return KernelSet { wino_min_ic: self.wino_min_ic, ..narrow };
+                return KernelSet { wino_min: self.wino_min, ..narrow };
             }
         }
         let _ = n;
@@ -286,7 +290,7 @@ impl KernelSet {
                     mmm_name: "avx512_mmm_f32_16x16",
                     mr: crate::x86_64::avx512_mmm_f32::MR_WINO,
                     mmm: crate::x86_64::avx512_mmm_f32::avx512_mmm_f32_16x16,
-                    wino_min_ic: self.wino_min_ic,
+                    wino_min: self.wino_min,
                     ..narrow
                 };
             }
@@ -312,7 +316,9 @@ impl KernelSet {
             // The generic transforms: this build compiles them with simd128.
             wino_in: crate::winograd::generic_wino_in_f32,
             wino_out: crate::winograd::generic_wino_out_f32,
-            wino_min_ic: crate::winograd::WINO_MIN_IC,
+            // Off: under V8 the 16-lane transforms spill (16 v128 registers on x86 hosts) and
+            // the CNN's conv 2 took 2.3× longer than direct (KERNELS.md, "Winograd").
+            wino_min: (usize::MAX, usize::MAX),
             spmm: crate::wasm::wasm_spmm_f32::wasm_spmm_f32_16,
             spmm_nb: crate::wasm::wasm_spmm_f32::NB,
             spmm_name: "wasm_spmm_f32_16",

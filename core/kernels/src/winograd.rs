@@ -68,10 +68,12 @@ pub fn winograd_supported(win: &Window, groups: usize) -> bool {
     groups == 1 && win.kh == WINO_R && win.kw == WINO_R && win.sh == 1 && win.sw == 1 && win.dh == 1 && win.dw == 1
 }
 
-/// Input channels from which the executor prefers Winograd to the direct (indirect-GEMM)
-/// convolution. Below it the 36 GEMMs have almost no depth (`k = ic`) and the transforms cost
-/// more than the multiplies they save (KERNELS.md, "Winograd", for the measurements).
-pub const WINO_MIN_IC: usize = 4;
+/// (Input, output) channels from which the x86 sets prefer Winograd to the direct
+/// (indirect-GEMM) convolution. Measured (KERNELS.md, "Winograd"): with 8 or fewer input
+/// channels the 36 GEMMs have almost no depth (`k = ic`) and the transforms cost more than the
+/// multiplies they save (0.2–0.8×); 16 → 16 broke even (0.93–1.13×); 16 → 32, 32 → 32 and
+/// 32 → 64 won (1.17–2.10×).
+pub const WINO_MIN: (usize, usize) = (16, 32);
 
 
 /// Tiles per block for a set with `mr`-row tiles: whole register tiles, about 64.
@@ -307,18 +309,19 @@ fn tiles(win: &Window) -> (usize, usize) {
 }
 
 impl KernelSet {
-    /// Does the executor run this convolution through Winograd with this set? When
-    /// [`winograd_supported`] and it has at least [`KernelSet::winograd_from`]'s input channels
-    /// ([`WINO_MIN_IC`] unless changed).
-    pub fn winograd_pays(&self, win: &Window, groups: usize) -> bool {
-        winograd_supported(win, groups) && win.c >= self.wino_min_ic
+    /// Does the executor run this convolution (`oc` output channels) through Winograd with
+    /// this set? When [`winograd_supported`] and it has at least the set's (input, output)
+    /// channels: [`WINO_MIN`] in the x86 sets, never in the generic and wasm ones (slower
+    /// there), unless changed by [`KernelSet::winograd_from`].
+    pub fn winograd_pays(&self, win: &Window, groups: usize, oc: usize) -> bool {
+        winograd_supported(win, groups) && win.c >= self.wino_min.0 && oc >= self.wino_min.1
     }
 
-    /// This set with Winograd taken from `min_ic` input channels on (`usize::MAX`: never), so
-    /// that tests and benches can run the same model both ways in one process. Kernels, name
-    /// and packing are unchanged.
-    pub fn winograd_from(self, min_ic: usize) -> KernelSet {
-        KernelSet { wino_min_ic: min_ic, ..self }
+    /// This set with Winograd taken from `min_ic` input and `min_oc` output channels on
+    /// (`usize::MAX`: never; `(1, 1)`: every supported convolution), so that tests and benches
+    /// can run the same model both ways in one process. Kernels, name and packing are unchanged.
+    pub fn winograd_from(self, min_ic: usize, min_oc: usize) -> KernelSet {
+        KernelSet { wino_min: (min_ic, min_oc), ..self }
     }
 
     /// Transforms and packs a convolution weight for [`KernelSet::winograd_conv`]: `weight` is

@@ -792,7 +792,7 @@ fn compile(k: &Kernel, ks: KernelSet, k_max: &mut usize, qs: &mut QScratch) -> X
                 };
                 return XK::DwConv { win: *win, w, bias: bias.clone(), lo, hi, post };
             }
-            if ks.winograd_pays(win, g) {
+            if ks.winograd_pays(win, g, *out_c) {
                 if let Some(w) = ks.winograd_pack(win, *out_c, weight) {
                     *k_max = (*k_max).max(win.c);
                     let (clamp, post) = split_clamp(*act);
