@@ -179,3 +179,27 @@ fn only_5x5_stride_1_single_group_windows_are_taken() {
         assert!(!winograd_supported(&o, 1) && ks.winograd_pack(&o, 8, &vec![0.0; o.kh * o.kw * 16 * 8]).is_none(), "{o:?}");
     }
 }
+
+/// A 5×5 layer whose Winograd scratch (36 × ~64 tiles × (ic + oc) floats) would pass the
+/// executor's cap (4 Mi floats, like the padded copy) stays on the direct convolution: the plan
+/// gives the same bits as with Winograd turned off. 16 → 2,000 channels on a 5×5 input.
+#[test]
+fn layers_too_wide_for_the_scratch_cap_stay_direct() {
+    use mdeploy_core::model::{Metadata, Model};
+    use mdeploy_core::{Graph, Plan};
+    let mut rng = Rng::new(77);
+    let (ic, oc) = (16, 2000);
+    let model = Model {
+        meta: Metadata { input_shape: vec![ic, 5, 5], ..Default::default() },
+        graph: Graph::sequential(vec![mdeploy_testkit::builders::conv(&mut rng, ic, oc, 5, 1, 0, 1)]),
+    };
+    let x = rng.signed(ic * 25, 1.0);
+    for ks in KernelSet::available() {
+        assert!(ks.winograd_from(16, 32).winograd_pays(&window(ic, 5, 5, [0; 4]), 1, oc));
+        let mut a = vec![f32::NAN; oc];
+        let mut b = vec![f32::NAN; oc];
+        Plan::with_kernels(&model, 1, ks.winograd_from(16, 32)).expect("plan").run(&x, 1, &mut a).expect("run");
+        Plan::with_kernels(&model, 1, ks.winograd_from(usize::MAX, usize::MAX)).expect("plan").run(&x, 1, &mut b).expect("run");
+        assert_eq!(a, b, "[{}] the wide layer ran through Winograd", ks.name());
+    }
+}

@@ -793,7 +793,9 @@ fn compile(k: &Kernel, ks: KernelSet, k_max: &mut usize, qs: &mut QScratch) -> X
                 return XK::DwConv { win: *win, w, bias: bias.clone(), lo, hi, post };
             }
             if ks.winograd_pays(win, g, *out_c) {
-                if let Some(w) = ks.winograd_pack(win, *out_c, weight) {
+                // Its scratch (36 transformed tiles × ~64 × (ic + oc)) is capped like the padded
+                // copy, so a huge layer cannot make the plan's fixed memory balloon: it stays direct.
+                if let Some(w) = ks.winograd_pack(win, *out_c, weight).filter(|w| ks.winograd_scratch(w) <= MAX_PADDED_FLOATS) {
                     *k_max = (*k_max).max(win.c);
                     let (clamp, post) = split_clamp(*act);
                     return XK::Wino(Box::new(WinoX { win: *win, w, bias: bias.clone(), clamp, post }));
