@@ -62,10 +62,16 @@ const G: [[f64; WINO_R]; N] = [
     [0.0, 0.0, 0.0, 0.0, 1.0],
 ];
 
+/// Whether this build has Winograd at all. Browser and npm builds (`wasm32-unknown-unknown`)
+/// leave it out: it is off in the wasm sets anyway (slower there, KERNELS.md) and cost ~8 KB
+/// gzip against the package's size bound. Native and WASI builds (where its tests also run
+/// under Node) have it.
+pub const WINOGRAD_BUILT: bool = !cfg!(all(target_arch = "wasm32", target_os = "unknown"));
+
 /// Can [`KernelSet::winograd_pack`] take this convolution? Stride 1, dilation 1, one group,
-/// a 5×5 kernel; any padding, any input size.
+/// a 5×5 kernel; any padding, any input size (and a build with [`WINOGRAD_BUILT`]).
 pub fn winograd_supported(win: &Window, groups: usize) -> bool {
-    groups == 1 && win.kh == WINO_R && win.kw == WINO_R && win.sh == 1 && win.sw == 1 && win.dh == 1 && win.dw == 1
+    WINOGRAD_BUILT && groups == 1 && win.kh == WINO_R && win.kw == WINO_R && win.sh == 1 && win.sw == 1 && win.dh == 1 && win.dw == 1
 }
 
 /// (Input, output) channels from which the x86 sets prefer Winograd to the direct
@@ -293,14 +299,19 @@ pub(crate) fn output_body(j: &OutJob, m: &[f32], dst: &mut [f32]) {
 /// # Safety
 /// None beyond the signature's: safe indexing throughout.
 pub(crate) unsafe fn generic_wino_in_f32(j: &InJob, u: &mut [f32]) {
-    input_body(j, u)
+    // Unreachable without WINOGRAD_BUILT (nothing is packed); the test lets the body go.
+    if WINOGRAD_BUILT {
+        input_body(j, u)
+    }
 }
 
 /// The generic (and wasm `simd128`) build of the output transform.
 /// # Safety
 /// As [`generic_wino_in_f32`].
 pub(crate) unsafe fn generic_wino_out_f32(j: &OutJob, m: &[f32], dst: &mut [f32]) {
-    output_body(j, m, dst)
+    if WINOGRAD_BUILT {
+        output_body(j, m, dst)
+    }
 }
 
 /// Tiles per side: ceil(out / 2).
@@ -383,6 +394,11 @@ impl KernelSet {
         apanel: &mut [f32],
         scratch: &mut [f32],
     ) {
+        if !WINOGRAD_BUILT {
+            // No `WinogradW` exists in such a build (`winograd_pack` returns None); this lets
+            // the compiler drop the rest.
+            return;
+        }
         let ks = self.winograd_gemm(w.oc);
         let (ic, oc, mr) = (w.ic, w.oc, ks.mr());
         assert_eq!(w.nr, ks.nr(), "winograd_conv: weights packed for another kernel set");
