@@ -108,6 +108,28 @@ fn one_channel_wide(seed: u64) -> Model {
     )
 }
 
+/// 5×5 stride-1 convolutions Winograd F(2×2, 5×5) takes (under the x86 sets' default
+/// thresholds, so direct in `check_model`; forced on in `winograd_plans_match_the_direct_convolution`),
+/// on odd sizes (13×13 → 11×11: edge tiles whose outputs are dropped), padding 1 and 2, 17
+/// channels (a tail past the transforms' 16), a ReLU fused and one not (a LeakyReLU after).
+fn winograd_edges(seed: u64) -> Model {
+    let mut r = Rng::new(seed);
+    model(
+        vec![1, 28, 28],
+        vec![
+            conv(&mut r, 1, 5, 3, 2, 0), // 5x13x13 (direct: stride 2)
+            Op::Relu,
+            conv(&mut r, 5, 17, 5, 1, 1), // 17x11x11
+            Op::Relu,
+            conv(&mut r, 17, 16, 5, 1, 2), // 16x11x11
+            Op::LeakyRelu { alpha: 0.1 },
+            Op::Flatten,
+            dense(&mut r, 16 * 11 * 11, 10),
+            Op::Softmax,
+        ],
+    )
+}
+
 /// A multi-channel input (the 784 pixels read as 4×14×14): the plan must transpose it to HWC.
 fn multichannel(seed: u64) -> Model {
     let mut r = Rng::new(seed);
@@ -189,6 +211,64 @@ fn plan_matches_naive_reference_on_mnist() {
     check_model("conv-features", &conv_features(4), &digits);
     check_model("multichannel", &multichannel(5), &digits);
     check_model("one-channel-wide", &one_channel_wide(6), &digits);
+    check_model("winograd-edges", &winograd_edges(8), &digits);
+}
+
+/// The Winograd plans (on in every set here, also where the executor leaves it off by default:
+/// generic, wasm) against the f64 reference and against the same plans with Winograd off (the
+/// direct convolution), on real digits: equal within the reference tolerance, yet not
+/// bit-identical (so the Winograd path really ran).
+#[test]
+fn winograd_plans_match_the_direct_convolution() {
+    let digits = mnist_test_digits(10);
+    for (name, m) in [("cnn", cnn(2)), ("winograd-edges", winograd_edges(8))] {
+        let (il, ol) = (m.input_len(), m.output_len());
+        let n = digits.len() / il;
+        let want: Vec<f64> = (0..n).flat_map(|s| reference(&m, &digits[s * il..(s + 1) * il])).collect();
+        for ks in KernelSet::available() {
+            let mut wino = Plan::with_kernels(&m, 64, ks.winograd_from(1, 1)).expect("plan");
+            let mut direct = Plan::with_kernels(&m, 64, ks.winograd_from(usize::MAX, usize::MAX)).expect("plan");
+            let (mut a, mut b) = (vec![f32::NAN; n * ol], vec![f32::NAN; n * ol]);
+            wino.run(&digits, n, &mut a).expect("run");
+            direct.run(&digits, n, &mut b).expect("run");
+            assert_close(&format!("{name} [{}] winograd vs f64", ks.name()), &a, &want);
+            let direct_f64: Vec<f64> = b.iter().map(|&v| v as f64).collect();
+            assert_close(&format!("{name} [{}] winograd vs direct", ks.name()), &a, &direct_f64);
+            assert_ne!(a, b, "{name} [{}]: Winograd and direct gave the same bits: was Winograd used?", ks.name());
+        }
+    }
+}
+
+/// The shipped CNN on all 2,000 fixed-split test digits: Winograd's probabilities within 1e-5
+/// of the direct convolution's (the cross-host parity suites compare hosts at 1e-5, and the
+/// WebGPU engine runs the direct form), and the same labels.
+#[test]
+fn trained_cnn_winograd_within_1e5_of_direct() {
+    let m = mdeploy_testkit::mnist::trained_model("mnist-cnn.mdm").unwrap_or_else(|e| panic!("{e}"));
+    let (digits, _) = mdeploy_testkit::mnist::test_digits().unwrap_or_else(|e| panic!("{e}"));
+    let n = digits.len() / 784;
+    assert_eq!(n, 2000);
+    for ks in KernelSet::available() {
+        let (mut a, mut b) = (vec![f32::NAN; n * 10], vec![f32::NAN; n * 10]);
+        Plan::with_kernels(&m, 256, ks.winograd_from(1, 1)).expect("plan").run(&digits, n, &mut a).expect("run");
+        Plan::with_kernels(&m, 256, ks.winograd_from(usize::MAX, usize::MAX)).expect("plan").run(&digits, n, &mut b).expect("run");
+        let worst = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+        eprintln!("[{}] trained CNN, 2,000 digits: max |winograd - direct| = {worst:.2e}", ks.name());
+        assert!(worst <= 1e-5, "[{}] probabilities differ by {worst}", ks.name());
+        // Same label wherever the direct top-2 margin exceeds 1e-4 (the parity suites' rule).
+        let label = |p: &[f32]| p.iter().enumerate().fold(0, |best, (i, &v)| if v > p[best] { i } else { best });
+        let margin = |p: &[f32]| {
+            let top = p[label(p)];
+            top - p.iter().filter(|&&v| v != top).fold(0.0f32, |m, &v| m.max(v))
+        };
+        let diff = (0..n)
+            .filter(|&s| {
+                let (pa, pb) = (&a[s * 10..(s + 1) * 10], &b[s * 10..(s + 1) * 10]);
+                margin(pb) > 1e-4 && label(pa) != label(pb)
+            })
+            .count();
+        assert_eq!(diff, 0, "[{}] labels differ on {diff} digits", ks.name());
+    }
 }
 
 #[test]

@@ -37,6 +37,7 @@ mod set;
 mod sparse;
 mod bsparse;
 mod tile;
+pub mod winograd;
 
 pub use gemm::{gemm, MatRef};
 pub use geometry::{Act, BinOp, PoolGeom, PoolKind, Window};
@@ -44,6 +45,7 @@ pub use pack::{a_panel, APanel, AlignedBuf, PackedB, MAX_MR};
 pub use bgemm::{bpack_rows, PackedBB, BNR, MAX_BK};
 pub use qgemm::{PackedQB, QLayout, QNR};
 pub use set::KernelSet;
+pub use winograd::{winograd_supported, WinogradW};
 pub use sparse::{SparseOffsets, SparseW};
 pub use bsparse::{block_fill, BlockW, BLOCK_WIDTHS};
 pub(crate) use tile::{store_tile_scalar, Tile};

@@ -24,6 +24,12 @@ pub struct KernelSet {
     pub(crate) gemv: GemvFn,
     pub(crate) maxpool: PoolFn,
     pub(crate) dwconv: DwConvFn,
+    /// The Winograd transforms (`winograd.rs`), built for this set.
+    pub(crate) wino_in: crate::winograd::WinoInFn,
+    pub(crate) wino_out: crate::winograd::WinoOutFn,
+    /// 5×5 stride-1 convolutions with at least this many (input, output) channels run through
+    /// Winograd (`usize::MAX`: never). See [`KernelSet::winograd_from`].
+    pub(crate) wino_min: (usize, usize),
     /// Sparse weights (`sparse.rs`): the block micro-kernel, its rows per block and its name.
     pub(crate) spmm: SpmmFn,
     pub(crate) spmm_nb: usize,
@@ -70,6 +76,10 @@ impl KernelSet {
             gemv: crate::generic::generic_gemv_f32::generic_gemv_f32_8,
             maxpool: crate::generic::generic_maxpool_f32::generic_maxpool_f32,
             dwconv: crate::generic::generic_dwconv_f32::generic_dwconv_f32,
+            wino_in: crate::winograd::generic_wino_in_f32,
+            wino_out: crate::winograd::generic_wino_out_f32,
+            // Off: slower than the direct conv here (KERNELS.md, "Winograd"); the x86 sets turn it on.
+            wino_min: (usize::MAX, usize::MAX),
             spmm: crate::generic::generic_spmm_f32::generic_spmm_f32_16,
             spmm_nb: crate::generic::generic_spmm_f32::NB,
             spmm_name: "generic_spmm_f32_16",
@@ -104,6 +114,9 @@ impl KernelSet {
                 gemv: crate::x86_64::avx2_gemv_f32::avx2_gemv_f32_16,
                 maxpool: crate::x86_64::avx2_maxpool_f32::avx2_maxpool_f32,
                 dwconv: crate::x86_64::avx2_dwconv_f32::avx2_dwconv_f32,
+                wino_in: crate::x86_64::avx_winograd_f32::avx2_wino_in_f32,
+                wino_out: crate::x86_64::avx_winograd_f32::avx2_wino_out_f32,
+                wino_min: crate::winograd::WINO_MIN,
                 spmm: crate::x86_64::avx2_spmm_f32::avx2_spmm_f32_32,
                 spmm_nb: crate::x86_64::avx2_spmm_f32::NB,
                 spmm_name: "avx2_spmm_f32_32",
@@ -143,6 +156,9 @@ impl KernelSet {
                 gemv: crate::x86_64::avx512_gemv_f32::avx512_gemv_f32_32,
                 maxpool: crate::x86_64::avx2_maxpool_f32::avx2_maxpool_f32,
                 dwconv: crate::x86_64::avx2_dwconv_f32::avx2_dwconv_f32,
+                wino_in: crate::x86_64::avx_winograd_f32::avx512_wino_in_f32,
+                wino_out: crate::x86_64::avx_winograd_f32::avx512_wino_out_f32,
+                wino_min: crate::winograd::WINO_MIN,
                 spmm: crate::x86_64::avx512_spmm_f32::avx512_spmm_f32_64,
                 spmm_nb: crate::x86_64::avx512_spmm_f32::NB,
                 spmm_name: "avx512_spmm_f32_64",
@@ -236,6 +252,9 @@ impl KernelSet {
             gemv: crate::x86_64::avx2_gemv_f32::avx2_gemv_f32_16,
             maxpool: crate::x86_64::avx2_maxpool_f32::avx2_maxpool_f32,
             dwconv: crate::x86_64::avx2_dwconv_f32::avx2_dwconv_f32,
+            wino_in: crate::x86_64::avx_winograd_f32::avx512_wino_in_f32,
+            wino_out: crate::x86_64::avx_winograd_f32::avx512_wino_out_f32,
+            wino_min: crate::winograd::WINO_MIN,
             spmm: crate::x86_64::avx512_spmm_f32::avx512_spmm_f32_64,
             spmm_nb: crate::x86_64::avx512_spmm_f32::NB,
             spmm_name: "avx512_spmm_f32_64",
@@ -258,11 +277,30 @@ impl KernelSet {
         #[cfg(target_arch = "x86_64")]
         if self.name == "x86_64-avx512" && n <= 2 * crate::x86_64::avx512_mmm_f32::NR_NARROW {
             if let Some(narrow) = KernelSet::avx512_narrow() {
-                return narrow;
+                return KernelSet { wino_min: self.wino_min, ..narrow };
             }
         }
         let _ = n;
         *self
+    }
+
+    /// The set that runs Winograd's per-tile-element GEMMs (`winograd.rs`: `[tiles × ic] ·
+    /// [ic × n]`, 16 tiles per image of a 12×12 input). On AVX-512 the 16×16 tile
+    /// (`avx512_mmm_f32_16x16`), whose rows match those 16 tiles; elsewhere `for_width(n)`.
+    pub(crate) fn winograd_gemm(&self, n: usize) -> KernelSet {
+        #[cfg(target_arch = "x86_64")]
+        if self.name.starts_with("x86_64-avx512") {
+            if let Some(narrow) = KernelSet::avx512_narrow() {
+                return KernelSet {
+                    mmm_name: "avx512_mmm_f32_16x16",
+                    mr: crate::x86_64::avx512_mmm_f32::MR_WINO,
+                    mmm: crate::x86_64::avx512_mmm_f32::avx512_mmm_f32_16x16,
+                    wino_min: self.wino_min,
+                    ..narrow
+                };
+            }
+        }
+        self.for_width(n)
     }
 
     /// wasm `simd128` kernels (`wasm_mmm_f32_4x8`); only in builds with `+simd128`, where every
@@ -280,6 +318,12 @@ impl KernelSet {
             gemv: crate::wasm::wasm_gemv_f32::wasm_gemv_f32_8,
             maxpool: crate::wasm::wasm_maxpool_f32::wasm_maxpool_f32,
             dwconv: crate::generic::generic_dwconv_f32::generic_dwconv_f32,
+            // The generic transforms: this build compiles them with simd128.
+            wino_in: crate::winograd::generic_wino_in_f32,
+            wino_out: crate::winograd::generic_wino_out_f32,
+            // Off: under V8 the 16-lane transforms spill (16 v128 registers on x86 hosts) and
+            // the CNN's conv 2 took 2.3× longer than direct (KERNELS.md, "Winograd").
+            wino_min: (usize::MAX, usize::MAX),
             spmm: crate::wasm::wasm_spmm_f32::wasm_spmm_f32_16,
             spmm_nb: crate::wasm::wasm_spmm_f32::NB,
             spmm_name: "wasm_spmm_f32_16",

@@ -34,6 +34,7 @@ use crate::kernels::generic::generic_softmax_f32::softmax_rows;
 use crate::kernels::{a_panel, APanel, AlignedBuf, BlockW, KernelSet, MatRef, PackedB, PoolGeom, SparseOffsets, SparseW, MAX_MR, BLOCK_WIDTHS};
 use crate::kernels::qgemm::{PackedQB, QMAX_MR};
 use crate::kernels::{bpack_rows, PackedBB, MAX_BK};
+use crate::kernels::WinogradW;
 use crate::kernels::generic::generic_maxpool_u8::generic_maxpool_u8;
 use crate::kernels::quant::{QEpi, QOut, QParams, MAX_QK};
 use crate::lower::{Act, BinOp, Kernel, PoolKind, Program, Window};
@@ -105,6 +106,16 @@ struct ConvX {
     last_off: Vec<usize>,
 }
 
+/// A 5×5 stride-1 convolution through Winograd F(2×2, 5×5) (`kernels/src/winograd.rs`; when
+/// it is chosen: `winograd_pays`, measured in KERNELS.md, "Winograd").
+struct WinoX {
+    win: Window,
+    w: WinogradW,
+    bias: Vec<f32>,
+    clamp: Option<(f32, f32)>,
+    post: Act,
+}
+
 impl ConvX {
     fn k(&self) -> usize {
         self.win.kh * self.win.kw * self.icg
@@ -132,6 +143,7 @@ enum XK {
     Transpose { c: usize, hw: usize, to_hwc: bool },
     Dense { w: PackedB, bias: Vec<f32>, tile_relu: bool, post: Act },
     Conv(Box<ConvX>),
+    Wino(Box<WinoX>),
     /// Sparse Dense: `w` by output column (row blocks), `wt` by input row (single rows).
     SpDense { w: SparseW, offs: SparseOffsets, wt: SpRows, bias: Vec<f32>, clamp: Option<(f32, f32)>, post: Act },
     SpConv(Box<SpConvX>),
@@ -232,6 +244,8 @@ struct Scratch {
     q: QScratch,
     /// The transposed input and output blocks of the sparse kernels (largest of them).
     sparse: AlignedBuf,
+    /// A Winograd convolution's transformed input and output blocks (largest of them).
+    wino: AlignedBuf,
     /// Binary steps: `BROWS` sign-packed rows and their i32 dot products (largest of them).
     bits: Vec<u64>,
     bacc: Vec<i32>,
@@ -532,6 +546,7 @@ impl Exec {
         let mut k_max = 0usize;
         let mut pad_max = 0usize;
         let mut sparse_max = 0usize;
+        let mut wino_max = 0usize;
         let (mut bwords_max, mut bn_max) = (0usize, 0usize);
         let mut qs = QScratch::default();
         let mut steps = Vec::with_capacity(p.steps.len());
@@ -547,6 +562,7 @@ impl Exec {
                     sparse_max = sparse_max.max(ks.spmm_scratch(w)).max(acc);
                 }
                 XK::SpConv(g) => sparse_max = sparse_max.max(g.scratch),
+                XK::Wino(g) => wino_max = wino_max.max(ks.winograd_scratch(&g.w)),
                 XK::BDense(d) => {
                     bwords_max = bwords_max.max(d.w.words());
                     bn_max = bn_max.max(d.w.n());
@@ -573,7 +589,7 @@ impl Exec {
             .zip(&buf_batched)
             .filter(|(_, &b)| !b)
             .map(|(&s, _)| s)
-            .fold(pad_max.saturating_add(sparse_max), usize::saturating_add);
+            .fold(pad_max.saturating_add(sparse_max).saturating_add(wino_max), usize::saturating_add);
         let per_sample: usize = stride.iter().zip(&buf_batched).filter(|(_, &b)| b).map(|(&s, _)| s).fold(0, usize::saturating_add);
         let max_batch = crate::budget::chunk(budget, fixed, per_sample, max_batch)?;
         let mut total = 0usize;
@@ -603,6 +619,7 @@ impl Exec {
                 q: qs,
                 padded: AlignedBuf::zeros(pad_max),
                 sparse: AlignedBuf::zeros(sparse_max),
+                wino: AlignedBuf::zeros(wino_max),
                 bits: vec![0; BROWS * bwords_max],
                 bacc: vec![0; BROWS * bn_max],
             },
@@ -781,6 +798,15 @@ fn compile(k: &Kernel, ks: KernelSet, k_max: &mut usize, qs: &mut QScratch) -> X
                 };
                 return XK::DwConv { win: *win, w, bias: bias.clone(), lo, hi, post };
             }
+            if ks.winograd_pays(win, g, *out_c) {
+                // Its scratch (36 transformed tiles × ~64 × (ic + oc)) is capped like the padded
+                // copy, so a huge layer cannot make the plan's fixed memory balloon: it stays direct.
+                if let Some(w) = ks.winograd_pack(win, *out_c, weight).filter(|w| ks.winograd_scratch(w) <= MAX_PADDED_FLOATS) {
+                    *k_max = (*k_max).max(win.c);
+                    let (clamp, post) = split_clamp(*act);
+                    return XK::Wino(Box::new(WinoX { win: *win, w, bias: bias.clone(), clamp, post }));
+                }
+            }
             let kk = win.kh * win.kw * icg;
             let kset = ks.for_width(ocg);
             // A padded convolution runs on a zero-padded copy of its input, so that every
@@ -943,6 +969,10 @@ fn sample_step(
         match &st.k {
             XK::Transpose { c, hw, to_hwc } => generic_transpose_f32(x(0), *c, *hw, *to_hwc, y),
             XK::Conv(g) => conv(ks, g, x(0), y, scratch),
+            XK::Wino(g) => {
+                ks.winograd_conv(&g.w, &g.win, x(0), &g.bias, g.clamp, y, scratch.apanel.as_mut_slice(), scratch.wino.as_mut_slice());
+                generic_act_f32(g.post, y);
+            }
             XK::SpConv(g) => sparse_conv(ks, g, x(0), y, scratch.sparse.as_mut_slice()),
             XK::SpDense { wt, bias, clamp, post, .. } => {
                 // Never reached (a Dense starts the batched stage); kept correct anyway.

@@ -74,6 +74,17 @@ pub(crate) unsafe fn avx512_conv_f32_24x16(k: usize, rows: *const *const f32, of
     tile_body::<MR_NARROW, 1>(k, rows, |p| *offs.add(p) as usize, b, tile)
 }
 
+/// Rows of the Winograd GEMM tile: one image's 16 tiles of a 12×12 → 8×8 convolution, so the
+/// per-tile-element GEMMs (`winograd.rs`) waste no rows (24 rows would be a third padding).
+pub(crate) const MR_WINO: usize = 16;
+
+/// # Safety
+/// As [`avx512_mmm_f32_12x32`] with MR = 16, NR = 16.
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn avx512_mmm_f32_16x16(k: usize, a: *const f32, rsa: usize, b: *const f32, tile: &Tile) {
+    tile_body::<MR_WINO, 1>(k, strided(a, rsa), |p| p, b, tile)
+}
+
 /// True when row r's window starts exactly r floats after row 0's: the pixels of one output
 /// row of a 1-channel, stride-1 convolution (MNIST's first layer, any grayscale input), whose
 /// 24-pixel rows fill a 24-row tile. The tile body then gets `strided(rows[0], 1)`, and after
