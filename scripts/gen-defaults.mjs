@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // The default models are listed once, in models/defaults.json. Places that cannot read that file
 // when they run (a bundler needs each `new URL('./models/x.mdm', import.meta.url)` written out, a
-// Worker needs each model as a static import, workerd.capnp and package.json are static) get the
+// Worker needs each model as a static import, workerd.capnp, package.json and serve/deploy's
+// Dockerfile are static) get the
 // list written into them by this script, between `BEGIN models/defaults.json` / `END` markers.
 //
 //   node scripts/gen-defaults.mjs           rewrite those places from models/defaults.json
@@ -95,6 +96,8 @@ function outputs(d) {
   ]));
   out.set('worker/cloudflare/workerd.capnp', (text, f) => region(text, f,
     names.map((n) => `    (name = "mdeploy-wasm/models/${n}.mdm", data = embed "../../wasm/models/${n}.mdm"),`)));
+  out.set('serve/deploy/Dockerfile', (text, f) => region(text, f,
+    d.models.map((m) => `COPY models/${m.file} /models/${m.name}/1/model.mdm`)));
   return out;
 }
 
