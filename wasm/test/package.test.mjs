@@ -150,11 +150,13 @@ test('npm pack → install the tarball in a fresh project → import by name →
 // 2026-11-30, against 211,384 for the full build. Its bound is that rounded up to 160,000: the
 // same rule as the full build's (a few bytes of difference must not fail), with room for the int8
 // kernel work in flight (issue 12) that lands in both modules.
-const CPU_ONLY_BOUND = 160_000;
+// The int8 conv work above (exec/qconv.rs, in both modules) then took it to 161,684 (relaxed
+// 161,507), so the bound became 162,000.
+const CPU_ONLY_BOUND = 162_000;
 // Present in the full build (the WGSL text, the browser's WebGPU imports), absent from the CPU-only one.
 const GPU_MARKERS = ['@compute', '@workgroup_size', 'requestAdapter'];
 
-test('the runtime .wasm stays small: each variant ≤ 215,000 bytes gzip; no converter (tract) code in any wasm the package ships', async (t) => {
+test('the runtime .wasm stays small: each variant ≤ 220,000 bytes gzip; no converter (tract) code in any wasm the package ships', async (t) => {
   // The bound issue 10 set so that the ONNX converter (tract-onnx: megabytes of wasm) can never
   // leak into what browsers download: `mdeploy convert` is native only. It was 150 KB; the sparse
   // and int8 kernels and their executor paths (issues 11 and 12) took the simd128 build from
@@ -175,7 +177,11 @@ test('the runtime .wasm stays small: each variant ≤ 215,000 bytes gzip; no con
   // The WGSL binary kernels and the exact intermediate quantizer (issue 12: binary models on
   // WebGPU with the CPU's bits; sign/bdense/quantize.wgsl, their comments included, and the
   // engine's thresholds) took it from 211,396 (main's build of 08:53) to 214,487 (+3,091; relaxed
-  // 211,244 -> 214,343; zlib level 9, 2026-11-30): rounded up to 215,000.
+  // 211,244 -> 214,343; zlib level 9, 2026-11-30): rounded up to 215,000. The int8 convolution
+  // without im2col and the max pool fused into it (issue 12: the int8 CNN 0.95x -> 1.93-1.98x
+  // f32 natively; exec/qconv.rs, qgemm_gather) and the Winograd dispatch (issue 15; its kernels
+  // stay out of wasm builds) took the merged main to 219,246 (relaxed 219,057; zlib level 9,
+  // 2026-11-30 10:40): rounded up to 220,000.
   // What a CPU-only user could save is measured (47.3 KB gzip without src/gpu/, DESIGN.md "Cold
   // start in browsers"): issue 15.
   const { gzipSync } = await import('node:zlib');
@@ -191,7 +197,7 @@ test('the runtime .wasm stays small: each variant ≤ 215,000 bytes gzip; no con
     const gz = gzipSync(bytes, { level: 9 }).length;
     gzOf[f] = gz;
     t.diagnostic(`${f}: ${bytes.length} bytes, ${gz} gzip -9 (${(gz / 1024).toFixed(1)} KiB)`);
-    assert.ok(gz <= 215_000, `${f} is ${gz} bytes gzipped, over the 215,000-byte budget: keep converters and heavy dependencies out of the runtime`);
+    assert.ok(gz <= 220_000, `${f} is ${gz} bytes gzipped, over the 220,000-byte budget: keep converters and heavy dependencies out of the runtime`);
     if (f.includes('_cpu')) {
       assert.ok(gz <= CPU_ONLY_BOUND, `${f} is ${gz} bytes gzipped, over the CPU-only module's ${CPU_ONLY_BOUND}: did WebGPU code or a heavy dependency reach it?`);
     }
