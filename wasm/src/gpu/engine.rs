@@ -101,9 +101,9 @@ fn f32_bytes(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
-/// The window parameters `conv2d.wgsl` and `qconv2d.wgsl` share (input size, kernel, stride,
-/// padding, dilation, output size, output channels).
-fn conv_window(p: Params, win: &Window, out_c: usize) -> Result<Params, WasmError> {
+/// The window parameters every windowed shader (convolutions and pools) takes: input size,
+/// kernel, stride, top/left padding, output size.
+fn window(p: Params, win: &Window) -> Result<Params, WasmError> {
     p.u("c", win.c)?
         .u("h", win.h)?
         .u("w", win.w)?
@@ -113,11 +113,14 @@ fn conv_window(p: Params, win: &Window, out_c: usize) -> Result<Params, WasmErro
         .u("sw", win.sw)?
         .u("pt", win.pad[0])?
         .u("pl", win.pad[1])?
-        .u("dh", win.dh)?
-        .u("dw", win.dw)?
         .u("oh", win.oh)?
-        .u("ow", win.ow)?
-        .u("oc", out_c)
+        .u("ow", win.ow)
+}
+
+/// The window parameters `conv2d.wgsl` and `qconv2d.wgsl` share: [`window`], dilation and
+/// output channels.
+fn conv_window(p: Params, win: &Window, out_c: usize) -> Result<Params, WasmError> {
+    window(p, win)?.u("dh", win.dh)?.u("dw", win.dw)?.u("oc", out_c)
 }
 
 fn unsupported(msg: String) -> WasmError {
@@ -370,20 +373,9 @@ fn calls<'a>(i: usize, step: &'a Step, slots: &[usize]) -> Result<Vec<Call<'a>>,
                 PoolKind::Avg { count_include_pad: false } => 1,
                 PoolKind::Avg { count_include_pad: true } => 2,
             };
-            let p = Params::new(name, kernels::POOL.spec())
-                .u("c", win.c)?
-                .u("h", win.h)?
-                .u("w", win.w)?
-                .u("kh", win.kh)?
-                .u("kw", win.kw)?
-                .u("sh", win.sh)?
-                .u("sw", win.sw)?
-                .u("pt", win.pad[0])?
-                .u("pl", win.pad[1])?
+            let p = window(Params::new(name, kernels::POOL.spec()), win)?
                 .u("pb", win.pad[2])?
                 .u("pr", win.pad[3])?
-                .u("oh", win.oh)?
-                .u("ow", win.ow)?
                 .u("kind", code)?;
             one(&kernels::POOL, p, vec![], out)
         }
