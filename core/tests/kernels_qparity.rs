@@ -107,7 +107,8 @@ fn packing_refuses_what_the_kernels_cannot_take() {
 /// specification (`quant::epilogue_row`): equal f32 bits on sums that reach every branch
 /// (i32 extremes where `acc + bias` saturates, ties of both roundings, left shifts that
 /// saturate, right shifts up to 31, multipliers of 0, ReLU floors, the dequantized form),
-/// over widths that are not a multiple of any vector length and a row stride wider than n.
+/// over widths that are not a multiple of any vector length (and 16 and 32, which x86_64 runs
+/// through a loop of their own) and a row stride wider than n.
 #[test]
 fn vector_epilogue_matches_the_scalar_specification() {
     use mdeploy_core::kernels::quant::{epilogue_row, QEpi, QOut, QParams, Requant};
@@ -118,7 +119,7 @@ fn vector_epilogue_matches_the_scalar_specification() {
         1 => rng.below(1 << 20) as i32 - (1 << 19),
         _ => rng.next_u64() as i32,
     };
-    for n in [1usize, 7, 16, 17, 33, 128] {
+    for n in [1usize, 7, 16, 17, 32, 33, 128] {
         for case in 0..40 {
             let rows = 1 + rng.below(5);
             let ldc = n + rng.below(3);
@@ -268,4 +269,54 @@ fn gathered_words_past_the_end_are_refused() {
     let b = ks.qpack_b(4, 1, &[1, 1, 1, 1]);
     let r = std::panic::catch_unwind(|| ks.qgemm_gather(&[0u8; 8], &[5], &[0], &b, &mut [0i32; 1], 1, &mut vec![0i32; QMAX_MR * 4]));
     assert!(r.is_err());
+}
+
+/// The gathered GEMM with a max over groups of rows (`qgemm_gather_max`: a conv with its max
+/// pool, the pool windows' pixels listed one window after the other) against the scalar
+/// reference of the same rows followed by the max of each group: every set (AVX-512 VNNI
+/// pools in its tiles' registers for groups of 1, 2 and 4; every other case takes the
+/// fallback), group counts around both VNNI tiles' windows per tile (3 and 2), widths
+/// around one and two 16-column panels, groups of 3 and 9 (the fallback), the extremes.
+#[test]
+fn gathered_rows_pooled_match_the_reference_max() {
+    let mut rng = Rng::new(16);
+    let mut cases = Vec::new();
+    for &group in &[1usize, 2, 4] {
+        for &groups in &[1usize, 2, 3, 4, 5, 7, 16] {
+            for &n in &[1usize, 15, 16, 17, 32, 33, 48, 64] {
+                cases.push((group, groups, 1 + rng.below(40), n, false));
+            }
+        }
+    }
+    cases.extend([(4, 144, 10, 16, false), (4, 16, 100, 32, false), (3, 5, 7, 20, false), (9, 2, 13, 33, false), (4, 6, 33, 40, true), (2, 5, 9, 32, true)]);
+    for (group, groups, words, n, extreme) in cases {
+        let m = group * groups;
+        let xl = 300 + rng.below(50);
+        let x: Vec<u8> = (0..xl).map(|_| if extreme { [0u8, 255][rng.below(2)] } else { rng.below(256) as u8 }).collect();
+        let offs: Vec<u32> = (0..words).map(|_| rng.below(120) as u32).collect();
+        let omax = *offs.iter().max().expect("words > 0") as usize;
+        let mut base: Vec<u32> = (0..m).map(|_| rng.below(xl - omax - 4 + 1) as u32).collect();
+        base[m / 2] = (xl - omax - 4) as u32;
+        let k = 4 * words;
+        let w: Vec<i8> = (0..k * n)
+            .map(|_| if extreme { [-127i8, 127][rng.below(2)] } else { (rng.below(255) as i32 - 127) as i8 })
+            .collect();
+        let rows: Vec<u8> = (0..m)
+            .flat_map(|i| offs.iter().flat_map(|&o| x[base[i] as usize + o as usize..][..4].to_vec()).collect::<Vec<u8>>())
+            .collect();
+        let sums = reference(m, k, n, &rows, k, &w);
+        let want: Vec<i32> = (0..groups * n).map(|i| (0..group).map(|r| sums[((i / n) * group + r) * n + i % n]).max().expect("group > 0")).collect();
+        for ks in KernelSet::available() {
+            let b = ks.qpack_b(k, n, &w);
+            let ldc = n + 3;
+            let mut c = vec![i32::MIN; groups * ldc];
+            let mut apanel = vec![0i32; QMAX_MR * b.k_padded()];
+            ks.qgemm_gather_max(&x, &base, group, &offs, &b, &mut c, ldc, &mut apanel);
+            for p in 0..groups {
+                let what = format!("{} ({}) gather max: group {group} groups {groups} words {words} n {n}, row {p}", ks.name(), ks.qmmm_name());
+                assert_eq!(&c[p * ldc..p * ldc + n], &want[p * n..(p + 1) * n], "{what}");
+                assert!(c[p * ldc + n..(p + 1) * ldc].iter().all(|&v| v == i32::MIN), "{what}: wrote past n");
+            }
+        }
+    }
 }

@@ -63,6 +63,33 @@ pub(crate) type QmmmGatherFn = unsafe fn(
     cols: usize,
 );
 
+/// [`QmmmGatherFn`] with a max over the tile's rows in groups of `group` (a pool window's
+/// pixels, `group` in {1, 2, 4}): the kernel computes its MR rows × `16 · NV` columns (NV
+/// panels of `b`, `panel_bytes` apart) and stores only each group's per-column max, `nout <=
+/// MR / group` rows of `cols <= 16 · NV` columns at `c` (stride `ldc`). All MR row pointers
+/// valid (rows past the last group repeat a valid one: computed, not stored).
+/// Safety: as [`QmmmGatherFn`], and NV panels readable from `b`.
+pub(crate) type QmmmGatherMaxFn = unsafe fn(
+    words: usize,
+    rows: *const *const u8,
+    offs: *const u32,
+    b: *const u8,
+    panel_bytes: usize,
+    c: *mut i32,
+    ldc: usize,
+    group: usize,
+    nout: usize,
+    cols: usize,
+);
+
+/// A set's pooling gather tiles ([`QmmmGatherMaxFn`]): one of MR rows × 16 columns, one of
+/// MR rows × 32 columns (two panels), with their MR.
+#[derive(Clone, Copy)]
+pub(crate) struct QGatherMax {
+    pub(crate) t16: (QmmmGatherMaxFn, usize),
+    pub(crate) t32: (QmmmGatherMaxFn, usize),
+}
+
 /// Int8 weights `[k × n]` packed for one kernel set (see the module docs), plus what the
 /// epilogue needs: per-column sums of the weights (to fold the input zero point into the bias).
 #[derive(Clone, Debug)]
@@ -280,6 +307,104 @@ impl KernelSet {
                 }
             }
         }
+    }
+}
+
+impl KernelSet {
+    /// [`KernelSet::qgemm_gather`] followed by a max over consecutive groups of `group` rows:
+    /// `c[p·ldc + j] = max over i in p·group..(p + 1)·group of row i's sum in column j`, for
+    /// `p < base.len() / group`. A convolution with a max pool after it: the caller lists each
+    /// pool window's conv pixels one window after the other (`core/runtime/exec/qconv.rs`).
+    /// Exact (the max of exact sums), so the same bits as the GEMM and a separate window max.
+    /// Sets with pooling tiles (AVX-512 VNNI, `group` in {1, 2, 4}) keep the un-pooled sums in
+    /// registers; the others compute each group's rows with their usual tile into a small
+    /// scratch tile and take the max there (slow; the runtime uses this only where
+    /// [`KernelSet::qgather_max_native`] says so). Panics as `qgemm_gather`, and when `group`
+    /// is 0 or does not divide `base.len()`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn qgemm_gather_max(&self, x: &[u8], base: &[u32], group: usize, offs: &[u32], b: &PackedQB, c: &mut [i32], ldc: usize, apanel: &mut [i32]) {
+        let (k, n, m) = (b.k, b.n, base.len());
+        assert_eq!(b.layout, self.qlayout, "qgemm_gather_max: weights packed for another kernel set");
+        assert_eq!(k, 4 * offs.len(), "qgemm_gather_max: B must have 4 rows per gathered word");
+        assert!(group > 0 && m.is_multiple_of(group), "qgemm_gather_max: {m} rows are not groups of {group}");
+        if m == 0 || n == 0 {
+            return;
+        }
+        let mp = m / group;
+        // A fold, not `max()`: LLVM vectorizes this one (the scalar loop over a conv's 576
+        // bases showed in the profile).
+        let bmax = base.iter().fold(0u32, |a, &v| a.max(v)) as usize;
+        let reach = bmax + offs.iter().fold(0u32, |a, &v| a.max(v)) as usize + 4;
+        assert!(reach <= x.len(), "qgemm_gather_max: a gathered word lies past the end of x");
+        assert!(ldc >= n && c.len() >= (mp - 1) * ldc + n, "qgemm_gather_max: C too short");
+        let words = b.words();
+        let panel_bytes = words * 64;
+        let panels = n.div_ceil(QNR);
+        let mut rows = [x.as_ptr(); QMAX_MR];
+        if let Some(gm) = self.qgmax.filter(|_| self.qgather_max_native(group)) {
+            let mut pi = 0;
+            while pi < panels {
+                // Two panels at a time while at least 17 columns remain.
+                let two = n - pi * QNR > QNR;
+                let (f, mr) = if two { gm.t32 } else { gm.t16 };
+                let cols = (if two { 2 * QNR } else { QNR }).min(n - pi * QNR);
+                let gpt = mr / group;
+                let bp = &b.data[pi * panel_bytes..(pi + if two { 2 } else { 1 }) * panel_bytes];
+                for p0 in (0..mp).step_by(gpt) {
+                    let nout = gpt.min(mp - p0);
+                    for (r, p) in rows.iter_mut().enumerate().take(mr) {
+                        // SAFETY: base[..] + offs[..] + 4 <= x.len() (checked above).
+                        *p = unsafe { x.as_ptr().add(base[(p0 * group + r).min(m - 1)] as usize) };
+                    }
+                    // SAFETY: every gathered word is inside x (checked: reach); `bp` holds the
+                    // one or two panels the tile reads; C rows p0..p0 + nout (< mp) and columns
+                    // pi·16..pi·16 + cols (<= n) lie inside `c` (checked above).
+                    unsafe { f(words, rows.as_ptr(), offs.as_ptr(), bp.as_ptr(), panel_bytes, c[p0 * ldc + pi * QNR..].as_mut_ptr(), ldc, group, nout, cols) };
+                }
+                pi += if two { 2 } else { 1 };
+            }
+            return;
+        }
+        // Any set, any group: one group at a time, in pieces of at most MR rows.
+        let mr = self.qmr;
+        assert!(apanel.len() >= mr * words, "qgemm_gather_max: A panel scratch too short");
+        let mut tile = [0i32; QMAX_MR * QNR];
+        for p in 0..mp {
+            for r0 in (0..group).step_by(mr) {
+                let nrows = mr.min(group - r0);
+                for (r, ptr) in rows.iter_mut().enumerate().take(mr) {
+                    // SAFETY: as above.
+                    *ptr = unsafe { x.as_ptr().add(base[p * group + r0 + r.min(nrows - 1)] as usize) };
+                }
+                if self.qgather.is_none() {
+                    gather_a(self.qlayout, &rows[..mr], offs, apanel);
+                }
+                for pi in 0..panels {
+                    let cols = QNR.min(n - pi * QNR);
+                    let bp = &b.data[pi * panel_bytes..(pi + 1) * panel_bytes];
+                    // SAFETY: as in `qgemm_gather`; the tile holds MR × 16 i32 at stride 16.
+                    unsafe {
+                        match self.qgather {
+                            Some(f) => f(offs.len(), rows.as_ptr(), offs.as_ptr(), bp.as_ptr(), tile.as_mut_ptr(), QNR, nrows, cols),
+                            None => (self.qmmm)(words, apanel.as_ptr(), 1, mr, bp.as_ptr(), tile.as_mut_ptr(), QNR, nrows, cols),
+                        }
+                    }
+                    let out = &mut c[p * ldc + pi * QNR..][..cols];
+                    for r in 0..nrows {
+                        for (j, o) in out.iter_mut().enumerate() {
+                            let v = tile[r * QNR + j];
+                            *o = if r0 == 0 && r == 0 { v } else { (*o).max(v) };
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether [`KernelSet::qgemm_gather_max`] keeps a pool of `group` pixels in its tile's
+    /// registers on this set (AVX-512 VNNI: groups of 1, 2 or 4).
+    pub fn qgather_max_native(&self, group: usize) -> bool {
+        self.qgmax.is_some() && matches!(group, 1 | 2 | 4)
     }
 }
 

@@ -4,7 +4,7 @@
 use std::sync::OnceLock;
 
 use crate::bgemm::BmmmFn;
-use crate::qgemm::{QLayout, QmmmFn, QmmmGatherFn};
+use crate::qgemm::{QGatherMax, QLayout, QmmmFn, QmmmGatherFn};
 use crate::quant::{QEpiFn, QFakeFn, QQuantFn};
 use crate::tile::{ConvFn, DwConvFn, GemvFn, MmmFn, PoolFn, SpmmFn};
 
@@ -45,6 +45,9 @@ pub struct KernelSet {
     /// The integer tile reading gathered A rows in place (`qgemm_gather`), where the set has
     /// one; the others gather into their packed panel.
     pub(crate) qgather: Option<QmmmGatherFn>,
+    /// The gathering tiles with a max pool in their registers (`qgemm_gather_max`), where the
+    /// set has them.
+    pub(crate) qgmax: Option<QGatherMax>,
     /// The integer steps' epilogue and activation quantizer (`quant.rs`), built for this set.
     pub(crate) qepi: QEpiFn<f32>,
     pub(crate) qepi8: QEpiFn<u8>,
@@ -90,6 +93,7 @@ impl KernelSet {
             qlayout: QLayout::Quad,
             qmmm_name: "generic_qmmm_i8_4x16",
             qgather: None,
+            qgmax: None,
             qepi: crate::quant::generic_qepilogue::<f32>,
             qepi8: crate::quant::generic_qepilogue::<u8>,
             qquant: crate::quant::generic_quantize,
@@ -198,6 +202,10 @@ impl KernelSet {
                 qlayout: QLayout::Quad,
                 qmmm_name: "avx512vnni_qmmm_i8_12x16",
                 qgather: Some(crate::x86_64::avx512vnni_qmmm_i8::avx512vnni_qmmm_gather_i8_12x16),
+                qgmax: Some(QGatherMax {
+                    t16: (crate::x86_64::avx512vnni_qconvpool_i8::avx512vnni_qconvpool_i8_12x16, crate::x86_64::avx512vnni_qconvpool_i8::MR16),
+                    t32: (crate::x86_64::avx512vnni_qconvpool_i8::avx512vnni_qconvpool_i8_8x32, crate::x86_64::avx512vnni_qconvpool_i8::MR32),
+                }),
                 ..base
             }
         } else {
@@ -337,6 +345,7 @@ impl KernelSet {
             qlayout: QLayout::Pair,
             qmmm_name: "wasm_qmmm_i8_4x16",
             qgather: None,
+            qgmax: None,
             qepi: crate::wasm::wasm_requant_i32::wasm_qepilogue_i32::<f32>,
             qepi8: crate::wasm::wasm_requant_i32::wasm_qepilogue_i32::<u8>,
             qquant: crate::wasm::wasm_requant_i32::wasm_quantize_f32,

@@ -39,6 +39,11 @@ pub(super) struct QGather {
     /// A max pool of the output fused in (`fuse_max_pools`): the sums are pooled before the
     /// epilogue, which then runs on a quarter of the values (2×2 windows).
     pool: Option<PoolGeom>,
+    /// With `pool`, x86_64 only: each pool window's conv pixels' bases, one window after the
+    /// other (`KernelSet::qgemm_gather_max` pools them in the tile's registers where the set
+    /// can, `qgather_max_native`). Not built for wasm, whose sets cannot (module size).
+    #[cfg(target_arch = "x86_64")]
+    pool_base: Vec<u32>,
 }
 
 impl QGather {
@@ -67,7 +72,15 @@ impl QGather {
         }
         let wpr = run4 / 4;
         let offs = (0..kk / 4).map(|g| ((g / wpr) * win.dh * wp * win.c + 4 * (g % wpr)) as u32).collect();
-        Some((ks.qpack_b(kk, n, &w), QGather { offs, hp, wp, pool: None }))
+        let d = QGather {
+            offs,
+            hp,
+            wp,
+            pool: None,
+            #[cfg(target_arch = "x86_64")]
+            pool_base: Vec::new(),
+        };
+        Some((ks.qpack_b(kk, n, &w), d))
     }
 
     /// Bytes of the (padded) input.
@@ -112,12 +125,20 @@ pub(super) fn qconv_gather(ks: KernelSet, g: &QConvX, d: &QGather, src: QIn, mut
     };
     let (m, n) = (w.oh * w.ow, g.out_c);
     if let Some(pg) = &d.pool {
+        let mp = pg.oh * pg.ow;
+        // The pool in the tile's registers: only the pooled sums are ever stored.
+        #[cfg(target_arch = "x86_64")]
+        if ks.qgather_max_native(pg.kh * pg.kw) {
+            let pooled = &mut c[..mp * n];
+            ks.qgemm_gather_max(x, &d.pool_base, pg.kh * pg.kw, &d.offs, &g.w, pooled, n, panel);
+            dst.finish(ks, &g.epi, pooled, n, mp, 0, n);
+            return;
+        }
         // All the sample's sums first (the input is read to the end before anything is
         // written), then the max of each window's sums per channel, then one epilogue on those.
         let (sums, pooled) = c.split_at_mut(m * n);
         gather_rows(ks, g, d, x, 0, m, sums, panel);
         pool_sums(pg, n, sums, pooled);
-        let mp = pg.oh * pg.ow;
         dst.finish(ks, &g.epi, &pooled[..mp * n], n, mp, 0, n);
         return;
     }
@@ -222,6 +243,15 @@ pub(super) fn fuse_max_pools(steps: &mut Vec<XStep>, vals: &[(Vec<usize>, usize)
             continue;
         };
         d.pool = Some(pg);
+        #[cfg(target_arch = "x86_64")]
+        {
+            let w = &g.win;
+            d.pool_base = (0..pg.oh * pg.ow)
+                .flat_map(|p| (0..pg.kh * pg.kw).map(move |q| (p / pg.ow * pg.sh + q / pg.kw, p % pg.ow * pg.sw + q % pg.kw)))
+                // Below MAX_PADDED_FLOATS (checked in `QGather::new`), so it fits u32.
+                .map(|(oy, ox)| ((oy * w.sh * d.wp + ox * w.sw) * w.c) as u32)
+                .collect();
+        }
         if let Some(s) = sums {
             qs.c.resize(qs.c.len().max(s), 0);
         }
