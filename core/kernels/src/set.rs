@@ -332,9 +332,23 @@ impl KernelSet {
             // layer under Node WASI) and one copy fewer keeps the package inside its size bound.
             bspmv: crate::generic::generic_bspmv_f32::generic_bspmv_f32,
             bspmv_name: "generic_bspmv_f32",
+            // The relaxed build multiplies on relaxed SIMD's 8-bit dot (split layout), the
+            // plain one on `i32x4.dot_i16x8_s` (pair layout); the same exact sums.
+            #[cfg(target_feature = "relaxed-simd")]
+            qmmm: crate::wasm::wasm_relaxed_qmmm_i8::wasm_relaxed_qmmm_i8_4x16,
+            #[cfg(target_feature = "relaxed-simd")]
+            qmr: crate::wasm::wasm_relaxed_qmmm_i8::MR,
+            #[cfg(target_feature = "relaxed-simd")]
+            qlayout: QLayout::Split,
+            #[cfg(target_feature = "relaxed-simd")]
+            qmmm_name: "wasm_relaxed_qmmm_i8_4x16",
+            #[cfg(not(target_feature = "relaxed-simd"))]
             qmmm: crate::wasm::wasm_qmmm_i8::wasm_qmmm_i8_4x16,
+            #[cfg(not(target_feature = "relaxed-simd"))]
             qmr: crate::wasm::wasm_qmmm_i8::MR,
+            #[cfg(not(target_feature = "relaxed-simd"))]
             qlayout: QLayout::Pair,
+            #[cfg(not(target_feature = "relaxed-simd"))]
             qmmm_name: "wasm_qmmm_i8_4x16",
             qgather: None,
             qepi: crate::wasm::wasm_requant_i32::wasm_qepilogue_i32::<f32>,

@@ -1,0 +1,95 @@
+//! `wasm_relaxed_qmmm_i8_4x16`: relaxed SIMD `i32x4.relaxed_dot_i8x16_i7x16_add_s`, 16
+//! multiply-adds per instruction, on operands kept where every engine computes the same sums.
+//!
+//! The instruction multiplies an i8 vector by an "i7" vector and adds groups of 4 products into
+//! i32 lanes. Engines agree only when the i7 operand lies in 0..=127 (x86 engines read it as
+//! unsigned, `pmaddubsw` or `vpdpbusd`; Arm's `sdot` as signed) and no i16 pair sum saturates
+//! (`pmaddubsw`). Our operands (u8 codes 0..=255, weights −127..=127) fit neither role as
+//! they are, so the split layout (`qgemm.rs`, `QLayout::Split`) rewrites them exactly:
+//!
+//! ```text
+//!   w  = wp − wn            wp = max(w, 0), wn = max(−w, 0): both 0..=127 (the i7 operand)
+//!   x  = a − 128 = a ^ 0x80          −128..=127 (the i8 operand)
+//!   x' = 127 − a = a ^ 0x7f          −128..=127 (the i8 operand)
+//!   x·wp + x'·wn = a·w − 128·wp + 127·wn,   so   Σ a·w = Σ (x·wp + x'·wn) + corr,
+//!   corr[c] = 128·Σ wp[·][c] − 127·Σ wn[·][c]   (per column, at packing; the accumulators start at it)
+//! ```
+//!
+//! Every product is at most 128 · 127 in magnitude, so an i16 pair sum is at most 32,512
+//! (no saturation), and the i32 sums stay below 2^31 for k ≤ `MAX_QK` (QUANT.md). Two dots per
+//! 16 products: 8 multiply-adds per instruction against 4 for `dot_i16x8_s` + add and for
+//! `f32x4.relaxed_madd`, where the engine lowers the dot to one instruction (V8 on x86 with
+//! AVX-VNNI: `vpdpbusd`). Without it V8 emits five (`pmaddubsw`, `pmaddwd` by a splat of 1
+//! made in place, `paddd`): measured in `wasm/DESIGN.md` ("int8 in the relaxed build").
+//!
+//! Tile: 4 rows × 16 columns, computed as two passes of 4 × 8 (8 accumulators, 4 weight
+//! vectors and the two splats: 14 v128 values, inside x86's 16 xmm registers, one of which V8
+//! keeps as scratch); a single row (batch 1) runs 1 × 16 in one pass.
+
+use crate::qgemm::{store_qtile, QNR};
+use core::arch::wasm32::*;
+
+pub(crate) const MR: usize = 4;
+
+/// # Safety
+/// Pointers as [`crate::qgemm::QmmmFn`], in the split layout: `b` one panel (64 bytes of
+/// column corrections, then `words` × 128 bytes of weight vectors), A word pair `(g, r)` (x, x')
+/// the two i32 at `a + 2·(g·ws + r·rs)`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn wasm_relaxed_qmmm_i8_4x16(
+    words: usize,
+    a: *const i32,
+    rs: usize,
+    ws: usize,
+    b: *const u8,
+    c: *mut i32,
+    ldc: usize,
+    rows: usize,
+    cols: usize,
+) {
+    let mut t = [[0i32; QNR]; MR];
+    if rows == 1 {
+        pass::<1, 4>(words, a, rs, ws, b, 0, &mut t);
+    } else {
+        pass::<MR, 2>(words, a, rs, ws, b, 0, &mut t);
+        if cols > 8 {
+            pass::<MR, 2>(words, a, rs, ws, b, 2, &mut t);
+        }
+    }
+    store_qtile(&t[..rows.min(MR)], c, ldc, rows, cols);
+}
+
+/// R rows × CV column groups of 4, starting at group `q0`, into `t`.
+#[inline(always)]
+unsafe fn pass<const R: usize, const CV: usize>(words: usize, a: *const i32, rs: usize, ws: usize, b: *const u8, q0: usize, t: &mut [[i32; QNR]; MR]) {
+    let corr = b as *const v128;
+    let mut acc = [[i32x4_splat(0); CV]; R];
+    for s in acc.iter_mut() {
+        for (q, v) in s.iter_mut().enumerate() {
+            *v = v128_load(corr.add(q0 + q));
+        }
+    }
+    let w = b.add(64);
+    for g in 0..words {
+        let bp = w.add(g * 128 + q0 * 32);
+        let mut bv = [[i32x4_splat(0); 2]; CV];
+        for (q, v) in bv.iter_mut().enumerate() {
+            v[0] = v128_load(bp.add(32 * q) as *const v128);
+            v[1] = v128_load(bp.add(32 * q + 16) as *const v128);
+        }
+        for (r, s) in acc.iter_mut().enumerate() {
+            let ap = a.add(2 * (g * ws + r * rs));
+            let x = v128_load32_splat(ap as *const u32);
+            let xn = v128_load32_splat(ap.add(1) as *const u32);
+            for (q, v) in s.iter_mut().enumerate() {
+                *v = i32x4_relaxed_dot_i8x16_i7x16_add(x, bv[q][0], *v);
+                *v = i32x4_relaxed_dot_i8x16_i7x16_add(xn, bv[q][1], *v);
+            }
+        }
+    }
+    for (r, s) in acc.iter().enumerate() {
+        for (q, v) in s.iter().enumerate() {
+            v128_store(t[r].as_mut_ptr().add(4 * (q0 + q)) as *mut v128, *v);
+        }
+    }
+}
