@@ -308,6 +308,17 @@ impl KernelSet {
     /// `+relaxed-simd`, whose multiply-adds are `f32x4.relaxed_madd` (`wasm/mod.rs`).
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
     pub fn wasm_simd128() -> KernelSet {
+        // The int8 tile: relaxed SIMD's 8-bit dot (split layout) in the relaxed build where the
+        // engine computes that dot right (`dot_is_exact`: Node 20's baseline compiler does
+        // not), else `i32x4.dot_i16x8_s` (pair layout). The same exact sums either way.
+        #[cfg(target_feature = "relaxed-simd")]
+        let int8 = if crate::wasm::wasm_relaxed_qmmm_i8::dot_is_exact() {
+            (crate::wasm::wasm_relaxed_qmmm_i8::wasm_relaxed_qmmm_i8_4x16 as QmmmFn, crate::wasm::wasm_relaxed_qmmm_i8::MR, QLayout::Split, "wasm_relaxed_qmmm_i8_4x16")
+        } else {
+            (crate::wasm::wasm_qmmm_i8::wasm_qmmm_i8_4x16 as QmmmFn, crate::wasm::wasm_qmmm_i8::MR, QLayout::Pair, "wasm_qmmm_i8_4x16")
+        };
+        #[cfg(not(target_feature = "relaxed-simd"))]
+        let int8 = (crate::wasm::wasm_qmmm_i8::wasm_qmmm_i8_4x16 as QmmmFn, crate::wasm::wasm_qmmm_i8::MR, QLayout::Pair, "wasm_qmmm_i8_4x16");
         KernelSet {
             name: if cfg!(target_feature = "relaxed-simd") { "wasm-relaxed-simd" } else { "wasm-simd128" },
             mmm_name: "wasm_mmm_f32_4x8",
@@ -332,24 +343,10 @@ impl KernelSet {
             // layer under Node WASI) and one copy fewer keeps the package inside its size bound.
             bspmv: crate::generic::generic_bspmv_f32::generic_bspmv_f32,
             bspmv_name: "generic_bspmv_f32",
-            // The relaxed build multiplies on relaxed SIMD's 8-bit dot (split layout), the
-            // plain one on `i32x4.dot_i16x8_s` (pair layout); the same exact sums.
-            #[cfg(target_feature = "relaxed-simd")]
-            qmmm: crate::wasm::wasm_relaxed_qmmm_i8::wasm_relaxed_qmmm_i8_4x16,
-            #[cfg(target_feature = "relaxed-simd")]
-            qmr: crate::wasm::wasm_relaxed_qmmm_i8::MR,
-            #[cfg(target_feature = "relaxed-simd")]
-            qlayout: QLayout::Split,
-            #[cfg(target_feature = "relaxed-simd")]
-            qmmm_name: "wasm_relaxed_qmmm_i8_4x16",
-            #[cfg(not(target_feature = "relaxed-simd"))]
-            qmmm: crate::wasm::wasm_qmmm_i8::wasm_qmmm_i8_4x16,
-            #[cfg(not(target_feature = "relaxed-simd"))]
-            qmr: crate::wasm::wasm_qmmm_i8::MR,
-            #[cfg(not(target_feature = "relaxed-simd"))]
-            qlayout: QLayout::Pair,
-            #[cfg(not(target_feature = "relaxed-simd"))]
-            qmmm_name: "wasm_qmmm_i8_4x16",
+            qmmm: int8.0,
+            qmr: int8.1,
+            qlayout: int8.2,
+            qmmm_name: int8.3,
             qgather: None,
             qepi: crate::wasm::wasm_requant_i32::wasm_qepilogue_i32::<f32>,
             qepi8: crate::wasm::wasm_requant_i32::wasm_qepilogue_i32::<u8>,

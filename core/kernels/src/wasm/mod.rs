@@ -9,7 +9,6 @@ pub(crate) mod wasm_bmmm_b1;
 pub(crate) mod wasm_gemv_f32;
 pub(crate) mod wasm_maxpool_f32;
 pub(crate) mod wasm_mmm_f32;
-#[cfg(not(target_feature = "relaxed-simd"))]
 pub(crate) mod wasm_qmmm_i8;
 #[cfg(target_feature = "relaxed-simd")]
 pub(crate) mod wasm_relaxed_qmmm_i8;

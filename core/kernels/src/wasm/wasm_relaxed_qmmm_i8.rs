@@ -28,6 +28,7 @@
 
 use crate::qgemm::{store_qtile, QNR};
 use core::arch::wasm32::*;
+use std::sync::OnceLock;
 
 pub(crate) const MR: usize = 4;
 
@@ -92,4 +93,33 @@ unsafe fn pass<const R: usize, const CV: usize>(words: usize, a: *const i32, rs:
             v128_store(t[r].as_mut_ptr().add(4 * (q0 + q)) as *mut v128, *v);
         }
     }
+}
+
+/// Whether this engine's `i32x4.relaxed_dot_i8x16_i7x16_add_s` gives the exact sums on our
+/// operand ranges, checked once per process on values it cannot fold: the extremes of both
+/// operands (−128 × 127 in both products of an i16 pair: −32,512, the largest pair
+/// `pmaddubsw` meets here) and a non-zero accumulator. Not a formality: Node 20's baseline
+/// compiler (V8 11.3 Liftoff, x64) returns twice the dot and drops the accumulator (its
+/// scratch register aliases the accumulator; TurboFan's code is right, so the sums were right
+/// only after tier-up; `wasm/DESIGN.md`, "int8 in the relaxed build"). The check runs as this
+/// module's first code does, in the engine's first tier; the set falls back to the pair
+/// kernel when it fails.
+pub(crate) fn dot_is_exact() -> bool {
+    static OK: OnceLock<bool> = OnceLock::new();
+    *OK.get_or_init(probe)
+}
+
+#[inline(never)]
+fn probe() -> bool {
+    // (i8 operand, i7 operand, accumulator) per lane group, read through volatile loads.
+    static CASES: [(i8, i8, i32); 4] = [(1, 1, 100), (-128, 127, -5), (127, 127, 7), (-3, 0, i32::MIN / 2)];
+    // SAFETY: a volatile read of a static (so the compiler cannot fold the dots below).
+    let cases = unsafe { core::ptr::read_volatile(&CASES) };
+    let mut ok = true;
+    for (x, y, acc) in cases {
+        let got = i32x4_relaxed_dot_i8x16_i7x16_add(i8x16_splat(x), i8x16_splat(y), i32x4_splat(acc));
+        let want = i32x4_splat(acc + 4 * i32::from(x) * i32::from(y));
+        ok &= i32x4_all_true(i32x4_eq(got, want));
+    }
+    ok
 }
