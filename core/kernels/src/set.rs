@@ -312,13 +312,27 @@ impl KernelSet {
         // engine computes that dot right (`dot_is_exact`: Node 20's baseline compiler does
         // not), else `i32x4.dot_i16x8_s` (pair layout). The same exact sums either way.
         #[cfg(target_feature = "relaxed-simd")]
-        let int8 = if crate::wasm::wasm_relaxed_qmmm_i8::dot_is_exact() {
+        let split = crate::wasm::wasm_relaxed_qmmm_i8::dot_is_exact();
+        #[cfg(not(target_feature = "relaxed-simd"))]
+        let split = false;
+        KernelSet::wasm_simd128_int8(split)
+    }
+
+    /// [`KernelSet::wasm_simd128`] with the relaxed-dot int8 tile (`split`, relaxed builds
+    /// only) or the pair one.
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    fn wasm_simd128_int8(split: bool) -> KernelSet {
+        #[cfg(target_feature = "relaxed-simd")]
+        let int8 = if split {
             (crate::wasm::wasm_relaxed_qmmm_i8::wasm_relaxed_qmmm_i8_4x16 as QmmmFn, crate::wasm::wasm_relaxed_qmmm_i8::MR, QLayout::Split, "wasm_relaxed_qmmm_i8_4x16")
         } else {
             (crate::wasm::wasm_qmmm_i8::wasm_qmmm_i8_4x16 as QmmmFn, crate::wasm::wasm_qmmm_i8::MR, QLayout::Pair, "wasm_qmmm_i8_4x16")
         };
         #[cfg(not(target_feature = "relaxed-simd"))]
-        let int8 = (crate::wasm::wasm_qmmm_i8::wasm_qmmm_i8_4x16 as QmmmFn, crate::wasm::wasm_qmmm_i8::MR, QLayout::Pair, "wasm_qmmm_i8_4x16");
+        let int8 = {
+            debug_assert!(!split, "the split layout needs relaxed SIMD");
+            (crate::wasm::wasm_qmmm_i8::wasm_qmmm_i8_4x16 as QmmmFn, crate::wasm::wasm_qmmm_i8::MR, QLayout::Pair, "wasm_qmmm_i8_4x16")
+        };
         KernelSet {
             name: if cfg!(target_feature = "relaxed-simd") { "wasm-relaxed-simd" } else { "wasm-simd128" },
             mmm_name: "wasm_mmm_f32_4x8",
@@ -375,7 +389,15 @@ impl KernelSet {
             v.push(k);
         }
         #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-        v.push(KernelSet::wasm_simd128());
+        {
+            let ks = KernelSet::wasm_simd128();
+            v.push(ks);
+            // Where the relaxed build multiplies int8 on the relaxed dot, its pair tile is
+            // listed too (the same set otherwise), so the suites and benches cover both.
+            if ks.qlayout == QLayout::Split {
+                v.push(KernelSet::wasm_simd128_int8(false));
+            }
+        }
         v.push(KernelSet::generic());
         v
     }
