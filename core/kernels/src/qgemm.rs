@@ -7,11 +7,13 @@
 //!     Split layout (wasm relaxed SIMD):    16 i32 column corrections (64 bytes), then per
 //!                                          k-quad g, per 4 columns: wp quad, wn quad = 128 bytes
 //!                                          (w = wp − wn, both 0..=127: wasm_relaxed_qmmm_i8.rs)
-//!   A (activations, u8) is packed per MR-row panel into i32 words, row-minor:
-//!     Quad: word (g, r) = bytes a[r][4g..4g+4]        (broadcast, then vpdpbusd)
-//!     Pair: word (p, r) = a[r][2p] | a[r][2p+1] << 16 (broadcast, then vpmaddwd / i32x4.dot_i16x8_s)
-//!   except Split, packed row-major: row r's word pair g = (quad ^ 0x80808080, quad ^ 0x7f7f7f7f)
-//!     (a − 128 and 127 − a per byte, the i8 operands of i32x4.relaxed_dot_i8x16_i7x16_add_s)
+//!   A (activations, u8) is packed per MR-row panel into i32 words:
+//!     Quad (row-minor): word (g, r) = bytes a[r][4g..4g+4]   (broadcast, then vpdpbusd)
+//!     Pair (row-major): word (p, r) = a[r][2p] | a[r][2p+1] << 16, i.e. the row widened to u16
+//!                                     (broadcast, then vpmaddwd / i32x4.dot_i16x8_s)
+//!     Split (row-major): row r's word pair g = (quad ^ 0x80808080, quad ^ 0x7f7f7f7f), i.e.
+//!                                     a − 128 and 127 − a per byte, the i8 operands of
+//!                                     i32x4.relaxed_dot_i8x16_i7x16_add_s
 //!   micro-kernel <isa>_qmmm_i8_<MR>x16: MR rows × 16 columns of i32 accumulators
 //! ```
 //!
@@ -319,11 +321,12 @@ impl KernelSet {
 }
 
 /// `(rs, ws)` of a packed A panel for [`QmmmFn`]: word `(g, r)` at `g·ws + r·rs` (word pairs
-/// for Split, which is row-major so that a row packs as one contiguous run).
+/// for Split). Pair and Split panels are row-major, so that a row packs as one contiguous run
+/// (the u8 → u16 widening of the row for Pair), which LLVM vectorizes.
 fn panel_strides(layout: QLayout, mr: usize, words: usize) -> (usize, usize) {
     match layout {
-        QLayout::Quad | QLayout::Pair => (1, mr),
-        QLayout::Split => (words, 1),
+        QLayout::Quad => (1, mr),
+        QLayout::Pair | QLayout::Split => (words, 1),
     }
 }
 
@@ -346,8 +349,9 @@ fn gather_a(layout: QLayout, rows: &[*const u8], offs: &[u32], out: &mut [i32]) 
             match layout {
                 QLayout::Quad => out[g * mr + r] = i32::from_le_bytes(q),
                 QLayout::Pair => {
-                    out[2 * g * mr + r] = i32::from(q[0]) | i32::from(q[1]) << 16;
-                    out[(2 * g + 1) * mr + r] = i32::from(q[2]) | i32::from(q[3]) << 16;
+                    let at = 2 * (r * words + g);
+                    out[at] = i32::from(q[0]) | i32::from(q[1]) << 16;
+                    out[at + 1] = i32::from(q[2]) | i32::from(q[3]) << 16;
                 }
                 QLayout::Split => {
                     let at = 2 * (r * words + g);
@@ -369,9 +373,8 @@ fn pack_a_words(layout: QLayout, a: &[u8], lda: usize, kp: usize, rows: usize, m
         if r >= rows {
             match layout {
                 QLayout::Quad => (0..quads).for_each(|w| out[w * mr + r] = 0),
-                QLayout::Pair => (0..2 * quads).for_each(|w| out[w * mr + r] = 0),
                 // Rows past `rows` are computed, never stored: any bytes do.
-                QLayout::Split => {}
+                QLayout::Pair | QLayout::Split => {}
             }
             continue;
         }
@@ -383,9 +386,10 @@ fn pack_a_words(layout: QLayout, a: &[u8], lda: usize, kp: usize, rows: usize, m
                 }
             }
             QLayout::Pair => {
-                for (g, q) in row.chunks_exact(4).enumerate() {
-                    out[2 * g * mr + r] = i32::from(q[0]) | i32::from(q[1]) << 16;
-                    out[(2 * g + 1) * mr + r] = i32::from(q[2]) | i32::from(q[3]) << 16;
+                // The row widened to u16: one contiguous run (row-major panel).
+                let dst = &mut out[2 * r * quads..2 * (r + 1) * quads];
+                for (d, q) in dst.iter_mut().zip(row.chunks_exact(2)) {
+                    *d = i32::from(q[0]) | i32::from(q[1]) << 16;
                 }
             }
             QLayout::Split => {
@@ -411,7 +415,7 @@ fn pack_a(layout: QLayout, a: &[u8], lda: usize, k: usize, rows: usize, mr: usiz
                     let p = 4 * w;
                     out[w * mr + r] = byte(r, p) | byte(r, p + 1) << 8 | byte(r, p + 2) << 16 | byte(r, p + 3) << 24;
                 }
-                QLayout::Pair => out[w * mr + r] = byte(r, 2 * w) | byte(r, 2 * w + 1) << 16,
+                QLayout::Pair => out[r * words + w] = byte(r, 2 * w) | byte(r, 2 * w + 1) << 16,
                 QLayout::Split => {
                     let p = 4 * w;
                     let q = byte(r, p) | byte(r, p + 1) << 8 | byte(r, p + 2) << 16 | byte(r, p + 3) << 24;

@@ -48,21 +48,23 @@ pub(crate) unsafe fn wasm_relaxed_qmmm_i8_4x16(
     rows: usize,
     cols: usize,
 ) {
-    let mut t = [[0i32; QNR]; MR];
     if rows == 1 {
+        let mut t = [[0i32; QNR]; 1];
         pass::<1, 4>(words, a, rs, ws, b, 0, &mut t);
+        store_qtile(&t, c, ldc, rows, cols);
     } else {
+        let mut t = [[0i32; QNR]; MR];
         pass::<MR, 2>(words, a, rs, ws, b, 0, &mut t);
         if cols > 8 {
             pass::<MR, 2>(words, a, rs, ws, b, 2, &mut t);
         }
+        store_qtile(&t, c, ldc, rows, cols);
     }
-    store_qtile(&t[..rows.min(MR)], c, ldc, rows, cols);
 }
 
 /// R rows × CV column groups of 4, starting at group `q0`, into `t`.
 #[inline(always)]
-unsafe fn pass<const R: usize, const CV: usize>(words: usize, a: *const i32, rs: usize, ws: usize, b: *const u8, q0: usize, t: &mut [[i32; QNR]; MR]) {
+unsafe fn pass<const R: usize, const CV: usize>(words: usize, a: *const i32, rs: usize, ws: usize, b: *const u8, q0: usize, t: &mut [[i32; QNR]; R]) {
     let corr = b as *const v128;
     let mut acc = [[i32x4_splat(0); CV]; R];
     for s in acc.iter_mut() {
