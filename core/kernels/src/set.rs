@@ -315,19 +315,19 @@ impl KernelSet {
         KernelSet::wasm_simd128_int8(false)
     }
 
-    /// [`KernelSet::wasm_simd128`] with the relaxed-dot int8 tile (`split`, relaxed builds
-    /// only) or the pair one.
+    /// [`KernelSet::wasm_simd128`] with the relaxed-dot int8 tile (`split`: relaxed builds
+    /// with the `relaxed-dot` feature only) or the pair one.
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
     fn wasm_simd128_int8(split: bool) -> KernelSet {
-        #[cfg(target_feature = "relaxed-simd")]
+        #[cfg(all(target_feature = "relaxed-simd", feature = "relaxed-dot"))]
         let int8 = if split {
             (crate::wasm::wasm_relaxed_qmmm_i8::wasm_relaxed_qmmm_i8_4x16 as QmmmFn, crate::wasm::wasm_relaxed_qmmm_i8::MR, QLayout::Split, "wasm_relaxed_qmmm_i8_4x16")
         } else {
             (crate::wasm::wasm_qmmm_i8::wasm_qmmm_i8_4x16 as QmmmFn, crate::wasm::wasm_qmmm_i8::MR, QLayout::Pair, "wasm_qmmm_i8_4x16")
         };
-        #[cfg(not(target_feature = "relaxed-simd"))]
+        #[cfg(not(all(target_feature = "relaxed-simd", feature = "relaxed-dot")))]
         let int8 = {
-            debug_assert!(!split, "the split layout needs relaxed SIMD");
+            debug_assert!(!split, "the split tile needs relaxed SIMD and the relaxed-dot feature");
             (crate::wasm::wasm_qmmm_i8::wasm_qmmm_i8_4x16 as QmmmFn, crate::wasm::wasm_qmmm_i8::MR, QLayout::Pair, "wasm_qmmm_i8_4x16")
         };
         KernelSet {
@@ -390,7 +390,7 @@ impl KernelSet {
         // The relaxed build's other int8 tile (relaxed SIMD's 8-bit dot, split layout), where
         // the engine's first tier computes that dot exactly (`dot_is_exact`: Node 20's does
         // not), so the suites and int8_sets cover and time it. Never `best()`: not faster.
-        #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+        #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd", feature = "relaxed-dot"))]
         if crate::wasm::wasm_relaxed_qmmm_i8::dot_is_exact() {
             v.push(KernelSet::wasm_simd128_int8(true));
         }
