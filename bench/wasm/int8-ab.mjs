@@ -14,7 +14,7 @@ try {
   const r = await server.visit(`/bench/wasm/int8-ab.html?rounds=${rounds}&pkgs=${pkgs}`, 1_200_000);
   console.log(r.userAgent);
   const f32 = (row) => r.rows.find((x) => x.pkg === row.pkg && x.model === row.model.replace('-int8', ''));
-  console.log('| package | variant, int8 kernel | model | batch 1024 min / median µs | × f32 (min) | batch 1 min / median µs | × f32 (min) |');
+  console.log('| package | variant, kernel set | model | batch 1024 min / median µs | × f32 (min) | batch 1 min / median µs | × f32 (min) |');
   console.log('|---|---|---|---:|---:|---:|---:|');
   for (const row of r.rows) {
     const f = f32(row);
