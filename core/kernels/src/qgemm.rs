@@ -4,9 +4,16 @@
 //!   B (weights, i8 in −127..=127) packed once into 16-column panels, k padded to a multiple of 4:
 //!     Quad layout (generic, AVX-512 VNNI): per k-quad g, 16 columns × 4 bytes   = 64 bytes
 //!     Pair layout (AVX2, wasm simd128):    per k-pair p, 16 columns × 2 i16      = 64 bytes
-//!   A (activations, u8) is packed per MR-row panel into i32 words, row-minor:
-//!     Quad: word (g, r) = bytes a[r][4g..4g+4]        (broadcast, then vpdpbusd)
-//!     Pair: word (p, r) = a[r][2p] | a[r][2p+1] << 16 (broadcast, then vpmaddwd / i32x4.dot_i16x8_s)
+//!     Split layout (wasm relaxed SIMD):    16 i32 column corrections (64 bytes), then per
+//!                                          k-quad g, per 4 columns: wp quad, wn quad = 128 bytes
+//!                                          (w = wp − wn, both 0..=127: wasm_relaxed_qmmm_i8.rs)
+//!   A (activations, u8) is packed per MR-row panel into i32 words:
+//!     Quad (row-minor): word (g, r) = bytes a[r][4g..4g+4]   (broadcast, then vpdpbusd)
+//!     Pair (row-major): word (p, r) = a[r][2p] | a[r][2p+1] << 16, i.e. the row widened to u16
+//!                                     (broadcast, then vpmaddwd / i32x4.dot_i16x8_s)
+//!     Split (row-major): row r's word pair g = (quad ^ 0x80808080, quad ^ 0x7f7f7f7f), i.e.
+//!                                     a − 128 and 127 − a per byte, the i8 operands of
+//!                                     i32x4.relaxed_dot_i8x16_i7x16_add_s
 //!   micro-kernel <isa>_qmmm_i8_<MR>x16: MR rows × 16 columns of i32 accumulators
 //! ```
 //!
@@ -27,6 +34,9 @@ pub const QMAX_MR: usize = 12;
 pub enum QLayout {
     Quad,
     Pair,
+    /// Weights split into positive and negative parts (the 7-bit operand of relaxed SIMD's
+    /// dot), activations as `a − 128` and `127 − a` (`wasm/wasm_relaxed_qmmm_i8.rs`).
+    Split,
 }
 
 /// `C_tile = A_panel · B_panel`: A word `(g, r)` (see the layouts) is the i32 at `a + g·ws +
@@ -97,7 +107,7 @@ pub struct PackedQB {
     k: usize,
     n: usize,
     layout: QLayout,
-    /// `ceil(n / 16)` panels of `words · 64` bytes each (i16 pairs stored little-endian).
+    /// `ceil(n / 16)` panels of `panel_bytes()` each (i16 pairs stored little-endian).
     data: Vec<u8>,
     col_sums: Vec<i32>,
 }
@@ -119,8 +129,15 @@ impl PackedQB {
     }
     fn words(&self) -> usize {
         match self.layout {
-            QLayout::Quad => self.k_padded() / 4,
+            QLayout::Quad | QLayout::Split => self.k_padded() / 4,
             QLayout::Pair => self.k_padded() / 2,
+        }
+    }
+    /// Bytes of one 16-column panel.
+    fn panel_bytes(&self) -> usize {
+        match self.layout {
+            QLayout::Quad | QLayout::Pair => self.words() * 64,
+            QLayout::Split => 64 + self.words() * 128,
         }
     }
 }
@@ -182,29 +199,44 @@ impl KernelSet {
         assert!(w.iter().all(|&v| v != i8::MIN), "qpack_b: weights must lie in -127..=127");
         let kp = k.div_ceil(4) * 4;
         let panels = n.div_ceil(QNR);
-        let mut data = vec![0u8; panels * kp * QNR * if self.qlayout == QLayout::Pair { 2 } else { 1 }];
+        let panel_bytes = match self.qlayout {
+            QLayout::Quad => kp * QNR,
+            QLayout::Pair => kp * QNR * 2,
+            QLayout::Split => 64 + kp * QNR * 2,
+        };
+        let mut data = vec![0u8; panels * panel_bytes];
         let mut col_sums = vec![0i32; n];
         for c in 0..n {
             col_sums[c] = (0..k).map(|p| i32::from(w[p * n + c])).sum();
         }
         for pi in 0..panels {
+            let panel = &mut data[pi * panel_bytes..(pi + 1) * panel_bytes];
             for j in 0..QNR {
                 let c = pi * QNR + j;
                 if c >= n {
                     continue;
                 }
+                // Split: Σ a·w = Σ (x·wp + x'·wn) + 128·Σ wp − 127·Σ wn (wasm_relaxed_qmmm_i8.rs).
+                let mut corr = 0i32;
                 for p in 0..k {
                     let v = w[p * n + c];
                     match self.qlayout {
-                        QLayout::Quad => {
-                            let at = pi * kp * QNR + (p / 4) * 64 + j * 4 + p % 4;
-                            data[at] = v as u8;
-                        }
+                        QLayout::Quad => panel[(p / 4) * 64 + j * 4 + p % 4] = v as u8,
                         QLayout::Pair => {
-                            let at = pi * kp * QNR * 2 + (p / 2) * 64 + (j * 2 + p % 2) * 2;
-                            data[at..at + 2].copy_from_slice(&i16::from(v).to_le_bytes());
+                            let at = (p / 2) * 64 + (j * 2 + p % 2) * 2;
+                            panel[at..at + 2].copy_from_slice(&i16::from(v).to_le_bytes());
+                        }
+                        QLayout::Split => {
+                            let at = 64 + (p / 4) * 128 + (j / 4) * 32 + (j % 4) * 4 + p % 4;
+                            let (wp, wn) = (v.max(0), v.saturating_neg().max(0));
+                            panel[at] = wp as u8;
+                            panel[at + 16] = wn as u8;
+                            corr += 128 * i32::from(wp) - 127 * i32::from(wn);
                         }
                     }
+                }
+                if self.qlayout == QLayout::Split {
+                    panel[4 * j..4 * j + 4].copy_from_slice(&corr.to_le_bytes());
                 }
             }
         }
@@ -225,8 +257,9 @@ impl KernelSet {
         assert!(lda >= k && a.len() >= (m - 1) * lda + k, "qgemm: A too short");
         assert!(ldc >= n && c.len() >= (m - 1) * ldc + n, "qgemm: C too short");
         let (mr, words) = (self.qmr, b.words());
-        assert!(apanel.len() >= mr * words, "qgemm: A panel scratch too short");
-        let panel_bytes = words * 64;
+        let panel_words = mr * words * if self.qlayout == QLayout::Split { 2 } else { 1 };
+        assert!(apanel.len() >= panel_words, "qgemm: A panel scratch too short");
+        let panel_bytes = b.panel_bytes();
         let kp = b.k_padded();
         for row0 in (0..m).step_by(mr) {
             let rows = mr.min(m - row0);
@@ -241,16 +274,18 @@ impl KernelSet {
                 } else {
                     pack_a(self.qlayout, &a[row0 * lda..], lda, k, rows, mr, words, apanel);
                 }
-                (apanel.as_ptr(), 1, mr)
+                let (rs, ws) = panel_strides(self.qlayout, mr, words);
+                (apanel.as_ptr(), rs, ws)
             };
             for pi in 0..n.div_ceil(QNR) {
                 let cols = QNR.min(n - pi * QNR);
                 let bp = &b.data[pi * panel_bytes..(pi + 1) * panel_bytes];
                 let c0 = row0 * ldc + pi * QNR;
-                // SAFETY: A words (g < words, r < mr) lie in the panel (words × mr i32) or, read
-                // in place, in rows row0..row0 + mr of `a` within their first kp = 4·words bytes
-                // (checked: words_fit); the B panel holds words × 64 bytes; C rows..cols at ldc
-                // lie inside `c` (checked above: row0 + rows <= m, col < n).
+                // SAFETY: A words (g < words, r < mr) lie in the panel (words × mr i32, twice
+                // that for Split: checked above) or, read in place, in rows row0..row0 + mr of
+                // `a` within their first kp = 4·words bytes (checked: words_fit); the B panel
+                // holds panel_bytes; C rows..cols at ldc lie inside `c` (checked above: row0 +
+                // rows <= m, col < n).
                 unsafe { (self.qmmm)(words, ap, rs, ws, bp.as_ptr(), c[c0..].as_mut_ptr(), ldc, rows, cols) };
             }
         }
@@ -279,8 +314,10 @@ impl KernelSet {
         assert!(reach <= x.len(), "qgemm_gather: a gathered word lies past the end of x");
         assert!(ldc >= n && c.len() >= (m - 1) * ldc + n, "qgemm_gather: C too short");
         let (mr, words) = (self.qmr, b.words());
-        assert!(apanel.len() >= mr * words, "qgemm_gather: A panel scratch too short");
-        let panel_bytes = words * 64;
+        let panel_words = mr * words * if self.qlayout == QLayout::Split { 2 } else { 1 };
+        assert!(apanel.len() >= panel_words, "qgemm_gather: A panel scratch too short");
+        let panel_bytes = b.panel_bytes();
+        let (rs, ws) = panel_strides(self.qlayout, mr, words);
         let mut rows = [x.as_ptr(); QMAX_MR];
         for row0 in (0..m).step_by(mr) {
             let nrows = mr.min(m - row0);
@@ -302,7 +339,7 @@ impl KernelSet {
                 unsafe {
                     match self.qgather {
                         Some(f) => f(offs.len(), rows.as_ptr(), offs.as_ptr(), bp.as_ptr(), c[c0..].as_mut_ptr(), ldc, nrows, cols),
-                        None => (self.qmmm)(words, apanel.as_ptr(), 1, mr, bp.as_ptr(), c[c0..].as_mut_ptr(), ldc, nrows, cols),
+                        None => (self.qmmm)(words, apanel.as_ptr(), rs, ws, bp.as_ptr(), c[c0..].as_mut_ptr(), ldc, nrows, cols),
                     }
                 }
             }
@@ -367,7 +404,9 @@ impl KernelSet {
         }
         // Any set, any group: one group at a time, in pieces of at most MR rows.
         let mr = self.qmr;
-        assert!(apanel.len() >= mr * words, "qgemm_gather_max: A panel scratch too short");
+        let panel_words = mr * words * if self.qlayout == QLayout::Split { 2 } else { 1 };
+        assert!(apanel.len() >= panel_words, "qgemm_gather_max: A panel scratch too short");
+        let (rs, ws) = panel_strides(self.qlayout, mr, words);
         let mut tile = [0i32; QMAX_MR * QNR];
         for p in 0..mp {
             for r0 in (0..group).step_by(mr) {
@@ -386,7 +425,7 @@ impl KernelSet {
                     unsafe {
                         match self.qgather {
                             Some(f) => f(offs.len(), rows.as_ptr(), offs.as_ptr(), bp.as_ptr(), tile.as_mut_ptr(), QNR, nrows, cols),
-                            None => (self.qmmm)(words, apanel.as_ptr(), 1, mr, bp.as_ptr(), tile.as_mut_ptr(), QNR, nrows, cols),
+                            None => (self.qmmm)(words, apanel.as_ptr(), rs, ws, bp.as_ptr(), tile.as_mut_ptr(), QNR, nrows, cols),
                         }
                     }
                     let out = &mut c[p * ldc + pi * QNR..][..cols];
@@ -408,10 +447,29 @@ impl KernelSet {
     }
 }
 
+
+/// `(rs, ws)` of a packed A panel for [`QmmmFn`]: word `(g, r)` at `g·ws + r·rs` (word pairs
+/// for Split). Pair and Split panels are row-major, so that a row packs as one contiguous run
+/// (the u8 → u16 widening of the row for Pair), which LLVM vectorizes.
+fn panel_strides(layout: QLayout, mr: usize, words: usize) -> (usize, usize) {
+    match layout {
+        QLayout::Quad => (1, mr),
+        QLayout::Pair | QLayout::Split => (words, 1),
+    }
+}
+
+/// The Split layout's word pair of one quad of activation bytes: `a − 128` and `127 − a` per
+/// byte as i8 (`wasm/wasm_relaxed_qmmm_i8.rs`).
+#[inline(always)]
+fn split_words(q: u32) -> (i32, i32) {
+    ((q ^ 0x8080_8080) as i32, (q ^ 0x7f7f_7f7f) as i32)
+}
+
 /// The A panel of [`KernelSet::qgemm_gather`] for kernels without a gathering form: word `(g,
 /// r)` of the set's layout from the 4 bytes at `rows[r] + offs[g]`.
 fn gather_a(layout: QLayout, rows: &[*const u8], offs: &[u32], out: &mut [i32]) {
     let mr = rows.len();
+    let words = offs.len();
     for (r, &p) in rows.iter().enumerate() {
         for (g, &o) in offs.iter().enumerate() {
             // SAFETY: the caller checked every rows[r] + offs[g] + 4 against its slice.
@@ -419,8 +477,13 @@ fn gather_a(layout: QLayout, rows: &[*const u8], offs: &[u32], out: &mut [i32]) 
             match layout {
                 QLayout::Quad => out[g * mr + r] = i32::from_le_bytes(q),
                 QLayout::Pair => {
-                    out[2 * g * mr + r] = i32::from(q[0]) | i32::from(q[1]) << 16;
-                    out[(2 * g + 1) * mr + r] = i32::from(q[2]) | i32::from(q[3]) << 16;
+                    let at = 2 * (r * words + g);
+                    out[at] = i32::from(q[0]) | i32::from(q[1]) << 16;
+                    out[at + 1] = i32::from(q[2]) | i32::from(q[3]) << 16;
+                }
+                QLayout::Split => {
+                    let at = 2 * (r * words + g);
+                    (out[at], out[at + 1]) = split_words(u32::from_le_bytes(q));
                 }
             }
         }
@@ -436,22 +499,32 @@ fn pack_a_words(layout: QLayout, a: &[u8], lda: usize, kp: usize, rows: usize, m
     let fill = if rows == 1 { 1 } else { mr };
     for r in 0..fill {
         if r >= rows {
-            let n = match layout {
-                QLayout::Quad => quads,
-                QLayout::Pair => 2 * quads,
-            };
-            for w in 0..n {
-                out[w * mr + r] = 0;
+            match layout {
+                QLayout::Quad => (0..quads).for_each(|w| out[w * mr + r] = 0),
+                // Rows past `rows` are computed, never stored: any bytes do.
+                QLayout::Pair | QLayout::Split => {}
             }
             continue;
         }
         let row = &a[r * lda..r * lda + kp];
-        for (g, q) in row.chunks_exact(4).enumerate() {
-            match layout {
-                QLayout::Quad => out[g * mr + r] = i32::from_le_bytes([q[0], q[1], q[2], q[3]]),
-                QLayout::Pair => {
-                    out[2 * g * mr + r] = i32::from(q[0]) | i32::from(q[1]) << 16;
-                    out[(2 * g + 1) * mr + r] = i32::from(q[2]) | i32::from(q[3]) << 16;
+        match layout {
+            QLayout::Quad => {
+                for (g, q) in row.chunks_exact(4).enumerate() {
+                    out[g * mr + r] = i32::from_le_bytes([q[0], q[1], q[2], q[3]]);
+                }
+            }
+            QLayout::Pair => {
+                // The row widened to u16: one contiguous run (row-major panel).
+                let dst = &mut out[2 * r * quads..2 * (r + 1) * quads];
+                for (d, q) in dst.iter_mut().zip(row.chunks_exact(2)) {
+                    *d = i32::from(q[0]) | i32::from(q[1]) << 16;
+                }
+            }
+            QLayout::Split => {
+                // One contiguous run per row (row-major panel), which LLVM vectorizes.
+                let dst = &mut out[2 * r * quads..2 * (r + 1) * quads];
+                for (d, q) in dst.chunks_exact_mut(2).zip(row.chunks_exact(4)) {
+                    (d[0], d[1]) = split_words(u32::from_le_bytes([q[0], q[1], q[2], q[3]]));
                 }
             }
         }
@@ -465,13 +538,19 @@ fn pack_a(layout: QLayout, a: &[u8], lda: usize, k: usize, rows: usize, mr: usiz
     let byte = |r: usize, p: usize| if r < rows && p < k { i32::from(a[r * lda + p]) } else { 0 };
     for w in 0..words {
         for r in 0..mr {
-            out[w * mr + r] = match layout {
+            match layout {
                 QLayout::Quad => {
                     let p = 4 * w;
-                    byte(r, p) | byte(r, p + 1) << 8 | byte(r, p + 2) << 16 | byte(r, p + 3) << 24
+                    out[w * mr + r] = byte(r, p) | byte(r, p + 1) << 8 | byte(r, p + 2) << 16 | byte(r, p + 3) << 24;
                 }
-                QLayout::Pair => byte(r, 2 * w) | byte(r, 2 * w + 1) << 16,
-            };
+                QLayout::Pair => out[r * words + w] = byte(r, 2 * w) | byte(r, 2 * w + 1) << 16,
+                QLayout::Split => {
+                    let p = 4 * w;
+                    let q = byte(r, p) | byte(r, p + 1) << 8 | byte(r, p + 2) << 16 | byte(r, p + 3) << 24;
+                    let at = 2 * (r * words + w);
+                    (out[at], out[at + 1]) = split_words(q as u32);
+                }
+            }
         }
     }
 }

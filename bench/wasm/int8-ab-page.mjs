@@ -1,0 +1,57 @@
+// Runs inside headless Chromium (int8-ab.mjs serves the repository and reads the POSTed result):
+// the int8 models against their f32 models in the npm package (mdeploy-wasm's index.js picks
+// the relaxed-SIMD build here, as in any current Chromium), one thread, interleaved round by
+// round. ?pkgs=/wasm/,/bench/wasm/out/base/wasm/ times every listed package copy in the same
+// rounds (A/B of a kernel change: one index.js per copy, each with its own runtime).
+const post = (body) => fetch('/__result', { method: 'POST', body: JSON.stringify(body) });
+addEventListener('error', (e) => post({ error: String(e.error?.stack ?? e.message) }));
+addEventListener('unhandledrejection', (e) => post({ error: String(e.reason?.stack ?? e.reason) }));
+
+const q = new URLSearchParams(location.search);
+const PKGS = (q.get('pkgs') ?? '/wasm/').split(',');
+const ROUNDS = Number(q.get('rounds') ?? 10);
+const MODELS = (q.get('models') ?? 'mnist-mlp,mnist-mlp-int8,mnist-cnn,mnist-cnn-int8').split(',');
+
+// The fixed test split's digits (the last 200 of each <d>.json), 1,024 of them for the batch.
+const xs = new Float32Array(2000 * 784);
+for (let d = 0; d < 10; d++) {
+  const { data } = await (await fetch(`/__digits/${d}.json`)).json();
+  xs.set(data.slice(data.length - 200 * 784), d * 200 * 784);
+}
+const BATCH = 1024;
+const ONE = 200;
+const batch = xs.subarray(0, BATCH * 784);
+
+const runs = [];
+for (const pkg of PKGS) {
+  const lib = await import(`${pkg}index.js`);
+  const info = await lib.init();
+  for (const name of MODELS) {
+    const bytes = new Uint8Array(await (await fetch(`/models/${name}.mdm`)).arrayBuffer());
+    const m = await lib.Model.load(bytes, { maxBatch: BATCH, backend: 'cpu' });
+    runs.push({ pkg, variant: info.variant, kernel: info.kernel, name, m, b1024: [], b1: [] });
+  }
+}
+// Warm-up: every plan once at both sizes (tier-up, buffers).
+for (const r of runs) {
+  r.m.predictBatchSync(batch, BATCH);
+  for (let i = 0; i < 20; i++) r.m.predictSync(xs.subarray(i * 784, (i + 1) * 784));
+}
+for (let round = 0; round < ROUNDS; round++) {
+  for (const r of runs) {
+    let t = performance.now();
+    r.m.predictBatchSync(batch, BATCH);
+    r.b1024.push(((performance.now() - t) * 1000) / BATCH);
+    t = performance.now();
+    for (let i = 0; i < ONE; i++) r.m.predictSync(xs.subarray(i * 784, (i + 1) * 784));
+    r.b1.push(((performance.now() - t) * 1000) / ONE);
+  }
+}
+const stats = (v) => {
+  const s = [...v].sort((a, b) => a - b);
+  return { min: +s[0].toFixed(3), median: +s[s.length >> 1].toFixed(3) };
+};
+await post({
+  userAgent: navigator.userAgent,
+  rows: runs.map((r) => ({ pkg: r.pkg, variant: r.variant, kernel: r.kernel, model: r.name, batch1024: stats(r.b1024), batch1: stats(r.b1) })),
+});
