@@ -66,11 +66,13 @@ if (CONFIGS.length > 0) {
   console.log(`| adapter found | ${CONFIGS.map((c) => String(got[c.id][0].adapterFound)).join(' | ')} |`);
   console.log('');
 }
-// MDEPLOY_COLD_RESOURCES=1: the first configuration's requests, page by page (ms since navigation:
+// MDEPLOY_COLD_RESOURCES=1: the requests of the first configuration and the public path, page by page (ms since navigation:
 // request start → response end), to tell network waits from script evaluation.
-if (process.env.MDEPLOY_COLD_RESOURCES === '1' && CONFIGS.length > 0) {
-  for (const [i, r] of got[CONFIGS[0].id].entries()) {
-    console.log(`page ${i + 1} (${CONFIGS[0].id}): script t0 ${r.pageT0}; ${r.resources.map((e) => `${e.file} ${e.start}→${e.end}`).join(', ')}`);
+if (process.env.MDEPLOY_COLD_RESOURCES === '1') {
+  for (const c of [...CONFIGS.slice(0, 1), ...PUBLIC]) {
+    for (const [i, r] of got[c.id].entries()) {
+      console.log(`page ${i + 1} (${c.id}): script t0 ${r.pageT0}; ${r.resources.map((e) => `${e.file} ${e.start}→${e.end}`).join(', ')}`);
+    }
   }
   console.log('');
 }
