@@ -32,10 +32,13 @@ if (process.env.MDEPLOY_COLD_ONLY) {
 }
 // MDEPLOY_COLD_DISTS=a,b: the same steps (simd128 build, streaming) for other builds' folders
 // under wasm/dist/ (e.g. one built with `--features cpu-only`, DESIGN.md "Cold start").
-for (const d of CONFIGS.length === 0 ? [] : (process.env.MDEPLOY_COLD_DISTS ?? '').split(',').filter(Boolean)) {
+for (const d of process.env.MDEPLOY_COLD_STEPS === '0' ? [] : (process.env.MDEPLOY_COLD_DISTS ?? '').split(',').filter(Boolean)) {
   CONFIGS.push({ id: `dist ${d} (simd128), streaming`, query: `src=stream&dist=${d}`, variant: 'simd', args: [] });
 }
-const PUBLIC = [{ id: 'Model.load → 1st prediction (index.js)', index: 'index.js' }];
+// MDEPLOY_COLD_INDEX=<entry beside wasm/index.js>: time that entry instead of index.js (with
+// MDEPLOY_COLD_BASELINE, an A/B of two builds, each a folder holding index.js, dist/ and models/).
+const mainIndex = process.env.MDEPLOY_COLD_INDEX ?? 'index.js';
+const PUBLIC = [{ id: `Model.load → 1st prediction (${mainIndex})`, index: mainIndex }];
 if (process.env.MDEPLOY_COLD_BASELINE) PUBLIC.push({ id: `Model.load → 1st prediction (${process.env.MDEPLOY_COLD_BASELINE})`, index: process.env.MDEPLOY_COLD_BASELINE });
 
 const server = await serveRepo();
