@@ -261,7 +261,7 @@ function functionBodySizes(bytes) {
 // binaryen's -O3 used to merge every single-caller function into its caller, which made the load
 // path one 65,044-byte function (read, validate, lower and pack for every kind of layer): the
 // first Model.load compiled all of it and then optimized all of it on a background thread,
-// 124-434 ms of CPU per cold start (wasm/DESIGN.md, "The load path as small functions").
+// 124-215 ms of CPU per cold start (wasm/DESIGN.md, "The load path as small functions").
 // scripts/build.sh now passes -ocimfs=200 and the stages are #[inline(never)]: the largest
 // function measured 15,076 bytes (lower::lower, CPU-only simd128, 2026-11-30). The bound is about
 // twice that, so a new stage can grow, but a re-merged load path fails here.
