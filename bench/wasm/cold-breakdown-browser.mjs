@@ -24,12 +24,21 @@ const CONFIGS = process.env.MDEPLOY_COLD_STEPS === '0' ? [] : [
   { id: 'streaming, WebGPU on (SwiftShader adapter)', query: 'src=stream', args: ['--enable-unsafe-webgpu'] },
   { id: 'streaming, --no-wasm-lazy-compilation', query: 'src=stream', args: ['--js-flags=--no-wasm-lazy-compilation'] },
 ];
+// MDEPLOY_COLD_ONLY=0,5: only those configurations (indexes into the list above): fewer fresh
+// browsers per round on a shared machine.
+if (process.env.MDEPLOY_COLD_ONLY) {
+  const keep = new Set(process.env.MDEPLOY_COLD_ONLY.split(',').map(Number));
+  CONFIGS.splice(0, CONFIGS.length, ...CONFIGS.filter((_, i) => keep.has(i)));
+}
 // MDEPLOY_COLD_DISTS=a,b: the same steps (simd128 build, streaming) for other builds' folders
 // under wasm/dist/ (e.g. one built with `--features cpu-only`, DESIGN.md "Cold start").
-for (const d of CONFIGS.length === 0 ? [] : (process.env.MDEPLOY_COLD_DISTS ?? '').split(',').filter(Boolean)) {
+for (const d of process.env.MDEPLOY_COLD_STEPS === '0' ? [] : (process.env.MDEPLOY_COLD_DISTS ?? '').split(',').filter(Boolean)) {
   CONFIGS.push({ id: `dist ${d} (simd128), streaming`, query: `src=stream&dist=${d}`, variant: 'simd', args: [] });
 }
-const PUBLIC = [{ id: 'Model.load → 1st prediction (index.js)', index: 'index.js' }];
+// MDEPLOY_COLD_INDEX=<entry beside wasm/index.js>: time that entry instead of index.js (with
+// MDEPLOY_COLD_BASELINE, an A/B of two builds, each a folder holding index.js, dist/ and models/).
+const mainIndex = process.env.MDEPLOY_COLD_INDEX ?? 'index.js';
+const PUBLIC = [{ id: `Model.load → 1st prediction (${mainIndex})`, index: mainIndex }];
 if (process.env.MDEPLOY_COLD_BASELINE) PUBLIC.push({ id: `Model.load → 1st prediction (${process.env.MDEPLOY_COLD_BASELINE})`, index: process.env.MDEPLOY_COLD_BASELINE });
 
 const server = await serveRepo();
@@ -58,6 +67,16 @@ if (CONFIGS.length > 0) {
     console.log(`| ${s === 'toFirstRun' ? '**page start → 1st run**' : s} | ${vals.map(fmt).join(' | ')} |`);
   }
   console.log(`| adapter found | ${CONFIGS.map((c) => String(got[c.id][0].adapterFound)).join(' | ')} |`);
+  console.log('');
+}
+// MDEPLOY_COLD_RESOURCES=1: the requests of the first configuration and the public path, page by page (ms since navigation:
+// request start → response end), to tell network waits from script evaluation.
+if (process.env.MDEPLOY_COLD_RESOURCES === '1') {
+  for (const c of [...CONFIGS.slice(0, 1), ...PUBLIC]) {
+    for (const [i, r] of got[c.id].entries()) {
+      console.log(`page ${i + 1} (${c.id}): script t0 ${r.pageT0}; ${r.resources.map((e) => `${e.file} ${e.start}→${e.end}`).join(', ')}`);
+    }
+  }
   console.log('');
 }
 for (const c of PUBLIC) {

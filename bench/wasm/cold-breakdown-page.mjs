@@ -55,4 +55,8 @@ const { engineSteps } = await import('./cold-steps.mjs');
 last = performance.now(); // the helper's import is not a step of a real start
 await engineSteps(glue, contentHash, model, lap);
 const r2 = (o) => Object.fromEntries(Object.entries(o).map(([k, v]) => [k, Math.round(v * 100) / 100]));
-await post({ model: name, variant, src, adapterFound, ...r2(t), toFirstRun: Math.round((Object.values(t).reduce((a, b) => a + b, 0) - t.secondRun) * 100) / 100, sinceNavigation: Math.round(t0 * 100) / 100 });
+// Where the requests went (MDEPLOY_COLD_RESOURCES=1 prints them): each resource's request start
+// and response end since navigation, so network waits and script evaluation can be told apart.
+const resources = performance.getEntriesByType('resource').filter((e) => !e.name.endsWith('/__result'))
+  .map((e) => ({ file: e.name.replace(/^.*\//, ''), start: Math.round(e.startTime * 10) / 10, end: Math.round(e.responseEnd * 10) / 10 }));
+await post({ model: name, variant, src, adapterFound, resources, pageT0: Math.round(t0 * 10) / 10, ...r2(t), toFirstRun: Math.round((Object.values(t).reduce((a, b) => a + b, 0) - t.secondRun) * 100) / 100, sinceNavigation: Math.round(t0 * 100) / 100 });

@@ -30,7 +30,11 @@ pack_build() {
     wasm-pack --quiet build "$crate" --mode no-install --release --target web --no-typescript --no-pack \
       --out-dir "$out" --out-name "$name" ${1:+-- "$@"}
   # -O3, not -Oz: the wasm is small either way and the kernels are the point (measured in DESIGN.md).
-  "$WASM_OPT" -O3 --enable-bulk-memory --enable-nontrapping-float-to-int \
+  # -ocimfs=200: a function with one caller is merged into it only when small. By default binaryen
+  # merges every such function, which rebuilt the load path (read → lower → pack) as one 65 KB
+  # function that V8 compiled whole on the first load and then optimized whole (124–215 ms of
+  # TurboFan on a background thread) because its packing loops ran hot (DESIGN.md, "Cold start").
+  "$WASM_OPT" -O3 -ocimfs=200 --enable-bulk-memory --enable-nontrapping-float-to-int \
     "$out/${name}_bg.wasm" -o "$out/${name}_bg.wasm.opt"
   mv "$out/${name}_bg.wasm.opt" "$out/${name}_bg.wasm"
   rm -f "$out/.gitignore"

@@ -108,6 +108,7 @@ impl KernelSet {
     /// Packs ±1 weights `[k × n]` row-major (`plus[p·n + c]` true = +1). The layout is the
     /// same for every set. Panics on a length mismatch or `k > MAX_BK`: the lowering checks
     /// these and names the node first.
+    #[inline(never)] // load path: its own wasm function, so V8 optimizes this packing loop alone (wasm/DESIGN.md, "Cold start")
     pub fn bpack_b(&self, k: usize, n: usize, plus: &[bool]) -> PackedBB {
         assert_eq!(plus.len(), k * n, "bpack_b: weight length");
         assert!(k <= MAX_BK, "bpack_b: k = {k} exceeds MAX_BK");

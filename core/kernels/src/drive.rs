@@ -18,6 +18,7 @@ thread_local! {
 }
 
 impl KernelSet {
+    #[inline(never)] // load path: its own wasm function, so V8 optimizes this packing loop alone (wasm/DESIGN.md, "Cold start")
     pub fn pack_b(&self, k: usize, n: usize, b: MatRef) -> PackedB {
         b.check("B", k, n);
         let mut buf = AlignedBuf::zeros(k * n.div_ceil(self.nr) * self.nr);

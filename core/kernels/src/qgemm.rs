@@ -193,6 +193,7 @@ impl KernelSet {
     /// Packs `w` (`k × n` row-major, values in −127..=127) for this set's integer kernel.
     /// Panics on a length mismatch, `k > MAX_QK` or a −128 weight: the lowering checks these
     /// and names the node first.
+    #[inline(never)] // load path: its own wasm function, so V8 optimizes this packing loop alone (wasm/DESIGN.md, "Cold start")
     pub fn qpack_b(&self, k: usize, n: usize, w: &[i8]) -> PackedQB {
         assert_eq!(w.len(), k * n, "qpack_b: weight length");
         assert!(k <= MAX_QK, "qpack_b: k = {k} exceeds MAX_QK");

@@ -339,6 +339,7 @@ impl KernelSet {
     /// the `[(ky, kx, ci) × oc]` matrix (row-major, the executor's conv layout). `None` when
     /// the window is not one Winograd takes ([`winograd_supported`] with one group). Panics
     /// (caller bug) when `weight` is not `25 · win.c · oc` long.
+    #[inline(never)] // load path: its own wasm function, so V8 optimizes this packing loop alone (wasm/DESIGN.md, "Cold start")
     pub fn winograd_pack(&self, win: &Window, oc: usize, weight: &[f32]) -> Option<WinogradW> {
         if !winograd_supported(win, 1) || oc == 0 {
             return None;

@@ -7,6 +7,11 @@
 /// `Model.load` for the MLP (wasm/DESIGN.md, "Cold start"). Here each block of 256 values is
 /// OR-reduced without branches (an all-ones exponent means NaN or infinity), which LLVM turns
 /// into SIMD on every target; only a block that holds a bad value is searched element by element.
+///
+/// Never inlined: the loop is hot on a cold start (every weight, up to three times), so V8
+/// optimizes whatever function holds it; kept apart, that is these few hundred bytes and not the
+/// graph validation or reader around it (wasm/DESIGN.md, "Cold start").
+#[inline(never)]
 pub fn first_non_finite(v: &[f32]) -> Option<usize> {
     const EXP: u32 = 0x7f80_0000;
     const BLOCK: usize = 256;

@@ -414,6 +414,7 @@ fn qout_ok(e: &QOut, n: usize) -> bool {
 impl Exec {
     /// `budget`: bytes the activation buffers may take (`budget.rs`); `max_batch` shrinks to
     /// fit. The program is consumed (its weights are dropped as they are packed).
+    #[inline(never)] // its own wasm function: V8 compiles (and optimizes) only what a model runs (wasm/DESIGN.md, "Cold start")
     pub(crate) fn new(p: Program, max_batch: usize, ks: KernelSet, budget: usize) -> Result<Exec> {
         if max_batch == 0 {
             return Err(Error::bad_input(
@@ -768,6 +769,7 @@ fn bytes_mut(x: &mut [f32]) -> &mut [u8] {
 }
 
 /// Packs one kernel's weights for `ks`.
+#[inline(never)] // its own wasm function: V8 compiles (and optimizes) only what a model runs (wasm/DESIGN.md, "Cold start")
 fn compile(k: &Kernel, ks: KernelSet, k_max: &mut usize, qs: &mut QScratch) -> XK {
     let split_act = |act: Act| if act == Act::Relu { (true, Act::None) } else { (false, act) };
     match k {
@@ -941,6 +943,7 @@ fn view<'a>(loc: Loc, s: usize, len: usize, input: &'a [f32], il: usize, bufs: &
 
 /// Runs one step on sample `s`.
 #[allow(clippy::too_many_arguments)]
+#[inline(never)] // its own wasm function: V8 compiles (and optimizes) only what a model runs (wasm/DESIGN.md, "Cold start")
 fn sample_step(
     ks: KernelSet,
     st: &XStep,
@@ -1079,6 +1082,7 @@ fn bdense_rows(ks: KernelSet, d: &BDenseX, x: &[f32], lda: usize, m: usize, y: &
 
 /// A binary Dense step over the whole chunk (rows of the input value at its stride).
 #[allow(clippy::too_many_arguments)]
+#[inline(never)] // its own wasm function: V8 compiles (and optimizes) only what a model runs (wasm/DESIGN.md, "Cold start")
 fn bdense_step(
     ks: KernelSet,
     st: &XStep,
@@ -1116,6 +1120,7 @@ fn bdense_step(
 
 /// A Dense step over the whole chunk: GEMV at one sample, the packed GEMM otherwise.
 #[allow(clippy::too_many_arguments)]
+#[inline(never)] // its own wasm function: V8 compiles (and optimizes) only what a model runs (wasm/DESIGN.md, "Cold start")
 fn dense_step(
     ks: KernelSet,
     st: &XStep,
@@ -1173,6 +1178,7 @@ fn dense_step(
 /// A sparse Dense step over the whole chunk: row by row under `SPMV_MAX_ROWS` rows, else
 /// row blocks transposed into the sparse block kernel.
 #[allow(clippy::too_many_arguments)]
+#[inline(never)] // its own wasm function: V8 compiles (and optimizes) only what a model runs (wasm/DESIGN.md, "Cold start")
 fn sparse_dense_step(
     ks: KernelSet,
     st: &XStep,
@@ -1229,6 +1235,7 @@ fn sparse_dense_step(
 
 /// A sparse convolution of one HWC sample: blocks of output pixels, im2col'd transposed
 /// (`xt[(ky, kx, c) × NB]`, zeros where a window reads padding), through the sparse block kernel.
+#[inline(never)] // its own wasm function: V8 compiles (and optimizes) only what a model runs (wasm/DESIGN.md, "Cold start")
 fn sparse_conv(ks: KernelSet, g: &SpConvX, src: &[f32], dst: &mut [f32], scratch: &mut [f32]) {
     let w = &g.win;
     let (m, oc, c) = (w.oh * w.ow, g.w.cols, w.c);
@@ -1352,6 +1359,7 @@ fn qrows(
 
 /// An integer Dense step over the whole chunk.
 #[allow(clippy::too_many_arguments)]
+#[inline(never)] // its own wasm function: V8 compiles (and optimizes) only what a model runs (wasm/DESIGN.md, "Cold start")
 fn qdense_step(
     ks: KernelSet,
     st: &XStep,
@@ -1387,6 +1395,7 @@ fn qdense_step(
 /// An integer convolution of one HWC sample: the input is quantized once, then `QROWS` output
 /// pixels at a time get their im2col rows (u8; the padding is the zero point), the product
 /// and the epilogue.
+#[inline(never)] // its own wasm function: V8 compiles (and optimizes) only what a model runs (wasm/DESIGN.md, "Cold start")
 fn qconv(ks: KernelSet, g: &QConvX, src: QIn, mut dst: QOutBuf, q: &mut QScratch) {
     if let Some(d) = &g.gather {
         return qconv::qconv_gather(ks, g, d, src, dst, q);
@@ -1484,6 +1493,7 @@ const QSLACK: usize = 8;
 
 
 /// A convolution of one HWC sample through the GEMM tiles, one GEMM per group.
+#[inline(never)] // its own wasm function: V8 compiles (and optimizes) only what a model runs (wasm/DESIGN.md, "Cold start")
 fn conv(ks: KernelSet, g: &ConvX, src: &[f32], dst: &mut [f32], scratch: &mut Scratch) {
     // The set the weights were packed for (same choice as at load time).
     let kset = ks.for_width(g.ocg);

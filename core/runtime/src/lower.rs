@@ -287,6 +287,7 @@ impl Program {
 /// * a step's output slot equals one of its input slots only for the elementwise kernels
 ///   `Act`, `Affine`, `Binary` (the output then replaces input `a`, i.e. `inputs[0]`) and `Softmax`;
 /// * `Dense` steps read flat values; every other kernel reads and writes HWC (or flat) values.
+#[inline(never)] // a load-path stage of its own (wasm/DESIGN.md, "Cold start")
 pub fn lower(graph: &Graph, input_shape: &[usize]) -> Result<Program> {
     let shapes = graph.validate(input_shape)?;
     let Simplified { nodes, repr } = simplify(graph)?;
@@ -691,6 +692,48 @@ struct Emitter<'g> {
     as_plain: Vec<Option<Val>>,
 }
 
+/// The rows of a `[features × out]` weight matrix in the order of an activation stored HWC:
+/// element g = p·c + ch of the stored value is logical feature f = ch·hw + p, so row g of the
+/// result is row f of `w`.
+///
+/// Its own function, never inlined, as is [`oihw_to_taps`]: these loops run over every weight of
+/// a layer, so V8 optimizes the function that holds them on a cold start; inlined into
+/// `Emitter::node` they made it optimize all 13 KB of that function, once, on a background
+/// thread (wasm/DESIGN.md, "Cold start").
+#[inline(never)]
+fn rows_chw_to_hwc<T: Copy + Default>(w: &[T], c: usize, hw: usize, out: usize) -> Vec<T> {
+    let mut re = vec![T::default(); w.len()];
+    for ch in 0..c {
+        for p in 0..hw {
+            let (f, g) = (ch * hw + p, p * c + ch);
+            re[g * out..(g + 1) * out].copy_from_slice(&w[f * out..(f + 1) * out]);
+        }
+    }
+    re
+}
+
+/// Convolution weights OIHW (`g` groups of `ocg` outputs over `icg` inputs) → per group the
+/// `[(ky, kx, ci) × ocg]` matrix the executor multiplies, groups one after another.
+#[inline(never)]
+fn oihw_to_taps<T: Copy + Default>(w: &[T], g: usize, ocg: usize, icg: usize, kh: usize, kw: usize) -> Vec<T> {
+    let kk = kh * kw * icg;
+    let mut re = vec![T::default(); w.len()];
+    for gi in 0..g {
+        let base = gi * kk * ocg;
+        for o in 0..ocg {
+            for ci in 0..icg {
+                for ky in 0..kh {
+                    for kx in 0..kw {
+                        let src = (((gi * ocg + o) * icg + ci) * kh + ky) * kw + kx;
+                        re[base + ((ky * kw + kx) * icg + ci) * ocg + o] = w[src];
+                    }
+                }
+            }
+        }
+    }
+    re
+}
+
 fn numel(s: &[usize]) -> usize {
     s.iter().product()
 }
@@ -774,16 +817,7 @@ impl<'g> Emitter<'g> {
                     Order::Plain => w,
                     // Element g = p·c + ch of the stored activation is logical feature f = ch·hw + p:
                     // row g of the program's weight is row f of the model's.
-                    Order::Hwc { c, hw } => {
-                        let mut re = vec![0.0f32; w.len()];
-                        for ch in 0..c {
-                            for p in 0..hw {
-                                let (f, g) = (ch * hw + p, p * c + ch);
-                                re[g * out..(g + 1) * out].copy_from_slice(&w[f * out..(f + 1) * out]);
-                            }
-                        }
-                        re
-                    }
+                    Order::Hwc { c, hw } => rows_chw_to_hwc(&w, c, hw, out),
                 };
                 let buf = self.new_buf(out);
                 let kernel = match sparse_if_pays(k, out, &weight) {
@@ -806,20 +840,7 @@ impl<'g> Emitter<'g> {
                 let (kh, kw) = (weight.shape[2], weight.shape[3]);
                 // OIHW → per group [(ky, kx, ci) × oc_g], groups one after another.
                 let kk = kh * kw * icg;
-                let mut re = vec![0.0f32; w.len()];
-                for gi in 0..g {
-                    let base = gi * kk * ocg;
-                    for o in 0..ocg {
-                        for ci in 0..icg {
-                            for ky in 0..kh {
-                                for kx in 0..kw {
-                                    let src = (((gi * ocg + o) * icg + ci) * kh + ky) * kw + kx;
-                                    re[base + ((ky * kw + kx) * icg + ci) * ocg + o] = w[src];
-                                }
-                            }
-                        }
-                    }
-                }
+                let re = oihw_to_taps(&w, g, ocg, icg, kh, kw);
                 let win = Window {
                     c,
                     h,
@@ -855,16 +876,7 @@ impl<'g> Emitter<'g> {
                 let plus = match xv.order {
                     Order::Plain => plus,
                     // As for Dense: row g of the program's weight is row f of the model's.
-                    Order::Hwc { c, hw } => {
-                        let mut re = vec![false; plus.len()];
-                        for ch in 0..c {
-                            for p in 0..hw {
-                                let (f, g) = (ch * hw + p, p * c + ch);
-                                re[g * out..(g + 1) * out].copy_from_slice(&plus[f * out..(f + 1) * out]);
-                            }
-                        }
-                        re
-                    }
+                    Order::Hwc { c, hw } => rows_chw_to_hwc(&plus, c, hw, out),
                 };
                 let buf = self.new_buf(out);
                 self.push(Kernel::BDense { k, out, plus, alpha, bias: b, act }, vec![xv.buf], buf, i);
@@ -881,16 +893,7 @@ impl<'g> Emitter<'g> {
                 let weight = match xv.order {
                     Order::Plain => w,
                     // As for Dense: row g of the program's weight is row f of the model's.
-                    Order::Hwc { c, hw } => {
-                        let mut re = vec![0i8; w.len()];
-                        for ch in 0..c {
-                            for p in 0..hw {
-                                let (f, g) = (ch * hw + p, p * c + ch);
-                                re[g * out..(g + 1) * out].copy_from_slice(&w[f * out..(f + 1) * out]);
-                            }
-                        }
-                        re
-                    }
+                    Order::Hwc { c, hw } => rows_chw_to_hwc(&w, c, hw, out),
                 };
                 let col_sums: Vec<i64> =
                     (0..out).map(|c| (0..k).map(|p| i64::from(weight[p * out + c])).sum()).collect();
@@ -909,16 +912,7 @@ impl<'g> Emitter<'g> {
                 let (kh, kw) = (weight.shape[2], weight.shape[3]);
                 // OIHW → [(ky, kx, ci) × oc].
                 let kk = kh * kw * c;
-                let mut re = vec![0i8; w.len()];
-                for o in 0..oc {
-                    for ci in 0..c {
-                        for ky in 0..kh {
-                            for kx in 0..kw {
-                                re[((ky * kw + kx) * c + ci) * oc + o] = w[((o * c + ci) * kh + ky) * kw + kx];
-                            }
-                        }
-                    }
-                }
+                let re = oihw_to_taps(&w, 1, oc, c, kh, kw);
                 let col_sums: Vec<i64> = (0..oc).map(|o| (0..kk).map(|p| i64::from(re[p * oc + o])).sum()).collect();
                 let what = self.graph.describe_node(i);
                 let (bias, epi) =

@@ -203,6 +203,7 @@ pub(super) fn le_u32s(b: &[u8]) -> Vec<u32> {
 
 /// Builds the tensor of record `r`: lengths are compared with what the shape implies before
 /// any copy, then the payload is checked.
+#[inline(never)] // its own wasm function: the reader V8 compiles on a cold start stays small (wasm/DESIGN.md, "Cold start")
 pub(super) fn decode(bytes: &[u8], r: Record, i: usize, owner: &str) -> Result<Tensor> {
     let ctx = format!(
         "TENSORS section, tensor {i} ({owner}) at file offset {}",
