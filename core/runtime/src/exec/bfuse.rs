@@ -57,11 +57,12 @@ fn fusible(steps: &[XStep], vals: &[(Vec<usize>, usize)], j: usize, out_v: usize
     };
     let (va, vs) = (vals[j].1, vals[j + 1].1);
     let chain = vals[j + 1].0.as_slice() == [va] && vals[j + 2].0.as_slice() == [vs];
-    // Nobody else reads the Affine's or the Sign's value, and neither is the output.
+    // Nobody else reads the Affine's or the Sign's value, and neither is the output (in
+    // place, the Affine's value is its input's: the Affine reads it too).
     let private = vals
         .iter()
         .enumerate()
-        .filter(|&(i, _)| i != j + 1 && i != j + 2)
+        .filter(|&(i, _)| i != j && i != j + 1 && i != j + 2)
         .all(|(_, (ins, _))| !ins.contains(&va) && !ins.contains(&vs))
         && va != out_v
         && vs != out_v;
