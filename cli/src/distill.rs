@@ -32,7 +32,7 @@ the first and last layers stay 8-bit, as Larq does; or mlp-binary-in:H[xL], a bi
 input is binary too (a learned threshold per pixel: BatchNorm 784 > Sign, then L binary layers,
 the first 784-H, and only the last H-10 layer 8-bit). It trades the pixels' grey levels for a
 784-bit input so that the whole hidden stack is XOR + popcount: far less first-layer work than
-an int8 784-H, and less accuracy per width (models/README.md, "Binary input").
+an int8 784-H, and less accuracy per width (core/runtime/QUANT.md, section Binary input).
 
 Examples:
   mdeploy distill --teacher models/mnist-cnn.mdm --arch mlp:32 --temperature 4 --alpha 0.1 --epochs 40 \\
