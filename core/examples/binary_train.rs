@@ -4,8 +4,9 @@
 //! the model to the path given.
 //!
 //! `MDEPLOY_MNIST_DIR=… cargo run --release -p mdeploy-core --example binary_train -- OUT.mdm
-//! [hidden 512] [binary layers 1] [epochs 10] [lr 1e-3] [seed 1]` (Adam, batch 64, augmented
-//! digits: ±2 px, ±12°, ±10 %, cosine schedule with 1 warm-up epoch)
+//! [hidden 512] [binary layers 1] [epochs 10] [lr 1e-3] [seed 1] [in]` (Adam, batch 64, augmented
+//! digits: ±2 px, ±12°, ±10 %, cosine schedule with 1 warm-up epoch). With `in`, the
+//! binary-input MLP (`arch::mlp_binary_in`: the first layer binary too, only the last int8).
 
 use mdeploy_core::quantize::{quantize_binary, Calibration};
 use mdeploy_core::train::{TrainConfig, Trainer};
@@ -29,7 +30,11 @@ fn main() -> std::process::ExitCode {
         let num = |i: usize, d: f64| args.get(i).map_or(Ok(d), |s| s.parse::<f64>().map_err(|e| format!("argument {i}: {e}")));
         let (hidden, layers, epochs, lr, seed) = (num(1, 512.0)? as usize, num(2, 1.0)? as usize, num(3, 10.0)? as u32, num(4, 1e-3)? as f32, num(5, 1.0)? as u64);
         let split = mnist::split();
-        let model = mdeploy_core::arch::mlp_binary(seed, hidden, layers);
+        let model = if args.get(6).is_some_and(|s| s == "in") {
+            mdeploy_core::arch::mlp_binary_in(seed, hidden, layers)
+        } else {
+            mdeploy_core::arch::mlp_binary(seed, hidden, layers)
+        };
         // Augmented digits and a cosine schedule: without them the binary MLP overfits the 8,000
         // digits (99 % train, 93.7 % test after 6 epochs at hidden 512).
         let config = TrainConfig {
@@ -50,7 +55,9 @@ fn main() -> std::process::ExitCode {
         let latent = trainer.into_model();
         let (xs, labels) = mnist::test_digits()?;
         let calib = mnist::spread_subset(&split.train, 500);
-        let (q, report) = quantize_binary(&latent, &calib.images, calib.n, Calibration::MinMax, |_, _| {}).map_err(|e| e.to_string())?;
+        let (mut q, report) = quantize_binary(&latent, &calib.images, calib.n, Calibration::MinMax, |_, _| {}).map_err(|e| e.to_string())?;
+        // The stored model's own score on the test split goes into the file (as the CLI does).
+        q.meta.provenance.test_accuracy = Some(accuracy(&q, &xs, &labels)? as f32);
         let bytes = mdeploy_core::format::write(&q).map_err(|e| e.to_string())?;
         std::fs::write(&out, &bytes).map_err(|e| format!("{out}: {e}"))?;
         eprintln!(

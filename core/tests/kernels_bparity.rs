@@ -1,7 +1,8 @@
 //! Binary kernel suite: every available kernel set's binary GEMM (`<isa>_bmmm_b1`) against a
 //! scalar reference that multiplies ±1 values as i64 (no bits, no popcount), on edge sizes
 //! (k = 1, 63, 64, 65, 127, 784: a partial, exact and one-past word; n around the 8-column
-//! panel; m = 1, 3, around every set's MR, and 1024). Sums must be equal, not close.
+//! panel; m = 1, 3, around every set's MR, and 1024). Sums must be equal, not close. Every
+//! binary kernel the CPU can run (`KernelSet::binary_variants`), not only the ones a set picks.
 
 use mdeploy_core::kernels::{bpack_rows, KernelSet, MAX_BK};
 use mdeploy_testkit::Rng;
@@ -35,7 +36,7 @@ fn check(m: usize, k: usize, n: usize, x: &[f32], ldx: usize, plus: &[bool], wha
             assert_eq!(packed[i * words + words - 1] >> (k % 64), 0, "bpack_rows left a bit past k");
         }
     }
-    for ks in KernelSet::available() {
+    for ks in KernelSet::available().iter().flat_map(|k| k.binary_variants()) {
         let b = ks.bpack_b(k, n, plus);
         let ldc = n + 3;
         let mut c = vec![i32::MIN; m * ldc];
@@ -89,7 +90,7 @@ fn all_agree_all_differ_and_signed_zeros() {
     // NaN packs as −1 (it is not >= 0), the same on every set.
     random_case(&mut rng, 3, 70, 8, "NaN", &|r| (if r.below(2) == 0 { f32::NAN } else { 1.0 }, r.below(2) == 0));
     // Hand case: k = 3, x = (1, -1, 0) → (+1, −1, +1); w column (+1, +1, −1) → 1 − 1 − 1 = −1.
-    for ks in KernelSet::available() {
+    for ks in KernelSet::available().iter().flat_map(|k| k.binary_variants()) {
         let mut a = [0u64];
         bpack_rows(1, 3, &[1.0, -1.0, 0.0], 3, &mut a);
         assert_eq!(a[0], 0b101);
@@ -106,4 +107,56 @@ fn largest_k_is_exact() {
     let mut rng = Rng::new(23);
     random_case(&mut rng, 3, MAX_BK, 9, "MAX_BK all -1", &|_| (-1.0, true));
     random_case(&mut rng, 2, MAX_BK, 8, "MAX_BK random", &uniform);
+}
+
+/// Every set's sign-packer (`<isa>_bpack_f32`, `KernelSet::bpack_rows`), with and without a
+/// fused affine, against a scalar reference that sets one bit per value from `x · s + t >= 0`
+/// (f32 product, then f32 sum: the Affine step's rounding). Edge lengths around the packers'
+/// 4-, 8- and 16-lane chunks and the 64-bit word, 784 (the pixels: 12 words and 16 bits);
+/// values hitting the threshold exactly (`x · s + t` = +0 or −0), NaN, and the spare words after
+/// each row full of ones (bits past k must be written 0, and nothing past the row touched).
+#[test]
+fn every_sign_packer_matches_the_scalar_rule_with_and_without_an_affine() {
+    let mut rng = Rng::new(24);
+    for &k in &[1usize, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 33, 63, 64, 65, 70, 100, 127, 129, 784] {
+        let m = 3;
+        let ldx = k + rng.below(5);
+        let words = k.div_ceil(64);
+        let s: Vec<f32> = (0..k).map(|_| rng.below(4001) as f32 / 1000.0 - 2.0).collect();
+        let t: Vec<f32> = (0..k).map(|_| rng.below(2001) as f32 / 1000.0 - 1.0).collect();
+        let x: Vec<f32> = (0..m * ldx)
+            .map(|i| match rng.below(8) {
+                // x · s + t = 0 exactly where s = 1 and x = −t (and x = t = 0 gives +0).
+                0 => -t[i % ldx % k],
+                1 => 0.0,
+                2 => -0.0,
+                3 => f32::NAN,
+                _ => rng.below(2001) as f32 / 1000.0 - 1.0,
+            })
+            .collect();
+        // Some positions with scale 1 so the exact-threshold values above hit 0.
+        let s: Vec<f32> = s.iter().enumerate().map(|(p, &v)| if p % 3 == 0 { 1.0 } else { v }).collect();
+        for pre in [None, Some((s.as_slice(), t.as_slice()))] {
+            let mut want = vec![0u64; m * words];
+            for r in 0..m {
+                for p in 0..k {
+                    let v = x[r * ldx + p];
+                    let v = match pre {
+                        Some((s, t)) => v * s[p] + t[p],
+                        None => v,
+                    };
+                    if v >= 0.0 {
+                        want[r * words + p / 64] |= 1 << (p % 64);
+                    }
+                }
+            }
+            for ks in KernelSet::available() {
+                let mut got = vec![u64::MAX; m * words + 2];
+                ks.bpack_rows(m, k, &x, ldx, pre, &mut got);
+                let what = format!("{} ({}) k {k} affine {}", ks.name(), ks.bpack_name(), pre.is_some());
+                assert_eq!(&got[..m * words], &want[..], "{what}");
+                assert_eq!(&got[m * words..], &[u64::MAX; 2], "{what}: wrote past the rows");
+            }
+        }
+    }
 }

@@ -45,6 +45,13 @@ pub(crate) type BmmmFn = unsafe fn(
     cols: usize,
 );
 
+/// Sign-packs one row: `x` (k values) into `out` (`ceil(k / 64)` words), bit `p % 64` of word
+/// `p / 64` = `v >= 0` (+0 and −0 included; NaN → 0), where `v = x[p]`, or with `pre = (scale,
+/// shift)` (each k long) `v = x[p] · scale[p] + shift[p]` rounded as an `Affine` step rounds
+/// it (product, then sum; never an FMA). Bits past k are 0.
+/// Safety: the set's CPU features (the slices carry their own lengths, checked by the caller).
+pub(crate) type BPackFn = unsafe fn(x: &[f32], pre: Option<(&[f32], &[f32])>, out: &mut [u64]);
+
 /// u64 words per packed row of `k` bits.
 pub fn b_words(k: usize) -> usize {
     k.div_ceil(64)
@@ -79,30 +86,43 @@ impl PackedBB {
 
 /// Packs `m` rows of `k` f32 values (row stride `ldx`) into sign bits: `x >= 0` (+0 and −0
 /// included) → 1 (+1), else (negative or NaN) → 0 (−1); `words` u64 per row at stride
-/// `words`, bits past k zero. Panics when a slice is short.
+/// `words`, bits past k zero. Panics when a slice is short. The scalar reference
+/// (`generic_bpack_f32`); plans pack with their set's [`KernelSet::bpack_rows`].
 pub fn bpack_rows(m: usize, k: usize, x: &[f32], ldx: usize, out: &mut [u64]) {
-    let words = b_words(k);
-    if m == 0 {
-        return;
-    }
-    assert!(ldx >= k && x.len() >= (m - 1) * ldx + k, "bpack_rows: input too short");
-    assert!(out.len() >= m * words, "bpack_rows: output too short");
-    for r in 0..m {
-        let row = &x[r * ldx..r * ldx + k];
-        for (w, chunk) in row.chunks(64).enumerate() {
-            let mut bits = 0u64;
-            for (i, &v) in chunk.iter().enumerate() {
-                bits |= u64::from(v >= 0.0) << i;
-            }
-            out[r * words + w] = bits;
-        }
-    }
+    KernelSet::generic().bpack_rows(m, k, x, ldx, None, out)
 }
 
 impl KernelSet {
     /// Name of the binary micro-kernel, e.g. `"avx512vpopcnt_bmmm_b1_8x8"`.
     pub fn bmmm_name(&self) -> &'static str {
         self.bmmm_name
+    }
+
+    /// Name of the sign-packer, e.g. `"avx512_bpack_f32"`.
+    pub fn bpack_name(&self) -> &'static str {
+        self.bpack_name
+    }
+
+    /// Packs `m` rows of `k` f32 values (row stride `ldx`) into sign bits, as [`bpack_rows`],
+    /// optionally through a per-position affine first: with `pre = Some((scale, shift))` (each
+    /// `k` long) bit p is `x[p] · scale[p] + shift[p] >= 0`, rounded as an `Affine` step followed
+    /// by a `Sign` step compute it (a BatchNorm and a Sign fused into the packing). The same
+    /// bits on every set. Panics when a slice is short.
+    pub fn bpack_rows(&self, m: usize, k: usize, x: &[f32], ldx: usize, pre: Option<(&[f32], &[f32])>, out: &mut [u64]) {
+        let words = b_words(k);
+        if m == 0 {
+            return;
+        }
+        assert!(ldx >= k && x.len() >= (m - 1) * ldx + k, "bpack_rows: input too short");
+        assert!(out.len() >= m * words, "bpack_rows: output too short");
+        let pre = pre.map(|(s, t)| {
+            assert!(s.len() >= k && t.len() >= k, "bpack_rows: affine too short");
+            (&s[..k], &t[..k])
+        });
+        for r in 0..m {
+            // SAFETY: holding the set proves the CPU has its features; the slices are exact.
+            unsafe { (self.bpack)(&x[r * ldx..r * ldx + k], pre, &mut out[r * words..(r + 1) * words]) };
+        }
     }
 
     /// Packs ±1 weights `[k × n]` row-major (`plus[p·n + c]` true = +1). The layout is the

@@ -3,7 +3,7 @@
 
 use std::sync::OnceLock;
 
-use crate::bgemm::BmmmFn;
+use crate::bgemm::{BPackFn, BmmmFn};
 use crate::qgemm::{QGatherMax, QLayout, QmmmFn, QmmmGatherFn};
 use crate::quant::{QEpiFn, QFakeFn, QQuantFn};
 use crate::tile::{ConvFn, DwConvFn, GemvFn, MmmFn, PoolFn, SpmmFn};
@@ -57,6 +57,9 @@ pub struct KernelSet {
     pub(crate) bmmm: BmmmFn,
     pub(crate) bmr: usize,
     pub(crate) bmmm_name: &'static str,
+    /// Sign-packer of the binary steps' input (`bgemm.rs`), optionally through a fused affine.
+    pub(crate) bpack: BPackFn,
+    pub(crate) bpack_name: &'static str,
 }
 
 impl std::fmt::Debug for KernelSet {
@@ -101,6 +104,8 @@ impl KernelSet {
             bmmm: crate::generic::generic_bmmm_b1::generic_bmmm_b1_4x8,
             bmr: crate::generic::generic_bmmm_b1::MR,
             bmmm_name: "generic_bmmm_b1_4x8",
+            bpack: crate::generic::generic_bpack_f32::generic_bpack_f32,
+            bpack_name: "generic_bpack_f32",
         }
     }
 
@@ -220,16 +225,34 @@ impl KernelSet {
     }
 
     /// The binary kernel of the x86 sets on top of `base`: `vpopcntq` when `avx512` and the CPU
-    /// has AVX-512F and VPOPCNTDQ, else scalar `popcnt`, else the generic one. The AVX2 set
-    /// passes `avx512 = false`: it stands for a CPU without AVX-512 (and the parity tests then
-    /// cover the `popcnt` kernel on an AVX-512 machine too).
+    /// has AVX-512F and VPOPCNTDQ, else the AVX2 `vpshufb` one, else scalar `popcnt`, else the
+    /// generic one (`binary_variants` reaches all of them for the tests). The AVX2 set
+    /// passes `avx512 = false`: it stands for a CPU without AVX-512.
     #[cfg(target_arch = "x86_64")]
     fn x86_binary(base: KernelSet, avx512: bool) -> KernelSet {
+        // The sign-packer: 16 lanes into a mask register on AVX-512F, 8 through `vmovmskps`
+        // on AVX (both sets have AVX2, which implies it).
+        let base = if avx512 && is_x86_feature_detected!("avx512f") {
+            KernelSet { bpack: crate::x86_64::avx512_bpack_f32::avx512_bpack_f32, bpack_name: "avx512_bpack_f32", ..base }
+        } else if is_x86_feature_detected!("avx") {
+            KernelSet { bpack: crate::x86_64::avx2_bpack_f32::avx2_bpack_f32, bpack_name: "avx2_bpack_f32", ..base }
+        } else {
+            base
+        };
         if avx512 && is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512vpopcntdq") {
             KernelSet {
                 bmmm: crate::x86_64::avx512vpopcnt_bmmm_b1::avx512vpopcnt_bmmm_b1_8x8,
                 bmr: crate::x86_64::avx512vpopcnt_bmmm_b1::MR,
                 bmmm_name: "avx512vpopcnt_bmmm_b1_8x8",
+                ..base
+            }
+        } else if is_x86_feature_detected!("avx2") {
+            // `vpshufb` nibble counts: 2.2-2.5x the scalar `popcnt` kernel on the binary-input
+            // MLP in one process (QUANT.md, "Binary input").
+            KernelSet {
+                bmmm: crate::x86_64::avx2_bmmm_b1::avx2_bmmm_b1_4x8,
+                bmr: crate::x86_64::avx2_bmmm_b1::MR,
+                bmmm_name: "avx2_bmmm_b1_4x8",
                 ..base
             }
         } else if is_x86_feature_detected!("popcnt") {
@@ -242,6 +265,35 @@ impl KernelSet {
         } else {
             base
         }
+    }
+
+    /// `self` with each binary kernel this CPU can run in place of its own (its own first,
+    /// then the others, each once): the binary parity tests run every kernel on one machine,
+    /// the ones no set picks here included, and `binary_sets` times them in one process.
+    #[doc(hidden)]
+    pub fn binary_variants(&self) -> Vec<KernelSet> {
+        let with = |bmmm: crate::bgemm::BmmmFn, bmr: usize, bmmm_name: &'static str| KernelSet { bmmm, bmr, bmmm_name, ..*self };
+        let mut v = vec![*self];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512vpopcntdq") {
+                v.push(with(crate::x86_64::avx512vpopcnt_bmmm_b1::avx512vpopcnt_bmmm_b1_8x8, crate::x86_64::avx512vpopcnt_bmmm_b1::MR, "avx512vpopcnt_bmmm_b1_8x8"));
+            }
+            if is_x86_feature_detected!("avx2") {
+                v.push(with(crate::x86_64::avx2_bmmm_b1::avx2_bmmm_b1_4x8, crate::x86_64::avx2_bmmm_b1::MR, "avx2_bmmm_b1_4x8"));
+            }
+            if is_x86_feature_detected!("popcnt") {
+                v.push(with(crate::x86_64::popcnt_bmmm_b1::popcnt_bmmm_b1_4x8, crate::x86_64::popcnt_bmmm_b1::MR, "popcnt_bmmm_b1_4x8"));
+            }
+        }
+        v.push(with(crate::generic::generic_bmmm_b1::generic_bmmm_b1_4x8, crate::generic::generic_bmmm_b1::MR, "generic_bmmm_b1_4x8"));
+        let mut seen = Vec::new();
+        v.retain(|k| {
+            let new = !seen.contains(&k.bmmm_name);
+            seen.push(k.bmmm_name);
+            new
+        });
+        v
     }
 
     /// The AVX-512F set's narrow sibling (`avx512_mmm_f32_24x16`, 16-column panels) for ops
@@ -375,6 +427,8 @@ impl KernelSet {
             bmmm: crate::wasm::wasm_bmmm_b1::wasm_bmmm_b1_2x8,
             bmr: crate::wasm::wasm_bmmm_b1::MR,
             bmmm_name: "wasm_bmmm_b1_2x8",
+            bpack: crate::wasm::wasm_bpack_f32::wasm_bpack_f32,
+            bpack_name: "wasm_bpack_f32",
         }
     }
 

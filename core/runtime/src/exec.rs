@@ -33,12 +33,13 @@ use crate::kernels::generic::generic_pool_f32::generic_pool_f32;
 use crate::kernels::generic::generic_softmax_f32::softmax_rows;
 use crate::kernels::{a_panel, APanel, AlignedBuf, BlockW, KernelSet, MatRef, PackedB, PoolGeom, SparseOffsets, SparseW, MAX_MR, BLOCK_WIDTHS};
 use crate::kernels::qgemm::{PackedQB, QMAX_MR};
-use crate::kernels::{bpack_rows, PackedBB, MAX_BK};
+use crate::kernels::{PackedBB, MAX_BK};
 use crate::kernels::WinogradW;
 use crate::kernels::generic::generic_maxpool_u8::generic_maxpool_u8;
 use crate::kernels::quant::{QEpi, QOut, QParams, MAX_QK};
 use crate::lower::{Act, BinOp, Kernel, PoolKind, Program, Window};
 
+mod bfuse;
 mod qconv;
 
 /// Rows an integer step quantizes, multiplies and writes back at a time: its u8/i32 scratch
@@ -168,6 +169,9 @@ enum XK {
 /// A binary Dense: ±1 weights packed for the set, then `act(alpha[c] · dot + bias[c])`.
 struct BDenseX {
     w: PackedBB,
+    /// A fused `Affine → Sign` before it (`exec/bfuse.rs`): per input position, the scale and
+    /// shift the packer applies before taking the sign.
+    pre: Option<(Vec<f32>, Vec<f32>)>,
     alpha: Vec<f32>,
     bias: Vec<f32>,
     act: Act,
@@ -582,6 +586,8 @@ impl Exec {
             });
         }
         let mut split = split;
+        let mut step_vals = step_vals;
+        bfuse::fuse_sign_affines(&mut steps, &mut step_vals, &mut split, out_v);
         qconv::fuse_max_pools(&mut steps, &step_vals, &mut split, &mut qs);
         // Memory budget (`budget.rs`): the per-sample buffers and the padded-conv scratch are
         // fixed; the batch buffers grow with the chunk, which shrinks to fit.
@@ -902,6 +908,7 @@ fn compile(k: &Kernel, ks: KernelSet, k_max: &mut usize, qs: &mut QScratch) -> X
         Kernel::Sign { .. } => XK::Sign,
         Kernel::BDense { k, out, plus, alpha, bias, act } => XK::BDense(Box::new(BDenseX {
             w: ks.bpack_b(*k, *out, plus),
+            pre: None,
             alpha: alpha.clone(),
             bias: bias.clone(),
             act: *act,
@@ -1068,7 +1075,8 @@ fn bdense_rows(ks: KernelSet, d: &BDenseX, x: &[f32], lda: usize, m: usize, y: &
     let (k, n, words) = (d.w.k(), d.w.n(), d.w.words());
     for r0 in (0..m).step_by(BROWS) {
         let rows = BROWS.min(m - r0);
-        bpack_rows(rows, k, &x[r0 * lda..], lda, bits);
+        let pre = d.pre.as_ref().map(|(s, t)| (s.as_slice(), t.as_slice()));
+        ks.bpack_rows(rows, k, &x[r0 * lda..], lda, pre, bits);
         ks.bgemm(rows, bits, words, &d.w, acc, n);
         for r in 0..rows {
             let yr = &mut y[(r0 + r) * ldy..(r0 + r) * ldy + n];

@@ -146,13 +146,7 @@ pub fn mlp_hidden(seed: u64, hidden: &[usize]) -> Model {
 /// threshold. Weights f32 (the latent weights QAT trains).
 pub fn mlp_binary(seed: u64, hidden: usize, binary: usize) -> Model {
     let mut rng = Rng::derive(seed, STREAM_INIT);
-    let bn = |c: usize| Op::BatchNorm {
-        gamma: Tensor::f32(vec![c], vec![1.0; c]),
-        beta: Tensor::f32(vec![c], vec![0.0; c]),
-        mean: Tensor::f32(vec![c], vec![0.0; c]),
-        var: Tensor::f32(vec![c], vec![1.0; c]),
-        eps: 1e-5,
-    };
+    let bn = bn_identity;
     let binary = binary.max(1);
     let mut ops = vec![Op::Flatten, dense(&mut rng, 784, hidden, true), bn(hidden), Op::Sign];
     for l in 0..binary {
@@ -166,12 +160,71 @@ pub fn mlp_binary(seed: u64, hidden: usize, binary: usize) -> Model {
     Model { meta: mnist_meta("mnist-mlp-binary", &desc, seed), graph: Graph::sequential(ops) }
 }
 
+/// A binary MLP whose first layer is binary too (QUANT.md, "Binary input"): `Flatten >
+/// BatchNorm 784 > Sign`, then `binary` (>= 1) layers `Dense > BatchNorm` (784-H, then H-H),
+/// each followed by a Sign except the last (followed by ReLU), then `Dense H-10 > Softmax`.
+/// The BatchNorm over the 784 pixels learns each pixel's threshold: its Sign is +1 where
+/// `(x - mean) · gamma / sqrt(var + eps) + beta >= 0`. Every Dense except the last reads a
+/// Sign, so `quantize --bits 1` stores all the hidden weights as ±1 and the whole hidden stack
+/// runs on XOR + popcount; only the last Dense stays 8-bit. This breaks Larq's rule (keep the
+/// first layer at 8 bits): it trades the pixels' grey levels for a 784-bit input.
+pub fn mlp_binary_in(seed: u64, hidden: usize, binary: usize) -> Model {
+    let mut rng = Rng::derive(seed, STREAM_INIT);
+    let binary = binary.max(1);
+    // The pixels' BatchNorm starts with beta = -0.1, not 0: a pixel that is 0 in every digit
+    // of a training batch (the rarely inked ones) normalises to exactly 0 there, whose Sign is
+    // +1, while at inference its running mean (> 0) makes a blank pixel slightly negative, -1:
+    // with beta = 0 the blank background flipped between training and inference (test accuracy
+    // 79.65 % against 92 % on the training batches, QUANT.md "Binary input"). Below 0, a blank
+    // pixel is -1 in both; inside the STE's |x| <= 1 window, so beta still learns.
+    let mut input_bn = bn_identity(784);
+    if let Op::BatchNorm { beta, .. } = &mut input_bn {
+        *beta = Tensor::f32(vec![784], vec![-0.1; 784]);
+    }
+    let mut ops = vec![Op::Flatten, input_bn, Op::Sign];
+    let mut fin = 784;
+    for l in 0..binary {
+        ops.extend([dense(&mut rng, fin, hidden, true), bn_identity(hidden)]);
+        ops.push(if l + 1 < binary { Op::Sign } else { Op::Relu });
+        fin = hidden;
+    }
+    ops.extend([dense(&mut rng, hidden, 10, false), Op::Softmax]);
+    let desc = format!(
+        "mlp-binary-in:{hidden}x{binary}: Flatten > BatchNorm 784 > Sign > {binary} binary Dense (784-{hidden}, then {hidden}-{hidden}) > BatchNorm (> Sign between them) > ReLU > Dense {hidden}-10 > Softmax"
+    );
+    Model { meta: mnist_meta("mnist-mlp-binary-in", &desc, seed), graph: Graph::sequential(ops) }
+}
+
+/// A BatchNorm that starts as the identity (gamma 1, beta 0, mean 0, var 1).
+fn bn_identity(c: usize) -> Op {
+    Op::BatchNorm {
+        gamma: Tensor::f32(vec![c], vec![1.0; c]),
+        beta: Tensor::f32(vec![c], vec![0.0; c]),
+        mean: Tensor::f32(vec![c], vec![0.0; c]),
+        var: Tensor::f32(vec![c], vec![1.0; c]),
+        eps: 1e-5,
+    }
+}
+
 /// An architecture from a spec: one of [`NAMES`], or `mlp:H` / `mlp:H1-H2-...` (hidden widths
 /// 1..=4096, at most 8 layers) for [`mlp_hidden`], or `mlp-binary:H` / `mlp-binary:HxL` (width
-/// 1..=4096, 1..=8 binary layers, default 1) for [`mlp_binary`].
+/// 1..=4096, 1..=8 binary layers, default 1) for [`mlp_binary`], or `mlp-binary-in:H` /
+/// `mlp-binary-in:HxL` (the same bounds; L counts the binary layers, the first included) for
+/// [`mlp_binary_in`].
 pub fn from_spec(spec: &str, seed: u64) -> Result<Model, String> {
     if let Some(m) = by_name(spec, seed) {
         return Ok(m);
+    }
+    if let Some(rest) = spec.strip_prefix("mlp-binary-in:") {
+        let (h, l) = rest.split_once('x').unwrap_or((rest, "1"));
+        let h = h.parse::<usize>().ok().filter(|h| (1..=4096).contains(h));
+        let l = l.parse::<usize>().ok().filter(|l| (1..=8).contains(l));
+        return match (h, l) {
+            (Some(h), Some(l)) => Ok(mlp_binary_in(seed, h, l)),
+            _ => Err(format!(
+                "architecture {spec:?}: expected mlp-binary-in:H or mlp-binary-in:HxL (width 1..=4096, 1..=8 binary layers counting the first, e.g. mlp-binary-in:256x2)"
+            )),
+        };
     }
     if let Some(rest) = spec.strip_prefix("mlp-binary:") {
         let (h, l) = rest.split_once('x').unwrap_or((rest, "1"));
@@ -455,6 +508,33 @@ mod tests {
         assert_eq!(c.output_len(), 10);
         assert_ne!(mlp(1), mlp(2));
         assert_eq!(cnn(5), cnn(5));
+    }
+
+    /// `mlp-binary-in:HxL`: a Sign right after the pixels' BatchNorm, so every Dense but the
+    /// last reads a Sign (the ones `quantize --bits 1` binarizes); L counts the first layer.
+    #[test]
+    fn binary_input_mlp_has_a_sign_before_every_dense_but_the_last() {
+        let m = from_spec("mlp-binary-in:64x2", 3).expect("spec");
+        m.validate().expect("valid");
+        assert_eq!(m.output_len(), 10);
+        let ops: Vec<&Op> = m.graph.nodes.iter().map(|n| &n.op).collect();
+        assert!(matches!(ops[..3], [Op::Flatten, Op::BatchNorm { .. }, Op::Sign]), "{ops:?}");
+        let dense: Vec<usize> = ops.iter().enumerate().filter(|(_, o)| matches!(o, Op::Dense { .. })).map(|(i, _)| i).collect();
+        assert_eq!(dense.len(), 3);
+        let reads_sign = |i: usize| matches!(ops[i - 1], Op::Sign);
+        assert!(reads_sign(dense[0]) && reads_sign(dense[1]) && !reads_sign(dense[2]), "{ops:?}");
+        let shape = |i: usize| match ops[i] {
+            Op::Dense { weight, .. } => weight.shape.clone(),
+            _ => unreachable!(),
+        };
+        assert_eq!((shape(dense[0]), shape(dense[1]), shape(dense[2])), (vec![784, 64], vec![64, 64], vec![64, 10]));
+        // 784 pixel thresholds (4 BatchNorm vectors) + 2 hidden BatchNorms + the three Dense.
+        assert_eq!(m.param_count(), 4 * 784 + 784 * 64 + 64 + 4 * 64 + 64 * 64 + 64 + 4 * 64 + 64 * 10 + 10);
+        assert_eq!(from_spec("mlp-binary-in:64", 3).expect("spec").graph.nodes.iter().filter(|n| matches!(n.op, Op::Dense { .. })).count(), 2);
+        assert_eq!(from_spec("mlp-binary-in:64x2", 3), Ok(m));
+        for bad in ["mlp-binary-in:", "mlp-binary-in:0", "mlp-binary-in:64x0", "mlp-binary-in:64x9", "mlp-binary-in:5000", "mlp-binary-in:ax2"] {
+            assert!(from_spec(bad, 1).is_err_and(|e| e.contains("mlp-binary-in:H")), "{bad}");
+        }
     }
 
     #[test]

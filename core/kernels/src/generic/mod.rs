@@ -14,3 +14,4 @@ pub(crate) mod generic_bspmv_f32;
 pub mod generic_qmmm_i8;
 pub mod generic_maxpool_u8;
 pub(crate) mod generic_bmmm_b1;
+pub(crate) mod generic_bpack_f32;
