@@ -1,44 +1,13 @@
 //! The `mdeploy` binary end to end: the shipped models, the sample images, real digits, bad files.
 //! Every test runs the real executable (built by cargo for this test) as a user would.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::PathBuf;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn mdeploy(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mdeploy"))
-        .args(args)
-        .current_dir(root())
-        .output()
-        .expect("the mdeploy binary runs")
-}
-
-fn ok_json(args: &[&str]) -> serde_json::Value {
-    let out = mdeploy(args);
-    assert!(
-        out.status.success(),
-        "mdeploy {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!("mdeploy {args:?} printed no JSON ({e}): {}", String::from_utf8_lossy(&out.stdout))
-    })
-}
-
-fn fails_with(args: &[&str], needle: &str) {
-    let out = mdeploy(args);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "mdeploy {args:?} should fail, printed {}", String::from_utf8_lossy(&out.stdout));
-    assert!(err.contains(needle), "mdeploy {args:?}: error {err:?} should mention {needle:?}");
-}
+mod support;
+use support::{fails_with, mdeploy, ok_json, root};
 
 fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("mdeploy-cli-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir.join(name)
+    support::tmp_file("test", name)
 }
 
 #[test]
@@ -105,23 +74,23 @@ fn eval_reads_idx_files() {
 fn bad_files_give_clear_errors() {
     let garbage = tmp("garbage.mdm");
     std::fs::write(&garbage, b"this is not a model at all, just text").expect("write");
-    fails_with(&["info", garbage.to_str().unwrap_or("")], "BAD_MODEL");
+    fails_with(&["info", garbage.to_str().unwrap_or("")], &["BAD_MODEL"]);
     // One flipped bit in a real model: the digest catches it.
     let mut bytes = std::fs::read(root().join("models/mnist-mlp.mdm")).expect("model");
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0x10;
     let flipped = tmp("flipped.mdm");
     std::fs::write(&flipped, &bytes).expect("write");
-    fails_with(&["predict", flipped.to_str().unwrap_or(""), "samples/digit-3.png"], "BAD_MODEL");
-    fails_with(&["info", "models/no-such-model.mdm"], "no such file");
+    fails_with(&["predict", flipped.to_str().unwrap_or(""), "samples/digit-3.png"], &["BAD_MODEL"]);
+    fails_with(&["info", "models/no-such-model.mdm"], &["no such file"]);
     let not_image = tmp("digit.png");
     std::fs::write(&not_image, b"hello").expect("write");
-    fails_with(&["predict", "models/mnist-mlp.mdm", not_image.to_str().unwrap_or("")], "not a PNG or PGM");
+    fails_with(&["predict", "models/mnist-mlp.mdm", not_image.to_str().unwrap_or("")], &["not a PNG or PGM"]);
     let blank = tmp("blank.pgm");
     let mut pgm = b"P5\n8 8\n255\n".to_vec();
     pgm.extend([255u8; 64]);
     std::fs::write(&blank, &pgm).expect("write");
-    fails_with(&["predict", "models/mnist-mlp.mdm", blank.to_str().unwrap_or("")], "no ink");
+    fails_with(&["predict", "models/mnist-mlp.mdm", blank.to_str().unwrap_or("")], &["no ink"]);
 }
 
 #[test]
@@ -166,9 +135,9 @@ fn quantize_writes_an_int8_model_that_runs_on_integer_kernels() {
     // The same bytes as the shipped file apart from nothing: the command is deterministic.
     let shipped = std::fs::read(root().join("models/mnist-mlp-int8.mdm")).expect("shipped int8 model");
     assert_eq!(std::fs::read(&out).expect("written"), shipped, "models/mnist-mlp-int8.mdm is not what the command makes");
-    fails_with(&["quantize", "models/mnist-mlp.mdm", "--out", o, "--bits", "3"], "choose 8, 4, 2 or 1");
-    fails_with(&["quantize", "models/mnist-mlp.mdm", "--out", o, "--bits", "2", "--qat-epochs", "1", "--qat-lr", "0"], "positive number");
-    fails_with(&["quantize", "models/mnist-mlp.mdm", "--out", o, "--calibration", "kl"], "possible values: minmax, percentile, entropy");
+    fails_with(&["quantize", "models/mnist-mlp.mdm", "--out", o, "--bits", "3"], &["choose 8, 4, 2 or 1"]);
+    fails_with(&["quantize", "models/mnist-mlp.mdm", "--out", o, "--bits", "2", "--qat-epochs", "1", "--qat-lr", "0"], &["positive number"]);
+    fails_with(&["quantize", "models/mnist-mlp.mdm", "--out", o, "--calibration", "kl"], &["possible values: minmax, percentile, entropy"]);
     // Entropy (KL) calibration: on the integer kernels, within 0.3 points of f32, and said so.
     let ent = tmp("mlp-int8-entropy.mdm");
     let e = ent.to_str().expect("utf-8 temp path");
@@ -178,7 +147,7 @@ fn quantize_writes_an_int8_model_that_runs_on_integer_kernels() {
     assert_eq!(ok_json(&["info", e, "--json"])["weights"]["int8_steps"], 2);
     let e_acc = ok_json(&["eval", e, "--json"])["accuracy"].as_f64().expect("accuracy");
     assert!(e_acc >= f32_acc - 0.003, "entropy int8 {e_acc} vs f32 {f32_acc}");
-    fails_with(&["quantize", "models/mnist-mlp.mdm", "--out", o, "--calib-samples", "0"], "at least 1 digit");
+    fails_with(&["quantize", "models/mnist-mlp.mdm", "--out", o, "--calib-samples", "0"], &["at least 1 digit"]);
     let help = mdeploy(&["quantize", "--help"]);
     let help = String::from_utf8_lossy(&help.stdout);
     assert!(help.contains("--calibration") && help.contains("QUANT.md") && help.contains("mdeploy quantize models/mnist-mlp.mdm"), "{help}");
@@ -220,7 +189,7 @@ fn quantize_writes_4_and_2_bit_models_with_and_without_qat() {
 fn quantize_bits_1_binarizes_the_dense_after_a_sign() {
     let out = tmp("mlp-binary.mdm");
     let o = out.to_str().expect("utf-8 temp path");
-    fails_with(&["quantize", "models/mnist-mlp.mdm", "--out", o, "--bits", "1", "--quiet"], "nothing to binarize");
+    fails_with(&["quantize", "models/mnist-mlp.mdm", "--out", o, "--bits", "1", "--quiet"], &["nothing to binarize"]);
     let latent = tmp("mlp-binary-latent.mdm");
     let l = latent.to_str().expect("utf-8 temp path");
     let run = mdeploy(&["distill", "--teacher", "models/mnist-mlp.mdm", "--arch", "mlp-binary:128x1", "--epochs", "1", "--out", l, "--quiet"]);
@@ -294,5 +263,5 @@ fn monitor_ref_stores_the_input_reference_and_changes_no_answer() {
     assert_eq!(again["replaced"], true);
     let m = mdeploy_core::format::read(&std::fs::read(&out).expect("written")).expect("reads");
     assert_eq!(m.meta.provenance.extra.iter().filter(|(k, _)| k == "monitor.reference").count(), 1);
-    fails_with(&["monitor-ref", "models/mnist-mlp.mdm", "--out", o, "--data", "/nonexistent"], "no 0.json there");
+    fails_with(&["monitor-ref", "models/mnist-mlp.mdm", "--out", o, "--data", "/nonexistent"], &["no 0.json there"]);
 }

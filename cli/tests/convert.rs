@@ -2,45 +2,17 @@
 //! `mdeploy eval` on the 2,000 test digits reproduces the framework's own accuracy; bad input
 //! gives errors that say what to do.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+mod support;
+use support::{fails_with, mdeploy, ok_json, root};
+
+fn tmp(name: &str) -> String {
+    support::tmp_file("convert", name).display().to_string()
 }
 
 fn fixture(name: &str) -> String {
     root().join("core/onnx/fixtures").join(name).display().to_string()
-}
-
-fn mdeploy(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mdeploy"))
-        .args(args)
-        .current_dir(root())
-        .output()
-        .expect("the mdeploy binary runs")
-}
-
-fn ok_json(args: &[&str]) -> serde_json::Value {
-    let out = mdeploy(args);
-    assert!(out.status.success(), "mdeploy {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("mdeploy {args:?} printed no JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
-}
-
-fn fails_with(args: &[&str], needles: &[&str]) {
-    let out = mdeploy(args);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "mdeploy {args:?} should fail, printed {}", String::from_utf8_lossy(&out.stdout));
-    for needle in needles {
-        assert!(err.contains(needle), "mdeploy {args:?}: error {err:?} should mention {needle:?}");
-    }
-}
-
-fn tmp(name: &str) -> String {
-    let dir = std::env::temp_dir().join(format!("mdeploy-convert-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir.join(name).display().to_string()
 }
 
 /// Accuracies the frameworks measured on the same 2,000 digits when the fixtures were made

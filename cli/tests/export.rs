@@ -2,37 +2,13 @@
 //! and `mdeploy eval` scores exactly what the original scores; bad input and options give errors
 //! that say what to do. (onnxruntime parity of the exported files: core/onnx/tests/onnx/export.rs.)
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn mdeploy(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mdeploy")).args(args).current_dir(root()).output().expect("the mdeploy binary runs")
-}
-
-fn ok_json(args: &[&str]) -> serde_json::Value {
-    let out = mdeploy(args);
-    assert!(out.status.success(), "mdeploy {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("mdeploy {args:?} printed no JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
-}
-
-fn fails_with(args: &[&str], needles: &[&str]) {
-    let out = mdeploy(args);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "mdeploy {args:?} should fail, printed {}", String::from_utf8_lossy(&out.stdout));
-    for needle in needles {
-        assert!(err.contains(needle), "mdeploy {args:?}: error {err:?} should mention {needle:?}");
-    }
-}
+mod support;
+use support::{fails_with, mdeploy, ok_json};
 
 fn tmp(name: &str) -> String {
-    let dir = std::env::temp_dir().join(format!("mdeploy-export-cli-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir.join(name).display().to_string()
+    support::tmp_file("export", name).display().to_string()
 }
 
 #[test]

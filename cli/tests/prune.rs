@@ -3,42 +3,16 @@
 //! `mdeploy eval` reproduces the accuracy recorded in the provenance, the shipped pruned and
 //! distilled models score what their files say, and mistakes get errors that say what to do.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
 
 use mdeploy_core::format;
 use mdeploy_core::Op;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn mdeploy(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mdeploy"))
-        .args(args)
-        .current_dir(root())
-        .output()
-        .expect("the mdeploy binary runs")
-}
-
-fn ok_json(args: &[&str]) -> serde_json::Value {
-    let out = mdeploy(args);
-    assert!(out.status.success(), "mdeploy {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("mdeploy {args:?} printed no JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
-}
-
-fn fails_with(args: &[&str], needle: &str) {
-    let out = mdeploy(args);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "mdeploy {args:?} should fail");
-    assert!(err.contains(needle), "mdeploy {args:?}: error {err:?} should mention {needle:?}");
-}
+mod support;
+use support::{fails_with, mdeploy, ok_json, root};
 
 fn tmp(name: &str) -> String {
-    let dir = std::env::temp_dir().join(format!("mdeploy-prune-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir.join(name).display().to_string()
+    support::tmp_file("prune", name).display().to_string()
 }
 
 /// `mdeploy eval` (the inference plan) reproduces the accuracy the file records.
@@ -145,19 +119,19 @@ fn distill_runs_rounds_and_records_them() {
 #[test]
 fn mistakes_get_errors_that_say_what_to_do() {
     let out = tmp("x.mdm");
-    fails_with(&["prune", "models/mnist-mlp.mdm", "--out", &out], "--sparsity");
-    fails_with(&["prune", "models/mnist-mlp.mdm", "--structure", "2:4", "--sparsity", "0.5", "--out", &out], "n:m");
-    fails_with(&["prune", "models/mnist-mlp.mdm", "--structure", "block:4", "--sparsity", "0.5", "--out", &out], "block:RxC");
-    fails_with(&["prune", "models/mnist-mlp.mdm", "--sparsity", "1.5", "--out", &out], "[0, 1)");
-    fails_with(&["prune", "models/mnist-mlp.mdm", "--sparsity", "0.9", "--schedule", "polynomial", "--out", &out], "--epochs");
+    fails_with(&["prune", "models/mnist-mlp.mdm", "--out", &out], &["--sparsity"]);
+    fails_with(&["prune", "models/mnist-mlp.mdm", "--structure", "2:4", "--sparsity", "0.5", "--out", &out], &["n:m"]);
+    fails_with(&["prune", "models/mnist-mlp.mdm", "--structure", "block:4", "--sparsity", "0.5", "--out", &out], &["block:RxC"]);
+    fails_with(&["prune", "models/mnist-mlp.mdm", "--sparsity", "1.5", "--out", &out], &["[0, 1)"]);
+    fails_with(&["prune", "models/mnist-mlp.mdm", "--sparsity", "0.9", "--schedule", "polynomial", "--out", &out], &["--epochs"]);
     fails_with(
         &["prune", "models/mnist-mlp.mdm", "--sparsity", "0.9", "--schedule", "polynomial", "--epochs", "1", "--end-step", "500", "--out", &out],
-        "--end-step 500",
+        &["--end-step 500"],
     );
-    fails_with(&["prune", "models/mnist-mlp.mdm", "--sparsity", "0.5", "--out", "/no/such/dir/x.mdm"], "does not exist");
-    fails_with(&["distill", "--teacher", "models/mnist-mlp.mdm", "--arch", "mlp:0", "--out", &out], "mlp:H");
-    fails_with(&["distill", "--teacher", "models/mnist-mlp.mdm", "--alpha", "2", "--out", &out], "alpha");
-    fails_with(&["distill", "--teacher", "models/missing.mdm", "--out", &out], "no such file");
+    fails_with(&["prune", "models/mnist-mlp.mdm", "--sparsity", "0.5", "--out", "/no/such/dir/x.mdm"], &["does not exist"]);
+    fails_with(&["distill", "--teacher", "models/mnist-mlp.mdm", "--arch", "mlp:0", "--out", &out], &["mlp:H"]);
+    fails_with(&["distill", "--teacher", "models/mnist-mlp.mdm", "--alpha", "2", "--out", &out], &["alpha"]);
+    fails_with(&["distill", "--teacher", "models/missing.mdm", "--out", &out], &["no such file"]);
     assert!(!Path::new(&out).exists(), "nothing written on errors");
 }
 
@@ -268,7 +242,7 @@ fn report_writes_the_table_and_the_chart() {
     assert!(md.contains("| mnist-mlp-sparse90 |") && md.contains("10172 / 101632"), "{md}");
     let svg = std::fs::read_to_string(Path::new(&dir).join("accuracy-vs-size.svg")).unwrap();
     assert!(svg.starts_with("<svg") && svg.contains("mnist-mlp-sparse90") && svg.contains("<circle"), "{svg}");
-    fails_with(&["report", "models/missing.mdm", "--out", &dir], "no such file");
+    fails_with(&["report", "models/missing.mdm", "--out", &dir], &["no such file"]);
     assert!(md.contains("not measured"), "no wasm file: the wasm columns say so\n{md}");
 
     // --wasm-latency: rows are matched by the model's digest; a model without a line keeps
@@ -292,5 +266,5 @@ fn report_writes_the_table_and_the_chart() {
     let mut args = vec!["report"];
     args.extend(models);
     args.extend(["--out", &dir, "--wasm-latency", wasm_s]);
-    fails_with(&args, "line 1: no positive batch1_us");
+    fails_with(&args, &["line 1: no positive batch1_us"]);
 }

@@ -1,7 +1,5 @@
 //! Helpers shared by the CLI test files: run the real `mdeploy` binary from the repository
 //! root, read its JSON, expect failures that say what to do, and per-process temp folders.
-//! (cli.rs, convert.rs, export.rs and prune.rs still keep their own copies: moving them here
-//! is welcome.)
 
 #![allow(dead_code)] // each test file uses a different subset
 
@@ -57,6 +55,14 @@ pub fn tmp_dir(tag: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("temp dir");
     dir
+}
+
+/// A file `name` in this process's folder for `tag` (created if missing, never emptied: the
+/// files of one test file live side by side).
+pub fn tmp_file(tag: &str, name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("mdeploy-cli-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir.join(name)
 }
 
 pub fn s(p: &Path) -> &str {
