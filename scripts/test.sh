@@ -29,12 +29,12 @@ step "ONNX backend node tests: the cases of onnx 1.23.2, written once into ~/.ca
 bash core/onnx/node-tests/generate.sh
 
 step "Rust tests (core, format fuzzing, kernels, plan, training, CLI end to end; the native server with tritonclient.grpc and a real Prometheus)"
-cargo test --workspace --release --lib --bins --tests 2>&1 | tee -a "$LOG"
+cargo test --workspace --profile ci --lib --bins --tests 2>&1 | tee -a "$LOG"
 
 step "WebGPU engine natively on lavapipe (Vulkan): every kernel and the graph suite against f64 references"
 # The same engine code as in the browser (wasm/src/gpu/engine.rs), through wgpu's Vulkan backend on
 # Mesa's software rasterizer (mesa-vulkan-drivers, installed by the bootstrap).
-XDG_RUNTIME_DIR="$(mktemp -d)" cargo test -p mdeploy-wasm --release --features native-gpu --test gpu --test gpu_graph --test gpu_hostile 2>&1 | tee -a "$LOG"
+XDG_RUNTIME_DIR="$(mktemp -d)" cargo test -p mdeploy-wasm --profile ci --features native-gpu --test gpu --test gpu_graph --test gpu_hostile 2>&1 | tee -a "$LOG"
 
 step "mdeploy-wasm: package build, wasm-pack test --node, Node parity/error/package suites"
 bash wasm/scripts/test.sh 2>&1 | tee -a "$LOG"
