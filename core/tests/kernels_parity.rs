@@ -310,6 +310,11 @@ fn maxpool_matches_reference_all_kernel_sets() {
     let geoms = [
         (16, 24, 24, [2, 2], [2, 2]),
         (32, 8, 8, [2, 2], [2, 2]),
+        // 2x2 windows with whole 8-channel vectors take the written-out x86 path: other
+        // strides, odd sizes, 8 and 24 channels.
+        (24, 7, 9, [2, 2], [1, 1]),
+        (8, 5, 6, [2, 2], [2, 1]),
+        (40, 5, 5, [2, 2], [3, 2]),
         (1, 28, 28, [2, 2], [2, 2]),
         (17, 9, 7, [3, 3], [2, 2]),
         (12, 14, 14, [3, 2], [1, 3]),

@@ -124,3 +124,31 @@ pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
         std::thread::park_timeout(std::time::Duration::from_millis(1));
     }
 }
+
+/// Seconds of CPU time this thread has used (`clock_gettime(CLOCK_THREAD_CPUTIME_ID)`, Linux),
+/// so that time spent descheduled on a shared machine does not count; wall time elsewhere.
+/// For benches that race plans in one process (`examples/pool_fusion.rs`, `cnn_steps.rs`).
+#[cfg(target_os = "linux")]
+pub fn thread_time() -> f64 {
+    #[repr(C)]
+    struct Timespec {
+        sec: i64,
+        nsec: i64,
+    }
+    extern "C" {
+        fn clock_gettime(clock: i32, tp: *mut Timespec) -> i32;
+    }
+    const CLOCK_THREAD_CPUTIME_ID: i32 = 3;
+    let mut t = Timespec { sec: 0, nsec: 0 };
+    // SAFETY: `t` is a valid timespec (two 64-bit fields on 64-bit Linux); the call only writes it.
+    let rc = unsafe { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &mut t) };
+    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID) failed");
+    t.sec as f64 + t.nsec as f64 * 1e-9
+}
+
+/// Wall time since the first call (no thread CPU clock here).
+#[cfg(not(target_os = "linux"))]
+pub fn thread_time() -> f64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    START.get_or_init(std::time::Instant::now).elapsed().as_secs_f64()
+}

@@ -17,6 +17,9 @@ pub(crate) unsafe fn avx2_maxpool_f32(src: &[f32], dst: &mut [f32], g: &PoolGeom
     let s = src.as_ptr();
     let d = dst.as_mut_ptr();
     let c8 = c - c % 8;
+    if g.kh == 2 && g.kw == 2 && c8 == c {
+        return pool2x2(s, d, g);
+    }
     for oy in 0..g.oh {
         for ox in 0..g.ow {
             let out = d.add((oy * g.ow + ox) * c);
@@ -42,6 +45,34 @@ pub(crate) unsafe fn avx2_maxpool_f32(src: &[f32], dst: &mut [f32], g: &PoolGeom
                 }
                 *out.add(ch) = m;
                 ch += 1;
+            }
+        }
+    }
+}
+
+/// The 2×2 window (any stride) with whole 8-channel vectors: the window's four loads written
+/// out, no inner loops. The general loop above spent most of its time on loop and address
+/// arithmetic (~10 % of the trained CNN's batch-1 samples, perf). Same maxima in the same
+/// order as the general loop (the first element, then row by row), so the same bits, NaN
+/// included.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn pool2x2(s: *const f32, d: *mut f32, g: &PoolGeom) {
+    let c = g.c;
+    let row = g.w * c;
+    for oy in 0..g.oh {
+        for ox in 0..g.ow {
+            let out = d.add((oy * g.ow + ox) * c);
+            let p = s.add(((oy * g.sh) * g.w + ox * g.sw) * c);
+            let mut ch = 0;
+            while ch < c {
+                let q = p.add(ch);
+                let m = _mm256_loadu_ps(q);
+                let m = _mm256_max_ps(m, m);
+                let m = _mm256_max_ps(m, _mm256_loadu_ps(q.add(c)));
+                let m = _mm256_max_ps(m, _mm256_loadu_ps(q.add(row)));
+                let m = _mm256_max_ps(m, _mm256_loadu_ps(q.add(row + c)));
+                _mm256_storeu_ps(out.add(ch), m);
+                ch += 8;
             }
         }
     }

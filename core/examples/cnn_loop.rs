@@ -1,0 +1,29 @@
+//! A profiling target: the trained CNN (`models/mnist-cnn.mdm`) through `Plan` with the best
+//! kernel set, on real test digits, for a fixed number of seconds at one batch size, so that
+//! `perf record` sees nothing but the plan. Prints the thread CPU time per image.
+//!
+//! `MDEPLOY_MNIST_DIR=... cargo run --release -p mdeploy-core --example cnn_loop [BATCH] [SECONDS]`
+//! then e.g. `perf record -g $CARGO_TARGET_DIR/release/examples/cnn_loop 1 10`.
+
+use mdeploy_core::kernels::KernelSet;
+use mdeploy_core::Plan;
+use mdeploy_testkit::{mnist, thread_time};
+
+fn main() {
+    let arg = |i: usize, d: f64| std::env::args().nth(i).and_then(|s| s.parse().ok()).unwrap_or(d);
+    let (batch, secs) = (arg(1, 1.0) as usize, arg(2, 5.0));
+    let (digits, _) = mnist::test_digits().unwrap_or_else(|e| panic!("{e}"));
+    let model = mnist::trained_model("mnist-cnn.mdm").unwrap_or_else(|e| panic!("{e}"));
+    let mut plan = Plan::from_graph(&model.graph, &model.meta.input_shape, batch, KernelSet::best()).expect("plan");
+    let il = 784;
+    let n = digits.len() / il;
+    let mut out = vec![0.0; plan.output_len() * batch];
+    let (t0, mut done, mut i) = (thread_time(), 0usize, 0usize);
+    while thread_time() - t0 < secs {
+        let s = i % (n - batch + 1);
+        plan.run(&digits[s * il..(s + batch) * il], batch, &mut out).expect("run");
+        done += batch;
+        i += batch.min(7);
+    }
+    println!("{} batch {batch}: {:.2} µs/image over {done} images", plan.kernel_name(), (thread_time() - t0) / done as f64 * 1e6);
+}
