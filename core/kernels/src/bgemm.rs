@@ -174,6 +174,61 @@ impl KernelSet {
     }
 }
 
+/// The bits a binary layer hands the next one without writing its f32 values (the CPU
+/// executor's fused `BDense → Affine → Sign → BDense`): column `c`'s output bit is 1 exactly
+/// when its dot product lies in `lo[c]..=hi[c]`. The executor derives the interval from the f32
+/// epilogue, BatchNorm and Sign (exec/bfuse.rs), so it is any monotone rule: `dot >= T`
+/// (`hi = i32::MAX`), `dot <= T` (`lo = i32::MIN`), always (both) or never (`lo > hi`).
+#[derive(Clone, Debug)]
+pub struct BSignRule {
+    pub lo: Vec<i32>,
+    pub hi: Vec<i32>,
+}
+
+impl KernelSet {
+    /// [`KernelSet::bgemm`] whose products become bits instead of i32: row `i`, bit `j` (bit
+    /// `j % 64` of word `j / 64`, at `out[i·ldo..]`) is `rule.lo[j] <= dot <= rule.hi[j]`, i.e.
+    /// the packed ±1 input of the next binary layer. Bits past n are 0 (the padding rule of the
+    /// next product). Exact, so the same bits on every set. Panics when a slice is short.
+    pub fn bgemm_sign(&self, m: usize, a: &[u64], lda: usize, b: &PackedBB, rule: &BSignRule, out: &mut [u64], ldo: usize) {
+        let (k, n, words) = (b.k, b.n, b.words);
+        let owords = b_words(n);
+        if m == 0 || n == 0 {
+            return;
+        }
+        assert!(lda >= words && a.len() >= (m - 1) * lda + words, "bgemm_sign: A too short");
+        assert!(ldo >= owords && out.len() >= (m - 1) * ldo + owords, "bgemm_sign: out too short");
+        assert!(rule.lo.len() >= n && rule.hi.len() >= n, "bgemm_sign: rule too short");
+        for r in 0..m {
+            out[r * ldo..r * ldo + owords].fill(0);
+        }
+        let mr = self.bmr;
+        let panel = words * BNR;
+        // One tile of i32 products on the stack: the products never reach memory beyond L1.
+        let mut tile = [0i32; BMAX_MR * BNR];
+        for row0 in (0..m).step_by(mr) {
+            let rows = mr.min(m - row0);
+            for pi in 0..n.div_ceil(BNR) {
+                let cols = BNR.min(n - pi * BNR);
+                let bp = &b.data[pi * panel..(pi + 1) * panel];
+                // SAFETY: as in `bgemm`; the tile holds MR <= BMAX_MR rows of 8 at stride 8.
+                unsafe { (self.bmmm)(words, a[row0 * lda..].as_ptr(), lda, bp.as_ptr(), k as i32, tile.as_mut_ptr(), BNR, rows, cols) };
+                let (lo, hi) = (&rule.lo[pi * BNR..pi * BNR + cols], &rule.hi[pi * BNR..pi * BNR + cols]);
+                // 8 columns = one byte of the output row; BNR divides 64, so it never straddles words.
+                let (w, sh) = (pi * BNR / 64, pi * BNR % 64);
+                for r in 0..rows {
+                    let t = &tile[r * BNR..r * BNR + cols];
+                    let mut byte = 0u64;
+                    for j in 0..cols {
+                        byte |= u64::from(lo[j] <= t[j] && t[j] <= hi[j]) << j;
+                    }
+                    out[(row0 + r) * ldo + w] |= byte << sh;
+                }
+            }
+        }
+    }
+}
+
 /// Stores a tile of mismatch counts as `k − 2 · count`. Safety: `c` valid for `rows` rows of
 /// `cols` at `ldc`.
 #[inline(always)]

@@ -33,7 +33,7 @@ use crate::kernels::generic::generic_pool_f32::generic_pool_f32;
 use crate::kernels::generic::generic_softmax_f32::softmax_rows;
 use crate::kernels::{a_panel, APanel, AlignedBuf, BlockW, KernelSet, MatRef, PackedB, PoolGeom, SparseOffsets, SparseW, MAX_MR, BLOCK_WIDTHS};
 use crate::kernels::qgemm::{PackedQB, QMAX_MR};
-use crate::kernels::{PackedBB, MAX_BK};
+use crate::kernels::{BSignRule, PackedBB, MAX_BK};
 use crate::kernels::WinogradW;
 use crate::kernels::generic::generic_maxpool_u8::generic_maxpool_u8;
 use crate::kernels::quant::{QEpi, QOut, QParams, MAX_QK};
@@ -175,6 +175,21 @@ struct BDenseX {
     alpha: Vec<f32>,
     bias: Vec<f32>,
     act: Act,
+    /// A fused `→ Affine → Sign → BDense` after it (`exec/bfuse.rs`, "stacks"): this layer's
+    /// outputs are never written as f32; `rule` turns each dot product straight into the next
+    /// layer's input bit (its alpha, bias and act are folded into the rule), and the step's
+    /// output is the last layer's.
+    then: Option<Box<(BSignRule, BDenseX)>>,
+}
+
+impl BDenseX {
+    /// The layer whose f32 outputs the step writes.
+    fn last(&self) -> &BDenseX {
+        match &self.then {
+            Some(t) => t.1.last(),
+            None => self,
+        }
+    }
 }
 
 /// Rows a binary Dense packs and multiplies at a time (bounds its scratch: `BROWS` packed rows
@@ -253,6 +268,8 @@ struct Scratch {
     /// Binary steps: `BROWS` sign-packed rows and their i32 dot products (largest of them).
     bits: Vec<u64>,
     bacc: Vec<i32>,
+    /// A fused stack's second bit buffer (the layers alternate between the two).
+    bits2: Vec<u64>,
 }
 
 #[derive(Default)]
@@ -588,6 +605,7 @@ impl Exec {
         let mut split = split;
         let mut step_vals = step_vals;
         bfuse::fuse_sign_affines(&mut steps, &mut step_vals, &mut split, out_v);
+        bfuse::fuse_binary_stacks(&mut steps, &mut step_vals, &mut split, out_v);
         qconv::fuse_max_pools(&mut steps, &step_vals, &mut split, &mut qs);
         // Memory budget (`budget.rs`): the per-sample buffers and the padded-conv scratch are
         // fixed; the batch buffers grow with the chunk, which shrinks to fit.
@@ -629,6 +647,7 @@ impl Exec {
                 wino: AlignedBuf::zeros(wino_max),
                 bits: vec![0; BROWS * bwords_max],
                 bacc: vec![0; BROWS * bn_max],
+                bits2: vec![0; BROWS * bwords_max],
             },
         })
     }
@@ -912,6 +931,7 @@ fn compile(k: &Kernel, ks: KernelSet, k_max: &mut usize, qs: &mut QScratch) -> X
             alpha: alpha.clone(),
             bias: bias.clone(),
             act: *act,
+            then: None,
         })),
         Kernel::QConv2d { win, out_c, weight, bias, input, epi } => {
             let (w, gather) = match qconv::QGather::new(ks, win, *out_c, weight) {
@@ -1033,8 +1053,8 @@ fn sample_step(
             }
             XK::BDense(d) => {
                 // Never reached (a BDense starts the batched stage); correct anyway.
-                let (k, n) = (d.w.k(), d.w.n());
-                bdense_rows(ks, d, x(0), k, 1, y, n, &mut scratch.bits, &mut scratch.bacc);
+                let k = d.w.k();
+                bdense_rows(ks, d, x(0), k, 1, y, st.out_len, scratch);
             }
             // Never in place when it writes u8 (`u8_values`).
             XK::Quantize { q } if st.out_u8 => ks.quantize(*q, x(0), &mut bytes_mut(y)[..st.out_len]),
@@ -1071,20 +1091,35 @@ fn sample_step(
 /// (an exact integer-to-f32 conversion, |dot| <= 2^16, one multiply and one add: the same bits
 /// on every kernel set).
 #[allow(clippy::too_many_arguments)]
-fn bdense_rows(ks: KernelSet, d: &BDenseX, x: &[f32], lda: usize, m: usize, y: &mut [f32], ldy: usize, bits: &mut [u64], acc: &mut [i32]) {
-    let (k, n, words) = (d.w.k(), d.w.n(), d.w.words());
+fn bdense_rows(ks: KernelSet, d: &BDenseX, x: &[f32], lda: usize, m: usize, y: &mut [f32], ldy: usize, scratch: &mut Scratch) {
+    let k = d.w.k();
+    let Scratch { bits, bits2, bacc, .. } = scratch;
     for r0 in (0..m).step_by(BROWS) {
         let rows = BROWS.min(m - r0);
         let pre = d.pre.as_ref().map(|(s, t)| (s.as_slice(), t.as_slice()));
         ks.bpack_rows(rows, k, &x[r0 * lda..], lda, pre, bits);
-        ks.bgemm(rows, bits, words, &d.w, acc, n);
-        for r in 0..rows {
-            let yr = &mut y[(r0 + r) * ldy..(r0 + r) * ldy + n];
-            for (c, v) in yr.iter_mut().enumerate() {
-                *v = d.alpha[c] * acc[r * n + c] as f32 + d.bias[c];
-            }
-            generic_act_f32(d.act, yr);
+        bstack_rows(ks, d, rows, bits, bits2, bacc, &mut y[r0 * ldy..], ldy);
+    }
+}
+
+/// `rows` packed rows in `a` through `d` and the layers fused after it: each hidden layer's
+/// products become the next layer's bits in `b` (the two buffers swap roles), the last
+/// layer's become `act(alpha[c] · dot + bias[c])` in `y`.
+#[allow(clippy::too_many_arguments)]
+fn bstack_rows(ks: KernelSet, d: &BDenseX, rows: usize, a: &mut [u64], b: &mut [u64], acc: &mut [i32], y: &mut [f32], ldy: usize) {
+    let (n, words) = (d.w.n(), d.w.words());
+    if let Some(t) = &d.then {
+        let (rule, next) = (&t.0, &t.1);
+        ks.bgemm_sign(rows, a, words, &d.w, rule, b, next.w.words());
+        return bstack_rows(ks, next, rows, b, a, acc, y, ldy);
+    }
+    ks.bgemm(rows, a, words, &d.w, acc, n);
+    for r in 0..rows {
+        let yr = &mut y[r * ldy..r * ldy + n];
+        for (c, v) in yr.iter_mut().enumerate() {
+            *v = d.alpha[c] * acc[r * n + c] as f32 + d.bias[c];
         }
+        generic_act_f32(d.act, yr);
     }
 }
 
@@ -1111,15 +1146,14 @@ fn bdense_step(
             Loc::Buf { buf, batched } => (bufs[buf].as_slice(), stride[buf], batched),
         };
         if src_batched && batched {
-            bdense_rows(ks, d, src, lda, nb, obuf.as_mut_slice(), ldy, &mut scratch.bits, &mut scratch.bacc);
+            bdense_rows(ks, d, src, lda, nb, obuf.as_mut_slice(), ldy, scratch);
         } else {
             // A per-sample input or output (not expected after the split): one row at a time.
             for s in 0..nb {
                 let x = view(st.ins[0], s, st.in_lens[0], input, il, bufs, stride);
                 let at = if batched { s * stride[ob] } else { 0 };
                 let y = &mut obuf.as_mut_slice()[at..at + st.out_len];
-                let (k, n) = (d.w.k(), d.w.n());
-                bdense_rows(ks, d, x, k, 1, y, n, &mut scratch.bits, &mut scratch.bacc);
+                bdense_rows(ks, d, x, d.w.k(), 1, y, st.out_len, scratch);
             }
         }
     }
