@@ -181,8 +181,24 @@ impl KernelSet {
 /// (`hi = i32::MAX`), `dot <= T` (`lo = i32::MIN`), always (both) or never (`lo > hi`).
 #[derive(Clone, Debug)]
 pub struct BSignRule {
-    pub lo: Vec<i32>,
-    pub hi: Vec<i32>,
+    lo: Vec<i32>,
+    hi: Vec<i32>,
+}
+
+impl BSignRule {
+    /// The rule `lo[c] <= dot <= hi[c]` per column (equal lengths), padded to whole panels
+    /// with "never" so columns past n give 0 bits without a test per column.
+    pub fn new(mut lo: Vec<i32>, mut hi: Vec<i32>) -> BSignRule {
+        assert_eq!(lo.len(), hi.len(), "BSignRule: lengths");
+        let padded = lo.len().div_ceil(BNR) * BNR;
+        lo.resize(padded, i32::MAX);
+        hi.resize(padded, i32::MIN);
+        BSignRule { lo, hi }
+    }
+    /// Column c's interval.
+    pub fn interval(&self, c: usize) -> (i32, i32) {
+        (self.lo[c], self.hi[c])
+    }
 }
 
 impl KernelSet {
@@ -198,7 +214,7 @@ impl KernelSet {
         }
         assert!(lda >= words && a.len() >= (m - 1) * lda + words, "bgemm_sign: A too short");
         assert!(ldo >= owords && out.len() >= (m - 1) * ldo + owords, "bgemm_sign: out too short");
-        assert!(rule.lo.len() >= n && rule.hi.len() >= n, "bgemm_sign: rule too short");
+        assert!(rule.lo.len() >= n.div_ceil(BNR) * BNR, "bgemm_sign: rule too short");
         for r in 0..m {
             out[r * ldo..r * ldo + owords].fill(0);
         }
@@ -213,14 +229,17 @@ impl KernelSet {
                 let bp = &b.data[pi * panel..(pi + 1) * panel];
                 // SAFETY: as in `bgemm`; the tile holds MR <= BMAX_MR rows of 8 at stride 8.
                 unsafe { (self.bmmm)(words, a[row0 * lda..].as_ptr(), lda, bp.as_ptr(), k as i32, tile.as_mut_ptr(), BNR, rows, cols) };
-                let (lo, hi) = (&rule.lo[pi * BNR..pi * BNR + cols], &rule.hi[pi * BNR..pi * BNR + cols]);
+                // Whole panels (the rule is padded with "never"; the tile's columns past `cols`
+                // are ignored by it): a fixed 8-wide compare the compiler vectorizes.
+                let lo: &[i32; BNR] = rule.lo[pi * BNR..pi * BNR + BNR].try_into().expect("8");
+                let hi: &[i32; BNR] = rule.hi[pi * BNR..pi * BNR + BNR].try_into().expect("8");
                 // 8 columns = one byte of the output row; BNR divides 64, so it never straddles words.
                 let (w, sh) = (pi * BNR / 64, pi * BNR % 64);
                 for r in 0..rows {
-                    let t = &tile[r * BNR..r * BNR + cols];
+                    let t: &[i32; BNR] = tile[r * BNR..r * BNR + BNR].try_into().expect("8");
                     let mut byte = 0u64;
-                    for j in 0..cols {
-                        byte |= u64::from(lo[j] <= t[j] && t[j] <= hi[j]) << j;
+                    for j in 0..BNR {
+                        byte |= u64::from((lo[j] <= t[j]) & (t[j] <= hi[j])) << j;
                     }
                     out[(row0 + r) * ldo + w] |= byte << sh;
                 }

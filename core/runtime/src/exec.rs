@@ -180,6 +180,9 @@ struct BDenseX {
     /// layer's input bit (its alpha, bias and act are folded into the rule), and the step's
     /// output is the last layer's.
     then: Option<Box<(BSignRule, BDenseX)>>,
+    /// A fused in-place `Affine` after the step (`exec/bfuse.rs`, "posts"; the last layer's):
+    /// `act(y · scale + shift)` applied to each output row as the Affine step applies it.
+    post: Option<(Vec<f32>, Vec<f32>, Act)>,
 }
 
 impl BDenseX {
@@ -606,6 +609,7 @@ impl Exec {
         let mut step_vals = step_vals;
         bfuse::fuse_sign_affines(&mut steps, &mut step_vals, &mut split, out_v);
         bfuse::fuse_binary_stacks(&mut steps, &mut step_vals, &mut split, out_v);
+        bfuse::fuse_binary_posts(&mut steps, &mut step_vals, &mut split);
         qconv::fuse_max_pools(&mut steps, &step_vals, &mut split, &mut qs);
         // Memory budget (`budget.rs`): the per-sample buffers and the padded-conv scratch are
         // fixed; the batch buffers grow with the chunk, which shrinks to fit.
@@ -689,6 +693,18 @@ impl Exec {
                 let st_len = stride[buf];
                 for row in bufs[buf].as_mut_slice()[..nb * st_len].chunks_exact_mut(st_len) {
                     generic_act_f32(*a, &mut row[..st.out_len]);
+                }
+            } else if let (true, Loc::Buf { buf, .. }, XK::Affine { scale, shift, act }) = (st.in_place, st.out, &st.k) {
+                // As the Act above (a BatchNorm after a binary layer): the same per-row kernel
+                // as `sample_step`, without its per-sample setup.
+                let st_len = stride[buf];
+                for row in bufs[buf].as_mut_slice()[..nb * st_len].chunks_exact_mut(st_len) {
+                    generic_affine_f32(&mut row[..st.out_len], scale, shift, *act);
+                }
+            } else if let (true, false, Loc::Buf { buf, .. }, XK::Quantize { q }) = (st.in_place, st.out_u8, st.out, &st.k) {
+                let st_len = stride[buf];
+                for row in bufs[buf].as_mut_slice()[..nb * st_len].chunks_exact_mut(st_len) {
+                    ks.fake_quantize(*q, &mut row[..st.out_len]);
                 }
             } else if let (true, Loc::Buf { buf, .. }, XK::Softmax { len }) = (st.in_place, st.out, &st.k) {
                 let st_len = stride[buf];
@@ -932,6 +948,7 @@ fn compile(k: &Kernel, ks: KernelSet, k_max: &mut usize, qs: &mut QScratch) -> X
             bias: bias.clone(),
             act: *act,
             then: None,
+            post: None,
         })),
         Kernel::QConv2d { win, out_c, weight, bias, input, epi } => {
             let (w, gather) = match qconv::QGather::new(ks, win, *out_c, weight) {
@@ -1120,6 +1137,9 @@ fn bstack_rows(ks: KernelSet, d: &BDenseX, rows: usize, a: &mut [u64], b: &mut [
             *v = d.alpha[c] * acc[r * n + c] as f32 + d.bias[c];
         }
         generic_act_f32(d.act, yr);
+        if let Some((scale, shift, act)) = &d.post {
+            generic_affine_f32(yr, scale, shift, *act);
+        }
     }
 }
 

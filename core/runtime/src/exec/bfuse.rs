@@ -115,6 +115,49 @@ pub(super) fn fuse_binary_stacks(steps: &mut Vec<XStep>, vals: &mut Vec<(Vec<usi
     }
 }
 
+/// Fuses an in-place `Affine` right after a binary step (the BatchNorm > ReLU after the last
+/// binary layer of an `mlp-binary(-in)` model) into the step's epilogue: the row the step just
+/// wrote, still in L1, goes through the same `generic_affine_f32` call instead of a second pass
+/// over the chunk. The same operations in the same order: the same bits.
+pub(super) fn fuse_binary_posts(steps: &mut Vec<XStep>, vals: &mut Vec<(Vec<usize>, usize)>, split: &mut usize) {
+    #[cfg(test)]
+    if tests::UNSTACKED.with(|u| u.get()) {
+        return;
+    }
+    let mut j = 0;
+    while j + 1 < steps.len() {
+        let v = vals[j].1;
+        let ok = match (&steps[j].k, &steps[j + 1].k) {
+            (XK::BDense(d), XK::Affine { scale, .. }) => {
+                let b = &steps[j + 1];
+                d.last().post.is_none()
+                    && b.in_place
+                    && b.ins.first() == Some(&steps[j].out)
+                    && vals[j + 1].0.first() == Some(&v)
+                    && vals[j + 1].1 == v
+                    && !b.in_u8
+                    && !b.out_u8
+                    && !steps[j].out_u8
+                    && !scale.is_empty()
+                    && b.out_len == steps[j].out_len
+                    && b.out_len % scale.len() == 0
+            }
+            _ => false,
+        };
+        if !ok {
+            j += 1;
+            continue;
+        }
+        let b = steps.remove(j + 1);
+        vals.remove(j + 1);
+        if j + 1 < *split {
+            *split -= 1;
+        }
+        let (XK::Affine { scale, shift, act }, XK::BDense(d)) = (b.k, &mut steps[j].k) else { unreachable!("checked above") };
+        last_mut(d).post = Some((scale, shift, act));
+    }
+}
+
 fn last_mut(d: &mut BDenseX) -> &mut BDenseX {
     match d.then {
         Some(ref mut t) => last_mut(&mut t.1),
@@ -127,6 +170,9 @@ fn stackable(steps: &[XStep], vals: &[(Vec<usize>, usize)], j: usize, out_v: usi
     let (a, b) = (&steps[j], &steps[j + 1]);
     let (XK::BDense(d1), XK::BDense(d2)) = (&a.k, &b.k) else { return None };
     let (Some((scale, shift)), d1) = (&d2.pre, d1.last()) else { return None };
+    if d1.post.is_some() {
+        return None;
+    }
     let v = vals[j].1;
     let chain = vals[j + 1].0.as_slice() == [v] && !a.in_place && !b.in_place && !a.out_u8 && !b.in_u8;
     let private = v != out_v && vals.iter().enumerate().filter(|&(i, _)| i != j + 1).all(|(_, (ins, _))| !ins.contains(&v));
@@ -167,7 +213,7 @@ fn sign_rule(d: &BDenseX, scale: &[f32], shift: &[f32]) -> Option<BSignRule> {
         lo.push(first);
         hi.push(last);
     }
-    Some(BSignRule { lo, hi })
+    Some(BSignRule::new(lo, hi))
 }
 
 #[cfg(test)]
@@ -183,7 +229,8 @@ pub(super) mod tests {
     thread_local! {
         /// Plans built on this thread keep their Affine and Sign steps (the comparisons).
         pub(crate) static UNFUSED: Cell<bool> = const { Cell::new(false) };
-        /// Plans built on this thread keep each binary layer a step of its own (f32 outputs).
+        /// Plans built on this thread keep each binary layer a step of its own (f32 outputs) and
+        /// the Affine after it a step too (no stacks, no posts).
         pub(crate) static UNSTACKED: Cell<bool> = const { Cell::new(false) };
     }
 
@@ -362,13 +409,14 @@ pub(super) mod tests {
             })
             .collect();
         let ties = tie_inputs(n, 99);
-        for (model, xs, merged) in [(binary_in_model(), &digits, 1usize), (tie_model(3), &ties, 2)] {
+        // binary_in_model: one stack and the BatchNorm > ReLU after it as a post.
+        for (model, xs, merged) in [(binary_in_model(), &digits, 2usize), (tie_model(3), &ties, 2)] {
             for ks in KernelSet::available() {
                 for max_batch in [1, 16, 64, 100] {
                     let (s_steps, stacked) = run_stacked(&model, ks, max_batch, xs, n, true);
                     let (u_steps, unstacked) = run_stacked(&model, ks, max_batch, xs, n, false);
                     assert_eq!(stacked, unstacked, "{} ({}) max batch {max_batch}: the stack changed the output bits", ks.name(), ks.bmmm_name());
-                    assert_eq!(s_steps + merged, u_steps, "{}: {merged} layers stacked?", ks.name());
+                    assert_eq!(s_steps + merged, u_steps, "{}: {merged} steps merged?", ks.name());
                 }
             }
         }
@@ -387,19 +435,31 @@ pub(super) mod tests {
             bias: vec![1.0; 4],
             act: crate::lower::Act::None,
             then: None,
+            post: None,
         };
         // Channel 0: dot + 1 − 2 >= 0 ⇔ dot >= 1 (tie at 1). Channel 1: −(dot + 1) + 0 >= 0 ⇔
         // dot <= −1 (tie at −1). Channel 2: scale 0, shift 0: always. Channel 3: 0.5·dot + 1 +
         // (−10): never.
         let r = super::sign_rule(&d, &[1.0, -1.0, 0.0, 1.0], &[-2.0, 0.0, 0.0, -10.0]).expect("monotone");
-        assert_eq!((r.lo[0], r.hi[0]), (1, 5));
-        assert_eq!((r.lo[1], r.hi[1]), (-5, -1));
-        assert_eq!((r.lo[2], r.hi[2]), (-5, 5));
-        assert!(r.lo[3] > r.hi[3], "never: {:?}", (r.lo[3], r.hi[3]));
-        // A non-monotone channel (ReLU then a negative scale with a shift: 1s at both ends?
-        // ReLU keeps it monotone; an activation like Sigmoid too): refused only when the 1s
-        // are not one interval, which these f32 operations never produce; a NaN scale gives no 1s.
+        assert_eq!(r.interval(0), (1, 5));
+        assert_eq!(r.interval(1), (-5, -1));
+        assert_eq!(r.interval(2), (-5, 5));
+        let (lo, hi) = r.interval(3);
+        assert!(lo > hi, "never: {lo} {hi}");
+        // A NaN scale: no 1 anywhere (NaN >= 0 is false), the "never" rule.
         let r = super::sign_rule(&d, &[f32::NAN; 4], &[0.0; 4]).expect("all 0");
-        assert!((0..4).all(|c| r.lo[c] > r.hi[c]));
+        assert!((0..4).all(|c| r.interval(c).0 > r.interval(c).1));
+    }
+}
+#[cfg(test)]
+mod dump {
+    #[test]
+    fn dump_binary_in_steps() {
+        let m = crate::format::read(include_bytes!("../../../../models/mnist-mlp-binary-in.mdm")).expect("model");
+        let p = crate::lower::lower(&m.graph, &m.meta.input_shape).expect("lower");
+        for s in &p.steps { eprintln!("{} in {:?} out {}", s.kernel.name(), s.inputs, s.output); }
+        let e = super::super::Exec::new(p, 64, crate::kernels::KernelSet::best(), crate::budget::arena_budget(&m.graph)).expect("exec");
+        for st in &e.steps { eprintln!("in_place {} ins {:?} out {:?} in_u8 {} out_u8 {} out_len {}", st.in_place, st.ins, st.out, st.in_u8, st.out_u8, st.out_len); }
+        eprintln!("split {}", e.split);
     }
 }
