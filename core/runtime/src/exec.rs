@@ -183,6 +183,9 @@ struct BDenseX {
     /// A fused in-place `Affine` after the step (`exec/bfuse.rs`, "posts"; the last layer's):
     /// `act(y · scale + shift)` applied to each output row as the Affine step applies it.
     post: Option<(Vec<f32>, Vec<f32>, Act)>,
+    /// A fused `Quantize` whose only reader is an integer Dense on the same grid (`exec/bfuse.rs`,
+    /// "codes"; the last layer's): the step writes u8 codes (`out_u8`) instead of f32 values.
+    quant: Option<QParams>,
 }
 
 impl BDenseX {
@@ -273,6 +276,8 @@ struct Scratch {
     bacc: Vec<i32>,
     /// A fused stack's second bit buffer (the layers alternate between the two).
     bits2: Vec<u64>,
+    /// One f32 row of a binary step that writes u8 codes.
+    brow: Vec<f32>,
 }
 
 #[derive(Default)]
@@ -610,6 +615,7 @@ impl Exec {
         bfuse::fuse_sign_affines(&mut steps, &mut step_vals, &mut split, out_v);
         bfuse::fuse_binary_stacks(&mut steps, &mut step_vals, &mut split, out_v);
         bfuse::fuse_binary_posts(&mut steps, &mut step_vals, &mut split);
+        bfuse::fuse_binary_codes(&mut steps, &mut step_vals, &mut split, out_v);
         qconv::fuse_max_pools(&mut steps, &step_vals, &mut split, &mut qs);
         // Memory budget (`budget.rs`): the per-sample buffers and the padded-conv scratch are
         // fixed; the batch buffers grow with the chunk, which shrinks to fit.
@@ -652,6 +658,7 @@ impl Exec {
                 bits: vec![0; BROWS * bwords_max],
                 bacc: vec![0; BROWS * bn_max],
                 bits2: vec![0; BROWS * bwords_max],
+                brow: vec![0.0; bn_max],
             },
         })
     }
@@ -949,6 +956,7 @@ fn compile(k: &Kernel, ks: KernelSet, k_max: &mut usize, qs: &mut QScratch) -> X
             act: *act,
             then: None,
             post: None,
+            quant: None,
         })),
         Kernel::QConv2d { win, out_c, weight, bias, input, epi } => {
             let (w, gather) = match qconv::QGather::new(ks, win, *out_c, weight) {
@@ -1110,12 +1118,12 @@ fn sample_step(
 #[allow(clippy::too_many_arguments)]
 fn bdense_rows(ks: KernelSet, d: &BDenseX, x: &[f32], lda: usize, m: usize, y: &mut [f32], ldy: usize, scratch: &mut Scratch) {
     let k = d.w.k();
-    let Scratch { bits, bits2, bacc, .. } = scratch;
+    let Scratch { bits, bits2, bacc, brow, .. } = scratch;
     for r0 in (0..m).step_by(BROWS) {
         let rows = BROWS.min(m - r0);
         let pre = d.pre.as_ref().map(|(s, t)| (s.as_slice(), t.as_slice()));
         ks.bpack_rows(rows, k, &x[r0 * lda..], lda, pre, bits);
-        bstack_rows(ks, d, rows, bits, bits2, bacc, &mut y[r0 * ldy..], ldy);
+        bstack_rows(ks, d, rows, bits, bits2, bacc, brow, &mut y[r0 * ldy..], ldy);
     }
 }
 
@@ -1123,22 +1131,26 @@ fn bdense_rows(ks: KernelSet, d: &BDenseX, x: &[f32], lda: usize, m: usize, y: &
 /// products become the next layer's bits in `b` (the two buffers swap roles), the last
 /// layer's become `act(alpha[c] · dot + bias[c])` in `y`.
 #[allow(clippy::too_many_arguments)]
-fn bstack_rows(ks: KernelSet, d: &BDenseX, rows: usize, a: &mut [u64], b: &mut [u64], acc: &mut [i32], y: &mut [f32], ldy: usize) {
+fn bstack_rows(ks: KernelSet, d: &BDenseX, rows: usize, a: &mut [u64], b: &mut [u64], acc: &mut [i32], brow: &mut [f32], y: &mut [f32], ldy: usize) {
     let (n, words) = (d.w.n(), d.w.words());
     if let Some(t) = &d.then {
         let (rule, next) = (&t.0, &t.1);
         ks.bgemm_sign(rows, a, words, &d.w, rule, b, next.w.words());
-        return bstack_rows(ks, next, rows, b, a, acc, y, ldy);
+        return bstack_rows(ks, next, rows, b, a, acc, brow, y, ldy);
     }
     ks.bgemm(rows, a, words, &d.w, acc, n);
     for r in 0..rows {
-        let yr = &mut y[r * ldy..r * ldy + n];
+        // With codes out, the f32 row is built in `brow` and quantized into the row's bytes.
+        let yr = if d.quant.is_some() { &mut brow[..n] } else { &mut y[r * ldy..r * ldy + n] };
         for (c, v) in yr.iter_mut().enumerate() {
             *v = d.alpha[c] * acc[r * n + c] as f32 + d.bias[c];
         }
         generic_act_f32(d.act, yr);
         if let Some((scale, shift, act)) = &d.post {
             generic_affine_f32(yr, scale, shift, *act);
+        }
+        if let Some(q) = d.quant {
+            ks.quantize(q, &brow[..n], &mut bytes_mut(&mut y[r * ldy..r * ldy + n])[..n]);
         }
     }
 }

@@ -158,6 +158,60 @@ pub(super) fn fuse_binary_posts(steps: &mut Vec<XStep>, vals: &mut Vec<(Vec<usiz
     }
 }
 
+/// Fuses `binary step → Quantize (in place, f32 grid values) → QDense on the same grid` into
+/// a binary step that writes the u8 codes the QDense reads (`out_u8` / `in_u8`, one byte per
+/// value at the start of the slot, as `u8_values` keeps them). Unfused, the QDense quantizes
+/// the grid value `dequantize(quantize(v))` again, which gives back `quantize(v)` (the
+/// argument of `u8_values`: |code − zp| <= 255, so the round trip is off by far less than half
+/// a step); fused, the epilogue writes `quantize(v)` with the same kernel. The same codes, one
+/// pass over the f32 values instead of three.
+pub(super) fn fuse_binary_codes(steps: &mut Vec<XStep>, vals: &mut Vec<(Vec<usize>, usize)>, split: &mut usize, out_v: usize) {
+    #[cfg(test)]
+    if tests::UNSTACKED.with(|u| u.get()) {
+        return;
+    }
+    let mut j = 0;
+    while j + 2 < steps.len() {
+        let v = vals[j].1;
+        let ok = match (&steps[j].k, &steps[j + 1].k, &steps[j + 2].k) {
+            (XK::BDense(d), XK::Quantize { q }, XK::QDense(qd)) => {
+                let (b, c) = (&steps[j + 1], &steps[j + 2]);
+                let same = q.scale.to_bits() == qd.input.scale.to_bits() && q.zero_point == qd.input.zero_point;
+                // Nobody but the QDense reads the value, and it is not the output.
+                let private = v != out_v && vals.iter().enumerate().filter(|&(i, _)| i != j + 1 && i != j + 2).all(|(_, (ins, _))| !ins.contains(&v));
+                d.last().quant.is_none()
+                    && same
+                    && private
+                    && b.in_place
+                    && !b.out_u8
+                    && !b.in_u8
+                    && !steps[j].out_u8
+                    && !c.in_u8
+                    && vals[j + 1].0.as_slice() == [v]
+                    && vals[j + 1].1 == v
+                    && vals[j + 2].0.as_slice() == [v]
+                    && b.out_len == steps[j].out_len
+                    && c.in_lens.first() == Some(&steps[j].out_len)
+            }
+            _ => false,
+        };
+        if !ok {
+            j += 1;
+            continue;
+        }
+        let b = steps.remove(j + 1);
+        vals.remove(j + 1);
+        if j + 1 < *split {
+            *split -= 1;
+        }
+        let (XK::Quantize { q }, XK::BDense(d)) = (b.k, &mut steps[j].k) else { unreachable!("checked above") };
+        last_mut(d).quant = Some(q);
+        steps[j].out_u8 = true;
+        steps[j + 1].in_u8 = true;
+        j += 1;
+    }
+}
+
 fn last_mut(d: &mut BDenseX) -> &mut BDenseX {
     match d.then {
         Some(ref mut t) => last_mut(&mut t.1),
@@ -409,8 +463,10 @@ pub(super) mod tests {
             })
             .collect();
         let ties = tie_inputs(n, 99);
-        // binary_in_model: one stack and the BatchNorm > ReLU after it as a post.
-        for (model, xs, merged) in [(binary_in_model(), &digits, 2usize), (tie_model(3), &ties, 2)] {
+        // binary_in_model: one stack and the BatchNorm > ReLU after it as a post (its last
+        // Dense is f32: no codes). The shipped binary-input file: a stack, a post and codes.
+        let shipped = crate::format::read(include_bytes!("../../../../models/mnist-mlp-binary-in.mdm")).expect("shipped model");
+        for (model, xs, merged) in [(binary_in_model(), &digits, 2usize), (tie_model(3), &ties, 2), (shipped, &digits, 3)] {
             for ks in KernelSet::available() {
                 for max_batch in [1, 16, 64, 100] {
                     let (s_steps, stacked) = run_stacked(&model, ks, max_batch, xs, n, true);
@@ -436,6 +492,7 @@ pub(super) mod tests {
             act: crate::lower::Act::None,
             then: None,
             post: None,
+            quant: None,
         };
         // Channel 0: dot + 1 − 2 >= 0 ⇔ dot >= 1 (tie at 1). Channel 1: −(dot + 1) + 0 >= 0 ⇔
         // dot <= −1 (tie at −1). Channel 2: scale 0, shift 0: always. Channel 3: 0.5·dot + 1 +
