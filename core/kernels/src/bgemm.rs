@@ -48,9 +48,10 @@ pub(crate) type BmmmFn = unsafe fn(
 /// Sign-packs one row: `x` (k values) into `out` (`ceil(k / 64)` words), bit `p % 64` of word
 /// `p / 64` = `v >= 0` (+0 and −0 included; NaN → 0), where `v = x[p]`, or with `pre = (scale,
 /// shift)` (each k long) `v = x[p] · scale[p] + shift[p]` rounded as an `Affine` step rounds
-/// it (product, then sum; never an FMA). Bits past k are 0.
+/// it (product, then sum; never an FMA). Bits past k are 0. Returns whether every `x[p]` is
+/// finite (the packer of a plan's first step is its input check: `Plan::run`).
 /// Safety: the set's CPU features (the slices carry their own lengths, checked by the caller).
-pub(crate) type BPackFn = unsafe fn(x: &[f32], pre: Option<(&[f32], &[f32])>, out: &mut [u64]);
+pub(crate) type BPackFn = unsafe fn(x: &[f32], pre: Option<(&[f32], &[f32])>, out: &mut [u64]) -> bool;
 
 /// u64 words per packed row of `k` bits.
 pub fn b_words(k: usize) -> usize {
@@ -89,7 +90,7 @@ impl PackedBB {
 /// `words`, bits past k zero. Panics when a slice is short. The scalar reference
 /// (`generic_bpack_f32`); plans pack with their set's [`KernelSet::bpack_rows`].
 pub fn bpack_rows(m: usize, k: usize, x: &[f32], ldx: usize, out: &mut [u64]) {
-    KernelSet::generic().bpack_rows(m, k, x, ldx, None, out)
+    KernelSet::generic().bpack_rows(m, k, x, ldx, None, out);
 }
 
 impl KernelSet {
@@ -107,11 +108,12 @@ impl KernelSet {
     /// optionally through a per-position affine first: with `pre = Some((scale, shift))` (each
     /// `k` long) bit p is `x[p] · scale[p] + shift[p] >= 0`, rounded as an `Affine` step followed
     /// by a `Sign` step compute it (a BatchNorm and a Sign fused into the packing). The same
-    /// bits on every set. Panics when a slice is short.
-    pub fn bpack_rows(&self, m: usize, k: usize, x: &[f32], ldx: usize, pre: Option<(&[f32], &[f32])>, out: &mut [u64]) {
+    /// bits on every set. Returns whether every value read (`x`'s m rows of k) is finite.
+    /// Panics when a slice is short.
+    pub fn bpack_rows(&self, m: usize, k: usize, x: &[f32], ldx: usize, pre: Option<(&[f32], &[f32])>, out: &mut [u64]) -> bool {
         let words = b_words(k);
         if m == 0 {
-            return;
+            return true;
         }
         assert!(ldx >= k && x.len() >= (m - 1) * ldx + k, "bpack_rows: input too short");
         assert!(out.len() >= m * words, "bpack_rows: output too short");
@@ -119,10 +121,12 @@ impl KernelSet {
             assert!(s.len() >= k && t.len() >= k, "bpack_rows: affine too short");
             (&s[..k], &t[..k])
         });
+        let mut finite = true;
         for r in 0..m {
             // SAFETY: holding the set proves the CPU has its features; the slices are exact.
-            unsafe { (self.bpack)(&x[r * ldx..r * ldx + k], pre, &mut out[r * words..(r + 1) * words]) };
+            finite &= unsafe { (self.bpack)(&x[r * ldx..r * ldx + k], pre, &mut out[r * words..(r + 1) * words]) };
         }
+        finite
     }
 
     /// Packs ±1 weights `[k × n]` row-major (`plus[p·n + c]` true = +1). The layout is the

@@ -676,9 +676,22 @@ impl Exec {
         self.output_len
     }
 
-    /// Runs `nb <= max_batch` validated samples (`input`: `nb × input_len`, `out`: `nb × output_len`).
-    pub(crate) fn run_chunk(&mut self, input: &[f32], nb: usize, out: &mut [f32]) {
+    /// Whether the first step reads every input value through a sign-packer (a binary step on
+    /// the program input, nothing before it): then [`Exec::run_chunk`] finds a non-finite input
+    /// on that read, and `Plan::run` needs no pass of its own over the input.
+    pub(crate) fn checks_input(&self) -> bool {
+        self.split == 0
+            && self.steps.first().is_some_and(|st| {
+                matches!(st.k, XK::BDense(_)) && st.ins.first() == Some(&Loc::Input) && st.in_lens.first() == Some(&self.input_len)
+            })
+    }
+
+    /// Runs `nb <= max_batch` samples (`input`: `nb × input_len`, `out`: `nb × output_len`).
+    /// The input must be finite unless [`Exec::checks_input`]: then a non-finite value makes it
+    /// return `false` after the first step, with `out` untouched.
+    pub(crate) fn run_chunk(&mut self, input: &[f32], nb: usize, out: &mut [f32]) -> bool {
         debug_assert!(nb >= 1 && nb <= self.max_batch);
+        let checks = self.checks_input();
         let Exec { ks, input_len, output_len, steps, split, bufs, stride, out: out_loc, scratch, .. } = self;
         let (split, il) = (*split, *input_len);
         for s in 0..nb {
@@ -686,7 +699,7 @@ impl Exec {
                 sample_step(*ks, st, s, input, il, bufs, stride, scratch);
             }
         }
-        for st in &steps[split..] {
+        for (i, st) in steps[split..].iter().enumerate() {
             if let XK::Dense { w, bias, tile_relu, post } = &st.k {
                 dense_step(*ks, st, w, bias, *tile_relu, *post, nb, input, il, bufs, stride, &mut scratch.apanel);
             } else if let XK::SpDense { w, offs, wt, bias, clamp, post } = &st.k {
@@ -694,7 +707,10 @@ impl Exec {
             } else if let XK::QDense(d) = &st.k {
                 qdense_step(*ks, st, d, nb, input, il, bufs, stride, &mut scratch.q);
             } else if let XK::BDense(d) = &st.k {
-                bdense_step(*ks, st, d, nb, input, il, bufs, stride, scratch);
+                let finite = bdense_step(*ks, st, d, nb, input, il, bufs, stride, scratch);
+                if checks && i == 0 && !finite {
+                    return false;
+                }
             } else if let (true, Loc::Buf { buf, .. }, XK::Act { act: a }) = (st.in_place, st.out, &st.k) {
                 // In place over rows that may have gaps: one pass per row, no per-sample setup.
                 let st_len = stride[buf];
@@ -738,6 +754,7 @@ impl Exec {
                 o.copy_from_slice(&src[s * st..s * st + ol]);
             }
         }
+        true
     }
 }
 
@@ -1079,7 +1096,7 @@ fn sample_step(
             XK::BDense(d) => {
                 // Never reached (a BDense starts the batched stage); correct anyway.
                 let k = d.w.k();
-                bdense_rows(ks, d, x(0), k, 1, y, st.out_len, scratch);
+                let _ = bdense_rows(ks, d, x(0), k, 1, y, st.out_len, scratch);
             }
             // Never in place when it writes u8 (`u8_values`).
             XK::Quantize { q } if st.out_u8 => ks.quantize(*q, x(0), &mut bytes_mut(y)[..st.out_len]),
@@ -1116,15 +1133,18 @@ fn sample_step(
 /// (an exact integer-to-f32 conversion, |dot| <= 2^16, one multiply and one add: the same bits
 /// on every kernel set).
 #[allow(clippy::too_many_arguments)]
-fn bdense_rows(ks: KernelSet, d: &BDenseX, x: &[f32], lda: usize, m: usize, y: &mut [f32], ldy: usize, scratch: &mut Scratch) {
+/// Returns whether every input value it packed was finite.
+fn bdense_rows(ks: KernelSet, d: &BDenseX, x: &[f32], lda: usize, m: usize, y: &mut [f32], ldy: usize, scratch: &mut Scratch) -> bool {
     let k = d.w.k();
+    let mut finite = true;
     let Scratch { bits, bits2, bacc, brow, .. } = scratch;
     for r0 in (0..m).step_by(BROWS) {
         let rows = BROWS.min(m - r0);
         let pre = d.pre.as_ref().map(|(s, t)| (s.as_slice(), t.as_slice()));
-        ks.bpack_rows(rows, k, &x[r0 * lda..], lda, pre, bits);
+        finite &= ks.bpack_rows(rows, k, &x[r0 * lda..], lda, pre, bits);
         bstack_rows(ks, d, rows, bits, bits2, bacc, brow, &mut y[r0 * ldy..], ldy);
     }
+    finite
 }
 
 /// `rows` packed rows in `a` through `d` and the layers fused after it: each hidden layer's
@@ -1168,9 +1188,10 @@ fn bdense_step(
     bufs: &mut [AlignedBuf],
     stride: &[usize],
     scratch: &mut Scratch,
-) {
+) -> bool {
     let Loc::Buf { buf: ob, batched } = st.out else { unreachable!("no step writes the input") };
     let mut obuf = std::mem::take(&mut bufs[ob]);
+    let mut finite = true;
     {
         let ldy = if batched { stride[ob] } else { 0 };
         let (src, lda, src_batched): (&[f32], usize, bool) = match st.ins[0] {
@@ -1178,18 +1199,19 @@ fn bdense_step(
             Loc::Buf { buf, batched } => (bufs[buf].as_slice(), stride[buf], batched),
         };
         if src_batched && batched {
-            bdense_rows(ks, d, src, lda, nb, obuf.as_mut_slice(), ldy, scratch);
+            finite = bdense_rows(ks, d, src, lda, nb, obuf.as_mut_slice(), ldy, scratch);
         } else {
             // A per-sample input or output (not expected after the split): one row at a time.
             for s in 0..nb {
                 let x = view(st.ins[0], s, st.in_lens[0], input, il, bufs, stride);
                 let at = if batched { s * stride[ob] } else { 0 };
                 let y = &mut obuf.as_mut_slice()[at..at + st.out_len];
-                bdense_rows(ks, d, x, d.w.k(), 1, y, st.out_len, scratch);
+                finite &= bdense_rows(ks, d, x, d.w.k(), 1, y, st.out_len, scratch);
             }
         }
     }
     bufs[ob] = obuf;
+    finite
 }
 
 /// A Dense step over the whole chunk: GEMV at one sample, the packed GEMM otherwise.

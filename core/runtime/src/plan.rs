@@ -115,19 +115,31 @@ impl Plan {
                 )))
             }
         }
-        // The block-wise scan the reader uses for weights (vectorized, searched only when a block
-        // is bad): at batch 1 a per-value `position` scan cost about as much as a sparse layer
-        // (KERNELS.md, "Sparse kernels").
-        if let Some(bad) = mdeploy_model::first_non_finite(input) {
-            return Err(Error::bad_input(format!(
+        let non_finite = |bad: usize| {
+            Error::bad_input(format!(
                 "input value at index {bad} (sample {}, element {}) is {}; inputs must be finite numbers \
                  (check the preprocessing, e.g. a division by zero during normalisation)",
                 bad / il,
                 bad % il,
                 input[bad]
-            )));
-        }
+            ))
+        };
         let mb = self.exec.max_batch();
+        // A plan whose first step sign-packs the whole input (a binary-input model) checks it on
+        // that read, which is the plan's only pass over the floats; in one chunk, so `out` is
+        // still untouched when a value is bad (the scan below then names it).
+        if n <= mb && self.exec.checks_input() {
+            if self.exec.run_chunk(input, n, out) {
+                return Ok(());
+            }
+            return Err(mdeploy_model::first_non_finite(input).map_or_else(|| Error::bad_input("an input value is not finite"), non_finite));
+        }
+        // The block-wise scan the reader uses for weights (vectorized, searched only when a block
+        // is bad): at batch 1 a per-value `position` scan cost about as much as a sparse layer
+        // (KERNELS.md, "Sparse kernels").
+        if let Some(bad) = mdeploy_model::first_non_finite(input) {
+            return Err(non_finite(bad));
+        }
         let mut done = 0;
         while done < n {
             let nb = (n - done).min(mb);

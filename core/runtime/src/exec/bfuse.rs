@@ -228,7 +228,10 @@ fn stackable(steps: &[XStep], vals: &[(Vec<usize>, usize)], j: usize, out_v: usi
         return None;
     }
     let v = vals[j].1;
-    let chain = vals[j + 1].0.as_slice() == [v] && !a.in_place && !b.in_place && !a.out_u8 && !b.in_u8;
+    // The buffers were assigned for the two steps: the second's output may have taken the first
+    // one's input buffer (free once the first ran). The stack reads one while writing the other.
+    let apart = a.ins.first() != Some(&b.out);
+    let chain = vals[j + 1].0.as_slice() == [v] && !a.in_place && !b.in_place && !a.out_u8 && !b.in_u8 && apart;
     let private = v != out_v && vals.iter().enumerate().filter(|&(i, _)| i != j + 1).all(|(_, (ins, _))| !ins.contains(&v));
     let n = d1.w.n();
     let shapes = d2.w.k() == n && a.out_len == n && scale.len() == n && shift.len() == n && d1.alpha.len() == n && d1.bias.len() == n;
@@ -506,17 +509,5 @@ pub(super) mod tests {
         // A NaN scale: no 1 anywhere (NaN >= 0 is false), the "never" rule.
         let r = super::sign_rule(&d, &[f32::NAN; 4], &[0.0; 4]).expect("all 0");
         assert!((0..4).all(|c| r.interval(c).0 > r.interval(c).1));
-    }
-}
-#[cfg(test)]
-mod dump {
-    #[test]
-    fn dump_binary_in_steps() {
-        let m = crate::format::read(include_bytes!("../../../../models/mnist-mlp-binary-in.mdm")).expect("model");
-        let p = crate::lower::lower(&m.graph, &m.meta.input_shape).expect("lower");
-        for s in &p.steps { eprintln!("{} in {:?} out {}", s.kernel.name(), s.inputs, s.output); }
-        let e = super::super::Exec::new(p, 64, crate::kernels::KernelSet::best(), crate::budget::arena_budget(&m.graph)).expect("exec");
-        for st in &e.steps { eprintln!("in_place {} ins {:?} out {:?} in_u8 {} out_u8 {} out_len {}", st.in_place, st.ins, st.out, st.in_u8, st.out_u8, st.out_len); }
-        eprintln!("split {}", e.split);
     }
 }
