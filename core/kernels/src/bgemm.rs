@@ -45,6 +45,12 @@ pub(crate) type BmmmFn = unsafe fn(
     cols: usize,
 );
 
+/// [`BmmmFn`] whose tile becomes bits (`KernelSet::bgemm_sign`): row r's byte at
+/// `out + r·ldo` gets bit j = `lo[j] <= dot[r][j] <= hi[j]` for the panel's 8 columns (`lo`,
+/// `hi`: 8 values each, padded with "never" past n). Safety: as `BmmmFn`, `rows <= MR`.
+pub(crate) type BmmmSignFn =
+    unsafe fn(words: usize, a: *const u64, lda: usize, b: *const u64, k: i32, lo: *const i32, hi: *const i32, out: *mut u8, ldo: usize, rows: usize);
+
 /// Sign-packs one row: `x` (k values) into `out` (`ceil(k / 64)` words), bit `p % 64` of word
 /// `p / 64` = `v >= 0` (+0 and −0 included; NaN → 0), where `v = x[p]`, or with `pre = (scale,
 /// shift)` (each k long) `v = x[p] · scale[p] + shift[p]` rounded as an `Affine` step rounds
@@ -224,6 +230,24 @@ impl KernelSet {
         }
         let mr = self.bmr;
         let panel = words * BNR;
+        // A set with a sign tile writes the bytes itself (little-endian: byte b of a row's
+        // words holds bits 8b..8b + 7, the layout above).
+        #[cfg(target_endian = "little")]
+        if let Some(f) = self.bmmm_sign {
+            let bytes = out.as_mut_ptr().cast::<u8>();
+            for row0 in (0..m).step_by(mr) {
+                let rows = mr.min(m - row0);
+                for pi in 0..n.div_ceil(BNR) {
+                    let bp = &b.data[pi * panel..(pi + 1) * panel];
+                    // SAFETY: as in `bgemm`; the rule holds whole panels (asserted); byte pi of
+                    // rows row0.. lies in their `owords` words (pi < ceil(n / 8) <= 8·owords).
+                    unsafe {
+                        f(words, a[row0 * lda..].as_ptr(), lda, bp.as_ptr(), k as i32, rule.lo[pi * BNR..].as_ptr(), rule.hi[pi * BNR..].as_ptr(), bytes.add(row0 * ldo * 8 + pi), ldo * 8, rows)
+                    };
+                }
+            }
+            return;
+        }
         // One tile of i32 products on the stack: the products never reach memory beyond L1.
         let mut tile = [0i32; BMAX_MR * BNR];
         for row0 in (0..m).step_by(mr) {
