@@ -216,6 +216,7 @@ impl KernelSet {
     /// `j % 64` of word `j / 64`, at `out[i·ldo..]`) is `rule.lo[j] <= dot <= rule.hi[j]`, i.e.
     /// the packed ±1 input of the next binary layer. Bits past n are 0 (the padding rule of the
     /// next product). Exact, so the same bits on every set. Panics when a slice is short.
+    #[allow(clippy::too_many_arguments)]
     pub fn bgemm_sign(&self, m: usize, a: &[u64], lda: usize, b: &PackedBB, rule: &BSignRule, out: &mut [u64], ldo: usize) {
         let (k, n, words) = (b.k, b.n, b.words);
         let owords = b_words(n);

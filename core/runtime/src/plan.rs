@@ -7,6 +7,7 @@
 //!  Model ──lower()──► Program ──Exec::new(ks, max_batch)──► Plan
 //!                                                           │ run(input, n, out)
 //!  input (NCHW, n samples) ─ checks (lengths, NaN) ─ chunks of ≤ max_batch ─► Exec::run_chunk
+//!  (the NaN check is the first step's sign-packing when it reads the whole input: one chunk)
 //! ```
 //!
 //! How a chunk runs (details in `exec.rs`): the steps before the first Dense run one sample at a
@@ -88,7 +89,8 @@ impl Plan {
 
     /// Run `n >= 1` samples (`input`: `n × input_len` floats, NCHW) into `out`
     /// (`n × output_len`). Allocates nothing. Rejects wrong lengths and NaN/infinite inputs with
-    /// a `BadInput` error before computing anything, so `out` is untouched on error.
+    /// a `BadInput` error before writing `out`, so `out` is untouched on error (a binary-input
+    /// plan finds a bad value while packing its first step, into its own buffers).
     pub fn run(&mut self, input: &[f32], n: usize, out: &mut [f32]) -> Result<()> {
         if n == 0 {
             return Err(Error::bad_input("batch size n is 0; pass at least one sample"));

@@ -140,7 +140,7 @@ pub(super) fn fuse_binary_posts(steps: &mut Vec<XStep>, vals: &mut Vec<(Vec<usiz
                     && !steps[j].out_u8
                     && !scale.is_empty()
                     && b.out_len == steps[j].out_len
-                    && b.out_len % scale.len() == 0
+                    && b.out_len.is_multiple_of(scale.len())
             }
             _ => false,
         };
