@@ -160,3 +160,36 @@ fn every_sign_packer_matches_the_scalar_rule_with_and_without_an_affine() {
         }
     }
 }
+
+/// Every sign-packer reports whether the values it read were all finite (the binary-input
+/// plan's input check rides on it: `Plan::run`): one NaN, +inf or −inf at each position of
+/// rows around every lane count and word (the vector body, the masked or scalar tail), the
+/// largest finite values and subnormals (finite), and values outside the rows (the stride's
+/// gap, never read) that must not count.
+#[test]
+fn sign_packers_report_non_finite_values() {
+    for &k in &[1usize, 3, 4, 5, 8, 15, 16, 17, 63, 64, 65, 100, 784] {
+        let (m, ldx) = (2usize, k + 3);
+        let base: Vec<f32> = (0..m * ldx).map(|i| match i % 4 { 0 => f32::MAX, 1 => -f32::MIN_POSITIVE / 2.0, 2 => 0.5, _ => -0.0 }).collect();
+        let mut gap = base.clone();
+        for r in 0..m {
+            gap[r * ldx + k..(r + 1) * ldx].fill(f32::NAN);
+        }
+        let mut out = vec![0u64; m * k.div_ceil(64)];
+        for ks in KernelSet::available() {
+            let what = format!("{} ({}) k {k}", ks.name(), ks.bpack_name());
+            assert!(ks.bpack_rows(m, k, &gap[..(m - 1) * ldx + k], ldx, None, &mut out), "{what}: finite rows (NaN only in the gaps)");
+            for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+                for r in 0..m {
+                    for p in 0..k {
+                        let mut x = base.clone();
+                        x[r * ldx + p] = bad;
+                        for pre in [None, Some((&vec![1.0f32; k][..], &vec![0.0f32; k][..]))] {
+                            assert!(!ks.bpack_rows(m, k, &x, ldx, pre, &mut out), "{what}: {bad} at row {r} position {p} missed");
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

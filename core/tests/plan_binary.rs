@@ -323,3 +323,93 @@ fn shipped_binary_input_mlp_scores_what_it_records() {
     assert_eq!(Some(acc as f32), shipped.meta.provenance.test_accuracy, "{file}: scores {ok} / {}", labels.len());
     assert!(acc >= 0.95, "{file}: {acc} is below issue 12's 95 %");
 }
+
+/// A binary-input model checks its input on the sign-packer's read (`Plan::run` makes no pass
+/// of its own when the batch fits one chunk): a NaN or an infinity anywhere (first value, the
+/// last value of a sample, which lands in the last partial word, a middle sample) is refused
+/// with the same error as the separate scan gives (max_batch below n), and `out` is untouched.
+#[test]
+fn binary_input_plan_refuses_non_finite_inputs_on_its_packing_read() {
+    let model = mnist::trained_model("mnist-mlp-binary-in.mdm").expect("shipped binary-input model");
+    let n = 5;
+    let (xs, _) = mnist::test_subset(&mnist::interleaved_test_indices(1)[..n]).expect("digits");
+    for ks in KernelSet::available() {
+        for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            for at in [0, 783, 2 * 784 + 400, n * 784 - 1] {
+                let mut x = xs.clone();
+                x[at] = bad;
+                let mut msgs = vec![];
+                for max_batch in [n, 64, 2] {
+                    let mut plan = Plan::with_kernels(&model, max_batch, ks).expect("plan");
+                    let mut out = vec![7.0f32; n * 10];
+                    let e = plan.run(&x, n, &mut out).expect_err("a non-finite input is refused");
+                    assert_eq!(e.kind, ErrorKind::BadInput, "{e}");
+                    assert!(out.iter().all(|&v| v == 7.0), "{}: out written on error", ks.name());
+                    msgs.push(e.to_string());
+                    // And the plan still runs a good batch afterwards.
+                    plan.run(&xs, n, &mut out).expect("good batch");
+                }
+                assert!(msgs.iter().all(|m| *m == msgs[0] && m.contains(&format!("index {at} "))), "{}: {msgs:?}", ks.name());
+            }
+        }
+    }
+}
+
+/// Three binary layers (`BatchNorm > Sign > binary Dense` × 3, 100 → 37 → 29 → 3) whose
+/// BatchNorms put thresholds exactly on reachable dot products (var 1, eps 0, integer means:
+/// `x · scale + shift` is exactly 0 there, which the Sign maps to +1), some with gamma −1 (the
+/// rule `dot <= T`) and two constant channels, ±1 weights (alpha 1) and integer biases: every
+/// value is a small integer, so the plan, whose CPU executor stacks the three layers into one
+/// step that passes bits between them (exec/bfuse.rs), must equal the f64 reference exactly,
+/// on every set and batch size (widths 100, 37, 29: pad bits in every packed row).
+#[test]
+fn stacked_binary_layers_match_the_f64_reference_exactly_at_ties() {
+    let mut st = 11u64;
+    let mut u = move || {
+        st = st.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        (st >> 40) as f32 / (1u64 << 24) as f32
+    };
+    let widths = [100usize, 37, 29, 3];
+    let t = |v: Vec<f32>| Tensor::f32(vec![v.len()], v);
+    let mut ops = vec![];
+    let mut bias_prev: Vec<f32> = vec![];
+    let mut ties = 0;
+    for l in 0..3 {
+        let (k, n) = (widths[l], widths[l + 1]);
+        let (mut gamma, mut beta, mut mean) = (vec![1.0f32; k], vec![0.0f32; k], vec![0.0f32; k]);
+        if l > 0 {
+            let kp = widths[l - 1] as i32;
+            for c in 0..k {
+                let tie = 2 * ((u() * 9.0) as i32 - 4) + kp % 2;
+                (gamma[c], beta[c]) = match c {
+                    0 => (0.0, 0.0),
+                    1 => (0.0, -1.0),
+                    _ if u() < 0.4 => (-1.0, 0.0),
+                    _ => (1.0, 0.0),
+                };
+                mean[c] = bias_prev[c] + tie as f32;
+                ties += 1;
+            }
+        }
+        ops.push(Op::BatchNorm { gamma: t(gamma), beta: t(beta), mean: t(mean), var: t(vec![1.0; k]), eps: 0.0 });
+        ops.push(Op::Sign);
+        let w: Vec<f32> = (0..k * n).map(|_| if u() < 0.5 { -1.0 } else { 1.0 }).collect();
+        bias_prev = (0..n).map(|_| ((u() * 7.0) as i32 - 3) as f32).collect();
+        ops.push(Op::Dense { weight: binarize_weight(&Tensor::f32(vec![k, n], w)).expect("binarize"), bias: t(bias_prev.clone()) });
+    }
+    assert_eq!(ties, 37 + 29);
+    let model = Model {
+        meta: mdeploy_core::model::Metadata { input_shape: vec![100], labels: vec!["a".into(), "b".into(), "c".into()], ..mdeploy_core::arch::mlp(1).meta },
+        graph: Graph::sequential(ops),
+    };
+    model.validate().expect("valid");
+    let n = 200;
+    let xs: Vec<f32> = (0..n * 100).map(|_| [-1.0f32, -0.5, 0.0, 0.5, 1.0][(u() * 5.0) as usize % 5]).collect();
+    let want: Vec<f32> = reference::forward_batch(&model.graph, &model.meta.input_shape, &xs, n).expect("reference").iter().map(|&v| v as f32).collect();
+    assert!(want.iter().all(|v| v.fract() == 0.0), "integer outputs");
+    for ks in KernelSet::available() {
+        for max_batch in [1, 7, 64, 200] {
+            assert_eq!(run(&model, ks, &xs, n, max_batch), want, "{} ({}) at max_batch {max_batch}", ks.name(), ks.bmmm_name());
+        }
+    }
+}

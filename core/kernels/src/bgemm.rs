@@ -45,12 +45,19 @@ pub(crate) type BmmmFn = unsafe fn(
     cols: usize,
 );
 
+/// [`BmmmFn`] whose tile becomes bits (`KernelSet::bgemm_sign`): row r's byte at
+/// `out + r·ldo` gets bit j = `lo[j] <= dot[r][j] <= hi[j]` for the panel's 8 columns (`lo`,
+/// `hi`: 8 values each, padded with "never" past n). Safety: as `BmmmFn`, `rows <= MR`.
+pub(crate) type BmmmSignFn =
+    unsafe fn(words: usize, a: *const u64, lda: usize, b: *const u64, k: i32, lo: *const i32, hi: *const i32, out: *mut u8, ldo: usize, rows: usize);
+
 /// Sign-packs one row: `x` (k values) into `out` (`ceil(k / 64)` words), bit `p % 64` of word
 /// `p / 64` = `v >= 0` (+0 and −0 included; NaN → 0), where `v = x[p]`, or with `pre = (scale,
 /// shift)` (each k long) `v = x[p] · scale[p] + shift[p]` rounded as an `Affine` step rounds
-/// it (product, then sum; never an FMA). Bits past k are 0.
+/// it (product, then sum; never an FMA). Bits past k are 0. Returns whether every `x[p]` is
+/// finite (the packer of a plan's first step is its input check: `Plan::run`).
 /// Safety: the set's CPU features (the slices carry their own lengths, checked by the caller).
-pub(crate) type BPackFn = unsafe fn(x: &[f32], pre: Option<(&[f32], &[f32])>, out: &mut [u64]);
+pub(crate) type BPackFn = unsafe fn(x: &[f32], pre: Option<(&[f32], &[f32])>, out: &mut [u64]) -> bool;
 
 /// u64 words per packed row of `k` bits.
 pub fn b_words(k: usize) -> usize {
@@ -89,7 +96,7 @@ impl PackedBB {
 /// `words`, bits past k zero. Panics when a slice is short. The scalar reference
 /// (`generic_bpack_f32`); plans pack with their set's [`KernelSet::bpack_rows`].
 pub fn bpack_rows(m: usize, k: usize, x: &[f32], ldx: usize, out: &mut [u64]) {
-    KernelSet::generic().bpack_rows(m, k, x, ldx, None, out)
+    KernelSet::generic().bpack_rows(m, k, x, ldx, None, out);
 }
 
 impl KernelSet {
@@ -107,11 +114,12 @@ impl KernelSet {
     /// optionally through a per-position affine first: with `pre = Some((scale, shift))` (each
     /// `k` long) bit p is `x[p] · scale[p] + shift[p] >= 0`, rounded as an `Affine` step followed
     /// by a `Sign` step compute it (a BatchNorm and a Sign fused into the packing). The same
-    /// bits on every set. Panics when a slice is short.
-    pub fn bpack_rows(&self, m: usize, k: usize, x: &[f32], ldx: usize, pre: Option<(&[f32], &[f32])>, out: &mut [u64]) {
+    /// bits on every set. Returns whether every value read (`x`'s m rows of k) is finite.
+    /// Panics when a slice is short.
+    pub fn bpack_rows(&self, m: usize, k: usize, x: &[f32], ldx: usize, pre: Option<(&[f32], &[f32])>, out: &mut [u64]) -> bool {
         let words = b_words(k);
         if m == 0 {
-            return;
+            return true;
         }
         assert!(ldx >= k && x.len() >= (m - 1) * ldx + k, "bpack_rows: input too short");
         assert!(out.len() >= m * words, "bpack_rows: output too short");
@@ -119,10 +127,12 @@ impl KernelSet {
             assert!(s.len() >= k && t.len() >= k, "bpack_rows: affine too short");
             (&s[..k], &t[..k])
         });
+        let mut finite = true;
         for r in 0..m {
             // SAFETY: holding the set proves the CPU has its features; the slices are exact.
-            unsafe { (self.bpack)(&x[r * ldx..r * ldx + k], pre, &mut out[r * words..(r + 1) * words]) };
+            finite &= unsafe { (self.bpack)(&x[r * ldx..r * ldx + k], pre, &mut out[r * words..(r + 1) * words]) };
         }
+        finite
     }
 
     /// Packs ±1 weights `[k × n]` row-major (`plus[p·n + c]` true = +1). The layout is the
@@ -169,6 +179,99 @@ impl KernelSet {
                 unsafe {
                     (self.bmmm)(words, a[row0 * lda..].as_ptr(), lda, bp.as_ptr(), k as i32, c[c0..].as_mut_ptr(), ldc, rows, cols)
                 };
+            }
+        }
+    }
+}
+
+/// The bits a binary layer hands the next one without writing its f32 values (the CPU
+/// executor's fused `BDense → Affine → Sign → BDense`): column `c`'s output bit is 1 exactly
+/// when its dot product lies in `lo[c]..=hi[c]`. The executor derives the interval from the f32
+/// epilogue, BatchNorm and Sign (exec/bfuse.rs), so it is any monotone rule: `dot >= T`
+/// (`hi = i32::MAX`), `dot <= T` (`lo = i32::MIN`), always (both) or never (`lo > hi`).
+#[derive(Clone, Debug)]
+pub struct BSignRule {
+    lo: Vec<i32>,
+    hi: Vec<i32>,
+}
+
+impl BSignRule {
+    /// The rule `lo[c] <= dot <= hi[c]` per column (equal lengths), padded to whole panels
+    /// with "never" so columns past n give 0 bits without a test per column.
+    pub fn new(mut lo: Vec<i32>, mut hi: Vec<i32>) -> BSignRule {
+        assert_eq!(lo.len(), hi.len(), "BSignRule: lengths");
+        let padded = lo.len().div_ceil(BNR) * BNR;
+        lo.resize(padded, i32::MAX);
+        hi.resize(padded, i32::MIN);
+        BSignRule { lo, hi }
+    }
+    /// Column c's interval.
+    pub fn interval(&self, c: usize) -> (i32, i32) {
+        (self.lo[c], self.hi[c])
+    }
+}
+
+impl KernelSet {
+    /// [`KernelSet::bgemm`] whose products become bits instead of i32: row `i`, bit `j` (bit
+    /// `j % 64` of word `j / 64`, at `out[i·ldo..]`) is `rule.lo[j] <= dot <= rule.hi[j]`, i.e.
+    /// the packed ±1 input of the next binary layer. Bits past n are 0 (the padding rule of the
+    /// next product). Exact, so the same bits on every set. Panics when a slice is short.
+    #[allow(clippy::too_many_arguments)]
+    pub fn bgemm_sign(&self, m: usize, a: &[u64], lda: usize, b: &PackedBB, rule: &BSignRule, out: &mut [u64], ldo: usize) {
+        let (k, n, words) = (b.k, b.n, b.words);
+        let owords = b_words(n);
+        if m == 0 || n == 0 {
+            return;
+        }
+        assert!(lda >= words && a.len() >= (m - 1) * lda + words, "bgemm_sign: A too short");
+        assert!(ldo >= owords && out.len() >= (m - 1) * ldo + owords, "bgemm_sign: out too short");
+        assert!(rule.lo.len() >= n.div_ceil(BNR) * BNR, "bgemm_sign: rule too short");
+        for r in 0..m {
+            out[r * ldo..r * ldo + owords].fill(0);
+        }
+        let mr = self.bmr;
+        let panel = words * BNR;
+        // A set with a sign tile writes the bytes itself (little-endian: byte b of a row's
+        // words holds bits 8b..8b + 7, the layout above).
+        #[cfg(target_endian = "little")]
+        if let Some(f) = self.bmmm_sign {
+            let bytes = out.as_mut_ptr().cast::<u8>();
+            for row0 in (0..m).step_by(mr) {
+                let rows = mr.min(m - row0);
+                for pi in 0..n.div_ceil(BNR) {
+                    let bp = &b.data[pi * panel..(pi + 1) * panel];
+                    // SAFETY: as in `bgemm`; the rule holds whole panels (asserted); byte pi of
+                    // rows row0.. lies in their `owords` words (pi < ceil(n / 8) <= 8·owords).
+                    unsafe {
+                        f(words, a[row0 * lda..].as_ptr(), lda, bp.as_ptr(), k as i32, rule.lo[pi * BNR..].as_ptr(), rule.hi[pi * BNR..].as_ptr(), bytes.add(row0 * ldo * 8 + pi), ldo * 8, rows)
+                    };
+                }
+            }
+            return;
+        }
+        // One tile of i32 products on the stack: the products never reach memory beyond L1.
+        let mut tile = [0i32; BMAX_MR * BNR];
+        for row0 in (0..m).step_by(mr) {
+            let rows = mr.min(m - row0);
+            for pi in 0..n.div_ceil(BNR) {
+                let cols = BNR.min(n - pi * BNR);
+                let bp = &b.data[pi * panel..(pi + 1) * panel];
+                // SAFETY: as in `bgemm`; the tile holds MR <= BMAX_MR rows of 8 at stride 8.
+                unsafe { (self.bmmm)(words, a[row0 * lda..].as_ptr(), lda, bp.as_ptr(), k as i32, tile.as_mut_ptr(), BNR, rows, cols) };
+                // Whole panels (the rule is padded with "never"; the tile's columns past `cols`
+                // are ignored by it): a fixed 8-wide compare the compiler vectorizes.
+                let lo: &[i32; BNR] = rule.lo[pi * BNR..pi * BNR + BNR].try_into().expect("8");
+                let hi: &[i32; BNR] = rule.hi[pi * BNR..pi * BNR + BNR].try_into().expect("8");
+                // 8 columns = one byte of the output row; BNR divides 64, so it never straddles words.
+                let (w, sh) = (pi * BNR / 64, pi * BNR % 64);
+                for r in 0..rows {
+                    let t: &[i32; BNR] = tile[r * BNR..r * BNR + BNR].try_into().expect("8");
+                    let mut byte = 0u64;
+                    for j in 0..BNR {
+                        byte |= u64::from((lo[j] <= t[j]) & (t[j] <= hi[j])) << j;
+                    }
+                    out[(row0 + r) * ldo + w] |= byte << sh;
+                }
             }
         }
     }

@@ -42,7 +42,7 @@ pub mod winograd;
 pub use gemm::{gemm, MatRef};
 pub use geometry::{Act, BinOp, PoolGeom, PoolKind, Window};
 pub use pack::{a_panel, APanel, AlignedBuf, PackedB, MAX_MR};
-pub use bgemm::{bpack_rows, PackedBB, BNR, MAX_BK};
+pub use bgemm::{bpack_rows, BSignRule, PackedBB, BNR, MAX_BK};
 pub use qgemm::{PackedQB, QLayout, QNR};
 pub use set::KernelSet;
 pub use winograd::{winograd_supported, WinogradW};

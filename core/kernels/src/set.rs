@@ -57,6 +57,8 @@ pub struct KernelSet {
     pub(crate) bmmm: BmmmFn,
     pub(crate) bmr: usize,
     pub(crate) bmmm_name: &'static str,
+    /// The binary tile that writes bits (`bgemm_sign`), when the set has one for `bmmm`.
+    pub(crate) bmmm_sign: Option<crate::bgemm::BmmmSignFn>,
     /// Sign-packer of the binary steps' input (`bgemm.rs`), optionally through a fused affine.
     pub(crate) bpack: BPackFn,
     pub(crate) bpack_name: &'static str,
@@ -104,6 +106,7 @@ impl KernelSet {
             bmmm: crate::generic::generic_bmmm_b1::generic_bmmm_b1_4x8,
             bmr: crate::generic::generic_bmmm_b1::MR,
             bmmm_name: "generic_bmmm_b1_4x8",
+            bmmm_sign: None,
             bpack: crate::generic::generic_bpack_f32::generic_bpack_f32,
             bpack_name: "generic_bpack_f32",
         }
@@ -244,6 +247,7 @@ impl KernelSet {
                 bmmm: crate::x86_64::avx512vpopcnt_bmmm_b1::avx512vpopcnt_bmmm_b1_8x8,
                 bmr: crate::x86_64::avx512vpopcnt_bmmm_b1::MR,
                 bmmm_name: "avx512vpopcnt_bmmm_b1_8x8",
+                bmmm_sign: Some(crate::x86_64::avx512vpopcnt_bmmmsign_b1::avx512vpopcnt_bmmmsign_b1_8x8),
                 ..base
             }
         } else if is_x86_feature_detected!("avx2") {
@@ -272,12 +276,15 @@ impl KernelSet {
     /// the ones no set picks here included, and `binary_sets` times them in one process.
     #[doc(hidden)]
     pub fn binary_variants(&self) -> Vec<KernelSet> {
-        let with = |bmmm: crate::bgemm::BmmmFn, bmr: usize, bmmm_name: &'static str| KernelSet { bmmm, bmr, bmmm_name, ..*self };
+        // The sign tile belongs to its product tile: only the `vpopcntq` one has one.
+        let with = |bmmm: crate::bgemm::BmmmFn, bmr: usize, bmmm_name: &'static str| KernelSet { bmmm, bmr, bmmm_name, bmmm_sign: None, ..*self };
         let mut v = vec![*self];
         #[cfg(target_arch = "x86_64")]
         {
             if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512vpopcntdq") {
-                v.push(with(crate::x86_64::avx512vpopcnt_bmmm_b1::avx512vpopcnt_bmmm_b1_8x8, crate::x86_64::avx512vpopcnt_bmmm_b1::MR, "avx512vpopcnt_bmmm_b1_8x8"));
+                let mut k = with(crate::x86_64::avx512vpopcnt_bmmm_b1::avx512vpopcnt_bmmm_b1_8x8, crate::x86_64::avx512vpopcnt_bmmm_b1::MR, "avx512vpopcnt_bmmm_b1_8x8");
+                k.bmmm_sign = Some(crate::x86_64::avx512vpopcnt_bmmmsign_b1::avx512vpopcnt_bmmmsign_b1_8x8);
+                v.push(k);
             }
             if is_x86_feature_detected!("avx2") {
                 v.push(with(crate::x86_64::avx2_bmmm_b1::avx2_bmmm_b1_4x8, crate::x86_64::avx2_bmmm_b1::MR, "avx2_bmmm_b1_4x8"));
@@ -427,6 +434,7 @@ impl KernelSet {
             bmmm: crate::wasm::wasm_bmmm_b1::wasm_bmmm_b1_2x8,
             bmr: crate::wasm::wasm_bmmm_b1::MR,
             bmmm_name: "wasm_bmmm_b1_2x8",
+            bmmm_sign: None,
             bpack: crate::wasm::wasm_bpack_f32::wasm_bpack_f32,
             bpack_name: "wasm_bpack_f32",
         }

@@ -33,7 +33,7 @@ use crate::kernels::generic::generic_pool_f32::generic_pool_f32;
 use crate::kernels::generic::generic_softmax_f32::softmax_rows;
 use crate::kernels::{a_panel, APanel, AlignedBuf, BlockW, KernelSet, MatRef, PackedB, PoolGeom, SparseOffsets, SparseW, MAX_MR, BLOCK_WIDTHS};
 use crate::kernels::qgemm::{PackedQB, QMAX_MR};
-use crate::kernels::{PackedBB, MAX_BK};
+use crate::kernels::{BSignRule, PackedBB, MAX_BK};
 use crate::kernels::WinogradW;
 use crate::kernels::generic::generic_maxpool_u8::generic_maxpool_u8;
 use crate::kernels::quant::{QEpi, QOut, QParams, MAX_QK};
@@ -175,6 +175,27 @@ struct BDenseX {
     alpha: Vec<f32>,
     bias: Vec<f32>,
     act: Act,
+    /// A fused `→ Affine → Sign → BDense` after it (`exec/bfuse.rs`, "stacks"): this layer's
+    /// outputs are never written as f32; `rule` turns each dot product straight into the next
+    /// layer's input bit (its alpha, bias and act are folded into the rule), and the step's
+    /// output is the last layer's.
+    then: Option<Box<(BSignRule, BDenseX)>>,
+    /// A fused in-place `Affine` after the step (`exec/bfuse.rs`, "posts"; the last layer's):
+    /// `act(y · scale + shift)` applied to each output row as the Affine step applies it.
+    post: Option<(Vec<f32>, Vec<f32>, Act)>,
+    /// A fused `Quantize` whose only reader is an integer Dense on the same grid (`exec/bfuse.rs`,
+    /// "codes"; the last layer's): the step writes u8 codes (`out_u8`) instead of f32 values.
+    quant: Option<QParams>,
+}
+
+impl BDenseX {
+    /// The layer whose f32 outputs the step writes.
+    fn last(&self) -> &BDenseX {
+        match &self.then {
+            Some(t) => t.1.last(),
+            None => self,
+        }
+    }
 }
 
 /// Rows a binary Dense packs and multiplies at a time (bounds its scratch: `BROWS` packed rows
@@ -253,6 +274,10 @@ struct Scratch {
     /// Binary steps: `BROWS` sign-packed rows and their i32 dot products (largest of them).
     bits: Vec<u64>,
     bacc: Vec<i32>,
+    /// A fused stack's second bit buffer (the layers alternate between the two).
+    bits2: Vec<u64>,
+    /// One f32 row of a binary step that writes u8 codes.
+    brow: Vec<f32>,
 }
 
 #[derive(Default)]
@@ -588,6 +613,9 @@ impl Exec {
         let mut split = split;
         let mut step_vals = step_vals;
         bfuse::fuse_sign_affines(&mut steps, &mut step_vals, &mut split, out_v);
+        bfuse::fuse_binary_stacks(&mut steps, &mut step_vals, &mut split, out_v);
+        bfuse::fuse_binary_posts(&mut steps, &mut step_vals, &mut split);
+        bfuse::fuse_binary_codes(&mut steps, &mut step_vals, &mut split, out_v);
         qconv::fuse_max_pools(&mut steps, &step_vals, &mut split, &mut qs);
         // Memory budget (`budget.rs`): the per-sample buffers and the padded-conv scratch are
         // fixed; the batch buffers grow with the chunk, which shrinks to fit.
@@ -629,6 +657,8 @@ impl Exec {
                 wino: AlignedBuf::zeros(wino_max),
                 bits: vec![0; BROWS * bwords_max],
                 bacc: vec![0; BROWS * bn_max],
+                bits2: vec![0; BROWS * bwords_max],
+                brow: vec![0.0; bn_max],
             },
         })
     }
@@ -646,9 +676,22 @@ impl Exec {
         self.output_len
     }
 
-    /// Runs `nb <= max_batch` validated samples (`input`: `nb × input_len`, `out`: `nb × output_len`).
-    pub(crate) fn run_chunk(&mut self, input: &[f32], nb: usize, out: &mut [f32]) {
+    /// Whether the first step reads every input value through a sign-packer (a binary step on
+    /// the program input, nothing before it): then [`Exec::run_chunk`] finds a non-finite input
+    /// on that read, and `Plan::run` needs no pass of its own over the input.
+    pub(crate) fn checks_input(&self) -> bool {
+        self.split == 0
+            && self.steps.first().is_some_and(|st| {
+                matches!(st.k, XK::BDense(_)) && st.ins.first() == Some(&Loc::Input) && st.in_lens.first() == Some(&self.input_len)
+            })
+    }
+
+    /// Runs `nb <= max_batch` samples (`input`: `nb × input_len`, `out`: `nb × output_len`).
+    /// The input must be finite unless [`Exec::checks_input`]: then a non-finite value makes it
+    /// return `false` after the first step, with `out` untouched.
+    pub(crate) fn run_chunk(&mut self, input: &[f32], nb: usize, out: &mut [f32]) -> bool {
         debug_assert!(nb >= 1 && nb <= self.max_batch);
+        let checks = self.checks_input();
         let Exec { ks, input_len, output_len, steps, split, bufs, stride, out: out_loc, scratch, .. } = self;
         let (split, il) = (*split, *input_len);
         for s in 0..nb {
@@ -656,7 +699,7 @@ impl Exec {
                 sample_step(*ks, st, s, input, il, bufs, stride, scratch);
             }
         }
-        for st in &steps[split..] {
+        for (i, st) in steps[split..].iter().enumerate() {
             if let XK::Dense { w, bias, tile_relu, post } = &st.k {
                 dense_step(*ks, st, w, bias, *tile_relu, *post, nb, input, il, bufs, stride, &mut scratch.apanel);
             } else if let XK::SpDense { w, offs, wt, bias, clamp, post } = &st.k {
@@ -664,12 +707,27 @@ impl Exec {
             } else if let XK::QDense(d) = &st.k {
                 qdense_step(*ks, st, d, nb, input, il, bufs, stride, &mut scratch.q);
             } else if let XK::BDense(d) = &st.k {
-                bdense_step(*ks, st, d, nb, input, il, bufs, stride, scratch);
+                let finite = bdense_step(*ks, st, d, nb, input, il, bufs, stride, scratch);
+                if checks && i == 0 && !finite {
+                    return false;
+                }
             } else if let (true, Loc::Buf { buf, .. }, XK::Act { act: a }) = (st.in_place, st.out, &st.k) {
                 // In place over rows that may have gaps: one pass per row, no per-sample setup.
                 let st_len = stride[buf];
                 for row in bufs[buf].as_mut_slice()[..nb * st_len].chunks_exact_mut(st_len) {
                     generic_act_f32(*a, &mut row[..st.out_len]);
+                }
+            } else if let (true, Loc::Buf { buf, .. }, XK::Affine { scale, shift, act }) = (st.in_place, st.out, &st.k) {
+                // As the Act above (a BatchNorm after a binary layer): the same per-row kernel
+                // as `sample_step`, without its per-sample setup.
+                let st_len = stride[buf];
+                for row in bufs[buf].as_mut_slice()[..nb * st_len].chunks_exact_mut(st_len) {
+                    generic_affine_f32(&mut row[..st.out_len], scale, shift, *act);
+                }
+            } else if let (true, false, Loc::Buf { buf, .. }, XK::Quantize { q }) = (st.in_place, st.out_u8, st.out, &st.k) {
+                let st_len = stride[buf];
+                for row in bufs[buf].as_mut_slice()[..nb * st_len].chunks_exact_mut(st_len) {
+                    ks.fake_quantize(*q, &mut row[..st.out_len]);
                 }
             } else if let (true, Loc::Buf { buf, .. }, XK::Softmax { len }) = (st.in_place, st.out, &st.k) {
                 let st_len = stride[buf];
@@ -696,6 +754,7 @@ impl Exec {
                 o.copy_from_slice(&src[s * st..s * st + ol]);
             }
         }
+        true
     }
 }
 
@@ -912,6 +971,9 @@ fn compile(k: &Kernel, ks: KernelSet, k_max: &mut usize, qs: &mut QScratch) -> X
             alpha: alpha.clone(),
             bias: bias.clone(),
             act: *act,
+            then: None,
+            post: None,
+            quant: None,
         })),
         Kernel::QConv2d { win, out_c, weight, bias, input, epi } => {
             let (w, gather) = match qconv::QGather::new(ks, win, *out_c, weight) {
@@ -1033,8 +1095,8 @@ fn sample_step(
             }
             XK::BDense(d) => {
                 // Never reached (a BDense starts the batched stage); correct anyway.
-                let (k, n) = (d.w.k(), d.w.n());
-                bdense_rows(ks, d, x(0), k, 1, y, n, &mut scratch.bits, &mut scratch.bacc);
+                let k = d.w.k();
+                let _ = bdense_rows(ks, d, x(0), k, 1, y, st.out_len, scratch);
             }
             // Never in place when it writes u8 (`u8_values`).
             XK::Quantize { q } if st.out_u8 => ks.quantize(*q, x(0), &mut bytes_mut(y)[..st.out_len]),
@@ -1071,19 +1133,44 @@ fn sample_step(
 /// (an exact integer-to-f32 conversion, |dot| <= 2^16, one multiply and one add: the same bits
 /// on every kernel set).
 #[allow(clippy::too_many_arguments)]
-fn bdense_rows(ks: KernelSet, d: &BDenseX, x: &[f32], lda: usize, m: usize, y: &mut [f32], ldy: usize, bits: &mut [u64], acc: &mut [i32]) {
-    let (k, n, words) = (d.w.k(), d.w.n(), d.w.words());
+/// Returns whether every input value it packed was finite.
+fn bdense_rows(ks: KernelSet, d: &BDenseX, x: &[f32], lda: usize, m: usize, y: &mut [f32], ldy: usize, scratch: &mut Scratch) -> bool {
+    let k = d.w.k();
+    let mut finite = true;
+    let Scratch { bits, bits2, bacc, brow, .. } = scratch;
     for r0 in (0..m).step_by(BROWS) {
         let rows = BROWS.min(m - r0);
         let pre = d.pre.as_ref().map(|(s, t)| (s.as_slice(), t.as_slice()));
-        ks.bpack_rows(rows, k, &x[r0 * lda..], lda, pre, bits);
-        ks.bgemm(rows, bits, words, &d.w, acc, n);
-        for r in 0..rows {
-            let yr = &mut y[(r0 + r) * ldy..(r0 + r) * ldy + n];
-            for (c, v) in yr.iter_mut().enumerate() {
-                *v = d.alpha[c] * acc[r * n + c] as f32 + d.bias[c];
-            }
-            generic_act_f32(d.act, yr);
+        finite &= ks.bpack_rows(rows, k, &x[r0 * lda..], lda, pre, bits);
+        bstack_rows(ks, d, rows, bits, bits2, bacc, brow, &mut y[r0 * ldy..], ldy);
+    }
+    finite
+}
+
+/// `rows` packed rows in `a` through `d` and the layers fused after it: each hidden layer's
+/// products become the next layer's bits in `b` (the two buffers swap roles), the last
+/// layer's become `act(alpha[c] · dot + bias[c])` in `y`.
+#[allow(clippy::too_many_arguments)]
+fn bstack_rows(ks: KernelSet, d: &BDenseX, rows: usize, a: &mut [u64], b: &mut [u64], acc: &mut [i32], brow: &mut [f32], y: &mut [f32], ldy: usize) {
+    let (n, words) = (d.w.n(), d.w.words());
+    if let Some(t) = &d.then {
+        let (rule, next) = (&t.0, &t.1);
+        ks.bgemm_sign(rows, a, words, &d.w, rule, b, next.w.words());
+        return bstack_rows(ks, next, rows, b, a, acc, brow, y, ldy);
+    }
+    ks.bgemm(rows, a, words, &d.w, acc, n);
+    for r in 0..rows {
+        // With codes out, the f32 row is built in `brow` and quantized into the row's bytes.
+        let yr = if d.quant.is_some() { &mut brow[..n] } else { &mut y[r * ldy..r * ldy + n] };
+        for (c, v) in yr.iter_mut().enumerate() {
+            *v = d.alpha[c] * acc[r * n + c] as f32 + d.bias[c];
+        }
+        generic_act_f32(d.act, yr);
+        if let Some((scale, shift, act)) = &d.post {
+            generic_affine_f32(yr, scale, shift, *act);
+        }
+        if let Some(q) = d.quant {
+            ks.quantize(q, &brow[..n], &mut bytes_mut(&mut y[r * ldy..r * ldy + n])[..n]);
         }
     }
 }
@@ -1101,9 +1188,10 @@ fn bdense_step(
     bufs: &mut [AlignedBuf],
     stride: &[usize],
     scratch: &mut Scratch,
-) {
+) -> bool {
     let Loc::Buf { buf: ob, batched } = st.out else { unreachable!("no step writes the input") };
     let mut obuf = std::mem::take(&mut bufs[ob]);
+    let mut finite = true;
     {
         let ldy = if batched { stride[ob] } else { 0 };
         let (src, lda, src_batched): (&[f32], usize, bool) = match st.ins[0] {
@@ -1111,19 +1199,19 @@ fn bdense_step(
             Loc::Buf { buf, batched } => (bufs[buf].as_slice(), stride[buf], batched),
         };
         if src_batched && batched {
-            bdense_rows(ks, d, src, lda, nb, obuf.as_mut_slice(), ldy, &mut scratch.bits, &mut scratch.bacc);
+            finite = bdense_rows(ks, d, src, lda, nb, obuf.as_mut_slice(), ldy, scratch);
         } else {
             // A per-sample input or output (not expected after the split): one row at a time.
             for s in 0..nb {
                 let x = view(st.ins[0], s, st.in_lens[0], input, il, bufs, stride);
                 let at = if batched { s * stride[ob] } else { 0 };
                 let y = &mut obuf.as_mut_slice()[at..at + st.out_len];
-                let (k, n) = (d.w.k(), d.w.n());
-                bdense_rows(ks, d, x, k, 1, y, n, &mut scratch.bits, &mut scratch.bacc);
+                finite &= bdense_rows(ks, d, x, d.w.k(), 1, y, st.out_len, scratch);
             }
         }
     }
     bufs[ob] = obuf;
+    finite
 }
 
 /// A Dense step over the whole chunk: GEMV at one sample, the packed GEMM otherwise.

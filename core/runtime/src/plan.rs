@@ -7,6 +7,7 @@
 //!  Model ──lower()──► Program ──Exec::new(ks, max_batch)──► Plan
 //!                                                           │ run(input, n, out)
 //!  input (NCHW, n samples) ─ checks (lengths, NaN) ─ chunks of ≤ max_batch ─► Exec::run_chunk
+//!  (the NaN check is the first step's sign-packing when it reads the whole input: one chunk)
 //! ```
 //!
 //! How a chunk runs (details in `exec.rs`): the steps before the first Dense run one sample at a
@@ -88,7 +89,8 @@ impl Plan {
 
     /// Run `n >= 1` samples (`input`: `n × input_len` floats, NCHW) into `out`
     /// (`n × output_len`). Allocates nothing. Rejects wrong lengths and NaN/infinite inputs with
-    /// a `BadInput` error before computing anything, so `out` is untouched on error.
+    /// a `BadInput` error before writing `out`, so `out` is untouched on error (a binary-input
+    /// plan finds a bad value while packing its first step, into its own buffers).
     pub fn run(&mut self, input: &[f32], n: usize, out: &mut [f32]) -> Result<()> {
         if n == 0 {
             return Err(Error::bad_input("batch size n is 0; pass at least one sample"));
@@ -115,19 +117,31 @@ impl Plan {
                 )))
             }
         }
-        // The block-wise scan the reader uses for weights (vectorized, searched only when a block
-        // is bad): at batch 1 a per-value `position` scan cost about as much as a sparse layer
-        // (KERNELS.md, "Sparse kernels").
-        if let Some(bad) = mdeploy_model::first_non_finite(input) {
-            return Err(Error::bad_input(format!(
+        let non_finite = |bad: usize| {
+            Error::bad_input(format!(
                 "input value at index {bad} (sample {}, element {}) is {}; inputs must be finite numbers \
                  (check the preprocessing, e.g. a division by zero during normalisation)",
                 bad / il,
                 bad % il,
                 input[bad]
-            )));
-        }
+            ))
+        };
         let mb = self.exec.max_batch();
+        // A plan whose first step sign-packs the whole input (a binary-input model) checks it on
+        // that read, which is the plan's only pass over the floats; in one chunk, so `out` is
+        // still untouched when a value is bad (the scan below then names it).
+        if n <= mb && self.exec.checks_input() {
+            if self.exec.run_chunk(input, n, out) {
+                return Ok(());
+            }
+            return Err(mdeploy_model::first_non_finite(input).map_or_else(|| Error::bad_input("an input value is not finite"), non_finite));
+        }
+        // The block-wise scan the reader uses for weights (vectorized, searched only when a block
+        // is bad): at batch 1 a per-value `position` scan cost about as much as a sparse layer
+        // (KERNELS.md, "Sparse kernels").
+        if let Some(bad) = mdeploy_model::first_non_finite(input) {
+            return Err(non_finite(bad));
+        }
         let mut done = 0;
         while done < n {
             let nb = (n - done).min(mb);

@@ -5,11 +5,16 @@
 
 /// # Safety
 /// As [`crate::bgemm::BPackFn`] (nothing beyond the slice lengths it checks).
-pub(crate) unsafe fn generic_bpack_f32(x: &[f32], pre: Option<(&[f32], &[f32])>, out: &mut [u64]) {
+pub(crate) unsafe fn generic_bpack_f32(x: &[f32], pre: Option<(&[f32], &[f32])>, out: &mut [u64]) -> bool {
+    const EXP: u32 = 0x7f80_0000;
+    let mut bad = 0u32;
     for (w, o) in out.iter_mut().enumerate() {
         let lo = (w * 64).min(x.len());
         let hi = (lo + 64).min(x.len());
         let mut bits = 0u64;
+        for &v in &x[lo..hi] {
+            bad |= u32::from(v.to_bits() & EXP == EXP);
+        }
         match pre {
             None => {
                 for (i, &v) in x[lo..hi].iter().enumerate() {
@@ -24,4 +29,5 @@ pub(crate) unsafe fn generic_bpack_f32(x: &[f32], pre: Option<(&[f32], &[f32])>,
         }
         *o = bits;
     }
+    bad == 0
 }

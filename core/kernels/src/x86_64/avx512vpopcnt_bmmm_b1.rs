@@ -27,9 +27,10 @@ pub(crate) unsafe fn avx512vpopcnt_bmmm_b1_8x8(words: usize, a: *const u64, lda:
     }
 }
 
+/// Per row, the 8 columns' mismatch counts (u64 lanes) over `words` words.
+#[inline]
 #[target_feature(enable = "avx512f,avx512vpopcntdq")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn tile<const R: usize>(words: usize, a: *const u64, lda: usize, b: *const u64, k: i32, c: *mut i32, ldc: usize, cols: usize) {
+pub(crate) unsafe fn mismatches<const R: usize>(words: usize, a: *const u64, lda: usize, b: *const u64) -> [__m512i; R] {
     let mut acc = [_mm512_setzero_si512(); R];
     for w in 0..words {
         let bv = _mm512_loadu_si512(b.add(w * BNR) as *const _);
@@ -38,6 +39,13 @@ unsafe fn tile<const R: usize>(words: usize, a: *const u64, lda: usize, b: *cons
             *s = _mm512_add_epi64(*s, _mm512_popcnt_epi64(_mm512_xor_si512(av, bv)));
         }
     }
+    acc
+}
+
+#[target_feature(enable = "avx512f,avx512vpopcntdq")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile<const R: usize>(words: usize, a: *const u64, lda: usize, b: *const u64, k: i32, c: *mut i32, ldc: usize, cols: usize) {
+    let acc = mismatches::<R>(words, a, lda, b);
     let kv = _mm512_set1_epi64(i64::from(k));
     for (r, s) in acc.iter().enumerate() {
         // k − 2·d fits i32 (k <= MAX_BK), so the narrowing `vpmovqd` is exact.

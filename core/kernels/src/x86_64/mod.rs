@@ -22,6 +22,7 @@ pub(crate) mod avx_requant_i32;
 pub(crate) mod avx_winograd_f32;
 pub(crate) mod popcnt_bmmm_b1;
 pub(crate) mod avx512vpopcnt_bmmm_b1;
+pub(crate) mod avx512vpopcnt_bmmmsign_b1;
 pub(crate) mod avx2_bmmm_b1;
 pub(crate) mod avx512_bpack_f32;
 pub(crate) mod avx2_bpack_f32;

@@ -7,7 +7,9 @@
 //! sum), so the bits are the unfused plan's. The GPU and the program keep the three kernels;
 //! this is the CPU executor's choice of how to run them.
 
-use super::{Loc, XStep, XK};
+use super::{BDenseX, Loc, XStep, XK};
+use crate::kernels::generic::generic_eltwise_f32::generic_act_f32;
+use crate::kernels::BSignRule;
 use crate::lower::Act;
 
 /// Fuses every `Affine (no activation) → Sign → BDense` run of adjacent steps whose two
@@ -73,6 +75,204 @@ fn fusible(steps: &[XStep], vals: &[(Vec<usize>, usize)], j: usize, out_v: usize
     chain && private && source_kept && shapes
 }
 
+/// Fuses `BDense → BDense(pre)` (after [`fuse_sign_affines`]: a binary layer, then the
+/// BatchNorm → Sign packed by the next binary layer) into one step whose first layer writes
+/// the second's input bits straight from its dot products ("stacks": QUANT.md, "Binary
+/// input"). The first layer's f32 outputs `act(alpha · dot + bias)`, then `· scale + shift >=
+/// 0`, are a function of the dot product alone, an integer in `−k..=k` of k's parity: the
+/// plan evaluates it, with the same f32 operations in the same order, at every one of those
+/// k + 1 values per channel at load time, and fuses when the 1s form one interval (always, for
+/// alpha ≥ 0 and finite values: each operation is monotone), which is then the rule
+/// `lo <= dot <= hi` (`KernelSet::bgemm_sign`). The same bits by construction; repeats, so a
+/// run of L binary layers becomes one step.
+pub(super) fn fuse_binary_stacks(steps: &mut Vec<XStep>, vals: &mut Vec<(Vec<usize>, usize)>, split: &mut usize, out_v: usize) {
+    #[cfg(test)]
+    if tests::UNSTACKED.with(|u| u.get()) {
+        return;
+    }
+    let mut j = 0;
+    while j + 1 < steps.len() {
+        let rule = stackable(steps, vals, j, out_v);
+        let Some(rule) = rule else {
+            j += 1;
+            continue;
+        };
+        let second = steps.remove(j + 1);
+        let (_, v2) = vals.remove(j + 1);
+        if j + 1 < *split {
+            *split -= 1;
+        }
+        let XK::BDense(mut d2) = second.k else { unreachable!("checked by stackable") };
+        d2.pre = None;
+        let a = &mut steps[j];
+        let XK::BDense(d1) = &mut a.k else { unreachable!("checked by stackable") };
+        last_mut(d1).then = Some(Box::new((rule, *d2)));
+        a.out = second.out;
+        a.out_len = second.out_len;
+        a.out_u8 = second.out_u8;
+        vals[j].1 = v2;
+        // Stay on j: the stack may take the next layer too.
+    }
+}
+
+/// Fuses an in-place `Affine` right after a binary step (the BatchNorm > ReLU after the last
+/// binary layer of an `mlp-binary(-in)` model) into the step's epilogue: the row the step just
+/// wrote, still in L1, goes through the same `generic_affine_f32` call instead of a second pass
+/// over the chunk. The same operations in the same order: the same bits.
+pub(super) fn fuse_binary_posts(steps: &mut Vec<XStep>, vals: &mut Vec<(Vec<usize>, usize)>, split: &mut usize) {
+    #[cfg(test)]
+    if tests::UNSTACKED.with(|u| u.get()) {
+        return;
+    }
+    let mut j = 0;
+    while j + 1 < steps.len() {
+        let v = vals[j].1;
+        let ok = match (&steps[j].k, &steps[j + 1].k) {
+            (XK::BDense(d), XK::Affine { scale, .. }) => {
+                let b = &steps[j + 1];
+                d.last().post.is_none()
+                    && b.in_place
+                    && b.ins.first() == Some(&steps[j].out)
+                    && vals[j + 1].0.first() == Some(&v)
+                    && vals[j + 1].1 == v
+                    && !b.in_u8
+                    && !b.out_u8
+                    && !steps[j].out_u8
+                    && !scale.is_empty()
+                    && b.out_len == steps[j].out_len
+                    && b.out_len.is_multiple_of(scale.len())
+            }
+            _ => false,
+        };
+        if !ok {
+            j += 1;
+            continue;
+        }
+        let b = steps.remove(j + 1);
+        vals.remove(j + 1);
+        if j + 1 < *split {
+            *split -= 1;
+        }
+        let (XK::Affine { scale, shift, act }, XK::BDense(d)) = (b.k, &mut steps[j].k) else { unreachable!("checked above") };
+        last_mut(d).post = Some((scale, shift, act));
+    }
+}
+
+/// Fuses `binary step → Quantize (in place, f32 grid values) → QDense on the same grid` into
+/// a binary step that writes the u8 codes the QDense reads (`out_u8` / `in_u8`, one byte per
+/// value at the start of the slot, as `u8_values` keeps them). Unfused, the QDense quantizes
+/// the grid value `dequantize(quantize(v))` again, which gives back `quantize(v)` (the
+/// argument of `u8_values`: |code − zp| <= 255, so the round trip is off by far less than half
+/// a step); fused, the epilogue writes `quantize(v)` with the same kernel. The same codes, one
+/// pass over the f32 values instead of three.
+pub(super) fn fuse_binary_codes(steps: &mut Vec<XStep>, vals: &mut Vec<(Vec<usize>, usize)>, split: &mut usize, out_v: usize) {
+    #[cfg(test)]
+    if tests::UNSTACKED.with(|u| u.get()) {
+        return;
+    }
+    let mut j = 0;
+    while j + 2 < steps.len() {
+        let v = vals[j].1;
+        let ok = match (&steps[j].k, &steps[j + 1].k, &steps[j + 2].k) {
+            (XK::BDense(d), XK::Quantize { q }, XK::QDense(qd)) => {
+                let (b, c) = (&steps[j + 1], &steps[j + 2]);
+                let same = q.scale.to_bits() == qd.input.scale.to_bits() && q.zero_point == qd.input.zero_point;
+                // Nobody but the QDense reads the value, and it is not the output.
+                let private = v != out_v && vals.iter().enumerate().filter(|&(i, _)| i != j + 1 && i != j + 2).all(|(_, (ins, _))| !ins.contains(&v));
+                d.last().quant.is_none()
+                    && same
+                    && private
+                    && b.in_place
+                    && !b.out_u8
+                    && !b.in_u8
+                    && !steps[j].out_u8
+                    && !c.in_u8
+                    && vals[j + 1].0.as_slice() == [v]
+                    && vals[j + 1].1 == v
+                    && vals[j + 2].0.as_slice() == [v]
+                    && b.out_len == steps[j].out_len
+                    && c.in_lens.first() == Some(&steps[j].out_len)
+            }
+            _ => false,
+        };
+        if !ok {
+            j += 1;
+            continue;
+        }
+        let b = steps.remove(j + 1);
+        vals.remove(j + 1);
+        if j + 1 < *split {
+            *split -= 1;
+        }
+        let (XK::Quantize { q }, XK::BDense(d)) = (b.k, &mut steps[j].k) else { unreachable!("checked above") };
+        last_mut(d).quant = Some(q);
+        steps[j].out_u8 = true;
+        steps[j + 1].in_u8 = true;
+        j += 1;
+    }
+}
+
+fn last_mut(d: &mut BDenseX) -> &mut BDenseX {
+    match d.then {
+        Some(ref mut t) => last_mut(&mut t.1),
+        None => d,
+    }
+}
+
+/// The rule when steps j and j + 1 stack (see [`fuse_binary_stacks`]).
+fn stackable(steps: &[XStep], vals: &[(Vec<usize>, usize)], j: usize, out_v: usize) -> Option<BSignRule> {
+    let (a, b) = (&steps[j], &steps[j + 1]);
+    let (XK::BDense(d1), XK::BDense(d2)) = (&a.k, &b.k) else { return None };
+    let (Some((scale, shift)), d1) = (&d2.pre, d1.last()) else { return None };
+    if d1.post.is_some() {
+        return None;
+    }
+    let v = vals[j].1;
+    // The buffers were assigned for the two steps: the second's output may have taken the first
+    // one's input buffer (free once the first ran). The stack reads one while writing the other.
+    let apart = a.ins.first() != Some(&b.out);
+    let chain = vals[j + 1].0.as_slice() == [v] && !a.in_place && !b.in_place && !a.out_u8 && !b.in_u8 && apart;
+    let private = v != out_v && vals.iter().enumerate().filter(|&(i, _)| i != j + 1).all(|(_, (ins, _))| !ins.contains(&v));
+    let n = d1.w.n();
+    let shapes = d2.w.k() == n && a.out_len == n && scale.len() == n && shift.len() == n && d1.alpha.len() == n && d1.bias.len() == n;
+    if !(chain && private && shapes) {
+        return None;
+    }
+    sign_rule(d1, scale, shift)
+}
+
+/// Per output channel of `d`, the interval of dot products whose output `act(alpha · dot +
+/// bias) · scale + shift` is `>= 0` (NaN: not), computed as the executor computes it; `None`
+/// when some channel's 1s are not one interval.
+fn sign_rule(d: &BDenseX, scale: &[f32], shift: &[f32]) -> Option<BSignRule> {
+    let (k, n) = (d.w.k() as i32, d.w.n());
+    let (mut lo, mut hi) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for c in 0..n {
+        // Runs of 1s seen so far, and the first and last dot of the first run.
+        let (mut runs, mut first, mut last, mut prev) = (0, i32::MAX, i32::MIN, false);
+        for dot in (-k..=k).step_by(2) {
+            let mut y = [d.alpha[c] * dot as f32 + d.bias[c]];
+            generic_act_f32(d.act, &mut y);
+            let bit = y[0] * scale[c] + shift[c] >= 0.0;
+            if bit && !prev {
+                runs += 1;
+                first = dot;
+            }
+            if bit {
+                last = dot;
+            }
+            prev = bit;
+        }
+        if runs > 1 {
+            return None;
+        }
+        // No 1 at all: lo = i32::MAX > hi = i32::MIN, never true.
+        lo.push(first);
+        hi.push(last);
+    }
+    Some(BSignRule::new(lo, hi))
+}
+
 #[cfg(test)]
 pub(super) mod tests {
     use super::super::Exec;
@@ -86,6 +286,9 @@ pub(super) mod tests {
     thread_local! {
         /// Plans built on this thread keep their Affine and Sign steps (the comparisons).
         pub(crate) static UNFUSED: Cell<bool> = const { Cell::new(false) };
+        /// Plans built on this thread keep each binary layer a step of its own (f32 outputs) and
+        /// the Affine after it a step too (no stacks, no posts).
+        pub(crate) static UNSTACKED: Cell<bool> = const { Cell::new(false) };
     }
 
     fn lcg(st: &mut u64) -> f32 {
@@ -152,8 +355,11 @@ pub(super) mod tests {
                     let run = |unfused: bool| {
                         let program = lower(&model.graph, &model.meta.input_shape).expect("lower");
                         UNFUSED.with(|u| u.set(unfused));
+                        // The stacks are tested below; here both plans keep each binary layer.
+                        UNSTACKED.with(|u| u.set(true));
                         let exec = Exec::new(program, max_batch, ks, arena_budget(&model.graph));
                         UNFUSED.with(|u| u.set(false));
+                        UNSTACKED.with(|u| u.set(false));
                         let mut exec = exec.expect("exec");
                         let mut out = vec![0.0f32; n * 10];
                         for s0 in (0..n).step_by(max_batch) {
@@ -169,5 +375,139 @@ pub(super) mod tests {
                 }
             }
         }
+    }
+
+    /// Runs `model` on `xs` (`n` samples) with or without the stacks; returns the plan's step
+    /// count and the output bits.
+    fn run_stacked(model: &Model, ks: KernelSet, max_batch: usize, xs: &[f32], n: usize, stacked: bool) -> (usize, Vec<u32>) {
+        let program = lower(&model.graph, &model.meta.input_shape).expect("lower");
+        let (il, ol) = (program.input_len, program.output_len);
+        UNSTACKED.with(|u| u.set(!stacked));
+        let exec = Exec::new(program, max_batch, ks, arena_budget(&model.graph));
+        UNSTACKED.with(|u| u.set(false));
+        let mut exec = exec.expect("exec");
+        let mut out = vec![0.0f32; n * ol];
+        for s0 in (0..n).step_by(max_batch) {
+            let nb = max_batch.min(n - s0);
+            exec.run_chunk(&xs[s0 * il..(s0 + nb) * il], nb, &mut out[s0 * ol..(s0 + nb) * ol]);
+        }
+        (exec.steps.len(), out.iter().map(|v| v.to_bits()).collect())
+    }
+
+    /// `BatchNorm > Sign > binary Dense` three times over `k0 = 100` inputs (1 word + 36 bits)
+    /// with widths 37 and 29 (a last panel of 5 columns, pad bits in every packed row), ±1
+    /// weights (alpha exactly 1), integer biases, and BatchNorms with var 1 and eps 0 whose
+    /// thresholds sit exactly on reachable dot products (ties: `x · scale + shift` is exactly
+    /// 0, which the Sign maps to +1), with gamma −1 on some channels (the rule `dot <= T`) and
+    /// 0 on two (always +1, never: the constant rules). Every value is a small integer, so the
+    /// f64 reference agrees exactly (`plan_binary.rs` checks that).
+    pub(crate) fn tie_model(seed: u64) -> Model {
+        let mut st = seed;
+        let mut u = move || lcg(&mut st);
+        let widths = [100usize, 37, 29, 3];
+        let mut ops = vec![];
+        let mut bias_prev: Vec<f32> = vec![];
+        for l in 0..3 {
+            let (k, n) = (widths[l], widths[l + 1]);
+            let bn = if l == 0 {
+                let z = Tensor::f32(vec![k], vec![0.0; k]);
+                Op::BatchNorm { gamma: Tensor::f32(vec![k], vec![1.0; k]), beta: z.clone(), mean: z, var: Tensor::f32(vec![k], vec![1.0; k]), eps: 0.0 }
+            } else {
+                // The previous layer's output is dot + bias (alpha 1): a mean of bias + t puts
+                // the tie at dot = t, t of the dot's parity (k's) and within ±8.
+                let kp = widths[l - 1] as i32;
+                let mut gamma = vec![];
+                let mut beta = vec![];
+                let mut mean = vec![];
+                for c in 0..k {
+                    let t = 2 * ((u() * 9.0) as i32 - 4) + kp % 2;
+                    let (g, b) = match c {
+                        0 => (0.0, 0.0),  // v = 0 always: +1
+                        1 => (0.0, -1.0), // v = −1 always: −1
+                        _ if u() < 0.4 => (-1.0, 0.0),
+                        _ => (1.0, 0.0),
+                    };
+                    gamma.push(g);
+                    beta.push(b);
+                    mean.push(bias_prev[c] + t as f32);
+                }
+                Op::BatchNorm { gamma: Tensor::f32(vec![k], gamma), beta: Tensor::f32(vec![k], beta), mean: Tensor::f32(vec![k], mean), var: Tensor::f32(vec![k], vec![1.0; k]), eps: 0.0 }
+            };
+            ops.push(bn);
+            ops.push(Op::Sign);
+            let w: Vec<f32> = (0..k * n).map(|_| if u() < 0.5 { -1.0 } else { 1.0 }).collect();
+            let b: Vec<f32> = (0..n).map(|_| ((u() * 7.0) as i32 - 3) as f32).collect();
+            bias_prev = b.clone();
+            ops.push(Op::Dense { weight: crate::quantize::binarize_weight(&Tensor::f32(vec![k, n], w)).expect("binarize"), bias: Tensor::f32(vec![n], b) });
+        }
+        let meta = crate::model::Metadata { input_shape: vec![100], labels: (0..3).map(|d| d.to_string()).collect(), ..Default::default() };
+        Model { meta, graph: Graph::sequential(ops) }
+    }
+
+    /// Inputs for [`tie_model`]: values on both sides of the pixels' threshold 0 and on it.
+    pub(crate) fn tie_inputs(n: usize, seed: u64) -> Vec<f32> {
+        let mut st = seed;
+        (0..n * 100).map(|_| [-1.0f32, -0.5, 0.0, 0.5, 1.0][(lcg(&mut st) * 5.0) as usize % 5]).collect()
+    }
+
+    /// The stacked binary layers (`fuse_binary_stacks`: one step writes the next layer's bits
+    /// from its dot products) give the same output bits as the plan that writes each binary
+    /// layer's f32 outputs, on every kernel set, at batch 1 and batched across the 64-row blocks,
+    /// on the binary-input graph (two layers, one stack) and on the tie model (three layers,
+    /// ties, constant channels and pad bits; two stacks into one step).
+    #[test]
+    fn stacked_binary_layers_give_the_same_bits() {
+        let n = 137;
+        let mut st = 0x0123_4567_89ab_cdefu64;
+        let digits: Vec<f32> = (0..n * 784)
+            .map(|_| {
+                let u = lcg(&mut st);
+                if u < 0.6 { 0.0 } else { (u - 0.6) / 0.4 }
+            })
+            .collect();
+        let ties = tie_inputs(n, 99);
+        // binary_in_model: one stack and the BatchNorm > ReLU after it as a post (its last
+        // Dense is f32: no codes). The shipped binary-input file: a stack, a post and codes.
+        let shipped = crate::format::read(include_bytes!("../../../../models/mnist-mlp-binary-in.mdm")).expect("shipped model");
+        for (model, xs, merged) in [(binary_in_model(), &digits, 2usize), (tie_model(3), &ties, 2), (shipped, &digits, 3)] {
+            for ks in KernelSet::available() {
+                for max_batch in [1, 16, 64, 100] {
+                    let (s_steps, stacked) = run_stacked(&model, ks, max_batch, xs, n, true);
+                    let (u_steps, unstacked) = run_stacked(&model, ks, max_batch, xs, n, false);
+                    assert_eq!(stacked, unstacked, "{} ({}) max batch {max_batch}: the stack changed the output bits", ks.name(), ks.bmmm_name());
+                    assert_eq!(s_steps + merged, u_steps, "{}: {merged} steps merged?", ks.name());
+                }
+            }
+        }
+    }
+
+    /// The rule is what the f32 epilogue computes at every reachable dot product, including a
+    /// tie (exactly 0 maps to bit 1), a decreasing channel (negative scale) and the constants.
+    #[test]
+    fn sign_rule_is_the_interval_of_the_f32_comparison() {
+        let ks = KernelSet::generic();
+        // k = 5 (dots −5, −3, …, 5), 4 channels, alpha 1 except channel 3 (0.5), bias 1.
+        let d = super::BDenseX {
+            w: ks.bpack_b(5, 4, &[true; 20]),
+            pre: None,
+            alpha: vec![1.0, 1.0, 1.0, 0.5],
+            bias: vec![1.0; 4],
+            act: crate::lower::Act::None,
+            then: None,
+            post: None,
+            quant: None,
+        };
+        // Channel 0: dot + 1 − 2 >= 0 ⇔ dot >= 1 (tie at 1). Channel 1: −(dot + 1) + 0 >= 0 ⇔
+        // dot <= −1 (tie at −1). Channel 2: scale 0, shift 0: always. Channel 3: 0.5·dot + 1 +
+        // (−10): never.
+        let r = super::sign_rule(&d, &[1.0, -1.0, 0.0, 1.0], &[-2.0, 0.0, 0.0, -10.0]).expect("monotone");
+        assert_eq!(r.interval(0), (1, 5));
+        assert_eq!(r.interval(1), (-5, -1));
+        assert_eq!(r.interval(2), (-5, 5));
+        let (lo, hi) = r.interval(3);
+        assert!(lo > hi, "never: {lo} {hi}");
+        // A NaN scale: no 1 anywhere (NaN >= 0 is false), the "never" rule.
+        let r = super::sign_rule(&d, &[f32::NAN; 4], &[0.0; 4]).expect("all 0");
+        assert!((0..4).all(|c| r.interval(c).0 > r.interval(c).1));
     }
 }
