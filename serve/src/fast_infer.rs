@@ -322,7 +322,7 @@ impl<'a> Reader<'a> {
             _ => return None,
         };
         while let Some(&c) = b.get(i).filter(|c| c.is_ascii_digit()) {
-            s = s.checked_mul(10)?.checked_add(u64::from(c - b'0'))?;
+            s = push_digit(s, c)?;
             i += 1;
         }
         let mut exponent: i32 = 0;
@@ -332,7 +332,7 @@ impl<'a> Reader<'a> {
             i += 1;
             let start = i;
             while let Some(&c) = b.get(i).filter(|c| c.is_ascii_digit()) {
-                s = s.checked_mul(10)?.checked_add(u64::from(c - b'0'))?;
+                s = push_digit(s, c)?;
                 exponent -= 1;
                 i += 1;
             }
@@ -367,6 +367,18 @@ impl<'a> Reader<'a> {
         }
         self.i = i;
         Some(Number { negative, significand: s, exponent, float })
+    }
+}
+
+/// `s * 10 + digit`, or `None` past u64 (serde's slow path). The common case is one compare:
+/// a u64 `checked_mul` is a 128-bit multiply in wasm32.
+#[inline(always)]
+fn push_digit(s: u64, c: u8) -> Option<u64> {
+    let d = u64::from(c - b'0');
+    if s < u64::MAX / 10 {
+        Some(s * 10 + d)
+    } else {
+        s.checked_mul(10)?.checked_add(d)
     }
 }
 
