@@ -371,7 +371,8 @@ impl<'a> Reader<'a> {
 }
 
 /// `s * 10 + digit`, or `None` past u64 (serde's slow path). The common case is one compare:
-/// a u64 `checked_mul` is a 128-bit multiply in wasm32.
+/// measured faster in wasm32 than `checked_mul` on every digit (bench/README.md, "Session 17";
+/// why was not inspected).
 #[inline(always)]
 fn push_digit(s: u64, c: u8) -> Option<u64> {
     let d = u64::from(c - b'0');
