@@ -22,7 +22,7 @@ pub struct FlatData {
 }
 
 impl FlatData {
-    fn push(&mut self, v: f64) {
+    pub(crate) fn push(&mut self, v: f64) {
         let f = v as f32;
         if !f.is_finite() && self.first_non_finite.is_none() {
             self.first_non_finite = Some(self.values.len());

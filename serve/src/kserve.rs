@@ -351,17 +351,14 @@ fn decode_binary(input: &InputTensor, size: &Value, rest: &mut &[u8], want: usiz
     Ok(out)
 }
 
-fn infer(srv: &mut Server, i: usize, http: &Request) -> Result<Response, ApiError> {
-    let (json, binary) = split_body(http)?;
-    if json.is_empty() {
-        return Err(empty_body());
-    }
+/// Any infer body through serde (every error message of a bad body comes from here).
+fn parse_infer_request(json: &[u8], has_binary: bool) -> Result<InferRequest, ApiError> {
     // Parsed as a prefix first: binary tensors sent without the header follow the JSON, and the
     // useful answer then is "the header is missing", not "trailing characters".
     let mut de = serde_json::Deserializer::from_slice(json);
     let req = InferRequest::deserialize(&mut de)
         .map_err(|e| ApiError::bad(format!("the request body is not a valid inference request: {e}")))?;
-    if binary.is_none() {
+    if !has_binary {
         if let Some(inp) = req.inputs.iter().find(|i| i.parameters.as_ref().is_some_and(|p| p.contains_key("binary_data_size"))) {
             return Err(ApiError::bad(format!(
                 "input '{}' has parameters.binary_data_size, but the Inference-Header-Content-Length header is \
@@ -371,12 +368,34 @@ fn infer(srv: &mut Server, i: usize, http: &Request) -> Result<Response, ApiErro
         }
     }
     de.end().map_err(|e| ApiError::bad(format!("the request body is not a valid inference request: {e}")))?;
+    Ok(req)
+}
+
+fn infer(srv: &mut Server, i: usize, http: &Request) -> Result<Response, ApiError> {
+    let (json, binary) = split_body(http)?;
+    if json.is_empty() {
+        return Err(empty_body());
+    }
+    let mut req = match crate::fast_infer::parse(json) {
+        // The common JSON body, read in one pass (fast_infer.rs); it has no `parameters`, so
+        // the binary checks below have nothing to say about it.
+        Some((id, inputs)) => InferRequest {
+            id,
+            parameters: None,
+            inputs: inputs
+                .into_iter()
+                .map(|t| InputTensor { name: t.name, shape: t.shape, datatype: t.datatype, parameters: None, data: t.data })
+                .collect(),
+            outputs: None,
+        },
+        None => parse_infer_request(json, binary.is_some())?,
+    };
     // Other parameters (sequence_id, priority, timeout, ...) are hints this server ignores.
     let all_binary = bool_param(req.parameters.as_ref(), "binary_data_output", "the request")?.unwrap_or(false);
-    let [input] = req.inputs.as_slice() else {
+    let n_inputs = req.inputs.len();
+    let [input] = req.inputs.as_mut_slice() else {
         return Err(ApiError::bad(format!(
-            "this model takes exactly one input tensor named '{INPUT_NAME}', but the request has {}",
-            req.inputs.len()
+            "this model takes exactly one input tensor named '{INPUT_NAME}', but the request has {n_inputs}"
         )));
     };
     if input.name != INPUT_NAME {
@@ -411,7 +430,7 @@ fn infer(srv: &mut Server, i: usize, http: &Request) -> Result<Response, ApiErro
     let per = m.input_len();
     let n = batch_of(&input.shape, per, m.input_shape())?;
     let want = n.saturating_mul(per);
-    let values = match (binary_size, &input.data, binary) {
+    let values = match (binary_size, input.data.as_mut(), binary) {
         (Some(_), Some(_), _) => {
             return Err(ApiError::bad(
                 "input 'input' has both \"data\" and parameters.binary_data_size; send its values one way only",
@@ -493,7 +512,8 @@ fn infer(srv: &mut Server, i: usize, http: &Request) -> Result<Response, ApiErro
 
 /// The model's f32 input from a tensor of `datatype`: `FP32` as is (finite), `UINT8` (0..=255,
 /// 0 = background) scaled to 0..1 like the training data.
-pub(crate) fn decode(datatype: &str, data: &FlatData, want: usize, shape: &[i64]) -> Result<Vec<f32>, ApiError> {
+/// FP32 values are moved out of `data` (not copied): the request is done with them.
+pub(crate) fn decode(datatype: &str, data: &mut FlatData, want: usize, shape: &[i64]) -> Result<Vec<f32>, ApiError> {
     if data.values.len() != want {
         return Err(ApiError::bad(format!(
             "shape {shape:?} needs {want} values but \"data\" has {}",
@@ -505,7 +525,7 @@ pub(crate) fn decode(datatype: &str, data: &FlatData, want: usize, shape: &[i64]
             if let Some(k) = data.first_non_finite {
                 return Err(ApiError::bad(format!("value {k} of \"data\" is not a finite 32-bit float")));
             }
-            Ok(data.values.clone())
+            Ok(std::mem::take(&mut data.values))
         }
         "UINT8" => {
             if !data.all_u8 {
@@ -517,5 +537,132 @@ pub(crate) fn decode(datatype: &str, data: &FlatData, want: usize, shape: &[i64]
             "datatype '{}' is not supported; use FP32 (values 0..1, ink = 1) or UINT8 (0..255, 0 = background)",
             truncate(other, 50)
         ))),
+    }
+}
+
+/// The one-pass reader (`fast_infer.rs`) against the serde path it stands in for: whenever it
+/// accepts a body, serde accepts it too and yields the same request, bit for bit.
+#[cfg(test)]
+mod fast_infer_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// `Some(true)` the fast reader took the body (and agreed with serde), `Some(false)` it gave
+    /// it to serde; panics on a disagreement.
+    fn agree(json: &[u8]) -> bool {
+        let Some((id, inputs)) = crate::fast_infer::parse(json) else { return false };
+        let slow = match parse_infer_request(json, false) {
+            Ok(r) => r,
+            Err(e) => panic!("fast reader took a body serde refuses ({}): {}", e.message, String::from_utf8_lossy(json)),
+        };
+        assert_eq!(id, slow.id);
+        assert!(slow.parameters.is_none() && slow.outputs.is_none());
+        assert_eq!(inputs.len(), slow.inputs.len());
+        for (f, s) in inputs.iter().zip(&slow.inputs) {
+            assert_eq!((&f.name, &f.shape, &f.datatype), (&s.name, &s.shape, &s.datatype));
+            assert!(s.parameters.is_none());
+            match (&f.data, &s.data) {
+                (None, None) => {}
+                (Some(a), Some(b)) => {
+                    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(bits(&a.values), bits(&b.values), "{}", String::from_utf8_lossy(json));
+                    assert_eq!((a.all_u8, a.first_non_finite), (b.all_u8, b.first_non_finite));
+                }
+                _ => panic!("data present in one reader only: {}", String::from_utf8_lossy(json)),
+            }
+        }
+        true
+    }
+
+    fn body(data: &str) -> String {
+        format!(r#"{{"inputs":[{{"name":"input","shape":[1,1,28,28],"datatype":"FP32","data":{data}}}]}}"#)
+    }
+
+    #[test]
+    fn real_digits_as_clients_write_them_take_the_fast_path() {
+        let t = &mdeploy_testkit::mnist::split().test;
+        for i in (0..t.n).step_by(97) {
+            let img: Vec<f32> = t.image(i).to_vec();
+            // serde_json (Rust clients, our tests) writes f32 shortest; JS and Python write the f64.
+            let as_f32 = serde_json::to_string(&img).unwrap();
+            let as_f64 = serde_json::to_string(&img.iter().map(|&v| f64::from(v)).collect::<Vec<_>>()).unwrap();
+            let thirds = serde_json::to_string(&img.iter().map(|&v| f64::from(v) / 3.0).collect::<Vec<_>>()).unwrap();
+            let u8s = serde_json::to_string(&img.iter().map(|&v| (v * 255.0).round() as u8).collect::<Vec<_>>()).unwrap();
+            for d in [as_f32, as_f64, thirds, u8s] {
+                assert!(agree(body(&d).as_bytes()), "fell back on a plain body");
+            }
+        }
+        // Nested, spaced, keys reordered, an id: still the fast path.
+        let nested = r#" { "id" : "a-1", "inputs" : [ { "data" : [[ [0, 0.5], [1e-3, 2.5E+1] ]], "datatype":"UINT8", "shape":[ 1 , 4 ], "name":"input" } ] } "#;
+        assert!(agree(nested.as_bytes()));
+        assert!(agree(body("[ 0 , 0.5 ,\n1 ]").as_bytes()), "spaces between numbers");
+    }
+
+    #[test]
+    fn unusual_bodies_go_to_serde() {
+        for b in [
+            body("[1, 2,]"),
+            body("[01]"),
+            body("[1.]"),
+            body("[.5]"),
+            body("[-]"),
+            body("[1e]"),
+            body("[1e400]"),
+            body("[1e23]"),
+            body("[1e-23]"),
+            body("[123456789012345678901234]"),
+            body("[null]"),
+            body("[\"1\"]"),
+            body("[1]") + " x",
+            body("[1]") + "\u{0}",
+            r#"{"inputs":[{"name":"in\"put","shape":[1],"datatype":"FP32","data":[1]}]}"#.into(),
+            r#"{"inputs":[{"name":"inpüt","shape":[1],"datatype":"FP32","data":[1]}]}"#.into(),
+            r#"{"inputs":[{"name":"input","shape":[-1],"datatype":"FP32","data":[1]}]}"#.into(),
+            r#"{"inputs":[{"name":"input","shape":[1.0],"datatype":"FP32","data":[1]}]}"#.into(),
+            r#"{"inputs":[{"name":"input","name":"input","shape":[1],"datatype":"FP32","data":[1]}]}"#.into(),
+            r#"{"inputs":[{"name":"input","shape":[1],"datatype":"FP32","parameters":{"binary_data_size":4}}]}"#.into(),
+            r#"{"inputs":[],"outputs":[{"name":"label"}]}"#.into(),
+            r#"{"id":null,"inputs":[]}"#.into(),
+            r#"{"inputs":[{"shape":[1],"datatype":"FP32","data":[1]}]}"#.into(),
+            r#"{"id":"x"}"#.into(),
+            format!("{}{}{}", body(&"[".repeat(40)), "1", "]".repeat(40)),
+        ] {
+            assert!(!agree(b.as_bytes()), "fast path took {b}");
+        }
+    }
+
+    /// One number as clients and fuzzers write them.
+    fn number() -> impl Strategy<Value = String> {
+        prop_oneof![
+            any::<f32>().prop_map(|v| format!("{v}")),
+            any::<f32>().prop_map(|v| format!("{v:e}")),
+            any::<f64>().prop_map(|v| format!("{v}")),
+            any::<f64>().prop_map(|v| format!("{v:E}")),
+            (0.0f64..1.0).prop_map(|v| format!("{v}")),
+            any::<i64>().prop_map(|v| v.to_string()),
+            any::<u64>().prop_map(|v| v.to_string()),
+            (any::<u64>(), -30i32..30).prop_map(|(s, e)| format!("{s}e{e}")),
+            (0u64..1000, 0u32..25, -25i32..25).prop_map(|(s, z, e)| format!("-{s}.{}5e{e}", "0".repeat(z as usize))),
+            "-?[0-9]{0,3}\\.?[0-9]{0,22}([eE][+-]?[0-9]{0,3})?",
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+        #[test]
+        fn fast_reader_agrees_with_serde(nums in proptest::collection::vec(number(), 0..12), nest in 0usize..3, ws in "[ \t\r\n]{0,2}") {
+            let mut d = format!("[{ws}{}{ws}]", nums.join(&format!("{ws},")));
+            for _ in 0..nest { d = format!("[{d}]"); }
+            agree(body(&d).as_bytes());
+        }
+
+        #[test]
+        fn mutated_bodies_never_disagree(flips in proptest::collection::vec((0usize..400, any::<u8>()), 0..4), cut in 0usize..400) {
+            let mut b = body("[0, 0.5, 1, 0.25098039215686274, 1e-7, -0, 255]").into_bytes();
+            for (at, byte) in flips { let k = at % b.len(); b[k] = byte; }
+            b.truncate(cut.max(1).min(b.len()));
+            agree(&b);
+        }
     }
 }

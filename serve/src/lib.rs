@@ -31,6 +31,7 @@ use mdeploy_core::{Error as CoreError, ErrorKind, LoadedModel, ModelInfo, Plan, 
 mod data;
 #[cfg(feature = "embedded-models")]
 mod embedded;
+mod fast_infer;
 mod image;
 mod kserve;
 pub use kserve::index_request_ready;

@@ -150,7 +150,15 @@ fn check(t: &FlatData, what: &str) -> Result<(), ApiError> {
 }
 
 fn predict(srv: &mut Server, i: usize, body: &[u8]) -> Result<Response, ApiError> {
-    let req: PredictRequest = parse_json(body)?;
+    let req: PredictRequest = match crate::fast_infer::parse_tf(body) {
+        // The common body read in one pass (fast_infer.rs); anything else through serde.
+        Some((signature_name, instances, inputs)) => PredictRequest {
+            signature_name,
+            instances: instances.map(|v| v.into_iter().map(Named::Tensor).collect()),
+            inputs: inputs.map(Named::Tensor),
+        },
+        None => parse_json(body)?,
+    };
     if let Some(s) = &req.signature_name {
         if !s.is_empty() && s != "serving_default" {
             return Err(ApiError::bad(format!(
@@ -227,5 +235,63 @@ fn predict(srv: &mut Server, i: usize, body: &[u8]) -> Result<Response, ApiError
         }
         let (probabilities, label) = rows.into_iter().map(|r| (r.probabilities, r.label)).unzip();
         Ok(to_json(200, &Out { outputs: Cols { probabilities, label } }))
+    }
+}
+
+/// The one-pass reader of TF Serving bodies against serde: same request whenever it takes one.
+#[cfg(test)]
+mod fast_tf_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn bits(t: &FlatData) -> (Vec<u32>, bool, Option<usize>) {
+        (t.values.iter().map(|v| v.to_bits()).collect(), t.all_u8, t.first_non_finite)
+    }
+
+    fn tensor(n: Named) -> FlatData {
+        match n {
+            Named::Tensor(t) => t,
+            Named::Map(_) => panic!("serde read a map where the fast reader read a tensor"),
+        }
+    }
+
+    /// Whether the fast reader took `body`; panics if it and serde disagree.
+    fn agree(body: &[u8]) -> bool {
+        let Some((sig, instances, inputs)) = crate::fast_infer::parse_tf(body) else { return false };
+        let slow: PredictRequest = parse_json(body).unwrap_or_else(|e| panic!("serde refuses what the fast reader took: {}", e.message));
+        assert_eq!(sig, slow.signature_name);
+        let slow_inst = slow.instances.map(|v| v.into_iter().map(|n| bits(&tensor(n))).collect::<Vec<_>>());
+        assert_eq!(instances.map(|v| v.iter().map(bits).collect::<Vec<_>>()), slow_inst);
+        assert_eq!(inputs.as_ref().map(bits), slow.inputs.map(|n| bits(&tensor(n))));
+        true
+    }
+
+    #[test]
+    fn common_bodies_take_the_fast_path_and_agree() {
+        let t = &mdeploy_testkit::mnist::split().test;
+        let a = serde_json::to_string(&t.image(0).iter().map(|&v| f64::from(v)).collect::<Vec<_>>()).unwrap();
+        let b = serde_json::to_string(&t.image(1)).unwrap();
+        for body in [
+            format!(r#"{{"instances": [{a}, {b}]}}"#),
+            format!(r#"{{"signature_name": "serving_default", "inputs": [{a}, {b}]}}"#),
+            r#"{"instances": [[[0.5, 1], [2e-3, 255]], 7]}"#.into(),
+            r#"{"instances": []}"#.into(),
+        ] {
+            assert!(agree(body.as_bytes()), "fell back on {body}");
+        }
+        for body in [r#"{"instances": [{"input": [1]}]}"#, r#"{"inputs": {"input": [1]}}"#, r#"{"instances": [1],}"#, "", "{}x"] {
+            assert!(!agree(body.as_bytes()), "took {body}");
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
+        #[test]
+        fn mutated_bodies_never_disagree(flips in proptest::collection::vec((0usize..200, any::<u8>()), 0..4), cut in 0usize..200) {
+            let mut b = br#"{"signature_name":"serving_default","instances":[[0, 0.5, 1e-7, -0], [255, 0.25098039215686274]]}"#.to_vec();
+            for (at, byte) in flips { let k = at % b.len(); b[k] = byte; }
+            b.truncate(cut.max(1).min(b.len()));
+            agree(&b);
+        }
     }
 }
