@@ -135,7 +135,7 @@ fn quantize_writes_an_int8_model_that_runs_on_integer_kernels() {
     // The same bytes as the shipped file apart from nothing: the command is deterministic.
     let shipped = std::fs::read(root().join("models/mnist-mlp-int8.mdm")).expect("shipped int8 model");
     assert_eq!(std::fs::read(&out).expect("written"), shipped, "models/mnist-mlp-int8.mdm is not what the command makes");
-    fails_with(&["quantize", "models/mnist-mlp.mdm", "--out", o, "--bits", "3"], &["choose 8, 4, 2 or 1"]);
+    fails_with(&["quantize", "models/mnist-mlp.mdm", "--out", o, "--bits", "3"], &["choose 8, 7, 4, 2 or 1"]);
     fails_with(&["quantize", "models/mnist-mlp.mdm", "--out", o, "--bits", "2", "--qat-epochs", "1", "--qat-lr", "0"], &["positive number"]);
     fails_with(&["quantize", "models/mnist-mlp.mdm", "--out", o, "--calibration", "kl"], &["possible values: minmax, percentile, entropy"]);
     // Entropy (KL) calibration: on the integer kernels, within 0.3 points of f32, and said so.

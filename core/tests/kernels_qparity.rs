@@ -334,6 +334,7 @@ fn seven_bit_weights_match_the_scalar_reference() {
     use mdeploy_core::kernels::QLayout;
     let mut rng = Rng::new(17);
     let w7 = |rng: &mut Rng, extreme: bool| if extreme { [-64i8, 63][rng.below(2)] } else { (rng.below(128) as i32 - 64) as i8 };
+    eprintln!("int8 tiles: {:?}", KernelSet::available().iter().map(|k| k.qmmm_name()).collect::<Vec<_>>());
     for ks in KernelSet::available() {
         let has7 = ks.qmmm_name().contains("_i7_");
         assert_eq!(ks.qpack_b(4, 2, &[-64, 63, 0, 1, 2, 3, 4, 5]).layout() == QLayout::Dot7, has7, "{}", ks.qmmm_name());
