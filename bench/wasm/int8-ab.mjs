@@ -3,7 +3,9 @@
 // median over the rounds, and int8 ÷ f32 of each.
 //   node bench/wasm/int8-ab.mjs [rounds] [pkg,pkg...] [model,model...]
 //   (default 10 rounds, /wasm/: this checkout's wasm/dist, and the f32/int8/int7 MLP and CNN:
-//   a model is fetched from /models/<name>.mdm; its f32 model is the name without -intN)
+//   a model is fetched from /models/<name>.mdm; its f32 model is the name without -intN; the
+//   int7 files are not shipped: make them first with
+//   `mdeploy quantize models/mnist-{mlp,cnn}.mdm --out models/mnist-{mlp,cnn}-int7.mdm --bits 7`)
 // A second package copy (e.g. a build of the base commit copied to bench/wasm/out/base/wasm/,
 // with its dist/) is timed in the same rounds: an A/B of a kernel change in one browser process.
 import { mnistDir } from '../../wasm/test/support.mjs';
@@ -24,6 +26,7 @@ try {
     const x = (k) => (f !== row ? `${(f[k].min / row[k].min).toFixed(2)}× / ${(f[k].median / row[k].median).toFixed(2)}×` : '');
     console.log(`| ${row.pkg} | ${row.variant}, ${row.kernel} | ${row.model} | ${row.batch1024.min} / ${row.batch1024.median} | ${x('batch1024')} | ${row.batch1.min} / ${row.batch1.median} | ${x('batch1')} |`);
   }
+  for (const row of r.rows) console.log(`${row.pkg} ${row.model}: FNV-1a of the 2,000 outputs ${row.digest}`);
 } finally {
   server.close();
 }
