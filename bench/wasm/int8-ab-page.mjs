@@ -47,11 +47,23 @@ for (let round = 0; round < ROUNDS; round++) {
     r.b1.push(((performance.now() - t) * 1000) / ONE);
   }
 }
+// FNV-1a over the f32 bits of the 2,000 test digits' outputs, as core/tests/plan_int8.rs and
+// plan_nbit.rs print it (digit-major order, the same xs): an integer model's digest must equal
+// the native one (same bits in Chromium's relaxed build as on every native set).
+const digest = (m) => {
+  let h = 0xcbf29ce484222325n;
+  for (let at = 0; at < 2000; at += BATCH) {
+    const n = Math.min(BATCH, 2000 - at);
+    const out = m.predictBatchSync(xs.subarray(at * 784, (at + n) * 784), n);
+    for (const v of new Uint32Array(Float32Array.from(out.probs).buffer)) h = ((h ^ BigInt(v)) * 0x100000001b3n) & 0xffffffffffffffffn;
+  }
+  return h.toString(16).padStart(16, '0');
+};
 const stats = (v) => {
   const s = [...v].sort((a, b) => a - b);
   return { min: +s[0].toFixed(3), median: +s[s.length >> 1].toFixed(3) };
 };
 await post({
   userAgent: navigator.userAgent,
-  rows: runs.map((r) => ({ pkg: r.pkg, variant: r.variant, kernel: r.kernel, model: r.name, batch1024: stats(r.b1024), batch1: stats(r.b1) })),
+  rows: runs.map((r) => ({ pkg: r.pkg, variant: r.variant, kernel: r.kernel, model: r.name, batch1024: stats(r.b1024), batch1: stats(r.b1), digest: digest(r.m) })),
 });

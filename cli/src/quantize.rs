@@ -26,12 +26,17 @@ pub enum Method {
 
 #[derive(clap::Args, Debug)]
 #[command(after_help = "What it does: every Dense and Conv2d (one group) gets --bits-bit weights, one \
-symmetric scale per output channel (8 bits: -127..127; 4 bits: -7..7, stored two per byte; 2 bits: \
--1, 0, +1, four per byte; below 8 bits the scale is the clip with the least squared error); every \
+symmetric scale per output channel (8 bits: -127..127; 7 bits: -63..63, stored 7 bits each; 4 bits: \
+-7..7, stored two per byte; 2 bits: -1, 0, +1, four per byte; below 8 bits the scale is the clip with \
+the least squared error); every \
 activation that feeds one of them gets a uint8 grid (scale and zero point per tensor), calibrated on \
 --calib-samples digits of the training split (never the test digits). The result runs on the integer \
 kernels (AVX-512 VNNI, AVX2, wasm SIMD, generic: bit-identical results on all of them; 4- and 2-bit \
 weights are widened to int8 when the model loads, so they save file size, not time). \
+--bits 7 trades half the weight resolution for the fast path of the relaxed-SIMD wasm build: \
+weights in -64..63 run on one relaxed 8-bit dot per 16 products in browsers whose engine computes \
+it exactly (Chromium on this project's x86 test host), where 8-bit weights need the slower \
+16-bit dot (numbers: core/runtime/QUANT.md); elsewhere it runs as int8 does. \
 --qat-epochs N fine-tunes first: the forward pass sees the quantized weights and activations, the \
 gradient updates the f32 weights (straight-through estimator), on the 8,000 training digits. \
 The accuracy on the 2,000 test digits is measured and stored in the file. \
@@ -40,6 +45,7 @@ How it works: core/runtime/QUANT.md.
 Examples:
   mdeploy quantize models/mnist-mlp.mdm --out models/mnist-mlp-int8.mdm
   mdeploy quantize models/mnist-cnn.mdm --out cnn-int4.mdm --bits 4      # ~1/7 of the f32 file
+  mdeploy quantize models/mnist-cnn.mdm --out cnn-int7.mdm --bits 7      # for relaxed-SIMD wasm
   mdeploy quantize models/mnist-mlp.mdm --out mlp-int2.mdm --bits 2 --qat-epochs 2
   mdeploy quantize models/mnist-cnn.mdm --out cnn-int8.mdm --calibration percentile --percentile 99.99
   mdeploy quantize models/mnist-cnn.mdm --out cnn-int8.mdm --calibration entropy
@@ -60,8 +66,9 @@ pub struct QuantizeArgs {
     /// Where to write the int8 model (.mdm).
     #[arg(long)]
     pub out: PathBuf,
-    /// Bits per weight: 8, 4, 2, or 1 (binary weights and activations for the layers after a
-    /// Sign; the others int8). Activations of the int8 layers stay 8-bit.
+    /// Bits per weight: 8, 7 (the relaxed-SIMD wasm build's fast int8 path), 4, 2, or 1 (binary
+    /// weights and activations for the layers after a Sign; the others int8). Activations of
+    /// the int8 layers stay 8-bit.
     #[arg(long, default_value_t = 8)]
     pub bits: u8,
     /// Quantization-aware fine-tuning epochs on the 8,000 training digits before the weights
@@ -96,8 +103,8 @@ pub struct QuantizeArgs {
 }
 
 pub fn run(args: &QuantizeArgs) -> Result<(), String> {
-    if ![8, 4, 2, 1].contains(&args.bits) {
-        return Err(format!("--bits {}: choose 8, 4, 2 or 1 (binary)", args.bits));
+    if ![8, 7, 4, 2, 1].contains(&args.bits) {
+        return Err(format!("--bits {}: choose 8, 7, 4, 2 or 1 (binary)", args.bits));
     }
     if args.qat_epochs > 0 && !(args.qat_lr > 0.0 && args.qat_lr.is_finite()) {
         return Err(format!("--qat-lr {}: the learning rate must be a positive number (1e-3 is a good start)", args.qat_lr));

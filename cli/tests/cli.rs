@@ -135,7 +135,7 @@ fn quantize_writes_an_int8_model_that_runs_on_integer_kernels() {
     // The same bytes as the shipped file apart from nothing: the command is deterministic.
     let shipped = std::fs::read(root().join("models/mnist-mlp-int8.mdm")).expect("shipped int8 model");
     assert_eq!(std::fs::read(&out).expect("written"), shipped, "models/mnist-mlp-int8.mdm is not what the command makes");
-    fails_with(&["quantize", "models/mnist-mlp.mdm", "--out", o, "--bits", "3"], &["choose 8, 4, 2 or 1"]);
+    fails_with(&["quantize", "models/mnist-mlp.mdm", "--out", o, "--bits", "3"], &["choose 8, 7, 4, 2 or 1"]);
     fails_with(&["quantize", "models/mnist-mlp.mdm", "--out", o, "--bits", "2", "--qat-epochs", "1", "--qat-lr", "0"], &["positive number"]);
     fails_with(&["quantize", "models/mnist-mlp.mdm", "--out", o, "--calibration", "kl"], &["possible values: minmax, percentile, entropy"]);
     // Entropy (KL) calibration: on the integer kernels, within 0.3 points of f32, and said so.
@@ -151,16 +151,18 @@ fn quantize_writes_an_int8_model_that_runs_on_integer_kernels() {
     let help = mdeploy(&["quantize", "--help"]);
     let help = String::from_utf8_lossy(&help.stdout);
     assert!(help.contains("--calibration") && help.contains("QUANT.md") && help.contains("mdeploy quantize models/mnist-mlp.mdm"), "{help}");
+    assert!(help.contains("--bits 7 trades half the weight resolution"), "{help}");
 }
 
 /// `mdeploy quantize --bits 2 --qat-epochs 1`: packed 2-bit weights after one epoch of
 /// quantization-aware fine-tuning, run by the int8 kernels, the QAT recorded in provenance,
-/// the file about 1/16 of f32 plus scales and biases; `--bits 4` post-training.
+/// the file about 1/16 of f32 plus scales and biases; `--bits 4` and `--bits 7` post-training.
 #[test]
-fn quantize_writes_4_and_2_bit_models_with_and_without_qat() {
+fn quantize_writes_7_4_and_2_bit_models_with_and_without_qat() {
     let f32_acc = ok_json(&["eval", "models/mnist-mlp.mdm", "--json"])["accuracy"].as_f64().expect("accuracy");
     let f32_size = std::fs::metadata(root().join("models/mnist-mlp.mdm")).expect("f32 model").len();
-    for (bits, qat, floor, max_share) in [("4", "0", f32_acc - 0.01, 0.14), ("2", "1", 0.93, 0.075)] {
+    // 7 bits (the relaxed wasm build's one-dot tile): within 0.3 points of f32 (measured: +0.05).
+    for (bits, qat, floor, max_share) in [("7", "0", f32_acc - 0.003, 0.23), ("4", "0", f32_acc - 0.01, 0.14), ("2", "1", 0.93, 0.075)] {
         let out = tmp(&format!("mlp-int{bits}-qat{qat}.mdm"));
         let o = out.to_str().expect("utf-8 temp path");
         let run = mdeploy(&["quantize", "models/mnist-mlp.mdm", "--out", o, "--bits", bits, "--qat-epochs", qat, "--quiet"]);

@@ -320,3 +320,85 @@ fn gathered_rows_pooled_match_the_reference_max() {
         }
     }
 }
+
+/// 7-bit weights (−64..=63, `mdeploy quantize --bits 7`): on a set with the 7-bit tile (the
+/// relaxed wasm build where the engine's dot is exact: `Dot7` layout, one
+/// `i32x4.relaxed_dot_i8x16_i7x16_add_s` per 16 products, with a column and a row constant)
+/// every GEMM form against the scalar reference: k not a multiple of 4 or 16, 1 to 17 rows
+/// (around MR and its edges), widths around the panel, A rows read with garbage past k, the
+/// gathered (conv) and pooled forms, and the extremes (weights −64 and 63, activations 0 and
+/// 255). Natively (no such set) it checks the same sums on the other tiles. A weight of 64 or
+/// −65 keeps the set's own layout.
+#[test]
+fn seven_bit_weights_match_the_scalar_reference() {
+    use mdeploy_core::kernels::QLayout;
+    let mut rng = Rng::new(17);
+    let w7 = |rng: &mut Rng, extreme: bool| if extreme { [-64i8, 63][rng.below(2)] } else { (rng.below(128) as i32 - 64) as i8 };
+    eprintln!("int8 tiles: {:?}", KernelSet::available().iter().map(|k| k.qmmm_name()).collect::<Vec<_>>());
+    for ks in KernelSet::available() {
+        let has7 = ks.qmmm_name().contains("_i7_");
+        assert_eq!(ks.qpack_b(4, 2, &[-64, 63, 0, 1, 2, 3, 4, 5]).layout() == QLayout::Dot7, has7, "{}", ks.qmmm_name());
+        assert_ne!(ks.qpack_b(2, 1, &[64, 0]).layout(), QLayout::Dot7);
+        assert_ne!(ks.qpack_b(2, 1, &[-65, 0]).layout(), QLayout::Dot7);
+    }
+    for extreme in [false, true] {
+        for &k in &[1usize, 3, 4, 5, 15, 16, 17, 31, 33, 63, 65, 400, 785] {
+            for &n in &[1usize, 10, 16, 17, 33] {
+                for m in [1usize, 2, 3, 4, 5, 7, 8, 9, 13, 17] {
+                    let lda = k + rng.below(5);
+                    let a: Vec<u8> = (0..m * lda).map(|_| if extreme { [0u8, 255][rng.below(2)] } else { rng.below(256) as u8 }).collect();
+                    let w: Vec<i8> = (0..k * n).map(|_| w7(&mut rng, extreme)).collect();
+                    check(m, k, n, &a, lda, &w, if extreme { "7-bit extreme" } else { "7-bit random" });
+                }
+            }
+        }
+    }
+    // Word-wise A (stride a multiple of 4, random bytes between k and kp: the row constant
+    // must sum the first k only), batch 1024 on the MLP's first shape, and all 255 × 63 / −64
+    // at the largest k.
+    for &k in &[1usize, 5, 17, 63, 785] {
+        let kp = k.div_ceil(4) * 4;
+        let (m, n) = (13, 17);
+        let a: Vec<u8> = (0..m * kp).map(|_| rng.below(256) as u8).collect();
+        let w: Vec<i8> = (0..k * n).map(|_| w7(&mut rng, false)).collect();
+        check(m, k, n, &a, kp, &w, "7-bit word-wise A");
+    }
+    let a: Vec<u8> = (0..1024 * 784).map(|_| rng.below(256) as u8).collect();
+    let w: Vec<i8> = (0..784 * 128).map(|_| w7(&mut rng, false)).collect();
+    check(1024, 784, 128, &a, 784, &w, "7-bit batch 1024");
+    for wv in [63i8, -64] {
+        check(5, MAX_QK, 17, &vec![255u8; 5 * MAX_QK], MAX_QK, &vec![wv; MAX_QK * 17], "7-bit worst case");
+    }
+    // Gathered and pooled (the conv paths), groups of 1, 2, 4 and 3.
+    for &(group, groups, words, n, extreme) in &[(1usize, 1usize, 1usize, 1usize, false), (1, 5, 7, 16, false), (1, 13, 100, 32, false), (2, 5, 9, 17, true), (4, 6, 33, 40, true), (3, 5, 7, 20, false), (4, 144, 10, 16, false)] {
+        let m = group * groups;
+        let xl = 300 + rng.below(50);
+        let x: Vec<u8> = (0..xl).map(|_| if extreme { [0u8, 255][rng.below(2)] } else { rng.below(256) as u8 }).collect();
+        let offs: Vec<u32> = (0..words).map(|_| rng.below(120) as u32).collect();
+        let omax = *offs.iter().max().expect("words > 0") as usize;
+        let base: Vec<u32> = (0..m).map(|_| rng.below(xl - omax - 4 + 1) as u32).collect();
+        let k = 4 * words;
+        let w: Vec<i8> = (0..k * n).map(|_| w7(&mut rng, extreme)).collect();
+        let rows: Vec<u8> = (0..m)
+            .flat_map(|i| offs.iter().flat_map(|&o| x[base[i] as usize + o as usize..][..4].to_vec()).collect::<Vec<u8>>())
+            .collect();
+        let sums = reference(m, k, n, &rows, k, &w);
+        let pooled: Vec<i32> = (0..groups * n).map(|i| (0..group).map(|r| sums[((i / n) * group + r) * n + i % n]).max().expect("group > 0")).collect();
+        for ks in KernelSet::available() {
+            let b = ks.qpack_b(k, n, &w);
+            let ldc = n + 3;
+            let mut apanel = vec![0i32; QMAX_MR * b.k_padded()];
+            let mut c = vec![i32::MIN; m * ldc];
+            ks.qgemm_gather(&x, &base, &offs, &b, &mut c, ldc, &mut apanel);
+            for i in 0..m {
+                assert_eq!(&c[i * ldc..i * ldc + n], &sums[i * n..(i + 1) * n], "{} 7-bit gather: m {m} words {words} n {n}, row {i}", ks.qmmm_name());
+            }
+            let mut c = vec![i32::MIN; groups * ldc];
+            ks.qgemm_gather_max(&x, &base, group, &offs, &b, &mut c, ldc, &mut apanel);
+            for p in 0..groups {
+                assert_eq!(&c[p * ldc..p * ldc + n], &pooled[p * n..(p + 1) * n], "{} 7-bit gather max: group {group} n {n}, row {p}", ks.qmmm_name());
+                assert!(c[p * ldc + n..(p + 1) * ldc].iter().all(|&v| v == i32::MIN), "{}: wrote past n", ks.qmmm_name());
+            }
+        }
+    }
+}

@@ -237,6 +237,19 @@ fn cnn_4_and_2_bit_run_on_the_integer_kernels_bit_identically() {
     assert!(q2 >= 0.90, "2-bit accuracy {q2}");
 }
 
+/// 7-bit weights (−63..=63: `mdeploy quantize --bits 7`), the grid the relaxed wasm build runs
+/// on one relaxed-SIMD dot per 16 products (`wasm_relaxed_qmmm_i7_4x16`, `Dot7` layout) where
+/// the engine's dot is exact: bit-identical on every set (under a relaxed WASI run that includes
+/// the 7-bit tile and the pair tile on the same weights), the digest printed, and within 0.3
+/// points of f32 on the 2,000 test digits (issue 12's bound for shipping it).
+#[test]
+fn mlp_and_cnn_7_bit_run_on_the_integer_kernels_bit_identically() {
+    for (file, steps) in [("mnist-mlp.mdm", 2), ("mnist-cnn.mdm", 4)] {
+        let (f, q7) = check_model(file, 7, steps);
+        assert!(q7 >= f - 0.003, "{file}: 7-bit {q7} more than 0.3 points below f32 {f}");
+    }
+}
+
 /// A packed model with a bad scale or a short payload is refused when planned, with the
 /// problem named (the widening to int8 trusts neither).
 #[test]

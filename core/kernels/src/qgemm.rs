@@ -4,16 +4,17 @@
 //!   B (weights, i8 in −127..=127) packed once into 16-column panels, k padded to a multiple of 4:
 //!     Quad layout (generic, AVX-512 VNNI): per k-quad g, 16 columns × 4 bytes   = 64 bytes
 //!     Pair layout (AVX2, wasm simd128):    per k-pair p, 16 columns × 2 i16      = 64 bytes
-//!     Split layout (wasm relaxed SIMD):    16 i32 column corrections (64 bytes), then per
-//!                                          k-quad g, per 4 columns: wp quad, wn quad = 128 bytes
-//!                                          (w = wp − wn, both 0..=127: wasm_relaxed_qmmm_i8.rs)
+//!     Dot7 layout (wasm relaxed SIMD, weights all in −64..=63, chosen per matrix at packing):
+//!                                          16 i32 column constants (64 bytes), then per k-quad
+//!                                          g, 16 columns × 4 bytes of w + 64 (0..=127; 0 in the
+//!                                          rows past k) = 64 bytes (wasm_relaxed_qmmm_i7.rs)
 //!   A (activations, u8) is packed per MR-row panel into i32 words:
 //!     Quad (row-minor): word (g, r) = bytes a[r][4g..4g+4]   (broadcast, then vpdpbusd)
 //!     Pair (row-major): word (p, r) = a[r][2p] | a[r][2p+1] << 16, i.e. the row widened to u16
 //!                                     (broadcast, then vpmaddwd / i32x4.dot_i16x8_s)
-//!     Split (row-major): row r's word pair g = (quad ^ 0x80808080, quad ^ 0x7f7f7f7f), i.e.
-//!                                     a − 128 and 127 − a per byte, the i8 operands of
-//!                                     i32x4.relaxed_dot_i8x16_i7x16_add_s
+//!     Dot7 (row-major): word (g, r) = quad ^ 0x80808080 (a − 128 per byte, the i8 operand of
+//!                                     i32x4.relaxed_dot_i8x16_i7x16_add_s), then one word
+//!                                     per row: −64 · Σ_{p<k} a[r][p] (the row constant)
 //!   micro-kernel <isa>_qmmm_i8_<MR>x16: MR rows × 16 columns of i32 accumulators
 //! ```
 //!
@@ -34,9 +35,11 @@ pub const QMAX_MR: usize = 12;
 pub enum QLayout {
     Quad,
     Pair,
-    /// Weights split into positive and negative parts (the 7-bit operand of relaxed SIMD's
-    /// dot), activations as `a − 128` and `127 − a` (`wasm/wasm_relaxed_qmmm_i8.rs`).
-    Split,
+    /// 7-bit weights shifted to `w + 64` (the 7-bit operand of relaxed SIMD's dot),
+    /// activations as `a − 128`, a constant per column and per row
+    /// (`wasm/wasm_relaxed_qmmm_i7.rs`). Only for a set with that tile (`qmmm7`), only for a
+    /// weight matrix whose values all lie in −64..=63; every other matrix keeps the set's layout.
+    Dot7,
 }
 
 /// `C_tile = A_panel · B_panel`: A word `(g, r)` (see the layouts) is the i32 at `a + g·ws +
@@ -119,6 +122,11 @@ impl PackedQB {
     pub fn n(&self) -> usize {
         self.n
     }
+    /// The layout the weights were packed in: the set's own, or `Dot7` where the set has a
+    /// 7-bit tile and every weight lies in −64..=63.
+    pub fn layout(&self) -> QLayout {
+        self.layout
+    }
     /// `Σ_k w[k][c]` for every column.
     pub fn col_sums(&self) -> &[i32] {
         &self.col_sums
@@ -129,7 +137,7 @@ impl PackedQB {
     }
     fn words(&self) -> usize {
         match self.layout {
-            QLayout::Quad | QLayout::Split => self.k_padded() / 4,
+            QLayout::Quad | QLayout::Dot7 => self.k_padded() / 4,
             QLayout::Pair => self.k_padded() / 2,
         }
     }
@@ -137,7 +145,7 @@ impl PackedQB {
     fn panel_bytes(&self) -> usize {
         match self.layout {
             QLayout::Quad | QLayout::Pair => self.words() * 64,
-            QLayout::Split => 64 + self.words() * 128,
+            QLayout::Dot7 => 64 + self.words() * 64,
         }
     }
 }
@@ -190,7 +198,9 @@ impl KernelSet {
         unsafe { (self.qfake)(p, y) }
     }
 
-    /// Packs `w` (`k × n` row-major, values in −127..=127) for this set's integer kernel.
+    /// Packs `w` (`k × n` row-major, values in −127..=127) for this set's integer kernel: the
+    /// set's 7-bit tile (`Dot7`) when it has one and every weight lies in −64..=63, decided
+    /// here from the values (not from how the file stored them), else the set's own layout.
     /// Panics on a length mismatch, `k > MAX_QK` or a −128 weight: the lowering checks these
     /// and names the node first.
     #[inline(never)] // load path: its own wasm function, so V8 optimizes this packing loop alone (wasm/DESIGN.md, "Cold start")
@@ -198,12 +208,13 @@ impl KernelSet {
         assert_eq!(w.len(), k * n, "qpack_b: weight length");
         assert!(k <= MAX_QK, "qpack_b: k = {k} exceeds MAX_QK");
         assert!(w.iter().all(|&v| v != i8::MIN), "qpack_b: weights must lie in -127..=127");
+        let layout = if self.qmmm7.is_some() && w.iter().all(|&v| (-64..=63).contains(&v)) { QLayout::Dot7 } else { self.qlayout };
         let kp = k.div_ceil(4) * 4;
         let panels = n.div_ceil(QNR);
-        let panel_bytes = match self.qlayout {
+        let panel_bytes = match layout {
             QLayout::Quad => kp * QNR,
             QLayout::Pair => kp * QNR * 2,
-            QLayout::Split => 64 + kp * QNR * 2,
+            QLayout::Dot7 => 64 + kp * QNR,
         };
         let mut data = vec![0u8; panels * panel_bytes];
         let mut col_sums = vec![0i32; n];
@@ -217,31 +228,39 @@ impl KernelSet {
                 if c >= n {
                     continue;
                 }
-                // Split: Σ a·w = Σ (x·wp + x'·wn) + 128·Σ wp − 127·Σ wn (wasm_relaxed_qmmm_i8.rs).
-                let mut corr = 0i32;
                 for p in 0..k {
                     let v = w[p * n + c];
-                    match self.qlayout {
+                    match layout {
                         QLayout::Quad => panel[(p / 4) * 64 + j * 4 + p % 4] = v as u8,
                         QLayout::Pair => {
                             let at = (p / 2) * 64 + (j * 2 + p % 2) * 2;
                             panel[at..at + 2].copy_from_slice(&i16::from(v).to_le_bytes());
                         }
-                        QLayout::Split => {
-                            let at = 64 + (p / 4) * 128 + (j / 4) * 32 + (j % 4) * 4 + p % 4;
-                            let (wp, wn) = (v.max(0), v.saturating_neg().max(0));
-                            panel[at] = wp as u8;
-                            panel[at + 16] = wn as u8;
-                            corr += 128 * i32::from(wp) - 127 * i32::from(wn);
-                        }
+                        // w + 64 in 0..=127; the rows past k stay 0, so they add nothing.
+                        QLayout::Dot7 => panel[64 + (p / 4) * 64 + j * 4 + p % 4] = (i16::from(v) + 64) as u8,
                     }
                 }
-                if self.qlayout == QLayout::Split {
+                if layout == QLayout::Dot7 {
+                    // Σ a·w = Σ (a − 128)(w + 64) + 128·Σ w + 8192·k − 64·Σ a (wasm_relaxed_qmmm_i7.rs);
+                    // wrapping: only the final sum must fit, and i32 adds are exact modulo 2^32.
+                    let corr = col_sums[c].wrapping_mul(128).wrapping_add((8192 * k) as i32);
                     panel[4 * j..4 * j + 4].copy_from_slice(&corr.to_le_bytes());
                 }
             }
         }
-        PackedQB { k, n, layout: self.qlayout, data, col_sums }
+        PackedQB { k, n, layout, data, col_sums }
+    }
+
+    /// The tile and its MR for weights packed in `layout` (the set's own or its 7-bit tile's).
+    /// Panics when the set has no tile for that layout (weights packed for another set).
+    fn qtile(&self, layout: QLayout, what: &str) -> (QmmmFn, usize) {
+        match self.qmmm7 {
+            Some(t) if layout == QLayout::Dot7 => t,
+            _ => {
+                assert_eq!(layout, self.qlayout, "{what}: weights packed for another kernel set");
+                (self.qmmm, self.qmr)
+            }
+        }
     }
 
     /// `c[i·ldc + j] = Σ_p a[i·lda + p] · w[p][j]` for `i < m`, `j < n`: exact int32 sums.
@@ -251,15 +270,14 @@ impl KernelSet {
     #[allow(clippy::too_many_arguments)]
     pub fn qgemm(&self, m: usize, a: &[u8], lda: usize, b: &PackedQB, c: &mut [i32], ldc: usize, apanel: &mut [i32]) {
         let (k, n) = (b.k, b.n);
-        assert_eq!(b.layout, self.qlayout, "qgemm: weights packed for another kernel set");
+        let (qmmm, mr) = self.qtile(b.layout, "qgemm");
         if m == 0 || n == 0 {
             return;
         }
         assert!(lda >= k && a.len() >= (m - 1) * lda + k, "qgemm: A too short");
         assert!(ldc >= n && c.len() >= (m - 1) * ldc + n, "qgemm: C too short");
-        let (mr, words) = (self.qmr, b.words());
-        let panel_words = mr * words * if self.qlayout == QLayout::Split { 2 } else { 1 };
-        assert!(apanel.len() >= panel_words, "qgemm: A panel scratch too short");
+        let words = b.words();
+        assert!(apanel.len() >= panel_words(b.layout, mr, words), "qgemm: A panel scratch too short");
         let panel_bytes = b.panel_bytes();
         let kp = b.k_padded();
         for row0 in (0..m).step_by(mr) {
@@ -267,27 +285,26 @@ impl KernelSet {
             let words_fit = lda.is_multiple_of(4) && lda >= kp && a.len() >= (row0 + rows - 1) * lda + kp;
             // The quad layout reads full panels of rows in place (no packing pass), and single
             // rows too: its kernels read and compute only row 0 when `rows == 1`.
-            let (ap, rs, ws) = if self.qlayout == QLayout::Quad && words_fit && (rows == mr || rows == 1) {
+            let (ap, rs, ws) = if b.layout == QLayout::Quad && words_fit && (rows == mr || rows == 1) {
                 (a[row0 * lda..].as_ptr() as *const i32, lda / 4, 1)
             } else {
                 if words_fit {
-                    pack_a_words(self.qlayout, &a[row0 * lda..], lda, kp, rows, mr, apanel);
+                    pack_a_words(b.layout, &a[row0 * lda..], lda, k, kp, rows, mr, apanel);
                 } else {
-                    pack_a(self.qlayout, &a[row0 * lda..], lda, k, rows, mr, words, apanel);
+                    pack_a(b.layout, &a[row0 * lda..], lda, k, rows, mr, words, apanel);
                 }
-                let (rs, ws) = panel_strides(self.qlayout, mr, words);
+                let (rs, ws) = panel_strides(b.layout, mr, words);
                 (apanel.as_ptr(), rs, ws)
             };
             for pi in 0..n.div_ceil(QNR) {
                 let cols = QNR.min(n - pi * QNR);
                 let bp = &b.data[pi * panel_bytes..(pi + 1) * panel_bytes];
                 let c0 = row0 * ldc + pi * QNR;
-                // SAFETY: A words (g < words, r < mr) lie in the panel (words × mr i32, twice
-                // that for Split: checked above) or, read in place, in rows row0..row0 + mr of
-                // `a` within their first kp = 4·words bytes (checked: words_fit); the B panel
-                // holds panel_bytes; C rows..cols at ldc lie inside `c` (checked above: row0 +
-                // rows <= m, col < n).
-                unsafe { (self.qmmm)(words, ap, rs, ws, bp.as_ptr(), c[c0..].as_mut_ptr(), ldc, rows, cols) };
+                // SAFETY: A words (g < words, r < mr) lie in the panel (`panel_words`: checked
+                // above) or, read in place, in rows row0..row0 + mr of `a` within their first
+                // kp = 4·words bytes (checked: words_fit); the B panel holds panel_bytes; C
+                // rows..cols at ldc lie inside `c` (checked above: row0 + rows <= m, col < n).
+                unsafe { qmmm(words, ap, rs, ws, bp.as_ptr(), c[c0..].as_mut_ptr(), ldc, rows, cols) };
             }
         }
     }
@@ -306,7 +323,9 @@ impl KernelSet {
     #[allow(clippy::too_many_arguments)]
     pub fn qgemm_gather(&self, x: &[u8], base: &[u32], offs: &[u32], b: &PackedQB, c: &mut [i32], ldc: usize, apanel: &mut [i32]) {
         let (k, n, m) = (b.k, b.n, base.len());
-        assert_eq!(b.layout, self.qlayout, "qgemm_gather: weights packed for another kernel set");
+        let (qmmm, mr) = self.qtile(b.layout, "qgemm_gather");
+        // The in-place gathering tile reads the set's own layout only.
+        let qgather = self.qgather.filter(|_| b.layout == self.qlayout);
         assert_eq!(k, 4 * offs.len(), "qgemm_gather: B must have 4 rows per gathered word");
         if m == 0 || n == 0 {
             return;
@@ -314,11 +333,10 @@ impl KernelSet {
         let reach = base.iter().max().map_or(0, |&v| v as usize) + offs.iter().max().map_or(0, |&v| v as usize) + 4;
         assert!(reach <= x.len(), "qgemm_gather: a gathered word lies past the end of x");
         assert!(ldc >= n && c.len() >= (m - 1) * ldc + n, "qgemm_gather: C too short");
-        let (mr, words) = (self.qmr, b.words());
-        let panel_words = mr * words * if self.qlayout == QLayout::Split { 2 } else { 1 };
-        assert!(apanel.len() >= panel_words, "qgemm_gather: A panel scratch too short");
+        let words = b.words();
+        assert!(apanel.len() >= panel_words(b.layout, mr, words), "qgemm_gather: A panel scratch too short");
         let panel_bytes = b.panel_bytes();
-        let (rs, ws) = panel_strides(self.qlayout, mr, words);
+        let (rs, ws) = panel_strides(b.layout, mr, words);
         let mut rows = [x.as_ptr(); QMAX_MR];
         for row0 in (0..m).step_by(mr) {
             let nrows = mr.min(m - row0);
@@ -327,8 +345,8 @@ impl KernelSet {
                 // SAFETY: base[..] + offs[..] + 4 <= x.len() (checked above).
                 *p = unsafe { x.as_ptr().add(base[(row0 + r).min(m - 1)] as usize) };
             }
-            if self.qgather.is_none() {
-                gather_a(self.qlayout, &rows[..mr], offs, apanel);
+            if qgather.is_none() {
+                gather_a(b.layout, &rows[..mr], offs, apanel);
             }
             for pi in 0..n.div_ceil(QNR) {
                 let cols = QNR.min(n - pi * QNR);
@@ -338,9 +356,9 @@ impl KernelSet {
                 // words × mr i32, the B panel words × 64 bytes, C rows..cols at ldc lie inside
                 // `c` (row0 + nrows <= m, col < n).
                 unsafe {
-                    match self.qgather {
+                    match qgather {
                         Some(f) => f(offs.len(), rows.as_ptr(), offs.as_ptr(), bp.as_ptr(), c[c0..].as_mut_ptr(), ldc, nrows, cols),
-                        None => (self.qmmm)(words, apanel.as_ptr(), rs, ws, bp.as_ptr(), c[c0..].as_mut_ptr(), ldc, nrows, cols),
+                        None => qmmm(words, apanel.as_ptr(), rs, ws, bp.as_ptr(), c[c0..].as_mut_ptr(), ldc, nrows, cols),
                     }
                 }
             }
@@ -362,7 +380,8 @@ impl KernelSet {
     #[allow(clippy::too_many_arguments)]
     pub fn qgemm_gather_max(&self, x: &[u8], base: &[u32], group: usize, offs: &[u32], b: &PackedQB, c: &mut [i32], ldc: usize, apanel: &mut [i32]) {
         let (k, n, m) = (b.k, b.n, base.len());
-        assert_eq!(b.layout, self.qlayout, "qgemm_gather_max: weights packed for another kernel set");
+        let (qmmm, mr) = self.qtile(b.layout, "qgemm_gather_max");
+        let qgather = self.qgather.filter(|_| b.layout == self.qlayout);
         assert_eq!(k, 4 * offs.len(), "qgemm_gather_max: B must have 4 rows per gathered word");
         assert!(group > 0 && m.is_multiple_of(group), "qgemm_gather_max: {m} rows are not groups of {group}");
         if m == 0 || n == 0 {
@@ -376,10 +395,10 @@ impl KernelSet {
         assert!(reach <= x.len(), "qgemm_gather_max: a gathered word lies past the end of x");
         assert!(ldc >= n && c.len() >= (mp - 1) * ldc + n, "qgemm_gather_max: C too short");
         let words = b.words();
-        let panel_bytes = words * 64;
+        let panel_bytes = b.panel_bytes();
         let panels = n.div_ceil(QNR);
         let mut rows = [x.as_ptr(); QMAX_MR];
-        if let Some(gm) = self.qgmax.filter(|_| self.qgather_max_native(group)) {
+        if let Some(gm) = self.qgmax.filter(|_| self.qgather_max_native(group) && b.layout == self.qlayout) {
             let mut pi = 0;
             while pi < panels {
                 // Two panels at a time while at least 17 columns remain.
@@ -404,10 +423,8 @@ impl KernelSet {
             return;
         }
         // Any set, any group: one group at a time, in pieces of at most MR rows.
-        let mr = self.qmr;
-        let panel_words = mr * words * if self.qlayout == QLayout::Split { 2 } else { 1 };
-        assert!(apanel.len() >= panel_words, "qgemm_gather_max: A panel scratch too short");
-        let (rs, ws) = panel_strides(self.qlayout, mr, words);
+        assert!(apanel.len() >= panel_words(b.layout, mr, words), "qgemm_gather_max: A panel scratch too short");
+        let (rs, ws) = panel_strides(b.layout, mr, words);
         let mut tile = [0i32; QMAX_MR * QNR];
         for p in 0..mp {
             for r0 in (0..group).step_by(mr) {
@@ -416,17 +433,17 @@ impl KernelSet {
                     // SAFETY: as above.
                     *ptr = unsafe { x.as_ptr().add(base[p * group + r0 + r.min(nrows - 1)] as usize) };
                 }
-                if self.qgather.is_none() {
-                    gather_a(self.qlayout, &rows[..mr], offs, apanel);
+                if qgather.is_none() {
+                    gather_a(b.layout, &rows[..mr], offs, apanel);
                 }
                 for pi in 0..panels {
                     let cols = QNR.min(n - pi * QNR);
                     let bp = &b.data[pi * panel_bytes..(pi + 1) * panel_bytes];
                     // SAFETY: as in `qgemm_gather`; the tile holds MR × 16 i32 at stride 16.
                     unsafe {
-                        match self.qgather {
+                        match qgather {
                             Some(f) => f(offs.len(), rows.as_ptr(), offs.as_ptr(), bp.as_ptr(), tile.as_mut_ptr(), QNR, nrows, cols),
-                            None => (self.qmmm)(words, apanel.as_ptr(), rs, ws, bp.as_ptr(), tile.as_mut_ptr(), QNR, nrows, cols),
+                            None => qmmm(words, apanel.as_ptr(), rs, ws, bp.as_ptr(), tile.as_mut_ptr(), QNR, nrows, cols),
                         }
                     }
                     let out = &mut c[p * ldc + pi * QNR..][..cols];
@@ -449,21 +466,38 @@ impl KernelSet {
 }
 
 
-/// `(rs, ws)` of a packed A panel for [`QmmmFn`]: word `(g, r)` at `g·ws + r·rs` (word pairs
-/// for Split). Pair and Split panels are row-major, so that a row packs as one contiguous run
-/// (the u8 → u16 widening of the row for Pair), which LLVM vectorizes.
+/// `(rs, ws)` of a packed A panel for [`QmmmFn`]: word `(g, r)` at `g·ws + r·rs` (Dot7: row
+/// r's constant at `words·ws + r·rs`, after its words). Pair and Dot7 panels are row-major, so
+/// that a row packs as one contiguous run (the u8 → u16 widening of the row for Pair), which
+/// LLVM vectorizes.
 fn panel_strides(layout: QLayout, mr: usize, words: usize) -> (usize, usize) {
     match layout {
         QLayout::Quad => (1, mr),
-        QLayout::Pair | QLayout::Split => (words, 1),
+        QLayout::Pair => (words, 1),
+        QLayout::Dot7 => (words + 1, 1),
     }
 }
 
-/// The Split layout's word pair of one quad of activation bytes: `a − 128` and `127 − a` per
-/// byte as i8 (`wasm/wasm_relaxed_qmmm_i8.rs`).
+/// i32 of a packed A panel of `mr` rows: `mr · words`, plus one constant per row for Dot7
+/// (within the documented scratch `QMAX_MR · k_padded / 2` for every set's MR: 4 · (kp/4 + 1)
+/// ≤ 6 · kp for kp ≥ 4).
+fn panel_words(layout: QLayout, mr: usize, words: usize) -> usize {
+    match layout {
+        QLayout::Quad | QLayout::Pair => mr * words,
+        QLayout::Dot7 => mr * (words + 1),
+    }
+}
+
+/// The Dot7 layout's word of one quad of activation bytes: `a − 128` per byte as i8.
 #[inline(always)]
-fn split_words(q: u32) -> (i32, i32) {
-    ((q ^ 0x8080_8080) as i32, (q ^ 0x7f7f_7f7f) as i32)
+fn dot7_word(q: u32) -> i32 {
+    (q ^ 0x8080_8080) as i32
+}
+
+/// The Dot7 row constant: `−64 · Σ a` (wrapping, see `qpack_b`).
+#[inline(always)]
+fn dot7_row(sum: u32) -> i32 {
+    (sum as i32).wrapping_mul(-64)
 }
 
 /// The A panel of [`KernelSet::qgemm_gather`] for kernels without a gathering form: word `(g,
@@ -472,6 +506,7 @@ fn gather_a(layout: QLayout, rows: &[*const u8], offs: &[u32], out: &mut [i32]) 
     let mr = rows.len();
     let words = offs.len();
     for (r, &p) in rows.iter().enumerate() {
+        let mut sum = 0u32;
         for (g, &o) in offs.iter().enumerate() {
             // SAFETY: the caller checked every rows[r] + offs[g] + 4 against its slice.
             let q = unsafe { p.add(o as usize).cast::<[u8; 4]>().read_unaligned() };
@@ -482,19 +517,24 @@ fn gather_a(layout: QLayout, rows: &[*const u8], offs: &[u32], out: &mut [i32]) 
                     out[at] = i32::from(q[0]) | i32::from(q[1]) << 16;
                     out[at + 1] = i32::from(q[2]) | i32::from(q[3]) << 16;
                 }
-                QLayout::Split => {
-                    let at = 2 * (r * words + g);
-                    (out[at], out[at + 1]) = split_words(u32::from_le_bytes(q));
+                QLayout::Dot7 => {
+                    out[r * (words + 1) + g] = dot7_word(u32::from_le_bytes(q));
+                    sum += q.iter().map(|&v| u32::from(v)).sum::<u32>();
                 }
             }
+        }
+        if layout == QLayout::Dot7 {
+            out[r * (words + 1) + words] = dot7_row(sum);
         }
     }
 }
 
 /// [`pack_a`] for rows that hold `kp` (k rounded up to 4) readable bytes at a stride that is
 /// a multiple of 4: whole 4-byte words, no per-byte tests. The bytes between k and kp may be
-/// anything: they meet the zero rows B is padded with, so they add exactly 0.
-fn pack_a_words(layout: QLayout, a: &[u8], lda: usize, kp: usize, rows: usize, mr: usize, out: &mut [i32]) {
+/// anything: they meet the zero rows B is padded with, so they add exactly 0 (and Dot7's row
+/// constant sums the first k bytes only).
+#[allow(clippy::too_many_arguments)]
+fn pack_a_words(layout: QLayout, a: &[u8], lda: usize, k: usize, kp: usize, rows: usize, mr: usize, out: &mut [i32]) {
     let quads = kp / 4;
     // Every kernel reads only row 0 of a one-row panel: no zero rows to write then.
     let fill = if rows == 1 { 1 } else { mr };
@@ -503,7 +543,7 @@ fn pack_a_words(layout: QLayout, a: &[u8], lda: usize, kp: usize, rows: usize, m
             match layout {
                 QLayout::Quad => (0..quads).for_each(|w| out[w * mr + r] = 0),
                 // Rows past `rows` are computed, never stored: any bytes do.
-                QLayout::Pair | QLayout::Split => {}
+                QLayout::Pair | QLayout::Dot7 => {}
             }
             continue;
         }
@@ -521,12 +561,14 @@ fn pack_a_words(layout: QLayout, a: &[u8], lda: usize, kp: usize, rows: usize, m
                     *d = i32::from(q[0]) | i32::from(q[1]) << 16;
                 }
             }
-            QLayout::Split => {
-                // One contiguous run per row (row-major panel), which LLVM vectorizes.
-                let dst = &mut out[2 * r * quads..2 * (r + 1) * quads];
-                for (d, q) in dst.chunks_exact_mut(2).zip(row.chunks_exact(4)) {
-                    (d[0], d[1]) = split_words(u32::from_le_bytes([q[0], q[1], q[2], q[3]]));
+            QLayout::Dot7 => {
+                // One contiguous run per row (row-major panel), which LLVM vectorizes, then
+                // the row's constant.
+                let dst = &mut out[r * (quads + 1)..(r + 1) * (quads + 1)];
+                for (d, q) in dst.iter_mut().zip(row.chunks_exact(4)) {
+                    *d = dot7_word(u32::from_le_bytes([q[0], q[1], q[2], q[3]]));
                 }
+                dst[quads] = dot7_row(row[..k].iter().map(|&v| u32::from(v)).sum());
             }
         }
     }
@@ -545,13 +587,17 @@ fn pack_a(layout: QLayout, a: &[u8], lda: usize, k: usize, rows: usize, mr: usiz
                     out[w * mr + r] = byte(r, p) | byte(r, p + 1) << 8 | byte(r, p + 2) << 16 | byte(r, p + 3) << 24;
                 }
                 QLayout::Pair => out[r * words + w] = byte(r, 2 * w) | byte(r, 2 * w + 1) << 16,
-                QLayout::Split => {
+                QLayout::Dot7 => {
                     let p = 4 * w;
                     let q = byte(r, p) | byte(r, p + 1) << 8 | byte(r, p + 2) << 16 | byte(r, p + 3) << 24;
-                    let at = 2 * (r * words + w);
-                    (out[at], out[at + 1]) = split_words(q as u32);
+                    out[r * (words + 1) + w] = dot7_word(q as u32);
                 }
             }
+        }
+    }
+    if layout == QLayout::Dot7 {
+        for r in 0..mr {
+            out[r * (words + 1) + words] = dot7_row((0..k).map(|p| byte(r, p) as u32).sum());
         }
     }
 }

@@ -42,6 +42,9 @@ pub struct KernelSet {
     pub(crate) qmr: usize,
     pub(crate) qlayout: QLayout,
     pub(crate) qmmm_name: &'static str,
+    /// The tile for weights that all lie in −64..=63 (`QLayout::Dot7`: one relaxed-SIMD dot
+    /// per 16 products) and its MR, where the set has one; `qpack_b` picks it per matrix.
+    pub(crate) qmmm7: Option<(QmmmFn, usize)>,
     /// The integer tile reading gathered A rows in place (`qgemm_gather`), where the set has
     /// one; the others gather into their packed panel.
     pub(crate) qgather: Option<QmmmGatherFn>,
@@ -96,6 +99,7 @@ impl KernelSet {
             qmmm: crate::generic::generic_qmmm_i8::generic_qmmm_i8_4x16,
             qmr: crate::generic::generic_qmmm_i8::MR,
             qlayout: QLayout::Quad,
+            qmmm7: None,
             qmmm_name: "generic_qmmm_i8_4x16",
             qgather: None,
             qgmax: None,
@@ -137,6 +141,7 @@ impl KernelSet {
                 qmmm: crate::x86_64::avx2_qmmm_i8::avx2_qmmm_i8_6x16,
                 qmr: crate::x86_64::avx2_qmmm_i8::MR,
                 qlayout: QLayout::Pair,
+                qmmm7: None,
                 qmmm_name: "avx2_qmmm_i8_6x16",
                 qepi: crate::x86_64::avx_requant_i32::avx2_qepilogue_i32::<f32>,
                 qepi8: crate::x86_64::avx_requant_i32::avx2_qepilogue_i32::<u8>,
@@ -208,6 +213,7 @@ impl KernelSet {
                 qmmm: crate::x86_64::avx512vnni_qmmm_i8::avx512vnni_qmmm_i8_12x16,
                 qmr: crate::x86_64::avx512vnni_qmmm_i8::MR,
                 qlayout: QLayout::Quad,
+                qmmm7: None,
                 qmmm_name: "avx512vnni_qmmm_i8_12x16",
                 qgather: Some(crate::x86_64::avx512vnni_qmmm_i8::avx512vnni_qmmm_gather_i8_12x16),
                 qgmax: Some(QGatherMax {
@@ -221,6 +227,7 @@ impl KernelSet {
                 qmmm: crate::x86_64::avx2_qmmm_i8::avx2_qmmm_i8_6x16,
                 qmr: crate::x86_64::avx2_qmmm_i8::MR,
                 qlayout: QLayout::Pair,
+                qmmm7: None,
                 qmmm_name: "avx2_qmmm_i8_6x16",
                 ..base
             }
@@ -372,30 +379,29 @@ impl KernelSet {
 
     /// wasm `simd128` kernels (`wasm_mmm_f32_4x8`); only in builds with `+simd128`, where every
     /// engine that loaded the module supports them. Named `wasm-relaxed-simd` in builds with
-    /// `+relaxed-simd`, whose multiply-adds are `f32x4.relaxed_madd` (`wasm/mod.rs`).
+    /// `+relaxed-simd`, whose multiply-adds are `f32x4.relaxed_madd` (`wasm/mod.rs`), and whose
+    /// int8 GEMM runs weights in −64..=63 (`mdeploy quantize --bits 7`) on relaxed SIMD's 8-bit
+    /// dot (`wasm_relaxed_qmmm_i7_4x16`) where this engine computes that dot exactly
+    /// (`dot_is_exact`: not in Node 20's first tier); every other weight matrix, and every
+    /// matrix in the simd128 build, on `i32x4.dot_i16x8_s` (pair layout).
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
     pub fn wasm_simd128() -> KernelSet {
-        // The int8 tile is `i32x4.dot_i16x8_s` (pair layout) in both builds: relaxed SIMD's
-        // 8-bit dot (the split tile, listed by `available()` where the engine computes it
-        // right) was no faster in Chromium on an AVX-VNNI host and 0.4x in Node 20
-        // (wasm/DESIGN.md, "int8 in the relaxed build").
-        KernelSet::wasm_simd128_int8(false)
+        #[cfg(target_feature = "relaxed-simd")]
+        let dot7 = crate::wasm::wasm_relaxed_qmmm_i7::dot_is_exact();
+        #[cfg(not(target_feature = "relaxed-simd"))]
+        let dot7 = false;
+        KernelSet::wasm_simd128_int8(dot7)
     }
 
-    /// [`KernelSet::wasm_simd128`] with the relaxed-dot int8 tile (`split`: relaxed builds
-    /// with the `relaxed-dot` feature only) or the pair one.
+    /// [`KernelSet::wasm_simd128`] with (`dot7`, relaxed builds only) or without the 7-bit tile.
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-    fn wasm_simd128_int8(split: bool) -> KernelSet {
-        #[cfg(all(target_feature = "relaxed-simd", feature = "relaxed-dot"))]
-        let int8 = if split {
-            (crate::wasm::wasm_relaxed_qmmm_i8::wasm_relaxed_qmmm_i8_4x16 as QmmmFn, crate::wasm::wasm_relaxed_qmmm_i8::MR, QLayout::Split, "wasm_relaxed_qmmm_i8_4x16")
-        } else {
-            (crate::wasm::wasm_qmmm_i8::wasm_qmmm_i8_4x16 as QmmmFn, crate::wasm::wasm_qmmm_i8::MR, QLayout::Pair, "wasm_qmmm_i8_4x16")
-        };
-        #[cfg(not(all(target_feature = "relaxed-simd", feature = "relaxed-dot")))]
-        let int8 = {
-            debug_assert!(!split, "the split tile needs relaxed SIMD and the relaxed-dot feature");
-            (crate::wasm::wasm_qmmm_i8::wasm_qmmm_i8_4x16 as QmmmFn, crate::wasm::wasm_qmmm_i8::MR, QLayout::Pair, "wasm_qmmm_i8_4x16")
+    fn wasm_simd128_int8(dot7: bool) -> KernelSet {
+        #[cfg(target_feature = "relaxed-simd")]
+        let qmmm7 = dot7.then_some((crate::wasm::wasm_relaxed_qmmm_i7::wasm_relaxed_qmmm_i7_4x16 as QmmmFn, crate::wasm::wasm_relaxed_qmmm_i7::MR));
+        #[cfg(not(target_feature = "relaxed-simd"))]
+        let qmmm7: Option<(QmmmFn, usize)> = {
+            debug_assert!(!dot7, "the 7-bit tile needs relaxed SIMD");
+            None
         };
         KernelSet {
             name: if cfg!(target_feature = "relaxed-simd") { "wasm-relaxed-simd" } else { "wasm-simd128" },
@@ -421,10 +427,12 @@ impl KernelSet {
             // layer under Node WASI) and one copy fewer keeps the package inside its size bound.
             bspmv: crate::generic::generic_bspmv_f32::generic_bspmv_f32,
             bspmv_name: "generic_bspmv_f32",
-            qmmm: int8.0,
-            qmr: int8.1,
-            qlayout: int8.2,
-            qmmm_name: int8.3,
+            qmmm: crate::wasm::wasm_qmmm_i8::wasm_qmmm_i8_4x16,
+            qmr: crate::wasm::wasm_qmmm_i8::MR,
+            qlayout: QLayout::Pair,
+            // Both tiles named where the set has both (the suites and int8_sets tell them apart).
+            qmmm_name: if qmmm7.is_some() { "wasm_qmmm_i8_4x16+wasm_relaxed_qmmm_i7_4x16" } else { "wasm_qmmm_i8_4x16" },
+            qmmm7,
             qgather: None,
             qgmax: None,
             qepi: crate::wasm::wasm_requant_i32::wasm_qepilogue_i32::<f32>,
@@ -458,12 +466,11 @@ impl KernelSet {
         }
         #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
         v.push(KernelSet::wasm_simd128());
-        // The relaxed build's other int8 tile (relaxed SIMD's 8-bit dot, split layout), where
-        // the engine's first tier computes that dot exactly (`dot_is_exact`: Node 20's does
-        // not), so the suites and int8_sets cover and time it. Never `best()`: not faster.
-        #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd", feature = "relaxed-dot"))]
-        if crate::wasm::wasm_relaxed_qmmm_i8::dot_is_exact() {
-            v.push(KernelSet::wasm_simd128_int8(true));
+        // The relaxed build's set again without its 7-bit tile, so the suites compare the two
+        // int8 tiles on the same 7-bit weights and int8_sets times both.
+        #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+        if crate::wasm::wasm_relaxed_qmmm_i7::dot_is_exact() {
+            v.push(KernelSet::wasm_simd128_int8(false));
         }
         v.push(KernelSet::generic());
         v

@@ -11,8 +11,8 @@ pub(crate) mod wasm_gemv_f32;
 pub(crate) mod wasm_maxpool_f32;
 pub(crate) mod wasm_mmm_f32;
 pub(crate) mod wasm_qmmm_i8;
-#[cfg(all(target_feature = "relaxed-simd", feature = "relaxed-dot"))]
-pub(crate) mod wasm_relaxed_qmmm_i8;
+#[cfg(target_feature = "relaxed-simd")]
+pub(crate) mod wasm_relaxed_qmmm_i7;
 pub(crate) mod wasm_requant_i32;
 pub(crate) mod wasm_spmm_f32;
 

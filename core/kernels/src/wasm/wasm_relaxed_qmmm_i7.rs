@@ -1,30 +1,33 @@
-//! `wasm_relaxed_qmmm_i8_4x16`: relaxed SIMD `i32x4.relaxed_dot_i8x16_i7x16_add_s`, 16
-//! multiply-adds per instruction, on operands kept where every engine computes the same sums.
+//! `wasm_relaxed_qmmm_i7_4x16`: relaxed SIMD `i32x4.relaxed_dot_i8x16_i7x16_add_s`, 16
+//! multiply-adds per instruction, for weights on a 7-bit grid (−64..=63: `mdeploy quantize
+//! --bits 7`), on operands kept where every engine computes the same sums.
 //!
 //! The instruction multiplies an i8 vector by an "i7" vector and adds groups of 4 products into
 //! i32 lanes. Engines agree only when the i7 operand lies in 0..=127 (x86 engines read it as
 //! unsigned, `pmaddubsw` or `vpdpbusd`; Arm's `sdot` as signed) and no i16 pair sum saturates
-//! (`pmaddubsw`). Our operands (u8 codes 0..=255, weights −127..=127) fit neither role as
-//! they are, so the split layout (`qgemm.rs`, `QLayout::Split`) rewrites them exactly:
+//! (`pmaddubsw`). Our u8 codes (0..=255) fit neither role and int8 weights (−127..=127) need two
+//! dots (the split layout this file held before, measured no faster than the pair tile:
+//! `wasm/DESIGN.md`). A 7-bit weight fits once shifted, so one dot is exact (the `Dot7` layout
+//! of `qgemm.rs`):
 //!
 //! ```text
-//!   w  = wp − wn            wp = max(w, 0), wn = max(−w, 0): both 0..=127 (the i7 operand)
-//!   x  = a − 128 = a ^ 0x80          −128..=127 (the i8 operand)
-//!   x' = 127 − a = a ^ 0x7f          −128..=127 (the i8 operand)
-//!   x·wp + x'·wn = a·w − 128·wp + 127·wn,   so   Σ a·w = Σ (x·wp + x'·wn) + corr,
-//!   corr[c] = 128·Σ wp[·][c] − 127·Σ wn[·][c]   (per column, at packing; the accumulators start at it)
+//!   x = a − 128 = a ^ 0x80      −128..=127  (the i8 operand)
+//!   v = w + 64                     0..=127  (the i7 operand; 0 in the rows padding k to 4)
+//!   Σ x·v = Σ a·w + 64·Σ a − 128·Σ w − 8192·k      over the k real rows, so
+//!   Σ a·w = Σ x·v + (128·Σ w[·][c] + 8192·k)  − 64·Σ a[r][·]
+//!                   column constant (packing B)   row constant (packing A, once per row panel,
+//!                                                 shared by every column tile)
 //! ```
 //!
-//! Every product is at most 128 · 127 in magnitude, so an i16 pair sum is at most 32,512
-//! (no saturation), and the i32 sums stay below 2^31 for k ≤ `MAX_QK` (QUANT.md). Two dots per
-//! 16 products: 8 multiply-adds per instruction against 4 for `dot_i16x8_s` + add and for
-//! `f32x4.relaxed_madd`, where the engine lowers the dot to one instruction (V8 on x86 with
-//! AVX-VNNI: `vpdpbusd`). Without it V8 emits five (`pmaddubsw`, `pmaddwd` by a splat of 1
-//! made in place, `paddd`): measured in `wasm/DESIGN.md` ("int8 in the relaxed build").
+//! The accumulators start at the two constants. Each product is at most 128·127 in magnitude,
+//! so an i16 pair sum is at most 32,512 (no saturation); the constants wrap in i32 but the
+//! final sum is the exact `Σ a·w`, which fits (`MAX_QK`, QUANT.md), and wrapping adds are exact
+//! modulo 2^32.
 //!
-//! Tile: 4 rows × 16 columns, computed as two passes of 4 × 8 (8 accumulators, 4 weight
-//! vectors and the two splats: 14 v128 values, inside x86's 16 xmm registers, one of which V8
-//! keeps as scratch); a single row (batch 1) runs 1 × 16 in one pass.
+//! Tile: 4 rows × 16 columns, computed as two passes of 4 × 8 (8 accumulators, 2 weight vectors
+//! and a splat: 11 v128 values, inside the 15 xmm registers V8 allocates on x86); a single row
+//! (batch 1) runs 1 × 16 in one pass. The dot accumulates in place (V8 with AVX-VNNI emits one
+//! `vpdpbusd` per dot; its 5-cycle latency is covered by the 8 independent accumulators).
 
 use crate::qgemm::{store_qtile, QNR};
 use core::arch::wasm32::*;
@@ -35,11 +38,12 @@ pub(crate) const MR: usize = 4;
 const PASS: usize = 2;
 
 /// # Safety
-/// Pointers as [`crate::qgemm::QmmmFn`], in the split layout: `b` one panel (64 bytes of
-/// column corrections, then `words` × 128 bytes of weight vectors), A word pair `(g, r)` (x, x')
-/// the two i32 at `a + 2·(g·ws + r·rs)`.
+/// Pointers as [`crate::qgemm::QmmmFn`], in the `Dot7` layout: `b` one panel (64 bytes of
+/// column constants, then `words` × 64 bytes of `w + 64`, 16 columns × 4 k per word); A word
+/// `(g, r)` (4 bytes `a ^ 0x80`) the i32 at `a + g·ws + r·rs`, row r's constant at `a +
+/// words·ws + r·rs`.
 #[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn wasm_relaxed_qmmm_i8_4x16(
+pub(crate) unsafe fn wasm_relaxed_qmmm_i7_4x16(
     words: usize,
     a: *const i32,
     rs: usize,
@@ -71,29 +75,24 @@ pub(crate) unsafe fn wasm_relaxed_qmmm_i8_4x16(
 unsafe fn pass<const R: usize, const CV: usize>(words: usize, a: *const i32, rs: usize, ws: usize, b: *const u8, q0: usize, t: &mut [[i32; QNR]; R]) {
     let corr = b as *const v128;
     let mut acc = [[i32x4_splat(0); CV]; R];
-    for s in acc.iter_mut() {
+    for (r, s) in acc.iter_mut().enumerate() {
+        let rowc = i32x4_splat(a.add(words * ws + r * rs).read_unaligned());
         for (q, v) in s.iter_mut().enumerate() {
-            *v = v128_load(corr.add(q0 + q));
+            *v = i32x4_add(v128_load(corr.add(q0 + q)), rowc);
         }
     }
-    let w = b.add(64);
+    let w = b.add(64 + q0 * 16);
     for g in 0..words {
-        let bp = w.add(g * 128 + q0 * 32);
-        let mut bv = [[i32x4_splat(0); 2]; CV];
+        let bp = w.add(g * 64);
+        let mut bv = [i32x4_splat(0); CV];
         for (q, v) in bv.iter_mut().enumerate() {
-            v[0] = v128_load(bp.add(32 * q) as *const v128);
-            v[1] = v128_load(bp.add(32 * q + 16) as *const v128);
+            *v = v128_load(bp.add(16 * q) as *const v128);
         }
+        let ap = a.add(g * ws);
         for (r, s) in acc.iter_mut().enumerate() {
-            let ap = a.add(2 * (g * ws + r * rs));
-            let x = v128_load32_splat(ap as *const u32);
-            let xn = v128_load32_splat(ap.add(1) as *const u32);
+            let x = v128_load32_splat(ap.add(r * rs) as *const u32);
             for (q, v) in s.iter_mut().enumerate() {
-                // The two dots first, then one add into the accumulator: its chain is then one
-                // `paddd` per step, not two dots (5 cycles each on x86: with 8 accumulators the
-                // chained form waited on latency; measured in wasm/DESIGN.md).
-                let t = i32x4_relaxed_dot_i8x16_i7x16_add(xn, bv[q][1], i32x4_splat(0));
-                *v = i32x4_add(*v, i32x4_relaxed_dot_i8x16_i7x16_add(x, bv[q][0], t));
+                *v = i32x4_relaxed_dot_i8x16_i7x16_add(x, bv[q], *v);
             }
         }
     }
@@ -111,8 +110,8 @@ unsafe fn pass<const R: usize, const CV: usize>(words: usize, a: *const i32, rs:
 /// compiler (V8 11.3 Liftoff, x64) returns twice the dot and drops the accumulator (its
 /// scratch register aliases the accumulator; TurboFan's code is right, so the sums were right
 /// only after tier-up; `wasm/DESIGN.md`, "int8 in the relaxed build"). The check runs as this
-/// module's first code does, in the engine's first tier; the set falls back to the pair
-/// kernel when it fails.
+/// module's first code does, in the engine's first tier; the set keeps the pair kernel for
+/// every weight when it fails.
 pub(crate) fn dot_is_exact() -> bool {
     static OK: OnceLock<bool> = OnceLock::new();
     *OK.get_or_init(probe)
@@ -121,7 +120,7 @@ pub(crate) fn dot_is_exact() -> bool {
 #[inline(never)]
 fn probe() -> bool {
     // (i8 operand, i7 operand, accumulator) per lane group, read through volatile loads.
-    static CASES: [(i8, i8, i32); 4] = [(1, 1, 100), (-128, 127, -5), (127, 127, 7), (-3, 0, i32::MIN / 2)];
+    static CASES: [(i8, i8, i32); 5] = [(1, 1, 100), (-128, 127, -5), (127, 127, 7), (-3, 0, i32::MIN / 2), (-128, 0, 3)];
     // SAFETY: a volatile read of a static (so the compiler cannot fold the dots below).
     let cases = unsafe { core::ptr::read_volatile(&CASES) };
     let mut ok = true;
