@@ -156,11 +156,17 @@ test('npm pack → install the tarball in a fresh project → import by name →
 // it to 160,494 (relaxed 160,142) and the full build to 216,747 (relaxed 216,450), 2026-11-30.
 // Stop 16's merge of that with the binary-input work (sign packers per set, exec/bfuse.rs) and the
 // int8 pair-panel changes measured 163,450 (full 219,940) in the CI rehearsal, so 164,000.
-const CPU_ONLY_BOUND = 164_000;
+// Stop 17's merge measured 168,926 (relaxed 169,588; full 226,046, relaxed 226,780; zlib level 9,
+// 2026-11-30 17:45): the binary stacks, posts and u8 codes (exec/bfuse.rs, bgemm_sign: the binary-
+// input MLP 1.06x -> 1.5-1.7x f32 natively), the per-matrix int8 panel layouts (qgemm.rs: 7-bit
+// weights on one relaxed dot) and the CNN's batch-1 driver changes. Which of them costs what was
+// not measured. So 170,000 (full: 227,000).
+const CPU_ONLY_BOUND = 170_000;
+const FULL_BOUND = 227_000;
 // Present in the full build (the WGSL text, the browser's WebGPU imports), absent from the CPU-only one.
 const GPU_MARKERS = ['@compute', '@workgroup_size', 'requestAdapter'];
 
-test('the runtime .wasm stays small: each variant ≤ 220,000 bytes gzip; no converter (tract) code in any wasm the package ships', async (t) => {
+test('the runtime .wasm stays small: each variant ≤ 227,000 bytes gzip; no converter (tract) code in any wasm the package ships', async (t) => {
   // The bound issue 10 set so that the ONNX converter (tract-onnx: megabytes of wasm) can never
   // leak into what browsers download: `mdeploy convert` is native only. It was 150 KB; the sparse
   // and int8 kernels and their executor paths (issues 11 and 12) took the simd128 build from
@@ -185,7 +191,7 @@ test('the runtime .wasm stays small: each variant ≤ 220,000 bytes gzip; no con
   // without im2col and the max pool fused into it (issue 12: the int8 CNN 0.95x -> 1.93-1.98x
   // f32 natively; exec/qconv.rs, qgemm_gather) and the Winograd dispatch (issue 15; its kernels
   // stay out of wasm builds) took the merged main to 219,246 (relaxed 219,057; zlib level 9,
-  // 2026-11-30 10:40): rounded up to 220,000.
+  // 2026-11-30 10:40): rounded up to 220,000. Stop 17's merge: 226,780, so 227,000 (FULL_BOUND above).
   // What a CPU-only user could save is measured (47.3 KB gzip without src/gpu/, DESIGN.md "Cold
   // start in browsers"): issue 15.
   const { gzipSync } = await import('node:zlib');
@@ -201,7 +207,7 @@ test('the runtime .wasm stays small: each variant ≤ 220,000 bytes gzip; no con
     const gz = gzipSync(bytes, { level: 9 }).length;
     gzOf[f] = gz;
     t.diagnostic(`${f}: ${bytes.length} bytes, ${gz} gzip -9 (${(gz / 1024).toFixed(1)} KiB)`);
-    assert.ok(gz <= 220_000, `${f} is ${gz} bytes gzipped, over the 220,000-byte budget: keep converters and heavy dependencies out of the runtime`);
+    assert.ok(gz <= FULL_BOUND, `${f} is ${gz} bytes gzipped, over the ${FULL_BOUND}-byte budget: keep converters and heavy dependencies out of the runtime`);
     if (f.includes('_cpu')) {
       assert.ok(gz <= CPU_ONLY_BOUND, `${f} is ${gz} bytes gzipped, over the CPU-only module's ${CPU_ONLY_BOUND}: did WebGPU code or a heavy dependency reach it?`);
     }
