@@ -14,21 +14,8 @@ use mdeploy_core::quantize::{quantize, Calibration};
 use mdeploy_core::{ErrorKind, Op, Plan};
 use mdeploy_testkit::mnist;
 
-fn accuracy(out: &[f32], labels: &[u8]) -> f64 {
-    let ok = out
-        .chunks_exact(10)
-        .zip(labels)
-        .filter(|(p, &l)| p.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i) == Some(l as usize))
-        .count();
-    ok as f64 / labels.len() as f64
-}
-
-fn run(model: &Model, ks: KernelSet, xs: &[f32], n: usize, max_batch: usize) -> Vec<f32> {
-    let mut plan = Plan::with_kernels(model, max_batch, ks).expect("plan");
-    let mut out = vec![0.0; n * plan.output_len()];
-    plan.run(xs, n, &mut out).expect("run");
-    out
-}
+mod int_support;
+use int_support::*;
 
 fn calibrated(file: &str, method: Calibration) -> (Model, Model) {
     let f32_model = mnist::trained_model(file).expect("shipped model");
@@ -44,32 +31,8 @@ fn check_model(file: &str, method: Calibration, int_steps: usize) {
     let bytes = mdeploy_core::format::write(&q).expect("write");
     let back = mdeploy_core::format::read(&bytes).expect("read back");
     assert_eq!(back, q, "{file}: .mdm round trip");
-    // The lowering runs it on the integer kernels.
-    let prog = lower(&q.graph, &q.meta.input_shape).expect("lower");
-    let ints = prog.steps.iter().filter(|s| matches!(s.kernel, Kernel::QDense { .. } | Kernel::QConv2d { .. })).count();
-    assert_eq!(ints, int_steps, "{file}: integer steps in {:?}", prog.steps.iter().map(|s| s.kernel.name()).collect::<Vec<_>>());
-    assert!(!prog.steps.iter().any(|s| matches!(s.kernel, Kernel::Dense { .. } | Kernel::Conv2d { .. })), "{file}: an f32 GEMM is left");
-
-    let (xs, labels) = mnist::test_digits().expect("digits");
-    let n = labels.len();
-    assert_eq!(n, 2000);
-    let sets = KernelSet::available();
-    let reference = run(&q, KernelSet::generic(), &xs, n, 256);
-    for ks in &sets {
-        for max_batch in [1usize, 17, 1024] {
-            let m = if max_batch == 1 { 100 } else { n };
-            let got = run(&q, *ks, &xs[..m * 784], m, max_batch);
-            let same = got.iter().zip(&reference).all(|(a, b)| a.to_bits() == b.to_bits());
-            assert!(same, "{file}: {} ({}) at max_batch {max_batch} differs from generic", ks.name(), ks.qmmm_name());
-        }
-    }
-    // A digest of every output bit, printed so runs on different hosts (native, wasm) can be
-    // compared by eye (`-- --nocapture`).
-    let digest = reference.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, v| (h ^ u64::from(v.to_bits())).wrapping_mul(0x100_0000_01b3));
-    eprintln!("{file} {method:?}: FNV-1a of the 2,000 outputs {digest:016x} ({} sets: {:?})", sets.len(), sets.iter().map(|k| k.qmmm_name()).collect::<Vec<_>>());
-    let acc_q = accuracy(&reference, &labels);
-    let acc_f = accuracy(&run(&f, KernelSet::best(), &xs, n, 256), &labels);
-    eprintln!("{file} {method:?}: f32 {:.2} %, int8 {:.2} %", acc_f * 100.0, acc_q * 100.0);
+    // The integer kernels, the same bits on every set and batch size.
+    let (acc_f, acc_q) = check_integer_plan(&format!("{file} {method:?}"), &f, &q, int_steps);
     assert!(acc_q >= acc_f - 0.003, "{file}: int8 accuracy {acc_q} more than 0.3 points below f32 {acc_f}");
 }
 

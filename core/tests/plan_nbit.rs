@@ -10,27 +10,13 @@
 
 use mdeploy_core::kernels::qweights::channel_grid;
 use mdeploy_core::kernels::KernelSet;
-use mdeploy_core::lower::{lower, Kernel};
 use mdeploy_core::model::{Model, Quant, QuantType, Tensor, TensorData};
 use mdeploy_core::quantize::{quantize_bits, quantize_weight_bits, Calibration};
 use mdeploy_core::{Op, Plan};
 use mdeploy_testkit::mnist;
 
-fn accuracy(out: &[f32], labels: &[u8]) -> f64 {
-    let ok = out
-        .chunks_exact(10)
-        .zip(labels)
-        .filter(|(p, &l)| p.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i) == Some(l as usize))
-        .count();
-    ok as f64 / labels.len() as f64
-}
-
-fn run(model: &Model, ks: KernelSet, xs: &[f32], n: usize, max_batch: usize) -> Vec<f32> {
-    let mut plan = Plan::with_kernels(model, max_batch, ks).expect("plan");
-    let mut out = vec![0.0; n * plan.output_len()];
-    plan.run(xs, n, &mut out).expect("run");
-    out
-}
+mod int_support;
+use int_support::*;
 
 /// A deterministic spread of weights, some large, some tiny, of both signs.
 fn weights(n: usize, seed: u32) -> Vec<f32> {
@@ -189,30 +175,7 @@ fn check_model(file: &str, bits: u8, int_steps: usize) -> (f64, f64) {
     assert!((lo..=hi).contains(&bytes.len()), "{file} at {bits} bits: {} bytes, not int8's {b8} less {saved}", bytes.len());
     eprintln!("{file} {bits}-bit: {} bytes ({:.1} % of f32 {bf}; int8 {b8})", bytes.len(), 100.0 * bytes.len() as f64 / bf as f64);
 
-    let prog = lower(&q.graph, &q.meta.input_shape).expect("lower");
-    let ints = prog.steps.iter().filter(|s| matches!(s.kernel, Kernel::QDense { .. } | Kernel::QConv2d { .. })).count();
-    assert_eq!(ints, int_steps, "{file}: integer steps in {:?}", prog.steps.iter().map(|s| s.kernel.name()).collect::<Vec<_>>());
-    assert!(!prog.steps.iter().any(|s| matches!(s.kernel, Kernel::Dense { .. } | Kernel::Conv2d { .. })), "{file}: an f32 GEMM is left");
-
-    let (xs, labels) = mnist::test_digits().expect("digits");
-    let n = labels.len();
-    assert_eq!(n, 2000);
-    let sets = KernelSet::available();
-    let reference = run(&q, KernelSet::generic(), &xs, n, 256);
-    for ks in &sets {
-        for max_batch in [1usize, 17, 1024] {
-            let m = if max_batch == 1 { 100 } else { n };
-            let got = run(&q, *ks, &xs[..m * 784], m, max_batch);
-            let same = got.iter().zip(&reference).all(|(a, b)| a.to_bits() == b.to_bits());
-            assert!(same, "{file} {bits}-bit: {} ({}) at max_batch {max_batch} differs from generic", ks.name(), ks.qmmm_name());
-        }
-    }
-    let digest = reference.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, v| (h ^ u64::from(v.to_bits())).wrapping_mul(0x100_0000_01b3));
-    eprintln!("{file} {bits}-bit: FNV-1a of the 2,000 outputs {digest:016x} ({:?})", sets.iter().map(|k| k.qmmm_name()).collect::<Vec<_>>());
-    let acc_q = accuracy(&reference, &labels);
-    let acc_f = accuracy(&run(&f, KernelSet::best(), &xs, n, 256), &labels);
-    eprintln!("{file} {bits}-bit: f32 {:.2} %, {bits}-bit {:.2} %", acc_f * 100.0, acc_q * 100.0);
-    (acc_f, acc_q)
+    check_integer_plan(&format!("{file} {bits}-bit"), &f, &q, int_steps)
 }
 
 #[test]
