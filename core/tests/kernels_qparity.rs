@@ -20,6 +20,44 @@ fn reference(m: usize, k: usize, n: usize, a: &[u8], lda: usize, w: &[i8]) -> Ve
 }
 
 /// Runs every set on one case; `fill` picks the operands.
+/// One gathered-GEMM case (`qgemm_gather`: A row i's word g is the 4 bytes at `base[i] + offs[g]`
+/// of x): x of 300–349 random bytes (only 0 and 255 when `extreme`), `words` offsets anywhere
+/// below 120 (unaligned, overlapping, repeating), m row bases such that row m/2's furthest word
+/// ends exactly on x's last byte, k = 4·words × n weights drawn by `weight`, and the same words
+/// laid out as plain rows (what the scalar reference reads).
+struct Gathered {
+    x: Vec<u8>,
+    base: Vec<u32>,
+    offs: Vec<u32>,
+    k: usize,
+    w: Vec<i8>,
+    rows: Vec<u8>,
+}
+
+fn gathered_case(rng: &mut Rng, m: usize, words: usize, n: usize, extreme: bool, weight: impl Fn(&mut Rng, bool) -> i8) -> Gathered {
+    let xl = 300 + rng.below(50);
+    let x: Vec<u8> = (0..xl).map(|_| if extreme { [0u8, 255][rng.below(2)] } else { rng.below(256) as u8 }).collect();
+    let offs: Vec<u32> = (0..words).map(|_| rng.below(120) as u32).collect();
+    let omax = *offs.iter().max().expect("words > 0") as usize;
+    let mut base: Vec<u32> = (0..m).map(|_| rng.below(xl - omax - 4 + 1) as u32).collect();
+    base[m / 2] = (xl - omax - 4) as u32;
+    let k = 4 * words;
+    let w: Vec<i8> = (0..k * n).map(|_| weight(rng, extreme)).collect();
+    let rows: Vec<u8> = (0..m)
+        .flat_map(|i| offs.iter().flat_map(|&o| x[base[i] as usize + o as usize..][..4].to_vec()).collect::<Vec<u8>>())
+        .collect();
+    Gathered { x, base, offs, k, w, rows }
+}
+
+/// int8 weights: any of −127..=127, or only the two extremes.
+fn w8(rng: &mut Rng, extreme: bool) -> i8 {
+    if extreme {
+        [-127i8, 127][rng.below(2)]
+    } else {
+        (rng.below(255) as i32 - 127) as i8
+    }
+}
+
 fn check(m: usize, k: usize, n: usize, a: &[u8], lda: usize, w: &[i8], what: &str) {
     let want = reference(m, k, n, a, lda, w);
     for ks in KernelSet::available() {
@@ -231,21 +269,7 @@ fn gathered_rows_match_the_same_rows_laid_out() {
         (96, 10, 16, false),
         (7, 33, 40, true),
     ] {
-        let xl = 300 + rng.below(50);
-        let x: Vec<u8> = (0..xl).map(|_| if extreme { [0u8, 255][rng.below(2)] } else { rng.below(256) as u8 }).collect();
-        // Offsets anywhere (unaligned, overlapping), bases anywhere, so that the furthest word
-        // ends exactly at x's end once.
-        let offs: Vec<u32> = (0..words).map(|_| rng.below(120) as u32).collect();
-        let omax = *offs.iter().max().expect("words > 0") as usize;
-        let mut base: Vec<u32> = (0..m).map(|_| rng.below(xl - omax - 4 + 1) as u32).collect();
-        base[m / 2] = (xl - omax - 4) as u32;
-        let k = 4 * words;
-        let w: Vec<i8> = (0..k * n)
-            .map(|_| if extreme { [-127i8, 127][rng.below(2)] } else { (rng.below(255) as i32 - 127) as i8 })
-            .collect();
-        let rows: Vec<u8> = (0..m)
-            .flat_map(|i| offs.iter().flat_map(|&o| x[base[i] as usize + o as usize..][..4].to_vec()).collect::<Vec<u8>>())
-            .collect();
+        let Gathered { x, base, offs, k, w, rows } = gathered_case(&mut rng, m, words, n, extreme, w8);
         let want = reference(m, k, n, &rows, k, &w);
         for ks in KernelSet::available() {
             let b = ks.qpack_b(k, n, &w);
@@ -291,19 +315,7 @@ fn gathered_rows_pooled_match_the_reference_max() {
     cases.extend([(4, 144, 10, 16, false), (4, 16, 100, 32, false), (3, 5, 7, 20, false), (9, 2, 13, 33, false), (4, 6, 33, 40, true), (2, 5, 9, 32, true)]);
     for (group, groups, words, n, extreme) in cases {
         let m = group * groups;
-        let xl = 300 + rng.below(50);
-        let x: Vec<u8> = (0..xl).map(|_| if extreme { [0u8, 255][rng.below(2)] } else { rng.below(256) as u8 }).collect();
-        let offs: Vec<u32> = (0..words).map(|_| rng.below(120) as u32).collect();
-        let omax = *offs.iter().max().expect("words > 0") as usize;
-        let mut base: Vec<u32> = (0..m).map(|_| rng.below(xl - omax - 4 + 1) as u32).collect();
-        base[m / 2] = (xl - omax - 4) as u32;
-        let k = 4 * words;
-        let w: Vec<i8> = (0..k * n)
-            .map(|_| if extreme { [-127i8, 127][rng.below(2)] } else { (rng.below(255) as i32 - 127) as i8 })
-            .collect();
-        let rows: Vec<u8> = (0..m)
-            .flat_map(|i| offs.iter().flat_map(|&o| x[base[i] as usize + o as usize..][..4].to_vec()).collect::<Vec<u8>>())
-            .collect();
+        let Gathered { x, base, offs, k, w, rows } = gathered_case(&mut rng, m, words, n, extreme, w8);
         let sums = reference(m, k, n, &rows, k, &w);
         let want: Vec<i32> = (0..groups * n).map(|i| (0..group).map(|r| sums[((i / n) * group + r) * n + i % n]).max().expect("group > 0")).collect();
         for ks in KernelSet::available() {
@@ -372,16 +384,7 @@ fn seven_bit_weights_match_the_scalar_reference() {
     // Gathered and pooled (the conv paths), groups of 1, 2, 4 and 3.
     for &(group, groups, words, n, extreme) in &[(1usize, 1usize, 1usize, 1usize, false), (1, 5, 7, 16, false), (1, 13, 100, 32, false), (2, 5, 9, 17, true), (4, 6, 33, 40, true), (3, 5, 7, 20, false), (4, 144, 10, 16, false)] {
         let m = group * groups;
-        let xl = 300 + rng.below(50);
-        let x: Vec<u8> = (0..xl).map(|_| if extreme { [0u8, 255][rng.below(2)] } else { rng.below(256) as u8 }).collect();
-        let offs: Vec<u32> = (0..words).map(|_| rng.below(120) as u32).collect();
-        let omax = *offs.iter().max().expect("words > 0") as usize;
-        let base: Vec<u32> = (0..m).map(|_| rng.below(xl - omax - 4 + 1) as u32).collect();
-        let k = 4 * words;
-        let w: Vec<i8> = (0..k * n).map(|_| w7(&mut rng, extreme)).collect();
-        let rows: Vec<u8> = (0..m)
-            .flat_map(|i| offs.iter().flat_map(|&o| x[base[i] as usize + o as usize..][..4].to_vec()).collect::<Vec<u8>>())
-            .collect();
+        let Gathered { x, base, offs, k, w, rows } = gathered_case(&mut rng, m, words, n, extreme, w7);
         let sums = reference(m, k, n, &rows, k, &w);
         let pooled: Vec<i32> = (0..groups * n).map(|i| (0..group).map(|r| sums[((i / n) * group + r) * n + i % n]).max().expect("group > 0")).collect();
         for ks in KernelSet::available() {
