@@ -13,36 +13,7 @@
 use mdeploy_core::kernels::KernelSet;
 use mdeploy_core::model::{Metadata, Model};
 use mdeploy_core::{Graph, Op, Plan};
-use mdeploy_testkit::{builders, mnist, Rng};
-#[cfg(not(target_os = "linux"))]
-use std::time::Instant;
-
-/// Seconds of CPU time this thread has used (`clock_gettime(CLOCK_THREAD_CPUTIME_ID)`, Linux),
-/// so that time spent descheduled on the shared machine does not count; wall time elsewhere
-/// (wasm). (`/proc/thread-self/schedstat` was tried first: it lags by up to a scheduler tick.)
-#[cfg(target_os = "linux")]
-fn thread_time() -> f64 {
-    #[repr(C)]
-    struct Timespec {
-        sec: i64,
-        nsec: i64,
-    }
-    extern "C" {
-        fn clock_gettime(clock: i32, tp: *mut Timespec) -> i32;
-    }
-    const CLOCK_THREAD_CPUTIME_ID: i32 = 3;
-    let mut t = Timespec { sec: 0, nsec: 0 };
-    // SAFETY: `t` is a valid timespec (two 64-bit fields on x86_64 Linux); the call only writes it.
-    let rc = unsafe { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &mut t) };
-    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID) failed");
-    t.sec as f64 + t.nsec as f64 * 1e-9
-}
-
-#[cfg(not(target_os = "linux"))]
-fn thread_time() -> f64 {
-    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-    START.get_or_init(Instant::now).elapsed().as_secs_f64()
-}
+use mdeploy_testkit::{builders, mnist, thread_time, Rng};
 
 /// Minimum seconds per image of each plan over `rounds` interleaved rounds of `calls` calls,
 /// in thread CPU time ([`thread_time`]).

@@ -127,7 +127,8 @@ pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
 
 /// Seconds of CPU time this thread has used (`clock_gettime(CLOCK_THREAD_CPUTIME_ID)`, Linux),
 /// so that time spent descheduled on a shared machine does not count; wall time elsewhere.
-/// For benches that race plans in one process (`examples/pool_fusion.rs`, `cnn_steps.rs`).
+/// For benches that race plans in one process (`examples/cnn_steps.rs`, `cnn_loop.rs`,
+/// `winograd_sets.rs`). (`/proc/thread-self/schedstat` lags by up to a scheduler tick.)
 #[cfg(target_os = "linux")]
 pub fn thread_time() -> f64 {
     #[repr(C)]

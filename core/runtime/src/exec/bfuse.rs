@@ -12,6 +12,15 @@ use crate::kernels::generic::generic_eltwise_f32::generic_act_f32;
 use crate::kernels::BSignRule;
 use crate::lower::Act;
 
+/// Removes step `i` and its entry in `vals`, keeping `split` (an index into `steps`) on the
+/// step it named: what every fusion here does when it folds a step into its neighbour.
+fn remove_step(steps: &mut Vec<XStep>, vals: &mut Vec<(Vec<usize>, usize)>, split: &mut usize, i: usize) -> (XStep, (Vec<usize>, usize)) {
+    if i < *split {
+        *split -= 1;
+    }
+    (steps.remove(i), vals.remove(i))
+}
+
 /// Fuses every `Affine (no activation) → Sign → BDense` run of adjacent steps whose two
 /// intermediate values are read by the next step of the run only. The BDense then reads the
 /// Affine's input, which must still hold it: the program input, or the Affine's own buffer
@@ -41,11 +50,7 @@ pub(super) fn fuse_sign_affines(steps: &mut Vec<XStep>, vals: &mut Vec<(Vec<usiz
             b.in_lens = a_in_lens;
             vals[j + 2].0 = a_vals;
             for r in [j + 1, j] {
-                steps.remove(r);
-                vals.remove(r);
-                if r < *split {
-                    *split -= 1;
-                }
+                remove_step(steps, vals, split, r);
             }
         }
         j += 1;
@@ -97,11 +102,7 @@ pub(super) fn fuse_binary_stacks(steps: &mut Vec<XStep>, vals: &mut Vec<(Vec<usi
             j += 1;
             continue;
         };
-        let second = steps.remove(j + 1);
-        let (_, v2) = vals.remove(j + 1);
-        if j + 1 < *split {
-            *split -= 1;
-        }
+        let (second, (_, v2)) = remove_step(steps, vals, split, j + 1);
         let XK::BDense(mut d2) = second.k else { unreachable!("checked by stackable") };
         d2.pre = None;
         let a = &mut steps[j];
@@ -148,11 +149,7 @@ pub(super) fn fuse_binary_posts(steps: &mut Vec<XStep>, vals: &mut Vec<(Vec<usiz
             j += 1;
             continue;
         }
-        let b = steps.remove(j + 1);
-        vals.remove(j + 1);
-        if j + 1 < *split {
-            *split -= 1;
-        }
+        let (b, _) = remove_step(steps, vals, split, j + 1);
         let (XK::Affine { scale, shift, act }, XK::BDense(d)) = (b.k, &mut steps[j].k) else { unreachable!("checked above") };
         last_mut(d).post = Some((scale, shift, act));
     }
@@ -199,11 +196,7 @@ pub(super) fn fuse_binary_codes(steps: &mut Vec<XStep>, vals: &mut Vec<(Vec<usiz
             j += 1;
             continue;
         }
-        let b = steps.remove(j + 1);
-        vals.remove(j + 1);
-        if j + 1 < *split {
-            *split -= 1;
-        }
+        let (b, _) = remove_step(steps, vals, split, j + 1);
         let (XK::Quantize { q }, XK::BDense(d)) = (b.k, &mut steps[j].k) else { unreachable!("checked above") };
         last_mut(d).quant = Some(q);
         steps[j].out_u8 = true;
