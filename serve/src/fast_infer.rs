@@ -74,18 +74,11 @@ pub(crate) fn parse_tf(json: &[u8]) -> Option<(Option<String>, Option<Vec<FlatDa
             }
             "instances" if instances.is_none() => {
                 p.expect(b':')?;
-                p.expect(b'[')?;
                 let mut list = Vec::new();
-                if p.peek()? == b']' {
-                    p.i += 1;
-                } else {
-                    loop {
-                        list.push(p.tensor()?);
-                        if !p.comma_or(b']')? {
-                            break;
-                        }
-                    }
-                }
+                p.list(|p| {
+                    list.push(p.tensor()?);
+                    Some(())
+                })?;
                 instances = Some(list);
             }
             "inputs" if inputs.is_none() => {
@@ -161,19 +154,28 @@ impl<'a> Reader<'a> {
         Some(s)
     }
 
-    fn inputs(&mut self) -> Option<Vec<FastInput>> {
+    /// `[item, ...]`, possibly empty: `item` reads one element each time.
+    fn list(&mut self, mut item: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
         self.expect(b'[')?;
-        let mut out = Vec::new();
         if self.peek()? == b']' {
             self.i += 1;
-            return Some(out);
+            return Some(());
         }
         loop {
-            out.push(self.input()?);
+            item(self)?;
             if !self.comma_or(b']')? {
-                return Some(out);
+                return Some(());
             }
         }
+    }
+
+    fn inputs(&mut self) -> Option<Vec<FastInput>> {
+        let mut out = Vec::new();
+        self.list(|p| {
+            out.push(p.input()?);
+            Some(())
+        })?;
+        Some(out)
     }
 
     fn input(&mut self) -> Option<FastInput> {
@@ -225,23 +227,17 @@ impl<'a> Reader<'a> {
 
     /// `[d, ...]` of non-negative integers that fit an i64 (others: serde).
     fn shape(&mut self) -> Option<Vec<i64>> {
-        self.expect(b'[')?;
         let mut out = Vec::new();
-        if self.peek()? == b']' {
-            self.i += 1;
-            return Some(out);
-        }
-        loop {
-            self.skip_ws();
-            let n = self.number_parts()?;
+        self.list(|p| {
+            p.skip_ws();
+            let n = p.number_parts()?;
             if n.negative || n.float {
                 return None;
             }
             out.push(i64::try_from(n.significand).ok()?);
-            if !self.comma_or(b']')? {
-                return Some(out);
-            }
-        }
+            Some(())
+        })?;
+        Some(out)
     }
 
     /// A number or a nested array of numbers, appended in order (the serde path's `Flatten`).
@@ -254,23 +250,16 @@ impl<'a> Reader<'a> {
         if depth >= MAX_DATA_DEPTH {
             return None;
         }
-        self.i += 1;
-        if self.peek()? == b']' {
-            self.i += 1;
-            return Some(());
-        }
-        loop {
+        self.list(|p| {
             // The flat case (every element a number) without the recursion.
-            if self.peek()? != b'[' {
-                let v = self.number()?;
+            if p.peek()? != b'[' {
+                let v = p.number()?;
                 t.push(v);
+                Some(())
             } else {
-                self.flatten(t, depth + 1)?;
+                p.flatten(t, depth + 1)
             }
-            if !self.comma_or(b']')? {
-                return Some(());
-            }
-        }
+        })
     }
 
     /// The f64 serde_json makes of the number here (see the module note), or `None`.
