@@ -22,21 +22,94 @@ fn run(model: &Model, ks: KernelSet, xs: &[f32], n: usize, max_batch: usize) -> 
     out
 }
 
+fn argmax(p: &[f32]) -> Option<usize> {
+    p.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i)
+}
+
+/// Right answers out of `labels.len()`, and the accuracy.
+fn accuracy(out: &[f32], labels: &[u8]) -> (usize, f64) {
+    let ok = out.chunks_exact(10).zip(labels).filter(|(p, &l)| argmax(p) == Some(l as usize)).count();
+    (ok, ok as f64 / labels.len() as f64)
+}
+
+/// A Dense whose weights are stored 1-bit (±1 with a per-channel scale).
+fn one_bit(op: &Op) -> bool {
+    matches!(op, Op::Dense { weight, .. } if matches!(weight.data, TensorData::Quantized { qtype: QuantType::Packed { bits: 1, signed: true }, .. }))
+}
+
+/// Moves every BatchNorm's statistics away from the identity (gamma 0.5..1.5, beta ±0.2, mean
+/// and var in the given ranges), so the thresholds before each Sign are not all 0.
+fn spread_batchnorms(m: &mut Model, seed: u64, mean: (f32, f32), var: (f32, f32)) {
+    let mut rng = mdeploy_core::rng::Rng::new(seed);
+    for node in &mut m.graph.nodes {
+        if let Op::BatchNorm { gamma, beta, mean: mu, var: v, .. } = &mut node.op {
+            let c = gamma.shape[0];
+            *gamma = Tensor::f32(vec![c], (0..c).map(|_| rng.uniform(0.5, 1.5)).collect());
+            *beta = Tensor::f32(vec![c], (0..c).map(|_| rng.uniform(-0.2, 0.2)).collect());
+            *mu = Tensor::f32(vec![c], (0..c).map(|_| rng.uniform(mean.0, mean.1)).collect());
+            *v = Tensor::f32(vec![c], (0..c).map(|_| rng.uniform(var.0, var.1)).collect());
+        }
+    }
+}
+
+/// How many steps of the lowered program are binary Dense, Sign, int8 Dense and f32 Dense, and
+/// the step names for messages.
+fn step_kinds(model: &Model) -> ([usize; 4], Vec<&'static str>) {
+    let prog = lower(&model.graph, &model.meta.input_shape).expect("lower");
+    let mut kinds = [0; 4];
+    for s in &prog.steps {
+        match s.kernel {
+            Kernel::BDense { .. } => kinds[0] += 1,
+            Kernel::Sign { .. } => kinds[1] += 1,
+            Kernel::QDense { .. } => kinds[2] += 1,
+            Kernel::Dense { .. } => kinds[3] += 1,
+            _ => {}
+        }
+    }
+    (kinds, prog.steps.iter().map(|s| s.kernel.name()).collect())
+}
+
+/// The generic set on `n` real digits against the independent f64 reference forward pass. A
+/// pre-activation within an ulp of a threshold may take the other sign in f32 than in f64 and
+/// flip one bit of a binary input, so most samples, not all, must agree closely. Returns the
+/// generic set's outputs.
+fn near_the_f64_reference(label: &str, model: &Model, xs: &[f32], n: usize) -> Vec<f32> {
+    let want = reference::forward_batch(&model.graph, &model.meta.input_shape, xs, n).expect("reference");
+    let got = run(model, KernelSet::generic(), xs, n, 64);
+    let argmax64 = |p: &[f64]| p.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i);
+    let (mut same_class, mut close) = (0, 0);
+    for s in 0..n {
+        let (g, w) = (&got[s * 10..(s + 1) * 10], &want[s * 10..(s + 1) * 10]);
+        same_class += usize::from(argmax(g) == argmax64(w));
+        close += usize::from(g.iter().zip(w).all(|(a, b)| (f64::from(*a) - b).abs() < 1e-4));
+    }
+    eprintln!("{label} vs f64 reference: argmax {same_class}/{n}, probabilities within 1e-4 {close}/{n}");
+    assert!(same_class >= n * 98 / 100 && close >= n * 95 / 100, "{label}: argmax {same_class}/{n}, close {close}/{n}");
+    got
+}
+
+/// Every kernel set at max_batch 1, 17 and 1024 gives `want`'s bits.
+fn every_set_gives_the_same_bits(label: &str, model: &Model, xs: &[f32], n: usize, want: &[f32]) {
+    for ks in KernelSet::available() {
+        for max_batch in [1usize, 17, 1024] {
+            let out = run(model, ks, xs, n, max_batch);
+            assert!(
+                out.iter().zip(want).all(|(a, b)| a.to_bits() == b.to_bits()),
+                "{label}: {} ({}, {}) at max_batch {max_batch} differs from generic",
+                ks.name(),
+                ks.bmmm_name(),
+                ks.bpack_name()
+            );
+        }
+    }
+}
+
 /// An untrained binary MLP (784 → 96 → 2 binary layers → 10) with BatchNorm statistics away
 /// from the identity, so the thresholds before each Sign are not all 0; first and last layers
 /// int8 (calibrated on 200 training digits), the middle two binary.
 fn random_binary_mlp(seed: u64) -> Model {
     let mut m = mdeploy_core::arch::mlp_binary(seed, 96, 2);
-    let mut rng = mdeploy_core::rng::Rng::new(seed + 1);
-    for node in &mut m.graph.nodes {
-        if let Op::BatchNorm { gamma, beta, mean, var, .. } = &mut node.op {
-            let c = gamma.shape[0];
-            *gamma = Tensor::f32(vec![c], (0..c).map(|_| rng.uniform(0.5, 1.5)).collect());
-            *beta = Tensor::f32(vec![c], (0..c).map(|_| rng.uniform(-0.2, 0.2)).collect());
-            *mean = Tensor::f32(vec![c], (0..c).map(|_| rng.uniform(-0.1, 0.1)).collect());
-            *var = Tensor::f32(vec![c], (0..c).map(|_| rng.uniform(0.5, 2.0)).collect());
-        }
-    }
+    spread_batchnorms(&mut m, seed + 1, (-0.1, 0.1), (0.5, 2.0));
     let calib = mnist::spread_subset(&mnist::split().train, 200);
     let (q, report) = quantize_binary(&m, &calib.images, calib.n, Calibration::MinMax, |_, _| {}).expect("quantize");
     assert_eq!(report.weights, 4, "{report:?}");
@@ -52,45 +125,19 @@ fn binary_mlp_matches_the_f64_reference_and_every_set_bit_for_bit() {
     let back = mdeploy_core::format::read(&bytes).expect("read back");
     assert_eq!(back, model, ".mdm round trip");
 
-    let prog = lower(&model.graph, &model.meta.input_shape).expect("lower");
-    let names: Vec<&str> = prog.steps.iter().map(|s| s.kernel.name()).collect();
-    assert_eq!(prog.steps.iter().filter(|s| matches!(s.kernel, Kernel::BDense { .. })).count(), 2, "{names:?}");
-    assert_eq!(prog.steps.iter().filter(|s| matches!(s.kernel, Kernel::Sign { .. })).count(), 2, "{names:?}");
-    assert_eq!(prog.steps.iter().filter(|s| matches!(s.kernel, Kernel::QDense { .. })).count(), 2, "{names:?}");
-    assert!(!prog.steps.iter().any(|s| matches!(s.kernel, Kernel::Dense { .. })), "an f32 GEMM is left: {names:?}");
+    let ([bdense, sign, qdense, dense], names) = step_kinds(&model);
+    assert_eq!((bdense, sign, qdense), (2, 2, 2), "{names:?}");
+    assert_eq!(dense, 0, "an f32 GEMM is left: {names:?}");
 
     let n = 300;
     let (xs, _) = mnist::test_subset(&mnist::interleaved_test_indices(30)).expect("digits");
     assert_eq!(xs.len(), n * 784);
-    let want = reference::forward_batch(&model.graph, &model.meta.input_shape, &xs, n).expect("reference");
-    let got = run(&model, KernelSet::generic(), &xs, n, 64);
-    // A pre-activation within an ulp of 0 may take the other sign in f32 than in f64 and flip
-    // one bit of a binary input, so most samples, not all, must agree closely.
-    let argmax = |p: &[f32]| p.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i);
-    let argmax64 = |p: &[f64]| p.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i);
-    let (mut same_class, mut close) = (0, 0);
-    for s in 0..n {
-        let (g, w) = (&got[s * 10..(s + 1) * 10], &want[s * 10..(s + 1) * 10]);
-        same_class += usize::from(argmax(g) == argmax64(w));
-        close += usize::from(g.iter().zip(w).all(|(a, b)| (f64::from(*a) - b).abs() < 1e-4));
-    }
-    eprintln!("binary MLP vs f64 reference: argmax {same_class}/{n}, probabilities within 1e-4 {close}/{n}");
-    assert!(same_class >= n * 98 / 100 && close >= n * 95 / 100, "argmax {same_class}/{n}, close {close}/{n}");
+    let got = near_the_f64_reference("binary MLP", &model, &xs, n);
     // A digest of every output bit, printed so runs on different hosts (native, wasm) can be
     // compared (`-- --nocapture`).
     let digest = got.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, v| (h ^ u64::from(v.to_bits())).wrapping_mul(0x100_0000_01b3));
     eprintln!("binary MLP: FNV-1a of the 300 outputs {digest:016x}");
-    for ks in KernelSet::available() {
-        for max_batch in [1usize, 17, 1024] {
-            let out = run(&model, ks, &xs, n, max_batch);
-            assert!(
-                out.iter().zip(&got).all(|(a, b)| a.to_bits() == b.to_bits()),
-                "{} ({}) at max_batch {max_batch} differs from generic",
-                ks.name(),
-                ks.bmmm_name()
-            );
-        }
-    }
+    every_set_gives_the_same_bits("binary MLP", &model, &xs, n, &got);
 }
 
 /// `Sign → Dense 3 → 2` with hand-picked ±1 weights: the exact outputs.
@@ -167,17 +214,9 @@ fn longer_than_max_bk_is_refused_by_name() {
 fn shipped_binary_mlp_scores_what_it_records_and_is_smaller_than_the_f32_mlp() {
     let file = "mnist-mlp-binary.mdm";
     let shipped = mnist::trained_model(file).expect("shipped binary model (see models/README.md)");
-    let prog = lower(&shipped.graph, &shipped.meta.input_shape).expect("lower");
-    let binary = prog.steps.iter().filter(|s| matches!(s.kernel, Kernel::BDense { .. })).count();
-    assert!(binary >= 1, "{file}: no BDense step");
+    assert!(step_kinds(&shipped).0[0] >= 1, "{file}: no BDense step");
     let (xs, labels) = mnist::test_digits().expect("MNIST digits (MDEPLOY_MNIST_DIR)");
-    let out = run(&shipped, KernelSet::best(), &xs, labels.len(), 256);
-    let ok = out
-        .chunks_exact(10)
-        .zip(&labels)
-        .filter(|(p, &l)| p.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i) == Some(l as usize))
-        .count();
-    let acc = ok as f64 / labels.len() as f64;
+    let (ok, acc) = accuracy(&run(&shipped, KernelSet::best(), &xs, labels.len(), 256), &labels);
     assert_eq!(Some(acc as f32), shipped.meta.provenance.test_accuracy, "{file}: scores {ok} / {}", labels.len());
     assert!(acc >= 0.95, "{file}: {acc} is below issue 12's 95 %");
     let size = |f: &str| std::fs::metadata(mnist::model_path(f)).map(|m| m.len()).expect("model file");
@@ -193,20 +232,10 @@ fn shipped_binary_mlp_scores_what_it_records_and_is_smaller_than_the_f32_mlp() {
 #[test]
 fn binary_input_mlp_matches_the_f64_reference_and_every_set_bit_for_bit() {
     let mut m = mdeploy_core::arch::mlp_binary_in(5, 96, 2);
-    let mut rng = mdeploy_core::rng::Rng::new(6);
-    for node in &mut m.graph.nodes {
-        if let Op::BatchNorm { gamma, beta, mean, var, .. } = &mut node.op {
-            let c = gamma.shape[0];
-            *gamma = Tensor::f32(vec![c], (0..c).map(|_| rng.uniform(0.5, 1.5)).collect());
-            *beta = Tensor::f32(vec![c], (0..c).map(|_| rng.uniform(-0.2, 0.2)).collect());
-            *mean = Tensor::f32(vec![c], (0..c).map(|_| rng.uniform(0.0, 0.5)).collect());
-            *var = Tensor::f32(vec![c], (0..c).map(|_| rng.uniform(0.05, 1.0)).collect());
-        }
-    }
+    spread_batchnorms(&mut m, 6, (0.0, 0.5), (0.05, 1.0));
     let calib = mnist::spread_subset(&mnist::split().train, 200);
     let (model, report) = quantize_binary(&m, &calib.images, calib.n, Calibration::MinMax, |_, _| {}).expect("quantize");
     assert_eq!(report.weights, 3, "{report:?}");
-    let one_bit = |op: &Op| matches!(op, Op::Dense { weight, .. } if matches!(weight.data, TensorData::Quantized { qtype: QuantType::Packed { bits: 1, signed: true }, .. }));
     let dense: Vec<&Op> = model.graph.nodes.iter().map(|n| &n.op).filter(|o| matches!(o, Op::Dense { .. })).collect();
     assert_eq!(dense.iter().map(|o| one_bit(o)).collect::<Vec<_>>(), [true, true, false], "the first two Dense are 1-bit");
     let Op::Dense { weight, .. } = dense[0] else { unreachable!() };
@@ -216,39 +245,14 @@ fn binary_input_mlp_matches_the_f64_reference_and_every_set_bit_for_bit() {
     let bytes = mdeploy_core::format::write(&model).expect("write");
     assert_eq!(mdeploy_core::format::read(&bytes).expect("read back"), model, ".mdm round trip");
 
-    let prog = lower(&model.graph, &model.meta.input_shape).expect("lower");
-    let names: Vec<&str> = prog.steps.iter().map(|s| s.kernel.name()).collect();
-    assert_eq!(prog.steps.iter().filter(|s| matches!(s.kernel, Kernel::BDense { .. })).count(), 2, "{names:?}");
-    assert_eq!(prog.steps.iter().filter(|s| matches!(s.kernel, Kernel::QDense { .. })).count(), 1, "{names:?}");
-    assert!(!prog.steps.iter().any(|s| matches!(s.kernel, Kernel::Dense { .. })), "an f32 GEMM is left: {names:?}");
+    let ([bdense, _, qdense, dense], names) = step_kinds(&model);
+    assert_eq!((bdense, qdense), (2, 1), "{names:?}");
+    assert_eq!(dense, 0, "an f32 GEMM is left: {names:?}");
 
     let n = 300;
     let (xs, _) = mnist::test_subset(&mnist::interleaved_test_indices(30)).expect("digits");
-    let want = reference::forward_batch(&model.graph, &model.meta.input_shape, &xs, n).expect("reference");
-    let got = run(&model, KernelSet::generic(), &xs, n, 64);
-    // As above: a value within an ulp of a threshold may take the other sign in f64.
-    let argmax = |p: &[f32]| p.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i);
-    let argmax64 = |p: &[f64]| p.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i);
-    let (mut same_class, mut close) = (0, 0);
-    for s in 0..n {
-        let (g, w) = (&got[s * 10..(s + 1) * 10], &want[s * 10..(s + 1) * 10]);
-        same_class += usize::from(argmax(g) == argmax64(w));
-        close += usize::from(g.iter().zip(w).all(|(a, b)| (f64::from(*a) - b).abs() < 1e-4));
-    }
-    eprintln!("binary-input MLP vs f64 reference: argmax {same_class}/{n}, probabilities within 1e-4 {close}/{n}");
-    assert!(same_class >= n * 98 / 100 && close >= n * 95 / 100, "argmax {same_class}/{n}, close {close}/{n}");
-    for ks in KernelSet::available() {
-        for max_batch in [1usize, 17, 1024] {
-            let out = run(&model, ks, &xs, n, max_batch);
-            assert!(
-                out.iter().zip(&got).all(|(a, b)| a.to_bits() == b.to_bits()),
-                "{} ({}, {}) at max_batch {max_batch} differs from generic",
-                ks.name(),
-                ks.bmmm_name(),
-                ks.bpack_name()
-            );
-        }
-    }
+    let got = near_the_f64_reference("binary-input MLP", &model, &xs, n);
+    every_set_gives_the_same_bits("binary-input MLP", &model, &xs, n, &got);
 }
 
 /// `BatchNorm > Sign > binary Dense` by hand, to the exact value: three pixels with thresholds
@@ -303,23 +307,16 @@ fn binary_input_hand_case_to_the_exact_value() {
 fn shipped_binary_input_mlp_scores_what_it_records() {
     let file = "mnist-mlp-binary-in.mdm";
     let shipped = mnist::trained_model(file).expect("shipped binary-input model (see models/README.md)");
-    let one_bit = |op: &Op| matches!(op, Op::Dense { weight, .. } if matches!(weight.data, TensorData::Quantized { qtype: QuantType::Packed { bits: 1, signed: true }, .. }));
     let dense: Vec<bool> = shipped.graph.nodes.iter().filter(|n| matches!(n.op, Op::Dense { .. })).map(|n| one_bit(&n.op)).collect();
     assert_eq!(dense, [true, true, false], "{file}: the first two Dense 1-bit, the last int8");
-    let prog = lower(&shipped.graph, &shipped.meta.input_shape).expect("lower");
-    assert_eq!(prog.steps.iter().filter(|s| matches!(s.kernel, Kernel::BDense { .. })).count(), 2, "{file}");
+    assert_eq!(step_kinds(&shipped).0[0], 2, "{file}");
     let (xs, labels) = mnist::test_digits().expect("MNIST digits (MDEPLOY_MNIST_DIR)");
     let want = run(&shipped, KernelSet::generic(), &xs, labels.len(), 256);
     for ks in KernelSet::available() {
         let out = run(&shipped, ks, &xs, labels.len(), 256);
         assert!(out.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()), "{file}: {} differs from generic", ks.name());
     }
-    let ok = want
-        .chunks_exact(10)
-        .zip(&labels)
-        .filter(|(p, &l)| p.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i) == Some(l as usize))
-        .count();
-    let acc = ok as f64 / labels.len() as f64;
+    let (ok, acc) = accuracy(&want, &labels);
     assert_eq!(Some(acc as f32), shipped.meta.provenance.test_accuracy, "{file}: scores {ok} / {}", labels.len());
     assert!(acc >= 0.95, "{file}: {acc} is below issue 12's 95 %");
 }
