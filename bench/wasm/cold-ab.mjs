@@ -5,8 +5,11 @@
 // (all threads), and the load average before and after, so a figure is never quoted without it.
 import { execFileSync } from 'node:child_process';
 import { loadavg } from 'node:os';
+import { resolve } from 'node:path';
 
 const [model = 'mnist-cnn', roundsArg = '7', ...dists] = process.argv.slice(2);
+// cold-breakdown.mjs takes an absolute folder (it builds a file: URL from it).
+const dirs = dists.map((d) => resolve(d));
 if (dists.length < 1) throw new Error('usage: cold-ab.mjs <model> <rounds> <distA> [distB ...]');
 const variant = process.env.MDEPLOY_AB_VARIANT ?? 'simd';
 const script = new URL('cold-breakdown.mjs', import.meta.url).pathname;
@@ -18,7 +21,7 @@ for (let r = 0; r < +roundsArg; r++) {
   const order = r % 2 ? [...dists.keys()].reverse() : [...dists.keys()];
   for (const i of order) {
     const out = execFileSync(process.execPath, [...flags, script, model, variant],
-      { env: { ...process.env, MDEPLOY_WASM_DIST: dists[i] }, encoding: 'utf8' });
+      { env: { ...process.env, MDEPLOY_WASM_DIST: dirs[i] }, encoding: 'utf8' });
     runs[i].push(JSON.parse(out.trim().split('\n').pop()));
   }
 }
