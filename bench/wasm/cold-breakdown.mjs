@@ -9,7 +9,8 @@
 // (`Model.load` → predict) does the same steps; cold.mjs times that one end to end.
 const tStart = performance.now();
 const { engineSteps } = await import('./cold-steps.mjs');
-const { readFileSync } = await import('node:fs');
+const { readFileSync, writeSync } = await import('node:fs');
+const marks = process.env.MDEPLOY_COLD_MARKS === '1';
 const here = new URL('../../wasm/', import.meta.url);
 const [name = 'mnist-cnn', variant = 'simd'] = process.argv.slice(2);
 const t = { nodeStart: tStart };
@@ -20,6 +21,9 @@ let last = performance.now(), lastCpu = process.cpuUsage();
 const lap = (k) => {
   const now = performance.now(), c = process.cpuUsage(lastCpu);
   t[k] = now - last; cpu[k] = (c.user + c.system) / 1000;
+  // MDEPLOY_COLD_MARKS=1: a line on stdout as each step ends (load-path.mjs places V8's
+  // --trace-wasm-compilation-times lines in steps with them).
+  if (marks) writeSync(1, `@@step ${k}\n`);
   last = now; lastCpu = process.cpuUsage();
 };
 // MDEPLOY_WASM_DIST: another build's dist/ folder (A/B comparisons of a change).

@@ -479,12 +479,6 @@ fn geometry_ok(vals: &[usize]) -> bool {
 /// Output shape of one op from its input shapes (already checked for arity).
 fn node_shape(op: &Op, ins: &[&[usize]]) -> std::result::Result<Vec<usize>, String> {
     let x = ins[0];
-    let spatial = |what: &str| -> std::result::Result<(usize, usize, usize), String> {
-        match *x {
-            [c, h, w] => Ok((c, h, w)),
-            _ => Err(format!("{what} needs a [C, H, W] input, got {x:?}")),
-        }
-    };
     Ok(match op {
         Op::Dense { weight, bias } => {
             if x.len() != 1 {
@@ -500,6 +494,48 @@ fn node_shape(op: &Op, ins: &[&[usize]]) -> std::result::Result<Vec<usize>, Stri
             expect("Dense bias", bias, &[fout])?;
             vec![fout]
         }
+        Op::Conv2d { .. }
+        | Op::BatchNorm { .. }
+        | Op::Add
+        | Op::Mul
+        | Op::Concat
+        | Op::MaxPool2d { .. }
+        | Op::AvgPool2d { .. }
+        | Op::GlobalAvgPool
+        | Op::Reshape { .. }
+        | Op::Clip { .. }
+        | Op::LeakyRelu { .. }
+        | Op::Quantize { .. } => spatial_shape(op, ins)?,
+        Op::Flatten => vec![checked_prod(x).ok_or("Flatten size overflows")?],
+        Op::Dropout { rate } => {
+            if !(0.0..1.0).contains(rate) {
+                return Err(format!("Dropout rate {rate} must be in [0, 1)"));
+            }
+            x.to_vec()
+        }
+        Op::Softmax => {
+            if x.len() != 1 {
+                return Err(format!("Softmax needs a flat input, got {x:?} (add a Flatten before it)"));
+            }
+            x.to_vec()
+        }
+        Op::Relu | Op::Sigmoid | Op::Tanh | Op::HardSwish | Op::Identity | Op::Sign => x.to_vec(),
+    })
+}
+
+/// `node_shape` for the ops a plain MLP does not have, a wasm function of its own: V8 compiles
+/// a function on its first call, so such a model's load never compiles these checks
+/// (wasm/DESIGN.md, "What the load path compiles").
+#[inline(never)]
+fn spatial_shape(op: &Op, ins: &[&[usize]]) -> std::result::Result<Vec<usize>, String> {
+    let x = ins[0];
+    let spatial = |what: &str| -> std::result::Result<(usize, usize, usize), String> {
+        match *x {
+            [c, h, w] => Ok((c, h, w)),
+            _ => Err(format!("{what} needs a [C, H, W] input, got {x:?}")),
+        }
+    };
+    Ok(match op {
         Op::Conv2d { weight, bias, stride, padding, dilation, groups } => {
             let (c, h, w) = spatial("Conv2d")?;
             if weight.shape.len() != 4 {
@@ -593,7 +629,6 @@ fn node_shape(op: &Op, ins: &[&[usize]]) -> std::result::Result<Vec<usize>, Stri
             let (c, _, _) = spatial("GlobalAvgPool")?;
             vec![c, 1, 1]
         }
-        Op::Flatten => vec![checked_prod(x).ok_or("Flatten size overflows")?],
         Op::Reshape { shape } => {
             if shape.is_empty() || shape.len() > 3 || shape.contains(&0) {
                 return Err(format!("Reshape target {shape:?} must have 1 to 3 non-zero dimensions"));
@@ -615,19 +650,6 @@ fn node_shape(op: &Op, ins: &[&[usize]]) -> std::result::Result<Vec<usize>, Stri
             }
             x.to_vec()
         }
-        Op::Dropout { rate } => {
-            if !(0.0..1.0).contains(rate) {
-                return Err(format!("Dropout rate {rate} must be in [0, 1)"));
-            }
-            x.to_vec()
-        }
-        Op::Softmax => {
-            if x.len() != 1 {
-                return Err(format!("Softmax needs a flat input, got {x:?} (add a Flatten before it)"));
-            }
-            x.to_vec()
-        }
-        Op::Relu | Op::Sigmoid | Op::Tanh | Op::HardSwish | Op::Identity | Op::Sign => x.to_vec(),
         Op::Quantize { scale, zero_point } => {
             if !(scale.is_finite() && *scale > 0.0 && *scale >= f32::MIN_POSITIVE) {
                 return Err(format!("Quantize scale {scale} must be finite and positive (a normal f32)"));
@@ -637,6 +659,7 @@ fn node_shape(op: &Op, ins: &[&[usize]]) -> std::result::Result<Vec<usize>, Stri
             }
             x.to_vec()
         }
+        _ => unreachable!("node_shape sends the other ops elsewhere"),
     })
 }
 

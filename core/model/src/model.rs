@@ -128,7 +128,12 @@ impl Model {
     /// Full consistency check: shapes, tensor payload sizes, labels vs. output size, finite weights.
     pub fn validate(&self) -> Result<()> {
         let shapes = self.graph.validate(&self.meta.input_shape)?;
-        let out = checked_prod(&shapes[self.graph.output as usize]).unwrap_or(0);
+        self.check_labels(checked_prod(&shapes[self.graph.output as usize]).unwrap_or(0))
+    }
+
+    /// The part of [`Model::validate`] that is not the graph's: as many class labels as the
+    /// `out` outputs, or none. For callers that validated the graph themselves.
+    pub fn check_labels(&self, out: usize) -> Result<()> {
         if !self.meta.labels.is_empty() && self.meta.labels.len() != out {
             return Err(Error::bad_model(format!(
                 "model has {} class labels but produces {out} outputs",

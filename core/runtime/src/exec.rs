@@ -315,47 +315,22 @@ fn bad(step: usize, node: usize, what: String) -> Error {
     Error::bad_model(format!("program step {step} (graph node {node}): {what}"))
 }
 
-/// Checks one step's geometry so the kernels' slice arithmetic cannot go out of bounds on a
-/// hand-built (or buggy) program: the lowering produces consistent steps, this says so.
-fn check_step(j: usize, s: &crate::lower::Step, slots: &[usize]) -> Result<()> {
-    let node = s.node;
-    let lens = in_lens(&s.kernel);
-    if lens.len() != s.inputs.len() {
-        return Err(bad(j, node, format!("{} takes {} inputs, got {}", s.kernel.name(), lens.len(), s.inputs.len())));
-    }
-    for (&slot, &len) in s.inputs.iter().chain(std::iter::once(&s.output)).zip(lens.iter().chain(std::iter::once(&out_len(&s.kernel)))) {
-        match slots.get(slot) {
-            Some(&n) if n >= len && len > 0 => {}
-            _ => return Err(bad(j, node, format!("slot {slot} cannot hold {len} floats"))),
-        }
-    }
-    // Output sizes up to the larger of the floor and ceil rules (a floor-mode conv may place
-    // its last window in the trailing padding; ceil mode never does, see `graph::window_out`).
-    let fits = |len: usize, span: usize, s: usize, lo: usize, hi: usize, out: usize| {
-        [false, true].iter().any(|&c| crate::graph::window_out(len, span, s, lo, hi, 1, c).is_some_and(|m| out <= m))
-    };
-    let win_ok = |w: &Window, kh_span: usize, kw_span: usize| {
-        fits(w.h, kh_span, w.sh, w.pad[0], w.pad[2], w.oh)
-            && fits(w.w, kw_span, w.sw, w.pad[1], w.pad[3], w.ow)
-            && w.c > 0
-            && w.oh > 0
-            && w.ow > 0
-    };
-    let ok = match &s.kernel {
-        Kernel::Dense { k, out, weight, bias, .. } => weight.len() == k * out && bias.len() == *out,
-        Kernel::Conv2d { win, out_c, groups, weight, bias, .. } => {
-            let g = *groups;
-            g > 0
-                && win.c % g == 0
-                && out_c % g == 0
-                && win.dh > 0
-                && win.dw > 0
-                && weight.len() == win.kh * win.kw * (win.c / g) * out_c
-                && bias.len() == *out_c
-                && win_ok(win, (win.kh.max(1) - 1) * win.dh + 1, (win.kw.max(1) - 1) * win.dw + 1)
-                && win.kh > 0
-                && win.kw > 0
-        }
+/// Whether `out` positions fit a window of `span` over `len` (stride `s`, padding `lo`, `hi`):
+/// up to the larger of the floor and ceil rules (a floor-mode conv may place its last window
+/// in the trailing padding; ceil mode never does, see `graph::window_out`).
+fn fits(len: usize, span: usize, s: usize, lo: usize, hi: usize, out: usize) -> bool {
+    [false, true].iter().any(|&c| crate::graph::window_out(len, span, s, lo, hi, 1, c).is_some_and(|m| out <= m))
+}
+
+fn win_ok(w: &Window, kh_span: usize, kw_span: usize) -> bool {
+    fits(w.h, kh_span, w.sh, w.pad[0], w.pad[2], w.oh) && fits(w.w, kw_span, w.sw, w.pad[1], w.pad[3], w.ow) && w.c > 0 && w.oh > 0 && w.ow > 0
+}
+
+/// `check_step` for the sparse, integer and binary kernels: its own wasm function, so an f32
+/// model's load never compiles it (wasm/DESIGN.md, "What the load path compiles").
+#[inline(never)]
+fn check_rare(j: usize, node: usize, kernel: &Kernel) -> Result<bool> {
+    Ok(match kernel {
         Kernel::SparseDense { k, out, weight, bias, .. } => {
             if let Err(e) = weight.check() {
                 return Err(bad(j, node, format!("SparseDense weight: {e}")));
@@ -385,17 +360,6 @@ fn check_step(j: usize, s: &crate::lower::Step, slots: &[usize]) -> Result<()> {
                 && bias.len() == *out_c
                 && win_ok(win, (win.kh - 1) * win.dh + 1, (win.kw - 1) * win.dw + 1)
         }
-        Kernel::Pool { win, .. } => {
-            win.kh > 0
-                && win.kw > 0
-                && win.pad[0] < win.kh
-                && win.pad[2] < win.kh
-                && win.pad[1] < win.kw
-                && win.pad[3] < win.kw
-                && win_ok(win, win.kh, win.kw)
-        }
-        Kernel::Binary { len, b_per_channel, .. } => b_per_channel.is_none_or(|c| c > 0 && len % c == 0),
-        Kernel::Affine { c, scale, shift, .. } => scale.len() == *c && shift.len() == *c && *c > 0,
         Kernel::QDense { k, out, weight, bias, epi, .. } => {
             weight.len() == k * out && bias.len() == *out && *k <= MAX_QK && !weight.contains(&i8::MIN) && qout_ok(epi, *out)
         }
@@ -421,6 +385,57 @@ fn check_step(j: usize, s: &crate::lower::Step, slots: &[usize]) -> Result<()> {
                 && alpha.iter().all(|a| a.is_finite() && *a >= 0.0)
                 && bias.iter().all(|b| b.is_finite())
         }
+        _ => true,
+    })
+}
+
+/// Checks one step's geometry so the kernels' slice arithmetic cannot go out of bounds on a
+/// hand-built (or buggy) program: the lowering produces consistent steps, this says so.
+fn check_step(j: usize, s: &crate::lower::Step, slots: &[usize]) -> Result<()> {
+    let node = s.node;
+    let lens = in_lens(&s.kernel);
+    if lens.len() != s.inputs.len() {
+        return Err(bad(j, node, format!("{} takes {} inputs, got {}", s.kernel.name(), lens.len(), s.inputs.len())));
+    }
+    for (&slot, &len) in s.inputs.iter().chain(std::iter::once(&s.output)).zip(lens.iter().chain(std::iter::once(&out_len(&s.kernel)))) {
+        match slots.get(slot) {
+            Some(&n) if n >= len && len > 0 => {}
+            _ => return Err(bad(j, node, format!("slot {slot} cannot hold {len} floats"))),
+        }
+    }
+    let ok = match &s.kernel {
+        Kernel::Dense { k, out, weight, bias, .. } => weight.len() == k * out && bias.len() == *out,
+        Kernel::Conv2d { win, out_c, groups, weight, bias, .. } => {
+            let g = *groups;
+            g > 0
+                && win.c % g == 0
+                && out_c % g == 0
+                && win.dh > 0
+                && win.dw > 0
+                && weight.len() == win.kh * win.kw * (win.c / g) * out_c
+                && bias.len() == *out_c
+                && win_ok(win, (win.kh.max(1) - 1) * win.dh + 1, (win.kw.max(1) - 1) * win.dw + 1)
+                && win.kh > 0
+                && win.kw > 0
+        }
+        Kernel::Pool { win, .. } => {
+            win.kh > 0
+                && win.kw > 0
+                && win.pad[0] < win.kh
+                && win.pad[2] < win.kh
+                && win.pad[1] < win.kw
+                && win.pad[3] < win.kw
+                && win_ok(win, win.kh, win.kw)
+        }
+        Kernel::Binary { len, b_per_channel, .. } => b_per_channel.is_none_or(|c| c > 0 && len % c == 0),
+        Kernel::Affine { c, scale, shift, .. } => scale.len() == *c && shift.len() == *c && *c > 0,
+        Kernel::SparseDense { .. }
+        | Kernel::BlockSparseDense { .. }
+        | Kernel::SparseConv2d { .. }
+        | Kernel::QDense { .. }
+        | Kernel::QConv2d { .. }
+        | Kernel::Quantize { .. }
+        | Kernel::BDense { .. } => check_rare(j, node, &s.kernel)?,
         _ => true,
     };
     if !ok {
@@ -529,7 +544,12 @@ impl Exec {
             }
         }
 
-        let is_u8 = u8_values(&p.steps, &step_vals, v_len.len(), out_v);
+        // The integer and binary passes below run only for programs with such steps: an f32
+        // model then never calls them, so V8 never compiles their ~11 KB of wasm on its cold
+        // start (wasm/DESIGN.md, "What the load path compiles"). Without a Quantize, QDense or
+        // QConv2d no value is on a u8 grid, which is what `u8_values` would find.
+        let has_int = p.steps.iter().any(|s| matches!(s.kernel, Kernel::Quantize { .. } | Kernel::QDense { .. } | Kernel::QConv2d { .. }));
+        let is_u8 = if has_int { u8_values(&p.steps, &step_vals, v_len.len(), out_v) } else { vec![false; v_len.len()] };
 
         // Buffers by liveness, one pool per kind.
         let mut ends_at = vec![Vec::new(); p.steps.len()];
@@ -612,11 +632,16 @@ impl Exec {
         }
         let mut split = split;
         let mut step_vals = step_vals;
-        bfuse::fuse_sign_affines(&mut steps, &mut step_vals, &mut split, out_v);
-        bfuse::fuse_binary_stacks(&mut steps, &mut step_vals, &mut split, out_v);
-        bfuse::fuse_binary_posts(&mut steps, &mut step_vals, &mut split);
-        bfuse::fuse_binary_codes(&mut steps, &mut step_vals, &mut split, out_v);
-        qconv::fuse_max_pools(&mut steps, &step_vals, &mut split, &mut qs);
+        // Each binary pass starts from a BDense step, the pool fusion from a QConv one.
+        if steps.iter().any(|s| matches!(s.k, XK::BDense(_))) {
+            bfuse::fuse_sign_affines(&mut steps, &mut step_vals, &mut split, out_v);
+            bfuse::fuse_binary_stacks(&mut steps, &mut step_vals, &mut split, out_v);
+            bfuse::fuse_binary_posts(&mut steps, &mut step_vals, &mut split);
+            bfuse::fuse_binary_codes(&mut steps, &mut step_vals, &mut split, out_v);
+        }
+        if steps.iter().any(|s| matches!(s.k, XK::QConv(_))) {
+            qconv::fuse_max_pools(&mut steps, &step_vals, &mut split, &mut qs);
+        }
         // Memory budget (`budget.rs`): the per-sample buffers and the padded-conv scratch are
         // fixed; the batch buffers grow with the chunk, which shrinks to fit.
         let fixed: usize = stride
@@ -772,6 +797,7 @@ fn fast_pool(kind: PoolKind, win: &Window) -> Option<PoolGeom> {
 /// whose own output qualifies; never the program's input or output. The outputs are the same
 /// bits either way: a reader would quantize the f32 grid value back to exactly that code, and
 /// a max of codes dequantizes to the max of their values.
+#[inline(never)] // integer programs only (see its caller)
 fn u8_values(steps: &[crate::lower::Step], vals: &[(Vec<usize>, usize)], nv: usize, out_v: usize) -> Vec<bool> {
     let same = |a: QParams, b: QParams| a.scale.to_bits() == b.scale.to_bits() && a.zero_point == b.zero_point;
     let mut grid: Vec<Option<QParams>> = vec![None; nv];
@@ -847,76 +873,104 @@ fn compile(k: &Kernel, ks: KernelSet, k_max: &mut usize, qs: &mut QScratch) -> X
             let (tile_relu, post) = split_act(*act);
             XK::Dense { w, bias, tile_relu, post }
         }
-        Kernel::Conv2d { win, out_c, groups, weight, bias, act } => {
-            let g = *groups;
-            let (icg, ocg) = (win.c / g, out_c / g);
-            if g == win.c && g == *out_c {
-                // Depthwise: per group a [kh·kw × 1] column → [kh·kw × C].
-                let taps = win.kh * win.kw;
-                let mut w = vec![0.0f32; taps * win.c];
-                for ch in 0..win.c {
-                    for t in 0..taps {
-                        w[t * win.c + ch] = weight[ch * taps + t];
-                    }
-                }
-                let (lo, hi, post) = match act_clamp(*act) {
-                    Some((lo, hi)) => (lo, hi, Act::None),
-                    None => (f32::NEG_INFINITY, f32::INFINITY, *act),
-                };
-                return XK::DwConv { win: *win, w, bias: bias.clone(), lo, hi, post };
+        Kernel::Conv2d { win, out_c, groups, weight, bias, act } => compile_conv(win, *out_c, *groups, weight, bias, *act, ks, k_max),
+        Kernel::SparseDense { .. } | Kernel::BlockSparseDense { .. } | Kernel::SparseConv2d { .. } => compile_sparse(k, ks),
+        Kernel::Pool { kind, win } => XK::Pool { kind: *kind, win: *win, fast: fast_pool(*kind, win) },
+        Kernel::GlobalAvgPool { c, hw } => XK::Gap { c: *c, hw: *hw },
+        Kernel::Binary { op, len, b_per_channel, act } => XK::Binary { op: *op, bc: b_per_channel.unwrap_or(*len), act: *act },
+        Kernel::Concat { channels, hw } => XK::Concat { channels: channels.clone(), hw: *hw },
+        Kernel::Act { act, .. } => XK::Act { act: *act },
+        Kernel::Affine { scale, shift, act, .. } => XK::Affine { scale: scale.clone(), shift: shift.clone(), act: *act },
+        Kernel::Softmax { len } => XK::Softmax { len: *len },
+        Kernel::Copy { .. } => XK::Copy,
+        Kernel::Quantize { q, .. } => XK::Quantize { q: *q },
+        Kernel::QDense { .. } | Kernel::BDense { .. } | Kernel::QConv2d { .. } => compile_int(k, ks, qs),
+        Kernel::Sign { .. } => XK::Sign,
+    }
+}
+
+// The arms of `compile` that only some models take, each its own wasm function: V8 compiles a
+// function on its first call, so an f32 MLP never compiles the convolution, sparse or integer
+// packing (wasm/DESIGN.md, "What the load path compiles").
+
+/// `compile` for a Conv2d: depthwise, Winograd or the packed direct convolution.
+#[inline(never)]
+#[allow(clippy::too_many_arguments)]
+fn compile_conv(win: &Window, out_c: usize, groups: usize, weight: &[f32], bias: &[f32], act: Act, ks: KernelSet, k_max: &mut usize) -> XK {
+    let g = groups;
+    let (icg, ocg) = (win.c / g, out_c / g);
+    if g == win.c && g == out_c {
+        // Depthwise: per group a [kh·kw × 1] column → [kh·kw × C].
+        let taps = win.kh * win.kw;
+        let mut w = vec![0.0f32; taps * win.c];
+        for ch in 0..win.c {
+            for t in 0..taps {
+                w[t * win.c + ch] = weight[ch * taps + t];
             }
-            if ks.winograd_pays(win, g, *out_c) {
-                // Its scratch (36 transformed tiles × ~64 × (ic + oc)) is capped like the padded
-                // copy, so a huge layer cannot make the plan's fixed memory balloon: it stays direct.
-                if let Some(w) = ks.winograd_pack(win, *out_c, weight).filter(|w| ks.winograd_scratch(w) <= MAX_PADDED_FLOATS) {
-                    *k_max = (*k_max).max(win.c);
-                    let (clamp, post) = split_clamp(*act);
-                    return XK::Wino(Box::new(WinoX { win: *win, w, bias: bias.clone(), clamp, post }));
-                }
-            }
-            let kk = win.kh * win.kw * icg;
-            let kset = ks.for_width(ocg);
-            // A padded convolution runs on a zero-padded copy of its input, so that every
-            // window lies inside it and every panel is indirect (no im2col at the borders).
-            let [pt, pl, pb, pr] = win.pad;
-            let (hp, wp) = (win.h + pt + pb, win.w + pl + pr);
-            let padded = (win.pad != [0; 4] && hp.checked_mul(wp).and_then(|n| n.checked_mul(win.c)).is_some_and(|n| n <= MAX_PADDED_FLOATS))
-                .then_some(*win);
-            let geo = match padded {
-                Some(_) => Window { h: hp, w: wp, pad: [0; 4], ..*win },
-                None => *win,
-            };
-            let mut ws = Vec::with_capacity(g);
-            let mut bs = Vec::with_capacity(g);
-            let mut offs = Vec::with_capacity(g);
-            for gi in 0..g {
-                let wg = &weight[gi * kk * ocg..(gi + 1) * kk * ocg];
-                let packed = kset.pack_b(kk, ocg, MatRef::row_major(wg, ocg));
-                bs.push(padded_bias(&bias[gi * ocg..(gi + 1) * ocg], packed.n_padded()));
-                ws.push(packed);
-                let mut o = Vec::with_capacity(kk);
-                for ky in 0..win.kh {
-                    for kx in 0..win.kw {
-                        for ci in 0..icg {
-                            // Truncation cannot matter: an offset is only used when the window
-                            // fits in the input, i.e. when it is < h·w·c <= 2^24.
-                            o.push(((ky * win.dh * geo.w + kx * win.dw) * win.c + gi * icg + ci) as u32);
-                        }
-                    }
-                }
-                offs.push(o);
-            }
-            *k_max = (*k_max).max(kk);
-            let (clamp, post) = match *act {
-                Act::None => (None, Act::None),
-                a => match act_clamp(a) {
-                    Some(c) => (Some(c), Act::None),
-                    None => (None, a),
-                },
-            };
-            let last_off = offs.iter().map(|o| o.iter().copied().max().map_or(0, |m| m as usize)).collect();
-            XK::Conv(Box::new(ConvX { win: geo, padded, out_c: *out_c, icg, ocg, w: ws, bias: bs, clamp, post, offs, last_off }))
         }
+        let (lo, hi, post) = match act_clamp(act) {
+            Some((lo, hi)) => (lo, hi, Act::None),
+            None => (f32::NEG_INFINITY, f32::INFINITY, act),
+        };
+        return XK::DwConv { win: *win, w, bias: bias.to_vec(), lo, hi, post };
+    }
+    if ks.winograd_pays(win, g, out_c) {
+        // Its scratch (36 transformed tiles × ~64 × (ic + oc)) is capped like the padded
+        // copy, so a huge layer cannot make the plan's fixed memory balloon: it stays direct.
+        if let Some(w) = ks.winograd_pack(win, out_c, weight).filter(|w| ks.winograd_scratch(w) <= MAX_PADDED_FLOATS) {
+            *k_max = (*k_max).max(win.c);
+            let (clamp, post) = split_clamp(act);
+            return XK::Wino(Box::new(WinoX { win: *win, w, bias: bias.to_vec(), clamp, post }));
+        }
+    }
+    let kk = win.kh * win.kw * icg;
+    let kset = ks.for_width(ocg);
+    // A padded convolution runs on a zero-padded copy of its input, so that every
+    // window lies inside it and every panel is indirect (no im2col at the borders).
+    let [pt, pl, pb, pr] = win.pad;
+    let (hp, wp) = (win.h + pt + pb, win.w + pl + pr);
+    let padded = (win.pad != [0; 4] && hp.checked_mul(wp).and_then(|n| n.checked_mul(win.c)).is_some_and(|n| n <= MAX_PADDED_FLOATS))
+        .then_some(*win);
+    let geo = match padded {
+        Some(_) => Window { h: hp, w: wp, pad: [0; 4], ..*win },
+        None => *win,
+    };
+    let mut ws = Vec::with_capacity(g);
+    let mut bs = Vec::with_capacity(g);
+    let mut offs = Vec::with_capacity(g);
+    for gi in 0..g {
+        let wg = &weight[gi * kk * ocg..(gi + 1) * kk * ocg];
+        let packed = kset.pack_b(kk, ocg, MatRef::row_major(wg, ocg));
+        bs.push(padded_bias(&bias[gi * ocg..(gi + 1) * ocg], packed.n_padded()));
+        ws.push(packed);
+        let mut o = Vec::with_capacity(kk);
+        for ky in 0..win.kh {
+            for kx in 0..win.kw {
+                for ci in 0..icg {
+                    // Truncation cannot matter: an offset is only used when the window
+                    // fits in the input, i.e. when it is < h·w·c <= 2^24.
+                    o.push(((ky * win.dh * geo.w + kx * win.dw) * win.c + gi * icg + ci) as u32);
+                }
+            }
+        }
+        offs.push(o);
+    }
+    *k_max = (*k_max).max(kk);
+    let (clamp, post) = match act {
+        Act::None => (None, Act::None),
+        a => match act_clamp(a) {
+            Some(c) => (Some(c), Act::None),
+            None => (None, a),
+        },
+    };
+    let last_off = offs.iter().map(|o| o.iter().copied().max().map_or(0, |m| m as usize)).collect();
+    XK::Conv(Box::new(ConvX { win: geo, padded, out_c, icg, ocg, w: ws, bias: bs, clamp, post, offs, last_off }))
+}
+
+/// `compile` for the sparse kernels.
+#[inline(never)]
+fn compile_sparse(k: &Kernel, ks: KernelSet) -> XK {
+    match k {
         Kernel::SparseDense { weight, bias, act, .. } => {
             let (clamp, post) = split_clamp(*act);
             XK::SpDense { offs: ks.spmm_rows(weight), wt: SpRows::Entries(weight.transpose()), w: weight.clone(), bias: bias.clone(), clamp, post }
@@ -950,21 +1004,19 @@ fn compile(k: &Kernel, ks: KernelSet, k_max: &mut usize, qs: &mut QScratch) -> X
             };
             XK::SpConv(Box::new(SpConvX { win: *win, w: weight.clone(), offs, direct, scratch, bias: bias.clone(), clamp, post }))
         }
-        Kernel::Pool { kind, win } => XK::Pool { kind: *kind, win: *win, fast: fast_pool(*kind, win) },
-        Kernel::GlobalAvgPool { c, hw } => XK::Gap { c: *c, hw: *hw },
-        Kernel::Binary { op, len, b_per_channel, act } => XK::Binary { op: *op, bc: b_per_channel.unwrap_or(*len), act: *act },
-        Kernel::Concat { channels, hw } => XK::Concat { channels: channels.clone(), hw: *hw },
-        Kernel::Act { act, .. } => XK::Act { act: *act },
-        Kernel::Affine { scale, shift, act, .. } => XK::Affine { scale: scale.clone(), shift: shift.clone(), act: *act },
-        Kernel::Softmax { len } => XK::Softmax { len: *len },
-        Kernel::Copy { .. } => XK::Copy,
-        Kernel::Quantize { q, .. } => XK::Quantize { q: *q },
+        _ => unreachable!("compile_sparse takes the sparse kernels only"),
+    }
+}
+
+/// `compile` for the integer and binary kernels.
+#[inline(never)]
+fn compile_int(k: &Kernel, ks: KernelSet, qs: &mut QScratch) -> XK {
+    match k {
         Kernel::QDense { k, out, weight, bias, input, epi } => {
             let w = ks.qpack_b(*k, *out, weight);
             qs.reserve(0, w.k_padded(), *out);
             XK::QDense(Box::new(QDenseX { w, input: *input, epi: QEpi::new(bias, epi) }))
         }
-        Kernel::Sign { .. } => XK::Sign,
         Kernel::BDense { k, out, plus, alpha, bias, act } => XK::BDense(Box::new(BDenseX {
             w: ks.bpack_b(*k, *out, plus),
             pre: None,
@@ -984,6 +1036,7 @@ fn compile(k: &Kernel, ks: KernelSet, k_max: &mut usize, qs: &mut QScratch) -> X
             qs.reserve(x_len, w.k_padded(), *out_c);
             XK::QConv(Box::new(QConvX { win: *win, out_c: *out_c, w, input: *input, epi: QEpi::new(bias, epi), gather }))
         }
+        _ => unreachable!("compile_int takes the integer and binary kernels only"),
     }
 }
 

@@ -396,6 +396,44 @@ fn bn_affine(graph: &Graph, i: usize, op: &Op) -> Result<(Vec<f32>, Vec<f32>)> {
     Ok((scale, shift))
 }
 
+/// A BatchNorm (node `i`) folded into `producer` (a Dense or Conv without activation, whose sole
+/// reader it is): `None`; otherwise the Affine step it becomes. Its own wasm function, so a
+/// model without BatchNorm never compiles it (wasm/DESIGN.md, "What the load path compiles").
+#[inline(never)]
+fn fold_bn(graph: &Graph, i: usize, producer: Option<&mut LNode>) -> Result<Option<LNode>> {
+    let (scale, shift) = bn_affine(graph, i, &graph.nodes[i].op)?;
+    let target = match producer {
+        Some(LNode::Dense { w, b, out, act: Act::None, .. }) => {
+            // W[:, o] and b[o] scale by scale[o]; shift adds to the bias.
+            for row in w.chunks_exact_mut(*out) {
+                for (x, s) in row.iter_mut().zip(&scale) {
+                    *x *= s;
+                }
+            }
+            Some(b)
+        }
+        Some(LNode::Conv { w, b, act: Act::None, .. }) => {
+            let per_o = w.len() / b.len();
+            for (row, s) in w.chunks_exact_mut(per_o).zip(&scale) {
+                for x in row {
+                    *x *= s;
+                }
+            }
+            Some(b)
+        }
+        _ => None,
+    };
+    Ok(match target {
+        Some(b) => {
+            for ((bv, s), t) in b.iter_mut().zip(&scale).zip(&shift) {
+                *bv = *bv * s + t;
+            }
+            None
+        }
+        None => Some(LNode::Affine { scale, shift, act: Act::None }),
+    })
+}
+
 fn simplify(graph: &Graph) -> Result<Simplified> {
     let n = graph.nodes.len();
     // Dead-code elimination: only nodes the output depends on are lowered.
@@ -439,41 +477,14 @@ fn simplify(graph: &Graph) -> Result<Simplified> {
                 repr[i + 1] = u as u32;
                 None
             }
-            Op::BatchNorm { .. } => {
-                let (scale, shift) = bn_affine(graph, i, &node.op)?;
-                let target = sole_producer.and_then(|p| match nodes[p].as_mut() {
-                    Some(LNode::Dense { w, b, out, act: Act::None, .. }) => {
-                        // W[:, o] and b[o] scale by scale[o]; shift adds to the bias.
-                        for row in w.chunks_exact_mut(*out) {
-                            for (x, s) in row.iter_mut().zip(&scale) {
-                                *x *= s;
-                            }
-                        }
-                        Some(b)
-                    }
-                    Some(LNode::Conv { w, b, act: Act::None, .. }) => {
-                        let per_o = w.len() / b.len();
-                        for (row, s) in w.chunks_exact_mut(per_o).zip(&scale) {
-                            for x in row {
-                                *x *= s;
-                            }
-                        }
-                        Some(b)
-                    }
-                    _ => None,
-                });
-                match target {
-                    Some(b) => {
-                        for ((bv, s), t) in b.iter_mut().zip(&scale).zip(&shift) {
-                            *bv = *bv * s + t;
-                        }
-                        uses[u] = uses[i + 1];
-                        repr[i + 1] = u as u32;
-                        None
-                    }
-                    None => Some(LNode::Affine { scale, shift, act: Act::None }),
+            Op::BatchNorm { .. } => match fold_bn(graph, i, sole_producer.and_then(|p| nodes[p].as_mut()))? {
+                None => {
+                    uses[u] = uses[i + 1];
+                    repr[i + 1] = u as u32;
+                    None
                 }
-            }
+                affine => affine,
+            },
             op if op.is_activation() => {
                 let a = act_of(op).unwrap_or(Act::None);
                 let slot = sole_producer.and_then(|p| match nodes[p].as_mut() {
@@ -525,63 +536,10 @@ fn simplify(graph: &Graph) -> Result<Simplified> {
             Op::Sign => Some(LNode::Sign),
             // A Dense whose input is a Sign and whose weights are ±1 (1-bit SPACKED): binary.
             Op::Dense { weight, bias } if u > 0 && matches!(nodes[u - 1], Some(LNode::Sign)) && crate::lower_quant::is_binary(weight) => {
-                let (plus, alpha) = crate::lower_quant::binary_weight(weight, &format!("{} weight", graph.describe_node(i)))?;
-                Some(LNode::BDense {
-                    plus,
-                    alpha,
-                    b: dense_f32(graph, i, "bias", bias)?,
-                    k: weight.shape[0],
-                    out: weight.shape[1],
-                    act: Act::None,
-                })
+                Some(binary_dense(graph, i, weight, bias)?)
             }
-            Op::Dense { weight, bias } if let Some(input) = grid_of(graph, &nodes, &repr, u) => {
-                match crate::lower_quant::int8_weight(weight, 1, &format!("{} weight", graph.describe_node(i)))? {
-                    Some((w, sw)) => Some(LNode::QDense {
-                        w,
-                        sw,
-                        b: dense_f32(graph, i, "bias", bias)?,
-                        k: weight.shape[0],
-                        out: weight.shape[1],
-                        act: Act::None,
-                        input,
-                        output: None,
-                    }),
-                    None => Some(LNode::Dense {
-                        w: dense_f32(graph, i, "weight", weight)?,
-                        b: dense_f32(graph, i, "bias", bias)?,
-                        k: weight.shape[0],
-                        out: weight.shape[1],
-                        act: Act::None,
-                    }),
-                }
-            }
-            Op::Conv2d { weight, bias, stride, padding, dilation, groups: 1 }
-                if let Some(input) = grid_of(graph, &nodes, &repr, u) =>
-            {
-                match crate::lower_quant::int8_weight(weight, 0, &format!("{} weight", graph.describe_node(i)))? {
-                    Some((w, sw)) => Some(LNode::QConv {
-                        w,
-                        sw,
-                        b: dense_f32(graph, i, "bias", bias)?,
-                        stride: *stride,
-                        pad: *padding,
-                        dil: *dilation,
-                        act: Act::None,
-                        input,
-                        output: None,
-                    }),
-                    None => Some(LNode::Conv {
-                        w: dense_f32(graph, i, "weight", weight)?,
-                        b: dense_f32(graph, i, "bias", bias)?,
-                        stride: *stride,
-                        pad: *padding,
-                        dil: *dilation,
-                        groups: 1,
-                        act: Act::None,
-                    }),
-                }
-            }
+            Op::Dense { weight, bias } if let Some(input) = grid_of(graph, &nodes, &repr, u) => Some(int_dense(graph, i, weight, bias, input)?),
+            Op::Conv2d { groups: 1, .. } if let Some(input) = grid_of(graph, &nodes, &repr, u) => Some(int_conv(graph, i, input)?),
             Op::Dense { weight, bias } => Some(LNode::Dense {
                 w: dense_f32(graph, i, "weight", weight)?,
                 b: dense_f32(graph, i, "bias", bias)?,
@@ -625,6 +583,72 @@ fn simplify(graph: &Graph) -> Result<Simplified> {
         nodes.push(ln);
     }
     Ok(Simplified { nodes, repr })
+}
+
+// The integer and binary forms of Dense and Conv2d, each a wasm function of its own (as
+// `fold_bn`): an f32 model's load never compiles them.
+
+#[inline(never)]
+fn binary_dense(graph: &Graph, i: usize, weight: &crate::model::Tensor, bias: &crate::model::Tensor) -> Result<LNode> {
+    let (plus, alpha) = crate::lower_quant::binary_weight(weight, &format!("{} weight", graph.describe_node(i)))?;
+    Ok(LNode::BDense {
+        plus,
+        alpha,
+        b: dense_f32(graph, i, "bias", bias)?,
+        k: weight.shape[0],
+        out: weight.shape[1],
+        act: Act::None,
+    })
+}
+
+#[inline(never)]
+fn int_dense(graph: &Graph, i: usize, weight: &crate::model::Tensor, bias: &crate::model::Tensor, input: QParams) -> Result<LNode> {
+    Ok(match crate::lower_quant::int8_weight(weight, 1, &format!("{} weight", graph.describe_node(i)))? {
+        Some((w, sw)) => LNode::QDense {
+            w,
+            sw,
+            b: dense_f32(graph, i, "bias", bias)?,
+            k: weight.shape[0],
+            out: weight.shape[1],
+            act: Act::None,
+            input,
+            output: None,
+        },
+        None => LNode::Dense {
+            w: dense_f32(graph, i, "weight", weight)?,
+            b: dense_f32(graph, i, "bias", bias)?,
+            k: weight.shape[0],
+            out: weight.shape[1],
+            act: Act::None,
+        },
+    })
+}
+
+#[inline(never)]
+fn int_conv(graph: &Graph, i: usize, input: QParams) -> Result<LNode> {
+    let Op::Conv2d { weight, bias, stride, padding, dilation, .. } = &graph.nodes[i].op else { unreachable!("int_conv takes a Conv2d") };
+    Ok(match crate::lower_quant::int8_weight(weight, 0, &format!("{} weight", graph.describe_node(i)))? {
+        Some((w, sw)) => LNode::QConv {
+            w,
+            sw,
+            b: dense_f32(graph, i, "bias", bias)?,
+            stride: *stride,
+            pad: *padding,
+            dil: *dilation,
+            act: Act::None,
+            input,
+            output: None,
+        },
+        None => LNode::Conv {
+            w: dense_f32(graph, i, "weight", weight)?,
+            b: dense_f32(graph, i, "bias", bias)?,
+            stride: *stride,
+            pad: *padding,
+            dil: *dilation,
+            groups: 1,
+            act: Act::None,
+        },
+    })
 }
 
 /// The uint8 grid value `v` lies on, if any: the output of a Quantize step or of an integer
@@ -830,160 +854,20 @@ impl<'g> Emitter<'g> {
                 self.push(kernel, vec![xv.buf], buf, i);
                 Val { buf, order: Order::Plain }
             }
-            LNode::Conv { w, b, stride, pad, dil, groups, act } => {
-                let xv = self.hwc(x, i);
-                let (c, h, wd) = (xs[0], xs[1], xs[2]);
-                let (oc, oh, ow) = (out_shape[0], out_shape[1], out_shape[2]);
-                let g = groups;
-                let (icg, ocg) = (c / g, oc / g);
-                let Op::Conv2d { weight, .. } = &self.graph.nodes[i].op else { unreachable!("Conv node") };
-                let (kh, kw) = (weight.shape[2], weight.shape[3]);
-                // OIHW → per group [(ky, kx, ci) × oc_g], groups one after another.
-                let kk = kh * kw * icg;
-                let re = oihw_to_taps(&w, g, ocg, icg, kh, kw);
-                let win = Window {
-                    c,
-                    h,
-                    w: wd,
-                    kh,
-                    kw,
-                    sh: stride[0],
-                    sw: stride[1],
-                    pad,
-                    dh: dil[0],
-                    dw: dil[1],
-                    oh,
-                    ow,
-                };
-                let buf = self.new_buf(out_len);
-                drop(w);
-                let sparse = if g == 1 { sparse_if_pays(kk, oc, &re) } else { None };
-                let kernel = match sparse {
-                    Some(sw) => Kernel::SparseConv2d { win, out_c: oc, weight: sw, bias: b, act },
-                    None => Kernel::Conv2d { win, out_c: oc, groups: g, weight: re, bias: b, act },
-                };
-                self.push(kernel, vec![xv.buf], buf, i);
-                Val { buf, order: hwc_order(oc, oh * ow) }
-            }
-            LNode::Sign => {
-                let xv = self.val(x);
-                let buf = self.new_buf(out_len);
-                self.push(Kernel::Sign { len: out_len }, vec![xv.buf], buf, i);
-                Val { buf, order: xv.order }
-            }
-            LNode::BDense { plus, alpha, b, k, out, act } => {
-                let xv = self.val(x);
-                let plus = match xv.order {
-                    Order::Plain => plus,
-                    // As for Dense: row g of the program's weight is row f of the model's.
-                    Order::Hwc { c, hw } => rows_chw_to_hwc(&plus, c, hw, out),
-                };
-                let buf = self.new_buf(out);
-                self.push(Kernel::BDense { k, out, plus, alpha, bias: b, act }, vec![xv.buf], buf, i);
-                Val { buf, order: Order::Plain }
-            }
-            LNode::Quantize(q) => {
-                let xv = self.val(x);
-                let buf = self.new_buf(out_len);
-                self.push(Kernel::Quantize { len: out_len, q }, vec![xv.buf], buf, i);
-                Val { buf, order: xv.order }
-            }
-            LNode::QDense { w, sw, b, k, out, act, input, output } => {
-                let xv = self.val(x);
-                let weight = match xv.order {
-                    Order::Plain => w,
-                    // As for Dense: row g of the program's weight is row f of the model's.
-                    Order::Hwc { c, hw } => rows_chw_to_hwc(&w, c, hw, out),
-                };
-                let col_sums: Vec<i64> =
-                    (0..out).map(|c| (0..k).map(|p| i64::from(weight[p * out + c])).sum()).collect();
-                let what = self.graph.describe_node(i);
-                let (bias, epi) =
-                    crate::lower_quant::epilogue(&what, input, &sw, &b, &col_sums, k, act == Act::Relu, output)?;
-                let buf = self.new_buf(out);
-                self.push(Kernel::QDense { k, out, weight, bias, input, epi }, vec![xv.buf], buf, i);
-                Val { buf, order: Order::Plain }
-            }
-            LNode::QConv { w, sw, b, stride, pad, dil, act, input, output } => {
-                let xv = self.hwc(x, i);
-                let (c, h, wd) = (xs[0], xs[1], xs[2]);
-                let (oc, oh, ow) = (out_shape[0], out_shape[1], out_shape[2]);
-                let Op::Conv2d { weight, .. } = &self.graph.nodes[i].op else { unreachable!("Conv node") };
-                let (kh, kw) = (weight.shape[2], weight.shape[3]);
-                // OIHW → [(ky, kx, ci) × oc].
-                let kk = kh * kw * c;
-                let re = oihw_to_taps(&w, 1, oc, c, kh, kw);
-                let col_sums: Vec<i64> = (0..oc).map(|o| (0..kk).map(|p| i64::from(re[p * oc + o])).sum()).collect();
-                let what = self.graph.describe_node(i);
-                let (bias, epi) =
-                    crate::lower_quant::epilogue(&what, input, &sw, &b, &col_sums, kk, act == Act::Relu, output)?;
-                let win = Window { c, h, w: wd, kh, kw, sh: stride[0], sw: stride[1], pad, dh: dil[0], dw: dil[1], oh, ow };
-                let buf = self.new_buf(out_len);
-                self.push(Kernel::QConv2d { win, out_c: oc, weight: re, bias, input, epi }, vec![xv.buf], buf, i);
-                Val { buf, order: hwc_order(oc, oh * ow) }
-            }
-            LNode::Pool { kind, kernel, stride, pad } => {
-                let xv = self.hwc(x, i);
-                let win = Window {
-                    c: xs[0],
-                    h: xs[1],
-                    w: xs[2],
-                    kh: kernel[0],
-                    kw: kernel[1],
-                    sh: stride[0],
-                    sw: stride[1],
-                    pad,
-                    dh: 1,
-                    dw: 1,
-                    oh: out_shape[1],
-                    ow: out_shape[2],
-                };
-                let buf = self.new_buf(out_len);
-                self.push(Kernel::Pool { kind, win }, vec![xv.buf], buf, i);
-                Val { buf, order: hwc_order(xs[0], out_shape[1] * out_shape[2]) }
-            }
+            ln @ LNode::Conv { .. } => self.node_conv(i, ln, &ins, &xs, &out_shape, out_len)?,
+            ln @ LNode::Sign => self.node_sign(i, ln, &ins, &xs, &out_shape, out_len)?,
+            ln @ LNode::BDense { .. } => self.node_bdense(i, ln, &ins, &xs, &out_shape, out_len)?,
+            ln @ LNode::Quantize(..) => self.node_quantize(i, ln, &ins, &xs, &out_shape, out_len)?,
+            ln @ LNode::QDense { .. } => self.node_qdense(i, ln, &ins, &xs, &out_shape, out_len)?,
+            ln @ LNode::QConv { .. } => self.node_qconv(i, ln, &ins, &xs, &out_shape, out_len)?,
+            ln @ LNode::Pool { .. } => self.node_pool(i, ln, &ins, &xs, &out_shape, out_len)?,
             LNode::GlobalAvgPool => {
                 let xv = self.hwc(x, i);
                 let buf = self.new_buf(out_len);
                 self.push(Kernel::GlobalAvgPool { c: xs[0], hw: xs[1] * xs[2] }, vec![xv.buf], buf, i);
                 Val { buf, order: Order::Plain }
             }
-            LNode::Affine { scale, shift, act } => {
-                // The kernel repeats `c` parameters over rows of `c` values (channel-minor). A
-                // 3-D value is made HWC for it; a flat one maps each feature to itself; a [C, L]
-                // one (values have rank 1 to 3) is made plain (C-major) and gets its parameters
-                // repeated per element, so the kernel covers the whole value (it once covered
-                // only the first C floats: a later op then read past them).
-                let xv = match xs.len() {
-                    3 => self.hwc(x, i),
-                    1 => self.val(x),
-                    _ => self.plain(x, i),
-                };
-                let (c, hw, scale, shift) = match (xs.len(), xv.order) {
-                    (3, _) => (xs[0], xs[1] * xs[2], scale, shift),
-                    (r, _) if r >= 2 => {
-                        let inner = out_len / xs[0].max(1);
-                        let rep = |v: &[f32]| v.iter().flat_map(|&p| std::iter::repeat_n(p, inner)).collect::<Vec<f32>>();
-                        (out_len, 1, rep(&scale), rep(&shift))
-                    }
-                    // A flat value stored in HWC order: permute the per-feature parameters.
-                    (_, Order::Hwc { c, hw }) => {
-                        let mut sc = vec![0.0; c * hw];
-                        let mut sh = vec![0.0; c * hw];
-                        for ch in 0..c {
-                            for p in 0..hw {
-                                sc[p * c + ch] = scale[ch * hw + p];
-                                sh[p * c + ch] = shift[ch * hw + p];
-                            }
-                        }
-                        (c * hw, 1, sc, sh)
-                    }
-                    _ => (xs[0], 1, scale, shift),
-                };
-                let buf = self.new_buf(out_len);
-                self.push(Kernel::Affine { c, hw, scale, shift, act }, vec![xv.buf], buf, i);
-                Val { buf, order: xv.order }
-            }
+            ln @ LNode::Affine { .. } => self.node_affine(i, ln, &ins, &xs, &out_shape, out_len)?,
             LNode::Act(act) => {
                 let xv = self.val(x);
                 let buf = self.new_buf(out_len);
@@ -997,47 +881,8 @@ impl<'g> Emitter<'g> {
                 self.push(Kernel::Softmax { len: out_len }, vec![xv.buf], buf, i);
                 Val { buf, order: xv.order }
             }
-            LNode::Binary { op, act } => {
-                let (mut a, mut b) = (ins[0], ins[1]);
-                let (sa, sb) = (self.shapes[a].clone(), self.shapes[b].clone());
-                if numel(&sa) < numel(&sb) {
-                    // Add and Mul commute: keep the full-size operand first.
-                    std::mem::swap(&mut a, &mut b);
-                }
-                let (sa, sb) = (self.shapes[a].clone(), self.shapes[b].clone());
-                let (av, bv, per_channel) = if numel(&sa) != numel(&sb) {
-                    // b is [C] or [C, 1, 1] against a [C, H, W]: channels innermost in a, b in
-                    // channel order (a flat b may be a Flatten of an HWC value: put it back).
-                    (self.hwc(a, i), self.plain(b, i), Some(sa[0]))
-                } else if sa.len() == 3 {
-                    (self.hwc(a, i), self.hwc(b, i), None)
-                } else {
-                    let (av, bv) = (self.val(a), self.val(b));
-                    if av.order == bv.order {
-                        (av, bv, None)
-                    } else {
-                        (self.plain(a, i), self.plain(b, i), None)
-                    }
-                };
-                let buf = self.new_buf(out_len);
-                let kernel = Kernel::Binary { op, len: out_len, b_per_channel: per_channel, act };
-                self.push(kernel, vec![av.buf, bv.buf], buf, i);
-                Val { buf, order: av.order }
-            }
-            LNode::Concat => {
-                let three_d = xs.len() == 3;
-                let mut bufs = Vec::with_capacity(ins.len());
-                let mut channels = Vec::with_capacity(ins.len());
-                for &v in &ins {
-                    let vv = if three_d { self.hwc(v, i) } else { self.plain(v, i) };
-                    bufs.push(vv.buf);
-                    channels.push(self.shapes[v][0]);
-                }
-                let hw = if three_d { xs[1] * xs[2] } else { 1 };
-                let buf = self.new_buf(out_len);
-                self.push(Kernel::Concat { channels, hw }, bufs, buf, i);
-                Val { buf, order: if three_d { hwc_order(out_shape[0], hw) } else { Order::Plain } }
-            }
+            ln @ LNode::Binary { .. } => self.node_binary(i, ln, &ins, &xs, &out_shape, out_len)?,
+            ln @ LNode::Concat => self.node_concat(i, ln, &ins, &xs, &out_shape, out_len)?,
             LNode::Reshape => {
                 let xv = self.val(x);
                 if out_shape == xs {
@@ -1054,6 +899,269 @@ impl<'g> Emitter<'g> {
         };
         self.vals[i + 1] = Some(result);
         Ok(())
+    }
+
+    // The arms of `node` each a wasm function of their own: V8 compiles a function on its first
+    // call, so a model's load compiles the lowering of its own layer kinds only (an MLP none of
+    // the convolution, pooling, integer or binary code; wasm/DESIGN.md, "What the load path
+    // compiles").
+    #[inline(never)]
+    #[allow(unused_variables)]
+    fn node_conv(&mut self, i: usize, ln: LNode, ins: &[usize], xs: &[usize], out_shape: &[usize], out_len: usize) -> Result<Val> {
+        let x = ins[0];
+        let LNode::Conv { w, b, stride, pad, dil, groups, act } = ln else { unreachable!("node_conv takes Conv only") };
+        Ok({
+            let xv = self.hwc(x, i);
+            let (c, h, wd) = (xs[0], xs[1], xs[2]);
+            let (oc, oh, ow) = (out_shape[0], out_shape[1], out_shape[2]);
+            let g = groups;
+            let (icg, ocg) = (c / g, oc / g);
+            let Op::Conv2d { weight, .. } = &self.graph.nodes[i].op else { unreachable!("Conv node") };
+            let (kh, kw) = (weight.shape[2], weight.shape[3]);
+            // OIHW → per group [(ky, kx, ci) × oc_g], groups one after another.
+            let kk = kh * kw * icg;
+            let re = oihw_to_taps(&w, g, ocg, icg, kh, kw);
+            let win = Window {
+                c,
+                h,
+                w: wd,
+                kh,
+                kw,
+                sh: stride[0],
+                sw: stride[1],
+                pad,
+                dh: dil[0],
+                dw: dil[1],
+                oh,
+                ow,
+            };
+            let buf = self.new_buf(out_len);
+            drop(w);
+            let sparse = if g == 1 { sparse_if_pays(kk, oc, &re) } else { None };
+            let kernel = match sparse {
+                Some(sw) => Kernel::SparseConv2d { win, out_c: oc, weight: sw, bias: b, act },
+                None => Kernel::Conv2d { win, out_c: oc, groups: g, weight: re, bias: b, act },
+            };
+            self.push(kernel, vec![xv.buf], buf, i);
+            Val { buf, order: hwc_order(oc, oh * ow) }
+        })
+    }
+
+    #[inline(never)]
+    #[allow(unused_variables)]
+    fn node_sign(&mut self, i: usize, ln: LNode, ins: &[usize], xs: &[usize], out_shape: &[usize], out_len: usize) -> Result<Val> {
+        let x = ins[0];
+        let LNode::Sign = ln else { unreachable!("node_sign takes Sign only") };
+        Ok({
+            let xv = self.val(x);
+            let buf = self.new_buf(out_len);
+            self.push(Kernel::Sign { len: out_len }, vec![xv.buf], buf, i);
+            Val { buf, order: xv.order }
+        })
+    }
+
+    #[inline(never)]
+    #[allow(unused_variables)]
+    fn node_bdense(&mut self, i: usize, ln: LNode, ins: &[usize], xs: &[usize], out_shape: &[usize], out_len: usize) -> Result<Val> {
+        let x = ins[0];
+        let LNode::BDense { plus, alpha, b, k, out, act } = ln else { unreachable!("node_bdense takes BDense only") };
+        Ok({
+            let xv = self.val(x);
+            let plus = match xv.order {
+                Order::Plain => plus,
+                // As for Dense: row g of the program's weight is row f of the model's.
+                Order::Hwc { c, hw } => rows_chw_to_hwc(&plus, c, hw, out),
+            };
+            let buf = self.new_buf(out);
+            self.push(Kernel::BDense { k, out, plus, alpha, bias: b, act }, vec![xv.buf], buf, i);
+            Val { buf, order: Order::Plain }
+        })
+    }
+
+    #[inline(never)]
+    #[allow(unused_variables)]
+    fn node_quantize(&mut self, i: usize, ln: LNode, ins: &[usize], xs: &[usize], out_shape: &[usize], out_len: usize) -> Result<Val> {
+        let x = ins[0];
+        let LNode::Quantize(q) = ln else { unreachable!("node_quantize takes Quantize only") };
+        Ok({
+            let xv = self.val(x);
+            let buf = self.new_buf(out_len);
+            self.push(Kernel::Quantize { len: out_len, q }, vec![xv.buf], buf, i);
+            Val { buf, order: xv.order }
+        })
+    }
+
+    #[inline(never)]
+    #[allow(unused_variables)]
+    fn node_qdense(&mut self, i: usize, ln: LNode, ins: &[usize], xs: &[usize], out_shape: &[usize], out_len: usize) -> Result<Val> {
+        let x = ins[0];
+        let LNode::QDense { w, sw, b, k, out, act, input, output } = ln else { unreachable!("node_qdense takes QDense only") };
+        Ok({
+            let xv = self.val(x);
+            let weight = match xv.order {
+                Order::Plain => w,
+                // As for Dense: row g of the program's weight is row f of the model's.
+                Order::Hwc { c, hw } => rows_chw_to_hwc(&w, c, hw, out),
+            };
+            let col_sums: Vec<i64> =
+                (0..out).map(|c| (0..k).map(|p| i64::from(weight[p * out + c])).sum()).collect();
+            let what = self.graph.describe_node(i);
+            let (bias, epi) =
+                crate::lower_quant::epilogue(&what, input, &sw, &b, &col_sums, k, act == Act::Relu, output)?;
+            let buf = self.new_buf(out);
+            self.push(Kernel::QDense { k, out, weight, bias, input, epi }, vec![xv.buf], buf, i);
+            Val { buf, order: Order::Plain }
+        })
+    }
+
+    #[inline(never)]
+    #[allow(unused_variables)]
+    fn node_qconv(&mut self, i: usize, ln: LNode, ins: &[usize], xs: &[usize], out_shape: &[usize], out_len: usize) -> Result<Val> {
+        let x = ins[0];
+        let LNode::QConv { w, sw, b, stride, pad, dil, act, input, output } = ln else { unreachable!("node_qconv takes QConv only") };
+        Ok({
+            let xv = self.hwc(x, i);
+            let (c, h, wd) = (xs[0], xs[1], xs[2]);
+            let (oc, oh, ow) = (out_shape[0], out_shape[1], out_shape[2]);
+            let Op::Conv2d { weight, .. } = &self.graph.nodes[i].op else { unreachable!("Conv node") };
+            let (kh, kw) = (weight.shape[2], weight.shape[3]);
+            // OIHW → [(ky, kx, ci) × oc].
+            let kk = kh * kw * c;
+            let re = oihw_to_taps(&w, 1, oc, c, kh, kw);
+            let col_sums: Vec<i64> = (0..oc).map(|o| (0..kk).map(|p| i64::from(re[p * oc + o])).sum()).collect();
+            let what = self.graph.describe_node(i);
+            let (bias, epi) =
+                crate::lower_quant::epilogue(&what, input, &sw, &b, &col_sums, kk, act == Act::Relu, output)?;
+            let win = Window { c, h, w: wd, kh, kw, sh: stride[0], sw: stride[1], pad, dh: dil[0], dw: dil[1], oh, ow };
+            let buf = self.new_buf(out_len);
+            self.push(Kernel::QConv2d { win, out_c: oc, weight: re, bias, input, epi }, vec![xv.buf], buf, i);
+            Val { buf, order: hwc_order(oc, oh * ow) }
+        })
+    }
+
+    #[inline(never)]
+    #[allow(unused_variables)]
+    fn node_pool(&mut self, i: usize, ln: LNode, ins: &[usize], xs: &[usize], out_shape: &[usize], out_len: usize) -> Result<Val> {
+        let x = ins[0];
+        let LNode::Pool { kind, kernel, stride, pad } = ln else { unreachable!("node_pool takes Pool only") };
+        Ok({
+            let xv = self.hwc(x, i);
+            let win = Window {
+                c: xs[0],
+                h: xs[1],
+                w: xs[2],
+                kh: kernel[0],
+                kw: kernel[1],
+                sh: stride[0],
+                sw: stride[1],
+                pad,
+                dh: 1,
+                dw: 1,
+                oh: out_shape[1],
+                ow: out_shape[2],
+            };
+            let buf = self.new_buf(out_len);
+            self.push(Kernel::Pool { kind, win }, vec![xv.buf], buf, i);
+            Val { buf, order: hwc_order(xs[0], out_shape[1] * out_shape[2]) }
+        })
+    }
+
+    #[inline(never)]
+    #[allow(unused_variables)]
+    fn node_affine(&mut self, i: usize, ln: LNode, ins: &[usize], xs: &[usize], out_shape: &[usize], out_len: usize) -> Result<Val> {
+        let x = ins[0];
+        let LNode::Affine { scale, shift, act } = ln else { unreachable!("node_affine takes Affine only") };
+        Ok({
+            // The kernel repeats `c` parameters over rows of `c` values (channel-minor). A
+            // 3-D value is made HWC for it; a flat one maps each feature to itself; a [C, L]
+            // one (values have rank 1 to 3) is made plain (C-major) and gets its parameters
+            // repeated per element, so the kernel covers the whole value (it once covered
+            // only the first C floats: a later op then read past them).
+            let xv = match xs.len() {
+                3 => self.hwc(x, i),
+                1 => self.val(x),
+                _ => self.plain(x, i),
+            };
+            let (c, hw, scale, shift) = match (xs.len(), xv.order) {
+                (3, _) => (xs[0], xs[1] * xs[2], scale, shift),
+                (r, _) if r >= 2 => {
+                    let inner = out_len / xs[0].max(1);
+                    let rep = |v: &[f32]| v.iter().flat_map(|&p| std::iter::repeat_n(p, inner)).collect::<Vec<f32>>();
+                    (out_len, 1, rep(&scale), rep(&shift))
+                }
+                // A flat value stored in HWC order: permute the per-feature parameters.
+                (_, Order::Hwc { c, hw }) => {
+                    let mut sc = vec![0.0; c * hw];
+                    let mut sh = vec![0.0; c * hw];
+                    for ch in 0..c {
+                        for p in 0..hw {
+                            sc[p * c + ch] = scale[ch * hw + p];
+                            sh[p * c + ch] = shift[ch * hw + p];
+                        }
+                    }
+                    (c * hw, 1, sc, sh)
+                }
+                _ => (xs[0], 1, scale, shift),
+            };
+            let buf = self.new_buf(out_len);
+            self.push(Kernel::Affine { c, hw, scale, shift, act }, vec![xv.buf], buf, i);
+            Val { buf, order: xv.order }
+        })
+    }
+
+    #[inline(never)]
+    #[allow(unused_variables)]
+    fn node_binary(&mut self, i: usize, ln: LNode, ins: &[usize], xs: &[usize], out_shape: &[usize], out_len: usize) -> Result<Val> {
+        let x = ins[0];
+        let LNode::Binary { op, act } = ln else { unreachable!("node_binary takes Binary only") };
+        Ok({
+            let (mut a, mut b) = (ins[0], ins[1]);
+            let (sa, sb) = (self.shapes[a].clone(), self.shapes[b].clone());
+            if numel(&sa) < numel(&sb) {
+                // Add and Mul commute: keep the full-size operand first.
+                std::mem::swap(&mut a, &mut b);
+            }
+            let (sa, sb) = (self.shapes[a].clone(), self.shapes[b].clone());
+            let (av, bv, per_channel) = if numel(&sa) != numel(&sb) {
+                // b is [C] or [C, 1, 1] against a [C, H, W]: channels innermost in a, b in
+                // channel order (a flat b may be a Flatten of an HWC value: put it back).
+                (self.hwc(a, i), self.plain(b, i), Some(sa[0]))
+            } else if sa.len() == 3 {
+                (self.hwc(a, i), self.hwc(b, i), None)
+            } else {
+                let (av, bv) = (self.val(a), self.val(b));
+                if av.order == bv.order {
+                    (av, bv, None)
+                } else {
+                    (self.plain(a, i), self.plain(b, i), None)
+                }
+            };
+            let buf = self.new_buf(out_len);
+            let kernel = Kernel::Binary { op, len: out_len, b_per_channel: per_channel, act };
+            self.push(kernel, vec![av.buf, bv.buf], buf, i);
+            Val { buf, order: av.order }
+        })
+    }
+
+    #[inline(never)]
+    #[allow(unused_variables)]
+    fn node_concat(&mut self, i: usize, ln: LNode, ins: &[usize], xs: &[usize], out_shape: &[usize], out_len: usize) -> Result<Val> {
+        let x = ins[0];
+        let LNode::Concat = ln else { unreachable!("node_concat takes Concat only") };
+        Ok({
+            let three_d = xs.len() == 3;
+            let mut bufs = Vec::with_capacity(ins.len());
+            let mut channels = Vec::with_capacity(ins.len());
+            for &v in ins {
+                let vv = if three_d { self.hwc(v, i) } else { self.plain(v, i) };
+                bufs.push(vv.buf);
+                channels.push(self.shapes[v][0]);
+            }
+            let hw = if three_d { xs[1] * xs[2] } else { 1 };
+            let buf = self.new_buf(out_len);
+            self.push(Kernel::Concat { channels, hw }, bufs, buf, i);
+            Val { buf, order: if three_d { hwc_order(out_shape[0], hw) } else { Order::Plain } }
+        })
     }
 
     fn finish(mut self, out_v: usize, last_node: usize) -> Result<Program> {

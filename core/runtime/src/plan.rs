@@ -43,8 +43,13 @@ impl Plan {
                 "max_batch is 0; a plan needs room for at least 1 sample (use 1 for single predictions)",
             ));
         }
-        model.validate()?;
-        Plan::from_graph(&model.graph, &model.meta.input_shape, max_batch, ks)
+        // `lower` validates the graph (shapes, payload sizes, finite weights): the full
+        // `model.validate()` here as well checked every weight twice per load (three times with
+        // the reader's); only the labels are left to check.
+        let program = lower(&model.graph, &model.meta.input_shape)?;
+        model.check_labels(program.output_len)?;
+        let exec = Exec::new(program, max_batch, ks, crate::budget::arena_budget(&model.graph))?;
+        Ok(Plan { pred: vec![0.0; exec.output_len()], exec })
     }
 
     /// A plan for a bare graph (tests and tools that have no [`Model`] metadata around it):
@@ -160,5 +165,34 @@ impl Plan {
         let r = self.run(input, 1, &mut pred);
         self.pred = pred;
         r.map(|()| &self.pred[..])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::Op;
+    use crate::model::TensorData;
+
+    /// `Plan::new` validates the graph once (in `lower`) plus the labels: a model the reader
+    /// would refuse is still refused, whichever part is wrong.
+    #[test]
+    fn plan_refuses_what_validate_refuses() {
+        let good = mdeploy_train::arch::mlp(1);
+        assert!(Plan::new(&good, 4).is_ok());
+
+        let mut labels = good.clone();
+        labels.meta.labels = vec!["a".into(); 3];
+        assert!(labels.validate().is_err());
+        let e = Plan::new(&labels, 4).err().expect("3 labels for 10 outputs");
+        assert!(e.message.contains("class labels"), "{}", e.message);
+
+        let mut nan = good.clone();
+        let Op::Dense { weight, .. } = &mut nan.graph.nodes[1].op else { panic!("Flatten, then a Dense") };
+        let TensorData::F32(v) = &mut weight.data else { panic!("f32 weights") };
+        v[7] = f32::NAN;
+        assert!(nan.validate().is_err());
+        let e = Plan::new(&nan, 4).err().expect("a NaN weight");
+        assert!(e.message.contains("NaN"), "{}", e.message);
     }
 }

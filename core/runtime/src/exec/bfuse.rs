@@ -26,6 +26,7 @@ fn remove_step(steps: &mut Vec<XStep>, vals: &mut Vec<(Vec<usize>, usize)>, spli
 /// Affine's input, which must still hold it: the program input, or the Affine's own buffer
 /// when it ran in place (the Sign ran in place over it too, and both steps are gone). `vals`
 /// (each step's input values and output value) and `split` follow the removed steps.
+#[inline(never)] // binary programs only: Exec::new calls it when a BDense step exists
 pub(super) fn fuse_sign_affines(steps: &mut Vec<XStep>, vals: &mut Vec<(Vec<usize>, usize)>, split: &mut usize, out_v: usize) {
     #[cfg(test)]
     if tests::UNFUSED.with(|u| u.get()) {
@@ -90,6 +91,7 @@ fn fusible(steps: &[XStep], vals: &[(Vec<usize>, usize)], j: usize, out_v: usize
 /// alpha ≥ 0 and finite values: each operation is monotone), which is then the rule
 /// `lo <= dot <= hi` (`KernelSet::bgemm_sign`). The same bits by construction; repeats, so a
 /// run of L binary layers becomes one step.
+#[inline(never)] // binary programs only: Exec::new calls it when a BDense step exists
 pub(super) fn fuse_binary_stacks(steps: &mut Vec<XStep>, vals: &mut Vec<(Vec<usize>, usize)>, split: &mut usize, out_v: usize) {
     #[cfg(test)]
     if tests::UNSTACKED.with(|u| u.get()) {
@@ -120,6 +122,7 @@ pub(super) fn fuse_binary_stacks(steps: &mut Vec<XStep>, vals: &mut Vec<(Vec<usi
 /// binary layer of an `mlp-binary(-in)` model) into the step's epilogue: the row the step just
 /// wrote, still in L1, goes through the same `generic_affine_f32` call instead of a second pass
 /// over the chunk. The same operations in the same order: the same bits.
+#[inline(never)] // binary programs only: Exec::new calls it when a BDense step exists
 pub(super) fn fuse_binary_posts(steps: &mut Vec<XStep>, vals: &mut Vec<(Vec<usize>, usize)>, split: &mut usize) {
     #[cfg(test)]
     if tests::UNSTACKED.with(|u| u.get()) {
@@ -162,6 +165,7 @@ pub(super) fn fuse_binary_posts(steps: &mut Vec<XStep>, vals: &mut Vec<(Vec<usiz
 /// argument of `u8_values`: |code − zp| <= 255, so the round trip is off by far less than half
 /// a step); fused, the epilogue writes `quantize(v)` with the same kernel. The same codes, one
 /// pass over the f32 values instead of three.
+#[inline(never)] // binary programs only: Exec::new calls it when a BDense step exists
 pub(super) fn fuse_binary_codes(steps: &mut Vec<XStep>, vals: &mut Vec<(Vec<usize>, usize)>, split: &mut usize, out_v: usize) {
     #[cfg(test)]
     if tests::UNSTACKED.with(|u| u.get()) {

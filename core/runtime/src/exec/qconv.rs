@@ -216,6 +216,7 @@ fn gather_rows(ks: KernelSet, g: &QConvX, d: &QGather, x: &[u8], r0: usize, rows
 /// code, which is what the pool took (`generic_maxpool_u8`). Fused only when the pool writes
 /// codes, so an f32 dequantization (which would also be non-decreasing) never enters here.
 /// `vals`: each step's input and output values; `qs` grows to the sums it needs.
+#[inline(never)] // integer programs only: Exec::new calls it when a QConv step exists
 pub(super) fn fuse_max_pools(steps: &mut Vec<XStep>, vals: &[(Vec<usize>, usize)], split: &mut usize, qs: &mut QScratch) {
     #[cfg(test)]
     if tests::UNFUSED.with(|u| u.get()) {
