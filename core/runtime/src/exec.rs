@@ -40,6 +40,7 @@ use crate::kernels::quant::{QEpi, QOut, QParams, MAX_QK};
 use crate::lower::{Act, BinOp, Kernel, PoolKind, Program, Window};
 
 mod bfuse;
+mod cpool;
 mod qconv;
 
 /// Rows an integer step quantizes, multiplies and writes back at a time: its u8/i32 scratch
@@ -105,6 +106,8 @@ struct ConvX {
     offs: Vec<Vec<u32>>,
     /// Per group: the largest offset (bounds check of an indirect panel).
     last_off: Vec<usize>,
+    /// A max pool fused in (`exec/cpool.rs`): the step writes the pooled output, band by band.
+    pool: Option<PoolGeom>,
 }
 
 /// A 5×5 stride-1 convolution through Winograd F(2×2, 5×5) (`kernels/src/winograd.rs`; when
@@ -271,6 +274,8 @@ struct Scratch {
     sparse: AlignedBuf,
     /// A Winograd convolution's transformed input and output blocks (largest of them).
     wino: AlignedBuf,
+    /// A conv fused with its max pool: one band of conv rows (largest of them, `exec/cpool.rs`).
+    band: AlignedBuf,
     /// Binary steps: `BROWS` sign-packed rows and their i32 dot products (largest of them).
     bits: Vec<u64>,
     bacc: Vec<i32>,
@@ -616,6 +621,9 @@ impl Exec {
         bfuse::fuse_binary_stacks(&mut steps, &mut step_vals, &mut split, out_v);
         bfuse::fuse_binary_posts(&mut steps, &mut step_vals, &mut split);
         bfuse::fuse_binary_codes(&mut steps, &mut step_vals, &mut split, out_v);
+        // Before the integer one: it keeps `step_vals` in step with `steps`, which the integer
+        // one (the last fusion) does not need to.
+        let band_max = cpool::fuse_conv_max_pools(&mut steps, &mut step_vals, &mut split);
         qconv::fuse_max_pools(&mut steps, &step_vals, &mut split, &mut qs);
         // Memory budget (`budget.rs`): the per-sample buffers and the padded-conv scratch are
         // fixed; the batch buffers grow with the chunk, which shrinks to fit.
@@ -624,7 +632,7 @@ impl Exec {
             .zip(&buf_batched)
             .filter(|(_, &b)| !b)
             .map(|(&s, _)| s)
-            .fold(pad_max.saturating_add(sparse_max).saturating_add(wino_max), usize::saturating_add);
+            .fold(pad_max.saturating_add(sparse_max).saturating_add(wino_max).saturating_add(band_max), usize::saturating_add);
         let per_sample: usize = stride.iter().zip(&buf_batched).filter(|(_, &b)| b).map(|(&s, _)| s).fold(0, usize::saturating_add);
         let max_batch = crate::budget::chunk(budget, fixed, per_sample, max_batch)?;
         let mut total = 0usize;
@@ -655,6 +663,7 @@ impl Exec {
                 padded: AlignedBuf::zeros(pad_max),
                 sparse: AlignedBuf::zeros(sparse_max),
                 wino: AlignedBuf::zeros(wino_max),
+                band: AlignedBuf::zeros(band_max),
                 bits: vec![0; BROWS * bwords_max],
                 bacc: vec![0; BROWS * bn_max],
                 bits2: vec![0; BROWS * bwords_max],
@@ -915,7 +924,7 @@ fn compile(k: &Kernel, ks: KernelSet, k_max: &mut usize, qs: &mut QScratch) -> X
                 },
             };
             let last_off = offs.iter().map(|o| o.iter().copied().max().map_or(0, |m| m as usize)).collect();
-            XK::Conv(Box::new(ConvX { win: geo, padded, out_c: *out_c, icg, ocg, w: ws, bias: bs, clamp, post, offs, last_off }))
+            XK::Conv(Box::new(ConvX { win: geo, padded, out_c: *out_c, icg, ocg, w: ws, bias: bs, clamp, post, offs, last_off, pool: None }))
         }
         Kernel::SparseDense { weight, bias, act, .. } => {
             let (clamp, post) = split_clamp(*act);
@@ -1592,6 +1601,10 @@ const QSLACK: usize = 8;
 #[inline(never)] // its own wasm function: V8 compiles (and optimizes) only what a model runs (wasm/DESIGN.md, "Cold start")
 fn conv(ks: KernelSet, g: &ConvX, src: &[f32], dst: &mut [f32], scratch: &mut Scratch) {
     // The set the weights were packed for (same choice as at load time).
+    if let Some(pg) = &g.pool {
+        let Scratch { apanel, padded, band, .. } = scratch;
+        return cpool::conv_pooled(ks, g, pg, src, dst, apanel.as_mut_slice(), padded.as_mut_slice(), band.as_mut_slice());
+    }
     let kset = ks.for_width(g.ocg);
     let win = &g.win;
     let Scratch { apanel, padded, .. } = scratch;
