@@ -40,6 +40,12 @@ use crate::kernels::quant::{QEpi, QOut, QParams, MAX_QK};
 use crate::lower::{Act, BinOp, Kernel, PoolKind, Program, Window};
 
 mod bfuse;
+// Conv + max pool in bands: only where every request starts from a fresh copy-on-write instance
+// (the `wasi:http` component, `target_os = "wasi"`) does not writing the conv's output pay (6
+// page faults of the CNN's 35 per request); warm, in one process, it measured the same, and in
+// the browser package it would cost about 1.3 KB gzip for nothing (exec/cpool.rs). Compiled for
+// the crate's own tests too, which check its bits against the unfused plan on every native set.
+#[cfg(any(target_os = "wasi", test))]
 mod cpool;
 mod qconv;
 
@@ -107,6 +113,7 @@ struct ConvX {
     /// Per group: the largest offset (bounds check of an indirect panel).
     last_off: Vec<usize>,
     /// A max pool fused in (`exec/cpool.rs`): the step writes the pooled output, band by band.
+    #[cfg_attr(not(any(target_os = "wasi", test)), allow(dead_code))]
     pool: Option<PoolGeom>,
 }
 
@@ -623,7 +630,10 @@ impl Exec {
         bfuse::fuse_binary_codes(&mut steps, &mut step_vals, &mut split, out_v);
         // Before the integer one: it keeps `step_vals` in step with `steps`, which the integer
         // one (the last fusion) does not need to.
+        #[cfg(any(target_os = "wasi", test))]
         let band_max = cpool::fuse_conv_max_pools(&mut steps, &mut step_vals, &mut split);
+        #[cfg(not(any(target_os = "wasi", test)))]
+        let band_max = 0usize;
         qconv::fuse_max_pools(&mut steps, &step_vals, &mut split, &mut qs);
         // Memory budget (`budget.rs`): the per-sample buffers and the padded-conv scratch are
         // fixed; the batch buffers grow with the chunk, which shrinks to fit.
@@ -1601,13 +1611,9 @@ const QSLACK: usize = 8;
 #[inline(never)] // its own wasm function: V8 compiles (and optimizes) only what a model runs (wasm/DESIGN.md, "Cold start")
 fn conv(ks: KernelSet, g: &ConvX, src: &[f32], dst: &mut [f32], scratch: &mut Scratch) {
     // The set the weights were packed for (same choice as at load time).
-    if let Some(pg) = &g.pool {
-        let Scratch { apanel, padded, band, .. } = scratch;
-        return cpool::conv_pooled(ks, g, pg, src, dst, apanel.as_mut_slice(), padded.as_mut_slice(), band.as_mut_slice());
-    }
     let kset = ks.for_width(g.ocg);
     let win = &g.win;
-    let Scratch { apanel, padded, .. } = scratch;
+    let Scratch { apanel, padded, band, .. } = scratch;
     let apanel = apanel.as_mut_slice();
     let src: &[f32] = match &g.padded {
         Some(orig) => {
@@ -1617,14 +1623,39 @@ fn conv(ks: KernelSet, g: &ConvX, src: &[f32], dst: &mut [f32], scratch: &mut Sc
         }
         None => src,
     };
-    let (m, k, mr) = (win.oh * win.ow, g.k(), kset.mr());
+    // A max pool fused in (`exec/cpool.rs`): the conv rows of one pooled row at a time into
+    // `band`, then their max straight into the pooled output.
+    #[cfg(any(target_os = "wasi", test))]
+    if let Some(pg) = &g.pool {
+        let m = pg.kh * win.ow;
+        let band = &mut band.as_mut_slice()[..m * g.out_c];
+        let Some(bg) = PoolGeom::new(pg.c, pg.kh, pg.w, [pg.kh, pg.kw], [pg.sh, pg.sw]) else {
+            unreachable!("a fused pool's window fits its band")
+        };
+        let row = pg.ow * pg.c;
+        for py in 0..pg.oh {
+            conv_rows(kset, g, src, py * pg.sh * win.ow, m, apanel, band);
+            ks.maxpool_hwc(band, &bg, &mut dst[py * row..(py + 1) * row]);
+        }
+        return;
+    }
+    #[cfg(not(any(target_os = "wasi", test)))]
+    let _ = band;
+    conv_rows(kset, g, src, 0, win.oh * win.ow, apanel, dst);
+}
+
+/// Output pixels `r0..r0 + m` of a convolution (every group, then the activation) into `dst`
+/// (`m` rows of `out_c`). One function for whole convs and fused bands, so the driver is
+/// instantiated once (code size of the wasm builds).
+fn conv_rows(kset: KernelSet, g: &ConvX, src: &[f32], r0: usize, m: usize, apanel: &mut [f32], dst: &mut [f32]) {
+    let (k, mr) = (g.k(), kset.mr());
     for gi in 0..g.w.len() {
         kset.drive(
             m,
             g.ocg,
             k,
             apanel,
-            |row0, panel| conv_panel(g, gi, src, row0, mr, panel),
+            |row0, panel| conv_panel(g, gi, src, r0 + row0, mr, panel),
             g.w[gi].data(),
             Some(&g.bias[gi]),
             g.clamp,

@@ -1,7 +1,7 @@
 //! An f32 convolution and the max pool that alone reads it, run as one step, in bands of pooled
-//! rows: each band's convolution rows go to a small scratch (`pool.kh` rows of the conv's
-//! output), are pooled straight into the pool's output, and the conv's full output is never
-//! written.
+//! rows (`super::conv`): each band's convolution rows go to a small scratch (`pool.kh` rows of
+//! the conv's output), are pooled straight into the pool's output, and the conv's full output
+//! is never written. This file decides which steps fuse.
 //!
 //! Why: at batch 1 the conv's output is written once and read once. Under `wasmtime serve`,
 //! which gives every request a fresh copy-on-write instance, each page a request writes is a
@@ -14,9 +14,7 @@
 //! row from its own A row), only in a different call; the activation and the max then see the
 //! same values. `tests::fused_conv_pools_give_the_same_bits` checks it on every kernel set.
 
-use super::{conv_panel, pad_copy, ConvX, XStep, XK};
-use crate::kernels::generic::generic_eltwise_f32::generic_act_f32;
-use crate::kernels::{KernelSet, PoolGeom};
+use super::{XStep, XK};
 use crate::lower::PoolKind;
 
 #[cfg(test)]
@@ -78,49 +76,6 @@ pub(super) fn fuse_conv_max_pools(steps: &mut Vec<XStep>, vals: &mut Vec<(Vec<us
         }
     }
     band_max
-}
-
-/// [`super::conv`] of a fused step: conv rows band by band into `band`, each band's
-/// activation, then its max pool into `dst` (the pooled sample).
-pub(super) fn conv_pooled(ks: KernelSet, g: &ConvX, pg: &PoolGeom, src: &[f32], dst: &mut [f32], apanel: &mut [f32], padded: &mut [f32], band: &mut [f32]) {
-    let kset = ks.for_width(g.ocg);
-    let win = &g.win;
-    let src: &[f32] = match &g.padded {
-        Some(orig) => {
-            let buf = &mut padded[..win.h * win.w * win.c];
-            pad_copy(orig, src, win.w, buf);
-            buf
-        }
-        None => src,
-    };
-    let (k, mr) = (g.k(), kset.mr());
-    let m = pg.kh * win.ow;
-    let band = &mut band[..m * g.out_c];
-    // The band's own pool geometry: its kh rows give one pooled row.
-    let Some(bg) = PoolGeom::new(pg.c, pg.kh, pg.w, [pg.kh, pg.kw], [pg.sh, pg.sw]) else {
-        unreachable!("a fused pool's window fits its band")
-    };
-    let row = pg.ow * pg.c;
-    for py in 0..pg.oh {
-        let r0 = py * pg.sh * win.ow;
-        for gi in 0..g.w.len() {
-            kset.drive(
-                m,
-                g.ocg,
-                k,
-                apanel,
-                |row0, panel| conv_panel(g, gi, src, r0 + row0, mr, panel),
-                g.w[gi].data(),
-                Some(&g.bias[gi]),
-                g.clamp,
-                &mut band[gi * g.ocg..],
-                g.out_c,
-                false,
-            );
-        }
-        generic_act_f32(g.post, band);
-        ks.maxpool_hwc(band, &bg, &mut dst[py * row..(py + 1) * row]);
-    }
 }
 
 #[cfg(test)]
