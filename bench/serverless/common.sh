@@ -3,6 +3,13 @@
 # free port, waiting for the port, and the server process's cost counters.
 # shellcheck shell=bash
 
+# Every `wasmtime serve` these scripts start runs without RUST_BACKTRACE/RUST_LIB_BACKTRACE, as a
+# production host would: wasmtime 48 creates a "future dropped" error when it drops each
+# request's store (`StoreFiber::dispose`), and with RUST_BACKTRACE=1 in the environment that
+# error captures a backtrace of the host thread, every request, hello included
+# (`perf record --call-graph dwarf`: 8-10 % of the server's CPU, 2026-11-30, worker/README.md).
+unset RUST_BACKTRACE RUST_LIB_BACKTRACE
+
 TMP="$(mktemp -d)"
 PID=""
 cleanup() { [[ -n "$PID" ]] && kill "$PID" 2>/dev/null; wait 2>/dev/null; rm -rf "$TMP"; }

@@ -9,6 +9,7 @@ the recording.
 
 import bisect
 import collections
+import os
 import re
 import subprocess
 import sys
@@ -105,7 +106,7 @@ def kind(code):
 
 
 pat = re.compile(r"address=(0x[0-9a-f]+)\s+ip=(0x[0-9a-f]+)\s+error_code=(0x[0-9a-f]+)")
-by_kind, by_sym, by_place, by_page = (collections.Counter() for _ in range(4))
+by_kind, by_sym, by_place, by_page, by_4k = (collections.Counter() for _ in range(5))
 total = 0
 for line in open(trace_path):
     m = pat.search(line)
@@ -120,6 +121,7 @@ for line in open(trace_path):
     by_place[(region, k.split(",")[0])] += 1
     if off is not None:
         by_page[(off // 65536, k.split(",")[0])] += 1
+        by_4k[(off // 4096, k, symbol(ip))] += 1
 
 print(f"{total} user page faults over {requests} requests: {total / requests:.1f} per request")
 if bases:
@@ -147,3 +149,14 @@ print("|---|---|---|")
 for (b, k), n in sorted(by_page.items()):
     if n / requests >= 0.05:
         print(f"| {b * 64:>6} KiB | {k} | {n / requests:.2f} |")
+
+# FAULTS_PAGES=1: every 4 KiB page of linear memory that faults, with kind and instruction (to
+# tell which static or heap block a request writes; match the offsets against the symbol
+# addresses of the component's core module, e.g. `wasm-tools print` or `wasm-objdump -x`).
+if os.environ.get("FAULTS_PAGES") == "1":
+    print()
+    print("| linear memory page (offset) | kind | who | faults / request |")
+    print("|---|---|---|---|")
+    for (pg, k, s), n in sorted(by_4k.items()):
+        if n / requests >= 0.05:
+            print(f"| {pg * 4096:#x} | {k} | {s[:80]} | {n / requests:.2f} |")

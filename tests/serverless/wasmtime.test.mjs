@@ -397,6 +397,105 @@ test('a 10 MB body gets 413 (announced or streamed), then a good request succeed
   assert.equal(ok.status, 200, ok.text);
 });
 
+// Raw HTTP/1.1 requests in turn on ONE keep-alive connection, each answer read in full (chunked
+// or by Content-Length) before the next request is written: the component reads a body only
+// to its Content-Length and not at all for a GET without one (worker/src/main.rs), and the
+// connection must stay in step whatever the request carried.
+function rawSequence(requests) {
+  return new Promise((resolve, reject) => {
+    const { hostname, port } = new URL(base);
+    const sock = connect(Number(port), hostname);
+    const answers = [];
+    let data = Buffer.alloc(0);
+    const next = () => {
+      if (answers.length === requests.length) { sock.destroy(); resolve(answers); return; }
+      sock.write(requests[answers.length](hostname));
+    };
+    sock.on('error', reject);
+    sock.setTimeout(10_000, () => { sock.destroy(); reject(new Error(`timeout after ${answers.length} answers`)); });
+    sock.on('data', (d) => {
+      data = Buffer.concat([data, d]);
+      const head = data.indexOf('\r\n\r\n');
+      if (head < 0) return;
+      const h = data.subarray(0, head).toString('latin1');
+      let rest = data.subarray(head + 4);
+      const len = /content-length: *(\d+)/i.exec(h);
+      let body;
+      if (len) {
+        if (rest.length < Number(len[1])) return;
+        body = rest.subarray(0, Number(len[1])); rest = rest.subarray(Number(len[1]));
+      } else {
+        const end = rest.indexOf('\r\n0\r\n\r\n');
+        if (end < 0) return;
+        body = Buffer.from(dechunk(rest.subarray(0, end + 7).toString('latin1')), 'latin1'); rest = rest.subarray(end + 7);
+      }
+      data = rest;
+      answers.push({ status: Number(/^HTTP\/1\.1 (\d{3})/.exec(h)[1]), text: body.toString() });
+      next();
+    });
+    sock.on('connect', next);
+  });
+}
+
+test('one keep-alive connection: GET without a body, POST by Content-Length, chunked POST, GET with a body, all answered in step', async () => {
+  const body = JSON.stringify(inferBody(refs[3].image));
+  const path = '/v2/models/mnist-mlp/infer';
+  const want = await call('POST', path, body);
+  assert.equal(want.status, 200, want.text);
+  const half = Buffer.byteLength(body) >> 1;
+  const chunk = (s) => `${Buffer.byteLength(s).toString(16)}\r\n${s}\r\n`;
+  const answers = await rawSequence([
+    (h) => `GET /v2/health/live HTTP/1.1\r\nHost: ${h}\r\n\r\n`,
+    (h) => `POST ${path} HTTP/1.1\r\nHost: ${h}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    (h) => `POST ${path} HTTP/1.1\r\nHost: ${h}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n`
+      + chunk(body.slice(0, half)) + chunk(body.slice(half)) + '0\r\n\r\n',
+    (h) => `GET /v2/health/live HTTP/1.1\r\nHost: ${h}\r\nContent-Length: 5\r\n\r\nhello`,
+    (h) => `GET /v2/models/mnist-mlp HTTP/1.1\r\nHost: ${h}\r\nConnection: close\r\n\r\n`,
+  ]);
+  assert.deepEqual(answers.map((a) => a.status), [200, 200, 200, 200, 200], answers.map((a) => a.text.slice(0, 120)).join(' | '));
+  assert.deepEqual(JSON.parse(answers[0].text), { live: true });
+  // The same digit by Content-Length and chunked: the same bits as through fetch.
+  assert.deepEqual(JSON.parse(answers[1].text), want.json);
+  assert.deepEqual(JSON.parse(answers[2].text), want.json);
+  assert.deepEqual(JSON.parse(answers[3].text), { live: true });
+  assert.equal(JSON.parse(answers[4].text).name, 'mnist-mlp');
+});
+
+// What a request asks of the host (wasmtime's own trace of every wasi call): a GET without a
+// body never opens the body stream, and a POST with a Content-Length stops at its last byte,
+// without the end-of-stream read and the trailers (five calls that carry nothing).
+test('host calls per request: no body stream for a GET, no trailers after a Content-Length body', async () => {
+  process.env.WASMTIME_LOG = 'wasmtime_wasi_http=trace,wasmtime_wasi_io=trace';
+  let log = '';
+  let s;
+  try {
+    s = await startWasmtime(WASM, [], { onLog: (d) => { log += d; } });
+  } finally {
+    delete process.env.WASMTIME_LOG;
+  }
+  const calls = async (f) => {
+    await new Promise((r) => setTimeout(r, 200));
+    const from = log.length;
+    await f();
+    await new Promise((r) => setTimeout(r, 200));
+    return [...log.slice(from).matchAll(/function="([^"]+)"\}: \S+: call/g)].map((m) => m[1]);
+  };
+  try {
+    const get = await calls(async () => assert.equal((await fetch(`${s.url}/v2/health/live`)).status, 200));
+    assert.ok(get.includes('[method]incoming-request.consume'), get.join(' '));
+    assert.ok(!get.includes('[method]incoming-body.stream'), get.join(' '));
+    const body = JSON.stringify(inferBody(refs[3].image));
+    const post = await calls(async () => {
+      const r = await fetch(`${s.url}/v2/models/mnist-mlp/infer`, { method: 'POST', body, headers: { 'content-type': 'application/json' } });
+      assert.equal(r.status, 200, await r.text());
+    });
+    assert.ok(post.includes('[method]input-stream.read'), post.join(' '));
+    for (const name of ['[static]incoming-body.finish', '[method]future-trailers.get']) assert.ok(!post.includes(name), `${name}: ${post.join(' ')}`);
+  } finally {
+    await stopServe(s.proc);
+  }
+});
+
 test('tritonclient.http (a third-party KServe v2 client) works against the server, JSON and binary defaults', async () => {
   const py = join(process.env.MDEPLOY_PY_VENV ?? join(homedir(), '.cache/mdeploy/py-venv'), 'bin/python');
   const script = new URL('./kserve_client.py', import.meta.url).pathname;

@@ -131,7 +131,14 @@ async fn main(request: Request<Body>) -> Result<Response<Body>, Error> {
     let (parts, body) = request.into_parts();
     let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let content_type = parts.headers.get("content-type").and_then(|v| v.to_str().ok());
-    let answer = match read_bounded(body).await {
+    // A GET or HEAD without Content-Length or Transfer-Encoding has no body (RFC 9112, 6.3): not
+    // reading it saves the seven host calls of opening, reading and finishing an empty stream
+    // (`GET /v2/health/live`: 27 host calls → 20; hello makes 18).
+    let no_body = matches!(parts.method.as_str(), "GET" | "HEAD")
+        && !parts.headers.contains_key("content-length")
+        && !parts.headers.contains_key("transfer-encoding");
+    let read = if no_body { Ok(Some(Vec::new())) } else { read_bounded(body).await };
+    let answer = match read {
         Ok(Some(bytes)) => {
             // Every header with a UTF-8 value (a handful): the API looks up the few it reads.
             let headers: Vec<(&str, &str)> =
@@ -175,6 +182,13 @@ async fn read_bounded(body: Body) -> Result<Option<Vec<u8>>, Error> {
                 return Ok(None);
             }
             buf.extend_from_slice(&data);
+            // All the declared bytes are here (the host frames the body by its Content-Length,
+            // so no more can come): stop without the end-of-stream read and the trailers
+            // (`incoming-body.finish`, `future-trailers` subscribe/ready/get), five host calls
+            // per request that carry nothing here.
+            if declared.is_some_and(|n| buf.len() as u64 >= n) {
+                break;
+            }
         }
     }
     Ok(Some(buf))

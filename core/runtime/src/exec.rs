@@ -40,6 +40,13 @@ use crate::kernels::quant::{QEpi, QOut, QParams, MAX_QK};
 use crate::lower::{Act, BinOp, Kernel, PoolKind, Program, Window};
 
 mod bfuse;
+// Conv + max pool in bands: only where every request starts from a fresh copy-on-write instance
+// (the `wasi:http` component, `target_os = "wasi"`) does not writing the conv's output pay (6
+// page faults of the CNN's 35 per request); warm, in one process, it measured the same, and in
+// the browser package it would cost about 1.3 KB gzip for nothing (exec/cpool.rs). Compiled for
+// the crate's own tests too, which check its bits against the unfused plan on every native set.
+#[cfg(any(target_os = "wasi", test))]
+mod cpool;
 mod qconv;
 
 /// Rows an integer step quantizes, multiplies and writes back at a time: its u8/i32 scratch
@@ -105,6 +112,9 @@ struct ConvX {
     offs: Vec<Vec<u32>>,
     /// Per group: the largest offset (bounds check of an indirect panel).
     last_off: Vec<usize>,
+    /// A max pool fused in (`exec/cpool.rs`): the step writes the pooled output, band by band.
+    #[cfg_attr(not(any(target_os = "wasi", test)), allow(dead_code))]
+    pool: Option<PoolGeom>,
 }
 
 /// A 5×5 stride-1 convolution through Winograd F(2×2, 5×5) (`kernels/src/winograd.rs`; when
@@ -271,6 +281,8 @@ struct Scratch {
     sparse: AlignedBuf,
     /// A Winograd convolution's transformed input and output blocks (largest of them).
     wino: AlignedBuf,
+    /// A conv fused with its max pool: one band of conv rows (largest of them, `exec/cpool.rs`).
+    band: AlignedBuf,
     /// Binary steps: `BROWS` sign-packed rows and their i32 dot products (largest of them).
     bits: Vec<u64>,
     bacc: Vec<i32>,
@@ -632,13 +644,19 @@ impl Exec {
         }
         let mut split = split;
         let mut step_vals = step_vals;
-        // Each binary pass starts from a BDense step, the pool fusion from a QConv one.
+        // Each binary pass starts from a BDense step, the pool fusions from a Conv / QConv one.
         if steps.iter().any(|s| matches!(s.k, XK::BDense(_))) {
             bfuse::fuse_sign_affines(&mut steps, &mut step_vals, &mut split, out_v);
             bfuse::fuse_binary_stacks(&mut steps, &mut step_vals, &mut split, out_v);
             bfuse::fuse_binary_posts(&mut steps, &mut step_vals, &mut split);
             bfuse::fuse_binary_codes(&mut steps, &mut step_vals, &mut split, out_v);
         }
+        // Before the integer one: it keeps `step_vals` in step with `steps`, which the integer
+        // one (the last fusion) does not need to.
+        #[cfg(any(target_os = "wasi", test))]
+        let band_max = cpool::fuse_conv_max_pools(&mut steps, &mut step_vals, &mut split);
+        #[cfg(not(any(target_os = "wasi", test)))]
+        let band_max = 0usize;
         if steps.iter().any(|s| matches!(s.k, XK::QConv(_))) {
             qconv::fuse_max_pools(&mut steps, &step_vals, &mut split, &mut qs);
         }
@@ -649,7 +667,7 @@ impl Exec {
             .zip(&buf_batched)
             .filter(|(_, &b)| !b)
             .map(|(&s, _)| s)
-            .fold(pad_max.saturating_add(sparse_max).saturating_add(wino_max), usize::saturating_add);
+            .fold(pad_max.saturating_add(sparse_max).saturating_add(wino_max).saturating_add(band_max), usize::saturating_add);
         let per_sample: usize = stride.iter().zip(&buf_batched).filter(|(_, &b)| b).map(|(&s, _)| s).fold(0, usize::saturating_add);
         let max_batch = crate::budget::chunk(budget, fixed, per_sample, max_batch)?;
         let mut total = 0usize;
@@ -680,6 +698,7 @@ impl Exec {
                 padded: AlignedBuf::zeros(pad_max),
                 sparse: AlignedBuf::zeros(sparse_max),
                 wino: AlignedBuf::zeros(wino_max),
+                band: AlignedBuf::zeros(band_max),
                 bits: vec![0; BROWS * bwords_max],
                 bacc: vec![0; BROWS * bn_max],
                 bits2: vec![0; BROWS * bwords_max],
@@ -964,7 +983,7 @@ fn compile_conv(win: &Window, out_c: usize, groups: usize, weight: &[f32], bias:
         },
     };
     let last_off = offs.iter().map(|o| o.iter().copied().max().map_or(0, |m| m as usize)).collect();
-    XK::Conv(Box::new(ConvX { win: geo, padded, out_c, icg, ocg, w: ws, bias: bs, clamp, post, offs, last_off }))
+    XK::Conv(Box::new(ConvX { win: geo, padded, out_c, icg, ocg, w: ws, bias: bs, clamp, post, offs, last_off, pool: None }))
 }
 
 /// `compile` for the sparse kernels.
@@ -1647,7 +1666,7 @@ fn conv(ks: KernelSet, g: &ConvX, src: &[f32], dst: &mut [f32], scratch: &mut Sc
     // The set the weights were packed for (same choice as at load time).
     let kset = ks.for_width(g.ocg);
     let win = &g.win;
-    let Scratch { apanel, padded, .. } = scratch;
+    let Scratch { apanel, padded, band, .. } = scratch;
     let apanel = apanel.as_mut_slice();
     let src: &[f32] = match &g.padded {
         Some(orig) => {
@@ -1657,14 +1676,39 @@ fn conv(ks: KernelSet, g: &ConvX, src: &[f32], dst: &mut [f32], scratch: &mut Sc
         }
         None => src,
     };
-    let (m, k, mr) = (win.oh * win.ow, g.k(), kset.mr());
+    // A max pool fused in (`exec/cpool.rs`): the conv rows of one pooled row at a time into
+    // `band`, then their max straight into the pooled output.
+    #[cfg(any(target_os = "wasi", test))]
+    if let Some(pg) = &g.pool {
+        let m = pg.kh * win.ow;
+        let band = &mut band.as_mut_slice()[..m * g.out_c];
+        let Some(bg) = PoolGeom::new(pg.c, pg.kh, pg.w, [pg.kh, pg.kw], [pg.sh, pg.sw]) else {
+            unreachable!("a fused pool's window fits its band")
+        };
+        let row = pg.ow * pg.c;
+        for py in 0..pg.oh {
+            conv_rows(kset, g, src, py * pg.sh * win.ow, m, apanel, band);
+            ks.maxpool_hwc(band, &bg, &mut dst[py * row..(py + 1) * row]);
+        }
+        return;
+    }
+    #[cfg(not(any(target_os = "wasi", test)))]
+    let _ = band;
+    conv_rows(kset, g, src, 0, win.oh * win.ow, apanel, dst);
+}
+
+/// Output pixels `r0..r0 + m` of a convolution (every group, then the activation) into `dst`
+/// (`m` rows of `out_c`). One function for whole convs and fused bands, so the driver is
+/// instantiated once (code size of the wasm builds).
+fn conv_rows(kset: KernelSet, g: &ConvX, src: &[f32], r0: usize, m: usize, apanel: &mut [f32], dst: &mut [f32]) {
+    let (k, mr) = (g.k(), kset.mr());
     for gi in 0..g.w.len() {
         kset.drive(
             m,
             g.ocg,
             k,
             apanel,
-            |row0, panel| conv_panel(g, gi, src, row0, mr, panel),
+            |row0, panel| conv_panel(g, gi, src, r0 + row0, mr, panel),
             g.w[gi].data(),
             Some(&g.bias[gi]),
             g.clamp,
