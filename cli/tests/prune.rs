@@ -114,6 +114,15 @@ fn distill_runs_rounds_and_records_them() {
     // Two short epochs at T = 4 learn slowly (about 75 % after round 1); a broken teacher
     // path or round hand-over would sit near chance (10 %).
     assert!(eval_matches_provenance(&out) > 0.6);
+    // Deterministic: the same command with the same seed writes the same bytes. The file name
+    // is the student's default name, so the second run names it explicitly.
+    let again = tmp("student-again.mdm");
+    ok_json(&[
+        "distill", "--teacher", "models/mnist-mlp.mdm", "--arch", "mlp:16", "--epochs", "2", "--rounds", "2",
+        "--quiet", "--name", "student", "--out", &again, "--json",
+    ]);
+    let bytes = |f: &str| std::fs::read(f).expect("student file");
+    assert!(bytes(&out) == bytes(&again), "two runs of the same distill command wrote different files");
 }
 
 #[test]
