@@ -337,6 +337,7 @@ impl KernelSet {
         assert!(apanel.len() >= panel_words(b.layout, mr, words), "qgemm_gather: A panel scratch too short");
         let panel_bytes = b.panel_bytes();
         let (rs, ws) = panel_strides(b.layout, mr, words);
+        let runs = dot7_runs(b.layout, offs);
         let mut rows = [x.as_ptr(); QMAX_MR];
         for row0 in (0..m).step_by(mr) {
             let nrows = mr.min(m - row0);
@@ -346,7 +347,7 @@ impl KernelSet {
                 *p = unsafe { x.as_ptr().add(base[(row0 + r).min(m - 1)] as usize) };
             }
             if qgather.is_none() {
-                gather_a(b.layout, &rows[..mr], offs, apanel);
+                gather_a(b.layout, &rows[..mr], offs, &runs, apanel);
             }
             for pi in 0..n.div_ceil(QNR) {
                 let cols = QNR.min(n - pi * QNR);
@@ -423,6 +424,7 @@ impl KernelSet {
             return;
         }
         // Any set, any group: one group at a time, in pieces of at most MR rows.
+        let runs = dot7_runs(b.layout, offs);
         assert!(apanel.len() >= panel_words(b.layout, mr, words), "qgemm_gather_max: A panel scratch too short");
         let (rs, ws) = panel_strides(b.layout, mr, words);
         let mut tile = [0i32; QMAX_MR * QNR];
@@ -434,7 +436,7 @@ impl KernelSet {
                     *ptr = unsafe { x.as_ptr().add(base[p * group + r0 + r.min(nrows - 1)] as usize) };
                 }
                 if qgather.is_none() {
-                    gather_a(b.layout, &rows[..mr], offs, apanel);
+                    gather_a(b.layout, &rows[..mr], offs, &runs, apanel);
                 }
                 for pi in 0..panels {
                     let cols = QNR.min(n - pi * QNR);
@@ -501,12 +503,29 @@ fn dot7_row(sum: u32) -> i32 {
 }
 
 /// The A panel of [`KernelSet::qgemm_gather`] for kernels without a gathering form: word `(g,
-/// r)` of the set's layout from the 4 bytes at `rows[r] + offs[g]`.
-fn gather_a(layout: QLayout, rows: &[*const u8], offs: &[u32], out: &mut [i32]) {
+/// r)` of the set's layout from the 4 bytes at `rows[r] + offs[g]`. `runs`: for Dot7, the
+/// words as runs of consecutive offsets ([`dot7_runs`]), copied a run at a time.
+fn gather_a(layout: QLayout, rows: &[*const u8], offs: &[u32], runs: &[(u32, u32)], out: &mut [i32]) {
     let mr = rows.len();
     let words = offs.len();
+    if layout == QLayout::Dot7 {
+        for (r, &p) in rows.iter().enumerate() {
+            let dst = &mut out[r * (words + 1)..(r + 1) * (words + 1)];
+            let (mut g, mut sum) = (0usize, 0u32);
+            for &(o, len) in runs {
+                let len = len as usize;
+                assert!(g + len <= words, "gather_a: runs longer than the words");
+                // SAFETY: the run's words are offs[g..g + len] (dot7_runs), each of whose 4
+                // bytes the caller checked against its slice; dst holds them (asserted).
+                sum = sum.wrapping_add(unsafe { dot7_run(p.add(o as usize), len, dst[g..].as_mut_ptr()) });
+                g += len;
+            }
+            assert_eq!(g, words, "gather_a: runs do not cover the words");
+            dst[words] = dot7_row(sum);
+        }
+        return;
+    }
     for (r, &p) in rows.iter().enumerate() {
-        let mut sum = 0u32;
         for (g, &o) in offs.iter().enumerate() {
             // SAFETY: the caller checked every rows[r] + offs[g] + 4 against its slice.
             let q = unsafe { p.add(o as usize).cast::<[u8; 4]>().read_unaligned() };
@@ -517,15 +536,48 @@ fn gather_a(layout: QLayout, rows: &[*const u8], offs: &[u32], out: &mut [i32]) 
                     out[at] = i32::from(q[0]) | i32::from(q[1]) << 16;
                     out[at + 1] = i32::from(q[2]) | i32::from(q[3]) << 16;
                 }
-                QLayout::Dot7 => {
-                    out[r * (words + 1) + g] = dot7_word(u32::from_le_bytes(q));
-                    sum += q.iter().map(|&v| u32::from(v)).sum::<u32>();
-                }
+                QLayout::Dot7 => unreachable!("handled above"),
             }
         }
-        if layout == QLayout::Dot7 {
-            out[r * (words + 1) + words] = dot7_row(sum);
+    }
+}
+
+/// The gathered words as runs `(offset of the first, words)` of consecutive offsets (each 4
+/// bytes after the one before): a conv's window row is one run of `run4 / 4` words in HWC
+/// (`runtime/src/exec/qconv.rs`). Only for the Dot7 layout (empty otherwise: no allocation).
+fn dot7_runs(layout: QLayout, offs: &[u32]) -> Vec<(u32, u32)> {
+    let mut runs: Vec<(u32, u32)> = Vec::new();
+    if layout != QLayout::Dot7 {
+        return runs;
+    }
+    for &o in offs {
+        match runs.last_mut() {
+            Some((first, len)) if u64::from(*first) + 4 * u64::from(*len) == u64::from(o) => *len += 1,
+            _ => runs.push((o, 1)),
         }
+    }
+    runs
+}
+
+/// Dot7 words of `words` 4-byte words at `src` into `dst`, returning the sum of their bytes:
+/// the simd128 kernel where the Dot7 layout exists (the relaxed build), else the same in
+/// scalar code.
+/// Safety: `src` readable for `4 · words` bytes, `dst` writable for `words` i32.
+#[inline(always)]
+unsafe fn dot7_run(src: *const u8, words: usize, dst: *mut i32) -> u32 {
+    #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+    {
+        crate::wasm::wasm_qpack_i7::wasm_qpack_i7_run(src, words, dst)
+    }
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "relaxed-simd")))]
+    {
+        let mut sum = 0u32;
+        for g in 0..words {
+            let q = src.add(4 * g).cast::<[u8; 4]>().read_unaligned();
+            dst.add(g).write_unaligned(dot7_word(u32::from_le_bytes(q)));
+            sum += q.iter().map(|&v| u32::from(v)).sum::<u32>();
+        }
+        sum
     }
 }
 
@@ -565,10 +617,11 @@ fn pack_a_words(layout: QLayout, a: &[u8], lda: usize, k: usize, kp: usize, rows
                 // One contiguous run per row (row-major panel), which LLVM vectorizes, then
                 // the row's constant.
                 let dst = &mut out[r * (quads + 1)..(r + 1) * (quads + 1)];
-                for (d, q) in dst.iter_mut().zip(row.chunks_exact(4)) {
-                    *d = dot7_word(u32::from_le_bytes([q[0], q[1], q[2], q[3]]));
-                }
-                dst[quads] = dot7_row(row[..k].iter().map(|&v| u32::from(v)).sum());
+                // SAFETY: `row` holds kp = 4·quads bytes, `dst` quads + 1 i32.
+                let sum = unsafe { dot7_run(row.as_ptr(), quads, dst.as_mut_ptr()) };
+                // The row constant sums the first k bytes only (the rest meet B's zero rows).
+                let past_k: u32 = row[k..].iter().map(|&v| u32::from(v)).sum();
+                dst[quads] = dot7_row(sum.wrapping_sub(past_k));
             }
         }
     }
