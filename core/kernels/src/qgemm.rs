@@ -337,6 +337,11 @@ impl KernelSet {
         assert!(apanel.len() >= panel_words(b.layout, mr, words), "qgemm_gather: A panel scratch too short");
         let panel_bytes = b.panel_bytes();
         let (rs, ws) = panel_strides(b.layout, mr, words);
+        #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+        if b.layout == QLayout::Dot7 {
+            gather_dot7(x, base, offs, b, c, ldc);
+            return;
+        }
         let runs = dot7_runs(b.layout, offs);
         let mut rows = [x.as_ptr(); QMAX_MR];
         for row0 in (0..m).step_by(mr) {
@@ -467,6 +472,56 @@ impl KernelSet {
     }
 }
 
+
+/// [`KernelSet::qgemm_gather`] on the 7-bit gathering tile (`wasm_relaxed_qmmm_gather_i7_4x16`),
+/// which reads A where it lies: no A panel. The input is flipped to `a ^ 0x80` once (the tile's
+/// i8 operand; per gathered word it would be done `words · m / len` times over, about 30× for
+/// the CNN's first conv), and the row constants `−64 · Σ a` come from prefix sums of the
+/// input, two reads per run of consecutive words ([`dot7_runs`]). Profiled before this, the
+/// per-word gather took 22 % of the int7 CNN in wasm (QUANT.md, "Speed"). The caller checked
+/// the shapes and that every word lies inside `x`.
+#[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+fn gather_dot7(x: &[u8], base: &[u32], offs: &[u32], b: &PackedQB, c: &mut [i32], ldc: usize) {
+    use crate::wasm::wasm_relaxed_qmmm_i7::{wasm_relaxed_qmmm_gather_i7_4x16 as tile, MR};
+    let (n, m, words) = (b.n, base.len(), b.words());
+    let flipped: Vec<u8> = x.iter().map(|&v| v ^ 0x80).collect();
+    // pre[i] = Σ x[..i] (wrapping: only differences are used, and they are exact).
+    let mut pre = Vec::with_capacity(x.len() + 1);
+    let mut acc = 0u32;
+    pre.push(0);
+    for &v in x {
+        acc = acc.wrapping_add(u32::from(v));
+        pre.push(acc);
+    }
+    let runs = dot7_runs(QLayout::Dot7, offs);
+    let panel_bytes = b.panel_bytes();
+    let mut rows = [flipped.as_ptr(); MR];
+    let mut rowc = [0i32; MR];
+    for row0 in (0..m).step_by(MR) {
+        let nrows = MR.min(m - row0);
+        for r in 0..MR {
+            // Rows past the last one repeat it: computed by the tile, never stored.
+            let at = base[(row0 + r).min(m - 1)] as usize;
+            let sum = runs.iter().fold(0u32, |s, &(o, len)| {
+                let o = at + o as usize;
+                // Every word lies inside x (checked by the caller), so o + 4·len <= x.len().
+                s.wrapping_add(pre[o + 4 * len as usize].wrapping_sub(pre[o]))
+            });
+            rowc[r] = dot7_row(sum);
+            // SAFETY: at + offs[g] + 4 <= x.len() = flipped.len() for every g (checked by the caller).
+            rows[r] = unsafe { flipped.as_ptr().add(at) };
+        }
+        for pi in 0..n.div_ceil(QNR) {
+            let cols = QNR.min(n - pi * QNR);
+            let bp = &b.data[pi * panel_bytes..(pi + 1) * panel_bytes];
+            let c0 = row0 * ldc + pi * QNR;
+            // SAFETY: every gathered word is inside `flipped` (as above); the panel holds
+            // panel_bytes (64 of column constants, words × 64 of weights); C rows..cols at ldc
+            // lie inside `c` (the caller checked: row0 + nrows <= m, col < n).
+            unsafe { tile(words, rows.as_ptr(), offs.as_ptr(), rowc.as_ptr(), bp.as_ptr(), c[c0..].as_mut_ptr(), ldc, nrows, cols) };
+        }
+    }
+}
 
 /// `(rs, ws)` of a packed A panel for [`QmmmFn`]: word `(g, r)` at `g·ws + r·rs` (Dot7: row
 /// r's constant at `words·ws + r·rs`, after its words). Pair and Dot7 panels are row-major, so
