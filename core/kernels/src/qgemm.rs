@@ -484,15 +484,18 @@ impl KernelSet {
 fn gather_dot7(x: &[u8], base: &[u32], offs: &[u32], b: &PackedQB, c: &mut [i32], ldc: usize) {
     use crate::wasm::wasm_relaxed_qmmm_i7::{wasm_relaxed_qmmm_gather_i7_4x16 as tile, MR};
     let (n, m, words) = (b.n, base.len(), b.words());
+    // Only the bytes the words reach: `x` may be a whole slot, far longer than one sample.
+    let lo = base.iter().fold(u32::MAX, |a, &v| a.min(v)) as usize;
+    let hi = base.iter().fold(0u32, |a, &v| a.max(v)) as usize + offs.iter().fold(0u32, |a, &v| a.max(v)) as usize + 4;
+    let x = &x[lo..hi];
     let flipped: Vec<u8> = x.iter().map(|&v| v ^ 0x80).collect();
     // pre[i] = Σ x[..i] (wrapping: only differences are used, and they are exact).
-    let mut pre = Vec::with_capacity(x.len() + 1);
-    let mut acc = 0u32;
-    pre.push(0);
-    for &v in x {
-        acc = acc.wrapping_add(u32::from(v));
-        pre.push(acc);
-    }
+    let pre: Vec<u32> = std::iter::once(0)
+        .chain(x.iter().scan(0u32, |acc, &v| {
+            *acc = acc.wrapping_add(u32::from(v));
+            Some(*acc)
+        }))
+        .collect();
     let runs = dot7_runs(QLayout::Dot7, offs);
     let panel_bytes = b.panel_bytes();
     let mut rows = [flipped.as_ptr(); MR];
@@ -501,7 +504,7 @@ fn gather_dot7(x: &[u8], base: &[u32], offs: &[u32], b: &PackedQB, c: &mut [i32]
         let nrows = MR.min(m - row0);
         for r in 0..MR {
             // Rows past the last one repeat it: computed by the tile, never stored.
-            let at = base[(row0 + r).min(m - 1)] as usize;
+            let at = base[(row0 + r).min(m - 1)] as usize - lo;
             let sum = runs.iter().fold(0u32, |s, &(o, len)| {
                 let o = at + o as usize;
                 // Every word lies inside x (checked by the caller), so o + 4·len <= x.len().
