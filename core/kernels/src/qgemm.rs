@@ -490,12 +490,12 @@ fn gather_dot7(x: &[u8], base: &[u32], offs: &[u32], b: &PackedQB, c: &mut [i32]
     let x = &x[lo..hi];
     let flipped: Vec<u8> = x.iter().map(|&v| v ^ 0x80).collect();
     // pre[i] = Σ x[..i] (wrapping: only differences are used, and they are exact).
-    let pre: Vec<u32> = std::iter::once(0)
-        .chain(x.iter().scan(0u32, |acc, &v| {
-            *acc = acc.wrapping_add(u32::from(v));
-            Some(*acc)
-        }))
-        .collect();
+    let mut pre = Vec::with_capacity(x.len() + 1);
+    pre.push(0u32);
+    pre.extend(x.iter().scan(0u32, |acc, &v| {
+        *acc = acc.wrapping_add(u32::from(v));
+        Some(*acc)
+    }));
     let runs = dot7_runs(QLayout::Dot7, offs);
     let panel_bytes = b.panel_bytes();
     let mut rows = [flipped.as_ptr(); MR];
