@@ -459,3 +459,57 @@ fn seven_bit_gathered_runs_match_the_scalar_reference() {
         }
     }
 }
+
+/// `qgemm_quantize_dot7` (the 7-bit tile's A panel written straight from floats, row constants
+/// summed on the way, finiteness reported) against the scalar reference on `QParams::quantize`'s
+/// codes: k around 4 and 16 and the MLP's 784, m around the tile's MR, a stride past k, values
+/// at the clamps, ties and ±0, and a NaN / ±∞ (mapped as the quantizer maps them, and
+/// reported) at the first, a middle and the last position. Only sets with the 7-bit tile pack
+/// Dot7 (the relaxed wasm build); on the others the test asserts that none does.
+#[test]
+fn seven_bit_rows_quantized_into_the_panel_match_the_reference() {
+    use mdeploy_core::kernels::quant::QParams;
+    use mdeploy_core::kernels::QLayout;
+    let mut rng = Rng::new(23);
+    let p = QParams { scale: 0.0125, zero_point: 7 };
+    let mut tested = 0;
+    for ks in KernelSet::available() {
+        let has7 = ks.qmmm_name().contains("_i7_");
+        for &k in &[1usize, 3, 4, 5, 16, 17, 63, 784] {
+            for &(m, n) in &[(1usize, 10usize), (3, 16), (4, 17), (5, 33), (13, 10)] {
+                let w: Vec<i8> = (0..k * n).map(|_| (rng.below(128) as i32 - 64) as i8).collect();
+                let b = ks.qpack_b(k, n, &w);
+                if b.layout() != QLayout::Dot7 {
+                    assert!(!has7, "{}: a 7-bit set did not pack Dot7", ks.qmmm_name());
+                    continue;
+                }
+                tested += 1;
+                let ldx = k + rng.below(3);
+                let specials = [0.0f32, -0.0, 0.00625, -0.00625, 0.01875, 3.1875, 100.0, -100.0, 1e30];
+                let mut x: Vec<f32> = (0..m * ldx).map(|i| if i % 7 == 0 { specials[rng.below(specials.len())] } else { (rng.below(4000) as f32 - 500.0) * 0.001 }).collect();
+                for bad in [None, Some(f32::NAN), Some(f32::INFINITY), Some(f32::NEG_INFINITY)] {
+                    for at in [0, (m / 2) * ldx + k / 2, (m - 1) * ldx + k - 1] {
+                        let keep = x[at];
+                        if let Some(v) = bad {
+                            x[at] = v;
+                        }
+                        let a: Vec<u8> = x.iter().map(|&v| p.quantize(v)).collect();
+                        let sums = reference(m, k, n, &a, ldx, &w);
+                        let ldc = n + 2;
+                        let mut c = vec![i32::MIN; m * ldc];
+                        let mut apanel = vec![i32::MIN; QMAX_MR * b.k_padded()];
+                        let finite = ks.qgemm_quantize_dot7(p, m, &x, ldx, &b, &mut c, ldc, &mut apanel);
+                        assert_eq!(finite, bad.is_none(), "{} k {k} m {m}: finiteness at {at}", ks.qmmm_name());
+                        for i in 0..m {
+                            assert_eq!(&c[i * ldc..i * ldc + n], &sums[i * n..(i + 1) * n], "{} k {k} m {m} n {n} row {i} bad {bad:?} at {at}", ks.qmmm_name());
+                            assert!(c[i * ldc + n..(i + 1) * ldc].iter().all(|&v| v == i32::MIN), "{}: wrote past n", ks.qmmm_name());
+                        }
+                        x[at] = keep;
+                    }
+                }
+            }
+        }
+    }
+    eprintln!("qgemm_quantize_dot7: {tested} cases");
+    assert_eq!(tested > 0, cfg!(all(target_arch = "wasm32", target_feature = "relaxed-simd")));
+}

@@ -472,6 +472,94 @@ impl KernelSet {
     }
 }
 
+impl KernelSet {
+    /// [`KernelSet::qgemm`] of `p.quantize(x)` for weights packed in the Dot7 layout: each row
+    /// of `m` floats (`k` of them at stride `ldx`) is quantized straight into the tile's packed
+    /// A panel (`a − 128` per byte, then the row constant `−64 · Σ a`, summed in the same
+    /// pass), so the float batch is read once instead of quantized into bytes and then packed
+    /// (11–14 % and 6–8 % of the int7 MLP in wasm, wasm/DESIGN.md "Outside the GEMM"). The
+    /// same read tells whether every value is finite: returns `false` when one is NaN or ±∞
+    /// (all of `c` is computed either way, with the bytes `quantize` gives them: NaN the zero
+    /// point, ±∞ clamped). Same bytes as `quantize` then `qgemm` (`QParams::quantize`). `apanel` as for `qgemm`. Panics when `b` is not Dot7 (sets without
+    /// the 7-bit tile never pack it) or the slices are short.
+    #[allow(clippy::too_many_arguments)]
+    pub fn qgemm_quantize_dot7(&self, p: QParams, m: usize, x: &[f32], ldx: usize, b: &PackedQB, c: &mut [i32], ldc: usize, apanel: &mut [i32]) -> bool {
+        assert_eq!(b.layout, QLayout::Dot7, "qgemm_quantize_dot7: weights not in the Dot7 layout");
+        let (k, n) = (b.k, b.n);
+        let (qmmm, mr) = self.qtile(b.layout, "qgemm_quantize_dot7");
+        if m == 0 {
+            return true;
+        }
+        assert!(ldx >= k && x.len() >= (m - 1) * ldx + k, "qgemm_quantize_dot7: x too short");
+        assert!(n == 0 || (ldc >= n && c.len() >= (m - 1) * ldc + n), "qgemm_quantize_dot7: C too short");
+        let words = b.words();
+        assert!(apanel.len() >= panel_words(b.layout, mr, words), "qgemm_quantize_dot7: A panel scratch too short");
+        let panel_bytes = b.panel_bytes();
+        let (rs, ws) = panel_strides(b.layout, mr, words);
+        let mut bad = false;
+        for row0 in (0..m).step_by(mr) {
+            let rows = mr.min(m - row0);
+            for r in 0..rows {
+                let dst = &mut apanel[r * (words + 1)..(r + 1) * (words + 1)];
+                let src = &x[(row0 + r) * ldx..(row0 + r) * ldx + k];
+                let (sum, finite) = quantize_dot7_row(p, src, word_bytes(&mut dst[..words]));
+                dst[words] = dot7_row(sum);
+                bad |= !finite;
+            }
+            // Rows past `rows` keep whatever the scratch held: computed by the tile, never stored.
+            for pi in 0..n.div_ceil(QNR) {
+                let cols = QNR.min(n - pi * QNR);
+                let bp = &b.data[pi * panel_bytes..(pi + 1) * panel_bytes];
+                let c0 = row0 * ldc + pi * QNR;
+                // SAFETY: A words (g < words, r < mr) and the row constants lie in the panel
+                // (`panel_words`: checked above); the B panel holds panel_bytes; C rows..cols at
+                // ldc lie inside `c` (checked above: row0 + rows <= m, col < n).
+                unsafe { qmmm(words, apanel.as_ptr(), rs, ws, bp.as_ptr(), c[c0..].as_mut_ptr(), ldc, rows, cols) };
+            }
+        }
+        !bad
+    }
+}
+
+/// The bytes of a run of A words (little-endian, as the tile reads them).
+fn word_bytes(w: &mut [i32]) -> &mut [u8] {
+    // SAFETY: i32 has no invalid bit patterns and alignment 4 >= 1; the byte slice covers
+    // exactly the words' memory and borrows it mutably for as long as `w`.
+    unsafe { std::slice::from_raw_parts_mut(w.as_mut_ptr().cast::<u8>(), w.len() * 4) }
+}
+
+/// One row of floats quantized into Dot7 bytes (`q ^ 0x80`) in `out` (4·words bytes, k used;
+/// the bytes past k are set to 0x80, i.e. a = 0: they meet B's zero rows and add nothing).
+/// Returns `(Σ q, every value finite)`. Plain loops over 16 values, which LLVM vectorizes;
+/// `QParams::quantize` is the one quantizer, so the codes are those of `KernelSet::quantize`.
+#[inline(always)]
+fn quantize_dot7_row(p: QParams, x: &[f32], out: &mut [u8]) -> (u32, bool) {
+    let k = x.len();
+    let (mut sum, mut inf) = (0u32, 0u32);
+    let mut blocks = x.chunks_exact(16);
+    let mut dsts = out[..k - k % 16].chunks_exact_mut(16);
+    for (xs, ds) in (&mut blocks).zip(&mut dsts) {
+        let (mut s, mut e) = (0u32, 0u32);
+        for (d, &v) in ds.iter_mut().zip(xs) {
+            let q = p.quantize(v);
+            s += u32::from(q);
+            // Exponent all ones: ±∞ or NaN.
+            e |= u32::from(v.to_bits() & 0x7f80_0000 == 0x7f80_0000);
+            *d = q ^ 0x80;
+        }
+        sum = sum.wrapping_add(s);
+        inf |= e;
+    }
+    for (d, &v) in out[k - k % 16..k].iter_mut().zip(blocks.remainder()) {
+        let q = p.quantize(v);
+        sum = sum.wrapping_add(u32::from(q));
+        inf |= u32::from(v.to_bits() & 0x7f80_0000 == 0x7f80_0000);
+        *d = q ^ 0x80;
+    }
+    out[k..].fill(0x80);
+    (sum, inf == 0)
+}
+
 
 /// [`KernelSet::qgemm_gather`] on the 7-bit gathering tile (`wasm_relaxed_qmmm_gather_i7_4x16`),
 /// which reads A where it lies: no A panel. The input is flipped to `a ^ 0x80` once (the tile's
