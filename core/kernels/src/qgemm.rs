@@ -530,10 +530,19 @@ fn word_bytes(w: &mut [i32]) -> &mut [u8] {
 
 /// One row of floats quantized into Dot7 bytes (`q ^ 0x80`) in `out` (4·words bytes, k used;
 /// the bytes past k are set to 0x80, i.e. a = 0: they meet B's zero rows and add nothing).
-/// Returns `(Σ q, every value finite)`. Plain loops over 16 values, which LLVM vectorizes;
-/// `QParams::quantize` is the one quantizer, so the codes are those of `KernelSet::quantize`.
+/// Returns `(Σ q, every value finite)`. The simd128 kernel where the Dot7 layout exists (the
+/// relaxed build: LLVM did not vectorize the loop below for wasm32), else plain loops on
+/// `QParams::quantize`, the one quantizer, so the codes are those of `KernelSet::quantize`.
 #[inline(always)]
 fn quantize_dot7_row(p: QParams, x: &[f32], out: &mut [u8]) -> (u32, bool) {
+    #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+    return crate::wasm::wasm_quantize_dot7_f32::wasm_quantize_dot7_f32(p, x, out);
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "relaxed-simd")))]
+    quantize_dot7_row_scalar(p, x, out)
+}
+
+#[cfg(not(all(target_arch = "wasm32", target_feature = "relaxed-simd")))]
+fn quantize_dot7_row_scalar(p: QParams, x: &[f32], out: &mut [u8]) -> (u32, bool) {
     let k = x.len();
     let (mut sum, mut inf) = (0u32, 0u32);
     let mut blocks = x.chunks_exact(16);
