@@ -536,9 +536,13 @@ fn word_bytes(w: &mut [i32]) -> &mut [u8] {
 #[inline(always)]
 fn quantize_dot7_row(p: QParams, x: &[f32], out: &mut [u8]) -> (u32, bool) {
     #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
-    return crate::wasm::wasm_quantize_dot7_f32::wasm_quantize_dot7_f32(p, x, out);
+    {
+        crate::wasm::wasm_quantize_dot7_f32::wasm_quantize_dot7_f32(p, x, out)
+    }
     #[cfg(not(all(target_arch = "wasm32", target_feature = "relaxed-simd")))]
-    quantize_dot7_row_scalar(p, x, out)
+    {
+        quantize_dot7_row_scalar(p, x, out)
+    }
 }
 
 #[cfg(not(all(target_arch = "wasm32", target_feature = "relaxed-simd")))]

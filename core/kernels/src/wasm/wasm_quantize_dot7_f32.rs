@@ -12,10 +12,7 @@
 use core::arch::wasm32::*;
 
 /// Writes the Dot7 bytes of `x` to `out[..x.len()]` and 0x80 (a code of 0) to the rest of
-/// `out`; returns `(Σ codes, every value finite)`.
-///
-/// # Safety
-/// None beyond the slices': `out.len() >= x.len()` is asserted.
+/// `out`; returns `(Σ codes, every value finite)`. Panics when `out` is shorter than `x`.
 #[inline(always)]
 pub(crate) fn wasm_quantize_dot7_f32(p: crate::quant::QParams, x: &[f32], out: &mut [u8]) -> (u32, bool) {
     let k = x.len();
