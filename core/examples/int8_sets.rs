@@ -8,7 +8,9 @@
 //! rounds, batch 1024; `INT8_SETS_MODEL=mlp|cnn` for one model, `INT8_SETS_KERNEL=<prefix>` for
 //! the int8 sets whose integer kernel name starts so; `INT8_SETS_BITS=4,2` adds the f32 model
 //! quantized here with 4- and 2-bit weights (as `mdeploy quantize --bits`: minmax, 500
-//! training digits) on the first int8 set, to show what packed weights cost at run time).
+//! training digits) on the first int8 set, to show what packed weights cost at run time;
+//! `INT8_SETS_ONLY=<prefix>` keeps only the runs whose label starts so, e.g. `int7` to profile
+//! one model alone, its "x f32" column then relative to the first run kept).
 //! Natively on Linux it also prints the thread's mean CPU time per image over all rounds.
 
 use mdeploy_core::kernels::KernelSet;
@@ -67,6 +69,9 @@ fn main() {
             for (bits, m) in &nbit {
                 let ks = sets[0];
                 runs.push((format!("int{bits} {}", ks.qmmm_name()), Plan::with_kernels(m, batch, ks).expect("plan")));
+            }
+            if let Ok(prefix) = std::env::var("INT8_SETS_ONLY") {
+                runs.retain(|(label, _)| label.starts_with(&prefix));
             }
             let mut out = vec![0.0f32; batch * 10];
             let mut best = vec![f64::INFINITY; runs.len()];

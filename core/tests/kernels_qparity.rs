@@ -405,3 +405,111 @@ fn seven_bit_weights_match_the_scalar_reference() {
         }
     }
 }
+
+/// The 7-bit gather copies runs of consecutive word offsets (a conv's window rows,
+/// `wasm_qpack_i7`: 16 bytes per step, then 2 words, then 1): runs of every length from 1 to
+/// 9 and 20 words, overlapping, adjacent (two runs that merge), a run ending on x's last byte,
+/// and the conv shapes of the CNN (runs of 2 words at a 28-byte stride; of 20 at 192), against
+/// the scalar reference on every set, plain and pooled.
+#[test]
+fn seven_bit_gathered_runs_match_the_scalar_reference() {
+    let mut rng = Rng::new(71);
+    let w7 = |rng: &mut Rng, extreme: bool| if extreme { [-64i8, 63][rng.below(2)] } else { (rng.below(128) as i32 - 64) as i8 };
+    let random_runs = |rng: &mut Rng| -> Vec<u32> {
+        let mut offs = Vec::new();
+        for len in [1u32, 2, 3, 4, 5, 6, 7, 8, 9, 20] {
+            let start = rng.below(100) as u32;
+            offs.extend((0..len).map(|i| start + 4 * i));
+        }
+        // Two runs back to back: one run of 3 + 5 words.
+        let start = rng.below(50) as u32;
+        offs.extend((0..8).map(|i| start + 4 * i));
+        offs
+    };
+    let conv1: Vec<u32> = (0..5u32).flat_map(|ky| (0..2).map(move |j| ky * 28 + 4 * j)).collect();
+    let conv2: Vec<u32> = (0..5u32).flat_map(|ky| (0..20).map(move |j| ky * 12 * 16 + 4 * j)).collect();
+    for (case, extreme) in [(0, false), (0, true), (1, false), (2, true), (2, false)] {
+        let offs = match case {
+            0 => random_runs(&mut rng),
+            1 => conv1.clone(),
+            _ => conv2.clone(),
+        };
+        let words = offs.len();
+        let omax = *offs.iter().max().expect("words > 0") as usize;
+        let xl = omax + 4 + 37 + rng.below(20);
+        let x: Vec<u8> = (0..xl).map(|_| if extreme { [0u8, 255][rng.below(2)] } else { rng.below(256) as u8 }).collect();
+        let (group, groups, n) = (4usize, 9usize, 17usize);
+        let m = group * groups;
+        let mut base: Vec<u32> = (0..m).map(|_| rng.below(xl - omax - 4 + 1) as u32).collect();
+        base[m / 2] = (xl - omax - 4) as u32;
+        let k = 4 * words;
+        let w: Vec<i8> = (0..k * n).map(|_| w7(&mut rng, extreme)).collect();
+        let rows: Vec<u8> = (0..m).flat_map(|i| offs.iter().flat_map(|&o| x[base[i] as usize + o as usize..][..4].to_vec()).collect::<Vec<u8>>()).collect();
+        let sums = reference(m, k, n, &rows, k, &w);
+        let pooled: Vec<i32> = (0..groups * n).map(|i| (0..group).map(|r| sums[((i / n) * group + r) * n + i % n]).max().expect("group > 0")).collect();
+        for ks in KernelSet::available() {
+            let b = ks.qpack_b(k, n, &w);
+            let mut apanel = vec![0i32; QMAX_MR * b.k_padded()];
+            let mut c = vec![i32::MIN; m * n];
+            ks.qgemm_gather(&x, &base, &offs, &b, &mut c, n, &mut apanel);
+            assert_eq!(c, sums, "{} 7-bit gathered runs, case {case}, extreme {extreme}", ks.qmmm_name());
+            let mut c = vec![i32::MIN; groups * n];
+            ks.qgemm_gather_max(&x, &base, group, &offs, &b, &mut c, n, &mut apanel);
+            assert_eq!(c, pooled, "{} 7-bit gathered runs pooled, case {case}, extreme {extreme}", ks.qmmm_name());
+        }
+    }
+}
+
+/// `qgemm_quantize_dot7` (the 7-bit tile's A panel written straight from floats, row constants
+/// summed on the way, finiteness reported) against the scalar reference on `QParams::quantize`'s
+/// codes: k around 4 and 16 and the MLP's 784, m around the tile's MR, a stride past k, values
+/// at the clamps, ties and ±0, and a NaN / ±∞ (mapped as the quantizer maps them, and
+/// reported) at the first, a middle and the last position. Only sets with the 7-bit tile pack
+/// Dot7 (the relaxed wasm build); on the others the test asserts that none does.
+#[test]
+fn seven_bit_rows_quantized_into_the_panel_match_the_reference() {
+    use mdeploy_core::kernels::quant::QParams;
+    use mdeploy_core::kernels::QLayout;
+    let mut rng = Rng::new(23);
+    let p = QParams { scale: 0.0125, zero_point: 7 };
+    let mut tested = 0;
+    for ks in KernelSet::available() {
+        let has7 = ks.qmmm_name().contains("_i7_");
+        for &k in &[1usize, 3, 4, 5, 16, 17, 63, 784] {
+            for &(m, n) in &[(1usize, 10usize), (3, 16), (4, 17), (5, 33), (13, 10)] {
+                let w: Vec<i8> = (0..k * n).map(|_| (rng.below(128) as i32 - 64) as i8).collect();
+                let b = ks.qpack_b(k, n, &w);
+                if b.layout() != QLayout::Dot7 {
+                    assert!(!has7, "{}: a 7-bit set did not pack Dot7", ks.qmmm_name());
+                    continue;
+                }
+                tested += 1;
+                let ldx = k + rng.below(3);
+                let specials = [0.0f32, -0.0, 0.00625, -0.00625, 0.01875, 3.1875, 100.0, -100.0, 1e30];
+                let mut x: Vec<f32> = (0..m * ldx).map(|i| if i % 7 == 0 { specials[rng.below(specials.len())] } else { (rng.below(4000) as f32 - 500.0) * 0.001 }).collect();
+                for bad in [None, Some(f32::NAN), Some(f32::INFINITY), Some(f32::NEG_INFINITY)] {
+                    for at in [0, (m / 2) * ldx + k / 2, (m - 1) * ldx + k - 1] {
+                        let keep = x[at];
+                        if let Some(v) = bad {
+                            x[at] = v;
+                        }
+                        let a: Vec<u8> = x.iter().map(|&v| p.quantize(v)).collect();
+                        let sums = reference(m, k, n, &a, ldx, &w);
+                        let ldc = n + 2;
+                        let mut c = vec![i32::MIN; m * ldc];
+                        let mut apanel = vec![i32::MIN; QMAX_MR * b.k_padded()];
+                        let finite = ks.qgemm_quantize_dot7(p, m, &x, ldx, &b, &mut c, ldc, &mut apanel);
+                        assert_eq!(finite, bad.is_none(), "{} k {k} m {m}: finiteness at {at}", ks.qmmm_name());
+                        for i in 0..m {
+                            assert_eq!(&c[i * ldc..i * ldc + n], &sums[i * n..(i + 1) * n], "{} k {k} m {m} n {n} row {i} bad {bad:?} at {at}", ks.qmmm_name());
+                            assert!(c[i * ldc + n..(i + 1) * ldc].iter().all(|&v| v == i32::MIN), "{}: wrote past n", ks.qmmm_name());
+                        }
+                        x[at] = keep;
+                    }
+                }
+            }
+        }
+    }
+    eprintln!("qgemm_quantize_dot7: {tested} cases");
+    assert_eq!(tested > 0, cfg!(all(target_arch = "wasm32", target_feature = "relaxed-simd")));
+}

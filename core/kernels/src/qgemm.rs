@@ -337,6 +337,12 @@ impl KernelSet {
         assert!(apanel.len() >= panel_words(b.layout, mr, words), "qgemm_gather: A panel scratch too short");
         let panel_bytes = b.panel_bytes();
         let (rs, ws) = panel_strides(b.layout, mr, words);
+        #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+        if b.layout == QLayout::Dot7 {
+            gather_dot7(x, base, offs, b, c, ldc);
+            return;
+        }
+        let runs = dot7_runs(b.layout, offs);
         let mut rows = [x.as_ptr(); QMAX_MR];
         for row0 in (0..m).step_by(mr) {
             let nrows = mr.min(m - row0);
@@ -346,7 +352,7 @@ impl KernelSet {
                 *p = unsafe { x.as_ptr().add(base[(row0 + r).min(m - 1)] as usize) };
             }
             if qgather.is_none() {
-                gather_a(b.layout, &rows[..mr], offs, apanel);
+                gather_a(b.layout, &rows[..mr], offs, &runs, apanel);
             }
             for pi in 0..n.div_ceil(QNR) {
                 let cols = QNR.min(n - pi * QNR);
@@ -423,6 +429,7 @@ impl KernelSet {
             return;
         }
         // Any set, any group: one group at a time, in pieces of at most MR rows.
+        let runs = dot7_runs(b.layout, offs);
         assert!(apanel.len() >= panel_words(b.layout, mr, words), "qgemm_gather_max: A panel scratch too short");
         let (rs, ws) = panel_strides(b.layout, mr, words);
         let mut tile = [0i32; QMAX_MR * QNR];
@@ -434,7 +441,7 @@ impl KernelSet {
                     *ptr = unsafe { x.as_ptr().add(base[p * group + r0 + r.min(nrows - 1)] as usize) };
                 }
                 if qgather.is_none() {
-                    gather_a(b.layout, &rows[..mr], offs, apanel);
+                    gather_a(b.layout, &rows[..mr], offs, &runs, apanel);
                 }
                 for pi in 0..panels {
                     let cols = QNR.min(n - pi * QNR);
@@ -465,6 +472,160 @@ impl KernelSet {
     }
 }
 
+impl KernelSet {
+    /// [`KernelSet::qgemm`] of `p.quantize(x)` for weights packed in the Dot7 layout: each row
+    /// of `m` floats (`k` of them at stride `ldx`) is quantized straight into the tile's packed
+    /// A panel (`a − 128` per byte, then the row constant `−64 · Σ a`, summed in the same
+    /// pass), so the float batch is read once instead of quantized into bytes and then packed
+    /// (11–14 % and 6–8 % of the int7 MLP in wasm, wasm/DESIGN.md "Outside the GEMM"). The
+    /// same read tells whether every value is finite: returns `false` when one is NaN or ±∞
+    /// (all of `c` is computed either way, with the bytes `quantize` gives them: NaN the zero
+    /// point, ±∞ clamped). Same bytes as `quantize` then `qgemm` (`QParams::quantize`). `apanel` as for `qgemm`. Panics when `b` is not Dot7 (sets without
+    /// the 7-bit tile never pack it) or the slices are short.
+    #[allow(clippy::too_many_arguments)]
+    pub fn qgemm_quantize_dot7(&self, p: QParams, m: usize, x: &[f32], ldx: usize, b: &PackedQB, c: &mut [i32], ldc: usize, apanel: &mut [i32]) -> bool {
+        assert_eq!(b.layout, QLayout::Dot7, "qgemm_quantize_dot7: weights not in the Dot7 layout");
+        let (k, n) = (b.k, b.n);
+        let (qmmm, mr) = self.qtile(b.layout, "qgemm_quantize_dot7");
+        if m == 0 {
+            return true;
+        }
+        assert!(ldx >= k && x.len() >= (m - 1) * ldx + k, "qgemm_quantize_dot7: x too short");
+        assert!(n == 0 || (ldc >= n && c.len() >= (m - 1) * ldc + n), "qgemm_quantize_dot7: C too short");
+        let words = b.words();
+        assert!(apanel.len() >= panel_words(b.layout, mr, words), "qgemm_quantize_dot7: A panel scratch too short");
+        let panel_bytes = b.panel_bytes();
+        let (rs, ws) = panel_strides(b.layout, mr, words);
+        let mut bad = false;
+        for row0 in (0..m).step_by(mr) {
+            let rows = mr.min(m - row0);
+            for r in 0..rows {
+                let dst = &mut apanel[r * (words + 1)..(r + 1) * (words + 1)];
+                let src = &x[(row0 + r) * ldx..(row0 + r) * ldx + k];
+                let (sum, finite) = quantize_dot7_row(p, src, word_bytes(&mut dst[..words]));
+                dst[words] = dot7_row(sum);
+                bad |= !finite;
+            }
+            // Rows past `rows` keep whatever the scratch held: computed by the tile, never stored.
+            for pi in 0..n.div_ceil(QNR) {
+                let cols = QNR.min(n - pi * QNR);
+                let bp = &b.data[pi * panel_bytes..(pi + 1) * panel_bytes];
+                let c0 = row0 * ldc + pi * QNR;
+                // SAFETY: A words (g < words, r < mr) and the row constants lie in the panel
+                // (`panel_words`: checked above); the B panel holds panel_bytes; C rows..cols at
+                // ldc lie inside `c` (checked above: row0 + rows <= m, col < n).
+                unsafe { qmmm(words, apanel.as_ptr(), rs, ws, bp.as_ptr(), c[c0..].as_mut_ptr(), ldc, rows, cols) };
+            }
+        }
+        !bad
+    }
+}
+
+/// The bytes of a run of A words (little-endian, as the tile reads them).
+fn word_bytes(w: &mut [i32]) -> &mut [u8] {
+    // SAFETY: i32 has no invalid bit patterns and alignment 4 >= 1; the byte slice covers
+    // exactly the words' memory and borrows it mutably for as long as `w`.
+    unsafe { std::slice::from_raw_parts_mut(w.as_mut_ptr().cast::<u8>(), w.len() * 4) }
+}
+
+/// One row of floats quantized into Dot7 bytes (`q ^ 0x80`) in `out` (4·words bytes, k used;
+/// the bytes past k are set to 0x80, i.e. a = 0: they meet B's zero rows and add nothing).
+/// Returns `(Σ q, every value finite)`. The simd128 kernel where the Dot7 layout exists (the
+/// relaxed build: LLVM did not vectorize the loop below for wasm32), else plain loops on
+/// `QParams::quantize`, the one quantizer, so the codes are those of `KernelSet::quantize`.
+#[inline(always)]
+fn quantize_dot7_row(p: QParams, x: &[f32], out: &mut [u8]) -> (u32, bool) {
+    #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+    {
+        crate::wasm::wasm_quantize_dot7_f32::wasm_quantize_dot7_f32(p, x, out)
+    }
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "relaxed-simd")))]
+    {
+        quantize_dot7_row_scalar(p, x, out)
+    }
+}
+
+#[cfg(not(all(target_arch = "wasm32", target_feature = "relaxed-simd")))]
+fn quantize_dot7_row_scalar(p: QParams, x: &[f32], out: &mut [u8]) -> (u32, bool) {
+    let k = x.len();
+    let (mut sum, mut inf) = (0u32, 0u32);
+    let mut blocks = x.chunks_exact(16);
+    let mut dsts = out[..k - k % 16].chunks_exact_mut(16);
+    for (xs, ds) in (&mut blocks).zip(&mut dsts) {
+        let (mut s, mut e) = (0u32, 0u32);
+        for (d, &v) in ds.iter_mut().zip(xs) {
+            let q = p.quantize(v);
+            s += u32::from(q);
+            // Exponent all ones: ±∞ or NaN.
+            e |= u32::from(v.to_bits() & 0x7f80_0000 == 0x7f80_0000);
+            *d = q ^ 0x80;
+        }
+        sum = sum.wrapping_add(s);
+        inf |= e;
+    }
+    for (d, &v) in out[k - k % 16..k].iter_mut().zip(blocks.remainder()) {
+        let q = p.quantize(v);
+        sum = sum.wrapping_add(u32::from(q));
+        inf |= u32::from(v.to_bits() & 0x7f80_0000 == 0x7f80_0000);
+        *d = q ^ 0x80;
+    }
+    out[k..].fill(0x80);
+    (sum, inf == 0)
+}
+
+
+/// [`KernelSet::qgemm_gather`] on the 7-bit gathering tile (`wasm_relaxed_qmmm_gather_i7_4x16`),
+/// which reads A where it lies: no A panel. The input is flipped to `a ^ 0x80` once (the tile's
+/// i8 operand; per gathered word it would be done `words · m / len` times over, about 30× for
+/// the CNN's first conv), and the row constants `−64 · Σ a` come from prefix sums of the
+/// input, two reads per run of consecutive words ([`dot7_runs`]). Profiled before this, the
+/// per-word gather took 22 % of the int7 CNN in wasm (QUANT.md, "Speed"). The caller checked
+/// the shapes and that every word lies inside `x`.
+#[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+fn gather_dot7(x: &[u8], base: &[u32], offs: &[u32], b: &PackedQB, c: &mut [i32], ldc: usize) {
+    use crate::wasm::wasm_relaxed_qmmm_i7::{wasm_relaxed_qmmm_gather_i7_4x16 as tile, MR};
+    let (n, m, words) = (b.n, base.len(), b.words());
+    // Only the bytes the words reach: `x` may be a whole slot, far longer than one sample.
+    let lo = base.iter().fold(u32::MAX, |a, &v| a.min(v)) as usize;
+    let hi = base.iter().fold(0u32, |a, &v| a.max(v)) as usize + offs.iter().fold(0u32, |a, &v| a.max(v)) as usize + 4;
+    let x = &x[lo..hi];
+    let flipped: Vec<u8> = x.iter().map(|&v| v ^ 0x80).collect();
+    // pre[i] = Σ x[..i] (wrapping: only differences are used, and they are exact).
+    let mut pre = Vec::with_capacity(x.len() + 1);
+    pre.push(0u32);
+    pre.extend(x.iter().scan(0u32, |acc, &v| {
+        *acc = acc.wrapping_add(u32::from(v));
+        Some(*acc)
+    }));
+    let runs = dot7_runs(QLayout::Dot7, offs);
+    let panel_bytes = b.panel_bytes();
+    let mut rows = [flipped.as_ptr(); MR];
+    let mut rowc = [0i32; MR];
+    for row0 in (0..m).step_by(MR) {
+        let nrows = MR.min(m - row0);
+        for r in 0..MR {
+            // Rows past the last one repeat it: computed by the tile, never stored.
+            let at = base[(row0 + r).min(m - 1)] as usize - lo;
+            let sum = runs.iter().fold(0u32, |s, &(o, len)| {
+                let o = at + o as usize;
+                // Every word lies inside x (checked by the caller), so o + 4·len <= x.len().
+                s.wrapping_add(pre[o + 4 * len as usize].wrapping_sub(pre[o]))
+            });
+            rowc[r] = dot7_row(sum);
+            // SAFETY: at + offs[g] + 4 <= x.len() = flipped.len() for every g (checked by the caller).
+            rows[r] = unsafe { flipped.as_ptr().add(at) };
+        }
+        for pi in 0..n.div_ceil(QNR) {
+            let cols = QNR.min(n - pi * QNR);
+            let bp = &b.data[pi * panel_bytes..(pi + 1) * panel_bytes];
+            let c0 = row0 * ldc + pi * QNR;
+            // SAFETY: every gathered word is inside `flipped` (as above); the panel holds
+            // panel_bytes (64 of column constants, words × 64 of weights); C rows..cols at ldc
+            // lie inside `c` (the caller checked: row0 + nrows <= m, col < n).
+            unsafe { tile(words, rows.as_ptr(), offs.as_ptr(), rowc.as_ptr(), bp.as_ptr(), c[c0..].as_mut_ptr(), ldc, nrows, cols) };
+        }
+    }
+}
 
 /// `(rs, ws)` of a packed A panel for [`QmmmFn`]: word `(g, r)` at `g·ws + r·rs` (Dot7: row
 /// r's constant at `words·ws + r·rs`, after its words). Pair and Dot7 panels are row-major, so
@@ -501,12 +662,29 @@ fn dot7_row(sum: u32) -> i32 {
 }
 
 /// The A panel of [`KernelSet::qgemm_gather`] for kernels without a gathering form: word `(g,
-/// r)` of the set's layout from the 4 bytes at `rows[r] + offs[g]`.
-fn gather_a(layout: QLayout, rows: &[*const u8], offs: &[u32], out: &mut [i32]) {
+/// r)` of the set's layout from the 4 bytes at `rows[r] + offs[g]`. `runs`: for Dot7, the
+/// words as runs of consecutive offsets ([`dot7_runs`]), copied a run at a time.
+fn gather_a(layout: QLayout, rows: &[*const u8], offs: &[u32], runs: &[(u32, u32)], out: &mut [i32]) {
     let mr = rows.len();
     let words = offs.len();
+    if layout == QLayout::Dot7 {
+        for (r, &p) in rows.iter().enumerate() {
+            let dst = &mut out[r * (words + 1)..(r + 1) * (words + 1)];
+            let (mut g, mut sum) = (0usize, 0u32);
+            for &(o, len) in runs {
+                let len = len as usize;
+                assert!(g + len <= words, "gather_a: runs longer than the words");
+                // SAFETY: the run's words are offs[g..g + len] (dot7_runs), each of whose 4
+                // bytes the caller checked against its slice; dst holds them (asserted).
+                sum = sum.wrapping_add(unsafe { dot7_run(p.add(o as usize), len, dst[g..].as_mut_ptr()) });
+                g += len;
+            }
+            assert_eq!(g, words, "gather_a: runs do not cover the words");
+            dst[words] = dot7_row(sum);
+        }
+        return;
+    }
     for (r, &p) in rows.iter().enumerate() {
-        let mut sum = 0u32;
         for (g, &o) in offs.iter().enumerate() {
             // SAFETY: the caller checked every rows[r] + offs[g] + 4 against its slice.
             let q = unsafe { p.add(o as usize).cast::<[u8; 4]>().read_unaligned() };
@@ -517,15 +695,48 @@ fn gather_a(layout: QLayout, rows: &[*const u8], offs: &[u32], out: &mut [i32]) 
                     out[at] = i32::from(q[0]) | i32::from(q[1]) << 16;
                     out[at + 1] = i32::from(q[2]) | i32::from(q[3]) << 16;
                 }
-                QLayout::Dot7 => {
-                    out[r * (words + 1) + g] = dot7_word(u32::from_le_bytes(q));
-                    sum += q.iter().map(|&v| u32::from(v)).sum::<u32>();
-                }
+                QLayout::Dot7 => unreachable!("handled above"),
             }
         }
-        if layout == QLayout::Dot7 {
-            out[r * (words + 1) + words] = dot7_row(sum);
+    }
+}
+
+/// The gathered words as runs `(offset of the first, words)` of consecutive offsets (each 4
+/// bytes after the one before): a conv's window row is one run of `run4 / 4` words in HWC
+/// (`runtime/src/exec/qconv.rs`). Only for the Dot7 layout (empty otherwise: no allocation).
+fn dot7_runs(layout: QLayout, offs: &[u32]) -> Vec<(u32, u32)> {
+    let mut runs: Vec<(u32, u32)> = Vec::new();
+    if layout != QLayout::Dot7 {
+        return runs;
+    }
+    for &o in offs {
+        match runs.last_mut() {
+            Some((first, len)) if u64::from(*first) + 4 * u64::from(*len) == u64::from(o) => *len += 1,
+            _ => runs.push((o, 1)),
         }
+    }
+    runs
+}
+
+/// Dot7 words of `words` 4-byte words at `src` into `dst`, returning the sum of their bytes:
+/// the simd128 kernel where the Dot7 layout exists (the relaxed build), else the same in
+/// scalar code.
+/// Safety: `src` readable for `4 · words` bytes, `dst` writable for `words` i32.
+#[inline(always)]
+unsafe fn dot7_run(src: *const u8, words: usize, dst: *mut i32) -> u32 {
+    #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+    {
+        crate::wasm::wasm_qpack_i7::wasm_qpack_i7_run(src, words, dst)
+    }
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "relaxed-simd")))]
+    {
+        let mut sum = 0u32;
+        for g in 0..words {
+            let q = src.add(4 * g).cast::<[u8; 4]>().read_unaligned();
+            dst.add(g).write_unaligned(dot7_word(u32::from_le_bytes(q)));
+            sum += q.iter().map(|&v| u32::from(v)).sum::<u32>();
+        }
+        sum
     }
 }
 
@@ -565,10 +776,11 @@ fn pack_a_words(layout: QLayout, a: &[u8], lda: usize, k: usize, kp: usize, rows
                 // One contiguous run per row (row-major panel), which LLVM vectorizes, then
                 // the row's constant.
                 let dst = &mut out[r * (quads + 1)..(r + 1) * (quads + 1)];
-                for (d, q) in dst.iter_mut().zip(row.chunks_exact(4)) {
-                    *d = dot7_word(u32::from_le_bytes([q[0], q[1], q[2], q[3]]));
-                }
-                dst[quads] = dot7_row(row[..k].iter().map(|&v| u32::from(v)).sum());
+                // SAFETY: `row` holds kp = 4·quads bytes, `dst` quads + 1 i32.
+                let sum = unsafe { dot7_run(row.as_ptr(), quads, dst.as_mut_ptr()) };
+                // The row constant sums the first k bytes only (the rest meet B's zero rows).
+                let past_k: u32 = row[k..].iter().map(|&v| u32::from(v)).sum();
+                dst[quads] = dot7_row(sum.wrapping_sub(past_k));
             }
         }
     }

@@ -32,7 +32,7 @@ use crate::kernels::generic::generic_eltwise_f32::{
 use crate::kernels::generic::generic_pool_f32::generic_pool_f32;
 use crate::kernels::generic::generic_softmax_f32::softmax_rows;
 use crate::kernels::{a_panel, APanel, AlignedBuf, BlockW, KernelSet, MatRef, PackedB, PoolGeom, SparseOffsets, SparseW, MAX_MR, BLOCK_WIDTHS};
-use crate::kernels::qgemm::{PackedQB, QMAX_MR};
+use crate::kernels::qgemm::{PackedQB, QLayout, QMAX_MR};
 use crate::kernels::{BSignRule, PackedBB, MAX_BK};
 use crate::kernels::WinogradW;
 use crate::kernels::generic::generic_maxpool_u8::generic_maxpool_u8;
@@ -721,12 +721,18 @@ impl Exec {
     }
 
     /// Whether the first step reads every input value through a sign-packer (a binary step on
-    /// the program input, nothing before it): then [`Exec::run_chunk`] finds a non-finite input
-    /// on that read, and `Plan::run` needs no pass of its own over the input.
+    /// the program input, nothing before it) or quantizes it straight into the 7-bit tile's
+    /// panel (an integer Dense with Dot7 weights on the input): then [`Exec::run_chunk`] finds a
+    /// non-finite input on that read, and `Plan::run` needs no pass of its own over the input.
     pub(crate) fn checks_input(&self) -> bool {
         self.split == 0
             && self.steps.first().is_some_and(|st| {
-                matches!(st.k, XK::BDense(_)) && st.ins.first() == Some(&Loc::Input) && st.in_lens.first() == Some(&self.input_len)
+                let reads = match &st.k {
+                    XK::BDense(_) => true,
+                    XK::QDense(d) => !st.in_u8 && d.w.layout() == QLayout::Dot7,
+                    _ => false,
+                };
+                reads && st.ins.first() == Some(&Loc::Input) && st.in_lens.first() == Some(&self.input_len)
             })
     }
 
@@ -749,7 +755,10 @@ impl Exec {
             } else if let XK::SpDense { w, offs, wt, bias, clamp, post } = &st.k {
                 sparse_dense_step(*ks, st, (w, offs, wt), bias, *clamp, *post, nb, input, il, bufs, stride, &mut scratch.sparse);
             } else if let XK::QDense(d) = &st.k {
-                qdense_step(*ks, st, d, nb, input, il, bufs, stride, &mut scratch.q);
+                let finite = qdense_step(*ks, st, d, nb, input, il, bufs, stride, &mut scratch.q);
+                if checks && i == 0 && !finite {
+                    return false;
+                }
             } else if let XK::BDense(d) = &st.k {
                 let finite = bdense_step(*ks, st, d, nb, input, il, bufs, stride, scratch);
                 if checks && i == 0 && !finite {
@@ -1187,7 +1196,8 @@ fn sample_step(
                 let src = if st.in_u8 { QIn::U8(bytes(x(0))) } else { QIn::F32(x(0)) };
                 let dst = if st.out_u8 { QOutBuf::U8(bytes_mut(y)) } else { QOutBuf::F32(y) };
                 let (k, n) = (d.w.k(), d.w.n());
-                qrows(ks, &d.w, d.input, &d.epi, src, k, 1, dst, n, a, c, panel);
+                // Finiteness is checked where a plan's input is read (`Exec::checks_input`).
+                let _ = qrows(ks, &d.w, d.input, &d.epi, src, k, 1, dst, n, a, c, panel);
             }
             XK::Dense { w, bias, tile_relu, post } => {
                 // Never reached: the first Dense starts the batched stage, where Dense steps go
@@ -1492,7 +1502,8 @@ impl QOutBuf<'_> {
 /// `nb` rows (`x`, stride `ldx` values) through an integer product into `y` (stride `ldy`
 /// values): `QROWS` rows at a time are quantized to u8 (unless they are codes already),
 /// multiplied on the int8 kernels, and finished by the epilogue shared by every backend
-/// (`kernels::quant`).
+/// (`kernels::quant`). Returns `false` when a float row held a NaN or ±∞, which only 7-bit
+/// weights (Dot7, quantized straight into the tile's panel) look for; `true` otherwise.
 #[allow(clippy::too_many_arguments)]
 fn qrows(
     ks: KernelSet,
@@ -1507,11 +1518,16 @@ fn qrows(
     a: &mut [u8],
     c: &mut [i32],
     panel: &mut [i32],
-) {
+) -> bool {
     let (k, n, kp) = (w.k(), w.n(), w.k_padded());
+    let mut finite = true;
     for r0 in (0..nb).step_by(QROWS) {
         let rows = QROWS.min(nb - r0);
         match x {
+            // 7-bit weights: the floats go straight into the tile's A panel, checked on the way.
+            QIn::F32(x) if w.layout() == QLayout::Dot7 => {
+                finite &= ks.qgemm_quantize_dot7(input, rows, &x[r0 * ldx..], ldx, w, &mut c[..rows * n], n, panel);
+            }
             QIn::F32(x) => {
                 for r in 0..rows {
                     ks.quantize(input, &x[(r0 + r) * ldx..(r0 + r) * ldx + k], &mut a[r * kp..r * kp + k]);
@@ -1523,6 +1539,7 @@ fn qrows(
         }
         y.finish(ks, epi, &c[..rows * n], n, rows, r0, ldy);
     }
+    finite
 }
 
 /// An integer Dense step over the whole chunk.
@@ -1538,9 +1555,10 @@ fn qdense_step(
     bufs: &mut [AlignedBuf],
     stride: &[usize],
     q: &mut QScratch,
-) {
+) -> bool {
     let Loc::Buf { buf: ob, .. } = st.out else { unreachable!("no step writes the input") };
     let mut obuf = std::mem::take(&mut bufs[ob]);
+    let finite;
     {
         let ldc = stride[ob];
         let (src, lda): (&[f32], usize) = match st.ins[0] {
@@ -1555,9 +1573,10 @@ fn qdense_step(
         } else {
             (QOutBuf::F32(obuf.as_mut_slice()), ldc)
         };
-        qrows(ks, &d.w, d.input, &d.epi, src, lda, nb, dst, ldc, a, c, panel);
+        finite = qrows(ks, &d.w, d.input, &d.epi, src, lda, nb, dst, ldc, a, c, panel);
     }
     bufs[ob] = obuf;
+    finite
 }
 
 /// An integer convolution of one HWC sample: the input is quantized once, then `QROWS` output

@@ -12,6 +12,10 @@ pub(crate) mod wasm_maxpool_f32;
 pub(crate) mod wasm_mmm_f32;
 pub(crate) mod wasm_qmmm_i8;
 #[cfg(target_feature = "relaxed-simd")]
+pub(crate) mod wasm_qpack_i7;
+#[cfg(target_feature = "relaxed-simd")]
+pub(crate) mod wasm_quantize_dot7_f32;
+#[cfg(target_feature = "relaxed-simd")]
 pub(crate) mod wasm_relaxed_qmmm_i7;
 pub(crate) mod wasm_requant_i32;
 pub(crate) mod wasm_spmm_f32;

@@ -54,16 +54,93 @@ pub(crate) unsafe fn wasm_relaxed_qmmm_i7_4x16(
     rows: usize,
     cols: usize,
 ) {
+    tile(words, &Packed { a, rs, ws, words }, b, c, ldc, rows, cols);
+}
+
+/// `wasm_relaxed_qmmm_gather_i7_4x16`: the same tile with A read where it lies (a conv's
+/// window, `qgemm.rs`, `qgemm_gather`): word `(g, r)` is the i32 (unaligned) at `rows[r] +
+/// offs[g]`, bytes already flipped to `a ^ 0x80` (the caller flips the conv's input once,
+/// instead of once per gathered word), and row r's constant is `rowc[r]`. No A panel.
+///
+/// # Safety
+/// `rows` holds MR pointers (rows past `nrows` repeat a valid one: computed, not stored),
+/// each readable at `offs[g] .. + 4` for every `g < words`; `rowc` MR i32; `b`, `c` as
+/// [`wasm_relaxed_qmmm_i7_4x16`].
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn wasm_relaxed_qmmm_gather_i7_4x16(
+    words: usize,
+    rows: *const *const u8,
+    offs: *const u32,
+    rowc: *const i32,
+    b: *const u8,
+    c: *mut i32,
+    ldc: usize,
+    nrows: usize,
+    cols: usize,
+) {
+    let g = Gathered { rows: [*rows, *rows.add(1), *rows.add(2), *rows.add(3)], offs, rowc: [*rowc, *rowc.add(1), *rowc.add(2), *rowc.add(3)] };
+    tile(words, &g, b, c, ldc, nrows, cols);
+}
+
+/// Where a tile's A words and row constants are.
+trait ASource {
+    /// Row r's word g (4 bytes `a ^ 0x80`). Safety: g < words, r < MR.
+    unsafe fn word(&self, g: usize, r: usize) -> *const u32;
+    /// Row r's constant `−64 · Σ a`. Safety: r < MR.
+    unsafe fn rowc(&self, r: usize) -> i32;
+}
+
+/// A packed Dot7 panel (`qgemm.rs`): word `(g, r)` at `a + g·ws + r·rs`, the constant after
+/// the row's words.
+struct Packed {
+    a: *const i32,
+    rs: usize,
+    ws: usize,
+    words: usize,
+}
+
+impl ASource for Packed {
+    #[inline(always)]
+    unsafe fn word(&self, g: usize, r: usize) -> *const u32 {
+        self.a.add(g * self.ws + r * self.rs) as *const u32
+    }
+    #[inline(always)]
+    unsafe fn rowc(&self, r: usize) -> i32 {
+        self.a.add(self.words * self.ws + r * self.rs).read_unaligned()
+    }
+}
+
+/// Rows gathered in place: word `(g, r)` at `rows[r] + offs[g]`.
+struct Gathered {
+    rows: [*const u8; MR],
+    offs: *const u32,
+    rowc: [i32; MR],
+}
+
+impl ASource for Gathered {
+    #[inline(always)]
+    unsafe fn word(&self, g: usize, r: usize) -> *const u32 {
+        self.rows[r].add(*self.offs.add(g) as usize) as *const u32
+    }
+    #[inline(always)]
+    unsafe fn rowc(&self, r: usize) -> i32 {
+        self.rowc[r]
+    }
+}
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile<A: ASource>(words: usize, a: &A, b: *const u8, c: *mut i32, ldc: usize, rows: usize, cols: usize) {
     if rows == 1 {
         let mut t = [[0i32; QNR]; 1];
-        pass::<1, 4>(words, a, rs, ws, b, 0, &mut t);
+        pass::<A, 1, 4>(words, a, b, 0, &mut t);
         store_qtile(&t, c, ldc, rows, cols);
     } else {
         let mut t = [[0i32; QNR]; MR];
-        pass::<MR, PASS>(words, a, rs, ws, b, 0, &mut t);
+        pass::<A, MR, PASS>(words, a, b, 0, &mut t);
         for q0 in (PASS..4).step_by(PASS) {
             if cols > 4 * q0 {
-                pass::<MR, PASS>(words, a, rs, ws, b, q0, &mut t);
+                pass::<A, MR, PASS>(words, a, b, q0, &mut t);
             }
         }
         store_qtile(&t, c, ldc, rows, cols);
@@ -72,11 +149,11 @@ pub(crate) unsafe fn wasm_relaxed_qmmm_i7_4x16(
 
 /// R rows × CV column groups of 4, starting at group `q0`, into `t`.
 #[inline(always)]
-unsafe fn pass<const R: usize, const CV: usize>(words: usize, a: *const i32, rs: usize, ws: usize, b: *const u8, q0: usize, t: &mut [[i32; QNR]; R]) {
+unsafe fn pass<A: ASource, const R: usize, const CV: usize>(words: usize, a: &A, b: *const u8, q0: usize, t: &mut [[i32; QNR]; R]) {
     let corr = b as *const v128;
     let mut acc = [[i32x4_splat(0); CV]; R];
     for (r, s) in acc.iter_mut().enumerate() {
-        let rowc = i32x4_splat(a.add(words * ws + r * rs).read_unaligned());
+        let rowc = i32x4_splat(a.rowc(r));
         for (q, v) in s.iter_mut().enumerate() {
             *v = i32x4_add(v128_load(corr.add(q0 + q)), rowc);
         }
@@ -88,9 +165,8 @@ unsafe fn pass<const R: usize, const CV: usize>(words: usize, a: *const i32, rs:
         for (q, v) in bv.iter_mut().enumerate() {
             *v = v128_load(bp.add(16 * q) as *const v128);
         }
-        let ap = a.add(g * ws);
         for (r, s) in acc.iter_mut().enumerate() {
-            let x = v128_load32_splat(ap.add(r * rs) as *const u32);
+            let x = v128_load32_splat(a.word(g, r));
             for (q, v) in s.iter_mut().enumerate() {
                 *v = i32x4_relaxed_dot_i8x16_i7x16_add(x, bv[q], *v);
             }
