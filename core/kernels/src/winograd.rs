@@ -28,9 +28,9 @@ use crate::KernelSet;
 /// Output tile side (m) and kernel side (r) of the one variant; `N = m + r − 1` input tile.
 pub const WINO_M: usize = 2;
 pub const WINO_R: usize = 5;
-const N: usize = WINO_M + WINO_R - 1;
+pub(crate) const N: usize = WINO_M + WINO_R - 1;
 /// Tile elements ξ: one GEMM each.
-const NN: usize = N * N;
+pub(crate) const NN: usize = N * N;
 
 /// Channels a transform handles per pass: one zmm, two ymm, four v128.
 const CH: usize = 16;
@@ -109,6 +109,7 @@ impl WinogradW {
 /// One block of the input transform: tiles `t0 .. t0 + nt` (row-major over `tw` tiles per
 /// row) of `src` (HWC, `h × w × c`, padding `pt`, `pl` before it), written to
 /// `u[(t·NN + ξ)·c + ci]` (t counted from `t0`).
+#[derive(Clone, Copy)]
 pub(crate) struct InJob<'a> {
     pub src: &'a [f32],
     pub h: usize,
@@ -123,6 +124,7 @@ pub(crate) struct InJob<'a> {
 
 /// One block of the output transform: tiles `t0 .. t0 + nt` from `m[(t·NN + ξ)·oc + co]` to
 /// `dst` (HWC, `oh × ow × oc`), adding `bias` and clamping to `[lo, hi]` when `clamp`.
+#[derive(Clone, Copy)]
 pub(crate) struct OutJob<'a> {
     pub oh: usize,
     pub ow: usize,
