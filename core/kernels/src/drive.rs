@@ -248,6 +248,29 @@ impl KernelSet {
         ldc: usize,
         accumulate: bool,
     ) {
+        self.drive_into(m, n, k, apanel, |row0, dst, out| *out = panel(row0, dst), bp, bias, clamp, c, ldc, accumulate)
+    }
+
+    /// [`KernelSet::drive`] with the panel written in place: `panel(row0, scratch, out)` sets
+    /// `*out` (which holds the previous panel, `APanel::Packed` at first). An indirect
+    /// producer can then overwrite the row pointers of the panel it already wrote instead of
+    /// returning a new 216-byte `APanel`, which LLVM moved with a `memcpy` call per panel
+    /// (~5 % of the CNN at batch 1024: 24 panels per digit in its first conv).
+    #[allow(clippy::too_many_arguments)]
+    pub fn drive_into<'a>(
+        &self,
+        m: usize,
+        n: usize,
+        k: usize,
+        apanel: &mut [f32],
+        mut panel: impl FnMut(usize, &mut [f32], &mut APanel<'a>),
+        bp: &[f32],
+        bias: Option<&[f32]>,
+        clamp: Option<(f32, f32)>,
+        c: &mut [f32],
+        ldc: usize,
+        accumulate: bool,
+    ) {
         let (mr, nr) = (self.mr, self.nr);
         if m == 0 || n == 0 {
             return;
@@ -286,11 +309,12 @@ impl KernelSet {
         let kblocks = k.div_ceil(KC);
         let kc_len = k.div_ceil(kblocks);
         let cptr = c.as_mut_ptr();
+        let mut pan = APanel::Packed;
         for row0 in (0..m).step_by(mr) {
             let rows = mr.min(m - row0);
             // Matched by reference: moving the indirect panel's 24 row pointers into a tuple
-            // was a `memcpy` call per panel (~3 % of the CNN at batch 1024, perf).
-            let pan = panel(row0, &mut apanel[..mr * k]);
+            // was a `memcpy` call per panel.
+            panel(row0, &mut apanel[..mr * k], &mut pan);
             let a = match &pan {
                 APanel::Direct { data, rs } => {
                     assert!(

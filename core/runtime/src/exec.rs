@@ -1606,12 +1606,12 @@ fn conv(ks: KernelSet, g: &ConvX, src: &[f32], dst: &mut [f32], scratch: &mut Sc
     };
     let (m, k, mr) = (win.oh * win.ow, g.k(), kset.mr());
     for gi in 0..g.w.len() {
-        kset.drive(
+        kset.drive_into(
             m,
             g.ocg,
             k,
             apanel,
-            |row0, panel| conv_panel(g, gi, src, row0, mr, panel),
+            |row0, panel, out| conv_panel(g, gi, src, row0, mr, panel, out),
             g.w[gi].data(),
             Some(&g.bias[gi]),
             g.clamp,
@@ -1642,13 +1642,19 @@ fn pad_copy(o: &Window, src: &[f32], wp: usize, buf: &mut [f32]) {
 /// The A panel for output pixels `row0..row0+MR` of group `gi`: indirect (read in place
 /// through per-pixel pointers and the tap offsets) when no pixel's window touches the padding,
 /// else im2col.
-fn conv_panel<'a>(g: &'a ConvX, gi: usize, src: &[f32], row0: usize, mr: usize, dst: &mut [f32]) -> APanel<'a> {
+/// Written into `out` (the previous panel): an indirect panel overwrites its row pointers in
+/// place (see `KernelSet::drive_into`).
+fn conv_panel<'a>(g: &'a ConvX, gi: usize, src: &[f32], row0: usize, mr: usize, dst: &mut [f32], out: &mut APanel<'a>) {
     let w = &g.win;
     let m = w.oh * w.ow;
     let offs = &g.offs[gi];
     let last_off = g.last_off[gi];
     let (span_h, span_w) = ((w.kh - 1) * w.dh + 1, (w.kw - 1) * w.dw + 1);
-    let mut rows = [std::ptr::null(); MAX_MR];
+    if !matches!(out, APanel::Indirect { .. }) {
+        *out = APanel::Indirect { rows: [std::ptr::null(); MAX_MR], offs };
+    }
+    let APanel::Indirect { rows, offs: o } = out else { unreachable!("set just above") };
+    *o = offs;
     // One division per panel, then the pixel coordinates are stepped: the per-row division
     // and window checks were ~9 % of the trained CNN's batch-1 time (perf; its conv 1 sets up
     // 576 row pointers per digit).
@@ -1670,7 +1676,7 @@ fn conv_panel<'a>(g: &'a ConvX, gi: usize, src: &[f32], row0: usize, mr: usize, 
                 // SAFETY: at + r·step <= last_at (pixel row0 + r < m lies in this output row).
                 *row = unsafe { src.as_ptr().add(at + r * step) };
             }
-            return APanel::Indirect { rows, offs };
+            return;
         }
         for (r, row) in rows.iter_mut().enumerate().take(mr) {
             // SAFETY: at <= last_at, in bounds by the assertion above.
@@ -1686,7 +1692,7 @@ fn conv_panel<'a>(g: &'a ConvX, gi: usize, src: &[f32], row0: usize, mr: usize, 
                 }
             }
         }
-        return APanel::Indirect { rows, offs };
+        return;
     }
     for (r, row) in rows.iter_mut().enumerate().take(mr) {
         let (y0, x0) = (oy * w.sh, ox * w.sw);
@@ -1699,7 +1705,8 @@ fn conv_panel<'a>(g: &'a ConvX, gi: usize, src: &[f32], row0: usize, mr: usize, 
             }
         }
         if y0 < w.pad[0] || x0 < w.pad[1] || y0 - w.pad[0] + span_h > w.h || x0 - w.pad[1] + span_w > w.w {
-            return im2col_panel(g, gi, src, row0, mr, dst);
+            *out = im2col_panel(g, gi, src, row0, mr, dst);
+            return;
         }
         let at = ((y0 - w.pad[0]) * w.w + (x0 - w.pad[1])) * w.c;
         // Every offset is <= last_off, so this check covers the whole window.
@@ -1707,7 +1714,6 @@ fn conv_panel<'a>(g: &'a ConvX, gi: usize, src: &[f32], row0: usize, mr: usize, 
         // SAFETY: in bounds by the assertion above.
         *row = unsafe { src.as_ptr().add(at) };
     }
-    APanel::Indirect { rows, offs }
 }
 
 /// Fill one A panel (`MR` rows of `K` values, row-major) of the im2col matrix of group `gi`:
