@@ -248,7 +248,14 @@ impl KernelSet {
         ldc: usize,
         accumulate: bool,
     ) {
-        self.drive_into(m, n, k, apanel, |row0, dst, out| *out = panel(row0, dst), bp, bias, clamp, c, ldc, accumulate)
+        // Variant by variant, so that a direct or packed panel (what `a_panel` returns) writes
+        // its two fields instead of moving the whole 216-byte enum with a `memcpy` call.
+        let put = |row0: usize, dst: &mut [f32], out: &mut APanel<'a>| match panel(row0, dst) {
+            APanel::Direct { data, rs } => *out = APanel::Direct { data, rs },
+            APanel::Packed => *out = APanel::Packed,
+            p => *out = p,
+        };
+        self.drive_into(m, n, k, apanel, put, bp, bias, clamp, c, ldc, accumulate)
     }
 
     /// [`KernelSet::drive`] with the panel written in place: `panel(row0, scratch, out)` sets
