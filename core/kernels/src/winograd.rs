@@ -17,8 +17,10 @@
 //!
 //! The two transforms are one Rust body over `CH`-channel arrays, compiled per instruction set
 //! (`#[target_feature]` wrappers in `x86_64/avx_winograd_f32.rs`; the generic and the wasm
-//! sets run the plain function, which the `+simd128` build vectorizes). Why this variant, the
-//! numerics and the measured speed: "Winograd" in KERNELS.md.
+//! sets run the plain function, which the `+simd128` build vectorizes). AVX-512 has its own
+//! intrinsic version for tiles inside the image (the same operations in the same order, so the
+//! same bits) and runs this body for border tiles, one tile at a time. Why this
+//! variant, the numerics and the measured speed: "Winograd" in KERNELS.md.
 
 use crate::gemm::MatRef;
 use crate::geometry::Window;
