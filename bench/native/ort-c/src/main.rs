@@ -12,7 +12,9 @@
 //! cycles through the 2,000 digits with an input value and an output value built once and bound
 //! through an IoBinding (the cheapest call the C API has: no per-call allocation or name lookup);
 //! 0.5 s warm-up, then every call of a 3 s window (at most 200,000) timed on its own. Batch 1024:
-//! the first 1,024 digits bound once, 2 warm-up calls, then calls for 3 s (at least 10), median.
+//! the first 1,024 digits bound once, 2 warm-up calls, then calls for 3 s (at least 10), median;
+//! also each call's thread CPU time (min, median), comparable with `examples/cnn_loop.rs` on a
+//! loaded machine (one intra-op thread: onnxruntime computes on the calling thread).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
