@@ -17,8 +17,10 @@
 //!
 //! The two transforms are one Rust body over `CH`-channel arrays, compiled per instruction set
 //! (`#[target_feature]` wrappers in `x86_64/avx_winograd_f32.rs`; the generic and the wasm
-//! sets run the plain function, which the `+simd128` build vectorizes). Why this variant, the
-//! numerics and the measured speed: "Winograd" in KERNELS.md.
+//! sets run the plain function, which the `+simd128` build vectorizes). AVX-512 has its own
+//! intrinsic version for tiles inside the image (the same operations in the same order, so the
+//! same bits) and runs this body for border tiles, one tile at a time. Why this
+//! variant, the numerics and the measured speed: "Winograd" in KERNELS.md.
 
 use crate::gemm::MatRef;
 use crate::geometry::Window;
@@ -28,9 +30,9 @@ use crate::KernelSet;
 /// Output tile side (m) and kernel side (r) of the one variant; `N = m + r − 1` input tile.
 pub const WINO_M: usize = 2;
 pub const WINO_R: usize = 5;
-const N: usize = WINO_M + WINO_R - 1;
+pub(crate) const N: usize = WINO_M + WINO_R - 1;
 /// Tile elements ξ: one GEMM each.
-const NN: usize = N * N;
+pub(crate) const NN: usize = N * N;
 
 /// Channels a transform handles per pass: one zmm, two ymm, four v128.
 const CH: usize = 16;
@@ -109,6 +111,7 @@ impl WinogradW {
 /// One block of the input transform: tiles `t0 .. t0 + nt` (row-major over `tw` tiles per
 /// row) of `src` (HWC, `h × w × c`, padding `pt`, `pl` before it), written to
 /// `u[(t·NN + ξ)·c + ci]` (t counted from `t0`).
+#[derive(Clone, Copy)]
 pub(crate) struct InJob<'a> {
     pub src: &'a [f32],
     pub h: usize,
@@ -123,6 +126,7 @@ pub(crate) struct InJob<'a> {
 
 /// One block of the output transform: tiles `t0 .. t0 + nt` from `m[(t·NN + ξ)·oc + co]` to
 /// `dst` (HWC, `oh × ow × oc`), adding `bias` and clamping to `[lo, hi]` when `clamp`.
+#[derive(Clone, Copy)]
 pub(crate) struct OutJob<'a> {
     pub oh: usize,
     pub ow: usize,
