@@ -643,7 +643,6 @@ impl Exec {
             });
         }
         let mut split = split;
-        let mut step_vals = step_vals;
         // Each binary pass starts from a BDense step, the pool fusions from a Conv / QConv one.
         if steps.iter().any(|s| matches!(s.k, XK::BDense(_))) {
             bfuse::fuse_sign_affines(&mut steps, &mut step_vals, &mut split, out_v);
@@ -1915,6 +1914,51 @@ fn zero_short(dst: &mut [f32]) {
 mod tests {
     use super::*;
     use crate::lower::Step;
+    use std::cell::Cell;
+
+    thread_local! {
+        /// Plans built on this thread keep their max pools as steps: neither the int8 fusion
+        /// (`exec/qconv.rs`) nor the f32 one (`exec/cpool.rs`) runs (the comparisons below).
+        pub(super) static POOLS_UNFUSED: Cell<bool> = const { Cell::new(false) };
+    }
+
+    /// A shipped CNN (conv → ReLU → 2×2 max pool, twice) with its pools fused into the convs
+    /// gives the same output bits as with the pools as steps, on every kernel set, at batch 1
+    /// and batched, and the fusion did happen (fewer steps).
+    pub(super) fn pool_fusion_keeps_the_bits(bytes: &[u8]) {
+        let model = crate::format::read(bytes).expect("shipped model");
+        // Inputs in 0..1 with a digit-like share of exact zeros, from a fixed LCG.
+        let mut st = 0x9e37_79b9_7f4a_7c15u64;
+        let n = 9;
+        let xs: Vec<f32> = (0..n * 784)
+            .map(|_| {
+                st = st.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+                let u = (st >> 40) as f32 / (1u64 << 24) as f32;
+                if u < 0.6 { 0.0 } else { (u - 0.6) / 0.4 }
+            })
+            .collect();
+        for ks in KernelSet::available() {
+            for max_batch in [1, 4] {
+                let run = |unfused: bool| {
+                    let program = crate::lower::lower(&model.graph, &model.meta.input_shape).expect("lower");
+                    POOLS_UNFUSED.with(|u| u.set(unfused));
+                    let exec = Exec::new(program, max_batch, ks, crate::budget::arena_budget(&model.graph));
+                    POOLS_UNFUSED.with(|u| u.set(false));
+                    let mut exec = exec.expect("exec");
+                    let mut out = vec![0.0f32; n * 10];
+                    for s0 in (0..n).step_by(max_batch) {
+                        let nb = max_batch.min(n - s0);
+                        exec.run_chunk(&xs[s0 * 784..(s0 + nb) * 784], nb, &mut out[s0 * 10..(s0 + nb) * 10]);
+                    }
+                    (exec.steps.len(), out.iter().map(|v| v.to_bits()).collect::<Vec<u32>>())
+                };
+                let (fused_steps, fused) = run(false);
+                let (steps, unfused) = run(true);
+                assert_eq!(fused, unfused, "{} max batch {max_batch}: fused pools changed the output bits", ks.name());
+                assert!(fused_steps < steps, "{}: no pool was fused ({fused_steps} steps, {steps} unfused)", ks.name());
+            }
+        }
+    }
 
     fn program(steps: Vec<Step>, slots: Vec<usize>) -> Program {
         Program { input_shape: vec![4], input_len: 4, output_len: 4, slots, input_slot: 0, output_slot: 1, steps }

@@ -219,7 +219,7 @@ fn gather_rows(ks: KernelSet, g: &QConvX, d: &QGather, x: &[u8], r0: usize, rows
 #[inline(never)] // integer programs only: Exec::new calls it when a QConv step exists
 pub(super) fn fuse_max_pools(steps: &mut Vec<XStep>, vals: &[(Vec<usize>, usize)], split: &mut usize, qs: &mut QScratch) {
     #[cfg(test)]
-    if tests::UNFUSED.with(|u| u.get()) {
+    if super::tests::POOLS_UNFUSED.with(|u| u.get()) {
         return;
     }
     let mut fused = Vec::new();
@@ -277,54 +277,10 @@ pub(super) fn fuse_max_pools(steps: &mut Vec<XStep>, vals: &[(Vec<usize>, usize)
 
 #[cfg(test)]
 mod tests {
-    use super::super::Exec;
-    use crate::budget::arena_budget;
-    use crate::kernels::KernelSet;
-    use crate::lower::lower;
-    use std::cell::Cell;
-
-    thread_local! {
-        /// Plans built on this thread keep their max pools as steps (the comparison below).
-        pub(super) static UNFUSED: Cell<bool> = const { Cell::new(false) };
-    }
-
-    /// The shipped int8 CNN (conv → ReLU → 2×2 max pool, twice) with the pools fused into the
-    /// convs gives the same output bits as with the pools as u8 steps, on every kernel set, at
-    /// batch 1 and batched, and the fusion did happen (fewer steps).
+    /// The shipped int8 CNN: same bits with its pools fused into the integer convs (exec.rs
+    /// tests).
     #[test]
     fn fused_max_pools_give_the_same_bits() {
-        let bytes = include_bytes!("../../../../models/mnist-cnn-int8.mdm");
-        let model = crate::format::read(bytes).expect("shipped model");
-        // Inputs in 0..1 with a digit-like share of exact zeros, from a fixed LCG.
-        let mut st = 0x9e37_79b9_7f4a_7c15u64;
-        let n = 9;
-        let xs: Vec<f32> = (0..n * 784)
-            .map(|_| {
-                st = st.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
-                let u = (st >> 40) as f32 / (1u64 << 24) as f32;
-                if u < 0.6 { 0.0 } else { (u - 0.6) / 0.4 }
-            })
-            .collect();
-        for ks in KernelSet::available() {
-            for max_batch in [1, 4] {
-                let run = |unfused: bool| {
-                    let program = lower(&model.graph, &model.meta.input_shape).expect("lower");
-                    UNFUSED.with(|u| u.set(unfused));
-                    let exec = Exec::new(program, max_batch, ks, arena_budget(&model.graph));
-                    UNFUSED.with(|u| u.set(false));
-                    let mut exec = exec.expect("exec");
-                    let mut out = vec![0.0f32; n * 10];
-                    for s0 in (0..n).step_by(max_batch) {
-                        let nb = max_batch.min(n - s0);
-                        exec.run_chunk(&xs[s0 * 784..(s0 + nb) * 784], nb, &mut out[s0 * 10..(s0 + nb) * 10]);
-                    }
-                    (exec.steps.len(), out.iter().map(|v| v.to_bits()).collect::<Vec<u32>>())
-                };
-                let (fused_steps, fused) = run(false);
-                let (steps, unfused) = run(true);
-                assert_eq!(fused, unfused, "{} max batch {max_batch}: fused pools changed the output bits", ks.name());
-                assert!(fused_steps < steps, "{}: no pool was fused ({fused_steps} steps, {steps} unfused)", ks.name());
-            }
-        }
+        super::super::tests::pool_fusion_keeps_the_bits(include_bytes!("../../../../models/mnist-cnn-int8.mdm"));
     }
 }
