@@ -328,27 +328,8 @@ fn shipped_binary_input_mlp_scores_what_it_records() {
 #[test]
 fn binary_input_plan_refuses_non_finite_inputs_on_its_packing_read() {
     let model = mnist::trained_model("mnist-mlp-binary-in.mdm").expect("shipped binary-input model");
-    let n = 5;
-    let (xs, _) = mnist::test_subset(&mnist::interleaved_test_indices(1)[..n]).expect("digits");
     for ks in KernelSet::available() {
-        for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
-            for at in [0, 783, 2 * 784 + 400, n * 784 - 1] {
-                let mut x = xs.clone();
-                x[at] = bad;
-                let mut msgs = vec![];
-                for max_batch in [n, 64, 2] {
-                    let mut plan = Plan::with_kernels(&model, max_batch, ks).expect("plan");
-                    let mut out = vec![7.0f32; n * 10];
-                    let e = plan.run(&x, n, &mut out).expect_err("a non-finite input is refused");
-                    assert_eq!(e.kind, ErrorKind::BadInput, "{e}");
-                    assert!(out.iter().all(|&v| v == 7.0), "{}: out written on error", ks.name());
-                    msgs.push(e.to_string());
-                    // And the plan still runs a good batch afterwards.
-                    plan.run(&xs, n, &mut out).expect("good batch");
-                }
-                assert!(msgs.iter().all(|m| *m == msgs[0] && m.contains(&format!("index {at} "))), "{}: {msgs:?}", ks.name());
-            }
-        }
+        mdeploy_testkit::hostile::refuses_non_finite_inputs_like_the_scan(&model, ks, "binary-input MLP");
     }
 }
 

@@ -12,7 +12,7 @@ use mdeploy_core::kernels::qweights::channel_grid;
 use mdeploy_core::kernels::KernelSet;
 use mdeploy_core::model::{Model, Quant, QuantType, Tensor, TensorData};
 use mdeploy_core::quantize::{quantize_bits, quantize_weight_bits, Calibration};
-use mdeploy_core::{ErrorKind, Op, Plan};
+use mdeploy_core::{Op, Plan};
 use mdeploy_testkit::mnist;
 
 mod int_support;
@@ -261,28 +261,10 @@ fn shipped_int4_mlp_matches_the_command_and_its_recorded_accuracy() {
 /// and one that splits it, `out` is untouched, and the plan still runs a good batch after.
 #[test]
 fn integer_plans_refuse_non_finite_inputs_with_the_scan_s_error() {
-    let n = 5;
-    let (xs, _) = mnist::test_subset(&mnist::interleaved_test_indices(1)[..n]).expect("digits");
     for bits in [7u8, 8] {
         let (_, q) = calibrated("mnist-mlp.mdm", bits);
         for ks in KernelSet::available() {
-            for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
-                for at in [0, 783, 2 * 784 + 400, n * 784 - 1] {
-                    let mut x = xs.clone();
-                    x[at] = bad;
-                    let mut msgs = vec![];
-                    for max_batch in [n, 64, 2] {
-                        let mut plan = Plan::with_kernels(&q, max_batch, ks).expect("plan");
-                        let mut out = vec![7.0f32; n * 10];
-                        let e = plan.run(&x, n, &mut out).expect_err("a non-finite input is refused");
-                        assert_eq!(e.kind, ErrorKind::BadInput, "{e}");
-                        assert!(out.iter().all(|&v| v == 7.0), "{bits}-bit {}: out written on error", ks.name());
-                        msgs.push(e.to_string());
-                        plan.run(&xs, n, &mut out).expect("good batch");
-                    }
-                    assert!(msgs.iter().all(|m| *m == msgs[0] && m.contains(&format!("index {at} "))), "{bits}-bit {}: {msgs:?}", ks.name());
-                }
-            }
+            mdeploy_testkit::hostile::refuses_non_finite_inputs_like_the_scan(&q, ks, &format!("{bits}-bit MLP"));
         }
     }
 }

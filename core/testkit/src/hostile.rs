@@ -110,3 +110,30 @@ pub fn one_step_program(kernel: Kernel, k: usize, out: usize) -> Program {
         steps: vec![Step { kernel, inputs: vec![0], output: 1, node: 0 }],
     }
 }
+
+/// A plan over `model` refuses a NaN or an infinity anywhere in the input (the first value, a
+/// sample's last value, a middle sample, the batch's last value) with the same error, naming its
+/// index, at a max_batch that holds the 5-digit batch and at two that split it (so the plan's
+/// own scan and any check a step makes on its read must agree); `out` is untouched, and the plan
+/// still runs a good batch afterwards. `label` names the model in failures.
+pub fn refuses_non_finite_inputs_like_the_scan(model: &Model, ks: mdeploy_core::kernels::KernelSet, label: &str) {
+    let n = 5;
+    let (xs, _) = crate::mnist::test_subset(&crate::mnist::interleaved_test_indices(1)[..n]).expect("digits");
+    for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+        for at in [0, 783, 2 * 784 + 400, n * 784 - 1] {
+            let mut x = xs.clone();
+            x[at] = bad;
+            let mut msgs = vec![];
+            for max_batch in [n, 64, 2] {
+                let mut plan = mdeploy_core::Plan::with_kernels(model, max_batch, ks).expect("plan");
+                let mut out = vec![7.0f32; n * 10];
+                let e = plan.run(&x, n, &mut out).expect_err("a non-finite input is refused");
+                assert_eq!(e.kind, mdeploy_core::ErrorKind::BadInput, "{label} {}: {e}", ks.name());
+                assert!(out.iter().all(|&v| v == 7.0), "{label} {}: out written on error", ks.name());
+                msgs.push(e.to_string());
+                plan.run(&xs, n, &mut out).expect("good batch");
+            }
+            assert!(msgs.iter().all(|m| *m == msgs[0] && m.contains(&format!("index {at} "))), "{label} {}: {msgs:?}", ks.name());
+        }
+    }
+}
