@@ -166,12 +166,17 @@ test('npm pack → install the tarball in a fresh project → import by name →
 // load path compiles": 18-22 % fewer wasm bytes compiled before the first prediction). Separate
 // functions inline and compress less: 171,775 (relaxed 172,517; full 228,766, relaxed 229,391;
 // zlib level 9, 2026-11-30 20:44), +2.8 KB gzip against stop 17. So 173,000 (full: 230,000).
-const CPU_ONLY_BOUND = 173_000;
-const FULL_BOUND = 230_000;
+// Session 18's merge of the 7-bit wasm kernels (the in-place conv gather, the input quantized
+// into the tile's panel, the 16-byte packer: relaxed build only, the CNN's int7 minimum 7-31 %
+// lower), the conv driver's in-place panels and the other branches measured 173,825 (relaxed
+// 176,027; full 231,037, relaxed 233,003; zlib level 9, 2026-11-30 21:36), not attributed per
+// change. So 176,500 (full: 233,500).
+const CPU_ONLY_BOUND = 176_500;
+const FULL_BOUND = 233_500;
 // Present in the full build (the WGSL text, the browser's WebGPU imports), absent from the CPU-only one.
 const GPU_MARKERS = ['@compute', '@workgroup_size', 'requestAdapter'];
 
-test('the runtime .wasm stays small: each variant ≤ 230,000 bytes gzip; no converter (tract) code in any wasm the package ships', async (t) => {
+test('the runtime .wasm stays small: each variant ≤ 233,500 bytes gzip; no converter (tract) code in any wasm the package ships', async (t) => {
   // The bound issue 10 set so that the ONNX converter (tract-onnx: megabytes of wasm) can never
   // leak into what browsers download: `mdeploy convert` is native only. It was 150 KB; the sparse
   // and int8 kernels and their executor paths (issues 11 and 12) took the simd128 build from
@@ -196,7 +201,7 @@ test('the runtime .wasm stays small: each variant ≤ 230,000 bytes gzip; no con
   // without im2col and the max pool fused into it (issue 12: the int8 CNN 0.95x -> 1.93-1.98x
   // f32 natively; exec/qconv.rs, qgemm_gather) and the Winograd dispatch (issue 15; its kernels
   // stay out of wasm builds) took the merged main to 219,246 (relaxed 219,057; zlib level 9,
-  // 2026-11-30 10:40): rounded up to 220,000. Stop 17's merge: 226,780, so 227,000; session 18's load-path split: 229,391, so 230,000 (FULL_BOUND above).
+  // 2026-11-30 10:40): rounded up to 220,000. Stop 17's merge: 226,780, so 227,000; session 18's load-path split: 229,391, so 230,000; its merge: 233,003, so 233,500 (FULL_BOUND above).
   // What a CPU-only user could save is measured (47.3 KB gzip without src/gpu/, DESIGN.md "Cold
   // start in browsers"): issue 15.
   const { gzipSync } = await import('node:zlib');
