@@ -1922,6 +1922,31 @@ mod tests {
         pub(super) static POOLS_UNFUSED: Cell<bool> = const { Cell::new(false) };
     }
 
+    /// Plans `model` with each flag in `off` set on this thread while the plan is built (a fusion
+    /// kept out), runs `n` samples of `xs` in chunks of `max_batch`, and returns the plan's step
+    /// count and the output bits (the fused-vs-unfused comparisons of `exec/*.rs`).
+    pub(super) fn steps_and_bits(
+        model: &crate::model::Model,
+        ks: KernelSet,
+        max_batch: usize,
+        xs: &[f32],
+        n: usize,
+        off: &[&'static std::thread::LocalKey<Cell<bool>>],
+    ) -> (usize, Vec<u32>) {
+        let program = crate::lower::lower(&model.graph, &model.meta.input_shape).expect("lower");
+        let (il, ol) = (program.input_len, program.output_len);
+        off.iter().for_each(|f| f.with(|u| u.set(true)));
+        let exec = Exec::new(program, max_batch, ks, crate::budget::arena_budget(&model.graph));
+        off.iter().for_each(|f| f.with(|u| u.set(false)));
+        let mut exec = exec.expect("exec");
+        let mut out = vec![0.0f32; n * ol];
+        for s0 in (0..n).step_by(max_batch) {
+            let nb = max_batch.min(n - s0);
+            exec.run_chunk(&xs[s0 * il..(s0 + nb) * il], nb, &mut out[s0 * ol..(s0 + nb) * ol]);
+        }
+        (exec.steps.len(), out.iter().map(|v| v.to_bits()).collect())
+    }
+
     /// A shipped CNN (conv → ReLU → 2×2 max pool, twice) with its pools fused into the convs
     /// gives the same output bits as with the pools as steps, on every kernel set, at batch 1
     /// and batched, and the fusion did happen (fewer steps).
@@ -1939,21 +1964,8 @@ mod tests {
             .collect();
         for ks in KernelSet::available() {
             for max_batch in [1, 4] {
-                let run = |unfused: bool| {
-                    let program = crate::lower::lower(&model.graph, &model.meta.input_shape).expect("lower");
-                    POOLS_UNFUSED.with(|u| u.set(unfused));
-                    let exec = Exec::new(program, max_batch, ks, crate::budget::arena_budget(&model.graph));
-                    POOLS_UNFUSED.with(|u| u.set(false));
-                    let mut exec = exec.expect("exec");
-                    let mut out = vec![0.0f32; n * 10];
-                    for s0 in (0..n).step_by(max_batch) {
-                        let nb = max_batch.min(n - s0);
-                        exec.run_chunk(&xs[s0 * 784..(s0 + nb) * 784], nb, &mut out[s0 * 10..(s0 + nb) * 10]);
-                    }
-                    (exec.steps.len(), out.iter().map(|v| v.to_bits()).collect::<Vec<u32>>())
-                };
-                let (fused_steps, fused) = run(false);
-                let (steps, unfused) = run(true);
+                let (fused_steps, fused) = steps_and_bits(&model, ks, max_batch, &xs, n, &[]);
+                let (steps, unfused) = steps_and_bits(&model, ks, max_batch, &xs, n, &[&POOLS_UNFUSED]);
                 assert_eq!(fused, unfused, "{} max batch {max_batch}: fused pools changed the output bits", ks.name());
                 assert!(fused_steps < steps, "{}: no pool was fused ({fused_steps} steps, {steps} unfused)", ks.name());
             }

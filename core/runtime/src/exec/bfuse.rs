@@ -272,11 +272,9 @@ fn sign_rule(d: &BDenseX, scale: &[f32], shift: &[f32]) -> Option<BSignRule> {
 
 #[cfg(test)]
 pub(super) mod tests {
-    use super::super::Exec;
-    use crate::budget::arena_budget;
+    use super::super::tests::steps_and_bits;
     use crate::graph::{Graph, Op};
     use crate::kernels::KernelSet;
-    use crate::lower::lower;
     use crate::model::{Model, Tensor};
     use std::cell::Cell;
 
@@ -349,24 +347,9 @@ pub(super) mod tests {
         for (model, chains) in [(binary_in_model(), 2usize), (shipped, 1)] {
             for ks in KernelSet::available() {
                 for max_batch in [1, 16, 64] {
-                    let run = |unfused: bool| {
-                        let program = lower(&model.graph, &model.meta.input_shape).expect("lower");
-                        UNFUSED.with(|u| u.set(unfused));
-                        // The stacks are tested below; here both plans keep each binary layer.
-                        UNSTACKED.with(|u| u.set(true));
-                        let exec = Exec::new(program, max_batch, ks, arena_budget(&model.graph));
-                        UNFUSED.with(|u| u.set(false));
-                        UNSTACKED.with(|u| u.set(false));
-                        let mut exec = exec.expect("exec");
-                        let mut out = vec![0.0f32; n * 10];
-                        for s0 in (0..n).step_by(max_batch) {
-                            let nb = max_batch.min(n - s0);
-                            exec.run_chunk(&xs[s0 * 784..(s0 + nb) * 784], nb, &mut out[s0 * 10..(s0 + nb) * 10]);
-                        }
-                        (exec.steps.len(), out.iter().map(|v| v.to_bits()).collect::<Vec<u32>>())
-                    };
-                    let (fused_steps, fused) = run(false);
-                    let (steps, unfused) = run(true);
+                    // The stacks are tested below; here both plans keep each binary layer.
+                    let (fused_steps, fused) = steps_and_bits(&model, ks, max_batch, &xs, n, &[&UNSTACKED]);
+                    let (steps, unfused) = steps_and_bits(&model, ks, max_batch, &xs, n, &[&UNSTACKED, &UNFUSED]);
                     assert_eq!(fused, unfused, "{} ({}) max batch {max_batch}: the fusion changed the output bits", ks.name(), ks.bpack_name());
                     assert_eq!(fused_steps + 2 * chains, steps, "{}: {chains} chains fused?", ks.name());
                 }
@@ -377,18 +360,7 @@ pub(super) mod tests {
     /// Runs `model` on `xs` (`n` samples) with or without the stacks; returns the plan's step
     /// count and the output bits.
     fn run_stacked(model: &Model, ks: KernelSet, max_batch: usize, xs: &[f32], n: usize, stacked: bool) -> (usize, Vec<u32>) {
-        let program = lower(&model.graph, &model.meta.input_shape).expect("lower");
-        let (il, ol) = (program.input_len, program.output_len);
-        UNSTACKED.with(|u| u.set(!stacked));
-        let exec = Exec::new(program, max_batch, ks, arena_budget(&model.graph));
-        UNSTACKED.with(|u| u.set(false));
-        let mut exec = exec.expect("exec");
-        let mut out = vec![0.0f32; n * ol];
-        for s0 in (0..n).step_by(max_batch) {
-            let nb = max_batch.min(n - s0);
-            exec.run_chunk(&xs[s0 * il..(s0 + nb) * il], nb, &mut out[s0 * ol..(s0 + nb) * ol]);
-        }
-        (exec.steps.len(), out.iter().map(|v| v.to_bits()).collect())
+        steps_and_bits(model, ks, max_batch, xs, n, if stacked { &[] } else { &[&UNSTACKED] })
     }
 
     /// `BatchNorm > Sign > binary Dense` three times over `k0 = 100` inputs (1 word + 36 bits)
