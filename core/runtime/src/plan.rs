@@ -48,8 +48,7 @@ impl Plan {
         // the reader's); only the labels are left to check.
         let program = lower(&model.graph, &model.meta.input_shape)?;
         model.check_labels(program.output_len)?;
-        let exec = Exec::new(program, max_batch, ks, crate::budget::arena_budget(&model.graph))?;
-        Ok(Plan { pred: vec![0.0; exec.output_len()], exec })
+        Plan::from_program(program, max_batch, ks, crate::budget::arena_budget(&model.graph))
     }
 
     /// A plan for a bare graph (tests and tools that have no [`Model`] metadata around it):
@@ -63,8 +62,7 @@ impl Plan {
         let program = lower(graph, input_shape)?;
         // Memory bounded by what the graph stores (budget.rs): a chunk gets at most as many
         // samples as the budget allows, and a sample that alone exceeds it is refused.
-        let exec = Exec::new(program, max_batch, ks, crate::budget::arena_budget(graph))?;
-        Ok(Plan { pred: vec![0.0; exec.output_len()], exec })
+        Plan::from_program(program, max_batch, ks, crate::budget::arena_budget(graph))
     }
 
     /// A plan for an already lowered `program` (tests compare a sparse program with its
