@@ -6,7 +6,7 @@
 use mdeploy_core::kernels::KernelSet;
 use mdeploy_core::lower::{lower, Kernel};
 use mdeploy_core::{Model, Plan};
-use mdeploy_testkit::mnist;
+use mdeploy_testkit::{mnist, reference};
 
 /// Share of rows of 10 probabilities whose argmax is the label.
 pub fn accuracy(out: &[f32], labels: &[u8]) -> f64 {
@@ -49,6 +49,7 @@ pub fn check_integer_plan(label: &str, f: &Model, q: &Model, int_steps: usize) -
             assert!(same, "{label}: {} ({}) at max_batch {max_batch} differs from generic", ks.name(), ks.qmmm_name());
         }
     }
+    check_against_f64(label, q, &xs, &reference);
     // A digest of every output bit, printed so runs on different hosts (native, wasm) can be
     // compared by eye (`-- --nocapture`).
     let digest = reference.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, v| (h ^ u64::from(v.to_bits())).wrapping_mul(0x100_0000_01b3));
@@ -57,4 +58,26 @@ pub fn check_integer_plan(label: &str, f: &Model, q: &Model, int_steps: usize) -
     let acc_f = accuracy(&run(f, KernelSet::best(), &xs, n, 256), &labels);
     eprintln!("{label}: f32 {:.2} %, quantized {:.2} %", acc_f * 100.0, acc_q * 100.0);
     (acc_f, acc_q)
+}
+
+/// The first 500 digits of `got` (the plan's outputs for `xs`) against the independent f64
+/// reference forward pass of the same quantized graph (`mdeploy_testkit::reference`: weights
+/// decoded from their codes, activations fake-quantized in f64, no plan, no kernels). The
+/// integer requantization differs from f64 fake quantization only by ties and double rounding
+/// (one grid step per value at most), so the argmax must agree on nearly every digit and the
+/// probabilities stay close; a weight decoded, packed or scaled wrongly by the integer path
+/// (which the every-set bit comparison cannot see: all sets share the packing) fails here.
+pub fn check_against_f64(label: &str, q: &Model, xs: &[f32], got: &[f32]) {
+    let n = 500;
+    let want = reference::forward_batch(&q.graph, &q.meta.input_shape, &xs[..n * 784], n).expect("reference");
+    let argmax = |v: &mut dyn Iterator<Item = f64>| v.enumerate().fold((0, f64::NEG_INFINITY), |b, (i, x)| if x > b.1 { (i, x) } else { b }).0;
+    let (mut agree, mut worst) = (0, 0.0f64);
+    for s in 0..n {
+        let (g, w) = (&got[s * 10..(s + 1) * 10], &want[s * 10..(s + 1) * 10]);
+        agree += usize::from(argmax(&mut g.iter().map(|&v| f64::from(v))) == argmax(&mut w.iter().copied()));
+        worst = g.iter().zip(w).fold(worst, |m, (&a, &b)| m.max((f64::from(a) - b).abs()));
+    }
+    eprintln!("{label}: against the f64 reference, argmax {agree}/{n}, largest |dp| {worst:.2e}");
+    assert!(agree >= n * 99 / 100, "{label}: argmax agrees with the f64 reference on {agree} of {n} digits");
+    assert!(worst < 0.1, "{label}: largest probability difference from the f64 reference {worst}");
 }
