@@ -191,6 +191,21 @@ impl KernelSet {
         unsafe { (self.qquant)(p, x, q) }
     }
 
+    /// [`KernelSet::quantize`] that also checks `x` on the same read: `Some(true)` when every
+    /// value was finite, `None` when this set has no such quantizer (then `q` is untouched;
+    /// see [`KernelSet::quantize_checks`]). Natively on x86_64 with FMA the one pass replaces
+    /// an input scan that cost as much as the quantizer itself.
+    pub fn quantize_checked(&self, p: QParams, x: &[f32], q: &mut [u8]) -> Option<bool> {
+        assert_eq!(x.len(), q.len(), "quantize: lengths differ");
+        // SAFETY: holding the set proves the CPU has its features.
+        self.qquantc.map(|f| unsafe { f(p, x, q) })
+    }
+
+    /// Whether [`KernelSet::quantize_checked`] checks (the x86_64 AVX2 and AVX-512 sets).
+    pub fn quantize_checks(&self) -> bool {
+        self.qquantc.is_some()
+    }
+
     /// `y[i] = p.dequantize(p.quantize(y[i]))` (`quant::fake_quantize_slice`, the same bits on
     /// every set).
     pub fn fake_quantize(&self, p: QParams, y: &mut [f32]) {

@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 
 use crate::bgemm::{BPackFn, BmmmFn};
 use crate::qgemm::{QGatherMax, QLayout, QmmmFn, QmmmGatherFn};
-use crate::quant::{QEpiFn, QFakeFn, QQuantFn};
+use crate::quant::{QEpiFn, QFakeFn, QQuantCheckFn, QQuantFn};
 use crate::tile::{ConvFn, DwConvFn, GemvFn, MmmFn, PoolFn, SpmmFn};
 
 /// The dispatch table: one micro-kernel family for one instruction set, chosen once.
@@ -55,6 +55,9 @@ pub struct KernelSet {
     pub(crate) qepi: QEpiFn<f32>,
     pub(crate) qepi8: QEpiFn<u8>,
     pub(crate) qquant: QQuantFn,
+    /// The quantizer that also checks its input is finite on the same read, where the set has
+    /// one (the FMA builds, `quant::quantize_slice_fma`).
+    pub(crate) qquantc: Option<QQuantCheckFn>,
     pub(crate) qfake: QFakeFn,
     /// Binary GEMM tile (`bgemm.rs`): MR rows × 8 columns of ±1 dot products, and its name.
     pub(crate) bmmm: BmmmFn,
@@ -106,6 +109,7 @@ impl KernelSet {
             qepi: crate::quant::generic_qepilogue::<f32>,
             qepi8: crate::quant::generic_qepilogue::<u8>,
             qquant: crate::quant::generic_quantize,
+            qquantc: None,
             qfake: crate::quant::generic_fake_quantize,
             bmmm: crate::generic::generic_bmmm_b1::generic_bmmm_b1_4x8,
             bmr: crate::generic::generic_bmmm_b1::MR,
@@ -146,6 +150,7 @@ impl KernelSet {
                 qepi: crate::x86_64::avx_requant_i32::avx2_qepilogue_i32::<f32>,
                 qepi8: crate::x86_64::avx_requant_i32::avx2_qepilogue_i32::<u8>,
                 qquant: crate::x86_64::avx_requant_i32::avx2_quantize_f32,
+                qquantc: Some(crate::x86_64::avx_requant_i32::avx2_quantize_checked_f32),
                 qfake: crate::x86_64::avx_requant_i32::avx2_fake_quantize_f32,
                 ..KernelSet::x86_binary(KernelSet::generic(), false)
             })
@@ -199,12 +204,14 @@ impl KernelSet {
         {
             base.qepi = crate::x86_64::avx_requant_i32::avx512_qepilogue_i32::<f32>;
             base.qepi8 = crate::x86_64::avx_requant_i32::avx512_qepilogue_i32::<u8>;
-            base.qquant = crate::x86_64::avx_requant_i32::avx512_quantize_f32;
+            base.qquant = crate::x86_64::avx512_quantize_f32::avx512_quantize_nocheck_f32;
+            base.qquantc = Some(crate::x86_64::avx512_quantize_f32::avx512_quantize_f32);
             base.qfake = crate::x86_64::avx_requant_i32::avx512_fake_quantize_f32;
         } else {
             base.qepi = crate::x86_64::avx_requant_i32::avx2_qepilogue_i32::<f32>;
             base.qepi8 = crate::x86_64::avx_requant_i32::avx2_qepilogue_i32::<u8>;
             base.qquant = crate::x86_64::avx_requant_i32::avx2_quantize_f32;
+            base.qquantc = Some(crate::x86_64::avx_requant_i32::avx2_quantize_checked_f32);
             base.qfake = crate::x86_64::avx_requant_i32::avx2_fake_quantize_f32;
         }
         let base = KernelSet::x86_binary(base, true);
@@ -438,6 +445,7 @@ impl KernelSet {
             qepi: crate::wasm::wasm_requant_i32::wasm_qepilogue_i32::<f32>,
             qepi8: crate::wasm::wasm_requant_i32::wasm_qepilogue_i32::<u8>,
             qquant: crate::wasm::wasm_requant_i32::wasm_quantize_f32,
+            qquantc: None,
             qfake: crate::quant::generic_fake_quantize,
             bmmm: crate::wasm::wasm_bmmm_b1::wasm_bmmm_b1_2x8,
             bmr: crate::wasm::wasm_bmmm_b1::MR,
