@@ -186,10 +186,30 @@ impl KernelSet {
                 spmm_name: "avx512_spmm_f32_64",
             bspmv: crate::x86_64::avx512_bspmv_f32::avx512_bspmv_f32,
             bspmv_name: "avx512_bspmv_f32",
-                ..KernelSet::avx512_int8()
+                ..KernelSet::avx512_int8_amx()
             })
         } else {
             None
+        }
+    }
+
+    /// [`KernelSet::avx512_int8`] with the AMX tile (`amx_qmmm_i8_16x16`) for the plain
+    /// integer GEMM where the CPU has AMX-INT8 and the OS grants the tile state (the same
+    /// quad-layout panels and exact sums; the gathering conv tiles stay on `vpdpbusd`). The
+    /// narrow set keeps the `vpdpbusd` tile, so the suites, which run every available set,
+    /// compare both on this CPU.
+    #[cfg(target_arch = "x86_64")]
+    fn avx512_int8_amx() -> KernelSet {
+        let base = KernelSet::avx512_int8();
+        if base.qlayout == QLayout::Quad && crate::x86_64::amx_qmmm_i8::amx_int8_ready() {
+            KernelSet {
+                qmmm: crate::x86_64::amx_qmmm_i8::amx_qmmm_i8_16x16,
+                qmr: crate::x86_64::amx_qmmm_i8::MR,
+                qmmm_name: "amx_qmmm_i8_16x16",
+                ..base
+            }
+        } else {
+            base
         }
     }
 
