@@ -295,7 +295,25 @@ impl KernelSet {
         assert!(apanel.len() >= panel_words(b.layout, mr, words), "qgemm: A panel scratch too short");
         let panel_bytes = b.panel_bytes();
         let kp = b.k_padded();
-        for row0 in (0..m).step_by(mr) {
+        // AMX (where the set has it): whole 16-row blocks read in place, at least one 64-byte
+        // tile step deep; the rows after the last such block go to the set's tile below.
+        let mut first = 0;
+        if let Some(amx) = self.qamx.filter(|_| b.layout == QLayout::Quad && words >= 16 && lda.is_multiple_of(4) && lda >= kp) {
+            const AMR: usize = 16;
+            while first + AMR <= m && a.len() >= (first + AMR - 1) * lda + kp {
+                for pi in 0..n.div_ceil(QNR) {
+                    let cols = QNR.min(n - pi * QNR);
+                    let bp = &b.data[pi * panel_bytes..(pi + 1) * panel_bytes];
+                    let c0 = first * ldc + pi * QNR;
+                    // SAFETY: rows first..first + 16 of `a` hold kp = 4·words bytes each
+                    // (checked above), the B panel panel_bytes, C rows 16 × cols at ldc lie
+                    // inside `c` (first + 16 <= m, col < n).
+                    unsafe { amx(words, a[first * lda..].as_ptr() as *const i32, lda / 4, 1, bp.as_ptr(), c[c0..].as_mut_ptr(), ldc, AMR, cols) };
+                }
+                first += AMR;
+            }
+        }
+        for row0 in (first..m).step_by(mr) {
             let rows = mr.min(m - row0);
             let words_fit = lda.is_multiple_of(4) && lda >= kp && a.len() >= (row0 + rows - 1) * lda + kp;
             // The quad layout reads full panels of rows in place (no packing pass), and single

@@ -45,6 +45,9 @@ pub struct KernelSet {
     /// The tile for weights that all lie in −64..=63 (`QLayout::Dot7`: one relaxed-SIMD dot
     /// per 16 products) and its MR, where the set has one; `qpack_b` picks it per matrix.
     pub(crate) qmmm7: Option<(QmmmFn, usize)>,
+    /// The AMX tile (16 rows × 16 columns, `x86_64/amx_qmmm_i8.rs`) for the quad layout's
+    /// whole 16-row blocks read in place, where the CPU and OS allow it; `qmmm` does the rest.
+    pub(crate) qamx: Option<QmmmFn>,
     /// The integer tile reading gathered A rows in place (`qgemm_gather`), where the set has
     /// one; the others gather into their packed panel.
     pub(crate) qgather: Option<QmmmGatherFn>,
@@ -103,6 +106,7 @@ impl KernelSet {
             qmr: crate::generic::generic_qmmm_i8::MR,
             qlayout: QLayout::Quad,
             qmmm7: None,
+            qamx: None,
             qmmm_name: "generic_qmmm_i8_4x16",
             qgather: None,
             qgmax: None,
@@ -194,7 +198,7 @@ impl KernelSet {
     }
 
     /// [`KernelSet::avx512_int8`] with the AMX tile (`amx_qmmm_i8_16x16`) for the plain
-    /// integer GEMM where the CPU has AMX-INT8 and the OS grants the tile state (the same
+    /// integer GEMM's whole 16-row blocks read in place (`KernelSet::qgemm`) where the CPU has AMX-INT8 and the OS grants the tile state (the same
     /// quad-layout panels and exact sums; the gathering conv tiles stay on `vpdpbusd`). The
     /// narrow set keeps the `vpdpbusd` tile, so the suites, which run every available set,
     /// compare both on this CPU.
@@ -203,9 +207,8 @@ impl KernelSet {
         let base = KernelSet::avx512_int8();
         if base.qlayout == QLayout::Quad && crate::x86_64::amx_qmmm_i8::amx_int8_ready() {
             KernelSet {
-                qmmm: crate::x86_64::amx_qmmm_i8::amx_qmmm_i8_16x16,
-                qmr: crate::x86_64::amx_qmmm_i8::MR,
-                qmmm_name: "amx_qmmm_i8_16x16",
+                qamx: Some(crate::x86_64::amx_qmmm_i8::amx_qmmm_i8_16x16),
+                qmmm_name: "avx512vnni_qmmm_i8_12x16+amx_qmmm_i8_16x16",
                 ..base
             }
         } else {
@@ -460,6 +463,7 @@ impl KernelSet {
             // Both tiles named where the set has both (the suites and int8_sets tell them apart).
             qmmm_name: if qmmm7.is_some() { "wasm_qmmm_i8_4x16+wasm_relaxed_qmmm_i7_4x16" } else { "wasm_qmmm_i8_4x16" },
             qmmm7,
+            qamx: None,
             qgather: None,
             qgmax: None,
             qepi: crate::wasm::wasm_requant_i32::wasm_qepilogue_i32::<f32>,

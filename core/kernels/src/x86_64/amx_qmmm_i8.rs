@@ -11,15 +11,14 @@
 //!
 //! Per call: `ldtilecfg`, `k / 64` tile steps, `tilestored` of the sums into a 1 KiB buffer, the
 //! `k mod 64` rest with `vpdpbusd` on those 16 rows, the `cols` columns stored, `tilerelease`
-//! (no tile state outlives the call). A tile that is not 16 full rows read in place (the last
-//! rows of a batch, packed panels) runs on the `vpdpbusd` tile.
+//! (no tile state outlives the call). `KernelSet::qgemm` gives it only whole 16-row blocks read
+//! in place; the rows after the last block (and the conv's gathered rows) run on `vpdpbusd`.
 //!
 //! Linux only: a process must ask the kernel for the AMX state (`arch_prctl(ARCH_REQ_XCOMP_PERM,
 //! XFEATURE_XTILEDATA)`) before its first tile instruction, else it dies of SIGILL;
 //! [`amx_int8_ready`] asks once and says whether it was granted.
 
 use crate::qgemm::QNR;
-use crate::x86_64::avx512vnni_qmmm_i8::{avx512vnni_qmmm_i8_12x16, MR as VNNI_MR};
 use std::arch::asm;
 use std::arch::x86_64::*;
 
@@ -83,8 +82,8 @@ const fn tile_cfg() -> TileCfg {
 static CFG: TileCfg = tile_cfg();
 
 /// # Safety
-/// [`amx_int8_ready`] returned true (AMX, AVX-512F/VNNI, tile state granted); pointers as
-/// [`crate::qgemm::QmmmFn`].
+/// [`amx_int8_ready`] returned true (AMX, AVX-512F/VNNI, tile state granted); `rows` = 16 rows
+/// read in place (`ws` = 1), `words >= 16`; pointers as [`crate::qgemm::QmmmFn`].
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f,avx512vnni")]
 pub(crate) unsafe fn amx_qmmm_i8_16x16(
@@ -98,15 +97,9 @@ pub(crate) unsafe fn amx_qmmm_i8_16x16(
     rows: usize,
     cols: usize,
 ) {
-    if rows != MR || ws != 1 || words < 16 {
-        // Not 16 rows in place: the vpdpbusd tile, 12 rows then the rest (it reads whole
-        // 12-row tiles, which the panel scratch covers; QUANT.md, "Integer kernels").
-        avx512vnni_qmmm_i8_12x16(words, a, rs, ws, b, c, ldc, rows.min(VNNI_MR), cols);
-        if rows > VNNI_MR {
-            avx512vnni_qmmm_i8_12x16(words, a.add(VNNI_MR * rs), rs, ws, b, c.add(VNNI_MR * ldc), ldc, rows - VNNI_MR, cols);
-        }
-        return;
-    }
+    // The driver (`KernelSet::qgemm`) calls this for whole 16-row blocks in place only.
+    debug_assert!(rows == MR && ws == 1 && words >= 16);
+    let _ = (rows, ws);
     let steps = words / 16;
     let stride_a = 4 * rs; // bytes between A rows
     let mut sums = Sums([0; MR * QNR]);
