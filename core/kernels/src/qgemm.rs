@@ -48,6 +48,9 @@ pub enum QLayout {
 /// whole panels of rows need no packing); `b` one packed panel (`words × 64` bytes); the
 /// tile's `rows × cols` go to `c` at stride `ldc`.
 /// Safety: pointers valid for those extents; `rows <= MR`, `cols <= 16`.
+/// `KernelSet::qgemm`'s AMX entry (`x86_64/amx_qmmm_i8.rs`): 16 rows of A read in place (`rs`
+/// i32 words apart) times every panel of B (`n` columns, `panel_bytes` apart) into C (`ldc`).
+pub(crate) type QAmxFn = unsafe fn(words: usize, a: *const i32, rs: usize, b: *const u8, panel_bytes: usize, n: usize, c: *mut i32, ldc: usize);
 pub(crate) type QmmmFn = unsafe fn(
     words: usize,
     a: *const i32,
@@ -301,15 +304,10 @@ impl KernelSet {
         if let Some(amx) = self.qamx.filter(|_| b.layout == QLayout::Quad && words >= 16 && lda.is_multiple_of(4) && lda >= kp) {
             const AMR: usize = 16;
             while first + AMR <= m && a.len() >= (first + AMR - 1) * lda + kp {
-                for pi in 0..n.div_ceil(QNR) {
-                    let cols = QNR.min(n - pi * QNR);
-                    let bp = &b.data[pi * panel_bytes..(pi + 1) * panel_bytes];
-                    let c0 = first * ldc + pi * QNR;
-                    // SAFETY: rows first..first + 16 of `a` hold kp = 4·words bytes each
-                    // (checked above), the B panel panel_bytes, C rows 16 × cols at ldc lie
-                    // inside `c` (first + 16 <= m, col < n).
-                    unsafe { amx(words, a[first * lda..].as_ptr() as *const i32, lda / 4, 1, bp.as_ptr(), c[c0..].as_mut_ptr(), ldc, AMR, cols) };
-                }
+                // SAFETY: rows first..first + 16 of `a` hold kp = 4·words bytes each (checked
+                // above), every B panel panel_bytes = 64·words, C rows 16 × n at ldc lie inside
+                // `c` (first + 16 <= m, checked against m and n at entry).
+                unsafe { amx(words, a[first * lda..].as_ptr() as *const i32, lda / 4, b.data.as_ptr(), panel_bytes, n, c[first * ldc..].as_mut_ptr(), ldc) };
                 first += AMR;
             }
         }

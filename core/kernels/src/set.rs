@@ -47,7 +47,7 @@ pub struct KernelSet {
     pub(crate) qmmm7: Option<(QmmmFn, usize)>,
     /// The AMX tile (16 rows × 16 columns, `x86_64/amx_qmmm_i8.rs`) for the quad layout's
     /// whole 16-row blocks read in place, where the CPU and OS allow it; `qmmm` does the rest.
-    pub(crate) qamx: Option<QmmmFn>,
+    pub(crate) qamx: Option<crate::qgemm::QAmxFn>,
     /// The integer tile reading gathered A rows in place (`qgemm_gather`), where the set has
     /// one; the others gather into their packed panel.
     pub(crate) qgather: Option<QmmmGatherFn>,

@@ -9,9 +9,10 @@
 //! wrap-around, no saturation; the sums never leave i32, QUANT.md), so the same result as the
 //! `vpdpbusd` tile: the outputs keep their bits.
 //!
-//! Per call: `ldtilecfg`, `k / 64` tile steps, `tilestored` of the sums into a 1 KiB buffer, the
-//! `k mod 64` rest with `vpdpbusd` on those 16 rows, the `cols` columns stored, `tilerelease`
-//! (no tile state outlives the call). `KernelSet::qgemm` gives it only whole 16-row blocks read
+//! Per call (16 rows, every panel): `ldtilecfg`, then per two panels `k / 64` steps of one A
+//! tile load and two `tdpbusd`, `tilestored` of the sums into a 2 KiB buffer, the `k mod 64`
+//! rest with `vpdpbusd` on those 16 rows, the columns stored; `tilerelease` at the end (no tile
+//! state outlives the call). `KernelSet::qgemm` gives it only whole 16-row blocks read
 //! in place; the rows after the last block (and the conv's gathered rows) run on `vpdpbusd`.
 //!
 //! Linux only: a process must ask the kernel for the AMX state (`arch_prctl(ARCH_REQ_XCOMP_PERM,
@@ -62,8 +63,8 @@ fn request_tile_state() -> bool {
     false
 }
 
-/// The tile configuration (palette 1): tmm0 the 16 × 16 i32 sums, tmm1 A (16 rows × 64 bytes),
-/// tmm2 B (16 quads × 64 bytes).
+/// The tile configuration (palette 1): tmm0 and tmm3 the 16 × 16 i32 sums of two panels, tmm1
+/// A (16 rows × 64 bytes), tmm2 and tmm4 the two panels' B tiles (16 quads × 64 bytes).
 #[repr(C, align(64))]
 struct TileCfg([u8; 64]);
 
@@ -71,7 +72,7 @@ const fn tile_cfg() -> TileCfg {
     let mut c = [0u8; 64];
     c[0] = 1; // palette
     let mut t = 0;
-    while t < 3 {
+    while t < 5 {
         // colsb (u16, little-endian) at 16 + 2t, rows at 48 + t.
         c[16 + 2 * t] = 64;
         c[48 + t] = 16;
@@ -81,54 +82,70 @@ const fn tile_cfg() -> TileCfg {
 }
 static CFG: TileCfg = tile_cfg();
 
+/// One 16-row block across all panels, two panels per pass (one A tile load per two
+/// `tdpbusd`); the tile configuration is loaded once per block and released at the end.
+///
 /// # Safety
-/// [`amx_int8_ready`] returned true (AMX, AVX-512F/VNNI, tile state granted); `rows` = 16 rows
-/// read in place (`ws` = 1), `words >= 16`; pointers as [`crate::qgemm::QmmmFn`].
-#[allow(clippy::too_many_arguments)]
+/// [`amx_int8_ready`] returned true (AMX, AVX-512F/VNNI, tile state granted); 16 rows of
+/// `4 · words` bytes at `a` (row stride `4 · rs` bytes); `n.div_ceil(16)` panels of
+/// `panel_bytes >= 64 · words` bytes at `b`; C 16 rows × n columns at `c` (stride `ldc`).
 #[target_feature(enable = "avx512f,avx512vnni")]
-pub(crate) unsafe fn amx_qmmm_i8_16x16(
-    words: usize,
-    a: *const i32,
-    rs: usize,
-    ws: usize,
-    b: *const u8,
-    c: *mut i32,
-    ldc: usize,
-    rows: usize,
-    cols: usize,
-) {
-    // The driver (`KernelSet::qgemm`) calls this for whole 16-row blocks in place only.
-    debug_assert!(rows == MR && ws == 1 && words >= 16);
-    let _ = (rows, ws);
+pub(crate) unsafe fn amx_qmmm_i8_16x16(words: usize, a: *const i32, rs: usize, b: *const u8, panel_bytes: usize, n: usize, c: *mut i32, ldc: usize) {
     let steps = words / 16;
     let stride_a = 4 * rs; // bytes between A rows
-    let mut sums = Sums([0; MR * QNR]);
-    asm!("ldtilecfg [{cfg}]", "tilezero tmm0", cfg = in(reg) CFG.0.as_ptr(), options(nostack, preserves_flags));
-    for s in 0..steps {
+    let panels = n.div_ceil(QNR);
+    let mut sums = Sums([0; 2 * MR * QNR]);
+    asm!("ldtilecfg [{cfg}]", cfg = in(reg) CFG.0.as_ptr(), options(nostack, preserves_flags, readonly));
+    let mut p = 0;
+    while p < panels {
+        let two = p + 1 < panels;
+        let (b0, b1) = (b.add(p * panel_bytes), b.add((p + usize::from(two)) * panel_bytes));
+        asm!("tilezero tmm0", "tilezero tmm3", options(nostack, preserves_flags, nomem));
+        for s in 0..steps {
+            // With one panel left the second product repeats the first into tmm3, unread.
+            asm!(
+                "tileloadd tmm1, [{a} + {sa} * 1]",
+                "tileloadd tmm2, [{b0} + {sb} * 1]",
+                "tileloadd tmm4, [{b1} + {sb} * 1]",
+                "tdpbusd tmm0, tmm1, tmm2",
+                "tdpbusd tmm3, tmm1, tmm4",
+                a = in(reg) a.add(16 * s),
+                sa = in(reg) stride_a,
+                b0 = in(reg) b0.add(s * 16 * 64),
+                b1 = in(reg) b1.add(s * 16 * 64),
+                sb = in(reg) 64usize,
+                options(nostack, preserves_flags, readonly),
+            );
+        }
         asm!(
-            "tileloadd tmm1, [{a} + {sa} * 1]",
-            "tileloadd tmm2, [{b} + {sb} * 1]",
-            "tdpbusd tmm0, tmm1, tmm2",
-            a = in(reg) a.add(16 * s),
-            sa = in(reg) stride_a,
-            b = in(reg) b.add(s * 16 * 64),
-            sb = in(reg) 64usize,
-            options(nostack, preserves_flags, readonly),
+            "tilestored [{p} + {s} * 1], tmm0",
+            "tilestored [{q} + {s} * 1], tmm3",
+            p = in(reg) sums.0.as_mut_ptr(),
+            q = in(reg) sums.0.as_mut_ptr().add(MR * QNR),
+            s = in(reg) 64usize,
+            options(nostack, preserves_flags),
         );
+        for (h, bp) in [b0, b1].into_iter().enumerate().take(1 + usize::from(two)) {
+            let col0 = (p + h) * QNR;
+            let cols = QNR.min(n - col0);
+            rest(words, steps * 16, a, rs, bp, &sums.0[h * MR * QNR..], c.add(col0), ldc, cols);
+        }
+        p += 2;
     }
-    asm!(
-        "tilestored [{p} + {s} * 1], tmm0",
-        "tilerelease",
-        p = in(reg) sums.0.as_mut_ptr(),
-        s = in(reg) 64usize,
-        options(nostack, preserves_flags),
-    );
-    // The k-quads past the last whole tile step, on vpdpbusd, then the store.
+    asm!("tilerelease", options(nostack, preserves_flags, nomem));
+}
+
+/// The k-quads from `from` to `words` on `vpdpbusd`, added to one panel's tile sums, and the
+/// `cols` columns stored.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+#[target_feature(enable = "avx512f,avx512vnni")]
+unsafe fn rest(words: usize, from: usize, a: *const i32, rs: usize, b: *const u8, sums: &[i32], c: *mut i32, ldc: usize, cols: usize) {
     let mask: __mmask16 = if cols == QNR { 0xFFFF } else { ((1u32 << cols) - 1) as __mmask16 };
     for r in 0..MR {
-        let mut acc = _mm512_loadu_si512(sums.0.as_ptr().add(r * QNR) as *const _);
+        let mut acc = _mm512_loadu_si512(sums[r * QNR..].as_ptr() as *const _);
         let ar = a.add(r * rs);
-        for g in steps * 16..words {
+        for g in from..words {
             let bv = _mm512_loadu_si512(b.add(g * 64) as *const _);
             acc = _mm512_dpbusd_epi32(acc, _mm512_set1_epi32(ar.add(g).read_unaligned()), bv);
         }
@@ -137,4 +154,4 @@ pub(crate) unsafe fn amx_qmmm_i8_16x16(
 }
 
 #[repr(C, align(64))]
-struct Sums([i32; MR * QNR]);
+struct Sums([i32; 2 * MR * QNR]);
