@@ -89,6 +89,7 @@ static CFG: TileCfg = tile_cfg();
 /// [`amx_int8_ready`] returned true (AMX, AVX-512F/VNNI, tile state granted); 16 rows of
 /// `4 · words` bytes at `a` (row stride `4 · rs` bytes); `n.div_ceil(16)` panels of
 /// `panel_bytes >= 64 · words` bytes at `b`; C 16 rows × n columns at `c` (stride `ldc`).
+#[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f,avx512vnni")]
 pub(crate) unsafe fn amx_qmmm_i8_16x16(words: usize, a: *const i32, rs: usize, b: *const u8, panel_bytes: usize, n: usize, c: *mut i32, ldc: usize) {
     let steps = words / 16;
