@@ -239,6 +239,109 @@ fn vector_quantizers_match_the_scalar_specification() {
     }
 }
 
+/// The FMA quantizers (x86_64 AVX2 and AVX-512: a multiply and two fused corrections instead
+/// of the division, QUANT.md "Quantizing by multiplication") give the division's bytes, and
+/// `quantize_checked` reports non-finite input exactly. Per scale: millions of random bit
+/// patterns (NaN, ±∞, subnormals and huge values included), every quotient within 96 ulps of
+/// each half-integer and integer in ±520 (where the rounding decides), ±0, the smallest
+/// subnormals, values around the ±2^20 · scale pre-clamp and ±f32::MAX. Scales: the shipped
+/// int8 models' input scales, round ones, random mantissas across [2^-64, 2^64] and both ends
+/// of that range, and two outside it (the division fallback). The same inputs quantized with the
+/// uncorrected `RN(x · RN(1/scale))` differ on many values: a quantizer without the correction
+/// fails here.
+#[test]
+fn quantizing_by_multiplication_gives_the_division_bytes() {
+    use mdeploy_core::kernels::quant::QParams;
+    let mut rng = Rng::new(2026);
+    let mut scales: Vec<f32> = vec![1.0 / 255.0, 0.5, 1.0, 0.1, 0.007_843_138, 2f32.powi(-64), 2f32.powi(64), 3.0 * 2f32.powi(-66), 2f32.powi(-70), 2f32.powi(70)];
+    // The input scale of each shipped int8 model's first quantized step.
+    for name in ["mnist-mlp-int8.mdm", "mnist-cnn-int8.mdm"] {
+        if let Ok(m) = mdeploy_testkit::mnist::trained_model(name) {
+            for node in &m.graph.nodes {
+                if let mdeploy_core::graph::Op::Quantize { scale, .. } = &node.op {
+                    scales.push(*scale);
+                }
+            }
+        }
+    }
+    for _ in 0..12 {
+        // A random mantissa times 2^e, e in −64..=63.
+        let m = 1.0 + rng.below(1 << 23) as f32 / (1 << 23) as f32;
+        scales.push(m * 2f32.powi(rng.below(128) as i32 - 64));
+    }
+    let sets: Vec<KernelSet> = KernelSet::available().into_iter().filter(|k| k.quantize_checks()).collect();
+    let (mut tested, mut uncorrected_wrong) = (0usize, 0usize);
+    for (si, &scale) in scales.iter().enumerate() {
+        let p = QParams { scale, zero_point: [0, 128, 255, 7][si % 4] };
+        let mut x: Vec<f32> = Vec::new();
+        // Random bit patterns: millions for the first scales, fewer for the rest.
+        let randoms = if si < 12 { 4_000_000 } else { 500_000 };
+        x.extend((0..randoms).map(|_| f32::from_bits(rng.next_u64() as u32)));
+        // Quotients near every half-integer and integer the codes can see.
+        for h2 in -1040i32..=1040 {
+            let c = (h2 as f32 * 0.5 * scale).to_bits() as i64;
+            for d in -96i64..=96 {
+                let b = c + d;
+                if (0..=u32::MAX as i64).contains(&b) {
+                    x.push(f32::from_bits(b as u32));
+                }
+            }
+        }
+        let edge = 1_048_576.0 * scale;
+        for v in [0.0f32, -0.0, f32::from_bits(1), -f32::from_bits(1), f32::MIN_POSITIVE, f32::MAX, -f32::MAX, edge, -edge, f32::INFINITY, f32::NEG_INFINITY, f32::NAN] {
+            for d in -4i32..=4 {
+                x.push(f32::from_bits((v.to_bits() as i32).wrapping_add(d) as u32));
+            }
+        }
+        let want: Vec<u8> = x.iter().map(|&v| p.quantize(v)).collect();
+        let finite = x.iter().all(|v| v.is_finite());
+        if let Some(inv) = p.fma_reciprocal() {
+            uncorrected_wrong += x.iter().zip(&want).filter(|&(&v, &w)| QParams { scale: 1.0, ..p }.quantize(v * inv) != w).count();
+        }
+        for ks in &sets {
+            let mut q = vec![0u8; x.len()];
+            ks.quantize(p, &x, &mut q);
+            let bad = q.iter().zip(&want).position(|(a, b)| a != b);
+            assert!(bad.is_none(), "{} scale {scale:e}: x = {:e} gave {} not {}", ks.name(), x[bad.unwrap()], q[bad.unwrap()], want[bad.unwrap()]);
+            q.fill(0);
+            assert_eq!(ks.quantize_checked(p, &x, &mut q), Some(finite), "{} scale {scale:e}", ks.name());
+            assert!(q == want, "{} scale {scale:e}: quantize_checked bytes", ks.name());
+            // The finite part alone reports finite.
+            let fin: Vec<f32> = x.iter().copied().filter(|v| v.is_finite()).take(100_003).collect();
+            let mut qf = vec![0u8; fin.len()];
+            assert_eq!(ks.quantize_checked(p, &fin, &mut qf), Some(true), "{} scale {scale:e}", ks.name());
+        }
+        tested += x.len();
+    }
+    eprintln!("FMA quantizers: {tested} values over {} scales on {} sets; uncorrected x·(1/s) wrong on {uncorrected_wrong}", scales.len(), sets.len());
+    if !sets.is_empty() {
+        assert!(uncorrected_wrong > 100, "the inputs must catch a quantizer without the correction");
+    }
+}
+
+/// A NaN or ±∞ anywhere in a row, at every position around the vector widths, is reported.
+#[test]
+fn quantize_checked_finds_every_non_finite_position() {
+    use mdeploy_core::kernels::quant::QParams;
+    let p = QParams { scale: 0.02, zero_point: 3 };
+    for ks in KernelSet::available() {
+        for len in [1usize, 15, 16, 17, 33, 784] {
+            for at in 0..len {
+                for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+                    let mut x = vec![0.25f32; len];
+                    x[at] = bad;
+                    let mut q = vec![0u8; len];
+                    if let Some(ok) = ks.quantize_checked(p, &x, &mut q) {
+                        assert!(!ok, "{} len {len} at {at} {bad}", ks.name());
+                        let want: Vec<u8> = x.iter().map(|&v| p.quantize(v)).collect();
+                        assert_eq!(q, want, "{} len {len}", ks.name());
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Whole panels of rows read in place (quad layout, `lda` a multiple of 4, at least k rounded
 /// up to 4): the bytes between k and that rounding are garbage here and must add nothing.
 #[test]

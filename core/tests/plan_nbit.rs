@@ -254,8 +254,9 @@ fn shipped_int4_mlp_matches_the_command_and_its_recorded_accuracy() {
 }
 
 /// A 7-bit MLP's first layer quantizes the input straight into the 7-bit tile's panel on the
-/// relaxed wasm build and checks it there (`Exec::checks_input`: `Plan::run` makes no pass of
-/// its own when the batch fits one chunk); every other set and model scans first. Either way a
+/// relaxed wasm build and checks it there, and the x86_64 FMA sets check it in their quantizer's
+/// read (`Exec::checks_input`: `Plan::run` makes no pass of its own when the batch fits one
+/// chunk); the other sets scan first. Either way a
 /// NaN or an infinity anywhere (first value, a sample's last value, a middle sample, the last
 /// value) is refused with the same error naming its index, at a max_batch that holds the batch
 /// and one that splits it, `out` is untouched, and the plan still runs a good batch after.

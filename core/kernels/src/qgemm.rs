@@ -48,6 +48,9 @@ pub enum QLayout {
 /// whole panels of rows need no packing); `b` one packed panel (`words × 64` bytes); the
 /// tile's `rows × cols` go to `c` at stride `ldc`.
 /// Safety: pointers valid for those extents; `rows <= MR`, `cols <= 16`.
+/// `KernelSet::qgemm`'s AMX entry (`x86_64/amx_qmmm_i8.rs`): 16 rows of A read in place (`rs`
+/// i32 words apart) times every panel of B (`n` columns, `panel_bytes` apart) into C (`ldc`).
+pub(crate) type QAmxFn = unsafe fn(words: usize, a: *const i32, rs: usize, b: *const u8, panel_bytes: usize, n: usize, c: *mut i32, ldc: usize);
 pub(crate) type QmmmFn = unsafe fn(
     words: usize,
     a: *const i32,
@@ -191,6 +194,21 @@ impl KernelSet {
         unsafe { (self.qquant)(p, x, q) }
     }
 
+    /// [`KernelSet::quantize`] that also checks `x` on the same read: `Some(true)` when every
+    /// value was finite, `None` when this set has no such quantizer (then `q` is untouched;
+    /// see [`KernelSet::quantize_checks`]). Natively on x86_64 with FMA the one pass replaces
+    /// an input scan that cost as much as the quantizer itself.
+    pub fn quantize_checked(&self, p: QParams, x: &[f32], q: &mut [u8]) -> Option<bool> {
+        assert_eq!(x.len(), q.len(), "quantize: lengths differ");
+        // SAFETY: holding the set proves the CPU has its features.
+        self.qquantc.map(|f| unsafe { f(p, x, q) })
+    }
+
+    /// Whether [`KernelSet::quantize_checked`] checks (the x86_64 AVX2 and AVX-512 sets).
+    pub fn quantize_checks(&self) -> bool {
+        self.qquantc.is_some()
+    }
+
     /// `y[i] = p.dequantize(p.quantize(y[i]))` (`quant::fake_quantize_slice`, the same bits on
     /// every set).
     pub fn fake_quantize(&self, p: QParams, y: &mut [f32]) {
@@ -280,7 +298,20 @@ impl KernelSet {
         assert!(apanel.len() >= panel_words(b.layout, mr, words), "qgemm: A panel scratch too short");
         let panel_bytes = b.panel_bytes();
         let kp = b.k_padded();
-        for row0 in (0..m).step_by(mr) {
+        // AMX (where the set has it): whole 16-row blocks read in place, at least one 64-byte
+        // tile step deep; the rows after the last such block go to the set's tile below.
+        let mut first = 0;
+        if let Some(amx) = self.qamx.filter(|_| b.layout == QLayout::Quad && words >= 16 && lda.is_multiple_of(4) && lda >= kp) {
+            const AMR: usize = 16;
+            while first + AMR <= m && a.len() >= (first + AMR - 1) * lda + kp {
+                // SAFETY: rows first..first + 16 of `a` hold kp = 4·words bytes each (checked
+                // above), every B panel panel_bytes = 64·words, C rows 16 × n at ldc lie inside
+                // `c` (first + 16 <= m, checked against m and n at entry).
+                unsafe { amx(words, a[first * lda..].as_ptr() as *const i32, lda / 4, b.data.as_ptr(), panel_bytes, n, c[first * ldc..].as_mut_ptr(), ldc) };
+                first += AMR;
+            }
+        }
+        for row0 in (first..m).step_by(mr) {
             let rows = mr.min(m - row0);
             let words_fit = lda.is_multiple_of(4) && lda >= kp && a.len() >= (row0 + rows - 1) * lda + kp;
             // The quad layout reads full panels of rows in place (no packing pass), and single

@@ -106,7 +106,42 @@ impl QParams {
     /// `clamp(round_half_even(x / scale) + zp, 0, 255)`; NaN gives `zp`.
     #[inline(always)]
     pub fn quantize(self, x: f32) -> u8 {
-        let t = x / self.scale;
+        self.code(x / self.scale)
+    }
+
+    /// [`QParams::quantize`] with the division replaced by a multiply and two exact FMA
+    /// corrections, giving the same byte for every `x` when `inv` is
+    /// [`QParams::fma_reciprocal`]'s (why, QUANT.md, "Quantizing by multiplication"): `q0 =
+    /// x · inv` is within 2 ulps of `x / scale`; `q1 = q0 + (x − q0 · scale) · inv` is within
+    /// one (faithful); Markstein's step from a faithful `q1` with `inv = RN(1/scale)` gives
+    /// `RN(x / scale)`, the division's bits. Where `|q0| > 2^20` (±∞ included) the clamp
+    /// decides, so `q0` itself is used. Only for hosts where `mul_add` is one fused
+    /// instruction (the x86_64 AVX2 and AVX-512 builds): never in wasm, whose relaxed madd may
+    /// be unfused, nor where `mul_add` is a libm call.
+    #[inline(always)]
+    pub fn quantize_fma(self, x: f32, inv: f32) -> u8 {
+        let s = self.scale;
+        let q0 = x * inv;
+        let q1 = (-q0).mul_add(s, x).mul_add(inv, q0);
+        let q2 = (-q1).mul_add(s, x).mul_add(inv, q1);
+        // `<=` is false for NaN: q0 stays NaN and quantizes to zp below, as the division's would.
+        let t = if q0.abs() <= 1_048_576.0 { q2 } else { q0 };
+        self.code(t)
+    }
+
+    /// `RN(1 / scale)` when `scale` lies in `[2^-64, 2^64]`, where the argument of
+    /// [`QParams::quantize_fma`] holds (no product, residual or correction under- or
+    /// overflows while the quotient can still round to a code); `None` elsewhere (use the
+    /// division).
+    pub fn fma_reciprocal(self) -> Option<f32> {
+        const LO: f32 = 5.421_011e-20; // 2^-64
+        const HI: f32 = 1.844_674_4e19; // 2^64
+        (self.scale >= LO && self.scale <= HI).then(|| 1.0 / self.scale)
+    }
+
+    /// The code of a quotient `t = RN(x / scale)` (NaN → zp), shared by both quantizers.
+    #[inline(always)]
+    fn code(self, t: f32) -> u8 {
         // Clamp first (NaN → 0), then round half to even with the 1.5 · 2^23 trick: for
         // |t| <= 2^22 adding and subtracting it leaves t rounded to an integer by the IEEE
         // default mode (nearest, ties to even), the same on every host. `round_ties_even` is a
@@ -120,6 +155,7 @@ impl QParams {
         let r: i32 = unsafe { r.to_int_unchecked() };
         (r + self.zero_point).clamp(0, 255) as u8
     }
+
     /// `scale · (q − zp)`.
     #[inline(always)]
     pub fn dequantize(self, q: i32) -> f32 {
@@ -134,6 +170,45 @@ impl QParams {
 pub fn quantize_slice(p: QParams, x: &[f32], q: &mut [u8]) {
     for (d, &v) in q.iter_mut().zip(x) {
         *d = p.quantize(v);
+    }
+}
+
+/// [`quantize_slice`] on a host with fused multiply-add ([`QParams::quantize_fma`] where
+/// [`QParams::fma_reciprocal`] allows it: the same bytes), also telling whether every `x` was
+/// finite: the one pass over the floats checks them on the way (an input scan of its own cost
+/// as much as the quantizer), as the 7-bit wasm path does (`qgemm_quantize_dot7`).
+#[inline(always)]
+pub fn quantize_slice_fma(p: QParams, x: &[f32], q: &mut [u8]) -> bool {
+    // Exponent all ones: ±∞ or NaN. An OR over the lanes vectorizes; `all` would stop early.
+    const EXP: u32 = 0x7f80_0000;
+    let mut bad = 0u32;
+    match p.fma_reciprocal() {
+        Some(inv) => {
+            for (d, &v) in q.iter_mut().zip(x) {
+                bad |= u32::from(v.to_bits() & EXP == EXP);
+                *d = p.quantize_fma(v, inv);
+            }
+        }
+        None => {
+            for (d, &v) in q.iter_mut().zip(x) {
+                bad |= u32::from(v.to_bits() & EXP == EXP);
+                *d = p.quantize(v);
+            }
+        }
+    }
+    bad == 0
+}
+
+/// [`fake_quantize_slice`] on a host with fused multiply-add, as [`quantize_slice_fma`].
+#[inline(always)]
+pub fn fake_quantize_slice_fma(p: QParams, y: &mut [f32]) {
+    match p.fma_reciprocal() {
+        Some(inv) => {
+            for v in y.iter_mut() {
+                *v = p.dequantize(i32::from(p.quantize_fma(*v, inv)));
+            }
+        }
+        None => fake_quantize_slice(p, y),
     }
 }
 
@@ -400,6 +475,9 @@ impl QElem for u8 {
 pub(crate) type QEpiFn<T> = unsafe fn(e: &QEpi, c: &[i32], ldc: usize, rows: usize, y: &mut [T], ldy: usize);
 /// `KernelSet::quantize`'s pointer type: [`quantize_slice`] compiled for one instruction set.
 pub(crate) type QQuantFn = unsafe fn(p: QParams, x: &[f32], q: &mut [u8]);
+/// `KernelSet::quantize_checked`'s pointer type: [`quantize_slice_fma`] for one instruction set
+/// with FMA; `true` when every `x` was finite.
+pub(crate) type QQuantCheckFn = unsafe fn(p: QParams, x: &[f32], q: &mut [u8]) -> bool;
 /// `KernelSet::fake_quantize`'s pointer type: [`fake_quantize_slice`] for one instruction set.
 pub(crate) type QFakeFn = unsafe fn(p: QParams, y: &mut [f32]);
 

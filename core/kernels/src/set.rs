@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 
 use crate::bgemm::{BPackFn, BmmmFn};
 use crate::qgemm::{QGatherMax, QLayout, QmmmFn, QmmmGatherFn};
-use crate::quant::{QEpiFn, QFakeFn, QQuantFn};
+use crate::quant::{QEpiFn, QFakeFn, QQuantCheckFn, QQuantFn};
 use crate::tile::{ConvFn, DwConvFn, GemvFn, MmmFn, PoolFn, SpmmFn};
 
 /// The dispatch table: one micro-kernel family for one instruction set, chosen once.
@@ -45,6 +45,9 @@ pub struct KernelSet {
     /// The tile for weights that all lie in −64..=63 (`QLayout::Dot7`: one relaxed-SIMD dot
     /// per 16 products) and its MR, where the set has one; `qpack_b` picks it per matrix.
     pub(crate) qmmm7: Option<(QmmmFn, usize)>,
+    /// The AMX tile (16 rows × 16 columns, `x86_64/amx_qmmm_i8.rs`) for the quad layout's
+    /// whole 16-row blocks read in place, where the CPU and OS allow it; `qmmm` does the rest.
+    pub(crate) qamx: Option<crate::qgemm::QAmxFn>,
     /// The integer tile reading gathered A rows in place (`qgemm_gather`), where the set has
     /// one; the others gather into their packed panel.
     pub(crate) qgather: Option<QmmmGatherFn>,
@@ -55,6 +58,9 @@ pub struct KernelSet {
     pub(crate) qepi: QEpiFn<f32>,
     pub(crate) qepi8: QEpiFn<u8>,
     pub(crate) qquant: QQuantFn,
+    /// The quantizer that also checks its input is finite on the same read, where the set has
+    /// one (the FMA builds, `quant::quantize_slice_fma`).
+    pub(crate) qquantc: Option<QQuantCheckFn>,
     pub(crate) qfake: QFakeFn,
     /// Binary GEMM tile (`bgemm.rs`): MR rows × 8 columns of ±1 dot products, and its name.
     pub(crate) bmmm: BmmmFn,
@@ -100,12 +106,14 @@ impl KernelSet {
             qmr: crate::generic::generic_qmmm_i8::MR,
             qlayout: QLayout::Quad,
             qmmm7: None,
+            qamx: None,
             qmmm_name: "generic_qmmm_i8_4x16",
             qgather: None,
             qgmax: None,
             qepi: crate::quant::generic_qepilogue::<f32>,
             qepi8: crate::quant::generic_qepilogue::<u8>,
             qquant: crate::quant::generic_quantize,
+            qquantc: None,
             qfake: crate::quant::generic_fake_quantize,
             bmmm: crate::generic::generic_bmmm_b1::generic_bmmm_b1_4x8,
             bmr: crate::generic::generic_bmmm_b1::MR,
@@ -146,6 +154,7 @@ impl KernelSet {
                 qepi: crate::x86_64::avx_requant_i32::avx2_qepilogue_i32::<f32>,
                 qepi8: crate::x86_64::avx_requant_i32::avx2_qepilogue_i32::<u8>,
                 qquant: crate::x86_64::avx_requant_i32::avx2_quantize_f32,
+                qquantc: Some(crate::x86_64::avx_requant_i32::avx2_quantize_checked_f32),
                 qfake: crate::x86_64::avx_requant_i32::avx2_fake_quantize_f32,
                 ..KernelSet::x86_binary(KernelSet::generic(), false)
             })
@@ -181,10 +190,29 @@ impl KernelSet {
                 spmm_name: "avx512_spmm_f32_64",
             bspmv: crate::x86_64::avx512_bspmv_f32::avx512_bspmv_f32,
             bspmv_name: "avx512_bspmv_f32",
-                ..KernelSet::avx512_int8()
+                ..KernelSet::avx512_int8_amx()
             })
         } else {
             None
+        }
+    }
+
+    /// [`KernelSet::avx512_int8`] with the AMX tile (`amx_qmmm_i8_16x16`) for the plain
+    /// integer GEMM's whole 16-row blocks read in place (`KernelSet::qgemm`) where the CPU has AMX-INT8 and the OS grants the tile state (the same
+    /// quad-layout panels and exact sums; the gathering conv tiles stay on `vpdpbusd`). The
+    /// narrow set keeps the `vpdpbusd` tile, so the suites, which run every available set,
+    /// compare both on this CPU.
+    #[cfg(target_arch = "x86_64")]
+    fn avx512_int8_amx() -> KernelSet {
+        let base = KernelSet::avx512_int8();
+        if base.qlayout == QLayout::Quad && crate::x86_64::amx_qmmm_i8::amx_int8_ready() {
+            KernelSet {
+                qamx: Some(crate::x86_64::amx_qmmm_i8::amx_qmmm_i8_16x16),
+                qmmm_name: "avx512vnni_qmmm_i8_12x16+amx_qmmm_i8_16x16",
+                ..base
+            }
+        } else {
+            base
         }
     }
 
@@ -199,12 +227,14 @@ impl KernelSet {
         {
             base.qepi = crate::x86_64::avx_requant_i32::avx512_qepilogue_i32::<f32>;
             base.qepi8 = crate::x86_64::avx_requant_i32::avx512_qepilogue_i32::<u8>;
-            base.qquant = crate::x86_64::avx_requant_i32::avx512_quantize_f32;
+            base.qquant = crate::x86_64::avx512_quantize_f32::avx512_quantize_nocheck_f32;
+            base.qquantc = Some(crate::x86_64::avx512_quantize_f32::avx512_quantize_f32);
             base.qfake = crate::x86_64::avx_requant_i32::avx512_fake_quantize_f32;
         } else {
             base.qepi = crate::x86_64::avx_requant_i32::avx2_qepilogue_i32::<f32>;
             base.qepi8 = crate::x86_64::avx_requant_i32::avx2_qepilogue_i32::<u8>;
             base.qquant = crate::x86_64::avx_requant_i32::avx2_quantize_f32;
+            base.qquantc = Some(crate::x86_64::avx_requant_i32::avx2_quantize_checked_f32);
             base.qfake = crate::x86_64::avx_requant_i32::avx2_fake_quantize_f32;
         }
         let base = KernelSet::x86_binary(base, true);
@@ -433,11 +463,13 @@ impl KernelSet {
             // Both tiles named where the set has both (the suites and int8_sets tell them apart).
             qmmm_name: if qmmm7.is_some() { "wasm_qmmm_i8_4x16+wasm_relaxed_qmmm_i7_4x16" } else { "wasm_qmmm_i8_4x16" },
             qmmm7,
+            qamx: None,
             qgather: None,
             qgmax: None,
             qepi: crate::wasm::wasm_requant_i32::wasm_qepilogue_i32::<f32>,
             qepi8: crate::wasm::wasm_requant_i32::wasm_qepilogue_i32::<u8>,
             qquant: crate::wasm::wasm_requant_i32::wasm_quantize_f32,
+            qquantc: None,
             qfake: crate::quant::generic_fake_quantize,
             bmmm: crate::wasm::wasm_bmmm_b1::wasm_bmmm_b1_2x8,
             bmr: crate::wasm::wasm_bmmm_b1::MR,

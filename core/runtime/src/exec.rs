@@ -721,18 +721,22 @@ impl Exec {
 
     /// Whether the first step reads every input value through a sign-packer (a binary step on
     /// the program input, nothing before it) or quantizes it straight into the 7-bit tile's
-    /// panel (an integer Dense with Dot7 weights on the input): then [`Exec::run_chunk`] finds a
-    /// non-finite input on that read, and `Plan::run` needs no pass of its own over the input.
+    /// panel (an integer Dense with Dot7 weights on the input) or through a quantizer that
+    /// checks on its read (`KernelSet::quantize_checks`: the x86_64 FMA sets): then
+    /// [`Exec::run_chunk`] finds a non-finite input on that read, and `Plan::run` needs no pass
+    /// of its own over the input.
     pub(crate) fn checks_input(&self) -> bool {
-        self.split == 0
-            && self.steps.first().is_some_and(|st| {
-                let reads = match &st.k {
-                    XK::BDense(_) => true,
-                    XK::QDense(d) => !st.in_u8 && d.w.layout() == QLayout::Dot7,
-                    _ => false,
-                };
-                reads && st.ins.first() == Some(&Loc::Input) && st.in_lens.first() == Some(&self.input_len)
-            })
+        self.steps.first().is_some_and(|st| {
+            let reads = match &st.k {
+                XK::BDense(_) => self.split == 0,
+                XK::QDense(d) => self.split == 0 && !st.in_u8 && (d.w.layout() == QLayout::Dot7 || self.ks.quantize_checks()),
+                // The codes of the input (the int8 MLP's first step): [`Exec::run_chunk`]
+                // quantizes every sample's row through the checking quantizer first.
+                XK::Quantize { .. } => st.out_u8 && matches!(st.out, Loc::Buf { batched: true, .. }) && self.ks.quantize_checks(),
+                _ => false,
+            };
+            reads && st.ins.first() == Some(&Loc::Input) && st.in_lens.first() == Some(&self.input_len)
+        })
     }
 
     /// Runs `nb <= max_batch` samples (`input`: `nb × input_len`, `out`: `nb × output_len`).
@@ -743,8 +747,27 @@ impl Exec {
         let checks = self.checks_input();
         let Exec { ks, input_len, output_len, steps, split, bufs, stride, out: out_loc, scratch, .. } = self;
         let (split, il) = (*split, *input_len);
+        // A first step that quantizes the input to codes, checked on that read: all samples
+        // first, so a non-finite value stops the chunk before any other step runs.
+        let mut first = 0;
+        if let (true, Some(st)) = (checks && split > 0, steps.first()) {
+            // Only into a batched slot (one row per sample): a slot that holds one sample at
+            // a time is read by per-sample steps before the next sample's codes are written.
+            if let (XK::Quantize { q }, Loc::Buf { buf, batched: true }) = (&st.k, st.out) {
+                let (ld, n) = (4 * stride[buf], st.out_len);
+                let y = bytes_mut(bufs[buf].as_mut_slice());
+                let mut finite = true;
+                for s in 0..nb {
+                    finite &= ks.quantize_checked(*q, &input[s * il..(s + 1) * il], &mut y[s * ld..s * ld + n]) != Some(false);
+                }
+                if !finite {
+                    return false;
+                }
+                first = 1;
+            }
+        }
         for s in 0..nb {
-            for st in &steps[..split] {
+            for st in &steps[first..split] {
                 sample_step(*ks, st, s, input, il, bufs, stride, scratch);
             }
         }
@@ -1502,7 +1525,8 @@ impl QOutBuf<'_> {
 /// values): `QROWS` rows at a time are quantized to u8 (unless they are codes already),
 /// multiplied on the int8 kernels, and finished by the epilogue shared by every backend
 /// (`kernels::quant`). Returns `false` when a float row held a NaN or ±∞, which only 7-bit
-/// weights (Dot7, quantized straight into the tile's panel) look for; `true` otherwise.
+/// weights (Dot7, quantized straight into the tile's panel) and the sets whose quantizer
+/// checks (`KernelSet::quantize_checked`) look for; `true` otherwise.
 #[allow(clippy::too_many_arguments)]
 fn qrows(
     ks: KernelSet,
@@ -1529,7 +1553,11 @@ fn qrows(
             }
             QIn::F32(x) => {
                 for r in 0..rows {
-                    ks.quantize(input, &x[(r0 + r) * ldx..(r0 + r) * ldx + k], &mut a[r * kp..r * kp + k]);
+                    let (src, dst) = (&x[(r0 + r) * ldx..(r0 + r) * ldx + k], &mut a[r * kp..r * kp + k]);
+                    match ks.quantize_checked(input, src, dst) {
+                        Some(ok) => finite &= ok,
+                        None => ks.quantize(input, src, dst),
+                    }
                 }
                 ks.qgemm(rows, &a[..rows * kp], kp, w, &mut c[..rows * n], n, panel);
             }

@@ -130,8 +130,9 @@ impl Plan {
             ))
         };
         let mb = self.exec.max_batch();
-        // A plan whose first step sign-packs the whole input (a binary-input model) or quantizes
-        // it into the 7-bit tile's panel (an int7 first layer) checks it on that read, which is
+        // A plan whose first step sign-packs the whole input (a binary-input model), quantizes
+        // it into the 7-bit tile's panel (an int7 first layer) or through a quantizer that
+        // checks (the x86_64 FMA sets: an int8 first layer) checks it on that read, which is
         // the plan's only pass over the floats; in one chunk, so `out` is still untouched when
         // a value is bad (the scan below then names it).
         if n <= mb && self.exec.checks_input() {
