@@ -109,17 +109,13 @@ pub(crate) unsafe fn wasm_qepilogue_i32<T: WasmStore>(e: &QEpi, c: &[i32], ldc: 
     }
 }
 
-/// `wasm_quantize_f32`: `quant::quantize_slice` in simd128, 16 values at a time (LLVM's
-/// vectorization of the portable loop cost about as much as the int8 GEMM in V8). The same
-/// operations as `QParams::quantize`: IEEE division, NaN → 0 (then zp), clamp to ±512, round
-/// half to even with the 1.5·2^23 trick, exact conversion, `+ zp`, and the clamp to 0..=255 as
-/// two saturating narrows (i32 → i16 is exact for −512..=767, i16 → u8 clamps).
-///
-/// # Safety
-/// As `quant::QQuantFn` (`x` and `q` of one length, checked by `KernelSet::quantize`).
-pub(crate) unsafe fn wasm_quantize_f32(p: crate::quant::QParams, x: &[f32], q: &mut [u8]) {
-    let n = x.len().min(q.len());
-    let full = n / 16 * 16;
+/// `QParams::quantize` on 16 f32 (four v128, in order) into their 16 u8 codes: IEEE division,
+/// NaN → 0 (then zp), clamp to ±512, round half to even with the 1.5·2^23 trick, exact
+/// conversion, `+ zp`, and the clamp to 0..=255 as two saturating narrows (i32 → i16 is exact
+/// for −512 + zp..=512 + zp, i16 → u8 clamps). One function for every quantize kernel
+/// (`wasm_quantize_f32` here, `wasm_quantize_dot7_f32`), so their codes cannot drift apart.
+#[inline(always)]
+pub(crate) fn wasm_quantize16(p: crate::quant::QParams, v: [v128; 4]) -> v128 {
     let (sc, magic, lim) = (f32x4_splat(p.scale), f32x4_splat(12_582_912.0), f32x4_splat(512.0));
     let (nlim, zero, zp) = (f32x4_splat(-512.0), f32x4_splat(0.0), i32x4_splat(p.zero_point));
     let one = |v: v128| {
@@ -131,11 +127,21 @@ pub(crate) unsafe fn wasm_quantize_f32(p: crate::quant::QParams, x: &[f32], q: &
         let r = f32x4_sub(f32x4_add(t, magic), magic);
         i32x4_add(i32x4_trunc_sat_f32x4(r), zp)
     };
+    u8x16_narrow_i16x8(i16x8_narrow_i32x4(one(v[0]), one(v[1])), i16x8_narrow_i32x4(one(v[2]), one(v[3])))
+}
+
+/// `wasm_quantize_f32`: `quant::quantize_slice` in simd128, 16 values at a time
+/// ([`wasm_quantize16`]; LLVM's vectorization of the portable loop cost about as much as the
+/// int8 GEMM in V8).
+///
+/// # Safety
+/// As `quant::QQuantFn` (`x` and `q` of one length, checked by `KernelSet::quantize`).
+pub(crate) unsafe fn wasm_quantize_f32(p: crate::quant::QParams, x: &[f32], q: &mut [u8]) {
+    let n = x.len().min(q.len());
+    let full = n / 16 * 16;
     for i in (0..full).step_by(16) {
         let ld = |j: usize| v128_load(x.as_ptr().add(i + j) as *const v128);
-        let lo = i16x8_narrow_i32x4(one(ld(0)), one(ld(4)));
-        let hi = i16x8_narrow_i32x4(one(ld(8)), one(ld(12)));
-        v128_store(q.as_mut_ptr().add(i) as *mut v128, u8x16_narrow_i16x8(lo, hi));
+        v128_store(q.as_mut_ptr().add(i) as *mut v128, wasm_quantize16(p, [ld(0), ld(4), ld(8), ld(12)]));
     }
     for i in full..n {
         q[i] = p.quantize(x[i]);
