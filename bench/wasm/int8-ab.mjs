@@ -4,8 +4,8 @@
 //   node bench/wasm/int8-ab.mjs [rounds] [pkg,pkg...] [model,model...]
 //   (default 10 rounds, /wasm/: this checkout's wasm/dist, and the f32/int8/int7 MLP and CNN:
 //   a model is fetched from /models/<name>.mdm; its f32 model is the name without -intN; the
-//   int7 files are not shipped: make them first with
-//   `mdeploy quantize models/mnist-{mlp,cnn}.mdm --out models/mnist-{mlp,cnn}-int7.mdm --bits 7`)
+//   int7 CNN is not shipped: make it first with
+//   `mdeploy quantize models/mnist-cnn.mdm --out models/mnist-cnn-int7.mdm --bits 7`)
 // A second package copy (e.g. a build of the base commit copied to bench/wasm/out/base/wasm/,
 // with its dist/) is timed in the same rounds: an A/B of a kernel change in one browser process.
 import { mnistDir } from '../../wasm/test/support.mjs';

@@ -253,6 +253,23 @@ fn shipped_int4_mlp_matches_the_command_and_its_recorded_accuracy() {
     assert!(acc >= 0.965, "{file}: {acc}");
 }
 
+/// `models/mnist-mlp-int7.mdm` (not a default model: the relaxed wasm build's fast int8 path,
+/// models/README.md) is what `mdeploy quantize models/mnist-mlp.mdm --bits 7` (minmax, 500
+/// training digits) makes of the shipped f32 MLP, and scores what its file records. Its output
+/// bits are those `mlp_and_cnn_7_bit_run_on_the_integer_kernels_bit_identically` prints and
+/// checks on every set (same graph).
+#[test]
+fn shipped_int7_mlp_matches_the_command_and_its_recorded_accuracy() {
+    let (xs, labels) = mnist::test_digits().expect("digits");
+    let file = "mnist-mlp-int7.mdm";
+    let shipped = mnist::trained_model(file).expect("shipped 7-bit model (see models/README.md)");
+    let (_, fresh) = calibrated("mnist-mlp.mdm", 7);
+    assert!(shipped.graph == fresh.graph, "{file}: not what `mdeploy quantize --bits 7` makes now (re-run the command in models/README.md)");
+    let acc = accuracy(&run(&shipped, KernelSet::best(), &xs, labels.len(), 256), &labels);
+    assert_eq!(Some(acc as f32), shipped.meta.provenance.test_accuracy, "{file}");
+    assert!(acc >= 0.9663, "{file}: {acc}");
+}
+
 /// A 7-bit MLP's first layer quantizes the input straight into the 7-bit tile's panel on the
 /// relaxed wasm build and checks it there, and the x86_64 FMA sets check it in their quantizer's
 /// read (`Exec::checks_input`: `Plan::run` makes no pass of its own when the batch fits one

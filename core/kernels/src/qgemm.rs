@@ -216,6 +216,14 @@ impl KernelSet {
         unsafe { (self.qfake)(p, y) }
     }
 
+    /// Whether [`KernelSet::qpack_b`] packs `w` in the `Dot7` layout: the set has the 7-bit
+    /// tile and every weight lies in −64..=63. Then a Dense on the program input quantizes
+    /// its floats itself ([`KernelSet::qgemm_quantize_dot7`]) and the runtime drops the
+    /// Quantize step before it (`exec.rs`, `drop_dot7_input_quantize`).
+    pub fn packs_dot7(&self, w: &[i8]) -> bool {
+        self.qmmm7.is_some() && w.iter().all(|&v| (-64..=63).contains(&v))
+    }
+
     /// Packs `w` (`k × n` row-major, values in −127..=127) for this set's integer kernel: the
     /// set's 7-bit tile (`Dot7`) when it has one and every weight lies in −64..=63, decided
     /// here from the values (not from how the file stored them), else the set's own layout.
@@ -226,7 +234,7 @@ impl KernelSet {
         assert_eq!(w.len(), k * n, "qpack_b: weight length");
         assert!(k <= MAX_QK, "qpack_b: k = {k} exceeds MAX_QK");
         assert!(w.iter().all(|&v| v != i8::MIN), "qpack_b: weights must lie in -127..=127");
-        let layout = if self.qmmm7.is_some() && w.iter().all(|&v| (-64..=63).contains(&v)) { QLayout::Dot7 } else { self.qlayout };
+        let layout = if self.packs_dot7(w) { QLayout::Dot7 } else { self.qlayout };
         let kp = k.div_ceil(4) * 4;
         let panels = n.div_ceil(QNR);
         let panel_bytes = match layout {

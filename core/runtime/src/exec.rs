@@ -492,6 +492,8 @@ impl Exec {
                 return Err(bad(j, s.node, format!("{} cannot run in place", s.kernel.name())));
             }
         }
+        let mut p = p;
+        drop_dot7_input_quantize(&mut p, ks);
         let split = p
             .steps
             .iter()
@@ -1521,6 +1523,42 @@ impl QOutBuf<'_> {
     }
 }
 
+/// Drops a first step that quantizes the program input for a 7-bit Dense alone: the Dense then
+/// reads the floats and quantizes them straight into its tile's panel (`qgemm_quantize_dot7`:
+/// the same codes, from the same `QParams`, with the finiteness check on that read, so
+/// `Plan::run` skips its scan, `Exec::checks_input`). Kept, the step wrote the codes to a
+/// batch buffer (3.2 MB at batch 1024 for MNIST) that the Dense then packed into its panel,
+/// and the Dense never took that path: every `mdeploy quantize` model starts with such a
+/// Quantize (wasm/DESIGN.md, "What V8 makes of the 7-bit path"). Only where the set packs
+/// the weights as `Dot7` (the relaxed wasm build); a program it does not match is left as is.
+fn drop_dot7_input_quantize(p: &mut Program, ks: KernelSet) {
+    let [first, second, rest @ ..] = p.steps.as_slice() else { return };
+    let (Kernel::Quantize { len, q }, Kernel::QDense { k, weight, input, .. }) = (&first.kernel, &second.kernel) else { return };
+    let s0 = first.output;
+    let same_grid = q.scale.to_bits() == input.scale.to_bits() && q.zero_point == input.zero_point;
+    let whole_input = first.inputs == [p.input_slot] && *len == p.input_len && *k == p.input_len;
+    if !(same_grid && whole_input && second.inputs == [s0] && ks.packs_dot7(weight)) {
+        return;
+    }
+    // No later step may read the codes, and they must not be the result: a step that writes
+    // the slot first ends their life (slots are reused: here it is often the output slot).
+    let mut overwritten = false;
+    for st in rest {
+        if st.inputs.contains(&s0) {
+            return;
+        }
+        if st.output == s0 {
+            overwritten = true;
+            break;
+        }
+    }
+    if !overwritten && s0 == p.output_slot {
+        return;
+    }
+    p.steps[1].inputs[0] = p.input_slot;
+    p.steps.remove(0);
+}
+
 /// `nb` rows (`x`, stride `ldx` values) through an integer product into `y` (stride `ldy`
 /// values): `QROWS` rows at a time are quantized to u8 (unless they are codes already),
 /// multiplied on the int8 kernels, and finished by the epilogue shared by every backend
@@ -2050,4 +2088,62 @@ mod tests {
             assert_eq!(e.kind, crate::error::ErrorKind::BadModel, "{e}");
         }
     }
+
+    /// A first step that quantizes the input for a 7-bit Dense alone is dropped where the set
+    /// packs those weights as Dot7 (the relaxed wasm build: the Dense then quantizes the floats
+    /// into its tile's panel and checks them, `checks_input`), with the bits of the program as
+    /// written on generic; it stays on every other set, for weights past −64..=63, for another
+    /// grid, and when a later step reads the codes. Natively no set has Dot7: built for
+    /// `wasm32-wasip1 +simd128,+relaxed-simd` (QUANT.md) the first case drops the step.
+    #[test]
+    fn a_seven_bit_dense_on_the_input_quantizes_it_itself() {
+        let q = QParams { scale: 1.0 / 50.0, zero_point: 7 };
+        let w7: Vec<i8> = (0..16).map(|i| ((i * 37) % 127 - 63) as i8).collect();
+        let mut w8 = w7.clone();
+        w8[5] = 100;
+        let dense = |input: QParams, weight: &[i8], from: usize, to: usize| Step {
+            kernel: Kernel::QDense {
+                k: 4,
+                out: 4,
+                weight: weight.to_vec(),
+                bias: vec![5, -3, 0, 100],
+                input,
+                epi: QOut::Dequant { scale: vec![0.5, 0.25, 1.0, 0.125], relu: false },
+            },
+            inputs: vec![from],
+            output: to,
+            node: 1,
+        };
+        let quant = Step { kernel: Kernel::Quantize { len: 4, q }, inputs: vec![0], output: 1, node: 0 };
+        // Slot 1 holds the codes, then the result (as a lowered MLP reuses it).
+        let mlp = |input: QParams, weight: &[i8]| program(vec![quant.clone(), dense(input, weight, 1, 2), act(vec![2], 1)], vec![4, 4, 4]);
+        let other = QParams { scale: 1.0 / 40.0, zero_point: 7 };
+        // A later step reads the codes: the result is slot 3.
+        let mut reread = program(vec![quant.clone(), dense(q, &w7, 1, 2), act(vec![1], 3)], vec![4, 4, 4, 4]);
+        reread.output_slot = 3;
+        let xs = [-1.0f32, 0.3, 5.2, 0.1, 0.0, 0.02, 0.99, -0.5, 2.0, 0.41, 0.43, 0.45];
+        let run = |p: &Program, ks: KernelSet| {
+            let mut e = Exec::new(p.clone(), 3, ks, usize::MAX).expect("valid program");
+            let mut out = [0.0f32; 12];
+            assert!(e.run_chunk(&xs, 3, &mut out));
+            (e.steps.len(), e.checks_input(), out.map(f32::to_bits))
+        };
+        for ks in KernelSet::available() {
+            let dot7 = ks.packs_dot7(&w7);
+            let (steps, checks, bits) = run(&mlp(q, &w7), ks);
+            assert_eq!((steps, checks), if dot7 { (2, true) } else { (3, false) }, "{}", ks.name());
+            assert_eq!(bits, run(&mlp(q, &w7), KernelSet::generic()).2, "{}: other bits", ks.name());
+            if dot7 {
+                // The Dense's own read finds a non-finite input now.
+                let mut e = Exec::new(mlp(q, &w7), 3, ks, usize::MAX).expect("valid program");
+                let mut bad = xs;
+                bad[7] = f32::NAN;
+                assert!(!e.run_chunk(&bad, 3, &mut [0.0; 12]), "{}: NaN not reported", ks.name());
+            }
+            for (what, p) in [("8-bit weights", mlp(q, &w8)), ("another grid", mlp(other, &w7)), ("codes read again", reread.clone())] {
+                assert_eq!(run(&p, ks).0, 3, "{}: dropped with {what}", ks.name());
+            }
+        }
+    }
+
 }

@@ -1,6 +1,6 @@
 //! `wasm_quantize_dot7_f32`: one row of f32 activations quantized straight into the `Dot7` A
 //! panel (`qgemm.rs`, `KernelSet::qgemm_quantize_dot7`), 16 values per step: the u8 code of
-//! `QParams::quantize` (the same operations as `wasm_quantize_f32`), flipped to `q ^ 0x80` (the
+//! `QParams::quantize` (`Quant16`, shared with `wasm_quantize_f32`), flipped to `q ^ 0x80` (the
 //! tile's i8 operand), the sum of the codes (for the row constant `−64 · Σ a`) and whether
 //! every value was finite, in one read of the floats.
 //!
@@ -9,6 +9,7 @@
 //! quantize, the A packing and the finiteness scan were 11–14 %, 6–8 % and 6 % of the plan's
 //! time (wasm/DESIGN.md, "Outside the GEMM"). simd128 only: the same bytes on every engine.
 
+use super::wasm_requant_i32::Quant16;
 use core::arch::wasm32::*;
 
 /// Writes the Dot7 bytes of `x` to `out[..x.len()]` and 0x80 (a code of 0) to the rest of
@@ -18,20 +19,11 @@ pub(crate) fn wasm_quantize_dot7_f32(p: crate::quant::QParams, x: &[f32], out: &
     let k = x.len();
     assert!(out.len() >= k, "wasm_quantize_dot7_f32: out too short");
     let full = k / 16 * 16;
-    let (sc, magic, lim) = (f32x4_splat(p.scale), f32x4_splat(12_582_912.0), f32x4_splat(512.0));
-    let (nlim, zero, zp) = (f32x4_splat(-512.0), f32x4_splat(0.0), i32x4_splat(p.zero_point));
-    let (exp, flip) = (u32x4_splat(0x7f80_0000), u8x16_splat(0x80));
+    let k16 = Quant16::new(p);
+    // Hidden from LLVM for the reason given at `Quant16`.
+    let (exp, flip) = core::hint::black_box((u32x4_splat(0x7f80_0000), u8x16_splat(0x80)));
     let mut bad = i32x4_splat(0);
     let mut acc = i32x4_splat(0);
-    let one = |v: v128| {
-        let t = f32x4_div(v, sc);
-        let t = v128_bitselect(t, zero, f32x4_eq(t, t));
-        // pmax/pmin keep the first operand unless the second is larger/smaller: with NaN gone
-        // this is `clamp(-512, 512)` (as in wasm_quantize_f32).
-        let t = f32x4_pmin(f32x4_pmax(t, nlim), lim);
-        let r = f32x4_sub(f32x4_add(t, magic), magic);
-        i32x4_add(i32x4_trunc_sat_f32x4(r), zp)
-    };
     for i in (0..full).step_by(16) {
         // SAFETY: i + 16 <= full <= x.len() <= out.len() (asserted); loads and stores of v128
         // need no alignment in wasm.
@@ -41,8 +33,7 @@ pub(crate) fn wasm_quantize_dot7_f32(p: crate::quant::QParams, x: &[f32], out: &
             // Exponent all ones: ±∞ or NaN.
             let e = |v: v128| i32x4_eq(v128_and(v, exp), exp);
             bad = v128_or(bad, v128_or(v128_or(e(a), e(b)), v128_or(e(c), e(d))));
-            // i32 → i16 is exact for −512 + zp..=512 + zp, i16 → u8 clamps to 0..=255.
-            let q = u8x16_narrow_i16x8(i16x8_narrow_i32x4(one(a), one(b)), i16x8_narrow_i32x4(one(c), one(d)));
+            let q = k16.codes([a, b, c, d]);
             acc = i32x4_add(acc, i32x4_extadd_pairwise_u16x8(u16x8_extadd_pairwise_u8x16(q)));
             v128_store(out.as_mut_ptr().add(i) as *mut v128, v128_xor(q, flip));
         }

@@ -48,13 +48,13 @@ impl WasmStore for u8 {
 }
 
 /// `a + b` per lane, saturating (i32x4 has no saturating add): wrap, then where both operands
-/// have one sign and the sum the other, the bound of that sign.
+/// have one sign and the sum the other, the bound of that sign. `max_v`: `i32::MAX` per lane.
 #[inline(always)]
-fn add_sat(a: v128, b: v128) -> v128 {
+fn add_sat(a: v128, b: v128, max_v: v128) -> v128 {
     let s = i32x4_add(a, b);
     let overflow = i32x4_shr(v128_and(v128_xor(a, s), v128_xor(b, s)), 31);
     // a's sign picks the bound: MAX for a ≥ 0 (MIN xor −1), MIN for a < 0.
-    let bound = v128_xor(i32x4_splat(i32::MAX), i32x4_shr(a, 31));
+    let bound = v128_xor(max_v, i32x4_shr(a, 31));
     v128_bitselect(bound, s, overflow)
 }
 
@@ -74,8 +74,11 @@ pub(crate) unsafe fn wasm_qepilogue_i32<T: WasmStore>(e: &QEpi, c: &[i32], ldc: 
     let n = e.n();
     let full = n / 16 * 16;
     let ld = |p: &[i32], j: usize| v128_load(p.as_ptr().add(j) as *const v128);
-    let (max_v, min_v, half30, hi_clamp) = (i32x4_splat(i32::MAX), i32x4_splat(i32::MIN), i64x2_splat(1 << 30), i32x4_splat(255));
-    let (lo_v, zp_v, zp_room) = (i32x4_splat(lo), i32x4_splat(zp), i32x4_splat(i32::MAX - zp));
+    // Hidden from LLVM, else V8 builds each constant again at every use in the loop
+    // (`Quant16`).
+    let (max_v, min_v, half30, half29, hi_clamp) =
+        core::hint::black_box((i32x4_splat(i32::MAX), i32x4_splat(i32::MIN), i64x2_splat(1 << 30), i64x2_splat(1 << 29), i32x4_splat(255)));
+    let (lo_v, zp_v, zp_room) = core::hint::black_box((i32x4_splat(lo), i32x4_splat(zp), i32x4_splat(i32::MAX - zp)));
     for r in 0..rows {
         let acc = &c[r * ldc..r * ldc + n];
         let out = &mut y[r * ldy..r * ldy + n];
@@ -83,7 +86,7 @@ pub(crate) unsafe fn wasm_qepilogue_i32<T: WasmStore>(e: &QEpi, c: &[i32], ldc: 
             let mut q = [i32x4_splat(0); 4];
             for (i, qv) in q.iter_mut().enumerate() {
                 let j = j0 + 4 * i;
-                let x = add_sat(ld(acc, j), ld(bias, j));
+                let x = add_sat(ld(acc, j), ld(bias, j), max_v);
                 // Saturating left shift: the bounds first, then x · 2^l.
                 let shifted = i32x4_mul(x, ld(pow2l, j));
                 let x = v128_bitselect(max_v, v128_bitselect(min_v, shifted, i32x4_lt(x, ld(sat_lo, j))), i32x4_gt(x, ld(sat_hi, j)));
@@ -94,8 +97,8 @@ pub(crate) unsafe fn wasm_qepilogue_i32<T: WasmStore>(e: &QEpi, c: &[i32], ldc: 
                 let h = low32(p0, p1);
                 // Rounding right shift as a multiply by 2^(30 − r) and a uniform shift by 30.
                 let (pr, neg) = (ld(pow2r, j), i32x4_shr(h, 31));
-                let q0 = i64x2_add(i64x2_extmul_low_i32x4(h, pr), i64x2_add(i64x2_splat(1 << 29), i64x2_extend_low_i32x4(neg)));
-                let q1 = i64x2_add(i64x2_extmul_high_i32x4(h, pr), i64x2_add(i64x2_splat(1 << 29), i64x2_extend_high_i32x4(neg)));
+                let q0 = i64x2_add(i64x2_extmul_low_i32x4(h, pr), i64x2_add(half29, i64x2_extend_low_i32x4(neg)));
+                let q1 = i64x2_add(i64x2_extmul_high_i32x4(h, pr), i64x2_add(half29, i64x2_extend_high_i32x4(neg)));
                 let z = low32(u64x2_shr(q0, 30), u64x2_shr(q1, 30));
                 // z + zp saturating (zp >= 0), then the clamp to [lo, 255].
                 let z = i32x4_add(i32x4_min(z, zp_room), zp_v);
@@ -109,33 +112,73 @@ pub(crate) unsafe fn wasm_qepilogue_i32<T: WasmStore>(e: &QEpi, c: &[i32], ldc: 
     }
 }
 
-/// `wasm_quantize_f32`: `quant::quantize_slice` in simd128, 16 values at a time (LLVM's
-/// vectorization of the portable loop cost about as much as the int8 GEMM in V8). The same
-/// operations as `QParams::quantize`: IEEE division, NaN → 0 (then zp), clamp to ±512, round
-/// half to even with the 1.5·2^23 trick, exact conversion, `+ zp`, and the clamp to 0..=255 as
-/// two saturating narrows (i32 → i16 is exact for −512..=767, i16 → u8 clamps).
+/// `QParams::quantize` on 16 f32 at a time, into their 16 u8 codes: IEEE division, NaN → 0
+/// (then zp), clamp to ±512, round half to even with the 1.5·2^23 trick, `+ zp`, and the clamp
+/// to 0..=255. One type for every quantize kernel (`wasm_quantize_f32` here,
+/// `wasm_quantize_dot7_f32`), so their codes cannot drift apart.
+///
+/// The constants are made once per call and passed through `black_box`: as constants, LLVM
+/// emits a `v128.const` at each use inside the loop and V8 (Chromium 148, x64) builds every one
+/// there again (a 64-bit immediate, a move and a shuffle: 3 instructions, 6 constants per 4
+/// values); as values it cannot see, they stay in registers (wasm/DESIGN.md, "What V8 makes of
+/// the 7-bit path").
+#[derive(Clone, Copy)]
+pub(crate) struct Quant16 {
+    sc: v128,
+    lim: v128,
+    nlim: v128,
+    magic: v128,
+    /// `zp − bits(1.5·2^23)`: the integer rounded, plus zp, in one add.
+    bias: v128,
+}
+
+impl Quant16 {
+    #[inline(always)]
+    pub(crate) fn new(p: crate::quant::QParams) -> Self {
+        const MAGIC: f32 = 12_582_912.0;
+        core::hint::black_box(Quant16 {
+            sc: f32x4_splat(p.scale),
+            lim: f32x4_splat(512.0),
+            nlim: f32x4_splat(-512.0),
+            magic: f32x4_splat(MAGIC),
+            bias: i32x4_splat(p.zero_point.wrapping_sub(MAGIC.to_bits() as i32)),
+        })
+    }
+
+    /// The codes of `v[0]`, `v[1]`, `v[2]`, `v[3]` (4 f32 each), in order.
+    #[inline(always)]
+    pub(crate) fn codes(&self, v: [v128; 4]) -> v128 {
+        let one = |v: v128| {
+            let t = f32x4_div(v, self.sc);
+            // NaN → +0 (its lanes' bits cleared).
+            let t = v128_and(t, f32x4_eq(t, t));
+            // pmax/pmin keep the first operand unless the second is larger/smaller: with NaN
+            // gone this is `clamp(-512, 512)`.
+            let t = f32x4_pmin(f32x4_pmax(t, self.nlim), self.lim);
+            // |t| ≤ 512, so t + 1.5·2^23 rounds (half to even) to the float 1.5·2^23 + r, whose
+            // bits are bits(1.5·2^23) + r in the binade [2^23, 2^24) where the step is 1: the
+            // integer r, exactly what `(t + m) − m` then a conversion gave, in one add.
+            i32x4_add(f32x4_add(t, self.magic), self.bias)
+        };
+        // −512 + zp..=512 + zp (zp in 0..=255): i32 → u16 clamps the negatives to 0 and keeps
+        // the rest (≤ 767), u16 read as i16 → u8 clamps to 255.
+        u8x16_narrow_i16x8(u16x8_narrow_i32x4(one(v[0]), one(v[1])), u16x8_narrow_i32x4(one(v[2]), one(v[3])))
+    }
+}
+
+/// `wasm_quantize_f32`: `quant::quantize_slice` in simd128, 16 values at a time
+/// ([`Quant16`]; LLVM's vectorization of the portable loop cost about as much as the
+/// int8 GEMM in V8).
 ///
 /// # Safety
 /// As `quant::QQuantFn` (`x` and `q` of one length, checked by `KernelSet::quantize`).
 pub(crate) unsafe fn wasm_quantize_f32(p: crate::quant::QParams, x: &[f32], q: &mut [u8]) {
     let n = x.len().min(q.len());
     let full = n / 16 * 16;
-    let (sc, magic, lim) = (f32x4_splat(p.scale), f32x4_splat(12_582_912.0), f32x4_splat(512.0));
-    let (nlim, zero, zp) = (f32x4_splat(-512.0), f32x4_splat(0.0), i32x4_splat(p.zero_point));
-    let one = |v: v128| {
-        let t = f32x4_div(v, sc);
-        let t = v128_bitselect(t, zero, f32x4_eq(t, t));
-        // pmax/pmin keep the first operand unless the second is larger/smaller: with NaN gone
-        // this is `clamp(-512, 512)`.
-        let t = f32x4_pmin(f32x4_pmax(t, nlim), lim);
-        let r = f32x4_sub(f32x4_add(t, magic), magic);
-        i32x4_add(i32x4_trunc_sat_f32x4(r), zp)
-    };
+    let k = Quant16::new(p);
     for i in (0..full).step_by(16) {
         let ld = |j: usize| v128_load(x.as_ptr().add(i + j) as *const v128);
-        let lo = i16x8_narrow_i32x4(one(ld(0)), one(ld(4)));
-        let hi = i16x8_narrow_i32x4(one(ld(8)), one(ld(12)));
-        v128_store(q.as_mut_ptr().add(i) as *mut v128, u8x16_narrow_i16x8(lo, hi));
+        v128_store(q.as_mut_ptr().add(i) as *mut v128, k.codes([ld(0), ld(4), ld(8), ld(12)]));
     }
     for i in full..n {
         q[i] = p.quantize(x[i]);
