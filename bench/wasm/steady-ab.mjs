@@ -1,7 +1,9 @@
 // Steady-state A/B of two (or more) builds' CPU-only modules in one Node process (issue 15: a
 // build setting for the load path must not slow the run path). Each dist's glue is imported
 // once (a module instance each), every model gets an Engine per build, and the runs interleave
-// round by round: batch 1024 and batch 1 (µs per image, min and median). The outputs over the
+// round by round: batch 1024 and batch 1 (µs per image, min and median), and a warm `Engine`
+// (read + validate + lower + plan at maxBatch 64, process CPU ms: the load path's own run time
+// once its code is compiled, what a build setting changes apart from the compile). The outputs over the
 // 2,000 test digits (the last 200 of each) are FNV-1a hashed per build: the bits must agree.
 //   node bench/wasm/steady-ab.mjs <rounds> <model,model...> <distA> <distB> [...]
 import { readFile } from 'node:fs/promises';
@@ -33,7 +35,7 @@ for (const name of names) {
     const e = new b.glue.Engine(bytes, 'cpu', BATCH);
     let h = '';
     for (let at = 0; at < N; at += BATCH) { const n = Math.min(BATCH, N - at); h += fnv(e.run(xs.subarray(at * 784, (at + n) * 784), n)); }
-    cells.push({ name, d: b.d, e, digest: h, big: [], one: [] });
+    cells.push({ name, d: b.d, e, glue: b.glue, bytes, digest: h, big: [], one: [], warm: [] });
   }
 }
 // Linear memory each instance grew to (every model loaded at maxBatch 1024, 2,000 digits run).
@@ -48,12 +50,17 @@ for (let r = 0; r < rounds; r++) {
     t = performance.now();
     for (let i = 0; i < 64; i++) c.e.run(xs.subarray(i * 784, (i + 1) * 784), 1);
     c.one.push(((performance.now() - t) * 1000) / 64);
+    const c0 = process.cpuUsage();
+    const e = new c.glue.Engine(c.bytes, 'cpu', 64);
+    const cu = process.cpuUsage(c0);
+    e.free();
+    c.warm.push((cu.user + cu.system) / 1000);
   }
 }
-const st = (v) => { const s = [...v].sort((a, b) => a - b); return `${s[0].toFixed(1)} / ${s[s.length >> 1].toFixed(1)}`; };
+const st = (v, d = 1) => { const s = [...v].sort((a, b) => a - b); return `${s[0].toFixed(d)} / ${s[s.length >> 1].toFixed(d)}`; };
 console.log(`${rounds} rounds interleaved, load average ${load0.toFixed(2)} → ${loadavg()[0].toFixed(2)}; µs per image, min / median`);
-console.log('| model | build | batch 1024 | batch 1 | output digest (2,000 digits) |\n|---|---|---:|---:|---|');
-for (const c of cells) console.log(`| ${c.name} | ${c.d} | ${st(c.big)} | ${st(c.one)} | ${c.digest.slice(0, 16)} |`);
+console.log('| model | build | batch 1024 | batch 1 | warm Engine (ms CPU) | output digest (2,000 digits) |\n|---|---|---:|---:|---:|---|');
+for (const c of cells) console.log(`| ${c.name} | ${c.d} | ${st(c.big)} | ${st(c.one)} | ${st(c.warm, 2)} | ${c.digest.slice(0, 16)} |`);
 for (const name of names) {
   const ds = new Set(cells.filter((c) => c.name === name).map((c) => c.digest));
   console.log(`${name}: outputs ${ds.size === 1 ? 'bit-identical across builds' : 'DIFFER'}`);
