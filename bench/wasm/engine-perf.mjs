@@ -24,16 +24,18 @@ if (process.env.MDEPLOY_ENGINE_PERF_CHILD === '1') {
   const t1 = process.hrtime.bigint();
   e.run(new Float32Array(e.inputLen).fill(0.1), 1);
   const t2 = process.hrtime.bigint();
-  writeSync(2, `@@ ${t0} ${t1} ${t2}\n`);
+  writeSync(2, `@@ ${t0} ${t1} ${t2} ${process.pid}\n`);
   process.exit(0);
 }
 const dir = mkdtempSync(join(tmpdir(), 'engine-perf-'));
 const data = join(dir, 'perf.data');
 const r = spawnSync('perf', ['record', '-q', '-k', 'CLOCK_MONOTONIC', '-F', '25000', '-g', '-o', data,
   process.execPath, '--perf-basic-prof', new URL(import.meta.url).pathname, model, dist],
-{ env: { ...process.env, MDEPLOY_ENGINE_PERF_CHILD: '1' }, encoding: 'utf8' });
-const marks = /@@ (\d+) (\d+) (\d+)/.exec(r.stderr);
+// cwd: the temporary folder, where V8's isolate log goes (removed below with perf.data).
+{ cwd: dir, env: { ...process.env, MDEPLOY_ENGINE_PERF_CHILD: '1' }, encoding: 'utf8' });
+const marks = /@@ (\d+) (\d+) (\d+) (\d+)/.exec(r.stderr);
 if (!marks) { console.error(r.stderr); process.exit(1); }
-const py = spawnSync('python3', [new URL('engine-perf.py', import.meta.url).pathname, data, ...marks.slice(1)], { encoding: 'utf8' });
+const py = spawnSync('python3', [new URL('engine-perf.py', import.meta.url).pathname, data, ...marks.slice(1, 4)], { encoding: 'utf8' });
 process.stdout.write(py.stdout + py.stderr);
 rmSync(dir, { recursive: true, force: true });
+rmSync(`/tmp/perf-${marks[4]}.map`, { force: true }); // --perf-basic-prof's JIT symbol map
