@@ -34,6 +34,11 @@ if (process.env.MDEPLOY_COLD_ONLY) {
 // under wasm/dist/ (e.g. one built with `--features cpu-only`, DESIGN.md "Cold start").
 for (const d of process.env.MDEPLOY_COLD_STEPS === '0' ? [] : (process.env.MDEPLOY_COLD_DISTS ?? '').split(',').filter(Boolean)) {
   CONFIGS.push({ id: `dist ${d} (simd128), streaming`, query: `src=stream&dist=${d}`, variant: 'simd', args: [] });
+  // MDEPLOY_COLD_DIST_JSFLAGS='--flag ...': each dist once more under those V8 flags (probes such
+  // as --wasm-tiering-budget=1000000000: no tier-up during the load; DESIGN.md, "What a cold
+  // Engine costs V8").
+  const flags = process.env.MDEPLOY_COLD_DIST_JSFLAGS;
+  if (flags) CONFIGS.push({ id: `dist ${d} (simd128), streaming, ${flags}`, query: `src=stream&dist=${d}`, variant: 'simd', args: [`--js-flags=${flags}`] });
 }
 // MDEPLOY_COLD_INDEX=<entry beside wasm/index.js>: time that entry instead of index.js (with
 // MDEPLOY_COLD_BASELINE, an A/B of two builds, each a folder holding index.js, dist/ and models/).

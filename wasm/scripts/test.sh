@@ -16,6 +16,7 @@
 #      against the native reference, its errors, body limit, options and memory
 #      test/cpu-module.test.mjs and cold-start-browser.test.mjs: which module (CPU-only or full)
 #      a load reads in Node and fetches in Chromium, and the WebGPU path on the full one
+#      test/memory.test.mjs: the allocator under 150 rounds of loading and freeing every model
 # Needs what scripts/bootstrap.sh installs (wasm-pack, wasm-bindgen-cli, `npm ci` here and at the
 # root, Debian's chromium).
 set -euo pipefail

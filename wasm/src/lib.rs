@@ -21,6 +21,12 @@ pub mod error;
 #[cfg(all(any(target_arch = "wasm32", feature = "native-gpu"), not(feature = "cpu-only")))]
 pub mod gpu;
 
+// talc, not std's dlmalloc, for the cold start: wasm/Cargo.toml and DESIGN.md, "The allocator".
+// (Single-threaded builds only: talc's wasm allocator has no lock, and these have no threads.)
+#[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
+#[global_allocator]
+static TALC: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
+
 use engine::EngineCore;
 use error::WasmError;
 use js_sys::{Array, Object, Reflect};
