@@ -87,3 +87,130 @@ fn clear_past_top(end: usize) {
         }
     }
 }
+
+/// Rust's global allocator for the component: wasi-libc's `malloc` (std's `System`) for every
+/// request, and a different placement while the snapshot is being made ([`snapshot_layout`]):
+///
+/// * blocks of 64 KiB or more (packed weights) start on a 64 KiB boundary, from `malloc`;
+/// * smaller blocks come, in the order they are asked for, from one bump arena, and freeing them
+///   during the init does nothing.
+///
+/// Why: a fresh instance pays a page fault per 64 KiB window of the snapshot's image it reads
+/// (the kernel maps the window around the first read: fault-around) and one per 4 KiB page it
+/// writes (a copy-on-write copy). With `malloc` placing the init's blocks, the few a request
+/// touches (a plan's step list, its activation buffers, the vector that holds them, a model's
+/// smaller weights) were scattered over freed holes of the heap: the MLP's request wrote five
+/// separate heap pages of the image and read two more windows for them, and which windows its
+/// weights crossed moved with unrelated changes (worker/README.md, "Layout moves faults too").
+/// In allocation order, what one `Plan::new` allocates lies together, as the code builds it.
+///
+/// What it costs: the init's small blocks are never reused (what the init frees stays in the
+/// image as garbage: read by no request); the arena's unused tail is zeroes.
+///
+/// Same heap as before (one `malloc`/`free`, as [`seal`]'s note requires): the arena is one
+/// `malloc` block. A request that frees or grows a block of the arena (e.g. a scratch vector the
+/// warm-up sized) leaves it there and gets a `malloc` block: a leak of at most the arena, once.
+pub struct SnapshotAlloc;
+
+use core::alloc::{GlobalAlloc, Layout};
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
+
+/// Window of the kernel's fault-around for file-backed pages (`fault_around_bytes`, 64 KiB by
+/// default on Linux), also wasm's page size.
+const WINDOW: usize = 65536;
+/// The bump arena: every small block of the init (all eleven default models' plans, the
+/// warm-up's buffers) fits in it; past it the init falls back to `malloc`.
+const ARENA: usize = 4 << 20;
+
+static ON: AtomicBool = AtomicBool::new(false);
+static LO: AtomicUsize = AtomicUsize::new(0);
+static NEXT: AtomicUsize = AtomicUsize::new(0);
+static END: AtomicUsize = AtomicUsize::new(0);
+
+/// Turns the snapshot's placement on (first thing of the init) or off (before `seal`).
+pub fn snapshot_layout(on: bool) {
+    if on && LO.load(Relaxed) == 0 {
+        // SAFETY: a valid non-zero layout; a null result leaves the arena empty (all `malloc`).
+        let p = unsafe { std::alloc::System.alloc_zeroed(Layout::from_size_align(ARENA, WINDOW).unwrap()) } as usize;
+        if p != 0 {
+            LO.store(p, Relaxed);
+            NEXT.store(p, Relaxed);
+            END.store(p + ARENA, Relaxed);
+        }
+    }
+    ON.store(on, Relaxed);
+}
+
+fn in_arena(p: *mut u8) -> bool {
+    (LO.load(Relaxed)..END.load(Relaxed)).contains(&(p as usize))
+}
+
+/// A block of the arena, in order, or null when it does not fit. Zeroed: arena bytes are
+/// handed out once and were zero when the arena was allocated.
+fn bump(layout: Layout) -> *mut u8 {
+    let at = NEXT.load(Relaxed).next_multiple_of(layout.align());
+    match at.checked_add(layout.size()) {
+        Some(end) if at != 0 && end <= END.load(Relaxed) => {
+            NEXT.store(end, Relaxed);
+            at as *mut u8
+        }
+        _ => core::ptr::null_mut(),
+    }
+}
+
+// SAFETY: blocks come from `System` (with an alignment at least the one asked for; wasi-libc's
+// `free`/`realloc` take any block whatever layout is passed with it) or from the arena, which
+// is handed out once, in bounds and aligned, and never given back to `malloc`.
+unsafe impl GlobalAlloc for SnapshotAlloc {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if ON.load(Relaxed) {
+            if layout.size() >= WINDOW {
+                return unsafe { std::alloc::System.alloc(layout.align_to(WINDOW).unwrap_or(layout)) };
+            }
+            let p = bump(layout);
+            if !p.is_null() {
+                return p;
+            }
+        }
+        unsafe { std::alloc::System.alloc(layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        if ON.load(Relaxed) {
+            if layout.size() >= WINDOW {
+                return unsafe { std::alloc::System.alloc_zeroed(layout.align_to(WINDOW).unwrap_or(layout)) };
+            }
+            let p = bump(layout);
+            if !p.is_null() {
+                return p;
+            }
+        }
+        unsafe { std::alloc::System.alloc_zeroed(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if !in_arena(ptr) {
+            unsafe { std::alloc::System.dealloc(ptr, layout) }
+        }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if !ON.load(Relaxed) && !in_arena(ptr) {
+            return unsafe { std::alloc::System.realloc(ptr, layout, new_size) };
+        }
+        // SAFETY (of the layout): the caller guarantees `new_size` with `layout.align()` is valid.
+        let grown = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
+        // The arena's last block grows in place (a vector being filled during the init).
+        if in_arena(ptr) && ON.load(Relaxed) && ptr as usize + layout.size() == NEXT.load(Relaxed) && new_size < WINDOW {
+            if let Some(end) = (ptr as usize).checked_add(new_size).filter(|&e| e <= END.load(Relaxed)) {
+                NEXT.store(end.max(ptr as usize + layout.size()), Relaxed);
+                return ptr;
+            }
+        }
+        let new = unsafe { self.alloc(grown) };
+        if !new.is_null() {
+            unsafe {
+                core::ptr::copy_nonoverlapping(ptr, new, layout.size().min(new_size));
+                self.dealloc(ptr, layout);
+            }
+        }
+        new
+    }
+}
