@@ -122,6 +122,8 @@ const WINDOW: usize = 65536;
 /// warm-up's buffers) fits in it; past it the init falls back to `malloc`.
 const ARENA: usize = 4 << 20;
 
+const SMALL: usize = 4096;
+
 static ON: AtomicBool = AtomicBool::new(false);
 static LO: AtomicUsize = AtomicUsize::new(0);
 static NEXT: AtomicUsize = AtomicUsize::new(0);
@@ -167,7 +169,7 @@ unsafe impl GlobalAlloc for SnapshotAlloc {
             if layout.size() >= WINDOW {
                 return unsafe { std::alloc::System.alloc(layout.align_to(WINDOW).unwrap_or(layout)) };
             }
-            let p = bump(layout);
+            let p = if layout.size() < SMALL { bump(layout) } else { core::ptr::null_mut() };
             if !p.is_null() {
                 return p;
             }
@@ -179,7 +181,7 @@ unsafe impl GlobalAlloc for SnapshotAlloc {
             if layout.size() >= WINDOW {
                 return unsafe { std::alloc::System.alloc_zeroed(layout.align_to(WINDOW).unwrap_or(layout)) };
             }
-            let p = bump(layout);
+            let p = if layout.size() < SMALL { bump(layout) } else { core::ptr::null_mut() };
             if !p.is_null() {
                 return p;
             }
