@@ -120,7 +120,7 @@ use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 const WINDOW: usize = 65536;
 /// The bump arena: every small block of the init (all eleven default models' plans, the
 /// warm-up's buffers) fits in it; past it the init falls back to `malloc`.
-const ARENA: usize = 4 << 20;
+const ARENA: usize = 768 << 10;
 
 const SMALL: usize = 4096;
 
