@@ -31,6 +31,10 @@ mod model_dir;
 #[cfg(target_os = "wasi")]
 mod heap;
 
+// The bump arena of the snapshot's init (heap.rs); natively only its tests use it.
+#[cfg_attr(not(target_os = "wasi"), allow(dead_code))]
+mod arena;
+
 // The snapshot's blocks placed by what a request touches (why: heap.rs, `SnapshotAlloc`).
 #[cfg(target_os = "wasi")]
 #[global_allocator]
