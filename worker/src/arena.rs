@@ -27,6 +27,7 @@ impl Arena {
     }
 
     /// Bytes handed out so far.
+    #[cfg(test)]
     pub fn used(&self) -> usize {
         self.next - self.lo
     }
