@@ -107,6 +107,7 @@ def kind(code):
 
 pat = re.compile(r"address=(0x[0-9a-f]+)\s+ip=(0x[0-9a-f]+)\s+error_code=(0x[0-9a-f]+)")
 by_kind, by_sym, by_place, by_page, by_4k = (collections.Counter() for _ in range(5))
+first_addr = {}  # 4 KiB page key -> the lowest faulting offset seen in it (which static or block)
 total = 0
 for line in open(trace_path):
     m = pat.search(line)
@@ -121,7 +122,9 @@ for line in open(trace_path):
     by_place[(region, k.split(",")[0])] += 1
     if off is not None:
         by_page[(off // 65536, k.split(",")[0])] += 1
-        by_4k[(off // 4096, k, symbol(ip))] += 1
+        key = (off // 4096, k, symbol(ip))
+        by_4k[key] += 1
+        first_addr[key] = min(first_addr.get(key, off), off)
 
 print(f"{total} user page faults over {requests} requests: {total / requests:.1f} per request")
 if bases:
@@ -155,8 +158,8 @@ for (b, k), n in sorted(by_page.items()):
 # addresses of the component's core module, e.g. `wasm-tools print` or `wasm-objdump -x`).
 if os.environ.get("FAULTS_PAGES") == "1":
     print()
-    print("| linear memory page (offset) | kind | who | faults / request |")
-    print("|---|---|---|---|")
+    print("| linear memory page (offset) | faulting address | kind | who | faults / request |")
+    print("|---|---|---|---|---|")
     for (pg, k, s), n in sorted(by_4k.items()):
         if n / requests >= 0.05:
-            print(f"| {pg * 4096:#x} | {k} | {s[:80]} | {n / requests:.2f} |")
+            print(f"| {pg * 4096:#x} | {first_addr[(pg, k, s)]:#x} | {k} | {s[:80]} | {n / requests:.2f} |")

@@ -13,7 +13,8 @@
 #     component's memory image, the pages past it, or the host's own memory).
 #
 #   bash bench/serverless/faults.sh COMPONENT.wasm PATH [BODY_FILE CONTENT_TYPE [HEADER_LEN]]
-#   FAULTS_PAGES=1 adds every faulting 4 KiB page of linear memory (offset, kind, instruction).
+#   FAULTS_PAGES=1 adds every faulting 4 KiB page of linear memory (offset, the lowest address that
+#   faulted in it, kind, instruction).
 #   e.g. bash bench/serverless/faults.sh "$(bash worker/build.sh | tail -n 1)" /v2/models/mnist-mlp/infer body.json application/json
 #
 # Needs perf (run as root or with perf_event_paranoid <= 1 for tracepoints), wasmtime, wrk, python3.

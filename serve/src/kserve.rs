@@ -467,6 +467,9 @@ fn infer(srv: &mut Server, i: usize, http: &Request) -> Result<Response, ApiErro
         }
     };
     let probs = m.run(&values, n)?;
+    // Freed before the response is built, so its buffers reuse this block: under `wasmtime
+    // serve` each heap page a request writes first is a page fault (worker/README.md, issue 15).
+    drop(values);
     let ol = m.output_len();
     let labels: Vec<String> = probs.chunks(ol.max(1)).map(|row| m.label(argmax(row))).collect();
     let mut outputs = Vec::new();

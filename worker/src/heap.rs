@@ -87,3 +87,139 @@ fn clear_past_top(end: usize) {
         }
     }
 }
+
+/// Rust's global allocator for the component: wasi-libc's `malloc` (std's `System`) for every
+/// request, and a different placement while the snapshot is being made ([`snapshot_layout`]):
+///
+/// * blocks of 64 KiB or more (packed weights) start on a 64 KiB boundary, from `malloc`;
+/// * blocks under 4 KiB come, in the order they are asked for, from one bump arena, and freeing
+///   them does nothing (`arena.rs`);
+/// * the rest from `malloc` as usual.
+///
+/// Why: a fresh instance pays a page fault per 64 KiB window of the snapshot's image it reads
+/// (the kernel maps the window around the first read: fault-around) and one per 4 KiB page it
+/// writes (a copy-on-write copy). With `malloc` placing the init's blocks, the few a request
+/// touches (the server's model table, a plan's step list, its activation buffers and the vector
+/// that holds them) were scattered over freed holes of the heap: an MLP request wrote three
+/// heap pages of the image and read two more windows for them, and which windows its weights
+/// crossed moved with unrelated changes (worker/README.md, "Layout moves faults too"). In
+/// allocation order, what one `Plan::new` allocates lies together, as the code builds it: one
+/// window read and one page written (bench/serverless/faults.sh, worker/README.md, session 19).
+///
+/// What it costs: the init's small blocks are never reused (what the init frees stays in the
+/// image as garbage: read by no request); the arena's unused tail is zeroes.
+///
+/// Same heap as before (one `malloc`/`free`, as [`seal`]'s note requires): the arena is one
+/// `malloc` block. A request that frees or grows a block of the arena (e.g. a scratch vector the
+/// warm-up sized) leaves it there and gets a `malloc` block: a leak of at most the arena, once.
+pub struct SnapshotAlloc;
+
+use core::alloc::{GlobalAlloc, Layout};
+use core::cell::UnsafeCell;
+
+use crate::arena::Arena;
+
+/// Window of the kernel's fault-around for file-backed pages (`fault_around_bytes`, 64 KiB by
+/// default on Linux), also wasm's page size.
+const WINDOW: usize = 65536;
+/// Blocks under this size come from the arena during the init: the plans' step lists, shapes,
+/// activation buffers and the vectors holding them, a model's small weight tensors. Larger ones
+/// (weights, the transient tensors of reading a model, scratch) stay with `malloc`, so what
+/// the init frees of them is reused and out of the image.
+const SMALL: usize = 4096;
+/// The arena: the default models' small blocks take 472 KiB (2026-12-01, the segments of
+/// the snapshot's data); past it the init falls back to `malloc` (a `--models` build with many
+/// models), which is correct, only less compact. Its unused tail is zero pages in the image.
+const ARENA: usize = 768 << 10;
+
+/// The allocator's state: wasm32-wasip2 components run one thread, and no allocation
+/// re-enters the allocator.
+struct State {
+    on: bool,
+    made: bool,
+    arena: Arena,
+}
+struct Global(UnsafeCell<State>);
+// SAFETY: the component is single-threaded (wasm32-wasip2 without threads).
+unsafe impl Sync for Global {}
+static STATE: Global = Global(UnsafeCell::new(State { on: false, made: false, arena: Arena::empty() }));
+
+fn state() -> &'static mut State {
+    // SAFETY: single-threaded, and no caller holds the reference across another call here.
+    unsafe { &mut *STATE.0.get() }
+}
+
+/// Turns the snapshot's placement on (first thing of the init) or off (before `seal`).
+pub fn snapshot_layout(on: bool) {
+    let st = state();
+    if on && !st.made {
+        st.made = true;
+        // SAFETY: a valid non-zero layout. The block is never freed: it becomes the arena. A
+        // null result leaves the arena empty (every block from `malloc`).
+        let p = unsafe { std::alloc::System.alloc_zeroed(Layout::from_size_align(ARENA, WINDOW).unwrap()) } as usize;
+        if p != 0 {
+            st.arena = Arena::new(p, ARENA);
+        }
+    }
+    st.on = on;
+}
+
+// SAFETY: blocks come from `System` (with an alignment at least the one asked for; wasi-libc's
+// `free`/`realloc` take any block whatever layout is passed with it) or from the arena, whose
+// blocks are in bounds, aligned, handed out once, zero when handed out (the arena was allocated
+// zeroed and nothing is reused) and never given to `free`.
+unsafe impl GlobalAlloc for SnapshotAlloc {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let st = state();
+        if st.on {
+            if layout.size() >= WINDOW {
+                return unsafe { std::alloc::System.alloc(layout.align_to(WINDOW).unwrap_or(layout)) };
+            }
+            if layout.size() < SMALL {
+                if let Some(p) = st.arena.alloc(layout.size(), layout.align()) {
+                    return p as *mut u8;
+                }
+            }
+        }
+        unsafe { std::alloc::System.alloc(layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        let st = state();
+        if st.on {
+            if layout.size() >= WINDOW {
+                return unsafe { std::alloc::System.alloc_zeroed(layout.align_to(WINDOW).unwrap_or(layout)) };
+            }
+            if layout.size() < SMALL {
+                if let Some(p) = st.arena.alloc(layout.size(), layout.align()) {
+                    return p as *mut u8;
+                }
+            }
+        }
+        unsafe { std::alloc::System.alloc_zeroed(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if !state().arena.contains(ptr as usize) {
+            unsafe { std::alloc::System.dealloc(ptr, layout) }
+        }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let st = state();
+        let in_arena = st.arena.contains(ptr as usize);
+        if !st.on && !in_arena {
+            return unsafe { std::alloc::System.realloc(ptr, layout, new_size) };
+        }
+        // A vector being filled during the init grows where it is while it is the arena's last block.
+        if in_arena && st.on && new_size < SMALL && st.arena.resize_last(ptr as usize, layout.size(), new_size) {
+            return ptr;
+        }
+        // SAFETY (of the layout): the caller guarantees `new_size` with `layout.align()` is valid.
+        let new = unsafe { self.alloc(Layout::from_size_align_unchecked(new_size, layout.align())) };
+        if !new.is_null() {
+            unsafe {
+                core::ptr::copy_nonoverlapping(ptr, new, layout.size().min(new_size));
+                self.dealloc(ptr, layout);
+            }
+        }
+        new
+    }
+}

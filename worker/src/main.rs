@@ -31,6 +31,15 @@ mod model_dir;
 #[cfg(target_os = "wasi")]
 mod heap;
 
+// The bump arena of the snapshot's init (heap.rs); natively only its tests use it.
+#[cfg_attr(not(target_os = "wasi"), allow(dead_code))]
+mod arena;
+
+// The snapshot's blocks placed by what a request touches (why: heap.rs, `SnapshotAlloc`).
+#[cfg(target_os = "wasi")]
+#[global_allocator]
+static ALLOC: heap::SnapshotAlloc = heap::SnapshotAlloc;
+
 #[cfg(not(target_os = "wasi"))]
 fn main() {
     eprintln!(
@@ -88,12 +97,14 @@ mod init {
         /// so a broken embedded model fails the build instead of shipping a snapshot that
         /// answers 500. Called again on a snapshot it finds everything loaded and does nothing.
         fn wizer_initialize() {
+            super::heap::snapshot_layout(true);
             let ok = super::SERVER.with(|s| {
                 s.try_borrow_mut().map(|mut s| s.preload().is_ok() && warm_up(&mut s))
             });
             if !matches!(ok, Ok(true)) {
                 std::process::abort();
             }
+            super::heap::snapshot_layout(false);
             // Last: take the heap's free blocks, so requests allocate past the snapshot's image.
             super::heap::seal();
         }

@@ -14,7 +14,16 @@ thread_local! {
     /// Scratch for the public `gemm` (training path): packed B then one packed A panel.
     static GEMM_SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
     /// Indices of the non-zero inputs for the sparse-input GEMV.
+    #[cfg(not(target_os = "wasi"))]
     static NONZERO_ROWS: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
+    /// The same, initialised lazily in the wasi build: a const-initialised `Vec` has a non-zero
+    /// (dangling) pointer, which puts the static in `.data`, on a page no other code of a
+    /// request writes; lazily it lives in `.bss`, on the page std's own thread-locals already
+    /// write. In the wasi:http component every request starts from a copy-on-write snapshot and
+    /// each page it writes is a page fault: one fewer per sparse-input request (worker/README.md,
+    /// session 19). Not in the browser package: the lazy check costs it 132 bytes (zlib level 9).
+    #[cfg(target_os = "wasi")]
+    static NONZERO_ROWS: RefCell<Vec<u32>> = RefCell::new(Vec::new());
 }
 
 impl KernelSet {
