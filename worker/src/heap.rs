@@ -164,38 +164,38 @@ pub fn snapshot_layout(on: bool) {
     st.on = on;
 }
 
+/// Where a block goes: during the init, large blocks 64 KiB-aligned from `malloc` and small
+/// ones from the arena (zero already: it was allocated zeroed and nothing is reused); else, and
+/// when the arena is full, plain `malloc`.
+///
+/// # Safety
+/// As `GlobalAlloc::alloc`: `layout` has a non-zero size.
+unsafe fn place(layout: Layout, zeroed: bool) -> *mut u8 {
+    let sys = |l: Layout| unsafe { if zeroed { std::alloc::System.alloc_zeroed(l) } else { std::alloc::System.alloc(l) } };
+    let st = state();
+    if st.on {
+        if layout.size() >= WINDOW {
+            return sys(layout.align_to(WINDOW).unwrap_or(layout));
+        }
+        if layout.size() < SMALL {
+            if let Some(p) = st.arena.alloc(layout.size(), layout.align()) {
+                return p as *mut u8;
+            }
+        }
+    }
+    sys(layout)
+}
+
 // SAFETY: blocks come from `System` (with an alignment at least the one asked for; wasi-libc's
 // `free`/`realloc` take any block whatever layout is passed with it) or from the arena, whose
 // blocks are in bounds, aligned, handed out once, zero when handed out (the arena was allocated
 // zeroed and nothing is reused) and never given to `free`.
 unsafe impl GlobalAlloc for SnapshotAlloc {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let st = state();
-        if st.on {
-            if layout.size() >= WINDOW {
-                return unsafe { std::alloc::System.alloc(layout.align_to(WINDOW).unwrap_or(layout)) };
-            }
-            if layout.size() < SMALL {
-                if let Some(p) = st.arena.alloc(layout.size(), layout.align()) {
-                    return p as *mut u8;
-                }
-            }
-        }
-        unsafe { std::alloc::System.alloc(layout) }
+        unsafe { place(layout, false) }
     }
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        let st = state();
-        if st.on {
-            if layout.size() >= WINDOW {
-                return unsafe { std::alloc::System.alloc_zeroed(layout.align_to(WINDOW).unwrap_or(layout)) };
-            }
-            if layout.size() < SMALL {
-                if let Some(p) = st.arena.alloc(layout.size(), layout.align()) {
-                    return p as *mut u8;
-                }
-            }
-        }
-        unsafe { std::alloc::System.alloc_zeroed(layout) }
+        unsafe { place(layout, true) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         if !state().arena.contains(ptr as usize) {
