@@ -34,7 +34,7 @@ export declare class MdeployError extends Error {
 
 export type Backend = 'auto' | 'cpu' | 'webgpu';
 // BEGIN models/defaults.json (scripts/gen-defaults.mjs writes this line)
-export type BuiltinModel = 'mnist-mlp' | 'mnist-cnn' | 'mnist-resnet' | 'mnist-mlp-sparse90' | 'mnist-mlp-student' | 'mnist-mlp-int8' | 'mnist-cnn-int8' | 'mnist-mlp-int4' | 'mnist-mlp-binary';
+export type BuiltinModel = 'mnist-mlp' | 'mnist-cnn' | 'mnist-resnet' | 'mnist-mlp-sparse90' | 'mnist-mlp-student' | 'mnist-mlp-int8' | 'mnist-cnn-int8' | 'mnist-mlp-int4' | 'mnist-mlp-int7' | 'mnist-mlp-binary';
 // END models/defaults.json
 
 /** What `builtinCatalog` says about a built-in model before it is loaded. */

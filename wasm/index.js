@@ -248,6 +248,7 @@ const BUILTIN = {
   'mnist-mlp-int8': () => new URL('./models/mnist-mlp-int8.mdm', import.meta.url),
   'mnist-cnn-int8': () => new URL('./models/mnist-cnn-int8.mdm', import.meta.url),
   'mnist-mlp-int4': () => new URL('./models/mnist-mlp-int4.mdm', import.meta.url),
+  'mnist-mlp-int7': () => new URL('./models/mnist-mlp-int7.mdm', import.meta.url),
   'mnist-mlp-binary': () => new URL('./models/mnist-mlp-binary.mdm', import.meta.url),
 };
 /** Names of the models shipped in the package: `Model.load('mnist-cnn')`. */
@@ -262,6 +263,7 @@ export const builtinCatalog = Object.freeze({
   'mnist-mlp-int8': Object.freeze({ fileBytes: 104552, testAccuracy: 0.9645 }),
   'mnist-cnn-int8': Object.freeze({ fileBytes: 49896, testAccuracy: 0.983 }),
   'mnist-mlp-int4': Object.freeze({ fileBytes: 53736, testAccuracy: 0.966 }),
+  'mnist-mlp-int7': Object.freeze({ fileBytes: 91880, testAccuracy: 0.9665 }),
   'mnist-mlp-binary': Object.freeze({ fileBytes: 170856, testAccuracy: 0.9645 }),
 });
 const DEFAULT_MODEL = 'mnist-cnn';

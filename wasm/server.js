@@ -22,6 +22,7 @@ const defaultModels = () => ({
   'mnist-mlp-int8': new URL('./models/mnist-mlp-int8.mdm', import.meta.url),
   'mnist-cnn-int8': new URL('./models/mnist-cnn-int8.mdm', import.meta.url),
   'mnist-mlp-int4': new URL('./models/mnist-mlp-int4.mdm', import.meta.url),
+  'mnist-mlp-int7': new URL('./models/mnist-mlp-int7.mdm', import.meta.url),
   'mnist-mlp-binary': new URL('./models/mnist-mlp-binary.mdm', import.meta.url),
 });
 // END models/defaults.json

@@ -32,6 +32,7 @@ const mdeployWorker :Workerd.Worker = (
     (name = "mdeploy-wasm/models/mnist-mlp-int8.mdm", data = embed "../../wasm/models/mnist-mlp-int8.mdm"),
     (name = "mdeploy-wasm/models/mnist-cnn-int8.mdm", data = embed "../../wasm/models/mnist-cnn-int8.mdm"),
     (name = "mdeploy-wasm/models/mnist-mlp-int4.mdm", data = embed "../../wasm/models/mnist-mlp-int4.mdm"),
+    (name = "mdeploy-wasm/models/mnist-mlp-int7.mdm", data = embed "../../wasm/models/mnist-mlp-int7.mdm"),
     (name = "mdeploy-wasm/models/mnist-mlp-binary.mdm", data = embed "../../wasm/models/mnist-mlp-binary.mdm"),
     # END models/defaults.json
   ],

@@ -18,8 +18,9 @@ import mnistMlpStudent from 'mdeploy-wasm/models/mnist-mlp-student.mdm';
 import mnistMlpInt8 from 'mdeploy-wasm/models/mnist-mlp-int8.mdm';
 import mnistCnnInt8 from 'mdeploy-wasm/models/mnist-cnn-int8.mdm';
 import mnistMlpInt4 from 'mdeploy-wasm/models/mnist-mlp-int4.mdm';
+import mnistMlpInt7 from 'mdeploy-wasm/models/mnist-mlp-int7.mdm';
 import mnistMlpBinary from 'mdeploy-wasm/models/mnist-mlp-binary.mdm';
-const DEFAULT_MODELS = { 'mnist-mlp': mnistMlp, 'mnist-cnn': mnistCnn, 'mnist-resnet': mnistResnet, 'mnist-mlp-sparse90': mnistMlpSparse90, 'mnist-mlp-student': mnistMlpStudent, 'mnist-mlp-int8': mnistMlpInt8, 'mnist-cnn-int8': mnistCnnInt8, 'mnist-mlp-int4': mnistMlpInt4, 'mnist-mlp-binary': mnistMlpBinary };
+const DEFAULT_MODELS = { 'mnist-mlp': mnistMlp, 'mnist-cnn': mnistCnn, 'mnist-resnet': mnistResnet, 'mnist-mlp-sparse90': mnistMlpSparse90, 'mnist-mlp-student': mnistMlpStudent, 'mnist-mlp-int8': mnistMlpInt8, 'mnist-cnn-int8': mnistCnnInt8, 'mnist-mlp-int4': mnistMlpInt4, 'mnist-mlp-int7': mnistMlpInt7, 'mnist-mlp-binary': mnistMlpBinary };
 // END models/defaults.json
 
 // Built once per isolate, on its first request (the bindings arrive with the request): later
