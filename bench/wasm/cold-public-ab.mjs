@@ -46,3 +46,27 @@ console.log(`|---|${indexes.map(() => '---:').join('|')}|`);
 for (const k of keys) {
   console.log(`| ${k} | ${runs.map((rs) => { const v = at(k, rs); return v.length ? `${med(v).toFixed(2)} [${Math.min(...v).toFixed(2)}]` : '—'; }).join(' | ')} |`);
 }
+// Steps: per-run differences between marks (then the median over runs), so a slow start in one
+// run does not shift every later mark of the table above.
+const STEPS = [
+  ['index.js import (Chromium: from the bench page\'s own import, runtimes-core.mjs)', host === 'node' ? null : 'runtimesCore.end', 'load.start'],
+  ['Model.load → .wasm requested (read or fetch issued)', 'load.start', host === 'node' ? 'glueImport.start' : 'runtime.fetchCalled'],
+  ['Model.load → model requested', 'load.start', 'load.modelRequested'],
+  ['requestAdapter() call (sync part)', 'load.adapterCall', 'load.adapterCalled'],
+  ['glue import', 'glueImport.start', 'glueImport.end'],
+  ['Model.load → runtime instantiated', 'load.start', 'compileInstantiate.end'],
+  ['Model.load → model bytes in', 'load.start', 'modelRead.end'],
+  ['model bytes in → hash done', 'modelRead.end', 'hash.end'],
+  ['instantiated → Engine starts (runtime ready, bytes, hash)', 'compileInstantiate.end', 'build.hashReady'],
+  ['Engine (read + validate + lower + plan)', 'build.hashReady', 'build.engineReady'],
+  ['first prediction (after Model.load)', 'load.end', 'total'],
+];
+console.log('');
+console.log(`| step: median of per-run differences [min] ms | ${indexes.join(' | ')} |`);
+console.log(`|---|${indexes.map(() => '---:').join('|')}|`);
+for (const [label, a, b] of STEPS) {
+  console.log(`| ${label} | ${runs.map((rs) => {
+    const d = rs.map((x) => (b === 'total' ? x.total : x[b]) - (a === null ? 0 : x[a])).filter((v) => Number.isFinite(v));
+    return d.length ? `${med(d).toFixed(2)} [${Math.min(...d).toFixed(2)}]` : '—';
+  }).join(' | ')} |`);
+}
