@@ -471,8 +471,8 @@ export class Model {
     } else {
       // The .wasm's and the model's requests go out first, the adapter request after them: in
       // Chromium the call to requestAdapter() and the runtime's set-up before its fetch each hold
-      // the main thread for 1-4 ms, which used to delay both downloads (DESIGN.md, "Cold start:
-      // the public path, step by step").
+      // the main thread for 1-4 ms, which used to delay both downloads (DESIGN.md, "The public
+      // path, step by step").
       const cpuP = runtimeFor('cpu');
       bytesP = modelBytes(source);
       adapterP = backend === 'cpu' ? Promise.resolve(null) : requestAdapter();

@@ -162,7 +162,7 @@ test('Chromium: Model.load requests the model while the .wasm is still downloadi
 
 test("Chromium with WebGPU (SwiftShader): under 'auto' the .wasm and the model are requested before the adapter", async () => {
   // The call to requestAdapter() holds the page's main thread for 1-4 ms on a cold start
-  // (DESIGN.md, "Cold start: the public path, step by step"): both downloads go out first.
+  // (DESIGN.md, "The public path, step by step"): both downloads go out first.
   // The fetches and the adapter call are recorded in the order the page makes them.
   const got = await loadAndRun('application/wasm', () => 0, {
     options: { backend: 'auto' },
