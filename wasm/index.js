@@ -106,7 +106,7 @@ const MODULES = {
 
 // Fixed by the first init() (or Model.load/preprocess, which call it): { variant, wasm, cpuWasm }.
 let settings = null;
-// One instance per module, started on first use: Promise<{ glue, info }>.
+// One instance per module, started on first use: Promise<{ glue, variant, info() }>.
 const runtimes = { cpu: null, gpu: null };
 
 // The model's content hash (SHA-256 of bytes[0..32] ++ bytes[64..], MDM_FORMAT.md) with the
@@ -167,12 +167,21 @@ async function startRuntime(kind, { variant, wasm: gpuWasm, cpuWasm }) {
     const which = kind === 'cpu' ? `CPU-only ${variant}` : variant;
     fail(ErrorCode.LOAD_FAILED, `could not instantiate the ${which} .wasm (${e.message}); if you host it yourself, pass its URL or bytes as init({ ${kind === 'cpu' ? 'cpuWasm' : 'wasm'} })`, e);
   }
-  const b = glue.buildInfo();
+  // What init() reports, made on first ask: a model's load needs only the variant, and the
+  // wasm's buildInfo() (its first call compiles it) stays off the path to the first prediction.
+  let info = null;
   return {
     glue,
-    info: {
-      variant, simd128: b.simd128, relaxedSimd: b.relaxedSimd, kernel: b.kernel, version: b.version, formatVersion: b.formatVersion,
-      wasmModule: b.webgpu ? 'full' : 'cpu-only',
+    variant,
+    info: () => {
+      if (info === null) {
+        const b = glue.buildInfo();
+        info = {
+          variant, simd128: b.simd128, relaxedSimd: b.relaxedSimd, kernel: b.kernel, version: b.version, formatVersion: b.formatVersion,
+          wasmModule: b.webgpu ? 'full' : 'cpu-only',
+        };
+      }
+      return info;
     },
   };
 }
@@ -216,7 +225,7 @@ function settle(options) {
  */
 export async function init(options = {}) {
   settle(options);
-  return (await runtimeOf('cpu')).info;
+  return (await runtimeOf('cpu')).info();
 }
 
 // The runtime for `kind`, fixing the default settings if nothing did yet.
@@ -447,22 +456,29 @@ export class Model {
     // model's bytes and content hash run side by side: in Chromium the .wasm compiles off the
     // main thread and a fresh browser's adapter request waits on its GPU process; in Node the
     // file reads and WebCrypto run on the thread pool (DESIGN.md, "Cold start").
-    const adapterP = backend === 'cpu' ? Promise.resolve(null) : requestAdapter();
-    if (backend === 'webgpu' && (await adapterP) === null) fail(ErrorCode.NO_WEBGPU, NO_ADAPTER);
     // Which module (DESIGN.md, "The CPU-only module"): the full one only when this model is going
     // to use an adapter ('webgpu', or 'auto' on an adapter it accepts); the CPU-only one otherwise.
     // Under 'auto' the CPU-only module starts before the adapter is known, so the adapter request
     // adds no wait; where an accepted adapter then turns up, that start was wasted.
     const fallbackOk = options.allowFallbackAdapter === true;
     const gpuWanted = (a) => a !== null && (backend === 'webgpu' || (backend === 'auto' && (fallbackOk || !describeAdapter(a).isFallbackAdapter)));
-    let glueP;
-    if (backend === 'webgpu') glueP = runtimeFor('gpu');
-    else {
+    let adapterP, glueP, bytesP;
+    if (backend === 'webgpu') {
+      adapterP = requestAdapter();
+      if ((await adapterP) === null) fail(ErrorCode.NO_WEBGPU, NO_ADAPTER);
+      glueP = runtimeFor('gpu');
+      bytesP = modelBytes(source);
+    } else {
+      // The .wasm's and the model's requests go out first, the adapter request after them: in
+      // Chromium the call to requestAdapter() and the runtime's set-up before its fetch each hold
+      // the main thread for 1-4 ms, which used to delay both downloads (DESIGN.md, "The public
+      // path, step by step").
       const cpuP = runtimeFor('cpu');
+      bytesP = modelBytes(source);
+      adapterP = backend === 'cpu' ? Promise.resolve(null) : requestAdapter();
       glueP = backend === 'cpu' || typeof navigator === 'undefined' || !navigator.gpu ? cpuP
         : adapterP.then((a) => (gpuWanted(a) ? runtimeFor('gpu') : cpuP));
     }
-    const bytesP = modelBytes(source);
     // Fetched or read bytes are hashed as they arrive. The caller's own array is hashed only
     // right before the engine reads it (below), as before: hashing it early would widen the
     // window in which a caller changing it could pair old content's digest with new content.
@@ -474,7 +490,7 @@ export class Model {
     for (const p of [glueP, bytesP, hashP]) p?.catch(() => {});
     const adapter = await adapterP;
     const adapterInfo = adapter === null ? null : describeAdapter(adapter);
-    const { glue: g, info: { variant } } = await glueP;
+    const { glue: g, variant } = await glueP;
     // Only a caller-hosted init({ wasm }) that is in fact the CPU-only build lacks GpuEngine.
     const useGpu = gpuWanted(adapter) && g.GpuEngine !== undefined;
     if (backend === 'webgpu' && !useGpu) fail(ErrorCode.UNSUPPORTED, "the .wasm given as init({ wasm }) has no WebGPU engine (it is the CPU-only build, dist/mdeploy_wasm_cpu*.wasm): pass the full build's .wasm as `wasm` and the CPU-only one as `cpuWasm`");

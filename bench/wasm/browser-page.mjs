@@ -24,17 +24,23 @@ const env = {
 };
 
 const q = new URLSearchParams(location.search);
+// ?marks=1 (cold-public-browser.mjs, with an index= copy from cold-marks.mjs): the steps inside
+// Model.load, ms since this script started (the same origin as importToFirstPrediction).
+const marks = {};
+if (q.get('marks') === '1') globalThis.__mark = (k) => { if (!(k in marks)) marks[k] = performance.now() - t0; };
 const { makeRuntimes } = await import('./runtimes-core.mjs');
 const RUNTIMES = makeRuntimes(env);
 if (q.get('mode') === 'cold') {
+  marks['runtimesCore.end'] = performance.now() - t0;
   const m = await RUNTIMES[q.get('rt')].load(q.get('model'));
+  marks['load.end'] = performance.now() - t0;
   const probs = await m.run(new Float32Array(784).fill(0.1), 1);
   const t1 = performance.now();
   // Each request's start → response end since navigation (cold-breakdown-browser.mjs prints them
   // with MDEPLOY_COLD_RESOURCES=1): network waits apart from script evaluation.
   const resources = performance.getEntriesByType('resource').filter((e) => !e.name.endsWith('/__result'))
     .map((e) => ({ file: e.name.replace(/^.*\//, ''), start: Math.round(e.startTime * 10) / 10, end: Math.round(e.responseEnd * 10) / 10 }));
-  await post({ importToFirstPrediction: t1 - t0, sinceNavigation: t1, p0: probs[0], pageT0: Math.round(t0 * 10) / 10, resources });
+  await post({ importToFirstPrediction: t1 - t0, sinceNavigation: t1, p0: probs[0], pageT0: Math.round(t0 * 10) / 10, resources, marks });
 } else {
   const { checkParity, timeWarm } = await import('./measure.mjs');
   // The fixed test split: the last 200 digits of each <d>.json, digit 0's first (as wasm/test/support.mjs).

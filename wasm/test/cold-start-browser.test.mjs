@@ -32,11 +32,14 @@ after(async () => {
 
 // One fresh page on a server with `wasmType`: Model.load('mnist-mlp', options) then COUNT digits,
 // one by one (predict) or as one batch (predictBatch, for the GPU).
-async function loadAndRun(wasmType, delayMs = () => 0, { options = { backend: 'cpu' }, batch = false, on = browser } = {}) {
+// `initScript`: run in the page before its own scripts (context.addInitScript); whatever it
+// leaves in `window.__order` is returned as `order`.
+async function loadAndRun(wasmType, delayMs = () => 0, { options = { backend: 'cpu' }, batch = false, on = browser, initScript = null } = {}) {
   const requests = [];
   const server = await serve(WASM_DIR, xs.subarray(0, COUNT * 784), { wasmType, delayMs, seen: (p) => requests.push(p) });
   const context = await on.newContext();
   try {
+    if (initScript !== null) await context.addInitScript(initScript);
     const page = await context.newPage();
     const errors = [];
     page.on('pageerror', (e) => errors.push(e.message));
@@ -59,7 +62,7 @@ async function loadAndRun(wasmType, delayMs = () => 0, { options = { backend: 'c
         }
       }
       const info = m.info();
-      return { probs, variant: info.variant, wasmModule: info.wasmModule, backend: info.backend, ran: [...backends] };
+      return { probs, variant: info.variant, wasmModule: info.wasmModule, backend: info.backend, ran: [...backends], order: window.__order ?? null };
     }, [COUNT, options, batch]);
     return { ...out, errors, requests, wasmFetches: requests.filter((p) => p.endsWith('.wasm')), glues: requests.filter((p) => /^\/dist\/mdeploy_wasm.*\.js$/.test(p)) };
   } finally {
@@ -154,5 +157,32 @@ test('Chromium: Model.load requests the model while the .wasm is still downloadi
   });
   assert.deepEqual(got.errors, []);
   assert.equal(modelAsked, true, `the model was requested only after the .wasm arrived: ${got.requests.join(' ')}`);
+  sameAsNative(got.probs);
+});
+
+test("Chromium with WebGPU (SwiftShader): under 'auto' the .wasm and the model are requested before the adapter", async () => {
+  // The call to requestAdapter() holds the page's main thread for 1-4 ms on a cold start
+  // (DESIGN.md, "The public path, step by step"): both downloads go out first.
+  // The fetches and the adapter call are recorded in the order the page makes them.
+  const got = await loadAndRun('application/wasm', () => 0, {
+    options: { backend: 'auto' },
+    on: gpuBrowser,
+    initScript: () => {
+      window.__order = [];
+      const f = window.fetch;
+      window.fetch = (u, ...rest) => { window.__order.push(`fetch ${new URL(String(u), location.href).pathname}`); return f(u, ...rest); };
+      const gpu = navigator.gpu;
+      if (gpu) {
+        const ra = gpu.requestAdapter.bind(gpu);
+        gpu.requestAdapter = (...a) => { window.__order.push('requestAdapter'); return ra(...a); };
+      }
+    },
+  });
+  assert.deepEqual(got.errors, []);
+  const at = (e) => got.order.indexOf(e);
+  assert.ok(at('requestAdapter') >= 0, `'auto' asks for an adapter where navigator.gpu exists: ${got.order.join(', ')}`);
+  assert.ok(at(`fetch ${CPU_WASM}`) >= 0 && at(`fetch ${CPU_WASM}`) < at('requestAdapter'), `the CPU-only .wasm is requested before the adapter: ${got.order.join(', ')}`);
+  assert.ok(at('fetch /models/mnist-mlp.mdm') >= 0 && at('fetch /models/mnist-mlp.mdm') < at('requestAdapter'), `the model is requested before the adapter: ${got.order.join(', ')}`);
+  assert.equal(got.wasmModule, 'cpu-only', "'auto' leaves SwiftShader (a fallback adapter) alone");
   sameAsNative(got.probs);
 });
