@@ -244,9 +244,7 @@ fn read_bounded(request: &IncomingRequest, declared: Option<u64>) -> Result<Opti
     }
     let body = request.consume().map_err(|()| ErrorCode::InternalError(Some("request body already taken".into())))?;
     let stream = body.stream().map_err(|()| ErrorCode::InternalError(Some("request body stream already taken".into())))?;
-    // One allocation of the declared size (bounded just above) instead of a doubling series of
-    // copies: each copy writes fresh pages, and every fresh page is a page fault per request.
-    let mut buf = Vec::with_capacity(declared.map_or(0, |n| n as usize));
+    let mut buf: Vec<u8> = Vec::new();
     let result = loop {
         // All the declared bytes are here (the host frames the body by its Content-Length, so no
         // more can come): stop without the end-of-stream read and the trailers
@@ -263,7 +261,19 @@ fn read_bounded(request: &IncomingRequest, declared: Option<u64>) -> Result<Opti
                 if buf.len() + data.len() > MAX_BODY_BYTES {
                     break Ok(None);
                 }
-                buf.extend_from_slice(&data);
+                if buf.is_empty() {
+                    // The first chunk is kept as it came from the host (the whole body, for
+                    // one under 64 KiB that arrived at once) instead of copied: every byte
+                    // copied is written to a fresh page, and each fresh page is a page fault.
+                    buf = data;
+                    // More to come: room for the rest of the declared length (bounded above)
+                    // at once, not a doubling series of copies.
+                    if let Some(n) = declared {
+                        buf.reserve_exact((n as usize).saturating_sub(buf.len()));
+                    }
+                } else {
+                    buf.extend_from_slice(&data);
+                }
             }
             Err(StreamError::Closed) => break Ok(Some(buf)),
             Err(StreamError::LastOperationFailed(e)) => {
