@@ -150,8 +150,8 @@ mod init {
 /// out of one, an async task and its waker. The request needs none of that: it is read once,
 /// start to end, and answered once.
 ///
-/// Host calls per request, JSON infer (17; wstd made 22, hello makes 18): method, path, headers
-/// + entries, consume + stream, one blocking read per 64 KiB of body, `get-environment` (for
+/// Host calls per request, JSON infer (17; wstd made 22, hello makes 18): method, path,
+/// headers and their entries, consume and stream, one blocking read per 64 KiB of body, `get-environment` (for
 /// `MDEPLOY_MODEL_DIR`), then `fields.from-list` (one call for every response header, where
 /// wstd made a `fields` and appended each), the response, its status, its body,
 /// `response-outparam.set`, and the body's write stream, check-write, write, finish. A `GET`
