@@ -5,7 +5,7 @@
 //! types, so every host shares this one implementation and its tests:
 //!
 //! ```text
-//!  wasmtime serve (Spin, wasmCloud: untested) ──> worker/ (wstd, wasi:http)  ─┐
+//!  wasmtime serve (Spin, wasmCloud: untested) ──> worker/ (wasi:http)        ─┐
 //!  Cloudflare Workers                          ──> wasm-bindgen wrapper       ─┼─> Server::handle(&Request) -> Response
 //!  mdeploy serve (native, long-lived)          ──> serve/server/ (hyper+tonic)─┘       │
 //!                                                                                     ▼

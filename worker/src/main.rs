@@ -56,9 +56,11 @@ use std::cell::{Cell, RefCell};
 #[cfg(target_os = "wasi")]
 use mdeploy_serve::{ModelEntry, Request as ApiRequest, Response as ApiResponse, Server, MAX_BODY_BYTES};
 #[cfg(target_os = "wasi")]
-use wstd::http::body::util::BodyExt;
+use wasip2::http::types::{
+    ErrorCode, Fields, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam,
+};
 #[cfg(target_os = "wasi")]
-use wstd::http::{Body, Error, HeaderValue, Request, Response, StatusCode};
+use wasip2::io::streams::StreamError;
 
 #[cfg(target_os = "wasi")]
 thread_local! {
@@ -78,8 +80,8 @@ fn add_extra_models(server: &mut Server) {
     }
 }
 
-/// The `wizer-initialize` export (a component-level function next to wstd's
-/// `wasi:http/incoming-handler`), for `wasmtime wizer --init-func wizer-initialize`.
+/// The `wizer-initialize` export (a component-level function next to the
+/// `wasi:http/incoming-handler` export below), for `wasmtime wizer --init-func wizer-initialize`.
 #[cfg(target_os = "wasi")]
 mod init {
     wit_bindgen::generate!({
@@ -136,85 +138,218 @@ mod init {
     export!(Init);
 }
 
+/// The `wasi:http/incoming-handler` export, written on the generated `wasip2` bindings, with no
+/// async runtime and no `http` types in between.
+///
+/// Why not `wstd`'s `#[http_server]` (used until 2026-12-01): every fresh instance paid for its
+/// machinery before our code ran, measured with `perf` under `wasmtime serve` (worker/README.md,
+/// session 20): a reactor per request (`Reactor::new`: an `Arc`, a `Slab`, a `HashMap` whose
+/// `RandomState` initialises std's hash-key thread-local and calls `wasi:random/insecure-seed`),
+/// the request headers copied into an `http::HeaderMap` (header names parsed against `http`'s
+/// tables in `.rodata`, hashed, then scanned again for the body's length) and the response's back
+/// out of one, an async task and its waker. The request needs none of that: it is read once,
+/// start to end, and answered once.
+///
+/// Host calls per request, JSON infer (17; wstd made 22, hello makes 18): method, path,
+/// headers and their entries, consume and stream, one blocking read per 64 KiB of body, `get-environment` (for
+/// `MDEPLOY_MODEL_DIR`), then `fields.from-list` (one call for every response header, where
+/// wstd made a `fields` and appended each), the response, its status, its body,
+/// `response-outparam.set`, and the body's write stream, check-write, write, finish. A `GET`
+/// without a body skips consume, stream and read (14).
 #[cfg(target_os = "wasi")]
-#[wstd::http_server]
-async fn main(request: Request<Body>) -> Result<Response<Body>, Error> {
-    let (parts, body) = request.into_parts();
-    let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-    let content_type = parts.headers.get("content-type").and_then(|v| v.to_str().ok());
-    // A GET or HEAD without Content-Length or Transfer-Encoding has no body (RFC 9112, 6.3): not
-    // reading it saves the seven host calls of opening, reading and finishing an empty stream
-    // (`GET /v2/health/live`: 27 host calls → 20; hello makes 18).
-    let no_body = matches!(parts.method.as_str(), "GET" | "HEAD")
-        && !parts.headers.contains_key("content-length")
-        && !parts.headers.contains_key("transfer-encoding");
-    let read = if no_body { Ok(Some(Vec::new())) } else { read_bounded(body).await };
-    let answer = match read {
-        Ok(Some(bytes)) => {
-            // Every header with a UTF-8 value (a handful): the API looks up the few it reads.
-            let headers: Vec<(&str, &str)> =
-                parts.headers.iter().filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?))).collect();
-            let req = ApiRequest { method: parts.method.as_str(), path, content_type, headers: &headers, body: &bytes };
-            SERVER.with(|s| match s.try_borrow_mut() {
-                Ok(mut s) => {
-                    if !EXTRA_ADDED.replace(true) {
-                        add_extra_models(&mut s);
+struct Handler;
+
+#[cfg(target_os = "wasi")]
+impl wasip2::exports::http::incoming_handler::Guest for Handler {
+    fn handle(request: IncomingRequest, out: ResponseOutparam) {
+        let method = request.method();
+        let method = method_str(&method);
+        let path = request.path_with_query();
+        // The request's headers, copied out of the host once (`fields.entries`); the handle is
+        // a child of the request and is dropped at the end of this statement.
+        let entries = request.headers().entries();
+        // As `http::HeaderValue::to_str` (what the API saw through wstd): only values of
+        // visible ASCII and tabs; a header with any other byte is left out.
+        let headers: Vec<(&str, &str)> = entries
+            .iter()
+            .filter(|(_, v)| v.iter().all(|&b| b == b'\t' || (32..127).contains(&b)))
+            .filter_map(|(k, v)| Some((k.as_str(), std::str::from_utf8(v).ok()?)))
+            .collect();
+        let header = |name: &str| headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|&(_, v)| v);
+        let content_type = header("content-type");
+        // A GET or HEAD without Content-Length or Transfer-Encoding has no body (RFC 9112, 6.3):
+        // not opening it saves the host calls of consuming, opening and reading an empty stream.
+        let no_body = matches!(method, "GET" | "HEAD")
+            && header("content-length").is_none()
+            && header("transfer-encoding").is_none();
+        let declared = header("content-length").and_then(|v| v.trim().parse::<u64>().ok());
+        let read = if no_body { Ok(Some(Vec::new())) } else { read_bounded(&request, declared) };
+        let answer = match read {
+            Ok(Some(bytes)) => {
+                let req = ApiRequest { method, path: path.as_deref().unwrap_or("/"), content_type, headers: &headers, body: &bytes };
+                SERVER.with(|s| match s.try_borrow_mut() {
+                    Ok(mut s) => {
+                        if !EXTRA_ADDED.replace(true) {
+                            add_extra_models(&mut s);
+                        }
+                        s.handle(&req)
                     }
-                    s.handle(&req)
-                }
-                // Only reachable if a host ran two requests at once on one instance.
-                Err(_) => {
-                    let mut s = Server::new(ModelEntry::embedded());
-                    add_extra_models(&mut s);
-                    s.handle(&req)
-                }
-            })
-        }
-        Ok(None) => ApiResponse::payload_too_large(),
-        Err(e) => return Err(e),
-    };
-    respond(answer)
+                    // Only reachable if a host ran two requests at once on one instance.
+                    Err(_) => {
+                        let mut s = Server::new(ModelEntry::embedded());
+                        add_extra_models(&mut s);
+                        s.handle(&req)
+                    }
+                })
+            }
+            Ok(None) => ApiResponse::payload_too_large(),
+            // The body's stream failed (the client went away mid-body): no answer to give; the
+            // host answers with an error, as wstd's `Responder::fail` had it do.
+            Err(e) => return ResponseOutparam::set(out, Err(e)),
+        };
+        drop(request);
+        respond(out, answer);
+    }
+}
+
+#[cfg(target_os = "wasi")]
+wasip2::http::proxy::export!(Handler with_types_in wasip2);
+
+/// Never called: a `wasi:http` component is entered through `handle`, but a `src/main.rs` needs
+/// a `main` (as wstd's macro provided one).
+#[cfg(target_os = "wasi")]
+fn main() {
+    unreachable!("mdeploy-worker is a wasi:http component: it is called through `handle`, not `run`")
+}
+
+#[cfg(target_os = "wasi")]
+fn method_str(m: &Method) -> &str {
+    match m {
+        Method::Get => "GET",
+        Method::Head => "HEAD",
+        Method::Post => "POST",
+        Method::Put => "PUT",
+        Method::Delete => "DELETE",
+        Method::Connect => "CONNECT",
+        Method::Options => "OPTIONS",
+        Method::Trace => "TRACE",
+        Method::Patch => "PATCH",
+        Method::Other(s) => s,
+    }
 }
 
 #[cfg(target_os = "wasi")]
 /// The body, or `None` as soon as it grows past [`MAX_BODY_BYTES`] (the rest is never read).
-async fn read_bounded(body: Body) -> Result<Option<Vec<u8>>, Error> {
-    let declared = body.content_length();
+fn read_bounded(request: &IncomingRequest, declared: Option<u64>) -> Result<Option<Vec<u8>>, ErrorCode> {
     if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
         return Ok(None);
     }
-    let mut body = body.into_boxed_body();
-    // One allocation of the declared size (bounded just above) instead of a doubling series of
-    // copies: each copy writes fresh pages, and every fresh page is a page fault per request.
-    let mut buf = Vec::with_capacity(declared.map_or(0, |n| n as usize));
-    while let Some(frame) = body.frame().await {
-        if let Ok(data) = frame?.into_data() {
-            if buf.len() + data.len() > MAX_BODY_BYTES {
-                return Ok(None);
+    let body = request.consume().map_err(|()| ErrorCode::InternalError(Some("request body already taken".into())))?;
+    let stream = body.stream().map_err(|()| ErrorCode::InternalError(Some("request body stream already taken".into())))?;
+    let mut buf: Vec<u8> = Vec::new();
+    let result = loop {
+        // All the declared bytes are here (the host frames the body by its Content-Length, so no
+        // more can come): stop without the end-of-stream read and the trailers
+        // (`incoming-body.finish`, `future-trailers` subscribe/ready/get), host calls that carry
+        // nothing here.
+        if declared.is_some_and(|n| buf.len() as u64 >= n) {
+            break Ok(Some(buf));
+        }
+        // One host call that waits for at least one byte; 64 KiB at most per call, or what is
+        // still missing of the declared length.
+        let want = declared.map_or(65536, |n| (n - buf.len() as u64).min(65536));
+        match stream.blocking_read(want) {
+            Ok(data) => {
+                if buf.len() + data.len() > MAX_BODY_BYTES {
+                    break Ok(None);
+                }
+                if buf.is_empty() {
+                    // The first chunk is kept as it came from the host (the whole body, for
+                    // one under 64 KiB that arrived at once) instead of copied: every byte
+                    // copied is written to a fresh page, and each fresh page is a page fault.
+                    buf = data;
+                    // More to come: room for the rest of the declared length (bounded above)
+                    // at once, not a doubling series of copies.
+                    if let Some(n) = declared {
+                        buf.reserve_exact((n as usize).saturating_sub(buf.len()));
+                    }
+                } else {
+                    buf.extend_from_slice(&data);
+                }
             }
-            buf.extend_from_slice(&data);
-            // All the declared bytes are here (the host frames the body by its Content-Length,
-            // so no more can come): stop without the end-of-stream read and the trailers
-            // (`incoming-body.finish`, `future-trailers` subscribe/ready/get), five host calls
-            // per request that carry nothing here.
-            if declared.is_some_and(|n| buf.len() as u64 >= n) {
-                break;
+            Err(StreamError::Closed) => break Ok(Some(buf)),
+            Err(StreamError::LastOperationFailed(e)) => {
+                break Err(ErrorCode::InternalError(Some(format!("reading the request body: {}", e.to_debug_string()))))
             }
         }
-    }
-    Ok(Some(buf))
+    };
+    // The stream is a child of the body: dropped first.
+    drop(stream);
+    drop(body);
+    result
 }
 
 #[cfg(target_os = "wasi")]
-fn respond(r: ApiResponse) -> Result<Response<Body>, Error> {
-    let mut out = Response::new(Body::from(r.body));
-    *out.status_mut() = StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let headers = out.headers_mut();
-    headers.insert("content-type", HeaderValue::from_static(r.content_type));
-    for (name, value) in r.headers {
-        if let Ok(v) = HeaderValue::from_str(&value) {
-            headers.insert(name, v);
+/// Whether `http::HeaderValue::from_str` takes `v` (what the response headers went through
+/// with wstd): no control characters but tab, no DEL.
+fn header_value_ok(v: &str) -> bool {
+    v.bytes().all(|b| b == b'\t' || (b >= 32 && b != 127))
+}
+
+#[cfg(target_os = "wasi")]
+fn respond(out: ResponseOutparam, r: ApiResponse) {
+    // Content type first, then the API's headers; a later header of the same name replaces an
+    // earlier one (as `HeaderMap::insert` did), one whose value is not a valid header value is
+    // left out.
+    let mut list: Vec<(String, Vec<u8>)> = Vec::with_capacity(1 + r.headers.len());
+    let mut put = |name: &str, value: &str| {
+        if !header_value_ok(value) {
+            return;
+        }
+        match list.iter_mut().find(|(k, _)| k.eq_ignore_ascii_case(name)) {
+            Some(slot) => slot.1 = value.as_bytes().to_vec(),
+            None => list.push((name.to_string(), value.as_bytes().to_vec())),
+        }
+    };
+    put("content-type", r.content_type);
+    for (name, value) in &r.headers {
+        put(name, value);
+    }
+    // One host call for all of them. The API's header names are fixed lower-case names none of
+    // which the host forbids, so this does not fail; if it ever did, the answer still goes out
+    // with its content type alone rather than not at all.
+    let fields = Fields::from_list(&list).unwrap_or_else(|_| {
+        let f = Fields::new();
+        let _ = f.append("content-type", r.content_type.as_bytes());
+        f
+    });
+    let response = OutgoingResponse::new(fields);
+    if response.set_status_code(r.status).is_err() {
+        let _ = response.set_status_code(500);
+    }
+    let Ok(body) = response.body() else {
+        return ResponseOutparam::set(out, Err(ErrorCode::InternalError(Some("response body already taken".into()))));
+    };
+    // The status and headers go out now; the body follows.
+    ResponseOutparam::set(out, Ok(response));
+    let Ok(stream) = body.write() else { return };
+    let mut rest = &r.body[..];
+    while !rest.is_empty() {
+        match stream.check_write() {
+            // The host's buffer is full (a slow client): wait until it takes more.
+            Ok(0) => stream.subscribe().block(),
+            Ok(n) => {
+                let k = rest.len().min(usize::try_from(n).unwrap_or(usize::MAX));
+                if stream.write(&rest[..k]).is_err() {
+                    return;
+                }
+                rest = &rest[k..];
+            }
+            // The client went away: nothing more to do.
+            Err(_) => return,
         }
     }
-    Ok(out)
+    // The stream is a child of the body: dropped before `finish`.
+    drop(stream);
+    let _ = OutgoingBody::finish(body, None);
 }
