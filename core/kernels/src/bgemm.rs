@@ -26,8 +26,9 @@ use crate::set::KernelSet;
 pub const BNR: usize = 8;
 /// Largest MR of any binary micro-kernel.
 pub const BMAX_MR: usize = 8;
-/// Largest k: 2^16 keeps every kernel's accumulators exact (the wasm kernel's u16 lanes hold at
-/// most 16 mismatches per word, 16 · 1024 words < 2^16) and the dot product inside i32.
+/// Largest k: 2^16 keeps every kernel's accumulators exact (the wasm kernel's byte lanes are
+/// widened every 31 words into u32 sums; the others count in u32/u64 lanes) and the dot
+/// product inside i32.
 pub const MAX_BK: usize = 1 << 16;
 
 /// `C_tile = k − 2 · popcount(A XOR B)`: A row r, word w is `*a.add(r·lda + w)`; `b` one packed
