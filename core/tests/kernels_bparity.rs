@@ -193,3 +193,55 @@ fn sign_packers_report_non_finite_values() {
         }
     }
 }
+
+/// Every set's `bgemm_sign` (the `vpopcntq` and wasm sign tiles, the generic compare of the
+/// others) against the set's own `bgemm` products put through the rule by hand: bit j of row i
+/// is `lo[j] <= dot <= hi[j]`. Rules at the products' own values (ties on both ends), empty
+/// intervals, "always" (MIN..=MAX), one-sided ones; n around the 8-column panel and across a
+/// 64-bit output word; the output's spare words full of ones must come back 0 past n and
+/// untouched past the row's words.
+#[test]
+fn every_sign_tile_matches_its_products_through_the_rule() {
+    use mdeploy_core::kernels::bgemm::b_words;
+    let mut rng = Rng::new(25);
+    for &(m, k, n) in &[(1usize, 1usize, 1usize), (3, 63, 7), (5, 65, 8), (9, 784, 9), (17, 256, 70), (8, 2048, 16), (4, 1985, 130)] {
+        let x: Vec<f32> = (0..m * k).map(|_| uniform(&mut rng).0).collect();
+        let plus: Vec<bool> = (0..k * n).map(|_| rng.below(2) == 1).collect();
+        let words = k.div_ceil(64);
+        let mut a = vec![0u64; m * words];
+        bpack_rows(m, k, &x, k, &mut a);
+        for ks in KernelSet::available().iter().flat_map(|k| k.binary_variants()) {
+            let b = ks.bpack_b(k, n, &plus);
+            let mut dot = vec![0i32; m * n];
+            ks.bgemm(m, &a, words, &b, &mut dot, n);
+            // Per column a rule built from a product of that column (so ties occur).
+            let (mut lo, mut hi) = (Vec::new(), Vec::new());
+            for j in 0..n {
+                let d = dot[rng.below(m) * n + j];
+                let (l, h) = match rng.below(6) {
+                    0 => (d, d),
+                    1 => (d, i32::MAX),
+                    2 => (i32::MIN, d),
+                    3 => (d + 1, d),
+                    4 => (i32::MIN, i32::MAX),
+                    _ => (d - 2, d + 2),
+                };
+                lo.push(l);
+                hi.push(h);
+            }
+            let rule = mdeploy_core::kernels::BSignRule::new(lo.clone(), hi.clone());
+            let owords = b_words(n);
+            let ldo = owords + 1;
+            let mut out = vec![u64::MAX; m * ldo];
+            ks.bgemm_sign(m, &a, words, &b, &rule, &mut out, ldo);
+            for i in 0..m {
+                for j in 0..owords * 64 {
+                    let want = j < n && lo[j] <= dot[i * n + j] && dot[i * n + j] <= hi[j];
+                    let got = out[i * ldo + j / 64] >> (j % 64) & 1 == 1;
+                    assert_eq!(got, want, "{} ({}): m {m} k {k} n {n}, row {i}, column {j}", ks.name(), ks.bmmm_name());
+                }
+                assert_eq!(out[i * ldo + owords], u64::MAX, "{} wrote past the row's words", ks.bmmm_name());
+            }
+        }
+    }
+}

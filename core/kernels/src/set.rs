@@ -313,7 +313,7 @@ impl KernelSet {
     /// the ones no set picks here included, and `binary_sets` times them in one process.
     #[doc(hidden)]
     pub fn binary_variants(&self) -> Vec<KernelSet> {
-        // The sign tile belongs to its product tile: only the `vpopcntq` one has one.
+        // The sign tile belongs to its product tile: only the `vpopcntq` and the wasm ones have one.
         let with = |bmmm: crate::bgemm::BmmmFn, bmr: usize, bmmm_name: &'static str| KernelSet { bmmm, bmr, bmmm_name, bmmm_sign: None, ..*self };
         let mut v = vec![*self];
         #[cfg(target_arch = "x86_64")]
@@ -474,7 +474,7 @@ impl KernelSet {
             bmmm: crate::wasm::wasm_bmmm_b1::wasm_bmmm_b1_4x8,
             bmr: crate::wasm::wasm_bmmm_b1::MR,
             bmmm_name: "wasm_bmmm_b1_4x8",
-            bmmm_sign: None,
+            bmmm_sign: Some(crate::wasm::wasm_bmmmsign_b1::wasm_bmmmsign_b1_4x8),
             bpack: crate::wasm::wasm_bpack_f32::wasm_bpack_f32,
             bpack_name: "wasm_bpack_f32",
         }

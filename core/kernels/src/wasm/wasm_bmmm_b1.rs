@@ -81,10 +81,17 @@ impl Counter {
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 unsafe fn tile<const R: usize>(words: usize, a: *const u64, lda: usize, b: *const u64, k: i32, c: *mut i32, ldc: usize, cols: usize) {
+    // The second half only when a column of it is stored (a last panel of n = 10 has 2).
+    let tot = mismatches::<R>(words, a, lda, b, if cols > BNR / 2 { 2 } else { 1 });
+    crate::bgemm::store_btile(&tot, k, c, ldc, R, cols);
+}
+
+/// Per row, the panel's 8 columns' mismatch counts over `words` words (the first `halves` × 4
+/// columns; the others stay 0).
+#[inline(always)]
+pub(crate) unsafe fn mismatches<const R: usize>(words: usize, a: *const u64, lda: usize, b: *const u64, halves: usize) -> [[u32; BNR]; R] {
     let counter = Counter::new();
     let mut tot = [[0u32; BNR]; R];
-    // The second half only when a column of it is stored (a last panel of n = 10 has 2).
-    let halves = if cols > BNR / 2 { 2 } else { 1 };
     for half in 0..halves {
         let mut w0 = 0;
         while w0 < words {
@@ -111,5 +118,5 @@ unsafe fn tile<const R: usize>(words: usize, a: *const u64, lda: usize, b: *cons
             w0 = w1;
         }
     }
-    crate::bgemm::store_btile(&tot, k, c, ldc, R, cols);
+    tot
 }
