@@ -245,3 +245,55 @@ fn every_sign_tile_matches_its_products_through_the_rule() {
         }
     }
 }
+
+/// Every set's fused binary epilogue + quantizer (`KernelSet::bepilogue_q`: the AVX-512 and
+/// wasm kernels; the others decline) against the scalar chain the unfused steps compute: `y =
+/// act(alpha · dot + bias)`, `y = act'(y · scale + shift)` (f32 products then sums), `code =
+/// q.quantize(y)` (the division). Row lengths around 4 and 16 lanes; alpha 0, bias NaN and −0,
+/// scale 0, products on the quantizer's half-way points, each activation none or ReLU, with
+/// and without the post; a scale outside the FMA quantizer's range must decline or be exact.
+#[test]
+fn binary_epilogue_codes_match_the_scalar_chain() {
+    use mdeploy_core::kernels::quant::QParams;
+    use mdeploy_core::kernels::Act;
+    let mut rng = Rng::new(26);
+    let f = |r: &mut Rng| (r.below(4001) as f32 - 2000.0) / 256.0;
+    for &n in &[1usize, 3, 4, 5, 15, 16, 17, 31, 33, 64, 256, 10] {
+        for case in 0..24 {
+            let dot: Vec<i32> = (0..n).map(|_| rng.below(1569) as i32 - 784).collect();
+            let alpha: Vec<f32> = (0..n).map(|c| if c % 7 == 3 { 0.0 } else { f(&mut rng).abs() / 64.0 }).collect();
+            let bias: Vec<f32> = (0..n).map(|c| match c % 11 { 5 => f32::NAN, 6 => -0.0, _ => f(&mut rng) }).collect();
+            let scale: Vec<f32> = (0..n).map(|c| if c % 5 == 2 { 0.0 } else { f(&mut rng) / 8.0 }).collect();
+            let shift: Vec<f32> = (0..n).map(|c| if c % 9 == 4 { -0.0 } else { f(&mut rng) }).collect();
+            // Scales of 2^-3 put many y on half-way points (y has few fraction bits).
+            let q = match case % 4 {
+                0 => QParams { scale: 0.125, zero_point: 0 },
+                1 => QParams { scale: 0.0390625, zero_point: 17 },
+                2 => QParams { scale: 1e-30, zero_point: 128 },
+                _ => QParams { scale: 0.07, zero_point: 255 },
+            };
+            let act = if case & 4 == 0 { Act::None } else { Act::Relu };
+            let pact = if case & 8 == 0 { Act::None } else { Act::Relu };
+            let with_post = case & 16 == 0;
+            let relu = |a: Act, y: f32| if a == Act::Relu { y.max(0.0) } else { y };
+            let want: Vec<u8> = (0..n)
+                .map(|c| {
+                    let mut y = relu(act, alpha[c] * dot[c] as f32 + bias[c]);
+                    if with_post {
+                        y = relu(pact, y * scale[c] + shift[c]);
+                    }
+                    q.quantize(y)
+                })
+                .collect();
+            let post = with_post.then(|| (scale.as_slice(), shift.as_slice(), pact));
+            for ks in KernelSet::available() {
+                let mut out = vec![0xa5u8; n];
+                if ks.bepilogue_q(&dot, &alpha, &bias, act, post, q, &mut out) {
+                    assert_eq!(out, want, "{}: n {n} case {case}", ks.name());
+                } else {
+                    assert!(out.iter().all(|&b| b == 0xa5), "{} declined but wrote", ks.name());
+                }
+            }
+        }
+    }
+}

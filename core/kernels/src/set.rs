@@ -68,6 +68,9 @@ pub struct KernelSet {
     pub(crate) bmmm_name: &'static str,
     /// The binary tile that writes bits (`bgemm_sign`), when the set has one for `bmmm`.
     pub(crate) bmmm_sign: Option<crate::bgemm::BmmmSignFn>,
+    /// The binary layer's last epilogue fused with its quantizer (`bgemm.rs`, `BEpiQFn`), where
+    /// the set has one.
+    pub(crate) bepiq: Option<crate::bgemm::BEpiQFn>,
     /// Sign-packer of the binary steps' input (`bgemm.rs`), optionally through a fused affine.
     pub(crate) bpack: BPackFn,
     pub(crate) bpack_name: &'static str,
@@ -119,6 +122,7 @@ impl KernelSet {
             bmr: crate::generic::generic_bmmm_b1::MR,
             bmmm_name: "generic_bmmm_b1_4x8",
             bmmm_sign: None,
+            bepiq: None,
             bpack: crate::generic::generic_bpack_f32::generic_bpack_f32,
             bpack_name: "generic_bpack_f32",
         }
@@ -230,6 +234,7 @@ impl KernelSet {
             base.qquant = crate::x86_64::avx512_quantize_f32::avx512_quantize_nocheck_f32;
             base.qquantc = Some(crate::x86_64::avx512_quantize_f32::avx512_quantize_f32);
             base.qfake = crate::x86_64::avx_requant_i32::avx512_fake_quantize_f32;
+            base.bepiq = Some(crate::x86_64::avx512_bepilogue_i32::avx512_bepilogue_i32);
         } else {
             base.qepi = crate::x86_64::avx_requant_i32::avx2_qepilogue_i32::<f32>;
             base.qepi8 = crate::x86_64::avx_requant_i32::avx2_qepilogue_i32::<u8>;
@@ -475,6 +480,7 @@ impl KernelSet {
             bmr: crate::wasm::wasm_bmmm_b1::MR,
             bmmm_name: "wasm_bmmm_b1_4x8",
             bmmm_sign: Some(crate::wasm::wasm_bmmmsign_b1::wasm_bmmmsign_b1_4x8),
+            bepiq: Some(crate::wasm::wasm_bepilogue_i32::wasm_bepilogue_i32),
             bpack: crate::wasm::wasm_bpack_f32::wasm_bpack_f32,
             bpack_name: "wasm_bpack_f32",
         }
