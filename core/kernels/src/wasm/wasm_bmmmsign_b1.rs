@@ -13,11 +13,13 @@ use super::wasm_bmmm_b1::mismatches;
 /// As [`crate::bgemm::BmmmSignFn`].
 #[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn wasm_bmmmsign_b1_4x8(words: usize, a: *const u64, lda: usize, b: *const u64, k: i32, lo: *const i32, hi: *const i32, out: *mut u8, ldo: usize, rows: usize) {
-    match rows {
-        1 => tile::<1>(words, a, lda, b, k, lo, hi, out, ldo),
-        2 => tile::<2>(words, a, lda, b, k, lo, hi, out, ldo),
-        3 => tile::<3>(words, a, lda, b, k, lo, hi, out, ldo),
-        _ => tile::<4>(words, a, lda, b, k, lo, hi, out, ldo),
+    // 4 rows or one at a time, as `wasm_bmmm_b1_4x8` (module size).
+    if rows >= 4 {
+        tile::<4>(words, a, lda, b, k, lo, hi, out, ldo);
+    } else {
+        for r in 0..rows {
+            tile::<1>(words, a.add(r * lda), lda, b, k, lo, hi, out.add(r * ldo), ldo);
+        }
     }
 }
 
