@@ -6,18 +6,17 @@
 //! widened (`extadd_pairwise` twice) into u32 column sums: one widening per 31 words instead
 //! of one `i16x8.extadd_pairwise_u8x16` per vector and word (as the former 2×8 kernel did).
 //!
-//! The byte count (why two builds differ, wasm/DESIGN.md "What V8 makes of the binary tile"):
-//! V8 (Node 20's 11.3 and Chromium 148 alike, read from their code on this AVX-512 BITALG
-//! host) lowers `i8x16.popcnt` to a nibble table with `vpshufb` and reloads its three constants
-//! from memory at every use (about 10 instructions a vector, no `vpopcntb`). The relaxed build
-//! counts with its own table: `i8x16.relaxed_swizzle` is one `vpshufb`, exact here because
-//! every index is a nibble (0..=15, where all engines agree), and the table and the nibble
-//! mask stay in registers (`black_box` keeps LLVM from re-emitting them as constants in the
-//! loop). The simd128 build keeps `i8x16.popcnt`: its `i8x16.swizzle` adds a saturating add
-//! and a constant per use, no better than V8's own sequence.
+//! The byte count is `i8x16.popcnt` in both builds. V8 (Node 20's 11.3 and Chromium 148 alike,
+//! read from their code on this AVX-512 BITALG host) lowers it to a nibble table with `vpshufb`
+//! and reloads its constants from memory at every use (no `vpopcntb`). A table of our own
+//! (`i8x16.relaxed_swizzle`, exact for nibble indices, constants kept in registers: 8
+//! instructions a vector instead of about 13) was tried in the relaxed build and dropped: the
+//! tile with it measured within 2 % of the former 2×8 kernel (the binary-input MLP's CPU time
+//! under Node), and in Chromium 148 the relaxed packages with and without it ran that model
+//! within 0.3 % (QUANT.md, "Binary stacks").
 //!
 //! Registers (x86's 16 xmm under V8, one its scratch): 8 byte accumulators, 2 B vectors, the
-//! splat, the table, the mask and two temporaries.
+//! splat and V8's temporaries for the count.
 
 use core::arch::wasm32::*;
 
@@ -44,41 +43,10 @@ pub(crate) unsafe fn wasm_bmmm_b1_4x8(words: usize, a: *const u64, lda: usize, b
     }
 }
 
-/// The byte counter's constants, kept in locals.
-#[derive(Clone, Copy)]
-struct Counter {
-    #[cfg(target_feature = "relaxed-simd")]
-    table: v128,
-    #[cfg(target_feature = "relaxed-simd")]
-    nibble: v128,
-}
-
-impl Counter {
-    #[inline(always)]
-    fn new() -> Counter {
-        Counter {
-            #[cfg(target_feature = "relaxed-simd")]
-            table: core::hint::black_box(i8x16(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4)),
-            #[cfg(target_feature = "relaxed-simd")]
-            nibble: core::hint::black_box(u8x16_splat(0x0f)),
-        }
-    }
-
-    /// `acc + popcount(x)` per byte.
-    #[inline(always)]
-    fn add(self, acc: v128, x: v128) -> v128 {
-        #[cfg(target_feature = "relaxed-simd")]
-        {
-            // Both indices are nibbles: relaxed_swizzle is exact (in-range indices).
-            let lo = v128_and(x, self.nibble);
-            let hi = v128_and(u16x8_shr(x, 4), self.nibble);
-            i8x16_add(i8x16_add(acc, i8x16_relaxed_swizzle(self.table, lo)), i8x16_relaxed_swizzle(self.table, hi))
-        }
-        #[cfg(not(target_feature = "relaxed-simd"))]
-        {
-            i8x16_add(acc, i8x16_popcnt(x))
-        }
-    }
+/// `acc + popcount(x)` per byte.
+#[inline(always)]
+fn count_add(acc: v128, x: v128) -> v128 {
+    i8x16_add(acc, i8x16_popcnt(x))
 }
 
 #[inline(always)]
@@ -93,7 +61,6 @@ unsafe fn tile<const R: usize>(words: usize, a: *const u64, lda: usize, b: *cons
 /// columns; the others stay 0).
 #[inline(always)]
 pub(crate) unsafe fn mismatches<const R: usize>(words: usize, a: *const u64, lda: usize, b: *const u64, halves: usize) -> [[u32; BNR]; R] {
-    let counter = Counter::new();
     let mut tot = [[0u32; BNR]; R];
     for half in 0..halves {
         let mut w0 = 0;
@@ -105,8 +72,8 @@ pub(crate) unsafe fn mismatches<const R: usize>(words: usize, a: *const u64, lda
                 let (b0, b1) = (v128_load(bw), v128_load(bw.add(1)));
                 for (r, s) in acc.iter_mut().enumerate() {
                     let av = u64x2_splat(*a.add(r * lda + w));
-                    s[0] = counter.add(s[0], v128_xor(av, b0));
-                    s[1] = counter.add(s[1], v128_xor(av, b1));
+                    s[0] = count_add(s[0], v128_xor(av, b0));
+                    s[1] = count_add(s[1], v128_xor(av, b1));
                 }
             }
             for (t, s) in tot.iter_mut().zip(&acc) {
