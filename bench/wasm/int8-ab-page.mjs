@@ -25,9 +25,16 @@ const batch = xs.subarray(0, BATCH * 784);
 const runs = [];
 for (const pkg of PKGS) {
   const lib = await import(`${pkg}index.js`);
-  const info = await lib.init();
-  for (const name of MODELS) {
-    const bytes = new Uint8Array(await (await fetch(`/models/${name}.mdm`)).arrayBuffer());
+  // ?variant=simd times the simd128 build where the engine would pick the relaxed one.
+  const info = await lib.init(q.get('variant') ? { variant: q.get('variant') } : {});
+  for (const entry of MODELS) {
+    // A path (e.g. /bench/out/f32-binary-in-256x2.mdm, made by bench/binary-f32.sh) is fetched
+    // as it is and named by its file stem; a bare name is a file of /models/.
+    const path = entry.includes('/') ? entry : `/models/${entry}.mdm`;
+    const name = entry.includes('/') ? entry.slice(entry.lastIndexOf('/') + 1).replace(/\.mdm$/, '') : entry;
+    const res = await fetch(path);
+    if (!res.ok) throw new Error(`${path}: HTTP ${res.status}`);
+    const bytes = new Uint8Array(await res.arrayBuffer());
     const m = await lib.Model.load(bytes, { maxBatch: BATCH, backend: 'cpu' });
     runs.push({ pkg, variant: info.variant, kernel: info.kernel, name, m, b1024: [], b1: [] });
   }

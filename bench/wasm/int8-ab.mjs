@@ -6,6 +6,14 @@
 //   a model is fetched from /models/<name>.mdm; its f32 model is the name without -intN; the
 //   int7 CNN is not shipped: make it first with
 //   `mdeploy quantize models/mnist-cnn.mdm --out models/mnist-cnn-int7.mdm --bits 7`)
+//   node bench/wasm/int8-ab.mjs ROUNDS PKGS MODELS REFS   (REFS: comma-separated model names or
+//   paths; every row then gets its ratio to each of them instead of to its -intN-less name, and
+//   the refs are timed too). A model given as a path (containing '/') is fetched as it is, e.g.
+//   /bench/out/f32-binary-in-256x2.mdm (bench/binary-f32.sh), and named by its file stem.
+//   INT8_AB_VARIANT=simd times the simd128 build (Chromium would pick the relaxed one).
+// The binary models against the f32 MLP and their own architectures in f32 (QUANT.md, "Binary stacks"):
+//   bash bench/binary-f32.sh && node bench/wasm/int8-ab.mjs 10 /wasm/ \
+//     mnist-mlp-binary-in,mnist-mlp-binary /bench/out/f32-binary-in-256x2.mdm,/bench/out/f32-binary-192x1.mdm,mnist-mlp
 // A second package copy (e.g. a build of the base commit copied to bench/wasm/out/base/wasm/,
 // with its dist/) is timed in the same rounds: an A/B of a kernel change in one browser process.
 import { mnistDir } from '../../wasm/test/support.mjs';
@@ -13,17 +21,21 @@ import { serveRepo } from './browser-serve.mjs';
 
 const rounds = Number(process.argv[2] ?? 10);
 const pkgs = process.argv[3] ?? '/wasm/';
-const models = process.argv[4] ?? 'mnist-mlp,mnist-mlp-int8,mnist-mlp-int7,mnist-cnn,mnist-cnn-int8,mnist-cnn-int7';
+const refs = (process.argv[5] ?? '').split(',').filter((s) => s !== '');
+const stem = (m) => (m.includes('/') ? m.slice(m.lastIndexOf('/') + 1).replace(/\.mdm$/, '') : m);
+const models = [...(process.argv[4] ?? 'mnist-mlp,mnist-mlp-int8,mnist-mlp-int7,mnist-cnn,mnist-cnn-int8,mnist-cnn-int7').split(','), ...refs].filter((m, i, all) => all.indexOf(m) === i);
+const variant = process.env.INT8_AB_VARIANT ? `&variant=${process.env.INT8_AB_VARIANT}` : '';
 const server = await serveRepo(mnistDir());
 try {
-  const r = await server.visit(`/bench/wasm/int8-ab.html?rounds=${rounds}&pkgs=${pkgs}&models=${models}`, 1_200_000);
+  const r = await server.visit(`/bench/wasm/int8-ab.html?rounds=${rounds}&pkgs=${pkgs}&models=${models.join(',')}${variant}`, 1_200_000);
   console.log(r.userAgent);
-  const f32 = (row) => r.rows.find((x) => x.pkg === row.pkg && x.model === row.model.replace(/-int\d$/, ''));
+  // Each row's references: the REFS (by stem) or its f32 model (the name without -intN).
+  const refsOf = (row) => (refs.length ? refs.map(stem) : [row.model.replace(/-int\d$/, '')]).map((m) => r.rows.find((x) => x.pkg === row.pkg && x.model === m)).filter((f) => f && f !== row);
   console.log('| package | variant, kernel set | model | batch 1024 min / median µs | × f32 (min / median) | batch 1 min / median µs | × f32 (min / median) |');
   console.log('|---|---|---|---:|---:|---:|---:|');
   for (const row of r.rows) {
-    const f = f32(row);
-    const x = (k) => (f !== row ? `${(f[k].min / row[k].min).toFixed(2)}× / ${(f[k].median / row[k].median).toFixed(2)}×` : '');
+    const fs = refsOf(row);
+    const x = (k) => fs.map((f) => `${(f[k].min / row[k].min).toFixed(2)}× / ${(f[k].median / row[k].median).toFixed(2)}×${refs.length ? ` ${f.model}` : ''}`).join('; ');
     console.log(`| ${row.pkg} | ${row.variant}, ${row.kernel} | ${row.model} | ${row.batch1024.min} / ${row.batch1024.median} | ${x('batch1024')} | ${row.batch1.min} / ${row.batch1.median} | ${x('batch1')} |`);
   }
   for (const row of r.rows) console.log(`${row.pkg} ${row.model}: FNV-1a of the 2,000 outputs ${row.digest}`);

@@ -1,11 +1,16 @@
-//! A binary model against the shipped f32 MLP in the same run, one thread, on real test
-//! digits: the MINIMUM time per call over many rounds, f32 (best set) and the binary model on
-//! every kernel set interleaved round by round (as `int8_sets`), plus each model's accuracy on
-//! the 2,000 test digits and its file size. Commands and results: `core/runtime/QUANT.md`,
-//! "Binary".
+//! Binary models against f32 models in the same run, one thread, on real test digits: the
+//! MINIMUM (and median) time per call over many rounds, every f32 reference (best set) and
+//! every binary model on every kernel set interleaved round by round (as `int8_sets`), plus
+//! each model's accuracy on the 2,000 test digits and its file size. Commands and results:
+//! `core/runtime/QUANT.md`, "Binary".
 //!
-//! `cargo run --release -p mdeploy-core --example binary_sets -- BINARY.mdm [ROUNDS] [BATCH...]`
+//! `cargo run --release -p mdeploy-core --example binary_sets -- BINARY.mdm[,BINARY2.mdm...] [ROUNDS] [BATCH...]`
 //! (default 20 rounds, batch 1024).
+//!
+//! The references: the shipped f32 MLP (`models/mnist-mlp.mdm`, 784-128-10) always, and the
+//! files listed in `BINARY_SETS_F32` (comma-separated), e.g. the same architecture in f32 made
+//! by `bench/binary-f32.sh` (issue 12's "f32 model" of a binary network: its latent weights
+//! before binarization). Every row prints its ratio to each reference.
 
 use mdeploy_core::kernels::KernelSet;
 use mdeploy_core::Plan;
@@ -15,24 +20,30 @@ use mdeploy_testkit::mnist;
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let path = args.next().expect("usage: binary_sets BINARY.mdm [ROUNDS] [BATCH...]");
+    let paths: Vec<String> = args.next().expect("usage: binary_sets BINARY.mdm[,...] [ROUNDS] [BATCH...]").split(',').map(str::to_owned).collect();
     let rounds: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(20);
     let mut batches: Vec<usize> = args.filter_map(|s| s.parse().ok()).collect();
     if batches.is_empty() {
         batches = vec![1024];
     }
     let (digits, labels) = mnist::test_digits().unwrap_or_else(|e| panic!("{e}"));
-    let f_bytes = std::fs::read(mnist::model_path("mnist-mlp.mdm")).expect("f32 MLP");
-    let b_bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    let f = mdeploy_core::format::read(&f_bytes).expect("f32 MLP");
-    let b = mdeploy_core::format::read(&b_bytes).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let read = |p: &str| {
+        let bytes = std::fs::read(p).unwrap_or_else(|e| panic!("{p}: {e}"));
+        let m = mdeploy_core::format::read(&bytes).unwrap_or_else(|e| panic!("{p}: {e}"));
+        (name_of(p), m, bytes.len())
+    };
+    let mut refs = vec![read(mnist::model_path("mnist-mlp.mdm").to_str().expect("utf-8 path"))];
+    for p in std::env::var("BINARY_SETS_F32").unwrap_or_default().split(',').filter(|p| !p.is_empty()) {
+        refs.push(read(p));
+    }
+    let bins: Vec<_> = paths.iter().map(|p| read(p)).collect();
     let best_set = KernelSet::best();
-    for (label, m, bytes) in [("f32 MLP", &f, f_bytes.len()), ("binary", &b, b_bytes.len())] {
+    for (label, m, bytes) in refs.iter().chain(&bins) {
         let mut plan = Plan::with_kernels(m, 256, best_set).expect("plan");
         let mut out = vec![0.0f32; labels.len() * 10];
         plan.run(&digits, labels.len(), &mut out).expect("run");
         let ok = out.chunks_exact(10).zip(&labels).filter(|(p, &l)| mdeploy_core::train::argmax(p) == l as usize).count();
-        println!("{label:<8} {:.2} % on the 2,000 test digits, {bytes} bytes", ok as f64 * 100.0 / labels.len() as f64);
+        println!("{label:<28} {:.2} % on the 2,000 test digits, {bytes} bytes", ok as f64 * 100.0 / labels.len() as f64);
     }
     // Every set but the generic one (its scalar int8 layers take ~0.5 ms an image), unless the
     // build has nothing else; the two AVX-512 sets share their kernels: time them once.
@@ -50,29 +61,114 @@ fn main() {
             k.binary_variants().into_iter().filter(move |v| v.bmmm_name() != "generic_bmmm_b1_4x8" && (avx512 || !v.bmmm_name().starts_with("avx512")))
         })
         .collect();
+    if std::env::var_os("BINARY_SETS_BEST").is_some() {
+        // Only the best set's own binary kernels (a shorter run, e.g. under wasm).
+        println!("(BINARY_SETS_BEST: {} only)", best_set.name());
+    }
+    let sets: Vec<KernelSet> = if std::env::var_os("BINARY_SETS_BEST").is_some() { vec![best_set] } else { sets };
     for &batch in &batches {
         // Batch 1: one call = 256 consecutive digits run one by one (a request stream).
         let calls = if batch == 1 { 256 } else { 1 };
-        let mut runs: Vec<(String, Plan)> = vec![(format!("f32 {}", best_set.name()), Plan::with_kernels(&f, batch, best_set).expect("plan"))];
-        for &ks in &sets {
-            runs.push((format!("binary {} {} + int8 {}", ks.bmmm_name(), ks.bpack_name(), ks.qmmm_name()), Plan::with_kernels(&b, batch, ks).expect("plan")));
+        // The references on every set the binary rows use (f32 on the AVX2 set beside the AVX2
+        // set's binary rows): (set name, label, plan, reference index or None).
+        let mut ref_sets: Vec<KernelSet> = sets.clone();
+        ref_sets.dedup_by_key(|k| k.name());
+        let mut runs: Vec<(String, &'static str, Option<usize>, Plan)> = Vec::new();
+        for &ks in &ref_sets {
+            for (i, (l, m, _)) in refs.iter().enumerate() {
+                runs.push((format!("{l} (f32 {})", ks.name()), ks.name(), Some(i), Plan::with_kernels(m, batch, ks).expect("plan")));
+            }
+        }
+        for (l, m, _) in &bins {
+            for &ks in &sets {
+                runs.push((format!("{l} {} {} + int8 {}", ks.bmmm_name(), ks.bpack_name(), ks.qmmm_name()), ks.name(), None, Plan::with_kernels(m, batch, ks).expect("plan")));
+            }
         }
         let mut out = vec![0.0f32; batch * 10];
-        let mut best = vec![f64::INFINITY; runs.len()];
+        let mut times: Vec<Vec<f64>> = vec![Vec::with_capacity(rounds); runs.len()];
+        let mut cpu = vec![f64::INFINITY; runs.len()];
         for _ in 0..rounds {
-            for (i, (_, plan)) in runs.iter_mut().enumerate() {
-                let t = Instant::now();
+            for (i, (_, _, _, plan)) in runs.iter_mut().enumerate() {
+                let (t, c0) = (Instant::now(), thread_cpu_ns());
                 for c in 0..calls {
                     let x = &digits[c * batch * 784..(c + 1) * batch * 784];
                     plan.run(x, batch, &mut out).expect("run");
                 }
-                best[i] = best[i].min(t.elapsed().as_secs_f64());
+                times[i].push(t.elapsed().as_secs_f64());
+                if let (Some(a), Some(b)) = (c0, thread_cpu_ns()) {
+                    cpu[i] = cpu[i].min((b - a) as f64 * 1e-9);
+                }
             }
         }
-        let base = best[0];
-        for ((label, _), t) in runs.iter().zip(&best) {
-            let per_img = t / (calls * batch) as f64;
-            println!("batch{batch:<5} {label:<76} {:>9.2} µs/image {:>9.0} images/s {:>6.2}x f32", per_img * 1e6, 1.0 / per_img, base / t);
+        let per = (calls * batch) as f64;
+        let stat: Vec<(f64, f64)> = times
+            .iter_mut()
+            .map(|v| {
+                v.sort_by(f64::total_cmp);
+                (v[0] / per, v[v.len() / 2] / per)
+            })
+            .collect();
+        // The thread's CPU time (minimum over the rounds): what other processes on the cores
+        // cannot inflate by preempting this one; its ratios are printed after the wall ones.
+        let cpu: Vec<f64> = cpu.iter().map(|c| c / per).collect();
+        for (((label, set, _, _), &(min, med)), &c) in runs.iter().zip(&stat).zip(&cpu) {
+            // × each reference on the same set: min / min and median / median.
+            let x: Vec<String> = runs
+                .iter()
+                .zip(&stat)
+                .filter_map(|((_, s, r, _), &(rmin, rmed))| r.filter(|_| s == set).map(|r| format!("{:.2}x/{:.2}x {}", rmin / min, rmed / med, refs[r].0)))
+                .collect();
+            let xc: Vec<String> = runs
+                .iter()
+                .zip(&cpu)
+                .filter_map(|((_, s, r, _), &rc)| r.filter(|_| s == set && c.is_finite()).map(|r| format!("{:.2}x {}", rc / c, refs[r].0)))
+                .collect();
+            println!("batch{batch:<5} {label:<92} {:>7.2} / {:>7.2} µs/image (min / median)  {}  | CPU {:.2} µs/image  {}", min * 1e6, med * 1e6, x.join("  "), c * 1e6, xc.join("  "));
         }
+    }
+}
+
+/// A short label: the file name without `.mdm`.
+fn name_of(p: &str) -> String {
+    std::path::Path::new(p).file_stem().map_or_else(|| p.to_owned(), |s| s.to_string_lossy().into_owned())
+}
+
+/// CPU time of this thread in ns: `clock_gettime(CLOCK_THREAD_CPUTIME_ID)` on Linux, WASI's
+/// `clock_time_get(THREAD_CPUTIME_ID)` under a WASI host (Node's gives the thread running the
+/// module); `None` elsewhere.
+fn thread_cpu_ns() -> Option<u64> {
+    #[cfg(target_os = "wasi")]
+    {
+        #[link(wasm_import_module = "wasi_snapshot_preview1")]
+        extern "C" {
+            fn clock_time_get(id: u32, precision: u64, time: *mut u64) -> u16;
+        }
+        let mut t = 0u64;
+        // SAFETY: a WASI preview1 import writing one u64 through a valid pointer; id 3 is
+        // THREAD_CPUTIME_ID.
+        let errno = unsafe { clock_time_get(3, 1, &mut t) };
+        (errno == 0).then_some(t)
+    }
+    #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+    {
+        // clock_gettime(CLOCK_THREAD_CPUTIME_ID): exact, where /proc/thread-self/schedstat is
+        // only brought up to date at the scheduler's ticks (0 ns over a 1 ms batch).
+        #[repr(C)]
+        struct Timespec {
+            sec: i64,
+            nsec: i64,
+        }
+        extern "C" {
+            fn clock_gettime(clock: i32, tp: *mut Timespec) -> i32;
+        }
+        let mut t = Timespec { sec: 0, nsec: 0 };
+        // SAFETY: libc's clock_gettime writes one timespec through a valid pointer; 3 is
+        // CLOCK_THREAD_CPUTIME_ID on Linux.
+        let rc = unsafe { clock_gettime(3, &mut t) };
+        (rc == 0).then(|| t.sec as u64 * 1_000_000_000 + t.nsec as u64)
+    }
+    #[cfg(not(any(target_os = "wasi", all(target_os = "linux", target_pointer_width = "64"))))]
+    {
+        None
     }
 }

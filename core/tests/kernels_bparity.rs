@@ -193,3 +193,107 @@ fn sign_packers_report_non_finite_values() {
         }
     }
 }
+
+/// Every set's `bgemm_sign` (the `vpopcntq` and wasm sign tiles, the generic compare of the
+/// others) against the set's own `bgemm` products put through the rule by hand: bit j of row i
+/// is `lo[j] <= dot <= hi[j]`. Rules at the products' own values (ties on both ends), empty
+/// intervals, "always" (MIN..=MAX), one-sided ones; n around the 8-column panel and across a
+/// 64-bit output word; the output's spare words full of ones must come back 0 past n and
+/// untouched past the row's words.
+#[test]
+fn every_sign_tile_matches_its_products_through_the_rule() {
+    use mdeploy_core::kernels::bgemm::b_words;
+    let mut rng = Rng::new(25);
+    for &(m, k, n) in &[(1usize, 1usize, 1usize), (3, 63, 7), (5, 65, 8), (9, 784, 9), (17, 256, 70), (8, 2048, 16), (4, 1985, 130)] {
+        let x: Vec<f32> = (0..m * k).map(|_| uniform(&mut rng).0).collect();
+        let plus: Vec<bool> = (0..k * n).map(|_| rng.below(2) == 1).collect();
+        let words = k.div_ceil(64);
+        let mut a = vec![0u64; m * words];
+        bpack_rows(m, k, &x, k, &mut a);
+        for ks in KernelSet::available().iter().flat_map(|k| k.binary_variants()) {
+            let b = ks.bpack_b(k, n, &plus);
+            let mut dot = vec![0i32; m * n];
+            ks.bgemm(m, &a, words, &b, &mut dot, n);
+            // Per column a rule built from a product of that column (so ties occur).
+            let (mut lo, mut hi) = (Vec::new(), Vec::new());
+            for j in 0..n {
+                let d = dot[rng.below(m) * n + j];
+                let (l, h) = match rng.below(6) {
+                    0 => (d, d),
+                    1 => (d, i32::MAX),
+                    2 => (i32::MIN, d),
+                    3 => (d + 1, d),
+                    4 => (i32::MIN, i32::MAX),
+                    _ => (d - 2, d + 2),
+                };
+                lo.push(l);
+                hi.push(h);
+            }
+            let rule = mdeploy_core::kernels::BSignRule::new(lo.clone(), hi.clone());
+            let owords = b_words(n);
+            let ldo = owords + 1;
+            let mut out = vec![u64::MAX; m * ldo];
+            ks.bgemm_sign(m, &a, words, &b, &rule, &mut out, ldo);
+            for i in 0..m {
+                for j in 0..owords * 64 {
+                    let want = j < n && lo[j] <= dot[i * n + j] && dot[i * n + j] <= hi[j];
+                    let got = out[i * ldo + j / 64] >> (j % 64) & 1 == 1;
+                    assert_eq!(got, want, "{} ({}): m {m} k {k} n {n}, row {i}, column {j}", ks.name(), ks.bmmm_name());
+                }
+                assert_eq!(out[i * ldo + owords], u64::MAX, "{} wrote past the row's words", ks.bmmm_name());
+            }
+        }
+    }
+}
+
+/// Every set's fused binary epilogue + quantizer (`KernelSet::bepilogue_q`: the AVX-512 and
+/// wasm kernels; the others decline) against the scalar chain the unfused steps compute: `y =
+/// act(alpha · dot + bias)`, `y = act'(y · scale + shift)` (f32 products then sums), `code =
+/// q.quantize(y)` (the division). Row lengths around 4 and 16 lanes; alpha 0, bias NaN and −0,
+/// scale 0, products on the quantizer's half-way points, each activation none or ReLU, with
+/// and without the post; a scale outside the FMA quantizer's range must decline or be exact.
+#[test]
+fn binary_epilogue_codes_match_the_scalar_chain() {
+    use mdeploy_core::kernels::quant::QParams;
+    use mdeploy_core::kernels::Act;
+    let mut rng = Rng::new(26);
+    let f = |r: &mut Rng| (r.below(4001) as f32 - 2000.0) / 256.0;
+    for &n in &[1usize, 3, 4, 5, 15, 16, 17, 31, 33, 64, 256, 10] {
+        for case in 0..24 {
+            let dot: Vec<i32> = (0..n).map(|_| rng.below(1569) as i32 - 784).collect();
+            let alpha: Vec<f32> = (0..n).map(|c| if c % 7 == 3 { 0.0 } else { f(&mut rng).abs() / 64.0 }).collect();
+            let bias: Vec<f32> = (0..n).map(|c| match c % 11 { 5 => f32::NAN, 6 => -0.0, _ => f(&mut rng) }).collect();
+            let scale: Vec<f32> = (0..n).map(|c| if c % 5 == 2 { 0.0 } else { f(&mut rng) / 8.0 }).collect();
+            let shift: Vec<f32> = (0..n).map(|c| if c % 9 == 4 { -0.0 } else { f(&mut rng) }).collect();
+            // Scales of 2^-3 put many y on half-way points (y has few fraction bits).
+            let q = match case % 4 {
+                0 => QParams { scale: 0.125, zero_point: 0 },
+                1 => QParams { scale: 0.0390625, zero_point: 17 },
+                2 => QParams { scale: 1e-30, zero_point: 128 },
+                _ => QParams { scale: 0.07, zero_point: 255 },
+            };
+            let act = if case & 4 == 0 { Act::None } else { Act::Relu };
+            let pact = if case & 8 == 0 { Act::None } else { Act::Relu };
+            let with_post = case & 16 == 0;
+            let relu = |a: Act, y: f32| if a == Act::Relu { y.max(0.0) } else { y };
+            let want: Vec<u8> = (0..n)
+                .map(|c| {
+                    let mut y = relu(act, alpha[c] * dot[c] as f32 + bias[c]);
+                    if with_post {
+                        y = relu(pact, y * scale[c] + shift[c]);
+                    }
+                    q.quantize(y)
+                })
+                .collect();
+            let post = with_post.then(|| (scale.as_slice(), shift.as_slice(), pact));
+            for ks in KernelSet::available() {
+                let mut out = vec![0xa5u8; n];
+                if ks.bepilogue_q(&dot, &alpha, &bias, act, post, q, &mut out) {
+                    assert_eq!(out, want, "{}: n {n} case {case}", ks.name());
+                } else {
+                    assert!(out.iter().all(|&b| b == 0xa5), "{} declined but wrote", ks.name());
+                }
+            }
+        }
+    }
+}

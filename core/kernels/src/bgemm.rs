@@ -26,8 +26,9 @@ use crate::set::KernelSet;
 pub const BNR: usize = 8;
 /// Largest MR of any binary micro-kernel.
 pub const BMAX_MR: usize = 8;
-/// Largest k: 2^16 keeps every kernel's accumulators exact (the wasm kernel's u16 lanes hold at
-/// most 16 mismatches per word, 16 · 1024 words < 2^16) and the dot product inside i32.
+/// Largest k: 2^16 keeps every kernel's accumulators exact (the wasm kernel's byte lanes are
+/// widened every 31 words into u32 sums; the others count in u32/u64 lanes) and the dot
+/// product inside i32.
 pub const MAX_BK: usize = 1 << 16;
 
 /// `C_tile = k − 2 · popcount(A XOR B)`: A row r, word w is `*a.add(r·lda + w)`; `b` one packed
@@ -50,6 +51,15 @@ pub(crate) type BmmmFn = unsafe fn(
 /// `hi`: 8 values each, padded with "never" past n). Safety: as `BmmmFn`, `rows <= MR`.
 pub(crate) type BmmmSignFn =
     unsafe fn(words: usize, a: *const u64, lda: usize, b: *const u64, k: i32, lo: *const i32, hi: *const i32, out: *mut u8, ldo: usize, rows: usize);
+
+/// The last epilogue of a binary layer whose output is read as u8 codes (the executor's
+/// fused BDense → Affine → Quantize, exec/bfuse.rs "codes"), one pass over a row of `n =
+/// out.len()` columns: `y = act(alpha[c] · dot[c] + bias[c])`, then with `post = (scale,
+/// shift, act')` `y = act'(y · scale[c] + shift[c])`, then `out[c] = q.quantize(y)`; each act is
+/// ReLU (`true`) or none. Returns false, writing nothing, where the kernel cannot give the
+/// quantizer's codes (a scale outside the FMA quantizer's range): the caller takes the
+/// unfused path. Safety: the set's CPU features; the slices hold at least `n` values.
+pub(crate) type BEpiQFn = unsafe fn(dot: &[i32], alpha: &[f32], bias: &[f32], relu: bool, post: Option<(&[f32], &[f32], bool)>, q: crate::quant::QParams, out: &mut [u8]) -> bool;
 
 /// Sign-packs one row: `x` (k values) into `out` (`ceil(k / 64)` words), bit `p % 64` of word
 /// `p / 64` = `v >= 0` (+0 and −0 included; NaN → 0), where `v = x[p]`, or with `pre = (scale,
@@ -103,6 +113,37 @@ impl KernelSet {
     /// Name of the binary micro-kernel, e.g. `"avx512vpopcnt_bmmm_b1_8x8"`.
     pub fn bmmm_name(&self) -> &'static str {
         self.bmmm_name
+    }
+
+    /// [`BEpiQFn`] through the set's fused kernel, where it has one (AVX-512, wasm) and the
+    /// activations are none or ReLU: `true` when `out` was written, `false` (nothing written)
+    /// when the caller must run the separate loops and the set's quantizer. The same codes
+    /// either way (`kernels_bparity`, `binary_epilogue_codes_match_the_scalar_chain`). Panics when a
+    /// slice is shorter than `out`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn bepilogue_q(&self, dot: &[i32], alpha: &[f32], bias: &[f32], act: crate::Act, post: Option<(&[f32], &[f32], crate::Act)>, q: crate::quant::QParams, out: &mut [u8]) -> bool {
+        let relu = |a: crate::Act| match a {
+            crate::Act::None => Some(false),
+            crate::Act::Relu => Some(true),
+            _ => None,
+        };
+        let (Some(f), Some(r)) = (self.bepiq, relu(act)) else {
+            return false;
+        };
+        let post = match post {
+            None => None,
+            Some((s, t, a)) => match relu(a) {
+                Some(pr) => Some((s, t, pr)),
+                None => return false,
+            },
+        };
+        let n = out.len();
+        assert!(dot.len() >= n && alpha.len() >= n && bias.len() >= n, "bepilogue_q: short row");
+        if let Some((s, t, _)) = post {
+            assert!(s.len() >= n && t.len() >= n, "bepilogue_q: short post");
+        }
+        // SAFETY: holding the set proves the CPU has its features; lengths checked above.
+        unsafe { f(&dot[..n], &alpha[..n], &bias[..n], r, post.map(|(s, t, pr)| (&s[..n], &t[..n], pr)), q, out) }
     }
 
     /// Name of the sign-packer, e.g. `"avx512_bpack_f32"`.

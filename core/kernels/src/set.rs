@@ -68,6 +68,9 @@ pub struct KernelSet {
     pub(crate) bmmm_name: &'static str,
     /// The binary tile that writes bits (`bgemm_sign`), when the set has one for `bmmm`.
     pub(crate) bmmm_sign: Option<crate::bgemm::BmmmSignFn>,
+    /// The binary layer's last epilogue fused with its quantizer (`bgemm.rs`, `BEpiQFn`), where
+    /// the set has one.
+    pub(crate) bepiq: Option<crate::bgemm::BEpiQFn>,
     /// Sign-packer of the binary steps' input (`bgemm.rs`), optionally through a fused affine.
     pub(crate) bpack: BPackFn,
     pub(crate) bpack_name: &'static str,
@@ -119,6 +122,7 @@ impl KernelSet {
             bmr: crate::generic::generic_bmmm_b1::MR,
             bmmm_name: "generic_bmmm_b1_4x8",
             bmmm_sign: None,
+            bepiq: None,
             bpack: crate::generic::generic_bpack_f32::generic_bpack_f32,
             bpack_name: "generic_bpack_f32",
         }
@@ -230,6 +234,7 @@ impl KernelSet {
             base.qquant = crate::x86_64::avx512_quantize_f32::avx512_quantize_nocheck_f32;
             base.qquantc = Some(crate::x86_64::avx512_quantize_f32::avx512_quantize_f32);
             base.qfake = crate::x86_64::avx_requant_i32::avx512_fake_quantize_f32;
+            base.bepiq = Some(crate::x86_64::avx512_bepilogue_i32::avx512_bepilogue_i32);
         } else {
             base.qepi = crate::x86_64::avx_requant_i32::avx2_qepilogue_i32::<f32>;
             base.qepi8 = crate::x86_64::avx_requant_i32::avx2_qepilogue_i32::<u8>;
@@ -313,7 +318,7 @@ impl KernelSet {
     /// the ones no set picks here included, and `binary_sets` times them in one process.
     #[doc(hidden)]
     pub fn binary_variants(&self) -> Vec<KernelSet> {
-        // The sign tile belongs to its product tile: only the `vpopcntq` one has one.
+        // The sign tile belongs to its product tile: only the `vpopcntq` and the wasm ones have one.
         let with = |bmmm: crate::bgemm::BmmmFn, bmr: usize, bmmm_name: &'static str| KernelSet { bmmm, bmr, bmmm_name, bmmm_sign: None, ..*self };
         let mut v = vec![*self];
         #[cfg(target_arch = "x86_64")]
@@ -471,10 +476,11 @@ impl KernelSet {
             qquant: crate::wasm::wasm_requant_i32::wasm_quantize_f32,
             qquantc: None,
             qfake: crate::quant::generic_fake_quantize,
-            bmmm: crate::wasm::wasm_bmmm_b1::wasm_bmmm_b1_2x8,
+            bmmm: crate::wasm::wasm_bmmm_b1::wasm_bmmm_b1_4x8,
             bmr: crate::wasm::wasm_bmmm_b1::MR,
-            bmmm_name: "wasm_bmmm_b1_2x8",
-            bmmm_sign: None,
+            bmmm_name: "wasm_bmmm_b1_4x8",
+            bmmm_sign: Some(crate::wasm::wasm_bmmmsign_b1::wasm_bmmmsign_b1_4x8),
+            bepiq: Some(crate::wasm::wasm_bepilogue_i32::wasm_bepilogue_i32),
             bpack: crate::wasm::wasm_bpack_f32::wasm_bpack_f32,
             bpack_name: "wasm_bpack_f32",
         }

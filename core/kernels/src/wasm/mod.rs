@@ -5,7 +5,9 @@
 //! (`+relaxed-simd`, the one browsers with relaxed SIMD load), `mul` then `add` in the plain
 //! simd128 build (Node 20 rejects relaxed SIMD unless flagged).
 
+pub(crate) mod wasm_bepilogue_i32;
 pub(crate) mod wasm_bmmm_b1;
+pub(crate) mod wasm_bmmmsign_b1;
 pub(crate) mod wasm_bpack_f32;
 pub(crate) mod wasm_gemv_f32;
 pub(crate) mod wasm_maxpool_f32;

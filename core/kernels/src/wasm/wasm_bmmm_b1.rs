@@ -1,42 +1,92 @@
-//! `wasm_bmmm_b1_2x8`: simd128 binary kernel. A B panel word (8 columns × 64 bits) is four
-//! v128; per row the A word is splatted, XORed, counted per byte with `i8x16.popcnt` and
-//! widened pairwise into u16 lanes (`i16x8.extadd_pairwise_u8x16`), added to that row's four
-//! u16 accumulators. A u16 lane gains at most 16 per word and k <= MAX_BK = 2^16 bits is 1,024
-//! words, so the lanes stay below 2^15 (exact). 2 rows: 8 accumulators + 4 B vectors + the
-//! splat, inside x86's 16 xmm registers under V8.
+//! `wasm_bmmm_b1_4x8`: simd128 binary kernel. A B panel word (8 columns × 64 bits) is four
+//! v128, two columns each; the tile runs the panel as two halves of 4 columns (2 v128) over 4
+//! rows: per row and word the A word is splatted, XORed with the half's 2 B vectors and the
+//! mismatches counted per byte into that row's 2 **byte** accumulators. A byte lane gains at
+//! most 8 per word, so it holds `BLOCK` = 31 words (248 < 256) before the block's bytes are
+//! widened (`extadd_pairwise` twice) into u32 column sums: one widening per 31 words instead
+//! of one `i16x8.extadd_pairwise_u8x16` per vector and word (as the former 2×8 kernel did).
+//!
+//! The byte count is `i8x16.popcnt` in both builds. V8 (Node 20's 11.3 and Chromium 148 alike,
+//! read from their code on this AVX-512 BITALG host) lowers it to a nibble table with `vpshufb`
+//! and reloads its constants from memory at every use (no `vpopcntb`). A table of our own
+//! (`i8x16.relaxed_swizzle`, exact for nibble indices, constants kept in registers: 8
+//! instructions a vector instead of about 13) was tried in the relaxed build and dropped: the
+//! tile with it measured within 2 % of the former 2×8 kernel (the binary-input MLP's CPU time
+//! under Node), and in Chromium 148 the relaxed packages with and without it ran that model
+//! within 0.3 % (QUANT.md, "Binary stacks").
+//!
+//! Registers (x86's 16 xmm under V8, one its scratch): 8 byte accumulators, 2 B vectors, the
+//! splat and V8's temporaries for the count.
 
 use core::arch::wasm32::*;
 
 use crate::bgemm::BNR;
 
-pub(crate) const MR: usize = 2;
+pub(crate) const MR: usize = 4;
+
+/// Words per block of byte accumulation: a byte lane gains at most 8 per word, 31 · 8 = 248.
+const BLOCK: usize = 31;
 
 /// # Safety
 /// As [`crate::bgemm::BmmmFn`].
 #[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn wasm_bmmm_b1_2x8(words: usize, a: *const u64, lda: usize, b: *const u64, k: i32, c: *mut i32, ldc: usize, rows: usize, cols: usize) {
-    let mut acc = [[u16x8_splat(0); 4]; MR];
-    for w in 0..words {
-        let bw = b.add(w * BNR) as *const v128;
-        let bv = [v128_load(bw), v128_load(bw.add(1)), v128_load(bw.add(2)), v128_load(bw.add(3))];
-        for (r, s) in acc.iter_mut().enumerate().take(rows) {
-            let av = u64x2_splat(*a.add(r * lda + w));
-            for (q, x) in s.iter_mut().zip(bv) {
-                *q = i16x8_add(*q, u16x8_extadd_pairwise_u8x16(i8x16_popcnt(v128_xor(av, x))));
-            }
+pub(crate) unsafe fn wasm_bmmm_b1_4x8(words: usize, a: *const u64, lda: usize, b: *const u64, k: i32, c: *mut i32, ldc: usize, rows: usize, cols: usize) {
+    // Two monomorphized loops (4 rows, 1 row), not one per row count: the remainder of a
+    // chunk's rows (rare: chunks are multiples of 4 rows) runs row by row, which keeps the
+    // module 2-3 KB smaller (wasm/test/package.test.mjs bounds it).
+    if rows >= MR {
+        tile::<4>(words, a, lda, b, k, c, ldc, cols);
+    } else {
+        for r in 0..rows {
+            tile::<1>(words, a.add(r * lda), lda, b, k, c.add(r * ldc), ldc, cols);
         }
     }
-    for (r, s) in acc.iter().enumerate().take(rows) {
-        for (q, v) in s.iter().enumerate() {
-            // u16 × 8 → u32 × 4: lanes 0, 1 belong to column 2q, lanes 2, 3 to column 2q + 1.
-            let d = u32x4_extadd_pairwise_u16x8(*v);
-            let d0 = u32x4_extract_lane::<0>(d) + u32x4_extract_lane::<1>(d);
-            let d1 = u32x4_extract_lane::<2>(d) + u32x4_extract_lane::<3>(d);
-            for (j, dj) in [(2 * q, d0), (2 * q + 1, d1)] {
-                if j < cols {
-                    *c.add(r * ldc + j) = k - 2 * dj as i32;
+}
+
+/// `acc + popcount(x)` per byte.
+#[inline(always)]
+fn count_add(acc: v128, x: v128) -> v128 {
+    i8x16_add(acc, i8x16_popcnt(x))
+}
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile<const R: usize>(words: usize, a: *const u64, lda: usize, b: *const u64, k: i32, c: *mut i32, ldc: usize, cols: usize) {
+    // The second half only when a column of it is stored (a last panel of n = 10 has 2).
+    let tot = mismatches::<R>(words, a, lda, b, if cols > BNR / 2 { 2 } else { 1 });
+    crate::bgemm::store_btile(&tot, k, c, ldc, R, cols);
+}
+
+/// Per row, the panel's 8 columns' mismatch counts over `words` words (the first `halves` × 4
+/// columns; the others stay 0).
+#[inline(always)]
+pub(crate) unsafe fn mismatches<const R: usize>(words: usize, a: *const u64, lda: usize, b: *const u64, halves: usize) -> [[u32; BNR]; R] {
+    let mut tot = [[0u32; BNR]; R];
+    for half in 0..halves {
+        let mut w0 = 0;
+        while w0 < words {
+            let w1 = (w0 + BLOCK).min(words);
+            let mut acc = [[u8x16_splat(0); 2]; R];
+            for w in w0..w1 {
+                let bw = b.add(w * BNR + half * BNR / 2) as *const v128;
+                let (b0, b1) = (v128_load(bw), v128_load(bw.add(1)));
+                for (r, s) in acc.iter_mut().enumerate() {
+                    let av = u64x2_splat(*a.add(r * lda + w));
+                    s[0] = count_add(s[0], v128_xor(av, b0));
+                    s[1] = count_add(s[1], v128_xor(av, b1));
                 }
             }
+            for (t, s) in tot.iter_mut().zip(&acc) {
+                for (q, v) in s.iter().enumerate() {
+                    // u8 × 16 → u32 × 4: lanes 0, 1 belong to column 2q of the half, 2, 3 to 2q + 1.
+                    let d = u32x4_extadd_pairwise_u16x8(u16x8_extadd_pairwise_u8x16(*v));
+                    let j = half * BNR / 2 + 2 * q;
+                    t[j] += u32x4_extract_lane::<0>(d) + u32x4_extract_lane::<1>(d);
+                    t[j + 1] += u32x4_extract_lane::<2>(d) + u32x4_extract_lane::<3>(d);
+                }
+            }
+            w0 = w1;
         }
     }
+    tot
 }

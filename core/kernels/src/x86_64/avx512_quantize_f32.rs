@@ -35,14 +35,7 @@ pub(crate) unsafe fn avx512_quantize_f32(p: QParams, x: &[f32], q: &mut [u8]) ->
     };
     debug_assert_eq!(x.len(), q.len());
     let n = x.len().min(q.len());
-    let k = Consts {
-        s: _mm512_set1_ps(p.scale),
-        inv: _mm512_set1_ps(inv),
-        // 2^20 · scale: exact (a power-of-two multiple, scale in [2^-64, 2^64]).
-        hi: _mm512_set1_ps(1_048_576.0 * p.scale),
-        lo: _mm512_set1_ps(-1_048_576.0 * p.scale),
-        zp: _mm512_set1_epi32(p.zero_point),
-    };
+    let k = Consts::new(p, inv);
     let mut bad: u32 = 0;
     let mut i = 0;
     while i + 16 <= n {
@@ -61,12 +54,28 @@ pub(crate) unsafe fn avx512_quantize_f32(p: QParams, x: &[f32], q: &mut [u8]) ->
     bad == 0
 }
 
-struct Consts {
+/// The quantizer's constants for one `QParams` (`inv` = its `fma_reciprocal`).
+pub(crate) struct Consts {
     s: __m512,
     inv: __m512,
     hi: __m512,
     lo: __m512,
     zp: __m512i,
+}
+
+impl Consts {
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub(crate) fn new(p: QParams, inv: f32) -> Consts {
+        Consts {
+            s: _mm512_set1_ps(p.scale),
+            inv: _mm512_set1_ps(inv),
+            // 2^20 · scale: exact (a power-of-two multiple, scale in [2^-64, 2^64]).
+            hi: _mm512_set1_ps(1_048_576.0 * p.scale),
+            lo: _mm512_set1_ps(-1_048_576.0 * p.scale),
+            zp: _mm512_set1_epi32(p.zero_point),
+        }
+    }
 }
 
 /// vfpclassps categories: QNaN 0x01, +∞ 0x08, −∞ 0x10, SNaN 0x80.
@@ -75,7 +84,7 @@ const NON_FINITE: i32 = 0x01 | 0x08 | 0x10 | 0x80;
 /// 16 codes, and the mask of the lanes that were not finite.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,fma")]
-fn sixteen(k: &Consts, x: __m512) -> (__m128i, u32) {
+pub(crate) fn sixteen(k: &Consts, x: __m512) -> (__m128i, u32) {
     let nonfin = u32::from(_mm512_fpclass_ps_mask::<NON_FINITE>(x));
     let ordered = _mm512_cmp_ps_mask::<_CMP_ORD_Q>(x, x);
     // NaN stays NaN: `max(lo, x)` returns x (its second operand) when x is NaN.

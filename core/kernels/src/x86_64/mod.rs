@@ -26,5 +26,6 @@ pub(crate) mod popcnt_bmmm_b1;
 pub(crate) mod avx512vpopcnt_bmmm_b1;
 pub(crate) mod avx512vpopcnt_bmmmsign_b1;
 pub(crate) mod avx2_bmmm_b1;
+pub(crate) mod avx512_bepilogue_i32;
 pub(crate) mod avx512_bpack_f32;
 pub(crate) mod avx2_bpack_f32;
