@@ -17,6 +17,8 @@ pub(crate) mod avx2_bspmv_f32;
 pub(crate) mod avx512_bspmv_f32;
 pub(crate) mod avx2_qmmm_i8;
 pub(crate) mod amx_qmmm_i8;
+pub(crate) mod avx512_qgather_u8;
+pub(crate) mod amx_qconv_i8;
 pub(crate) mod avx512vnni_qmmm_i8;
 pub(crate) mod avx512vnni_qconvpool_i8;
 pub(crate) mod avx512_quantize_f32;
