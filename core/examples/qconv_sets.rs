@@ -3,7 +3,9 @@
 //! sample per call, on every int8 kernel set in turn: the MINIMUM time per call over many
 //! short rounds, interleaved set by set, so a loaded machine's interruptions drop out (the
 //! whole-model `int8_sets` takes the minimum over 20 whole batches, which a shared core rarely
-//! leaves alone). Checks that every set gives the same sums.
+//! leaves alone). Checks that every set gives the same sums. Written to time an AMX form of
+//! this conv against `vpdpbusd` (session 20, not kept: QUANT.md "Speed"); the two AVX-512 sets
+//! now run the same conv code, so their two lines show the noise floor.
 //!
 //! `cargo run --release -p mdeploy-core --example qconv_sets [ROUNDS] [CALLS]` (default 400
 //! rounds of 200 calls).
@@ -40,8 +42,8 @@ fn main() {
     let mut sets: Vec<KernelSet> = KernelSet::available().into_iter().filter(|k| k.name() != "generic").collect();
     sets.dedup_by_key(|k| k.qmmm_name());
     let packed: Vec<_> = sets.iter().map(|ks| ks.qpack_b(k, n, &wts)).collect();
-    // The runtime's scratch: room for 128 rows of the AMX path (exec.rs, QScratch::reserve).
-    let mut apanel = vec![0i32; (QMAX_MR * k / 2).max(32 * k + 16)];
+    // The documented A panel scratch (exec.rs, QScratch::reserve).
+    let mut apanel = vec![0i32; QMAX_MR * k / 2];
     let mut out = vec![vec![0i32; mp * n]; sets.len()];
     let mut best = vec![f64::MAX; sets.len()];
     for _ in 0..rounds {

@@ -618,14 +618,12 @@ fn seven_bit_rows_quantized_into_the_panel_match_the_reference() {
 }
 
 /// Conv-shaped gathered GEMMs (the words in runs of consecutive bytes, one per kernel row, as
-/// `runtime/src/exec/qconv.rs` lays them out), the shape the AMX set copies into a panel and
-/// runs on its tile (`amx_qconv_i8.rs`: at least 16 words, whole 16-row blocks, groups
-/// dividing 16): every set, plain and pooled, against the scalar reference; the int8 CNN's
-/// second conv (k = 400, 64 rows, n = 32), row counts leaving a lone 16-row block and a tail
-/// for the other tiles, widths around one, two and four panels (the tile takes 64 columns at
-/// a time), k not a multiple of 64 (the `vpdpbusd` rest), a window ending on x's last byte,
-/// and the scratch at its documented minimum (the tile then skips) and at the runtime's size
-/// (several chunks when small).
+/// `runtime/src/exec/qconv.rs` lays them out; the other gathered tests draw scattered words):
+/// every set, plain and pooled, against the scalar reference; the int8 CNN's second conv
+/// (k = 400, 64 rows, n = 32), row counts around 16-row blocks with tails, widths around one,
+/// two and five panels, k not a multiple of 64, a window ending on x's last byte, the
+/// extremes, and the A panel scratch at its documented minimum and larger (a tile that copies
+/// rows into the scratch, as session 20's AMX trial did, must not depend on its size).
 #[test]
 fn conv_shaped_gathers_match_the_reference() {
     let mut rng = Rng::new(17);

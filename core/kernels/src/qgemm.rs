@@ -381,18 +381,6 @@ impl KernelSet {
             gather_dot7(x, base, offs, b, c, ldc);
             return;
         }
-        #[cfg(target_arch = "x86_64")]
-        let (base, c) = {
-            let done = self.amx_gather_blocks(x, base, 1, offs, b, c, ldc, apanel);
-            if done == m {
-                return;
-            }
-            (&base[done..], &mut c[done * ldc..])
-        };
-        let m = base.len();
-        if m == 0 {
-            return;
-        }
         let runs = dot7_runs(b.layout, offs);
         let mut rows = [x.as_ptr(); QMAX_MR];
         for row0 in (0..m).step_by(mr) {
@@ -451,19 +439,6 @@ impl KernelSet {
         let reach = bmax + offs.iter().fold(0u32, |a, &v| a.max(v)) as usize + 4;
         assert!(reach <= x.len(), "qgemm_gather_max: a gathered word lies past the end of x");
         assert!(ldc >= n && c.len() >= (mp - 1) * ldc + n, "qgemm_gather_max: C too short");
-        // AMX where the set has it: whole 16-row blocks copied into a panel, the rest below.
-        #[cfg(target_arch = "x86_64")]
-        let (base, c, m, mp) = {
-            let done = self.amx_gather_blocks(x, base, group, offs, b, c, ldc, apanel);
-            if done == m {
-                return;
-            }
-            let (base, c) = (&base[done..], &mut c[done / group * ldc..]);
-            (base, c, m - done, mp - done / group)
-        };
-        if m == 0 {
-            return;
-        }
         let words = b.words();
         let panel_bytes = b.panel_bytes();
         let panels = n.div_ceil(QNR);
@@ -527,67 +502,6 @@ impl KernelSet {
                 }
             }
         }
-    }
-
-    /// The first whole 16-row blocks of a gathered GEMM on the AMX tile (sets with `qamx`):
-    /// each block's rows copied into a contiguous panel in `apanel`
-    /// (`avx512_qgather_u8_rows`), times the B panels at most 64 columns at a time into a
-    /// 16 × 64 scratch, then the max of each `group` consecutive rows into `c` (`group` 1: the
-    /// sums themselves). Returns the rows done (a multiple of 16, 0 when the AMX tile does not
-    /// apply): the caller runs the rest on its usual tiles. The same exact sums as those
-    /// (`amx_qmmm_i8.rs`), so the same bits. The caller checked `x` (every word inside), `c`
-    /// (`base.len() / group` rows at `ldc`) and that `group` divides `base.len()`.
-    ///
-    /// Only where the copy pays: at least one 64-byte tile step (`words >= 16`; the int8
-    /// CNN's second conv has k = 400, its first k = 40 stays on `vpdpbusd`), `group` dividing
-    /// 16, and the words in at most `MAX_RUNS` runs of consecutive bytes (a conv has one run
-    /// per kernel row).
-    #[cfg(target_arch = "x86_64")]
-    #[allow(clippy::too_many_arguments)]
-    fn amx_gather_blocks(&self, x: &[u8], base: &[u32], group: usize, offs: &[u32], b: &PackedQB, c: &mut [i32], ldc: usize, apanel: &mut [i32]) -> usize {
-        const AMR: usize = 16;
-        const MAX_RUNS: usize = 64;
-        let (m, n, words) = (base.len(), b.n, b.words());
-        if self.qamx.is_none() || b.layout != QLayout::Quad || words < 16 || !AMR.is_multiple_of(group) || m < AMR {
-            return 0;
-        }
-        let mut runs = [(0u32, 0u32); MAX_RUNS];
-        let mut nr = 0;
-        for &o in offs {
-            match runs[..nr].last_mut() {
-                Some((first, len)) if u64::from(*first) + u64::from(*len) == u64::from(o) => *len += 4,
-                _ if nr == MAX_RUNS => return 0,
-                _ => {
-                    runs[nr] = (o, 4);
-                    nr += 1;
-                }
-            }
-        }
-        // As many whole 16-row blocks per chunk as the scratch holds (the runtime's holds 128
-        // rows of the CNN's second conv), at most MAX_CHUNK.
-        // 64 bytes of slack past the rows (the copy's last store of a run may reach them).
-        let chunk = ((4 * apanel.len()).saturating_sub(64) / (4 * words) / AMR * AMR).min(crate::x86_64::amx_qconv_i8::MAX_CHUNK);
-        if chunk == 0 {
-            return 0;
-        }
-        let blocks = m / AMR;
-        unsafe {
-            crate::x86_64::amx_qconv_i8::amx_qconv_i8_16x16(
-                x.as_ptr(),
-                &base[..blocks * AMR],
-                &runs[..nr],
-                words,
-                b.data.as_ptr(),
-                b.panel_bytes(),
-                n,
-                group,
-                c.as_mut_ptr(),
-                ldc,
-                apanel.as_mut_ptr() as *mut u8,
-                chunk,
-            )
-        };
-        blocks * AMR
     }
 
     /// Whether [`KernelSet::qgemm_gather_max`] keeps a pool of `group` pixels in its tile's

@@ -305,9 +305,7 @@ impl QScratch {
         self.x.resize(self.x.len().max(x + QSLACK), 0);
         self.a.resize(self.a.len().max(QROWS * k_padded + QSLACK), 0);
         self.c.resize(self.c.len().max(QROWS * n), 0);
-        // Up to 128 u8 rows of k_padded for the AMX conv (`qgemm.rs`, `amx_gather_blocks`),
-        // and the copy's 64 bytes of slack; at most 1 MiB.
-        self.panel.resize(self.panel.len().max(QMAX_MR * k_padded / 2).max((32 * k_padded + 16).min(1 << 18)), 0);
+        self.panel.resize(self.panel.len().max(QMAX_MR * k_padded / 2), 0);
     }
 }
 

@@ -25,13 +25,12 @@ use std::arch::x86_64::*;
 
 pub(crate) const MR: usize = 16;
 
-/// Whether this CPU has AMX-TILE and AMX-INT8 (and AVX-512BW, which the gathered conv's panel
-/// copy uses: `avx512_qgather_u8.rs`) and the kernel granted this process the tile state
-/// (asked once per process).
+/// Whether this CPU has AMX-TILE and AMX-INT8 and the kernel granted this process the tile
+/// state (asked once per process).
 pub(crate) fn amx_int8_ready() -> bool {
     static READY: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *READY.get_or_init(|| {
-        if !(is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bw") && is_x86_feature_detected!("avx512vnni")) {
+        if !(is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512vnni")) {
             return false;
         }
         // CPUID.(EAX=7, ECX=0):EDX bit 24 AMX-TILE, bit 25 AMX-INT8.
@@ -64,17 +63,16 @@ fn request_tile_state() -> bool {
     false
 }
 
-/// The tile configuration (palette 1), every tile 16 rows × 64 bytes: here tmm0 and tmm3 the
-/// 16 × 16 i32 sums of two panels, tmm1 A (16 rows × 64 bytes), tmm2 and tmm4 the two panels'
-/// B tiles (16 quads × 64 bytes); the conv tile (`amx_qconv_i8.rs`) also uses tmm5–tmm7.
+/// The tile configuration (palette 1): tmm0 and tmm3 the 16 × 16 i32 sums of two panels, tmm1
+/// A (16 rows × 64 bytes), tmm2 and tmm4 the two panels' B tiles (16 quads × 64 bytes).
 #[repr(C, align(64))]
-pub(crate) struct TileCfg(pub(crate) [u8; 64]);
+struct TileCfg([u8; 64]);
 
 const fn tile_cfg() -> TileCfg {
     let mut c = [0u8; 64];
     c[0] = 1; // palette
     let mut t = 0;
-    while t < 8 {
+    while t < 5 {
         // colsb (u16, little-endian) at 16 + 2t, rows at 48 + t.
         c[16 + 2 * t] = 64;
         c[48 + t] = 16;
@@ -82,7 +80,7 @@ const fn tile_cfg() -> TileCfg {
     }
     TileCfg(c)
 }
-pub(crate) static CFG: TileCfg = tile_cfg();
+static CFG: TileCfg = tile_cfg();
 
 /// One 16-row block across all panels, two panels per pass (one A tile load per two
 /// `tdpbusd`); the tile configuration is loaded once per block and released at the end.
