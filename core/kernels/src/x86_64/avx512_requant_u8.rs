@@ -4,8 +4,9 @@
 //! per 16 values, its 64-bit products as two sign extensions and two `vpmullq` (three uops
 //! each). Here the products are two `vpmuldq` (even and odd lanes) and a blend, the per-column
 //! constants stay in registers across rows when the row is one or two vectors (the CNN's 16-
-//! and 32-channel convs), and the final `sat_add(z, zp).clamp(lo, 255)` is one min and one max
-//! before the add (valid when `0 <= zp <= 255` and `lo <= 255`, as every model's are; other
+//! and 32-channel convs), the saturating left shift is skipped for column blocks that do not
+//! shift left (every column of the shipped models), and the final `sat_add(z, zp).clamp(lo,
+//! 255)` is one min and one max before the add (valid when `0 <= zp <= 255` and `lo <= 255`, as every model's are; other
 //! parameters take the portable body).
 //!
 //! Each line computes what `quant::qepilogue_cols` computes, in the same integer steps, so the
@@ -33,12 +34,17 @@ struct Cols {
     bottom: __m512i,
     zp: __m512i,
     store: __mmask16,
+    /// No column of the block shifts left (multipliers below 1, as in the shipped models):
+    /// then `sat_hi` is `i32::MAX`, `sat_lo` `i32::MIN` and the shift 0, so the saturating
+    /// left shift is the identity and is skipped.
+    no_lshift: bool,
 }
 
 #[inline(always)]
 unsafe fn cols(e: &QEpi, j0: usize) -> Cols {
     let ([bias, mult, sat_hi, sat_lo, rmask], [lshift, rshift], zp, lo) = e.requant_cols().expect("requantizing");
     let w = (e.n() - j0).min(16);
+    let no_lshift = lshift[j0..j0 + w].iter().all(|&l| l == 0);
     let m: __mmask16 = if w == 16 { 0xFFFF } else { ((1u32 << w) - 1) as __mmask16 };
     let ld = |v: &[i32]| _mm512_maskz_loadu_epi32(m, v[j0..].as_ptr());
     let ldu = |v: &[u32]| _mm512_maskz_loadu_epi32(m, v[j0..].as_ptr() as *const i32);
@@ -58,12 +64,14 @@ unsafe fn cols(e: &QEpi, j0: usize) -> Cols {
         bottom: _mm512_set1_epi32(lo - zp),
         zp: _mm512_set1_epi32(zp),
         store: m,
+        no_lshift,
     }
 }
 
-/// 16 sums (`acc`, masked to the columns) to 16 codes stored at `out`.
+/// 16 sums (`acc`, masked to the columns) to 16 codes stored at `out`; `LSHIFT` false only
+/// when `k.no_lshift`.
 #[inline(always)]
-unsafe fn requant16(k: &Cols, acc: *const i32, out: *mut u8) {
+unsafe fn requant16<const LSHIFT: bool>(k: &Cols, acc: *const i32, out: *mut u8) {
     let a = _mm512_maskz_loadu_epi32(k.store, acc);
     let one = _mm512_set1_epi32(1);
     // acc + bias saturating: overflow iff both operands' signs differ from the sum's; the
@@ -73,11 +81,15 @@ unsafe fn requant16(k: &Cols, acc: *const i32, out: *mut u8) {
     let ovf = _mm512_movepi32_mask(_mm512_ternarylogic_epi32::<0x42>(a, k.bias, s));
     let x = _mm512_mask_mov_epi32(s, ovf, _mm512_xor_si512(_mm512_srai_epi32::<31>(a), _mm512_set1_epi32(i32::MAX)));
     // The saturating left shift.
-    let hi = _mm512_cmpgt_epi32_mask(x, k.sat_hi);
-    let lo = _mm512_cmplt_epi32_mask(x, k.sat_lo);
-    let x = _mm512_sllv_epi32(x, k.lshift);
-    let x = _mm512_mask_mov_epi32(x, hi, _mm512_set1_epi32(i32::MAX));
-    let x = _mm512_mask_mov_epi32(x, lo, _mm512_set1_epi32(i32::MIN));
+    let x = if LSHIFT {
+        let hi = _mm512_cmpgt_epi32_mask(x, k.sat_hi);
+        let lo = _mm512_cmplt_epi32_mask(x, k.sat_lo);
+        let x = _mm512_sllv_epi32(x, k.lshift);
+        let x = _mm512_mask_mov_epi32(x, hi, _mm512_set1_epi32(i32::MAX));
+        _mm512_mask_mov_epi32(x, lo, _mm512_set1_epi32(i32::MIN))
+    } else {
+        x
+    };
     // h = bits 31..62 of x·mult + 2^30, even lanes and odd lanes apart.
     let nudge = _mm512_set1_epi64(1 << 30);
     let pe = _mm512_add_epi64(_mm512_mul_epi32(x, k.mult), nudge);
@@ -112,10 +124,19 @@ pub(crate) unsafe fn avx512_qepilogue_u8(e: &QEpi, c: &[i32], ldc: usize, rows: 
         // One or two column blocks: their constants loaded once for all rows.
         let k0 = cols(e, 0);
         let k1 = if n > 16 { Some(cols(e, 16)) } else { None };
-        for r in 0..rows {
-            requant16(&k0, cp.add(r * ldc), yp.add(r * ldy));
-            if let Some(k1) = &k1 {
-                requant16(k1, cp.add(r * ldc + 16), yp.add(r * ldy + 16));
+        if k0.no_lshift && k1.as_ref().is_none_or(|k| k.no_lshift) {
+            for r in 0..rows {
+                requant16::<false>(&k0, cp.add(r * ldc), yp.add(r * ldy));
+                if let Some(k1) = &k1 {
+                    requant16::<false>(k1, cp.add(r * ldc + 16), yp.add(r * ldy + 16));
+                }
+            }
+        } else {
+            for r in 0..rows {
+                requant16::<true>(&k0, cp.add(r * ldc), yp.add(r * ldy));
+                if let Some(k1) = &k1 {
+                    requant16::<true>(k1, cp.add(r * ldc + 16), yp.add(r * ldy + 16));
+                }
             }
         }
         return;
@@ -123,7 +144,11 @@ pub(crate) unsafe fn avx512_qepilogue_u8(e: &QEpi, c: &[i32], ldc: usize, rows: 
     for j0 in (0..n).step_by(16) {
         let k = cols(e, j0);
         for r in 0..rows {
-            requant16(&k, cp.add(r * ldc + j0), yp.add(r * ldy + j0));
+            if k.no_lshift {
+                requant16::<false>(&k, cp.add(r * ldc + j0), yp.add(r * ldy + j0));
+            } else {
+                requant16::<true>(&k, cp.add(r * ldc + j0), yp.add(r * ldy + j0));
+            }
         }
     }
 }
