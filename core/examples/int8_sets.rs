@@ -9,7 +9,8 @@
 //! the int8 sets whose integer kernel name starts so; `INT8_SETS_BITS=4,2` adds the f32 model
 //! quantized here with 4- and 2-bit weights (as `mdeploy quantize --bits`: minmax, 500
 //! training digits) on the first int8 set, to show what packed weights cost at run time;
-//! `INT8_SETS_ONLY=<prefix>` keeps only the runs whose label starts so, e.g. `int7` to profile
+//! `INT8_SETS_ONLY=<prefix>` keeps only the runs whose label starts so (`<label>$`: that label
+//! alone), e.g. `int7` to profile
 //! one model alone, its "x f32" column then relative to the first run kept).
 //! Natively on Linux it also prints the thread's mean CPU time per image over all rounds.
 
@@ -71,7 +72,12 @@ fn main() {
                 runs.push((format!("int{bits} {}", ks.qmmm_name()), Plan::with_kernels(m, batch, ks).expect("plan")));
             }
             if let Ok(prefix) = std::env::var("INT8_SETS_ONLY") {
-                runs.retain(|(label, _)| label.starts_with(&prefix));
+                // A trailing `$` asks for the whole label (the VNNI-only set's is a prefix of
+                // the AMX set's).
+                runs.retain(|(label, _)| match prefix.strip_suffix('$') {
+                    Some(whole) => label == whole,
+                    None => label.starts_with(&prefix),
+                });
             }
             let mut out = vec![0.0f32; batch * 10];
             let mut best = vec![f64::INFINITY; runs.len()];

@@ -616,3 +616,61 @@ fn seven_bit_rows_quantized_into_the_panel_match_the_reference() {
     eprintln!("qgemm_quantize_dot7: {tested} cases");
     assert_eq!(tested > 0, cfg!(all(target_arch = "wasm32", target_feature = "relaxed-simd")));
 }
+
+/// Conv-shaped gathered GEMMs (the words in runs of consecutive bytes, one per kernel row, as
+/// `runtime/src/exec/qconv.rs` lays them out; the other gathered tests draw scattered words):
+/// every set, plain and pooled, against the scalar reference; the int8 CNN's second conv
+/// (k = 400, 64 rows, n = 32), row counts around 16-row blocks with tails, widths around one,
+/// two and five panels, k not a multiple of 64, a window ending on x's last byte, the
+/// extremes, and the A panel scratch at its documented minimum and larger (a tile that copies
+/// rows into the scratch, as session 20's AMX trial did, must not depend on its size).
+#[test]
+fn conv_shaped_gathers_match_the_reference() {
+    let mut rng = Rng::new(17);
+    // (kernel rows, bytes per row (a multiple of 4), rows, group, n, extreme)
+    let cases = [
+        (5usize, 80usize, 64usize, 4usize, 32usize, false),
+        (5, 80, 64, 1, 32, false),
+        (5, 80, 80, 4, 16, false),
+        (5, 80, 72, 4, 40, false),
+        (4, 64, 48, 2, 80, false),
+        (3, 28, 36, 4, 17, true),
+        (2, 128, 144, 4, 33, false),
+        (5, 80, 64, 4, 32, true),
+    ];
+    for (kh, run, m, group, n, extreme) in cases {
+        let row = 3 * run;
+        let words = kh * run / 4;
+        let xl = (kh + 2) * row + 64;
+        let x: Vec<u8> = (0..xl).map(|_| if extreme { [0u8, 255][rng.below(2)] } else { rng.below(256) as u8 }).collect();
+        let offs: Vec<u32> = (0..words).map(|g| ((g / (run / 4)) * row + 4 * (g % (run / 4))) as u32).collect();
+        let reach = *offs.last().expect("words") as usize + 4;
+        let mut base: Vec<u32> = (0..m).map(|_| rng.below(xl - reach + 1) as u32).collect();
+        base[m / 2] = (xl - reach) as u32;
+        let k = 4 * words;
+        let w: Vec<i8> = (0..k * n).map(|_| w8(&mut rng, extreme)).collect();
+        let rows: Vec<u8> = (0..m).flat_map(|i| offs.iter().flat_map(|&o| x[base[i] as usize + o as usize..][..4].to_vec()).collect::<Vec<u8>>()).collect();
+        let sums = reference(m, k, n, &rows, k, &w);
+        let pooled: Vec<i32> = (0..m / group * n).map(|i| (0..group).map(|r| sums[((i / n) * group + r) * n + i % n]).max().expect("group > 0")).collect();
+        for ks in KernelSet::available() {
+            let b = ks.qpack_b(k, n, &w);
+            for scratch in [QMAX_MR * b.k_padded() / 2, 32 * b.k_padded() + 16, 20 * b.k_padded()] {
+                let what = format!("{} ({}): kh {kh} run {run} m {m} group {group} n {n} scratch {scratch}", ks.name(), ks.qmmm_name());
+                let ldc = n + 3;
+                let mut apanel = vec![0i32; scratch];
+                let mut c = vec![i32::MIN; m / group * ldc];
+                ks.qgemm_gather_max(&x, &base, group, &offs, &b, &mut c, ldc, &mut apanel);
+                for p in 0..m / group {
+                    assert_eq!(&c[p * ldc..p * ldc + n], &pooled[p * n..(p + 1) * n], "{what}: pooled row {p}");
+                    assert!(c[p * ldc + n..(p + 1) * ldc].iter().all(|&v| v == i32::MIN), "{what}: wrote past n");
+                }
+                let mut c = vec![i32::MIN; m * ldc];
+                ks.qgemm_gather(&x, &base, &offs, &b, &mut c, ldc, &mut apanel);
+                for i in 0..m {
+                    assert_eq!(&c[i * ldc..i * ldc + n], &sums[i * n..(i + 1) * n], "{what}: row {i}");
+                    assert!(c[i * ldc + n..(i + 1) * ldc].iter().all(|&v| v == i32::MIN), "{what}: wrote past n");
+                }
+            }
+        }
+    }
+}

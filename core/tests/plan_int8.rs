@@ -195,3 +195,17 @@ fn padded_strided_dilated_int8_convs_match_the_f64_reference() {
     assert!(agree >= n * 97 / 100, "argmax agrees on {agree} of {n} digits");
     assert!(worst < 0.15, "largest probability difference {worst}");
 }
+
+/// The shipped int8 CNN, whose first step is a QConv on the float input: on the sets whose
+/// quantizer reports non-finite values (the x86_64 FMA sets, `KernelSet::quantize_checks`)
+/// that conv's quantizer checks each sample on its read and `Plan::run` makes no pass of its
+/// own (`Exec::checks_input`); the other sets scan first. Either way a NaN or an infinity
+/// anywhere is refused with the scan's error naming its index, `out` untouched, at a
+/// max_batch that holds the batch and ones that split it, and the plan runs a good batch after.
+#[test]
+fn int8_cnn_refuses_non_finite_inputs_with_the_scan_s_error() {
+    let q = mnist::trained_model("mnist-cnn-int8.mdm").unwrap_or_else(|e| panic!("{e}"));
+    for ks in KernelSet::available() {
+        mdeploy_testkit::hostile::refuses_non_finite_inputs_like_the_scan(&q, ks, "int8 CNN");
+    }
+}

@@ -433,10 +433,7 @@ impl KernelSet {
             return;
         }
         let mp = m / group;
-        // A fold, not `max()`: LLVM vectorizes this one (the scalar loop over a conv's 576
-        // bases showed in the profile).
-        let bmax = base.iter().fold(0u32, |a, &v| a.max(v)) as usize;
-        let reach = bmax + offs.iter().fold(0u32, |a, &v| a.max(v)) as usize + 4;
+        let reach = max_u32(base) as usize + max_u32(offs) as usize + 4;
         assert!(reach <= x.len(), "qgemm_gather_max: a gathered word lies past the end of x");
         assert!(ldc >= n && c.len() >= (mp - 1) * ldc + n, "qgemm_gather_max: C too short");
         let words = b.words();
@@ -454,9 +451,12 @@ impl KernelSet {
                 let bp = &b.data[pi * panel_bytes..(pi + if two { 2 } else { 1 }) * panel_bytes];
                 for p0 in (0..mp).step_by(gpt) {
                     let nout = gpt.min(mp - p0);
+                    // The tile's rows; past the last one they repeat it (computed, not stored).
+                    let bs = &base[p0 * group..(p0 * group + mr).min(m)];
+                    let last = bs[bs.len() - 1];
                     for (r, p) in rows.iter_mut().enumerate().take(mr) {
                         // SAFETY: base[..] + offs[..] + 4 <= x.len() (checked above).
-                        *p = unsafe { x.as_ptr().add(base[(p0 * group + r).min(m - 1)] as usize) };
+                        *p = unsafe { x.as_ptr().add(*bs.get(r).unwrap_or(&last) as usize) };
                     }
                     // SAFETY: every gathered word is inside x (checked: reach); `bp` holds the
                     // one or two panels the tile reads; C rows p0..p0 + nout (< mp) and columns
@@ -698,6 +698,24 @@ fn dot7_word(q: u32) -> i32 {
 #[inline(always)]
 fn dot7_row(sum: u32) -> i32 {
     (sum as i32).wrapping_mul(-64)
+}
+
+/// The largest value (0 for none): the gathered GEMMs' bound check over a conv's row bases
+/// (576 for the int8 CNN's first conv, every sample). The crate is built for baseline x86_64,
+/// whose SSE2 has no unsigned max (LLVM's fold was four compare-and-blend steps per 4 lanes, a
+/// third of `qgemm_gather_max`'s own time in the CNN's profile): AVX2's `vpmaxud` where the CPU
+/// has it (every x86_64 SIMD set needs it).
+fn max_u32(v: &[u32]) -> u32 {
+    #[cfg(target_arch = "x86_64")]
+    if is_x86_feature_detected!("avx2") {
+        #[target_feature(enable = "avx2")]
+        unsafe fn avx2(v: &[u32]) -> u32 {
+            v.iter().fold(0u32, |a, &b| a.max(b))
+        }
+        // SAFETY: AVX2 was detected just above.
+        return unsafe { avx2(v) };
+    }
+    v.iter().fold(0u32, |a, &b| a.max(b))
 }
 
 /// The A panel of [`KernelSet::qgemm_gather`] for kernels without a gathering form: word `(g,

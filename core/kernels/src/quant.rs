@@ -348,6 +348,20 @@ impl QEpi {
         }
     }
 
+    /// The per-column lanes of a requantizing epilogue as the scalar loop takes them (bias,
+    /// mult, sat_hi, sat_lo, rmask; lshift, rshift) and zp, lo: for the AVX-512 u8 epilogue
+    /// (`x86_64/avx512_requant_u8.rs`). `None` for a dequantizing step.
+    #[allow(clippy::type_complexity)]
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    pub(crate) fn requant_cols(&self) -> Option<([&[i32]; 5], [&[u32]; 2], i32, i32)> {
+        match &self.kind {
+            QEpiKind::Requant { mult, lshift, sat_hi, sat_lo, rshift, rmask, zp, lo, .. } => {
+                Some(([&self.bias, mult, sat_hi, sat_lo, rmask], [lshift, rshift], *zp, *lo))
+            }
+            QEpiKind::Dequant { .. } => None,
+        }
+    }
+
     /// The requantized u8 codes instead of f32, when the step requantizes: the value the f32
     /// output dequantizes. `None` for a dequantizing step.
     pub fn out_params(&self) -> Option<QParams> {

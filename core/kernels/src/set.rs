@@ -230,7 +230,7 @@ impl KernelSet {
             && is_x86_feature_detected!("avx512vl")
         {
             base.qepi = crate::x86_64::avx_requant_i32::avx512_qepilogue_i32::<f32>;
-            base.qepi8 = crate::x86_64::avx_requant_i32::avx512_qepilogue_i32::<u8>;
+            base.qepi8 = crate::x86_64::avx512_requant_u8::avx512_qepilogue_u8;
             base.qquant = crate::x86_64::avx512_quantize_f32::avx512_quantize_nocheck_f32;
             base.qquantc = Some(crate::x86_64::avx512_quantize_f32::avx512_quantize_f32);
             base.qfake = crate::x86_64::avx_requant_i32::avx512_fake_quantize_f32;

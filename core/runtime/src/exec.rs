@@ -298,6 +298,25 @@ struct QScratch {
     a: Vec<u8>,
     c: Vec<i32>,
     panel: Vec<i32>,
+    /// Set by `run_chunk` around a first per-sample Quantize or QConv that reads the plan's
+    /// input (`Exec::checks_input`): its quantizer then checks the floats on that read
+    /// (`quantize_input`) and `nonfinite` records a NaN or ±∞.
+    check: bool,
+    nonfinite: bool,
+}
+
+/// A per-sample quantizer of f32 input (Quantize, QConv): the checking one when `q.check` (recording a non-finite
+/// value in `q.nonfinite`), else the plain one (the same bytes either way).
+#[inline]
+fn quantize_input(ks: KernelSet, p: QParams, src: &[f32], dst: &mut [u8], check: bool, nonfinite: &mut bool) {
+    if check {
+        match ks.quantize_checked(p, src, dst) {
+            Some(finite) => *nonfinite |= !finite,
+            None => ks.quantize(p, src, dst),
+        }
+    } else {
+        ks.quantize(p, src, dst)
+    }
 }
 
 impl QScratch {
@@ -734,7 +753,14 @@ impl Exec {
                 XK::QDense(d) => self.split == 0 && !st.in_u8 && (d.w.layout() == QLayout::Dot7 || self.ks.quantize_checks()),
                 // The codes of the input (the int8 MLP's first step): [`Exec::run_chunk`]
                 // quantizes every sample's row through the checking quantizer first.
-                XK::Quantize { .. } => st.out_u8 && matches!(st.out, Loc::Buf { batched: true, .. }) && self.ks.quantize_checks(),
+                // Into a per-sample slot (the int8 CNN's first step, whose codes its first conv
+                // reads), or a conv on the floats: checked sample by sample in the per-sample
+                // loop (`quantize_input`), which `run_chunk` looks at before any batched step
+                // runs or anything is written to `out`.
+                XK::Quantize { .. } => {
+                    st.out_u8 && self.ks.quantize_checks() && (matches!(st.out, Loc::Buf { batched: true, .. }) || self.split > 0)
+                }
+                XK::QConv(_) => self.split > 0 && !st.in_u8 && self.ks.quantize_checks(),
                 _ => false,
             };
             reads && st.ins.first() == Some(&Loc::Input) && st.in_lens.first() == Some(&self.input_len)
@@ -743,7 +769,8 @@ impl Exec {
 
     /// Runs `nb <= max_batch` samples (`input`: `nb × input_len`, `out`: `nb × output_len`).
     /// The input must be finite unless [`Exec::checks_input`]: then a non-finite value makes it
-    /// return `false` after the first step, with `out` untouched.
+    /// return `false` after the first step (a first QConv: after the per-sample steps), with
+    /// `out` untouched.
     pub(crate) fn run_chunk(&mut self, input: &[f32], nb: usize, out: &mut [f32]) -> bool {
         debug_assert!(nb >= 1 && nb <= self.max_batch);
         let checks = self.checks_input();
@@ -768,10 +795,21 @@ impl Exec {
                 first = 1;
             }
         }
+        // A first per-sample Quantize (or QConv) on the input checks it on its read
+        // (`checks_input`: the int8 CNN); the rest of each sample's steps run on whatever codes
+        // a bad value gave (finite bytes), and the chunk stops below, before the batched steps
+        // and the output.
+        let sample_checks = checks && first == 0 && split > 0 && matches!(steps.first().map(|st| &st.k), Some(XK::QConv(_) | XK::Quantize { .. }));
+        scratch.q.nonfinite = false;
         for s in 0..nb {
-            for st in &steps[first..split] {
+            for (i, st) in steps[first..split].iter().enumerate() {
+                scratch.q.check = sample_checks && i == 0;
                 sample_step(*ks, st, s, input, il, bufs, stride, scratch);
             }
+        }
+        scratch.q.check = false;
+        if sample_checks && scratch.q.nonfinite {
+            return false;
         }
         for (i, st) in steps[split..].iter().enumerate() {
             if let XK::Dense { w, bias, tile_relu, post } = &st.k {
@@ -1204,7 +1242,10 @@ fn sample_step(
                 let _ = bdense_rows(ks, d, x(0), k, 1, y, st.out_len, scratch);
             }
             // Never in place when it writes u8 (`u8_values`).
-            XK::Quantize { q } if st.out_u8 => ks.quantize(*q, x(0), &mut bytes_mut(y)[..st.out_len]),
+            XK::Quantize { q } if st.out_u8 => {
+                let QScratch { check, nonfinite, .. } = &mut scratch.q;
+                quantize_input(ks, *q, x(0), &mut bytes_mut(y)[..st.out_len], *check, nonfinite)
+            }
             XK::Quantize { q } => {
                 load0(y);
                 ks.fake_quantize(*q, y);
@@ -1704,7 +1745,7 @@ fn qconv(ks: KernelSet, g: &QConvX, src: QIn, mut dst: QOutBuf, q: &mut QScratch
         return qconv::qconv_gather(ks, g, d, src, dst, q);
     }
     let w = &g.win;
-    let QScratch { x, a, c, panel } = q;
+    let QScratch { x, a, c, panel, check, nonfinite } = q;
     let len = w.h * w.w * w.c;
     // The im2col below reads up to QSLACK bytes past the sample: codes in a slot are read in
     // place when the slot has that many spare bytes (4 per value, so all but the tiniest).
@@ -1715,7 +1756,7 @@ fn qconv(ks: KernelSet, g: &QConvX, src: QIn, mut dst: QOutBuf, q: &mut QScratch
             x
         }
         QIn::F32(src) => {
-            ks.quantize(g.input, src, &mut x[..len]);
+            quantize_input(ks, g.input, src, &mut x[..len], *check, nonfinite);
             x
         }
     };

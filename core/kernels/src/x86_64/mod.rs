@@ -21,6 +21,7 @@ pub(crate) mod avx512vnni_qmmm_i8;
 pub(crate) mod avx512vnni_qconvpool_i8;
 pub(crate) mod avx512_quantize_f32;
 pub(crate) mod avx_requant_i32;
+pub(crate) mod avx512_requant_u8;
 pub(crate) mod avx_winograd_f32;
 pub(crate) mod popcnt_bmmm_b1;
 pub(crate) mod avx512vpopcnt_bmmm_b1;

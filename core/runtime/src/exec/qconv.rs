@@ -17,7 +17,7 @@
 //! max of the i32 sums, then one epilogue on the pooled values (why the bits stay the same: at
 //! `fuse_max_pools`).
 
-use super::{QConvX, QIn, QOutBuf, QScratch, XStep, XK, MAX_PADDED_FLOATS, QROWS, QSLACK};
+use super::{quantize_input, QConvX, QIn, QOutBuf, QScratch, XStep, XK, MAX_PADDED_FLOATS, QROWS, QSLACK};
 use crate::kernels::qgemm::PackedQB;
 use crate::kernels::PoolGeom;
 use crate::lower::PoolKind;
@@ -92,7 +92,7 @@ impl QGather {
 /// One sample of `g` (which has a [`QGather`]), `QROWS` output pixels per GEMM + epilogue.
 pub(super) fn qconv_gather(ks: KernelSet, g: &QConvX, d: &QGather, src: QIn, mut dst: QOutBuf, q: &mut QScratch) {
     let w = &g.win;
-    let QScratch { x, c, panel, .. } = q;
+    let QScratch { x, c, panel, check, nonfinite, .. } = q;
     let len = w.h * w.w * w.c;
     // The last pixel's last word reaches up to 3 bytes past the input: codes are read in place
     // when their slot has that many spare bytes (all but the tiniest), scratch has QSLACK.
@@ -104,7 +104,7 @@ pub(super) fn qconv_gather(ks: KernelSet, g: &QConvX, d: &QGather, src: QIn, mut
                 x
             }
             QIn::F32(src) => {
-                ks.quantize(g.input, src, &mut x[..len]);
+                quantize_input(ks, g.input, src, &mut x[..len], *check, nonfinite);
                 x
             }
         }
@@ -118,7 +118,7 @@ pub(super) fn qconv_gather(ks: KernelSet, g: &QConvX, d: &QGather, src: QIn, mut
             let at = ((pt + iy) * d.wp + pl) * w.c;
             match src {
                 QIn::U8(codes) => x[at..at + row].copy_from_slice(&codes[iy * row..(iy + 1) * row]),
-                QIn::F32(src) => ks.quantize(g.input, &src[iy * row..(iy + 1) * row], &mut x[at..at + row]),
+                QIn::F32(src) => quantize_input(ks, g.input, &src[iy * row..(iy + 1) * row], &mut x[at..at + row], *check, nonfinite),
             }
         }
         x
