@@ -44,7 +44,34 @@ for (const r of runs) {
   r.m.predictBatchSync(batch, BATCH);
   for (let i = 0; i < 20; i++) r.m.predictSync(xs.subarray(i * 784, (i + 1) * 784));
 }
+// ?copies=1: what the package's Engine.run does around the plan at batch 1024, without the plan
+// (as the generated glue does it: malloc, the 3.2 MB into the module's memory, the 10 outputs'
+// slice out, the frees), timed in the same rounds in a second instance of the first package's
+// CPU-only module (package-path.mjs measures the same in Node).
+let copies = null;
+if (q.get('copies')) {
+  const glue = await import(`${PKGS[0]}dist/mdeploy_wasm_cpu.js`);
+  const file = runs[0].variant === 'relaxed' ? 'mdeploy_wasm_cpu_relaxed.wasm' : 'mdeploy_wasm_cpu_bg.wasm';
+  const wasm = await glue.default({ module_or_path: `${PKGS[0]}dist/${file}` });
+  const ol = 10;
+  const once = () => {
+    const p = wasm.__wbindgen_malloc(batch.length * 4, 4) >>> 0;
+    new Float32Array(wasm.memory.buffer, p, batch.length).set(batch);
+    const o = wasm.__wbindgen_malloc(BATCH * ol * 4, 4) >>> 0;
+    const out = new Float32Array(wasm.memory.buffer, o, BATCH * ol).slice();
+    wasm.__wbindgen_free(o, BATCH * ol * 4, 4);
+    wasm.__wbindgen_free(p, batch.length * 4, 4);
+    return out;
+  };
+  once();
+  copies = { once, t: [] };
+}
 for (let round = 0; round < ROUNDS; round++) {
+  if (copies) {
+    const t = performance.now();
+    copies.once();
+    copies.t.push(((performance.now() - t) * 1000) / BATCH);
+  }
   for (const r of runs) {
     let t = performance.now();
     r.m.predictBatchSync(batch, BATCH);
@@ -72,5 +99,6 @@ const stats = (v) => {
 };
 await post({
   userAgent: navigator.userAgent,
+  copies: copies && stats(copies.t),
   rows: runs.map((r) => ({ pkg: r.pkg, variant: r.variant, kernel: r.kernel, model: r.name, batch1024: stats(r.b1024), batch1: stats(r.b1), digest: digest(r.m) })),
 });

@@ -11,6 +11,8 @@
 //   the refs are timed too). A model given as a path (containing '/') is fetched as it is, e.g.
 //   /bench/out/f32-binary-in-256x2.mdm (bench/binary-f32.sh), and named by its file stem.
 //   INT8_AB_VARIANT=simd times the simd128 build (Chromium would pick the relaxed one).
+//   INT8_AB_COPIES=1 also times, in the same rounds, the copies the package's Engine.run makes
+//   around the plan at batch 1024 (bench/wasm/package-path.mjs has the same in Node).
 // The binary models against the f32 MLP and their own architectures in f32 (QUANT.md, "Binary stacks"):
 //   bash bench/binary-f32.sh && node bench/wasm/int8-ab.mjs 10 /wasm/ \
 //     mnist-mlp-binary-in,mnist-mlp-binary /bench/out/f32-binary-in-256x2.mdm,/bench/out/f32-binary-192x1.mdm,mnist-mlp
@@ -24,7 +26,7 @@ const pkgs = process.argv[3] ?? '/wasm/';
 const refs = (process.argv[5] ?? '').split(',').filter((s) => s !== '');
 const stem = (m) => (m.includes('/') ? m.slice(m.lastIndexOf('/') + 1).replace(/\.mdm$/, '') : m);
 const models = [...(process.argv[4] ?? 'mnist-mlp,mnist-mlp-int8,mnist-mlp-int7,mnist-cnn,mnist-cnn-int8,mnist-cnn-int7').split(','), ...refs].filter((m, i, all) => all.indexOf(m) === i);
-const variant = process.env.INT8_AB_VARIANT ? `&variant=${process.env.INT8_AB_VARIANT}` : '';
+const variant = (process.env.INT8_AB_VARIANT ? `&variant=${process.env.INT8_AB_VARIANT}` : '') + (process.env.INT8_AB_COPIES ? '&copies=1' : '');
 const server = await serveRepo(mnistDir());
 try {
   const r = await server.visit(`/bench/wasm/int8-ab.html?rounds=${rounds}&pkgs=${pkgs}&models=${models.join(',')}${variant}`, 1_200_000);
@@ -38,6 +40,7 @@ try {
     const x = (k) => fs.map((f) => `${(f[k].min / row[k].min).toFixed(2)}× / ${(f[k].median / row[k].median).toFixed(2)}×${refs.length ? ` ${f.model}` : ''}`).join('; ');
     console.log(`| ${row.pkg} | ${row.variant}, ${row.kernel} | ${row.model} | ${row.batch1024.min} / ${row.batch1024.median} | ${x('batch1024')} | ${row.batch1.min} / ${row.batch1.median} | ${x('batch1')} |`);
   }
+  if (r.copies) console.log(`copies alone (Engine.run's malloc, input in, outputs out, frees) at batch 1024: ${r.copies.min} / ${r.copies.median} µs/image min / median`);
   for (const row of r.rows) console.log(`${row.pkg} ${row.model}: FNV-1a of the 2,000 outputs ${row.digest}`);
 } finally {
   server.close();
