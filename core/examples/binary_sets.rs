@@ -133,42 +133,13 @@ fn name_of(p: &str) -> String {
     std::path::Path::new(p).file_stem().map_or_else(|| p.to_owned(), |s| s.to_string_lossy().into_owned())
 }
 
-/// CPU time of this thread in ns: `clock_gettime(CLOCK_THREAD_CPUTIME_ID)` on Linux, WASI's
-/// `clock_time_get(THREAD_CPUTIME_ID)` under a WASI host (Node's gives the thread running the
-/// module); `None` elsewhere.
+/// CPU time of this thread in ns (`mdeploy_testkit::thread_time`: `CLOCK_THREAD_CPUTIME_ID` on
+/// Linux, WASI's `THREAD_CPUTIME_ID` under a WASI host, where Node's gives the thread running the
+/// module); `None` where there is no thread clock.
 fn thread_cpu_ns() -> Option<u64> {
-    #[cfg(target_os = "wasi")]
-    {
-        #[link(wasm_import_module = "wasi_snapshot_preview1")]
-        extern "C" {
-            fn clock_time_get(id: u32, precision: u64, time: *mut u64) -> u16;
-        }
-        let mut t = 0u64;
-        // SAFETY: a WASI preview1 import writing one u64 through a valid pointer; id 3 is
-        // THREAD_CPUTIME_ID.
-        let errno = unsafe { clock_time_get(3, 1, &mut t) };
-        (errno == 0).then_some(t)
-    }
-    #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
-    {
-        // clock_gettime(CLOCK_THREAD_CPUTIME_ID): exact, where /proc/thread-self/schedstat is
-        // only brought up to date at the scheduler's ticks (0 ns over a 1 ms batch).
-        #[repr(C)]
-        struct Timespec {
-            sec: i64,
-            nsec: i64,
-        }
-        extern "C" {
-            fn clock_gettime(clock: i32, tp: *mut Timespec) -> i32;
-        }
-        let mut t = Timespec { sec: 0, nsec: 0 };
-        // SAFETY: libc's clock_gettime writes one timespec through a valid pointer; 3 is
-        // CLOCK_THREAD_CPUTIME_ID on Linux.
-        let rc = unsafe { clock_gettime(3, &mut t) };
-        (rc == 0).then(|| t.sec as u64 * 1_000_000_000 + t.nsec as u64)
-    }
-    #[cfg(not(any(target_os = "wasi", all(target_os = "linux", target_pointer_width = "64"))))]
-    {
+    if cfg!(any(target_os = "wasi", target_os = "linux")) {
+        Some((mdeploy_testkit::thread_time() * 1e9) as u64)
+    } else {
         None
     }
 }

@@ -147,8 +147,24 @@ pub fn thread_time() -> f64 {
     t.sec as f64 + t.nsec as f64 * 1e-9
 }
 
+/// Seconds of CPU time this thread has used under a WASI host (`clock_time_get(THREAD_CPUTIME_ID)`;
+/// Node's gives the thread running the module), for the examples built for `wasm32-wasip1`.
+#[cfg(target_os = "wasi")]
+pub fn thread_time() -> f64 {
+    #[link(wasm_import_module = "wasi_snapshot_preview1")]
+    extern "C" {
+        fn clock_time_get(id: u32, precision: u64, time: *mut u64) -> u16;
+    }
+    const THREAD_CPUTIME_ID: u32 = 3;
+    let mut t = 0u64;
+    // SAFETY: a WASI preview1 import that writes one u64 through a valid pointer.
+    let errno = unsafe { clock_time_get(THREAD_CPUTIME_ID, 1, &mut t) };
+    assert_eq!(errno, 0, "clock_time_get(THREAD_CPUTIME_ID) failed");
+    t as f64 * 1e-9
+}
+
 /// Wall time since the first call (no thread CPU clock here).
-#[cfg(not(target_os = "linux"))]
+#[cfg(not(any(target_os = "linux", target_os = "wasi")))]
 pub fn thread_time() -> f64 {
     static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
     START.get_or_init(std::time::Instant::now).elapsed().as_secs_f64()
