@@ -6,19 +6,13 @@
 //   node [--experimental-wasm-relaxed-simd] bench/wasm/int8-ab-node.mjs [rounds] [model,model...]
 // Models are read from models/<name>.mdm (make the int7 ones with `mdeploy quantize --bits 7`).
 import { readFile } from 'node:fs/promises';
-import { mnistDir } from '../../wasm/test/support.mjs';
+import { digitBatch } from './batch.mjs';
 import * as lib from '../../wasm/index.js';
 
 const rounds = Number(process.argv[2] ?? 10);
 const names = (process.argv[3] ?? 'mnist-mlp,mnist-mlp-int8,mnist-mlp-int7,mnist-cnn,mnist-cnn-int8,mnist-cnn-int7').split(',');
 const BATCH = 1024;
-const xs = new Float32Array(BATCH * 784);
-for (let d = 0, at = 0; d < 10 && at < BATCH; d++) {
-  const { data } = JSON.parse(await readFile(`${mnistDir()}/${d}.json`, 'utf8'));
-  const take = Math.min(200, BATCH - at);
-  xs.set(data.slice(data.length - 200 * 784, data.length - (200 - take) * 784), at * 784);
-  at += take;
-}
+const xs = await digitBatch(BATCH);
 const info = await lib.init();
 const runs = [];
 for (const name of names) {

@@ -11,19 +11,13 @@
 // A model is models/<name>.mdm or a path (e.g. bench/out/f32-binary-in-256x2.mdm, made by
 // bench/binary-f32.sh). Node 20 loads the simd128 build unless started with the flag.
 import { readFile } from 'node:fs/promises';
-import { mnistDir } from '../../wasm/test/support.mjs';
+import { digitBatch } from './batch.mjs';
 import * as lib from '../../wasm/index.js';
 
 const rounds = Number(process.argv[2] ?? 20);
 const names = (process.argv[3] ?? 'mnist-mlp-binary-in,bench/out/f32-binary-in-256x2.mdm').split(',');
 const BATCH = 1024;
-const xs = new Float32Array(BATCH * 784);
-for (let d = 0, at = 0; d < 10 && at < BATCH; d++) {
-  const { data } = JSON.parse(await readFile(`${mnistDir()}/${d}.json`, 'utf8'));
-  const take = Math.min(200, BATCH - at);
-  xs.set(data.slice(data.length - 200 * 784, data.length - (200 - take) * 784), at * 784);
-  at += take;
-}
+const xs = await digitBatch(BATCH);
 const info = await lib.init();
 // The same glue and wasm file index.js chose, instantiated a second time for the raw calls.
 const relaxed = info.variant === 'relaxed';
