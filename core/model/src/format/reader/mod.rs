@@ -491,8 +491,8 @@ pub(crate) fn read_with_info_opts(
             offset: r.buffers.first().map_or(0, |b| b.0 as u64),
             stored_bytes: r.buffers.iter().map(|b| b.1 as u64).sum(),
         });
-        let owner = format!("{} {layer} {role}", if h.minor >= 1 { "node" } else { "layer" });
-        tensors.push(Some(decode(bytes, r, i, &owner)?));
+        let owner = Owner { node: h.minor >= 1, layer, role };
+        tensors.push(Some(decode(bytes, r, i, owner)?));
     }
     // Each index was checked in range and used exactly once by parse_graph.
     let mut take = |t: usize| {

@@ -201,14 +201,36 @@ pub(super) fn le_u32s(b: &[u8]) -> Vec<u32> {
         .collect()
 }
 
+/// Which node (format 1.1) or layer (1.0) uses a tensor, and as what: named in the reader's errors.
+#[derive(Clone, Copy)]
+pub(super) struct Owner {
+    pub(super) node: bool,
+    pub(super) layer: usize,
+    pub(super) role: &'static str,
+}
+
+/// "TENSORS section, tensor i (node 3 weights) at file offset N", written only when an error is.
+#[derive(Clone, Copy)]
+struct Ctx {
+    i: usize,
+    owner: Owner,
+    at: usize,
+}
+
+impl std::fmt::Display for Ctx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Owner { node, layer, role } = self.owner;
+        let kind = if node { "node" } else { "layer" };
+        write!(f, "TENSORS section, tensor {} ({kind} {layer} {role}) at file offset {}", self.i, self.at)
+    }
+}
+
 /// Builds the tensor of record `r`: lengths are compared with what the shape implies before
 /// any copy, then the payload is checked.
 #[inline(never)] // its own wasm function: the reader V8 compiles on a cold start stays small (wasm/DESIGN.md, "Cold start")
-pub(super) fn decode(bytes: &[u8], r: Record, i: usize, owner: &str) -> Result<Tensor> {
-    let ctx = format!(
-        "TENSORS section, tensor {i} ({owner}) at file offset {}",
-        r.at
-    );
+pub(super) fn decode(bytes: &[u8], r: Record, i: usize, owner: Owner) -> Result<Tensor> {
+    // Formatted only into an error: a load that succeeds builds no string here.
+    let ctx = Ctx { i, owner, at: r.at };
     let buf = |b: usize| {
         let (off, len) = r.buffers[b];
         &bytes[off..off + len] // checked inside DATA when parsed
@@ -325,3 +347,17 @@ pub(super) fn decode(bytes: &[u8], r: Record, i: usize, owner: &str) -> Result<T
     Ok(t)
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::{Ctx, Owner};
+
+    #[test]
+    fn error_context_reads_as_the_eager_string_did() {
+        let owner = Owner { node: true, layer: 2, role: "weights" };
+        let ctx = Ctx { i: 3, owner, at: 4160 };
+        assert_eq!(format!("{ctx}: x"), "TENSORS section, tensor 3 (node 2 weights) at file offset 4160: x");
+        let ctx = Ctx { owner: Owner { node: false, ..owner }, ..ctx };
+        assert_eq!(ctx.to_string(), "TENSORS section, tensor 3 (layer 2 weights) at file offset 4160");
+    }
+}
