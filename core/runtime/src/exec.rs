@@ -1306,11 +1306,12 @@ fn bstack_rows(ks: KernelSet, d: &BDenseX, rows: usize, a: &mut [u64], b: &mut [
         return bstack_rows(ks, next, rows, b, a, acc, brow, y, ldy);
     }
     ks.bgemm(rows, a, words, &d.w, acc, n);
+    // The post `Affine` the fused epilogue takes: one over the row's n features (made once, not per row).
+    let post = d.post.as_ref().filter(|(s, _, _)| s.len() == n).map(|(s, t, a)| (s.as_slice(), t.as_slice(), *a));
     for r in 0..rows {
         // With codes out, the f32 row is built in `brow` and quantized into the row's bytes.
         if let Some(q) = d.quant {
             // The set's fused epilogue + quantizer where it has one (same codes).
-            let post = d.post.as_ref().filter(|(s, _, _)| s.len() == n).map(|(s, t, a)| (s.as_slice(), t.as_slice(), *a));
             if d.post.is_some() == post.is_some() && ks.bepilogue_q(&acc[r * n..r * n + n], &d.alpha, &d.bias, d.act, post, q, &mut bytes_mut(&mut y[r * ldy..r * ldy + n])[..n]) {
                 continue;
             }
