@@ -211,25 +211,29 @@ fn closed_pipes_and_clients_that_hang_up_mid_answer_do_not_kill_the_server() {
     let _ = std::fs::remove_dir_all(&repo);
     std::fs::create_dir_all(repo.join("mnist-mlp/1")).expect("repo");
     std::fs::copy(root.join("models/mnist-mlp.mdm"), repo.join("mnist-mlp/1/model.mdm")).expect("model");
-    // No banner to read the address from: pick a free port first.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
-    let http = format!("127.0.0.1:{port}");
+    // No banner to read the address from (stdout and stderr are closed): the server binds port 0
+    // and the test finds the port in the kernel's socket table, matched to the child's own file
+    // descriptors. Picking a free port here first raced with the other tests' servers, which
+    // could take it in between, so the checks below then talked to a different process.
     let mut child = Command::new(env!("CARGO_BIN_EXE_mdeploy"))
-        .args(["serve", "--repository", support::s(&repo), "--http", &http, "--no-grpc"])
+        .args(["serve", "--repository", support::s(&repo), "--http", "127.0.0.1:0", "--no-grpc"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("mdeploy serve starts");
     drop(child.stdout.take());
     drop(child.stderr.take());
-    let mut srv = support::Served { child, banner: String::new(), http, grpc: None, log: std::path::PathBuf::new() };
     let t0 = Instant::now();
-    while TcpStream::connect(&srv.http).is_err() {
-        let exited = srv.child.try_wait().expect("try_wait");
+    let port = loop {
+        if let Some(p) = listening_port_of(child.id()) {
+            break p;
+        }
+        let exited = child.try_wait().expect("try_wait");
         assert!(exited.is_none(), "mdeploy serve with closed stdout/stderr exited before listening: {exited:?}");
-        assert!(t0.elapsed() < Duration::from_secs(120), "mdeploy serve did not listen on {}", srv.http);
+        assert!(t0.elapsed() < Duration::from_secs(120), "mdeploy serve (pid {}) did not listen", child.id());
         std::thread::sleep(Duration::from_millis(20));
-    }
+    };
+    let mut srv = support::Served { child, banner: String::new(), http: format!("127.0.0.1:{port}"), grpc: None, log: std::path::PathBuf::new() };
 
     let status = std::fs::read_to_string(format!("/proc/{}/status", srv.child.id())).expect("/proc status");
     let ignored = status
@@ -295,4 +299,25 @@ fn closed_pipes_and_clients_that_hang_up_mid_answer_do_not_kill_the_server() {
     assert!(text.starts_with("HTTP/1.1 200"), "{}", &text[..text.len().min(300)]);
     drop(srv);
     let _ = std::fs::remove_dir_all(&repo);
+}
+
+/// The TCP port that process `pid` listens on, if it has one yet: its socket inodes (from
+/// `/proc/PID/fd`) matched against the LISTEN rows (state 0A) of `/proc/PID/net/tcp`.
+#[cfg(target_os = "linux")]
+fn listening_port_of(pid: u32) -> Option<u16> {
+    let inodes: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .ok()?
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter_map(|l| l.to_str()?.strip_prefix("socket:[")?.strip_suffix(']').map(str::to_string))
+        .collect();
+    let table = std::fs::read_to_string(format!("/proc/{pid}/net/tcp")).ok()?;
+    table.lines().skip(1).find_map(|row| {
+        let f: Vec<&str> = row.split_whitespace().collect();
+        // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
+        let (local, state, inode) = (f.get(1)?, f.get(3)?, f.get(9)?);
+        if *state != "0A" || !inodes.iter().any(|i| i == inode) {
+            return None;
+        }
+        u16::from_str_radix(local.rsplit(':').next()?, 16).ok()
+    })
 }
