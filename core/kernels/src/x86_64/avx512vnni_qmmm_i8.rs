@@ -60,7 +60,7 @@ unsafe fn store(acc: &[__m512i; MR], c: *mut i32, ldc: usize, rows: usize, cols:
 /// adds nothing to any sum of the tile, so [`avx512vnni_qmmmskip_i8_12x16`] over this list
 /// gives the full tile's exact sums. Quantized MNIST pixels are zero in about 40 % of the words
 /// of 12 digits (the border and the strokes' gaps), so the skip saves that share of
-/// `vpdpbusd`s, which is what the tile is bound by (KERNELS.md, "Zero words").
+/// `vpdpbusd`s, which is what the tile is bound by (QUANT.md, "Zero words").
 ///
 /// # Safety
 /// The CPU must support AVX-512F; rows `r < 12` readable for `words` i32 words at `a + r·rs`;
