@@ -331,6 +331,7 @@ impl KernelSet {
                 first += AMR;
             }
         }
+        let mut try_skip = true;
         for row0 in (first..m).step_by(mr) {
             let rows = mr.min(m - row0);
             let words_fit = lda.is_multiple_of(4) && lda >= kp && a.len() >= (row0 + rows - 1) * lda + kp;
@@ -339,8 +340,10 @@ impl KernelSet {
             let in_place = b.layout == QLayout::Quad && words_fit && (rows == mr || rows == 1);
             // Whole tiles read in place skip the words that are zero in all their rows, when
             // that leaves out at least one word in eight (the list costs about one pass over
-            // the tile's A rows, reused by every B panel).
-            if let Some(skip) = self.qskip.filter(|_| in_place && rows == mr && words >= 16) {
+            // the tile's A rows, reused by every B panel). After a tile whose list did not pay,
+            // the rest of the call stops listing: A whose words are rarely zero (a hidden
+            // layer's codes, the CNN's dense layer) then pays for one list per call, not per tile.
+            if let Some(skip) = self.qskip.filter(|_| try_skip && in_place && rows == mr && words >= 16) {
                 let list = &mut apanel[..words.next_multiple_of(16)];
                 let ap = a[row0 * lda..].as_ptr() as *const i32;
                 // SAFETY: rows row0..row0 + mr of `a` hold kp = 4·words bytes each (words_fit);
@@ -357,6 +360,7 @@ impl KernelSet {
                     }
                     continue;
                 }
+                try_skip = false;
             }
             let (ap, rs, ws) = if in_place {
                 (a[row0 * lda..].as_ptr() as *const i32, lda / 4, 1)
