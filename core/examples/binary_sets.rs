@@ -10,7 +10,8 @@
 //! The references: the shipped f32 MLP (`models/mnist-mlp.mdm`, 784-128-10) always, and the
 //! files listed in `BINARY_SETS_F32` (comma-separated), e.g. the same architecture in f32 made
 //! by `bench/binary-f32.sh` (issue 12's "f32 model" of a binary network: its latent weights
-//! before binarization). Every row prints its ratio to each reference.
+//! before binarization), or `BINARY_SETS_ARCH` (comma-separated architecture specs, built here
+//! with untrained weights). Every row prints its ratio to each reference.
 
 use mdeploy_core::kernels::KernelSet;
 use mdeploy_core::Plan;
@@ -35,6 +36,17 @@ fn main() {
     let mut refs = vec![read(mnist::model_path("mnist-mlp.mdm").to_str().expect("utf-8 path"))];
     for p in std::env::var("BINARY_SETS_F32").unwrap_or_default().split(',').filter(|p| !p.is_empty()) {
         refs.push(read(p));
+    }
+    // `BINARY_SETS_ARCH=mlp-binary-in:256x2,mlp-binary:192x1`: f32 references built here from
+    // an architecture spec (`arch::from_spec`, seed 1) with their initial weights, for a machine
+    // without an `mdeploy` binary to run `bench/binary-f32.sh`. At batch > 1 an f32 plan's time
+    // does not depend on its weights (its GEMM multiplies every value; only the batch-1 GEMV
+    // skips zero inputs, and after a ReLU which inputs are zero depends on the weights); their
+    // accuracy is that of untrained weights.
+    for spec in std::env::var("BINARY_SETS_ARCH").unwrap_or_default().split(',').filter(|p| !p.is_empty()) {
+        let m = mdeploy_core::arch::from_spec(spec, 1).unwrap_or_else(|e| panic!("{spec}: {e}"));
+        let bytes = mdeploy_core::format::write(&m).unwrap_or_else(|e| panic!("{spec}: {e}")).len();
+        refs.push((format!("f32 {spec} (untrained)"), m, bytes));
     }
     let bins: Vec<_> = paths.iter().map(|p| read(p)).collect();
     let best_set = KernelSet::best();

@@ -11,7 +11,8 @@
 //! training digits) on the first int8 set, to show what packed weights cost at run time;
 //! `INT8_SETS_ONLY=<prefix>` keeps only the runs whose label starts so (`<label>$`: that label
 //! alone), e.g. `int7` to profile
-//! one model alone, its "x f32" column then relative to the first run kept).
+//! one model alone, its "x f32" column then relative to the first run kept;
+//! `INT8_SETS_MIXED=1` takes the test digits with the classes interleaved).
 //! Natively on Linux it also prints the thread's mean CPU time per image over all rounds.
 
 use mdeploy_core::kernels::KernelSet;
@@ -28,7 +29,16 @@ fn main() {
     if batches.is_empty() {
         batches = vec![1024];
     }
-    let (digits, _) = mnist::test_digits().unwrap_or_else(|e| panic!("{e}"));
+    // `INT8_SETS_MIXED=1`: the test digits interleaved 0,1,…,9,0,… instead of in class order
+    // (200 zeros, then 200 ones, …): the zero-word skip of the int8 tiles (QUANT.md, "Zero
+    // words") finds fewer words zero in every row of a tile when neighbouring rows are
+    // different digits.
+    let (digits, _) = if std::env::var_os("INT8_SETS_MIXED").is_some() {
+        mnist::test_subset(&mnist::interleaved_test_indices(200))
+    } else {
+        mnist::test_digits()
+    }
+    .unwrap_or_else(|e| panic!("{e}"));
     let best_set = KernelSet::best();
     // f32 on the best set only (the baseline); int8 on every set but the generic one, unless
     // the build has nothing else (a scalar wasm build).

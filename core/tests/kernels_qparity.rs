@@ -354,6 +354,44 @@ fn rows_read_in_place_ignore_the_bytes_past_k() {
     }
 }
 
+/// Words that are zero in every row of a 12-row block (MNIST's border and the gaps between
+/// strokes): the VNNI sets' whole tiles read in place list the other words and run their tile
+/// over that list only (`QSkip`, where at least one word in eight is left out), the others
+/// compute everything. The sums must equal the reference either way: blocks with a quarter,
+/// half or all of their words dead (skipped), blocks with none (the plain tile), nonzero bytes
+/// only in the padding past k (the word is listed, its weights are zero), and the extremes in
+/// the live words. A skip tile that read B or A at the wrong word fails here.
+#[test]
+fn words_zero_in_every_row_of_a_tile_are_skipped_exactly() {
+    let mut rng = Rng::new(15);
+    for (m, k, n, lda) in [(1024usize, 784usize, 128usize, 784usize), (36, 784, 192, 784), (25, 61, 20, 64), (12, 64, 16, 64), (24, 400, 33, 400), (13, 785, 17, 788), (48, 130, 10, 132)] {
+        for dead_in_4 in [0usize, 1, 2, 4] {
+            for extreme in [false, true] {
+                let words = lda / 4;
+                let blocks = m.div_ceil(12);
+                // Per 12-row block, which words are zero in all its rows.
+                let dead: Vec<Vec<bool>> = (0..blocks).map(|_| (0..words).map(|_| rng.below(4) < dead_in_4).collect()).collect();
+                let a: Vec<u8> = (0..m * lda)
+                    .map(|i| {
+                        let (row, byte) = (i / lda, i % lda);
+                        if dead[row / 12][byte / 4] {
+                            0
+                        } else if extreme {
+                            [0u8, 255][rng.below(2)]
+                        } else if rng.below(3) == 0 {
+                            0
+                        } else {
+                            rng.below(256) as u8
+                        }
+                    })
+                    .collect();
+                let w: Vec<i8> = (0..k * n).map(|_| w8(&mut rng, extreme)).collect();
+                check(m, k, n, &a, lda, &w, &format!("{dead_in_4}/4 of the words dead"));
+            }
+        }
+    }
+}
+
 /// The gathered GEMM (`qgemm_gather`: A row i's word g is the 4 bytes at `base[i] + offs[g]`
 /// of x, a convolution read from its input) against the scalar reference on the same words
 /// laid out as plain rows: every set (VNNI reads in place, the others gather into their

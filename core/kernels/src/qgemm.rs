@@ -63,6 +63,18 @@ pub(crate) type QmmmFn = unsafe fn(
     cols: usize,
 );
 
+/// Zero-word skipping for the quad layout's whole tiles read in place (`KernelSet::qgemm`):
+/// `list` writes the words at which any of the tile's MR rows (`a + r·rs`) is nonzero (its
+/// `out` holds `words` rounded up to 16) and returns their count; `tile` is the set's tile over
+/// those words only (`list`, `len`, then A, B, C as for [`QmmmFn`] with `ws = 1`). Exact sums:
+/// a word that is zero in every row adds nothing.
+#[derive(Clone, Copy)]
+pub(crate) struct QSkip {
+    pub(crate) list: unsafe fn(a: *const i32, rs: usize, words: usize, out: *mut u32) -> usize,
+    #[allow(clippy::type_complexity)]
+    pub(crate) tile: unsafe fn(list: *const u32, len: usize, a: *const i32, rs: usize, b: *const u8, c: *mut i32, ldc: usize, rows: usize, cols: usize),
+}
+
 /// [`QmmmFn`] with the A rows gathered: A word `(g, r)` is the i32 (unaligned) at byte `rows[r]
 /// + offs[g]`, so a convolution's rows are read straight from its input (no im2col, no A
 /// panel). `rows` holds MR pointers (rows past `nrows` repeat a valid one: computed, not
@@ -319,12 +331,38 @@ impl KernelSet {
                 first += AMR;
             }
         }
+        let mut try_skip = true;
         for row0 in (first..m).step_by(mr) {
             let rows = mr.min(m - row0);
             let words_fit = lda.is_multiple_of(4) && lda >= kp && a.len() >= (row0 + rows - 1) * lda + kp;
             // The quad layout reads full panels of rows in place (no packing pass), and single
             // rows too: its kernels read and compute only row 0 when `rows == 1`.
-            let (ap, rs, ws) = if b.layout == QLayout::Quad && words_fit && (rows == mr || rows == 1) {
+            let in_place = b.layout == QLayout::Quad && words_fit && (rows == mr || rows == 1);
+            // Whole tiles read in place skip the words that are zero in all their rows, when
+            // that leaves out at least one word in eight (the list costs about one pass over
+            // the tile's A rows, reused by every B panel). After a tile whose list did not pay,
+            // the rest of the call stops listing: A whose words are rarely zero (a hidden
+            // layer's codes, the CNN's dense layer) then pays for one list per call, not per tile.
+            if let Some(skip) = self.qskip.filter(|_| try_skip && in_place && rows == mr && words >= 16) {
+                let list = &mut apanel[..words.next_multiple_of(16)];
+                let ap = a[row0 * lda..].as_ptr() as *const i32;
+                // SAFETY: rows row0..row0 + mr of `a` hold kp = 4·words bytes each (words_fit);
+                // `list` holds words rounded up to 16 (sliced above: panic if short).
+                let len = unsafe { (skip.list)(ap, lda / 4, words, list.as_mut_ptr() as *mut u32) };
+                if len * 8 <= words * 7 {
+                    for pi in 0..n.div_ceil(QNR) {
+                        let cols = QNR.min(n - pi * QNR);
+                        let bp = &b.data[pi * panel_bytes..(pi + 1) * panel_bytes];
+                        let c0 = row0 * ldc + pi * QNR;
+                        // SAFETY: the listed words are below `words` (the list function only
+                        // writes indices it read); A and C as for the tile below.
+                        unsafe { (skip.tile)(list.as_ptr() as *const u32, len, ap, lda / 4, bp.as_ptr(), c[c0..].as_mut_ptr(), ldc, rows, cols) };
+                    }
+                    continue;
+                }
+                try_skip = false;
+            }
+            let (ap, rs, ws) = if in_place {
                 (a[row0 * lda..].as_ptr() as *const i32, lda / 4, 1)
             } else {
                 if words_fit {

@@ -4,7 +4,7 @@
 use std::sync::OnceLock;
 
 use crate::bgemm::{BPackFn, BmmmFn};
-use crate::qgemm::{QGatherMax, QLayout, QmmmFn, QmmmGatherFn};
+use crate::qgemm::{QGatherMax, QLayout, QSkip, QmmmFn, QmmmGatherFn};
 use crate::quant::{QEpiFn, QFakeFn, QQuantCheckFn, QQuantFn};
 use crate::tile::{ConvFn, DwConvFn, GemvFn, MmmFn, PoolFn, SpmmFn};
 
@@ -48,6 +48,8 @@ pub struct KernelSet {
     /// The AMX tile (16 rows × 16 columns, `x86_64/amx_qmmm_i8.rs`) for the quad layout's
     /// whole 16-row blocks read in place, where the CPU and OS allow it; `qmmm` does the rest.
     pub(crate) qamx: Option<crate::qgemm::QAmxFn>,
+    /// Zero-word skipping for the quad tiles read in place (`qgemm`), where the set has it.
+    pub(crate) qskip: Option<QSkip>,
     /// The integer tile reading gathered A rows in place (`qgemm_gather`), where the set has
     /// one; the others gather into their packed panel.
     pub(crate) qgather: Option<QmmmGatherFn>,
@@ -110,6 +112,7 @@ impl KernelSet {
             qlayout: QLayout::Quad,
             qmmm7: None,
             qamx: None,
+            qskip: None,
             qmmm_name: "generic_qmmm_i8_4x16",
             qgather: None,
             qgmax: None,
@@ -250,6 +253,10 @@ impl KernelSet {
                 qlayout: QLayout::Quad,
                 qmmm7: None,
                 qmmm_name: "avx512vnni_qmmm_i8_12x16",
+                qskip: Some(QSkip {
+                    list: crate::x86_64::avx512vnni_qmmm_i8::avx512_nonzero_words_12,
+                    tile: crate::x86_64::avx512vnni_qmmm_i8::avx512vnni_qmmmskip_i8_12x16,
+                }),
                 qgather: Some(crate::x86_64::avx512vnni_qmmm_i8::avx512vnni_qmmm_gather_i8_12x16),
                 qgmax: Some(QGatherMax {
                     t16: (crate::x86_64::avx512vnni_qconvpool_i8::avx512vnni_qconvpool_i8_12x16, crate::x86_64::avx512vnni_qconvpool_i8::MR16),
@@ -469,6 +476,7 @@ impl KernelSet {
             qmmm_name: if qmmm7.is_some() { "wasm_qmmm_i8_4x16+wasm_relaxed_qmmm_i7_4x16" } else { "wasm_qmmm_i8_4x16" },
             qmmm7,
             qamx: None,
+            qskip: None,
             qgather: None,
             qgmax: None,
             qepi: crate::wasm::wasm_requant_i32::wasm_qepilogue_i32::<f32>,
