@@ -367,6 +367,16 @@ const DEFAULT_MAX_BATCH = 64;
 const now = () => performance.now();
 
 /**
+ * A CPU batch goes to the engine in calls of at most this many input values (256 KB): the glue
+ * copies a call's whole input into the module's memory before the plan starts, and a batch of
+ * 1,024 digits (3.2 MB) written there in one piece has left the core's L2 cache before the
+ * plan's first step reads it back. In calls of about 83 digits the copy and that read stay in L2
+ * (DESIGN.md, "The batch copies"). A call holds a whole number of the plan's chunks (maxBatch)
+ * where one fits, so the plan runs the chunks it ran before.
+ */
+const CPU_CALL_VALUES = 65536;
+
+/**
  * `backend: 'auto'` sends a call to the GPU only when it carries at least this many samples (and
  * the adapter is a real GPU, see DESIGN.md "WebGPU"): below it, the fixed cost of a GPU round trip
  * (submit + asynchronous readback, about a millisecond) exceeds the CPU's whole run for these
@@ -412,6 +422,7 @@ export class Model {
   #variant;
   #labels;
   #signedBy; // key id whose signature verified under the load's trustedKeys, or null
+  #calls = null; // how a CPU batch is split into engine.run calls (#runCpu), made at the first batch
 
   /** Use `await Model.load(...)`. */
   constructor(token, engine, g, variant, gpu = null, request = 'cpu', adapter = null, signedBy = null) {
@@ -585,6 +596,40 @@ export class Model {
     return gpu !== null && (this.#request === 'webgpu' || n >= AUTO_GPU_MIN_BATCH);
   }
 
+  /**
+   * `n` samples on the CPU engine, in calls of about CPU_CALL_VALUES input values; the same
+   * outputs as one call. A call holds a whole number of the plan's chunks (`maxBatch`) when one
+   * fits, so the plan runs the chunks it would run in one call; otherwise the calls are of equal
+   * size (within one sample), each one chunk: never a last call of one sample, which would take
+   * the plan's one-sample path. Samples of more than CPU_CALL_VALUES / 16 values go in one call.
+   * A batch that one call refuses (a length that is not `n × inputLen`, a value that is not
+   * finite) is run as one call, so the error is that call's (naming the sample in the whole batch).
+   */
+  #runCpu(input, n) {
+    const e = this.#engine;
+    const il = e.inputLen;
+    if (n * il <= CPU_CALL_VALUES || input.length !== n * il) return e.run(input, n);
+    if (this.#calls === null) {
+      const fit = Math.floor(CPU_CALL_VALUES / il);
+      const chunk = e.info().maxBatch;
+      this.#calls = fit < 16 ? { rows: 0, even: false } : chunk <= fit ? { rows: chunk * Math.floor(fit / chunk), even: false } : { rows: fit, even: true };
+    }
+    const { rows: most, even } = this.#calls;
+    if (most === 0 || n <= most) return e.run(input, n);
+    const rows = even ? Math.ceil(n / Math.ceil(n / most)) : most;
+    const ol = e.outputLen;
+    const out = new Float32Array(n * ol);
+    try {
+      for (let s = 0; s < n; s += rows) {
+        const m = Math.min(rows, n - s);
+        out.set(e.run(input.subarray(s * il, (s + m) * il), m), s * ol);
+      }
+    } catch {
+      return e.run(input, n);
+    }
+    return out;
+  }
+
   async #runGpu(x, n) {
     const run = this.#queue.then(async () => {
       const gpu = this.#checkGpu();
@@ -602,7 +647,7 @@ export class Model {
       const t0 = now();
       let probs;
       try {
-        probs = this.#engine.run(x, n);
+        probs = this.#runCpu(x, n);
       } catch (err) {
         rethrow(err);
       }
@@ -687,11 +732,10 @@ export class Model {
   predictBatchSync(input, n) {
     this.#noSyncOnGpu('predictBatchSync');
     n = this.#batchN(input, n);
-    const e = this.#engine;
     const t0 = now();
     let probs;
     try {
-      probs = e.run(input, n);
+      probs = this.#runCpu(input, n);
     } catch (err) {
       rethrow(err);
     }
@@ -725,7 +769,7 @@ export class Model {
       const t0 = now();
       let probs;
       try {
-        probs = this.#engine.run(input, n);
+        probs = this.#runCpu(input, n);
       } catch (err) {
         rethrow(err);
       }

@@ -863,6 +863,9 @@ fn pack_a_words(layout: QLayout, a: &[u8], lda: usize, k: usize, kp: usize, rows
             QLayout::Pair => {
                 // The row widened to u16: one contiguous run (row-major panel).
                 let dst = &mut out[2 * r * quads..2 * (r + 1) * quads];
+                #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+                crate::wasm::wasm_qpack_pair_u8::wasm_qpack_pair_u8(row, dst);
+                #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
                 for (d, q) in dst.iter_mut().zip(row.chunks_exact(2)) {
                     *d = i32::from(q[0]) | i32::from(q[1]) << 16;
                 }

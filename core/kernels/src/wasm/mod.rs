@@ -15,6 +15,7 @@ pub(crate) mod wasm_mmm_f32;
 pub(crate) mod wasm_qmmm_i8;
 #[cfg(target_feature = "relaxed-simd")]
 pub(crate) mod wasm_qpack_i7;
+pub(crate) mod wasm_qpack_pair_u8;
 #[cfg(target_feature = "relaxed-simd")]
 pub(crate) mod wasm_quantize_dot7_f32;
 #[cfg(target_feature = "relaxed-simd")]

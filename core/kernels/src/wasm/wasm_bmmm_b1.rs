@@ -54,14 +54,32 @@ fn count_add(acc: v128, x: v128) -> v128 {
 unsafe fn tile<const R: usize>(words: usize, a: *const u64, lda: usize, b: *const u64, k: i32, c: *mut i32, ldc: usize, cols: usize) {
     // The second half only when a column of it is stored (a last panel of n = 10 has 2).
     let tot = mismatches::<R>(words, a, lda, b, if cols > BNR / 2 { 2 } else { 1 });
-    crate::bgemm::store_btile(&tot, k, c, ldc, R, cols);
+    let kv = i32x4_splat(k);
+    for (r, t) in tot.iter().enumerate() {
+        // k − 2·d fits i32 (k <= MAX_BK); a full panel is two vector stores, a last one's few
+        // columns are written one by one.
+        let dots = [i32x4_sub(kv, i32x4_shl(t[0], 1)), i32x4_sub(kv, i32x4_shl(t[1], 1))];
+        let row = c.add(r * ldc);
+        if cols == BNR {
+            v128_store(row as *mut v128, dots[0]);
+            v128_store(row.add(4) as *mut v128, dots[1]);
+        } else {
+            let vals: [i32; BNR] = core::mem::transmute(dots);
+            for (j, &v) in vals.iter().enumerate().take(cols) {
+                *row.add(j) = v;
+            }
+        }
+    }
 }
 
-/// Per row, the panel's 8 columns' mismatch counts over `words` words (the first `halves` × 4
-/// columns; the others stay 0).
+/// Per row, the panel's 8 columns' mismatch counts over `words` words as two `u32x4` (columns
+/// 0-3 and 4-7; the first `halves` × 4 columns counted, the others stay 0). The counts stay in
+/// vectors to the end: the former `[[u32; 8]; R]` took 4 lane extracts and 4 scalar adds per
+/// accumulator and block, and the tiles read the array back (what the 4-word 256 → 256 layer
+/// of the binary-input MLP paid per tile beside its 4 words of products).
 #[inline(always)]
-pub(crate) unsafe fn mismatches<const R: usize>(words: usize, a: *const u64, lda: usize, b: *const u64, halves: usize) -> [[u32; BNR]; R] {
-    let mut tot = [[0u32; BNR]; R];
+pub(crate) unsafe fn mismatches<const R: usize>(words: usize, a: *const u64, lda: usize, b: *const u64, halves: usize) -> [[v128; 2]; R] {
+    let mut tot = [[u32x4_splat(0); 2]; R];
     for half in 0..halves {
         let mut w0 = 0;
         while w0 < words {
@@ -77,13 +95,13 @@ pub(crate) unsafe fn mismatches<const R: usize>(words: usize, a: *const u64, lda
                 }
             }
             for (t, s) in tot.iter_mut().zip(&acc) {
-                for (q, v) in s.iter().enumerate() {
-                    // u8 × 16 → u32 × 4: lanes 0, 1 belong to column 2q of the half, 2, 3 to 2q + 1.
-                    let d = u32x4_extadd_pairwise_u16x8(u16x8_extadd_pairwise_u8x16(*v));
-                    let j = half * BNR / 2 + 2 * q;
-                    t[j] += u32x4_extract_lane::<0>(d) + u32x4_extract_lane::<1>(d);
-                    t[j + 1] += u32x4_extract_lane::<2>(d) + u32x4_extract_lane::<3>(d);
-                }
+                // u8 × 16 → u32 × 4: lanes 0, 1 of `d0` belong to column 0 of the half, 2, 3 to
+                // column 1; `d1` the same for columns 2 and 3. Even lanes plus odd lanes are
+                // the four columns in order.
+                let d0 = u32x4_extadd_pairwise_u16x8(u16x8_extadd_pairwise_u8x16(s[0]));
+                let d1 = u32x4_extadd_pairwise_u16x8(u16x8_extadd_pairwise_u8x16(s[1]));
+                let cols = i32x4_add(i32x4_shuffle::<0, 2, 4, 6>(d0, d1), i32x4_shuffle::<1, 3, 5, 7>(d0, d1));
+                t[half] = i32x4_add(t[half], cols);
             }
             w0 = w1;
         }

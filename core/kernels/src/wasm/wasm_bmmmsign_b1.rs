@@ -34,8 +34,8 @@ unsafe fn tile<const R: usize>(words: usize, a: *const u64, lda: usize, b: *cons
     let (hi0, hi1) = (v128_load(hi as *const v128), v128_load(hi.add(4) as *const v128));
     for (r, t) in tot.iter().enumerate() {
         // k − 2·d fits i32 (k <= MAX_BK).
-        let d0 = i32x4_sub(kv, i32x4_shl(v128_load(t.as_ptr() as *const v128), 1));
-        let d1 = i32x4_sub(kv, i32x4_shl(v128_load(t.as_ptr().add(4) as *const v128), 1));
+        let d0 = i32x4_sub(kv, i32x4_shl(t[0], 1));
+        let d1 = i32x4_sub(kv, i32x4_shl(t[1], 1));
         let m0 = i32x4_bitmask(v128_and(i32x4_ge(d0, lo0), i32x4_le(d0, hi0)));
         let m1 = i32x4_bitmask(v128_and(i32x4_ge(d1, lo1), i32x4_le(d1, hi1)));
         *out.add(r * ldo) = m0 | (m1 << 4);
