@@ -355,9 +355,9 @@ impl KernelSet {
     /// `base[i] + offs[g]` (`b` has `k = 4 · offs.len()` rows). A convolution's im2col without the
     /// copy: `base[i]` is output pixel i's window corner in the input, `offs[g]` where the
     /// window's g-th 4 bytes lie from there (`core/runtime/QUANT.md`, "Integer kernels"). Sets
-    /// with a gathering kernel (AVX-512 VNNI) read the words in place; the others gather them
-    /// into their packed A panel (`apanel`, at least `QMAX_MR · k_padded / 2` i32) and run their
-    /// usual kernel. Exact sums either way. Panics when a word lies past the end of `x`, `b` was
+    /// with a gathering kernel (AVX-512 VNNI, the wasm pair and 7-bit tiles) read the words in
+    /// place; the others gather them into their packed A panel (`apanel`, at least `QMAX_MR ·
+    /// k_padded / 2` i32) and run their usual kernel. Exact sums either way. Panics when a word lies past the end of `x`, `b` was
     /// packed for another set or has another k, or `c` is short.
     #[allow(clippy::too_many_arguments)]
     pub fn qgemm_gather(&self, x: &[u8], base: &[u32], offs: &[u32], b: &PackedQB, c: &mut [i32], ldc: usize, apanel: &mut [i32]) {
@@ -379,6 +379,11 @@ impl KernelSet {
         #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
         if b.layout == QLayout::Dot7 {
             gather_dot7(x, base, offs, b, c, ldc);
+            return;
+        }
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        if b.layout == QLayout::Pair {
+            gather_pair(x, base, offs, b, c, ldc);
             return;
         }
         let runs = dot7_runs(b.layout, offs);
@@ -662,6 +667,49 @@ fn gather_dot7(x: &[u8], base: &[u32], offs: &[u32], b: &PackedQB, c: &mut [i32]
             // panel_bytes (64 of column constants, words × 64 of weights); C rows..cols at ldc
             // lie inside `c` (the caller checked: row0 + nrows <= m, col < n).
             unsafe { tile(words, rows.as_ptr(), offs.as_ptr(), rowc.as_ptr(), bp.as_ptr(), c[c0..].as_mut_ptr(), ldc, nrows, cols) };
+        }
+    }
+}
+
+/// [`KernelSet::qgemm_gather`] on the simd128 pair tile's gathering form
+/// (`wasm_qmmm_gather_i8_4x16`): the bytes the words reach are widened to u16 once per call,
+/// so each pair word (two codes as u16) is 4 bytes of that copy, splatted by the tile where it
+/// lies: no A panel. Per gathered word, `gather_a` had built two pair words with shifts and
+/// ors and stored them (21 % of the int8 CNN's plan time in Node 20 on AMD EPYC (Zen 4), the
+/// tile 56 %: QUANT.md, "Speed"); a conv's first layer reads each input byte about 25 times.
+/// The caller checked the shapes and that every word lies inside `x`.
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+fn gather_pair(x: &[u8], base: &[u32], offs: &[u32], b: &PackedQB, c: &mut [i32], ldc: usize) {
+    use crate::wasm::wasm_qmmm_i8::{wasm_qmmm_gather_i8_4x16 as tile, MR};
+    let (n, m, words) = (b.n, base.len(), b.words());
+    // Only the bytes the words reach: `x` may be a whole slot, far longer than one sample.
+    let lo = base.iter().fold(u32::MAX, |a, &v| a.min(v)) as usize;
+    let hi = base.iter().fold(0u32, |a, &v| a.max(v)) as usize + offs.iter().fold(0u32, |a, &v| a.max(v)) as usize + 4;
+    let wide: Vec<u16> = x[lo..hi].iter().map(|&v| u16::from(v)).collect();
+    // Quad word g at byte offset o is pair words 2g and 2g + 1: codes o, o + 1 and o + 2, o + 3,
+    // at byte offsets 2·o and 2·o + 4 of the widened copy (little-endian u16: a | b << 16).
+    let offs2: Vec<u32> = offs.iter().flat_map(|&o| [2 * o, 2 * o + 4]).collect();
+    debug_assert_eq!(offs2.len(), words);
+    let wp = wide.as_ptr().cast::<u8>();
+    let panel_bytes = b.panel_bytes();
+    let mut rows = [wp; MR];
+    for row0 in (0..m).step_by(MR) {
+        let nrows = MR.min(m - row0);
+        for (r, p) in rows.iter_mut().enumerate() {
+            // Rows past the last one repeat it: computed by the tile, never stored.
+            let at = base[(row0 + r).min(m - 1)] as usize - lo;
+            // SAFETY: at + offs[g] + 4 <= hi − lo = wide.len() for every g (the caller checked
+            // every word against x), so 2·at + offs2[p] + 4 <= 2·wide.len() bytes.
+            *p = unsafe { wp.add(2 * at) };
+        }
+        for pi in 0..n.div_ceil(QNR) {
+            let cols = QNR.min(n - pi * QNR);
+            let bp = &b.data[pi * panel_bytes..(pi + 1) * panel_bytes];
+            let c0 = row0 * ldc + pi * QNR;
+            // SAFETY: every pair word is inside `wide` (as above); the panel holds words × 64
+            // bytes; C rows..cols at ldc lie inside `c` (the caller checked: row0 + nrows <= m,
+            // col < n).
+            unsafe { tile(words, rows.as_ptr(), offs2.as_ptr(), bp.as_ptr(), c[c0..].as_mut_ptr(), ldc, nrows, cols) };
         }
     }
 }
