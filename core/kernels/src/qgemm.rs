@@ -378,12 +378,12 @@ impl KernelSet {
         let (rs, ws) = panel_strides(b.layout, mr, words);
         #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
         if b.layout == QLayout::Dot7 {
-            gather_dot7(x, base, offs, b, c, ldc);
+            gather_dot7(x, base, offs, b, c, ldc, 1);
             return;
         }
         #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
         if b.layout == QLayout::Pair {
-            gather_pair(x, base, offs, b, c, ldc);
+            gather_pair(x, base, offs, b, c, ldc, 1);
             return;
         }
         let runs = dot7_runs(b.layout, offs);
@@ -444,6 +444,16 @@ impl KernelSet {
         let words = b.words();
         let panel_bytes = b.panel_bytes();
         let panels = n.div_ceil(QNR);
+        // wasm: the gathering tiles take a 2 × 2 window as their 4 rows and store its max.
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        if self.qgather_max_native(group) {
+            match b.layout {
+                QLayout::Pair => return gather_pair(x, base, offs, b, c, ldc, group),
+                #[cfg(target_feature = "relaxed-simd")]
+                QLayout::Dot7 => return gather_dot7(x, base, offs, b, c, ldc, group),
+                _ => {}
+            }
+        }
         let mut rows = [x.as_ptr(); QMAX_MR];
         if let Some(gm) = self.qgmax.filter(|_| self.qgather_max_native(group) && b.layout == self.qlayout) {
             let mut pi = 0;
@@ -510,8 +520,12 @@ impl KernelSet {
     }
 
     /// Whether [`KernelSet::qgemm_gather_max`] keeps a pool of `group` pixels in its tile's
-    /// registers on this set (AVX-512 VNNI: groups of 1, 2 or 4).
+    /// registers on this set (AVX-512 VNNI: groups of 1, 2 or 4; the wasm simd128 set, whose
+    /// pair and 7-bit gathering tiles have 4 rows: groups of 4, i.e. 2 × 2 windows).
     pub fn qgather_max_native(&self, group: usize) -> bool {
+        if cfg!(all(target_arch = "wasm32", target_feature = "simd128")) && self.qlayout == QLayout::Pair {
+            return group == 4;
+        }
         self.qgmax.is_some() && matches!(group, 1 | 2 | 4)
     }
 }
@@ -626,7 +640,7 @@ fn quantize_dot7_row_scalar(p: QParams, x: &[f32], out: &mut [u8]) -> (u32, bool
 /// per-word gather took 22 % of the int7 CNN in wasm (QUANT.md, "Speed"). The caller checked
 /// the shapes and that every word lies inside `x`.
 #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
-fn gather_dot7(x: &[u8], base: &[u32], offs: &[u32], b: &PackedQB, c: &mut [i32], ldc: usize) {
+fn gather_dot7(x: &[u8], base: &[u32], offs: &[u32], b: &PackedQB, c: &mut [i32], ldc: usize, group: usize) {
     use crate::wasm::wasm_relaxed_qmmm_i7::{wasm_relaxed_qmmm_gather_i7_4x16 as tile, MR};
     let (n, m, words) = (b.n, base.len(), b.words());
     // Only the bytes the words reach: `x` may be a whole slot, far longer than one sample.
@@ -662,11 +676,11 @@ fn gather_dot7(x: &[u8], base: &[u32], offs: &[u32], b: &PackedQB, c: &mut [i32]
         for pi in 0..n.div_ceil(QNR) {
             let cols = QNR.min(n - pi * QNR);
             let bp = &b.data[pi * panel_bytes..(pi + 1) * panel_bytes];
-            let c0 = row0 * ldc + pi * QNR;
+            let c0 = row0 / group * ldc + pi * QNR;
             // SAFETY: every gathered word is inside `flipped` (as above); the panel holds
             // panel_bytes (64 of column constants, words × 64 of weights); C rows..cols at ldc
             // lie inside `c` (the caller checked: row0 + nrows <= m, col < n).
-            unsafe { tile(words, rows.as_ptr(), offs.as_ptr(), rowc.as_ptr(), bp.as_ptr(), c[c0..].as_mut_ptr(), ldc, nrows, cols) };
+            unsafe { tile(words, rows.as_ptr(), offs.as_ptr(), rowc.as_ptr(), bp.as_ptr(), c[c0..].as_mut_ptr(), ldc, nrows, cols, group == MR) };
         }
     }
 }
@@ -679,7 +693,7 @@ fn gather_dot7(x: &[u8], base: &[u32], offs: &[u32], b: &PackedQB, c: &mut [i32]
 /// tile 56 %: QUANT.md, "Speed"); a conv's first layer reads each input byte about 25 times.
 /// The caller checked the shapes and that every word lies inside `x`.
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-fn gather_pair(x: &[u8], base: &[u32], offs: &[u32], b: &PackedQB, c: &mut [i32], ldc: usize) {
+fn gather_pair(x: &[u8], base: &[u32], offs: &[u32], b: &PackedQB, c: &mut [i32], ldc: usize, group: usize) {
     use crate::wasm::wasm_qmmm_i8::{wasm_qmmm_gather_i8_4x16 as tile, MR};
     let (n, m, words) = (b.n, base.len(), b.words());
     // Only the bytes the words reach: `x` may be a whole slot, far longer than one sample.
@@ -705,11 +719,11 @@ fn gather_pair(x: &[u8], base: &[u32], offs: &[u32], b: &PackedQB, c: &mut [i32]
         for pi in 0..n.div_ceil(QNR) {
             let cols = QNR.min(n - pi * QNR);
             let bp = &b.data[pi * panel_bytes..(pi + 1) * panel_bytes];
-            let c0 = row0 * ldc + pi * QNR;
+            let c0 = row0 / group * ldc + pi * QNR;
             // SAFETY: every pair word is inside `wide` (as above); the panel holds words × 64
             // bytes; C rows..cols at ldc lie inside `c` (the caller checked: row0 + nrows <= m,
-            // col < n).
-            unsafe { tile(words, rows.as_ptr(), offs2.as_ptr(), bp.as_ptr(), c[c0..].as_mut_ptr(), ldc, nrows, cols) };
+            // col < n; pooled, row row0 / 4 < m / 4).
+            unsafe { tile(words, rows.as_ptr(), offs2.as_ptr(), bp.as_ptr(), c[c0..].as_mut_ptr(), ldc, nrows, cols, group == MR) };
         }
     }
 }
@@ -917,6 +931,21 @@ fn pack_a(layout: QLayout, a: &[u8], lda: usize, k: usize, rows: usize, mr: usiz
             out[r * (words + 1) + words] = dot7_row((0..k).map(|p| byte(r, p) as u32).sum());
         }
     }
+}
+
+/// Stores the per-column max of a 4-row tile (one 2 × 2 pool window's conv pixels: the wasm
+/// gathering tiles' fused pool) as one row of `cols` at `c`.
+/// Safety: `c` valid for `cols` writes.
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+#[inline(always)]
+pub(crate) unsafe fn store_qtile_max(acc: &[[i32; QNR]; 4], c: *mut i32, cols: usize) {
+    let mut m = acc[0];
+    for row in &acc[1..] {
+        for (v, &w) in m.iter_mut().zip(row) {
+            *v = (*v).max(w);
+        }
+    }
+    store_qtile(&[m], c, 0, 1, cols);
 }
 
 /// Copies a full `MR × 16` accumulator tile's valid part to C (edge tiles and the generic

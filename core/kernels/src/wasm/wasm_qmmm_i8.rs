@@ -11,7 +11,7 @@
 //! conv's input widened to u16 once per call (`qgemm.rs`, `gather_pair`), so a pair word is 4
 //! bytes of it, splatted straight from there (no A panel, no per-word gather).
 
-use crate::qgemm::{store_qtile, QNR};
+use crate::qgemm::{store_qtile, store_qtile_max, QNR};
 use core::arch::wasm32::*;
 
 pub(crate) const MR: usize = 4;
@@ -30,11 +30,13 @@ pub(crate) unsafe fn wasm_qmmm_i8_4x16(
     rows: usize,
     cols: usize,
 ) {
-    tile(words, &Packed { a, rs, ws }, b, c, ldc, rows, cols);
+    tile(words, &Packed { a, rs, ws }, b, c, ldc, rows, cols, false);
 }
 
 /// `wasm_qmmm_gather_i8_4x16`: the tile with pair word `(p, r)` the i32 (unaligned) at
 /// `rows[r] + offs[p]`, i.e. two u16 of the widened input (`qgemm.rs`, `gather_pair`).
+/// With `pool` the MR rows are one max-pool window (a fused 2 × 2 pool, `qgemm_gather_max`):
+/// only their per-column max is stored, as one row at `c`.
 ///
 /// # Safety
 /// `rows` holds MR pointers (rows past `nrows` repeat a valid one: computed, not stored),
@@ -50,9 +52,10 @@ pub(crate) unsafe fn wasm_qmmm_gather_i8_4x16(
     ldc: usize,
     nrows: usize,
     cols: usize,
+    pool: bool,
 ) {
     let g = Gathered { rows: [*rows, *rows.add(1), *rows.add(2), *rows.add(3)], offs };
-    tile(words, &g, b, c, ldc, nrows, cols);
+    tile(words, &g, b, c, ldc, nrows, cols, pool);
 }
 
 /// Where a tile's A pair words are.
@@ -89,9 +92,9 @@ impl ASource for Gathered {
 }
 
 #[inline(always)]
-unsafe fn tile<A: ASource>(words: usize, a: &A, b: *const u8, c: *mut i32, ldc: usize, rows: usize, cols: usize) {
+unsafe fn tile<A: ASource>(words: usize, a: &A, b: *const u8, c: *mut i32, ldc: usize, rows: usize, cols: usize, pool: bool) {
     // A single row (batch 1) computes only that row; qgemm then packs only that row.
-    if rows == 1 {
+    if rows == 1 && !pool {
         let mut t = [[0i32; QNR]; 1];
         pass::<A, 1, 4>(words, a, b, 0, &mut t);
         store_qtile(&t, c, ldc, rows, cols);
@@ -103,7 +106,11 @@ unsafe fn tile<A: ASource>(words: usize, a: &A, b: *const u8, c: *mut i32, ldc: 
                 pass::<A, MR, PASS>(words, a, b, q0, &mut t);
             }
         }
-        store_qtile(&t, c, ldc, rows, cols);
+        if pool {
+            store_qtile_max(&t, c, cols);
+        } else {
+            store_qtile(&t, c, ldc, rows, cols);
+        }
     }
 }
 

@@ -29,7 +29,7 @@
 //! (batch 1) runs 1 × 16 in one pass. The dot accumulates in place (V8 with AVX-VNNI emits one
 //! `vpdpbusd` per dot; its 5-cycle latency is covered by the 8 independent accumulators).
 
-use crate::qgemm::{store_qtile, QNR};
+use crate::qgemm::{store_qtile, store_qtile_max, QNR};
 use core::arch::wasm32::*;
 use std::sync::OnceLock;
 
@@ -54,13 +54,16 @@ pub(crate) unsafe fn wasm_relaxed_qmmm_i7_4x16(
     rows: usize,
     cols: usize,
 ) {
-    tile(words, &Packed { a, rs, ws, words }, b, c, ldc, rows, cols);
+    tile(words, &Packed { a, rs, ws, words }, b, c, ldc, rows, cols, false);
 }
 
 /// `wasm_relaxed_qmmm_gather_i7_4x16`: the same tile with A read where it lies (a conv's
 /// window, `qgemm.rs`, `qgemm_gather`): word `(g, r)` is the i32 (unaligned) at `rows[r] +
 /// offs[g]`, bytes already flipped to `a ^ 0x80` (the caller flips the conv's input once,
 /// instead of once per gathered word), and row r's constant is `rowc[r]`. No A panel.
+/// With `pool` the MR rows are one max-pool window (a fused 2 × 2 pool, `qgemm_gather_max`):
+/// only their per-column max is stored, as one row at `c` (each row's constant is in its sums
+/// before the max).
 ///
 /// # Safety
 /// `rows` holds MR pointers (rows past `nrows` repeat a valid one: computed, not stored),
@@ -77,9 +80,10 @@ pub(crate) unsafe fn wasm_relaxed_qmmm_gather_i7_4x16(
     ldc: usize,
     nrows: usize,
     cols: usize,
+    pool: bool,
 ) {
     let g = Gathered { rows: [*rows, *rows.add(1), *rows.add(2), *rows.add(3)], offs, rowc: [*rowc, *rowc.add(1), *rowc.add(2), *rowc.add(3)] };
-    tile(words, &g, b, c, ldc, nrows, cols);
+    tile(words, &g, b, c, ldc, nrows, cols, pool);
 }
 
 /// Where a tile's A words and row constants are.
@@ -130,8 +134,8 @@ impl ASource for Gathered {
 
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn tile<A: ASource>(words: usize, a: &A, b: *const u8, c: *mut i32, ldc: usize, rows: usize, cols: usize) {
-    if rows == 1 {
+unsafe fn tile<A: ASource>(words: usize, a: &A, b: *const u8, c: *mut i32, ldc: usize, rows: usize, cols: usize, pool: bool) {
+    if rows == 1 && !pool {
         let mut t = [[0i32; QNR]; 1];
         pass::<A, 1, 4>(words, a, b, 0, &mut t);
         store_qtile(&t, c, ldc, rows, cols);
@@ -143,7 +147,11 @@ unsafe fn tile<A: ASource>(words: usize, a: &A, b: *const u8, c: *mut i32, ldc: 
                 pass::<A, MR, PASS>(words, a, b, q0, &mut t);
             }
         }
-        store_qtile(&t, c, ldc, rows, cols);
+        if pool {
+            store_qtile_max(&t, c, cols);
+        } else {
+            store_qtile(&t, c, ldc, rows, cols);
+        }
     }
 }
 
