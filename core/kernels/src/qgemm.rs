@@ -116,6 +116,36 @@ pub struct PackedQB {
     /// `ceil(n / 16)` panels of `panel_bytes()` each (i16 pairs stored little-endian).
     data: Vec<u8>,
     col_sums: Vec<i32>,
+    /// wasm simd128, pair layout: the panels without the pair words whose weights are all zero
+    /// in every column, when there are such words (`gather_pair` skips them).
+    nonzero: Option<NonzeroPairs>,
+}
+
+/// [`PackedQB`]'s pair words that are not all zero: their indices and the panels of those
+/// words alone (`panels × words.len() × 64` bytes). A conv whose kernel rows are padded to 4
+/// bytes (`runtime/src/exec/qconv.rs`) has whole zero pair words: the CNN's first conv (C = 1,
+/// 5 taps padded to 8 bytes) 5 of its 20. Dropping a product by zero keeps the sums exact.
+#[derive(Clone, Debug)]
+struct NonzeroPairs {
+    words: Vec<u32>,
+    data: Vec<u8>,
+}
+
+/// The [`NonzeroPairs`] of pair panels (`words` pair words each), or `None` when every word has
+/// a non-zero weight.
+fn nonzero_pairs(data: &[u8], panels: usize, words: usize) -> Option<NonzeroPairs> {
+    let pb = words * 64;
+    let kept: Vec<u32> = (0..words).filter(|&p| (0..panels).any(|pi| data[pi * pb + p * 64..][..64].iter().any(|&v| v != 0))).map(|p| p as u32).collect();
+    if kept.len() == words {
+        return None;
+    }
+    let mut out = Vec::with_capacity(panels * kept.len() * 64);
+    for pi in 0..panels {
+        for &p in &kept {
+            out.extend_from_slice(&data[pi * pb + p as usize * 64..][..64]);
+        }
+    }
+    Some(NonzeroPairs { words: kept, data: out })
 }
 
 impl PackedQB {
@@ -274,7 +304,9 @@ impl KernelSet {
                 }
             }
         }
-        PackedQB { k, n, layout, data, col_sums }
+        // Only the simd128 pair tile's gathering form reads it (`gather_pair`).
+        let nonzero = if cfg!(all(target_arch = "wasm32", target_feature = "simd128")) && layout == QLayout::Pair { nonzero_pairs(&data, panels, kp / 2) } else { None };
+        PackedQB { k, n, layout, data, col_sums, nonzero }
     }
 
     /// The tile and its MR for weights packed in `layout` (the set's own or its 7-bit tile's).
@@ -702,10 +734,14 @@ fn gather_pair(x: &[u8], base: &[u32], offs: &[u32], b: &PackedQB, c: &mut [i32]
     let wide: Vec<u16> = x[lo..hi].iter().map(|&v| u16::from(v)).collect();
     // Quad word g at byte offset o is pair words 2g and 2g + 1: codes o, o + 1 and o + 2, o + 3,
     // at byte offsets 2·o and 2·o + 4 of the widened copy (little-endian u16: a | b << 16).
-    let offs2: Vec<u32> = offs.iter().flat_map(|&o| [2 * o, 2 * o + 4]).collect();
+    // Pair words whose weights are all zero are skipped (`NonzeroPairs`).
+    let (offs2, bdata, words): (Vec<u32>, &[u8], usize) = match &b.nonzero {
+        Some(nz) => (nz.words.iter().map(|&p| 2 * offs[p as usize / 2] + 4 * (p % 2)).collect(), &nz.data, nz.words.len()),
+        None => (offs.iter().flat_map(|&o| [2 * o, 2 * o + 4]).collect(), &b.data, words),
+    };
     debug_assert_eq!(offs2.len(), words);
     let wp = wide.as_ptr().cast::<u8>();
-    let panel_bytes = b.panel_bytes();
+    let panel_bytes = words * 64;
     let mut rows = [wp; MR];
     for row0 in (0..m).step_by(MR) {
         let nrows = MR.min(m - row0);
@@ -718,7 +754,7 @@ fn gather_pair(x: &[u8], base: &[u32], offs: &[u32], b: &PackedQB, c: &mut [i32]
         }
         for pi in 0..n.div_ceil(QNR) {
             let cols = QNR.min(n - pi * QNR);
-            let bp = &b.data[pi * panel_bytes..(pi + 1) * panel_bytes];
+            let bp = &bdata[pi * panel_bytes..(pi + 1) * panel_bytes];
             let c0 = row0 / group * ldc + pi * QNR;
             // SAFETY: every pair word is inside `wide` (as above); the panel holds words × 64
             // bytes; C rows..cols at ldc lie inside `c` (the caller checked: row0 + nrows <= m,
