@@ -30,7 +30,7 @@ pub(crate) unsafe fn wasm_qmmm_i8_4x16(
     rows: usize,
     cols: usize,
 ) {
-    tile(words, &Packed { a, rs, ws }, b, c, ldc, rows, cols, false);
+    tile(words, &PackedWords { a, rs, ws }, b, c, ldc, rows, cols, false);
 }
 
 /// `wasm_qmmm_gather_i8_4x16`: the tile with pair word `(p, r)` the i32 (unaligned) at
@@ -54,24 +54,25 @@ pub(crate) unsafe fn wasm_qmmm_gather_i8_4x16(
     cols: usize,
     pool: bool,
 ) {
-    let g = Gathered { rows: [*rows, *rows.add(1), *rows.add(2), *rows.add(3)], offs };
+    let g = GatheredWords { rows: [*rows, *rows.add(1), *rows.add(2), *rows.add(3)], offs };
     tile(words, &g, b, c, ldc, nrows, cols, pool);
 }
 
-/// Where a tile's A pair words are.
-trait ASource {
-    /// Row r's pair word p. Safety: p < words, r < MR.
+/// Where a tile's A words are (this tile's pair words, the 7-bit tile's quads:
+/// `wasm_relaxed_qmmm_i7.rs` adds its row constants to these two sources).
+pub(crate) trait AWords {
+    /// Row r's word p. Safety: p < words, r < MR.
     unsafe fn word(&self, p: usize, r: usize) -> *const u32;
 }
 
-/// A packed pair panel (`qgemm.rs`): word `(p, r)` at `a + p·ws + r·rs`.
-struct Packed {
-    a: *const i32,
-    rs: usize,
-    ws: usize,
+/// A packed panel (`qgemm.rs`): word `(p, r)` at `a + p·ws + r·rs`.
+pub(crate) struct PackedWords {
+    pub(crate) a: *const i32,
+    pub(crate) rs: usize,
+    pub(crate) ws: usize,
 }
 
-impl ASource for Packed {
+impl AWords for PackedWords {
     #[inline(always)]
     unsafe fn word(&self, p: usize, r: usize) -> *const u32 {
         self.a.add(p * self.ws + r * self.rs) as *const u32
@@ -79,12 +80,12 @@ impl ASource for Packed {
 }
 
 /// Rows read in place: word `(p, r)` at `rows[r] + offs[p]`.
-struct Gathered {
-    rows: [*const u8; MR],
-    offs: *const u32,
+pub(crate) struct GatheredWords {
+    pub(crate) rows: [*const u8; MR],
+    pub(crate) offs: *const u32,
 }
 
-impl ASource for Gathered {
+impl AWords for GatheredWords {
     #[inline(always)]
     unsafe fn word(&self, p: usize, r: usize) -> *const u32 {
         self.rows[r].add(*self.offs.add(p) as usize) as *const u32
@@ -92,7 +93,7 @@ impl ASource for Gathered {
 }
 
 #[inline(always)]
-unsafe fn tile<A: ASource>(words: usize, a: &A, b: *const u8, c: *mut i32, ldc: usize, rows: usize, cols: usize, pool: bool) {
+unsafe fn tile<A: AWords>(words: usize, a: &A, b: *const u8, c: *mut i32, ldc: usize, rows: usize, cols: usize, pool: bool) {
     // A single row (batch 1) computes only that row; qgemm then packs only that row.
     if rows == 1 && !pool {
         let mut t = [[0i32; QNR]; 1];
@@ -119,7 +120,7 @@ const PASS: usize = 2;
 
 /// R rows × CV column groups of 4 (from group `q0`) into `t`.
 #[inline(always)]
-unsafe fn pass<A: ASource, const R: usize, const CV: usize>(words: usize, a: &A, b: *const u8, q0: usize, t: &mut [[i32; QNR]; R]) {
+unsafe fn pass<A: AWords, const R: usize, const CV: usize>(words: usize, a: &A, b: *const u8, q0: usize, t: &mut [[i32; QNR]; R]) {
     let mut acc = [[i32x4_splat(0); CV]; R];
     for p in 0..words {
         let bp = b.add(p * 64 + q0 * 16);
