@@ -117,7 +117,9 @@ pub struct PackedQB {
     data: Vec<u8>,
     col_sums: Vec<i32>,
     /// wasm simd128, pair layout: the panels without the pair words whose weights are all zero
-    /// in every column, when there are such words (`gather_pair` skips them).
+    /// in every column, when there are such words (`gather_pair` skips them). Always `None`
+    /// in other builds.
+    #[cfg_attr(not(all(target_arch = "wasm32", target_feature = "simd128")), allow(dead_code))]
     nonzero: Option<NonzeroPairs>,
 }
 
@@ -126,6 +128,7 @@ pub struct PackedQB {
 /// bytes (`runtime/src/exec/qconv.rs`) has whole zero pair words: the CNN's first conv (C = 1,
 /// 5 taps padded to 8 bytes) 5 of its 20. Dropping a product by zero keeps the sums exact.
 #[derive(Clone, Debug)]
+#[cfg_attr(not(all(target_arch = "wasm32", target_feature = "simd128")), allow(dead_code))]
 struct NonzeroPairs {
     words: Vec<u32>,
     data: Vec<u8>,

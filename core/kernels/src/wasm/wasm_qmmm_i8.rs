@@ -93,6 +93,7 @@ impl AWords for GatheredWords {
 }
 
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 unsafe fn tile<A: AWords>(words: usize, a: &A, b: *const u8, c: *mut i32, ldc: usize, rows: usize, cols: usize, pool: bool) {
     // A single row (batch 1) computes only that row; qgemm then packs only that row.
     if rows == 1 && !pool {
