@@ -411,16 +411,24 @@ fn gathered_rows_match_the_same_rows_laid_out() {
         (7, 33, 40, true),
     ] {
         let Gathered { x, base, offs, k, w, rows } = gathered_case(&mut rng, m, words, n, extreme, w8);
-        let want = reference(m, k, n, &rows, k, &w);
-        for ks in KernelSet::available() {
-            let b = ks.qpack_b(k, n, &w);
-            let ldc = n + 3;
-            let mut c = vec![i32::MIN; m * ldc];
-            let mut apanel = vec![0i32; QMAX_MR * b.k_padded()];
-            ks.qgemm_gather(&x, &base, &offs, &b, &mut c, ldc, &mut apanel);
-            for i in 0..m {
-                assert_eq!(&c[i * ldc..i * ldc + n], &want[i * n..(i + 1) * n], "{} ({}) gather: m {m} words {words} n {n}, row {i}", ks.name(), ks.qmmm_name());
-                assert!(c[i * ldc + n..(i + 1) * ldc].iter().all(|&v| v == i32::MIN), "{} wrote past n", ks.name());
+        // Then with whole pairs of k rows zero in every column (a conv's kernel rows padded to
+        // 4 bytes), which the wasm pair tile skips (`qgemm.rs`, `NonzeroPairs`).
+        for zero_pairs in [false, true] {
+            let mut w = w.clone();
+            if zero_pairs {
+                (0..k).filter(|p| (p / 2) % 3 == 1).for_each(|p| w[p * n..(p + 1) * n].fill(0));
+            }
+            let want = reference(m, k, n, &rows, k, &w);
+            for ks in KernelSet::available() {
+                let b = ks.qpack_b(k, n, &w);
+                let ldc = n + 3;
+                let mut c = vec![i32::MIN; m * ldc];
+                let mut apanel = vec![0i32; QMAX_MR * b.k_padded()];
+                ks.qgemm_gather(&x, &base, &offs, &b, &mut c, ldc, &mut apanel);
+                for i in 0..m {
+                    assert_eq!(&c[i * ldc..i * ldc + n], &want[i * n..(i + 1) * n], "{} ({}) gather: m {m} words {words} n {n}, zero pairs {zero_pairs}, row {i}", ks.name(), ks.qmmm_name());
+                    assert!(c[i * ldc + n..(i + 1) * ldc].iter().all(|&v| v == i32::MIN), "{} wrote past n", ks.name());
+                }
             }
         }
     }

@@ -128,6 +128,39 @@ pub struct PackedQB {
     /// `ceil(n / 16)` panels of `panel_bytes()` each (i16 pairs stored little-endian).
     data: Vec<u8>,
     col_sums: Vec<i32>,
+    /// wasm simd128, pair layout: the panels without the pair words whose weights are all zero
+    /// in every column, when there are such words (`gather_pair` skips them). Always `None`
+    /// in other builds.
+    #[cfg_attr(not(all(target_arch = "wasm32", target_feature = "simd128")), allow(dead_code))]
+    nonzero: Option<NonzeroPairs>,
+}
+
+/// [`PackedQB`]'s pair words that are not all zero: their indices and the panels of those
+/// words alone (`panels × words.len() × 64` bytes). A conv whose kernel rows are padded to 4
+/// bytes (`runtime/src/exec/qconv.rs`) has whole zero pair words: the CNN's first conv (C = 1,
+/// 5 taps padded to 8 bytes) 5 of its 20. Dropping a product by zero keeps the sums exact.
+#[derive(Clone, Debug)]
+#[cfg_attr(not(all(target_arch = "wasm32", target_feature = "simd128")), allow(dead_code))]
+struct NonzeroPairs {
+    words: Vec<u32>,
+    data: Vec<u8>,
+}
+
+/// The [`NonzeroPairs`] of pair panels (`words` pair words each), or `None` when every word has
+/// a non-zero weight.
+fn nonzero_pairs(data: &[u8], panels: usize, words: usize) -> Option<NonzeroPairs> {
+    let pb = words * 64;
+    let kept: Vec<u32> = (0..words).filter(|&p| (0..panels).any(|pi| data[pi * pb + p * 64..][..64].iter().any(|&v| v != 0))).map(|p| p as u32).collect();
+    if kept.len() == words {
+        return None;
+    }
+    let mut out = Vec::with_capacity(panels * kept.len() * 64);
+    for pi in 0..panels {
+        for &p in &kept {
+            out.extend_from_slice(&data[pi * pb + p as usize * 64..][..64]);
+        }
+    }
+    Some(NonzeroPairs { words: kept, data: out })
 }
 
 impl PackedQB {
@@ -286,7 +319,9 @@ impl KernelSet {
                 }
             }
         }
-        PackedQB { k, n, layout, data, col_sums }
+        // Only the simd128 pair tile's gathering form reads it (`gather_pair`).
+        let nonzero = if cfg!(all(target_arch = "wasm32", target_feature = "simd128")) && layout == QLayout::Pair { nonzero_pairs(&data, panels, kp / 2) } else { None };
+        PackedQB { k, n, layout, data, col_sums, nonzero }
     }
 
     /// The tile and its MR for weights packed in `layout` (the set's own or its 7-bit tile's).
@@ -393,9 +428,9 @@ impl KernelSet {
     /// `base[i] + offs[g]` (`b` has `k = 4 · offs.len()` rows). A convolution's im2col without the
     /// copy: `base[i]` is output pixel i's window corner in the input, `offs[g]` where the
     /// window's g-th 4 bytes lie from there (`core/runtime/QUANT.md`, "Integer kernels"). Sets
-    /// with a gathering kernel (AVX-512 VNNI) read the words in place; the others gather them
-    /// into their packed A panel (`apanel`, at least `QMAX_MR · k_padded / 2` i32) and run their
-    /// usual kernel. Exact sums either way. Panics when a word lies past the end of `x`, `b` was
+    /// with a gathering kernel (AVX-512 VNNI, the wasm pair and 7-bit tiles) read the words in
+    /// place; the others gather them into their packed A panel (`apanel`, at least `QMAX_MR ·
+    /// k_padded / 2` i32) and run their usual kernel. Exact sums either way. Panics when a word lies past the end of `x`, `b` was
     /// packed for another set or has another k, or `c` is short.
     #[allow(clippy::too_many_arguments)]
     pub fn qgemm_gather(&self, x: &[u8], base: &[u32], offs: &[u32], b: &PackedQB, c: &mut [i32], ldc: usize, apanel: &mut [i32]) {
@@ -416,7 +451,12 @@ impl KernelSet {
         let (rs, ws) = panel_strides(b.layout, mr, words);
         #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
         if b.layout == QLayout::Dot7 {
-            gather_dot7(x, base, offs, b, c, ldc);
+            gather_dot7(x, base, offs, b, c, ldc, 1);
+            return;
+        }
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        if b.layout == QLayout::Pair {
+            gather_pair(x, base, offs, b, c, ldc, 1);
             return;
         }
         let runs = dot7_runs(b.layout, offs);
@@ -477,6 +517,16 @@ impl KernelSet {
         let words = b.words();
         let panel_bytes = b.panel_bytes();
         let panels = n.div_ceil(QNR);
+        // wasm: the gathering tiles take a 2 × 2 window as their 4 rows and store its max.
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        if self.qgather_max_native(group) {
+            match b.layout {
+                QLayout::Pair => return gather_pair(x, base, offs, b, c, ldc, group),
+                #[cfg(target_feature = "relaxed-simd")]
+                QLayout::Dot7 => return gather_dot7(x, base, offs, b, c, ldc, group),
+                _ => {}
+            }
+        }
         let mut rows = [x.as_ptr(); QMAX_MR];
         if let Some(gm) = self.qgmax.filter(|_| self.qgather_max_native(group) && b.layout == self.qlayout) {
             let mut pi = 0;
@@ -543,8 +593,12 @@ impl KernelSet {
     }
 
     /// Whether [`KernelSet::qgemm_gather_max`] keeps a pool of `group` pixels in its tile's
-    /// registers on this set (AVX-512 VNNI: groups of 1, 2 or 4).
+    /// registers on this set (AVX-512 VNNI: groups of 1, 2 or 4; the wasm simd128 set, whose
+    /// pair and 7-bit gathering tiles have 4 rows: groups of 4, i.e. 2 × 2 windows).
     pub fn qgather_max_native(&self, group: usize) -> bool {
+        if cfg!(all(target_arch = "wasm32", target_feature = "simd128")) && self.qlayout == QLayout::Pair {
+            return group == 4;
+        }
         self.qgmax.is_some() && matches!(group, 1 | 2 | 4)
     }
 }
@@ -659,7 +713,7 @@ fn quantize_dot7_row_scalar(p: QParams, x: &[f32], out: &mut [u8]) -> (u32, bool
 /// per-word gather took 22 % of the int7 CNN in wasm (QUANT.md, "Speed"). The caller checked
 /// the shapes and that every word lies inside `x`.
 #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
-fn gather_dot7(x: &[u8], base: &[u32], offs: &[u32], b: &PackedQB, c: &mut [i32], ldc: usize) {
+fn gather_dot7(x: &[u8], base: &[u32], offs: &[u32], b: &PackedQB, c: &mut [i32], ldc: usize, group: usize) {
     use crate::wasm::wasm_relaxed_qmmm_i7::{wasm_relaxed_qmmm_gather_i7_4x16 as tile, MR};
     let (n, m, words) = (b.n, base.len(), b.words());
     // Only the bytes the words reach: `x` may be a whole slot, far longer than one sample.
@@ -695,11 +749,58 @@ fn gather_dot7(x: &[u8], base: &[u32], offs: &[u32], b: &PackedQB, c: &mut [i32]
         for pi in 0..n.div_ceil(QNR) {
             let cols = QNR.min(n - pi * QNR);
             let bp = &b.data[pi * panel_bytes..(pi + 1) * panel_bytes];
-            let c0 = row0 * ldc + pi * QNR;
+            let c0 = row0 / group * ldc + pi * QNR;
             // SAFETY: every gathered word is inside `flipped` (as above); the panel holds
             // panel_bytes (64 of column constants, words × 64 of weights); C rows..cols at ldc
             // lie inside `c` (the caller checked: row0 + nrows <= m, col < n).
-            unsafe { tile(words, rows.as_ptr(), offs.as_ptr(), rowc.as_ptr(), bp.as_ptr(), c[c0..].as_mut_ptr(), ldc, nrows, cols) };
+            unsafe { tile(words, rows.as_ptr(), offs.as_ptr(), rowc.as_ptr(), bp.as_ptr(), c[c0..].as_mut_ptr(), ldc, nrows, cols, group == MR) };
+        }
+    }
+}
+
+/// [`KernelSet::qgemm_gather`] on the simd128 pair tile's gathering form
+/// (`wasm_qmmm_gather_i8_4x16`): the bytes the words reach are widened to u16 once per call,
+/// so each pair word (two codes as u16) is 4 bytes of that copy, splatted by the tile where it
+/// lies: no A panel. Per gathered word, `gather_a` had built two pair words with shifts and
+/// ors and stored them (21 % of the int8 CNN's plan time in Node 20 on AMD EPYC (Zen 4), the
+/// tile 56 %: QUANT.md, "Speed"); a conv's first layer reads each input byte about 25 times.
+/// The caller checked the shapes and that every word lies inside `x`.
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+fn gather_pair(x: &[u8], base: &[u32], offs: &[u32], b: &PackedQB, c: &mut [i32], ldc: usize, group: usize) {
+    use crate::wasm::wasm_qmmm_i8::{wasm_qmmm_gather_i8_4x16 as tile, MR};
+    let (n, m, words) = (b.n, base.len(), b.words());
+    // Only the bytes the words reach: `x` may be a whole slot, far longer than one sample.
+    let lo = base.iter().fold(u32::MAX, |a, &v| a.min(v)) as usize;
+    let hi = base.iter().fold(0u32, |a, &v| a.max(v)) as usize + offs.iter().fold(0u32, |a, &v| a.max(v)) as usize + 4;
+    let wide: Vec<u16> = x[lo..hi].iter().map(|&v| u16::from(v)).collect();
+    // Quad word g at byte offset o is pair words 2g and 2g + 1: codes o, o + 1 and o + 2, o + 3,
+    // at byte offsets 2·o and 2·o + 4 of the widened copy (little-endian u16: a | b << 16).
+    // Pair words whose weights are all zero are skipped (`NonzeroPairs`).
+    let (offs2, bdata, words): (Vec<u32>, &[u8], usize) = match &b.nonzero {
+        Some(nz) => (nz.words.iter().map(|&p| 2 * offs[p as usize / 2] + 4 * (p % 2)).collect(), &nz.data, nz.words.len()),
+        None => (offs.iter().flat_map(|&o| [2 * o, 2 * o + 4]).collect(), &b.data, words),
+    };
+    debug_assert_eq!(offs2.len(), words);
+    let wp = wide.as_ptr().cast::<u8>();
+    let panel_bytes = words * 64;
+    let mut rows = [wp; MR];
+    for row0 in (0..m).step_by(MR) {
+        let nrows = MR.min(m - row0);
+        for (r, p) in rows.iter_mut().enumerate() {
+            // Rows past the last one repeat it: computed by the tile, never stored.
+            let at = base[(row0 + r).min(m - 1)] as usize - lo;
+            // SAFETY: at + offs[g] + 4 <= hi − lo = wide.len() for every g (the caller checked
+            // every word against x), so 2·at + offs2[p] + 4 <= 2·wide.len() bytes.
+            *p = unsafe { wp.add(2 * at) };
+        }
+        for pi in 0..n.div_ceil(QNR) {
+            let cols = QNR.min(n - pi * QNR);
+            let bp = &bdata[pi * panel_bytes..(pi + 1) * panel_bytes];
+            let c0 = row0 / group * ldc + pi * QNR;
+            // SAFETY: every pair word is inside `wide` (as above); the panel holds words × 64
+            // bytes; C rows..cols at ldc lie inside `c` (the caller checked: row0 + nrows <= m,
+            // col < n; pooled, row row0 / 4 < m / 4).
+            unsafe { tile(words, rows.as_ptr(), offs2.as_ptr(), bp.as_ptr(), c[c0..].as_mut_ptr(), ldc, nrows, cols, group == MR) };
         }
     }
 }
@@ -912,11 +1013,33 @@ fn pack_a(layout: QLayout, a: &[u8], lda: usize, k: usize, rows: usize, mr: usiz
     }
 }
 
+/// Stores the per-column max of a 4-row tile (one 2 × 2 pool window's conv pixels: the wasm
+/// gathering tiles' fused pool) as one row of `cols` at `c`.
+/// Safety: `c` valid for `cols` writes.
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+#[inline(always)]
+pub(crate) unsafe fn store_qtile_max(acc: &[[i32; QNR]; 4], c: *mut i32, cols: usize) {
+    let mut m = acc[0];
+    for row in &acc[1..] {
+        for (v, &w) in m.iter_mut().zip(row) {
+            *v = (*v).max(w);
+        }
+    }
+    store_qtile(&[m], c, 0, 1, cols);
+}
+
 /// Copies a full `MR × 16` accumulator tile's valid part to C (edge tiles and the generic
 /// kernel). Safety: `c` valid for `rows` rows of `cols` at `ldc`.
 #[inline(always)]
 pub(crate) unsafe fn store_qtile(acc: &[[i32; QNR]], c: *mut i32, ldc: usize, rows: usize, cols: usize) {
     for (r, row) in acc.iter().enumerate().take(rows) {
-        std::ptr::copy_nonoverlapping(row.as_ptr(), c.add(r * ldc), cols);
+        if cols == QNR {
+            // A whole row as one fixed-size copy, which the compiler inlines (four v128 stores
+            // in wasm). The variable-length copy became a `memory.copy`, which V8 runs as a call
+            // to the host's memmove: 9 % of the int8 CNN's samples in Node 20 (QUANT.md, "Speed").
+            c.add(r * ldc).cast::<[i32; QNR]>().write_unaligned(*row);
+        } else {
+            std::ptr::copy_nonoverlapping(row.as_ptr(), c.add(r * ldc), cols);
+        }
     }
 }

@@ -29,7 +29,8 @@
 //! (batch 1) runs 1 × 16 in one pass. The dot accumulates in place (V8 with AVX-VNNI emits one
 //! `vpdpbusd` per dot; its 5-cycle latency is covered by the 8 independent accumulators).
 
-use crate::qgemm::{store_qtile, QNR};
+use crate::qgemm::{store_qtile, store_qtile_max, QNR};
+use crate::wasm::wasm_qmmm_i8::{AWords, GatheredWords, PackedWords};
 use core::arch::wasm32::*;
 use std::sync::OnceLock;
 
@@ -54,13 +55,16 @@ pub(crate) unsafe fn wasm_relaxed_qmmm_i7_4x16(
     rows: usize,
     cols: usize,
 ) {
-    tile(words, &Packed { a, rs, ws, words }, b, c, ldc, rows, cols);
+    tile(words, &Packed { w: PackedWords { a, rs, ws }, words }, b, c, ldc, rows, cols, false);
 }
 
 /// `wasm_relaxed_qmmm_gather_i7_4x16`: the same tile with A read where it lies (a conv's
 /// window, `qgemm.rs`, `qgemm_gather`): word `(g, r)` is the i32 (unaligned) at `rows[r] +
 /// offs[g]`, bytes already flipped to `a ^ 0x80` (the caller flips the conv's input once,
 /// instead of once per gathered word), and row r's constant is `rowc[r]`. No A panel.
+/// With `pool` the MR rows are one max-pool window (a fused 2 × 2 pool, `qgemm_gather_max`):
+/// only their per-column max is stored, as one row at `c` (each row's constant is in its sums
+/// before the max).
 ///
 /// # Safety
 /// `rows` holds MR pointers (rows past `nrows` repeat a valid one: computed, not stored),
@@ -77,15 +81,15 @@ pub(crate) unsafe fn wasm_relaxed_qmmm_gather_i7_4x16(
     ldc: usize,
     nrows: usize,
     cols: usize,
+    pool: bool,
 ) {
-    let g = Gathered { rows: [*rows, *rows.add(1), *rows.add(2), *rows.add(3)], offs, rowc: [*rowc, *rowc.add(1), *rowc.add(2), *rowc.add(3)] };
-    tile(words, &g, b, c, ldc, nrows, cols);
+    let g = Gathered { w: GatheredWords { rows: [*rows, *rows.add(1), *rows.add(2), *rows.add(3)], offs }, rowc: [*rowc, *rowc.add(1), *rowc.add(2), *rowc.add(3)] };
+    tile(words, &g, b, c, ldc, nrows, cols, pool);
 }
 
-/// Where a tile's A words and row constants are.
-trait ASource {
-    /// Row r's word g (4 bytes `a ^ 0x80`). Safety: g < words, r < MR.
-    unsafe fn word(&self, g: usize, r: usize) -> *const u32;
+/// Where a tile's A words (4 bytes `a ^ 0x80`, addressed as the pair tile's) and row
+/// constants are.
+trait ASource: AWords {
     /// Row r's constant `−64 · Σ a`. Safety: r < MR.
     unsafe fn rowc(&self, r: usize) -> i32;
 }
@@ -93,35 +97,38 @@ trait ASource {
 /// A packed Dot7 panel (`qgemm.rs`): word `(g, r)` at `a + g·ws + r·rs`, the constant after
 /// the row's words.
 struct Packed {
-    a: *const i32,
-    rs: usize,
-    ws: usize,
+    w: PackedWords,
     words: usize,
+}
+
+impl AWords for Packed {
+    #[inline(always)]
+    unsafe fn word(&self, g: usize, r: usize) -> *const u32 {
+        self.w.word(g, r)
+    }
 }
 
 impl ASource for Packed {
     #[inline(always)]
-    unsafe fn word(&self, g: usize, r: usize) -> *const u32 {
-        self.a.add(g * self.ws + r * self.rs) as *const u32
-    }
-    #[inline(always)]
     unsafe fn rowc(&self, r: usize) -> i32 {
-        self.a.add(self.words * self.ws + r * self.rs).read_unaligned()
+        self.w.a.add(self.words * self.w.ws + r * self.w.rs).read_unaligned()
     }
 }
 
-/// Rows gathered in place: word `(g, r)` at `rows[r] + offs[g]`.
+/// Rows gathered in place: word `(g, r)` at `rows[r] + offs[g]`, the constants given.
 struct Gathered {
-    rows: [*const u8; MR],
-    offs: *const u32,
+    w: GatheredWords,
     rowc: [i32; MR],
 }
 
-impl ASource for Gathered {
+impl AWords for Gathered {
     #[inline(always)]
     unsafe fn word(&self, g: usize, r: usize) -> *const u32 {
-        self.rows[r].add(*self.offs.add(g) as usize) as *const u32
+        self.w.word(g, r)
     }
+}
+
+impl ASource for Gathered {
     #[inline(always)]
     unsafe fn rowc(&self, r: usize) -> i32 {
         self.rowc[r]
@@ -130,8 +137,8 @@ impl ASource for Gathered {
 
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn tile<A: ASource>(words: usize, a: &A, b: *const u8, c: *mut i32, ldc: usize, rows: usize, cols: usize) {
-    if rows == 1 {
+unsafe fn tile<A: ASource>(words: usize, a: &A, b: *const u8, c: *mut i32, ldc: usize, rows: usize, cols: usize, pool: bool) {
+    if rows == 1 && !pool {
         let mut t = [[0i32; QNR]; 1];
         pass::<A, 1, 4>(words, a, b, 0, &mut t);
         store_qtile(&t, c, ldc, rows, cols);
@@ -143,7 +150,11 @@ unsafe fn tile<A: ASource>(words: usize, a: &A, b: *const u8, c: *mut i32, ldc: 
                 pass::<A, MR, PASS>(words, a, b, q0, &mut t);
             }
         }
-        store_qtile(&t, c, ldc, rows, cols);
+        if pool {
+            store_qtile_max(&t, c, cols);
+        } else {
+            store_qtile(&t, c, ldc, rows, cols);
+        }
     }
 }
 

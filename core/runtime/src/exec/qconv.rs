@@ -39,10 +39,10 @@ pub(super) struct QGather {
     /// A max pool of the output fused in (`fuse_max_pools`): the sums are pooled before the
     /// epilogue, which then runs on a quarter of the values (2×2 windows).
     pool: Option<PoolGeom>,
-    /// With `pool`, x86_64 only: each pool window's conv pixels' bases, one window after the
-    /// other (`KernelSet::qgemm_gather_max` pools them in the tile's registers where the set
-    /// can, `qgather_max_native`). Not built for wasm, whose sets cannot (module size).
-    #[cfg(target_arch = "x86_64")]
+    /// With `pool`: each pool window's conv pixels' bases, one window after the other
+    /// (`KernelSet::qgemm_gather_max` pools them in the tile's registers where the set can,
+    /// `qgather_max_native`: AVX-512 VNNI, and the wasm simd128 set's 4-row tiles for 2 × 2
+    /// windows).
     pool_base: Vec<u32>,
 }
 
@@ -77,7 +77,6 @@ impl QGather {
             hp,
             wp,
             pool: None,
-            #[cfg(target_arch = "x86_64")]
             pool_base: Vec::new(),
         };
         Some((ks.qpack_b(kk, n, &w), d))
@@ -127,7 +126,6 @@ pub(super) fn qconv_gather(ks: KernelSet, g: &QConvX, d: &QGather, src: QIn, mut
     if let Some(pg) = &d.pool {
         let mp = pg.oh * pg.ow;
         // The pool in the tile's registers: only the pooled sums are ever stored.
-        #[cfg(target_arch = "x86_64")]
         if ks.qgather_max_native(pg.kh * pg.kw) {
             let pooled = &mut c[..mp * n];
             ks.qgemm_gather_max(x, &d.pool_base, pg.kh * pg.kw, &d.offs, &g.w, pooled, n, panel);
@@ -244,15 +242,12 @@ pub(super) fn fuse_max_pools(steps: &mut Vec<XStep>, vals: &[(Vec<usize>, usize)
             continue;
         };
         d.pool = Some(pg);
-        #[cfg(target_arch = "x86_64")]
-        {
-            let w = &g.win;
-            d.pool_base = (0..pg.oh * pg.ow)
-                .flat_map(|p| (0..pg.kh * pg.kw).map(move |q| (p / pg.ow * pg.sh + q / pg.kw, p % pg.ow * pg.sw + q % pg.kw)))
-                // Below MAX_PADDED_FLOATS (checked in `QGather::new`), so it fits u32.
-                .map(|(oy, ox)| ((oy * w.sh * d.wp + ox * w.sw) * w.c) as u32)
-                .collect();
-        }
+        let w = &g.win;
+        d.pool_base = (0..pg.oh * pg.ow)
+            .flat_map(|p| (0..pg.kh * pg.kw).map(move |q| (p / pg.ow * pg.sh + q / pg.kw, p % pg.ow * pg.sw + q % pg.kw)))
+            // Below MAX_PADDED_FLOATS (checked in `QGather::new`), so it fits u32.
+            .map(|(oy, ox)| ((oy * w.sh * d.wp + ox * w.sw) * w.c) as u32)
+            .collect();
         if let Some(s) = sums {
             qs.c.resize(qs.c.len().max(s), 0);
         }
