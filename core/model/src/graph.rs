@@ -494,18 +494,16 @@ fn node_shape(op: &Op, ins: &[&[usize]]) -> std::result::Result<Vec<usize>, Stri
             expect("Dense bias", bias, &[fout])?;
             vec![fout]
         }
-        Op::Conv2d { .. }
-        | Op::BatchNorm { .. }
+        Op::Conv2d { .. } | Op::MaxPool2d { .. } | Op::AvgPool2d { .. } => spatial_shape(op, ins)?,
+        Op::BatchNorm { .. }
         | Op::Add
         | Op::Mul
         | Op::Concat
-        | Op::MaxPool2d { .. }
-        | Op::AvgPool2d { .. }
         | Op::GlobalAvgPool
         | Op::Reshape { .. }
         | Op::Clip { .. }
         | Op::LeakyRelu { .. }
-        | Op::Quantize { .. } => spatial_shape(op, ins)?,
+        | Op::Quantize { .. } => other_shape(op, ins)?,
         Op::Flatten => vec![checked_prod(x).ok_or("Flatten size overflows")?],
         Op::Dropout { rate } => {
             if !(0.0..1.0).contains(rate) {
@@ -523,21 +521,15 @@ fn node_shape(op: &Op, ins: &[&[usize]]) -> std::result::Result<Vec<usize>, Stri
     })
 }
 
-/// `node_shape` for the ops a plain MLP does not have, a wasm function of its own: V8 compiles
-/// a function on its first call, so such a model's load never compiles these checks
-/// (wasm/DESIGN.md, "What the load path compiles").
+/// `node_shape` for the windowed ops (Conv2d and the pools), a wasm function of its own: V8
+/// compiles a function on its first call, so a plain MLP's load never compiles these checks
+/// (wasm/DESIGN.md, "What the load path compiles"); `other_shape` has the remaining ops.
 #[inline(never)]
 fn spatial_shape(op: &Op, ins: &[&[usize]]) -> std::result::Result<Vec<usize>, String> {
     let x = ins[0];
-    let spatial = |what: &str| -> std::result::Result<(usize, usize, usize), String> {
-        match *x {
-            [c, h, w] => Ok((c, h, w)),
-            _ => Err(format!("{what} needs a [C, H, W] input, got {x:?}")),
-        }
-    };
     Ok(match op {
         Op::Conv2d { weight, bias, stride, padding, dilation, groups } => {
-            let (c, h, w) = spatial("Conv2d")?;
+            let (c, h, w) = spatial("Conv2d", x)?;
             if weight.shape.len() != 4 {
                 return Err(format!("Conv2d weight must be 4-D [out_c, in_c/groups, kh, kw], got {:?}", weight.shape));
             }
@@ -572,6 +564,36 @@ fn spatial_shape(op: &Op, ins: &[&[usize]]) -> std::result::Result<Vec<usize>, S
                 }
             }
         }
+        Op::MaxPool2d { kernel, stride, padding, ceil_mode }
+        | Op::AvgPool2d { kernel, stride, padding, ceil_mode, .. } => {
+            let (c, h, w) = spatial(op.name(), x)?;
+            if !geometry_ok(kernel) || !geometry_ok(stride) || !geometry_ok(padding) {
+                return Err(format!("{} geometry exceeds the limit of {MAX_GEOMETRY}", op.name()));
+            }
+            if kernel.contains(&0) || stride.contains(&0) {
+                return Err(format!("{} kernel {kernel:?} and stride {stride:?} must be non-zero", op.name()));
+            }
+            if padding[0] >= kernel[0] || padding[2] >= kernel[0] || padding[1] >= kernel[1] || padding[3] >= kernel[1] {
+                return Err(format!("{} padding {padding:?} must be smaller than the kernel {kernel:?}", op.name()));
+            }
+            let oh = window_out(h, kernel[0], stride[0], padding[0], padding[2], 1, *ceil_mode);
+            let ow = window_out(w, kernel[1], stride[1], padding[1], padding[3], 1, *ceil_mode);
+            match (oh, ow) {
+                (Some(oh), Some(ow)) => vec![c, oh, ow],
+                _ => return Err(format!("{} kernel {kernel:?} does not fit input {x:?}", op.name())),
+            }
+        }
+        _ => unreachable!("node_shape sends the other ops elsewhere"),
+    })
+}
+
+/// `node_shape` for the ops neither a plain MLP nor a plain CNN has (normalisation, residual
+/// joins, reshapes, clips, quantization), a wasm function of its own for the same reason as
+/// `spatial_shape`.
+#[inline(never)]
+fn other_shape(op: &Op, ins: &[&[usize]]) -> std::result::Result<Vec<usize>, String> {
+    let x = ins[0];
+    Ok(match op {
         Op::BatchNorm { gamma, beta, mean, var, eps } => {
             let c = x[0];
             for (what, t) in [("gamma", gamma), ("beta", beta), ("mean", mean), ("var", var)] {
@@ -606,27 +628,8 @@ fn spatial_shape(op: &Op, ins: &[&[usize]]) -> std::result::Result<Vec<usize>, S
             out[0] = c;
             out
         }
-        Op::MaxPool2d { kernel, stride, padding, ceil_mode }
-        | Op::AvgPool2d { kernel, stride, padding, ceil_mode, .. } => {
-            let (c, h, w) = spatial(op.name())?;
-            if !geometry_ok(kernel) || !geometry_ok(stride) || !geometry_ok(padding) {
-                return Err(format!("{} geometry exceeds the limit of {MAX_GEOMETRY}", op.name()));
-            }
-            if kernel.contains(&0) || stride.contains(&0) {
-                return Err(format!("{} kernel {kernel:?} and stride {stride:?} must be non-zero", op.name()));
-            }
-            if padding[0] >= kernel[0] || padding[2] >= kernel[0] || padding[1] >= kernel[1] || padding[3] >= kernel[1] {
-                return Err(format!("{} padding {padding:?} must be smaller than the kernel {kernel:?}", op.name()));
-            }
-            let oh = window_out(h, kernel[0], stride[0], padding[0], padding[2], 1, *ceil_mode);
-            let ow = window_out(w, kernel[1], stride[1], padding[1], padding[3], 1, *ceil_mode);
-            match (oh, ow) {
-                (Some(oh), Some(ow)) => vec![c, oh, ow],
-                _ => return Err(format!("{} kernel {kernel:?} does not fit input {x:?}", op.name())),
-            }
-        }
         Op::GlobalAvgPool => {
-            let (c, _, _) = spatial("GlobalAvgPool")?;
+            let (c, _, _) = spatial("GlobalAvgPool", x)?;
             vec![c, 1, 1]
         }
         Op::Reshape { shape } => {
@@ -661,6 +664,14 @@ fn spatial_shape(op: &Op, ins: &[&[usize]]) -> std::result::Result<Vec<usize>, S
         }
         _ => unreachable!("node_shape sends the other ops elsewhere"),
     })
+}
+
+/// `x` as `[C, H, W]`, or the error `what` reports when it is not.
+fn spatial(what: &str, x: &[usize]) -> std::result::Result<(usize, usize, usize), String> {
+    match *x {
+        [c, h, w] => Ok((c, h, w)),
+        _ => Err(format!("{what} needs a [C, H, W] input, got {x:?}")),
+    }
 }
 
 /// The shape of a broadcast elementwise op, or `None` when the shapes do not combine.

@@ -1184,6 +1184,58 @@ fn sample_step(
         match &st.k {
             XK::Transpose { c, hw, to_hwc } => generic_transpose_f32(x(0), *c, *hw, *to_hwc, y),
             XK::Conv(g) => conv(ks, g, x(0), y, scratch),
+            XK::Act { act, .. } => {
+                load0(y);
+                generic_act_f32(*act, y);
+            }
+            XK::Affine { scale, shift, act, .. } => {
+                load0(y);
+                generic_affine_f32(y, scale, shift, *act);
+            }
+            XK::Softmax { len } => {
+                load0(y);
+                softmax_rows(y, *len);
+            }
+            XK::Copy => y.copy_from_slice(x(0)),
+            XK::Pool { kind, win, fast } if !st.in_u8 => match fast {
+                Some(g) => ks.maxpool_hwc(x(0), g, y),
+                None => generic_pool_f32(x(0), y, win, *kind),
+            },
+            // The other kinds in a function of their own: V8 compiles a function on its
+            // first call, so a model without them (the f32 MNIST models) never compiles them
+            // (wasm/DESIGN.md, "What the load path compiles").
+            _ => sample_step_rare(ks, st, s, input, il, bufs, stride, y, scratch),
+        }
+    }
+    bufs[ob] = obuf;
+}
+
+/// [`sample_step`] for the kinds the f32 MNIST models do not have (sparse, Winograd, depthwise,
+/// integer, binary, elementwise with two inputs, concat, u8 pools): `y` is the step's output.
+#[allow(clippy::too_many_arguments)]
+#[inline(never)]
+fn sample_step_rare(
+    ks: KernelSet,
+    st: &XStep,
+    s: usize,
+    input: &[f32],
+    il: usize,
+    bufs: &[AlignedBuf],
+    stride: &[usize],
+    y: &mut [f32],
+    scratch: &mut Scratch,
+) {
+    let x = |i: usize| view(st.ins[i], s, st.in_lens[i], input, il, bufs, stride);
+    let load0 = |y: &mut [f32]| {
+        if !st.in_place {
+            y.copy_from_slice(x(0));
+        }
+    };
+    match &st.k {
+            XK::Pool { kind, win, fast } => match fast {
+                Some(g) => generic_maxpool_u8(bytes(x(0)), bytes_mut(y), g),
+                None => generic_pool_f32(x(0), y, win, *kind),
+            },
             XK::Wino(g) => {
                 ks.winograd_conv(&g.w, &g.win, x(0), &g.bias, g.clamp, y, scratch.apanel.as_mut_slice(), scratch.wino.as_mut_slice());
                 generic_act_f32(g.post, y);
@@ -1198,11 +1250,6 @@ fn sample_step(
                 ks.dwconv_hwc(x(0), w, bias, y, win, *lo, *hi);
                 generic_act_f32(*post, y);
             }
-            XK::Pool { kind, win, fast } => match fast {
-                Some(g) if st.in_u8 => generic_maxpool_u8(bytes(x(0)), bytes_mut(y), g),
-                Some(g) => ks.maxpool_hwc(x(0), g, y),
-                None => generic_pool_f32(x(0), y, win, *kind),
-            },
             XK::Gap { c, hw } => generic_gap_f32(x(0), *c, *hw, y),
             XK::Binary { op, bc, act, .. } => {
                 load0(y);
@@ -1219,19 +1266,6 @@ fn sample_step(
                     off += c;
                 }
             }
-            XK::Act { act, .. } => {
-                load0(y);
-                generic_act_f32(*act, y);
-            }
-            XK::Affine { scale, shift, act, .. } => {
-                load0(y);
-                generic_affine_f32(y, scale, shift, *act);
-            }
-            XK::Softmax { len } => {
-                load0(y);
-                softmax_rows(y, *len);
-            }
-            XK::Copy => y.copy_from_slice(x(0)),
             XK::Sign => {
                 load0(y);
                 y.iter_mut().for_each(|v| *v = if *v >= 0.0 { 1.0 } else { -1.0 });
@@ -1270,9 +1304,10 @@ fn sample_step(
                 ks.for_width(w.n()).gemv_unchecked(x(0), w.data(), w.k(), w.n(), Some(bias), *tile_relu, y);
                 generic_act_f32(*post, y);
             }
-        }
+            XK::Transpose { .. } | XK::Conv(_) | XK::Act { .. } | XK::Affine { .. } | XK::Softmax { .. } | XK::Copy => {
+                unreachable!("run by sample_step")
+            }
     }
-    bufs[ob] = obuf;
 }
 
 /// A binary Dense over `m` rows of `x` (stride `lda`) into `y` (stride `ldy`), `BROWS` rows at

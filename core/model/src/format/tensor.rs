@@ -155,6 +155,18 @@ impl Tensor {
                 }
                 check_finite("value", v)
             }
+            // The stored forms in a function of their own: an f32 model's load (the MNIST
+            // defaults) never calls it, so V8 never compiles it (wasm/DESIGN.md, "What the
+            // load path compiles").
+            _ => self.check_stored(numel),
+        }
+    }
+
+    /// [`Tensor::check_data`] for the quantized and sparse payloads.
+    #[inline(never)]
+    fn check_stored(&self, numel: usize) -> Result<()> {
+        match &self.data {
+            TensorData::F32(_) => Ok(()), // checked by check_data itself
             TensorData::Quantized { qtype, quant, raw } => {
                 if let QuantType::Packed { bits, .. } = qtype {
                     if !(1..=7).contains(bits) {

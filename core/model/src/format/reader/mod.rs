@@ -430,6 +430,29 @@ fn file_info(bytes: &[u8], h: &Header, sections: Vec<SectionInfo>, trusted: Opti
     }
 }
 
+/// The encrypted branch of [`read_with_info_opts`], a wasm function of its own: V8 compiles a
+/// function on its first call, so a plain file's load never compiles it (wasm/DESIGN.md, "What
+/// the load path compiles").
+#[inline(never)]
+fn open_encrypted(
+    bytes: &[u8],
+    h: &Header,
+    meta: Section,
+    e: Section,
+    all: Vec<SectionInfo>,
+    trusted: Option<&[PublicKey]>,
+    decrypt: Option<&DecryptionKey>,
+) -> Result<(Model, FileInfo)> {
+    let sealed = Sealed {
+        meta: &bytes[meta.offset..meta.end()],
+        meta_at: meta.offset,
+        encryption: &bytes[e.offset..e.end()],
+        at: e.offset,
+    };
+    let outer = file_info(bytes, h, all, trusted);
+    encrypt::open(&sealed, decrypt, outer)
+}
+
 /// [`read_with_info`] with the digest check optional (every structural check still runs) and
 /// an optional trust policy: with `trusted`, the digest is always checked and the signature
 /// verified before any section past the header is parsed.
@@ -446,16 +469,7 @@ pub(crate) fn read_with_info_opts(
     let s = parse_sections(bytes, &h)?;
     let (graph_s, tensors_s, data_s) = match s.body {
         Body::Plain { graph, tensors, data } => (graph, tensors, data),
-        Body::Encrypted(e) => {
-            let sealed = Sealed {
-                meta: &bytes[s.meta.offset..s.meta.end()],
-                meta_at: s.meta.offset,
-                encryption: &bytes[e.offset..e.end()],
-                at: e.offset,
-            };
-            let outer = file_info(bytes, &h, s.all, trusted);
-            return encrypt::open(&sealed, decrypt, outer);
-        }
+        Body::Encrypted(e) => return open_encrypted(bytes, &h, s.meta, e, s.all, trusted, decrypt),
     };
     let newer_minor = h.minor > FORMAT_MINOR;
     let meta = parse_meta(&mut cursor(bytes, s.meta), newer_minor)?;

@@ -231,56 +231,63 @@ impl std::fmt::Display for Ctx {
 pub(super) fn decode(bytes: &[u8], r: Record, i: usize, owner: Owner) -> Result<Tensor> {
     // Formatted only into an error: a load that succeeds builds no string here.
     let ctx = Ctx { i, owner, at: r.at };
-    let buf = |b: usize| {
-        let (off, len) = r.buffers[b];
-        &bytes[off..off + len] // checked inside DATA when parsed
-    };
-    let len_err = |b: usize, want: String| {
-        Error::bad_model(format!(
-            "{ctx}: buffer {b} is {} bytes, but {want}",
-            r.buffers[b].1
-        ))
-    };
     let numel = r.numel;
-    let data = match r.encoding {
+    // Plain f32 inline; the quantized and sparse forms in `decode_stored`, which an f32 model's
+    // load never calls, so V8 never compiles it (wasm/DESIGN.md, "What the load path compiles").
+    let data = if r.encoding == encoding::DENSE && r.dtype == dtype::F32 {
+        if Some(r.buffers[0].1) != numel.checked_mul(4) {
+            return Err(len_err(&r, ctx, 0, format!("shape {:?} needs {numel} f32 values", r.shape)));
+        }
+        TensorData::F32(le_f32s(buffer(bytes, &r, 0)))
+    } else {
+        decode_stored(bytes, &r, ctx)?
+    };
+    let t = Tensor {
+        shape: r.shape,
+        data,
+    };
+    t.check_data().map_err(|e| Error {
+        kind: e.kind,
+        message: format!("{ctx}: {}", e.message),
+    })?;
+    Ok(t)
+}
+
+/// [`decode`] for the quantized (dense integer) and sparse encodings.
+#[inline(never)]
+fn decode_stored(bytes: &[u8], r: &Record, ctx: Ctx) -> Result<TensorData> {
+    let numel = r.numel;
+    Ok(match r.encoding {
         encoding::DENSE => {
-            if r.dtype == dtype::F32 {
-                if Some(r.buffers[0].1) != numel.checked_mul(4) {
-                    return Err(len_err(
-                        0,
-                        format!("shape {:?} needs {numel} f32 values", r.shape),
-                    ));
-                }
-                TensorData::F32(le_f32s(buf(0)))
-            } else {
-                let qtype = match r.dtype {
-                    dtype::I8 => QuantType::I8,
-                    dtype::U8 => QuantType::U8,
-                    d => QuantType::Packed {
-                        bits: r.bits,
-                        signed: d == dtype::SPACKED,
-                    },
-                };
-                let want = packed_len(numel, qtype_bits(qtype));
-                if Some(r.buffers[0].1) != want {
-                    return Err(len_err(
-                        0,
-                        format!(
-                            "{numel} values of {} bits need {}",
-                            qtype_bits(qtype),
-                            want.unwrap_or(usize::MAX)
-                        ),
-                    ));
-                }
-                let quant = r
-                    .quant
-                    .clone()
-                    .ok_or_else(|| Error::bad_model(format!("{ctx}: missing quantization")))?;
-                TensorData::Quantized {
-                    qtype,
-                    quant,
-                    raw: buf(0).to_vec(),
-                }
+            let qtype = match r.dtype {
+                dtype::I8 => QuantType::I8,
+                dtype::U8 => QuantType::U8,
+                d => QuantType::Packed {
+                    bits: r.bits,
+                    signed: d == dtype::SPACKED,
+                },
+            };
+            let want = packed_len(numel, qtype_bits(qtype));
+            if Some(r.buffers[0].1) != want {
+                return Err(len_err(
+                    r,
+                    ctx,
+                    0,
+                    format!(
+                        "{numel} values of {} bits need {}",
+                        qtype_bits(qtype),
+                        want.unwrap_or(usize::MAX)
+                    ),
+                ));
+            }
+            let quant = r
+                .quant
+                .clone()
+                .ok_or_else(|| Error::bad_model(format!("{ctx}: missing quantization")))?;
+            TensorData::Quantized {
+                qtype,
+                quant,
+                raw: buffer(bytes, r, 0).to_vec(),
             }
         }
         enc => {
@@ -300,6 +307,8 @@ pub(super) fn decode(bytes: &[u8], r: Record, i: usize, owner: Owner) -> Result<
                 })?;
                 if Some(r.buffers[0].1) != rows.checked_add(1).and_then(|n| n.checked_mul(4)) {
                     return Err(len_err(
+                        r,
+                        ctx,
                         0,
                         format!(
                             "{rows} rows need {} row pointers of 4 bytes",
@@ -314,37 +323,40 @@ pub(super) fn decode(bytes: &[u8], r: Record, i: usize, owner: Owner) -> Result<
                     )));
                 }
                 TensorData::SparseCsr {
-                    row_ptr: le_u32s(buf(0)),
-                    col_idx: le_u32s(buf(1)),
-                    values: le_f32s(buf(2)),
+                    row_ptr: le_u32s(buffer(bytes, r, 0)),
+                    col_idx: le_u32s(buffer(bytes, r, 1)),
+                    values: le_f32s(buffer(bytes, r, 2)),
                 }
             } else {
                 let want = packed_len(numel, 1).unwrap_or(usize::MAX);
                 if r.buffers[0].1 != want {
                     return Err(len_err(
+                        r,
+                        ctx,
                         0,
                         format!("a bitmask of {numel} elements needs {want}"),
                     ));
                 }
                 if r.buffers[1].1 % 4 != 0 {
-                    return Err(len_err(1, "values are 4-byte f32s".into()));
+                    return Err(len_err(r, ctx, 1, "values are 4-byte f32s".into()));
                 }
                 TensorData::SparseBitmask {
-                    mask: buf(0).to_vec(),
-                    values: le_f32s(buf(1)),
+                    mask: buffer(bytes, r, 0).to_vec(),
+                    values: le_f32s(buffer(bytes, r, 1)),
                 }
             }
         }
-    };
-    let t = Tensor {
-        shape: r.shape,
-        data,
-    };
-    t.check_data().map_err(|e| Error {
-        kind: e.kind,
-        message: format!("{ctx}: {}", e.message),
-    })?;
-    Ok(t)
+    })
+}
+
+/// Buffer `b` of record `r` (checked inside DATA when parsed).
+fn buffer<'a>(bytes: &'a [u8], r: &Record, b: usize) -> &'a [u8] {
+    let (off, len) = r.buffers[b];
+    &bytes[off..off + len]
+}
+
+fn len_err(r: &Record, ctx: Ctx, b: usize, want: String) -> Error {
+    Error::bad_model(format!("{ctx}: buffer {b} is {} bytes, but {want}", r.buffers[b].1))
 }
 
 
