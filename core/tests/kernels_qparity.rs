@@ -606,7 +606,8 @@ fn seven_bit_gathered_runs_match_the_scalar_reference() {
 /// codes: k around 4 and 16 and the MLP's 784, m around the tile's MR, a stride past k, values
 /// at the clamps, ties and ±0, and a NaN / ±∞ (mapped as the quantizer maps them, and
 /// reported) at the first, a middle and the last position. Only sets with the 7-bit tile pack
-/// Dot7 (the relaxed wasm build); on the others the test asserts that none does.
+/// Dot7 (the relaxed wasm build, in an engine whose dot is exact); on the others the test
+/// asserts that none does.
 #[test]
 fn seven_bit_rows_quantized_into_the_panel_match_the_reference() {
     use mdeploy_core::kernels::quant::QParams;
