@@ -16,7 +16,7 @@ say() { printf '\033[1mbootstrap:\033[0m %s\n' "$*" >&2; }
 need_rust_targets() {
   local have; have="$(rustup target list --installed)"
   local t
-  for t in wasm32-unknown-unknown wasm32-wasip2; do
+  for t in wasm32-unknown-unknown wasm32-wasip1 wasm32-wasip2; do
     if ! grep -qx "$t" <<<"$have"; then
       say "adding Rust target $t"
       rustup target add "$t"

@@ -20,6 +20,11 @@ cargo build -p mdeploy-core --release --target wasm32-wasip2
 LOG="$CARGO_TARGET_DIR/npm-test.log"
 : > "$LOG"
 
+step "int8 kernels in the relaxed wasm build: kernels_qparity for wasm32-wasip1 under wasmtime (7-bit tile) and Node 20 (its fallback)"
+# About 75 s cold on 2 cores, seconds to run. The 7-bit tile exists only in this build and is
+# chosen per engine at run time (dot_is_exact), so only here do both of its paths run.
+bash scripts/wasi-qparity.sh 2>&1 | tee -a "$LOG"
+
 step "serve/deploy: the Dockerfile and KServe manifests agree with defaults.json, mdeploy serve's flags and each other"
 node --test serve/deploy/deploy.test.mjs 2>&1 | tee -a "$LOG"
 
