@@ -8,7 +8,7 @@
 #
 # Environment: ROUNDS (3), DUR (5s per row), CONNS (32), THREADS (2), SCENARIOS (space-separated,
 # default "health mlp cnn"; also mlp-bin, cnn-bin (KServe binary tensors), predict (784 raw
-# bytes to /predict, CNN)), SERVE_FLAGS (extra `wasmtime serve` flags for every server, hello
+# bytes to /predict, CNN), mlp-int8, mlp-sparse, mlp-student (the MLP's smaller defaults, JSON)), SERVE_FLAGS (extra `wasmtime serve` flags for every server, hello
 # included, e.g. "-O pooling-allocator=y": flags of the stock CLI), ALSO_FLAGS (a second set: every
 # round then runs hello and every component again with these flags; those rows are marked `*` and
 # compared with the hello row that had the same flags).
@@ -63,8 +63,13 @@ scenario() {
     mlp-bin) echo "/v2/models/mnist-mlp/infer $TMP/infer.bin application/octet-stream $(cat "$TMP/infer.bin.len")" ;;
     cnn-bin) echo "/v2/models/mnist-cnn/infer $TMP/infer.bin application/octet-stream $(cat "$TMP/infer.bin.len")" ;;
     predict) echo "/predict $TMP/digit.raw application/octet-stream -" ;;
+    # The MLP's smaller forms (same JSON body): how much of the f32 MLP's cost is reading its
+    # 400 KB of weights in a fresh instance (int8: 100 KB, sparse90: 55 KB, student: 12 KB).
+    mlp-int8) echo "/v2/models/mnist-mlp-int8/infer $TMP/infer.json application/json -" ;;
+    mlp-sparse) echo "/v2/models/mnist-mlp-sparse90/infer $TMP/infer.json application/json -" ;;
+    mlp-student) echo "/v2/models/mnist-mlp-student/infer $TMP/infer.json application/json -" ;;
     hello) echo "/ - - -" ;;
-    *) echo "ab.sh: unknown scenario '$1' (health mlp cnn mlp-bin cnn-bin predict)" >&2; exit 2 ;;
+    *) echo "ab.sh: unknown scenario '$1' (health mlp cnn mlp-bin cnn-bin predict mlp-int8 mlp-sparse mlp-student)" >&2; exit 2 ;;
   esac
 }
 
