@@ -1232,81 +1232,81 @@ fn sample_step_rare(
         }
     };
     match &st.k {
-            XK::Pool { kind, win, fast } => match fast {
-                Some(g) => generic_maxpool_u8(bytes(x(0)), bytes_mut(y), g),
-                None => generic_pool_f32(x(0), y, win, *kind),
-            },
-            XK::Wino(g) => {
-                ks.winograd_conv(&g.w, &g.win, x(0), &g.bias, g.clamp, y, scratch.apanel.as_mut_slice(), scratch.wino.as_mut_slice());
-                generic_act_f32(g.post, y);
-            }
-            XK::SpConv(g) => sparse_conv(ks, g, x(0), y, scratch.sparse.as_mut_slice()),
-            XK::SpDense { wt, bias, clamp, post, .. } => {
-                // Never reached (a Dense starts the batched stage); kept correct anyway.
-                wt.run(ks, x(0), bias, *clamp, scratch.sparse.as_mut_slice(), y);
-                generic_act_f32(*post, y);
-            }
-            XK::DwConv { win, w, bias, lo, hi, post } => {
-                ks.dwconv_hwc(x(0), w, bias, y, win, *lo, *hi);
-                generic_act_f32(*post, y);
-            }
-            XK::Gap { c, hw } => generic_gap_f32(x(0), *c, *hw, y),
-            XK::Binary { op, bc, act, .. } => {
-                load0(y);
-                generic_binary_f32(*op, y, &x(1)[..*bc], *act);
-            }
-            XK::Concat { channels, hw } => {
-                let total: usize = channels.iter().sum();
-                let mut off = 0;
-                for (i, &c) in channels.iter().enumerate() {
-                    let src = x(i);
-                    for p in 0..*hw {
-                        y[p * total + off..p * total + off + c].copy_from_slice(&src[p * c..(p + 1) * c]);
-                    }
-                    off += c;
+        XK::Pool { kind, win, fast } => match fast {
+            Some(g) => generic_maxpool_u8(bytes(x(0)), bytes_mut(y), g),
+            None => generic_pool_f32(x(0), y, win, *kind),
+        },
+        XK::Wino(g) => {
+            ks.winograd_conv(&g.w, &g.win, x(0), &g.bias, g.clamp, y, scratch.apanel.as_mut_slice(), scratch.wino.as_mut_slice());
+            generic_act_f32(g.post, y);
+        }
+        XK::SpConv(g) => sparse_conv(ks, g, x(0), y, scratch.sparse.as_mut_slice()),
+        XK::SpDense { wt, bias, clamp, post, .. } => {
+            // Never reached (a Dense starts the batched stage); kept correct anyway.
+            wt.run(ks, x(0), bias, *clamp, scratch.sparse.as_mut_slice(), y);
+            generic_act_f32(*post, y);
+        }
+        XK::DwConv { win, w, bias, lo, hi, post } => {
+            ks.dwconv_hwc(x(0), w, bias, y, win, *lo, *hi);
+            generic_act_f32(*post, y);
+        }
+        XK::Gap { c, hw } => generic_gap_f32(x(0), *c, *hw, y),
+        XK::Binary { op, bc, act, .. } => {
+            load0(y);
+            generic_binary_f32(*op, y, &x(1)[..*bc], *act);
+        }
+        XK::Concat { channels, hw } => {
+            let total: usize = channels.iter().sum();
+            let mut off = 0;
+            for (i, &c) in channels.iter().enumerate() {
+                let src = x(i);
+                for p in 0..*hw {
+                    y[p * total + off..p * total + off + c].copy_from_slice(&src[p * c..(p + 1) * c]);
                 }
+                off += c;
             }
-            XK::Sign => {
-                load0(y);
-                y.iter_mut().for_each(|v| *v = if *v >= 0.0 { 1.0 } else { -1.0 });
-            }
-            XK::BDense(d) => {
-                // Never reached (a BDense starts the batched stage); correct anyway.
-                let k = d.w.k();
-                let _ = bdense_rows(ks, d, x(0), k, 1, y, st.out_len, scratch);
-            }
-            // Never in place when it writes u8 (`u8_values`).
-            XK::Quantize { q } if st.out_u8 => {
-                let QScratch { check, nonfinite, .. } = &mut scratch.q;
-                quantize_input(ks, *q, x(0), &mut bytes_mut(y)[..st.out_len], *check, nonfinite)
-            }
-            XK::Quantize { q } => {
-                load0(y);
-                ks.fake_quantize(*q, y);
-            }
-            XK::QConv(g) => {
-                let src = if st.in_u8 { QIn::U8(bytes(x(0))) } else { QIn::F32(x(0)) };
-                let dst = if st.out_u8 { QOutBuf::U8(bytes_mut(y)) } else { QOutBuf::F32(y) };
-                qconv(ks, g, src, dst, &mut scratch.q)
-            }
-            XK::QDense(d) => {
-                // Never reached (QDense starts the batched stage); correct anyway.
-                let QScratch { a, c, panel, .. } = &mut scratch.q;
-                let src = if st.in_u8 { QIn::U8(bytes(x(0))) } else { QIn::F32(x(0)) };
-                let dst = if st.out_u8 { QOutBuf::U8(bytes_mut(y)) } else { QOutBuf::F32(y) };
-                let (k, n) = (d.w.k(), d.w.n());
-                // Finiteness is checked where a plan's input is read (`Exec::checks_input`).
-                let _ = qrows(ks, &d.w, d.input, &d.epi, src, k, 1, dst, n, a, c, panel);
-            }
-            XK::Dense { w, bias, tile_relu, post } => {
-                // Never reached: the first Dense starts the batched stage, where Dense steps go
-                // through `dense_step`. Kept correct anyway (batch-1 GEMV).
-                ks.for_width(w.n()).gemv_unchecked(x(0), w.data(), w.k(), w.n(), Some(bias), *tile_relu, y);
-                generic_act_f32(*post, y);
-            }
-            XK::Transpose { .. } | XK::Conv(_) | XK::Act { .. } | XK::Affine { .. } | XK::Softmax { .. } | XK::Copy => {
-                unreachable!("run by sample_step")
-            }
+        }
+        XK::Sign => {
+            load0(y);
+            y.iter_mut().for_each(|v| *v = if *v >= 0.0 { 1.0 } else { -1.0 });
+        }
+        XK::BDense(d) => {
+            // Never reached (a BDense starts the batched stage); correct anyway.
+            let k = d.w.k();
+            let _ = bdense_rows(ks, d, x(0), k, 1, y, st.out_len, scratch);
+        }
+        // Never in place when it writes u8 (`u8_values`).
+        XK::Quantize { q } if st.out_u8 => {
+            let QScratch { check, nonfinite, .. } = &mut scratch.q;
+            quantize_input(ks, *q, x(0), &mut bytes_mut(y)[..st.out_len], *check, nonfinite)
+        }
+        XK::Quantize { q } => {
+            load0(y);
+            ks.fake_quantize(*q, y);
+        }
+        XK::QConv(g) => {
+            let src = if st.in_u8 { QIn::U8(bytes(x(0))) } else { QIn::F32(x(0)) };
+            let dst = if st.out_u8 { QOutBuf::U8(bytes_mut(y)) } else { QOutBuf::F32(y) };
+            qconv(ks, g, src, dst, &mut scratch.q)
+        }
+        XK::QDense(d) => {
+            // Never reached (QDense starts the batched stage); correct anyway.
+            let QScratch { a, c, panel, .. } = &mut scratch.q;
+            let src = if st.in_u8 { QIn::U8(bytes(x(0))) } else { QIn::F32(x(0)) };
+            let dst = if st.out_u8 { QOutBuf::U8(bytes_mut(y)) } else { QOutBuf::F32(y) };
+            let (k, n) = (d.w.k(), d.w.n());
+            // Finiteness is checked where a plan's input is read (`Exec::checks_input`).
+            let _ = qrows(ks, &d.w, d.input, &d.epi, src, k, 1, dst, n, a, c, panel);
+        }
+        XK::Dense { w, bias, tile_relu, post } => {
+            // Never reached: the first Dense starts the batched stage, where Dense steps go
+            // through `dense_step`. Kept correct anyway (batch-1 GEMV).
+            ks.for_width(w.n()).gemv_unchecked(x(0), w.data(), w.k(), w.n(), Some(bias), *tile_relu, y);
+            generic_act_f32(*post, y);
+        }
+        XK::Transpose { .. } | XK::Conv(_) | XK::Act { .. } | XK::Affine { .. } | XK::Softmax { .. } | XK::Copy => {
+            unreachable!("run by sample_step")
+        }
     }
 }
 
