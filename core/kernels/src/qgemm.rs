@@ -716,9 +716,7 @@ fn quantize_dot7_row_scalar(p: QParams, x: &[f32], out: &mut [u8]) -> (u32, bool
 fn gather_dot7(x: &[u8], base: &[u32], offs: &[u32], b: &PackedQB, c: &mut [i32], ldc: usize, group: usize) {
     use crate::wasm::wasm_relaxed_qmmm_i7::{wasm_relaxed_qmmm_gather_i7_4x16 as tile, MR};
     let (n, m, words) = (b.n, base.len(), b.words());
-    // Only the bytes the words reach: `x` may be a whole slot, far longer than one sample.
-    let lo = base.iter().fold(u32::MAX, |a, &v| a.min(v)) as usize;
-    let hi = base.iter().fold(0u32, |a, &v| a.max(v)) as usize + offs.iter().fold(0u32, |a, &v| a.max(v)) as usize + 4;
+    let (lo, hi) = gathered_reach(base, offs);
     let x = &x[lo..hi];
     let flipped: Vec<u8> = x.iter().map(|&v| v ^ 0x80).collect();
     // pre[i] = Σ x[..i] (wrapping: only differences are used, and they are exact).
@@ -758,6 +756,16 @@ fn gather_dot7(x: &[u8], base: &[u32], offs: &[u32], b: &PackedQB, c: &mut [i32]
     }
 }
 
+/// The bytes `lo..hi` of `x` that the gathered words (`base[i] + offs[g] .. + 4`) reach: the
+/// wasm gathering tiles copy only those (flipped or widened), as `x` may be a whole slot, far
+/// longer than one sample.
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+fn gathered_reach(base: &[u32], offs: &[u32]) -> (usize, usize) {
+    let lo = base.iter().fold(u32::MAX, |a, &v| a.min(v)) as usize;
+    let hi = base.iter().fold(0u32, |a, &v| a.max(v)) as usize + offs.iter().fold(0u32, |a, &v| a.max(v)) as usize + 4;
+    (lo, hi)
+}
+
 /// [`KernelSet::qgemm_gather`] on the simd128 pair tile's gathering form
 /// (`wasm_qmmm_gather_i8_4x16`): the bytes the words reach are widened to u16 once per call,
 /// so each pair word (two codes as u16) is 4 bytes of that copy, splatted by the tile where it
@@ -769,9 +777,7 @@ fn gather_dot7(x: &[u8], base: &[u32], offs: &[u32], b: &PackedQB, c: &mut [i32]
 fn gather_pair(x: &[u8], base: &[u32], offs: &[u32], b: &PackedQB, c: &mut [i32], ldc: usize, group: usize) {
     use crate::wasm::wasm_qmmm_i8::{wasm_qmmm_gather_i8_4x16 as tile, MR};
     let (n, m, words) = (b.n, base.len(), b.words());
-    // Only the bytes the words reach: `x` may be a whole slot, far longer than one sample.
-    let lo = base.iter().fold(u32::MAX, |a, &v| a.min(v)) as usize;
-    let hi = base.iter().fold(0u32, |a, &v| a.max(v)) as usize + offs.iter().fold(0u32, |a, &v| a.max(v)) as usize + 4;
+    let (lo, hi) = gathered_reach(base, offs);
     let wide: Vec<u16> = x[lo..hi].iter().map(|&v| u16::from(v)).collect();
     // Quad word g at byte offset o is pair words 2g and 2g + 1: codes o, o + 1 and o + 2, o + 3,
     // at byte offsets 2·o and 2·o + 4 of the widened copy (little-endian u16: a | b << 16).
