@@ -68,9 +68,39 @@ fn low32(a: v128, b: v128) -> v128 {
 /// As `quant::QEpiFn`: slices hold `rows` rows of `e.n()` at their strides (checked by
 /// `KernelSet::qepilogue`).
 pub(crate) unsafe fn wasm_qepilogue_i32<T: WasmStore>(e: &QEpi, c: &[i32], ldc: usize, rows: usize, y: &mut [T], ldy: usize) {
-    let Some(([bias, mult, sat_hi, sat_lo, pow2l, pow2r], zp, lo, scale)) = e.requant_lanes() else {
+    let Some((lanes, zp, lo, scale)) = e.requant_lanes() else {
         return qepilogue_body(e, c, ldc, rows, y, ldy);
     };
+    // No column shifts left (every multiplier below 1, as for MNIST's convs and dense layers):
+    // the saturating left shift is the identity (bounds i32::MAX / i32::MIN, times 1), so that
+    // loop leaves out its multiply, two compares and two selects, the same integers. In
+    // Chromium 148 on the Xeon this epilogue was 18 % of the int7 CNN's wasm time and
+    // `i32x4.mul` is two uops there (wasm/DESIGN.md has the profile).
+    // Codes only (the convs' and hidden layers' outputs): the f32 form keeps one loop, to keep
+    // the module small (each instantiation is about 0.9 KB gzip).
+    if core::mem::size_of::<T>() == 1 && lanes[4].iter().all(|&p| p == 1) {
+        requant_rows::<T, false>(e, lanes, zp, lo, scale, c, ldc, rows, y, ldy)
+    } else {
+        requant_rows::<T, true>(e, lanes, zp, lo, scale, c, ldc, rows, y, ldy)
+    }
+}
+
+/// The vector loop of [`wasm_qepilogue_i32`]; `LSHIFT` false leaves out the left shift (the
+/// caller checked that every column's is 0).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn requant_rows<T: WasmStore, const LSHIFT: bool>(
+    e: &QEpi,
+    [bias, mult, sat_hi, sat_lo, pow2l, pow2r]: [&[i32]; 6],
+    zp: i32,
+    lo: i32,
+    scale: f32,
+    c: &[i32],
+    ldc: usize,
+    rows: usize,
+    y: &mut [T],
+    ldy: usize,
+) {
     let n = e.n();
     let full = n / 16 * 16;
     let ld = |p: &[i32], j: usize| v128_load(p.as_ptr().add(j) as *const v128);
@@ -86,10 +116,12 @@ pub(crate) unsafe fn wasm_qepilogue_i32<T: WasmStore>(e: &QEpi, c: &[i32], ldc: 
             let mut q = [i32x4_splat(0); 4];
             for (i, qv) in q.iter_mut().enumerate() {
                 let j = j0 + 4 * i;
-                let x = add_sat(ld(acc, j), ld(bias, j), max_v);
-                // Saturating left shift: the bounds first, then x · 2^l.
-                let shifted = i32x4_mul(x, ld(pow2l, j));
-                let x = v128_bitselect(max_v, v128_bitselect(min_v, shifted, i32x4_lt(x, ld(sat_lo, j))), i32x4_gt(x, ld(sat_hi, j)));
+                let mut x = add_sat(ld(acc, j), ld(bias, j), max_v);
+                if LSHIFT {
+                    // Saturating left shift: the bounds first, then x · 2^l.
+                    let shifted = i32x4_mul(x, ld(pow2l, j));
+                    x = v128_bitselect(max_v, v128_bitselect(min_v, shifted, i32x4_lt(x, ld(sat_lo, j))), i32x4_gt(x, ld(sat_hi, j)));
+                }
                 // srdhm in i64 lanes.
                 let m = ld(mult, j);
                 let p0 = u64x2_shr(i64x2_add(i64x2_extmul_low_i32x4(x, m), half30), 31);
