@@ -11,6 +11,7 @@
 //   the refs are timed too). A model given as a path (containing '/') is fetched as it is, e.g.
 //   /bench/out/f32-binary-in-256x2.mdm (bench/binary-f32.sh), and named by its file stem.
 //   INT8_AB_VARIANT=simd times the simd128 build (Chromium would pick the relaxed one).
+//   INT8_AB_CHROMIUM_ARGS='--js-flags=--perf-basic-prof' (more Chromium flags): see perf-chromium.sh.
 //   INT8_AB_COPIES=1 also times, in the same rounds, the copies the package's Engine.run makes
 //   around the plan at batch 1024 (bench/wasm/package-path.mjs has the same in Node).
 // The binary models against the f32 MLP and their own architectures in f32 (QUANT.md, "Binary stacks"):
@@ -29,7 +30,10 @@ const models = [...(process.argv[4] ?? 'mnist-mlp,mnist-mlp-int8,mnist-mlp-int7,
 const variant = (process.env.INT8_AB_VARIANT ? `&variant=${process.env.INT8_AB_VARIANT}` : '') + (process.env.INT8_AB_COPIES ? '&copies=1' : '');
 const server = await serveRepo(mnistDir());
 try {
-  const r = await server.visit(`/bench/wasm/int8-ab.html?rounds=${rounds}&pkgs=${pkgs}&models=${models.join(',')}${variant}`, 1_200_000);
+  // INT8_AB_CHROMIUM_ARGS: more Chromium flags, space-separated, e.g. '--js-flags=--perf-basic-prof'
+  // for `perf record -a` (bench/wasm/perf-chromium.sh).
+  const extra = (process.env.INT8_AB_CHROMIUM_ARGS ?? '').split(' ').filter((a) => a !== '');
+  const r = await server.visit(`/bench/wasm/int8-ab.html?rounds=${rounds}&pkgs=${pkgs}&models=${models.join(',')}${variant}`, 1_200_000, extra);
   console.log(r.userAgent);
   // Each row's references: the REFS (by stem) or its f32 model (the name without -intN).
   const refsOf = (row) => (refs.length ? refs.map(stem) : [row.model.replace(/-int\d$/, '')]).map((m) => r.rows.find((x) => x.pkg === row.pkg && x.model === m)).filter((f) => f && f !== row);
