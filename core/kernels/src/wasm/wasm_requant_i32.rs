@@ -75,9 +75,10 @@ pub(crate) unsafe fn wasm_qepilogue_i32<T: WasmStore>(e: &QEpi, c: &[i32], ldc: 
     // the saturating left shift is the identity (bounds i32::MAX / i32::MIN, times 1), so that
     // loop leaves out its multiply, two compares and two selects, the same integers. In
     // Chromium 148 on the Xeon this epilogue was 18 % of the int7 CNN's wasm time and
-    // `i32x4.mul` is two uops there (wasm/DESIGN.md has the profile).
-    // Codes only (the convs' and hidden layers' outputs): the f32 form keeps one loop, to keep
-    // the module small (each instantiation is about 0.9 KB gzip).
+    // `i32x4.mul` is two uops there (core/runtime/QUANT.md, "The int7 CNN in Chromium on the
+    // Xeon", has the profile). Codes only (the convs' and hidden layers' outputs): the f32 form
+    // keeps one loop, to keep the module small (each instantiation is about 0.9 KB gzip). The
+    // scan over the columns' shifts is per call, n compares beside n requantized lanes per row.
     if core::mem::size_of::<T>() == 1 && lanes[4].iter().all(|&p| p == 1) {
         requant_rows::<T, false>(e, lanes, zp, lo, scale, c, ldc, rows, y, ldy)
     } else {
